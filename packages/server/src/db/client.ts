@@ -1,0 +1,66 @@
+import { mkdir } from "node:fs/promises";
+import { PGlite } from "@electric-sql/pglite";
+import type { ExtractTablesWithRelations } from "drizzle-orm";
+import type { PgDatabase, PgQueryResultHKT, PgTransaction } from "drizzle-orm/pg-core";
+import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
+import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
+import postgres from "postgres";
+import * as schema from "./schema.ts";
+
+export type Schema = typeof schema;
+/** A drizzle database over either driver; domain code never knows which. */
+export type Db = PgDatabase<PgQueryResultHKT, Schema>;
+export type Tx = PgTransaction<PgQueryResultHKT, Schema, ExtractTablesWithRelations<Schema>>;
+/** What repositories take: the database, or the transaction they run in. */
+export type Executor = Db | Tx;
+
+export interface Database {
+  readonly db: Db;
+  readonly driver: "postgres" | "pglite";
+  /** Answers whether the database is reachable (for health checks). */
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export type DatabaseTarget =
+  | { driver: "postgres"; url: string; poolSize: number }
+  | { driver: "pglite"; dataDir: string | undefined };
+
+/**
+ * Opens a region's database: Postgres through the `postgres` driver, or an
+ * embedded PGlite in a folder (in memory when `dataDir` is undefined, for tests).
+ */
+export async function openDatabase(target: DatabaseTarget): Promise<Database> {
+  if (target.driver === "postgres") {
+    const client = postgres(target.url, {
+      max: target.poolSize,
+      onnotice: () => {},
+      connection: { application_name: "coffer-server" },
+    });
+    const db = drizzlePostgres({ client, schema }) as unknown as Db;
+    return {
+      db,
+      driver: "postgres",
+      ping: () => ping(db),
+      close: () => client.end({ timeout: 5 }),
+    };
+  }
+  if (target.dataDir !== undefined) await mkdir(target.dataDir, { recursive: true, mode: 0o700 });
+  const client = await PGlite.create(target.dataDir ?? "memory://");
+  const db = drizzlePglite({ client, schema }) as unknown as Db;
+  return {
+    db,
+    driver: "pglite",
+    ping: () => ping(db),
+    close: () => client.close(),
+  };
+}
+
+async function ping(db: Db): Promise<boolean> {
+  try {
+    await db.execute("select 1");
+    return true;
+  } catch {
+    return false;
+  }
+}

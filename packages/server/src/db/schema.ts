@@ -1,0 +1,104 @@
+import { sql } from "drizzle-orm";
+import {
+  bigint,
+  boolean,
+  customType,
+  index,
+  integer,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from "drizzle-orm/pg-core";
+
+/** bytea as Uint8Array on both drivers (postgres-js gives Buffer, a Uint8Array). */
+export const bytea = customType<{ data: Uint8Array; driverData: Uint8Array }>({
+  dataType: () => "bytea",
+});
+
+const ts = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
+
+/**
+ * Secrets. A row scheduled for deletion keeps its place until the sweeper
+ * purges it, but frees its (project, region, path, name) for a new secret:
+ * the unique index only covers live rows.
+ */
+export const secrets = pgTable(
+  "secrets",
+  {
+    id: uuid("id").primaryKey(),
+    projectId: uuid("project_id").notNull(),
+    region: text("region").notNull(),
+    name: text("name").notNull(),
+    path: text("path").notNull(),
+    type: text("type").notNull(),
+    description: text("description").notNull().default(""),
+    tags: text("tags").array().notNull().default(sql`'{}'::text[]`),
+    protected: boolean("protected").notNull().default(false),
+    /** Ephemeral policy: all three null when the secret has none. */
+    ttlMs: bigint("ephemeral_ttl_ms", { mode: "number" }),
+    expiresOnceAccessed: boolean("ephemeral_once"),
+    ephemeralAction: text("ephemeral_action"),
+    /** The highest revision ever given out: revisions are never reused. */
+    lastRevision: integer("last_revision").notNull().default(0),
+    /** Bumped by every mutation of the secret or its versions; the etag. */
+    generation: bigint("generation", { mode: "number" }).notNull().default(1),
+    createdAt: ts("created_at").notNull().defaultNow(),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+    deletionRequestedAt: ts("deletion_requested_at"),
+  },
+  (t) => [
+    uniqueIndex("secrets_live_name_key")
+      .on(t.projectId, t.region, t.path, t.name)
+      .where(sql`${t.deletionRequestedAt} is null`),
+    index("secrets_project_path_idx").on(t.projectId, t.path),
+    index("secrets_deletion_idx")
+      .on(t.deletionRequestedAt)
+      .where(sql`${t.deletionRequestedAt} is not null`),
+  ],
+);
+
+/**
+ * Versions. A destroyed version keeps its row (status `deleted`, no
+ * ciphertext) so that its revision stays taken and its history visible.
+ * The payload is stored only as AES-256-GCM ciphertext under a per-version
+ * data key, itself wrapped by a master key of the key ring.
+ */
+export const secretVersions = pgTable(
+  "secret_versions",
+  {
+    secretId: uuid("secret_id")
+      .notNull()
+      .references(() => secrets.id, { onDelete: "cascade" }),
+    revision: integer("revision").notNull(),
+    status: text("status").notNull(),
+    description: text("description").notNull().default(""),
+    expiresAt: ts("expires_at"),
+    expiresOnceAccessed: boolean("expires_once_accessed"),
+    ephemeralAction: text("ephemeral_action"),
+    dataCrc32: bigint("data_crc32", { mode: "number" }).notNull(),
+    keyId: text("key_id"),
+    wrappedKey: bytea("wrapped_key"),
+    ciphertext: bytea("ciphertext"),
+    createdAt: ts("created_at").notNull().defaultNow(),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+    deletionRequestedAt: ts("deletion_requested_at"),
+    deletedAt: ts("deleted_at"),
+    /** Set when a single access consumed the version. */
+    consumedAt: ts("consumed_at"),
+  },
+  (t) => [
+    primaryKey({ columns: [t.secretId, t.revision] }),
+    index("secret_versions_expiry_idx")
+      .on(t.expiresAt)
+      .where(sql`${t.status} = 'enabled' and ${t.expiresAt} is not null`),
+    index("secret_versions_deletion_idx")
+      .on(t.deletionRequestedAt)
+      .where(sql`${t.status} = 'scheduled_for_deletion'`),
+  ],
+);
+
+export type SecretRow = typeof secrets.$inferSelect;
+export type VersionRow = typeof secretVersions.$inferSelect;

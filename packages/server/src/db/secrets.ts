@@ -1,0 +1,234 @@
+import { and, asc, desc, eq, getTableColumns, isNotNull, isNull, type SQL, sql } from "drizzle-orm";
+import type { PgUpdateSetSource } from "drizzle-orm/pg-core";
+import type { Executor } from "./client.ts";
+import { rowsOf } from "./migrate.ts";
+import { type SecretRow, secrets, secretVersions } from "./schema.ts";
+
+/** A secret row with its number of versions whose payload is not destroyed. */
+export type SecretView = SecretRow & { versionCount: number };
+
+const versionCount =
+  sql<number>`(select count(*) from ${secretVersions} where ${secretVersions.secretId} = ${secrets.id} and ${secretVersions.status} <> 'deleted')`
+    .mapWith(Number)
+    .as("version_count");
+
+const view = { ...getTableColumns(secrets), versionCount };
+
+/** A secret by id in a region, or undefined. */
+export async function findSecret(
+  ex: Executor,
+  region: string,
+  id: string,
+): Promise<SecretView | undefined> {
+  const [row] = await ex
+    .select(view)
+    .from(secrets)
+    .where(and(eq(secrets.id, id), eq(secrets.region, region)));
+  return row;
+}
+
+/** A live (not scheduled for deletion) secret by its address, or undefined. */
+export async function findSecretByPath(
+  ex: Executor,
+  region: string,
+  projectId: string,
+  path: string,
+  name: string,
+): Promise<SecretView | undefined> {
+  const [row] = await ex
+    .select(view)
+    .from(secrets)
+    .where(
+      and(
+        eq(secrets.projectId, projectId),
+        eq(secrets.region, region),
+        eq(secrets.path, path),
+        eq(secrets.name, name),
+        isNull(secrets.deletionRequestedAt),
+      ),
+    );
+  return row;
+}
+
+/**
+ * Locks a secret row for the rest of the transaction: every change to a
+ * secret or its versions goes through this lock, so etag checks, revision
+ * numbering and "latest enabled" decisions cannot race.
+ */
+export async function lockSecret(
+  ex: Executor,
+  region: string,
+  id: string,
+): Promise<SecretRow | undefined> {
+  const [row] = await ex
+    .select()
+    .from(secrets)
+    .where(and(eq(secrets.id, id), eq(secrets.region, region)))
+    .for("update");
+  return row;
+}
+
+/** Applies a change to a secret and bumps its generation (its etag). */
+export async function updateSecret(
+  ex: Executor,
+  id: string,
+  set: PgUpdateSetSource<typeof secrets>,
+): Promise<void> {
+  await ex
+    .update(secrets)
+    .set({ ...set, generation: sql`${secrets.generation} + 1`, updatedAt: sql`now()` })
+    .where(eq(secrets.id, id));
+}
+
+/** Re-reads a secret with its version count, after a change in this transaction. */
+export async function getSecretView(ex: Executor, id: string): Promise<SecretView> {
+  const [row] = await ex.select(view).from(secrets).where(eq(secrets.id, id));
+  if (row === undefined) throw new Error(`secret ${id} vanished inside its transaction`);
+  return row;
+}
+
+export interface SecretFilter {
+  region: string;
+  projectId?: string;
+  name?: string;
+  path?: string;
+  pathPrefix?: string;
+  tags: string[];
+  type?: string;
+  ephemeral?: boolean;
+  protected?: boolean;
+  scheduledForDeletion: boolean;
+}
+
+export type SecretOrder =
+  | "name_asc"
+  | "name_desc"
+  | "created_at_asc"
+  | "created_at_desc"
+  | "updated_at_asc"
+  | "updated_at_desc";
+
+/** A path and everything below it. */
+export function underPath(prefix: string): SQL {
+  if (prefix === "/") return sql`true`;
+  return sql`(${secrets.path} = ${prefix} or starts_with(${secrets.path}, ${`${prefix}/`}))`;
+}
+
+function filterSql(f: SecretFilter): SQL | undefined {
+  const conds: (SQL | undefined)[] = [
+    eq(secrets.region, f.region),
+    f.projectId === undefined ? undefined : eq(secrets.projectId, f.projectId),
+    f.name === undefined ? undefined : eq(secrets.name, f.name),
+    f.path === undefined ? undefined : eq(secrets.path, f.path),
+    f.pathPrefix === undefined ? undefined : underPath(f.pathPrefix),
+    f.tags.length === 0 ? undefined : sql`${secrets.tags} @> ${sql.param(f.tags, secrets.tags)}`,
+    f.type === undefined ? undefined : eq(secrets.type, f.type),
+    f.ephemeral === undefined
+      ? undefined
+      : f.ephemeral
+        ? isNotNull(secrets.ephemeralAction)
+        : isNull(secrets.ephemeralAction),
+    f.protected === undefined ? undefined : eq(secrets.protected, f.protected),
+    f.scheduledForDeletion
+      ? isNotNull(secrets.deletionRequestedAt)
+      : isNull(secrets.deletionRequestedAt),
+  ];
+  return and(...conds);
+}
+
+const ORDER: Record<SecretOrder, SQL[]> = {
+  name_asc: [asc(secrets.name), asc(secrets.path), asc(secrets.id)],
+  name_desc: [desc(secrets.name), desc(secrets.path), desc(secrets.id)],
+  created_at_asc: [asc(secrets.createdAt), asc(secrets.id)],
+  created_at_desc: [desc(secrets.createdAt), desc(secrets.id)],
+  updated_at_asc: [asc(secrets.updatedAt), asc(secrets.id)],
+  updated_at_desc: [desc(secrets.updatedAt), desc(secrets.id)],
+};
+
+export async function listSecrets(
+  ex: Executor,
+  filter: SecretFilter,
+  order: SecretOrder,
+  page: { offset: number; limit: number },
+): Promise<{ rows: SecretView[]; total: number }> {
+  const where = filterSql(filter);
+  const [rows, [count]] = await Promise.all([
+    ex
+      .select(view)
+      .from(secrets)
+      .where(where)
+      .orderBy(...ORDER[order])
+      .offset(page.offset)
+      .limit(page.limit),
+    ex
+      .select({ n: sql<number>`count(*)`.mapWith(Number) })
+      .from(secrets)
+      .where(where),
+  ]);
+  return { rows, total: count?.n ?? 0 };
+}
+
+/** The folders directly under `prefix`, with the number of live secrets in and below each. */
+export async function listFolders(
+  ex: Executor,
+  region: string,
+  projectId: string,
+  prefix: string,
+): Promise<{ name: string; count: number }[]> {
+  const start = prefix === "/" ? 2 : prefix.length + 2;
+  const folder = sql<string>`split_part(substr(${secrets.path}, ${start}), '/', 1)`;
+  const rows = await ex
+    .select({ name: folder, count: sql<number>`count(*)`.mapWith(Number) })
+    .from(secrets)
+    .where(
+      and(
+        eq(secrets.region, region),
+        eq(secrets.projectId, projectId),
+        isNull(secrets.deletionRequestedAt),
+        prefix === "/"
+          ? sql`${secrets.path} <> '/'`
+          : sql`starts_with(${secrets.path}, ${`${prefix}/`})`,
+      ),
+    )
+    .groupBy(folder)
+    .orderBy(folder);
+  return rows;
+}
+
+/** Distinct tags of a project's live secrets, sorted. */
+export async function listTags(
+  ex: Executor,
+  region: string,
+  projectId: string,
+  page: { offset: number; limit: number },
+): Promise<{ tags: string[]; total: number }> {
+  const result = rowsOf<{ tag: string; total: number | string }>(
+    await ex.execute(sql`
+      select tag, count(*) over () as total from (
+        select distinct unnest(${secrets.tags}) as tag from ${secrets}
+        where ${secrets.region} = ${region} and ${secrets.projectId} = ${projectId}
+          and ${secrets.deletionRequestedAt} is null
+      ) t order by tag offset ${page.offset} limit ${page.limit}`),
+  );
+  return { tags: result.map((r) => r.tag), total: Number(result[0]?.total ?? 0) };
+}
+
+/** Distinct types of a project's live secrets. */
+export async function listTypes(
+  ex: Executor,
+  region: string,
+  projectId: string,
+): Promise<string[]> {
+  const rows = await ex
+    .selectDistinct({ type: secrets.type })
+    .from(secrets)
+    .where(
+      and(
+        eq(secrets.region, region),
+        eq(secrets.projectId, projectId),
+        isNull(secrets.deletionRequestedAt),
+      ),
+    )
+    .orderBy(secrets.type);
+  return rows.map((r) => r.type);
+}

@@ -1,0 +1,149 @@
+import { crc32 } from "node:zlib";
+import { open, versionAad } from "../crypto/envelope.ts";
+import type { Db, Executor } from "../db/client.ts";
+import { findSecret, findSecretByPath, type SecretView, updateSecret } from "../db/secrets.ts";
+import { inTransaction } from "../db/tx.ts";
+import {
+  consumeVersion,
+  findServable,
+  findVersion,
+  type RevisionRef,
+  type SealedRow,
+} from "../db/versions.ts";
+import type { Caller, Domain } from "./context.ts";
+import { failedPrecondition, notFound } from "./errors.ts";
+import { versionNotFound } from "./read-versions.ts";
+import { type SecretKind, secretNotFound } from "./shared.ts";
+import {
+  normalizePath,
+  parseRevision,
+  type RevisionSelector,
+  validateName,
+  validateUuid,
+} from "./validation.ts";
+
+export interface AccessResult {
+  secretId: string;
+  revision: number;
+  data: Uint8Array;
+  dataCrc32: number;
+  type: SecretKind;
+}
+
+/** Returns a version's payload; a single-access version is consumed by this call. */
+export async function accessVersion(
+  domain: Domain,
+  _caller: Caller,
+  input: { region: string; secretId: string; revision: string },
+): Promise<AccessResult> {
+  const region = domain.regions.resolve(input.region);
+  const id = validateUuid(input.secretId, "secret_id");
+  const ref = parseRevision(input.revision);
+  const secret = await findSecret(region.db, region.name, id);
+  if (secret === undefined) throw secretNotFound(id);
+  return serve(domain, region.db, secret, ref, input.revision);
+}
+
+/** Like accessVersion, addressing the secret by project, path and name. */
+export async function accessVersionByPath(
+  domain: Domain,
+  _caller: Caller,
+  input: { region: string; projectId: string; path: string; name: string; revision: string },
+): Promise<AccessResult> {
+  const region = domain.regions.resolve(input.region);
+  const projectId = validateUuid(input.projectId, "project_id");
+  const path = normalizePath(input.path);
+  const name = validateName(input.name);
+  const ref = parseRevision(input.revision);
+  const secret = await findSecretByPath(region.db, region.name, projectId, path, name);
+  if (secret === undefined) {
+    throw notFound(`secret "${name}" not found at path "${path}" in project ${projectId}`);
+  }
+  return serve(domain, region.db, secret, ref, input.revision);
+}
+
+async function serve(
+  domain: Domain,
+  db: Db,
+  secret: SecretView,
+  ref: RevisionSelector,
+  asked: string,
+): Promise<AccessResult> {
+  if (secret.deletionRequestedAt !== null) {
+    throw failedPrecondition(
+      `secret ${secret.id} is scheduled for deletion and cannot be accessed; restore it first (RestoreSecret)`,
+    );
+  }
+  const revision = await resolveRevision(db, secret.id, ref, asked);
+  const row = await findServable(db, secret.id, revision);
+  if (row === undefined) return refuse(db, secret.id, revision);
+  const result = (sealed: SealedRow): AccessResult => ({
+    secretId: secret.id,
+    revision,
+    data: decrypt(domain, secret.id, sealed),
+    dataCrc32: sealed.dataCrc32,
+    type: secret.type as SecretKind,
+  });
+  if (!row.expiresOnceAccessed) return result(row);
+  // Single access: consume and decrypt in one transaction, so that a payload
+  // that fails to decrypt is not consumed.
+  return inTransaction(db, async (tx) => {
+    const consumed = await consumeVersion(tx, secret.id, revision);
+    if (consumed === undefined) return refuse(tx, secret.id, revision);
+    await updateSecret(tx, secret.id, {});
+    return result(consumed);
+  });
+}
+
+async function resolveRevision(
+  db: Db,
+  secretId: string,
+  ref: RevisionRef,
+  asked: string,
+): Promise<number> {
+  if (ref.kind === "number") return ref.revision;
+  const version = await findVersion(db, secretId, ref);
+  if (version === undefined) throw versionNotFound(secretId, asked);
+  return version.revision;
+}
+
+function decrypt(domain: Domain, secretId: string, sealed: SealedRow): Uint8Array {
+  const { keyId, wrappedKey, ciphertext } = sealed;
+  if (keyId === null || wrappedKey === null || ciphertext === null) {
+    throw new Error(`servable version of secret ${secretId} has no ciphertext`);
+  }
+  const data = open(
+    { keyId, wrappedKey, ciphertext },
+    versionAad(secretId, sealed.revision),
+    domain.keyRing(),
+  );
+  // Defence in depth: GCM already authenticates, this catches a bad write path.
+  if (crc32(data) !== sealed.dataCrc32) {
+    throw new Error(`payload of secret ${secretId} revision ${sealed.revision} fails its CRC-32`);
+  }
+  return data;
+}
+
+/** Says why a version cannot be served: it is missing, consumed, disabled, expired or deleted. */
+async function refuse(ex: Executor, secretId: string, revision: number): Promise<never> {
+  const v = await findVersion(ex, secretId, { kind: "number", revision });
+  if (v === undefined) throw versionNotFound(secretId, String(revision));
+  const what = `version ${revision} of secret ${secretId}`;
+  if (v.consumedAt !== null) {
+    throw failedPrecondition(
+      `${what} was already accessed: it is single-access (expires once accessed)`,
+    );
+  }
+  switch (v.status) {
+    case "disabled":
+      throw failedPrecondition(`${what} is disabled; enable it to access it`);
+    case "scheduled_for_deletion":
+      throw failedPrecondition(`${what} is scheduled for deletion; restore it to access it`);
+    case "deleted":
+      throw failedPrecondition(`${what} is deleted: its payload is destroyed`);
+    default:
+      throw failedPrecondition(
+        `${what} expired at ${v.expiresAt?.toISOString() ?? "an earlier time"} (ephemeral policy); enable it again or create a new version`,
+      );
+  }
+}

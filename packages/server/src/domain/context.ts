@@ -1,0 +1,50 @@
+import type { KeyRing } from "../crypto/key-ring.ts";
+import type { Database, Db } from "../db/client.ts";
+import { invalid } from "./errors.ts";
+
+/**
+ * Who is calling. Every domain function takes one; the access-control layer
+ * fills in the token and its grants, the transports the request id and peer.
+ */
+export interface Caller {
+  requestId: string;
+  peer?: string;
+}
+
+/** What the domain functions need, built once in the composition root. */
+export interface Domain {
+  regions: Regions;
+  /** Read on every call, so that a key rotation takes effect without a restart. */
+  keyRing: () => KeyRing;
+  deletionWindowMs: number;
+}
+
+/** The regions this server serves; each region is its own database. */
+export class Regions {
+  readonly names: string[];
+  readonly defaultRegion: string;
+
+  constructor(private readonly databases: ReadonlyMap<string, Database>) {
+    this.names = [...databases.keys()];
+    const first = this.names[0];
+    if (first === undefined) throw new Error("at least one region is required");
+    this.defaultRegion = first;
+  }
+
+  /** The region a request names (empty: the default region), with its database. */
+  resolve(name: string): { name: string; db: Db } {
+    const region = name === "" ? this.defaultRegion : name;
+    const database = this.databases.get(region);
+    if (database === undefined) {
+      throw invalid(
+        "region",
+        `unknown region "${region}"; this server has: ${this.names.join(", ")}`,
+      );
+    }
+    return { name: region, db: database.db };
+  }
+
+  all(): { name: string; database: Database }[] {
+    return [...this.databases].map(([name, database]) => ({ name, database }));
+  }
+}

@@ -1,0 +1,103 @@
+import { randomUUID } from "node:crypto";
+import { seal, versionAad } from "../crypto/envelope.ts";
+import { pgErrorCode } from "../db/errors.ts";
+import { secrets } from "../db/schema.ts";
+import { getSecretView, type SecretView } from "../db/secrets.ts";
+import { inTransaction } from "../db/tx.ts";
+import { findVersion, insertVersion, type VersionMeta } from "../db/versions.ts";
+import type { Caller, Domain } from "./context.ts";
+import { alreadyExists } from "./errors.ts";
+import { validatePayload } from "./payload-types.ts";
+import {
+  type EphemeralPolicyInput,
+  policyColumns,
+  propertiesFromPolicy,
+  type SecretKind,
+} from "./shared.ts";
+import {
+  checkCrc32,
+  normalizePath,
+  normalizeTags,
+  validateDescription,
+  validateName,
+  validateUuid,
+} from "./validation.ts";
+
+export interface CreateSecretInput {
+  region: string;
+  projectId: string;
+  name: string;
+  path: string;
+  type: SecretKind;
+  description: string;
+  tags: string[];
+  protected: boolean;
+  ephemeralPolicy?: EphemeralPolicyInput;
+  firstVersion?: { data: Uint8Array; dataCrc32?: number; description: string };
+}
+
+/** Creates a secret and, when the request carries one, its first (enabled) version. */
+export async function createSecret(
+  domain: Domain,
+  _caller: Caller,
+  input: CreateSecretInput,
+): Promise<{ secret: SecretView; firstVersion?: VersionMeta & { latest: boolean } }> {
+  const region = domain.regions.resolve(input.region);
+  const projectId = validateUuid(input.projectId, "project_id");
+  const name = validateName(input.name);
+  const path = normalizePath(input.path);
+  const tags = normalizeTags(input.tags);
+  const description = validateDescription(input.description);
+  const policy = input.ephemeralPolicy && policyColumns(input.ephemeralPolicy);
+  const first = input.firstVersion;
+  let crc = 0;
+  if (first !== undefined) {
+    validatePayload(input.type, first.data, "first_version.data");
+    validateDescription(first.description, "first_version.description");
+    crc = checkCrc32(first.data, first.dataCrc32, "first_version.data_crc32");
+  }
+  const id = randomUUID();
+  // Sealed before the transaction: encryption needs no lock.
+  const sealed = first && seal(first.data, versionAad(id, 1), domain.keyRing());
+  try {
+    return await inTransaction(region.db, async (tx) => {
+      const row = {
+        id,
+        projectId,
+        region: region.name,
+        name,
+        path,
+        type: input.type,
+        description,
+        tags,
+        protected: input.protected,
+        ttlMs: policy?.ttlMs ?? null,
+        expiresOnceAccessed: policy?.expiresOnceAccessed ?? null,
+        ephemeralAction: policy?.ephemeralAction ?? null,
+        lastRevision: first ? 1 : 0,
+      };
+      await tx.insert(secrets).values(row);
+      if (first !== undefined && sealed !== undefined) {
+        await insertVersion(tx, {
+          secretId: id,
+          revision: 1,
+          status: "enabled",
+          description: first.description,
+          dataCrc32: crc,
+          ...sealed,
+          ...propertiesFromPolicy(row, true),
+        });
+      }
+      const secret = await getSecretView(tx, id);
+      const firstVersion = first && (await findVersion(tx, id, { kind: "number", revision: 1 }));
+      return { secret, ...(firstVersion && { firstVersion }) };
+    });
+  } catch (err) {
+    if (pgErrorCode(err) === "23505") {
+      throw alreadyExists(
+        `a secret named "${name}" already exists at path "${path}" in this project and region`,
+      );
+    }
+    throw err;
+  }
+}

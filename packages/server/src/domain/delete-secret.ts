@@ -1,0 +1,66 @@
+import { eq, sql } from "drizzle-orm";
+import { pgErrorCode } from "../db/errors.ts";
+import { secrets } from "../db/schema.ts";
+import { getSecretView, lockSecret, type SecretView, updateSecret } from "../db/secrets.ts";
+import { inTransaction } from "../db/tx.ts";
+import type { Caller, Domain } from "./context.ts";
+import { alreadyExists, failedPrecondition } from "./errors.ts";
+import { lockForChange, secretNotFound } from "./shared.ts";
+import { validateUuid } from "./validation.ts";
+
+/**
+ * Schedules a secret for deletion: it is hidden from lists, refuses access
+ * and changes, and can be restored until the deletion window ends, when the
+ * sweeper destroys it. An ephemeral secret is destroyed at once (undefined is
+ * returned). A protected secret refuses.
+ */
+export async function deleteSecret(
+  domain: Domain,
+  _caller: Caller,
+  input: { region: string; secretId: string; etag: string },
+): Promise<SecretView | undefined> {
+  const region = domain.regions.resolve(input.region);
+  const id = validateUuid(input.secretId, "secret_id");
+  return inTransaction(region.db, async (tx) => {
+    const secret = await lockForChange(tx, region.name, id, input.etag);
+    if (secret.protected) {
+      throw failedPrecondition(
+        `secret is protected: unprotect secret ${id} first (UnprotectSecret) to delete it`,
+      );
+    }
+    if (secret.ephemeralAction !== null) {
+      await tx.delete(secrets).where(eq(secrets.id, id));
+      return undefined;
+    }
+    await updateSecret(tx, id, { deletionRequestedAt: sql`now()` });
+    return getSecretView(tx, id);
+  });
+}
+
+/** Cancels a scheduled deletion, if the secret's name is still free. */
+export async function restoreSecret(
+  domain: Domain,
+  _caller: Caller,
+  input: { region: string; secretId: string },
+): Promise<SecretView> {
+  const region = domain.regions.resolve(input.region);
+  const id = validateUuid(input.secretId, "secret_id");
+  try {
+    return await inTransaction(region.db, async (tx) => {
+      const secret = await lockSecret(tx, region.name, id);
+      if (secret === undefined) throw secretNotFound(id);
+      if (secret.deletionRequestedAt === null) {
+        throw failedPrecondition(`secret ${id} is not scheduled for deletion`);
+      }
+      await updateSecret(tx, id, { deletionRequestedAt: null });
+      return getSecretView(tx, id);
+    });
+  } catch (err) {
+    if (pgErrorCode(err) === "23505") {
+      throw alreadyExists(
+        `cannot restore secret ${id}: another secret now has its name at its path; rename or delete that one first`,
+      );
+    }
+    throw err;
+  }
+}

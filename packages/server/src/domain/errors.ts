@@ -1,0 +1,52 @@
+/**
+ * The ways a domain operation can refuse. Each kind maps to exactly one
+ * Connect/gRPC code in `rpc/errors.ts`; messages are written for the person who
+ * made the request and never carry payloads, tokens, keys, SQL or stack traces.
+ */
+export type DomainErrorKind =
+  | "invalid_argument"
+  | "not_found"
+  | "already_exists"
+  | "failed_precondition"
+  | "aborted"
+  | "unauthenticated"
+  | "permission_denied"
+  | "resource_exhausted"
+  | "unavailable";
+
+export class DomainError extends Error {
+  override readonly name = "DomainError";
+  constructor(
+    readonly kind: DomainErrorKind,
+    message: string,
+    /** The request field at fault, for invalid_argument. */
+    readonly field?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A field broke a rule: the message names the field and the rule. */
+export function invalid(field: string, rule: string): DomainError {
+  return new DomainError("invalid_argument", `${field}: ${rule}`, field);
+}
+
+export function notFound(message: string): DomainError {
+  return new DomainError("not_found", message);
+}
+
+export function alreadyExists(message: string): DomainError {
+  return new DomainError("already_exists", message);
+}
+
+export function failedPrecondition(message: string): DomainError {
+  return new DomainError("failed_precondition", message);
+}
+
+export function aborted(message: string): DomainError {
+  return new DomainError("aborted", message);
+}
+
+export function unavailable(message: string): DomainError {
+  return new DomainError("unavailable", message);
+}

@@ -1,0 +1,55 @@
+import { findSecret } from "../db/secrets.ts";
+import { findVersion, listVersions as queryVersions, type VersionMeta } from "../db/versions.ts";
+import type { Caller, Domain } from "./context.ts";
+import { notFound } from "./errors.ts";
+import { secretNotFound } from "./shared.ts";
+import { parseRevision, validatePage, validateUuid } from "./validation.ts";
+
+export type VersionView = VersionMeta & { latest: boolean };
+export type VersionStatus = "enabled" | "disabled" | "scheduled_for_deletion" | "deleted";
+
+/** A version's metadata; never its payload, and reading it never consumes. */
+export async function getVersion(
+  domain: Domain,
+  _caller: Caller,
+  input: { region: string; secretId: string; revision: string },
+): Promise<VersionView> {
+  const region = domain.regions.resolve(input.region);
+  const id = validateUuid(input.secretId, "secret_id");
+  const ref = parseRevision(input.revision);
+  const secret = await findSecret(region.db, region.name, id);
+  if (secret === undefined) throw secretNotFound(id);
+  const version = await findVersion(region.db, id, ref);
+  if (version === undefined) throw versionNotFound(id, input.revision);
+  return version;
+}
+
+export function versionNotFound(secretId: string, revision: string) {
+  return notFound(
+    revision === "latest_enabled"
+      ? `secret ${secretId} has no enabled version`
+      : `version ${revision} of secret ${secretId} not found`,
+  );
+}
+
+/** A secret's versions, newest first; by default those that are enabled or disabled. */
+export async function listVersions(
+  domain: Domain,
+  _caller: Caller,
+  input: {
+    region: string;
+    secretId: string;
+    statuses: VersionStatus[];
+    page: number;
+    pageSize: number;
+  },
+): Promise<{ versions: VersionView[]; totalCount: number }> {
+  const region = domain.regions.resolve(input.region);
+  const id = validateUuid(input.secretId, "secret_id");
+  const page = validatePage(input.page, input.pageSize);
+  const secret = await findSecret(region.db, region.name, id);
+  if (secret === undefined) throw secretNotFound(id);
+  const statuses = input.statuses.length > 0 ? input.statuses : ["enabled", "disabled"];
+  const { rows, total } = await queryVersions(region.db, id, statuses, page);
+  return { versions: rows, totalCount: total };
+}

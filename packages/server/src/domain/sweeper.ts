@@ -1,0 +1,130 @@
+import { sql } from "drizzle-orm";
+import type { Db } from "../db/client.ts";
+import { rowsOf } from "../db/migrate.ts";
+import type { Domain } from "./context.ts";
+
+/** How many rows one statement touches, so that a backlog never holds long locks. */
+const BATCH = 500;
+
+export interface SweepCounts {
+  expired: number;
+  versionsDestroyed: number;
+  secretsDestroyed: number;
+}
+
+/**
+ * One pass of the background sweeper over one region:
+ * 1. applies the action of enabled versions past their `expires_at`
+ *    (access already refuses them; this makes the status say so and destroys
+ *    payloads whose action is `delete`);
+ * 2. destroys versions scheduled for deletion longer than the window (the row
+ *    stays as a tombstone so the revision is never reused);
+ * 3. destroys secrets scheduled for deletion longer than the window.
+ *
+ * Safe with several replicas sweeping at once: each statement picks its rows
+ * with FOR UPDATE SKIP LOCKED and re-checks their state, so a row is handled
+ * by exactly one replica and the others skip it.
+ */
+export async function sweepRegion(db: Db, deletionWindowMs: number): Promise<SweepCounts> {
+  const window = sql`${deletionWindowMs} * interval '1 millisecond'`;
+  const counts: SweepCounts = { expired: 0, versionsDestroyed: 0, secretsDestroyed: 0 };
+  for (;;) {
+    const n = await count(
+      db,
+      sql`with picked as (
+        select secret_id, revision from secret_versions
+        where status = 'enabled' and expires_at <= now()
+        limit ${BATCH} for update skip locked
+      ), changed as (
+        update secret_versions v set
+          status = case when v.ephemeral_action = 'delete' then 'deleted' else 'disabled' end,
+          deleted_at = case when v.ephemeral_action = 'delete' then now() else v.deleted_at end,
+          key_id = case when v.ephemeral_action = 'delete' then null else v.key_id end,
+          wrapped_key = case when v.ephemeral_action = 'delete' then null else v.wrapped_key end,
+          ciphertext = case when v.ephemeral_action = 'delete' then null else v.ciphertext end,
+          updated_at = now()
+        from picked p where v.secret_id = p.secret_id and v.revision = p.revision
+        returning v.secret_id
+      ), bumped as (
+        update secrets s set generation = s.generation + 1
+        where s.id in (select distinct secret_id from changed)
+      )
+      select count(*)::int as n from changed`,
+    );
+    counts.expired += n;
+    if (n < BATCH) break;
+  }
+  for (;;) {
+    const n = await count(
+      db,
+      sql`with picked as (
+        select secret_id, revision from secret_versions
+        where status = 'scheduled_for_deletion' and deletion_requested_at <= now() - ${window}
+        limit ${BATCH} for update skip locked
+      ), changed as (
+        update secret_versions v set status = 'deleted', deleted_at = now(), updated_at = now(),
+          key_id = null, wrapped_key = null, ciphertext = null
+        from picked p where v.secret_id = p.secret_id and v.revision = p.revision
+        returning v.secret_id
+      ), bumped as (
+        update secrets s set generation = s.generation + 1
+        where s.id in (select distinct secret_id from changed)
+      )
+      select count(*)::int as n from changed`,
+    );
+    counts.versionsDestroyed += n;
+    if (n < BATCH) break;
+  }
+  for (;;) {
+    const n = await count(
+      db,
+      sql`with picked as (
+        select id from secrets
+        where deletion_requested_at <= now() - ${window}
+        limit ${BATCH} for update skip locked
+      ), gone as (
+        delete from secrets s using picked p where s.id = p.id returning s.id
+      )
+      select count(*)::int as n from gone`,
+    );
+    counts.secretsDestroyed += n;
+    if (n < BATCH) break;
+  }
+  return counts;
+}
+
+async function count(db: Db, query: ReturnType<typeof sql>): Promise<number> {
+  const [row] = rowsOf<{ n: number }>(await db.execute(query));
+  return Number(row?.n ?? 0);
+}
+
+/** Sweeps every region now and then; returns a function that stops it. */
+export function startSweeper(
+  domain: Domain,
+  intervalMs: number,
+  onError: (region: string, err: unknown) => void,
+  onSwept: (region: string, counts: SweepCounts) => void = () => {},
+): () => Promise<void> {
+  let stopped = false;
+  let running: Promise<void> = Promise.resolve();
+  const tick = async () => {
+    for (const { name, database } of domain.regions.all()) {
+      if (stopped) return;
+      try {
+        onSwept(name, await sweepRegion(database.db, domain.deletionWindowMs));
+      } catch (err) {
+        onError(name, err);
+      }
+    }
+  };
+  const timer = setInterval(() => {
+    running = running.then(tick);
+  }, intervalMs);
+  timer.unref();
+  running = tick();
+  return async () => {
+    stopped = true;
+    clearInterval(timer);
+    await running;
+  };
+}

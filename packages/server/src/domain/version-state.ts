@@ -1,0 +1,104 @@
+import { type SQL, sql } from "drizzle-orm";
+import type { Tx } from "../db/client.ts";
+import type { SecretRow } from "../db/schema.ts";
+import { updateSecret } from "../db/secrets.ts";
+import { inTransaction } from "../db/tx.ts";
+import { findVersion, updateVersion } from "../db/versions.ts";
+import type { Caller, Domain } from "./context.ts";
+import { failedPrecondition } from "./errors.ts";
+import type { VersionView } from "./read-versions.ts";
+import { versionNotFound } from "./read-versions.ts";
+import { lockForChange, propertiesFromPolicy } from "./shared.ts";
+import { parseRevision, validateUuid } from "./validation.ts";
+
+export interface VersionRef {
+  region: string;
+  secretId: string;
+  revision: string;
+  etag: string;
+}
+
+type Transition = (
+  version: VersionView,
+  secret: SecretRow,
+) => Record<string, unknown | SQL> | undefined;
+
+/**
+ * Runs one status change of a version under the secret's lock. A transition
+ * returns the columns to set, undefined when the version is already in the
+ * wanted state (the call then succeeds without a change), or throws when the
+ * change is not allowed from the current status.
+ */
+async function transition(domain: Domain, input: VersionRef, change: Transition) {
+  const region = domain.regions.resolve(input.region);
+  const id = validateUuid(input.secretId, "secret_id");
+  const ref = parseRevision(input.revision);
+  return inTransaction(region.db, async (tx: Tx) => {
+    const secret = await lockForChange(tx, region.name, id, input.etag);
+    const version = await findVersion(tx, id, ref);
+    if (version === undefined) throw versionNotFound(id, input.revision);
+    const set = change(version, secret);
+    if (set === undefined) return version;
+    await updateVersion(tx, id, version.revision, set);
+    await updateSecret(tx, id, {});
+    const after = await findVersion(tx, id, { kind: "number", revision: version.revision });
+    if (after === undefined) throw new Error("version vanished inside its transaction");
+    return after;
+  });
+}
+
+function refuseGone(v: VersionView, verb: string): void {
+  if (v.status === "scheduled_for_deletion") {
+    throw failedPrecondition(
+      `version ${v.revision} is scheduled for deletion and cannot be ${verb}; restore it first (RestoreSecretVersion)`,
+    );
+  }
+  if (v.status === "deleted") {
+    throw failedPrecondition(
+      `version ${v.revision} is deleted: its payload is destroyed, so it cannot be ${verb}`,
+    );
+  }
+}
+
+const isExpired = (v: VersionView) => v.expiresAt !== null && v.expiresAt.getTime() <= Date.now();
+
+/** Enables a version; an ephemeral policy gives it fresh properties (a new time to live). */
+export function enableVersion(domain: Domain, _caller: Caller, input: VersionRef) {
+  return transition(domain, input, (v, secret) => {
+    refuseGone(v, "enabled");
+    if (v.status === "enabled" && !isExpired(v)) return undefined;
+    return { status: "enabled", consumedAt: null, ...propertiesFromPolicy(secret, true) };
+  });
+}
+
+/** Disables a version: its payload is kept but cannot be accessed. */
+export function disableVersion(domain: Domain, _caller: Caller, input: VersionRef) {
+  return transition(domain, input, (v) => {
+    refuseGone(v, "disabled");
+    if (v.status === "disabled") return undefined;
+    return { status: "disabled" };
+  });
+}
+
+/** Schedules a version for deletion; the sweeper destroys it after the deletion window. */
+export function deleteVersion(domain: Domain, _caller: Caller, input: VersionRef) {
+  return transition(domain, input, (v) => {
+    if (v.status === "scheduled_for_deletion") {
+      throw failedPrecondition(`version ${v.revision} is already scheduled for deletion`);
+    }
+    refuseGone(v, "deleted");
+    return { status: "scheduled_for_deletion", deletionRequestedAt: sql`now()` };
+  });
+}
+
+/** Cancels a version's scheduled deletion; it comes back disabled, to be enabled on purpose. */
+export function restoreVersion(domain: Domain, _caller: Caller, input: VersionRef) {
+  return transition(domain, input, (v) => {
+    if (v.status !== "scheduled_for_deletion") {
+      throw failedPrecondition(
+        `version ${v.revision} is ${v.status === "deleted" ? "deleted for good" : "not scheduled for deletion"}, so there is nothing to restore`,
+      );
+    }
+    return { status: "disabled", deletionRequestedAt: null };
+  });
+}

@@ -1,0 +1,46 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { isDatabaseUnavailable, pgErrorCode } from "../db/errors.ts";
+import { DomainError, type DomainErrorKind } from "../domain/errors.ts";
+
+/** The one table from domain refusals to Connect/gRPC codes. */
+const CODE: Record<DomainErrorKind, Code> = {
+  invalid_argument: Code.InvalidArgument,
+  not_found: Code.NotFound,
+  already_exists: Code.AlreadyExists,
+  failed_precondition: Code.FailedPrecondition,
+  aborted: Code.Aborted,
+  unauthenticated: Code.Unauthenticated,
+  permission_denied: Code.PermissionDenied,
+  resource_exhausted: Code.ResourceExhausted,
+  unavailable: Code.Unavailable,
+};
+
+/**
+ * Maps anything a handler threw to the error the client sees. Domain errors
+ * and Connect errors keep their code and message; known database conditions
+ * get a code and a generic message; everything else is INTERNAL with only the
+ * request id, and `internal` is told so that the cause is logged.
+ */
+export function toConnectError(
+  err: unknown,
+  requestId: string,
+  internal: (cause: unknown) => void,
+): ConnectError {
+  if (err instanceof DomainError) return new ConnectError(err.message, CODE[err.kind]);
+  if (err instanceof ConnectError) return err;
+  const pg = pgErrorCode(err);
+  if (pg === "23505") {
+    return new ConnectError("the resource already exists", Code.AlreadyExists);
+  }
+  if (pg === "40001" || pg === "40P01") {
+    return new ConnectError(
+      "the request conflicted with a concurrent change; retry it",
+      Code.Aborted,
+    );
+  }
+  if (isDatabaseUnavailable(err) || pg === "57014") {
+    return new ConnectError("the database is unavailable; retry with backoff", Code.Unavailable);
+  }
+  internal(err);
+  return new ConnectError(`internal error (request id ${requestId})`, Code.Internal);
+}

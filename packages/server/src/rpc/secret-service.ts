@@ -1,0 +1,201 @@
+import type { SecretService } from "@coffer/api";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { accessVersion, accessVersionByPath } from "../domain/access-version.ts";
+import type { Caller, Domain } from "../domain/context.ts";
+import { createSecret } from "../domain/create-secret.ts";
+import { createVersion } from "../domain/create-version.ts";
+import { deleteSecret, restoreSecret } from "../domain/delete-secret.ts";
+import {
+  browseSecrets,
+  getSecret,
+  listSecrets,
+  listSecretTypes,
+  listTags,
+} from "../domain/read-secrets.ts";
+import { getVersion, listVersions } from "../domain/read-versions.ts";
+import { setProtection, updateSecret } from "../domain/update-secret.ts";
+import { updateVersion } from "../domain/update-version.ts";
+import {
+  deleteVersion,
+  disableVersion,
+  enableVersion,
+  restoreVersion,
+} from "../domain/version-state.ts";
+import { callerOf } from "./chain.ts";
+import {
+  kindFromType,
+  orderFromProto,
+  policyFromProto,
+  propertiesFromProto,
+  secretToProto,
+  typeFromKind,
+  versionStatusFromProto,
+  versionToProto,
+} from "./convert.ts";
+
+/**
+ * SecretService, implemented once for every transport. Handlers only decode,
+ * call one domain function and encode; errors are mapped by the call chain.
+ */
+export function secretService(domain: Domain): ServiceImpl<typeof SecretService> {
+  const secret = (s: Parameters<typeof secretToProto>[0]) => ({ secret: secretToProto(s) });
+  const version = (v: Parameters<typeof versionToProto>[0]) => ({ version: versionToProto(v) });
+
+  return {
+    async createSecret(req, ctx) {
+      const r = await createSecret(domain, callerOf(ctx), {
+        region: req.region,
+        projectId: req.projectId,
+        name: req.name,
+        path: req.path,
+        type: kindFromType(req.type) ?? "opaque",
+        description: req.description,
+        tags: req.tags,
+        protected: req.protected,
+        ephemeralPolicy: policyFromProto(req.ephemeralPolicy),
+        ...(req.firstVersion && {
+          firstVersion: {
+            data: req.firstVersion.data,
+            dataCrc32: req.firstVersion.dataCrc32,
+            description: req.firstVersion.description,
+          },
+        }),
+      });
+      return {
+        secret: secretToProto(r.secret),
+        ...(r.firstVersion && { firstVersion: versionToProto(r.firstVersion) }),
+      };
+    },
+    async getSecret(req, ctx) {
+      return secret(await getSecret(domain, callerOf(ctx), req));
+    },
+    async updateSecret(req, ctx) {
+      return secret(
+        await updateSecret(domain, callerOf(ctx), {
+          region: req.region,
+          secretId: req.secretId,
+          name: req.name,
+          path: req.path,
+          description: req.description,
+          tags: req.tags?.values,
+          ephemeralPolicy: policyFromProto(req.ephemeralPolicy),
+          etag: req.etag,
+        }),
+      );
+    },
+    async deleteSecret(req, ctx) {
+      const s = await deleteSecret(domain, callerOf(ctx), req);
+      return s === undefined ? {} : secret(s);
+    },
+    async restoreSecret(req, ctx) {
+      return secret(await restoreSecret(domain, callerOf(ctx), req));
+    },
+    async listSecrets(req, ctx) {
+      const r = await listSecrets(domain, callerOf(ctx), {
+        region: req.region,
+        projectId: req.projectId,
+        name: req.name,
+        path: req.path,
+        pathPrefix: req.pathPrefix,
+        tags: req.tags,
+        type: kindFromType(req.type),
+        ephemeral: req.ephemeral,
+        protected: req.protected,
+        scheduledForDeletion: req.scheduledForDeletion,
+        orderBy: orderFromProto(req.orderBy),
+        page: req.page,
+        pageSize: req.pageSize,
+      });
+      return { secrets: r.secrets.map(secretToProto), totalCount: BigInt(r.totalCount) };
+    },
+    async browseSecrets(req, ctx) {
+      const r = await browseSecrets(domain, callerOf(ctx), req);
+      return {
+        currentPath: r.currentPath,
+        totalCount: BigInt(r.totalCount),
+        items: r.items.map((item) => ({
+          name: item.name,
+          fullPath: item.fullPath,
+          kind:
+            item.kind === "folder"
+              ? { case: "folder", value: { secretCount: BigInt(item.secretCount) } }
+              : { case: "secret", value: secretToProto(item.secret) },
+        })),
+      };
+    },
+    async protectSecret(req, ctx) {
+      return secret(await setProtection(domain, callerOf(ctx), { ...req, protected: true }));
+    },
+    async unprotectSecret(req, ctx) {
+      return secret(await setProtection(domain, callerOf(ctx), { ...req, protected: false }));
+    },
+    async listTags(req, ctx) {
+      const r = await listTags(domain, callerOf(ctx), req);
+      return { tags: r.tags, totalCount: BigInt(r.totalCount) };
+    },
+    async listSecretTypes(req, ctx) {
+      const r = await listSecretTypes(domain, callerOf(ctx), req);
+      return { types: r.types.map(typeFromKind), totalCount: BigInt(r.totalCount) };
+    },
+
+    async createSecretVersion(req, ctx) {
+      return version(
+        await createVersion(domain, callerOf(ctx), {
+          region: req.region,
+          secretId: req.secretId,
+          data: req.data,
+          dataCrc32: req.dataCrc32,
+          description: req.description,
+          enabled: req.enabled ?? true,
+          disablePrevious: req.disablePrevious,
+          etag: req.etag,
+        }),
+      );
+    },
+    async getSecretVersion(req, ctx) {
+      return version(await getVersion(domain, callerOf(ctx), req));
+    },
+    async updateSecretVersion(req, ctx) {
+      return version(
+        await updateVersion(domain, callerOf(ctx), {
+          region: req.region,
+          secretId: req.secretId,
+          revision: req.revision,
+          description: req.description,
+          ephemeralProperties: propertiesFromProto(req.ephemeralProperties),
+          etag: req.etag,
+        }),
+      );
+    },
+    async listSecretVersions(req, ctx) {
+      const r = await listVersions(domain, callerOf(ctx), {
+        region: req.region,
+        secretId: req.secretId,
+        statuses: req.status.map((s, i) => versionStatusFromProto(s, `status[${i}]`)),
+        page: req.page,
+        pageSize: req.pageSize,
+      });
+      return { versions: r.versions.map(versionToProto), totalCount: BigInt(r.totalCount) };
+    },
+    async accessSecretVersion(req, ctx) {
+      const r = await accessVersion(domain, callerOf(ctx), req);
+      return { ...r, type: typeFromKind(r.type) };
+    },
+    async accessSecretVersionByPath(req, ctx) {
+      const r = await accessVersionByPath(domain, callerOf(ctx), req);
+      return { ...r, type: typeFromKind(r.type) };
+    },
+    async enableSecretVersion(req, ctx) {
+      return version(await enableVersion(domain, callerOf(ctx), req));
+    },
+    async disableSecretVersion(req, ctx) {
+      return version(await disableVersion(domain, callerOf(ctx), req));
+    },
+    async deleteSecretVersion(req, ctx) {
+      return version(await deleteVersion(domain, callerOf(ctx), req));
+    },
+    async restoreSecretVersion(req, ctx) {
+      return version(await restoreVersion(domain, callerOf(ctx), req));
+    },
+  };
+}

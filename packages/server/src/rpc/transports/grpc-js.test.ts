@@ -1,0 +1,338 @@
+import {
+  create,
+  createFileRegistry,
+  type DescMessage,
+  type DescService,
+  fromBinary,
+  type Message,
+  type MessageInitShape,
+  toBinary,
+} from "@bufbuild/protobuf";
+import {
+  durationFromMs,
+  FieldDescriptorProto_Label,
+  FieldDescriptorProto_Type,
+  FileDescriptorProtoSchema,
+  timestampFromMs,
+} from "@bufbuild/protobuf/wkt";
+import { SecretSchema, SecretService, SecretType } from "@coffer/api";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { addService } from "./grpc-js.ts";
+import { peerKey } from "./peer.ts";
+
+const protoDir = new URL("../../../../../proto", import.meta.url).pathname;
+
+/** Resolves with the abort reason of a handler's signal, once aborted. */
+interface AbortProbe {
+  timeoutMs: number | undefined;
+  reason: Promise<unknown>;
+}
+
+function deferred<T>() {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+/** A probe per secret id, so that concurrent tests do not mix their calls. */
+const probes = new Map<string, ReturnType<typeof deferred<AbortProbe>>>();
+function probe(id: string) {
+  let d = probes.get(id);
+  if (d === undefined) {
+    d = deferred<AbortProbe>();
+    probes.set(id, d);
+  }
+  return d;
+}
+
+/** Waits until the signal aborts, giving up after 5 s so a broken adapter fails rather than hangs. */
+function aborted(ctx: HandlerContext): Promise<unknown> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve("never aborted"), 5000);
+    ctx.signal.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(timer);
+        resolve(ctx.signal.reason);
+      },
+      { once: true },
+    );
+  });
+}
+
+const secretService: Partial<ServiceImpl<typeof SecretService>> = {
+  getSecret(req, ctx) {
+    return {
+      secret: {
+        id: req.secretId,
+        region: req.region,
+        name: ctx.protocolName,
+        path: ctx.url,
+        description: ctx.values.get(peerKey) ?? "no peer",
+        type: SecretType.KEY_VALUE,
+        tags: ["a", "b"],
+        versionCount: 3,
+        ephemeralPolicy: { timeToLive: durationFromMs(90_000), expiresOnceAccessed: true },
+        createdAt: timestampFromMs(1_700_000_000_000),
+      },
+    };
+  },
+  accessSecretVersion(req) {
+    throw new ConnectError(`secret ${req.secretId} not found`, Code.NotFound, {
+      "x-request-id": "req-1",
+    });
+  },
+  accessSecretVersionByPath() {
+    throw new ConnectError("bad path", Code.InvalidArgument, undefined, [
+      { desc: SecretSchema, value: { name: "detail" } },
+    ]);
+  },
+  deleteSecret() {
+    throw new Error("boom with sensitive text");
+  },
+  updateSecret() {
+    // uint32 cannot hold -1: encoding the response fails after the handler returned.
+    return { secret: { versionCount: -1 } };
+  },
+  listTags(_req, ctx) {
+    ctx.responseHeader.set("x-coffer-header", "h1");
+    ctx.responseTrailer.set("x-coffer-trailer", "t1");
+    ctx.responseTrailer.set("x-coffer-bin", Buffer.from([9, 8, 7]).toString("base64"));
+    // A stray status trailer must not override the real status.
+    ctx.responseTrailer.set("grpc-status", "13");
+    return {
+      tags: [
+        ctx.requestHeader.get("authorization") ?? "none",
+        ctx.requestHeader.get("x-trace-bin") ?? "none",
+      ],
+      totalCount: 2n,
+    };
+  },
+  async getSecretVersion(req, ctx) {
+    const d = probe(req.secretId);
+    d.resolve({ timeoutMs: ctx.timeoutMs(), reason: aborted(ctx) });
+    throw await (await d.promise).reason;
+  },
+};
+
+async function listen(register: (server: grpc.Server) => void) {
+  const server = new grpc.Server();
+  register(server);
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    );
+  });
+  return { server, address: `127.0.0.1:${port}` };
+}
+
+interface Outcome<T> {
+  response: T | undefined;
+  status: grpc.StatusObject;
+  header: grpc.Metadata | undefined;
+}
+
+/** Makes a unary call and waits for both its callback and its status. */
+function unary<Req, Res>(
+  client: grpc.Client,
+  method: grpc.MethodDefinition<Req, Res>,
+  request: Req,
+  metadata = new grpc.Metadata(),
+  options: grpc.CallOptions = {},
+  onCall?: (call: grpc.ClientUnaryCall) => void,
+): Promise<Outcome<Res>> {
+  return new Promise((resolve) => {
+    let response: Res | undefined;
+    let header: grpc.Metadata | undefined;
+    let status: grpc.StatusObject | undefined;
+    let pending = 2;
+    const settle = () => {
+      pending -= 1;
+      if (pending === 0 && status !== undefined) {
+        resolve({ response, status, header });
+      }
+    };
+    const call = client.makeUnaryRequest(
+      method.path,
+      method.requestSerialize,
+      method.responseDeserialize,
+      request,
+      metadata,
+      options,
+      (_err, value) => {
+        response = value;
+        settle();
+      },
+    );
+    call.on("metadata", (m: grpc.Metadata) => {
+      header = m;
+    });
+    call.on("status", (s: grpc.StatusObject) => {
+      status = s;
+      settle();
+    });
+    onCall?.(call);
+  });
+}
+
+describe("grpc-js adapter, SecretService through a proto-loader client", () => {
+  let server: grpc.Server;
+  let client: grpc.Client;
+  // proto-loader decodes to plain objects, untyped.
+  let methods: Record<string, grpc.MethodDefinition<any, any>>;
+  const call = (
+    name: string,
+    request: object,
+    metadata?: grpc.Metadata,
+    options?: grpc.CallOptions,
+    onCall?: (c: grpc.ClientUnaryCall) => void,
+  ): Promise<Outcome<any>> => {
+    const method = methods[name];
+    if (method === undefined) throw new Error(`no method ${name}`);
+    return unary(client, method, request, metadata, options, onCall);
+  };
+
+  beforeAll(async () => {
+    const definition = protoLoader.loadSync("coffer/secretmanager/v1/secret_service.proto", {
+      includeDirs: [protoDir],
+      longs: String,
+      enums: String,
+      defaults: true,
+    });
+    methods = definition["coffer.secretmanager.v1.SecretService"] as typeof methods;
+    const started = await listen((s) => addService(s, SecretService, secretService));
+    server = started.server;
+    const Client = grpc.makeClientConstructor(methods, "SecretService");
+    client = new Client(started.address, grpc.credentials.createInsecure());
+  });
+
+  afterAll(() => {
+    client?.close();
+    server?.forceShutdown();
+  });
+
+  it("round-trips a unary call and gives the handler a gRPC context", async () => {
+    const { status, response } = await call("GetSecret", { region: "eu", secretId: "abc" });
+    expect(status.code).toBe(grpc.status.OK);
+    expect(response.secret).toMatchObject({
+      id: "abc",
+      region: "eu",
+      name: "grpc",
+      path: "/coffer.secretmanager.v1.SecretService/GetSecret",
+      type: "SECRET_TYPE_KEY_VALUE",
+      tags: ["a", "b"],
+      versionCount: 3,
+      ephemeralPolicy: { timeToLive: { seconds: "90" }, expiresOnceAccessed: true },
+      createdAt: { seconds: "1700000000" },
+    });
+    expect(response.secret.description).toMatch(/^127\.0\.0\.1:\d+$/);
+  });
+
+  it("sends a ConnectError's code, message and metadata", async () => {
+    const { status } = await call("AccessSecretVersion", { secretId: "xyz" });
+    expect(status.code).toBe(grpc.status.NOT_FOUND);
+    expect(status.details).toBe("secret xyz not found");
+    expect(status.metadata.get("x-request-id")).toEqual(["req-1"]);
+  });
+
+  it("sends a ConnectError's details as grpc-status-details-bin", async () => {
+    const { status } = await call("AccessSecretVersionByPath", {});
+    expect(status.code).toBe(grpc.status.INVALID_ARGUMENT);
+    const bin = status.metadata.get("grpc-status-details-bin")[0];
+    expect(bin).toBeInstanceOf(Buffer);
+    const headers = new Headers({ "grpc-status-details-bin": (bin as Buffer).toString("base64") });
+    const error = findTrailerError(headers);
+    expect(error?.code).toBe(Code.InvalidArgument);
+    expect(error?.findDetails(SecretSchema).map((s) => s.name)).toEqual(["detail"]);
+  });
+
+  it("hides any other error behind INTERNAL", async () => {
+    const { status } = await call("DeleteSecret", { secretId: "abc" });
+    expect(status.code).toBe(grpc.status.INTERNAL);
+    expect(status.details).toBe("internal error");
+    expect(JSON.stringify(status.metadata.toJSON())).not.toContain("sensitive");
+  });
+
+  it("answers INTERNAL when the response cannot be encoded", async () => {
+    const { status } = await call("UpdateSecret", { secretId: "abc" });
+    expect(status.code).toBe(grpc.status.INTERNAL);
+    expect(status.details).toBe("internal error");
+  });
+
+  it("answers UNIMPLEMENTED for a method the implementation leaves out", async () => {
+    const { status } = await call("CreateSecret", {});
+    expect(status.code).toBe(grpc.status.UNIMPLEMENTED);
+    expect(status.details).toBe(
+      "coffer.secretmanager.v1.SecretService.CreateSecret is not implemented",
+    );
+  });
+
+  it("passes metadata in as headers and sends response headers and trailers", async () => {
+    const metadata = new grpc.Metadata();
+    metadata.set("authorization", "Bearer t0ken");
+    metadata.set("x-trace-bin", Buffer.from([1, 2, 3]));
+    const { status, response, header } = await call("ListTags", {}, metadata);
+    expect(status.code).toBe(grpc.status.OK);
+    expect(response.tags).toEqual(["Bearer t0ken", Buffer.from([1, 2, 3]).toString("base64")]);
+    expect(header?.get("x-coffer-header")).toEqual(["h1"]);
+    expect(status.metadata.get("x-coffer-trailer")).toEqual(["t1"]);
+    expect(status.metadata.get("x-coffer-bin")).toEqual([Buffer.from([9, 8, 7])]);
+  });
+
+  it("answers INVALID_ARGUMENT to a request that does not decode", async () => {
+    const method = methods.GetSecret;
+    if (method === undefined) throw new Error("no GetSecret");
+    const raw: grpc.MethodDefinition<Buffer, Buffer> = {
+      ...method,
+      requestSerialize: (b: Buffer) => b,
+      responseDeserialize: (b: Buffer) => b,
+    };
+    const { status } = await unary(client, raw, Buffer.from([0xff, 0xff]));
+    expect(status.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(status.details).toBe(
+      "request is not a valid coffer.secretmanager.v1.GetSecretRequest message",
+    );
+  });
+
+  it("ends a call past its deadline with DEADLINE_EXCEEDED and aborts the handler's signal", async () => {
+    const started = Date.now();
+    const { status } = await call(
+      "GetSecretVersion",
+      { secretId: "deadline" },
+      new grpc.Metadata(),
+      { deadline: Date.now() + 200 },
+    );
+    expect(status.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    const seen = await probe("deadline").promise;
+    expect(seen.timeoutMs).toBeGreaterThan(0);
+    expect(seen.timeoutMs).toBeLessThanOrEqual(200);
+    const reason = await seen.reason;
+    expect(reason).toBeInstanceOf(ConnectError);
+    expect((reason as ConnectError).code).toBe(Code.DeadlineExceeded);
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it("aborts the handler's signal when the client cancels", async () => {
+    const { status } = await call(
+      "GetSecretVersion",
+      { secretId: "cancel" },
+      undefined,
+      undefined,
+      (c) => {
+        void probe("cancel").promise.then(() => c.cancel());
+      },
+    );
+    expect(status.code).toBe(grpc.status.CANCELLED);
+    const seen = await probe("cancel").promise;
+    expect(seen.timeoutMs).toBeUndefined();
+    const reason = await seen.reason;
+    expect(reason).toBeInstanceOf(ConnectError);
+    expect((reason as ConnectError).code).toBe(Code.Canceled);
+  });
+});
