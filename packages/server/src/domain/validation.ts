@@ -138,6 +138,7 @@ export function normalizePath(value: string, field = "path"): string {
 // no UTF-8 encoding, so could not be stored or sent back). Letters of any
 // script, symbols, emoji and inner spaces are all fine; a tag made only of
 // whitespace is rejected because it would look empty in every listing.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const TAG_FORBIDDEN = /[\u0000-\u001f\u007f-\u009f\p{Cs}]/u;
 const ONLY_WHITESPACE = /^\s+$/u;
 const TAG_RULE = `must be 1-${MAX_TAG_LENGTH} printable characters`;

@@ -97,6 +97,9 @@ export function addService<S extends DescService>(
   server.addService(definition, handlers);
 }
 
+/** How close to the deadline a cancellation counts as the deadline. */
+const deadlineSlackMs = 100;
+
 type UnarySpec = Extract<MethodImplSpec, { kind: "unary" }>;
 type ServerStreamingSpec = Extract<MethodImplSpec, { kind: "server_streaming" }>;
 type CallContext = ReturnType<typeof createHandlerContext>;
@@ -175,11 +178,13 @@ function createCallContext(call: Call, spec: MethodImplSpec, info: MethodInfo): 
   // grpc-js emits "cancelled" when the client cancels, when the deadline
   // passes (after it has sent DEADLINE_EXCEEDED itself), and also after any
   // call completes; by then the context is already aborted, so that last
-  // case changes nothing.
+  // case changes nothing. It does not say which: near the deadline, count it
+  // as the deadline, since the client's own deadline timer resets the stream
+  // at about the moment the server's fires, in either order.
   const cancel = new AbortController();
   const onCancelled = () => {
     cancel.abort(
-      Date.now() >= deadlineMs
+      Date.now() >= deadlineMs - deadlineSlackMs
         ? new ConnectError("the deadline was exceeded", Code.DeadlineExceeded)
         : new ConnectError("the client canceled the call", Code.Canceled),
     );

@@ -1,0 +1,191 @@
+import { crc32 } from "node:zlib";
+import {
+  type CofferClient,
+  type CofferProtocol,
+  createCofferClient,
+  EphemeralAction,
+  SecretStatus,
+  SecretType,
+  VersionStatus,
+} from "@coffer/client";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RunningServer } from "../server.ts";
+import { PROJECT, startTestServer } from "../testing/backends.ts";
+
+const text = (s: string) => new TextEncoder().encode(s);
+
+async function codeOf(p: Promise<unknown>): Promise<{ code: Code; message: string }> {
+  try {
+    await p;
+  } catch (err) {
+    const e = ConnectError.from(err);
+    return { code: e.code, message: e.rawMessage };
+  }
+  throw new Error("expected the call to fail");
+}
+
+let server: RunningServer;
+beforeAll(async () => {
+  server = await startTestServer({
+    regions: ["fr-par", "nl-ams"],
+    databases: {
+      "fr-par": { driver: "pglite", dataDir: undefined },
+      "nl-ams": { driver: "pglite", dataDir: undefined },
+    },
+  });
+});
+afterAll(() => server?.stop());
+
+const protocols: CofferProtocol[] = ["grpc", "connect", "grpc-web"];
+
+describe.each(protocols)("SecretService over %s", (protocol) => {
+  let coffer: CofferClient;
+  let n = 0;
+  const unique = () => `${protocol}-${++n}`;
+  beforeAll(() => {
+    const port = protocol === "grpc" ? server.grpcPort : server.httpPort;
+    coffer = createCofferClient({ url: `http://127.0.0.1:${port}`, protocol });
+  });
+
+  it("creates a secret with a first version and serves it with its checksum", async () => {
+    const data = text(JSON.stringify({ user: "app", password: "pw-1" }));
+    const { secret, firstVersion } = await coffer.createSecret({
+      projectId: PROJECT,
+      name: unique(),
+      path: "/prod/",
+      type: SecretType.KEY_VALUE,
+      tags: ["b", "a", "b"],
+      firstVersion: { data, dataCrc32: crc32(data) },
+    });
+    expect(secret?.path).toBe("/prod");
+    expect(secret?.region).toBe("fr-par");
+    expect(secret?.tags).toEqual(["a", "b"]);
+    expect(secret?.status).toBe(SecretStatus.READY);
+    expect(secret?.versionCount).toBe(1);
+    expect(firstVersion?.status).toBe(VersionStatus.ENABLED);
+    expect(firstVersion?.latest).toBe(true);
+    const got = await coffer.accessSecretVersion({
+      secretId: secret?.id ?? "",
+      revision: "latest_enabled",
+    });
+    expect(Buffer.from(got.data).equals(Buffer.from(data))).toBe(true);
+    expect(got.dataCrc32).toBe(crc32(data));
+    expect(got.revision).toBe(1);
+    expect(got.type).toBe(SecretType.KEY_VALUE);
+  });
+
+  it("refuses a payload that breaks its type with INVALID_ARGUMENT naming the field", async () => {
+    const { secret } = await coffer.createSecret({
+      projectId: PROJECT,
+      name: unique(),
+      type: SecretType.DATABASE_CREDENTIALS,
+    });
+    const err = await codeOf(
+      coffer.createSecretVersion({
+        secretId: secret?.id ?? "",
+        data: text(
+          JSON.stringify({
+            engine: "postgres",
+            username: "u",
+            password: "p",
+            host: "h",
+            dbname: "d",
+            port: "99999",
+          }),
+        ),
+      }),
+    );
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(err.message).toMatch(/^data\.port: /);
+  });
+
+  it("answers each rule with its code and an actionable message", async () => {
+    expect(await codeOf(coffer.createSecret({ projectId: PROJECT, name: ".." }))).toMatchObject({
+      code: Code.InvalidArgument,
+      message: expect.stringMatching(/^name: /),
+    });
+    expect(await codeOf(coffer.createSecret({ projectId: "nope", name: "x" }))).toMatchObject({
+      code: Code.InvalidArgument,
+      message: expect.stringMatching(/^project_id: /),
+    });
+    expect(
+      await codeOf(coffer.createSecret({ projectId: PROJECT, name: "x", region: "mars" })),
+    ).toMatchObject({
+      code: Code.InvalidArgument,
+      message: expect.stringContaining("fr-par, nl-ams"),
+    });
+    const name = unique();
+    const { secret } = await coffer.createSecret({ projectId: PROJECT, name });
+    const id = secret?.id ?? "";
+    expect(await codeOf(coffer.createSecret({ projectId: PROJECT, name }))).toMatchObject({
+      code: Code.AlreadyExists,
+      message: expect.stringContaining(name),
+    });
+    // Another region is another database: the secret is not there.
+    expect(await codeOf(coffer.getSecret({ secretId: id, region: "nl-ams" }))).toMatchObject({
+      code: Code.NotFound,
+    });
+    expect(
+      await codeOf(coffer.createSecretVersion({ secretId: id, data: text("x"), dataCrc32: 1234 })),
+    ).toMatchObject({
+      code: Code.InvalidArgument,
+      message: expect.stringMatching(/^data_crc32: /),
+    });
+    expect(
+      await codeOf(coffer.createSecretVersion({ secretId: id, data: new Uint8Array(65_537) })),
+    ).toMatchObject({ code: Code.InvalidArgument, message: expect.stringMatching(/^data: /) });
+    expect(
+      await codeOf(coffer.updateSecret({ secretId: id, name: "y", etag: '"0"' })),
+    ).toMatchObject({ code: Code.Aborted, message: expect.stringContaining("stale") });
+    await coffer.protectSecret({ secretId: id });
+    expect(await codeOf(coffer.deleteSecret({ secretId: id }))).toMatchObject({
+      code: Code.FailedPrecondition,
+      message: expect.stringContaining("secret is protected"),
+    });
+    expect(
+      await codeOf(coffer.accessSecretVersion({ secretId: id, revision: "latest_enabled" })),
+    ).toMatchObject({
+      code: Code.NotFound,
+      message: expect.stringContaining("no enabled version"),
+    });
+    expect(
+      await codeOf(coffer.accessSecretVersion({ secretId: id, revision: "one" })),
+    ).toMatchObject({ code: Code.InvalidArgument, message: expect.stringMatching(/^revision: /) });
+  });
+
+  it("serves a single-access version once", async () => {
+    const { secret } = await coffer.createSecret({
+      projectId: PROJECT,
+      name: unique(),
+      ephemeralPolicy: { expiresOnceAccessed: true, action: EphemeralAction.DISABLE },
+      firstVersion: { data: text("once") },
+    });
+    const id = secret?.id ?? "";
+    const meta = await coffer.getSecretVersion({ secretId: id, revision: "1" });
+    expect(meta.version?.ephemeralProperties?.expiresOnceAccessed).toBe(true);
+    const got = await coffer.accessSecretVersion({ secretId: id, revision: "1" });
+    expect(new TextDecoder().decode(got.data)).toBe("once");
+    expect(await codeOf(coffer.accessSecretVersion({ secretId: id, revision: "1" }))).toMatchObject(
+      { code: Code.FailedPrecondition, message: expect.stringContaining("already accessed") },
+    );
+  });
+
+  it("echoes a request id and makes one up when none is sent", async () => {
+    let seen: string | null = null;
+    const traced = createCofferClient({
+      url: `http://127.0.0.1:${protocol === "grpc" ? server.grpcPort : server.httpPort}`,
+      protocol,
+    });
+    await traced.listSecretTypes(
+      { projectId: PROJECT },
+      { headers: { "x-request-id": "req-42" }, onHeader: (h) => (seen = h.get("x-request-id")) },
+    );
+    expect(seen).toBe("req-42");
+    await traced.listSecretTypes(
+      { projectId: PROJECT },
+      { onHeader: (h) => (seen = h.get("x-request-id")) },
+    );
+    expect(seen).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});

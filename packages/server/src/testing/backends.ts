@@ -1,0 +1,137 @@
+import { randomBytes } from "node:crypto";
+import pino from "pino";
+import postgres from "postgres";
+import type { Config } from "../config.ts";
+import { generateKey, type KeyRing } from "../crypto/key-ring.ts";
+import { type Database, openDatabase } from "../db/client.ts";
+import { migrate } from "../db/migrate.ts";
+import { type Domain, Regions } from "../domain/context.ts";
+import { type RunningServer, startServer } from "../server.ts";
+
+/**
+ * The databases every integration test runs against: PGlite (in memory)
+ * always, and Postgres whenever TEST_DATABASE_URL is set. Under CI a missing
+ * TEST_DATABASE_URL is an error, so the Postgres suite cannot be skipped
+ * silently.
+ */
+export interface Backend {
+  name: "pglite" | "postgres";
+  /** A fresh, empty, migrated database. */
+  open(): Promise<Database>;
+  /** A fresh empty database's URL (Postgres only), for servers that open their own. */
+  freshUrl?: () => Promise<string>;
+}
+
+const testDatabaseUrl = process.env.TEST_DATABASE_URL;
+if (process.env.CI && !testDatabaseUrl) {
+  throw new Error(
+    "CI is set but TEST_DATABASE_URL is not: the Postgres suite must run in CI (.ci/run sets it)",
+  );
+}
+
+/** Drops a database made by createPostgresDatabase. */
+export async function dropPostgresDatabase(url: string): Promise<void> {
+  if (!testDatabaseUrl) return;
+  const name = new URL(url).pathname.slice(1);
+  if (!/^coffer_test_[0-9a-f]+$/.test(name)) throw new Error(`refusing to drop ${name}`);
+  const admin = postgres(testDatabaseUrl, { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`drop database if exists ${name} with (force)`);
+  } finally {
+    await admin.end();
+  }
+}
+
+/** Creates an empty database on the test server and returns its URL. */
+async function createPostgresDatabase(): Promise<string> {
+  if (!testDatabaseUrl) throw new Error("TEST_DATABASE_URL is not set");
+  const name = `coffer_test_${randomBytes(6).toString("hex")}`;
+  const admin = postgres(testDatabaseUrl, { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`create database ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(testDatabaseUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+export const backends: Backend[] = [
+  {
+    name: "pglite",
+    async open() {
+      const db = await openDatabase({ driver: "pglite", dataDir: undefined });
+      await migrate(db.db);
+      return db;
+    },
+  },
+  ...(testDatabaseUrl
+    ? [
+        {
+          name: "postgres" as const,
+          async open(): Promise<Database> {
+            const url = await createPostgresDatabase();
+            const db = await openDatabase({ driver: "postgres", url, poolSize: 10 });
+            await migrate(db.db);
+            return {
+              ...db,
+              close: async () => {
+                await db.close();
+                await dropPostgresDatabase(url);
+              },
+            };
+          },
+          freshUrl: createPostgresDatabase,
+        },
+      ]
+    : []),
+];
+
+export const postgresBackend = backends.find((b) => b.name === "postgres");
+
+export function testKeyRing(): KeyRing {
+  return { activeId: "test-1", keys: new Map([["test-1", generateKey()]]) };
+}
+
+/** A domain over one database per region (the first region is the default). */
+export function testDomain(
+  databases: Record<string, Database>,
+  options: { keyRing?: KeyRing; deletionWindowMs?: number } = {},
+): Domain {
+  const ring = options.keyRing ?? testKeyRing();
+  return {
+    regions: new Regions(new Map(Object.entries(databases))),
+    keyRing: () => ring,
+    deletionWindowMs: options.deletionWindowMs ?? 7 * 86_400_000,
+  };
+}
+
+export const silentLogger = pino({ level: "silent" });
+
+/** A Config for an in-process server on free ports. */
+export function testConfig(overrides: Partial<Config> = {}): Config {
+  const key = generateKey().toString("base64");
+  return {
+    grpcListen: { host: "127.0.0.1", port: 0 },
+    httpListen: { host: "127.0.0.1", port: 0 },
+    regions: ["local"],
+    databases: { local: { driver: "pglite", dataDir: undefined } },
+    dataDir: "/nonexistent",
+    masterKeys: `test-1:${key}`,
+    masterKeyFile: undefined,
+    deletionWindowMs: 7 * 86_400_000,
+    sweepIntervalMs: 3_600_000,
+    shutdownGraceMs: 2_000,
+    logLevel: "silent",
+    ...overrides,
+  };
+}
+
+/** Starts an in-process server; stop it in afterAll. */
+export function startTestServer(overrides: Partial<Config> = {}): Promise<RunningServer> {
+  return startServer(testConfig(overrides), silentLogger);
+}
+
+export const PROJECT = "0f8fad5b-d9cb-469f-a165-70867728950e";
+export const OTHER_PROJECT = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
