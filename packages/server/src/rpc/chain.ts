@@ -21,6 +21,11 @@ export function callerOf(ctx: HandlerContext): Caller {
   return caller;
 }
 
+/** gRPC's canonical name of a code, e.g. INVALID_ARGUMENT (connect's enum says InvalidArgument). */
+function codeName(code: Code): string {
+  return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
+}
+
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /** Called once per finished call, for metrics (a later concern) and tests. */
@@ -70,7 +75,7 @@ export function withCallChain<S extends DescService>(
       const line = {
         method: name,
         protocol: ctx.protocolName,
-        code: err ? Code[err.code] : "OK",
+        code: err ? codeName(err.code) : "OK",
         duration_ms: durationMs,
         request_id: call.requestId,
         peer: call.peer,
