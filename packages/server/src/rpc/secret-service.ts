@@ -1,7 +1,7 @@
 import type { SecretService } from "@coffer/api";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { accessVersion, accessVersionByPath } from "../domain/access-version.ts";
-import type { Caller, Domain } from "../domain/context.ts";
+import type { Domain } from "../domain/context.ts";
 import { createSecret } from "../domain/create-secret.ts";
 import { createVersion } from "../domain/create-version.ts";
 import { deleteSecret, restoreSecret } from "../domain/delete-secret.ts";
