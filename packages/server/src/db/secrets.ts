@@ -176,7 +176,10 @@ export async function listFolders(
   prefix: string,
 ): Promise<{ name: string; count: number }[]> {
   const start = prefix === "/" ? 2 : prefix.length + 2;
-  const folder = sql<string>`split_part(substr(${secrets.path}, ${start}), '/', 1)`;
+  // The offset is inlined, not bound: a bound parameter would appear as $1 in
+  // the select list and $4 in GROUP BY, and Postgres would then refuse the
+  // select list as not grouped. It is an integer computed here, never input.
+  const folder = sql<string>`split_part(substr(${secrets.path}, ${sql.raw(String(start))}), '/', 1)`;
   const rows = await ex
     .select({ name: folder, count: sql<number>`count(*)`.mapWith(Number) })
     .from(secrets)
@@ -202,15 +205,22 @@ export async function listTags(
   projectId: string,
   page: { offset: number; limit: number },
 ): Promise<{ tags: string[]; total: number }> {
-  const result = rowsOf<{ tag: string; total: number | string }>(
-    await ex.execute(sql`
-      select tag, count(*) over () as total from (
-        select distinct unnest(${secrets.tags}) as tag from ${secrets}
-        where ${secrets.region} = ${region} and ${secrets.projectId} = ${projectId}
-          and ${secrets.deletionRequestedAt} is null
-      ) t order by tag offset ${page.offset} limit ${page.limit}`),
-  );
-  return { tags: result.map((r) => r.tag), total: Number(result[0]?.total ?? 0) };
+  const distinct = sql`
+    select distinct unnest(${secrets.tags}) as tag from ${secrets}
+    where ${secrets.region} = ${region} and ${secrets.projectId} = ${projectId}
+      and ${secrets.deletionRequestedAt} is null`;
+  // The total is counted on its own: a window count on the page's rows would
+  // say 0 for a page past the end.
+  const [rows, counts] = await Promise.all([
+    ex.execute(
+      sql`select tag from (${distinct}) t order by tag offset ${page.offset} limit ${page.limit}`,
+    ),
+    ex.execute(sql`select count(*)::int as n from (${distinct}) t`),
+  ]);
+  return {
+    tags: rowsOf<{ tag: string }>(rows).map((r) => r.tag),
+    total: Number(rowsOf<{ n: number }>(counts)[0]?.n ?? 0),
+  };
 }
 
 /** Distinct types of a project's live secrets. */

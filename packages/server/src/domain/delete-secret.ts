@@ -5,7 +5,7 @@ import { getSecretView, lockSecret, type SecretView, updateSecret } from "../db/
 import { inTransaction } from "../db/tx.ts";
 import type { Caller, Domain } from "./context.ts";
 import { alreadyExists, failedPrecondition } from "./errors.ts";
-import { lockForChange, secretNotFound } from "./shared.ts";
+import { checkRestoreWindow, lockForChange, secretNotFound } from "./shared.ts";
 import { validateUuid } from "./validation.ts";
 
 /**
@@ -52,6 +52,7 @@ export async function restoreSecret(
       if (secret.deletionRequestedAt === null) {
         throw failedPrecondition(`secret ${id} is not scheduled for deletion`);
       }
+      checkRestoreWindow(secret.deletionRequestedAt, domain.deletionWindowMs, `secret ${id}`);
       await updateSecret(tx, id, { deletionRequestedAt: null });
       return getSecretView(tx, id);
     });

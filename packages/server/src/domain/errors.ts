@@ -50,3 +50,15 @@ export function aborted(message: string): DomainError {
 export function unavailable(message: string): DomainError {
   return new DomainError("unavailable", message);
 }
+
+export function unauthenticated(message: string): DomainError {
+  return new DomainError("unauthenticated", message);
+}
+
+export function permissionDenied(message: string): DomainError {
+  return new DomainError("permission_denied", message);
+}
+
+export function resourceExhausted(message: string): DomainError {
+  return new DomainError("resource_exhausted", message);
+}

@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { crc32 } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Database } from "../db/client.ts";
 import { backends, OTHER_PROJECT, PROJECT, testDomain } from "../testing/backends.ts";
 import {
   addVersion,
@@ -51,10 +50,16 @@ async function names(
 }
 
 describe.each(backends)("secrets on $name", (backend) => {
-  const dbs = databasesFor(backend);
+  // Two regions, eu-a (the default) and eu-b, one database each; the region
+  // tests also serve both regions from eu-a's database alone, where only the
+  // region column keeps them apart.
+  const dbs = databasesFor(backend, ["eu-a", "eu-b"]);
   let domain: Domain;
+  let sharedDomain: Domain;
   beforeAll(async () => {
     domain = await dbs.open();
+    const euA = dbs.database("eu-a");
+    sharedDomain = testDomain({ "eu-a": euA, "eu-b": euA });
   });
   afterAll(() => dbs.close());
 
@@ -71,7 +76,7 @@ describe.each(backends)("secrets on $name", (backend) => {
     });
     expect(secret).toMatchObject({
       projectId: PROJECT,
-      region: "test-region",
+      region: "eu-a",
       path: "/apps/web",
       type: "key_value",
       description: "the web app's settings",
@@ -90,7 +95,7 @@ describe.each(backends)("secrets on $name", (backend) => {
     });
     expect(await getSecret(domain, caller, { region: "", secretId: secret.id })).toEqual(secret);
     const access = await accessVersion(domain, caller, {
-      region: "test-region",
+      region: "eu-a",
       secretId: secret.id,
       revision: "latest",
     });
@@ -110,7 +115,11 @@ describe.each(backends)("secrets on $name", (backend) => {
       "version latest",
     );
     await expectDomainError(
-      accessVersion(domain, caller, { region: "", secretId: secret.id, revision: "latest_enabled" }),
+      accessVersion(domain, caller, {
+        region: "",
+        secretId: secret.id,
+        revision: "latest_enabled",
+      }),
       "not_found",
       "has no enabled version",
     );
@@ -392,8 +401,9 @@ describe.each(backends)("secrets on $name", (backend) => {
       pageSize: 0,
     });
     expect(browse.items.map((i) => i.name)).toEqual([keep.name]);
-    expect((await listTags(domain, caller, { region: "", projectId, page: 0, pageSize: 0 })).tags)
-      .toEqual(["kept"]);
+    expect(
+      (await listTags(domain, caller, { region: "", projectId, page: 0, pageSize: 0 })).tags,
+    ).toEqual(["kept"]);
     expect(
       (await listSecretTypes(domain, caller, { region: "", projectId, page: 0, pageSize: 0 }))
         .types,
@@ -512,9 +522,7 @@ describe.each(backends)("secrets on $name", (backend) => {
       description: "touched",
       etag: "",
     });
-    expect((await names(domain, projectId, { orderBy: "updated_at_desc" })).names[0]).toBe(
-      "alpha",
-    );
+    expect((await names(domain, projectId, { orderBy: "updated_at_desc" })).names[0]).toBe("alpha");
     expect((await names(domain, projectId, { orderBy: "updated_at_asc" })).names[4]).toBe("alpha");
 
     const page = (n: number) => names(domain, projectId, { page: n, pageSize: 2 });
@@ -611,40 +619,30 @@ describe.each(backends)("secrets on $name", (backend) => {
       null,
     );
     await deleteSecret(domain, caller, { region: "", secretId: gone.id, etag: "" });
-    await newSecret(domain, { projectId: OTHER_PROJECT, tags: ["other"], type: "certificate" });
+    await newSecret(
+      domain,
+      { projectId: OTHER_PROJECT, tags: ["other"], type: "certificate" },
+      null,
+    );
 
     const tags = (page: number, pageSize: number) =>
       listTags(domain, caller, { region: "", projectId, page, pageSize });
     expect(await tags(0, 0)).toEqual({ tags: ["alpha", "beta", "gamma"], totalCount: 3 });
     expect(await tags(2, 2)).toEqual({ tags: ["gamma"], totalCount: 3 });
+    // Past the last page: nothing, but the total still counts every tag.
+    expect(await tags(3, 2)).toEqual({ tags: [], totalCount: 3 });
     expect(
       await listSecretTypes(domain, caller, { region: "", projectId, page: 0, pageSize: 0 }),
     ).toEqual({ types: ["key_value", "opaque"], totalCount: 2 });
     expect(
+      await listSecretTypes(domain, caller, { region: "", projectId, page: 2, pageSize: 1 }),
+    ).toEqual({ types: ["opaque"], totalCount: 2 });
+    expect(
+      await listSecretTypes(domain, caller, { region: "", projectId, page: 3, pageSize: 1 }),
+    ).toEqual({ types: [], totalCount: 2 });
+    expect(
       await listTags(domain, caller, { region: "", projectId: randomUUID(), page: 0, pageSize: 0 }),
     ).toEqual({ tags: [], totalCount: 0 });
-  });
-});
-
-/** A list request over PROJECT in the default region with no filter. */
-function listAll(): ListSecretsInput {
-  return { region: "", projectId: PROJECT, tags: [], orderBy: "name_asc", page: 0, pageSize: 0 };
-}
-
-describe.each(backends)("regions on $name", (backend) => {
-  const dbs = databasesFor(backend, ["eu-a", "eu-b"]);
-  let domain: Domain;
-  let shared: Database;
-  let sharedDomain: Domain;
-  beforeAll(async () => {
-    domain = await dbs.open();
-    // Two regions over one database: only the region column separates them.
-    shared = await backend.open();
-    sharedDomain = testDomain({ "eu-a": shared, "eu-b": shared });
-  });
-  afterAll(async () => {
-    await dbs.close();
-    await shared.close();
   });
 
   it("refuses an unknown region, listing the known ones", async () => {
@@ -721,12 +719,23 @@ describe.each(backends)("regions on $name", (backend) => {
       expect((await listIn("eu-a")).totalCount).toBe(0);
       expect((await listIn("eu-b")).secrets.map((s) => s.id)).toEqual([secret.id]);
       expect(
-        (await browseSecrets(d, caller, { region: "eu-a", projectId, prefix: "/", page: 0, pageSize: 0 }))
-          .items,
+        (
+          await browseSecrets(d, caller, {
+            region: "eu-a",
+            projectId,
+            prefix: "/",
+            page: 0,
+            pageSize: 0,
+          })
+        ).items,
       ).toEqual([]);
 
       // The same address is free in the other region, and both stay apart.
-      const { secret: inRegionA } = await newSecret(d, { region: "eu-a", projectId, name }, "in eu-a");
+      const { secret: inRegionA } = await newSecret(
+        d,
+        { region: "eu-a", projectId, name },
+        "in eu-a",
+      );
       expect(inRegionA.region).toBe("eu-a");
       const read = await accessVersion(d, caller, {
         region: "eu-b",
@@ -746,3 +755,8 @@ describe.each(backends)("regions on $name", (backend) => {
     });
   }
 });
+
+/** A list request over PROJECT in the default region with no filter. */
+function listAll(): ListSecretsInput {
+  return { region: "", projectId: PROJECT, tags: [], orderBy: "name_asc", page: 0, pageSize: 0 };
+}

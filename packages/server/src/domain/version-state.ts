@@ -8,7 +8,7 @@ import type { Caller, Domain } from "./context.ts";
 import { failedPrecondition } from "./errors.ts";
 import type { VersionView } from "./read-versions.ts";
 import { versionNotFound } from "./read-versions.ts";
-import { lockForChange, propertiesFromPolicy } from "./shared.ts";
+import { checkRestoreWindow, lockForChange, propertiesFromPolicy } from "./shared.ts";
 import { parseRevision, validateUuid } from "./validation.ts";
 
 export interface VersionRef {
@@ -98,6 +98,9 @@ export function restoreVersion(domain: Domain, _caller: Caller, input: VersionRe
       throw failedPrecondition(
         `version ${v.revision} is ${v.status === "deleted" ? "deleted for good" : "not scheduled for deletion"}, so there is nothing to restore`,
       );
+    }
+    if (v.deletionRequestedAt !== null) {
+      checkRestoreWindow(v.deletionRequestedAt, domain.deletionWindowMs, `version ${v.revision}`);
     }
     return { status: "disabled", deletionRequestedAt: null };
   });

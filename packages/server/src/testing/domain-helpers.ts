@@ -139,10 +139,13 @@ export function databasesFor(backend: Backend, regions: string[] = ["test-region
       for (const region of regions) opened[region] = await backend.open();
       return testDomain(opened, options);
     },
-    db(region = regions[0] ?? "") {
+    database(region = regions[0] ?? ""): Database {
       const database = opened[region];
       if (database === undefined) throw new Error(`region ${region} is not open`);
-      return database.db;
+      return database;
+    },
+    db(region = regions[0] ?? ""): Db {
+      return this.database(region).db;
     },
     async close() {
       await Promise.all(Object.values(opened).map((d) => d.close()));

@@ -1,0 +1,138 @@
+import { notFound, permissionDenied, unauthenticated } from "./errors.ts";
+
+/** A role granted on a project (see proto coffer.admin.v1.Role). */
+export type Role = "admin" | "full_access" | "secret_write" | "read_only" | "secret_access";
+
+/** What a call needs to be allowed to do. */
+export type Permission =
+  /** Read secrets' and versions' metadata (never payloads). */
+  | "read"
+  /** Create, change and delete secrets and versions. */
+  | "write"
+  /** Read payloads. */
+  | "access"
+  /** Manage a project's tokens and read its audit trail. */
+  | "admin";
+
+/**
+ * Least privilege: each role holds only what its name says. `secret_access`
+ * reads payloads and nothing else (a sidecar addresses secrets by path), and
+ * `read_only` never reads a payload.
+ */
+const PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
+  admin: new Set(["read", "write", "access", "admin"]),
+  full_access: new Set(["read", "write", "access"]),
+  secret_write: new Set(["read", "write"]),
+  read_only: new Set(["read"]),
+  secret_access: new Set(["access"]),
+};
+
+/** One role on one project (empty project: a global admin), narrowed to a path. */
+export interface Grant {
+  projectId: string;
+  role: Role;
+  /** "/" for the whole project. */
+  pathPrefix: string;
+}
+
+/** The authenticated principal of a call. */
+export interface Principal {
+  tokenId: string;
+  grants: readonly Grant[];
+}
+
+/** A project and the folder, in it, that some permission covers. */
+export interface Scope {
+  projectId: string;
+  pathPrefix: string;
+}
+
+export function isUnder(path: string, prefix: string): boolean {
+  return prefix === "/" || path === prefix || path.startsWith(`${prefix}/`);
+}
+
+export function isGlobalAdmin(principal: Principal): boolean {
+  return principal.grants.some((g) => g.projectId === "" && g.role === "admin");
+}
+
+/** Grants that apply to a project: its own, and a global admin's. */
+function grantsOn(principal: Principal, projectId: string): Grant[] {
+  return principal.grants.filter(
+    (g) => g.projectId === projectId || (g.projectId === "" && g.role === "admin"),
+  );
+}
+
+export function requirePrincipal(principal: Principal | undefined): Principal {
+  if (principal === undefined) {
+    throw unauthenticated('a valid token is required: send "authorization: Bearer <token>"');
+  }
+  return principal;
+}
+
+/**
+ * Checks that the principal may do `permission` on a secret at (project,
+ * path). A principal that can see nothing there gets the same NOT_FOUND as
+ * for a secret that does not exist (`hidden` builds it), so grants never
+ * reveal what lies outside them; one that can see it but lacks the
+ * permission gets PERMISSION_DENIED.
+ */
+export function authorize(
+  principal: Principal,
+  projectId: string,
+  path: string,
+  permission: Permission,
+  hidden: () => Error,
+): void {
+  const covering = grantsOn(principal, projectId).filter((g) => isUnder(path, g.pathPrefix));
+  if (covering.length === 0) throw hidden();
+  if (!covering.some((g) => PERMISSIONS[g.role].has(permission))) {
+    throw permissionDenied(
+      `this token may not ${VERB[permission]} here (its roles: ${[...new Set(covering.map((g) => g.role))].join(", ")})`,
+    );
+  }
+}
+
+const VERB: Record<Permission, string> = {
+  read: "read metadata",
+  write: "change secrets",
+  access: "read payloads",
+  admin: "administer this project",
+};
+
+/** The scopes where the principal holds `permission`, in one project or in all. */
+export function scopesFor(
+  principal: Principal,
+  permission: Permission,
+  projectId?: string,
+): Scope[] | "all" {
+  if (isGlobalAdmin(principal)) return "all";
+  return principal.grants
+    .filter((g) => projectId === undefined || g.projectId === projectId)
+    .filter((g) => PERMISSIONS[g.role].has(permission))
+    .map((g) => ({ projectId: g.projectId, pathPrefix: g.pathPrefix }));
+}
+
+/**
+ * For project-wide reads (list, browse, tags, types): the scopes to filter
+ * by. A project the principal has no grant on is NOT_FOUND; one where it has
+ * grants but none that reads metadata is PERMISSION_DENIED.
+ */
+export function projectReadScopes(principal: Principal, projectId: string): Scope[] | "all" {
+  if (grantsOn(principal, projectId).length === 0) throw projectNotFound(projectId);
+  const scopes = scopesFor(principal, "read", projectId);
+  if (scopes !== "all" && scopes.length === 0) {
+    throw permissionDenied("this token may not read metadata in this project");
+  }
+  return scopes;
+}
+
+export function projectNotFound(projectId: string): Error {
+  return notFound(`project ${projectId} not found`);
+}
+
+/** Guards the global-admin-only calls. */
+export function requireGlobalAdmin(principal: Principal): void {
+  if (!isGlobalAdmin(principal)) {
+    throw permissionDenied("this call needs a global admin token");
+  }
+}
