@@ -1,5 +1,12 @@
 import { SecretService } from "@coffer/api";
-import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import {
+  type Client,
+  Code,
+  ConnectError,
+  createClient,
+  type Interceptor,
+  type Transport,
+} from "@connectrpc/connect";
 import {
   createConnectTransport,
   createGrpcTransport,
@@ -55,6 +62,7 @@ export function createCofferTransport(options: CofferClientOptions): Transport {
       return next(req);
     });
   }
+  interceptors.push(refusedStreamIsUnavailable);
   const common = {
     baseUrl: options.url,
     interceptors,
@@ -68,4 +76,37 @@ export function createCofferTransport(options: CofferClientOptions): Transport {
     case "connect":
       return createConnectTransport({ ...common, httpVersion: options.httpVersion ?? "2" });
   }
+}
+
+/**
+ * A request the server refused with HTTP/2 REFUSED_STREAM (one that reached
+ * a server that is shutting down, after its GOAWAY) was never processed, and
+ * gRPC's HTTP/2 mapping makes it UNAVAILABLE, which callers may retry.
+ * connect-node reports it as INTERNAL instead: Node emits the stream's error
+ * before the close event that connect-node maps by reset code. This puts
+ * UNAVAILABLE back; it is the innermost interceptor, so the caller's own
+ * interceptors (a retry policy, say) see the corrected code.
+ */
+const refusedStreamIsUnavailable: Interceptor = (next) => async (req) => {
+  try {
+    return await next(req);
+  } catch (err) {
+    if (err instanceof ConnectError && err.code === Code.Internal && isRefusedStream(err.cause)) {
+      throw new ConnectError(err.rawMessage, Code.Unavailable, err.metadata, undefined, err.cause);
+    }
+    throw err;
+  }
+};
+
+function isRefusedStream(cause: unknown): boolean {
+  for (let e = cause; e instanceof Error; e = e.cause) {
+    if (
+      (e as NodeJS.ErrnoException).code === "ERR_HTTP2_STREAM_ERROR" &&
+      e.message.includes("NGHTTP2_REFUSED_STREAM")
+    ) {
+      return true;
+    }
+    if (e.cause === e) break;
+  }
+  return false;
 }

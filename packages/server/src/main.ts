@@ -24,14 +24,13 @@ async function main(): Promise<void> {
   try {
     server = await startServer(config, logger);
   } catch (err) {
-    const message =
-      err instanceof KeyRingError || err instanceof ConfigError
-        ? err.message
-        : err instanceof Error
-          ? err.message
-          : String(err);
+    // A setting or key problem is the operator's to fix: say what, no stack.
+    if (err instanceof KeyRingError || err instanceof ConfigError) {
+      process.stderr.write(`coffer-server: cannot start: ${err.message}\n`);
+      process.exit(2);
+    }
     logger.fatal({ err }, "cannot start");
-    process.stderr.write(`coffer-server: cannot start: ${message}\n`);
+    process.stderr.write(`coffer-server: cannot start: ${(err as Error).message ?? String(err)}\n`);
     process.exit(1);
   }
   const onSignal = (signal: NodeJS.Signals) => {

@@ -1,7 +1,7 @@
 import { SecretService } from "@coffer/api";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import type { Config } from "./config.ts";
+import { type Config, ConfigError } from "./config.ts";
 import {
   type KeyRing,
   loadKeyFile,
@@ -136,7 +136,7 @@ async function loadKeyRing(config: Config, logger: Logger): Promise<KeyRing> {
   if (config.masterKeys !== undefined) return parseMasterKeys(config.masterKeys);
   const embedded = Object.values(config.databases).every((d) => d.driver === "pglite");
   if (config.masterKeyFile === undefined) {
-    throw new Error(
+    throw new ConfigError(
       "no master key: with Postgres, set COFFER_MASTER_KEYS (id:base64 of 32 random bytes, e.g. k1:$(openssl rand -base64 32)) or COFFER_MASTER_KEY_FILE",
     );
   }

@@ -1,0 +1,13 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["e2e/**/*.test.ts", "interop/**/*.test.ts"],
+    // Real processes: a fresh embedded database takes several seconds to
+    // initialise, more when two files start servers at once on two cores.
+    testTimeout: 90_000,
+    hookTimeout: 180_000,
+    teardownTimeout: 60_000,
+    maxWorkers: 2,
+  },
+});
