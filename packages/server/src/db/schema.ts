@@ -5,6 +5,7 @@ import {
   customType,
   index,
   integer,
+  jsonb,
   pgTable,
   primaryKey,
   text,
@@ -102,3 +103,73 @@ export const secretVersions = pgTable(
 
 export type SecretRow = typeof secrets.$inferSelect;
 export type VersionRow = typeof secretVersions.$inferSelect;
+
+/**
+ * Projects, tokens and admin-call audit events live in the home (default)
+ * region's database; the tables exist in every region's schema so that one
+ * migration set serves all.
+ */
+export const projects = pgTable("projects", {
+  id: uuid("id").primaryKey(),
+  name: text("name").notNull(),
+  createdAt: ts("created_at").notNull().defaultNow(),
+});
+
+/** A grant as stored in a token's `grants` column. */
+export interface StoredGrant {
+  projectId: string;
+  role: string;
+  pathPrefix: string;
+}
+
+/**
+ * Access tokens. Only a SHA-256 of the value is stored: the value is 256
+ * random bits, so a fast hash is enough and lookups stay one index probe.
+ */
+export const tokens = pgTable(
+  "tokens",
+  {
+    id: uuid("id").primaryKey(),
+    name: text("name").notNull(),
+    prefix: text("prefix").notNull(),
+    hash: bytea("hash").notNull(),
+    grants: jsonb("grants").$type<StoredGrant[]>().notNull(),
+    createdAt: ts("created_at").notNull().defaultNow(),
+    expiresAt: ts("expires_at"),
+    revokedAt: ts("revoked_at"),
+  },
+  (t) => [uniqueIndex("tokens_hash_key").on(t.hash)],
+);
+
+/**
+ * One row per call, allowed or denied. Written in the region where the call
+ * acted: in a mutation's own transaction, and before a payload is returned.
+ * Never holds a payload or a token value.
+ */
+export const auditEvents = pgTable(
+  "audit_events",
+  {
+    id: uuid("id").primaryKey(),
+    time: ts("time").notNull().defaultNow(),
+    tokenId: uuid("token_id"),
+    projectId: uuid("project_id"),
+    method: text("method").notNull(),
+    secretId: uuid("secret_id"),
+    secretPath: text("secret_path"),
+    secretName: text("secret_name"),
+    revision: integer("revision"),
+    outcome: text("outcome").notNull(),
+    requestId: text("request_id").notNull(),
+    peer: text("peer"),
+  },
+  (t) => [
+    index("audit_events_time_idx").on(t.time),
+    index("audit_events_project_time_idx").on(t.projectId, t.time),
+    index("audit_events_secret_time_idx").on(t.secretId, t.time),
+    index("audit_events_token_time_idx").on(t.tokenId, t.time),
+  ],
+);
+
+export type ProjectRow = typeof projects.$inferSelect;
+export type TokenRow = typeof tokens.$inferSelect;
+export type AuditRow = typeof auditEvents.$inferSelect;

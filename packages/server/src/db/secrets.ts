@@ -1,4 +1,15 @@
-import { and, asc, desc, eq, getTableColumns, isNotNull, isNull, type SQL, sql } from "drizzle-orm";
+import {
+  and,
+  asc,
+  desc,
+  eq,
+  getTableColumns,
+  isNotNull,
+  isNull,
+  or,
+  type SQL,
+  sql,
+} from "drizzle-orm";
 import type { PgUpdateSetSource } from "drizzle-orm/pg-core";
 import type { Executor } from "./client.ts";
 import { rowsOf } from "./migrate.ts";
@@ -87,8 +98,16 @@ export async function getSecretView(ex: Executor, id: string): Promise<SecretVie
   return row;
 }
 
+/** Where a caller may look: a project and a folder in it. */
+export interface Scope {
+  projectId: string;
+  pathPrefix: string;
+}
+
 export interface SecretFilter {
   region: string;
+  /** The caller's visible scopes; "all" for a global admin. An empty list matches nothing. */
+  scopes: Scope[] | "all";
   projectId?: string;
   name?: string;
   path?: string;
@@ -114,9 +133,17 @@ export function underPath(prefix: string): SQL {
   return sql`(${secrets.path} = ${prefix} or starts_with(${secrets.path}, ${`${prefix}/`}))`;
 }
 
+/** Secrets inside any of the scopes. */
+export function inScopes(scopes: Scope[] | "all"): SQL | undefined {
+  if (scopes === "all") return undefined;
+  if (scopes.length === 0) return sql`false`;
+  return or(...scopes.map((s) => and(eq(secrets.projectId, s.projectId), underPath(s.pathPrefix))));
+}
+
 function filterSql(f: SecretFilter): SQL | undefined {
   const conds: (SQL | undefined)[] = [
     eq(secrets.region, f.region),
+    inScopes(f.scopes),
     f.projectId === undefined ? undefined : eq(secrets.projectId, f.projectId),
     f.name === undefined ? undefined : eq(secrets.name, f.name),
     f.path === undefined ? undefined : eq(secrets.path, f.path),
@@ -174,6 +201,7 @@ export async function listFolders(
   region: string,
   projectId: string,
   prefix: string,
+  scopes: Scope[] | "all",
 ): Promise<{ name: string; count: number }[]> {
   const start = prefix === "/" ? 2 : prefix.length + 2;
   // The offset is inlined, not bound: a bound parameter would appear as $1 in
@@ -188,6 +216,7 @@ export async function listFolders(
         eq(secrets.region, region),
         eq(secrets.projectId, projectId),
         isNull(secrets.deletionRequestedAt),
+        inScopes(scopes),
         prefix === "/"
           ? sql`${secrets.path} <> '/'`
           : sql`starts_with(${secrets.path}, ${`${prefix}/`})`,
@@ -203,12 +232,13 @@ export async function listTags(
   ex: Executor,
   region: string,
   projectId: string,
+  scopes: Scope[] | "all",
   page: { offset: number; limit: number },
 ): Promise<{ tags: string[]; total: number }> {
   const distinct = sql`
     select distinct unnest(${secrets.tags}) as tag from ${secrets}
     where ${secrets.region} = ${region} and ${secrets.projectId} = ${projectId}
-      and ${secrets.deletionRequestedAt} is null`;
+      and ${secrets.deletionRequestedAt} is null and ${inScopes(scopes) ?? sql`true`}`;
   // The total is counted on its own: a window count on the page's rows would
   // say 0 for a page past the end.
   const [rows, counts] = await Promise.all([
@@ -228,6 +258,7 @@ export async function listTypes(
   ex: Executor,
   region: string,
   projectId: string,
+  scopes: Scope[] | "all",
 ): Promise<string[]> {
   const rows = await ex
     .selectDistinct({ type: secrets.type })
@@ -237,6 +268,7 @@ export async function listTypes(
         eq(secrets.region, region),
         eq(secrets.projectId, projectId),
         isNull(secrets.deletionRequestedAt),
+        inScopes(scopes),
       ),
     )
     .orderBy(secrets.type);

@@ -10,10 +10,17 @@ import {
   type RevisionRef,
   type SealedRow,
 } from "../db/versions.ts";
+import { recordInTransaction } from "./audit.ts";
 import type { Caller, Domain } from "./context.ts";
 import { failedPrecondition, notFound } from "./errors.ts";
 import { versionNotFound } from "./read-versions.ts";
-import { type SecretKind, secretNotFound } from "./shared.ts";
+import {
+  authorizeSecret,
+  noteProject,
+  regionFor,
+  type SecretKind,
+  secretNotFound,
+} from "./shared.ts";
 import {
   normalizePath,
   parseRevision,
@@ -33,65 +40,78 @@ export interface AccessResult {
 /** Returns a version's payload; a single-access version is consumed by this call. */
 export async function accessVersion(
   domain: Domain,
-  _caller: Caller,
+  caller: Caller,
   input: { region: string; secretId: string; revision: string },
 ): Promise<AccessResult> {
-  const region = domain.regions.resolve(input.region);
+  const region = regionFor(domain, caller, input.region);
   const id = validateUuid(input.secretId, "secret_id");
   const ref = parseRevision(input.revision);
   const secret = await findSecret(region.db, region.name, id);
   if (secret === undefined) throw secretNotFound(id);
-  return serve(domain, region.db, secret, ref, input.revision);
+  return serve(domain, caller, region.db, secret, ref, input.revision);
 }
 
 /** Like accessVersion, addressing the secret by project, path and name. */
 export async function accessVersionByPath(
   domain: Domain,
-  _caller: Caller,
+  caller: Caller,
   input: { region: string; projectId: string; path: string; name: string; revision: string },
 ): Promise<AccessResult> {
-  const region = domain.regions.resolve(input.region);
+  const region = regionFor(domain, caller, input.region);
   const projectId = validateUuid(input.projectId, "project_id");
   const path = normalizePath(input.path);
   const name = validateName(input.name);
   const ref = parseRevision(input.revision);
+  noteProject(caller, projectId);
+  const missing = () =>
+    notFound(`secret "${name}" not found at path "${path}" in project ${projectId}`);
   const secret = await findSecretByPath(region.db, region.name, projectId, path, name);
-  if (secret === undefined) {
-    throw notFound(`secret "${name}" not found at path "${path}" in project ${projectId}`);
-  }
-  return serve(domain, region.db, secret, ref, input.revision);
+  if (secret === undefined) throw missing();
+  return serve(domain, caller, region.db, secret, ref, input.revision, missing);
 }
 
+/**
+ * Serves a payload. The read, the single-access consumption (when the
+ * version is single-access) and the audit event share one transaction: no
+ * payload leaves without its event, and a payload that fails to decrypt is
+ * neither consumed nor reported as served.
+ */
 async function serve(
   domain: Domain,
+  caller: Caller,
   db: Db,
   secret: SecretView,
   ref: RevisionSelector,
   asked: string,
+  hidden: () => Error = () => secretNotFound(secret.id),
 ): Promise<AccessResult> {
+  authorizeSecret(caller, secret, "access", hidden);
   if (secret.deletionRequestedAt !== null) {
     throw failedPrecondition(
       `secret ${secret.id} is scheduled for deletion and cannot be accessed; restore it first (RestoreSecret)`,
     );
   }
   const revision = await resolveRevision(db, secret.id, ref, asked);
-  const row = await findServable(db, secret.id, revision);
-  if (row === undefined) return refuse(db, secret.id, revision);
-  const result = (sealed: SealedRow): AccessResult => ({
-    secretId: secret.id,
-    revision,
-    data: decrypt(domain, secret.id, sealed),
-    dataCrc32: sealed.dataCrc32,
-    type: secret.type as SecretKind,
-  });
-  if (!row.expiresOnceAccessed) return result(row);
-  // Single access: consume and decrypt in one transaction, so that a payload
-  // that fails to decrypt is not consumed.
+  if (caller.audit) caller.audit.facts.revision = revision;
   return inTransaction(db, async (tx) => {
-    const consumed = await consumeVersion(tx, secret.id, revision);
-    if (consumed === undefined) return refuse(tx, secret.id, revision);
-    await updateSecret(tx, secret.id, {});
-    return result(consumed);
+    const row = await findServable(tx, secret.id, revision);
+    if (row === undefined) return refuse(tx, secret.id, revision);
+    let sealed: SealedRow = row;
+    if (row.expiresOnceAccessed) {
+      const consumed = await consumeVersion(tx, secret.id, revision);
+      if (consumed === undefined) return refuse(tx, secret.id, revision);
+      await updateSecret(tx, secret.id, {});
+      sealed = consumed;
+    }
+    const data = decrypt(domain, secret.id, sealed);
+    await recordInTransaction(tx, caller.audit, { revision });
+    return {
+      secretId: secret.id,
+      revision,
+      data,
+      dataCrc32: sealed.dataCrc32,
+      type: secret.type as SecretKind,
+    };
   });
 }
 

@@ -1,3 +1,4 @@
+import type { Scope } from "../db/secrets.ts";
 import { notFound, permissionDenied, unauthenticated } from "./errors.ts";
 
 /** A role granted on a project (see proto coffer.admin.v1.Role). */
@@ -41,11 +42,7 @@ export interface Principal {
   grants: readonly Grant[];
 }
 
-/** A project and the folder, in it, that some permission covers. */
-export interface Scope {
-  projectId: string;
-  pathPrefix: string;
-}
+export type { Scope };
 
 export function isUnder(path: string, prefix: string): boolean {
   return prefix === "/" || path === prefix || path.startsWith(`${prefix}/`);
@@ -53,6 +50,11 @@ export function isUnder(path: string, prefix: string): boolean {
 
 export function isGlobalAdmin(principal: Principal): boolean {
   return principal.grants.some((g) => g.projectId === "" && g.role === "admin");
+}
+
+/** Whether the principal holds any grant on the project (so may learn that it exists). */
+export function projectReadable(principal: Principal, projectId: string): boolean {
+  return grantsOn(principal, projectId).length > 0;
 }
 
 /** Grants that apply to a project: its own, and a global admin's. */

@@ -5,13 +5,16 @@ import { secrets } from "../db/schema.ts";
 import { getSecretView, type SecretView } from "../db/secrets.ts";
 import { inTransaction } from "../db/tx.ts";
 import { findVersion, insertVersion, type VersionMeta } from "../db/versions.ts";
+import { recordInTransaction } from "./audit.ts";
 import type { Caller, Domain } from "./context.ts";
 import { alreadyExists } from "./errors.ts";
 import { validatePayload } from "./payload-types.ts";
 import {
+  authorizePlacement,
   type EphemeralPolicyInput,
   policyColumns,
   propertiesFromPolicy,
+  regionFor,
   type SecretKind,
 } from "./shared.ts";
 import {
@@ -39,16 +42,17 @@ export interface CreateSecretInput {
 /** Creates a secret and, when the request carries one, its first (enabled) version. */
 export async function createSecret(
   domain: Domain,
-  _caller: Caller,
+  caller: Caller,
   input: CreateSecretInput,
 ): Promise<{ secret: SecretView; firstVersion?: VersionMeta & { latest: boolean } }> {
-  const region = domain.regions.resolve(input.region);
+  const region = regionFor(domain, caller, input.region);
   const projectId = validateUuid(input.projectId, "project_id");
   const name = validateName(input.name);
   const path = normalizePath(input.path);
   const tags = normalizeTags(input.tags);
   const description = validateDescription(input.description);
   const policy = input.ephemeralPolicy && policyColumns(input.ephemeralPolicy);
+  authorizePlacement(caller, projectId, path);
   const first = input.firstVersion;
   let crc = 0;
   if (first !== undefined) {
@@ -88,6 +92,12 @@ export async function createSecret(
           ...propertiesFromPolicy(row, true),
         });
       }
+      await recordInTransaction(tx, caller.audit, {
+        secretId: id,
+        secretPath: path,
+        secretName: name,
+        ...(first && { revision: 1 }),
+      });
       const secret = await getSecretView(tx, id);
       const firstVersion = first && (await findVersion(tx, id, { kind: "number", revision: 1 }));
       return { secret, ...(firstVersion && { firstVersion }) };

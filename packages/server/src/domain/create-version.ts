@@ -7,9 +7,10 @@ import {
   insertVersion,
   type VersionMeta,
 } from "../db/versions.ts";
+import { recordInTransaction } from "./audit.ts";
 import type { Caller, Domain } from "./context.ts";
 import { validatePayload } from "./payload-types.ts";
-import { lockForChange, propertiesFromPolicy, type SecretKind } from "./shared.ts";
+import { lockForChange, propertiesFromPolicy, regionFor, type SecretKind } from "./shared.ts";
 import { checkCrc32, validateDescription, validateUuid } from "./validation.ts";
 
 export interface CreateVersionInput {
@@ -30,15 +31,15 @@ export interface CreateVersionInput {
  */
 export async function createVersion(
   domain: Domain,
-  _caller: Caller,
+  caller: Caller,
   input: CreateVersionInput,
 ): Promise<VersionMeta & { latest: boolean }> {
-  const region = domain.regions.resolve(input.region);
+  const region = regionFor(domain, caller, input.region);
   const id = validateUuid(input.secretId, "secret_id");
   const description = validateDescription(input.description);
   const crc = checkCrc32(input.data, input.dataCrc32);
   return inTransaction(region.db, async (tx) => {
-    const secret = await lockForChange(tx, region.name, id, input.etag);
+    const secret = await lockForChange(tx, caller, region.name, id, input.etag);
     validatePayload(secret.type as SecretKind, input.data);
     const revision = secret.lastRevision + 1;
     if (input.disablePrevious) await disableLatestEnabled(tx, id);
@@ -52,6 +53,7 @@ export async function createVersion(
       ...propertiesFromPolicy(secret, input.enabled),
     });
     await updateSecret(tx, id, { lastRevision: revision });
+    await recordInTransaction(tx, caller.audit, { revision });
     const created = await findVersion(tx, id, { kind: "number", revision });
     if (created === undefined) throw new Error("version vanished inside its transaction");
     return created;

@@ -3,9 +3,16 @@ import { pgErrorCode } from "../db/errors.ts";
 import { secrets } from "../db/schema.ts";
 import { getSecretView, lockSecret, type SecretView, updateSecret } from "../db/secrets.ts";
 import { inTransaction } from "../db/tx.ts";
+import { recordInTransaction } from "./audit.ts";
 import type { Caller, Domain } from "./context.ts";
 import { alreadyExists, failedPrecondition } from "./errors.ts";
-import { checkRestoreWindow, lockForChange, secretNotFound } from "./shared.ts";
+import {
+  authorizeSecret,
+  checkRestoreWindow,
+  lockForChange,
+  regionFor,
+  secretNotFound,
+} from "./shared.ts";
 import { validateUuid } from "./validation.ts";
 
 /**
@@ -16,18 +23,19 @@ import { validateUuid } from "./validation.ts";
  */
 export async function deleteSecret(
   domain: Domain,
-  _caller: Caller,
+  caller: Caller,
   input: { region: string; secretId: string; etag: string },
 ): Promise<SecretView | undefined> {
-  const region = domain.regions.resolve(input.region);
+  const region = regionFor(domain, caller, input.region);
   const id = validateUuid(input.secretId, "secret_id");
   return inTransaction(region.db, async (tx) => {
-    const secret = await lockForChange(tx, region.name, id, input.etag);
+    const secret = await lockForChange(tx, caller, region.name, id, input.etag);
     if (secret.protected) {
       throw failedPrecondition(
         `secret is protected: unprotect secret ${id} first (UnprotectSecret) to delete it`,
       );
     }
+    await recordInTransaction(tx, caller.audit, {});
     if (secret.ephemeralAction !== null) {
       await tx.delete(secrets).where(eq(secrets.id, id));
       return undefined;
@@ -40,20 +48,22 @@ export async function deleteSecret(
 /** Cancels a scheduled deletion, if the secret's name is still free. */
 export async function restoreSecret(
   domain: Domain,
-  _caller: Caller,
+  caller: Caller,
   input: { region: string; secretId: string },
 ): Promise<SecretView> {
-  const region = domain.regions.resolve(input.region);
+  const region = regionFor(domain, caller, input.region);
   const id = validateUuid(input.secretId, "secret_id");
   try {
     return await inTransaction(region.db, async (tx) => {
       const secret = await lockSecret(tx, region.name, id);
       if (secret === undefined) throw secretNotFound(id);
+      authorizeSecret(caller, secret, "write");
       if (secret.deletionRequestedAt === null) {
         throw failedPrecondition(`secret ${id} is not scheduled for deletion`);
       }
       checkRestoreWindow(secret.deletionRequestedAt, domain.deletionWindowMs, `secret ${id}`);
       await updateSecret(tx, id, { deletionRequestedAt: null });
+      await recordInTransaction(tx, caller.audit, {});
       return getSecretView(tx, id);
     });
   } catch (err) {

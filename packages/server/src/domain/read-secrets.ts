@@ -7,9 +7,16 @@ import {
   type SecretOrder,
   type SecretView,
 } from "../db/secrets.ts";
+import { projectReadScopes, requirePrincipal, scopesFor } from "./authz.ts";
 import type { Caller, Domain } from "./context.ts";
 import { invalid } from "./errors.ts";
-import { type SecretKind, secretNotFound } from "./shared.ts";
+import {
+  authorizeSecret,
+  noteProject,
+  regionFor,
+  type SecretKind,
+  secretNotFound,
+} from "./shared.ts";
 import {
   normalizePath,
   normalizeTags,
@@ -21,13 +28,14 @@ import {
 /** A secret's metadata. Secrets scheduled for deletion are returned too (status locked). */
 export async function getSecret(
   domain: Domain,
-  _caller: Caller,
+  caller: Caller,
   input: { region: string; secretId: string },
 ): Promise<SecretView> {
-  const region = domain.regions.resolve(input.region);
+  const region = regionFor(domain, caller, input.region);
   const id = validateUuid(input.secretId, "secret_id");
   const secret = await findSecret(region.db, region.name, id);
   if (secret === undefined) throw secretNotFound(id);
+  authorizeSecret(caller, secret, "read");
   return secret;
 }
 
@@ -49,19 +57,29 @@ export interface ListSecretsInput {
 
 export async function listSecrets(
   domain: Domain,
-  _caller: Caller,
+  caller: Caller,
   input: ListSecretsInput,
 ): Promise<{ secrets: SecretView[]; totalCount: number }> {
-  const region = domain.regions.resolve(input.region);
+  const region = regionFor(domain, caller, input.region);
+  const principal = requirePrincipal(caller.principal);
   if (input.path !== undefined && input.pathPrefix !== undefined) {
     throw invalid("path_prefix", "cannot be combined with path; set one of them");
   }
   const page = validatePage(input.page, input.pageSize);
+  const projectId =
+    input.projectId === "" ? undefined : validateUuid(input.projectId, "project_id");
+  if (projectId !== undefined) noteProject(caller, projectId);
+  // Without a project: every secret the caller may read, in every project.
+  const scopes =
+    projectId === undefined
+      ? scopesFor(principal, "read")
+      : projectReadScopes(principal, projectId);
   const { rows, total } = await querySecrets(
     region.db,
     {
       region: region.name,
-      ...(input.projectId !== "" && { projectId: validateUuid(input.projectId, "project_id") }),
+      scopes,
+      ...(projectId !== undefined && { projectId }),
       ...(input.name !== undefined && { name: validateName(input.name) }),
       ...(input.path !== undefined && { path: normalizePath(input.path) }),
       ...(input.pathPrefix !== undefined && {
@@ -89,14 +107,17 @@ export type BrowseItem =
  */
 export async function browseSecrets(
   domain: Domain,
-  _caller: Caller,
+  caller: Caller,
   input: { region: string; projectId: string; prefix: string; page: number; pageSize: number },
 ): Promise<{ currentPath: string; items: BrowseItem[]; totalCount: number }> {
-  const region = domain.regions.resolve(input.region);
+  const region = regionFor(domain, caller, input.region);
   const projectId = validateUuid(input.projectId, "project_id");
   const prefix = normalizePath(input.prefix, "prefix");
   const page = validatePage(input.page, input.pageSize);
-  const folders = await listFolders(region.db, region.name, projectId, prefix);
+  noteProject(caller, projectId);
+  // Folders show only through the secrets the caller may see in them.
+  const scopes = projectReadScopes(requirePrincipal(caller.principal), projectId);
+  const folders = await listFolders(region.db, region.name, projectId, prefix, scopes);
   const join = (name: string) => (prefix === "/" ? `/${name}` : `${prefix}/${name}`);
   const folderItems: BrowseItem[] = folders
     .slice(page.offset, page.offset + page.limit)
@@ -105,7 +126,7 @@ export async function browseSecrets(
   const secretLimit = page.limit - folderItems.length;
   const { rows, total } = await querySecrets(
     region.db,
-    { region: region.name, projectId, path: prefix, tags: [], scheduledForDeletion: false },
+    { region: region.name, scopes, projectId, path: prefix, tags: [], scheduledForDeletion: false },
     "name_asc",
     { offset: secretOffset, limit: Math.max(secretLimit, 0) },
   );
@@ -124,15 +145,17 @@ export async function browseSecrets(
 
 export async function listTags(
   domain: Domain,
-  _caller: Caller,
+  caller: Caller,
   input: { region: string; projectId: string; page: number; pageSize: number },
 ): Promise<{ tags: string[]; totalCount: number }> {
-  const region = domain.regions.resolve(input.region);
+  const region = regionFor(domain, caller, input.region);
   const projectId = validateUuid(input.projectId, "project_id");
+  noteProject(caller, projectId);
   const { tags, total } = await queryTags(
     region.db,
     region.name,
     projectId,
+    projectReadScopes(requirePrincipal(caller.principal), projectId),
     validatePage(input.page, input.pageSize),
   );
   return { tags, totalCount: total };
@@ -140,12 +163,14 @@ export async function listTags(
 
 export async function listSecretTypes(
   domain: Domain,
-  _caller: Caller,
+  caller: Caller,
   input: { region: string; projectId: string; page: number; pageSize: number },
 ): Promise<{ types: SecretKind[]; totalCount: number }> {
-  const region = domain.regions.resolve(input.region);
+  const region = regionFor(domain, caller, input.region);
   const projectId = validateUuid(input.projectId, "project_id");
   const page = validatePage(input.page, input.pageSize);
-  const types = (await queryTypes(region.db, region.name, projectId)) as SecretKind[];
+  noteProject(caller, projectId);
+  const scopes = projectReadScopes(requirePrincipal(caller.principal), projectId);
+  const types = (await queryTypes(region.db, region.name, projectId, scopes)) as SecretKind[];
   return { types: types.slice(page.offset, page.offset + page.limit), totalCount: types.length };
 }

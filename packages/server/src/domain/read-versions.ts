@@ -2,7 +2,7 @@ import { findSecret } from "../db/secrets.ts";
 import { findVersion, listVersions as queryVersions, type VersionMeta } from "../db/versions.ts";
 import type { Caller, Domain } from "./context.ts";
 import { notFound } from "./errors.ts";
-import { secretNotFound } from "./shared.ts";
+import { authorizeSecret, regionFor, secretNotFound } from "./shared.ts";
 import { parseRevision, validatePage, validateUuid } from "./validation.ts";
 
 export type VersionView = VersionMeta & { latest: boolean };
@@ -11,16 +11,18 @@ export type VersionStatus = "enabled" | "disabled" | "scheduled_for_deletion" | 
 /** A version's metadata; never its payload, and reading it never consumes. */
 export async function getVersion(
   domain: Domain,
-  _caller: Caller,
+  caller: Caller,
   input: { region: string; secretId: string; revision: string },
 ): Promise<VersionView> {
-  const region = domain.regions.resolve(input.region);
+  const region = regionFor(domain, caller, input.region);
   const id = validateUuid(input.secretId, "secret_id");
   const ref = parseRevision(input.revision);
   const secret = await findSecret(region.db, region.name, id);
   if (secret === undefined) throw secretNotFound(id);
+  authorizeSecret(caller, secret, "read");
   const version = await findVersion(region.db, id, ref);
   if (version === undefined) throw versionNotFound(id, input.revision);
+  if (caller.audit) caller.audit.facts.revision = version.revision;
   return version;
 }
 
@@ -35,7 +37,7 @@ export function versionNotFound(secretId: string, revision: string) {
 /** A secret's versions, newest first; by default those that are enabled or disabled. */
 export async function listVersions(
   domain: Domain,
-  _caller: Caller,
+  caller: Caller,
   input: {
     region: string;
     secretId: string;
@@ -44,11 +46,12 @@ export async function listVersions(
     pageSize: number;
   },
 ): Promise<{ versions: VersionView[]; totalCount: number }> {
-  const region = domain.regions.resolve(input.region);
+  const region = regionFor(domain, caller, input.region);
   const id = validateUuid(input.secretId, "secret_id");
   const page = validatePage(input.page, input.pageSize);
   const secret = await findSecret(region.db, region.name, id);
   if (secret === undefined) throw secretNotFound(id);
+  authorizeSecret(caller, secret, "read");
   const statuses = input.statuses.length > 0 ? input.statuses : ["enabled", "disabled"];
   const { rows, total } = await queryVersions(region.db, id, statuses, page);
   return { versions: rows, totalCount: total };

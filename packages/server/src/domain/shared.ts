@@ -2,7 +2,15 @@ import { type SQL, sql } from "drizzle-orm";
 import type { Tx } from "../db/client.ts";
 import type { SecretRow } from "../db/schema.ts";
 import { lockSecret } from "../db/secrets.ts";
-import { aborted, failedPrecondition, invalid, notFound } from "./errors.ts";
+import {
+  authorize,
+  type Permission,
+  projectNotFound,
+  projectReadable,
+  requirePrincipal,
+} from "./authz.ts";
+import type { Caller, Domain } from "./context.ts";
+import { aborted, failedPrecondition, invalid, notFound, permissionDenied } from "./errors.ts";
 import { validateTimeToLive } from "./validation.ts";
 
 export type { SecretKind } from "./payload-types.ts";
@@ -26,18 +34,21 @@ export function secretNotFound(id: string): Error {
 }
 
 /**
- * Locks a secret for a change: it must exist in the region, must not be
+ * Locks a secret for a change: it must exist in the region, the caller must
+ * be allowed to change it, it must not be
  * scheduled for deletion (locked), and the caller's etag, when given, must be
  * current.
  */
 export async function lockForChange(
   tx: Tx,
+  caller: Caller,
   region: string,
   secretId: string,
   etag: string,
 ): Promise<SecretRow> {
   const secret = await lockSecret(tx, region, secretId);
   if (secret === undefined) throw secretNotFound(secretId);
+  authorizeSecret(caller, secret, "write");
   checkEtag(secret, etag);
   if (secret.deletionRequestedAt !== null) {
     throw failedPrecondition(
@@ -115,4 +126,55 @@ export function checkRestoreWindow(requestedAt: Date, windowMs: number, what: st
       `${what} was deleted on ${requestedAt.toISOString()}, past the ${Math.round(windowMs / 1000)} s restore window; it can no longer be restored`,
     );
   }
+}
+
+/** Resolves the request's region and notes it as the home of the call's audit event. */
+export function regionFor(domain: Domain, caller: Caller, name: string) {
+  const region = domain.regions.resolve(name);
+  if (caller.audit) caller.audit.region = region.name;
+  return region;
+}
+
+/** Notes a project (before its secret is known) in the call's audit event. */
+export function noteProject(caller: Caller, projectId: string): void {
+  if (caller.audit) caller.audit.facts.projectId = projectId;
+}
+
+/**
+ * Checks that the caller may do `permission` on a secret, and notes the
+ * secret in the call's audit event. A secret outside the caller's grants is
+ * NOT_FOUND, exactly as if it did not exist.
+ */
+export function authorizeSecret(
+  caller: Caller,
+  secret: Pick<SecretRow, "id" | "projectId" | "path" | "name">,
+  permission: Permission,
+  hidden: () => Error = () => secretNotFound(secret.id),
+): void {
+  authorize(requirePrincipal(caller.principal), secret.projectId, secret.path, permission, hidden);
+  if (caller.audit) {
+    Object.assign(caller.audit.facts, {
+      projectId: secret.projectId,
+      secretId: secret.id,
+      secretPath: secret.path,
+      secretName: secret.name,
+    });
+  }
+}
+
+/**
+ * Checks that the caller may create or move a secret to (project, path):
+ * without any grant on the project it is NOT_FOUND; with grants that do not
+ * cover the path, or lack the permission, PERMISSION_DENIED.
+ */
+export function authorizePlacement(caller: Caller, projectId: string, path: string): void {
+  const principal = requirePrincipal(caller.principal);
+  noteProject(caller, projectId);
+  if (projectReadable(principal, projectId)) {
+    authorize(principal, projectId, path, "write", () =>
+      permissionDenied(`this token's grants on project ${projectId} do not cover path ${path}`),
+    );
+    return;
+  }
+  throw projectNotFound(projectId);
 }

@@ -1,9 +1,16 @@
 import { pgErrorCode } from "../db/errors.ts";
 import { getSecretView, type SecretView, updateSecret as writeSecret } from "../db/secrets.ts";
 import { inTransaction } from "../db/tx.ts";
+import { recordInTransaction } from "./audit.ts";
 import type { Caller, Domain } from "./context.ts";
 import { alreadyExists, failedPrecondition } from "./errors.ts";
-import { type EphemeralPolicyInput, lockForChange, policyColumns } from "./shared.ts";
+import {
+  authorizePlacement,
+  type EphemeralPolicyInput,
+  lockForChange,
+  policyColumns,
+  regionFor,
+} from "./shared.ts";
 import {
   normalizePath,
   normalizeTags,
@@ -30,10 +37,10 @@ export interface UpdateSecretInput {
  */
 export async function updateSecret(
   domain: Domain,
-  _caller: Caller,
+  caller: Caller,
   input: UpdateSecretInput,
 ): Promise<SecretView> {
-  const region = domain.regions.resolve(input.region);
+  const region = regionFor(domain, caller, input.region);
   const id = validateUuid(input.secretId, "secret_id");
   const set = {
     ...(input.name !== undefined && { name: validateName(input.name) }),
@@ -46,13 +53,16 @@ export async function updateSecret(
   };
   try {
     return await inTransaction(region.db, async (tx) => {
-      const secret = await lockForChange(tx, region.name, id, input.etag);
+      const secret = await lockForChange(tx, caller, region.name, id, input.etag);
+      // Moving a secret needs write access where it goes, too.
+      if (set.path !== undefined) authorizePlacement(caller, secret.projectId, set.path);
       if (input.ephemeralPolicy !== undefined && secret.ephemeralAction === null) {
         throw failedPrecondition(
           `secret ${id} was created without an ephemeral policy; a policy can only be set when a secret is created`,
         );
       }
       await writeSecret(tx, id, set);
+      await recordInTransaction(tx, caller.audit, {});
       return getSecretView(tx, id);
     });
   } catch (err) {
@@ -68,16 +78,17 @@ export async function updateSecret(
 /** Sets or clears a secret's protection against deletion. */
 export async function setProtection(
   domain: Domain,
-  _caller: Caller,
+  caller: Caller,
   input: { region: string; secretId: string; etag: string; protected: boolean },
 ): Promise<SecretView> {
-  const region = domain.regions.resolve(input.region);
+  const region = regionFor(domain, caller, input.region);
   const id = validateUuid(input.secretId, "secret_id");
   return inTransaction(region.db, async (tx) => {
-    const secret = await lockForChange(tx, region.name, id, input.etag);
+    const secret = await lockForChange(tx, caller, region.name, id, input.etag);
     if (secret.protected !== input.protected) {
       await writeSecret(tx, id, { protected: input.protected });
     }
+    await recordInTransaction(tx, caller.audit, {});
     return getSecretView(tx, id);
   });
 }

@@ -1,11 +1,12 @@
 import { updateSecret } from "../db/secrets.ts";
 import { inTransaction } from "../db/tx.ts";
 import { findVersion, updateVersion as writeVersion } from "../db/versions.ts";
+import { recordInTransaction } from "./audit.ts";
 import type { Caller, Domain } from "./context.ts";
 import { failedPrecondition, invalid } from "./errors.ts";
 import type { VersionView } from "./read-versions.ts";
 import { versionNotFound } from "./read-versions.ts";
-import { type EphemeralAction, lockForChange } from "./shared.ts";
+import { type EphemeralAction, lockForChange, regionFor } from "./shared.ts";
 import {
   parseRevision,
   validateDescription,
@@ -33,10 +34,10 @@ export interface UpdateVersionInput {
  */
 export async function updateVersion(
   domain: Domain,
-  _caller: Caller,
+  caller: Caller,
   input: UpdateVersionInput,
 ): Promise<VersionView> {
-  const region = domain.regions.resolve(input.region);
+  const region = regionFor(domain, caller, input.region);
   const id = validateUuid(input.secretId, "secret_id");
   const ref = parseRevision(input.revision);
   const description =
@@ -54,7 +55,7 @@ export async function updateVersion(
     }
   }
   return inTransaction(region.db, async (tx) => {
-    const secret = await lockForChange(tx, region.name, id, input.etag);
+    const secret = await lockForChange(tx, caller, region.name, id, input.etag);
     const version = await findVersion(tx, id, ref);
     if (version === undefined) throw versionNotFound(id, input.revision);
     if (props !== undefined && secret.ephemeralAction === null) {
@@ -71,6 +72,7 @@ export async function updateVersion(
       }),
     });
     await updateSecret(tx, id, {});
+    await recordInTransaction(tx, caller.audit, { revision: version.revision });
     const after = await findVersion(tx, id, { kind: "number", revision: version.revision });
     if (after === undefined) throw new Error("version vanished inside its transaction");
     return after;

@@ -4,11 +4,12 @@ import type { SecretRow } from "../db/schema.ts";
 import { updateSecret } from "../db/secrets.ts";
 import { inTransaction } from "../db/tx.ts";
 import { findVersion, updateVersion } from "../db/versions.ts";
+import { recordInTransaction } from "./audit.ts";
 import type { Caller, Domain } from "./context.ts";
 import { failedPrecondition } from "./errors.ts";
 import type { VersionView } from "./read-versions.ts";
 import { versionNotFound } from "./read-versions.ts";
-import { checkRestoreWindow, lockForChange, propertiesFromPolicy } from "./shared.ts";
+import { checkRestoreWindow, lockForChange, propertiesFromPolicy, regionFor } from "./shared.ts";
 import { parseRevision, validateUuid } from "./validation.ts";
 
 export interface VersionRef {
@@ -29,15 +30,16 @@ type Transition = (
  * wanted state (the call then succeeds without a change), or throws when the
  * change is not allowed from the current status.
  */
-async function transition(domain: Domain, input: VersionRef, change: Transition) {
-  const region = domain.regions.resolve(input.region);
+async function transition(domain: Domain, caller: Caller, input: VersionRef, change: Transition) {
+  const region = regionFor(domain, caller, input.region);
   const id = validateUuid(input.secretId, "secret_id");
   const ref = parseRevision(input.revision);
   return inTransaction(region.db, async (tx: Tx) => {
-    const secret = await lockForChange(tx, region.name, id, input.etag);
+    const secret = await lockForChange(tx, caller, region.name, id, input.etag);
     const version = await findVersion(tx, id, ref);
     if (version === undefined) throw versionNotFound(id, input.revision);
     const set = change(version, secret);
+    await recordInTransaction(tx, caller.audit, { revision: version.revision });
     if (set === undefined) return version;
     await updateVersion(tx, id, version.revision, set);
     await updateSecret(tx, id, {});
@@ -63,8 +65,8 @@ function refuseGone(v: VersionView, verb: string): void {
 const isExpired = (v: VersionView) => v.expiresAt !== null && v.expiresAt.getTime() <= Date.now();
 
 /** Enables a version; an ephemeral policy gives it fresh properties (a new time to live). */
-export function enableVersion(domain: Domain, _caller: Caller, input: VersionRef) {
-  return transition(domain, input, (v, secret) => {
+export function enableVersion(domain: Domain, caller: Caller, input: VersionRef) {
+  return transition(domain, caller, input, (v, secret) => {
     refuseGone(v, "enabled");
     if (v.status === "enabled" && !isExpired(v)) return undefined;
     return { status: "enabled", consumedAt: null, ...propertiesFromPolicy(secret, true) };
@@ -72,8 +74,8 @@ export function enableVersion(domain: Domain, _caller: Caller, input: VersionRef
 }
 
 /** Disables a version: its payload is kept but cannot be accessed. */
-export function disableVersion(domain: Domain, _caller: Caller, input: VersionRef) {
-  return transition(domain, input, (v) => {
+export function disableVersion(domain: Domain, caller: Caller, input: VersionRef) {
+  return transition(domain, caller, input, (v) => {
     refuseGone(v, "disabled");
     if (v.status === "disabled") return undefined;
     return { status: "disabled" };
@@ -81,8 +83,8 @@ export function disableVersion(domain: Domain, _caller: Caller, input: VersionRe
 }
 
 /** Schedules a version for deletion; the sweeper destroys it after the deletion window. */
-export function deleteVersion(domain: Domain, _caller: Caller, input: VersionRef) {
-  return transition(domain, input, (v) => {
+export function deleteVersion(domain: Domain, caller: Caller, input: VersionRef) {
+  return transition(domain, caller, input, (v) => {
     if (v.status === "scheduled_for_deletion") {
       throw failedPrecondition(`version ${v.revision} is already scheduled for deletion`);
     }
@@ -92,8 +94,8 @@ export function deleteVersion(domain: Domain, _caller: Caller, input: VersionRef
 }
 
 /** Cancels a version's scheduled deletion; it comes back disabled, to be enabled on purpose. */
-export function restoreVersion(domain: Domain, _caller: Caller, input: VersionRef) {
-  return transition(domain, input, (v) => {
+export function restoreVersion(domain: Domain, caller: Caller, input: VersionRef) {
+  return transition(domain, caller, input, (v) => {
     if (v.status !== "scheduled_for_deletion") {
       throw failedPrecondition(
         `version ${v.revision} is ${v.status === "deleted" ? "deleted for good" : "not scheduled for deletion"}, so there is nothing to restore`,

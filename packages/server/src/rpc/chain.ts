@@ -8,7 +8,10 @@ import {
   type ServiceImpl,
 } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import type { Caller } from "../domain/context.ts";
+import { type CallAudit, newCallAudit, writeAuditEvent } from "../domain/audit.ts";
+import type { AuditEventLine, AuditLog } from "../domain/audit-log.ts";
+import type { Authenticator } from "../domain/authenticate.ts";
+import type { Caller, Domain } from "../domain/context.ts";
 import { toConnectError } from "./errors.ts";
 import { peerKey } from "./transports/peer.ts";
 
@@ -22,8 +25,8 @@ export function callerOf(ctx: HandlerContext): Caller {
 }
 
 /** gRPC's canonical name of a code, e.g. INVALID_ARGUMENT (connect's enum says InvalidArgument). */
-function codeName(code: Code): string {
-  return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
+export function codeName(code: Code | 0): string {
+  return code === 0 ? "OK" : Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -36,19 +39,36 @@ export type CallObserver = (call: {
   durationMs: number;
 }) => void;
 
+export interface CallChainDeps {
+  logger: Logger;
+  domain: Domain;
+  authenticator: Authenticator;
+  /** Where audit events are copied as JSON lines, besides the database. */
+  auditLog?: AuditLog;
+  observe?: CallObserver;
+}
+
 /**
  * Wraps every method of a service implementation in the one call chain that
- * all transports share: it establishes the caller (request id, peer), maps
- * every error through `toConnectError`, and logs one JSON line per call with
- * method, protocol, code, duration, request id and peer, never a request or
- * response body.
+ * all transports share. For each call it:
+ * - establishes the caller: request id (the client's `x-request-id` when
+ *   sane), peer, and the principal of the bearer token (UNAUTHENTICATED
+ *   without a valid one, before any handler runs);
+ * - maps every error through `toConnectError`;
+ * - makes sure the call has exactly one audit event: domain functions write
+ *   it inside their transaction when they change or reveal something; for
+ *   every other call, allowed or denied, it is written here, and an allowed
+ *   call whose event cannot be written fails (UNAVAILABLE) rather than answer
+ *   unaudited;
+ * - logs one JSON line with method, protocol, code, duration, request id and
+ *   peer, never a request or response body.
  */
 export function withCallChain<S extends DescService>(
   service: S,
   impl: ServiceImpl<S>,
-  logger: Logger,
-  observe: CallObserver = () => {},
+  deps: CallChainDeps,
 ): ServiceImpl<S> {
+  const { logger, domain, authenticator } = deps;
   const wrapped: Record<string, unknown> = {};
   for (const method of service.methods) {
     const handler = (impl as Record<string, unknown>)[method.localName] as (
@@ -56,66 +76,123 @@ export function withCallChain<S extends DescService>(
       ctx: HandlerContext,
     ) => unknown;
     const name = `${service.typeName}/${method.name}`;
-    const begin = (ctx: HandlerContext) => {
+
+    const begin = async (ctx: HandlerContext) => {
       const asked = ctx.requestHeader.get("x-request-id");
       const requestId = asked !== null && REQUEST_ID.test(asked) ? asked : randomUUID();
       const peer = ctx.values.get(peerKey);
-      ctx.values.set(callerKey, { requestId, ...(peer !== undefined && { peer }) });
       ctx.responseHeader.set("x-request-id", requestId);
-      return { requestId, peer, start: performance.now() };
+      const audit = newCallAudit(name, requestId, peer);
+      const call = { requestId, peer, audit, start: performance.now() };
+      const principal = await authenticator.authenticate(ctx.requestHeader.get("authorization"));
+      audit.tokenId = principal.tokenId;
+      ctx.values.set(callerKey, {
+        requestId,
+        ...(peer !== undefined && { peer }),
+        principal,
+        audit,
+      });
+      return call;
     };
-    const finish = (
-      ctx: HandlerContext,
-      call: ReturnType<typeof begin>,
-      err: ConnectError | undefined,
-    ) => {
-      const durationMs = Math.round((performance.now() - call.start) * 1000) / 1000;
+    type Call = { requestId: string; peer?: string; audit: CallAudit; start: number };
+
+    const finish = async (ctx: HandlerContext, call: Call, err: ConnectError | undefined) => {
       const code = err?.code ?? 0;
-      observe({ method: name, protocol: ctx.protocolName, code, durationMs });
+      let failure = err;
+      if (!call.audit.written) {
+        try {
+          await writeAuditEvent(domain, call.audit, codeName(code));
+        } catch (e) {
+          logger.error(
+            { request_id: call.requestId, err: e, method: name },
+            "audit event could not be written",
+          );
+          // An allowed call must not answer without its event.
+          failure ??= new ConnectError(
+            "the audit trail is unavailable, so the call was refused; retry with backoff",
+            Code.Unavailable,
+          );
+        }
+      }
+      if (call.audit.written) deps.auditLog?.write(auditLine(call.audit, codeName(code)));
+      const durationMs = Math.round((performance.now() - call.start) * 1000) / 1000;
+      deps.observe?.({ method: name, protocol: ctx.protocolName, code, durationMs });
       const line = {
         method: name,
         protocol: ctx.protocolName,
-        code: err ? codeName(err.code) : "OK",
+        code: codeName(failure?.code ?? 0),
         duration_ms: durationMs,
         request_id: call.requestId,
         peer: call.peer,
+        token_id: call.audit.tokenId,
       };
-      if (err && err.code === Code.Internal) logger.error(line, "call failed");
+      if (failure?.code === Code.Internal) logger.error(line, "call failed");
       else logger.info(line, "call");
+      if (failure !== undefined && failure !== err) throw failure;
     };
-    const fail = (call: ReturnType<typeof begin>, e: unknown) =>
-      toConnectError(e, call.requestId, (cause) =>
-        logger.error({ request_id: call.requestId, err: cause }, "internal error"),
+
+    const fail = (requestId: string, e: unknown) =>
+      toConnectError(e, requestId, (cause) =>
+        logger.error({ request_id: requestId, err: cause }, "internal error"),
       );
+
+    // Authentication failures have no call yet: audit and log them alike.
+    const refuse = async (ctx: HandlerContext, e: unknown): Promise<never> => {
+      const requestId = ctx.responseHeader.get("x-request-id") ?? randomUUID();
+      const err = fail(requestId, e);
+      const audit = newCallAudit(name, requestId, ctx.values.get(peerKey));
+      await finish(ctx, { requestId, peer: audit.peer, audit, start: performance.now() }, err);
+      throw err;
+    };
 
     if (method.methodKind === "unary") {
       wrapped[method.localName] = async (req: unknown, ctx: HandlerContext) => {
-        const call = begin(ctx);
+        const call = await begin(ctx).catch((e) => refuse(ctx, e));
+        let res: unknown;
         try {
-          const res = await handler(req, ctx);
-          finish(ctx, call, undefined);
-          return res;
+          res = await handler(req, ctx);
         } catch (e) {
-          const err = fail(call, e);
-          finish(ctx, call, err);
+          const err = fail(call.requestId, e);
+          await finish(ctx, call, err);
           throw err;
         }
+        await finish(ctx, call, undefined);
+        return res;
       };
     } else if (method.methodKind === "server_streaming") {
       wrapped[method.localName] = async function* (req: unknown, ctx: HandlerContext) {
-        const call = begin(ctx);
+        const call = await begin(ctx).catch((e) => refuse(ctx, e));
         try {
           yield* handler(req, ctx) as AsyncIterable<unknown>;
-          finish(ctx, call, undefined);
         } catch (e) {
-          const err = fail(call, e);
-          finish(ctx, call, err);
+          const err = fail(call.requestId, e);
+          await finish(ctx, call, err);
           throw err;
         }
+        await finish(ctx, call, undefined);
       };
     } else {
       throw new ConnectError(`${name}: streaming kind ${method.methodKind} is not supported`);
     }
   }
   return wrapped as ServiceImpl<S>;
+}
+
+function auditLine(audit: CallAudit, outcome: string): AuditEventLine {
+  const f = audit.facts;
+  return {
+    time: new Date().toISOString(),
+    id: audit.id,
+    region: audit.region,
+    token_id: audit.tokenId,
+    project_id: f.projectId,
+    method: audit.method,
+    secret_id: f.secretId,
+    secret_path: f.secretPath,
+    secret_name: f.secretName,
+    revision: f.revision,
+    outcome,
+    request_id: audit.requestId,
+    peer: audit.peer,
+  };
 }

@@ -11,7 +11,7 @@ import {
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningServer } from "../server.ts";
-import { PROJECT, startTestServer } from "../testing/backends.ts";
+import { createTestToken, PROJECT, startTestServer } from "../testing/backends.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 
@@ -26,6 +26,7 @@ async function codeOf(p: Promise<unknown>): Promise<{ code: Code; message: strin
 }
 
 let server: RunningServer;
+let token: string;
 beforeAll(async () => {
   server = await startTestServer({
     regions: ["fr-par", "nl-ams"],
@@ -34,6 +35,9 @@ beforeAll(async () => {
       "nl-ams": { driver: "pglite", dataDir: undefined },
     },
   });
+  token = (
+    await createTestToken(server.domain, [{ projectId: "", role: "admin", pathPrefix: "/" }])
+  ).value;
 });
 afterAll(() => server?.stop());
 
@@ -45,7 +49,7 @@ describe.each(protocols)("SecretService over %s", (protocol) => {
   const unique = () => `${protocol}-${++n}`;
   beforeAll(() => {
     const port = protocol === "grpc" ? server.grpcPort : server.httpPort;
-    coffer = createCofferClient({ url: `http://127.0.0.1:${port}`, protocol });
+    coffer = createCofferClient({ url: `http://127.0.0.1:${port}`, protocol, token });
   });
 
   it("creates a secret with a first version and serves it with its checksum", async () => {
@@ -171,11 +175,26 @@ describe.each(protocols)("SecretService over %s", (protocol) => {
     );
   });
 
+  it("refuses a call without a valid token, whatever the secret", async () => {
+    const port = protocol === "grpc" ? server.grpcPort : server.httpPort;
+    for (const t of [undefined, "coffer_nope", `${token.slice(0, -1)}x`]) {
+      const anonymous = createCofferClient({
+        url: `http://127.0.0.1:${port}`,
+        protocol,
+        ...(t !== undefined && { token: t }),
+      });
+      expect(
+        await codeOf(anonymous.getSecret({ secretId: "0f8fad5b-d9cb-469f-a165-70867728950e" })),
+      ).toMatchObject({ code: Code.Unauthenticated, message: expect.stringContaining("Bearer") });
+    }
+  });
+
   it("echoes a request id and makes one up when none is sent", async () => {
     let seen: string | null = null;
     const traced = createCofferClient({
       url: `http://127.0.0.1:${protocol === "grpc" ? server.grpcPort : server.httpPort}`,
       protocol,
+      token,
     });
     await traced.listSecretTypes(
       { projectId: PROJECT },

@@ -1,11 +1,14 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import pino from "pino";
 import postgres from "postgres";
 import type { Config } from "../config.ts";
 import { generateKey, type KeyRing } from "../crypto/key-ring.ts";
+import { generateToken } from "../crypto/tokens.ts";
 import { type Database, openDatabase } from "../db/client.ts";
 import { migrate } from "../db/migrate.ts";
-import { type Domain, Regions } from "../domain/context.ts";
+import { tokens } from "../db/schema.ts";
+import type { Grant, Principal } from "../domain/authz.ts";
+import { type Caller, type Domain, Regions } from "../domain/context.ts";
 import { type RunningServer, startServer } from "../server.ts";
 
 /**
@@ -135,3 +138,36 @@ export function startTestServer(overrides: Partial<Config> = {}): Promise<Runnin
 
 export const PROJECT = "0f8fad5b-d9cb-469f-a165-70867728950e";
 export const OTHER_PROJECT = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
+
+/** A global admin, as the domain sees it, for tests that call domain functions directly. */
+export const ADMIN_PRINCIPAL: Principal = {
+  tokenId: "00000000-0000-4000-8000-000000000001",
+  grants: [{ projectId: "", role: "admin", pathPrefix: "/" }],
+};
+
+export const ADMIN_CALLER: Caller = { requestId: "test", principal: ADMIN_PRINCIPAL };
+
+/**
+ * Stores a token with these grants in a domain's home database and returns
+ * its value, for tests that call a running server.
+ */
+export async function createTestToken(
+  domain: Domain,
+  grants: Grant[],
+  options: { expiresAt?: Date; name?: string } = {},
+): Promise<{ id: string; value: string }> {
+  const token = generateToken();
+  const id = randomUUID();
+  await domain.regions
+    .resolve("")
+    .db.insert(tokens)
+    .values({
+      id,
+      name: options.name ?? "test",
+      prefix: token.prefix,
+      hash: token.hash,
+      grants,
+      expiresAt: options.expiresAt ?? null,
+    });
+  return { id, value: token.value };
+}

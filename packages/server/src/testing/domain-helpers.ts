@@ -7,7 +7,7 @@ import type { Caller, Domain } from "../domain/context.ts";
 import { type CreateSecretInput, createSecret } from "../domain/create-secret.ts";
 import { type CreateVersionInput, createVersion } from "../domain/create-version.ts";
 import { DomainError, type DomainErrorKind } from "../domain/errors.ts";
-import { type Backend, PROJECT, testDomain } from "./backends.ts";
+import { ADMIN_CALLER, type Backend, PROJECT, testDomain } from "./backends.ts";
 
 /**
  * Helpers for the domain integration tests (`src/domain/*.int.test.ts`): they
@@ -15,7 +15,7 @@ import { type Backend, PROJECT, testDomain } from "./backends.ts";
  * inputs and check what a caller would observe.
  */
 
-export const caller: Caller = { requestId: "int-test" };
+export const caller: Caller = { ...ADMIN_CALLER, requestId: "int-test" };
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -1,0 +1,233 @@
+import { randomUUID } from "node:crypto";
+import { generateToken } from "../../crypto/tokens.ts";
+import { existingProjects } from "../../db/projects.ts";
+import type { StoredGrant, TokenRow } from "../../db/schema.ts";
+import {
+  findToken,
+  insertToken,
+  listTokens as queryTokens,
+  revokeToken as revokeTokenRow,
+} from "../../db/tokens.ts";
+import { inTransaction } from "../../db/tx.ts";
+import { recordInTransaction } from "../audit.ts";
+import { projectNotFound, requirePrincipal } from "../authz.ts";
+import type { Caller, Domain } from "../context.ts";
+import { failedPrecondition, invalid, notFound, permissionDenied } from "../errors.ts";
+import { normalizePath, validatePage, validateUuid } from "../validation.ts";
+import {
+  home,
+  isRole,
+  mayManage,
+  note,
+  ROLE_NAMES,
+  requireAdmin,
+  requireProjectAdmin,
+  validateLabel,
+} from "./access.ts";
+
+/** A token as the admin API shows it: never its value, and not its hash either. */
+export type TokenView = Omit<TokenRow, "hash">;
+
+/** Most grants on one token. */
+export const MAX_GRANTS = 100;
+
+export interface GrantInput {
+  /** A project's UUID; "" only for a global admin grant. */
+  projectId: string;
+  /** A role name; "" when the request left it unspecified. */
+  role: string;
+  /** "" or "/": the whole project. */
+  pathPrefix: string;
+}
+
+export interface CreateTokenInput {
+  name: string;
+  grants: readonly GrantInput[];
+  expiresAt?: Date;
+}
+
+function view(row: TokenRow): TokenView {
+  const { hash: _hash, ...rest } = row;
+  return rest;
+}
+
+/** The project an admin call on a token is filed under in the audit trail: its first one. */
+function auditProject(grants: readonly StoredGrant[]): string | undefined {
+  return grants.find((g) => g.projectId !== "")?.projectId;
+}
+
+/** Validates and normalises grants; exact duplicates are folded. */
+function validateGrants(grants: readonly GrantInput[]): StoredGrant[] {
+  if (grants.length === 0) {
+    throw invalid("grants", "must hold at least one grant (a project, a role and a path prefix)");
+  }
+  if (grants.length > MAX_GRANTS) {
+    throw invalid("grants", `must hold at most ${MAX_GRANTS} grants (got ${grants.length})`);
+  }
+  const out = new Map<string, StoredGrant>();
+  for (const [i, g] of grants.entries()) {
+    const field = `grants[${i}]`;
+    if (g.role === "") throw invalid(`${field}.role`, `is required: one of ${ROLE_NAMES}`);
+    if (!isRole(g.role)) {
+      throw invalid(
+        `${field}.role`,
+        `must be one of ${ROLE_NAMES} (got ${JSON.stringify(g.role)})`,
+      );
+    }
+    let grant: StoredGrant;
+    if (g.projectId === "") {
+      if (g.role !== "admin") {
+        throw invalid(
+          `${field}.project_id`,
+          "is required (only an admin grant may leave it empty, which makes a global admin)",
+        );
+      }
+      const prefix = normalizePath(g.pathPrefix, `${field}.path_prefix`);
+      if (prefix !== "/") {
+        throw invalid(`${field}.path_prefix`, 'must be "/" or empty for a global admin grant');
+      }
+      grant = { projectId: "", role: "admin", pathPrefix: "/" };
+    } else {
+      grant = {
+        projectId: validateUuid(g.projectId, `${field}.project_id`),
+        role: g.role,
+        pathPrefix: normalizePath(g.pathPrefix, `${field}.path_prefix`),
+      };
+    }
+    out.set(`${grant.projectId} ${grant.role} ${grant.pathPrefix}`, grant);
+  }
+  return [...out.values()];
+}
+
+/**
+ * Creates a token and returns its value, the only time anyone sees it: only
+ * its SHA-256 is stored. The caller may grant roles only on projects it
+ * administers, and only a global admin may make another global admin; a
+ * project the caller cannot see is NOT_FOUND, as one that does not exist.
+ */
+export async function createToken(
+  domain: Domain,
+  caller: Caller,
+  input: CreateTokenInput,
+): Promise<{ token: TokenView; value: string }> {
+  const region = home(domain, caller);
+  const administered = requireAdmin(caller.principal);
+  const principal = requirePrincipal(caller.principal);
+  const name = validateLabel(input.name);
+  const grants = validateGrants(input.grants);
+  if (input.expiresAt !== undefined) {
+    const at = input.expiresAt.getTime();
+    if (!Number.isFinite(at) || at <= Date.now()) {
+      throw invalid("expires_at", "must be in the future (or unset: the token never expires)");
+    }
+  }
+  for (const g of grants) {
+    if (g.projectId === "") {
+      if (administered !== "all") {
+        throw permissionDenied("only a global admin may grant the global admin role");
+      }
+    } else {
+      requireProjectAdmin(principal, administered, g.projectId);
+    }
+  }
+  const projectIds = [...new Set(grants.map((g) => g.projectId).filter((p) => p !== ""))];
+  const token = generateToken();
+  const id = randomUUID();
+  const row = await inTransaction(region.db, async (tx) => {
+    const existing = await existingProjects(tx, projectIds);
+    const missing = projectIds.find((p) => !existing.has(p));
+    if (missing !== undefined) throw projectNotFound(missing);
+    const inserted = await insertToken(tx, {
+      id,
+      name,
+      prefix: token.prefix,
+      hash: token.hash,
+      grants,
+      expiresAt: input.expiresAt ?? null,
+    });
+    const projectId = auditProject(grants);
+    await recordInTransaction(tx, caller.audit, projectId === undefined ? {} : { projectId });
+    return inserted;
+  });
+  return { token: view(row), value: token.value };
+}
+
+export interface ListTokensInput {
+  /** "" for every token the caller may see. */
+  projectId: string;
+  includeInactive: boolean;
+  page: number;
+  pageSize: number;
+}
+
+/**
+ * Tokens, newest first, never with their values. A global admin sees every
+ * token; a project admin sees the tokens whose grants all lie on projects it
+ * administers (the ones it may revoke), so it never learns of grants on
+ * projects it does not administer.
+ */
+export async function listTokens(
+  domain: Domain,
+  caller: Caller,
+  input: ListTokensInput,
+): Promise<{ tokens: TokenView[]; totalCount: number }> {
+  const region = home(domain, caller);
+  const administered = requireAdmin(caller.principal);
+  const principal = requirePrincipal(caller.principal);
+  const page = validatePage(input.page, input.pageSize);
+  let projectId: string | undefined;
+  if (input.projectId !== "") {
+    projectId = validateUuid(input.projectId, "project_id");
+    note(caller, { projectId });
+    requireProjectAdmin(principal, administered, projectId);
+  }
+  const { rows, total } = await queryTokens(
+    region.db,
+    {
+      ...(projectId !== undefined && { projectId }),
+      ...(administered !== "all" && { within: [...administered] }),
+      includeInactive: input.includeInactive,
+    },
+    page,
+  );
+  return { tokens: rows.map(view), totalCount: total };
+}
+
+export function tokenNotFound(id: string): Error {
+  return notFound(`token ${id} not found`);
+}
+
+/**
+ * Revokes a token: every later call with it is UNAUTHENTICATED. Revoking is
+ * not idempotent: a token already revoked is FAILED_PRECONDITION naming when,
+ * so the audit trail holds exactly one successful revocation and the first
+ * revocation time is kept. A token the caller may not manage is NOT_FOUND,
+ * as one that does not exist. After commit, `onRevoked` lets this replica's
+ * authenticator forget the token at once rather than when its cache expires.
+ */
+export async function revokeToken(
+  domain: Domain,
+  caller: Caller,
+  input: { tokenId: string },
+  onRevoked: (tokenId: string) => void = () => {},
+): Promise<TokenView> {
+  const region = home(domain, caller);
+  const administered = requireAdmin(caller.principal);
+  const id = validateUuid(input.tokenId, "token_id");
+  const row = await inTransaction(region.db, async (tx) => {
+    const found = await findToken(tx, id);
+    if (found === undefined || !mayManage(administered, found.grants)) throw tokenNotFound(id);
+    const projectId = auditProject(found.grants);
+    if (projectId !== undefined) note(caller, { projectId });
+    const revoked = await revokeTokenRow(tx, id);
+    if (revoked === undefined) {
+      throw failedPrecondition(
+        `token ${id} is already revoked (since ${found.revokedAt?.toISOString() ?? "just now"})`,
+      );
+    }
+    await recordInTransaction(tx, caller.audit, {});
+    return revoked;
+  });
+  onRevoked(row.id);
+  return view(row);
+}

@@ -1,0 +1,100 @@
+import { randomUUID } from "node:crypto";
+import type { Executor } from "../db/client.ts";
+import { auditEvents } from "../db/schema.ts";
+import type { Domain } from "./context.ts";
+
+/** What the domain learns about a call as it runs, for its audit event. */
+export interface AuditFacts {
+  projectId?: string;
+  secretId?: string;
+  secretPath?: string;
+  secretName?: string;
+  revision?: number;
+}
+
+/**
+ * The audit record of one call. The call chain creates it; domain functions
+ * fill in facts and the region as they learn them, and write the event inside
+ * their own transaction when the call changes or reveals something (a
+ * mutation, a payload read). Every other call's event is written by the chain
+ * when the call ends, allowed or denied.
+ */
+export interface CallAudit {
+  id: string;
+  method: string;
+  requestId: string;
+  peer?: string;
+  tokenId?: string;
+  /** The region whose database gets the event; "" until the request's region is known. */
+  region: string;
+  facts: AuditFacts;
+  /** Set once the event is in the database. */
+  written: boolean;
+}
+
+export function newCallAudit(method: string, requestId: string, peer?: string): CallAudit {
+  return {
+    id: randomUUID(),
+    method,
+    requestId,
+    ...(peer && { peer }),
+    region: "",
+    facts: {},
+    written: false,
+  };
+}
+
+/** The event as stored and as sent to the audit log. */
+export function auditRow(audit: CallAudit, outcome: string) {
+  const f = audit.facts;
+  return {
+    id: audit.id,
+    tokenId: audit.tokenId ?? null,
+    projectId: f.projectId ?? null,
+    method: audit.method,
+    secretId: f.secretId ?? null,
+    secretPath: f.secretPath ?? null,
+    secretName: f.secretName ?? null,
+    revision: f.revision ?? null,
+    outcome,
+    requestId: audit.requestId,
+    peer: audit.peer ?? null,
+  };
+}
+
+/**
+ * Writes the call's event with outcome OK inside the caller's transaction:
+ * if the transaction rolls back, so does the event, and the chain then
+ * writes the failure instead.
+ */
+export async function recordInTransaction(
+  tx: Executor,
+  audit: CallAudit | undefined,
+  facts: AuditFacts,
+): Promise<void> {
+  if (audit === undefined) return;
+  Object.assign(audit.facts, facts);
+  await tx.insert(auditEvents).values(auditRow(audit, "OK"));
+  audit.written = true;
+}
+
+/**
+ * Writes the event outside any transaction (reads, and every failed call),
+ * in the call's region, or the home region when the call named none or an
+ * unknown one.
+ */
+export async function writeAuditEvent(
+  domain: Domain,
+  audit: CallAudit,
+  outcome: string,
+): Promise<void> {
+  let region = domain.regions.resolve("");
+  try {
+    region = domain.regions.resolve(audit.region);
+  } catch {
+    audit.region = region.name;
+  }
+  if (audit.region === "") audit.region = region.name;
+  await region.db.insert(auditEvents).values(auditRow(audit, outcome));
+  audit.written = true;
+}
