@@ -9,7 +9,8 @@ import { type ServerProcess, startServer } from "../support/server-process.ts";
 import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
 
 /**
- * A user's first session: `npm start` with nothing configured, then the
+ * A user's first session: `npm start` with nothing configured but the admin
+ * token (COFFER_BOOTSTRAP_TOKEN, as automation would set it), then the
  * quickstart (a secret in a folder, versions, single access), a restart, and
  * a look at everything the server printed meanwhile.
  */
@@ -61,7 +62,7 @@ describe("first session on the embedded database", () => {
     // serverEnv drops every COFFER_* variable of the runner's environment, so
     // there is no COFFER_MASTER_KEYS and no COFFER_DATABASE_URL here.
     first = await startServer({ env: { COFFER_DATA_DIR: dataDir } });
-    coffer = createCofferClient({ url: first.httpUrl, timeoutMs: 30_000 });
+    coffer = createCofferClient({ url: first.httpUrl, token: first.token, timeoutMs: 30_000 });
   });
 
   afterAll(async () => {
@@ -186,14 +187,22 @@ describe("first session on the embedded database", () => {
   });
 
   it("restarts on the same data folder with the same key, and every secret is still there", async () => {
-    if (dataDir === undefined) throw new Error("no data folder");
-    second = await startServer({ env: { COFFER_DATA_DIR: dataDir } });
+    if (dataDir === undefined || first === undefined) throw new Error("no first start");
+    // The same environment as the first start: the token it created is the admin token.
+    second = await startServer({
+      env: { COFFER_DATA_DIR: dataDir, COFFER_BOOTSTRAP_TOKEN: first.token },
+    });
     // The key file was reused, not replaced.
     expect(sha256(await readFile(keyFile()))).toBe(keyFileHash);
     expect((await readdir(dataDir)).filter((f) => f.includes("key"))).toEqual(["master-keys.json"]);
 
     // This time over gRPC, on the gRPC port.
-    const grpc = createCofferClient({ url: second.grpcUrl, protocol: "grpc", timeoutMs: 30_000 });
+    const grpc = createCofferClient({
+      url: second.grpcUrl,
+      protocol: "grpc",
+      token: second.token,
+      timeoutMs: 30_000,
+    });
     const latest = await grpc.accessSecretVersionByPath({
       projectId,
       path: "/prod",
@@ -214,7 +223,7 @@ describe("first session on the embedded database", () => {
     expect(exit).toEqual({ code: 0, signal: null });
   });
 
-  it("never printed a payload or a master key", () => {
+  it("never printed a payload, a master key or the admin token", () => {
     const lines = [...(first?.output ?? []), ...(second?.output ?? [])];
     // The scan covers real output: both starts and the calls above.
     const logs = [...(first?.logs() ?? []), ...(second?.logs() ?? [])];
@@ -226,7 +235,10 @@ describe("first session on the embedded database", () => {
     expect(masterKeys.length).toBeGreaterThan(0);
     expect(payloads).toHaveLength(6);
 
-    const needles: { what: string; text: string }[] = [];
+    const needles: { what: string; text: string }[] = [
+      { what: "the admin token", text: first?.token ?? "" },
+    ];
+    expect(needles[0]?.text).toMatch(/^coffer_/);
     for (const { marker, payload } of payloads) {
       needles.push(
         { what: `marker ${marker}`, text: marker },

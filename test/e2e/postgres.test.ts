@@ -10,7 +10,7 @@ import {
 import { Code, ConnectError } from "@connectrpc/connect";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ServerProcess, startServer } from "../support/server-process.ts";
+import { newToken, type ServerProcess, startServer } from "../support/server-process.ts";
 import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
 
 /**
@@ -37,14 +37,16 @@ interface Clients {
 
 function clientsFor(server: ServerProcess): Clients {
   const timeoutMs = 30_000;
+  const token = server.token;
   return {
-    grpc: createCofferClient({ url: server.grpcUrl, protocol: "grpc", timeoutMs }),
-    connectH2: createCofferClient({ url: server.httpUrl, httpVersion: "2", timeoutMs }),
-    connectH1: createCofferClient({ url: server.httpUrl, httpVersion: "1.1", timeoutMs }),
+    grpc: createCofferClient({ url: server.grpcUrl, protocol: "grpc", token, timeoutMs }),
+    connectH2: createCofferClient({ url: server.httpUrl, httpVersion: "2", token, timeoutMs }),
+    connectH1: createCofferClient({ url: server.httpUrl, httpVersion: "1.1", token, timeoutMs }),
     grpcWebH1: createCofferClient({
       url: server.httpUrl,
       protocol: "grpc-web",
       httpVersion: "1.1",
+      token,
       timeoutMs,
     }),
   };
@@ -80,6 +82,9 @@ describe.skipIf(!testDatabaseUrl)("two server processes on one Postgres database
     const env = {
       COFFER_DATABASE_URL: url.toString(),
       COFFER_MASTER_KEYS: `e2e-1:${randomBytes(32).toString("base64")}`,
+      // One admin token for both: whichever server bootstraps the empty
+      // database creates it, and the other finds a token there and ignores it.
+      COFFER_BOOTSTRAP_TOKEN: newToken(),
       // Not used with Postgres, but kept out of the source tree regardless.
       COFFER_DATA_DIR: dataDir,
     };
@@ -101,6 +106,17 @@ describe.skipIf(!testDatabaseUrl)("two server processes on one Postgres database
     }
     await admin?.end();
     await removeTempDir(dataDir);
+  });
+
+  it("creates the admin token once between two servers starting on an empty database", () => {
+    const created = servers.filter((s) =>
+      s.logs().some((l) => l.msg === "created the admin token given by COFFER_BOOTSTRAP_TOKEN"),
+    );
+    expect(created).toHaveLength(1);
+    // Given, so never echoed.
+    for (const server of servers) {
+      expect(server.stdout + server.stderr).not.toContain(server.token);
+    }
   });
 
   it("reads through one server what was written through the other", async () => {

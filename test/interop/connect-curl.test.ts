@@ -24,8 +24,16 @@ interface CurlResult {
 
 const MARK = "\n@@curl@@";
 
-/** POSTs `body` as JSON with curl, the way a person would from a shell. */
-function curl(url: string, body: unknown, http: "1.1" | "2"): Promise<CurlResult> {
+/**
+ * POSTs `body` as JSON with curl, the way a person would from a shell, with
+ * `authorization: Bearer <token>` unless `token` is undefined.
+ */
+function curl(
+  url: string,
+  body: unknown,
+  http: "1.1" | "2",
+  token: string | undefined,
+): Promise<CurlResult> {
   const args = [
     "--silent",
     "--show-error",
@@ -36,6 +44,7 @@ function curl(url: string, body: unknown, http: "1.1" | "2"): Promise<CurlResult
     "POST",
     "--header",
     "content-type: application/json",
+    ...(token === undefined ? [] : ["--header", `authorization: Bearer ${token}`]),
     "--data-binary",
     "@-",
     "--write-out",
@@ -77,6 +86,8 @@ describe("Connect JSON with curl, gRPC-Web and Connect over HTTP/2", () => {
   let server: ServerProcess | undefined;
   const projectId = randomUUID();
   const url = (rpc: string) => `${server?.httpUrl}/${METHOD}/${rpc}`;
+  /** The admin token the server was started with. */
+  let token = "";
   // A created secret shared by the tests below.
   let secretId = "";
   const payload = Buffer.from(
@@ -86,6 +97,7 @@ describe("Connect JSON with curl, gRPC-Web and Connect over HTTP/2", () => {
   beforeAll(async () => {
     dataDir = await makeTempDir("connect");
     server = await startServer({ env: { COFFER_DATA_DIR: dataDir } });
+    token = server.token;
   });
 
   afterAll(async () => {
@@ -105,6 +117,7 @@ describe("Connect JSON with curl, gRPC-Web and Connect over HTTP/2", () => {
         firstVersion: { data: payload.toString("base64") },
       },
       "1.1",
+      token,
     );
     expect(res.httpVersion).toBe("1.1");
     expect(res.status).toBe(200);
@@ -120,7 +133,12 @@ describe("Connect JSON with curl, gRPC-Web and Connect over HTTP/2", () => {
   });
 
   it("accesses the version with curl over HTTP/1.1, byte for byte", async () => {
-    const res = await curl(url("AccessSecretVersion"), { secretId, revision: "latest" }, "1.1");
+    const res = await curl(
+      url("AccessSecretVersion"),
+      { secretId, revision: "latest" },
+      "1.1",
+      token,
+    );
     expect(res.httpVersion).toBe("1.1");
     expect(res.status).toBe(200);
     const body = json(res);
@@ -142,6 +160,7 @@ describe("Connect JSON with curl, gRPC-Web and Connect over HTTP/2", () => {
         firstVersion: { data: Buffer.from('{"list": [1, 2]}').toString("base64") },
       },
       "1.1",
+      token,
     );
     expect(res.status).toBe(400);
     expect(res.contentType).toMatch(/^application\/json/);
@@ -150,11 +169,28 @@ describe("Connect JSON with curl, gRPC-Web and Connect over HTTP/2", () => {
     expect(body.message).toContain("first_version.data.list");
   });
 
+  it("answers a call without a token with a Connect unauthenticated error, HTTP 401", async () => {
+    // The secret exists, and is still refused: nothing is read, nothing is revealed.
+    const res = await curl(
+      url("AccessSecretVersion"),
+      { secretId, revision: "latest" },
+      "1.1",
+      undefined,
+    );
+    expect(res.status).toBe(401);
+    expect(res.contentType).toMatch(/^application\/json/);
+    const body = json(res);
+    expect(body.code).toBe("unauthenticated");
+    expect(res.body).not.toContain(payload.toString("base64"));
+    expect(body.data).toBeUndefined();
+  });
+
   it("answers an unknown secret with a Connect not_found error", async () => {
     const res = await curl(
       url("AccessSecretVersion"),
       { secretId: randomUUID(), revision: "latest" },
       "1.1",
+      token,
     );
     expect(res.status).toBe(404);
     expect(res.contentType).toMatch(/^application\/json/);
@@ -166,12 +202,13 @@ describe("Connect JSON with curl, gRPC-Web and Connect over HTTP/2", () => {
       url("CreateSecretVersion"),
       { secretId, data: Buffer.from('{"api_key": "second"}').toString("base64") },
       "2",
+      token,
     );
     expect(created.httpVersion).toBe("2");
     expect(created.status).toBe(200);
     expect((json(created).version as Record<string, unknown>).revision).toBe(2);
 
-    const res = await curl(url("AccessSecretVersion"), { secretId, revision: "1" }, "2");
+    const res = await curl(url("AccessSecretVersion"), { secretId, revision: "1" }, "2", token);
     expect(res.httpVersion).toBe("2");
     expect(res.status).toBe(200);
     expect(Buffer.from(String(json(res).data), "base64").equals(payload)).toBe(true);
@@ -180,6 +217,7 @@ describe("Connect JSON with curl, gRPC-Web and Connect over HTTP/2", () => {
       url("AccessSecretVersion"),
       { secretId: randomUUID(), revision: "1" },
       "2",
+      token,
     );
     expect(missing.status).toBe(404);
     expect(json(missing).code).toBe("not_found");
@@ -192,6 +230,7 @@ describe("Connect JSON with curl, gRPC-Web and Connect over HTTP/2", () => {
       url: server.httpUrl,
       protocol: "grpc-web",
       httpVersion: "1.1",
+      token,
       timeoutMs: 30_000,
       interceptors: [
         (next) => (req) => {
@@ -222,7 +261,12 @@ describe("Connect JSON with curl, gRPC-Web and Connect over HTTP/2", () => {
 
   it("serves Connect over HTTP/2 to @coffer/client", async () => {
     if (server === undefined) throw new Error("no server");
-    const coffer = createCofferClient({ url: server.httpUrl, httpVersion: "2", timeoutMs: 30_000 });
+    const coffer = createCofferClient({
+      url: server.httpUrl,
+      httpVersion: "2",
+      token,
+      timeoutMs: 30_000,
+    });
     const res = await coffer.accessSecretVersion({ secretId, revision: "latest_enabled" });
     expect(res.revision).toBe(2);
     expect(Buffer.from(res.data).toString()).toBe('{"api_key": "second"}');

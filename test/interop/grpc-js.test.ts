@@ -72,6 +72,20 @@ async function ok(client: grpc.Client, name: string, request: Message): Promise<
   return outcome.response;
 }
 
+/**
+ * Sends `authorization: Bearer <token>` with every call of a client, as a
+ * grpc-js user would on a cleartext channel (call credentials need TLS).
+ */
+function bearer(token: string): grpc.Interceptor {
+  return (options, nextCall) =>
+    new grpc.InterceptingCall(nextCall(options), {
+      start(metadata, listener, next) {
+        metadata.set("authorization", `Bearer ${token}`);
+        next(metadata, listener);
+      },
+    });
+}
+
 async function failure(
   client: grpc.Client,
   name: string,
@@ -91,7 +105,9 @@ describe("plain @grpc/grpc-js client with proto-loader", () => {
   beforeAll(async () => {
     dataDir = await makeTempDir("grpc-js");
     server = await startServer({ env: { COFFER_DATA_DIR: dataDir } });
-    client = new grpc.Client(server.grpcAddress, grpc.credentials.createInsecure());
+    client = new grpc.Client(server.grpcAddress, grpc.credentials.createInsecure(), {
+      interceptors: [bearer(server.token)],
+    });
   });
 
   afterAll(async () => {
@@ -193,6 +209,27 @@ describe("plain @grpc/grpc-js client with proto-loader", () => {
     });
     expect(error.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(error.details).toContain("first_version.data_crc32");
+  });
+
+  it("refuses a call without a token with UNAUTHENTICATED, and stores nothing", async () => {
+    if (server === undefined) throw new Error("no server");
+    const anonymous = new grpc.Client(server.grpcAddress, grpc.credentials.createInsecure());
+    const request = {
+      project_id: projectId,
+      name: "anonymous",
+      path: "/interop/grpc-js",
+      first_version: { data: Buffer.from("written without a token") },
+    };
+    try {
+      const error = await failure(anonymous, "CreateSecret", request);
+      expect(error.code).toBe(grpc.status.UNAUTHENTICATED);
+      expect(error.code).toBe(16);
+    } finally {
+      anonymous.close();
+    }
+    // Nothing was stored: the same name is still free to the admin.
+    const created = await ok(client, "CreateSecret", request);
+    expect((created.secret as Message).name).toBe("anonymous");
   });
 
   it("answers NOT_FOUND for a secret that does not exist", async () => {

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { generateToken } from "@coffer/server";
 
 /** The repository root (`/work/main` in CI). */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -32,6 +33,11 @@ export interface Exit {
 export interface OutputLine {
   stream: "stdout" | "stderr";
   text: string;
+}
+
+/** A fresh, well-formed Coffer token, for COFFER_BOOTSTRAP_TOKEN. */
+export function newToken(): string {
+  return generateToken().value;
 }
 
 /** Environment for one server: `undefined` removes a variable. */
@@ -80,11 +86,14 @@ export class ServerProcess {
   readonly output: OutputLine[] = [];
   /** Resolves when the process has exited (never rejects). */
   readonly exited: Promise<Exit>;
+  /** COFFER_BOOTSTRAP_TOKEN as given to this process, if it was. */
+  readonly #bootstrapToken: string | undefined;
   #exit: Exit | undefined;
   #ready: { grpc: string; http: string } | undefined;
   #lineListeners = new Set<(line: OutputLine) => void>();
 
   constructor(env: NodeJS.ProcessEnv, cwd: string) {
+    this.#bootstrapToken = env.COFFER_BOOTSTRAP_TOKEN;
     // detached: the server gets a process group of its own, so that the
     // SIGKILL fallback also reaches anything it started.
     this.child = spawn(process.execPath, ["--import", TSX_LOADER, SERVER_MAIN], {
@@ -128,6 +137,20 @@ export class ServerProcess {
       if (partial !== "") emit(partial);
       partial = "";
     });
+  }
+
+  /**
+   * The admin token this process was started with (COFFER_BOOTSTRAP_TOKEN).
+   * The server creates it only on an empty database and ignores it on any
+   * other, so a server started on a database that already has tokens must be
+   * given the value the first server created. Throws for a server started
+   * without one, rather than let a client go out without a token.
+   */
+  get token(): string {
+    if (this.#bootstrapToken === undefined) {
+      throw new Error("this server was started without COFFER_BOOTSTRAP_TOKEN");
+    }
+    return this.#bootstrapToken;
   }
 
   /** The exit status, once the process has exited. */
@@ -336,7 +359,12 @@ export function describeExit(exit: Exit): string {
 
 /** Options of {@link spawnServer} and {@link startServer}. */
 export interface ServerOptions {
-  /** Settings over {@link serverEnv}'s defaults; `undefined` removes one. */
+  /**
+   * Settings over {@link serverEnv}'s defaults; `undefined` removes one.
+   * COFFER_BOOTSTRAP_TOKEN defaults to a fresh token (see
+   * {@link ServerProcess.token}); set it to `undefined` for a server that
+   * makes and prints its own.
+   */
   env?: ServerEnv;
   /** Working directory; defaults to packages/server, as `npm start` runs. */
   cwd?: string;
@@ -344,8 +372,13 @@ export interface ServerOptions {
 
 /** Spawns a server without waiting for it. Stop it in afterAll/afterEach. */
 export function spawnServer(options: ServerOptions = {}): ServerProcess {
+  const env = options.env ?? {};
   return new ServerProcess(
-    serverEnv(options.env),
+    serverEnv(
+      Object.hasOwn(env, "COFFER_BOOTSTRAP_TOKEN")
+        ? env
+        : { COFFER_BOOTSTRAP_TOKEN: newToken(), ...env },
+    ),
     options.cwd ?? path.join(REPO_ROOT, "packages/server"),
   );
 }

@@ -23,7 +23,7 @@ export interface CofferClientOptions {
   /**
    * The server's base URL. gRPC goes to the gRPC port (default
    * http://127.0.0.1:50051); Connect and gRPC-Web to the HTTP port (default
-   * http://127.0.0.1:8080).
+   * http://127.0.0.1:8080). Use https:// when the server has TLS on.
    */
   url: string;
   /** Defaults to "connect". */
@@ -36,6 +36,24 @@ export interface CofferClientOptions {
   httpVersion?: "1.1" | "2";
   /** Extra interceptors, run before the ones the client adds. */
   interceptors?: Interceptor[];
+  /** TLS settings for an https:// URL; without them, the system's trusted CAs apply. */
+  tls?: CofferTlsOptions;
+}
+
+/** TLS settings of a client, PEM-encoded. */
+export interface CofferTlsOptions {
+  /**
+   * The CAs trusted to sign the server's certificate, replacing the system's
+   * (e.g. a private CA's certificate).
+   */
+  ca?: string | Buffer;
+  /**
+   * The client's certificate chain, for a server with mutual TLS
+   * (`COFFER_TLS_CLIENT_CA`); goes with `key`.
+   */
+  cert?: string | Buffer;
+  /** The private key of `cert`. */
+  key?: string | Buffer;
 }
 
 /** A typed client of every RPC of `coffer.secretmanager.v1.SecretService`. */
@@ -63,10 +81,12 @@ export function createCofferTransport(options: CofferClientOptions): Transport {
     });
   }
   interceptors.push(refusedStreamIsUnavailable);
+  const tls = tlsNodeOptions(options);
   const common = {
     baseUrl: options.url,
     interceptors,
     ...(options.timeoutMs !== undefined && { defaultTimeoutMs: options.timeoutMs }),
+    ...(tls !== undefined && { nodeOptions: tls }),
   };
   switch (options.protocol ?? "connect") {
     case "grpc":
@@ -76,6 +96,27 @@ export function createCofferTransport(options: CofferClientOptions): Transport {
     case "connect":
       return createConnectTransport({ ...common, httpVersion: options.httpVersion ?? "2" });
   }
+}
+
+/**
+ * The TLS options as Node takes them, both for http2.connect() and for
+ * https.request(). TLS options with a cleartext URL are refused rather than
+ * ignored: a caller who gave a CA or a client certificate expects TLS.
+ */
+function tlsNodeOptions(options: CofferClientOptions): CofferTlsOptions | undefined {
+  const tls = options.tls;
+  if (tls === undefined) return undefined;
+  if (new URL(options.url).protocol !== "https:") {
+    throw new Error(`the tls option needs an https:// url (got ${options.url})`);
+  }
+  if ((tls.cert === undefined) !== (tls.key === undefined)) {
+    throw new Error("the tls option needs cert and key together");
+  }
+  return {
+    ...(tls.ca !== undefined && { ca: tls.ca }),
+    ...(tls.cert !== undefined && { cert: tls.cert }),
+    ...(tls.key !== undefined && { key: tls.key }),
+  };
 }
 
 /**

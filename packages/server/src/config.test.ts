@@ -1,8 +1,11 @@
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, loadConfig, parseDuration } from "./config.ts";
+import { generateToken } from "./crypto/tokens.ts";
+import { createTestCertificates, type TestCertificates } from "./testing/certs.ts";
 
 const fails = (env: Record<string, string>) => {
   try {
@@ -76,5 +79,183 @@ describe("loadConfig", () => {
     expect(parseDuration("500ms")).toBe(500);
     expect(parseDuration("7d")).toBe(7 * 86_400_000);
     expect(parseDuration("7")).toBeUndefined();
+  });
+});
+
+describe("loadConfig TLS", () => {
+  let certs: TestCertificates;
+  /** The base64 body of the server's private key, which no message may quote. */
+  let keyBody: string;
+  const file = (name: string, contents: string) => {
+    const f = path.join(certs.dir, name);
+    writeFileSync(f, contents);
+    return f;
+  };
+  const tlsFails = (env: Record<string, string>) => {
+    const message = fails(env);
+    expect(message).not.toContain(keyBody);
+    return message;
+  };
+  beforeAll(() => {
+    certs = createTestCertificates();
+    keyBody = certs.server.key.pem.toString().split("\n")[1] ?? "";
+    expect(keyBody.length).toBeGreaterThan(20);
+  });
+  afterAll(() => certs?.remove());
+
+  it("is off without settings, on with a certificate and key, mutual with a client CA", () => {
+    expect(loadConfig({}).tls).toBeUndefined();
+    const env = { COFFER_TLS_CERT: certs.server.cert.file, COFFER_TLS_KEY: certs.server.key.file };
+    expect(loadConfig(env).tls).toEqual({ cert: certs.server.cert.pem, key: certs.server.key.pem });
+    // A bundle of two CAs.
+    const bundle = file(
+      "bundle.pem",
+      `${certs.otherCa.cert.pem.toString()}${certs.ca.cert.pem.toString()}`,
+    );
+    expect(loadConfig({ ...env, COFFER_TLS_CLIENT_CA: bundle }).tls?.clientCa?.toString()).toBe(
+      `${certs.otherCa.cert.pem.toString()}${certs.ca.cert.pem.toString()}`,
+    );
+  });
+
+  it("needs the certificate and key together, and TLS for a client CA", () => {
+    expect(tlsFails({ COFFER_TLS_KEY: certs.server.key.file })).toContain(
+      "COFFER_TLS_CERT: not set, but COFFER_TLS_KEY is",
+    );
+    expect(tlsFails({ COFFER_TLS_CERT: certs.server.cert.file })).toContain(
+      "COFFER_TLS_KEY: not set, but COFFER_TLS_CERT is",
+    );
+    expect(tlsFails({ COFFER_TLS_CLIENT_CA: certs.ca.cert.file })).toContain(
+      "COFFER_TLS_CLIENT_CA: mutual TLS needs TLS",
+    );
+  });
+
+  it("names the setting and file it cannot read or parse, never quoting the key", () => {
+    const env = { COFFER_TLS_CERT: certs.server.cert.file, COFFER_TLS_KEY: certs.server.key.file };
+    const missing = path.join(certs.dir, "missing.pem");
+    expect(tlsFails({ ...env, COFFER_TLS_CERT: missing })).toContain(
+      `COFFER_TLS_CERT: cannot read ${missing} (ENOENT)`,
+    );
+    expect(tlsFails({ ...env, COFFER_TLS_KEY: certs.dir })).toContain(
+      `COFFER_TLS_KEY: cannot read ${certs.dir} (EISDIR)`,
+    );
+    expect(tlsFails({ ...env, COFFER_TLS_CLIENT_CA: missing })).toContain(
+      `COFFER_TLS_CLIENT_CA: cannot read ${missing} (ENOENT)`,
+    );
+    // The key where the certificate should be.
+    expect(tlsFails({ ...env, COFFER_TLS_CERT: certs.server.key.file })).toContain(
+      `COFFER_TLS_CERT: ${certs.server.key.file} holds no PEM certificate`,
+    );
+    const broken = file(
+      "broken.pem",
+      certs.server.cert.pem.toString().replace(/\n[A-Za-z0-9+/]{8}/, "\nAAAAAAAA"),
+    );
+    expect(tlsFails({ ...env, COFFER_TLS_CERT: broken })).toContain(
+      `COFFER_TLS_CERT: certificate 1 in ${broken} does not parse`,
+    );
+    // The certificate where the key should be.
+    expect(tlsFails({ ...env, COFFER_TLS_KEY: certs.server.cert.file })).toContain(
+      `COFFER_TLS_KEY: ${certs.server.cert.file} does not hold an unencrypted PEM private key`,
+    );
+    const garbage = file("garbage.pem", "not a certificate\n");
+    expect(tlsFails({ ...env, COFFER_TLS_CLIENT_CA: garbage })).toContain(
+      `COFFER_TLS_CLIENT_CA: ${garbage} holds no PEM certificate`,
+    );
+  });
+
+  it("refuses an encrypted key and a key that is not the certificate's", () => {
+    const env = { COFFER_TLS_CERT: certs.server.cert.file, COFFER_TLS_KEY: certs.server.key.file };
+    const encrypted = path.join(certs.dir, "encrypted.key");
+    execFileSync("openssl", [
+      "pkey",
+      "-in",
+      certs.server.key.file,
+      "-aes256",
+      "-passout",
+      "pass:secret",
+      "-out",
+      encrypted,
+    ]);
+    expect(tlsFails({ ...env, COFFER_TLS_KEY: encrypted })).toContain(
+      `COFFER_TLS_KEY: ${encrypted} does not hold an unencrypted PEM private key`,
+    );
+    expect(tlsFails({ ...env, COFFER_TLS_KEY: certs.client.key.file })).toContain(
+      `COFFER_TLS_KEY: the key in ${certs.client.key.file} does not belong to the first certificate in ${certs.server.cert.file}`,
+    );
+  });
+
+  it("refuses material OpenSSL will not serve with", () => {
+    const cert = path.join(certs.dir, "weak.crt");
+    const key = path.join(certs.dir, "weak.key");
+    // A 512-bit RSA key parses and matches its certificate, but is below
+    // OpenSSL's security level.
+    execFileSync(
+      "openssl",
+      ["req", "-x509", "-newkey", "rsa:512", "-noenc", "-keyout", key, "-out", cert].concat([
+        "-subj",
+        "/CN=weak",
+        "-days",
+        "1",
+      ]),
+      { stdio: "ignore" },
+    );
+    expect(tlsFails({ COFFER_TLS_CERT: cert, COFFER_TLS_KEY: key })).toContain(
+      `COFFER_TLS_CERT: OpenSSL refuses ${cert} with ${key} (`,
+    );
+  });
+
+  it("reports every TLS problem at once", () => {
+    const missing = path.join(certs.dir, "missing.pem");
+    const message = tlsFails({
+      COFFER_TLS_CERT: missing,
+      COFFER_TLS_KEY: certs.server.cert.file,
+      COFFER_TLS_CLIENT_CA: certs.server.key.file,
+    });
+    expect(message).toContain("COFFER_TLS_CERT: cannot read");
+    expect(message).toContain("COFFER_TLS_KEY:");
+    expect(message).toContain("COFFER_TLS_CLIENT_CA:");
+  });
+});
+
+describe("COFFER_BOOTSTRAP_TOKEN", () => {
+  it("is passed through when it is a Coffer token", () => {
+    const { value } = generateToken();
+    expect(loadConfig({ COFFER_BOOTSTRAP_TOKEN: value }).bootstrapToken).toBe(value);
+    expect(loadConfig({}).bootstrapToken).toBeUndefined();
+  });
+
+  it("is refused by name, without repeating the value, when malformed", () => {
+    const message = fails({ COFFER_BOOTSTRAP_TOKEN: "coffer_not-a-real-token-value" });
+    expect(message).toContain("COFFER_BOOTSTRAP_TOKEN: must be a Coffer token");
+    expect(message).not.toContain("not-a-real-token-value");
+  });
+});
+
+describe("limits", () => {
+  it("default to 10000 secrets per project, 1000 versions per secret, 200 calls per second", () => {
+    expect(loadConfig({}).limits).toEqual({
+      secretsPerProject: 10_000,
+      versionsPerSecret: 1_000,
+      requestsPerSecond: 200,
+    });
+  });
+
+  it("are read from their settings, and a rate of 0 is allowed (no limit)", () => {
+    const c = loadConfig({
+      COFFER_MAX_SECRETS_PER_PROJECT: "50",
+      COFFER_MAX_VERSIONS_PER_SECRET: "7",
+      COFFER_RATE_LIMIT_RPS: "0",
+    });
+    expect(c.limits).toEqual({ secretsPerProject: 50, versionsPerSecret: 7, requestsPerSecond: 0 });
+  });
+
+  it("refuse what is not a whole number in range, naming each setting", () => {
+    const message = fails({
+      COFFER_MAX_SECRETS_PER_PROJECT: "0",
+      COFFER_MAX_VERSIONS_PER_SECRET: "many",
+      COFFER_RATE_LIMIT_RPS: "-1",
+    });
+    expect(message).toMatch(/COFFER_MAX_SECRETS_PER_PROJECT: /);
+    expect(message).toMatch(/COFFER_MAX_VERSIONS_PER_SECRET: /);
+    expect(message).toMatch(/COFFER_RATE_LIMIT_RPS: /);
   });
 });

@@ -1,6 +1,9 @@
+import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import path from "node:path";
+import { createSecureContext } from "node:tls";
 import { z } from "zod";
+import { isWellFormedToken } from "./crypto/tokens.ts";
 
 /** A listen address, `host:port` (port 0 picks a free port). */
 export interface ListenAddress {
@@ -11,6 +14,19 @@ export interface ListenAddress {
 export type RegionDatabase =
   | { driver: "postgres"; url: string; poolSize: number }
   | { driver: "pglite"; dataDir: string | undefined };
+
+/** TLS material for both servers, read from its files and checked at start. */
+export interface TlsConfig {
+  /** The server's certificate chain (PEM, leaf first). */
+  cert: Buffer;
+  /** The leaf certificate's private key (PEM, unencrypted). */
+  key: Buffer;
+  /**
+   * CA bundle (PEM). When set, mutual TLS: every client must present a
+   * certificate signed by one of these CAs, or the handshake fails.
+   */
+  clientCa?: Buffer;
+}
 
 /** The validated configuration, built once at start and passed down. */
 export interface Config {
@@ -28,6 +44,21 @@ export interface Config {
   sweepIntervalMs: number;
   shutdownGraceMs: number;
   logLevel: "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
+  /** `COFFER_AUDIT_LOG`: also append audit events as JSON lines to "stdout" or this file. */
+  auditLog?: string;
+  /** `COFFER_BOOTSTRAP_TOKEN`: the admin token to create on an empty database, instead of a random one. */
+  bootstrapToken?: string;
+  /** Set when `COFFER_TLS_CERT` and `COFFER_TLS_KEY` are; both servers then speak only TLS. */
+  tls?: TlsConfig;
+  /** Quotas: `COFFER_MAX_SECRETS_PER_PROJECT`, `COFFER_MAX_VERSIONS_PER_SECRET`, `COFFER_RATE_LIMIT_RPS`. */
+  limits: {
+    /** Live secrets (not scheduled for deletion) per project, in each region. */
+    secretsPerProject: number;
+    /** Versions whose payload is not destroyed, per secret. */
+    versionsPerSecret: number;
+    /** Calls per second per token on each replica, bursts of twice that; 0 disables. */
+    requestsPerSecond: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -109,6 +140,21 @@ const settings = z.object({
   COFFER_LOG_LEVEL: z
     .enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"])
     .default("info"),
+  COFFER_AUDIT_LOG: z.string().min(1).optional(),
+  // The message never repeats the value: it is a credential.
+  COFFER_BOOTSTRAP_TOKEN: z
+    .string()
+    .refine(
+      isWellFormedToken,
+      "must be a Coffer token: coffer_ followed by 49 letters and digits ending in a checksum",
+    )
+    .optional(),
+  COFFER_TLS_CERT: z.string().min(1).optional(),
+  COFFER_TLS_KEY: z.string().min(1).optional(),
+  COFFER_TLS_CLIENT_CA: z.string().min(1).optional(),
+  COFFER_MAX_SECRETS_PER_PROJECT: z.coerce.number().int().min(1).max(100_000_000).default(10_000),
+  COFFER_MAX_VERSIONS_PER_SECRET: z.coerce.number().int().min(1).max(1_000_000).default(1_000),
+  COFFER_RATE_LIMIT_RPS: z.coerce.number().int().min(0).max(1_000_000).default(200),
 });
 
 /** The settings Coffer reads, for documentation and for picking them out of the environment. */
@@ -151,6 +197,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           };
   }
   const embedded = url === undefined;
+  const tls = loadTls(s.COFFER_TLS_CERT, s.COFFER_TLS_KEY, s.COFFER_TLS_CLIENT_CA);
   return {
     grpcListen: s.COFFER_GRPC_LISTEN,
     httpListen: s.COFFER_HTTP_LISTEN,
@@ -165,7 +212,114 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sweepIntervalMs: s.COFFER_SWEEP_INTERVAL,
     shutdownGraceMs: s.COFFER_SHUTDOWN_GRACE,
     logLevel: s.COFFER_LOG_LEVEL,
+    ...(s.COFFER_AUDIT_LOG !== undefined && { auditLog: s.COFFER_AUDIT_LOG }),
+    ...(s.COFFER_BOOTSTRAP_TOKEN !== undefined && { bootstrapToken: s.COFFER_BOOTSTRAP_TOKEN }),
+    ...(tls !== undefined && { tls }),
+    limits: {
+      secretsPerProject: s.COFFER_MAX_SECRETS_PER_PROJECT,
+      versionsPerSecret: s.COFFER_MAX_VERSIONS_PER_SECRET,
+      requestsPerSecond: s.COFFER_RATE_LIMIT_RPS,
+    },
   };
+}
+
+/**
+ * Reads and checks the TLS files: the certificate chain parses, the key is
+ * the leaf's, the CA bundle parses, and OpenSSL accepts them together, so
+ * that a mistake stops the start with a message naming the setting and file
+ * rather than failing every handshake later. Messages never quote the files.
+ */
+function loadTls(
+  certFile: string | undefined,
+  keyFile: string | undefined,
+  caFile: string | undefined,
+): TlsConfig | undefined {
+  if (certFile === undefined && keyFile === undefined) {
+    if (caFile === undefined) return undefined;
+    throw invalid([
+      "COFFER_TLS_CLIENT_CA: mutual TLS needs TLS: set COFFER_TLS_CERT and COFFER_TLS_KEY as well",
+    ]);
+  }
+  if (certFile === undefined || keyFile === undefined) {
+    throw invalid([
+      certFile === undefined
+        ? "COFFER_TLS_CERT: not set, but COFFER_TLS_KEY is: TLS needs the certificate chain (PEM) and its private key"
+        : "COFFER_TLS_KEY: not set, but COFFER_TLS_CERT is: TLS needs the certificate chain and its private key (PEM)",
+    ]);
+  }
+  const problems: string[] = [];
+  const cert = readPem("COFFER_TLS_CERT", certFile, problems);
+  const key = readPem("COFFER_TLS_KEY", keyFile, problems);
+  const chain = cert && parseCertificates("COFFER_TLS_CERT", certFile, cert, problems);
+  let clientCa: Buffer | undefined;
+  if (caFile !== undefined) {
+    clientCa = readPem("COFFER_TLS_CLIENT_CA", caFile, problems);
+    if (clientCa) parseCertificates("COFFER_TLS_CLIENT_CA", caFile, clientCa, problems);
+  }
+  let privateKey: KeyObject | undefined;
+  if (key !== undefined) {
+    try {
+      privateKey = createPrivateKey({ key, format: "pem" });
+    } catch {
+      problems.push(`COFFER_TLS_KEY: ${keyFile} does not hold an unencrypted PEM private key`);
+    }
+  }
+  const leaf = chain?.[0];
+  if (leaf !== undefined && privateKey !== undefined && !leaf.checkPrivateKey(privateKey)) {
+    problems.push(
+      `COFFER_TLS_KEY: the key in ${keyFile} does not belong to the first certificate in ${certFile}`,
+    );
+  }
+  if (problems.length > 0 || cert === undefined || key === undefined) throw invalid(problems);
+  try {
+    createSecureContext({ cert, key, ...(clientCa !== undefined && { ca: clientCa }) });
+  } catch (err) {
+    // OpenSSL's reasons ("ee key too small") name a property, never key material.
+    throw invalid([
+      `COFFER_TLS_CERT: OpenSSL refuses ${certFile} with ${keyFile}${caFile === undefined ? "" : ` and ${caFile}`} (${(err as Error).message})`,
+    ]);
+  }
+  return { cert, key, ...(clientCa !== undefined && { clientCa }) };
+}
+
+function readPem(setting: string, file: string, problems: string[]): Buffer | undefined {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    problems.push(
+      `${setting}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? "error"})`,
+    );
+    return undefined;
+  }
+}
+
+const pemCertificate = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
+
+function parseCertificates(
+  setting: string,
+  file: string,
+  pem: Buffer,
+  problems: string[],
+): X509Certificate[] | undefined {
+  const blocks = pem.toString("latin1").match(pemCertificate) ?? [];
+  if (blocks.length === 0) {
+    problems.push(`${setting}: ${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+    return undefined;
+  }
+  const certificates: X509Certificate[] = [];
+  for (const [i, block] of blocks.entries()) {
+    try {
+      certificates.push(new X509Certificate(block));
+    } catch {
+      problems.push(`${setting}: certificate ${i + 1} in ${file} does not parse`);
+      return undefined;
+    }
+  }
+  return certificates;
+}
+
+function invalid(problems: string[]): ConfigError {
+  return new ConfigError(`invalid configuration:\n${problems.map((p) => `  ${p}`).join("\n")}`);
 }
 
 function readConfigFile(file: string): Record<string, string> {

@@ -1,3 +1,4 @@
+import { rotateKeysCommand } from "./commands/rotate-keys.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { KeyRingError } from "./crypto/key-ring.ts";
 import { createLogger } from "./logger.ts";
@@ -47,4 +48,9 @@ async function main(): Promise<void> {
   process.once("SIGINT", onSignal);
 }
 
-await main();
+// `coffer-server rotate-keys [...]` runs a key rotation instead of serving.
+if (process.argv[2] === "rotate-keys") {
+  process.exitCode = await rotateKeysCommand(process.argv.slice(3));
+} else {
+  await main();
+}

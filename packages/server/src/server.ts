@@ -1,4 +1,5 @@
-import { SecretService } from "@coffer/api";
+import { AdminService, SecretService } from "@coffer/api";
+import type { ConnectRouter } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { type Config, ConfigError } from "./config.ts";
@@ -8,14 +9,22 @@ import {
   loadOrCreateKeyFile,
   parseMasterKeys,
 } from "./crypto/key-ring.ts";
+import { KeyRingHolder } from "./crypto/key-ring-holder.ts";
 import { type Database, openDatabase } from "./db/client.ts";
 import { migrate } from "./db/migrate.ts";
+import { bootstrapAdminToken } from "./domain/admin/bootstrap.ts";
+import { openAuditLog } from "./domain/audit-log.ts";
+import { Authenticator } from "./domain/authenticate.ts";
 import { type Domain, Regions } from "./domain/context.ts";
+import type { RingSource } from "./domain/rotate-keys.ts";
 import { startSweeper } from "./domain/sweeper.ts";
+import { adminService } from "./rpc/admin-service.ts";
 import { withCallChain } from "./rpc/chain.ts";
+import { RateLimiter } from "./rpc/rate-limit.ts";
 import { secretService } from "./rpc/secret-service.ts";
 import { listenConnect } from "./rpc/transports/connect-node.ts";
 import { addService } from "./rpc/transports/grpc-js.ts";
+import { grpcServerCredentials } from "./rpc/transports/tls.ts";
 
 /**
  * The largest request either server reads: a 64 KiB payload, base64-encoded
@@ -28,17 +37,23 @@ export interface RunningServer {
   grpcPort: number;
   httpPort: number;
   domain: Domain;
+  /** The running key ring, and the key file an online rotation adds keys to. */
+  keys: RingSource;
   /** Stops accepting calls, lets calls in flight finish (up to the grace period), closes databases. */
   stop(): Promise<void>;
 }
 
 /**
  * Starts Coffer: opens and migrates each region's database, loads the key
- * ring, and serves SecretService over gRPC (grpc-js) and over Connect and
+ * ring, creates the bootstrap admin token on an empty database, and serves
+ * SecretService and AdminService over gRPC (grpc-js) and over Connect and
  * gRPC-Web (connect-node, HTTP/1.1 and cleartext HTTP/2 on one port).
  */
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
-  const keyRing = await loadKeyRing(config, logger);
+  const keys: RingSource = {
+    holder: new KeyRingHolder(await loadKeyRing(config, logger)),
+    keyFile: rotatableKeyFile(config),
+  };
   const databases = new Map<string, Database>();
   try {
     for (const region of config.regions) {
@@ -52,31 +67,62 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         "database ready",
       );
     }
+    // Tokens live in the home (first) region's database.
+    const [home] = databases.values();
+    if (home !== undefined) {
+      const created = await bootstrapAdminToken(home.db, {
+        ...(config.bootstrapToken !== undefined && { fromEnv: config.bootstrapToken }),
+      });
+      if (created !== undefined) announceAdminToken(created, config, logger);
+    }
   } catch (err) {
     await Promise.all([...databases.values()].map((d) => d.close()));
     throw err;
   }
   const domain: Domain = {
     regions: new Regions(databases),
-    keyRing: () => keyRing,
+    keyRing: keys.holder.get,
     deletionWindowMs: config.deletionWindowMs,
+    limits: config.limits,
   };
-  const impl = withCallChain(SecretService, secretService(domain), logger);
+  const authenticator = new Authenticator(() => domain.regions.resolve("").db);
+  const auditLog = config.auditLog === undefined ? undefined : openAuditLog(config.auditLog);
+  const rps = config.limits.requestsPerSecond;
+  const rateLimiter = rps > 0 ? new RateLimiter({ ratePerSecond: rps }) : undefined;
+  const chain = {
+    logger,
+    domain,
+    authenticator,
+    ...(auditLog && { auditLog }),
+    ...(rateLimiter && { rateLimiter }),
+  };
+  const impl = withCallChain(SecretService, secretService(domain), chain);
+  const adminImpl = withCallChain(
+    AdminService,
+    adminService(domain, { forgetToken: (id) => authenticator.forget(id), keys }),
+    chain,
+  );
   const shutdown = new AbortController();
 
-  const http = await listenConnect(SecretService, impl, config.httpListen, {
+  const routes = (router: ConnectRouter) => {
+    router.service(SecretService, impl);
+    router.service(AdminService, adminImpl);
+  };
+  const http = await listenConnect(routes, config.httpListen, {
     readMaxBytes: MAX_REQUEST_BYTES,
     shutdownSignal: shutdown.signal,
+    tls: config.tls,
   });
 
   const grpcServer = new grpc.Server({
     "grpc.max_receive_message_length": MAX_REQUEST_BYTES,
   });
   addService(grpcServer, SecretService, impl, { shutdownSignal: shutdown.signal });
+  addService(grpcServer, AdminService, adminImpl, { shutdownSignal: shutdown.signal });
   const grpcPort = await new Promise<number>((resolve, reject) =>
     grpcServer.bindAsync(
       `${config.grpcListen.host.includes(":") ? `[${config.grpcListen.host}]` : config.grpcListen.host}:${config.grpcListen.port}`,
-      grpc.ServerCredentials.createInsecure(),
+      grpcServerCredentials(config.tls),
       (err, port) => (err ? reject(err) : resolve(port)),
     ),
   ).catch(async (err) => {
@@ -101,6 +147,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       grpc: `${config.grpcListen.host}:${grpcPort}`,
       http: `${config.httpListen.host}:${httpPort}`,
       regions: config.regions,
+      tls: config.tls === undefined ? "off" : config.tls.clientCa ? "mutual" : "on",
     },
     "coffer is serving",
   );
@@ -119,11 +166,12 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       clearTimeout(grace);
       await stopSweeper();
       await Promise.all([...databases.values()].map((d) => d.close()));
+      await auditLog?.close();
       logger.info("stopped");
     })();
     return stopping;
   };
-  return { grpcPort, httpPort, domain, stop };
+  return { grpcPort, httpPort, domain, keys, stop };
 }
 
 /**
@@ -147,4 +195,31 @@ async function loadKeyRing(config: Config, logger: Logger): Promise<KeyRing> {
     "master key ring loaded",
   );
   return ring;
+}
+
+/**
+ * The key file an online rotation may add a key to: only the embedded
+ * database's, which one process serves alone. With Postgres, a key added to
+ * one replica's file would be missing from the others' rings.
+ */
+function rotatableKeyFile(config: Config): string | undefined {
+  const embedded = Object.values(config.databases).every((d) => d.driver === "pglite");
+  return config.masterKeys === undefined && embedded ? config.masterKeyFile : undefined;
+}
+
+/**
+ * Shows the admin token made on first start: printed once to stderr in a
+ * framed block, outside the JSON log, so that log shippers never carry it.
+ * A token given by COFFER_BOOTSTRAP_TOKEN is not echoed: its owner has it.
+ */
+function announceAdminToken(value: string, config: Config, logger: Logger): void {
+  if (config.bootstrapToken !== undefined) {
+    logger.info("created the admin token given by COFFER_BOOTSTRAP_TOKEN");
+    return;
+  }
+  logger.info("created an admin token (printed once to stderr)");
+  const rule = "=".repeat(72);
+  process.stderr.write(
+    `\n${rule}\nCoffer created an admin token. It is shown this once; store it now:\n  ${value}\n${rule}\n\n`,
+  );
 }

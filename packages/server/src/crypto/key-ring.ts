@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { link, mkdir, open, unlink } from "node:fs/promises";
+import { link, mkdir, open, rename, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 
 /** Master keys are AES-256 keys. */
@@ -156,6 +156,77 @@ export async function createKeyFile(path: string): Promise<KeyRing> {
  */
 export async function loadOrCreateKeyFile(path: string): Promise<KeyRing> {
   return (await readKeyFile(path)) ?? (await createKeyFile(path));
+}
+
+/**
+ * Adds a fresh key to the key file at `path` and makes it the active key,
+ * keeping every other key so that data keys wrapped with them stay readable
+ * until they are rewrapped. The file is replaced atomically: the new content
+ * goes to a private temporary file (mode 0600) that is synced, then renamed
+ * over the old one, so a crash leaves either the old ring or the new one.
+ * Returns the new ring.
+ *
+ * Concurrent calls on one file are refused rather than merged, through a
+ * lock file beside it (`<path>.lock`): two writers that each read the old
+ * ring and add their own key would otherwise lose one of the two keys, and
+ * with it every data key already wrapped with it.
+ *
+ * @throws KeyRingError when the file fails the checks of {@link loadKeyFile},
+ * is locked by another writer, or cannot be replaced.
+ */
+export async function addKeyToFile(path: string): Promise<KeyRing> {
+  const where = `key file ${JSON.stringify(path)}`;
+  const lockPath = `${path}.lock`;
+  let lock: Awaited<ReturnType<typeof open>>;
+  try {
+    lock = await open(lockPath, "wx", 0o600);
+  } catch (cause) {
+    if (errorCode(cause) === "EEXIST") {
+      throw new KeyRingError(
+        `${where} is being changed by another process (${JSON.stringify(lockPath)} exists); if no key rotation is running, remove that lock file and try again`,
+      );
+    }
+    throw new KeyRingError(`cannot lock ${where}`, { cause });
+  }
+  try {
+    const current = await loadKeyFile(path);
+    let id = newKeyId();
+    while (current.keys.has(id)) {
+      id = newKeyId();
+    }
+    // The new key is listed first, as the active key of COFFER_MASTER_KEYS is.
+    const ring: KeyRing = { activeId: id, keys: new Map([[id, generateKey()], ...current.keys]) };
+    await replaceFile(path, serializeKeyFile(ring));
+    return ring;
+  } finally {
+    await lock.close();
+    await unlink(lockPath).catch(() => {
+      // Removed by hand meanwhile; nothing left to release.
+    });
+  }
+}
+
+/** Atomically replaces the file at `path` with `content`, mode 0600. */
+async function replaceFile(path: string, content: string): Promise<void> {
+  const dir = dirname(path);
+  const temp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+  try {
+    const handle = await open(temp, "wx", 0o600);
+    try {
+      await handle.chmod(0o600);
+      await handle.writeFile(content, "utf8");
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+    await syncDirectory(dir);
+  } catch (cause) {
+    await unlink(temp).catch(() => {
+      // Never created, or already renamed into place.
+    });
+    throw new KeyRingError(`cannot write key file ${JSON.stringify(path)}`, { cause });
+  }
 }
 
 /** Renders a key ring in the key file format; the result contains key material. */

@@ -1,3 +1,4 @@
+import { DrizzleQueryError } from "drizzle-orm";
 /**
  * Finds the SQLSTATE of a database error, whichever driver raised it and
  * however deeply drizzle wrapped it (DrizzleQueryError keeps it in `cause`).
@@ -39,4 +40,26 @@ export function isDatabaseUnavailable(err: unknown): boolean {
     if (code === "57P01" || code === "57P02" || code === "57P03") return true;
   }
   return false;
+}
+
+/**
+ * Drizzle's query errors repeat every parameter of the failed query, in
+ * their message and as a property: ciphertexts, wrapped data keys, token
+ * hashes. What may be logged keeps the query text and the driver's error
+ * only, wherever such an error sits in a cause chain.
+ */
+export function withoutQueryParameters(err: unknown, depth = 0): unknown {
+  if (!(err instanceof Error) || depth > 5) return err;
+  if (err instanceof DrizzleQueryError) {
+    return new Error(`failed query: ${err.query}`, {
+      cause: withoutQueryParameters(err.cause, depth + 1),
+    });
+  }
+  if (err.cause === undefined) return err;
+  const cause = withoutQueryParameters(err.cause, depth + 1);
+  if (cause === err.cause) return err;
+  const copy = new Error(err.message, { cause });
+  copy.name = err.name;
+  if (err.stack) copy.stack = err.stack;
+  return copy;
 }

@@ -274,3 +274,38 @@ export async function listTypes(
     .orderBy(secrets.type);
   return rows.map((r) => r.type);
 }
+
+/** An arbitrary int4: the namespace of the per-project lock that serializes secret creation. */
+const PROJECT_SECRETS_LOCK = 0x636f6601;
+
+/**
+ * Holds, until the transaction ends, a lock that every creation (or restore)
+ * of a secret in this project takes first, so that counting the project's
+ * secrets and adding one cannot interleave with another transaction doing
+ * the same. Two projects whose ids hash alike only share a lock: slower,
+ * never wrong.
+ */
+export async function lockProjectSecrets(ex: Executor, projectId: string): Promise<void> {
+  await ex.execute(
+    sql`select pg_advisory_xact_lock(${PROJECT_SECRETS_LOCK}, hashtext(${projectId}))`,
+  );
+}
+
+/** The number of a project's live (not scheduled for deletion) secrets in a region. */
+export async function countLiveSecrets(
+  ex: Executor,
+  region: string,
+  projectId: string,
+): Promise<number> {
+  const [row] = await ex
+    .select({ n: sql<number>`count(*)`.mapWith(Number) })
+    .from(secrets)
+    .where(
+      and(
+        eq(secrets.projectId, projectId),
+        eq(secrets.region, region),
+        isNull(secrets.deletionRequestedAt),
+      ),
+    );
+  return row?.n ?? 0;
+}

@@ -200,3 +200,12 @@ export async function listVersions(
   ]);
   return { rows, total: count?.n ?? 0 };
 }
+
+/** The number of a secret's versions whose payload is not destroyed (status other than `deleted`). */
+export async function countKeptVersions(ex: Executor, secretId: string): Promise<number> {
+  const [row] = await ex
+    .select({ n: sql<number>`count(*)`.mapWith(Number) })
+    .from(secretVersions)
+    .where(and(eq(secretVersions.secretId, secretId), sql`${secretVersions.status} <> 'deleted'`));
+  return row?.n ?? 0;
+}

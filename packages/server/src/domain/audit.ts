@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { eq } from "drizzle-orm";
 import type { Executor } from "../db/client.ts";
 import { auditEvents } from "../db/schema.ts";
 import type { Domain } from "./context.ts";
@@ -76,6 +77,28 @@ export async function recordInTransaction(
   Object.assign(audit.facts, facts);
   await tx.insert(auditEvents).values(auditRow(audit, "OK"));
   audit.written = true;
+}
+
+/**
+ * For a failed call: makes sure its event exists. An event recorded inside a
+ * transaction that then rolled back (or failed to commit) is gone although
+ * `written` says otherwise; only then is the failure written.
+ */
+export async function ensureFailureEvent(
+  domain: Domain,
+  audit: CallAudit,
+  outcome: string,
+): Promise<void> {
+  if (audit.written) {
+    const db = domain.regions.resolve(audit.region).db;
+    const [kept] = await db
+      .select({ id: auditEvents.id })
+      .from(auditEvents)
+      .where(eq(auditEvents.id, audit.id));
+    if (kept !== undefined) return;
+    audit.written = false;
+  }
+  await writeAuditEvent(domain, audit, outcome);
 }
 
 /**

@@ -23,6 +23,19 @@ export interface Domain {
   /** Read on every call, so that a key rotation takes effect without a restart. */
   keyRing: () => KeyRing;
   deletionWindowMs: number;
+  limits: DomainLimits;
+}
+
+/**
+ * Quotas the domain enforces, from `COFFER_MAX_SECRETS_PER_PROJECT` and
+ * `COFFER_MAX_VERSIONS_PER_SECRET`: a create past one is refused with
+ * resource_exhausted.
+ */
+export interface DomainLimits {
+  /** Live secrets (not scheduled for deletion) per project, in each region. */
+  secretsPerProject: number;
+  /** Versions whose payload is not destroyed (status other than `deleted`), per secret. */
+  versionsPerSecret: number;
 }
 
 /** The regions this server serves; each region is its own database. */

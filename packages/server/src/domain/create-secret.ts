@@ -8,6 +8,7 @@ import { findVersion, insertVersion, type VersionMeta } from "../db/versions.ts"
 import { recordInTransaction } from "./audit.ts";
 import type { Caller, Domain } from "./context.ts";
 import { alreadyExists } from "./errors.ts";
+import { checkSecretQuota } from "./limits.ts";
 import { validatePayload } from "./payload-types.ts";
 import {
   authorizePlacement,
@@ -65,6 +66,7 @@ export async function createSecret(
   const sealed = first && seal(first.data, versionAad(id, 1), domain.keyRing());
   try {
     return await inTransaction(region.db, async (tx) => {
+      await checkSecretQuota(tx, domain, region.name, projectId);
       const row = {
         id,
         projectId,

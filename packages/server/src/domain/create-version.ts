@@ -9,6 +9,7 @@ import {
 } from "../db/versions.ts";
 import { recordInTransaction } from "./audit.ts";
 import type { Caller, Domain } from "./context.ts";
+import { checkVersionQuota } from "./limits.ts";
 import { validatePayload } from "./payload-types.ts";
 import { lockForChange, propertiesFromPolicy, regionFor, type SecretKind } from "./shared.ts";
 import { checkCrc32, validateDescription, validateUuid } from "./validation.ts";
@@ -41,6 +42,7 @@ export async function createVersion(
   return inTransaction(region.db, async (tx) => {
     const secret = await lockForChange(tx, caller, region.name, id, input.etag);
     validatePayload(secret.type as SecretKind, input.data);
+    await checkVersionQuota(tx, domain, id);
     const revision = secret.lastRevision + 1;
     if (input.disablePrevious) await disableLatestEnabled(tx, id);
     await insertVersion(tx, {

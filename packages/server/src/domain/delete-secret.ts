@@ -6,6 +6,7 @@ import { inTransaction } from "../db/tx.ts";
 import { recordInTransaction } from "./audit.ts";
 import type { Caller, Domain } from "./context.ts";
 import { alreadyExists, failedPrecondition } from "./errors.ts";
+import { checkSecretQuota } from "./limits.ts";
 import {
   authorizeSecret,
   checkRestoreWindow,
@@ -62,6 +63,7 @@ export async function restoreSecret(
         throw failedPrecondition(`secret ${id} is not scheduled for deletion`);
       }
       checkRestoreWindow(secret.deletionRequestedAt, domain.deletionWindowMs, `secret ${id}`);
+      await checkSecretQuota(tx, domain, region.name, secret.projectId);
       await updateSecret(tx, id, { deletionRequestedAt: null });
       await recordInTransaction(tx, caller.audit, {});
       return getSecretView(tx, id);

@@ -151,7 +151,8 @@ export function authorizeSecret(
   permission: Permission,
   hidden: () => Error = () => secretNotFound(secret.id),
 ): void {
-  authorize(requirePrincipal(caller.principal), secret.projectId, secret.path, permission, hidden);
+  // Noted before the check: a refused call's event must name the secret it
+  // aimed at (the trail is for the project's admins, not for the caller).
   if (caller.audit) {
     Object.assign(caller.audit.facts, {
       projectId: secret.projectId,
@@ -160,6 +161,7 @@ export function authorizeSecret(
       secretName: secret.name,
     });
   }
+  authorize(requirePrincipal(caller.principal), secret.projectId, secret.path, permission, hidden);
 }
 
 /**

@@ -8,11 +8,17 @@ import {
   type ServiceImpl,
 } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { type CallAudit, newCallAudit, writeAuditEvent } from "../domain/audit.ts";
+import {
+  type CallAudit,
+  ensureFailureEvent,
+  newCallAudit,
+  writeAuditEvent,
+} from "../domain/audit.ts";
 import type { AuditEventLine, AuditLog } from "../domain/audit-log.ts";
 import type { Authenticator } from "../domain/authenticate.ts";
 import type { Caller, Domain } from "../domain/context.ts";
 import { toConnectError } from "./errors.ts";
+import type { RateLimiter } from "./rate-limit.ts";
 import { peerKey } from "./transports/peer.ts";
 
 const callerKey = createContextKey<Caller | undefined>(undefined, { description: "caller" });
@@ -46,6 +52,8 @@ export interface CallChainDeps {
   /** Where audit events are copied as JSON lines, besides the database. */
   auditLog?: AuditLog;
   observe?: CallObserver;
+  /** Per-token call rate (`COFFER_RATE_LIMIT_RPS`); absent: no limit. */
+  rateLimiter?: RateLimiter;
 }
 
 /**
@@ -92,6 +100,7 @@ export function withCallChain<S extends DescService>(
         principal,
         audit,
       });
+      deps.rateLimiter?.admit(principal.tokenId);
       return call;
     };
     type Call = { requestId: string; peer?: string; audit: CallAudit; start: number };
@@ -99,9 +108,10 @@ export function withCallChain<S extends DescService>(
     const finish = async (ctx: HandlerContext, call: Call, err: ConnectError | undefined) => {
       const code = err?.code ?? 0;
       let failure = err;
-      if (!call.audit.written) {
+      if (!call.audit.written || err !== undefined) {
         try {
-          await writeAuditEvent(domain, call.audit, codeName(code));
+          if (err === undefined) await writeAuditEvent(domain, call.audit, "OK");
+          else await ensureFailureEvent(domain, call.audit, codeName(code));
         } catch (e) {
           logger.error(
             { request_id: call.requestId, err: e, method: name },
@@ -140,7 +150,9 @@ export function withCallChain<S extends DescService>(
     const refuse = async (ctx: HandlerContext, e: unknown): Promise<never> => {
       const requestId = ctx.responseHeader.get("x-request-id") ?? randomUUID();
       const err = fail(requestId, e);
-      const audit = newCallAudit(name, requestId, ctx.values.get(peerKey));
+      // A call refused after authentication (rate limit) keeps its audit record, with its token.
+      const audit =
+        ctx.values.get(callerKey)?.audit ?? newCallAudit(name, requestId, ctx.values.get(peerKey));
       await finish(ctx, { requestId, peer: audit.peer, audit, start: performance.now() }, err);
       throw err;
     };

@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { isDatabaseUnavailable, pgErrorCode } from "../db/errors.ts";
+import { isDatabaseUnavailable, pgErrorCode, withoutQueryParameters } from "../db/errors.ts";
 import { DomainError, type DomainErrorKind } from "../domain/errors.ts";
 
 /** The one table from domain refusals to Connect/gRPC codes. */
@@ -41,6 +41,6 @@ export function toConnectError(
   if (isDatabaseUnavailable(err) || pg === "57014") {
     return new ConnectError("the database is unavailable; retry with backoff", Code.Unavailable);
   }
-  internal(err);
+  internal(withoutQueryParameters(err));
   return new ConnectError(`internal error (request id ${requestId})`, Code.Internal);
 }

@@ -8,7 +8,7 @@ import { type Database, openDatabase } from "../db/client.ts";
 import { migrate } from "../db/migrate.ts";
 import { tokens } from "../db/schema.ts";
 import type { Grant, Principal } from "../domain/authz.ts";
-import { type Caller, type Domain, Regions } from "../domain/context.ts";
+import { type Caller, type Domain, type DomainLimits, Regions } from "../domain/context.ts";
 import { type RunningServer, startServer } from "../server.ts";
 
 /**
@@ -100,13 +100,14 @@ export function testKeyRing(): KeyRing {
 /** A domain over one database per region (the first region is the default). */
 export function testDomain(
   databases: Record<string, Database>,
-  options: { keyRing?: KeyRing; deletionWindowMs?: number } = {},
+  options: { keyRing?: KeyRing; deletionWindowMs?: number; limits?: Partial<DomainLimits> } = {},
 ): Domain {
   const ring = options.keyRing ?? testKeyRing();
   return {
     regions: new Regions(new Map(Object.entries(databases))),
     keyRing: () => ring,
     deletionWindowMs: options.deletionWindowMs ?? 7 * 86_400_000,
+    limits: { secretsPerProject: 10_000, versionsPerSecret: 1_000, ...options.limits },
   };
 }
 
@@ -122,11 +123,15 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     databases: { local: { driver: "pglite", dataDir: undefined } },
     dataDir: "/nonexistent",
     masterKeys: `test-1:${key}`,
+    // Quiet, and known to the test: no admin token banner on every start.
+    bootstrapToken: generateToken().value,
     masterKeyFile: undefined,
     deletionWindowMs: 7 * 86_400_000,
     sweepIntervalMs: 3_600_000,
     shutdownGraceMs: 2_000,
     logLevel: "silent",
+    // No rate limit by default: tests make calls faster than any real client.
+    limits: { secretsPerProject: 10_000, versionsPerSecret: 1_000, requestsPerSecond: 0 },
     ...overrides,
   };
 }

@@ -61,8 +61,9 @@ describe.each(backends)("admin calls on $name", (backend) => {
     overrides: Partial<CreateTokenInput> = {},
   ): CreateTokenInput => ({ name: "ci deploy", grants, ...overrides });
 
-  const tokenCount = async () =>
-    (await query<{ n: number }>(dbs.db("home"), sql`select count(*)::int as n from tokens`))[0]?.n;
+  const tokenCount = async (): Promise<number> =>
+    (await query<{ n: number }>(dbs.db("home"), sql`select count(*)::int as n from tokens`))[0]
+      ?.n ?? 0;
 
   describe("projects", () => {
     it("are created by a global admin in the home database, with their audit event", async () => {
@@ -365,17 +366,19 @@ describe.each(backends)("admin calls on $name", (backend) => {
     });
 
     it("are listed newest first: all to a global admin, those wholly in its projects to a project admin", async () => {
-      const admin = globalAdmin();
-      const only1 = (await createToken(domain, admin, tokenInput([grant(p1, "read_only")]))).token;
+      const only1 = (await createToken(domain, globalAdmin(), tokenInput([grant(p1, "read_only")])))
+        .token;
       const both = (
         await createToken(
           domain,
-          admin,
+          globalAdmin(),
           tokenInput([grant(p1, "read_only"), grant(p2, "read_only")]),
         )
       ).token;
-      const only2 = (await createToken(domain, admin, tokenInput([grant(p2, "read_only")]))).token;
-      const global = (await createToken(domain, admin, tokenInput([grant("", "admin")]))).token;
+      const only2 = (await createToken(domain, globalAdmin(), tokenInput([grant(p2, "read_only")])))
+        .token;
+      const global = (await createToken(domain, globalAdmin(), tokenInput([grant("", "admin")])))
+        .token;
       const ids = (r: { tokens: { id: string }[] }) => r.tokens.map((t) => t.id);
       const list = (caller: Caller, projectId = "", page = 0, pageSize = 0) =>
         listTokens(domain, caller, { projectId, includeInactive: false, page, pageSize });
@@ -412,20 +415,19 @@ describe.each(backends)("admin calls on $name", (backend) => {
     });
 
     it("that are revoked or expired are listed only when asked for", async () => {
-      const admin = globalAdmin();
-      const project = (await createProject(domain, admin, { name: "lifecycle" })).id;
+      const project = (await createProject(domain, globalAdmin(), { name: "lifecycle" })).id;
       const make = async () =>
         (
           await createToken(
             domain,
-            admin,
+            globalAdmin(),
             tokenInput([grant(project, "read_only")], { expiresAt: new Date(Date.now() + 60_000) }),
           )
         ).token;
       const active = await make();
       const revoked = await make();
       const expired = await make();
-      await revokeToken(domain, admin, { tokenId: revoked.id });
+      await revokeToken(domain, globalAdmin(), { tokenId: revoked.id });
       await dbs
         .db("home")
         .execute(
@@ -433,7 +435,7 @@ describe.each(backends)("admin calls on $name", (backend) => {
         );
       const list = async (includeInactive: boolean) =>
         (
-          await listTokens(domain, admin, {
+          await listTokens(domain, globalAdmin(), {
             projectId: project,
             includeInactive,
             page: 0,
@@ -477,6 +479,26 @@ describe.each(backends)("admin calls on $name", (backend) => {
         sql`select revoked_at from tokens where id = ${token.id}`,
       );
       expect(new Date(row?.revoked_at ?? 0).getTime()).toBe(revoked.revokedAt?.getTime());
+    });
+
+    it("are revoked by exactly one of several concurrent revocations", async () => {
+      const { token } = await createToken(
+        domain,
+        globalAdmin(),
+        tokenInput([grant(p1, "read_only")]),
+      );
+      const forgotten: string[] = [];
+      const results = await Promise.allSettled(
+        Array.from({ length: 6 }, () =>
+          revokeToken(domain, globalAdmin(), { tokenId: token.id }, (id) => forgotten.push(id)),
+        ),
+      );
+      expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+      for (const r of results) {
+        if (r.status === "rejected")
+          expect(r.reason).toMatchObject({ kind: "failed_precondition" });
+      }
+      expect(forgotten).toEqual([token.id]);
     });
 
     it("are revoked by a project admin only when all their grants are on its projects", async () => {

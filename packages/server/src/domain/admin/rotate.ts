@@ -1,0 +1,28 @@
+import { requireGlobalAdmin, requirePrincipal } from "../authz.ts";
+import type { Caller, Domain } from "../context.ts";
+import {
+  type RingSource,
+  type RotationResult,
+  rotateMasterKey,
+  rotateMasterKeyOnline,
+} from "../rotate-keys.ts";
+import { home } from "./access.ts";
+
+/**
+ * RotateMasterKey for a global admin: with the server's ring source, adds a
+ * key when the server owns a key file and rewraps every data key to the
+ * active key (see rotateMasterKeyOnline); without one, only rewraps. Its
+ * audit event, in the home region, is written by the call chain when the
+ * rotation ends: a rotation spans many transactions, none of them the call's.
+ */
+export async function rotateMasterKeyAsAdmin(
+  domain: Domain,
+  caller: Caller,
+  source?: RingSource,
+): Promise<RotationResult> {
+  home(domain, caller);
+  requireGlobalAdmin(requirePrincipal(caller.principal));
+  return source === undefined
+    ? rotateMasterKey(domain, caller)
+    : rotateMasterKeyOnline(domain, caller, source);
+}

@@ -1,0 +1,46 @@
+import type { Tx } from "../db/client.ts";
+import { countLiveSecrets, lockProjectSecrets } from "../db/secrets.ts";
+import { countKeptVersions } from "../db/versions.ts";
+import type { Domain } from "./context.ts";
+import { resourceExhausted } from "./errors.ts";
+
+/**
+ * Refuses when the project already has its limit of live secrets in this
+ * region. Call it inside the transaction that makes a secret live, before
+ * the row is written: it takes the project's lock first, so concurrent
+ * creates on any number of replicas are counted one after another and
+ * cannot overshoot. (The count runs after the lock is granted, and under
+ * READ COMMITTED each statement sees what earlier holders committed.)
+ */
+export async function checkSecretQuota(
+  tx: Tx,
+  domain: Pick<Domain, "limits">,
+  region: string,
+  projectId: string,
+): Promise<void> {
+  await lockProjectSecrets(tx, projectId);
+  const limit = domain.limits.secretsPerProject;
+  if ((await countLiveSecrets(tx, region, projectId)) >= limit) {
+    throw resourceExhausted(
+      `project ${projectId} has reached its limit of ${limit} secrets in region ${region} (COFFER_MAX_SECRETS_PER_PROJECT); delete secrets or raise the limit`,
+    );
+  }
+}
+
+/**
+ * Refuses when the secret already has its limit of versions whose payload is
+ * not destroyed. The caller must hold the secret's row lock (lockForChange),
+ * which serializes every version change of the secret.
+ */
+export async function checkVersionQuota(
+  tx: Tx,
+  domain: Pick<Domain, "limits">,
+  secretId: string,
+): Promise<void> {
+  const limit = domain.limits.versionsPerSecret;
+  if ((await countKeptVersions(tx, secretId)) >= limit) {
+    throw resourceExhausted(
+      `secret ${secretId} has reached its limit of ${limit} versions (COFFER_MAX_VERSIONS_PER_SECRET); delete old versions (a deleted version stops counting once destroyed, at the end of the deletion window) or raise the limit`,
+    );
+  }
+}

@@ -1,0 +1,223 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { AdminService, type CofferProtocol, createCofferTransport, Role } from "@coffer/client";
+import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { generateToken } from "../crypto/tokens.ts";
+import type { RunningServer } from "../server.ts";
+import { startTestServer } from "../testing/backends.ts";
+
+async function codeOf(p: Promise<unknown>): Promise<{ code: Code; message: string }> {
+  try {
+    await p;
+  } catch (err) {
+    const e = ConnectError.from(err);
+    return { code: e.code, message: e.rawMessage };
+  }
+  throw new Error("expected the call to fail");
+}
+
+const bootstrap = generateToken().value;
+let server: RunningServer;
+beforeAll(async () => {
+  server = await startTestServer({ bootstrapToken: bootstrap });
+});
+afterAll(() => server?.stop());
+
+const protocols: CofferProtocol[] = ["grpc", "connect", "grpc-web"];
+
+describe.each(protocols)("AdminService over %s", (protocol) => {
+  const client = (token?: string): Client<typeof AdminService> => {
+    const port = protocol === "grpc" ? server.grpcPort : server.httpPort;
+    return createClient(
+      AdminService,
+      createCofferTransport({
+        url: `http://127.0.0.1:${port}`,
+        protocol,
+        ...(token !== undefined && { token }),
+      }),
+    );
+  };
+
+  it("refuses a call without a valid token", async () => {
+    expect((await codeOf(client().listProjects({}))).code).toBe(Code.Unauthenticated);
+    expect((await codeOf(client(generateToken().value).listProjects({}))).code).toBe(
+      Code.Unauthenticated,
+    );
+  });
+
+  it("creates a project and a token whose value is shown once, and revokes it", async () => {
+    const admin = client(bootstrap);
+    const { project } = await admin.createProject({ name: `team ${protocol}` });
+    expect(project?.id).toMatch(/^[0-9a-f-]{36}$/);
+    const created = await admin.createToken({
+      name: "prod reader",
+      grants: [{ projectId: project?.id ?? "", role: Role.SECRET_ACCESS, pathPrefix: "/prod/" }],
+      expiresAt: timestampFromDate(new Date(Date.now() + 3_600_000)),
+    });
+    expect(created.value).toMatch(/^coffer_/);
+    expect(created.token?.prefix).toBe(created.value.slice(0, 11));
+    expect(created.token?.grants).toEqual([
+      expect.objectContaining({
+        projectId: project?.id,
+        role: Role.SECRET_ACCESS,
+        pathPrefix: "/prod",
+      }),
+    ]);
+
+    const listed = await admin.listTokens({ projectId: project?.id ?? "" });
+    expect(listed.tokens.map((t) => t.id)).toEqual([created.token?.id]);
+    expect(listed.totalCount).toBe(1n);
+    expect(
+      JSON.stringify(listed, (_k, v) => (typeof v === "bigint" ? String(v) : v)),
+    ).not.toContain(created.value.slice(7));
+
+    // The new token authenticates (and, holding no admin role, is refused here).
+    const reader = client(created.value);
+    expect((await codeOf(reader.listProjects({}))).code).toBe(Code.PermissionDenied);
+
+    const { token } = await admin.revokeToken({ tokenId: created.token?.id ?? "" });
+    expect(token?.revokedAt).toBeDefined();
+    // Forgotten at once, not when the authenticator's cache expires.
+    expect((await codeOf(reader.listProjects({}))).code).toBe(Code.Unauthenticated);
+    const again = await codeOf(admin.revokeToken({ tokenId: created.token?.id ?? "" }));
+    expect(again.code).toBe(Code.FailedPrecondition);
+    expect(again.message).toContain("already revoked");
+  });
+
+  it("answers bad requests with INVALID_ARGUMENT naming the field", async () => {
+    const admin = client(bootstrap);
+    const { project } = await admin.createProject({ name: "validation" });
+    const bad = await codeOf(
+      admin.createToken({
+        name: "x",
+        grants: [{ projectId: project?.id ?? "", role: 42 as Role }],
+      }),
+    );
+    expect(bad).toEqual({ code: Code.InvalidArgument, message: "grants[0].role: unknown role 42" });
+    const unspecified = await codeOf(
+      admin.createToken({ name: "x", grants: [{ projectId: project?.id ?? "" }] }),
+    );
+    expect(unspecified.code).toBe(Code.InvalidArgument);
+    expect(unspecified.message).toMatch(/^grants\[0\]\.role: is required/);
+    const past = await codeOf(
+      admin.createToken({
+        name: "x",
+        grants: [{ projectId: project?.id ?? "", role: Role.READ_ONLY }],
+        expiresAt: timestampFromDate(new Date(Date.now() - 1000)),
+      }),
+    );
+    expect(past.message).toMatch(/^expires_at: /);
+  });
+
+  it("lets a project admin grant only on its project, and audits every call", async () => {
+    const admin = client(bootstrap);
+    const { project } = await admin.createProject({ name: "delegated" });
+    const projectId = project?.id ?? "";
+    const delegate = await admin.createToken({
+      name: "project admin",
+      grants: [{ projectId, role: Role.ADMIN }],
+    });
+    const projectAdmin = client(delegate.value);
+    expect((await projectAdmin.listProjects({})).projects.map((p) => p.id)).toEqual([projectId]);
+    const global = await codeOf(
+      projectAdmin.createToken({ name: "escalate", grants: [{ role: Role.ADMIN }] }),
+    );
+    expect(global.code).toBe(Code.PermissionDenied);
+    expect((await codeOf(projectAdmin.createProject({ name: "mine" }))).code).toBe(
+      Code.PermissionDenied,
+    );
+    await projectAdmin.createToken({
+      name: "ci",
+      grants: [{ projectId, role: Role.SECRET_WRITE, pathPrefix: "/ci" }],
+    });
+    expect((await codeOf(projectAdmin.listAuditEvents({}))).code).toBe(Code.PermissionDenied);
+
+    const events = await projectAdmin.listAuditEvents({
+      projectId,
+      tokenId: delegate.token?.id ?? "",
+    });
+    // Newest first: the denied global listing is filed under no project, so it is not here.
+    expect(events.events.map((e) => [e.method.split("/")[1], e.outcome])).toEqual([
+      ["CreateToken", "OK"],
+    ]);
+    const all = await admin.listAuditEvents({ tokenId: delegate.token?.id ?? "" });
+    expect(all.events.map((e) => [e.method.split("/")[1], e.outcome])).toEqual([
+      ["ListAuditEvents", "OK"],
+      ["ListAuditEvents", "PERMISSION_DENIED"],
+      ["CreateToken", "OK"],
+      ["CreateProject", "PERMISSION_DENIED"],
+      ["CreateToken", "PERMISSION_DENIED"],
+      ["ListProjects", "OK"],
+    ]);
+    expect(all.events.every((e) => e.region === "local" && e.requestId !== "")).toBe(true);
+  });
+
+  it("rotates the master key for a global admin only", async () => {
+    const admin = client(bootstrap);
+    const r = await admin.rotateMasterKey({});
+    expect(r.activeKeyId).not.toBe("");
+    const { project } = await admin.createProject({ name: "rotation" });
+    const delegate = await admin.createToken({
+      name: "project admin",
+      grants: [{ projectId: project?.id ?? "", role: Role.ADMIN }],
+    });
+    expect((await codeOf(client(delegate.value).rotateMasterKey({}))).code).toBe(
+      Code.PermissionDenied,
+    );
+  });
+});
+
+describe("the bootstrap admin token", () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "coffer-bootstrap-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /**
+   * Starts a server on the same data folder each time, runs `use` against it,
+   * stops it; returns what the server wrote to stderr while starting.
+   */
+  async function start(use: (running: RunningServer) => Promise<void> = async () => {}) {
+    const spy = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
+    let running: RunningServer;
+    let printed: string;
+    try {
+      running = await startTestServer({
+        databases: { local: { driver: "pglite", dataDir: path.join(dir, "local") } },
+        bootstrapToken: undefined,
+      });
+    } finally {
+      printed = spy.mock.calls.map((c) => String(c[0])).join("");
+      spy.mockRestore();
+    }
+    try {
+      await use(running);
+    } finally {
+      await running.stop();
+    }
+    return printed;
+  }
+
+  // Two starts of an on-disk PGlite: slow on a busy machine.
+  it("is printed on the first start only, and works", { timeout: 120_000 }, async () => {
+    const first = await start();
+    const match =
+      /Coffer created an admin token\. It is shown this once; store it now:\n {2}(coffer_\w+)\n/.exec(
+        first,
+      );
+    expect(match?.[1]).toBeDefined();
+    const second = await start(async (running) => {
+      const admin = createClient(
+        AdminService,
+        createCofferTransport({
+          url: `http://127.0.0.1:${running.httpPort}`,
+          token: match?.[1] ?? "",
+        }),
+      );
+      const { tokens } = await admin.listTokens({});
+      expect(tokens.map((t) => t.name)).toEqual(["bootstrap admin"]);
+    });
+    expect(second).not.toContain("coffer_");
+  });
+});

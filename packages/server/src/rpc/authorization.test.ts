@@ -1,0 +1,626 @@
+import { randomUUID } from "node:crypto";
+import {
+  Role as AdminRole,
+  type BrowseSecretsResponse,
+  type CofferClient,
+  type CofferProtocol,
+  type ListSecretsResponse,
+  SecretType,
+} from "@coffer/client";
+import { eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateToken } from "../crypto/tokens.ts";
+import { projects, tokens } from "../db/schema.ts";
+import type { Grant, Role } from "../domain/authz.ts";
+import { createTestToken } from "../testing/backends.ts";
+import { bytesIn, outcomeOf, serverBackends, type TestServer } from "../testing/rpc-servers.ts";
+
+/**
+ * The authorization matrix (issue 3, item 8): every SecretService RPC, called
+ * through a real client by a token of every role granted on project P
+ * narrowed to /prod, on a secret in each place relative to that grant, and
+ * by callers without a valid token. Each case asserts the exact code, that a
+ * hidden secret's NOT_FOUND reads exactly like a missing one's, that a
+ * refused change changed nothing, and that roles without `access` never see
+ * a payload.
+ */
+
+type Permission = "read" | "write" | "access";
+type Want = "OK" | "PERMISSION_DENIED" | "NOT_FOUND" | "UNAUTHENTICATED";
+
+/** SPEC section 4, restated here so that the test does not trust the code's own table. */
+const PERMISSIONS: Record<Role, readonly Permission[]> = {
+  admin: ["read", "write", "access"],
+  full_access: ["read", "write", "access"],
+  secret_write: ["read", "write"],
+  read_only: ["read"],
+  secret_access: ["access"],
+};
+const ROLES = Object.keys(PERMISSIONS) as Role[];
+
+/** Each role's client speaks another protocol: authorization must not depend on it. */
+const PROTOCOL: Record<Role | "admin-setup", CofferProtocol> = {
+  "admin-setup": "connect",
+  admin: "grpc",
+  full_access: "connect",
+  secret_write: "grpc-web",
+  read_only: "grpc",
+  secret_access: "connect",
+};
+
+const P = randomUUID();
+const Q = randomUUID();
+const GRANTED = "/prod";
+
+/** Where a target lies relative to the grant (P, /prod). */
+type Scope = "in scope" | "out of project" | "outside prefix" | "sibling of prefix";
+const PLACES: Record<Scope, { projectId: string; path: string }> = {
+  "in scope": { projectId: P, path: "/prod" },
+  "out of project": { projectId: Q, path: "/prod" },
+  "outside prefix": { projectId: P, path: "/staging" },
+  // A prefix is a folder, not a string prefix: /prodigal is not under /prod.
+  "sibling of prefix": { projectId: P, path: "/prodigal" },
+};
+const SCOPES = Object.keys(PLACES) as Scope[];
+
+/** Callers without a valid token; each would be a global admin if its token counted. */
+const TOKEN_CASES = [
+  "no token",
+  "malformed token",
+  "unknown token",
+  "revoked token",
+  "expired token",
+] as const;
+type TokenCase = (typeof TOKEN_CASES)[number];
+
+const PAYLOAD = new TextEncoder().encode(JSON.stringify({ password: "matrix-payload-7f3a" }));
+const LIST_TAG = "listed";
+const TAG: Record<Scope | "root", string> = {
+  "in scope": "tag-prod",
+  "out of project": "tag-other-project",
+  "outside prefix": "tag-staging",
+  "sibling of prefix": "tag-prodigal",
+  root: "tag-root",
+};
+/** One type per place, so that a type list shows which places leaked into it. */
+const LISTED_TYPE: Record<Scope | "root", SecretType> = {
+  "in scope": SecretType.OPAQUE,
+  "out of project": SecretType.BASIC_CREDENTIALS,
+  "outside prefix": SecretType.SSH_KEY,
+  "sibling of prefix": SecretType.DATABASE_CREDENTIALS,
+  root: SecretType.CERTIFICATE,
+};
+
+interface Target {
+  id: string;
+  projectId: string;
+  path: string;
+  name: string;
+  /** As created. */
+  etag?: string;
+}
+
+/** An RPC addressing one secret (by id, or by path for AccessSecretVersionByPath). */
+interface SecretRpc {
+  kind: "secret";
+  name: string;
+  perm: Permission;
+  /**
+   * Set for RPCs that change something: each case gets a fresh target,
+   * brought by the admin into a state where the call has work to do.
+   */
+  mutates?: { protected?: boolean; prepare?: (admin: CofferClient, t: Target) => Promise<unknown> };
+  call(c: CofferClient, t: Target): Promise<unknown>;
+}
+
+/** CreateSecret: addressed by the place it would create in. */
+interface CreateRpc {
+  kind: "create";
+  name: string;
+  perm: "write";
+}
+
+/** Project-wide reads, filtered to what the token may read. */
+interface ProjectRpc {
+  kind: "project";
+  name: string;
+  perm: "read";
+  call(c: CofferClient, projectId: string): Promise<unknown>;
+  /** Checks an allowed answer for a scope: what it shows and what it must hide. */
+  check(c: CofferClient, role: Role, scope: Scope | "all projects"): Promise<void>;
+}
+
+type Rpc = SecretRpc | CreateRpc | ProjectRpc;
+
+const v1 = (t: Target) => ({ secretId: t.id, revision: "1" });
+
+const RPCS: Rpc[] = [
+  { kind: "create", name: "CreateSecret", perm: "write" },
+  {
+    kind: "secret",
+    name: "GetSecret",
+    perm: "read",
+    call: (c, t) => c.getSecret({ secretId: t.id }),
+  },
+  {
+    kind: "secret",
+    name: "UpdateSecret",
+    perm: "write",
+    mutates: {},
+    call: (c, t) => c.updateSecret({ secretId: t.id, description: "changed" }),
+  },
+  {
+    kind: "secret",
+    name: "DeleteSecret",
+    perm: "write",
+    mutates: {},
+    call: (c, t) => c.deleteSecret({ secretId: t.id }),
+  },
+  {
+    kind: "secret",
+    name: "RestoreSecret",
+    perm: "write",
+    mutates: { prepare: (admin, t) => admin.deleteSecret({ secretId: t.id }) },
+    call: (c, t) => c.restoreSecret({ secretId: t.id }),
+  },
+  {
+    kind: "project",
+    name: "ListSecrets",
+    perm: "read",
+    call: (c, projectId) => c.listSecrets({ projectId }),
+    check: checkListSecrets,
+  },
+  {
+    kind: "project",
+    name: "BrowseSecrets",
+    perm: "read",
+    call: (c, projectId) => c.browseSecrets({ projectId, prefix: "/" }),
+    check: checkBrowse,
+  },
+  {
+    kind: "secret",
+    name: "ProtectSecret",
+    perm: "write",
+    mutates: {},
+    call: (c, t) => c.protectSecret({ secretId: t.id }),
+  },
+  {
+    kind: "secret",
+    name: "UnprotectSecret",
+    perm: "write",
+    mutates: { protected: true },
+    call: (c, t) => c.unprotectSecret({ secretId: t.id }),
+  },
+  {
+    kind: "project",
+    name: "ListTags",
+    perm: "read",
+    call: (c, projectId) => c.listTags({ projectId }),
+    check: async (c, _role, scope) => {
+      const { tags, totalCount } = await c.listTags({ projectId: P, pageSize: 1000 });
+      // Only the secrets under /prod carry tags a /prod token may see.
+      expect([...tags].sort()).toEqual([LIST_TAG, TAG["in scope"]].sort());
+      expect(totalCount).toBe(2n);
+      if (scope !== "in scope" && scope !== "all projects") expect(tags).not.toContain(TAG[scope]);
+    },
+  },
+  {
+    kind: "project",
+    name: "ListSecretTypes",
+    perm: "read",
+    call: (c, projectId) => c.listSecretTypes({ projectId }),
+    check: async (c, _role, scope) => {
+      const { types } = await c.listSecretTypes({ projectId: P });
+      expect([...types].sort()).toEqual([SecretType.OPAQUE, SecretType.KEY_VALUE].sort());
+      if (scope !== "in scope" && scope !== "all projects") {
+        expect(types).not.toContain(LISTED_TYPE[scope]);
+      }
+    },
+  },
+  {
+    kind: "secret",
+    name: "CreateSecretVersion",
+    perm: "write",
+    mutates: {},
+    call: (c, t) => c.createSecretVersion({ secretId: t.id, data: PAYLOAD }),
+  },
+  {
+    kind: "secret",
+    name: "GetSecretVersion",
+    perm: "read",
+    call: (c, t) => c.getSecretVersion(v1(t)),
+  },
+  {
+    kind: "secret",
+    name: "UpdateSecretVersion",
+    perm: "write",
+    mutates: {},
+    call: (c, t) => c.updateSecretVersion({ ...v1(t), description: "changed" }),
+  },
+  {
+    kind: "secret",
+    name: "ListSecretVersions",
+    perm: "read",
+    call: (c, t) => c.listSecretVersions({ secretId: t.id }),
+  },
+  {
+    kind: "secret",
+    name: "AccessSecretVersion",
+    perm: "access",
+    call: (c, t) => c.accessSecretVersion(v1(t)),
+  },
+  {
+    kind: "secret",
+    name: "AccessSecretVersionByPath",
+    perm: "access",
+    call: (c, t) =>
+      c.accessSecretVersionByPath({
+        projectId: t.projectId,
+        path: t.path,
+        name: t.name,
+        revision: "latest_enabled",
+      }),
+  },
+  {
+    kind: "secret",
+    name: "EnableSecretVersion",
+    perm: "write",
+    mutates: { prepare: (admin, t) => admin.disableSecretVersion(v1(t)) },
+    call: (c, t) => c.enableSecretVersion(v1(t)),
+  },
+  {
+    kind: "secret",
+    name: "DisableSecretVersion",
+    perm: "write",
+    mutates: {},
+    call: (c, t) => c.disableSecretVersion(v1(t)),
+  },
+  {
+    kind: "secret",
+    name: "DeleteSecretVersion",
+    perm: "write",
+    mutates: {},
+    call: (c, t) => c.deleteSecretVersion(v1(t)),
+  },
+  {
+    kind: "secret",
+    name: "RestoreSecretVersion",
+    perm: "write",
+    mutates: { prepare: (admin, t) => admin.deleteSecretVersion(v1(t)) },
+    call: (c, t) => c.restoreSecretVersion(v1(t)),
+  },
+];
+
+/** The code a role must get for an RPC on a target in a scope. */
+function expected(rpc: Rpc, role: Role, scope: Scope | "all projects"): Want {
+  const allowed = PERMISSIONS[role].includes(rpc.perm);
+  switch (rpc.kind) {
+    case "secret":
+      // Outside every grant, a secret is NOT_FOUND exactly as a missing one.
+      if (scope !== "in scope") return "NOT_FOUND";
+      return allowed ? "OK" : "PERMISSION_DENIED";
+    case "create":
+      // Creating names no existing secret, so only the project is hidden;
+      // a place the grants do not cover is refused.
+      if (scope === "out of project") return "NOT_FOUND";
+      return scope === "in scope" && allowed ? "OK" : "PERMISSION_DENIED";
+    case "project":
+      if (scope === "all projects") return "OK";
+      if (scope === "out of project") return "NOT_FOUND";
+      return allowed ? "OK" : "PERMISSION_DENIED";
+  }
+}
+
+/** A message with the identifiers of what it is about blanked, to compare shapes. */
+function shape(message: string, t: { id?: string; projectId?: string; name?: string }): string {
+  let s = message;
+  if (t.id) s = s.replaceAll(t.id, "<id>");
+  if (t.projectId) s = s.replaceAll(t.projectId, "<project>");
+  if (t.name) s = s.replaceAll(`"${t.name}"`, '"<name>"');
+  return s;
+}
+
+const isUnder = (path: string, prefix: string) => path === prefix || path.startsWith(`${prefix}/`);
+
+// What the allowed list-like calls must show, per scope.
+
+async function checkListSecrets(c: CofferClient, role: Role, scope: Scope | "all projects") {
+  const everyInScope = (r: ListSecretsResponse) => {
+    for (const s of r.secrets) {
+      expect({ project: s.projectId, underGrant: isUnder(s.path, GRANTED) }).toEqual({
+        project: P,
+        underGrant: true,
+      });
+    }
+  };
+  const listed = (r: ListSecretsResponse) => r.secrets.map((s) => `${s.path}:${s.name}`).sort();
+  switch (scope) {
+    case "in scope":
+    case "all projects": {
+      const projectId = scope === "in scope" ? P : "";
+      const tagged = await c.listSecrets({ projectId, tags: [LIST_TAG] });
+      // Without `read` (secret_access), listing every project shows nothing.
+      const want = PERMISSIONS[role].includes("read") ? ["/prod/app:listed", "/prod:listed"] : [];
+      expect(listed(tagged)).toEqual(want);
+      expect(tagged.totalCount).toBe(BigInt(want.length));
+      const all = await c.listSecrets({ projectId, pageSize: 1000 });
+      everyInScope(all);
+      if (want.length > 0) expect(all.secrets.map((s) => s.id)).toContain(fixture("in scope").id);
+      return;
+    }
+    case "out of project":
+      throw new Error("no allowed answer out of project");
+    default: {
+      const { path } = PLACES[scope];
+      for (const req of [
+        { projectId: P, pathPrefix: path, pageSize: 1000 },
+        { projectId: P, path, pageSize: 1000 },
+        { projectId: P, tags: [TAG[scope]] },
+        { projectId: P, path: "/" },
+      ]) {
+        const r = await c.listSecrets(req);
+        expect(listed(r)).toEqual([]);
+        expect(r.totalCount).toBe(0n);
+      }
+    }
+  }
+}
+
+async function checkBrowse(c: CofferClient, _role: Role, scope: Scope | "all projects") {
+  const items = (r: BrowseSecretsResponse) => r.items.map((i) => `${i.kind.case}:${i.fullPath}`);
+  if (scope === "in scope") {
+    // The root shows the granted folder and nothing else: not /staging,
+    // /prodigal, nor the secret at the root.
+    const root = await c.browseSecrets({ projectId: P, prefix: "/" });
+    expect(items(root)).toEqual(["folder:/prod"]);
+    expect(root.totalCount).toBe(1n);
+    const prod = await c.browseSecrets({ projectId: P, prefix: "/prod", pageSize: 1000 });
+    expect(items(prod)).toEqual(
+      expect.arrayContaining(["folder:/prod/app", "secret:/prod/db", "secret:/prod/listed"]),
+    );
+    return;
+  }
+  if (scope === "out of project" || scope === "all projects") {
+    throw new Error(`no allowed browse ${scope}`);
+  }
+  const r = await c.browseSecrets({ projectId: P, prefix: PLACES[scope].path });
+  expect(items(r)).toEqual([]);
+  expect(r.totalCount).toBe(0n);
+}
+
+// Fixtures and clients, per backend (set in beforeAll).
+
+let fixtures: Record<Scope, Target>;
+const fixture = (scope: Scope) => fixtures[scope];
+
+describe.each(serverBackends)("authorization matrix on $name", (backend) => {
+  let running: TestServer;
+  let admin: CofferClient;
+  const clients = {} as Record<Role, CofferClient>;
+  /** Callers without a valid token, each with the client it calls through. */
+  const unauthenticated = {} as Record<TokenCase, CofferClient>;
+  /** What a caller without a token is told. */
+  let refusal: string;
+  /** A secret only the token cases aim at: nothing may change it. */
+  let tokenTarget: Target;
+  let n = 0;
+  const unique = (prefix: string) => `${prefix}-${++n}`;
+
+  const createAt = async (
+    place: { projectId: string; path: string },
+    name: string,
+    extra: { protected?: boolean } = {},
+  ): Promise<Target> => {
+    const { secret } = await admin.createSecret({
+      ...place,
+      name,
+      type: SecretType.KEY_VALUE,
+      firstVersion: { data: PAYLOAD },
+      ...extra,
+    });
+    if (secret === undefined) throw new Error("no secret created");
+    const { id, projectId, path, name: created, etag } = secret;
+    return { id, projectId, path, name: created, etag };
+  };
+  const etagOf = async (t: Target) => (await admin.getSecret({ secretId: t.id })).secret?.etag;
+
+  beforeAll(async () => {
+    running = await backend.start();
+    const { domain } = running.server;
+    const home = domain.regions.resolve("").db;
+    await home.insert(projects).values([
+      { id: P, name: "matrix-p" },
+      { id: Q, name: "matrix-q" },
+    ]);
+    const globalAdmin: Grant[] = [{ projectId: "", role: "admin", pathPrefix: "/" }];
+    admin = running.client(
+      PROTOCOL["admin-setup"],
+      (await createTestToken(domain, globalAdmin)).value,
+    );
+    for (const role of ROLES) {
+      const token = await createTestToken(domain, [{ projectId: P, role, pathPrefix: GRANTED }]);
+      clients[role] = running.client(PROTOCOL[role], token.value);
+    }
+    // The unauthenticated callers would all be global admins if their token counted.
+    const revoked = await createTestToken(domain, globalAdmin);
+    await home.update(tokens).set({ revokedAt: new Date() }).where(eq(tokens.id, revoked.id));
+    const expired = await createTestToken(domain, globalAdmin, {
+      expiresAt: new Date(Date.now() - 60_000),
+    });
+    Object.assign(unauthenticated, {
+      "no token": running.client("grpc-web"),
+      "malformed token": running.client("grpc", "coffer_not-a-token"),
+      "unknown token": running.client("connect", generateToken().value),
+      "revoked token": running.client("grpc", revoked.value),
+      "expired token": running.client("grpc-web", expired.value),
+    } satisfies Record<TokenCase, CofferClient>);
+    const anonymous = await outcomeOf(running.client("connect").getSecret({ secretId: P }));
+    expect(anonymous.code).toBe("UNAUTHENTICATED");
+    expect(anonymous.message).toContain("authorization: Bearer");
+    refusal = anonymous.message;
+
+    // Read targets: /prod/db and its twins in each other place.
+    fixtures = {} as Record<Scope, Target>;
+    for (const scope of SCOPES) fixtures[scope] = await createAt(PLACES[scope], "db");
+    tokenTarget = await createAt(PLACES["in scope"], "token-target");
+    // List targets: one tagged secret per place, plus one below /prod and one at the root.
+    const listed = async (scope: Scope | "root", place: { projectId: string; path: string }) =>
+      admin.createSecret({
+        ...place,
+        name: "listed",
+        type: LISTED_TYPE[scope],
+        tags: [LIST_TAG, TAG[scope]],
+      });
+    for (const scope of SCOPES) await listed(scope, PLACES[scope]);
+    await listed("root", { projectId: P, path: "/" });
+    await admin.createSecret({ projectId: P, path: "/prod/app", name: "listed", tags: [LIST_TAG] });
+  }, 180_000);
+  afterAll(() => running?.stop());
+
+  it("refuses a token at once when the admin API revokes it, even right after a call", async () => {
+    const adminApi = running.adminClient("connect", running.adminToken);
+    const { token, value } = await adminApi.createToken({
+      name: "short-lived",
+      grants: [{ projectId: P, role: AdminRole.FULL_ACCESS, pathPrefix: GRANTED }],
+    });
+    const holder = running.client("grpc", value);
+    const secretId = fixture("in scope").id;
+    expect((await outcomeOf(holder.getSecret({ secretId }))).code).toBe("OK");
+    await adminApi.revokeToken({ tokenId: token?.id ?? "" });
+    const got = await outcomeOf(holder.getSecret({ secretId }));
+    expect(got.code).toBe("UNAUTHENTICATED");
+    expect(got.message).toBe(refusal);
+  });
+
+  describe.each(RPCS)("$name", (rpc) => {
+    const cases = [
+      ...ROLES.flatMap((role) =>
+        [...SCOPES, ...(rpc.name === "ListSecrets" ? (["all projects"] as const) : [])].map(
+          (scope) => ({ role, scope, want: expected(rpc, role, scope) }),
+        ),
+      ),
+    ];
+
+    it.concurrent.each(cases)("$role, $scope -> $want", async ({ role, scope, want }) => {
+      const c = clients[role];
+      if (rpc.kind === "create") {
+        const place = PLACES[scope as Scope];
+        // A refused create aims at a name that exists: refusal must come
+        // before, and say nothing of, the name being taken.
+        const name = want === "OK" ? unique("created") : "db";
+        const call = () =>
+          c.createSecret({
+            ...place,
+            name,
+            type: SecretType.KEY_VALUE,
+            firstVersion: { data: PAYLOAD },
+          });
+        const got = await outcomeOf(call());
+        expect(got.code, got.message).toBe(want);
+        const there = await admin.listSecrets({ ...place, name });
+        expect(there.totalCount).toBe(1n);
+        if (want === "OK") expect(bytesIn(got.response)).toEqual([]);
+        if (want === "NOT_FOUND") {
+          const other = randomUUID();
+          const missing = await outcomeOf(
+            c.createSecret({
+              projectId: other,
+              path: place.path,
+              name,
+              type: SecretType.KEY_VALUE,
+            }),
+          );
+          expect(missing.code).toBe("NOT_FOUND");
+          expect(shape(got.message, { projectId: place.projectId })).toBe(
+            shape(missing.message, { projectId: other }),
+          );
+        }
+        return;
+      }
+
+      if (rpc.kind === "project") {
+        const projectId = scope === "out of project" ? Q : scope === "all projects" ? "" : P;
+        const got = await outcomeOf(rpc.call(c, projectId));
+        expect(got.code, got.message).toBe(want);
+        if (want === "OK") {
+          expect(bytesIn(got.response)).toEqual([]);
+          await rpc.check(c, role, scope);
+        }
+        if (want === "NOT_FOUND") {
+          const other = randomUUID();
+          const missing = await outcomeOf(rpc.call(c, other));
+          expect(missing.code).toBe("NOT_FOUND");
+          expect(shape(got.message, { projectId })).toBe(
+            shape(missing.message, { projectId: other }),
+          );
+        }
+        return;
+      }
+
+      const place = PLACES[scope as Scope];
+      const target = rpc.mutates
+        ? await createAt(place, unique("t"), { protected: rpc.mutates.protected ?? false })
+        : fixture(scope as Scope);
+      let before = target.etag;
+      if (rpc.mutates?.prepare) {
+        await rpc.mutates.prepare(admin, target);
+        before = await etagOf(target);
+      }
+
+      const got = await outcomeOf(rpc.call(c, target));
+      expect(got.code, got.message).toBe(want);
+
+      if (rpc.mutates) {
+        // A refused change changes nothing; an allowed one changes the secret.
+        const after = await etagOf(target);
+        if (want === "OK") expect(after).not.toBe(before);
+        else expect(after).toBe(before);
+      }
+      if (want === "OK") {
+        const payloads = bytesIn(got.response);
+        if (rpc.perm === "access") {
+          expect(payloads.map((p) => p.path)).toEqual(["response.data"]);
+          expect(Buffer.from(payloads[0]?.bytes ?? []).equals(Buffer.from(PAYLOAD))).toBe(true);
+        } else {
+          // Metadata calls never carry a payload, whoever calls them.
+          expect(payloads).toEqual([]);
+        }
+      }
+      if (got.response !== undefined && !PERMISSIONS[role].includes("access")) {
+        expect(got.response).not.toHaveProperty("data");
+      }
+      if (want === "NOT_FOUND") {
+        // No existence leak: the hidden secret's answer reads exactly like
+        // the answer for one that does not exist.
+        const missing = { ...target, id: randomUUID(), name: unique("missing") };
+        const absent = await outcomeOf(rpc.call(c, missing));
+        expect(absent.code).toBe("NOT_FOUND");
+        expect(shape(got.message, target)).toBe(shape(absent.message, missing));
+        expect(got.message).not.toMatch(/permission|grant|role|token/i);
+      }
+    });
+
+    it.concurrent.each(TOKEN_CASES.map((who) => ({ who })))(
+      "$who -> UNAUTHENTICATED",
+      async ({ who }) => {
+        const c = unauthenticated[who];
+        const before = await etagOf(tokenTarget);
+        let got: Awaited<ReturnType<typeof outcomeOf>>;
+        if (rpc.kind === "create") {
+          const name = unique("unauthenticated");
+          got = await outcomeOf(c.createSecret({ ...PLACES["in scope"], name }));
+          expect((await admin.listSecrets({ projectId: P, name })).totalCount).toBe(0n);
+        } else if (rpc.kind === "project") {
+          got = await outcomeOf(rpc.call(c, P));
+        } else {
+          got = await outcomeOf(rpc.call(c, rpc.mutates ? tokenTarget : fixture("in scope")));
+        }
+        expect(got.code, got.message).toBe("UNAUTHENTICATED");
+        // One answer for every way of not holding a valid token: a caller
+        // cannot tell a revoked or expired token from one never issued.
+        expect(got.message).toBe(refusal);
+        expect(await etagOf(tokenTarget)).toBe(before);
+      },
+    );
+  });
+});

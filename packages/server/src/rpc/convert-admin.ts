@@ -1,0 +1,89 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { type Timestamp, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import {
+  type AuditEventSchema,
+  type Grant,
+  type GrantSchema,
+  type ProjectSchema,
+  Role,
+  type TokenSchema,
+} from "@coffer/api";
+import type { AuditRow, ProjectRow, StoredGrant } from "../db/schema.ts";
+import type { GrantInput, TokenView } from "../domain/admin/tokens.ts";
+import type { Role as DomainRole } from "../domain/authz.ts";
+import { invalid } from "../domain/errors.ts";
+
+const ROLE_NAME: Record<Role, DomainRole | ""> = {
+  [Role.UNSPECIFIED]: "",
+  [Role.ADMIN]: "admin",
+  [Role.FULL_ACCESS]: "full_access",
+  [Role.SECRET_WRITE]: "secret_write",
+  [Role.READ_ONLY]: "read_only",
+  [Role.SECRET_ACCESS]: "secret_access",
+};
+
+const ROLE_OF_NAME = Object.fromEntries(
+  Object.entries(ROLE_NAME).map(([role, name]) => [name, Number(role) as Role]),
+) as Record<string, Role>;
+
+/** A request's role as the domain names it; UNSPECIFIED is "" (the domain says it is required). */
+export function roleFromProto(role: Role, field: string): string {
+  if (!(role in ROLE_NAME)) throw invalid(field, `unknown role ${role}`);
+  return ROLE_NAME[role];
+}
+
+export function roleToProto(role: string): Role {
+  return ROLE_OF_NAME[role] ?? Role.UNSPECIFIED;
+}
+
+export function grantsFromProto(grants: readonly Grant[]): GrantInput[] {
+  return grants.map((g, i) => ({
+    projectId: g.projectId,
+    role: roleFromProto(g.role, `grants[${i}].role`),
+    pathPrefix: g.pathPrefix,
+  }));
+}
+
+export function grantToProto(g: StoredGrant): MessageInitShape<typeof GrantSchema> {
+  return { projectId: g.projectId, role: roleToProto(g.role), pathPrefix: g.pathPrefix };
+}
+
+const ts = (d: Date | null): Timestamp | undefined =>
+  d === null ? undefined : timestampFromDate(d);
+
+export function projectToProto(p: ProjectRow): MessageInitShape<typeof ProjectSchema> {
+  return { id: p.id, name: p.name, createdAt: timestampFromDate(p.createdAt) };
+}
+
+/** A token as listed: its display prefix, never its value or hash. */
+export function tokenToProto(t: TokenView): MessageInitShape<typeof TokenSchema> {
+  return {
+    id: t.id,
+    name: t.name,
+    prefix: t.prefix,
+    grants: t.grants.map(grantToProto),
+    createdAt: timestampFromDate(t.createdAt),
+    expiresAt: ts(t.expiresAt),
+    revokedAt: ts(t.revokedAt),
+  };
+}
+
+export function auditEventToProto(
+  e: AuditRow & { region: string },
+): MessageInitShape<typeof AuditEventSchema> {
+  return {
+    id: e.id,
+    time: timestampFromDate(e.time),
+    tokenId: e.tokenId ?? "",
+    projectId: e.projectId ?? "",
+    method: e.method,
+    secretId: e.secretId ?? "",
+    secretPath: e.secretPath ?? "",
+    secretName: e.secretName ?? "",
+    revision: e.revision ?? 0,
+    outcome: e.outcome,
+    requestId: e.requestId,
+    peer: e.peer ?? "",
+    region: e.region,
+  };
+}
