@@ -56,6 +56,9 @@ export function serverEnv(overrides: ServerEnv = {}): NodeJS.ProcessEnv {
   env.COFFER_GRPC_LISTEN = "127.0.0.1:0";
   env.COFFER_HTTP_LISTEN = "127.0.0.1:0";
   env.COFFER_LOG_LEVEL = "info";
+  // Load tests here are about draining and races, not the per-token rate
+  // limit, which has tests of its own (packages/server/src/rpc/limits.test.ts).
+  env.COFFER_RATE_LIMIT_RPS = "0";
   for (const [key, value] of Object.entries(overrides)) {
     if (value === undefined) delete env[key];
     else env[key] = value;

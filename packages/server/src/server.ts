@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { AdminService, SecretService } from "@coffer/api";
 import type { ConnectRouter } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
@@ -103,6 +104,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     chain,
   );
   const shutdown = new AbortController();
+  // Every call in flight listens for shutdown: that is not a leak.
+  setMaxListeners(0, shutdown.signal);
 
   const routes = (router: ConnectRouter) => {
     router.service(SecretService, impl);

@@ -61,7 +61,8 @@ export interface CallChainDeps {
  * all transports share. For each call it:
  * - establishes the caller: request id (the client's `x-request-id` when
  *   sane), peer, and the principal of the bearer token (UNAUTHENTICATED
- *   without a valid one, before any handler runs);
+ *   without a valid one, before any handler runs), and applies the token's
+ *   rate limit (RESOURCE_EXHAUSTED);
  * - maps every error through `toConnectError`;
  * - makes sure the call has exactly one audit event: domain functions write
  *   it inside their transaction when they change or reveal something; for
