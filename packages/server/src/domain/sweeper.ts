@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { rowsOf } from "../db/migrate.ts";
 import type { Domain } from "./context.ts";
@@ -27,75 +27,67 @@ export interface SweepCounts {
  */
 export async function sweepRegion(db: Db, deletionWindowMs: number): Promise<SweepCounts> {
   const window = sql`${deletionWindowMs} * interval '1 millisecond'`;
-  const counts: SweepCounts = { expired: 0, versionsDestroyed: 0, secretsDestroyed: 0 };
-  for (;;) {
-    const n = await count(
-      db,
-      sql`with picked as (
-        select secret_id, revision from secret_versions
-        where status = 'enabled' and expires_at <= now()
-        limit ${BATCH} for update skip locked
-      ), changed as (
-        update secret_versions v set
-          status = case when v.ephemeral_action = 'delete' then 'deleted' else 'disabled' end,
+  const expired = await inBatches(
+    db,
+    changeVersions(
+      sql`status = 'enabled' and expires_at <= now()`,
+      sql`status = case when v.ephemeral_action = 'delete' then 'deleted' else 'disabled' end,
           deleted_at = case when v.ephemeral_action = 'delete' then now() else v.deleted_at end,
           key_id = case when v.ephemeral_action = 'delete' then null else v.key_id end,
           wrapped_key = case when v.ephemeral_action = 'delete' then null else v.wrapped_key end,
-          ciphertext = case when v.ephemeral_action = 'delete' then null else v.ciphertext end,
-          updated_at = now()
-        from picked p where v.secret_id = p.secret_id and v.revision = p.revision
-        returning v.secret_id
-      ), bumped as (
-        update secrets s set generation = s.generation + 1
-        where s.id in (select distinct secret_id from changed)
-      )
-      select count(*)::int as n from changed`,
-    );
-    counts.expired += n;
-    if (n < BATCH) break;
-  }
-  for (;;) {
-    const n = await count(
-      db,
-      sql`with picked as (
-        select secret_id, revision from secret_versions
-        where status = 'scheduled_for_deletion' and deletion_requested_at <= now() - ${window}
-        limit ${BATCH} for update skip locked
-      ), changed as (
-        update secret_versions v set status = 'deleted', deleted_at = now(), updated_at = now(),
-          key_id = null, wrapped_key = null, ciphertext = null
-        from picked p where v.secret_id = p.secret_id and v.revision = p.revision
-        returning v.secret_id
-      ), bumped as (
-        update secrets s set generation = s.generation + 1
-        where s.id in (select distinct secret_id from changed)
-      )
-      select count(*)::int as n from changed`,
-    );
-    counts.versionsDestroyed += n;
-    if (n < BATCH) break;
-  }
-  for (;;) {
-    const n = await count(
-      db,
-      sql`with picked as (
-        select id from secrets
-        where deletion_requested_at <= now() - ${window}
-        limit ${BATCH} for update skip locked
-      ), gone as (
-        delete from secrets s using picked p where s.id = p.id returning s.id
-      )
-      select count(*)::int as n from gone`,
-    );
-    counts.secretsDestroyed += n;
-    if (n < BATCH) break;
-  }
-  return counts;
+          ciphertext = case when v.ephemeral_action = 'delete' then null else v.ciphertext end`,
+    ),
+  );
+  const versionsDestroyed = await inBatches(
+    db,
+    changeVersions(
+      sql`status = 'scheduled_for_deletion' and deletion_requested_at <= now() - ${window}`,
+      sql`status = 'deleted', deleted_at = now(), key_id = null, wrapped_key = null, ciphertext = null`,
+    ),
+  );
+  const secretsDestroyed = await inBatches(
+    db,
+    sql`with picked as (
+      select id from secrets
+      where deletion_requested_at <= now() - ${window}
+      limit ${BATCH} for update skip locked
+    ), gone as (
+      delete from secrets s using picked p where s.id = p.id returning s.id
+    )
+    select count(*)::int as n from gone`,
+  );
+  return { expired, versionsDestroyed, secretsDestroyed };
 }
 
-async function count(db: Db, query: ReturnType<typeof sql>): Promise<number> {
-  const [row] = rowsOf<{ n: number }>(await db.execute(query));
-  return Number(row?.n ?? 0);
+/**
+ * One batch of a version change: picks up to BATCH matching versions no
+ * other sweeper holds, applies `set`, and bumps their secrets' etags.
+ */
+function changeVersions(where: SQL, set: SQL): SQL {
+  return sql`with picked as (
+    select secret_id, revision from secret_versions
+    where ${where}
+    limit ${BATCH} for update skip locked
+  ), changed as (
+    update secret_versions v set ${set}, updated_at = now()
+    from picked p where v.secret_id = p.secret_id and v.revision = p.revision
+    returning v.secret_id
+  ), bumped as (
+    update secrets s set generation = s.generation + 1
+    where s.id in (select distinct secret_id from changed)
+  )
+  select count(*)::int as n from changed`;
+}
+
+/** Runs a batch statement until a batch comes back short; returns the rows handled. */
+async function inBatches(db: Db, batch: SQL): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const [row] = rowsOf<{ n: number }>(await db.execute(batch));
+    const n = Number(row?.n ?? 0);
+    total += n;
+    if (n < BATCH) return total;
+  }
 }
 
 /** Sweeps every region now and then; returns a function that stops it. */
