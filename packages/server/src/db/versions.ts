@@ -13,6 +13,15 @@ const {
   ...metaColumns
 } = getTableColumns(secretVersions);
 
+/** Version metadata plus `latest`: whether it holds the secret's highest revision. */
+const versionView = {
+  ...metaColumns,
+  latest:
+    sql<boolean>`${secretVersions.revision} = (select ${secrets.lastRevision} from ${secrets} where ${secrets.id} = ${secretVersions.secretId})`.as(
+      "latest",
+    ),
+};
+
 /** The sealed payload of a version, as stored. */
 export interface SealedRow {
   revision: number;
@@ -56,14 +65,7 @@ export async function findVersion(
   ref: RevisionRef,
 ): Promise<(VersionMeta & { latest: boolean }) | undefined> {
   const { where, order } = revisionWhere(secretId, ref);
-  const latest =
-    sql<boolean>`${secretVersions.revision} = (select ${secrets.lastRevision} from ${secrets} where ${secrets.id} = ${secretVersions.secretId})`.as(
-      "latest",
-    );
-  const q = ex
-    .select({ ...metaColumns, latest })
-    .from(secretVersions)
-    .where(where);
+  const q = ex.select(versionView).from(secretVersions).where(where);
   const [row] = await (order ? q.orderBy(desc(secretVersions.revision)).limit(1) : q);
   return row;
 }
@@ -181,13 +183,9 @@ export async function listVersions(
     eq(secretVersions.secretId, secretId),
     inArray(secretVersions.status, statuses),
   );
-  const latest =
-    sql<boolean>`${secretVersions.revision} = (select ${secrets.lastRevision} from ${secrets} where ${secrets.id} = ${secretId})`.as(
-      "latest",
-    );
   const [rows, [count]] = await Promise.all([
     ex
-      .select({ ...metaColumns, latest })
+      .select(versionView)
       .from(secretVersions)
       .where(where)
       .orderBy(desc(secretVersions.revision))

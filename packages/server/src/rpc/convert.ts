@@ -21,10 +21,11 @@ import {
 import type { SecretOrder, SecretView } from "../db/secrets.ts";
 import { invalid } from "../domain/errors.ts";
 import type { VersionStatus as DomainVersionStatus, VersionView } from "../domain/read-versions.ts";
-import type {
-  EphemeralAction as DomainAction,
-  EphemeralPolicyInput,
-  SecretKind,
+import {
+  type EphemeralAction as DomainAction,
+  type EphemeralPolicyInput,
+  etagOf,
+  type SecretKind,
 } from "../domain/shared.ts";
 
 const KIND_OF_TYPE: Record<SecretType, SecretKind | undefined> = {
@@ -128,7 +129,7 @@ export function secretToProto(s: SecretView): MessageInitShape<typeof SecretSche
     createdAt: timestampFromDate(s.createdAt),
     updatedAt: timestampFromDate(s.updatedAt),
     deletionRequestedAt: ts(s.deletionRequestedAt),
-    etag: `"${s.generation}"`,
+    etag: etagOf(s),
   };
 }
 

@@ -10,6 +10,7 @@ import {
 } from "../authz.ts";
 import type { Caller, Domain } from "../context.ts";
 import { invalid, permissionDenied } from "../errors.ts";
+import { regionFor } from "../shared.ts";
 
 /**
  * Who may administer what, for the admin calls. A project is administered
@@ -26,9 +27,7 @@ export type Administered = "all" | ReadonlySet<string>;
  * in the default region's database. Points the call's audit event there.
  */
 export function home(domain: Domain, caller: Caller): { name: string; db: Db } {
-  const region = domain.regions.resolve("");
-  if (caller.audit !== undefined) caller.audit.region = region.name;
-  return region;
+  return regionFor(domain, caller, "");
 }
 
 /** Adds facts to the call's audit event (the chain writes it for calls that change nothing). */
