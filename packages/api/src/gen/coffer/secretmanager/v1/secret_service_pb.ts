@@ -6,13 +6,15 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { EphemeralPolicy, EphemeralProperties, Secret, SecretType, SecretVersion, VersionStatus } from "./resources_pb.ts";
 import { file_coffer_secretmanager_v1_resources } from "./resources_pb.ts";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file coffer/secretmanager/v1/secret_service.proto.
  */
 export const file_coffer_secretmanager_v1_secret_service: GenFile = /*@__PURE__*/
-  fileDesc("Cixjb2ZmZXIvc2VjcmV0bWFuYWdlci92MS9zZWNyZXRfc2VydmljZS5wcm90bxIXY29mZmVyLnNlY3JldG1hbmFnZXIudjEiWwoOSW5pdGlhbFZlcnNpb24SDAoEZGF0YRgBIAEoDBIXCgpkYXRhX2NyYzMyGAIgASgNSACIAQESEwoLZGVzY3JpcHRpb24YAyABKAlCDQoLX2RhdGFfY3JjMzIiwgIKE0NyZWF0ZVNlY3JldFJlcXVlc3QSDgoGcmVnaW9uGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRIMCgRwYXRoGAQgASgJEjEKBHR5cGUYBSABKA4yIy5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5TZWNyZXRUeXBlEhMKC2Rlc2NyaXB0aW9uGAYgASgJEgwKBHRhZ3MYByADKAkSEQoJcHJvdGVjdGVkGAggASgIEkIKEGVwaGVtZXJhbF9wb2xpY3kYCSABKAsyKC5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5FcGhlbWVyYWxQb2xpY3kSPgoNZmlyc3RfdmVyc2lvbhgKIAEoCzInLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLkluaXRpYWxWZXJzaW9uIoYBChRDcmVhdGVTZWNyZXRSZXNwb25zZRIvCgZzZWNyZXQYASABKAsyHy5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5TZWNyZXQSPQoNZmlyc3RfdmVyc2lvbhgCIAEoCzImLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLlNlY3JldFZlcnNpb24iNQoQR2V0U2VjcmV0UmVxdWVzdBIOCgZyZWdpb24YASABKAkSEQoJc2VjcmV0X2lkGAIgASgJIkQKEUdldFNlY3JldFJlc3BvbnNlEi8KBnNlY3JldBgBIAEoCzIfLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLlNlY3JldCIZCgdUYWdMaXN0Eg4KBnZhbHVlcxgBIAMoCSKcAgoTVXBkYXRlU2VjcmV0UmVxdWVzdBIOCgZyZWdpb24YASABKAkSEQoJc2VjcmV0X2lkGAIgASgJEhEKBG5hbWUYAyABKAlIAIgBARIRCgRwYXRoGAQgASgJSAGIAQESGAoLZGVzY3JpcHRpb24YBSABKAlIAogBARIuCgR0YWdzGAYgASgLMiAuY29mZmVyLnNlY3JldG1hbmFnZXIudjEuVGFnTGlzdBJCChBlcGhlbWVyYWxfcG9saWN5GAcgASgLMiguY29mZmVyLnNlY3JldG1hbmFnZXIudjEuRXBoZW1lcmFsUG9saWN5EgwKBGV0YWcYCCABKAlCBwoFX25hbWVCBwoFX3BhdGhCDgoMX2Rlc2NyaXB0aW9uIkcKFFVwZGF0ZVNlY3JldFJlc3BvbnNlEi8KBnNlY3JldBgBIAEoCzIfLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLlNlY3JldCJGChNEZWxldGVTZWNyZXRSZXF1ZXN0Eg4KBnJlZ2lvbhgBIAEoCRIRCglzZWNyZXRfaWQYAiABKAkSDAoEZXRhZxgDIAEoCSJHChREZWxldGVTZWNyZXRSZXNwb25zZRIvCgZzZWNyZXQYASABKAsyHy5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5TZWNyZXQiOQoUUmVzdG9yZVNlY3JldFJlcXVlc3QSDgoGcmVnaW9uGAEgASgJEhEKCXNlY3JldF9pZBgCIAEoCSJIChVSZXN0b3JlU2VjcmV0UmVzcG9uc2USLwoGc2VjcmV0GAEgASgLMh8uY29mZmVyLnNlY3JldG1hbmFnZXIudjEuU2VjcmV0IscDChJMaXN0U2VjcmV0c1JlcXVlc3QSDgoGcmVnaW9uGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSEQoEbmFtZRgDIAEoCUgAiAEBEhEKBHBhdGgYBCABKAlIAYgBARIYCgtwYXRoX3ByZWZpeBgFIAEoCUgCiAEBEgwKBHRhZ3MYBiADKAkSMQoEdHlwZRgHIAEoDjIjLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLlNlY3JldFR5cGUSFgoJZXBoZW1lcmFsGAggASgISAOIAQESFgoJcHJvdGVjdGVkGAkgASgISASIAQESIwoWc2NoZWR1bGVkX2Zvcl9kZWxldGlvbhgKIAEoCEgFiAEBEj0KCG9yZGVyX2J5GAsgASgOMisuY29mZmVyLnNlY3JldG1hbmFnZXIudjEuTGlzdFNlY3JldHNPcmRlckJ5EgwKBHBhZ2UYDCABKA0SEQoJcGFnZV9zaXplGA0gASgNQgcKBV9uYW1lQgcKBV9wYXRoQg4KDF9wYXRoX3ByZWZpeEIMCgpfZXBoZW1lcmFsQgwKCl9wcm90ZWN0ZWRCGQoXX3NjaGVkdWxlZF9mb3JfZGVsZXRpb24iXAoTTGlzdFNlY3JldHNSZXNwb25zZRIwCgdzZWNyZXRzGAEgAygLMh8uY29mZmVyLnNlY3JldG1hbmFnZXIudjEuU2VjcmV0EhMKC3RvdGFsX2NvdW50GAIgASgEImsKFEJyb3dzZVNlY3JldHNSZXF1ZXN0Eg4KBnJlZ2lvbhgBIAEoCRISCgpwcm9qZWN0X2lkGAIgASgJEg4KBnByZWZpeBgDIAEoCRIMCgRwYWdlGAQgASgNEhEKCXBhZ2Vfc2l6ZRgFIAEoDSIkCgxCcm93c2VGb2xkZXISFAoMc2VjcmV0X2NvdW50GAEgASgEIqEBCgpCcm93c2VJdGVtEgwKBG5hbWUYASABKAkSEQoJZnVsbF9wYXRoGAIgASgJEjcKBmZvbGRlchgDIAEoCzIlLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLkJyb3dzZUZvbGRlckgAEjEKBnNlY3JldBgEIAEoCzIfLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLlNlY3JldEgAQgYKBGtpbmQidgoVQnJvd3NlU2VjcmV0c1Jlc3BvbnNlEhQKDGN1cnJlbnRfcGF0aBgBIAEoCRIyCgVpdGVtcxgCIAMoCzIjLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLkJyb3dzZUl0ZW0SEwoLdG90YWxfY291bnQYAyABKAQiRwoUUHJvdGVjdFNlY3JldFJlcXVlc3QSDgoGcmVnaW9uGAEgASgJEhEKCXNlY3JldF9pZBgCIAEoCRIMCgRldGFnGAMgASgJIkgKFVByb3RlY3RTZWNyZXRSZXNwb25zZRIvCgZzZWNyZXQYASABKAsyHy5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5TZWNyZXQiSQoWVW5wcm90ZWN0U2VjcmV0UmVxdWVzdBIOCgZyZWdpb24YASABKAkSEQoJc2VjcmV0X2lkGAIgASgJEgwKBGV0YWcYAyABKAkiSgoXVW5wcm90ZWN0U2VjcmV0UmVzcG9uc2USLwoGc2VjcmV0GAEgASgLMh8uY29mZmVyLnNlY3JldG1hbmFnZXIudjEuU2VjcmV0IlYKD0xpc3RUYWdzUmVxdWVzdBIOCgZyZWdpb24YASABKAkSEgoKcHJvamVjdF9pZBgCIAEoCRIMCgRwYWdlGAMgASgNEhEKCXBhZ2Vfc2l6ZRgEIAEoDSI1ChBMaXN0VGFnc1Jlc3BvbnNlEgwKBHRhZ3MYASADKAkSEwoLdG90YWxfY291bnQYAiABKAQiXQoWTGlzdFNlY3JldFR5cGVzUmVxdWVzdBIOCgZyZWdpb24YASABKAkSEgoKcHJvamVjdF9pZBgCIAEoCRIMCgRwYWdlGAMgASgNEhEKCXBhZ2Vfc2l6ZRgEIAEoDSJiChdMaXN0U2VjcmV0VHlwZXNSZXNwb25zZRIyCgV0eXBlcxgBIAMoDjIjLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLlNlY3JldFR5cGUSEwoLdG90YWxfY291bnQYAiABKAQi1AEKGkNyZWF0ZVNlY3JldFZlcnNpb25SZXF1ZXN0Eg4KBnJlZ2lvbhgBIAEoCRIRCglzZWNyZXRfaWQYAiABKAkSDAoEZGF0YRgDIAEoDBIXCgpkYXRhX2NyYzMyGAQgASgNSACIAQESEwoLZGVzY3JpcHRpb24YBSABKAkSFAoHZW5hYmxlZBgGIAEoCEgBiAEBEhgKEGRpc2FibGVfcHJldmlvdXMYByABKAgSDAoEZXRhZxgIIAEoCUINCgtfZGF0YV9jcmMzMkIKCghfZW5hYmxlZCJWChtDcmVhdGVTZWNyZXRWZXJzaW9uUmVzcG9uc2USNwoHdmVyc2lvbhgBIAEoCzImLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLlNlY3JldFZlcnNpb24iTgoXR2V0U2VjcmV0VmVyc2lvblJlcXVlc3QSDgoGcmVnaW9uGAEgASgJEhEKCXNlY3JldF9pZBgCIAEoCRIQCghyZXZpc2lvbhgDIAEoCSJTChhHZXRTZWNyZXRWZXJzaW9uUmVzcG9uc2USNwoHdmVyc2lvbhgBIAEoCzImLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLlNlY3JldFZlcnNpb24i1QEKGlVwZGF0ZVNlY3JldFZlcnNpb25SZXF1ZXN0Eg4KBnJlZ2lvbhgBIAEoCRIRCglzZWNyZXRfaWQYAiABKAkSEAoIcmV2aXNpb24YAyABKAkSGAoLZGVzY3JpcHRpb24YBCABKAlIAIgBARJKChRlcGhlbWVyYWxfcHJvcGVydGllcxgFIAEoCzIsLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLkVwaGVtZXJhbFByb3BlcnRpZXMSDAoEZXRhZxgGIAEoCUIOCgxfZGVzY3JpcHRpb24iVgobVXBkYXRlU2VjcmV0VmVyc2lvblJlc3BvbnNlEjcKB3ZlcnNpb24YASABKAsyJi5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5TZWNyZXRWZXJzaW9uIpcBChlMaXN0U2VjcmV0VmVyc2lvbnNSZXF1ZXN0Eg4KBnJlZ2lvbhgBIAEoCRIRCglzZWNyZXRfaWQYAiABKAkSNgoGc3RhdHVzGAMgAygOMiYuY29mZmVyLnNlY3JldG1hbmFnZXIudjEuVmVyc2lvblN0YXR1cxIMCgRwYWdlGAQgASgNEhEKCXBhZ2Vfc2l6ZRgFIAEoDSJrChpMaXN0U2VjcmV0VmVyc2lvbnNSZXNwb25zZRI4Cgh2ZXJzaW9ucxgBIAMoCzImLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLlNlY3JldFZlcnNpb24SEwoLdG90YWxfY291bnQYAiABKAQiUQoaQWNjZXNzU2VjcmV0VmVyc2lvblJlcXVlc3QSDgoGcmVnaW9uGAEgASgJEhEKCXNlY3JldF9pZBgCIAEoCRIQCghyZXZpc2lvbhgDIAEoCSKXAQobQWNjZXNzU2VjcmV0VmVyc2lvblJlc3BvbnNlEhEKCXNlY3JldF9pZBgBIAEoCRIQCghyZXZpc2lvbhgCIAEoDRIMCgRkYXRhGAMgASgMEhIKCmRhdGFfY3JjMzIYBCABKA0SMQoEdHlwZRgFIAEoDjIjLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLlNlY3JldFR5cGUidAogQWNjZXNzU2VjcmV0VmVyc2lvbkJ5UGF0aFJlcXVlc3QSDgoGcmVnaW9uGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSDAoEcGF0aBgDIAEoCRIMCgRuYW1lGAQgASgJEhAKCHJldmlzaW9uGAUgASgJIp0BCiFBY2Nlc3NTZWNyZXRWZXJzaW9uQnlQYXRoUmVzcG9uc2USEQoJc2VjcmV0X2lkGAEgASgJEhAKCHJldmlzaW9uGAIgASgNEgwKBGRhdGEYAyABKAwSEgoKZGF0YV9jcmMzMhgEIAEoDRIxCgR0eXBlGAUgASgOMiMuY29mZmVyLnNlY3JldG1hbmFnZXIudjEuU2VjcmV0VHlwZSJfChpFbmFibGVTZWNyZXRWZXJzaW9uUmVxdWVzdBIOCgZyZWdpb24YASABKAkSEQoJc2VjcmV0X2lkGAIgASgJEhAKCHJldmlzaW9uGAMgASgJEgwKBGV0YWcYBCABKAkiVgobRW5hYmxlU2VjcmV0VmVyc2lvblJlc3BvbnNlEjcKB3ZlcnNpb24YASABKAsyJi5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5TZWNyZXRWZXJzaW9uImAKG0Rpc2FibGVTZWNyZXRWZXJzaW9uUmVxdWVzdBIOCgZyZWdpb24YASABKAkSEQoJc2VjcmV0X2lkGAIgASgJEhAKCHJldmlzaW9uGAMgASgJEgwKBGV0YWcYBCABKAkiVwocRGlzYWJsZVNlY3JldFZlcnNpb25SZXNwb25zZRI3Cgd2ZXJzaW9uGAEgASgLMiYuY29mZmVyLnNlY3JldG1hbmFnZXIudjEuU2VjcmV0VmVyc2lvbiJfChpEZWxldGVTZWNyZXRWZXJzaW9uUmVxdWVzdBIOCgZyZWdpb24YASABKAkSEQoJc2VjcmV0X2lkGAIgASgJEhAKCHJldmlzaW9uGAMgASgJEgwKBGV0YWcYBCABKAkiVgobRGVsZXRlU2VjcmV0VmVyc2lvblJlc3BvbnNlEjcKB3ZlcnNpb24YASABKAsyJi5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5TZWNyZXRWZXJzaW9uImAKG1Jlc3RvcmVTZWNyZXRWZXJzaW9uUmVxdWVzdBIOCgZyZWdpb24YASABKAkSEQoJc2VjcmV0X2lkGAIgASgJEhAKCHJldmlzaW9uGAMgASgJEgwKBGV0YWcYBCABKAkiVwocUmVzdG9yZVNlY3JldFZlcnNpb25SZXNwb25zZRI3Cgd2ZXJzaW9uGAEgASgLMiYuY29mZmVyLnNlY3JldG1hbmFnZXIudjEuU2VjcmV0VmVyc2lvbiquAgoSTGlzdFNlY3JldHNPcmRlckJ5EiUKIUxJU1RfU0VDUkVUU19PUkRFUl9CWV9VTlNQRUNJRklFRBAAEiIKHkxJU1RfU0VDUkVUU19PUkRFUl9CWV9OQU1FX0FTQxABEiMKH0xJU1RfU0VDUkVUU19PUkRFUl9CWV9OQU1FX0RFU0MQAhIoCiRMSVNUX1NFQ1JFVFNfT1JERVJfQllfQ1JFQVRFRF9BVF9BU0MQAxIpCiVMSVNUX1NFQ1JFVFNfT1JERVJfQllfQ1JFQVRFRF9BVF9ERVNDEAQSKAokTElTVF9TRUNSRVRTX09SREVSX0JZX1VQREFURURfQVRfQVNDEAUSKQolTElTVF9TRUNSRVRTX09SREVSX0JZX1VQREFURURfQVRfREVTQxAGMukTCg1TZWNyZXRTZXJ2aWNlEmsKDENyZWF0ZVNlY3JldBIsLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLkNyZWF0ZVNlY3JldFJlcXVlc3QaLS5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5DcmVhdGVTZWNyZXRSZXNwb25zZRJiCglHZXRTZWNyZXQSKS5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5HZXRTZWNyZXRSZXF1ZXN0GiouY29mZmVyLnNlY3JldG1hbmFnZXIudjEuR2V0U2VjcmV0UmVzcG9uc2USawoMVXBkYXRlU2VjcmV0EiwuY29mZmVyLnNlY3JldG1hbmFnZXIudjEuVXBkYXRlU2VjcmV0UmVxdWVzdBotLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLlVwZGF0ZVNlY3JldFJlc3BvbnNlEmsKDERlbGV0ZVNlY3JldBIsLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLkRlbGV0ZVNlY3JldFJlcXVlc3QaLS5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5EZWxldGVTZWNyZXRSZXNwb25zZRJuCg1SZXN0b3JlU2VjcmV0Ei0uY29mZmVyLnNlY3JldG1hbmFnZXIudjEuUmVzdG9yZVNlY3JldFJlcXVlc3QaLi5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5SZXN0b3JlU2VjcmV0UmVzcG9uc2USaAoLTGlzdFNlY3JldHMSKy5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5MaXN0U2VjcmV0c1JlcXVlc3QaLC5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5MaXN0U2VjcmV0c1Jlc3BvbnNlEm4KDUJyb3dzZVNlY3JldHMSLS5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5Ccm93c2VTZWNyZXRzUmVxdWVzdBouLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLkJyb3dzZVNlY3JldHNSZXNwb25zZRJuCg1Qcm90ZWN0U2VjcmV0Ei0uY29mZmVyLnNlY3JldG1hbmFnZXIudjEuUHJvdGVjdFNlY3JldFJlcXVlc3QaLi5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5Qcm90ZWN0U2VjcmV0UmVzcG9uc2USdAoPVW5wcm90ZWN0U2VjcmV0Ei8uY29mZmVyLnNlY3JldG1hbmFnZXIudjEuVW5wcm90ZWN0U2VjcmV0UmVxdWVzdBowLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLlVucHJvdGVjdFNlY3JldFJlc3BvbnNlEl8KCExpc3RUYWdzEiguY29mZmVyLnNlY3JldG1hbmFnZXIudjEuTGlzdFRhZ3NSZXF1ZXN0GikuY29mZmVyLnNlY3JldG1hbmFnZXIudjEuTGlzdFRhZ3NSZXNwb25zZRJ0Cg9MaXN0U2VjcmV0VHlwZXMSLy5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5MaXN0U2VjcmV0VHlwZXNSZXF1ZXN0GjAuY29mZmVyLnNlY3JldG1hbmFnZXIudjEuTGlzdFNlY3JldFR5cGVzUmVzcG9uc2USgAEKE0NyZWF0ZVNlY3JldFZlcnNpb24SMy5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5DcmVhdGVTZWNyZXRWZXJzaW9uUmVxdWVzdBo0LmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLkNyZWF0ZVNlY3JldFZlcnNpb25SZXNwb25zZRJ3ChBHZXRTZWNyZXRWZXJzaW9uEjAuY29mZmVyLnNlY3JldG1hbmFnZXIudjEuR2V0U2VjcmV0VmVyc2lvblJlcXVlc3QaMS5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5HZXRTZWNyZXRWZXJzaW9uUmVzcG9uc2USgAEKE1VwZGF0ZVNlY3JldFZlcnNpb24SMy5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5VcGRhdGVTZWNyZXRWZXJzaW9uUmVxdWVzdBo0LmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLlVwZGF0ZVNlY3JldFZlcnNpb25SZXNwb25zZRJ9ChJMaXN0U2VjcmV0VmVyc2lvbnMSMi5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5MaXN0U2VjcmV0VmVyc2lvbnNSZXF1ZXN0GjMuY29mZmVyLnNlY3JldG1hbmFnZXIudjEuTGlzdFNlY3JldFZlcnNpb25zUmVzcG9uc2USgAEKE0FjY2Vzc1NlY3JldFZlcnNpb24SMy5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5BY2Nlc3NTZWNyZXRWZXJzaW9uUmVxdWVzdBo0LmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLkFjY2Vzc1NlY3JldFZlcnNpb25SZXNwb25zZRKSAQoZQWNjZXNzU2VjcmV0VmVyc2lvbkJ5UGF0aBI5LmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLkFjY2Vzc1NlY3JldFZlcnNpb25CeVBhdGhSZXF1ZXN0GjouY29mZmVyLnNlY3JldG1hbmFnZXIudjEuQWNjZXNzU2VjcmV0VmVyc2lvbkJ5UGF0aFJlc3BvbnNlEoABChNFbmFibGVTZWNyZXRWZXJzaW9uEjMuY29mZmVyLnNlY3JldG1hbmFnZXIudjEuRW5hYmxlU2VjcmV0VmVyc2lvblJlcXVlc3QaNC5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5FbmFibGVTZWNyZXRWZXJzaW9uUmVzcG9uc2USgwEKFERpc2FibGVTZWNyZXRWZXJzaW9uEjQuY29mZmVyLnNlY3JldG1hbmFnZXIudjEuRGlzYWJsZVNlY3JldFZlcnNpb25SZXF1ZXN0GjUuY29mZmVyLnNlY3JldG1hbmFnZXIudjEuRGlzYWJsZVNlY3JldFZlcnNpb25SZXNwb25zZRKAAQoTRGVsZXRlU2VjcmV0VmVyc2lvbhIzLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLkRlbGV0ZVNlY3JldFZlcnNpb25SZXF1ZXN0GjQuY29mZmVyLnNlY3JldG1hbmFnZXIudjEuRGVsZXRlU2VjcmV0VmVyc2lvblJlc3BvbnNlEoMBChRSZXN0b3JlU2VjcmV0VmVyc2lvbhI0LmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLlJlc3RvcmVTZWNyZXRWZXJzaW9uUmVxdWVzdBo1LmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLlJlc3RvcmVTZWNyZXRWZXJzaW9uUmVzcG9uc2ViBnByb3RvMw", [file_coffer_secretmanager_v1_resources]);
+  fileDesc("Cixjb2ZmZXIvc2VjcmV0bWFuYWdlci92MS9zZWNyZXRfc2VydmljZS5wcm90bxIXY29mZmVyLnNlY3JldG1hbmFnZXIudjEiWwoOSW5pdGlhbFZlcnNpb24SDAoEZGF0YRgBIAEoDBIXCgpkYXRhX2NyYzMyGAIgASgNSACIAQESEwoLZGVzY3JpcHRpb24YAyABKAlCDQoLX2RhdGFfY3JjMzIiwgIKE0NyZWF0ZVNlY3JldFJlcXVlc3QSDgoGcmVnaW9uGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRIMCgRwYXRoGAQgASgJEjEKBHR5cGUYBSABKA4yIy5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5TZWNyZXRUeXBlEhMKC2Rlc2NyaXB0aW9uGAYgASgJEgwKBHRhZ3MYByADKAkSEQoJcHJvdGVjdGVkGAggASgIEkIKEGVwaGVtZXJhbF9wb2xpY3kYCSABKAsyKC5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5FcGhlbWVyYWxQb2xpY3kSPgoNZmlyc3RfdmVyc2lvbhgKIAEoCzInLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLkluaXRpYWxWZXJzaW9uIoYBChRDcmVhdGVTZWNyZXRSZXNwb25zZRIvCgZzZWNyZXQYASABKAsyHy5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5TZWNyZXQSPQoNZmlyc3RfdmVyc2lvbhgCIAEoCzImLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLlNlY3JldFZlcnNpb24iNQoQR2V0U2VjcmV0UmVxdWVzdBIOCgZyZWdpb24YASABKAkSEQoJc2VjcmV0X2lkGAIgASgJIkQKEUdldFNlY3JldFJlc3BvbnNlEi8KBnNlY3JldBgBIAEoCzIfLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLlNlY3JldCIZCgdUYWdMaXN0Eg4KBnZhbHVlcxgBIAMoCSKcAgoTVXBkYXRlU2VjcmV0UmVxdWVzdBIOCgZyZWdpb24YASABKAkSEQoJc2VjcmV0X2lkGAIgASgJEhEKBG5hbWUYAyABKAlIAIgBARIRCgRwYXRoGAQgASgJSAGIAQESGAoLZGVzY3JpcHRpb24YBSABKAlIAogBARIuCgR0YWdzGAYgASgLMiAuY29mZmVyLnNlY3JldG1hbmFnZXIudjEuVGFnTGlzdBJCChBlcGhlbWVyYWxfcG9saWN5GAcgASgLMiguY29mZmVyLnNlY3JldG1hbmFnZXIudjEuRXBoZW1lcmFsUG9saWN5EgwKBGV0YWcYCCABKAlCBwoFX25hbWVCBwoFX3BhdGhCDgoMX2Rlc2NyaXB0aW9uIkcKFFVwZGF0ZVNlY3JldFJlc3BvbnNlEi8KBnNlY3JldBgBIAEoCzIfLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLlNlY3JldCJGChNEZWxldGVTZWNyZXRSZXF1ZXN0Eg4KBnJlZ2lvbhgBIAEoCRIRCglzZWNyZXRfaWQYAiABKAkSDAoEZXRhZxgDIAEoCSJHChREZWxldGVTZWNyZXRSZXNwb25zZRIvCgZzZWNyZXQYASABKAsyHy5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5TZWNyZXQiOQoUUmVzdG9yZVNlY3JldFJlcXVlc3QSDgoGcmVnaW9uGAEgASgJEhEKCXNlY3JldF9pZBgCIAEoCSJIChVSZXN0b3JlU2VjcmV0UmVzcG9uc2USLwoGc2VjcmV0GAEgASgLMh8uY29mZmVyLnNlY3JldG1hbmFnZXIudjEuU2VjcmV0IscDChJMaXN0U2VjcmV0c1JlcXVlc3QSDgoGcmVnaW9uGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSEQoEbmFtZRgDIAEoCUgAiAEBEhEKBHBhdGgYBCABKAlIAYgBARIYCgtwYXRoX3ByZWZpeBgFIAEoCUgCiAEBEgwKBHRhZ3MYBiADKAkSMQoEdHlwZRgHIAEoDjIjLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLlNlY3JldFR5cGUSFgoJZXBoZW1lcmFsGAggASgISAOIAQESFgoJcHJvdGVjdGVkGAkgASgISASIAQESIwoWc2NoZWR1bGVkX2Zvcl9kZWxldGlvbhgKIAEoCEgFiAEBEj0KCG9yZGVyX2J5GAsgASgOMisuY29mZmVyLnNlY3JldG1hbmFnZXIudjEuTGlzdFNlY3JldHNPcmRlckJ5EgwKBHBhZ2UYDCABKA0SEQoJcGFnZV9zaXplGA0gASgNQgcKBV9uYW1lQgcKBV9wYXRoQg4KDF9wYXRoX3ByZWZpeEIMCgpfZXBoZW1lcmFsQgwKCl9wcm90ZWN0ZWRCGQoXX3NjaGVkdWxlZF9mb3JfZGVsZXRpb24iXAoTTGlzdFNlY3JldHNSZXNwb25zZRIwCgdzZWNyZXRzGAEgAygLMh8uY29mZmVyLnNlY3JldG1hbmFnZXIudjEuU2VjcmV0EhMKC3RvdGFsX2NvdW50GAIgASgEImsKFEJyb3dzZVNlY3JldHNSZXF1ZXN0Eg4KBnJlZ2lvbhgBIAEoCRISCgpwcm9qZWN0X2lkGAIgASgJEg4KBnByZWZpeBgDIAEoCRIMCgRwYWdlGAQgASgNEhEKCXBhZ2Vfc2l6ZRgFIAEoDSIkCgxCcm93c2VGb2xkZXISFAoMc2VjcmV0X2NvdW50GAEgASgEIqEBCgpCcm93c2VJdGVtEgwKBG5hbWUYASABKAkSEQoJZnVsbF9wYXRoGAIgASgJEjcKBmZvbGRlchgDIAEoCzIlLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLkJyb3dzZUZvbGRlckgAEjEKBnNlY3JldBgEIAEoCzIfLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLlNlY3JldEgAQgYKBGtpbmQidgoVQnJvd3NlU2VjcmV0c1Jlc3BvbnNlEhQKDGN1cnJlbnRfcGF0aBgBIAEoCRIyCgVpdGVtcxgCIAMoCzIjLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLkJyb3dzZUl0ZW0SEwoLdG90YWxfY291bnQYAyABKAQiRwoUUHJvdGVjdFNlY3JldFJlcXVlc3QSDgoGcmVnaW9uGAEgASgJEhEKCXNlY3JldF9pZBgCIAEoCRIMCgRldGFnGAMgASgJIkgKFVByb3RlY3RTZWNyZXRSZXNwb25zZRIvCgZzZWNyZXQYASABKAsyHy5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5TZWNyZXQiSQoWVW5wcm90ZWN0U2VjcmV0UmVxdWVzdBIOCgZyZWdpb24YASABKAkSEQoJc2VjcmV0X2lkGAIgASgJEgwKBGV0YWcYAyABKAkiSgoXVW5wcm90ZWN0U2VjcmV0UmVzcG9uc2USLwoGc2VjcmV0GAEgASgLMh8uY29mZmVyLnNlY3JldG1hbmFnZXIudjEuU2VjcmV0IlYKD0xpc3RUYWdzUmVxdWVzdBIOCgZyZWdpb24YASABKAkSEgoKcHJvamVjdF9pZBgCIAEoCRIMCgRwYWdlGAMgASgNEhEKCXBhZ2Vfc2l6ZRgEIAEoDSI1ChBMaXN0VGFnc1Jlc3BvbnNlEgwKBHRhZ3MYASADKAkSEwoLdG90YWxfY291bnQYAiABKAQiXQoWTGlzdFNlY3JldFR5cGVzUmVxdWVzdBIOCgZyZWdpb24YASABKAkSEgoKcHJvamVjdF9pZBgCIAEoCRIMCgRwYWdlGAMgASgNEhEKCXBhZ2Vfc2l6ZRgEIAEoDSJiChdMaXN0U2VjcmV0VHlwZXNSZXNwb25zZRIyCgV0eXBlcxgBIAMoDjIjLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLlNlY3JldFR5cGUSEwoLdG90YWxfY291bnQYAiABKAQi1AEKGkNyZWF0ZVNlY3JldFZlcnNpb25SZXF1ZXN0Eg4KBnJlZ2lvbhgBIAEoCRIRCglzZWNyZXRfaWQYAiABKAkSDAoEZGF0YRgDIAEoDBIXCgpkYXRhX2NyYzMyGAQgASgNSACIAQESEwoLZGVzY3JpcHRpb24YBSABKAkSFAoHZW5hYmxlZBgGIAEoCEgBiAEBEhgKEGRpc2FibGVfcHJldmlvdXMYByABKAgSDAoEZXRhZxgIIAEoCUINCgtfZGF0YV9jcmMzMkIKCghfZW5hYmxlZCJWChtDcmVhdGVTZWNyZXRWZXJzaW9uUmVzcG9uc2USNwoHdmVyc2lvbhgBIAEoCzImLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLlNlY3JldFZlcnNpb24iTgoXR2V0U2VjcmV0VmVyc2lvblJlcXVlc3QSDgoGcmVnaW9uGAEgASgJEhEKCXNlY3JldF9pZBgCIAEoCRIQCghyZXZpc2lvbhgDIAEoCSJTChhHZXRTZWNyZXRWZXJzaW9uUmVzcG9uc2USNwoHdmVyc2lvbhgBIAEoCzImLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLlNlY3JldFZlcnNpb24i1QEKGlVwZGF0ZVNlY3JldFZlcnNpb25SZXF1ZXN0Eg4KBnJlZ2lvbhgBIAEoCRIRCglzZWNyZXRfaWQYAiABKAkSEAoIcmV2aXNpb24YAyABKAkSGAoLZGVzY3JpcHRpb24YBCABKAlIAIgBARJKChRlcGhlbWVyYWxfcHJvcGVydGllcxgFIAEoCzIsLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLkVwaGVtZXJhbFByb3BlcnRpZXMSDAoEZXRhZxgGIAEoCUIOCgxfZGVzY3JpcHRpb24iVgobVXBkYXRlU2VjcmV0VmVyc2lvblJlc3BvbnNlEjcKB3ZlcnNpb24YASABKAsyJi5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5TZWNyZXRWZXJzaW9uIpcBChlMaXN0U2VjcmV0VmVyc2lvbnNSZXF1ZXN0Eg4KBnJlZ2lvbhgBIAEoCRIRCglzZWNyZXRfaWQYAiABKAkSNgoGc3RhdHVzGAMgAygOMiYuY29mZmVyLnNlY3JldG1hbmFnZXIudjEuVmVyc2lvblN0YXR1cxIMCgRwYWdlGAQgASgNEhEKCXBhZ2Vfc2l6ZRgFIAEoDSJrChpMaXN0U2VjcmV0VmVyc2lvbnNSZXNwb25zZRI4Cgh2ZXJzaW9ucxgBIAMoCzImLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLlNlY3JldFZlcnNpb24SEwoLdG90YWxfY291bnQYAiABKAQiUQoaQWNjZXNzU2VjcmV0VmVyc2lvblJlcXVlc3QSDgoGcmVnaW9uGAEgASgJEhEKCXNlY3JldF9pZBgCIAEoCRIQCghyZXZpc2lvbhgDIAEoCSKXAQobQWNjZXNzU2VjcmV0VmVyc2lvblJlc3BvbnNlEhEKCXNlY3JldF9pZBgBIAEoCRIQCghyZXZpc2lvbhgCIAEoDRIMCgRkYXRhGAMgASgMEhIKCmRhdGFfY3JjMzIYBCABKA0SMQoEdHlwZRgFIAEoDjIjLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLlNlY3JldFR5cGUidAogQWNjZXNzU2VjcmV0VmVyc2lvbkJ5UGF0aFJlcXVlc3QSDgoGcmVnaW9uGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSDAoEcGF0aBgDIAEoCRIMCgRuYW1lGAQgASgJEhAKCHJldmlzaW9uGAUgASgJIp0BCiFBY2Nlc3NTZWNyZXRWZXJzaW9uQnlQYXRoUmVzcG9uc2USEQoJc2VjcmV0X2lkGAEgASgJEhAKCHJldmlzaW9uGAIgASgNEgwKBGRhdGEYAyABKAwSEgoKZGF0YV9jcmMzMhgEIAEoDRIxCgR0eXBlGAUgASgOMiMuY29mZmVyLnNlY3JldG1hbmFnZXIudjEuU2VjcmV0VHlwZSJfChpFbmFibGVTZWNyZXRWZXJzaW9uUmVxdWVzdBIOCgZyZWdpb24YASABKAkSEQoJc2VjcmV0X2lkGAIgASgJEhAKCHJldmlzaW9uGAMgASgJEgwKBGV0YWcYBCABKAkiVgobRW5hYmxlU2VjcmV0VmVyc2lvblJlc3BvbnNlEjcKB3ZlcnNpb24YASABKAsyJi5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5TZWNyZXRWZXJzaW9uImAKG0Rpc2FibGVTZWNyZXRWZXJzaW9uUmVxdWVzdBIOCgZyZWdpb24YASABKAkSEQoJc2VjcmV0X2lkGAIgASgJEhAKCHJldmlzaW9uGAMgASgJEgwKBGV0YWcYBCABKAkiVwocRGlzYWJsZVNlY3JldFZlcnNpb25SZXNwb25zZRI3Cgd2ZXJzaW9uGAEgASgLMiYuY29mZmVyLnNlY3JldG1hbmFnZXIudjEuU2VjcmV0VmVyc2lvbiJfChpEZWxldGVTZWNyZXRWZXJzaW9uUmVxdWVzdBIOCgZyZWdpb24YASABKAkSEQoJc2VjcmV0X2lkGAIgASgJEhAKCHJldmlzaW9uGAMgASgJEgwKBGV0YWcYBCABKAkiVgobRGVsZXRlU2VjcmV0VmVyc2lvblJlc3BvbnNlEjcKB3ZlcnNpb24YASABKAsyJi5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5TZWNyZXRWZXJzaW9uImAKG1Jlc3RvcmVTZWNyZXRWZXJzaW9uUmVxdWVzdBIOCgZyZWdpb24YASABKAkSEQoJc2VjcmV0X2lkGAIgASgJEhAKCHJldmlzaW9uGAMgASgJEgwKBGV0YWcYBCABKAkiVwocUmVzdG9yZVNlY3JldFZlcnNpb25SZXNwb25zZRI3Cgd2ZXJzaW9uGAEgASgLMiYuY29mZmVyLnNlY3JldG1hbmFnZXIudjEuU2VjcmV0VmVyc2lvbiIsCg5TZWNyZXRMb2NhdGlvbhIMCgRwYXRoGAEgASgJEgwKBG5hbWUYAiABKAkihAEKDVdhdGNoU2VsZWN0b3ISEwoJc2VjcmV0X2lkGAEgASgJSAASOwoIbG9jYXRpb24YAiABKAsyJy5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5TZWNyZXRMb2NhdGlvbkgAEhUKC3BhdGhfcHJlZml4GAMgASgJSABCCgoIc2VsZWN0b3IiwQEKE1dhdGNoU2VjcmV0c1JlcXVlc3QSDgoGcmVnaW9uGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSOQoJc2VsZWN0b3JzGAMgAygLMiYuY29mZmVyLnNlY3JldG1hbmFnZXIudjEuV2F0Y2hTZWxlY3RvchIUCgxzaW5jZV9jdXJzb3IYBCABKAkSNQoSaGVhcnRiZWF0X2ludGVydmFsGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIv4CChRXYXRjaFNlY3JldHNSZXNwb25zZRI1CgRraW5kGAEgASgOMicuY29mZmVyLnNlY3JldG1hbmFnZXIudjEuV2F0Y2hFdmVudEtpbmQSDgoGY3Vyc29yGAIgASgJEi8KC29jY3VycmVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglzZWNyZXRfaWQYBCABKAkSEgoKcHJvamVjdF9pZBgFIAEoCRIMCgRwYXRoGAYgASgJEgwKBG5hbWUYByABKAkSQgoRcHJldmlvdXNfbG9jYXRpb24YCCABKAsyJy5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5TZWNyZXRMb2NhdGlvbhIQCghyZXZpc2lvbhgJIAEoDRI+Cg52ZXJzaW9uX3N0YXR1cxgKIAEoDjImLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLlZlcnNpb25TdGF0dXMSFQoNc2luZ2xlX2FjY2VzcxgLIAEoCCquAgoSTGlzdFNlY3JldHNPcmRlckJ5EiUKIUxJU1RfU0VDUkVUU19PUkRFUl9CWV9VTlNQRUNJRklFRBAAEiIKHkxJU1RfU0VDUkVUU19PUkRFUl9CWV9OQU1FX0FTQxABEiMKH0xJU1RfU0VDUkVUU19PUkRFUl9CWV9OQU1FX0RFU0MQAhIoCiRMSVNUX1NFQ1JFVFNfT1JERVJfQllfQ1JFQVRFRF9BVF9BU0MQAxIpCiVMSVNUX1NFQ1JFVFNfT1JERVJfQllfQ1JFQVRFRF9BVF9ERVNDEAQSKAokTElTVF9TRUNSRVRTX09SREVSX0JZX1VQREFURURfQVRfQVNDEAUSKQolTElTVF9TRUNSRVRTX09SREVSX0JZX1VQREFURURfQVRfREVTQxAGKoYFCg5XYXRjaEV2ZW50S2luZBIgChxXQVRDSF9FVkVOVF9LSU5EX1VOU1BFQ0lGSUVEEAASHgoaV0FUQ0hfRVZFTlRfS0lORF9IRUFSVEJFQVQQARIbChdXQVRDSF9FVkVOVF9LSU5EX1JFU1lOQxACEiMKH1dBVENIX0VWRU5UX0tJTkRfU0VDUkVUX0NSRUFURUQQAxIjCh9XQVRDSF9FVkVOVF9LSU5EX1NFQ1JFVF9VUERBVEVEEAQSIwofV0FUQ0hfRVZFTlRfS0lORF9TRUNSRVRfREVMRVRFRBAFEiQKIFdBVENIX0VWRU5UX0tJTkRfU0VDUkVUX1JFU1RPUkVEEAYSJQohV0FUQ0hfRVZFTlRfS0lORF9TRUNSRVRfREVTVFJPWUVEEAcSJAogV0FUQ0hfRVZFTlRfS0lORF9WRVJTSU9OX0NSRUFURUQQCBIkCiBXQVRDSF9FVkVOVF9LSU5EX1ZFUlNJT05fRU5BQkxFRBAJEiUKIVdBVENIX0VWRU5UX0tJTkRfVkVSU0lPTl9ESVNBQkxFRBAKEiQKIFdBVENIX0VWRU5UX0tJTkRfVkVSU0lPTl9ERUxFVEVEEAsSJQohV0FUQ0hfRVZFTlRfS0lORF9WRVJTSU9OX1JFU1RPUkVEEAwSJAogV0FUQ0hfRVZFTlRfS0lORF9WRVJTSU9OX0VYUElSRUQQDRIlCiFXQVRDSF9FVkVOVF9LSU5EX1ZFUlNJT05fQ09OU1VNRUQQDhImCiJXQVRDSF9FVkVOVF9LSU5EX1ZFUlNJT05fREVTVFJPWUVEEA8SJAogV0FUQ0hfRVZFTlRfS0lORF9WRVJTSU9OX1VQREFURUQQEDLYFAoNU2VjcmV0U2VydmljZRJrCgxDcmVhdGVTZWNyZXQSLC5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5DcmVhdGVTZWNyZXRSZXF1ZXN0Gi0uY29mZmVyLnNlY3JldG1hbmFnZXIudjEuQ3JlYXRlU2VjcmV0UmVzcG9uc2USYgoJR2V0U2VjcmV0EikuY29mZmVyLnNlY3JldG1hbmFnZXIudjEuR2V0U2VjcmV0UmVxdWVzdBoqLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLkdldFNlY3JldFJlc3BvbnNlEmsKDFVwZGF0ZVNlY3JldBIsLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLlVwZGF0ZVNlY3JldFJlcXVlc3QaLS5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5VcGRhdGVTZWNyZXRSZXNwb25zZRJrCgxEZWxldGVTZWNyZXQSLC5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5EZWxldGVTZWNyZXRSZXF1ZXN0Gi0uY29mZmVyLnNlY3JldG1hbmFnZXIudjEuRGVsZXRlU2VjcmV0UmVzcG9uc2USbgoNUmVzdG9yZVNlY3JldBItLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLlJlc3RvcmVTZWNyZXRSZXF1ZXN0Gi4uY29mZmVyLnNlY3JldG1hbmFnZXIudjEuUmVzdG9yZVNlY3JldFJlc3BvbnNlEmgKC0xpc3RTZWNyZXRzEisuY29mZmVyLnNlY3JldG1hbmFnZXIudjEuTGlzdFNlY3JldHNSZXF1ZXN0GiwuY29mZmVyLnNlY3JldG1hbmFnZXIudjEuTGlzdFNlY3JldHNSZXNwb25zZRJuCg1Ccm93c2VTZWNyZXRzEi0uY29mZmVyLnNlY3JldG1hbmFnZXIudjEuQnJvd3NlU2VjcmV0c1JlcXVlc3QaLi5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5Ccm93c2VTZWNyZXRzUmVzcG9uc2USbgoNUHJvdGVjdFNlY3JldBItLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLlByb3RlY3RTZWNyZXRSZXF1ZXN0Gi4uY29mZmVyLnNlY3JldG1hbmFnZXIudjEuUHJvdGVjdFNlY3JldFJlc3BvbnNlEnQKD1VucHJvdGVjdFNlY3JldBIvLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLlVucHJvdGVjdFNlY3JldFJlcXVlc3QaMC5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5VbnByb3RlY3RTZWNyZXRSZXNwb25zZRJfCghMaXN0VGFncxIoLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLkxpc3RUYWdzUmVxdWVzdBopLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLkxpc3RUYWdzUmVzcG9uc2USdAoPTGlzdFNlY3JldFR5cGVzEi8uY29mZmVyLnNlY3JldG1hbmFnZXIudjEuTGlzdFNlY3JldFR5cGVzUmVxdWVzdBowLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLkxpc3RTZWNyZXRUeXBlc1Jlc3BvbnNlEoABChNDcmVhdGVTZWNyZXRWZXJzaW9uEjMuY29mZmVyLnNlY3JldG1hbmFnZXIudjEuQ3JlYXRlU2VjcmV0VmVyc2lvblJlcXVlc3QaNC5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5DcmVhdGVTZWNyZXRWZXJzaW9uUmVzcG9uc2USdwoQR2V0U2VjcmV0VmVyc2lvbhIwLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLkdldFNlY3JldFZlcnNpb25SZXF1ZXN0GjEuY29mZmVyLnNlY3JldG1hbmFnZXIudjEuR2V0U2VjcmV0VmVyc2lvblJlc3BvbnNlEoABChNVcGRhdGVTZWNyZXRWZXJzaW9uEjMuY29mZmVyLnNlY3JldG1hbmFnZXIudjEuVXBkYXRlU2VjcmV0VmVyc2lvblJlcXVlc3QaNC5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5VcGRhdGVTZWNyZXRWZXJzaW9uUmVzcG9uc2USfQoSTGlzdFNlY3JldFZlcnNpb25zEjIuY29mZmVyLnNlY3JldG1hbmFnZXIudjEuTGlzdFNlY3JldFZlcnNpb25zUmVxdWVzdBozLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLkxpc3RTZWNyZXRWZXJzaW9uc1Jlc3BvbnNlEoABChNBY2Nlc3NTZWNyZXRWZXJzaW9uEjMuY29mZmVyLnNlY3JldG1hbmFnZXIudjEuQWNjZXNzU2VjcmV0VmVyc2lvblJlcXVlc3QaNC5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5BY2Nlc3NTZWNyZXRWZXJzaW9uUmVzcG9uc2USkgEKGUFjY2Vzc1NlY3JldFZlcnNpb25CeVBhdGgSOS5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5BY2Nlc3NTZWNyZXRWZXJzaW9uQnlQYXRoUmVxdWVzdBo6LmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLkFjY2Vzc1NlY3JldFZlcnNpb25CeVBhdGhSZXNwb25zZRKAAQoTRW5hYmxlU2VjcmV0VmVyc2lvbhIzLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLkVuYWJsZVNlY3JldFZlcnNpb25SZXF1ZXN0GjQuY29mZmVyLnNlY3JldG1hbmFnZXIudjEuRW5hYmxlU2VjcmV0VmVyc2lvblJlc3BvbnNlEoMBChREaXNhYmxlU2VjcmV0VmVyc2lvbhI0LmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLkRpc2FibGVTZWNyZXRWZXJzaW9uUmVxdWVzdBo1LmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLkRpc2FibGVTZWNyZXRWZXJzaW9uUmVzcG9uc2USgAEKE0RlbGV0ZVNlY3JldFZlcnNpb24SMy5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5EZWxldGVTZWNyZXRWZXJzaW9uUmVxdWVzdBo0LmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLkRlbGV0ZVNlY3JldFZlcnNpb25SZXNwb25zZRKDAQoUUmVzdG9yZVNlY3JldFZlcnNpb24SNC5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5SZXN0b3JlU2VjcmV0VmVyc2lvblJlcXVlc3QaNS5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5SZXN0b3JlU2VjcmV0VmVyc2lvblJlc3BvbnNlEm0KDFdhdGNoU2VjcmV0cxIsLmNvZmZlci5zZWNyZXRtYW5hZ2VyLnYxLldhdGNoU2VjcmV0c1JlcXVlc3QaLS5jb2ZmZXIuc2VjcmV0bWFuYWdlci52MS5XYXRjaFNlY3JldHNSZXNwb25zZTABYgZwcm90bzM", [file_coffer_secretmanager_v1_resources, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * The payload of a secret's first version, given at creation.
@@ -1428,6 +1430,207 @@ export const RestoreSecretVersionResponseSchema: GenMessage<RestoreSecretVersion
   messageDesc(file_coffer_secretmanager_v1_secret_service, 45);
 
 /**
+ * A secret's place: its folder and name.
+ *
+ * @generated from message coffer.secretmanager.v1.SecretLocation
+ */
+export type SecretLocation = Message<"coffer.secretmanager.v1.SecretLocation"> & {
+  /**
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message coffer.secretmanager.v1.SecretLocation.
+ * Use `create(SecretLocationSchema)` to create a new message.
+ */
+export const SecretLocationSchema: GenMessage<SecretLocation> = /*@__PURE__*/
+  messageDesc(file_coffer_secretmanager_v1_secret_service, 46);
+
+/**
+ * Which secrets a watch follows. A secret matches a selector when its id,
+ * its location, or its folder (the prefix itself or anything under it)
+ * matches.
+ *
+ * @generated from message coffer.secretmanager.v1.WatchSelector
+ */
+export type WatchSelector = Message<"coffer.secretmanager.v1.WatchSelector"> & {
+  /**
+   * @generated from oneof coffer.secretmanager.v1.WatchSelector.selector
+   */
+  selector: {
+    /**
+     * UUID of a secret.
+     *
+     * @generated from field: string secret_id = 1;
+     */
+    value: string;
+    case: "secretId";
+  } | {
+    /**
+     * A secret by path and name; it keeps matching a secret created again
+     * under the same location.
+     *
+     * @generated from field: coffer.secretmanager.v1.SecretLocation location = 2;
+     */
+    value: SecretLocation;
+    case: "location";
+  } | {
+    /**
+     * A folder: "/" matches the whole project, "/prod" matches "/prod" and
+     * "/prod/...", never "/production".
+     *
+     * @generated from field: string path_prefix = 3;
+     */
+    value: string;
+    case: "pathPrefix";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message coffer.secretmanager.v1.WatchSelector.
+ * Use `create(WatchSelectorSchema)` to create a new message.
+ */
+export const WatchSelectorSchema: GenMessage<WatchSelector> = /*@__PURE__*/
+  messageDesc(file_coffer_secretmanager_v1_secret_service, 47);
+
+/**
+ * @generated from message coffer.secretmanager.v1.WatchSecretsRequest
+ */
+export type WatchSecretsRequest = Message<"coffer.secretmanager.v1.WatchSecretsRequest"> & {
+  /**
+   * @generated from field: string region = 1;
+   */
+  region: string;
+
+  /**
+   * UUID of the project.
+   *
+   * @generated from field: string project_id = 2;
+   */
+  projectId: string;
+
+  /**
+   * Up to 1,000 selectors; a secret matching any of them is followed.
+   * Empty: every secret of the project the caller may read.
+   *
+   * @generated from field: repeated coffer.secretmanager.v1.WatchSelector selectors = 3;
+   */
+  selectors: WatchSelector[];
+
+  /**
+   * The cursor of the last event the caller handled. Empty: start from now.
+   * A cursor older than the retained events gets a WATCH_EVENT_KIND_RESYNC.
+   *
+   * @generated from field: string since_cursor = 4;
+   */
+  sinceCursor: string;
+
+  /**
+   * How long the stream may stay silent before a heartbeat: 1 second to 5
+   * minutes. Unset: 15 seconds.
+   *
+   * @generated from field: google.protobuf.Duration heartbeat_interval = 5;
+   */
+  heartbeatInterval?: Duration | undefined;
+};
+
+/**
+ * Describes the message coffer.secretmanager.v1.WatchSecretsRequest.
+ * Use `create(WatchSecretsRequestSchema)` to create a new message.
+ */
+export const WatchSecretsRequestSchema: GenMessage<WatchSecretsRequest> = /*@__PURE__*/
+  messageDesc(file_coffer_secretmanager_v1_secret_service, 48);
+
+/**
+ * One event. Heartbeats and resyncs carry only kind, cursor and occurred_at.
+ *
+ * @generated from message coffer.secretmanager.v1.WatchSecretsResponse
+ */
+export type WatchSecretsResponse = Message<"coffer.secretmanager.v1.WatchSecretsResponse"> & {
+  /**
+   * @generated from field: coffer.secretmanager.v1.WatchEventKind kind = 1;
+   */
+  kind: WatchEventKind;
+
+  /**
+   * Opaque; pass the last one handled as since_cursor to resume after it.
+   *
+   * @generated from field: string cursor = 2;
+   */
+  cursor: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp occurred_at = 3;
+   */
+  occurredAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string secret_id = 4;
+   */
+  secretId: string;
+
+  /**
+   * @generated from field: string project_id = 5;
+   */
+  projectId: string;
+
+  /**
+   * The secret's location after the change.
+   *
+   * @generated from field: string path = 6;
+   */
+  path: string;
+
+  /**
+   * @generated from field: string name = 7;
+   */
+  name: string;
+
+  /**
+   * Set when the change moved or renamed the secret.
+   *
+   * @generated from field: coffer.secretmanager.v1.SecretLocation previous_location = 8;
+   */
+  previousLocation?: SecretLocation | undefined;
+
+  /**
+   * The version's revision; 0 for secret events.
+   *
+   * @generated from field: uint32 revision = 9;
+   */
+  revision: number;
+
+  /**
+   * The version's status after the change.
+   *
+   * @generated from field: coffer.secretmanager.v1.VersionStatus version_status = 10;
+   */
+  versionStatus: VersionStatus;
+
+  /**
+   * Whether the version is consumed by its first access: a watcher must
+   * not access it only to check it.
+   *
+   * @generated from field: bool single_access = 11;
+   */
+  singleAccess: boolean;
+};
+
+/**
+ * Describes the message coffer.secretmanager.v1.WatchSecretsResponse.
+ * Use `create(WatchSecretsResponseSchema)` to create a new message.
+ */
+export const WatchSecretsResponseSchema: GenMessage<WatchSecretsResponse> = /*@__PURE__*/
+  messageDesc(file_coffer_secretmanager_v1_secret_service, 49);
+
+/**
  * The order of ListSecrets results.
  *
  * @generated from enum coffer.secretmanager.v1.ListSecretsOrderBy
@@ -1476,6 +1679,133 @@ export enum ListSecretsOrderBy {
  */
 export const ListSecretsOrderBySchema: GenEnum<ListSecretsOrderBy> = /*@__PURE__*/
   enumDesc(file_coffer_secretmanager_v1_secret_service, 0);
+
+/**
+ * What happened.
+ *
+ * @generated from enum coffer.secretmanager.v1.WatchEventKind
+ */
+export enum WatchEventKind {
+  /**
+   * @generated from enum value: WATCH_EVENT_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Nothing happened: the stream is alive. The cursor is where it stands.
+   *
+   * @generated from enum value: WATCH_EVENT_KIND_HEARTBEAT = 1;
+   */
+  HEARTBEAT = 1,
+
+  /**
+   * Events after since_cursor are no longer retained: the caller must read
+   * the current state again, then go on from this event's cursor.
+   *
+   * @generated from enum value: WATCH_EVENT_KIND_RESYNC = 2;
+   */
+  RESYNC = 2,
+
+  /**
+   * @generated from enum value: WATCH_EVENT_KIND_SECRET_CREATED = 3;
+   */
+  SECRET_CREATED = 3,
+
+  /**
+   * The name, path, description, tags, protection or policy changed.
+   *
+   * @generated from enum value: WATCH_EVENT_KIND_SECRET_UPDATED = 4;
+   */
+  SECRET_UPDATED = 4,
+
+  /**
+   * Scheduled for deletion, or deleted at once (ephemeral secrets).
+   *
+   * @generated from enum value: WATCH_EVENT_KIND_SECRET_DELETED = 5;
+   */
+  SECRET_DELETED = 5,
+
+  /**
+   * A scheduled deletion was cancelled.
+   *
+   * @generated from enum value: WATCH_EVENT_KIND_SECRET_RESTORED = 6;
+   */
+  SECRET_RESTORED = 6,
+
+  /**
+   * Destroyed for good after the restore window.
+   *
+   * @generated from enum value: WATCH_EVENT_KIND_SECRET_DESTROYED = 7;
+   */
+  SECRET_DESTROYED = 7,
+
+  /**
+   * A version was added (enabled or not: see version_status).
+   *
+   * @generated from enum value: WATCH_EVENT_KIND_VERSION_CREATED = 8;
+   */
+  VERSION_CREATED = 8,
+
+  /**
+   * Enabled, or enabled again with a new time to live.
+   *
+   * @generated from enum value: WATCH_EVENT_KIND_VERSION_ENABLED = 9;
+   */
+  VERSION_ENABLED = 9,
+
+  /**
+   * @generated from enum value: WATCH_EVENT_KIND_VERSION_DISABLED = 10;
+   */
+  VERSION_DISABLED = 10,
+
+  /**
+   * Scheduled for deletion.
+   *
+   * @generated from enum value: WATCH_EVENT_KIND_VERSION_DELETED = 11;
+   */
+  VERSION_DELETED = 11,
+
+  /**
+   * A scheduled deletion was cancelled; the version is disabled.
+   *
+   * @generated from enum value: WATCH_EVENT_KIND_VERSION_RESTORED = 12;
+   */
+  VERSION_RESTORED = 12,
+
+  /**
+   * Its time to live ran out and its action was applied.
+   *
+   * @generated from enum value: WATCH_EVENT_KIND_VERSION_EXPIRED = 13;
+   */
+  VERSION_EXPIRED = 13,
+
+  /**
+   * A single access returned its payload and applied its action.
+   *
+   * @generated from enum value: WATCH_EVENT_KIND_VERSION_CONSUMED = 14;
+   */
+  VERSION_CONSUMED = 14,
+
+  /**
+   * Its payload was destroyed after the restore window.
+   *
+   * @generated from enum value: WATCH_EVENT_KIND_VERSION_DESTROYED = 15;
+   */
+  VERSION_DESTROYED = 15,
+
+  /**
+   * Its description or ephemeral properties changed.
+   *
+   * @generated from enum value: WATCH_EVENT_KIND_VERSION_UPDATED = 16;
+   */
+  VERSION_UPDATED = 16,
+}
+
+/**
+ * Describes the enum coffer.secretmanager.v1.WatchEventKind.
+ */
+export const WatchEventKindSchema: GenEnum<WatchEventKind> = /*@__PURE__*/
+  enumDesc(file_coffer_secretmanager_v1_secret_service, 1);
 
 /**
  * SecretService stores secrets and their versions, encrypted at rest.
@@ -1703,6 +2033,22 @@ export const SecretService: GenService<{
     methodKind: "unary";
     input: typeof RestoreSecretVersionRequestSchema;
     output: typeof RestoreSecretVersionResponseSchema;
+  },
+  /**
+   * Streams the changes to a project's secrets in one region, as they
+   * commit, to any replica. Events never carry payloads. The stream starts
+   * with a heartbeat holding the cursor it starts from, replays what
+   * happened after since_cursor, then follows live changes, with a
+   * heartbeat whenever it has been quiet for heartbeat_interval. A caller
+   * sees events only for secrets it may read (or, for a secret_access
+   * token, access).
+   *
+   * @generated from rpc coffer.secretmanager.v1.SecretService.WatchSecrets
+   */
+  watchSecrets: {
+    methodKind: "server_streaming";
+    input: typeof WatchSecretsRequestSchema;
+    output: typeof WatchSecretsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_coffer_secretmanager_v1_secret_service, 0);
