@@ -35,27 +35,44 @@ export interface AccessResult {
   data: Uint8Array;
   dataCrc32: number;
   type: SecretKind;
+  /** Whether the version is single-access (consumed by this call unless `noConsume`). */
+  singleAccess: boolean;
+}
+
+/**
+ * With `noConsume`, a single-access version is not consumed: the call
+ * answers with its revision, `singleAccess` set and no data, so a watcher
+ * can learn what "latest_enabled" is without spending it.
+ */
+interface AccessOptions {
+  noConsume?: boolean;
 }
 
 /** Returns a version's payload; a single-access version is consumed by this call. */
 export async function accessVersion(
   domain: Domain,
   caller: Caller,
-  input: { region: string; secretId: string; revision: string },
+  input: { region: string; secretId: string; revision: string } & AccessOptions,
 ): Promise<AccessResult> {
   const region = regionFor(domain, caller, input.region);
   const id = validateUuid(input.secretId, "secret_id");
   const ref = parseRevision(input.revision);
   const secret = await findSecret(region.db, region.name, id);
   if (secret === undefined) throw secretNotFound(id);
-  return serve(domain, caller, region.db, secret, ref, input.revision);
+  return serve(domain, caller, region.db, secret, ref, input);
 }
 
 /** Like accessVersion, addressing the secret by project, path and name. */
 export async function accessVersionByPath(
   domain: Domain,
   caller: Caller,
-  input: { region: string; projectId: string; path: string; name: string; revision: string },
+  input: {
+    region: string;
+    projectId: string;
+    path: string;
+    name: string;
+    revision: string;
+  } & AccessOptions,
 ): Promise<AccessResult> {
   const region = regionFor(domain, caller, input.region);
   const projectId = validateUuid(input.projectId, "project_id");
@@ -67,7 +84,7 @@ export async function accessVersionByPath(
     notFound(`secret "${name}" not found at path "${path}" in project ${projectId}`);
   const secret = await findSecretByPath(region.db, region.name, projectId, path, name);
   if (secret === undefined) throw missing();
-  return serve(domain, caller, region.db, secret, ref, input.revision, missing);
+  return serve(domain, caller, region.db, secret, ref, input, missing);
 }
 
 /**
@@ -82,7 +99,7 @@ async function serve(
   db: Db,
   secret: SecretView,
   ref: RevisionSelector,
-  asked: string,
+  { revision: asked, noConsume = false }: { revision: string } & AccessOptions,
   hidden: () => Error = () => secretNotFound(secret.id),
 ): Promise<AccessResult> {
   authorizeSecret(caller, secret, "access", hidden);
@@ -97,7 +114,20 @@ async function serve(
     const row = await findServable(tx, secret.id, revision);
     if (row === undefined) return refuse(tx, secret.id, revision);
     let sealed: SealedRow = row;
-    if (row.expiresOnceAccessed) {
+    const singleAccess = row.expiresOnceAccessed === true;
+    if (singleAccess && noConsume) {
+      await recordInTransaction(tx, caller.audit, { revision });
+      const type = secret.type as SecretKind;
+      return {
+        secretId: secret.id,
+        revision,
+        data: new Uint8Array(),
+        dataCrc32: 0,
+        type,
+        singleAccess,
+      };
+    }
+    if (singleAccess) {
       const consumed = await consumeVersion(tx, secret.id, revision);
       if (consumed === undefined) return refuse(tx, secret.id, revision);
       await updateSecret(tx, secret.id, {});
@@ -111,6 +141,7 @@ async function serve(
       data,
       dataCrc32: sealed.dataCrc32,
       type: secret.type as SecretKind,
+      singleAccess,
     };
   });
 }

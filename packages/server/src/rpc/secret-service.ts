@@ -185,6 +185,10 @@ export function secretService(domain: Domain): ServiceImpl<typeof SecretService>
       const r = await accessVersionByPath(domain, callerOf(ctx), req);
       return { ...r, type: typeFromKind(r.type) };
     },
+    // biome-ignore lint/correctness/useYield: placeholder until the watch hub lands
+    async *watchSecrets() {
+      throw new Error("not yet");
+    },
     async enableSecretVersion(req, ctx) {
       return version(await enableVersion(domain, callerOf(ctx), req));
     },
