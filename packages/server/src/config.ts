@@ -41,6 +41,8 @@ export interface Config {
   /** The key file; created on first start only for the embedded database. */
   masterKeyFile: string | undefined;
   deletionWindowMs: number;
+  /** How long watch events are kept; a cursor older than that gets a RESYNC. */
+  watchRetentionMs: number;
   sweepIntervalMs: number;
   shutdownGraceMs: number;
   logLevel: "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
@@ -135,6 +137,7 @@ const settings = z.object({
   COFFER_MASTER_KEYS: z.string().min(1).optional(),
   COFFER_MASTER_KEY_FILE: z.string().min(1).optional(),
   COFFER_DELETION_WINDOW: duration(0, 3650 * DAY).default(7 * DAY),
+  COFFER_WATCH_RETENTION: duration(1000, 365 * DAY).default(DAY),
   COFFER_SWEEP_INTERVAL: duration(100, DAY).default(30_000),
   COFFER_SHUTDOWN_GRACE: duration(0, 3_600_000).default(10_000),
   COFFER_LOG_LEVEL: z
@@ -209,6 +212,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       s.COFFER_MASTER_KEY_FILE ??
       (embedded ? path.resolve(s.COFFER_DATA_DIR, "master-keys.json") : undefined),
     deletionWindowMs: s.COFFER_DELETION_WINDOW,
+    watchRetentionMs: s.COFFER_WATCH_RETENTION,
     sweepIntervalMs: s.COFFER_SWEEP_INTERVAL,
     shutdownGraceMs: s.COFFER_SHUTDOWN_GRACE,
     logLevel: s.COFFER_LOG_LEVEL,

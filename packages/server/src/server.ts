@@ -26,6 +26,7 @@ import { secretService } from "./rpc/secret-service.ts";
 import { listenConnect } from "./rpc/transports/connect-node.ts";
 import { addService } from "./rpc/transports/grpc-js.ts";
 import { grpcServerCredentials } from "./rpc/transports/tls.ts";
+import { WatchFeeds } from "./watch/feed.ts";
 
 /**
  * The largest request either server reads: a 64 KiB payload, base64-encoded
@@ -40,6 +41,8 @@ export interface RunningServer {
   domain: Domain;
   /** The running key ring, and the key file an online rotation adds keys to. */
   keys: RingSource;
+  /** Each region's watch fan-out. */
+  feeds: WatchFeeds;
   /** Stops accepting calls, lets calls in flight finish (up to the grace period), closes databases. */
   stop(): Promise<void>;
 }
@@ -84,8 +87,13 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     regions: new Regions(databases),
     keyRing: keys.holder.get,
     deletionWindowMs: config.deletionWindowMs,
+    watchRetentionMs: config.watchRetentionMs,
     limits: config.limits,
   };
+  const feeds = await WatchFeeds.start(domain.regions.all(), logger).catch(async (err) => {
+    await Promise.all([...databases.values()].map((d) => d.close()));
+    throw err;
+  });
   const authenticator = new Authenticator(() => domain.regions.resolve("").db);
   const auditLog = config.auditLog === undefined ? undefined : openAuditLog(config.auditLog);
   const rps = config.limits.requestsPerSecond;
@@ -97,7 +105,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     ...(auditLog && { auditLog }),
     ...(rateLimiter && { rateLimiter }),
   };
-  const impl = withCallChain(SecretService, secretService(domain), chain);
+  const impl = withCallChain(SecretService, secretService(domain, feeds), chain);
   const adminImpl = withCallChain(
     AdminService,
     adminService(domain, { forgetToken: (id) => authenticator.forget(id), keys }),
@@ -130,6 +138,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     ),
   ).catch(async (err) => {
     http.destroy();
+    await feeds.close();
     await Promise.all([...databases.values()].map((d) => d.close()));
     throw err;
   });
@@ -163,6 +172,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         grpcServer.forceShutdown();
         http.destroy();
       }, config.shutdownGraceMs);
+      // Watch streams never end on their own: end them first (UNAVAILABLE),
+      // so that agents reconnect to another replica while this one drains.
+      await feeds.close();
       const httpClosed = http.close();
       const grpcClosed = new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
       await Promise.all([httpClosed, grpcClosed]);
@@ -174,7 +186,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     })();
     return stopping;
   };
-  return { grpcPort, httpPort, domain, keys, stop };
+  return { grpcPort, httpPort, domain, keys, feeds, stop };
 }
 
 /**

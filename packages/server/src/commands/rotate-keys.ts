@@ -100,6 +100,7 @@ export async function rotateKeysCommand(
         regions: new Regions(databases),
         keyRing: () => ring,
         deletionWindowMs: config.deletionWindowMs,
+        watchRetentionMs: config.watchRetentionMs,
         limits: config.limits,
       };
       say(`rewrapping data keys with master key ${ring.activeId}`);

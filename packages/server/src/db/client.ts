@@ -19,6 +19,12 @@ export interface Database {
   readonly driver: "postgres" | "pglite";
   /** Answers whether the database is reachable (for health checks). */
   ping(): Promise<boolean>;
+  /**
+   * LISTENs on a channel. `onListen` runs each time the listening connection
+   * is (re)established, when notifications may have been missed. Resolves to
+   * a function that stops listening.
+   */
+  listen(channel: string, onNotify: () => void, onListen: () => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -42,6 +48,12 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
       db,
       driver: "postgres",
       ping: () => ping(db),
+      // postgres-js listens on a connection of its own, outside the pool,
+      // and reconnects it (calling onListen again) when it drops.
+      listen: async (channel, onNotify, onListen) => {
+        const { unlisten } = await client.listen(channel, onNotify, onListen);
+        return unlisten;
+      },
       close: () => client.end({ timeout: 5 }),
     };
   }
@@ -52,6 +64,11 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
     db,
     driver: "pglite",
     ping: () => ping(db),
+    listen: async (channel, onNotify, onListen) => {
+      const unlisten = await client.listen(channel, onNotify);
+      onListen();
+      return unlisten;
+    },
     close: () => client.close(),
   };
 }

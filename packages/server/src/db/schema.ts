@@ -173,3 +173,57 @@ export const auditEvents = pgTable(
 export type ProjectRow = typeof projects.$inferSelect;
 export type TokenRow = typeof tokens.$inferSelect;
 export type AuditRow = typeof auditEvents.$inferSelect;
+
+/** A transaction id (`xid8`), as its decimal text: it can exceed 2^53. */
+const xid8 = customType<{ data: string; driverData: string }>({
+  dataType: () => "xid8",
+});
+
+/**
+ * The watch outbox: one row per change to a secret or a version, written by
+ * triggers (migration 0003) in the transaction that made the change, so no
+ * write path can forget its event and no event survives a rollback.
+ *
+ * Events are ordered by (tx, seq): the writing transaction's id, then the
+ * order within it. A reader only takes events whose tx is below the oldest
+ * transaction still running (`pg_snapshot_xmin`), so an event that commits
+ * late can never land behind a cursor that was already handed out; see
+ * db/watch-events.ts.
+ */
+export const watchEvents = pgTable(
+  "watch_events",
+  {
+    tx: xid8("tx").notNull().default(sql`pg_current_xact_id()`),
+    seq: bigint("seq", { mode: "number" }).notNull().generatedAlwaysAsIdentity(),
+    occurredAt: ts("occurred_at").notNull().defaultNow(),
+    kind: text("kind").notNull(),
+    projectId: uuid("project_id").notNull(),
+    secretId: uuid("secret_id").notNull(),
+    path: text("path").notNull(),
+    name: text("name").notNull(),
+    previousPath: text("previous_path"),
+    previousName: text("previous_name"),
+    /** 0 for secret events. */
+    revision: integer("revision").notNull().default(0),
+    versionStatus: text("version_status"),
+    singleAccess: boolean("single_access").notNull().default(false),
+  },
+  (t) => [
+    primaryKey({ columns: [t.tx, t.seq] }),
+    index("watch_events_occurred_idx").on(t.occurredAt),
+  ],
+);
+
+/**
+ * One row: this database's watch epoch (a random id that makes cursors from
+ * another database, or from before a restore, recognisable) and the newest
+ * position pruned so far (a cursor at or before it gets a RESYNC).
+ */
+export const watchState = pgTable("watch_state", {
+  id: boolean("id").primaryKey().default(true),
+  epoch: uuid("epoch").notNull().default(sql`gen_random_uuid()`),
+  prunedTx: xid8("pruned_tx").notNull().default(sql`'0'::xid8`),
+  prunedSeq: bigint("pruned_seq", { mode: "number" }).notNull().default(0),
+});
+
+export type WatchEventRow = typeof watchEvents.$inferSelect;

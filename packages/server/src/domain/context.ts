@@ -23,6 +23,8 @@ export interface Domain {
   /** Read on every call, so that a key rotation takes effect without a restart. */
   keyRing: () => KeyRing;
   deletionWindowMs: number;
+  /** How long watch events are kept (the sweeper prunes older ones). */
+  watchRetentionMs: number;
   limits: DomainLimits;
 }
 

@@ -23,7 +23,12 @@ import { deleteVersion, enableVersion, restoreVersion } from "./version-state.ts
 
 const HOUR = 3_600_000;
 const WEEK = 7 * 24 * HOUR;
-const nothing: SweepCounts = { expired: 0, versionsDestroyed: 0, secretsDestroyed: 0 };
+const nothing: SweepCounts = {
+  expired: 0,
+  versionsDestroyed: 0,
+  secretsDestroyed: 0,
+  watchEventsPruned: 0,
+};
 
 describe.each(backends)("sweeper on $name", (backend) => {
   const dbs = databasesFor(backend);

@@ -1,6 +1,7 @@
 import { type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { rowsOf } from "../db/migrate.ts";
+import { pruneEvents } from "../db/watch-events.ts";
 import type { Domain } from "./context.ts";
 
 /** How many rows one statement touches, so that a backlog never holds long locks. */
@@ -10,6 +11,7 @@ export interface SweepCounts {
   expired: number;
   versionsDestroyed: number;
   secretsDestroyed: number;
+  watchEventsPruned: number;
 }
 
 /**
@@ -19,13 +21,18 @@ export interface SweepCounts {
  *    payloads whose action is `delete`);
  * 2. destroys versions scheduled for deletion longer than the window (the row
  *    stays as a tombstone so the revision is never reused);
- * 3. destroys secrets scheduled for deletion longer than the window.
+ * 3. destroys secrets scheduled for deletion longer than the window;
+ * 4. prunes watch events older than their retention.
  *
  * Safe with several replicas sweeping at once: each statement picks its rows
  * with FOR UPDATE SKIP LOCKED and re-checks their state, so a row is handled
  * by exactly one replica and the others skip it.
  */
-export async function sweepRegion(db: Db, deletionWindowMs: number): Promise<SweepCounts> {
+export async function sweepRegion(
+  db: Db,
+  deletionWindowMs: number,
+  watchRetentionMs = 86_400_000,
+): Promise<SweepCounts> {
   const window = sql`${deletionWindowMs} * interval '1 millisecond'`;
   const expired = await inBatches(
     db,
@@ -56,7 +63,11 @@ export async function sweepRegion(db: Db, deletionWindowMs: number): Promise<Swe
     )
     select count(*)::int as n from gone`,
   );
-  return { expired, versionsDestroyed, secretsDestroyed };
+  let watchEventsPruned = 0;
+  for (let n = BATCH; n === BATCH; watchEventsPruned += n) {
+    n = await pruneEvents(db, watchRetentionMs, BATCH);
+  }
+  return { expired, versionsDestroyed, secretsDestroyed, watchEventsPruned };
 }
 
 /**
@@ -103,7 +114,10 @@ export function startSweeper(
     for (const { name, database } of domain.regions.all()) {
       if (stopped) return;
       try {
-        onSwept(name, await sweepRegion(database.db, domain.deletionWindowMs));
+        onSwept(
+          name,
+          await sweepRegion(database.db, domain.deletionWindowMs, domain.watchRetentionMs),
+        );
       } catch (err) {
         onError(name, err);
       }

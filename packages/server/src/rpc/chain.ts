@@ -173,16 +173,33 @@ export function withCallChain<S extends DescService>(
         return res;
       };
     } else if (method.methodKind === "server_streaming") {
+      // A stream is audited and logged once it is established (its first
+      // message is ready), not when it ends: a watch may last for days, and
+      // a client that hangs up would otherwise leave no event. An error after
+      // that is mapped and ends the stream, without a second event.
       wrapped[method.localName] = async function* (req: unknown, ctx: HandlerContext) {
         const call = await begin(ctx).catch((e) => refuse(ctx, e));
+        const messages = (handler(req, ctx) as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+        let first: IteratorResult<unknown>;
         try {
-          yield* handler(req, ctx) as AsyncIterable<unknown>;
+          first = await messages.next();
         } catch (e) {
           const err = fail(call.requestId, e);
           await finish(ctx, call, err);
           throw err;
         }
         await finish(ctx, call, undefined);
+        if (first.done) return;
+        try {
+          yield first.value;
+          for (let next = await messages.next(); !next.done; next = await messages.next()) {
+            yield next.value;
+          }
+        } catch (e) {
+          throw fail(call.requestId, e);
+        } finally {
+          await messages.return?.();
+        }
       };
     } else {
       throw new ConnectError(`${name}: streaming kind ${method.methodKind} is not supported`);

@@ -146,11 +146,15 @@ export function versionStatusFromProto(s: VersionStatus, field: string): DomainV
   return found[0] as DomainVersionStatus;
 }
 
+export function versionStatusToProto(s: string): VersionStatus {
+  return VERSION_STATUS[s] ?? VersionStatus.UNSPECIFIED;
+}
+
 export function versionToProto(v: VersionView): MessageInitShape<typeof SecretVersionSchema> {
   return {
     secretId: v.secretId,
     revision: v.revision,
-    status: VERSION_STATUS[v.status] ?? VersionStatus.UNSPECIFIED,
+    status: versionStatusToProto(v.status),
     description: v.description,
     latest: v.latest,
     ...(v.ephemeralAction !== null && {

@@ -21,6 +21,8 @@ import {
   enableVersion,
   restoreVersion,
 } from "../domain/version-state.ts";
+import type { WatchFeeds } from "../watch/feed.ts";
+import { watchSecrets } from "../watch/watch-secrets.ts";
 import { callerOf } from "./chain.ts";
 import {
   kindFromType,
@@ -32,12 +34,16 @@ import {
   versionStatusFromProto,
   versionToProto,
 } from "./convert.ts";
+import { watchInputFromProto, watchMessageToProto } from "./convert-watch.ts";
 
 /**
  * SecretService, implemented once for every transport. Handlers only decode,
  * call one domain function and encode; errors are mapped by the call chain.
  */
-export function secretService(domain: Domain): ServiceImpl<typeof SecretService> {
+export function secretService(
+  domain: Domain,
+  feeds: WatchFeeds,
+): ServiceImpl<typeof SecretService> {
   const secret = (s: Parameters<typeof secretToProto>[0]) => ({ secret: secretToProto(s) });
   const version = (v: Parameters<typeof versionToProto>[0]) => ({ version: versionToProto(v) });
 
@@ -185,9 +191,11 @@ export function secretService(domain: Domain): ServiceImpl<typeof SecretService>
       const r = await accessVersionByPath(domain, callerOf(ctx), req);
       return { ...r, type: typeFromKind(r.type) };
     },
-    // biome-ignore lint/correctness/useYield: placeholder until the watch hub lands
-    async *watchSecrets() {
-      throw new Error("not yet");
+    async *watchSecrets(req, ctx) {
+      const input = watchInputFromProto(req);
+      for await (const m of watchSecrets(domain, feeds, callerOf(ctx), input, ctx.signal)) {
+        yield watchMessageToProto(m);
+      }
     },
     async enableSecretVersion(req, ctx) {
       return version(await enableVersion(domain, callerOf(ctx), req));

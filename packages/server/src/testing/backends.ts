@@ -107,6 +107,7 @@ export function testDomain(
     regions: new Regions(new Map(Object.entries(databases))),
     keyRing: () => ring,
     deletionWindowMs: options.deletionWindowMs ?? 7 * 86_400_000,
+    watchRetentionMs: 86_400_000,
     limits: { secretsPerProject: 10_000, versionsPerSecret: 1_000, ...options.limits },
   };
 }
@@ -127,6 +128,7 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     bootstrapToken: generateToken().value,
     masterKeyFile: undefined,
     deletionWindowMs: 7 * 86_400_000,
+    watchRetentionMs: 86_400_000,
     sweepIntervalMs: 3_600_000,
     shutdownGraceMs: 2_000,
     logLevel: "silent",

@@ -1,0 +1,82 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { durationMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import {
+  VersionStatus,
+  WatchEventKind,
+  type WatchSecretsRequest,
+  type WatchSecretsResponseSchema,
+} from "@coffer/api";
+import { invalid } from "../domain/errors.ts";
+import type { WatchInput, WatchMessage, WatchSelector } from "../watch/watch-secrets.ts";
+import { versionStatusToProto } from "./convert.ts";
+
+const KIND: Record<string, WatchEventKind> = {
+  heartbeat: WatchEventKind.HEARTBEAT,
+  resync: WatchEventKind.RESYNC,
+  secret_created: WatchEventKind.SECRET_CREATED,
+  secret_updated: WatchEventKind.SECRET_UPDATED,
+  secret_deleted: WatchEventKind.SECRET_DELETED,
+  secret_restored: WatchEventKind.SECRET_RESTORED,
+  secret_destroyed: WatchEventKind.SECRET_DESTROYED,
+  version_created: WatchEventKind.VERSION_CREATED,
+  version_enabled: WatchEventKind.VERSION_ENABLED,
+  version_disabled: WatchEventKind.VERSION_DISABLED,
+  version_deleted: WatchEventKind.VERSION_DELETED,
+  version_restored: WatchEventKind.VERSION_RESTORED,
+  version_expired: WatchEventKind.VERSION_EXPIRED,
+  version_consumed: WatchEventKind.VERSION_CONSUMED,
+  version_destroyed: WatchEventKind.VERSION_DESTROYED,
+  version_updated: WatchEventKind.VERSION_UPDATED,
+};
+
+export function watchInputFromProto(req: WatchSecretsRequest): WatchInput {
+  const selectors = req.selectors.map((s, i): WatchSelector => {
+    switch (s.selector.case) {
+      case "secretId":
+        return { kind: "secretId", secretId: s.selector.value };
+      case "location":
+        return { kind: "location", path: s.selector.value.path, name: s.selector.value.name };
+      case "pathPrefix":
+        return { kind: "pathPrefix", pathPrefix: s.selector.value };
+      default:
+        throw invalid(`selectors[${i}]`, "must set secret_id, location or path_prefix");
+    }
+  });
+  const hb = req.heartbeatInterval;
+  if (hb !== undefined && (hb.seconds < 0n || hb.nanos < 0)) {
+    throw invalid("heartbeat_interval", "must be between 1 second and 5 minutes");
+  }
+  return {
+    region: req.region,
+    projectId: req.projectId,
+    selectors,
+    sinceCursor: req.sinceCursor,
+    heartbeatMs: hb === undefined ? undefined : durationMs(hb),
+  };
+}
+
+export function watchMessageToProto(
+  m: WatchMessage,
+): MessageInitShape<typeof WatchSecretsResponseSchema> {
+  const base = {
+    kind: KIND[m.kind] ?? WatchEventKind.UNSPECIFIED,
+    cursor: m.cursor,
+    occurredAt: timestampFromDate(m.occurredAt),
+  };
+  if (!("secretId" in m)) return base;
+  return {
+    ...base,
+    secretId: m.secretId,
+    projectId: m.projectId,
+    path: m.path,
+    name: m.name,
+    ...(m.previousPath !== null &&
+      m.previousName !== null && {
+        previousLocation: { path: m.previousPath, name: m.previousName },
+      }),
+    revision: m.revision,
+    versionStatus:
+      m.versionStatus === null ? VersionStatus.UNSPECIFIED : versionStatusToProto(m.versionStatus),
+    singleAccess: m.singleAccess,
+  };
+}

@@ -1,0 +1,185 @@
+import type { Logger } from "pino";
+import type { Database, Db } from "../db/client.ts";
+import {
+  comparePositions,
+  finalHead,
+  type OutboxEvent,
+  type Position,
+  readEvents,
+  watchState,
+} from "../db/watch-events.ts";
+
+/** The channel the outbox triggers NOTIFY at commit (migration 0003). */
+export const WATCH_CHANNEL = "coffer_watch";
+
+/** Events read per query, by the feed and by streams catching up. */
+export const PAGE = 1000;
+
+/** A safety net under LISTEN: read anyway this often, in case a notification was lost. */
+const SAFETY_POLL_MS = 5_000;
+/** While events are held back behind a running transaction, look again after this, doubling. */
+const HELD_RETRY_MS = { first: 5, max: 1_000 };
+
+/** A live stream: receives, in order, every event after the position it subscribed at. */
+export interface Subscriber {
+  deliver(events: readonly OutboxEvent[]): void;
+  /** The feed is closing (server shutdown): the stream should end. */
+  close(): void;
+}
+
+/**
+ * One region's fan-out. A single reader follows the outbox (woken by
+ * NOTIFY from any replica, by a safety poll, and again while events are held
+ * back) and hands each batch to every live stream of the region, so a write
+ * costs one query per replica, not one per stream.
+ *
+ * Invariant: every event at or before `head` has been handed to every
+ * subscriber that was live when it was read. A stream catches up from the
+ * database to `head`, then subscribes in the same tick, so it misses nothing
+ * and sees nothing twice.
+ */
+export class RegionFeed {
+  private readonly subscribers = new Set<Subscriber>();
+  private polling = false;
+  private again = false;
+  private heldDelay = HELD_RETRY_MS.first;
+  private heldTimer: NodeJS.Timeout | undefined;
+  private readonly safetyTimer: NodeJS.Timeout;
+  private unlisten: (() => Promise<void>) | undefined;
+  private closed = false;
+
+  private constructor(
+    readonly region: string,
+    readonly db: Db,
+    /** The database's watch epoch (see cursor.ts). */
+    readonly epoch: string,
+    private position: Position,
+    private readonly logger: Logger,
+  ) {
+    this.safetyTimer = setInterval(() => this.wake(), SAFETY_POLL_MS);
+    this.safetyTimer.unref();
+  }
+
+  static async start(region: string, database: Database, logger: Logger): Promise<RegionFeed> {
+    const { epoch } = await watchState(database.db);
+    const head = await finalHead(database.db);
+    const feed = new RegionFeed(region, database.db, epoch, head, logger.child({ region }));
+    feed.unlisten = await database.listen(
+      WATCH_CHANNEL,
+      () => feed.wake(),
+      () => feed.wake(),
+    );
+    return feed;
+  }
+
+  /** The newest position handed to live streams. */
+  get head(): Position {
+    return this.position;
+  }
+
+  get streams(): number {
+    return this.subscribers.size;
+  }
+
+  subscribe(s: Subscriber): void {
+    if (this.closed) s.close();
+    else this.subscribers.add(s);
+  }
+
+  unsubscribe(s: Subscriber): void {
+    this.subscribers.delete(s);
+  }
+
+  /** Reads what is new, now or right after the read in progress. */
+  wake(): void {
+    if (this.closed) return;
+    if (this.polling) {
+      this.again = true;
+      return;
+    }
+    this.polling = true;
+    void this.poll().finally(() => {
+      this.polling = false;
+      if (this.again) {
+        this.again = false;
+        this.wake();
+      }
+    });
+  }
+
+  private async poll(): Promise<void> {
+    try {
+      for (;;) {
+        const { events, held } = await readEvents(this.db, this.position, PAGE);
+        const last = events.at(-1);
+        if (last !== undefined && !this.closed) {
+          this.position = last.position;
+          for (const s of this.subscribers) s.deliver(events);
+        }
+        if (held) return this.retryHeld();
+        this.heldDelay = HELD_RETRY_MS.first;
+        if (events.length < PAGE) return;
+      }
+    } catch (err) {
+      // The database is away: the safety poll tries again; streams keep waiting.
+      this.logger.warn({ err }, "watch feed could not read the outbox; will retry");
+    }
+  }
+
+  /** Events are held back behind a transaction still running: look again soon. */
+  private retryHeld(): void {
+    if (this.heldTimer !== undefined || this.closed) return;
+    this.heldTimer = setTimeout(() => {
+      this.heldTimer = undefined;
+      this.wake();
+    }, this.heldDelay);
+    this.heldDelay = Math.min(this.heldDelay * 2, HELD_RETRY_MS.max);
+  }
+
+  /** Ends every stream (they answer UNAVAILABLE, so watchers reconnect elsewhere) and stops. */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.safetyTimer);
+    clearTimeout(this.heldTimer);
+    for (const s of this.subscribers) s.close();
+    this.subscribers.clear();
+    await this.unlisten?.().catch(() => {});
+  }
+
+  isBehind(p: Position): boolean {
+    return comparePositions(p, this.position) < 0;
+  }
+}
+
+/** Every region's feed. */
+export class WatchFeeds {
+  private constructor(private readonly feeds: ReadonlyMap<string, RegionFeed>) {}
+
+  static async start(
+    regions: Iterable<{ name: string; database: Database }>,
+    logger: Logger,
+  ): Promise<WatchFeeds> {
+    const feeds = new Map<string, RegionFeed>();
+    for (const { name, database } of regions) {
+      feeds.set(name, await RegionFeed.start(name, database, logger));
+    }
+    return new WatchFeeds(feeds);
+  }
+
+  get(region: string): RegionFeed {
+    const feed = this.feeds.get(region);
+    if (feed === undefined) throw new Error(`no watch feed for region ${region}`);
+    return feed;
+  }
+
+  /** Open watch streams, across regions. */
+  get streams(): number {
+    let n = 0;
+    for (const f of this.feeds.values()) n += f.streams;
+    return n;
+  }
+
+  close(): Promise<void> {
+    return Promise.all([...this.feeds.values()].map((f) => f.close())).then(() => {});
+  }
+}

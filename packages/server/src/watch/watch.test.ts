@@ -1,0 +1,394 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import type { WatchSecretsRequestSchema } from "@coffer/api";
+import {
+  type CofferClient,
+  type CofferProtocol,
+  VersionStatus,
+  WatchEventKind,
+  type WatchSecretsRequest,
+  type WatchSecretsResponse,
+} from "@coffer/client";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Role } from "../domain/authz.ts";
+import { sweepRegion } from "../domain/sweeper.ts";
+import { createTestToken, OTHER_PROJECT, PROJECT } from "../testing/backends.ts";
+import { bytesIn, serverBackends, type TestServer } from "../testing/rpc-servers.ts";
+
+const text = (s: string) => new TextEncoder().encode(s);
+const K = WatchEventKind;
+type Request = MessageInitShape<typeof WatchSecretsRequestSchema>;
+
+/** A watch stream read in the background, with helpers to wait for what it received. */
+class Watch {
+  readonly received: WatchSecretsResponse[] = [];
+  readonly done: Promise<ConnectError | undefined>;
+  private readonly abort = new AbortController();
+  private waiters: (() => void)[] = [];
+
+  constructor(client: CofferClient, request: Request) {
+    this.done = (async () => {
+      try {
+        for await (const m of client.watchSecrets(
+          { heartbeatInterval: durationFromMs(60_000), ...request },
+          { signal: this.abort.signal },
+        )) {
+          this.received.push(m);
+          for (const w of this.waiters.splice(0)) w();
+        }
+        return undefined;
+      } catch (err) {
+        return ConnectError.from(err);
+      } finally {
+        for (const w of this.waiters.splice(0)) w();
+      }
+    })();
+  }
+
+  /** Events other than heartbeats. */
+  get events(): WatchSecretsResponse[] {
+    return this.received.filter((m) => m.kind !== K.HEARTBEAT);
+  }
+
+  async until(predicate: (w: Watch) => boolean, timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!predicate(this)) {
+      if (Date.now() > deadline) {
+        throw new Error(`watch: condition not met; received ${JSON.stringify(this.summary())}`);
+      }
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        setTimeout(resolve, 50);
+      });
+    }
+  }
+
+  summary(): string[] {
+    return this.received.map((m) => `${K[m.kind]} ${m.name}#${m.revision}`);
+  }
+
+  stop(): Promise<ConnectError | undefined> {
+    this.abort.abort();
+    return this.done;
+  }
+}
+
+const kinds = (w: Watch) => w.events.map((m) => `${K[m.kind]} ${m.name}#${m.revision}`);
+
+describe.each(serverBackends)("WatchSecrets on $name", (backend) => {
+  let test: TestServer;
+  const protocols: CofferProtocol[] = ["grpc", "connect", "grpc-web"];
+  let client: (p?: CofferProtocol) => CofferClient;
+
+  beforeAll(async () => {
+    test = await backend.start();
+    client = (p = "connect") => test.client(p, test.adminToken);
+  });
+  afterAll(() => test?.stop());
+
+  const create = async (name: string, path = "/watch", data = "v1") =>
+    (
+      await client().createSecret({
+        projectId: PROJECT,
+        name,
+        path,
+        firstVersion: { data: text(data) },
+      })
+    ).secret?.id as string;
+
+  it.each(protocols)(
+    "starts with a heartbeat, then streams each change in order (%s)",
+    async (p) => {
+      const name = `order-${p}`;
+      const w = new Watch(client(p), {
+        projectId: PROJECT,
+        selectors: [{ selector: { case: "location", value: { path: "/watch", name } } }],
+      });
+      await w.until((x) => x.received.length > 0);
+      expect(w.received[0]?.kind).toBe(K.HEARTBEAT);
+      expect(w.received[0]?.cursor).not.toBe("");
+
+      const id = await create(name);
+      const c = client();
+      await c.createSecretVersion({ secretId: id, data: text("v2") });
+      await c.disableSecretVersion({ secretId: id, revision: "2" });
+      await c.enableSecretVersion({ secretId: id, revision: "2" });
+      await c.deleteSecretVersion({ secretId: id, revision: "1" });
+      await c.restoreSecretVersion({ secretId: id, revision: "1" });
+      await c.updateSecret({ secretId: id, description: "changed" });
+      await c.deleteSecret({ secretId: id });
+      await c.restoreSecret({ secretId: id });
+      await w.until((x) => x.events.length >= 10);
+      expect(kinds(w)).toEqual([
+        `SECRET_CREATED ${name}#0`,
+        `VERSION_CREATED ${name}#1`,
+        `VERSION_CREATED ${name}#2`,
+        `VERSION_DISABLED ${name}#2`,
+        `VERSION_ENABLED ${name}#2`,
+        `VERSION_DELETED ${name}#1`,
+        `VERSION_RESTORED ${name}#1`,
+        `SECRET_UPDATED ${name}#0`,
+        `SECRET_DELETED ${name}#0`,
+        `SECRET_RESTORED ${name}#0`,
+      ]);
+      const created = w.events[1];
+      expect(created).toMatchObject({
+        secretId: id,
+        projectId: PROJECT,
+        path: "/watch",
+        name,
+        versionStatus: VersionStatus.ENABLED,
+        singleAccess: false,
+      });
+      // Cursors strictly increase and events never carry payloads.
+      const cursors = w.received.map((m) => m.cursor);
+      expect(new Set(cursors.slice(1)).size).toBe(cursors.length - 1);
+      expect(bytesIn(w.received)).toEqual([]);
+      expect((await w.stop())?.code).toBe(Code.Canceled);
+    },
+  );
+  it("resumes after a cursor with exactly the events it missed", async () => {
+    const first = new Watch(client(), { projectId: PROJECT, selectors: [prefix("/resume")] });
+    await first.until((x) => x.received.length > 0);
+    const id = await create("r", "/resume");
+    await first.until((x) => x.events.length === 2);
+    const cursor = first.events[1]?.cursor as string;
+    await first.stop();
+    for (let i = 2; i <= 6; i++) {
+      await client().createSecretVersion({ secretId: id, data: text(`v${i}`) });
+    }
+    const resumed = new Watch(client("grpc"), {
+      projectId: PROJECT,
+      selectors: [prefix("/resume")],
+      sinceCursor: cursor,
+    });
+    await resumed.until((x) => x.events.length >= 5);
+    expect(resumed.received[0]).toMatchObject({ kind: K.HEARTBEAT, cursor });
+    expect(kinds(resumed)).toEqual([2, 3, 4, 5, 6].map((r) => `VERSION_CREATED r#${r}`));
+    await client().disableSecretVersion({ secretId: id, revision: "6" });
+    await resumed.until((x) => x.events.length === 6);
+    expect(kinds(resumed).at(-1)).toBe("VERSION_DISABLED r#6");
+    await resumed.stop();
+  });
+
+  it("follows only what its selectors name", async () => {
+    const byId = await create("by-id", "/sel");
+    const w = new Watch(client(), {
+      projectId: PROJECT,
+      selectors: [
+        { selector: { case: "secretId", value: byId } },
+        { selector: { case: "location", value: { path: "/sel", name: "by-location" } } },
+        prefix("/sel/deep"),
+      ],
+    });
+    await w.until((x) => x.received.length > 0);
+    await client().createSecretVersion({ secretId: byId, data: text("x") });
+    await create("by-location", "/sel");
+    await create("other", "/sel");
+    await create("inside", "/sel/deep/er");
+    await create("sibling", "/sel/deeper");
+    await client().createSecretVersion({ secretId: byId, data: text("y") });
+    await w.until((x) => x.events.length >= 6);
+    expect(kinds(w)).toEqual([
+      "VERSION_CREATED by-id#2",
+      "SECRET_CREATED by-location#0",
+      "VERSION_CREATED by-location#1",
+      "SECRET_CREATED inside#0",
+      "VERSION_CREATED inside#1",
+      "VERSION_CREATED by-id#3",
+    ]);
+    await w.stop();
+  });
+
+  it("shows a token only what it may read or access, and refuses the rest", async () => {
+    const scoped = async (role: Role, pathPrefix: string, projectId = PROJECT) =>
+      (await createTestToken(test.server.domain, [{ projectId, role, pathPrefix }])).value;
+    const reader = test.client("connect", await scoped("read_only", "/team-a"));
+    const sidecar = test.client("grpc", await scoped("secret_access", "/team-a/app"));
+    const r = new Watch(reader, { projectId: PROJECT });
+    const s = new Watch(sidecar, { projectId: PROJECT });
+    await r.until((x) => x.received.length > 0);
+    await s.until((x) => x.received.length > 0);
+    const moved = await create("app-db", "/team-a/app");
+    await create("b-db", "/team-b");
+    await create("a-db", "/team-a");
+    await client().updateSecret({ secretId: moved, path: "/team-b" });
+    await r.until((x) => x.events.length >= 5);
+    await s.until((x) => x.events.length >= 3);
+    expect(kinds(r)).toEqual([
+      "SECRET_CREATED app-db#0",
+      "VERSION_CREATED app-db#1",
+      "SECRET_CREATED a-db#0",
+      "VERSION_CREATED a-db#1",
+      // Moved out of reach: it looks deleted, and its new place stays hidden.
+      "SECRET_DELETED app-db#0",
+    ]);
+    expect(r.events.at(-1)?.path).toBe("/team-a/app");
+    expect(r.events.at(-1)?.previousLocation).toBeUndefined();
+    expect(kinds(s)).toEqual([
+      "SECRET_CREATED app-db#0",
+      "VERSION_CREATED app-db#1",
+      "SECRET_DELETED app-db#0",
+    ]);
+    await Promise.all([r.stop(), s.stop()]);
+
+    const elsewhere = new Watch(reader, { projectId: OTHER_PROJECT });
+    expect((await elsewhere.done)?.code).toBe(Code.NotFound);
+    const tokenAdmin = test.client("connect", await scoped("admin", "/", OTHER_PROJECT));
+    const adminOnly = new Watch(tokenAdmin, { projectId: OTHER_PROJECT });
+    await adminOnly.until((x) => x.received.length > 0);
+    await adminOnly.stop();
+  });
+
+  it.each([
+    [{ sinceCursor: "nonsense" }, "since_cursor"],
+    [{ heartbeatInterval: durationFromMs(10) }, "heartbeat_interval"],
+    [
+      { selectors: [{ selector: { case: "pathPrefix", value: "no-slash" } }] },
+      "selectors[0].path_prefix",
+    ],
+    [{ selectors: [{ selector: { case: "secretId", value: "x" } }] }, "selectors[0].secret_id"],
+    [{ selectors: [{ selector: { case: undefined } }] }, "selectors[0]"],
+    [{ projectId: "nope" }, "project_id"],
+  ] as [Partial<Request>, string][])(
+    "refuses a bad request naming the field (%#: %s)",
+    async (bad, field) => {
+      const w = new Watch(client(), { projectId: PROJECT, ...bad } as Request);
+      const err = await w.done;
+      expect(err?.code).toBe(Code.InvalidArgument);
+      expect(err?.rawMessage.startsWith(`${field}:`)).toBe(true);
+    },
+  );
+
+  it("answers RESYNC for a cursor older than the retained events, or from another database", async () => {
+    const w = new Watch(client(), { projectId: PROJECT, selectors: [prefix("/old")] });
+    await w.until((x) => x.received.length > 0);
+    await create("old", "/old");
+    await w.until((x) => x.events.length === 2);
+    const old = w.events[0]?.cursor as string;
+    await w.stop();
+    const db = test.server.domain.regions.resolve("").db;
+    // Retention 1 s: everything written more than a second ago goes.
+    await new Promise((r) => setTimeout(r, 1_100));
+    expect((await sweepRegion(db, 86_400_000, 1_000)).watchEventsPruned).toBeGreaterThan(0);
+    for (const sinceCursor of [old, `ffffffffffff${old.slice(12)}`]) {
+      const again = new Watch(client(), { projectId: PROJECT, sinceCursor });
+      await again.until((x) => x.received.length > 0);
+      expect(again.received[0]?.kind).toBe(K.RESYNC);
+      await again.stop();
+    }
+  });
+
+  it("reports single-access consumption and expiry, and never a payload", async () => {
+    const w = new Watch(client(), { projectId: PROJECT, selectors: [prefix("/ephemeral")] });
+    await w.until((x) => x.received.length > 0);
+    const { secret } = await client().createSecret({
+      projectId: PROJECT,
+      name: "once",
+      path: "/ephemeral",
+      ephemeralPolicy: { expiresOnceAccessed: true },
+      firstVersion: { data: text("only-once") },
+    });
+    const id = secret?.id as string;
+    const peek = await client().accessSecretVersion({
+      secretId: id,
+      revision: "latest_enabled",
+      noConsume: true,
+    });
+    expect(peek).toMatchObject({ revision: 1, singleAccess: true, data: new Uint8Array() });
+    const got = await client().accessSecretVersion({ secretId: id, revision: "1" });
+    expect(got).toMatchObject({ singleAccess: true, data: text("only-once") });
+    await w.until((x) => x.events.length >= 3);
+    expect(kinds(w)).toEqual([
+      "SECRET_CREATED once#0",
+      "VERSION_CREATED once#1",
+      "VERSION_CONSUMED once#1",
+    ]);
+    expect(w.events[1]?.singleAccess).toBe(true);
+    expect(w.events[2]?.versionStatus).toBe(VersionStatus.DISABLED);
+
+    await client().createSecret({
+      projectId: PROJECT,
+      name: "short",
+      path: "/ephemeral",
+      ephemeralPolicy: { timeToLive: durationFromMs(1_000) },
+      firstVersion: { data: text("brief") },
+    });
+    await new Promise((r) => setTimeout(r, 1_100));
+    await sweepRegion(test.server.domain.regions.resolve("").db, 86_400_000);
+    await w.until((x) => x.events.length >= 6);
+    expect(kinds(w).slice(3)).toEqual([
+      "SECRET_CREATED short#0",
+      "VERSION_CREATED short#1",
+      "VERSION_EXPIRED short#1",
+    ]);
+    expect(bytesIn(w.received)).toEqual([]);
+    await w.stop();
+  });
+
+  it("sends heartbeats while quiet", async () => {
+    const w = new Watch(client("grpc"), {
+      projectId: PROJECT,
+      selectors: [prefix("/quiet")],
+      heartbeatInterval: durationFromMs(1_000),
+    });
+    await w.until((x) => x.received.length >= 3, 5_000);
+    expect(w.received.every((m) => m.kind === K.HEARTBEAT)).toBe(true);
+    await w.stop();
+  });
+
+  it("misses nothing and repeats nothing under concurrent writers, live or resumed", async () => {
+    const ids = await Promise.all([0, 1, 2, 3].map((i) => create(`busy-${i}`, "/busy")));
+    const live = new Watch(client(), { projectId: PROJECT, selectors: [prefix("/busy")] });
+    await live.until((x) => x.received.length > 0);
+    const start = live.received[0]?.cursor as string;
+    const perSecret = 40;
+    await Promise.all(
+      ids.map(async (secretId) => {
+        for (let i = 0; i < perSecret; i++) {
+          await client(i % 2 ? "grpc" : "connect").createSecretVersion({
+            secretId,
+            data: text(`${i}`),
+          });
+        }
+      }),
+    );
+    const expected = ids.length * perSecret;
+    await live.until((x) => x.events.length >= expected, 20_000);
+    const replay = new Watch(client(), {
+      projectId: PROJECT,
+      selectors: [prefix("/busy")],
+      sinceCursor: start,
+    });
+    await replay.until((x) => x.events.length >= expected, 20_000);
+    for (const w of [live, replay]) {
+      expect(w.events).toHaveLength(expected);
+      for (const id of ids) {
+        const revisions = w.events.filter((e) => e.secretId === id).map((e) => e.revision);
+        expect(revisions).toEqual(Array.from({ length: perSecret }, (_, i) => i + 2));
+      }
+    }
+    expect(replay.events.map((e) => e.cursor)).toEqual(live.events.map((e) => e.cursor));
+    await Promise.all([live.stop(), replay.stop()]);
+  });
+});
+
+const prefix = (value: string) => ({ selector: { case: "pathPrefix" as const, value } });
+
+describe.each(serverBackends)("WatchSecrets shutdown on $name", (backend) => {
+  it("ends open streams with UNAVAILABLE when the server stops", async () => {
+    const test = await backend.start();
+    try {
+      const g = new Watch(test.client("grpc", test.adminToken), { projectId: PROJECT });
+      const c = new Watch(test.client("connect", test.adminToken), { projectId: PROJECT });
+      await g.until((x) => x.received.length > 0);
+      await c.until((x) => x.received.length > 0);
+      await test.stop();
+      expect((await g.done)?.code).toBe(Code.Unavailable);
+      expect((await c.done)?.code).toBe(Code.Unavailable);
+    } finally {
+      await test.stop();
+    }
+  });
+});
