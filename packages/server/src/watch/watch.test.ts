@@ -4,16 +4,27 @@ import type { WatchSecretsRequestSchema } from "@coffer/api";
 import {
   type CofferClient,
   type CofferProtocol,
+  createCofferClient,
   VersionStatus,
   WatchEventKind,
-  type WatchSecretsRequest,
   type WatchSecretsResponse,
 } from "@coffer/client";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Config } from "../config.ts";
+import { generateToken } from "../crypto/tokens.ts";
 import type { Role } from "../domain/authz.ts";
 import { sweepRegion } from "../domain/sweeper.ts";
-import { createTestToken, OTHER_PROJECT, PROJECT } from "../testing/backends.ts";
+import { type RunningServer, startServer } from "../server.ts";
+import {
+  createTestToken,
+  dropPostgresDatabase,
+  OTHER_PROJECT,
+  PROJECT,
+  postgresBackend,
+  silentLogger,
+  testConfig,
+} from "../testing/backends.ts";
 import { bytesIn, serverBackends, type TestServer } from "../testing/rpc-servers.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
@@ -389,6 +400,50 @@ describe.each(serverBackends)("WatchSecrets shutdown on $name", (backend) => {
       expect((await c.done)?.code).toBe(Code.Unavailable);
     } finally {
       await test.stop();
+    }
+  });
+});
+
+describe.skipIf(postgresBackend?.freshUrl === undefined)("WatchSecrets across replicas", () => {
+  it("streams on one replica what was written through another, in commit order", async () => {
+    const url = await (postgresBackend?.freshUrl as () => Promise<string>)();
+    const bootstrapToken = generateToken().value;
+    const config = (): Partial<Config> => ({
+      bootstrapToken,
+      databases: { local: { driver: "postgres", url, poolSize: 5 } },
+    });
+    const a = await startServer(testConfig(config()), silentLogger);
+    const b = await startServer(testConfig(config()), silentLogger);
+    try {
+      const on = (s: RunningServer, protocol: CofferProtocol) =>
+        createCofferClient({
+          url: `http://127.0.0.1:${protocol === "grpc" ? s.grpcPort : s.httpPort}`,
+          protocol,
+          token: bootstrapToken,
+        });
+      const w = new Watch(on(a, "grpc"), { projectId: PROJECT, selectors: [prefix("/replicas")] });
+      await w.until((x) => x.received.length > 0);
+      const writer = on(b, "connect");
+      const { secret } = await writer.createSecret({
+        projectId: PROJECT,
+        name: "shared",
+        path: "/replicas",
+        firstVersion: { data: text("1") },
+      });
+      const id = secret?.id as string;
+      for (let i = 2; i <= 20; i++)
+        await writer.createSecretVersion({ secretId: id, data: text(`${i}`) });
+      await w.until((x) => x.events.length >= 21);
+      expect(w.events.map((e) => e.revision)).toEqual([
+        0,
+        ...Array.from({ length: 20 }, (_, i) => i + 1),
+      ]);
+      expect(a.feeds.streams).toBe(1);
+      expect(b.feeds.streams).toBe(0);
+      await w.stop();
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+      await dropPostgresDatabase(url);
     }
   });
 });
