@@ -404,9 +404,12 @@ describe.each(serverBackends)("WatchSecrets shutdown on $name", (backend) => {
   });
 });
 
-describe.skipIf(postgresBackend?.freshUrl === undefined)("WatchSecrets across replicas", () => {
+const freshPostgresUrl = postgresBackend?.freshUrl;
+
+describe.skipIf(freshPostgresUrl === undefined)("WatchSecrets across replicas", () => {
   it("streams on one replica what was written through another, in commit order", async () => {
-    const url = await (postgresBackend?.freshUrl as () => Promise<string>)();
+    if (freshPostgresUrl === undefined) throw new Error("unreachable: skipped without Postgres");
+    const url = await freshPostgresUrl();
     const bootstrapToken = generateToken().value;
     const config = (): Partial<Config> => ({
       bootstrapToken,
