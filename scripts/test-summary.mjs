@@ -3,7 +3,7 @@
 // or no test ran, so that CI cannot pass on an empty run.
 import { existsSync, readFileSync } from "node:fs";
 
-const reports = ["packages/server", "packages/client", "test"].map(
+const reports = ["packages/server", "packages/client", "packages/agent", "test"].map(
   (p) => `${p}/.vitest-report.json`,
 );
 let passed = 0;

@@ -185,7 +185,11 @@ const onChange = z
     if ((v.command === undefined) === (v.signal === undefined)) {
       ctx.addIssue({ code: "custom", message: "needs exactly one of command or signal" });
     }
-    if (v.signal !== undefined && (v.pid === undefined) === (v.pid_file === undefined)) {
+    if (
+      v.signal !== undefined &&
+      v.command === undefined &&
+      (v.pid === undefined) === (v.pid_file === undefined)
+    ) {
       ctx.addIssue({
         code: "custom",
         path: ["signal"],
@@ -209,12 +213,15 @@ const secret = z
     path: folder.optional(),
     name: secretName.optional(),
     revision: z
-      .union(
-        [z.literal("latest_enabled"), z.number().int().min(1), z.string().regex(/^[1-9]\d*$/)],
-        {
-          error: 'must be "latest_enabled" or a revision number',
-        },
+      .unknown()
+      .refine(
+        (v) =>
+          v === "latest_enabled" ||
+          (typeof v === "number" && Number.isInteger(v) && v >= 1) ||
+          (typeof v === "string" && /^[1-9]\d*$/.test(v)),
+        { error: 'must be "latest_enabled" or a revision number' },
       )
+      .transform((v) => v as "latest_enabled" | number | string)
       .optional(),
     destination: nonEmpty("a file path"),
     mode: mode.optional(),
@@ -339,7 +346,7 @@ export async function parseAgentConfig(text: string, context: ConfigContext): Pr
   }
   keepModesAsWritten(doc);
   const value: unknown = doc.toJS() ?? {};
-  const parsed = schema.safeParse(value);
+  const parsed = schema.safeParse(value, { reportInput: true });
   if (!parsed.success) throw new AgentConfigError(describeIssues(parsed.error.issues));
   return resolve(parsed.data, context);
 }
