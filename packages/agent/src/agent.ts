@@ -319,13 +319,13 @@ export async function startAgent(
 
   const onMessage = (event: WatchSecretsResponse, first: boolean) => {
     const kind = WatchEventKind[event.kind] ?? String(event.kind);
+    if (first) {
+      logger.info({ kind, cursor: event.cursor }, "watching");
+      // The server is back: units waiting to retry go now.
+      for (const track of tracks.values()) track.runner.wake();
+    }
     if (event.kind === WatchEventKind.HEARTBEAT) {
-      if (first) {
-        logger.info({ cursor: event.cursor }, "watching");
-        for (const track of tracks.values()) track.runner.wake();
-      } else {
-        logger.debug({ kind, cursor: event.cursor }, "event received");
-      }
+      if (!first) logger.debug({ kind, cursor: event.cursor }, "event received");
       if (!startPassDone) {
         // The stream is established, so a change made from now on comes as
         // an event: read every secret once.
@@ -337,7 +337,10 @@ export async function startAgent(
       return;
     }
     if (event.kind === WatchEventKind.RESYNC) {
+      // The events after our cursor are gone (or this is a stream of another
+      // server's outbox): read every secret, then go on from here.
       logger.warn({ kind, cursor: event.cursor }, "event received");
+      startPassDone = true;
       commitAfter(event.cursor, units.map(schedule));
       return;
     }

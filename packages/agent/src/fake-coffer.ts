@@ -314,18 +314,15 @@ export class FakeCoffer {
     };
     signal?.addEventListener("abort", onAbort);
     try {
+      // Like the server: the first message is a heartbeat at the starting
+      // cursor, or a RESYNC at the head when since is no longer retained.
       let position = since === "" ? this.head : Number(since);
+      const stale = since !== "" && position < this.retainedAfter;
+      if (stale) position = this.head;
       yield create(WatchSecretsResponseSchema, {
-        kind: WatchEventKind.HEARTBEAT,
-        cursor: since === "" ? String(this.head) : since,
+        kind: stale ? WatchEventKind.RESYNC : WatchEventKind.HEARTBEAT,
+        cursor: String(position),
       });
-      if (since !== "" && position < this.retainedAfter) {
-        position = this.head;
-        yield create(WatchSecretsResponseSchema, {
-          kind: WatchEventKind.RESYNC,
-          cursor: String(this.head),
-        });
-      }
       for (;;) {
         if (failure !== undefined) throw failure;
         const next = this.#events[position];
