@@ -83,17 +83,20 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     await Promise.all([...databases.values()].map((d) => d.close()));
     throw err;
   }
+  const regions = new Regions(databases);
+  const feeds = await WatchFeeds.start(regions.all(), logger).catch(async (err) => {
+    await Promise.all([...databases.values()].map((d) => d.close()));
+    throw err;
+  });
   const domain: Domain = {
-    regions: new Regions(databases),
+    regions,
+    announce: (region) => feeds.announce(region),
     keyRing: keys.holder.get,
     deletionWindowMs: config.deletionWindowMs,
     watchRetentionMs: config.watchRetentionMs,
     limits: config.limits,
   };
-  const feeds = await WatchFeeds.start(domain.regions.all(), logger).catch(async (err) => {
-    await Promise.all([...databases.values()].map((d) => d.close()));
-    throw err;
-  });
+
   const authenticator = new Authenticator(() => domain.regions.resolve("").db);
   const auditLog = config.auditLog === undefined ? undefined : openAuditLog(config.auditLog);
   const rps = config.limits.requestsPerSecond;

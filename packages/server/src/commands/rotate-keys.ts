@@ -98,6 +98,8 @@ export async function rotateKeysCommand(
       }
       const domain: Domain = {
         regions: new Regions(databases),
+        // Rewrapping keys changes nothing a watcher sees.
+        announce: () => {},
         keyRing: () => ring,
         deletionWindowMs: config.deletionWindowMs,
         watchRetentionMs: config.watchRetentionMs,

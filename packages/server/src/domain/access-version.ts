@@ -59,7 +59,7 @@ export async function accessVersion(
   const ref = parseRevision(input.revision);
   const secret = await findSecret(region.db, region.name, id);
   if (secret === undefined) throw secretNotFound(id);
-  return serve(domain, caller, region.db, secret, ref, input);
+  return serve(domain, caller, region, secret, ref, input);
 }
 
 /** Like accessVersion, addressing the secret by project, path and name. */
@@ -84,7 +84,7 @@ export async function accessVersionByPath(
     notFound(`secret "${name}" not found at path "${path}" in project ${projectId}`);
   const secret = await findSecretByPath(region.db, region.name, projectId, path, name);
   if (secret === undefined) throw missing();
-  return serve(domain, caller, region.db, secret, ref, input, missing);
+  return serve(domain, caller, region, secret, ref, input, missing);
 }
 
 /**
@@ -96,7 +96,7 @@ export async function accessVersionByPath(
 async function serve(
   domain: Domain,
   caller: Caller,
-  db: Db,
+  region: { name: string; db: Db },
   secret: SecretView,
   ref: RevisionSelector,
   { revision: asked, noConsume = false }: { revision: string } & AccessOptions,
@@ -108,9 +108,9 @@ async function serve(
       `secret ${secret.id} is scheduled for deletion and cannot be accessed; restore it first (RestoreSecret)`,
     );
   }
-  const revision = await resolveRevision(db, secret.id, ref, asked);
+  const revision = await resolveRevision(region.db, secret.id, ref, asked);
   if (caller.audit) caller.audit.facts.revision = revision;
-  return inTransaction(db, async (tx) => {
+  const served = await inTransaction(region.db, async (tx) => {
     const row = await findServable(tx, secret.id, revision);
     if (row === undefined) return refuse(tx, secret.id, revision);
     let sealed: SealedRow = row;
@@ -144,6 +144,9 @@ async function serve(
       singleAccess,
     };
   });
+  // Consumption changed the version: wake the watchers (after the commit).
+  if (served.singleAccess && !noConsume) domain.announce(region.name);
+  return served;
 }
 
 async function resolveRevision(

@@ -23,6 +23,11 @@ export interface Domain {
   /** Read on every call, so that a key rotation takes effect without a restart. */
   keyRing: () => KeyRing;
   deletionWindowMs: number;
+  /**
+   * Called after a transaction that changed secrets or versions commits:
+   * wakes the region's watch streams on every replica.
+   */
+  announce: (region: string) => void;
   /** How long watch events are kept (the sweeper prunes older ones). */
   watchRetentionMs: number;
   limits: DomainLimits;

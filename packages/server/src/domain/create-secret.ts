@@ -3,7 +3,6 @@ import { seal, versionAad } from "../crypto/envelope.ts";
 import { pgErrorCode } from "../db/errors.ts";
 import { secrets } from "../db/schema.ts";
 import { getSecretView, type SecretView } from "../db/secrets.ts";
-import { inTransaction } from "../db/tx.ts";
 import { findVersion, insertVersion, type VersionMeta } from "../db/versions.ts";
 import { recordInTransaction } from "./audit.ts";
 import type { Caller, Domain } from "./context.ts";
@@ -13,6 +12,7 @@ import { validatePayload } from "./payload-types.ts";
 import {
   authorizePlacement,
   type EphemeralPolicyInput,
+  inChange,
   policyColumns,
   propertiesFromPolicy,
   regionFor,
@@ -65,7 +65,7 @@ export async function createSecret(
   // Sealed before the transaction: encryption needs no lock.
   const sealed = first && seal(first.data, versionAad(id, 1), domain.keyRing());
   try {
-    return await inTransaction(region.db, async (tx) => {
+    return await inChange(domain, region, async (tx) => {
       await checkSecretQuota(tx, domain, region.name, projectId);
       const row = {
         id,

@@ -1,6 +1,5 @@
 import { seal, versionAad } from "../crypto/envelope.ts";
 import { updateSecret } from "../db/secrets.ts";
-import { inTransaction } from "../db/tx.ts";
 import {
   disableLatestEnabled,
   findVersion,
@@ -11,7 +10,13 @@ import { recordInTransaction } from "./audit.ts";
 import type { Caller, Domain } from "./context.ts";
 import { checkVersionQuota } from "./limits.ts";
 import { validatePayload } from "./payload-types.ts";
-import { lockForChange, propertiesFromPolicy, regionFor, type SecretKind } from "./shared.ts";
+import {
+  inChange,
+  lockForChange,
+  propertiesFromPolicy,
+  regionFor,
+  type SecretKind,
+} from "./shared.ts";
 import { checkCrc32, validateDescription, validateUuid } from "./validation.ts";
 
 export interface CreateVersionInput {
@@ -39,7 +44,7 @@ export async function createVersion(
   const id = validateUuid(input.secretId, "secret_id");
   const description = validateDescription(input.description);
   const crc = checkCrc32(input.data, input.dataCrc32);
-  return inTransaction(region.db, async (tx) => {
+  return inChange(domain, region, async (tx) => {
     const secret = await lockForChange(tx, caller, region.name, id, input.etag);
     validatePayload(secret.type as SecretKind, input.data);
     await checkVersionQuota(tx, domain, id);

@@ -2,7 +2,6 @@ import { eq, sql } from "drizzle-orm";
 import { pgErrorCode } from "../db/errors.ts";
 import { secrets } from "../db/schema.ts";
 import { getSecretView, lockSecret, type SecretView, updateSecret } from "../db/secrets.ts";
-import { inTransaction } from "../db/tx.ts";
 import { recordInTransaction } from "./audit.ts";
 import type { Caller, Domain } from "./context.ts";
 import { alreadyExists, failedPrecondition } from "./errors.ts";
@@ -10,6 +9,7 @@ import { checkSecretQuota } from "./limits.ts";
 import {
   authorizeSecret,
   checkRestoreWindow,
+  inChange,
   lockForChange,
   regionFor,
   secretNotFound,
@@ -29,7 +29,7 @@ export async function deleteSecret(
 ): Promise<SecretView | undefined> {
   const region = regionFor(domain, caller, input.region);
   const id = validateUuid(input.secretId, "secret_id");
-  return inTransaction(region.db, async (tx) => {
+  return inChange(domain, region, async (tx) => {
     const secret = await lockForChange(tx, caller, region.name, id, input.etag);
     if (secret.protected) {
       throw failedPrecondition(
@@ -55,7 +55,7 @@ export async function restoreSecret(
   const region = regionFor(domain, caller, input.region);
   const id = validateUuid(input.secretId, "secret_id");
   try {
-    return await inTransaction(region.db, async (tx) => {
+    return await inChange(domain, region, async (tx) => {
       const secret = await lockSecret(tx, region.name, id);
       if (secret === undefined) throw secretNotFound(id);
       authorizeSecret(caller, secret, "write");

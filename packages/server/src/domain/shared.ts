@@ -1,7 +1,8 @@
 import { type SQL, sql } from "drizzle-orm";
-import type { Tx } from "../db/client.ts";
+import type { Db, Tx } from "../db/client.ts";
 import type { SecretRow } from "../db/schema.ts";
 import { lockSecret } from "../db/secrets.ts";
+import { inTransaction } from "../db/tx.ts";
 import {
   authorize,
   type Permission,
@@ -179,4 +180,21 @@ export function authorizePlacement(caller: Caller, projectId: string, path: stri
     return;
   }
   throw projectNotFound(projectId);
+}
+
+/**
+ * Runs a change to secrets or versions in one transaction, then, after the
+ * commit, tells the watch that the region changed. The change's watch events
+ * are written inside the transaction by triggers; the announcement (a local
+ * wake-up and a NOTIFY to the other replicas) comes only after the commit,
+ * so that writers never queue on Postgres's notification lock.
+ */
+export async function inChange<T>(
+  domain: Pick<Domain, "announce">,
+  region: { name: string; db: Db },
+  fn: (tx: Tx) => Promise<T>,
+): Promise<T> {
+  const result = await inTransaction(region.db, fn);
+  domain.announce(region.name);
+  return result;
 }

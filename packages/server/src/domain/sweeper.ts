@@ -114,10 +114,15 @@ export function startSweeper(
     for (const { name, database } of domain.regions.all()) {
       if (stopped) return;
       try {
-        onSwept(
-          name,
-          await sweepRegion(database.db, domain.deletionWindowMs, domain.watchRetentionMs),
+        const counts = await sweepRegion(
+          database.db,
+          domain.deletionWindowMs,
+          domain.watchRetentionMs,
         );
+        if (counts.expired + counts.versionsDestroyed + counts.secretsDestroyed > 0) {
+          domain.announce(name);
+        }
+        onSwept(name, counts);
       } catch (err) {
         onError(name, err);
       }

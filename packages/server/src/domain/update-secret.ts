@@ -1,12 +1,12 @@
 import { pgErrorCode } from "../db/errors.ts";
 import { getSecretView, type SecretView, updateSecret as writeSecret } from "../db/secrets.ts";
-import { inTransaction } from "../db/tx.ts";
 import { recordInTransaction } from "./audit.ts";
 import type { Caller, Domain } from "./context.ts";
 import { alreadyExists, failedPrecondition } from "./errors.ts";
 import {
   authorizePlacement,
   type EphemeralPolicyInput,
+  inChange,
   lockForChange,
   policyColumns,
   regionFor,
@@ -52,7 +52,7 @@ export async function updateSecret(
     ...(input.ephemeralPolicy !== undefined && policyColumns(input.ephemeralPolicy)),
   };
   try {
-    return await inTransaction(region.db, async (tx) => {
+    return await inChange(domain, region, async (tx) => {
       const secret = await lockForChange(tx, caller, region.name, id, input.etag);
       // Moving a secret needs write access where it goes, too.
       if (set.path !== undefined) authorizePlacement(caller, secret.projectId, set.path);
@@ -83,7 +83,7 @@ export async function setProtection(
 ): Promise<SecretView> {
   const region = regionFor(domain, caller, input.region);
   const id = validateUuid(input.secretId, "secret_id");
-  return inTransaction(region.db, async (tx) => {
+  return inChange(domain, region, async (tx) => {
     const secret = await lockForChange(tx, caller, region.name, id, input.etag);
     if (secret.protected !== input.protected) {
       await writeSecret(tx, id, { protected: input.protected });

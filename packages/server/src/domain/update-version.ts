@@ -1,12 +1,11 @@
 import { updateSecret } from "../db/secrets.ts";
-import { inTransaction } from "../db/tx.ts";
 import { findVersion, updateVersion as writeVersion } from "../db/versions.ts";
 import { recordInTransaction } from "./audit.ts";
 import type { Caller, Domain } from "./context.ts";
 import { failedPrecondition, invalid } from "./errors.ts";
 import type { VersionView } from "./read-versions.ts";
 import { versionNotFound } from "./read-versions.ts";
-import { type EphemeralAction, lockForChange, regionFor } from "./shared.ts";
+import { type EphemeralAction, inChange, lockForChange, regionFor } from "./shared.ts";
 import {
   parseRevision,
   validateDescription,
@@ -54,7 +53,7 @@ export async function updateVersion(
       validateTimeToLive(props.expiresAt.getTime() - Date.now(), "ephemeral_properties.expires_at");
     }
   }
-  return inTransaction(region.db, async (tx) => {
+  return inChange(domain, region, async (tx) => {
     const secret = await lockForChange(tx, caller, region.name, id, input.etag);
     const version = await findVersion(tx, id, ref);
     if (version === undefined) throw versionNotFound(id, input.revision);

@@ -2,14 +2,19 @@ import { type SQL, sql } from "drizzle-orm";
 import type { Tx } from "../db/client.ts";
 import type { SecretRow } from "../db/schema.ts";
 import { updateSecret } from "../db/secrets.ts";
-import { inTransaction } from "../db/tx.ts";
 import { findVersion, updateVersion } from "../db/versions.ts";
 import { recordInTransaction } from "./audit.ts";
 import type { Caller, Domain } from "./context.ts";
 import { failedPrecondition } from "./errors.ts";
 import type { VersionView } from "./read-versions.ts";
 import { versionNotFound } from "./read-versions.ts";
-import { checkRestoreWindow, lockForChange, propertiesFromPolicy, regionFor } from "./shared.ts";
+import {
+  checkRestoreWindow,
+  inChange,
+  lockForChange,
+  propertiesFromPolicy,
+  regionFor,
+} from "./shared.ts";
 import { parseRevision, validateUuid } from "./validation.ts";
 
 export interface VersionRef {
@@ -34,7 +39,7 @@ async function transition(domain: Domain, caller: Caller, input: VersionRef, cha
   const region = regionFor(domain, caller, input.region);
   const id = validateUuid(input.secretId, "secret_id");
   const ref = parseRevision(input.revision);
-  return inTransaction(region.db, async (tx: Tx) => {
+  return inChange(domain, region, async (tx: Tx) => {
     const secret = await lockForChange(tx, caller, region.name, id, input.etag);
     const version = await findVersion(tx, id, ref);
     if (version === undefined) throw versionNotFound(id, input.revision);

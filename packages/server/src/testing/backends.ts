@@ -105,6 +105,7 @@ export function testDomain(
   const ring = options.keyRing ?? testKeyRing();
   return {
     regions: new Regions(new Map(Object.entries(databases))),
+    announce: () => {},
     keyRing: () => ring,
     deletionWindowMs: options.deletionWindowMs ?? 7 * 86_400_000,
     watchRetentionMs: 86_400_000,

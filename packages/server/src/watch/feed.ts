@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import type { Logger } from "pino";
 import type { Database, Db } from "../db/client.ts";
 import {
@@ -9,14 +10,14 @@ import {
   watchState,
 } from "../db/watch-events.ts";
 
-/** The channel the outbox triggers NOTIFY at commit (migration 0003). */
+/** The channel replicas NOTIFY after committing a change, and LISTEN on. */
 export const WATCH_CHANNEL = "coffer_watch";
 
 /** Events read per query, by the feed and by streams catching up. */
 export const PAGE = 1000;
 
 /** A safety net under LISTEN: read anyway this often, in case a notification was lost. */
-const SAFETY_POLL_MS = 5_000;
+export const SAFETY_POLL_MS = 5_000;
 /** While events are held back behind a running transaction, look again after this, doubling. */
 const HELD_RETRY_MS = { first: 5, max: 1_000 };
 
@@ -47,6 +48,8 @@ export class RegionFeed {
   private readonly safetyTimer: NodeJS.Timeout;
   private unlisten: (() => Promise<void>) | undefined;
   private closed = false;
+  private notifying = false;
+  private notifyAgain = false;
 
   private constructor(
     readonly region: string,
@@ -55,15 +58,28 @@ export class RegionFeed {
     readonly epoch: string,
     private position: Position,
     private readonly logger: Logger,
+    safetyPollMs: number,
   ) {
-    this.safetyTimer = setInterval(() => this.wake(), SAFETY_POLL_MS);
+    this.safetyTimer = setInterval(() => this.wake(), safetyPollMs);
     this.safetyTimer.unref();
   }
 
-  static async start(region: string, database: Database, logger: Logger): Promise<RegionFeed> {
+  static async start(
+    region: string,
+    database: Database,
+    logger: Logger,
+    safetyPollMs = SAFETY_POLL_MS,
+  ): Promise<RegionFeed> {
     const { epoch } = await watchState(database.db);
     const head = await finalHead(database.db);
-    const feed = new RegionFeed(region, database.db, epoch, head, logger.child({ region }));
+    const feed = new RegionFeed(
+      region,
+      database.db,
+      epoch,
+      head,
+      logger.child({ region }),
+      safetyPollMs,
+    );
     feed.unlisten = await database.listen(
       WATCH_CHANNEL,
       () => feed.wake(),
@@ -88,6 +104,37 @@ export class RegionFeed {
 
   unsubscribe(s: Subscriber): void {
     this.subscribers.delete(s);
+  }
+
+  /**
+   * A change committed here: wake this replica's streams at once, and NOTIFY
+   * the others. One NOTIFY is in flight at a time; commits during it are
+   * covered by one more, so a burst of writes costs a few notifications, and
+   * writers never wait for one (a NOTIFY inside the writing transaction
+   * would serialize every commit on Postgres's notification lock). If this
+   * process dies between a commit and its NOTIFY, the other replicas'
+   * safety poll picks the change up.
+   */
+  announce(): void {
+    this.wake();
+    if (this.closed) return;
+    if (this.notifying) {
+      this.notifyAgain = true;
+      return;
+    }
+    this.notifying = true;
+    void this.db
+      .execute(sql`select pg_notify(${WATCH_CHANNEL}, '')`)
+      .catch((err: unknown) =>
+        this.logger.warn({ err }, "could not NOTIFY other replicas; their safety poll will"),
+      )
+      .finally(() => {
+        this.notifying = false;
+        if (this.notifyAgain) {
+          this.notifyAgain = false;
+          this.announce();
+        }
+      });
   }
 
   /** Reads what is new, now or right after the read in progress. */
@@ -164,6 +211,11 @@ export class WatchFeeds {
       feeds.set(name, await RegionFeed.start(name, database, logger));
     }
     return new WatchFeeds(feeds);
+  }
+
+  /** See RegionFeed.announce; a region without a feed (none started yet) is ignored. */
+  announce(region: string): void {
+    this.feeds.get(region)?.announce();
   }
 
   get(region: string): RegionFeed {

@@ -328,6 +328,7 @@ describe.each(serverBackends)("WatchSecrets on $name", (backend) => {
     });
     await new Promise((r) => setTimeout(r, 1_100));
     await sweepRegion(test.server.domain.regions.resolve("").db, 86_400_000);
+    test.server.domain.announce("local");
     await w.until((x) => x.events.length >= 6);
     expect(kinds(w).slice(3)).toEqual([
       "SECRET_CREATED short#0",

@@ -1,7 +1,8 @@
 -- The watch outbox is written by triggers, in the transaction of the change,
 -- so that every write path (the RPCs, single-access consumption, the
 -- sweeper) records its events and a rolled-back change records none. The
--- NOTIFY is delivered at commit, and only then, to every replica listening.
+-- server NOTIFYs the other replicas after the commit (watch/feed.ts): a
+-- NOTIFY here would serialize every commit on the notification lock.
 INSERT INTO "watch_state" ("id") VALUES (true);
 --> statement-breakpoint
 CREATE FUNCTION coffer_watch_version() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -36,7 +37,6 @@ BEGIN
   SELECT project_id, path, name INTO s FROM secrets WHERE id = NEW.secret_id;
   INSERT INTO watch_events (kind, project_id, secret_id, path, name, revision, version_status, single_access)
   VALUES (k, s.project_id, NEW.secret_id, s.path, s.name, NEW.revision, NEW.status, coalesce(NEW.expires_once_accessed, false));
-  PERFORM pg_notify('coffer_watch', '');
   RETURN NULL;
 END $$;
 --> statement-breakpoint
@@ -78,7 +78,6 @@ BEGIN
   INSERT INTO watch_events (kind, project_id, secret_id, path, name, previous_path, previous_name)
   VALUES (k, r.project_id, r.id, r.path, r.name,
           CASE WHEN moved THEN OLD.path END, CASE WHEN moved THEN OLD.name END);
-  PERFORM pg_notify('coffer_watch', '');
   RETURN NULL;
 END $$;
 --> statement-breakpoint
