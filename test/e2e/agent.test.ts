@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { readFile, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { type AddressInfo, createServer } from "node:net";
 import path from "node:path";
 import {
   AdminService,
@@ -55,6 +56,18 @@ async function until(what: string, check: () => Promise<boolean>, ms = 20_000): 
   }
 }
 
+/** A port that was free a moment ago. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
 const contentOf = (file: string) => readFile(file, "utf8").catch(() => undefined);
 const is = (msg: string) => (l: AgentLog) => l.msg === msg;
 
@@ -68,10 +81,19 @@ describe("coffer-agent against a real server", () => {
   let agentToken = "";
   const running: AgentProcess[] = [];
 
+  /** Fixed ports, so that the server can be restarted where the agents expect it. */
+  let serverEnv: Record<string, string> = {};
+
   beforeAll(async () => {
     dataDir = await makeTempDir("agent");
     work = path.join(dataDir, "agent");
-    server = await startServer({ env: { COFFER_DATA_DIR: path.join(dataDir, "server") } });
+    serverEnv = {
+      COFFER_DATA_DIR: path.join(dataDir, "server"),
+      COFFER_HTTP_LISTEN: `127.0.0.1:${await freePort()}`,
+      COFFER_GRPC_LISTEN: `127.0.0.1:${await freePort()}`,
+    };
+    server = await startServer({ env: serverEnv });
+    serverEnv.COFFER_BOOTSTRAP_TOKEN = server.token;
     admin = createCofferClient({ url: server.httpUrl, token: server.token, timeoutMs: 30_000 });
     const adminApi = createClient(
       AdminService,
@@ -112,7 +134,6 @@ describe("coffer-agent against a real server", () => {
 
   async function configFile(name: string, secrets: Record<string, unknown>[], extra = {}) {
     const dir = path.join(work, name);
-    const { mkdir } = await import("node:fs/promises");
     await mkdir(dir, { recursive: true });
     return writeAgentConfig(path.join(dir, "agent.yaml"), {
       server: { url: server?.httpUrl },
@@ -363,6 +384,77 @@ describe("coffer-agent against a real server", () => {
     });
     // Never tried again: one consuming attempt each at most.
     expect(agent.logs().filter(is("consuming single-access version"))).toHaveLength(1);
+    assertNoPayload(agent);
+  });
+
+  it("follows changes over gRPC and gRPC-Web too", async () => {
+    const v1 = payload("proto-v1");
+    const v2 = payload("proto-v2");
+    const created = await admin.createSecret({
+      projectId,
+      path: "/proto",
+      name: "s",
+      firstVersion: { data: Buffer.from(v1) },
+    });
+    const id = created.secret?.id ?? "";
+    const agents = [];
+    for (const [protocol, url] of [
+      ["grpc", server?.grpcUrl],
+      ["grpc-web", server?.httpUrl],
+    ] as const) {
+      const config = await configFile(`proto-${protocol}`, [
+        { path: "/proto", name: "s", destination: "s.txt" },
+      ]);
+      const text = JSON.parse(await readFile(config, "utf8"));
+      await writeAgentConfig(config, { ...text, server: { url, protocol } });
+      agents.push({ agent: start(config), file: path.join(path.dirname(config), "s.txt") });
+    }
+    for (const { agent, file } of agents) {
+      await agent.waitForLog(is("ready: every file rendered or found absent"));
+      expect(await contentOf(file)).toBe(v1);
+    }
+    await admin.createSecretVersion({ secretId: id, data: Buffer.from(v2) });
+    for (const { agent, file } of agents) {
+      await until("v2 is in the file", async () => (await contentOf(file)) === v2);
+      assertNoPayload(agent);
+    }
+  });
+
+  it("keeps its files while the server is down, reconnects and catches up with what changed meanwhile", async () => {
+    const v1 = payload("ha-v1");
+    const v2 = payload("ha-v2");
+    const created = await admin.createSecret({
+      projectId,
+      path: "/ha",
+      name: "db",
+      firstVersion: { data: Buffer.from(v1) },
+    });
+    const id = created.secret?.id ?? "";
+    const config = await configFile("ha", [{ path: "/ha", name: "db", destination: "db.txt" }], {
+      health_listen: "127.0.0.1:0",
+    });
+    const file = path.join(path.dirname(config), "db.txt");
+    const agent = start(config);
+    await agent.waitForLog(is("ready: every file rendered or found absent"));
+    const { address } = (await agent.waitForLog(is("health endpoints listening"))) as {
+      address: string;
+    };
+
+    expect(await server?.stop()).toEqual({ code: 0, signal: null });
+    await agent.waitForLog((l) => String(l.msg).startsWith("watch stream") && l.level === 40);
+    await agent.waitForLog(is("reconnecting to the watch stream"));
+    // Away for a while: the file stays, the agent says it is not connected.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await contentOf(file)).toBe(v1);
+    const health = await fetch(`http://${address}/healthz`);
+    expect(health.status).toBe(200);
+    expect(((await health.json()) as { connected: boolean }).connected).toBe(false);
+
+    server = await startServer({ env: serverEnv });
+    admin = createCofferClient({ url: server.httpUrl, token: server.token, timeoutMs: 30_000 });
+    await admin.createSecretVersion({ secretId: id, data: Buffer.from(v2) });
+    await until("v2 is in the file", async () => (await contentOf(file)) === v2, 60_000);
+    expect(agent.logs().filter(is("watching")).length).toBeGreaterThanOrEqual(2);
     assertNoPayload(agent);
   });
 });
