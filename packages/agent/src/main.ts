@@ -43,12 +43,13 @@ async function main(): Promise<number> {
     }
     const agent = await startAgent(config);
     await new Promise<void>((resolve) => {
-      const onSignal = (signal: NodeJS.Signals) => {
+      const onSignal = () => {
         process.off("SIGTERM", onSignal);
         process.off("SIGINT", onSignal);
-        void agent.stop().then(resolve);
         // A second signal while stopping: leave at once.
-        process.once(signal, () => process.exit(130));
+        process.once("SIGTERM", () => process.exit(143));
+        process.once("SIGINT", () => process.exit(130));
+        void agent.stop().then(resolve);
       };
       process.on("SIGTERM", onSignal);
       process.on("SIGINT", onSignal);
