@@ -119,6 +119,8 @@ describe("startAgent", () => {
     await until(async () => (await read("c")) === "PAYLOAD-c1");
     fake.setEnabled(c, 1, false);
     await until(async () => (await read("c")) === undefined);
+    // Logged once the removal is durable (after the folder's fsync).
+    await until(() => log.lines.some((l) => l.msg === "file removed"));
     expect(log.lines.find((l) => l.msg === "file removed")).toMatchObject({ destination: at("c") });
     expect(log.text()).not.toContain("PAYLOAD");
   });

@@ -1,11 +1,4 @@
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { WatchSelectorSchema } from "@coffer/client";
-import {
-  createCofferClient,
-  WatchEventKind,
-  type WatchSecretsResponse,
-  type WatchSelector,
-} from "@coffer/client";
+import { createCofferClient, WatchEventKind, type WatchSecretsResponse } from "@coffer/client";
 import { removeStaleTemporaries } from "./atomic-file.ts";
 import { Backoff } from "./backoff.ts";
 import type { AgentConfig } from "./config.ts";
@@ -23,7 +16,7 @@ import {
 } from "./reconcile.ts";
 import { UnitRunner } from "./runner.ts";
 import { StateStore } from "./state.ts";
-import { runWatch } from "./watch.ts";
+import { runWatch, type WatchSelectorInit } from "./watch.ts";
 
 /** Options of {@link startAgent} and {@link runOnce}. */
 export interface AgentOptions {
@@ -214,9 +207,9 @@ function fileState(outcome: Outcome | undefined): FileState {
   }
 }
 
-function selectorsOf(units: Unit[]): MessageInitShape<typeof WatchSelectorSchema>[] {
+function selectorsOf(units: Unit[]): WatchSelectorInit[] {
   const seen = new Set<string>();
-  const out: MessageInitShape<typeof WatchSelectorSchema>[] = [];
+  const out: WatchSelectorInit[] = [];
   for (const unit of units) {
     const key = refKey(unit.ref);
     if (seen.has(key)) continue;
@@ -383,7 +376,7 @@ export async function startAgent(
     logger,
     projectId: config.projectId,
     region: config.region,
-    selectors: selectorsOf(units) as WatchSelector[],
+    selectors: selectorsOf(units),
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     cursor: state.cursor,
     signal,

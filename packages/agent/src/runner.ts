@@ -81,9 +81,13 @@ export class UnitRunner {
             { secret: refKey(this.unit.ref), reason: outcome.reason, attempt: attempts, delayMs },
             "reconcile failed; trying again",
           );
-          this.#wake = new AbortController();
-          await sleep(delayMs, AbortSignal.any([signal, this.#wake.signal]));
+          const wake = new AbortController();
+          const onStop = () => wake.abort();
+          signal.addEventListener("abort", onStop, { once: true });
+          this.#wake = wake;
+          await sleep(delayMs, wake.signal);
           this.#wake = undefined;
+          signal.removeEventListener("abort", onStop);
         }
         if (signal.aborted && outcome.kind === "retry") {
           for (const resolve of waiters) resolve(undefined);

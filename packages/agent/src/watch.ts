@@ -1,8 +1,12 @@
-import type { WatchSecretsResponse, WatchSelector } from "@coffer/client";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { WatchSecretsResponse, WatchSelectorSchema } from "@coffer/client";
 import { Code } from "@connectrpc/connect";
 import { Backoff, sleep } from "./backoff.ts";
 import type { Logger } from "./logger.ts";
 import { type AgentClient, codeOf } from "./reconcile.ts";
+
+/** A selector as a request takes it. */
+export type WatchSelectorInit = MessageInitShape<typeof WatchSelectorSchema>;
 
 /** What {@link runWatch} needs. */
 export interface WatchOptions {
@@ -10,7 +14,7 @@ export interface WatchOptions {
   logger: Logger;
   projectId: string;
   region: string;
-  selectors: WatchSelector[];
+  selectors: WatchSelectorInit[];
   heartbeatIntervalMs: number;
   /** Where to resume; empty: from the server's head. */
   cursor: string;
