@@ -304,7 +304,9 @@ export async function startAgent(
       if (outcomes.some((o) => o === undefined)) return;
       if (cursor === "" || cursor === state.cursor) return;
       state.cursor = cursor;
-      await state.save().catch((err: unknown) => {
+      // Not awaited: during a burst, the cursors that come while one write
+      // is on its way share the next write (the newest always lands last).
+      void state.save().catch((err: unknown) => {
         logger.warn({ err: (err as Error).message }, "cannot write the state file");
       });
     });
@@ -392,8 +394,10 @@ export async function startAgent(
     stopping ??= (async () => {
       controller.abort();
       await watching;
-      await p.closeAll();
+      // Reconciles in flight finish (their calls have deadlines); the cursors
+      // they free are set, then closeAll writes the state one last time.
       await commits;
+      await p.closeAll();
       await health?.close();
       if (!isReady) rejectReady(new Error("the agent stopped before it was ready"));
       logger.info({ cursor: state.cursor }, "stopped");
