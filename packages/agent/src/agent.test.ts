@@ -64,7 +64,7 @@ async function start(fake: FakeCoffer, cfg: AgentConfig) {
 }
 
 /** Polls `check` until it holds (or fails the test after `ms`). */
-async function until(check: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
+async function until(check: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error("condition not met in time");
@@ -185,7 +185,7 @@ describe("startAgent", () => {
     );
     await agent.ready;
     // The fake sends no heartbeats after the first message.
-    await until(() => fake.watchCalls.length >= 2, 3000);
+    await until(() => fake.watchCalls.length >= 2);
     expect(
       log.lines.some(
         (l) => l.msg === "watch stream silent for three heartbeat intervals; reconnecting",
@@ -295,7 +295,7 @@ describe("startAgent", () => {
       config(fake, [file("a", "a")], {
         onChange: {
           action: { kind: "command", argv: ["sh", "-c", `echo run >> "${runs}"`], timeoutMs: 5000 },
-          debounceMs: 200,
+          debounceMs: 1000,
         },
       }),
     );
