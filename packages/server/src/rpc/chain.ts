@@ -56,6 +56,9 @@ export interface CallChainDeps {
   rateLimiter?: RateLimiter;
 }
 
+/** How often a long stream checks that its token is still valid. */
+const STREAM_REAUTH_MS = 5_000;
+
 /**
  * Wraps every method of a service implementation in the one call chain that
  * all transports share. For each call it:
@@ -192,7 +195,15 @@ export function withCallChain<S extends DescService>(
         if (first.done) return;
         try {
           yield first.value;
+          let checked = performance.now();
           for (let next = await messages.next(); !next.done; next = await messages.next()) {
+            // A stream outlives its token's revocation or expiry only briefly:
+            // the token is checked again (through the cache) before a message
+            // goes out, every STREAM_REAUTH_MS at most.
+            if (performance.now() - checked > STREAM_REAUTH_MS) {
+              await authenticator.authenticate(ctx.requestHeader.get("authorization"));
+              checked = performance.now();
+            }
             yield next.value;
           }
         } catch (e) {

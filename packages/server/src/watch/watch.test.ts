@@ -451,3 +451,29 @@ describe.skipIf(freshPostgresUrl === undefined)("WatchSecrets across replicas", 
     }
   });
 });
+
+describe("WatchSecrets and revoked tokens", () => {
+  const backend = serverBackends[0] as (typeof serverBackends)[number];
+  it("ends a stream whose token is revoked, with UNAUTHENTICATED", async () => {
+    const test = await backend.start();
+    try {
+      const admin = test.adminClient("connect", test.adminToken);
+      const { id, value } = await createTestToken(test.server.domain, [
+        { projectId: PROJECT, role: "read_only", pathPrefix: "/" },
+      ]);
+      const w = new Watch(test.client("grpc", value), {
+        projectId: PROJECT,
+        heartbeatInterval: durationFromMs(1_000),
+      });
+      await w.until((x) => x.received.length > 0);
+      await admin.revokeToken({ tokenId: id });
+      const end = await Promise.race([
+        w.done,
+        new Promise<"still open">((r) => setTimeout(() => r("still open"), 15_000)),
+      ]);
+      expect(end instanceof ConnectError ? end.code : end).toBe(Code.Unauthenticated);
+    } finally {
+      await test.stop();
+    }
+  }, 60_000);
+});
