@@ -2071,9 +2071,10 @@ export const SecretService: GenService<{
   /**
    * Streams the changes to a project's secrets in one region, as they
    * commit, to any replica. Events never carry payloads. The stream starts
-   * with a heartbeat holding the cursor it starts from, replays what
-   * happened after since_cursor, then follows live changes, with a
-   * heartbeat whenever it has been quiet for heartbeat_interval. A caller
+   * with a heartbeat holding the cursor it starts from (or a RESYNC, when
+   * since_cursor is older than the retained events), replays what happened
+   * after since_cursor, then follows live changes, with a heartbeat whenever
+   * it has been quiet for heartbeat_interval. A caller
    * sees events only for secrets it may read (or, for a secret_access
    * token, access).
    *
