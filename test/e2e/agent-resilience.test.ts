@@ -1,7 +1,6 @@
 import { spawn } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
-import { type AddressInfo, createServer } from "node:net";
 import path from "node:path";
 import { type CofferClient, createCofferClient, VersionStatus } from "@coffer/client";
 import postgres from "postgres";
@@ -12,6 +11,7 @@ import {
   spawnAgent,
   writeAgentConfig,
 } from "../support/agent-process.ts";
+import { freePort } from "../support/ports.ts";
 import { newToken, type ServerProcess, startServer } from "../support/server-process.ts";
 import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
 
@@ -60,17 +60,6 @@ async function postgresStore(dir: string): Promise<Store> {
       await admin.end();
     },
   };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 async function until(what: string, check: () => Promise<boolean>, ms = 60_000): Promise<void> {

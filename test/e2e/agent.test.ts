@@ -1,6 +1,5 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
-import { type AddressInfo, createServer } from "node:net";
 import path from "node:path";
 import {
   AdminService,
@@ -18,6 +17,7 @@ import {
   spawnAgent,
   writeAgentConfig,
 } from "../support/agent-process.ts";
+import { freePort } from "../support/ports.ts";
 import { type ServerProcess, startServer } from "../support/server-process.ts";
 import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
 
@@ -54,18 +54,6 @@ async function until(what: string, check: () => Promise<boolean>, ms = 20_000): 
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-/** A port that was free a moment ago. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 const contentOf = (file: string) => readFile(file, "utf8").catch(() => undefined);
