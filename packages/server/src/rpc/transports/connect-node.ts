@@ -6,6 +6,15 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { peerFromNodeRequest, peerKey } from "./peer.ts";
 import type { ServerTls } from "./tls.ts";
 
+/**
+ * Idle HTTP/1.1 connections stay open for 65 s, not Node's 5 s. A client
+ * that reuses a keep-alive connection just as the server closes it gets
+ * EPIPE or ECONNRESET, which no client can safely retry for a non-idempotent
+ * call; a longer idle window (longer than the usual 60 s of load balancers)
+ * makes that race rare. The header timeout must stay above it.
+ */
+const H1_TIMEOUTS = { keepAliveTimeout: 65_000, headersTimeout: 70_000 };
+
 export interface ConnectServer {
   port: number;
   /** Stops accepting connections and lets requests in flight finish. */
@@ -38,7 +47,7 @@ export async function listenConnect(
     contextValues: (req) => createContextValues().set(peerKey, peerFromNodeRequest(req)),
   });
   if (options.tls !== undefined) return listenTls(handler, address, options.tls);
-  const h1 = http.createServer(handler);
+  const h1 = http.createServer(H1_TIMEOUTS, handler);
   const h2 = http2.createServer(handler);
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
