@@ -1,6 +1,5 @@
 import { SecretService } from "@coffer/api";
 import {
-  type Client,
   Code,
   ConnectError,
   createClient,
@@ -12,14 +11,23 @@ import {
   createGrpcTransport,
   createGrpcWebTransport,
 } from "@connectrpc/connect-node";
+import type { CofferClient } from "./client.ts";
+import {
+  type Coffer,
+  type CofferCommonOptions,
+  type CofferDefaults,
+  cofferInterceptors,
+  cofferOver,
+} from "./coffer.ts";
 
 export * from "@coffer/api";
+export * from "./shared.ts";
 
 /** How a client talks to Coffer. */
 export type CofferProtocol = "grpc" | "connect" | "grpc-web";
 
-/** Options of {@link createCofferClient}. */
-export interface CofferClientOptions {
+/** Options of {@link createCofferClient} and {@link createCofferTransport}. */
+export interface CofferClientOptions extends CofferCommonOptions {
   /**
    * The server's base URL. gRPC goes to the gRPC port (default
    * http://127.0.0.1:50051); Connect and gRPC-Web to the HTTP port (default
@@ -28,17 +36,14 @@ export interface CofferClientOptions {
   url: string;
   /** Defaults to "connect". */
   protocol?: CofferProtocol;
-  /** Bearer token sent as `authorization: Bearer <token>` on every call. */
-  token?: string;
-  /** Deadline of every call, in milliseconds. */
-  timeoutMs?: number;
   /** For Connect and gRPC-Web: "2" (default) or "1.1". gRPC always uses HTTP/2. */
   httpVersion?: "1.1" | "2";
-  /** Extra interceptors, run before the ones the client adds. */
-  interceptors?: Interceptor[];
   /** TLS settings for an https:// URL; without them, the system's trusted CAs apply. */
   tls?: CofferTlsOptions;
 }
+
+/** Options of {@link createCoffer}: a client's, and the helpers' defaults. */
+export interface CofferOptions extends CofferClientOptions, CofferDefaults {}
 
 /** TLS settings of a client, PEM-encoded. */
 export interface CofferTlsOptions {
@@ -56,31 +61,42 @@ export interface CofferTlsOptions {
   key?: string | Buffer;
 }
 
-/** A typed client of every RPC of `coffer.secretmanager.v1.SecretService`. */
-export type CofferClient = Client<typeof SecretService>;
-
 /**
- * Creates a typed SecretService client over connect-node.
+ * Creates a typed SecretService client over connect-node: every RPC, as the
+ * API defines it. It retries nothing unless `retry` is set.
  *
  * @example
- * const coffer = createCofferClient({ url: "http://127.0.0.1:8080" });
+ * const coffer = createCofferClient({ url: "http://127.0.0.1:8080", token });
  * const { secret } = await coffer.createSecret({ projectId, name: "db", path: "/prod" });
  */
 export function createCofferClient(options: CofferClientOptions): CofferClient {
   return createClient(SecretService, createCofferTransport(options));
 }
 
-/** The transport under {@link createCofferClient}, for callers that build their own clients. */
+/**
+ * Creates the client services want: `rpc`, the typed client (retrying
+ * idempotent calls on UNAVAILABLE unless `retry: false`), `access` to read a
+ * payload by path or id, checksum verified, and `watch` to follow changes
+ * with resumption.
+ *
+ * @example
+ * const coffer = createCoffer({ url: "http://127.0.0.1:8080", token, projectId });
+ * const db = await coffer.access("/prod/db", { type: SecretType.DATABASE_CREDENTIALS });
+ * const { host, port, username, password } = db.json();
+ */
+export function createCoffer(options: CofferOptions): Coffer {
+  const rpc = createCofferClient({ ...options, retry: options.retry ?? true });
+  return cofferOver(rpc, options);
+}
+
+/**
+ * The transport under {@link createCofferClient}, for callers that build
+ * their own clients (AdminService, say): the same token, deadline, TLS,
+ * checksum check and, when asked for, retries.
+ */
 export function createCofferTransport(options: CofferClientOptions): Transport {
-  const interceptors: Interceptor[] = [...(options.interceptors ?? [])];
-  const token = options.token;
-  if (token !== undefined) {
-    interceptors.push((next) => (req) => {
-      req.header.set("authorization", `Bearer ${token}`);
-      return next(req);
-    });
-  }
-  interceptors.push(refusedStreamIsUnavailable);
+  // Innermost, so that the retries see the corrected code.
+  const interceptors = [...cofferInterceptors(options), refusedStreamIsUnavailable];
   const tls = tlsNodeOptions(options);
   const common = {
     baseUrl: options.url,
@@ -125,8 +141,8 @@ function tlsNodeOptions(options: CofferClientOptions): CofferTlsOptions | undefi
  * gRPC's HTTP/2 mapping makes it UNAVAILABLE, which callers may retry.
  * connect-node reports it as INTERNAL instead: Node emits the stream's error
  * before the close event that connect-node maps by reset code. This puts
- * UNAVAILABLE back; it is the innermost interceptor, so the caller's own
- * interceptors (a retry policy, say) see the corrected code.
+ * UNAVAILABLE back; it is the innermost interceptor, so the retries and the
+ * caller's own interceptors see the corrected code.
  */
 const refusedStreamIsUnavailable: Interceptor = (next) => async (req) => {
   try {

@@ -1,0 +1,44 @@
+/**
+ * What the Node entry (`@coffer/client`) and the browser entry
+ * (`@coffer/client/web`) both export, besides the API itself.
+ */
+
+export {
+  type AccessClient,
+  type AccessOptions,
+  accessSecret,
+  parseRef,
+  type Revision,
+  type SecretRef,
+} from "./access.ts";
+export type { BackoffOptions } from "./backoff.ts";
+export { type AccessAnswer, verifyChecksum, verifyChecksums } from "./checksum.ts";
+export type { CofferClient } from "./client.ts";
+export {
+  type Coffer,
+  type CofferCommonOptions,
+  type CofferDefaults,
+  cofferInterceptors,
+  cofferOver,
+} from "./coffer.ts";
+export { crc32 } from "./crc32.ts";
+export { ChecksumError, SecretTypeError, SingleAccessError, secretTypeName } from "./errors.ts";
+export { isRetrySafe, type RetryEvent, type RetryOptions, retryInterceptor } from "./retry.ts";
+export type {
+  BasicCredentialsPayload,
+  DatabaseCredentialsPayload,
+  KeyValuePayload,
+  SecretJsonByType,
+  SecretValue,
+  SecretValueOf,
+  SshKeyPayload,
+} from "./secret-value.ts";
+export {
+  type ReconnectEvent,
+  SecretWatch,
+  type WatchClient,
+  type WatchEvent,
+  type WatchOptions,
+  type WatchSelectorSpec,
+  watchSecrets,
+} from "./watch.ts";
