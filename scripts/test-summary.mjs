@@ -3,9 +3,13 @@
 // or no test ran, so that CI cannot pass on an empty run.
 import { existsSync, readFileSync } from "node:fs";
 
-const reports = ["packages/server", "packages/client", "packages/agent", "test"].map(
-  (p) => `${p}/.vitest-report.json`,
-);
+const reports = [
+  "packages/server",
+  "packages/client",
+  "packages/agent",
+  "packages/cli",
+  "test",
+].map((p) => `${p}/.vitest-report.json`);
 let passed = 0;
 let failed = 0;
 let skipped = 0;

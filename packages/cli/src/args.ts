@@ -1,0 +1,319 @@
+import { parseArgs } from "node:util";
+import type { Context } from "./context.ts";
+import { type ExitCode, UsageError } from "./errors.ts";
+
+/**
+ * The command tree and its parser. Options are parsed by node:util
+ * `parseArgs` (in its token mode, so that an unknown flag or a missing value
+ * can be named in our own words instead of Node's); the tree, the help and
+ * the "did you mean" suggestions are ours.
+ */
+
+/** Where a flag is listed in help. */
+export type OptionGroup = "command" | "connection" | "output";
+
+/** One flag of a command. */
+export interface OptionSpec {
+  type: "string" | "boolean";
+  short?: string;
+  /** May be given several times; the value is then a list. */
+  multiple?: boolean;
+  /** The value's placeholder in help, e.g. "FILE". */
+  value?: string;
+  help: string;
+  group?: OptionGroup;
+}
+
+export type OptionSet = Record<string, OptionSpec>;
+
+/** The parsed value of one flag. */
+export type ValueOf<S extends OptionSpec> = S["type"] extends "boolean"
+  ? boolean
+  : S["multiple"] extends true
+    ? string[]
+    : string;
+
+/** The parsed flags of a command: absent flags are undefined. */
+export type Values<O extends OptionSet> = { [K in keyof O]?: ValueOf<O[K]> };
+
+/** One positional argument of a command. */
+export interface ArgSpec {
+  name: string;
+  help: string;
+  optional?: boolean;
+}
+
+/** What a command's `run` receives. */
+export interface Input<O extends OptionSet> {
+  values: Values<O>;
+  /** Positional arguments, in order (optional ones may be missing). */
+  args: string[];
+  /** The command as typed, e.g. "coffer version access". */
+  command: string;
+}
+
+/** A leaf of the tree: something that runs. */
+export interface Command<O extends OptionSet = OptionSet> {
+  kind: "command";
+  name: string;
+  summary: string;
+  description?: string;
+  args?: ArgSpec[];
+  options: O;
+  examples?: string[];
+  /** Returns the exit code (undefined: 0). */
+  run(ctx: Context, input: Input<O>): Promise<ExitCode | undefined>;
+}
+
+/** A group of commands, e.g. `coffer secret`. */
+export interface Group {
+  kind: "group";
+  name: string;
+  summary: string;
+  description?: string;
+  children: Node[];
+  /** Printed after the command list of the group's help. */
+  footer?: string;
+}
+
+export type Node = Command<OptionSet> | Group;
+
+/** Declares a command with flags typed from its option set. */
+export function command<const O extends OptionSet>(
+  spec: Omit<Command<O>, "kind">,
+): Command<OptionSet> {
+  return { kind: "command", ...spec } as unknown as Command<OptionSet>;
+}
+
+/** Declares a group. */
+export function group(spec: Omit<Group, "kind">): Group {
+  return { kind: "group", ...spec };
+}
+
+/** What the command line asked for. */
+export type Parsed =
+  | { kind: "run"; command: Command; path: string[]; values: Values<OptionSet>; args: string[] }
+  | { kind: "help"; node: Node; path: string[] }
+  /** A group named without a command: its help goes to stderr, exit 2. */
+  | { kind: "incomplete"; node: Group; path: string[] }
+  | { kind: "version" };
+
+const HELP: OptionSpec = { type: "boolean", short: "h", help: "show this help" };
+
+/**
+ * Parses a command line against the tree. Flags may come before, between or
+ * after the command words (`coffer -o json secret list` and `coffer secret
+ * list -o json` are the same); `globals` tells which flags take a value
+ * before the command is known.
+ *
+ * @throws UsageError for an unknown command or flag, a missing or extra
+ * argument, a flag without its value, or a value given to a switch.
+ */
+export function parseCommandLine(root: Group, argv: string[], globals: OptionSet): Parsed {
+  const path: string[] = [root.name];
+  let node: Node = root;
+  let help = false;
+  const rest: string[] = [];
+  let i = 0;
+  for (; i < argv.length && node.kind === "group"; i++) {
+    const arg = argv[i] as string;
+    if (arg === "--") break;
+    if (arg.startsWith("-") && arg !== "-") {
+      if (arg === "-h" || arg === "--help") help = true;
+      else if (arg === "--version" && node === root) return { kind: "version" };
+      else {
+        rest.push(arg);
+        if (takesValue(arg, globals) && i + 1 < argv.length) rest.push(argv[++i] as string);
+      }
+      continue;
+    }
+    if (arg === "help" && node === root) {
+      help = true;
+      continue;
+    }
+    const current: Group = node;
+    const child: Node | undefined = current.children.find((c) => c.name === arg);
+    if (child === undefined) {
+      const names = current.children.map((c) => c.name);
+      throw new UsageError(
+        `unknown command "${arg}" for "${path.join(" ")}"${suggest(arg, names)}`,
+        `see "${path.join(" ")} --help"`,
+      );
+    }
+    path.push(arg);
+    node = child;
+  }
+  if (node.kind === "group") {
+    return help ? { kind: "help", node, path } : { kind: "incomplete", node, path };
+  }
+  rest.push(...argv.slice(i));
+  const leaf: Command = node;
+  const options: OptionSet = { ...leaf.options, help: HELP };
+  const { tokens } = parseArgs({
+    args: rest,
+    options: toParseArgsOptions(options),
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
+  const values: Record<string, string | boolean | string[]> = {};
+  const args: string[] = [];
+  const name = path.join(" ");
+  const usage = (message: string, hint?: string) =>
+    new UsageError(message, [hint, `see "${name} --help"`].filter(Boolean).join("\n"));
+  for (const token of tokens) {
+    if (token.kind === "positional") {
+      args.push(token.value);
+      continue;
+    }
+    if (token.kind === "option-terminator") continue;
+    const spec = Object.hasOwn(options, token.name) ? options[token.name] : undefined;
+    if (spec === undefined) {
+      const flags = Object.entries(options).map(([n]) => `--${n}`);
+      throw usage(
+        `unknown flag ${token.rawName} for "${name}"${suggest(`--${token.name}`, flags)}`,
+      );
+    }
+    const flag = token.rawName.startsWith("--") ? token.rawName : `-${spec.short}`;
+    if (spec.type === "boolean") {
+      if (token.value !== undefined) throw usage(`${flag} takes no value`);
+      if (token.name === "help") help = true;
+      else values[token.name] = true;
+      continue;
+    }
+    const value = token.value;
+    if (value === undefined) {
+      throw usage(`${flag} needs a value${spec.value ? ` (${spec.value})` : ""}`);
+    }
+    if (!token.inlineValue && value.startsWith("-") && value !== "-") {
+      throw usage(
+        `${flag} needs a value, but the next argument is "${value}"`,
+        `to pass a value that starts with "-", write ${flag}=VALUE`,
+      );
+    }
+    if (spec.multiple) {
+      const list = values[token.name];
+      values[token.name] = Array.isArray(list) ? [...list, value] : [value];
+    } else {
+      values[token.name] = value;
+    }
+  }
+  if (help) return { kind: "help", node: leaf, path };
+  const specs = leaf.args ?? [];
+  if (args.length > specs.length) {
+    const extra = args[specs.length] as string;
+    throw usage(
+      `unexpected argument "${extra}" for "${name}"${extra.startsWith("-") ? ` (flags after "--" are arguments)` : ""}`,
+    );
+  }
+  const missing = specs.slice(args.length).find((a) => !a.optional);
+  if (missing !== undefined) {
+    throw usage(`missing ${missing.name} (${missing.help}) for "${name}"`);
+  }
+  return { kind: "run", command: leaf, path, values: values as Values<OptionSet>, args };
+}
+
+/** Whether a flag seen before the command word consumes the next argument. */
+function takesValue(arg: string, globals: OptionSet): boolean {
+  if (arg.includes("=")) return false;
+  if (arg.startsWith("--")) return globals[arg.slice(2)]?.type === "string";
+  if (arg.length !== 2) return false; // -ojson
+  return Object.values(globals).some((o) => o.short === arg[1] && o.type === "string");
+}
+
+function toParseArgsOptions(
+  options: OptionSet,
+): Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }> {
+  const out: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }> =
+    {};
+  for (const [name, o] of Object.entries(options)) {
+    out[name] = {
+      type: o.type,
+      ...(o.short !== undefined && { short: o.short }),
+      ...(o.multiple && { multiple: true }),
+    };
+  }
+  return out;
+}
+
+/** `; did you mean "x"?` for the closest candidate, or "". */
+export function suggest(word: string, candidates: string[]): string {
+  let best: string | undefined;
+  let bestDistance = Number.POSITIVE_INFINITY;
+  for (const c of candidates) {
+    const d = c.startsWith(word) && word.length >= 3 ? 1 : distance(word, c);
+    if (d < bestDistance) {
+      best = c;
+      bestDistance = d;
+    }
+  }
+  const limit = Math.max(1, Math.floor(word.length / 3));
+  return best !== undefined && bestDistance <= limit ? `; did you mean "${best}"?` : "";
+}
+
+/** Levenshtein distance. */
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      row[j] = Math.min((prev[j] ?? 0) + 1, (row[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + cost);
+    }
+    prev = row;
+  }
+  return prev[b.length] ?? 0;
+}
+
+const GROUP_TITLES: Record<OptionGroup, string> = {
+  command: "Flags",
+  connection: "Connection flags",
+  output: "Output flags",
+};
+
+/** The help text of a command or group. */
+export function renderHelp(node: Node, path: string[]): string {
+  const name = path.join(" ");
+  const out: string[] = [];
+  if (node.kind === "group") {
+    out.push(`${name}: ${node.summary}`, "", "Usage:", `  ${name} COMMAND [flags]`, "");
+    if (node.description) out.push(node.description.trimEnd(), "");
+    out.push("Commands:");
+    const width = Math.max(...node.children.map((c) => c.name.length));
+    for (const child of node.children) out.push(`  ${child.name.padEnd(width)}  ${child.summary}`);
+    out.push("", `Run "${name} COMMAND --help" for a command's arguments and flags.`);
+    if (node.footer) out.push("", node.footer.trimEnd());
+    return `${out.join("\n")}\n`;
+  }
+  const args = (node.args ?? []).map((a) => (a.optional ? `[${a.name}]` : a.name)).join(" ");
+  out.push(
+    `${name}: ${node.summary}`,
+    "",
+    "Usage:",
+    `  ${[name, args, "[flags]"].filter(Boolean).join(" ")}`,
+  );
+  if (node.description) out.push("", node.description.trimEnd());
+  if (node.args && node.args.length > 0) {
+    out.push("", "Arguments:");
+    const width = Math.max(...node.args.map((a) => a.name.length));
+    for (const a of node.args) out.push(`  ${a.name.padEnd(width)}  ${a.help}`);
+  }
+  const entries = Object.entries({ ...node.options, help: HELP });
+  for (const g of ["command", "output", "connection"] as const) {
+    const rows = entries
+      .filter(([, o]) => (o.group ?? "command") === g)
+      .map(([n, o]) => {
+        const short = o.short ? `-${o.short}, ` : "    ";
+        const value = o.type === "string" ? ` ${o.value ?? "VALUE"}` : "";
+        return [`${short}--${n}${value}`, o.multiple ? `${o.help} (repeatable)` : o.help] as const;
+      });
+    if (rows.length === 0) continue;
+    const width = Math.max(...rows.map(([f]) => f.length));
+    out.push("", `${GROUP_TITLES[g]}:`);
+    for (const [flag, help] of rows) out.push(`  ${flag.padEnd(width)}  ${help}`);
+  }
+  if (node.examples && node.examples.length > 0) {
+    out.push("", "Examples:", ...node.examples.map((e) => `  ${e}`));
+  }
+  return `${out.join("\n")}\n`;
+}

@@ -1,0 +1,87 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { describe, expect, it } from "vitest";
+import {
+  CliError,
+  CONNECT_CODES,
+  describeError,
+  EXIT_CODE_HELP,
+  ExitCode,
+  UsageError,
+} from "./errors.ts";
+
+describe("the exit code table", () => {
+  it("maps every Connect code", () => {
+    const codes = Object.values(Code).filter((v): v is Code => typeof v === "number");
+    expect(codes).toHaveLength(16);
+    for (const code of codes) expect(CONNECT_CODES[code]).toBeDefined();
+  });
+
+  it("maps codes to what scripts branch on", () => {
+    const exit = (code: Code) => CONNECT_CODES[code].exit;
+    expect(exit(Code.InvalidArgument)).toBe(2);
+    expect(exit(Code.OutOfRange)).toBe(2);
+    expect(exit(Code.NotFound)).toBe(3);
+    expect(exit(Code.Unauthenticated)).toBe(4);
+    expect(exit(Code.PermissionDenied)).toBe(4);
+    expect(exit(Code.FailedPrecondition)).toBe(5);
+    expect(exit(Code.Aborted)).toBe(5);
+    expect(exit(Code.AlreadyExists)).toBe(5);
+    expect(exit(Code.Unavailable)).toBe(6);
+    expect(exit(Code.DeadlineExceeded)).toBe(6);
+    expect(exit(Code.ResourceExhausted)).toBe(7);
+    for (const c of [
+      Code.Canceled,
+      Code.Unknown,
+      Code.Unimplemented,
+      Code.Internal,
+      Code.DataLoss,
+    ]) {
+      expect(exit(c)).toBe(1);
+    }
+  });
+
+  it("names codes as gRPC does", () => {
+    expect(CONNECT_CODES[Code.FailedPrecondition].name).toBe("FAILED_PRECONDITION");
+    expect(CONNECT_CODES[Code.Canceled].name).toBe("CANCELLED");
+  });
+
+  it("is listed in the help with every exit code", () => {
+    for (const code of Object.values(ExitCode))
+      expect(EXIT_CODE_HELP).toMatch(new RegExp(`^  ${code}  `, "m"));
+  });
+});
+
+describe("describeError", () => {
+  it("shows a server error's message and code name, with its exit code", () => {
+    const d = describeError(new ConnectError("secret is protected", Code.FailedPrecondition));
+    expect(d).toEqual({ message: "secret is protected (FAILED_PRECONDITION)", exitCode: 5 });
+  });
+
+  it("says what to do about an unreachable server or a refused token", () => {
+    const down = describeError(new ConnectError("connect ECONNREFUSED", Code.Unavailable), {
+      url: "http://127.0.0.1:8080",
+    });
+    expect(down.exitCode).toBe(6);
+    expect(down.hint).toContain("is a server running at http://127.0.0.1:8080?");
+    const refused = describeError(new ConnectError("bad token", Code.Unauthenticated));
+    expect(refused.exitCode).toBe(4);
+    expect(refused.hint).toContain("COFFER_TOKEN");
+    expect(refused.hint).toContain("coffer login");
+  });
+
+  it("points usage errors without a hint at the command's help", () => {
+    expect(describeError(new UsageError("bad"), { command: "coffer secret get" })).toEqual({
+      message: "bad",
+      hint: 'see "coffer secret get --help"',
+      exitCode: 2,
+    });
+    expect(describeError(new UsageError("bad", "do this"), { command: "coffer x" }).hint).toBe(
+      "do this",
+    );
+  });
+
+  it("keeps a CLI error's exit code and turns anything else into 1", () => {
+    expect(describeError(new CliError("gone", ExitCode.NotFound)).exitCode).toBe(3);
+    expect(describeError(new Error("boom"))).toEqual({ message: "boom", exitCode: 1 });
+  });
+});

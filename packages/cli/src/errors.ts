@@ -1,0 +1,139 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+
+/**
+ * The exit codes of `coffer`, which scripts branch on. They are part of the
+ * CLI's contract (documented in packages/cli/README.md): never renumber one.
+ */
+export const ExitCode = {
+  /** The command did what it was asked. */
+  Ok: 0,
+  /** Anything else: a server bug (INTERNAL), a checksum mismatch, a file that cannot be read. */
+  Failure: 1,
+  /** The command line or a setting is wrong: unknown flag, bad argument, bad profile. */
+  Usage: 2,
+  /** The secret, version, project or token does not exist (or is outside the token's grants). */
+  NotFound: 3,
+  /** No valid token, or the token's role does not allow the call. */
+  Denied: 4,
+  /** The state forbids it: already exists, disabled, protected, consumed, stale etag. */
+  Conflict: 5,
+  /** The server could not be reached or did not answer in time: retrying may help. */
+  Unavailable: 6,
+  /** A quota or the rate limit was hit. */
+  Exhausted: 7,
+} as const;
+
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/**
+ * Every Connect code, its name as gRPC spells it, and the exit code it
+ * becomes. Exhaustive: a new code fails the type check here.
+ */
+export const CONNECT_CODES: Record<Code, { name: string; exit: ExitCode }> = {
+  [Code.Canceled]: { name: "CANCELLED", exit: ExitCode.Failure },
+  [Code.Unknown]: { name: "UNKNOWN", exit: ExitCode.Failure },
+  [Code.InvalidArgument]: { name: "INVALID_ARGUMENT", exit: ExitCode.Usage },
+  [Code.DeadlineExceeded]: { name: "DEADLINE_EXCEEDED", exit: ExitCode.Unavailable },
+  [Code.NotFound]: { name: "NOT_FOUND", exit: ExitCode.NotFound },
+  [Code.AlreadyExists]: { name: "ALREADY_EXISTS", exit: ExitCode.Conflict },
+  [Code.PermissionDenied]: { name: "PERMISSION_DENIED", exit: ExitCode.Denied },
+  [Code.ResourceExhausted]: { name: "RESOURCE_EXHAUSTED", exit: ExitCode.Exhausted },
+  [Code.FailedPrecondition]: { name: "FAILED_PRECONDITION", exit: ExitCode.Conflict },
+  [Code.Aborted]: { name: "ABORTED", exit: ExitCode.Conflict },
+  [Code.OutOfRange]: { name: "OUT_OF_RANGE", exit: ExitCode.Usage },
+  [Code.Unimplemented]: { name: "UNIMPLEMENTED", exit: ExitCode.Failure },
+  [Code.Internal]: { name: "INTERNAL", exit: ExitCode.Failure },
+  [Code.Unavailable]: { name: "UNAVAILABLE", exit: ExitCode.Unavailable },
+  [Code.DataLoss]: { name: "DATA_LOSS", exit: ExitCode.Failure },
+  [Code.Unauthenticated]: { name: "UNAUTHENTICATED", exit: ExitCode.Denied },
+};
+
+/** The exit codes, as `coffer --help` lists them. */
+export const EXIT_CODE_HELP = `Exit codes:
+  0  ok
+  1  failure: a server error (INTERNAL, UNKNOWN, ...), a payload checksum mismatch, a file error
+  2  usage: unknown command or flag, bad argument, bad profile file; INVALID_ARGUMENT
+  3  not found: the secret, version, project or field does not exist; NOT_FOUND
+  4  denied: no token, a refused token (UNAUTHENTICATED), or a role that does not allow it (PERMISSION_DENIED)
+  5  conflict: ALREADY_EXISTS, FAILED_PRECONDITION (disabled, protected, consumed...), ABORTED (stale etag)
+  6  unavailable: the server cannot be reached (UNAVAILABLE) or did not answer in time (DEADLINE_EXCEEDED)
+  7  exhausted: a quota or the rate limit (RESOURCE_EXHAUSTED)`;
+
+/** An error the CLI reports as one message (plus an optional hint) and an exit code. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: ExitCode = ExitCode.Failure,
+    /** What to do about it, each line printed as `hint: ...`. */
+    readonly hint?: string,
+  ) {
+    super(message);
+    this.name = "CliError";
+  }
+}
+
+/** A wrong command line: exit code 2, with a pointer to the command's help. */
+export class UsageError extends CliError {
+  constructor(message: string, hint?: string) {
+    super(message, ExitCode.Usage, hint);
+    this.name = "UsageError";
+  }
+}
+
+/** What the connection was, for hints about an error (never holds the token). */
+export interface ErrorContext {
+  url?: string;
+  /** The command as typed, e.g. "coffer version access", for "--help" hints. */
+  command?: string;
+}
+
+/**
+ * Turns anything thrown by a command into what the user sees: one message,
+ * an optional hint, and the exit code. Server messages are shown as sent:
+ * the server never puts payloads or tokens in them.
+ */
+export function describeError(
+  err: unknown,
+  context: ErrorContext = {},
+): { message: string; hint?: string; exitCode: ExitCode } {
+  if (err instanceof UsageError) {
+    // A usage error with a hint of its own says what to do already.
+    const help =
+      context.command !== undefined && err.hint === undefined
+        ? `see "${context.command} --help"`
+        : undefined;
+    const hint = [err.hint, help].filter((h) => h !== undefined).join("\n");
+    return { message: err.message, exitCode: err.exitCode, ...(hint !== "" && { hint }) };
+  }
+  if (err instanceof CliError) {
+    return { message: err.message, exitCode: err.exitCode, ...(err.hint && { hint: err.hint }) };
+  }
+  if (err instanceof ConnectError) {
+    const { name, exit } = CONNECT_CODES[err.code];
+    const hint = hintFor(err.code, context);
+    return {
+      message: `${err.rawMessage || "call failed"} (${name})`,
+      exitCode: exit,
+      ...(hint !== undefined && { hint }),
+    };
+  }
+  const e = err as NodeJS.ErrnoException | undefined;
+  return { message: e?.message ?? String(err), exitCode: ExitCode.Failure };
+}
+
+function hintFor(code: Code, context: ErrorContext): string | undefined {
+  switch (code) {
+    case Code.Unauthenticated:
+      return 'the token was refused: set COFFER_TOKEN to a valid token, or run "coffer login --url URL --token TOKEN"';
+    case Code.PermissionDenied:
+      return "the token's role does not allow this call; ask an admin for a token with the right grant";
+    case Code.Unavailable:
+      return `is a server running at ${context.url ?? "the url"}? (start one with "coffer server"; set --url or COFFER_URL)`;
+    case Code.DeadlineExceeded:
+      return "the server did not answer in time; try again, or raise --timeout";
+    case Code.Unimplemented:
+      return "the server does not know this call: is --url the right port for --protocol?";
+    default:
+      return undefined;
+  }
+}

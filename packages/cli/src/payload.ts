@@ -1,0 +1,76 @@
+import { readFile } from "node:fs/promises";
+import type { OptionSet } from "./args.ts";
+import type { Context } from "./context.ts";
+import { CliError, ExitCode, UsageError } from "./errors.ts";
+
+/**
+ * Where a version's payload comes from: `--data`, `--from-file` (`-` is
+ * stdin), or stdin when it is piped. Payload bytes are passed on as they
+ * are: never trimmed, never echoed.
+ */
+
+export const DATA_OPTIONS = {
+  data: {
+    type: "string",
+    value: "TEXT",
+    help: "the payload as text (visible in your shell history and to ps: prefer --from-file)",
+  },
+  "from-file": {
+    type: "string",
+    value: "FILE",
+    help: 'read the payload from FILE, byte for byte ("-": stdin)',
+  },
+} as const satisfies OptionSet;
+
+/** Stops reading stdin well past the largest payload the server accepts (64 KiB). */
+const MAX_READ = 1024 * 1024;
+
+/**
+ * Reads the payload. `implicitStdin`: read stdin when neither flag is given
+ * and stdin is not a terminal (for commands whose payload is required).
+ * @returns undefined when there is no payload and none is required.
+ */
+export async function readPayload(
+  ctx: Context,
+  values: { data?: string; "from-file"?: string },
+  options: { required: boolean },
+): Promise<Uint8Array | undefined> {
+  if (values.data !== undefined && values["from-file"] !== undefined) {
+    throw new UsageError("give the payload with --data or --from-file, not both");
+  }
+  if (values.data !== undefined) return new TextEncoder().encode(values.data);
+  const file = values["from-file"];
+  if (file === "-") return readStdin(ctx);
+  if (file !== undefined) {
+    try {
+      return await readFile(file);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new CliError(
+        `cannot read --from-file ${file}: ${code === "ENOENT" ? "no such file" : (err as Error).message}`,
+        code === "ENOENT" ? ExitCode.Usage : ExitCode.Failure,
+      );
+    }
+  }
+  if (!options.required) return undefined;
+  if (ctx.io.stdin.isTTY) {
+    throw new UsageError("no payload: give it with --from-file FILE, --data TEXT, or on stdin");
+  }
+  return readStdin(ctx);
+}
+
+async function readStdin(ctx: Context): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of ctx.io.stdin) {
+    const buf = typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Buffer);
+    size += buf.length;
+    if (size > MAX_READ) {
+      throw new UsageError(
+        `the payload on stdin is larger than ${MAX_READ} bytes (at most 65,536)`,
+      );
+    }
+    chunks.push(buf);
+  }
+  return Buffer.concat(chunks);
+}

@@ -1,0 +1,125 @@
+import type { OptionSet } from "./args.ts";
+import { type Connection, requireProject } from "./connection.ts";
+import type { Context } from "./context.ts";
+import { CliError, ExitCode, UsageError } from "./errors.ts";
+import { parsePositive, type SecretRef } from "./refs.ts";
+
+/**
+ * What several command groups share: finding a secret's id from what the
+ * user typed, and reading paged lists.
+ */
+
+/**
+ * The id of a secret named by id or by `/path/name`. A path is looked up
+ * with ListSecrets(path, name) in the current project: among live secrets,
+ * or, with `deleted`, among those scheduled for deletion (for `restore`).
+ * @throws CliError (exit 3) when there is no such secret.
+ */
+export async function resolveSecretId(
+  conn: Connection,
+  ref: SecretRef,
+  options: { deleted?: boolean } = {},
+): Promise<string> {
+  if (ref.kind === "id") return ref.id;
+  const projectId = await requireProject(conn);
+  const res = await conn.secrets.listSecrets({
+    region: conn.settings.region,
+    projectId,
+    path: ref.path,
+    name: ref.name,
+    ...(options.deleted && { scheduledForDeletion: true }),
+    pageSize: 10,
+  });
+  const [first, ...others] = res.secrets;
+  if (first === undefined) {
+    throw new CliError(
+      options.deleted
+        ? `no secret ${ref.text} scheduled for deletion in project ${projectId}`
+        : `no secret ${ref.text} in project ${projectId}`,
+      ExitCode.NotFound,
+      options.deleted
+        ? '"coffer secret list --deleted" shows what can be restored'
+        : `"coffer secret browse" shows what is there${conn.settings.region ? "" : "; use --region if it lives in another region"}`,
+    );
+  }
+  if (others.length > 0) {
+    throw new UsageError(
+      `${res.secrets.length} secrets at ${ref.text} are scheduled for deletion; name one by id: ${res.secrets.map((s) => s.id).join(", ")}`,
+    );
+  }
+  return first.id;
+}
+
+/** The paging flags of list commands. */
+export const PAGE_OPTIONS = {
+  page: { type: "string", value: "N", help: "the page to show, from 1 (default 1)" },
+  "page-size": { type: "string", value: "N", help: "entries per page, 1-1000 (default 50)" },
+  all: { type: "boolean", help: "every page (up to 100,000 entries)" },
+} as const satisfies OptionSet;
+
+/** One page of a list RPC. */
+export interface Page<T> {
+  items: T[];
+  total: bigint;
+}
+
+/** What {@link listPages} read. */
+export interface Listing<T> {
+  items: T[];
+  total: bigint;
+  /** The first page shown, and its size. */
+  page: number;
+  pageSize: number;
+  all: boolean;
+}
+
+const MAX_ALL = 100_000;
+
+/**
+ * Reads one page, or with `--all` every page (1,000 at a time).
+ */
+export async function listPages<T>(
+  values: { page?: string; "page-size"?: string; all?: boolean },
+  fetch: (page: number, pageSize: number) => Promise<Page<T>>,
+): Promise<Listing<T>> {
+  const page = parsePositive(values.page, "--page", 1_000_000);
+  const size = parsePositive(values["page-size"], "--page-size", 1000);
+  if (values.all) {
+    if (page !== undefined || size !== undefined) {
+      throw new UsageError("--all reads every page: leave out --page and --page-size");
+    }
+    const items: T[] = [];
+    let total = 0n;
+    for (let p = 1; items.length < MAX_ALL; p++) {
+      const res = await fetch(p, 1000);
+      items.push(...res.items);
+      total = res.total;
+      if (res.items.length < 1000 || BigInt(items.length) >= total) break;
+    }
+    return { items, total, page: 1, pageSize: 1000, all: true };
+  }
+  const res = await fetch(page ?? 1, size ?? 50);
+  return { items: res.items, total: res.total, page: page ?? 1, pageSize: size ?? 50, all: false };
+}
+
+/**
+ * Tells people, on stderr, that a list is empty or that there is more than
+ * one page (stdout keeps only the table).
+ */
+export async function reportListing(
+  ctx: Context,
+  listing: Listing<unknown>,
+  noun: string,
+): Promise<void> {
+  const shown = listing.items.length;
+  if (shown === 0 && listing.total === 0n) {
+    await ctx.io.stderr.write(`No ${noun}.\n`);
+    return;
+  }
+  const before = BigInt((listing.page - 1) * listing.pageSize);
+  if (!listing.all && before + BigInt(shown) < listing.total) {
+    await ctx.io.stderr.write(
+      `Showing ${shown} of ${listing.total} ${noun} (page ${listing.page}); --page ${listing.page + 1} for more, or --all.\n`,
+    );
+  }
+}
