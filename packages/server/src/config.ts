@@ -53,6 +53,13 @@ export interface Config {
   /** Set when `COFFER_TLS_CERT` and `COFFER_TLS_KEY` are; both servers then speak only TLS. */
   tls?: TlsConfig;
   /** Quotas: `COFFER_MAX_SECRETS_PER_PROJECT`, `COFFER_MAX_VERSIONS_PER_SECRET`, `COFFER_RATE_LIMIT_RPS`. */
+  /**
+   * `COFFER_HEALTH_INTERVAL`: how often each region's database is pinged for
+   * grpc.health.v1 and the metrics (5 s when absent).
+   */
+  healthIntervalMs?: number;
+  /** `COFFER_METRICS_LISTEN`: where `GET /metrics` is served; absent: no metrics endpoint. */
+  metricsListen?: ListenAddress;
   limits: {
     /** Live secrets (not scheduled for deletion) per project, in each region. */
     secretsPerProject: number;
@@ -158,6 +165,8 @@ const settings = z.object({
   COFFER_MAX_SECRETS_PER_PROJECT: z.coerce.number().int().min(1).max(100_000_000).default(10_000),
   COFFER_MAX_VERSIONS_PER_SECRET: z.coerce.number().int().min(1).max(1_000_000).default(1_000),
   COFFER_RATE_LIMIT_RPS: z.coerce.number().int().min(0).max(1_000_000).default(200),
+  COFFER_HEALTH_INTERVAL: duration(100, 3_600_000).default(5_000),
+  COFFER_METRICS_LISTEN: listen.optional(),
 });
 
 /** The settings Coffer reads, for documentation and for picking them out of the environment. */
@@ -219,6 +228,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...(s.COFFER_AUDIT_LOG !== undefined && { auditLog: s.COFFER_AUDIT_LOG }),
     ...(s.COFFER_BOOTSTRAP_TOKEN !== undefined && { bootstrapToken: s.COFFER_BOOTSTRAP_TOKEN }),
     ...(tls !== undefined && { tls }),
+    healthIntervalMs: s.COFFER_HEALTH_INTERVAL,
+    ...(s.COFFER_METRICS_LISTEN !== undefined && { metricsListen: s.COFFER_METRICS_LISTEN }),
     limits: {
       secretsPerProject: s.COFFER_MAX_SECRETS_PER_PROJECT,
       versionsPerSecret: s.COFFER_MAX_VERSIONS_PER_SECRET,

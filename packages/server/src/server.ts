@@ -19,9 +19,13 @@ import { Authenticator } from "./domain/authenticate.ts";
 import { type Domain, Regions } from "./domain/context.ts";
 import type { RingSource } from "./domain/rotate-keys.ts";
 import { startSweeper } from "./domain/sweeper.ts";
+import { HealthStatus, REGION_PREFIX, startDatabaseProbe } from "./ops/health.ts";
+import { listenMetrics, Metrics, type MetricsServer } from "./ops/metrics.ts";
 import { adminService } from "./rpc/admin-service.ts";
-import { withCallChain } from "./rpc/chain.ts";
+import { type CallObserver, codeName, withCallChain } from "./rpc/chain.ts";
+import { Health, healthService } from "./rpc/health.ts";
 import { RateLimiter } from "./rpc/rate-limit.ts";
+import { addReflection, reflectionServices } from "./rpc/reflection.ts";
 import { secretService } from "./rpc/secret-service.ts";
 import { listenConnect } from "./rpc/transports/connect-node.ts";
 import { addService } from "./rpc/transports/grpc-js.ts";
@@ -38,6 +42,8 @@ const MAX_REQUEST_BYTES = 512 * 1024;
 export interface RunningServer {
   grpcPort: number;
   httpPort: number;
+  /** The port of `GET /metrics`, when `COFFER_METRICS_LISTEN` is set. */
+  metricsPort?: number;
   domain: Domain;
   /** The running key ring, and the key file an online rotation adds keys to. */
   keys: RingSource;
@@ -47,11 +53,16 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
+/** How often each region's database is pinged when the configuration does not say. */
+const DEFAULT_HEALTH_INTERVAL_MS = 5_000;
+
 /**
  * Starts Coffer: opens and migrates each region's database, loads the key
  * ring, creates the bootstrap admin token on an empty database, and serves
  * SecretService and AdminService over gRPC (grpc-js) and over Connect and
- * gRPC-Web (connect-node, HTTP/1.1 and cleartext HTTP/2 on one port).
+ * gRPC-Web (connect-node, HTTP/1.1 and cleartext HTTP/2 on one port), with
+ * grpc.health.v1 on both ports, server reflection on the gRPC port, and
+ * Prometheus metrics on `COFFER_METRICS_LISTEN` when it is set.
  */
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
   const keys: RingSource = {
@@ -97,8 +108,44 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     limits: config.limits,
   };
 
+  const served = [SecretService, AdminService];
+  const health = new HealthStatus(
+    config.regions,
+    served.map((s) => s.typeName),
+  );
+  const metrics =
+    config.metricsListen === undefined
+      ? undefined
+      : new Metrics({
+          regions: config.regions.map((name) => {
+            const target = config.databases[name];
+            return target?.driver === "postgres"
+              ? { name, driver: "postgres", poolSize: target.poolSize }
+              : { name, driver: "pglite", poolSize: 1 };
+          }),
+          watchStreams: () => feeds.streams,
+        });
+  let probed = false;
+  const probe = await startDatabaseProbe(
+    regions.all(),
+    config.healthIntervalMs ?? DEFAULT_HEALTH_INTERVAL_MS,
+    (result) => {
+      const name = REGION_PREFIX + result.region;
+      const before = health.get(name);
+      health.setRegion(result.region, result.up);
+      metrics?.observeProbe(result);
+      if (probed && health.get(name) !== before) {
+        if (result.up) logger.info({ region: result.region }, "database answers again: SERVING");
+        else logger.warn({ region: result.region }, "database does not answer: NOT_SERVING");
+      }
+    },
+  );
+  probed = true;
+
   const authenticator = new Authenticator(() => domain.regions.resolve("").db);
   const auditLog = config.auditLog === undefined ? undefined : openAuditLog(config.auditLog);
+  const observe: CallObserver | undefined =
+    metrics && ((call) => metrics.observeCall(call.method, codeName(call.code), call.durationMs));
   const rps = config.limits.requestsPerSecond;
   const rateLimiter = rps > 0 ? new RateLimiter({ ratePerSecond: rps }) : undefined;
   const chain = {
@@ -107,6 +154,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     authenticator,
     ...(auditLog && { auditLog }),
     ...(rateLimiter && { rateLimiter }),
+    ...(observe && { observe }),
   };
   const impl = withCallChain(SecretService, secretService(domain, feeds), chain);
   const adminImpl = withCallChain(
@@ -118,14 +166,24 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   // Every call in flight listens for shutdown: that is not a leak.
   setMaxListeners(0, shutdown.signal);
 
+  const healthImpl = healthService(health);
   const routes = (router: ConnectRouter) => {
     router.service(SecretService, impl);
     router.service(AdminService, adminImpl);
+    router.service(Health, healthImpl);
+  };
+  const closeAll = async () => {
+    await probe.stop();
+    await feeds.close();
+    await Promise.all([...databases.values()].map((d) => d.close()));
   };
   const http = await listenConnect(routes, config.httpListen, {
     readMaxBytes: MAX_REQUEST_BYTES,
     shutdownSignal: shutdown.signal,
     tls: config.tls,
+  }).catch(async (err) => {
+    await closeAll();
+    throw err;
   });
 
   const grpcServer = new grpc.Server({
@@ -133,6 +191,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   });
   addService(grpcServer, SecretService, impl, { shutdownSignal: shutdown.signal });
   addService(grpcServer, AdminService, adminImpl, { shutdownSignal: shutdown.signal });
+  addService(grpcServer, Health, healthImpl, { shutdownSignal: shutdown.signal });
+  const closeReflection = addReflection(grpcServer, [...served, Health, ...reflectionServices]);
   const grpcPort = await new Promise<number>((resolve, reject) =>
     grpcServer.bindAsync(
       `${config.grpcListen.host.includes(":") ? `[${config.grpcListen.host}]` : config.grpcListen.host}:${config.grpcListen.port}`,
@@ -141,10 +201,18 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     ),
   ).catch(async (err) => {
     http.destroy();
-    await feeds.close();
-    await Promise.all([...databases.values()].map((d) => d.close()));
+    await closeAll();
     throw err;
   });
+  let metricsServer: MetricsServer | undefined;
+  if (metrics !== undefined && config.metricsListen !== undefined) {
+    metricsServer = await listenMetrics(metrics, config.metricsListen).catch(async (err) => {
+      http.destroy();
+      grpcServer.forceShutdown();
+      await closeAll();
+      throw err;
+    });
+  }
 
   const stopSweeper = startSweeper(
     domain,
@@ -161,6 +229,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     {
       grpc: `${config.grpcListen.host}:${grpcPort}`,
       http: `${config.httpListen.host}:${httpPort}`,
+      metrics:
+        metricsServer === undefined
+          ? "off"
+          : `${config.metricsListen?.host}:${metricsServer.port}/metrics`,
       regions: config.regions,
       tls: config.tls === undefined ? "off" : config.tls.clientCa ? "mutual" : "on",
     },
@@ -175,6 +247,12 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         grpcServer.forceShutdown();
         http.destroy();
       }, config.shutdownGraceMs);
+      // Health first: probes and load balancers see NOT_SERVING and steer
+      // new calls elsewhere; health watches get it, then end (UNAVAILABLE),
+      // and so do reflection streams, so none of them holds the drain.
+      health.shutdown();
+      closeReflection();
+      const probeStopped = probe.stop();
       // Watch streams never end on their own: end them first (UNAVAILABLE),
       // so that agents reconnect to another replica while this one drains.
       await feeds.close();
@@ -183,13 +261,23 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       await Promise.all([httpClosed, grpcClosed]);
       clearTimeout(grace);
       await stopSweeper();
+      await probeStopped;
       await Promise.all([...databases.values()].map((d) => d.close()));
       await auditLog?.close();
+      await metricsServer?.close();
       logger.info("stopped");
     })();
     return stopping;
   };
-  return { grpcPort, httpPort, domain, keys, feeds, stop };
+  return {
+    grpcPort,
+    httpPort,
+    ...(metricsServer !== undefined && { metricsPort: metricsServer.port }),
+    domain,
+    keys,
+    feeds,
+    stop,
+  };
 }
 
 /**
