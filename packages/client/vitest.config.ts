@@ -3,9 +3,10 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["src/**/*.test.ts"],
-    // In-process servers on PGlite (and Postgres) on a busy two-core machine.
-    testTimeout: 30_000,
-    hookTimeout: 60_000,
+    // In-process servers on PGlite (and Postgres): a PGlite server has been
+    // seen to take over a minute to start on a loaded two-core machine.
+    testTimeout: 60_000,
+    hookTimeout: 180_000,
     maxWorkers: 2,
   },
 });
