@@ -533,7 +533,7 @@ describe("Connect JSON with curl, gRPC-Web and Connect over HTTP/2", () => {
           heartbeatInterval: "1s",
         },
         token,
-        ["connect-timeout-ms: 4000"],
+        ["connect-timeout-ms: 5000"],
       );
       const result = await resumed.done;
       expect(result.code).toBe(0);
