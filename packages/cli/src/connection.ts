@@ -1,12 +1,7 @@
 import { readFile } from "node:fs/promises";
-import {
-  AdminService,
-  type CofferClient,
-  type CofferProtocol,
-  createCofferTransport,
-  SecretService,
-} from "@coffer/client";
-import { type Client, createClient } from "@connectrpc/connect";
+import { AdminService, SecretService } from "@coffer/api";
+import type { CofferClient, CofferProtocol } from "@coffer/client";
+import type { Client } from "@connectrpc/connect";
 import type { OptionSet, Values } from "./args.ts";
 import type { Context } from "./context.ts";
 import { CliError, ExitCode, UsageError } from "./errors.ts";
@@ -220,6 +215,12 @@ export async function connectWith(settings: Settings): Promise<Connection> {
     );
   }
   const tls = await readTls(settings);
+  // Loaded here, not at the top: help and argument errors need no transport,
+  // and every command starts faster without it.
+  const [{ createCofferTransport }, { createClient }] = await Promise.all([
+    import("@coffer/client"),
+    import("@connectrpc/connect"),
+  ]);
   const transport = createCofferTransport({
     url: settings.url,
     protocol: settings.protocol,

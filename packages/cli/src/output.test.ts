@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { SecretSchema, SecretType, SecretTypeSchema, VersionStatusSchema } from "@coffer/client";
+import { SecretSchema, SecretType, SecretTypeSchema, VersionStatusSchema } from "@coffer/api";
 import { describe, expect, it } from "vitest";
 import { UsageError } from "./errors.ts";
 import {

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { AdminService, ListAuditEventsResponseSchema, SecretService } from "@coffer/client";
+import { AdminService, ListAuditEventsResponseSchema, SecretService } from "@coffer/api";
 import { command, group } from "../args.ts";
 import {
   CONNECTION_OPTIONS,

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { CreateProjectResponseSchema, ListProjectsResponseSchema } from "@coffer/client";
+import { CreateProjectResponseSchema, ListProjectsResponseSchema } from "@coffer/api";
 import { command, group } from "../args.ts";
 import { CONNECTION_OPTIONS, connect, OUTPUT_OPTION } from "../connection.ts";
 import { formatTable, formatTime, jsonText, parseOutputFormat } from "../output.ts";

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import { EphemeralAction, EphemeralPolicySchema } from "@coffer/client";
+import { EphemeralAction, EphemeralPolicySchema } from "@coffer/api";
 import { describe, expect, it } from "vitest";
 import { formatDuration, policyText } from "./secret.ts";
 

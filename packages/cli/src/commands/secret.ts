@@ -23,7 +23,7 @@ import {
   SecretTypeSchema,
   UnprotectSecretResponseSchema,
   UpdateSecretResponseSchema,
-} from "@coffer/client";
+} from "@coffer/api";
 import { command, group, type OptionSet } from "../args.ts";
 import {
   CONNECTION_OPTIONS,

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { GrantSchema, Role } from "@coffer/client";
+import { GrantSchema, Role } from "@coffer/api";
 import { describe, expect, it } from "vitest";
 import { UsageError } from "../errors.ts";
 import { grantText, parseGrant } from "./token.ts";

@@ -8,7 +8,7 @@ import {
   Role,
   RoleSchema,
   type Token,
-} from "@coffer/client";
+} from "@coffer/api";
 import { command, group } from "../args.ts";
 import {
   CONNECTION_OPTIONS,

@@ -19,7 +19,7 @@ import {
   UpdateSecretVersionResponseSchema,
   type VersionStatus,
   VersionStatusSchema,
-} from "@coffer/client";
+} from "@coffer/api";
 import { command, group, type OptionSet } from "../args.ts";
 import {
   CONNECTION_OPTIONS,
