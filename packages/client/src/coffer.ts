@@ -65,11 +65,16 @@ export interface Coffer {
 
 /** The helpers of {@link Coffer} over a client that already exists. */
 export function cofferOver(rpc: CofferClient, defaults: CofferDefaults = {}): Coffer {
-  const withDefaults = <O extends { projectId?: string; region?: string }>(options: O): O => ({
-    ...(defaults.projectId !== undefined && { projectId: defaults.projectId }),
-    ...(defaults.region !== undefined && { region: defaults.region }),
-    ...options,
-  });
+  // A call's own project or region wins; an explicit undefined does not erase the default.
+  const withDefaults = <O extends { projectId?: string; region?: string }>(options: O): O => {
+    const projectId = options.projectId ?? defaults.projectId;
+    const region = options.region ?? defaults.region;
+    return {
+      ...options,
+      ...(projectId !== undefined && { projectId }),
+      ...(region !== undefined && { region }),
+    };
+  };
   return {
     rpc,
     access: (ref, options = {}) => accessSecret(rpc, ref, withDefaults(options)),

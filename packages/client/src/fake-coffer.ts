@@ -58,7 +58,9 @@ export interface FakeOptions {
 
 /** A fake with its log of calls. */
 export interface Fake {
+  /** Every call received, in order. */
   calls: FakeCall[];
+  /** The fake as routes, for a router transport or a connect-node server. */
   routes: (router: ConnectRouter) => void;
   /** An in-memory transport to the fake, with these client interceptors. */
   transport(interceptors: Interceptor[]): Transport;
@@ -66,6 +68,7 @@ export interface Fake {
   count(method: string, noConsume?: boolean): number;
 }
 
+/** The id of the secret every default answer is about. */
 export const SECRET_ID = "3b241101-e2bb-4255-8caf-4136c566a962";
 
 /** An access answer with a correct CRC-32. */
@@ -89,6 +92,7 @@ export function unavailableFirst(n: number): FakeOptions["fault"] {
       : undefined;
 }
 
+/** A fake doing what `options` say; see {@link FakeOptions}. */
 export function createFake(options: FakeOptions = {}): Fake {
   const calls: FakeCall[] = [];
   const handle = (method: string, req: { noConsume?: boolean; revision?: string }): object => {

@@ -15,6 +15,7 @@ export interface RetryEvent {
   procedure: string;
   /** 1 for the first retry. */
   retry: number;
+  /** How long the retry waits, in milliseconds. */
   delayMs: number;
   /** The UNAVAILABLE error of the attempt that failed. */
   error: ConnectError;

@@ -14,6 +14,7 @@ import type { CofferProtocol } from "./index.ts";
 const utf8 = (s: string) => new TextEncoder().encode(s);
 const json = (v: unknown) => utf8(JSON.stringify(v));
 
+/** The payload of /prod/db, a database_credentials secret. */
 export const DB_CREDENTIALS = {
   engine: "postgres",
   username: "app",
@@ -140,6 +141,7 @@ export class CuttableProxy {
     return proxy;
   }
 
+  /** The proxy's base URL. */
   get url(): string {
     return `http://127.0.0.1:${(this.#server.address() as net.AddressInfo).port}`;
   }
@@ -151,10 +153,12 @@ export class CuttableProxy {
     this.#sockets.clear();
   }
 
+  /** Accepts connections again. */
   up(): void {
     this.#refusing = false;
   }
 
+  /** Cuts everything and stops listening. */
   async close(): Promise<void> {
     this.down();
     await new Promise((resolve) => this.#server.close(resolve));

@@ -53,6 +53,7 @@ export interface WatchOptions {
 export interface ReconnectEvent {
   /** 1 for the first reconnection since the last message received. */
   attempt: number;
+  /** How long the reconnection waits, in milliseconds. */
   delayMs: number;
   /** Where the watch resumes. */
   cursor: string;
