@@ -564,12 +564,12 @@ const browseCommand = command({
           ["NAME", "KIND", "DETAIL"],
           listing.items.map((item) =>
             item.kind.case === "folder"
-              ? [`${item.fullPath}/`, "folder", `${item.kind.value.secretCount} secrets`]
+              ? [`${item.fullPath}/`, "folder", count(item.kind.value.secretCount, "secret")]
               : item.kind.case === "secret"
                 ? [
                     item.fullPath,
                     "secret",
-                    `${enumName(SecretTypeSchema, item.kind.value.type)}, ${item.kind.value.versionCount} versions`,
+                    `${enumName(SecretTypeSchema, item.kind.value.type)}, ${count(item.kind.value.versionCount, "version")}`,
                   ]
                 : [item.fullPath, "", ""],
           ),
@@ -656,6 +656,11 @@ const typesCommand = command({
     return undefined;
   },
 });
+
+/** `1 secret`, `2 secrets`. */
+function count(n: number | bigint, noun: string): string {
+  return `${n} ${noun}${n === 1 || n === 1n ? "" : "s"}`;
+}
 
 async function write(ctx: Context, text: string): Promise<undefined> {
   await ctx.io.stdout.write(text);
