@@ -98,7 +98,7 @@ export async function* watchSecrets(
         if (out !== undefined) yield { cursor: cursor(e.position), ...out };
       }
       if (events.length < PAGE) position = upTo;
-      if (signal.aborted) return;
+      signal.throwIfAborted();
     }
     // Live: subscribe in the same tick as the check above, so nothing falls between.
     const live = new LiveStream(position, view);
@@ -106,7 +106,12 @@ export async function* watchSecrets(
     try {
       for (;;) {
         const next = await live.next(heartbeatMs, signal);
-        if (next === "aborted") return;
+        // The deadline passed or the client left: end with the signal's
+        // reason (DEADLINE_EXCEEDED or CANCELED), never with OK.
+        if (next === "aborted") {
+          signal.throwIfAborted();
+          return;
+        }
         if (next === "closed") {
           throw unavailable("the server is shutting down; reconnect with your last cursor");
         }
