@@ -6,4 +6,5 @@
 
 export { type Config, ConfigError, loadConfig } from "./config.ts";
 export { generateToken, isWellFormedToken } from "./crypto/tokens.ts";
+export { createLogger } from "./logger.ts";
 export { type RunningServer, startServer } from "./server.ts";

@@ -68,11 +68,9 @@ function asStartError(err: unknown): CliError {
 /**
  * The server's own logger (JSON lines on stdout, credentials redacted, query
  * parameters stripped from database errors), so that `coffer server` logs
- * exactly what `npm start` logs. @coffer/server does not export it yet; this
- * import of its module is to become `import { createLogger } from
- * "@coffer/server"` once it does, rather than a copy of its redaction rules.
+ * exactly what `npm start` logs.
  */
 async function serverLogger(level: Config["logLevel"]) {
-  const { createLogger } = await import("../../../server/src/logger.ts");
+  const { createLogger } = await import("@coffer/server");
   return createLogger(level);
 }
