@@ -147,6 +147,7 @@ class LiveStream implements Subscriber {
 
   deliver(events: readonly OutboxEvent[]): void {
     if (this.overflowed) return;
+    const queued = this.queue.length;
     for (const e of events) {
       if (comparePositions(e.position, this.after) <= 0) continue;
       this.after = e.position;
@@ -157,7 +158,9 @@ class LiveStream implements Subscriber {
       this.overflowed = true;
       this.queue = [];
     }
-    this.wakeUp?.();
+    // Only a stream with something to send wakes up: a write elsewhere in
+    // the project must not cost every other stream a message.
+    if (this.queue.length > queued || this.overflowed) this.wakeUp?.();
   }
 
   close(): void {
@@ -165,7 +168,7 @@ class LiveStream implements Subscriber {
     this.wakeUp?.();
   }
 
-  /** The next queued event, or why there is none. */
+  /** The next queued event, or why there is none ("quiet": nothing for `quietMs`). */
   async next(
     quietMs: number,
     signal: AbortSignal,

@@ -193,6 +193,10 @@ describe.each(serverBackends)("WatchSecrets on $name", (backend) => {
         prefix("/sel/deep"),
       ],
     });
+    // A stream that matches nothing hears nothing but its first heartbeat
+    // (its next one is a minute away), however busy the project is.
+    const idle = new Watch(client(), { projectId: PROJECT, selectors: [prefix("/nothing-here")] });
+    await idle.until((x) => x.received.length > 0);
     await w.until((x) => x.received.length > 0);
     await client().createSecretVersion({ secretId: byId, data: text("x") });
     await create("by-location", "/sel");
@@ -209,6 +213,8 @@ describe.each(serverBackends)("WatchSecrets on $name", (backend) => {
       "VERSION_CREATED inside#1",
       "VERSION_CREATED by-id#3",
     ]);
+    expect(idle.received).toHaveLength(1);
+    await idle.stop();
     await w.stop();
   });
 
