@@ -220,23 +220,30 @@ describe.each(stores)("coffer-agent through failures, on $name", (store) => {
     });
     const readerExit = new Promise((resolve) => reader.once("exit", resolve));
     const updates = 1000;
-    // Four writers at a time: each version still commits whole, in some order.
-    let next = 2;
-    const started = Date.now();
-    await Promise.all(
-      [0, 1, 2, 3].map(async () => {
-        for (let i = next++; i <= updates + 1; i = next++) {
-          await client.createSecretVersion({ secretId: id, data: Buffer.from(big(i)) });
-        }
-      }),
-    );
-    console.log(`1,000 updates in ${Date.now() - started} ms`);
-    await until(
-      "the file holds the last update",
-      async () => (await contentOf(file)) === big(updates + 1),
-    );
-    await writeFile(stopFile, "");
-    await readerExit;
+    try {
+      // Four writers at a time: each version still commits whole, in some order.
+      let next = 2;
+      await Promise.all(
+        [0, 1, 2, 3].map(async () => {
+          for (let i = next++; i <= updates + 1; i = next++) {
+            await client.createSecretVersion({ secretId: id, data: Buffer.from(big(i)) });
+          }
+        }),
+      );
+      // The newest revision holds whichever payload committed last.
+      const newest = Buffer.from(
+        (await client.accessSecretVersion({ secretId: id, revision: "latest" })).data,
+      ).toString();
+      await until(
+        "the file holds the newest version",
+        async () => (await contentOf(file)) === newest,
+      );
+      await writeFile(stopFile, "");
+      await readerExit;
+    } finally {
+      // A failed run must not leave the reader spinning.
+      reader.kill("SIGKILL");
+    }
     const seen = JSON.parse(await readFile(outFile, "utf8")) as {
       reads: number;
       errors: string[];
