@@ -61,6 +61,8 @@ import { writeSection } from "./support/results.ts";
 import { bytes, ms, type Summary, summarize } from "./support/stats.ts";
 
 const BENCH_DIR = path.join(REPO_ROOT, "bench");
+/** Records GC pauses in the server and agent hosts (bench/gc-probe.ts). */
+const GC_PROBE = pathToFileURL(path.join(BENCH_DIR, "gc-probe.ts")).href;
 const RESULTS = path.join(BENCH_DIR, "RESULTS.md");
 const CLK_TCK = 100;
 
@@ -206,6 +208,7 @@ interface RateRun {
   db: { tokenLookups: number; commits: number };
   /** With agents logging at info: response -> "event received" and that -> "file written" (ms resolution). */
   agentLog?: { received: Summary; written: Summary };
+  gc?: GcReport;
   negative: number;
   sent: number;
   /** Updates sent after the warm-up. */
@@ -218,7 +221,7 @@ interface RateRun {
   failures: string[];
   missed: number;
   ratePerS: number;
-  /** The measured part hit MAX_SECONDS before SAMPLES updates. */
+  /** The measured part hit MAX_SECONDS before SAMPLES updates, below 90 % of the offered rate. */
   capped: boolean;
   windowS: number;
   cpu: CpuShares;
@@ -238,7 +241,7 @@ interface PropagationResult {
   agentWarnings: string[];
 }
 
-function cpuSnapshot(pids: { server: number; agents: number[] }) {
+function cpuSnapshot(pids: { server: number; agents: number[] }, everyProcess = true) {
   return {
     pids,
     server: cpuTicksOf(pids.server),
@@ -246,7 +249,7 @@ function cpuSnapshot(pids: { server: number; agents: number[] }) {
     postgres: postgresTicks(),
     bench: process.cpuUsage(),
     machine: machineTicks(),
-    all: allProcessTicks(),
+    all: everyProcess ? allProcessTicks() : new Map<number, { comm: string; ticks: number }>(),
     at: performance.now(),
   };
 }
@@ -400,6 +403,94 @@ async function agentLogTimes(
   return { received: summarize(r), written: summarize(w) };
 }
 
+/** One second of the window: its wall-clock end, and other processes' CPU in it (% of one core). */
+interface Tick {
+  at: number;
+  others: number;
+}
+
+/** Other processes' mean CPU over the seconds that overlap [from, to]. */
+function othersDuring(timeline: Tick[], from: number, to: number): number {
+  const ticks = timeline.filter((t) => t.at >= from && t.at - 1000 <= to);
+  return ticks.length === 0 ? 0 : ticks.reduce((sum, t) => sum + t.others, 0) / ticks.length;
+}
+
+/** A GC pause: wall-clock start (ms), duration (ms). */
+type GcPause = [number, number];
+
+async function readGc(file: string): Promise<GcPause[]> {
+  try {
+    return (JSON.parse(await readFile(file, "utf8")) as [number, number, number][]).map(
+      ([at, ms]) => [at, ms],
+    );
+  } catch {
+    return [];
+  }
+}
+
+/** GC pauses in the window, and how many of the slowest 1 % of samples one of them overlapped. */
+interface GcReport {
+  /** Pauses of 50 ms or more in the window: server, all agent hosts. */
+  serverLong: number;
+  hostsLong: number;
+  serverMaxMs: number;
+  hostsMaxMs: number;
+  /** The slowest 1 % of samples; the share of their latency (send → rename) covered by GC pauses of their agent's host and of the server. */
+  tail: number;
+  tailHostShare: number;
+  tailServerShare: number;
+  /** Other processes' CPU (% of one core) during those samples, and over the whole window. */
+  tailOthers: number;
+  windowOthers: number;
+}
+
+function gcReport(
+  d: { samples: Sample[]; wall: { from: number; to: number }; timeline: Tick[] },
+  server: GcPause[],
+  hosts: GcPause[][],
+  scenario: Scenario,
+): GcReport {
+  const timeline = d.timeline;
+  const inWindow = (p: GcPause) => p[0] + p[1] >= d.wall.from && p[0] <= d.wall.to;
+  const serverIn = server.filter(inWindow);
+  const hostsIn = hosts.flat().filter(inWindow);
+  const wall = (t: number) => performance.timeOrigin + t;
+  const slowest = [...d.samples]
+    .sort((a, b) => b.renameAt - b.respAt - (a.renameAt - a.respAt))
+    .slice(0, Math.max(1, Math.ceil(d.samples.length / 100)));
+  // Milliseconds of [from, to] that pauses cover.
+  const covered = (pauses: GcPause[], from: number, to: number) =>
+    pauses.reduce(
+      (sum, [at, ms]) => sum + Math.max(0, Math.min(to, at + ms) - Math.max(from, at)),
+      0,
+    );
+  let latency = 0;
+  let byHost = 0;
+  let byServer = 0;
+  let others = 0;
+  for (const x of slowest) {
+    const agent = Math.floor(Number(x.name.slice(1)) / scenario.perAgent);
+    const from = wall(x.sentAt);
+    const to = wall(x.renameAt);
+    latency += x.renameAt - x.respAt;
+    byHost += covered(hosts[agent % scenario.hosts] ?? [], wall(x.respAt), to);
+    byServer += covered(server, wall(x.respAt), to);
+    others += othersDuring(timeline, from, to);
+  }
+  const max = (ps: GcPause[]) => ps.reduce((m, p) => Math.max(m, p[1]), 0);
+  return {
+    serverLong: serverIn.filter((p) => p[1] >= 50).length,
+    hostsLong: hostsIn.filter((p) => p[1] >= 50).length,
+    serverMaxMs: max(serverIn),
+    hostsMaxMs: max(hostsIn),
+    tail: slowest.length,
+    tailHostShare: latency > 0 ? byHost / latency : 0,
+    tailServerShare: latency > 0 ? byServer / latency : 0,
+    tailOthers: others / Math.max(1, slowest.length),
+    windowOthers: othersDuring(timeline, d.wall.from, d.wall.to),
+  };
+}
+
 /** Starts agent hosts over `configs` and waits until every agent is ready. */
 async function startHosts(
   run: Run,
@@ -420,8 +511,23 @@ async function startHosts(
       : [];
     const child = new Child(
       `agent-host-${key}-${h}`,
-      [...flags, "--import", TSX_LOADER, path.join(BENCH_DIR, "agent-host.ts"), ...mine],
-      { logFile, ipc: true },
+      [
+        ...flags,
+        "--import",
+        TSX_LOADER,
+        "--import",
+        GC_PROBE,
+        path.join(BENCH_DIR, "agent-host.ts"),
+        ...mine,
+      ],
+      {
+        logFile,
+        ipc: true,
+        env: {
+          ...process.env,
+          BENCH_GC_FILE: path.join(run.dir, "gc", `agent-host-${key}-${h}.json`),
+        },
+      },
     );
     children.push(child);
     onCleanup(`stop agent-host-${key}-${h}`, () => stopHost(child));
@@ -479,6 +585,8 @@ async function runPropagation(run: Run, scenario: Scenario): Promise<Propagation
   const server = await startCoffer(`coffer-server-${key}`, run.settings, {
     logFile: path.join(run.dir, "logs", `server-${key}.log`),
     nodeFlags: run.profile ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : [],
+    preload: [GC_PROBE],
+    env: { BENCH_GC_FILE: path.join(run.dir, "gc", `server-${key}.json`) },
   });
   log(`${tag} server pid ${server.child.pid} on ${server.url}`);
   const { projectId, accessToken } = await createProject(
@@ -668,6 +776,7 @@ async function runPropagation(run: Run, scenario: Scenario): Promise<Propagation
     let measuredSent = 0;
     let dbStart: Awaited<ReturnType<typeof dbCounters>> | undefined;
     let stateWritesStart = 0;
+    let wallStart = 0;
     idleMessages = 0;
     const progress = setInterval(() => {
       const p99 = summarize(samples.map((x) => x.renameAt - x.respAt)).p99;
@@ -675,6 +784,14 @@ async function runPropagation(run: Run, scenario: Scenario): Promise<Propagation
         `${rtag} sent ${sent} (warm-up ${Math.min(sent, WARMUP)}), measured ${samples.length}, in flight ${inFlight}, failed ${failed}, missed ${missed}, p99 so far ${ms(p99)} ms`,
       );
     }, 5_000);
+    // Other processes' CPU, second by second, to tell the system's own tail from interference.
+    const timeline: Tick[] = [];
+    let last = cpuSnapshot(pids, false);
+    const ticker = setInterval(() => {
+      const now = cpuSnapshot(pids, false);
+      timeline.push({ at: performance.timeOrigin + now.at, others: cpuShares(last, now).others });
+      last = now;
+    }, 1_000);
     const reaper = setInterval(() => {
       const now = performance.now();
       for (const s of secrets) {
@@ -696,6 +813,7 @@ async function runPropagation(run: Run, scenario: Scenario): Promise<Propagation
         measureStart = performance.now();
         cpuStart = cpuSnapshot(pids);
         hrStart = process.hrtime.bigint();
+        wallStart = performance.timeOrigin + performance.now();
       }
       const due = k < WARMUP ? started + k * intervalMs : measureStart + measuredSent * intervalMs;
       const wait = due - performance.now();
@@ -743,8 +861,10 @@ async function runPropagation(run: Run, scenario: Scenario): Promise<Propagation
     idleCounting = false;
     const stateWritesInWindow = stateWrites - stateWritesStart;
     const hrEnd = process.hrtime.bigint();
+    const wallEnd = performance.timeOrigin + performance.now();
     clearInterval(progress);
     clearInterval(reaper);
+    clearInterval(ticker);
     // Let the last statistics reach the shared counters.
     await sleep(1_500);
     const dbEnd = await dbCounters(run.settings.databaseUrl);
@@ -761,6 +881,17 @@ async function runPropagation(run: Run, scenario: Scenario): Promise<Propagation
       fanouts.push(at - x.respAt);
       agentSide.push(x.renameAt - at);
     }
+    // Raw samples, for a look at the tail (kept with --keep).
+    await writeFile(
+      path.join(run.dir, `samples-${key}-${intervalMs}ms.json`),
+      JSON.stringify(
+        samples.map((x) => ({
+          ...x,
+          eventAt: events.get(`${x.name}#${x.revision}`),
+          wallRespAt: performance.timeOrigin + x.respAt,
+        })),
+      ),
+    );
     const rateRun: RateRun = {
       intervalMs,
       latency: p,
@@ -780,7 +911,8 @@ async function runPropagation(run: Run, scenario: Scenario): Promise<Propagation
       failures: [...failures].map(([m, n]) => `${n} × ${m}`),
       missed,
       ratePerS,
-      capped: measuredSent < SAMPLES,
+      // Short of SAMPLES because the system fell behind, not because time was up at the offered rate.
+      capped: measuredSent < SAMPLES && ratePerS < 0.9 * (1000 / intervalMs),
       windowS: (cpuEnd.at - (cpuStart?.at ?? 0)) / 1000,
       cpu: cpuStart === undefined ? cpuShares(cpuEnd, cpuEnd) : cpuShares(cpuStart, cpuEnd),
       profiles: [],
@@ -789,6 +921,8 @@ async function runPropagation(run: Run, scenario: Scenario): Promise<Propagation
       rateRun,
       samples,
       window: { from: Number(hrStart / 1000n), to: Number(hrEnd / 1000n) },
+      wall: { from: wallStart, to: wallEnd },
+      timeline,
     };
   };
   const driven: Awaited<ReturnType<typeof drive>>[] = [];
@@ -812,7 +946,13 @@ async function runPropagation(run: Run, scenario: Scenario): Promise<Propagation
   for (const h of hosts.hosts) await stopHost(h);
   await server.stop();
 
+  const serverGc = await readGc(path.join(run.dir, "gc", `server-${key}.json`));
+  const hostGc: GcPause[][] = [];
+  for (let h = 0; h < scenario.hosts; h++) {
+    hostGc.push(await readGc(path.join(run.dir, "gc", `agent-host-${key}-${h}.json`)));
+  }
   for (const d of driven) {
+    d.rateRun.gc = gcReport(d, serverGc, hostGc, scenario);
     if (args["agent-log-level"] === "info" || args["agent-log-level"] === "debug") {
       d.rateRun.agentLog = await agentLogTimes(hosts.logs, d.samples, folder);
     }
@@ -1194,7 +1334,7 @@ function report(
     for (const { r, x } of rows) {
       if (!x.capped) continue;
       out.push(
-        `${label(r, x)}: stopped after ${MAX_SECONDS} s of measurement, at ${x.measuredSent} of ${SAMPLES} updates: the system did not keep up with the offered rate.`,
+        `${label(r, x)}: the system did not keep up with the offered ${(1000 / x.intervalMs).toFixed(0)} updates/s (${MAX_IN_FLIGHT} in flight at most): it reached ${x.ratePerS.toFixed(0)}/s, so these latencies include queueing.`,
       );
       out.push("");
     }
@@ -1215,6 +1355,14 @@ function report(
       if (x.agentLog === undefined) continue;
       out.push(
         `${label(r, x)}, from the agents' own logs (info level, millisecond times): response → agent logs "event received" ${trio(x.agentLog.received)} ms; "event received" → "file written" ${trio(x.agentLog.written)} ms.`,
+      );
+      out.push("");
+    }
+    for (const { r, x } of rows) {
+      const g = x.gc;
+      if (g === undefined) continue;
+      out.push(
+        `${label(r, x)}: GC pauses of 50 ms or more in the window: server ${g.serverLong} (longest ${ms(g.serverMaxMs)} ms), agent hosts ${g.hostsLong} (longest ${ms(g.hostsMaxMs)} ms). In the ${g.tail} slowest samples, GC pauses (of 10 ms or more) of the server cover ${(100 * g.tailServerShare).toFixed(0)} % of their response → rename time, those of their agent's host ${(100 * g.tailHostShare).toFixed(0)} %; other processes used ${g.tailOthers.toFixed(0)} % of a core during them, against ${g.windowOthers.toFixed(0)} % over the window.`,
       );
       out.push("");
     }
@@ -1386,6 +1534,7 @@ async function main(): Promise<void> {
     else await rm(dir, { recursive: true, force: true });
   });
   await mkdir(path.join(dir, "logs"), { recursive: true });
+  await mkdir(path.join(dir, "gc"), { recursive: true });
   log(`run folder ${dir}`);
   const databaseUrl = await createDatabase(args["database-url"]);
   log(`database ${new URL(databaseUrl).pathname.slice(1)}`);
