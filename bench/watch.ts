@@ -280,9 +280,11 @@ function cpuShares(
   others.sort((x, y) => y.pct - x.pct);
   return {
     ...shares,
-    others: Math.max(
-      0,
-      machineCores - shares.server - shares.agents - shares.postgres - shares.bench,
+    // Tick counters of different processes are read a moment apart: over a
+    // one-second sample the difference can overshoot, hence the bounds.
+    others: Math.min(
+      100 * os.cpus().length,
+      Math.max(0, machineCores - shares.server - shares.agents - shares.postgres - shares.bench),
     ),
     topOthers: others.slice(0, 3),
     machineBusy: (100 * (b.machine.busy - a.machine.busy)) / (b.machine.total - a.machine.total),
