@@ -4,7 +4,8 @@ export default defineConfig({
   test: {
     include: ["src/**/*.test.ts"],
     testTimeout: 30_000,
-    hookTimeout: 60_000,
+    // Starting an in-process server (PGlite initdb) can take a minute on a busy machine.
+    hookTimeout: 180_000,
     // Two cores: run files one or two at a time so Postgres and PGlite do not starve.
     maxWorkers: 2,
   },
