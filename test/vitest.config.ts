@@ -2,7 +2,12 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: ["e2e/**/*.test.ts", "interop/**/*.test.ts"],
+    include: [
+      "e2e/**/*.test.ts",
+      "interop/**/*.test.ts",
+      "faults/**/*.test.ts",
+      "fuzz/**/*.test.ts",
+    ],
     // Real processes: a fresh embedded database takes several seconds to
     // initialise, more when two files start servers at once on two cores.
     testTimeout: 90_000,
