@@ -56,6 +56,9 @@ export interface CofferProcess {
   /** The Connect / gRPC-Web / HTTP/2 listener. */
   url: string;
   port: number;
+  /** The gRPC (grpc-js) listener. */
+  grpcUrl: string;
+  grpcPort: number;
   stop(): Promise<void>;
 }
 
@@ -75,6 +78,13 @@ export async function startCoffer(
     /** More environment (not COFFER_* settings). */
     env?: Record<string, string>;
     logFile: string;
+    /**
+     * A checkout whose packages/server/src/main.ts is started instead of this
+     * repository's (to measure "before" and "after" of a change in one run).
+     */
+    serverRoot?: string;
+    /** Leave COFFER_DATABASE_URL unset: the embedded PGlite database in the data dir. */
+    embedded?: boolean;
   },
 ): Promise<CofferProcess> {
   const [httpPort, grpcPort] = [await freePort(), await freePort()];
@@ -91,6 +101,8 @@ export async function startCoffer(
     COFFER_GRPC_LISTEN: `127.0.0.1:${grpcPort}`,
     ...options.env,
   });
+  if (options.embedded) delete env.COFFER_DATABASE_URL;
+  const root = options.serverRoot ?? REPO_ROOT;
   const child = new Child(
     name,
     [
@@ -98,9 +110,11 @@ export async function startCoffer(
       "--import",
       TSX_LOADER,
       ...(options.preload ?? []).flatMap((m) => ["--import", m]),
-      SERVER_MAIN,
+      options.serverRoot === undefined
+        ? SERVER_MAIN
+        : path.join(root, "packages/server/src/main.ts"),
     ],
-    { env, cwd: path.join(REPO_ROOT, "packages/server"), logFile: options.logFile },
+    { env, cwd: path.join(root, "packages/server"), logFile: options.logFile },
   );
   const stop = onCleanup(`stop ${name}`, async () => {
     await child.stop();
@@ -127,7 +141,14 @@ export async function startCoffer(
       await sleep(200);
     }
   }
-  return { child, url, port: httpPort, stop };
+  return {
+    child,
+    url,
+    port: httpPort,
+    grpcUrl: `http://127.0.0.1:${grpcPort}`,
+    grpcPort,
+    stop,
+  };
 }
 
 /** A project, and a `secret_access` token on it (what a sidecar agent holds). */

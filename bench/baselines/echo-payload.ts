@@ -1,0 +1,33 @@
+import { create } from "@bufbuild/protobuf";
+import {
+  type AccessSecretVersionRequest,
+  type AccessSecretVersionResponse,
+  AccessSecretVersionResponseSchema,
+  SecretType,
+} from "@coffer/api";
+
+/** The payload size every access benchmark serves. */
+export const PAYLOAD_BYTES = 1024;
+
+/** 1 KiB of fixed, non-secret bytes: what the echo baselines answer. */
+export const ECHO_DATA = new Uint8Array(PAYLOAD_BYTES).map((_, i) => (i * 31 + 7) & 0xff);
+
+/** The response an echo baseline builds per call: the same shape and size as Coffer's. */
+export function echoResponse(req: AccessSecretVersionRequest): AccessSecretVersionResponse {
+  return create(AccessSecretVersionResponseSchema, {
+    secretId: req.secretId,
+    revision: 1,
+    data: ECHO_DATA,
+    dataCrc32: 0x1234_5678,
+    type: SecretType.OPAQUE,
+  });
+}
+
+/** Prints `{"port":N}` on stdout (what the bench waits for) and exits 0 on SIGTERM. */
+export function announce(port: number, close: () => void): void {
+  process.stdout.write(`${JSON.stringify({ port })}\n`);
+  process.once("SIGTERM", () => {
+    close();
+    process.exit(0);
+  });
+}

@@ -1,0 +1,47 @@
+/**
+ * Baseline (a) of the access benchmark: a bare @grpc/grpc-js server with one
+ * unary method at Coffer's AccessSecretVersion path, which decodes the
+ * request and answers a 1 KiB AccessSecretVersionResponse (protobuf-es on
+ * both sides, as Coffer). No auth, no database, no audit: what grpc-js
+ * itself costs per call. Listens on 127.0.0.1:`BENCH_PORT`; prints
+ * `{"port":N}` once listening.
+ */
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import {
+  type AccessSecretVersionRequest,
+  AccessSecretVersionRequestSchema,
+  type AccessSecretVersionResponse,
+  AccessSecretVersionResponseSchema,
+  SecretService,
+} from "@coffer/api";
+import * as grpc from "@grpc/grpc-js";
+import { announce, echoResponse } from "./echo-payload.ts";
+
+const server = new grpc.Server();
+const definition: grpc.ServiceDefinition = {
+  AccessSecretVersion: {
+    path: `/${SecretService.typeName}/AccessSecretVersion`,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: AccessSecretVersionRequest) =>
+      Buffer.from(toBinary(AccessSecretVersionRequestSchema, m)),
+    requestDeserialize: (b: Buffer) => fromBinary(AccessSecretVersionRequestSchema, b),
+    responseSerialize: (m: AccessSecretVersionResponse) =>
+      Buffer.from(toBinary(AccessSecretVersionResponseSchema, m)),
+    responseDeserialize: (b: Buffer) => fromBinary(AccessSecretVersionResponseSchema, b),
+  },
+};
+server.addService(definition, {
+  AccessSecretVersion: (
+    call: grpc.ServerUnaryCall<AccessSecretVersionRequest, AccessSecretVersionResponse>,
+    callback: grpc.sendUnaryData<AccessSecretVersionResponse>,
+  ) => callback(null, echoResponse(call.request)),
+});
+server.bindAsync(
+  `127.0.0.1:${process.env.BENCH_PORT ?? 0}`,
+  grpc.ServerCredentials.createInsecure(),
+  (err, port) => {
+    if (err !== null) throw err;
+    announce(port, () => server.forceShutdown());
+  },
+);

@@ -1,0 +1,1163 @@
+/**
+ * `npm run bench`: Coffer's unary benchmarks against the physical limits
+ * (issue 6, items 1 and 2), run by hand, never by CI:
+ *
+ *   npm run bench [-- --only access,writes,single-access] [--runs 3] [--seconds 10]
+ *                 [--profile] [--no-write] [--keep] [--database-url postgres://...]
+ *
+ * Each benchmark measures Coffer and its baselines in the same run, on real
+ * processes: a Coffer server on a fresh Postgres database
+ * (`coffer_bench_<hex>`, dropped at the end), a Coffer server on the
+ * embedded PGlite (no database URL, a data folder), bare servers
+ * (bench/baselines/*-echo.ts) and bare database loops
+ * (bench/baselines/*-loop.ts). Unary load comes from h2load (Debian's
+ * nghttp2-client) with pre-encoded request bodies, so that the load
+ * generator is native code and not a Node process competing with the
+ * server; single access uses a Node client (64 concurrent readers).
+ *
+ * Every measurement is repeated `--runs` times, interleaved (run 1 of every
+ * measurement, then run 2 of every one, ...), and reported as min / median
+ * / max. The figure that stays stable on a busy machine is the server's CPU
+ * time per call (utime + stime of the server process from /proc, over the
+ * measured requests, divided by them).
+ *
+ * `BENCH_SERVER_ROOT=/path/to/other/checkout npm run bench` starts that
+ * checkout's packages/server/src/main.ts instead of this one's (its
+ * node_modules must be installed): run it once on the "before" checkout and
+ * once on the "after" one to record an optimization; the sections name the
+ * server's root and commit.
+ *
+ * WatchSecrets is measured by `npm run bench:watch` (the `watch` sections of
+ * RESULTS.md), not here.
+ */
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { create, toBinary } from "@bufbuild/protobuf";
+import {
+  AccessSecretVersionRequestSchema,
+  AdminService,
+  CreateSecretVersionRequestSchema,
+  EphemeralAction,
+  Role,
+  SecretService,
+} from "@coffer/api";
+import {
+  type Client,
+  Code,
+  ConnectError,
+  createClient,
+  type Interceptor,
+  type Transport,
+} from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import postgres from "postgres";
+import { ECHO_DATA, PAYLOAD_BYTES } from "./baselines/echo-payload.ts";
+import { cleanup, cleanupOnSignals, onCleanup } from "./support/cleanup.ts";
+import {
+  type CofferProcess,
+  createDatabase,
+  createProject,
+  type ServerSettings,
+  serverSettings,
+  startCoffer,
+} from "./support/coffer.ts";
+import { type ProfileSummary, profilesIn, summarizeProfile } from "./support/cpu-profile.ts";
+import { grpcFrame } from "./support/grpc-frames.ts";
+import { ensureH2load, runH2load } from "./support/h2load.ts";
+import type { LoopResult, LoopSettings } from "./support/loop.ts";
+import {
+  Child,
+  cpuTicksOf,
+  freePort,
+  machineTicks,
+  postgresTicks,
+  REPO_ROOT,
+  TSX_LOADER,
+} from "./support/processes.ts";
+import { writeSection } from "./support/results.ts";
+import { ms } from "./support/stats.ts";
+
+const BENCH_DIR = path.join(REPO_ROOT, "bench");
+const RESULTS = path.join(BENCH_DIR, "RESULTS.md");
+/** Clock ticks per second of /proc/<pid>/stat (100 on Linux). */
+const CLK_TCK = 100;
+const BENCHMARKS = ["access", "writes", "single-access"] as const;
+type BenchKey = (typeof BENCHMARKS)[number];
+
+const { values: args } = parseArgs({
+  options: {
+    only: { type: "string", default: BENCHMARKS.join(",") },
+    runs: { type: "string", default: "3" },
+    /** Measured seconds per measurement; 10 keeps three runs of everything near 10 minutes. */
+    seconds: { type: "string", default: "10" },
+    /** Attempts per single-access version (that many readers race for each). */
+    attempts: { type: "string", default: "8" },
+    profile: { type: "boolean", default: false },
+    "no-write": { type: "boolean", default: false },
+    keep: { type: "boolean", default: false },
+    "database-url": {
+      type: "string",
+      default: process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test",
+    },
+  },
+  strict: true,
+});
+const only = new Set(args.only.split(",").map((s) => s.trim()));
+for (const key of only) {
+  if (!(BENCHMARKS as readonly string[]).includes(key)) {
+    throw new Error(
+      `--only: unknown benchmark "${key}" (known: ${BENCHMARKS.join(", ")}; watch is npm run bench:watch)`,
+    );
+  }
+}
+const RUNS = Number(args.runs);
+const SECONDS = Number(args.seconds);
+const ATTEMPTS = Number(args.attempts);
+const SERVER_ROOT = process.env.BENCH_SERVER_ROOT
+  ? path.resolve(process.env.BENCH_SERVER_ROOT)
+  : undefined;
+/** Streams in flight for the access benchmark: CONNECTIONS × STREAMS_PER_CONNECTION. */
+const ACCESS = { clients: 4, streams: 16 };
+const WRITES = { clients: 4, streams: 4 };
+const SINGLE_ACCESS_VERSIONS = 1000;
+const SINGLE_ACCESS_READERS = 64;
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
+
+// ---------------------------------------------------------------- figures
+
+/** One measurement of one run. */
+interface Sample {
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** CPU of the process under test (server or loop) per call, µs. */
+  cpuUsPerCall: number;
+  /** CPU of every postgres process per call, µs (undefined where no Postgres is involved). */
+  pgUsPerCall?: number;
+  calls: number;
+  /** Whole machine busy over the window, % of all cores. */
+  machineBusy: number;
+  window: { from: number; to: number };
+}
+
+interface Measurement {
+  key: string;
+  bench: BenchKey;
+  label: string;
+  /** What was checked to know every call succeeded. */
+  check: string;
+  /** The process under test: a Coffer server (profiled with --profile) or a baseline. */
+  coffer?: CofferProcess;
+  samples: Sample[];
+  problems: string[];
+  run(): Promise<Sample>;
+}
+
+interface SingleAccessRun {
+  seconds: number;
+  calls: number;
+  served: number;
+  doubleReads: number;
+  neverServed: number;
+  otherErrors: number;
+  /** Versions the database shows consumed (consumed_at set). */
+  consumedInDb: number;
+  cpuUsPerCall: number;
+  perReader: { min: number; median: number; max: number };
+}
+
+// ---------------------------------------------------------------- clients
+
+function bearer(token: string): Interceptor {
+  return (next) => (req) => {
+    req.header.set("authorization", `Bearer ${token}`);
+    return next(req);
+  };
+}
+
+function connectTransport(url: string, token?: string): Transport {
+  return createConnectTransport({
+    baseUrl: url,
+    httpVersion: "2",
+    interceptors: token === undefined ? [] : [bearer(token)],
+  });
+}
+
+function grpcTransport(url: string, token?: string): Transport {
+  return createGrpcTransport({
+    baseUrl: url,
+    interceptors: token === undefined ? [] : [bearer(token)],
+  });
+}
+
+/** Asks one AccessSecretVersion and checks its payload: how a baseline's answer is verified. */
+async function sampleAccess(
+  transport: Transport,
+  secretId: string,
+  expected: Uint8Array,
+): Promise<void> {
+  const client = createClient(SecretService, transport);
+  const res = await client.accessSecretVersion({ secretId, revision: "1" }, { timeoutMs: 5_000 });
+  if (!Buffer.from(res.data).equals(Buffer.from(expected))) {
+    throw new Error(
+      `sample AccessSecretVersion: ${res.data.length} bytes, not the expected payload`,
+    );
+  }
+}
+
+/** OK audit events of a method on a secret (ListAuditEvents total_count), via the admin token. */
+async function okEvents(admin: Client<typeof AdminService>, method: string, secretId: string) {
+  const res = await admin.listAuditEvents({
+    method: `${SecretService.typeName}/${method}`,
+    outcome: "OK",
+    secretId,
+    pageSize: 1,
+  });
+  return Number(res.totalCount);
+}
+
+// ---------------------------------------------------------------- processes
+
+/** Starts a baseline server (bench/baselines/<name>.ts) and waits for its port. */
+async function startBaseline(dir: string, name: string): Promise<{ child: Child; url: string }> {
+  const port = await freePort();
+  const child = new Child(
+    name,
+    ["--import", TSX_LOADER, path.join(BENCH_DIR, "baselines", `${name}.ts`)],
+    {
+      env: { ...process.env, BENCH_PORT: String(port) },
+      logFile: path.join(dir, "logs", `${name}.log`),
+    },
+  );
+  onCleanup(`stop ${name}`, () => child.stop());
+  await child
+    .waitForLine((l) => l.startsWith('{"port"'), 30_000)
+    .catch((err: Error) => {
+      throw new Error(`${err.message}\n${child.tail()}`);
+    });
+  return { child, url: `http://127.0.0.1:${port}` };
+}
+
+/** Runs a bare loop process (bench/baselines/<name>.ts) for one measured window. */
+async function runLoopProcess(
+  dir: string,
+  name: string,
+  settings: LoopSettings,
+  pg: boolean,
+): Promise<Sample & { sample: string; errors: number }> {
+  const child = new Child(
+    name,
+    ["--import", TSX_LOADER, path.join(BENCH_DIR, "baselines", `${name}.ts`)],
+    {
+      env: { ...process.env, BENCH_LOOP: JSON.stringify(settings) },
+      logFile: path.join(dir, "logs", `${name}.log`),
+    },
+  );
+  const stop = onCleanup(`stop ${name}`, () => child.stop());
+  const limit = (settings.seconds + settings.warmupSeconds) * 1000 + 120_000;
+  try {
+    const started = child.waitForLine((l) => l.includes('"measure":"start"'), limit);
+    const ended = child.waitForLine((l) => l.includes('"measure":"end"'), limit);
+    const result = child.waitForLine((l) => l.startsWith('{"result"'), limit);
+    const failed = child.exited.then((exit) => {
+      throw new Error(`${name} exited ${JSON.stringify(exit)}\n${child.tail()}`);
+    });
+    failed.catch(() => {});
+    await Promise.race([started, failed]);
+    const a = { pg: pg ? postgresTicks() : 0, m: machineTicks(), at: monotonicUs() };
+    await Promise.race([ended, failed]);
+    const b = { pg: pg ? postgresTicks() : 0, m: machineTicks(), at: monotonicUs() };
+    const r = (JSON.parse(await Promise.race([result, failed])) as { result: LoopResult }).result;
+    return {
+      rps: r.rps,
+      p50Ms: r.p50Ms,
+      p99Ms: r.p99Ms,
+      cpuUsPerCall: r.cpuUs / Math.max(1, r.calls),
+      ...(pg && { pgUsPerCall: ((b.pg - a.pg) * (1e6 / CLK_TCK)) / Math.max(1, r.calls) }),
+      calls: r.calls,
+      machineBusy: (100 * (b.m.busy - a.m.busy)) / Math.max(1, b.m.total - a.m.total),
+      window: { from: a.at, to: b.at },
+      sample: r.sample,
+      errors: r.errors,
+    };
+  } finally {
+    await stop();
+  }
+}
+
+// ---------------------------------------------------------------- h2load measurements
+
+interface H2Target {
+  name: string;
+  url: string;
+  body: Buffer;
+  headers: string[];
+  clients: number;
+  streams: number;
+  pid: number;
+  pg: boolean;
+  /** Requests of the first warm-up (later ones are a second of the last rate). */
+  warmup: number;
+  /** Checks after the measured requests that all `sent` (warm-up included) succeeded. */
+  count?: () => Promise<number>;
+}
+
+/** A warm-up and a measured h2load run of about SECONDS, with the server's CPU over the latter. */
+function h2Measurement(dir: string, t: H2Target, problems: string[]): () => Promise<Sample> {
+  const bodyFile = path.join(dir, `${t.name}.body`);
+  let lastRate = 0;
+  let round = 0;
+  return async () => {
+    round += 1;
+    await writeFile(bodyFile, t.body, { mode: 0o600 });
+    const before = t.count === undefined ? 0 : await t.count();
+    const common = {
+      url: t.url,
+      bodyFile,
+      headers: t.headers,
+      clients: t.clients,
+      streams: t.streams,
+    };
+    const warmup = lastRate > 0 ? Math.max(t.clients * t.streams, Math.round(lastRate)) : t.warmup;
+    const w = await runH2load({
+      ...common,
+      requests: warmup,
+      logFile: path.join(dir, "logs", `${t.name}-${round}-warmup.h2load`),
+      timeoutMs: 120_000,
+    });
+    const requests = Math.max(200, Math.round(Math.max(lastRate, w.rps) * SECONDS));
+    const a = {
+      ticks: cpuTicksOf(t.pid),
+      pg: t.pg ? postgresTicks() : 0,
+      m: machineTicks(),
+      at: monotonicUs(),
+    };
+    const h = await runH2load({
+      ...common,
+      requests,
+      logFile: path.join(dir, "logs", `${t.name}-${round}.h2load`),
+      timeoutMs: SECONDS * 10_000 + 60_000,
+    });
+    const b = {
+      ticks: cpuTicksOf(t.pid),
+      pg: t.pg ? postgresTicks() : 0,
+      m: machineTicks(),
+      at: monotonicUs(),
+    };
+    lastRate = h.rps;
+    const sent = warmup + requests;
+    for (const [what, r, n] of [
+      ["warm-up", w, warmup],
+      ["measured", h, requests],
+    ] as const) {
+      if (r.done !== n || r.status2xx !== n || r.logNon2xx !== 0) {
+        problems.push(
+          `${t.name} run ${round} ${what}: h2load ${r.done}/${n} done, ${r.status2xx} HTTP 2xx, ${r.errored} errored, ${r.timeout} timed out`,
+        );
+      }
+    }
+    if (t.count !== undefined) {
+      const ok = (await t.count()) - before;
+      if (ok !== sent) {
+        problems.push(`${t.name} run ${round}: ${ok} OK audit events for ${sent} requests sent`);
+      }
+    }
+    return {
+      rps: h.rps,
+      p50Ms: h.p50Ms,
+      p99Ms: h.p99Ms,
+      cpuUsPerCall: ((b.ticks - a.ticks) * (1e6 / CLK_TCK)) / requests,
+      ...(t.pg && { pgUsPerCall: ((b.pg - a.pg) * (1e6 / CLK_TCK)) / requests }),
+      calls: requests,
+      machineBusy: (100 * (b.m.busy - a.m.busy)) / Math.max(1, b.m.total - a.m.total),
+      window: { from: a.at, to: b.at },
+    };
+  };
+}
+
+const GRPC_HEADERS = ["content-type: application/grpc", "te: trailers"];
+const CONNECT_HEADERS = ["content-type: application/proto", "connect-protocol-version: 1"];
+const methodPath = (method: string) => `/${SecretService.typeName}/${method}`;
+const accessBody = (secretId: string) =>
+  Buffer.from(
+    toBinary(
+      AccessSecretVersionRequestSchema,
+      create(AccessSecretVersionRequestSchema, { secretId, revision: "1" }),
+    ),
+  );
+
+// ---------------------------------------------------------------- setup
+
+interface CofferSetup {
+  server: CofferProcess;
+  admin: Client<typeof SecretService>;
+  audit: Client<typeof AdminService>;
+  projectId: string;
+  accessToken: string;
+  writeToken: string;
+}
+
+async function setupCoffer(
+  server: CofferProcess,
+  settings: ServerSettings,
+  name: string,
+): Promise<CofferSetup> {
+  const { projectId, accessToken } = await createProject(server.url, settings.adminToken, name);
+  const audit = createClient(AdminService, connectTransport(server.url, settings.adminToken));
+  const { value: writeToken } = await audit.createToken({
+    name: `${name}-writer`,
+    grants: [{ projectId, role: Role.SECRET_WRITE, pathPrefix: "/" }],
+  });
+  return {
+    server,
+    admin: createClient(SecretService, connectTransport(server.url, settings.adminToken)),
+    audit,
+    projectId,
+    accessToken,
+    writeToken,
+  };
+}
+
+async function createSecret(s: CofferSetup, name: string, payload: Uint8Array): Promise<string> {
+  const { secret } = await s.admin.createSecret({
+    projectId: s.projectId,
+    name,
+    firstVersion: { data: payload },
+  });
+  return secret?.id as string;
+}
+
+// ---------------------------------------------------------------- single access
+
+async function singleAccessRun(
+  s: CofferSetup,
+  round: number,
+  pgUrl: string,
+): Promise<SingleAccessRun> {
+  const payload = randomBytes(PAYLOAD_BYTES);
+  const { secret } = await s.admin.createSecret({
+    projectId: s.projectId,
+    name: `single-access-${round}-${randomBytes(3).toString("hex")}`,
+    ephemeralPolicy: { expiresOnceAccessed: true, action: EphemeralAction.DISABLE },
+    firstVersion: { data: payload },
+  });
+  const secretId = secret?.id as string;
+  let next = 2;
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (next <= SINGLE_ACCESS_VERSIONS) {
+        next += 1;
+        await s.admin.createSecretVersion({ secretId, data: payload });
+      }
+    }),
+  );
+  const reader = createClient(SecretService, connectTransport(s.server.url, s.accessToken));
+  const served = new Array<number>(SINGLE_ACCESS_VERSIONS + 1).fill(0);
+  const perReader = new Array<number>(SINGLE_ACCESS_READERS).fill(0);
+  let cursor = 0;
+  let otherErrors = 0;
+  let calls = 0;
+  const total = SINGLE_ACCESS_VERSIONS * ATTEMPTS;
+  const ticks = cpuTicksOf(s.server.child.pid);
+  const t0 = performance.now();
+  await Promise.all(
+    perReader.map(async (_, r) => {
+      // Consecutive attempts go to the same revision: ATTEMPTS readers race for each version.
+      while (cursor < total) {
+        const revision = Math.floor(cursor / ATTEMPTS) + 1;
+        cursor += 1;
+        calls += 1;
+        try {
+          const res = await reader.accessSecretVersion(
+            { secretId, revision: String(revision) },
+            { timeoutMs: 10_000 },
+          );
+          if (!Buffer.from(res.data).equals(payload)) throw new Error("wrong payload");
+          served[revision] = (served[revision] ?? 0) + 1;
+          perReader[r] = (perReader[r] ?? 0) + 1;
+        } catch (err) {
+          if (ConnectError.from(err).code !== Code.FailedPrecondition) otherErrors += 1;
+        }
+      }
+    }),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = cpuTicksOf(s.server.child.pid) - ticks;
+  const sql = postgres(pgUrl, { max: 1, onnotice: () => {} });
+  let consumedInDb = -1;
+  try {
+    const [row] = await sql<{ n: string }[]>`
+      select count(*)::text as n from secret_versions where secret_id = ${secretId} and consumed_at is not null`;
+    consumedInDb = Number(row?.n ?? -1);
+  } finally {
+    await sql.end();
+  }
+  const sorted = [...perReader].sort((a, b) => a - b);
+  const counts = served.slice(1);
+  return {
+    seconds,
+    calls,
+    served: counts.reduce((a, b) => a + b, 0),
+    doubleReads: counts.filter((n) => n > 1).length,
+    neverServed: counts.filter((n) => n === 0).length,
+    otherErrors,
+    consumedInDb,
+    cpuUsPerCall: (cpu * (1e6 / CLK_TCK)) / Math.max(1, calls),
+    perReader: {
+      min: sorted[0] ?? 0,
+      median: sorted[Math.floor(sorted.length / 2)] ?? 0,
+      max: sorted.at(-1) ?? 0,
+    },
+  };
+}
+
+// ---------------------------------------------------------------- report
+
+function sh(cmd: string, argv: string[], cwd = REPO_ROOT): string {
+  try {
+    return execFileSync(cmd, argv, {
+      encoding: "utf8",
+      cwd,
+      stdio: ["ignore", "pipe", "ignore"],
+    }).trim();
+  } catch {
+    return "?";
+  }
+}
+
+const median = (v: number[]) => {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length === 0 ? Number.NaN : (s[Math.floor((s.length - 1) / 2)] as number);
+};
+const mmm = (v: number[], f: (x: number) => string) =>
+  v.length === 0 ? "-" : `${f(Math.min(...v))} / **${f(median(v))}** / ${f(Math.max(...v))}`;
+const int = (x: number) => (Number.isNaN(x) ? "-" : Math.round(x).toLocaleString("en"));
+
+function header(command: string): string[] {
+  const cpuinfo = (() => {
+    try {
+      return readFileSync("/proc/cpuinfo", "utf8");
+    } catch {
+      return "";
+    }
+  })();
+  const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? "?";
+  const head = sh("git", ["rev-parse", "--short", "HEAD"]);
+  const dirty = sh("git", ["status", "--porcelain", "--", "packages"]);
+  const out = [
+    `Run ${new Date().toISOString().replace(/\.\d+Z$/, "Z")} at commit \`${head}\`${dirty === "" || dirty === "?" ? "" : " (with uncommitted changes under packages/)"}, by \`${command}\`; ${RUNS} interleaved runs of ${SECONDS} s per measurement; figures are min / **median** / max over the runs.`,
+    "",
+    `- CPU: ${os.cpus().length} × ${model}; RAM ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB; Linux ${os.release()}`,
+    `- Node ${process.version}; PostgreSQL ${sh("psql", [args["database-url"], "-Atc", "show server_version"])} on 127.0.0.1 (same machine); ${sh("h2load", ["--version"]).split("\n")[0]}`,
+  ];
+  if (SERVER_ROOT !== undefined) {
+    out.push(
+      `- Coffer server from \`BENCH_SERVER_ROOT=${SERVER_ROOT}\` at commit \`${sh("git", ["rev-parse", "--short", "HEAD"], SERVER_ROOT)}\`, not this checkout's.`,
+    );
+  }
+  if (args.profile)
+    out.push("- Coffer servers ran under `--cpu-prof`: figures carry its overhead.");
+  return out;
+}
+
+function table(ms_: Measurement[]): string[] {
+  const out = [
+    "| measurement | req/s | p50 ms | p99 ms | CPU µs per call: process under test | CPU µs per call: Postgres (all backends) | machine busy | calls verified by |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- |",
+  ];
+  for (const m of ms_) {
+    const s = m.samples;
+    const pg = s.map((x) => x.pgUsPerCall).filter((x): x is number => x !== undefined);
+    out.push(
+      `| ${m.label} | ${mmm(
+        s.map((x) => x.rps),
+        int,
+      )} | ${mmm(
+        s.map((x) => x.p50Ms),
+        ms,
+      )} | ${mmm(
+        s.map((x) => x.p99Ms),
+        ms,
+      )} | ${mmm(
+        s.map((x) => x.cpuUsPerCall),
+        int,
+      )} | ${pg.length > 0 ? mmm(pg, int) : "-"} | ${int(median(s.map((x) => x.machineBusy)))} % | ${m.check} |`,
+    );
+  }
+  return out;
+}
+
+interface Target {
+  what: string;
+  ok: boolean;
+  text: string;
+}
+
+/** Coffer's rate as a share of a baseline's, on medians, with the per-run ratios. */
+function ratioTarget(
+  what: string,
+  coffer: Measurement | undefined,
+  base: Measurement | undefined,
+  target: number,
+): Target | undefined {
+  if (coffer === undefined || base === undefined) return undefined;
+  const ratio = median(coffer.samples.map((s) => s.rps)) / median(base.samples.map((s) => s.rps));
+  const perRun = coffer.samples.map((s, i) => s.rps / (base.samples[i]?.rps ?? Number.NaN));
+  const pct = (x: number) => `${(100 * x).toFixed(0)} %`;
+  const ok = ratio >= target;
+  const cpuC = median(coffer.samples.map((s) => s.cpuUsPerCall));
+  const cpuB = median(base.samples.map((s) => s.cpuUsPerCall));
+  return {
+    what,
+    ok,
+    text: `${what}: ${pct(ratio)} of ${base.label} (per run ${perRun.map(pct).join(", ")}); target ≥ ${pct(target)}: **${ok ? "met" : `missed by ${(100 * (target - ratio)).toFixed(0)} points`}**. CPU per call: ${int(cpuC)} µs against ${int(cpuB)} µs (${(cpuC / cpuB).toFixed(1)}×, ${int(cpuC - cpuB)} µs more).`,
+  };
+}
+
+function p99Target(m: Measurement | undefined, limitMs: number): Target | undefined {
+  if (m === undefined) return undefined;
+  const p99 = median(m.samples.map((s) => s.p99Ms));
+  const ok = p99 < limitMs;
+  return {
+    what: `${m.label} p99`,
+    ok,
+    text: `${m.label} p99: ${ms(p99)} ms; target < ${limitMs} ms: **${ok ? "met" : `missed by ${ms(p99 - limitMs)} ms`}**.`,
+  };
+}
+
+function problemsOf(ms_: Measurement[]): string[] {
+  const all = ms_.flatMap((m) => m.problems);
+  if (all.length === 0) return ["Every call of every measurement was verified as above."];
+  return [
+    "**Verification problems (these figures are not to be trusted):**",
+    "",
+    ...all.map((p) => `- ${p}`),
+  ];
+}
+
+function profileLines(profiles: { label: string; p: ProfileSummary }[]): string[] {
+  if (profiles.length === 0) return [];
+  const out = [
+    "",
+    "#### CPU profiles of the Coffer servers (last run's window of each measurement)",
+    "",
+  ];
+  for (const { label, p } of profiles) {
+    const share = (x: number) => `${((100 * x) / Math.max(1, p.busyMs)).toFixed(1)} %`;
+    out.push(
+      `${label}, \`${path.basename(p.file)}\`: ${ms(p.busyMs)} ms busy of ${ms(p.windowMs)} ms sampled.`,
+      "",
+    );
+    out.push(
+      `- self time by component: ${p.byComponent
+        .slice(0, 10)
+        .map((c) => `${c.name} ${share(c.ms)}`)
+        .join(", ")}`,
+    );
+    out.push(
+      `- top functions (self): ${p.topSelf
+        .slice(0, 12)
+        .map((f) => `\`${f.name}\` ${share(f.ms)}`)
+        .join(", ")}`,
+    );
+    out.push(
+      `- repository code (inclusive): ${p.topInclusive
+        .slice(0, 10)
+        .map((f) => `\`${f.name}\` ${share(f.ms)}`)
+        .join(", ")}`,
+      "",
+    );
+  }
+  return out;
+}
+
+/** After a section, a hand-written reading placeholder outside it, added once, never rewritten. */
+async function ensureReading(key: string): Promise<void> {
+  const text = await readFile(RESULTS, "utf8");
+  const marker = `<!-- ${key}-reading: written by hand; npm run bench never rewrites it -->`;
+  if (text.includes(marker)) return;
+  const end = `<!-- ${key}:end -->`;
+  const at = text.indexOf(end);
+  if (at < 0) return;
+  const placeholder = `\n\n${marker}\n**Reading of \`${key}\` (to be written by hand):** TODO(lead): why the missed targets above are missed, from the CPU µs per call comparison, and what would close them.`;
+  await writeFile(
+    RESULTS,
+    text.slice(0, at + end.length) + placeholder + text.slice(at + end.length),
+  );
+}
+
+// ---------------------------------------------------------------- main
+
+async function main(): Promise<void> {
+  cleanupOnSignals();
+  const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`;
+  ensureH2load(log);
+  log("watch: measured by `npm run bench:watch` (RESULTS.md, `watch` sections); not repeated here");
+  const dir = await mkdtemp(path.join(os.tmpdir(), "coffer-bench-"));
+  onCleanup("remove run folder", async () => {
+    if (args.keep) log(`kept ${dir}`);
+    else await rm(dir, { recursive: true, force: true });
+  });
+  await mkdir(path.join(dir, "logs"), { recursive: true });
+  log(`run folder ${dir}`);
+  const databaseUrl = await createDatabase(args["database-url"]);
+  log(`database ${new URL(databaseUrl).pathname.slice(1)}`);
+  const profDir = (name: string) => path.join(dir, "prof", name);
+  const nodeFlags = (name: string) =>
+    args.profile ? ["--cpu-prof", `--cpu-prof-dir=${profDir(name)}`] : [];
+  const env = { COFFER_MAX_VERSIONS_PER_SECRET: "1000000" };
+  const pgSettings = serverSettings(databaseUrl, path.join(dir, "data-pg"));
+
+  const measurements: Measurement[] = [];
+  const add = (
+    m: Omit<Measurement, "samples" | "problems" | "run">,
+    run: (problems: string[]) => () => Promise<Sample>,
+  ) => {
+    const problems: string[] = [];
+    measurements.push({ ...m, samples: [], problems, run: run(problems) });
+  };
+  let pgCoffer: CofferSetup | undefined;
+  if (only.has("access") || only.has("writes") || only.has("single-access")) {
+    log("starting Coffer on Postgres");
+    const server = await startCoffer("coffer-pg", pgSettings, {
+      logFile: path.join(dir, "logs", "coffer-pg.log"),
+      nodeFlags: nodeFlags("coffer-pg"),
+      env,
+      ...(SERVER_ROOT !== undefined && { serverRoot: SERVER_ROOT }),
+    });
+    pgCoffer = await setupCoffer(server, pgSettings, "bench-pg");
+    log(`coffer-pg pid ${server.child.pid}: http ${server.url}, grpc ${server.grpcUrl}`);
+  }
+
+  if (only.has("access") && pgCoffer !== undefined) {
+    const s = pgCoffer;
+    const payload = randomBytes(PAYLOAD_BYTES);
+    const auth = `authorization: Bearer ${s.accessToken}`;
+    const grpcSecret = await createSecret(s, "access-grpc", payload);
+    const connectSecret = await createSecret(s, "access-connect", payload);
+    await sampleAccess(grpcTransport(s.server.grpcUrl, s.accessToken), grpcSecret, payload);
+    await sampleAccess(connectTransport(s.server.url, s.accessToken), connectSecret, payload);
+    const grpcjs = await startBaseline(dir, "grpc-js-echo");
+    const h2 = await startBaseline(dir, "http2-echo");
+    const connect = await startBaseline(dir, "connect-echo");
+    await sampleAccess(grpcTransport(grpcjs.url), grpcSecret, ECHO_DATA);
+    await sampleAccess(grpcTransport(h2.url), grpcSecret, ECHO_DATA);
+    await sampleAccess(connectTransport(connect.url), connectSecret, ECHO_DATA);
+    const audited = (secretId: string) => () => okEvents(s.audit, "AccessSecretVersion", secretId);
+    const h2t = (
+      name: string,
+      url: string,
+      body: Buffer,
+      headers: string[],
+      pid: number,
+      pg: boolean,
+      count?: () => Promise<number>,
+    ): H2Target => ({
+      name,
+      url,
+      body,
+      headers,
+      pid,
+      pg,
+      ...ACCESS,
+      warmup: 1000,
+      ...(count !== undefined && { count }),
+    });
+    const grpcBody = grpcFrame(accessBody(grpcSecret));
+    const sampled = "HTTP 200 from h2load for every request, and one sample call's payload checked";
+    add(
+      {
+        key: "access-grpc",
+        bench: "access",
+        label: "Coffer AccessSecretVersion, gRPC (grpc-js port), Postgres",
+        check: "HTTP 200 from h2load, and an OK audit event per request (ListAuditEvents)",
+        coffer: s.server,
+      },
+      (p) =>
+        h2Measurement(
+          dir,
+          h2t(
+            "access-grpc",
+            s.server.grpcUrl + methodPath("AccessSecretVersion"),
+            grpcBody,
+            [...GRPC_HEADERS, auth],
+            s.server.child.pid,
+            true,
+            audited(grpcSecret),
+          ),
+          p,
+        ),
+    );
+    add(
+      { key: "echo-grpcjs", bench: "access", label: "(a) bare @grpc/grpc-js echo", check: sampled },
+      (p) =>
+        h2Measurement(
+          dir,
+          h2t(
+            "echo-grpcjs",
+            grpcjs.url + methodPath("AccessSecretVersion"),
+            grpcBody,
+            GRPC_HEADERS,
+            grpcjs.child.pid,
+            false,
+          ),
+          p,
+        ),
+    );
+    add(
+      { key: "echo-http2", bench: "access", label: "(b) bare node:http2 handler", check: sampled },
+      (p) =>
+        h2Measurement(
+          dir,
+          h2t(
+            "echo-http2",
+            h2.url + methodPath("AccessSecretVersion"),
+            grpcBody,
+            GRPC_HEADERS,
+            h2.child.pid,
+            false,
+          ),
+          p,
+        ),
+    );
+    add(
+      {
+        key: "pg-loop",
+        bench: "access",
+        label: "(c) bare Postgres pk select + AES-256-GCM decrypt loop",
+        check: "the loop counts calls that returned and decrypted a row (errors reported)",
+      },
+      (p) => async () => {
+        const r = await runLoopProcess(
+          dir,
+          "pg-loop",
+          { concurrency: 64, seconds: SECONDS, warmupSeconds: 1, target: databaseUrl },
+          true,
+        );
+        if (r.errors > 0) p.push(`pg-loop: ${r.errors} calls failed`);
+        return r;
+      },
+    );
+    const connectBody = accessBody(connectSecret);
+    add(
+      {
+        key: "access-connect",
+        bench: "access",
+        label: "Coffer AccessSecretVersion, Connect (HTTP port), Postgres",
+        check: "HTTP 200 from h2load, and an OK audit event per request (ListAuditEvents)",
+        coffer: s.server,
+      },
+      (p) =>
+        h2Measurement(
+          dir,
+          h2t(
+            "access-connect",
+            s.server.url + methodPath("AccessSecretVersion"),
+            connectBody,
+            [...CONNECT_HEADERS, auth],
+            s.server.child.pid,
+            true,
+            audited(connectSecret),
+          ),
+          p,
+        ),
+    );
+    add(
+      {
+        key: "echo-connect",
+        bench: "access",
+        label: "bare connect-node echo (Connect)",
+        check: sampled,
+      },
+      (p) =>
+        h2Measurement(
+          dir,
+          h2t(
+            "echo-connect",
+            connect.url + methodPath("AccessSecretVersion"),
+            connectBody,
+            CONNECT_HEADERS,
+            connect.child.pid,
+            false,
+          ),
+          p,
+        ),
+    );
+
+    log("starting Coffer on embedded PGlite");
+    const liteSettings: ServerSettings = { ...pgSettings, dataDir: path.join(dir, "data-pglite") };
+    const liteServer = await startCoffer("coffer-pglite", liteSettings, {
+      logFile: path.join(dir, "logs", "coffer-pglite.log"),
+      nodeFlags: nodeFlags("coffer-pglite"),
+      env,
+      embedded: true,
+      ...(SERVER_ROOT !== undefined && { serverRoot: SERVER_ROOT }),
+    });
+    const lite = await setupCoffer(liteServer, liteSettings, "bench-pglite");
+    log(`coffer-pglite pid ${liteServer.child.pid}: grpc ${liteServer.grpcUrl}`);
+    const liteSecret = await createSecret(lite, "access-pglite", payload);
+    await sampleAccess(grpcTransport(liteServer.grpcUrl, lite.accessToken), liteSecret, payload);
+    add(
+      {
+        key: "access-pglite",
+        bench: "access",
+        label: "Coffer AccessSecretVersion, gRPC, embedded PGlite",
+        check: "HTTP 200 from h2load, and an OK audit event per request (ListAuditEvents)",
+        coffer: liteServer,
+      },
+      (p) =>
+        h2Measurement(
+          dir,
+          h2t(
+            "access-pglite",
+            liteServer.grpcUrl + methodPath("AccessSecretVersion"),
+            grpcFrame(accessBody(liteSecret)),
+            [...GRPC_HEADERS, `authorization: Bearer ${lite.accessToken}`],
+            liteServer.child.pid,
+            false,
+            () => okEvents(lite.audit, "AccessSecretVersion", liteSecret),
+          ),
+          p,
+        ),
+    );
+    add(
+      {
+        key: "pglite-loop",
+        bench: "access",
+        label: "bare PGlite pk select + AES-256-GCM decrypt loop (one process)",
+        check: "the loop counts calls that returned and decrypted a row (errors reported)",
+      },
+      (p) => {
+        let round = 0;
+        return async () => {
+          round += 1;
+          const r = await runLoopProcess(
+            dir,
+            "pglite-loop",
+            {
+              concurrency: 64,
+              seconds: SECONDS,
+              warmupSeconds: 1,
+              target: path.join(dir, `pglite-loop-${round}`),
+            },
+            false,
+          );
+          if (r.errors > 0) p.push(`pglite-loop: ${r.errors} calls failed`);
+          return r;
+        };
+      },
+    );
+  }
+
+  if (only.has("writes") && pgCoffer !== undefined) {
+    const s = pgCoffer;
+    const payload = randomBytes(PAYLOAD_BYTES);
+    const secretId = await createSecret(s, "writes", payload);
+    const body = grpcFrame(
+      toBinary(
+        CreateSecretVersionRequestSchema,
+        create(CreateSecretVersionRequestSchema, { secretId, data: payload }),
+      ),
+    );
+    add(
+      {
+        key: "create-version",
+        bench: "writes",
+        label: "Coffer CreateSecretVersion, gRPC, Postgres (one secret)",
+        check: "HTTP 200 from h2load, and an OK audit event per request (ListAuditEvents)",
+        coffer: s.server,
+      },
+      (p) =>
+        h2Measurement(
+          dir,
+          {
+            name: "create-version",
+            url: s.server.grpcUrl + methodPath("CreateSecretVersion"),
+            body,
+            headers: [...GRPC_HEADERS, `authorization: Bearer ${s.writeToken}`],
+            ...WRITES,
+            pid: s.server.child.pid,
+            pg: true,
+            warmup: 300,
+            count: () => okEvents(s.audit, "CreateSecretVersion", secretId),
+          },
+          p,
+        ),
+    );
+    add(
+      {
+        key: "insert-loop",
+        bench: "writes",
+        label: "bare INSERT loop (encrypt + one INSERT per call)",
+        check: "the loop counts INSERTs that returned (errors reported)",
+      },
+      (p) => async () => {
+        const r = await runLoopProcess(
+          dir,
+          "insert-loop",
+          { concurrency: 16, seconds: SECONDS, warmupSeconds: 1, target: databaseUrl },
+          true,
+        );
+        if (r.errors > 0) p.push(`insert-loop: ${r.errors} calls failed`);
+        return r;
+      },
+    );
+  }
+
+  const single: SingleAccessRun[] = [];
+  for (let run = 1; run <= RUNS; run++) {
+    for (const m of measurements) {
+      log(`[${m.bench}] run ${run}/${RUNS} ${m.key}...`);
+      const s = await m.run();
+      m.samples.push(s);
+      log(
+        `[${m.bench}] run ${run}/${RUNS} ${m.key}: ${int(s.rps)} req/s, p50 ${ms(s.p50Ms)} ms, p99 ${ms(s.p99Ms)} ms, ${int(s.cpuUsPerCall)} µs CPU/call${s.pgUsPerCall === undefined ? "" : ` (+ Postgres ${int(s.pgUsPerCall)} µs)`}, ${int(s.calls)} calls, machine ${s.machineBusy.toFixed(0)} % busy${m.problems.length > 0 ? `; ${m.problems.length} problem(s)` : ""}`,
+      );
+    }
+    if (only.has("single-access") && pgCoffer !== undefined) {
+      log(
+        `[single-access] run ${run}/${RUNS}: ${SINGLE_ACCESS_VERSIONS} versions, ${SINGLE_ACCESS_READERS} readers, ${ATTEMPTS} attempts each...`,
+      );
+      const r = await singleAccessRun(pgCoffer, run, databaseUrl);
+      single.push(r);
+      log(
+        `[single-access] run ${run}/${RUNS}: ${r.seconds.toFixed(2)} s, ${r.served} served, ${r.doubleReads} double reads, ${r.neverServed} never served, ${r.otherErrors} other errors, ${r.consumedInDb} consumed in the database`,
+      );
+    }
+  }
+
+  // Profiles are written when the servers exit.
+  const profiles: { label: string; p: ProfileSummary }[] = [];
+  if (args.profile) {
+    const servers = [
+      ...new Set(
+        measurements.map((m) => m.coffer).filter((c): c is CofferProcess => c !== undefined),
+      ),
+    ];
+    for (const c of servers) await c.stop();
+    for (const m of measurements) {
+      const last = m.samples.at(-1);
+      if (m.coffer === undefined || last === undefined) continue;
+      const name = m.coffer.child.name;
+      for (const file of await profilesIn(profDir(name))) {
+        const p = await summarizeProfile(file, last.window.from, last.window.to);
+        if (p.busyMs > 0.05 * p.windowMs) profiles.push({ label: m.label, p });
+      }
+    }
+  }
+
+  const suffix = args.profile ? "-profile" : "";
+  const sections: { key: string; body: string; missed: boolean }[] = [];
+  const byKey = (k: string) => measurements.find((m) => m.key === k);
+  const top = header(command);
+  for (const bench of ["access", "writes"] as const) {
+    const ms_ = measurements.filter((m) => m.bench === bench);
+    if (ms_.length === 0) continue;
+    const targets = (
+      bench === "access"
+        ? [
+            ratioTarget("gRPC", byKey("access-grpc"), byKey("echo-grpcjs"), 0.5),
+            p99Target(byKey("access-grpc"), 10),
+            ratioTarget("Connect", byKey("access-connect"), byKey("echo-connect"), 0.8),
+            ratioTarget("PGlite", byKey("access-pglite"), byKey("pglite-loop"), 0.5),
+          ]
+        : [ratioTarget("CreateSecretVersion", byKey("create-version"), byKey("insert-loop"), 0.5)]
+    ).filter((t): t is Target => t !== undefined);
+    const title =
+      bench === "access"
+        ? `## AccessSecretVersion (1 KiB, bearer token, audited) against its baselines${args.profile ? " (profiled run)" : ""}`
+        : `## CreateSecretVersion (1 KiB) against a bare INSERT loop${args.profile ? " (profiled run)" : ""}`;
+    const how =
+      bench === "access"
+        ? `Load: h2load (one thread) with a pre-encoded request, ${ACCESS.clients} connections × ${ACCESS.streams} streams = ${ACCESS.clients * ACCESS.streams} in flight; gRPC requests framed, Connect ones as unary \`application/proto\` POSTs. Coffer: revision "1" of a secret with a 1 KiB payload, a \`secret_access\` token, each call authenticated, decrypted and audited. The echo baselines decode the request and encode a 1 KiB AccessSecretVersionResponse (protobuf-es), nothing else. The loops run in their own process with ${64} concurrent workers (Postgres: the \`postgres\` driver, pool of 10 as Coffer's default; PGlite: in-process, with a data folder), each call a primary-key select of a version row with a 1 KiB ciphertext, an AES-256-GCM unwrap of its data key and a decrypt.`
+        : `Load: h2load with a pre-encoded CreateSecretVersion request, ${WRITES.clients} connections × ${WRITES.streams} streams = ${WRITES.clients * WRITES.streams} in flight, all on one secret (h2load sends one body), with a \`secret_write\` token; each call validates, encrypts under a fresh data key, and writes the version, its audit event and its watch event in one transaction. The loop: its own process, 16 workers, the \`postgres\` driver (pool of 10), per call a fresh data key, its wrap, the payload's encryption and one INSERT of a row of the same shape (no transaction block, no audit, no outbox).`;
+    const lines = [
+      title,
+      "",
+      ...top,
+      "",
+      how,
+      "",
+      "Latency is h2load's per request (its `--log-file`: time to the end of the response; its summary has no percentiles), or the loop's own timing. CPU µs per call: the process under test's utime + stime (/proc/<pid>/stat) over the measured requests, divided by them; Postgres: every postgres process on the machine (other databases included), so only an upper bound. Each measurement has a warm-up (the first run: a fixed count; later runs: one second at the last rate) that is not counted.",
+      "",
+      ...table(ms_),
+      "",
+      "Targets (on the medians):",
+      "",
+      ...targets.map((t) => `- ${t.text}`),
+      "",
+      ...problemsOf(ms_),
+      ...profileLines(profiles.filter((x) => ms_.some((m) => m.label === x.label))),
+    ];
+    sections.push({
+      key: `${bench}${suffix}`,
+      body: lines.join("\n"),
+      missed: targets.some((t) => !t.ok),
+    });
+  }
+  if (single.length > 0) {
+    const f = (pick: (r: SingleAccessRun) => number, fmt: (x: number) => string) =>
+      mmm(single.map(pick), fmt);
+    const lines = [
+      `## Single access: ${SINGLE_ACCESS_VERSIONS.toLocaleString("en")} single-access versions, ${SINGLE_ACCESS_READERS} concurrent readers${args.profile ? " (profiled run)" : ""}`,
+      "",
+      ...top,
+      "",
+      `One secret with an ephemeral policy (expires once accessed, action disable) and ${SINGLE_ACCESS_VERSIONS} versions of 1 KiB, on the Postgres server; ${SINGLE_ACCESS_READERS} readers in the bench process (connect-node, Connect over one HTTP/2 connection, a \`secret_access\` token, no client retries) take attempts from one shared counter, ${ATTEMPTS} consecutive attempts per revision, so ${ATTEMPTS} readers race for each version. A payload served counts for its revision; FAILED_PRECONDITION is the expected answer to the losers.`,
+      "",
+      "| figure | min / **median** / max |",
+      "| --- | --- |",
+      `| total time, s | ${f(
+        (r) => r.seconds,
+        (x) => x.toFixed(2),
+      )} |`,
+      `| attempts (calls) | ${f((r) => r.calls, int)} |`,
+      `| payloads served | ${f((r) => r.served, int)} |`,
+      `| double reads (a version served more than once; must be 0) | ${f((r) => r.doubleReads, int)} |`,
+      `| versions never served | ${f((r) => r.neverServed, int)} |`,
+      `| errors other than FAILED_PRECONDITION | ${f((r) => r.otherErrors, int)} |`,
+      `| versions consumed in the database (consumed_at set) | ${f((r) => r.consumedInDb, int)} |`,
+      `| payloads per reader: min / median / max (median run) | ${(() => {
+        const r = single[Math.floor((single.length - 1) / 2)];
+        return r === undefined
+          ? "-"
+          : `${r.perReader.min} / ${r.perReader.median} / ${r.perReader.max}`;
+      })()} |`,
+      `| server CPU µs per call | ${f((r) => r.cpuUsPerCall, int)} |`,
+      "",
+      `Verdict: ${single.every((r) => r.doubleReads === 0) ? "**no double read** in any run" : "**DOUBLE READS**: a single-access version was served more than once"}; ${single.every((r) => r.neverServed === 0 && r.otherErrors === 0) ? "every version served exactly once" : "some versions were never served or calls failed otherwise (see the table)"}.`,
+      "",
+      "WatchSecrets (propagation, memory per idle stream) is measured by `npm run bench:watch`: see the `watch` sections; not repeated here.",
+    ];
+    sections.push({ key: `single-access${suffix}`, body: lines.join("\n"), missed: false });
+  }
+  for (const s of sections) process.stdout.write(`${s.body}\n\n`);
+  if (!args["no-write"]) {
+    for (const s of sections) {
+      await writeSection(RESULTS, s.key, s.body);
+      if (s.missed) await ensureReading(s.key);
+    }
+    log(`wrote ${path.relative(REPO_ROOT, RESULTS)}`);
+  }
+  if (measurements.some((m) => m.problems.length > 0) || single.some((r) => r.doubleReads > 0)) {
+    process.exitCode = 1;
+  }
+}
+
+try {
+  await main();
+} catch (err) {
+  process.exitCode = 1;
+  log(`bench/run.ts failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+} finally {
+  await cleanup();
+}
+// HTTP/2 sessions of the clients would keep the process alive a while.
+process.exit();

@@ -1,0 +1,155 @@
+import { execFileSync, spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { percentile } from "./stats.ts";
+
+/** The h2load binary on PATH, or undefined. */
+export function h2loadPath(): string | undefined {
+  try {
+    return (
+      execFileSync("sh", ["-c", "command -v h2load"], { encoding: "utf8" }).trim() || undefined
+    );
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Makes sure h2load (Debian's nghttp2-client) is there: as root, installs it
+ * with apt-get, saying so; otherwise throws with the command to run.
+ */
+export function ensureH2load(log: (line: string) => void): string {
+  const found = h2loadPath();
+  if (found !== undefined) return found;
+  if (process.getuid?.() !== 0) {
+    throw new Error(
+      "h2load is missing: install it with `apt-get install nghttp2-client` (as root), then run again",
+    );
+  }
+  log("h2load is missing; running as root: apt-get update && apt-get install -y nghttp2-client");
+  execFileSync("apt-get", ["update"], { stdio: ["ignore", "inherit", "inherit"] });
+  execFileSync("apt-get", ["install", "-y", "nghttp2-client"], {
+    stdio: ["ignore", "inherit", "inherit"],
+    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+  });
+  const installed = h2loadPath();
+  if (installed === undefined) throw new Error("apt-get installed nghttp2-client but no h2load");
+  return installed;
+}
+
+/** One h2load run with a fixed number of requests (`-n`). */
+export interface H2loadOptions {
+  /** Full URL of the method, e.g. http://127.0.0.1:50051/pkg.Service/Method. */
+  url: string;
+  /** File holding the request body, sent with every request (`-d`). */
+  bodyFile: string;
+  /** `name: value` headers (`-H`). May hold a token: never printed from here. */
+  headers: string[];
+  /** Connections (`-c`). */
+  clients: number;
+  /** Concurrent streams per connection (`-m`). */
+  streams: number;
+  /** Requests in all (`-n`). */
+  requests: number;
+  /** Per-request log (`--log-file`), read for the latency percentiles. */
+  logFile: string;
+  /** The run is killed after this long (a hung server must not hang the bench). */
+  timeoutMs: number;
+}
+
+export interface H2loadResult {
+  /** Requests h2load reports done / succeeded (any HTTP status) / failed / errored / timed out. */
+  done: number;
+  succeeded: number;
+  failed: number;
+  errored: number;
+  timeout: number;
+  /** Responses with HTTP status 2xx, and with any other status. */
+  status2xx: number;
+  statusOther: number;
+  /** h2load's own "finished in" time and rate. */
+  seconds: number;
+  rps: number;
+  /**
+   * Latency percentiles in milliseconds, computed here from the per-request
+   * log (`--log-file`: start, status, microseconds to the end of the
+   * response); h2load's summary prints only min/max/mean/sd.
+   */
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  /** Requests in the log with a non-2xx status. */
+  logNon2xx: number;
+}
+
+const num = (text: string, re: RegExp): number => {
+  const m = re.exec(text);
+  if (m?.[1] === undefined) throw new Error(`h2load output without ${re}:\n${text.slice(0, 2000)}`);
+  return Number(m[1]);
+};
+
+/** h2load's "finished in 1.23s" (or 850.12ms, 900us), in seconds. */
+function finishedIn(out: string): number {
+  const m = /finished in ([\d.]+)(us|ms|s),/.exec(out);
+  if (m?.[1] === undefined)
+    throw new Error(`h2load output without its time:\n${out.slice(0, 2000)}`);
+  return Number(m[1]) / (m[2] === "us" ? 1e6 : m[2] === "ms" ? 1e3 : 1);
+}
+
+/** Runs h2load (one thread) and parses its summary and per-request log. */
+export async function runH2load(o: H2loadOptions): Promise<H2loadResult> {
+  const args = [
+    "-t",
+    "1",
+    "-c",
+    String(o.clients),
+    "-m",
+    String(o.streams),
+    "-n",
+    String(o.requests),
+    "-d",
+    o.bodyFile,
+    "--log-file",
+    o.logFile,
+    ...o.headers.flatMap((h) => ["-H", h]),
+    o.url,
+  ];
+  const proc = spawn("h2load", args, { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  proc.stdout.setEncoding("utf8").on("data", (d: string) => {
+    out += d;
+  });
+  proc.stderr.setEncoding("utf8").on("data", (d: string) => {
+    out += d;
+  });
+  const timer = setTimeout(() => proc.kill("SIGKILL"), o.timeoutMs);
+  const code = await new Promise<number | null>((resolve) => proc.once("close", resolve));
+  clearTimeout(timer);
+  if (code !== 0) {
+    throw new Error(`h2load exited ${code} (timeout ${o.timeoutMs} ms):\n${out.slice(-2000)}`);
+  }
+  const latencies: number[] = [];
+  let logNon2xx = 0;
+  for (const line of (await readFile(o.logFile, "utf8")).split("\n")) {
+    const cols = line.split("\t");
+    if (cols.length < 3) continue;
+    const status = Number(cols[1]);
+    if (status < 200 || status > 299) logNon2xx += 1;
+    latencies.push(Number(cols[2]) / 1000);
+  }
+  latencies.sort((a, b) => a - b);
+  return {
+    done: num(out, /requests: \d+ total, \d+ started, (\d+) done/),
+    succeeded: num(out, /(\d+) succeeded/),
+    failed: num(out, /(\d+) failed/),
+    errored: num(out, /(\d+) errored/),
+    timeout: num(out, /(\d+) timeout/),
+    status2xx: num(out, /status codes: (\d+) 2xx/),
+    statusOther: num(out, /(\d+) 3xx/) + num(out, /(\d+) 4xx/) + num(out, /(\d+) 5xx/),
+    seconds: finishedIn(out),
+    rps: num(out, /finished in [\d.]+(?:us|ms|s), ([\d.]+) req\/s/),
+    p50Ms: percentile(latencies, 50),
+    p99Ms: percentile(latencies, 99),
+    maxMs: latencies.at(-1) ?? Number.NaN,
+    logNon2xx,
+  };
+}
