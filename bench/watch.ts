@@ -1050,6 +1050,7 @@ async function openIdleStreams(
   const calls: { abort: AbortController; done: Promise<void> }[] = [];
   const errors = new Map<string, number>();
   let firsts = 0;
+  const began = performance.now();
   for (let opened = 0; opened < count; ) {
     const sessionManager = new Http2SessionManager(url);
     sessions.push(sessionManager);
@@ -1095,7 +1096,11 @@ async function openIdleStreams(
       calls.push({ abort, done });
     }
     await Promise.all(firstOfConnection);
-    if (sessions.length % 10 === 0) log(`[memory] ${opened}/${count} streams open`);
+    if (sessions.length % 10 === 0) {
+      log(
+        `[memory] ${opened}/${count} streams open (${((performance.now() - began) / 1000).toFixed(1)} s)`,
+      );
+    }
   }
   return {
     connections: sessions.length,
@@ -1176,7 +1181,12 @@ async function runMemory(run: Run): Promise<MemoryResult[]> {
     } else {
       const server: CofferProcess = await startCoffer("coffer-server-memory", run.settings, {
         logFile: path.join(run.dir, "logs", "server-memory.log"),
-        nodeFlags: ["--expose-gc"],
+        nodeFlags: [
+          "--expose-gc",
+          ...(run.profile
+            ? ["--cpu-prof", `--cpu-prof-dir=${path.join(run.dir, "prof", "memory-server")}`]
+            : []),
+        ],
         preload: [probeModule],
         env: snapshotEnv,
       });
@@ -1227,8 +1237,10 @@ async function runMemory(run: Run): Promise<MemoryResult[]> {
     if (snapshots !== undefined) {
       log(`${tag} comparing heap snapshots`);
       growth = heapGrowthOf(snapshots.before, snapshots.open, STREAMS);
-      await rm(snapshots.open, { force: true });
-      await rm(snapshots.before, { force: true });
+      if (!args.keep) {
+        await rm(snapshots.open, { force: true });
+        await rm(snapshots.before, { force: true });
+      }
     }
     log(
       `${tag} after closing: heapUsed ${bytes(closed.heapUsed - before.heapUsed)} then ${bytes(closedLater.heapUsed - before.heapUsed)} above before`,

@@ -17,6 +17,10 @@ const CACHE_MS = 2_000;
  */
 export class Authenticator {
   private readonly cache = new Map<string, { principal: Principal; until: number }>();
+  /** Lookups in flight, by hash: concurrent callers with one token share one query. */
+  private readonly pending = new Map<string, Promise<Principal>>();
+  /** Bumped by forget(): a lookup that started before a revocation must not cache its answer. */
+  private generation = 0;
 
   constructor(private readonly home: () => Db) {}
 
@@ -25,10 +29,20 @@ export class Authenticator {
     if (value === undefined || !isWellFormedToken(value)) throw refused();
     const hash = hashToken(value);
     const key = Buffer.from(hash).toString("base64");
-    const now = Date.now();
     const cached = this.cache.get(key);
-    if (cached !== undefined && cached.until > now) return cached.principal;
+    if (cached !== undefined && cached.until > Date.now()) return cached.principal;
+    let lookup = this.pending.get(key);
+    if (lookup === undefined) {
+      lookup = this.lookUp(key, hash).finally(() => this.pending.delete(key));
+      this.pending.set(key, lookup);
+    }
+    return lookup;
+  }
+
+  private async lookUp(key: string, hash: Uint8Array): Promise<Principal> {
+    const generation = this.generation;
     const row = await findTokenByHash(this.home(), hash);
+    const now = Date.now();
     if (row === undefined || row.revokedAt !== null) throw refused();
     if (row.expiresAt !== null && row.expiresAt.getTime() <= now) throw refused();
     const principal: Principal = {
@@ -41,6 +55,7 @@ export class Authenticator {
         }),
       ),
     };
+    if (generation !== this.generation) return principal;
     const until = Math.min(now + CACHE_MS, row.expiresAt?.getTime() ?? Number.POSITIVE_INFINITY);
     this.cache.set(key, { principal, until });
     if (this.cache.size > 10_000) this.cache.clear();
@@ -49,6 +64,7 @@ export class Authenticator {
 
   /** Forgets a token at once on this replica (after revocation). */
   forget(tokenId: string): void {
+    this.generation += 1;
     for (const [key, entry] of this.cache) {
       if (entry.principal.tokenId === tokenId) this.cache.delete(key);
     }

@@ -210,6 +210,32 @@ describe.each(backends)("admin calls on $name", (backend) => {
       await expectDomainError(authenticator.authenticate(`Bearer ${value}`), "unauthenticated");
     });
 
+    it("share one lookup between concurrent authentications of a token", async () => {
+      // Long watch streams re-check their token together when the cache
+      // expires: each burst must cost one query, not one per stream.
+      let lookups = 0;
+      const authenticator = new Authenticator(() => {
+        lookups += 1;
+        return dbs.db("home");
+      });
+      const { token, value } = await createToken(
+        domain,
+        globalAdmin(),
+        tokenInput([grant(p1, "read_only")]),
+      );
+      const principals = await Promise.all(
+        Array.from({ length: 50 }, () => authenticator.authenticate(`Bearer ${value}`)),
+      );
+      expect(lookups).toBe(1);
+      expect(new Set(principals.map((p) => p.tokenId))).toEqual(new Set([token.id]));
+      // A revocation while a lookup is in flight: the answer is not cached.
+      const inFlight = new Authenticator(() => dbs.db("home"));
+      const first = inFlight.authenticate(`Bearer ${value}`);
+      await revokeToken(domain, globalAdmin(), { tokenId: token.id }, (id) => inFlight.forget(id));
+      await first.catch(() => undefined);
+      await expectDomainError(inFlight.authenticate(`Bearer ${value}`), "unauthenticated");
+    });
+
     it("normalise path prefixes and fold duplicate grants", async () => {
       const { token } = await createToken(
         domain,
