@@ -1,0 +1,153 @@
+import { randomBytes } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { AdminService, SecretService } from "@coffer/api";
+import { createCofferTransport } from "@coffer/client";
+import { type Client, createClient } from "@connectrpc/connect";
+import postgres from "postgres";
+import { newToken, type ServerProcess, startServer } from "../support/server-process.ts";
+import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
+
+/**
+ * What the fuzz suites share: a server process on a fresh Postgres database,
+ * a direct connection to that database for snapshots, the server's resident
+ * memory, and the seed every property runs with.
+ */
+
+/** TEST_DATABASE_URL, or undefined (the suites skip loudly; under CI they fail). */
+export const testDatabaseUrl = process.env.TEST_DATABASE_URL;
+if (process.env.CI && !testDatabaseUrl) {
+  throw new Error("CI is set but TEST_DATABASE_URL is not: the fuzz suites must run in CI");
+}
+if (!testDatabaseUrl) {
+  console.warn("SKIPPED: TEST_DATABASE_URL is not set; the fuzz suites need Postgres");
+}
+
+/**
+ * The seed of every property, fixed so that a failure reproduces; override
+ * with FUZZ_SEED to explore further. Printed by each suite.
+ */
+export const FUZZ_SEED = Number(process.env.FUZZ_SEED ?? 20_240_606);
+
+/** A fuzz server: the process, its database and a direct connection to it. */
+export interface FuzzServer {
+  server: ServerProcess;
+  /** A direct connection to the server's database (for snapshots). */
+  sql: postgres.Sql;
+  databaseName: string;
+  stop(): Promise<void>;
+}
+
+/** Starts a server on a new database named `coffer_fuzz_<label>_<random>`. */
+export async function startFuzzServer(label: string): Promise<FuzzServer> {
+  if (!testDatabaseUrl) throw new Error("TEST_DATABASE_URL is not set");
+  const admin = postgres(testDatabaseUrl, { max: 1, onnotice: () => {} });
+  const databaseName = `coffer_fuzz_${label}_${randomBytes(5).toString("hex")}`;
+  await admin.unsafe(`create database ${databaseName}`);
+  const url = new URL(testDatabaseUrl);
+  url.pathname = `/${databaseName}`;
+  const dataDir = await makeTempDir(`fuzz-${label}`);
+  let server: ServerProcess | undefined;
+  let sql: postgres.Sql | undefined;
+  const stop = async () => {
+    server?.kill();
+    if (server) await server.exited;
+    await sql?.end();
+    await admin.unsafe(`drop database if exists ${databaseName} with (force)`);
+    await admin.end();
+    await removeTempDir(dataDir);
+  };
+  try {
+    server = await startServer({
+      env: {
+        COFFER_DATABASE_URL: url.toString(),
+        COFFER_MASTER_KEYS: `fuzz-1:${randomBytes(32).toString("base64")}`,
+        COFFER_BOOTSTRAP_TOKEN: newToken(),
+        COFFER_DATA_DIR: dataDir,
+      },
+    });
+    sql = postgres(url.toString(), { max: 1, onnotice: () => {} });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { server, sql, databaseName, stop };
+}
+
+/** Tables whose rows a rejected request may add to: failures are audited, and watch state is internal. */
+const UNSNAPSHOTTED = new Set(["audit_events", "watch_events", "watch_state"]);
+
+/**
+ * Row count and an md5 of every row (as text, sorted) of every table in the
+ * public schema but the audit trail and the watch outbox: two equal
+ * snapshots mean no row was added, removed or changed.
+ */
+export async function snapshotTables(sql: postgres.Sql): Promise<Record<string, string>> {
+  const tables = await sql<{ table_name: string }[]>`
+    select table_name from information_schema.tables
+    where table_schema = 'public' and table_type = 'BASE TABLE' order by table_name`;
+  const snapshot: Record<string, string> = {};
+  for (const { table_name: table } of tables) {
+    if (UNSNAPSHOTTED.has(table)) continue;
+    const [row] = await sql.unsafe<{ n: number; digest: string | null }[]>(
+      `select count(*)::int as n, md5(string_agg(t::text, '|' order by t::text)) as digest from "${table}" t`,
+    );
+    snapshot[table] = `${row?.n} rows, md5 ${row?.digest}`;
+  }
+  if (!("secrets" in snapshot && "secret_versions" in snapshot && "tokens" in snapshot)) {
+    throw new Error(`the snapshot misses Coffer's tables: ${Object.keys(snapshot).join(", ")}`);
+  }
+  return snapshot;
+}
+
+/** The resident set size of a process, in bytes, from /proc/<pid>/status. */
+export async function rssBytes(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8");
+  const match = /^VmRSS:\s+(\d+) kB$/m.exec(status);
+  if (match === null) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(match[1]) * 1024;
+}
+
+/**
+ * Memory growth allowed between a warmed-up baseline and the end of a fuzz
+ * run, after a settle. V8 grows its heap lazily and gives pages back only
+ * after a major GC that nothing forces here; the young generation alone may
+ * hold 16-32 MiB of garbage, and malloc arenas for TLS/HTTP/2 buffers keep
+ * some more. 64 MiB covers that slack, while a leak of anything per request
+ * (a 1 KiB object for each of 10,000 requests is 10 MiB; a retained 64 KiB
+ * payload for each of them would be 640 MiB) or per connection shows far above it.
+ */
+export const MAX_RSS_GROWTH_BYTES = 64 * 1024 * 1024;
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The clients of one protocol. */
+export interface Clients {
+  label: string;
+  secrets: Client<typeof SecretService>;
+  admin: Client<typeof AdminService>;
+}
+
+/**
+ * gRPC (to grpc-js), then Connect JSON over HTTP/2, gRPC-Web binary over
+ * HTTP/1.1 and Connect JSON over HTTP/1.1 (to connect-node), with `token`.
+ */
+export function clientsFor(server: ServerProcess, token: string | undefined): Clients[] {
+  const make = (label: string, options: Parameters<typeof createCofferTransport>[0]): Clients => {
+    const transport = createCofferTransport({
+      ...options,
+      timeoutMs: 20_000,
+      ...(token !== undefined && { token }),
+    });
+    return {
+      label,
+      secrets: createClient(SecretService, transport),
+      admin: createClient(AdminService, transport),
+    };
+  };
+  return [
+    make("grpc", { url: server.grpcUrl, protocol: "grpc" }),
+    make("connect-h2", { url: server.httpUrl, protocol: "connect", httpVersion: "2" }),
+    make("grpc-web-h1", { url: server.httpUrl, protocol: "grpc-web", httpVersion: "1.1" }),
+    make("connect-h1", { url: server.httpUrl, protocol: "connect", httpVersion: "1.1" }),
+  ];
+}
