@@ -139,6 +139,41 @@ export async function consumeVersion(
   return row;
 }
 
+/**
+ * Undoes a consumption made at `consumedAt` (as the database wrote it, to the
+ * microsecond), putting the sealed payload back: for a served payload that
+ * then failed to decrypt, so that a tampered or misplaced row, once repaired,
+ * can still be read once. Only the row as that consumption left it matches.
+ */
+export async function unconsumeVersion(
+  ex: Executor,
+  secretId: string,
+  consumedAt: string,
+  sealed: SealedRow,
+): Promise<boolean> {
+  const rows = await ex
+    .update(secretVersions)
+    .set({
+      status: "enabled",
+      consumedAt: null,
+      deletedAt: null,
+      updatedAt: sql`now()`,
+      keyId: sealed.keyId,
+      wrappedKey: sealed.wrappedKey,
+      ciphertext: sealed.ciphertext,
+    })
+    .where(
+      and(
+        eq(secretVersions.secretId, secretId),
+        eq(secretVersions.revision, sealed.revision),
+        sql`${secretVersions.consumedAt} = ${consumedAt}::timestamptz`,
+        inArray(secretVersions.status, ["disabled", "deleted"]),
+      ),
+    )
+    .returning({ revision: secretVersions.revision });
+  return rows.length > 0;
+}
+
 export async function insertVersion(
   ex: Executor,
   row: PgInsertValue<typeof secretVersions>,

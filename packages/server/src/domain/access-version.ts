@@ -1,16 +1,17 @@
 import { crc32 } from "node:zlib";
 import { open, versionAad } from "../crypto/envelope.ts";
-import type { Db, Executor } from "../db/client.ts";
-import { findSecret, findSecretByPath, type SecretView, updateSecret } from "../db/secrets.ts";
-import { inTransaction } from "../db/tx.ts";
+import type { KeyRing } from "../crypto/key-ring.ts";
 import {
-  consumeVersion,
-  findServable,
-  findVersion,
-  type RevisionRef,
-  type SealedRow,
-} from "../db/versions.ts";
-import { recordInTransaction } from "./audit.ts";
+  type AccessParams,
+  type AccessRow,
+  accessInOneStatement,
+  type SecretLookup,
+} from "../db/access.ts";
+import type { Db, Executor } from "../db/client.ts";
+import { findSecret, findSecretByPath } from "../db/secrets.ts";
+import { findVersion, type SealedRow, unconsumeVersion } from "../db/versions.ts";
+import { auditParams, markRecorded, retractRecorded } from "./audit.ts";
+import { type Principal, scopesFor } from "./authz.ts";
 import type { Caller, Domain } from "./context.ts";
 import { failedPrecondition, notFound } from "./errors.ts";
 import { versionNotFound } from "./read-versions.ts";
@@ -57,9 +58,8 @@ export async function accessVersion(
   const region = regionFor(domain, caller, input.region);
   const id = validateUuid(input.secretId, "secret_id");
   const ref = parseRevision(input.revision);
-  const secret = await findSecret(region.db, region.name, id);
-  if (secret === undefined) throw secretNotFound(id);
-  return serve(domain, caller, region, secret, ref, input);
+  const lookup = { by: "id", region: region.name, secretId: id } as const;
+  return serve(domain, caller, region, lookup, ref, input, () => secretNotFound(id));
 }
 
 /** Like accessVersion, addressing the secret by project, path and name. */
@@ -82,95 +82,193 @@ export async function accessVersionByPath(
   noteProject(caller, projectId);
   const missing = () =>
     notFound(`secret "${name}" not found at path "${path}" in project ${projectId}`);
-  const secret = await findSecretByPath(region.db, region.name, projectId, path, name);
-  if (secret === undefined) throw missing();
-  return serve(domain, caller, region, secret, ref, input, missing);
+  const lookup = { by: "path", region: region.name, projectId, path, name } as const;
+  return serve(domain, caller, region, lookup, ref, input, missing);
 }
+
+/** Scopes and key ids change rarely: derived once per principal and per key ring. */
+const scopeCache = new WeakMap<Principal, AccessParams["scopes"]>();
+const keyIdCache = new WeakMap<KeyRing, string[]>();
+
+/** Where a principal may read payloads, as the statement takes it (see authorize). */
+function accessScopes(principal: Principal | undefined): AccessParams["scopes"] {
+  // No principal: nothing is allowed, and authorizeSecret says UNAUTHENTICATED.
+  if (principal === undefined) return { projects: [], prefixes: [] };
+  let scopes = scopeCache.get(principal);
+  if (scopes === undefined) {
+    const found = scopesFor(principal, "access");
+    scopes =
+      found === "all"
+        ? "all"
+        : { projects: found.map((g) => g.projectId), prefixes: found.map((g) => g.pathPrefix) };
+    scopeCache.set(principal, scopes);
+  }
+  return scopes;
+}
+
+function keyIdsOf(ring: KeyRing): string[] {
+  let ids = keyIdCache.get(ring);
+  if (ids === undefined) {
+    ids = [...ring.keys.keys()];
+    keyIdCache.set(ring, ids);
+  }
+  return ids;
+}
+
+const REVISION_RANGE = { lo: 1, hi: 2_147_483_647 };
 
 /**
  * Serves a payload. The read, the single-access consumption (when the
- * version is single-access) and the audit event share one transaction: no
- * payload leaves without its event, and a payload that fails to decrypt is
- * neither consumed nor reported as served.
+ * version is single-access) and the audit event are one SQL statement (one
+ * round trip, see db/access.ts): no payload leaves without its event, and a
+ * caller who may not read it, or a version that cannot be served, changes
+ * nothing. Only when the statement did not serve does this explain why, with
+ * further queries and today's errors.
+ *
+ * Decryption follows the statement. A version whose master key this replica
+ * lacks is neither consumed nor audited as served, so a replica with an old
+ * key ring cannot spend a single-access version it cannot decrypt. A GCM or
+ * CRC-32 failure after the statement means the stored row is corrupt (or was
+ * moved from another secret): its OK event is taken back and a consumption
+ * undone (undoServe), on this failure path only.
  */
 async function serve(
   domain: Domain,
   caller: Caller,
   region: { name: string; db: Db },
-  secret: SecretView,
+  lookup: SecretLookup,
   ref: RevisionSelector,
   { revision: asked, noConsume = false }: { revision: string } & AccessOptions,
-  hidden: () => Error = () => secretNotFound(secret.id),
+  hidden: () => Error,
 ): Promise<AccessResult> {
+  const ring = domain.keyRing();
+  let row: AccessRow | undefined;
+  try {
+    row = await accessInOneStatement(region.db, {
+      lookup,
+      ...(ref.kind === "number" ? { lo: ref.revision, hi: ref.revision } : REVISION_RANGE),
+      enabledOnly: ref.kind === "latest_enabled",
+      scopes: accessScopes(caller.principal),
+      noConsume,
+      keyIds: keyIdsOf(ring),
+      audit: auditParams(caller.audit),
+    });
+  } catch (err) {
+    await noteFacts(caller, region.db, lookup, ref).catch(() => {});
+    throw err;
+  }
+  if (row === undefined) throw hidden();
+  const secret = { id: row.secretId, projectId: row.projectId, path: row.path, name: row.name };
+  // Notes the secret in the audit record and raises today's NOT_FOUND or
+  // PERMISSION_DENIED; the statement applied the same rule (authz.ts).
   authorizeSecret(caller, secret, "access", hidden);
-  if (secret.deletionRequestedAt !== null) {
+  if (!row.allowed) throw new Error("the access statement and authorize() disagree on a grant");
+  if (row.deleting) {
     throw failedPrecondition(
       `secret ${secret.id} is scheduled for deletion and cannot be accessed; restore it first (RestoreSecret)`,
     );
   }
-  const revision = await resolveRevision(region.db, secret.id, ref, asked);
-  if (caller.audit) caller.audit.facts.revision = revision;
-  const served = await inTransaction(region.db, async (tx) => {
-    const row = await findServable(tx, secret.id, revision);
-    if (row === undefined) return refuse(tx, secret.id, revision);
-    let sealed: SealedRow = row;
-    const singleAccess = row.expiresOnceAccessed === true;
-    if (singleAccess && noConsume) {
-      await recordInTransaction(tx, caller.audit, { revision });
-      const type = secret.type as SecretKind;
-      return {
-        secretId: secret.id,
-        revision,
-        data: new Uint8Array(),
-        dataCrc32: 0,
-        type,
-        singleAccess,
-      };
-    }
-    if (singleAccess) {
-      const consumed = await consumeVersion(tx, secret.id, revision);
-      if (consumed === undefined) return refuse(tx, secret.id, revision);
-      await updateSecret(tx, secret.id, {});
-      sealed = consumed;
-    }
-    const data = decrypt(domain, secret.id, sealed);
-    await recordInTransaction(tx, caller.audit, { revision });
+  const v = row.version;
+  const revision = ref.kind === "number" ? ref.revision : v?.revision;
+  if (caller.audit && revision !== undefined) caller.audit.facts.revision = revision;
+  if (v === undefined) {
+    if (ref.kind === "number") return refuse(region.db, secret.id, ref.revision);
+    throw versionNotFound(secret.id, asked);
+  }
+  const type = row.type as SecretKind;
+  const { singleAccess } = v;
+  if (!row.served) {
+    // Servable, but under a master key this replica lacks: the same error as decrypting it.
+    if (v.servable && v.keyId !== null && !ring.keys.has(v.keyId)) decrypt(ring, secret.id, v);
+    return refuse(region.db, secret.id, v.revision);
+  }
+  markRecorded(caller.audit, { revision: v.revision });
+  // Consumption changed the version: wake the watchers (the statement has committed).
+  if (row.consumedAt !== null) domain.announce(region.name);
+  if (singleAccess && noConsume) {
     return {
       secretId: secret.id,
-      revision,
-      data,
-      dataCrc32: sealed.dataCrc32,
-      type: secret.type as SecretKind,
+      revision: v.revision,
+      data: new Uint8Array(),
+      dataCrc32: 0,
+      type,
       singleAccess,
     };
-  });
-  // Consumption changed the version: wake the watchers (after the commit).
-  if (served.singleAccess && !noConsume) domain.announce(region.name);
-  return served;
+  }
+  let data: Uint8Array;
+  try {
+    data = decrypt(ring, secret.id, v);
+  } catch (err) {
+    await undoServe(domain, caller, region, secret.id, v, row.consumedAt).catch(() => {});
+    throw err;
+  }
+  return {
+    secretId: secret.id,
+    revision: v.revision,
+    data,
+    dataCrc32: v.dataCrc32,
+    type,
+    singleAccess,
+  };
 }
 
-async function resolveRevision(
+/**
+ * When the statement itself failed (the database refused or was away): notes
+ * what the call aimed at in its audit record, as the chain's failure event
+ * would have named it before the access became one statement. Best effort.
+ */
+async function noteFacts(
+  caller: Caller,
   db: Db,
-  secretId: string,
-  ref: RevisionRef,
-  asked: string,
-): Promise<number> {
-  if (ref.kind === "number") return ref.revision;
-  const version = await findVersion(db, secretId, ref);
-  if (version === undefined) throw versionNotFound(secretId, asked);
-  return version.revision;
+  lookup: SecretLookup,
+  ref: RevisionSelector,
+): Promise<void> {
+  if (caller.audit === undefined) return;
+  const secret =
+    lookup.by === "id"
+      ? await findSecret(db, lookup.region, lookup.secretId)
+      : await findSecretByPath(db, lookup.region, lookup.projectId, lookup.path, lookup.name);
+  if (secret === undefined) return;
+  Object.assign(caller.audit.facts, {
+    projectId: secret.projectId,
+    secretId: secret.id,
+    secretPath: secret.path,
+    secretName: secret.name,
+  });
+  const revision =
+    ref.kind === "number" ? ref.revision : (await findVersion(db, secret.id, ref))?.revision;
+  if (revision !== undefined) caller.audit.facts.revision = revision;
 }
 
-function decrypt(domain: Domain, secretId: string, sealed: SealedRow): Uint8Array {
+/**
+ * After a served payload failed to decrypt (GCM or CRC-32: the stored row is
+ * corrupt, or was moved from another secret or revision): takes back the OK
+ * event, so the chain records the failure, and undoes a consumption, so a
+ * repaired row can still be read once, as if this call had not happened.
+ * The watchers may have seen the consumption; they then see the version
+ * enabled again. Best effort: the call fails with the decryption error
+ * whatever happens here.
+ */
+async function undoServe(
+  domain: Domain,
+  caller: Caller,
+  region: { name: string; db: Db },
+  secretId: string,
+  sealed: SealedRow,
+  consumedAt: string | null,
+): Promise<void> {
+  await retractRecorded(region.db, caller.audit).catch(() => {});
+  if (consumedAt !== null && (await unconsumeVersion(region.db, secretId, consumedAt, sealed))) {
+    domain.announce(region.name);
+  }
+}
+
+function decrypt(ring: KeyRing, secretId: string, sealed: SealedRow): Uint8Array {
   const { keyId, wrappedKey, ciphertext } = sealed;
   if (keyId === null || wrappedKey === null || ciphertext === null) {
     throw new Error(`servable version of secret ${secretId} has no ciphertext`);
   }
-  const data = open(
-    { keyId, wrappedKey, ciphertext },
-    versionAad(secretId, sealed.revision),
-    domain.keyRing(),
-  );
+  const data = open({ keyId, wrappedKey, ciphertext }, versionAad(secretId, sealed.revision), ring);
   // Defence in depth: GCM already authenticates, this catches a bad write path.
   if (crc32(data) !== sealed.dataCrc32) {
     throw new Error(`payload of secret ${secretId} revision ${sealed.revision} fails its CRC-32`);

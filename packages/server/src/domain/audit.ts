@@ -80,6 +80,50 @@ export async function recordInTransaction(
 }
 
 /**
+ * The parts of the call's OK event that a statement writing it itself needs
+ * (the access path inserts the event in the statement that serves the
+ * payload; the facts come from the rows it reads). Undefined without an
+ * audit record.
+ */
+export function auditParams(
+  audit: CallAudit | undefined,
+):
+  | { id: string; tokenId: string | null; method: string; requestId: string; peer: string | null }
+  | undefined {
+  if (audit === undefined) return undefined;
+  return {
+    id: audit.id,
+    tokenId: audit.tokenId ?? null,
+    method: audit.method,
+    requestId: audit.requestId,
+    peer: audit.peer ?? null,
+  };
+}
+
+/**
+ * Notes that a statement wrote the call's OK event (built from auditParams
+ * and these facts, as auditRow would), so the chain writes no second one
+ * and logs the same facts.
+ */
+export function markRecorded(audit: CallAudit | undefined, facts: AuditFacts): void {
+  if (audit === undefined) return;
+  Object.assign(audit.facts, facts);
+  audit.written = true;
+}
+
+/**
+ * Takes back an OK event that a statement wrote for a call that then failed
+ * (a payload that would not decrypt after it was served from the database):
+ * the chain then writes the failure, as it does when a transaction holding
+ * the event rolls back.
+ */
+export async function retractRecorded(ex: Executor, audit: CallAudit | undefined): Promise<void> {
+  if (audit === undefined || !audit.written) return;
+  await ex.delete(auditEvents).where(eq(auditEvents.id, audit.id));
+  audit.written = false;
+}
+
+/**
  * For a failed call: makes sure its event exists. An event recorded inside a
  * transaction that then rolled back (or failed to commit) is gone although
  * `written` says otherwise; only then is the failure written.
