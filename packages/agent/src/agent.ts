@@ -18,6 +18,9 @@ import { UnitRunner } from "./runner.ts";
 import { StateStore } from "./state.ts";
 import { runWatch, type WatchSelectorInit } from "./watch.ts";
 
+/** A cursor that moved with no work of the agent's own is saved at most this late. */
+const CURSOR_SAVE_MS = 10_000;
+
 /** Options of {@link startAgent} and {@link runOnce}. */
 export interface AgentOptions {
   /** The client to use instead of one built from `config.server` (tests, benchmarks). */
@@ -298,17 +301,28 @@ export async function startAgent(
   // that its event (and every earlier one) asked for are done: a restart
   // replays whatever was not finished.
   let commits: Promise<void> = Promise.resolve();
+  const saveState = () => {
+    clearTimeout(cursorSave);
+    cursorSave = undefined;
+    // Not awaited: during a burst, the cursors that come while one write
+    // is on its way share the next write (the newest always lands last).
+    void state.save().catch((err: unknown) => {
+      logger.warn({ err: (err as Error).message }, "cannot write the state file");
+    });
+  };
+  // A cursor that moved with no work of ours (a heartbeat, an event for
+  // nothing we write) is saved within CURSOR_SAVE_MS, not at once: a restart
+  // before then only replays events that change nothing, and a thousand
+  // idle agents do not rewrite their state files on every heartbeat.
+  let cursorSave: NodeJS.Timeout | undefined;
   const commitAfter = (cursor: string, work: Promise<Outcome | undefined>[]) => {
     commits = commits.then(async () => {
       const outcomes = await Promise.all(work);
       if (outcomes.some((o) => o === undefined)) return;
       if (cursor === "" || cursor === state.cursor) return;
       state.cursor = cursor;
-      // Not awaited: during a burst, the cursors that come while one write
-      // is on its way share the next write (the newest always lands last).
-      void state.save().catch((err: unknown) => {
-        logger.warn({ err: (err as Error).message }, "cannot write the state file");
-      });
+      if (work.length > 0) saveState();
+      else cursorSave ??= setTimeout(saveState, CURSOR_SAVE_MS).unref();
     });
   };
 
@@ -397,6 +411,7 @@ export async function startAgent(
       // Reconciles in flight finish (their calls have deadlines); the cursors
       // they free are set, then closeAll writes the state one last time.
       await commits;
+      clearTimeout(cursorSave);
       await p.closeAll();
       await health?.close();
       if (!isReady) rejectReady(new Error("the agent stopped before it was ready"));
