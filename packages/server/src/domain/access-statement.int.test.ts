@@ -1,0 +1,298 @@
+import { PGlite } from "@electric-sql/pglite";
+import { eq } from "drizzle-orm";
+import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
+import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
+import postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateKey } from "../crypto/key-ring.ts";
+import type { Database, Db } from "../db/client.ts";
+import { migrate } from "../db/migrate.ts";
+import * as schema from "../db/schema.ts";
+import { auditEvents } from "../db/schema.ts";
+import {
+  type Backend,
+  backends,
+  dropPostgresDatabase,
+  PROJECT,
+  testDomain,
+} from "../testing/backends.ts";
+import {
+  addVersion,
+  caller,
+  expectDomainError,
+  newSecret,
+  textOf,
+  unique,
+} from "../testing/domain-helpers.ts";
+import { accessVersion, accessVersionByPath } from "./access-version.ts";
+import { newCallAudit } from "./audit.ts";
+import type { Caller, Domain } from "./context.ts";
+import { getVersion } from "./read-versions.ts";
+
+/**
+ * A database whose every statement is counted: drizzle's logger sees each
+ * query (prepared ones included), and a transaction adds its BEGIN and
+ * COMMIT, which the drivers send as statements of their own.
+ */
+async function countingDatabase(backend: Backend): Promise<{
+  database: Database;
+  statements: () => number;
+  /** Postgres only: the database's URL, for a connection outside the pool. */
+  url?: string;
+}> {
+  let count = 0;
+  let url: string | undefined;
+  const logger = { logQuery: () => void count++ };
+  let database: Database;
+  if (backend.name === "postgres") {
+    if (backend.freshUrl === undefined) throw new Error("no Postgres to create a database on");
+    const fresh = await backend.freshUrl();
+    url = fresh;
+    const client = postgres(fresh, { max: 10, onnotice: () => {} });
+    const db = drizzlePostgres({ client, schema, logger }) as unknown as Db;
+    database = {
+      db,
+      driver: "postgres",
+      ping: async () => true,
+      listen: async () => async () => {},
+      close: async () => {
+        await client.end({ timeout: 5 });
+        await dropPostgresDatabase(fresh);
+      },
+    };
+  } else {
+    const client = await PGlite.create("memory://");
+    const db = drizzlePglite({ client, schema, logger }) as unknown as Db;
+    database = {
+      db,
+      driver: "pglite",
+      ping: async () => true,
+      listen: async () => async () => {},
+      close: () => client.close(),
+    };
+  }
+  await migrate(database.db);
+  const transaction = database.db.transaction.bind(database.db);
+  database.db.transaction = ((...args: Parameters<typeof transaction>) => {
+    count += 2;
+    return transaction(...args);
+  }) as typeof transaction;
+  return { database, statements: () => count, ...(url !== undefined && { url }) };
+}
+
+/** A caller with an audit record, as the call chain makes one. */
+function audited(): Caller {
+  const audit = newCallAudit("coffer.secretmanager.v1.SecretService/AccessSecretVersion", "req");
+  audit.tokenId = caller.principal?.tokenId;
+  return { ...caller, audit };
+}
+
+describe.each(backends)("access in one statement on $name", (backend) => {
+  let database: Database;
+  let statements: () => number;
+  let url: string | undefined;
+  let domain: Domain;
+  beforeAll(async () => {
+    ({ database, statements, url } = await countingDatabase(backend));
+    domain = testDomain({ main: database });
+  }, 180_000);
+  afterAll(() => database?.close());
+
+  /** Runs `fn` and returns the number of statements it sent. */
+  const counted = async <T>(fn: () => Promise<T>): Promise<{ result: T; n: number }> => {
+    const before = statements();
+    const result = await fn();
+    return { result, n: statements() - before };
+  };
+
+  const eventOf = async (c: Caller) =>
+    database.db
+      .select()
+      .from(auditEvents)
+      .where(eq(auditEvents.id, c.audit?.id ?? ""));
+
+  it("serves by id, by path, and by each revision selector in one statement, with its audit event", async () => {
+    const name = unique();
+    const { secret } = await newSecret(domain, { name, path: "/one" }, "v1");
+    await addVersion(domain, secret.id, "v2");
+    await addVersion(domain, secret.id, "v3", { enabled: false });
+    const cases: [() => Promise<{ data: Uint8Array; revision: number }>, string, number][] = [];
+    for (const [revision, payload, expected] of [
+      ["1", "v1", 1],
+      ["latest_enabled", "v2", 2],
+    ] as const) {
+      cases.push([
+        () => accessVersion(domain, c, { region: "", secretId: secret.id, revision }),
+        payload,
+        expected,
+      ]);
+      cases.push([
+        () =>
+          accessVersionByPath(domain, c, {
+            region: "",
+            projectId: PROJECT,
+            path: "/one",
+            name,
+            revision,
+          }),
+        payload,
+        expected,
+      ]);
+    }
+    let c = audited();
+    for (const [call, payload, revision] of cases) {
+      c = audited();
+      const { result, n } = await counted(call);
+      expect(n).toBe(1);
+      expect(textOf(result.data)).toBe(payload);
+      expect(result.revision).toBe(revision);
+      expect(c.audit?.written).toBe(true);
+      expect(c.audit?.facts).toEqual({
+        projectId: PROJECT,
+        secretId: secret.id,
+        secretPath: "/one",
+        secretName: name,
+        revision,
+      });
+      const events = await eventOf(c);
+      expect(events.map((e) => [e.outcome, e.secretId, e.revision, e.secretName])).toEqual([
+        ["OK", secret.id, revision, name],
+      ]);
+    }
+    // A refusal writes nothing (the chain writes the failure event).
+    c = audited();
+    await expectDomainError(
+      accessVersion(domain, c, { region: "", secretId: secret.id, revision: "latest" }),
+      "failed_precondition",
+      `version 3 of secret ${secret.id} is disabled`,
+    );
+    expect(c.audit?.written).toBe(false);
+    expect(await eventOf(c)).toEqual([]);
+  });
+
+  it("consumes a single-access version in the same one statement", async () => {
+    const { secret } = await newSecret(
+      domain,
+      { ephemeralPolicy: { expiresOnceAccessed: true, action: "delete" } },
+      "once",
+    );
+    const c = audited();
+    const { result, n } = await counted(() =>
+      accessVersion(domain, c, { region: "", secretId: secret.id, revision: "1" }),
+    );
+    expect(n).toBe(1);
+    expect(textOf(result.data)).toBe("once");
+    expect(result.singleAccess).toBe(true);
+    expect(await eventOf(c)).toHaveLength(1);
+    const after = await getVersion(domain, caller, {
+      region: "",
+      secretId: secret.id,
+      revision: "1",
+    });
+    expect(after.status).toBe("deleted");
+    expect(after.consumedAt).not.toBeNull();
+  });
+
+  it("gives exactly one of 64 concurrent consumers the payload", async () => {
+    const { secret } = await newSecret(
+      domain,
+      { ephemeralPolicy: { expiresOnceAccessed: true, action: "disable" } },
+      "only once",
+    );
+    const callers = Array.from({ length: 64 }, audited);
+    // On Postgres, another connection holds the version's row lock while the
+    // accesses start, so that every pooled statement reads the version as
+    // servable before any can consume it: the database alone must pick one.
+    // (PGlite has one connection: its statements cannot overlap.)
+    const holder = url === undefined ? undefined : postgres(url, { max: 1, onnotice: () => {} });
+    let release = () => {};
+    let locked = () => {};
+    const lockTaken = new Promise<void>((r) => {
+      locked = r;
+    });
+    const held = holder?.begin(async (tx) => {
+      await tx`select 1 from secret_versions where secret_id = ${secret.id} and revision = 1 for update`;
+      await new Promise<void>((r) => {
+        release = r;
+        locked();
+      });
+    });
+    if (held !== undefined) await lockTaken;
+    const pending = callers.map((c) =>
+      accessVersion(domain, c, { region: "", secretId: secret.id, revision: "1" }),
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    release();
+    await held;
+    await holder?.end({ timeout: 5 });
+    const outcomes = await Promise.allSettled(pending);
+    const served = outcomes.flatMap((o) => (o.status === "fulfilled" ? [o.value] : []));
+    expect(served.map((r) => textOf(r.data))).toEqual(["only once"]);
+    const refused = outcomes.flatMap((o) => (o.status === "rejected" ? [o.reason] : []));
+    expect(refused).toHaveLength(63);
+    for (const e of refused) {
+      expect(e).toMatchObject({ kind: "failed_precondition" });
+      expect(String(e.message)).toContain("was already accessed");
+    }
+    // One OK event, from the one who was served.
+    expect(callers.filter((c) => c.audit?.written)).toHaveLength(1);
+    const events = await database.db
+      .select()
+      .from(auditEvents)
+      .where(eq(auditEvents.secretId, secret.id));
+    expect(events.filter((e) => e.method.endsWith("AccessSecretVersion"))).toHaveLength(1);
+  }, 60_000);
+
+  it("never consumes a version whose master key this replica lacks", async () => {
+    const { secret } = await newSecret(
+      domain,
+      { ephemeralPolicy: { expiresOnceAccessed: true, action: "delete" } },
+      "keep me",
+    );
+    const stranger: Domain = {
+      ...domain,
+      keyRing: () => ({ activeId: "other", keys: new Map([["other", generateKey()]]) }),
+    };
+    const c = audited();
+    await expect(
+      accessVersion(stranger, c, { region: "", secretId: secret.id, revision: "1" }),
+    ).rejects.toThrow('unknown master key id "test-1"');
+    expect(c.audit?.written).toBe(false);
+    expect(await eventOf(c)).toEqual([]);
+    const read = await accessVersion(domain, caller, {
+      region: "",
+      secretId: secret.id,
+      revision: "1",
+    });
+    expect(textOf(read.data)).toBe("keep me");
+  });
+
+  it("refuses in SQL what authorize() refuses, consuming nothing", async () => {
+    const { secret } = await newSecret(
+      domain,
+      { path: "/team/a", ephemeralPolicy: { expiresOnceAccessed: true, action: "disable" } },
+      "guarded",
+    );
+    const as = (
+      grants: { projectId: string; role: "read_only" | "secret_access"; pathPrefix: string }[],
+    ) => ({
+      ...audited(),
+      principal: { tokenId: caller.principal?.tokenId ?? "", grants },
+    });
+    const input = { region: "", secretId: secret.id, revision: "1" };
+    const outside = as([{ projectId: PROJECT, role: "secret_access", pathPrefix: "/team/ab" }]);
+    await expectDomainError(
+      accessVersion(domain, outside, input),
+      "not_found",
+      `secret ${secret.id} not found`,
+    );
+    const reader = as([{ projectId: PROJECT, role: "read_only", pathPrefix: "/team" }]);
+    await expectDomainError(accessVersion(domain, reader, input), "permission_denied", "read_only");
+    expect(outside.audit?.written || reader.audit?.written).toBe(false);
+    const accessor = as([
+      { projectId: PROJECT, role: "read_only", pathPrefix: "/" },
+      { projectId: PROJECT, role: "secret_access", pathPrefix: "/team/a" },
+    ]);
+    expect(textOf((await accessVersion(domain, accessor, input)).data)).toBe("guarded");
+  });
+});
