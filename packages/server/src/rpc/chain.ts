@@ -107,7 +107,6 @@ export function withCallChain<S extends DescService>(
       deps.rateLimiter?.admit(principal.tokenId);
       return call;
     };
-    type Call = { requestId: string; peer?: string; audit: CallAudit; start: number };
 
     const finish = async (ctx: HandlerContext, call: Call, err: ConnectError | undefined) => {
       const code = err?.code ?? 0;
@@ -176,47 +175,105 @@ export function withCallChain<S extends DescService>(
         return res;
       };
     } else if (method.methodKind === "server_streaming") {
-      // A stream is audited and logged once it is established (its first
-      // message is ready), not when it ends: a watch may last for days, and
-      // a client that hangs up would otherwise leave no event. An error after
-      // that is mapped and ends the stream, without a second event.
-      wrapped[method.localName] = async function* (req: unknown, ctx: HandlerContext) {
-        const call = await begin(ctx).catch((e) => refuse(ctx, e));
-        const messages = (handler(req, ctx) as AsyncIterable<unknown>)[Symbol.asyncIterator]();
-        let first: IteratorResult<unknown>;
-        try {
-          first = await messages.next();
-        } catch (e) {
-          const err = fail(call.requestId, e);
-          await finish(ctx, call, err);
-          throw err;
-        }
-        await finish(ctx, call, undefined);
-        if (first.done) return;
-        try {
-          yield first.value;
-          let checked = performance.now();
-          for (let next = await messages.next(); !next.done; next = await messages.next()) {
-            // A stream outlives its token's revocation or expiry only briefly:
-            // the token is checked again (through the cache) before a message
-            // goes out, every STREAM_REAUTH_MS at most.
-            if (performance.now() - checked > STREAM_REAUTH_MS) {
-              await authenticator.authenticate(ctx.requestHeader.get("authorization"));
-              checked = performance.now();
-            }
-            yield next.value;
-          }
-        } catch (e) {
-          throw fail(call.requestId, e);
-        } finally {
-          await messages.return?.();
-        }
+      const steps: StreamSteps = {
+        begin,
+        refuse,
+        finish,
+        fail,
+        open: (req, ctx) => (handler(req, ctx) as AsyncIterable<unknown>)[Symbol.asyncIterator](),
+        reauthenticate: (ctx) => authenticator.authenticate(ctx.requestHeader.get("authorization")),
       };
+      wrapped[method.localName] = (req: unknown, ctx: HandlerContext) =>
+        new ChainedStream(steps, req, ctx);
     } else {
       throw new ConnectError(`${name}: streaming kind ${method.methodKind} is not supported`);
     }
   }
   return wrapped as ServiceImpl<S>;
+}
+
+type Call = { requestId: string; peer?: string; audit: CallAudit; start: number };
+
+/** The parts of the chain a server stream uses, built once per method. */
+interface StreamSteps {
+  begin(ctx: HandlerContext): Promise<Call>;
+  refuse(ctx: HandlerContext, e: unknown): Promise<never>;
+  finish(ctx: HandlerContext, call: Call, err: ConnectError | undefined): Promise<void>;
+  fail(requestId: string, e: unknown): ConnectError;
+  open(req: unknown, ctx: HandlerContext): AsyncIterator<unknown>;
+  reauthenticate(ctx: HandlerContext): Promise<unknown>;
+}
+
+/**
+ * A server stream through the chain. It is audited and logged once it is
+ * established (its first message is ready), not when it ends: a watch may
+ * last for days, and a client that hangs up would otherwise leave no event.
+ * An error after that is mapped and ends the stream, without a second event.
+ *
+ * A plain iterator object rather than an async generator, and once
+ * established it keeps only its request id of the call: thousands of idle
+ * streams are the normal case.
+ */
+class ChainedStream implements AsyncIterableIterator<unknown> {
+  private messages: AsyncIterator<unknown> | undefined;
+  private requestId = "";
+  private checked = 0;
+
+  constructor(
+    private readonly steps: StreamSteps,
+    private req: unknown,
+    private readonly ctx: HandlerContext,
+  ) {}
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  async next(): Promise<IteratorResult<unknown>> {
+    const { messages, steps } = this;
+    if (messages === undefined) return this.establish();
+    try {
+      const next = await messages.next();
+      // A stream outlives its token's revocation or expiry only briefly:
+      // the token is checked again (through the cache) before a message
+      // goes out, every STREAM_REAUTH_MS at most.
+      if (!next.done && performance.now() - this.checked > STREAM_REAUTH_MS) {
+        await steps.reauthenticate(this.ctx);
+        this.checked = performance.now();
+      }
+      return next;
+    } catch (e) {
+      await messages.return?.();
+      throw steps.fail(this.requestId, e);
+    }
+  }
+
+  async return(): Promise<IteratorResult<unknown>> {
+    await this.messages?.return?.();
+    return { done: true, value: undefined };
+  }
+
+  private async establish(): Promise<IteratorResult<unknown>> {
+    const { steps, ctx } = this;
+    const call = await steps.begin(ctx).catch((e) => steps.refuse(ctx, e));
+    let first: IteratorResult<unknown>;
+    try {
+      // The handler may refuse at once (validation) or on its first message.
+      this.messages = steps.open(this.req, ctx);
+      first = await this.messages.next();
+    } catch (e) {
+      const err = steps.fail(call.requestId, e);
+      await steps.finish(ctx, call, err);
+      throw err;
+    }
+    await steps.finish(ctx, call, undefined);
+    // Established and audited: the stream keeps only the call's request id.
+    this.requestId = call.requestId;
+    this.req = undefined;
+    ctx.values.delete(callerKey);
+    this.checked = performance.now();
+    return first;
+  }
 }
 
 function auditLine(audit: CallAudit, outcome: string): AuditEventLine {

@@ -191,11 +191,9 @@ export function secretService(
       const r = await accessVersionByPath(domain, callerOf(ctx), req);
       return { ...r, type: typeFromKind(r.type) };
     },
-    async *watchSecrets(req, ctx) {
+    watchSecrets(req, ctx) {
       const input = watchInputFromProto(req);
-      for await (const m of watchSecrets(domain, feeds, callerOf(ctx), input, ctx.signal)) {
-        yield watchMessageToProto(m);
-      }
+      return watchSecrets(domain, feeds, callerOf(ctx), input, ctx.signal, watchMessageToProto);
     },
     async enableSecretVersion(req, ctx) {
       return version(await enableVersion(domain, callerOf(ctx), req));

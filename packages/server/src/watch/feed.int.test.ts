@@ -22,6 +22,7 @@ function collector() {
   return {
     events,
     deliver: (batch: readonly OutboxEvent[]) => events.push(...batch),
+    tick: () => {},
     close: () => {},
   };
 }

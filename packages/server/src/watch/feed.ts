@@ -24,9 +24,18 @@ const HELD_RETRY_MS = { first: 5, max: 1_000 };
 /** A live stream: receives, in order, every event after the position it subscribed at. */
 export interface Subscriber {
   deliver(events: readonly OutboxEvent[]): void;
+  /** Called every HEARTBEAT_TICK_MS with Date.now(): a quiet stream sends its heartbeat. */
+  tick(now: number): void;
   /** The feed is closing (server shutdown): the stream should end. */
   close(): void;
 }
+
+/**
+ * How often the feed ticks its streams, which send a heartbeat once quiet
+ * for their interval: one timer per feed rather than one per stream, so an
+ * idle stream holds no timer. Heartbeats come up to this late.
+ */
+export const HEARTBEAT_TICK_MS = 250;
 
 /**
  * One region's fan-out. A single reader follows the outbox (woken by
@@ -46,6 +55,7 @@ export class RegionFeed {
   private heldDelay = HELD_RETRY_MS.first;
   private heldTimer: NodeJS.Timeout | undefined;
   private readonly safetyTimer: NodeJS.Timeout;
+  private readonly tickTimer: NodeJS.Timeout;
   private unlisten: (() => Promise<void>) | undefined;
   private closed = false;
   private notifying = false;
@@ -62,6 +72,11 @@ export class RegionFeed {
   ) {
     this.safetyTimer = setInterval(() => this.wake(), safetyPollMs);
     this.safetyTimer.unref();
+    this.tickTimer = setInterval(() => {
+      const now = Date.now();
+      for (const s of this.subscribers) s.tick(now);
+    }, HEARTBEAT_TICK_MS);
+    this.tickTimer.unref();
   }
 
   static async start(
@@ -187,6 +202,7 @@ export class RegionFeed {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.safetyTimer);
+    clearInterval(this.tickTimer);
     clearTimeout(this.heldTimer);
     for (const s of this.subscribers) s.close();
     this.subscribers.clear();

@@ -1,6 +1,7 @@
 import {
   comparePositions,
   finalHead,
+  ORIGIN,
   type OutboxEvent,
   type Position,
   readEvents,
@@ -20,7 +21,7 @@ import { invalid, permissionDenied, unavailable } from "../domain/errors.ts";
 import { noteProject, regionFor } from "../domain/shared.ts";
 import { normalizePath, validateName, validateUuid } from "../domain/validation.ts";
 import { epochTag, formatCursor, parseCursor } from "./cursor.ts";
-import { PAGE, type Subscriber, type WatchFeeds } from "./feed.ts";
+import { PAGE, type RegionFeed, type Subscriber, type WatchFeeds } from "./feed.ts";
 
 export type WatchSelector =
   | { kind: "secretId"; secretId: string }
@@ -47,103 +48,101 @@ export const HEARTBEAT_MS = { default: 15_000, min: 1_000, max: 300_000 };
 const MAX_QUEUED = 10_000;
 
 /**
- * WatchSecrets: validates and authorizes, then yields a heartbeat with the
- * starting cursor, the events after since_cursor (read from the outbox), and
- * live events from the region's feed, with a heartbeat after each quiet
- * `heartbeatMs`. Ends with UNAVAILABLE when the server shuts down.
+ * WatchSecrets: validates and authorizes at once (throwing), then returns the
+ * stream, which yields a heartbeat with the starting cursor, the events after
+ * since_cursor (read from the outbox), and live events from the region's
+ * feed, with a heartbeat after each quiet `heartbeatMs`. Ends with
+ * UNAVAILABLE when the server shuts down, and with the signal's reason
+ * (DEADLINE_EXCEEDED or CANCELED) when it aborts, never with OK.
  *
  * A caller sees an event only when it may read (or access) the secret where
  * the event left it; a secret moved out of its reach looks deleted to it.
+ *
+ * `encode` turns each message into what the transport sends, so that no
+ * second iterator layer sits between the stream and the wire.
  */
-export async function* watchSecrets(
+export function watchSecrets<T>(
   domain: Domain,
   feeds: WatchFeeds,
   caller: Caller,
   input: WatchInput,
   signal: AbortSignal,
-): AsyncGenerator<WatchMessage> {
+  encode: (m: WatchMessage) => T,
+): AsyncIterableIterator<T> {
   const region = regionFor(domain, caller, input.region);
   const projectId = validateUuid(input.projectId, "project_id");
   noteProject(caller, projectId);
-  const matches = selectorMatcher(input.selectors);
+  const selectors = compileSelectors(input.selectors);
   const heartbeatMs = heartbeatOf(input.heartbeatMs);
   const since = parseCursor(input.sinceCursor);
-  const scopes = watchScopes(requirePrincipal(caller.principal), projectId);
-  const feed = feeds.get(region.name);
-  const view = (e: OutboxEvent) =>
-    e.projectId === projectId && matches(e) ? visibleTo(scopes, e) : undefined;
-  const cursor = (p: Position) => formatCursor(feed.epoch, p);
-
-  // "Now" is the database's final head, not the feed's, which may lag it by
-  // a notification: a watch started after a commit must not report it.
-  let position: Position;
-  let resync = false;
-  if (since === undefined) {
-    position = await finalHead(feed.db);
-  } else {
-    const { pruned } = await watchState(feed.db);
-    resync = since.epoch !== epochTag(feed.epoch) || comparePositions(since.position, pruned) < 0;
-    position = resync ? await finalHead(feed.db) : since.position;
-  }
-  yield { kind: resync ? "resync" : "heartbeat", cursor: cursor(position), occurredAt: new Date() };
-
-  for (;;) {
-    // Catch up from the outbox to the feed's head; the feed only hands out final events.
-    while (feed.isBehind(position)) {
-      const upTo = feed.head;
-      const { events } = await readEvents(feed.db, position, PAGE, upTo);
-      for (const e of events) {
-        position = e.position;
-        const out = view(e);
-        if (out !== undefined) yield { cursor: cursor(e.position), ...out };
-      }
-      if (events.length < PAGE) position = upTo;
-      signal.throwIfAborted();
-    }
-    // Live: subscribe in the same tick as the check above, so nothing falls between.
-    const live = new LiveStream(position, view);
-    feed.subscribe(live);
-    try {
-      for (;;) {
-        const next = await live.next(heartbeatMs, signal);
-        // The deadline passed or the client left: end with the signal's
-        // reason (DEADLINE_EXCEEDED or CANCELED), never with OK.
-        if (next === "aborted") {
-          signal.throwIfAborted();
-          return;
-        }
-        if (next === "closed") {
-          throw unavailable("the server is shutting down; reconnect with your last cursor");
-        }
-        if (next === "overflow") break;
-        if (next === "quiet") {
-          yield { kind: "heartbeat", cursor: cursor(live.after), occurredAt: new Date() };
-          continue;
-        }
-        position = next.position;
-        yield { cursor: cursor(next.position), ...next.event };
-      }
-    } finally {
-      feed.unsubscribe(live);
-    }
-    // Overflowed: read from the outbox again from what was last sent.
-  }
+  const filter = new EventFilter(
+    projectId,
+    selectors,
+    watchScopes(requirePrincipal(caller.principal), projectId),
+  );
+  return new WatchStream(feeds.get(region.name), filter, heartbeatMs, since, signal, encode);
 }
 
 type Visible = Omit<OutboxEvent, "position">;
 
-/** A subscriber with a queue the generator drains. */
-class LiveStream implements Subscriber {
+/**
+ * One open stream. It is a plain iterator object rather than an async
+ * generator, and keeps no closures or timers of its own: thousands of idle
+ * streams are the normal case, and each holds only this object, one pending
+ * promise, and its place in the feed (which also drives its heartbeats).
+ */
+class WatchStream<T> implements AsyncIterableIterator<T>, Subscriber {
+  /** The last position yielded (or skipped as not visible); undefined before the first message. */
+  private position: Position | undefined;
+  /** Messages read from the outbox, not yet yielded (catching up). */
+  private page: WatchMessage[] = [];
+  /** Events handed over by the feed, not yet yielded (live). */
   private queue: { position: Position; event: Visible }[] = [];
-  private wakeUp: (() => void) | undefined;
-  private closed = false;
+  /** Live positions at or before this were seen (handed over), visible or not. */
+  private after: Position = ORIGIN;
+  private subscribed = false;
   private overflowed = false;
+  private closed = false;
+  private finished = false;
+  private quietUntil = 0;
+  private wakeUp: (() => void) | undefined;
 
   constructor(
-    /** Events at or before this were already seen. */
-    public after: Position,
-    private readonly view: (e: OutboxEvent) => Visible | undefined,
-  ) {}
+    private readonly feed: RegionFeed,
+    private readonly filter: EventFilter,
+    private readonly heartbeatMs: number,
+    private readonly since: { epoch: string; position: Position } | undefined,
+    private readonly signal: AbortSignal,
+    private readonly encode: (m: WatchMessage) => T,
+  ) {
+    signal.addEventListener("abort", this);
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  async next(): Promise<IteratorResult<T>> {
+    if (this.finished) return { done: true, value: undefined };
+    try {
+      return { done: false, value: this.encode(await this.nextMessage()) };
+    } catch (e) {
+      this.finish();
+      throw e;
+    }
+  }
+
+  async return(): Promise<IteratorResult<T>> {
+    this.finish();
+    return { done: true, value: undefined };
+  }
+
+  /** The signal aborted (this object is its listener). */
+  handleEvent(): void {
+    this.wakeUp?.();
+  }
+
+  // Subscriber: called by the feed.
 
   deliver(events: readonly OutboxEvent[]): void {
     if (this.overflowed) return;
@@ -151,7 +150,7 @@ class LiveStream implements Subscriber {
     for (const e of events) {
       if (comparePositions(e.position, this.after) <= 0) continue;
       this.after = e.position;
-      const event = this.view(e);
+      const event = this.filter.view(e);
       if (event !== undefined) this.queue.push({ position: e.position, event });
     }
     if (this.queue.length > MAX_QUEUED) {
@@ -163,38 +162,116 @@ class LiveStream implements Subscriber {
     if (this.queue.length > queued || this.overflowed) this.wakeUp?.();
   }
 
+  tick(now: number): void {
+    if (now >= this.quietUntil) this.wakeUp?.();
+  }
+
   close(): void {
     this.closed = true;
     this.wakeUp?.();
   }
 
-  /** The next queued event, or why there is none ("quiet": nothing for `quietMs`). */
-  async next(
-    quietMs: number,
-    signal: AbortSignal,
-  ): Promise<{ position: Position; event: Visible } | "quiet" | "closed" | "aborted" | "overflow"> {
-    const ready = () => {
-      if (signal.aborted) return "aborted";
-      if (this.overflowed) return "overflow";
+  private async nextMessage(): Promise<WatchMessage> {
+    if (this.position === undefined) return this.start();
+    for (;;) {
+      this.signal.throwIfAborted();
+      const read = this.page.shift();
+      if (read !== undefined) return read;
+      if (!this.subscribed) {
+        // Catch up from the outbox to the feed's head (the feed only hands
+        // out final events), then subscribe in the same tick as the check,
+        // so that nothing falls between.
+        if (this.feed.isBehind(this.position)) {
+          await this.readPage(this.position);
+          continue;
+        }
+        this.after = this.position;
+        this.subscribed = true;
+        this.feed.subscribe(this);
+      }
+      if (this.overflowed) {
+        // The client reads too slowly: read from the outbox again from what was last sent.
+        this.unsubscribe();
+        continue;
+      }
       const head = this.queue.shift();
-      if (head !== undefined) return head;
-      if (this.closed) return "closed";
-      return undefined;
-    };
-    const now = ready();
-    if (now !== undefined) return now;
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", done);
-        this.wakeUp = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, quietMs);
-      signal.addEventListener("abort", done);
-      this.wakeUp = done;
+      if (head !== undefined) {
+        this.position = head.position;
+        return this.sent({ cursor: this.cursor(head.position), ...head.event });
+      }
+      if (this.closed) {
+        throw unavailable("the server is shutting down; reconnect with your last cursor");
+      }
+      if (Date.now() >= this.quietUntil) {
+        return this.sent({
+          kind: "heartbeat",
+          cursor: this.cursor(this.after),
+          occurredAt: new Date(),
+        });
+      }
+      await new Promise<void>((resolve) => {
+        this.wakeUp = resolve;
+      });
+      this.wakeUp = undefined;
+    }
+  }
+
+  /**
+   * The first message. "Now" is the database's final head, not the feed's,
+   * which may lag it by a notification: a watch started after a commit must
+   * not report it.
+   */
+  private async start(): Promise<WatchMessage> {
+    const { feed, since } = this;
+    let resync = false;
+    let position: Position;
+    if (since === undefined) {
+      position = await finalHead(feed.db);
+    } else {
+      const { pruned } = await watchState(feed.db);
+      resync = since.epoch !== epochTag(feed.epoch) || comparePositions(since.position, pruned) < 0;
+      position = resync ? await finalHead(feed.db) : since.position;
+    }
+    this.position = position;
+    return this.sent({
+      kind: resync ? "resync" : "heartbeat",
+      cursor: this.cursor(position),
+      occurredAt: new Date(),
     });
-    return ready() ?? "quiet";
+  }
+
+  /** Reads one page of the outbox after `from`, up to the feed's head, into `page`. */
+  private async readPage(from: Position): Promise<void> {
+    const upTo = this.feed.head;
+    const { events } = await readEvents(this.feed.db, from, PAGE, upTo);
+    for (const e of events) {
+      const event = this.filter.view(e);
+      if (event !== undefined) this.page.push({ cursor: this.cursor(e.position), ...event });
+    }
+    this.position = events.length < PAGE ? upTo : (events.at(-1)?.position ?? upTo);
+  }
+
+  private sent(m: WatchMessage): WatchMessage {
+    this.quietUntil = Date.now() + this.heartbeatMs;
+    return m;
+  }
+
+  private cursor(p: Position): string {
+    return formatCursor(this.feed.epoch, p);
+  }
+
+  private unsubscribe(): void {
+    if (this.subscribed) this.feed.unsubscribe(this);
+    this.subscribed = false;
+    this.overflowed = false;
+    this.queue = [];
+  }
+
+  private finish(): void {
+    this.finished = true;
+    this.unsubscribe();
+    this.signal.removeEventListener("abort", this);
+    this.wakeUp?.();
   }
 }
 
@@ -206,23 +283,37 @@ function heartbeatOf(ms: number | undefined): number {
   return ms;
 }
 
-/** A predicate over events from the selectors; no selector matches everything. */
-function selectorMatcher(selectors: WatchSelector[]): (e: OutboxEvent) => boolean {
+/** A set of strings; a few are kept as an array, which costs less than a Set. */
+type Members = readonly string[] | ReadonlySet<string>;
+
+const membersOf = (values: string[]): Members => (values.length <= 4 ? values : new Set(values));
+const isMember = (m: Members, v: string) =>
+  Array.isArray(m) ? m.includes(v) : (m as ReadonlySet<string>).has(v);
+
+/** The selectors, validated; undefined: none, which selects everything. */
+interface Selectors {
+  ids: Members;
+  /** `locationKey(path, name)` of each location selector. */
+  locations: Members;
+  prefixes: readonly string[];
+}
+
+function compileSelectors(selectors: WatchSelector[]): Selectors | undefined {
   if (selectors.length > MAX_SELECTORS) {
     throw invalid("selectors", `at most ${MAX_SELECTORS} selectors`);
   }
-  if (selectors.length === 0) return () => true;
-  const ids = new Set<string>();
-  const locations = new Set<string>();
+  if (selectors.length === 0) return undefined;
+  const ids: string[] = [];
+  const locations: string[] = [];
   const prefixes: string[] = [];
   selectors.forEach((s, i) => {
     const field = `selectors[${i}]`;
     switch (s.kind) {
       case "secretId":
-        ids.add(validateUuid(s.secretId, `${field}.secret_id`));
+        ids.push(validateUuid(s.secretId, `${field}.secret_id`));
         break;
       case "location":
-        locations.add(
+        locations.push(
           locationKey(
             normalizePath(s.path, `${field}.location.path`),
             validateName(s.name, `${field}.location.name`),
@@ -234,15 +325,41 @@ function selectorMatcher(selectors: WatchSelector[]): (e: OutboxEvent) => boolea
         break;
     }
   });
-  const at = (path: string, name: string) =>
-    locations.has(locationKey(path, name)) || prefixes.some((p) => isUnder(path, p));
-  return (e) =>
-    ids.has(e.secretId) ||
-    at(e.path, e.name) ||
-    (e.previousPath !== null && e.previousName !== null && at(e.previousPath, e.previousName));
+  return { ids: membersOf(ids), locations: membersOf(locations), prefixes };
 }
 
 const locationKey = (path: string, name: string) => `${path}\u0000${name}`;
+
+function selectsAt(s: Selectors, path: string, name: string): boolean {
+  return isMember(s.locations, locationKey(path, name)) || s.prefixes.some((p) => isUnder(path, p));
+}
+
+/** Which events a stream sends, and how each looks to its caller. */
+class EventFilter {
+  constructor(
+    private readonly projectId: string,
+    private readonly selectors: Selectors | undefined,
+    private readonly scopes: Scope[] | "all",
+  ) {}
+
+  /** The event as this stream sends it, or undefined when it selects or may see none of it. */
+  view(e: OutboxEvent): Visible | undefined {
+    if (e.projectId !== this.projectId || !this.selects(e)) return undefined;
+    return visibleTo(this.scopes, e);
+  }
+
+  private selects(e: OutboxEvent): boolean {
+    const s = this.selectors;
+    if (s === undefined) return true;
+    return (
+      isMember(s.ids, e.secretId) ||
+      selectsAt(s, e.path, e.name) ||
+      (e.previousPath !== null &&
+        e.previousName !== null &&
+        selectsAt(s, e.previousPath, e.previousName))
+    );
+  }
+}
 
 /**
  * The scopes where the principal may read or access: a sidecar holding only
