@@ -75,6 +75,8 @@ const { values: args } = parseArgs({
     "interval-ms": { type: "string", default: "4,50" },
     "max-seconds": { type: "string", default: "60" },
     streams: { type: "string", default: "5000" },
+    /** Memory is measured this many times, alternating bare and Coffer; the verdict is on the medians. */
+    "memory-rounds": { type: "string", default: "3" },
     "per-connection": { type: "string", default: "100" },
     profile: { type: "boolean", default: false },
     "no-write": { type: "boolean", default: false },
@@ -97,6 +99,7 @@ const INTERVALS = args["interval-ms"].split(",").map(Number);
 /** The measured part of a scenario stops after this long even short of SAMPLES (warm-up: a fifth). */
 const MAX_SECONDS = Number(args["max-seconds"]);
 const STREAMS = Number(args.streams);
+const MEMORY_ROUNDS = Number(args["memory-rounds"]);
 const PER_CONNECTION = Number(args["per-connection"]);
 /** Updates in flight at most; past it the writer waits (and reports the rate it reached). */
 const MAX_IN_FLIGHT = 32;
@@ -995,6 +998,8 @@ interface MemoryReading {
 
 interface MemoryResult {
   server: "coffer" | "bare";
+  /** 1-based; rounds alternate bare and Coffer, each with a fresh server process. */
+  round: number;
   /** Streams opened. */
   streams: number;
   /** Streams that got their first message. */
@@ -1147,8 +1152,11 @@ function heapGrowthOf(
 async function runMemory(run: Run): Promise<MemoryResult[]> {
   const probeModule = pathToFileURL(path.join(BENCH_DIR, "memory-probe.ts")).href;
   const results: MemoryResult[] = [];
-  for (const which of ["bare", "coffer"] as const) {
-    const tag = `[memory ${which}]`;
+  const rounds = Array.from({ length: MEMORY_ROUNDS }, (_, i) => i + 1);
+  for (const [round, which] of rounds.flatMap((r) =>
+    [r, r].map((n, i) => [n, i === 0 ? "bare" : "coffer"] as const),
+  )) {
+    const tag = `[memory ${which} ${round}/${MEMORY_ROUNDS}]`;
     let child: Child;
     let url: string;
     let port: number;
@@ -1205,12 +1213,13 @@ async function runMemory(run: Run): Promise<MemoryResult[]> {
     const before = await probe(child);
     // With --heap-snapshots, RSS after this is inflated by the snapshot's own
     // memory; heapUsed (after GC) is not.
-    const snapshots = args["heap-snapshots"]
-      ? {
-          before: path.join(run.dir, `${which}-before.heapsnapshot`),
-          open: path.join(run.dir, `${which}-open.heapsnapshot`),
-        }
-      : undefined;
+    const snapshots =
+      args["heap-snapshots"] && round === 1
+        ? {
+            before: path.join(run.dir, `${which}-before.heapsnapshot`),
+            open: path.join(run.dir, `${which}-open.heapsnapshot`),
+          }
+        : undefined;
     if (snapshots !== undefined) {
       log(`${tag} writing a heap snapshot before opening the streams`);
       await snapshotWith(child, request, snapshots.before);
@@ -1251,6 +1260,7 @@ async function runMemory(run: Run): Promise<MemoryResult[]> {
     await stop();
     results.push({
       server: which,
+      round,
       streams: STREAMS,
       firsts: streams.firstMessages,
       connections,
@@ -1447,27 +1457,32 @@ function report(
     for (const m of memory) {
       const n = Math.max(1, m.streams);
       out.push(
-        `| ${m.server === "bare" ? "bare connect-node (bench/bare-stream-server.ts)" : "Coffer server"} | ${m.streams} (${m.firsts}) | ${bytes(m.before.rss)} → ${bytes(m.after.rss)} | ${bytes((m.after.rss - m.before.rss) / n)} | ${bytes((m.after.heapUsed - m.before.heapUsed) / n)} | RSS ${bytes(m.closed.rss - m.before.rss)} / ${bytes(m.closedLater.rss - m.before.rss)}; heap ${bytes(m.closed.heapUsed - m.before.heapUsed)} / ${bytes(m.closedLater.heapUsed - m.before.heapUsed)} |`,
+        `| ${m.server === "bare" ? "bare connect-node (bench/bare-stream-server.ts)" : "Coffer server"}, round ${m.round} | ${m.streams} (${m.firsts}) | ${bytes(m.before.rss)} → ${bytes(m.after.rss)} | ${bytes((m.after.rss - m.before.rss) / n)} | ${bytes((m.after.heapUsed - m.before.heapUsed) / n)} | RSS ${bytes(m.closed.rss - m.before.rss)} / ${bytes(m.closedLater.rss - m.before.rss)}; heap ${bytes(m.closed.heapUsed - m.before.heapUsed)} / ${bytes(m.closedLater.heapUsed - m.before.heapUsed)} |`,
       );
     }
-    const bare = memory.find((m) => m.server === "bare");
-    const coffer = memory.find((m) => m.server === "coffer");
-    if (bare !== undefined && coffer !== undefined) {
-      const per = (m: MemoryResult) => (m.after.rss - m.before.rss) / Math.max(1, m.streams);
-      const heap = (m: MemoryResult) =>
-        (m.after.heapUsed - m.before.heapUsed) / Math.max(1, m.streams);
-      const over = per(coffer) - per(bare);
+    const bares = memory.filter((m) => m.server === "bare");
+    const coffers = memory.filter((m) => m.server === "coffer");
+    if (bares.length > 0 && coffers.length > 0) {
+      const perStream = (m: MemoryResult, key: keyof MemoryReading) =>
+        (Number(m.after[key]) - Number(m.before[key])) / Math.max(1, m.streams);
+      const median = (ms: MemoryResult[], key: keyof MemoryReading) =>
+        summarize(ms.map((m) => perStream(m, key))).p50;
+      const range = (ms: MemoryResult[], key: keyof MemoryReading) => {
+        const v = ms.map((m) => perStream(m, key)).sort((a, b) => a - b);
+        return `${bytes(v[0] ?? Number.NaN)} / ${bytes(median(ms, key))} / ${bytes(v.at(-1) ?? Number.NaN)}`;
+      };
+      const over = median(coffers, "rss") - median(bares, "rss");
       out.push("");
       out.push(
-        `Target: memory per idle stream ≤ the bare baseline. RSS: ${bytes(per(coffer))} vs ${bytes(per(bare))}: ${
-          over <= 0
-            ? "met"
-            : `missed by ${bytes(over)} per stream (${((100 * over) / per(bare)).toFixed(0)} % over)`
-        }. heapUsed: ${bytes(heap(coffer))} vs ${bytes(heap(bare))}.`,
+        `Per stream over ${bares.length} rounds (min / median / max): RSS bare ${range(bares, "rss")}, Coffer ${range(coffers, "rss")}; heapUsed bare ${range(bares, "heapUsed")}, Coffer ${range(coffers, "heapUsed")}.`,
       );
       out.push("");
       out.push(
-        `Per stream, Coffer − bare: heapUsed ${bytes(heap(coffer) - heap(bare))}, heapTotal ${bytes((coffer.after.heapTotal - coffer.before.heapTotal - (bare.after.heapTotal - bare.before.heapTotal)) / STREAMS)}, external ${bytes((coffer.after.external - coffer.before.external - (bare.after.external - bare.before.external)) / STREAMS)}, RSS ${bytes(over)}.`,
+        `Target: memory per idle stream ≤ the bare baseline, on the medians. RSS: ${bytes(median(coffers, "rss"))} vs ${bytes(median(bares, "rss"))}: ${
+          over <= 0
+            ? "met"
+            : `missed by ${bytes(over)} per stream (${((100 * over) / median(bares, "rss")).toFixed(0)} % over)`
+        }. heapUsed: ${bytes(median(coffers, "heapUsed"))} vs ${bytes(median(bares, "heapUsed"))} (Coffer − bare: ${bytes(median(coffers, "heapUsed") - median(bares, "heapUsed"))}; heapTotal ${bytes(median(coffers, "heapTotal") - median(bares, "heapTotal"))}; external ${bytes(median(coffers, "external") - median(bares, "external"))}).`,
       );
       if (memory.some((m) => m.heapGrowth !== undefined)) {
         out.push("");
