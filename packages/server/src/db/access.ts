@@ -1,6 +1,6 @@
-import { type SQL, sql } from "drizzle-orm";
+import { type Query, type SQL, sql } from "drizzle-orm";
 import { PgDialect, type PgSession } from "drizzle-orm/pg-core";
-import type { Db } from "./client.ts";
+import type { Db, Executor } from "./client.ts";
 import { pgErrorCode } from "./errors.ts";
 import { rowsOf } from "./migrate.ts";
 
@@ -190,6 +190,27 @@ function statementsFor(db: Db): { id: Prepared; path: Prepared } {
     prepared.set(db, found);
   }
   return found;
+}
+
+/**
+ * Runs SQL rendered once at module load inside any executor (a transaction
+ * included): drizzle's `execute` would render the template on every call.
+ * Named, so postgres-js keeps a server-side prepared statement per
+ * connection and Postgres parses and plans the text once.
+ */
+export function executeRendered(
+  ex: Executor,
+  query: Query,
+  name: string,
+  values: Record<string, unknown>,
+): Promise<unknown> {
+  const session = (ex as unknown as { _: { session: PgSession } })._.session;
+  return session.prepareQuery(query, undefined, name, false).execute(values);
+}
+
+/** Renders a statement with placeholders to SQL text, once. */
+export function render(query: SQL): Query {
+  return dialect.sqlToQuery(query);
 }
 
 /** Serialization failures and deadlocks: the statement rolled back as a whole, so it can run again. */

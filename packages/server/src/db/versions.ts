@@ -1,6 +1,8 @@
 import { and, desc, eq, getTableColumns, inArray, type SQL, sql } from "drizzle-orm";
 import { alias, type PgInsertValue, type PgUpdateSetSource } from "drizzle-orm/pg-core";
+import { executeRendered, render } from "./access.ts";
 import type { Executor } from "./client.ts";
+import { rowsOf } from "./migrate.ts";
 import { secrets, secretVersions, type VersionRow } from "./schema.ts";
 
 /** Version metadata: everything but the key material and ciphertext. */
@@ -241,4 +243,144 @@ export async function countKeptVersions(ex: Executor, secretId: string): Promise
     .from(secretVersions)
     .where(and(eq(secretVersions.secretId, secretId), sql`${secretVersions.status} <> 'deleted'`));
   return row?.n ?? 0;
+}
+
+/** A new version as CreateSecretVersion stores it. */
+export interface NewVersion {
+  secretId: string;
+  revision: number;
+  status: "enabled" | "disabled";
+  description: string;
+  dataCrc32: number;
+  keyId: string;
+  wrappedKey: Uint8Array;
+  ciphertext: Uint8Array;
+  /** From the secret's ephemeral policy; null when it has none. */
+  ttlMs: number | null;
+  expiresOnceAccessed: boolean | null;
+  ephemeralAction: string | null;
+}
+
+/**
+ * Adds a version in one statement, under the secret's row lock (taken by an
+ * earlier statement of the transaction, so this one's snapshot sees every
+ * version committed before the lock was granted): checks the quota of kept
+ * versions, disables the latest enabled version when asked (before the
+ * insert, so watchers see "disabled" then "created", as before), inserts the
+ * version, moves the secret's last revision and etag, and writes the call's
+ * audit event. Over the quota, it writes nothing and says so.
+ */
+const insertStatement = render(sql`with quota as (
+  select count(*) < ${sql.placeholder("limit")}::int as ok from secret_versions
+  where secret_id = ${sql.placeholder("secretId")}::uuid and status <> 'deleted'
+),
+prev as (
+  update secret_versions set status = 'disabled', updated_at = now()
+  where secret_id = ${sql.placeholder("secretId")}::uuid and ${sql.placeholder("disablePrevious")}::boolean
+    and (select ok from quota)
+    and revision = (
+      select revision from secret_versions
+      where secret_id = ${sql.placeholder("secretId")}::uuid and status = 'enabled'
+        and (expires_at is null or expires_at > now())
+      order by revision desc limit 1)
+  returning revision
+),
+ins as (
+  insert into secret_versions (secret_id, revision, status, description, data_crc32, key_id,
+    wrapped_key, ciphertext, expires_at, expires_once_accessed, ephemeral_action)
+  select ${sql.placeholder("secretId")}::uuid, ${sql.placeholder("revision")}::int, ${sql.placeholder("status")}::text,
+    ${sql.placeholder("description")}::text, ${sql.placeholder("dataCrc32")}::bigint, ${sql.placeholder("keyId")}::text,
+    ${sql.placeholder("wrappedKey")}::bytea, ${sql.placeholder("ciphertext")}::bytea,
+    now() + ${sql.placeholder("ttlMs")}::bigint * interval '1 millisecond',
+    ${sql.placeholder("once")}::boolean, ${sql.placeholder("action")}::text
+  from quota, (select count(*) from prev) as disabled_first
+  where quota.ok
+  returning secret_id, revision, status, description, expires_at::text, expires_once_accessed,
+    ephemeral_action, data_crc32::text, created_at::text, updated_at::text
+),
+up as (
+  update secrets set last_revision = ${sql.placeholder("revision")}::int, generation = generation + 1, updated_at = now()
+  where id = (select secret_id from ins)
+  returning 1
+),
+a as (
+  insert into audit_events
+    (id, token_id, project_id, method, secret_id, secret_path, secret_name, revision, outcome, request_id, peer)
+  select ${sql.placeholder("auditId")}::uuid, ${sql.placeholder("tokenId")}::uuid, s.project_id, ${sql.placeholder("method")}::text,
+    s.id, s.path, s.name, ins.revision, 'OK', ${sql.placeholder("requestId")}::text, ${sql.placeholder("peer")}::text
+  from ins join secrets s on s.id = ins.secret_id
+  where ${sql.placeholder("auditId")}::uuid is not null
+  returning 1
+)
+select quota.ok, ins.* from quota left join ins on true`);
+
+interface InsertedRow {
+  ok: boolean;
+  secret_id: string | null;
+  revision: number;
+  status: string;
+  description: string;
+  expires_at: string | null;
+  expires_once_accessed: boolean | null;
+  ephemeral_action: string | null;
+  data_crc32: string;
+  created_at: string;
+  updated_at: string;
+}
+
+/**
+ * Runs the statement above; undefined when the quota of `limit` kept
+ * versions is reached (nothing written). The audit event, when `audit` is
+ * given, names the secret as the secrets row says.
+ */
+export async function insertVersionWithEvent(
+  tx: Executor,
+  v: NewVersion,
+  limit: number,
+  disablePrevious: boolean,
+  audit:
+    | { id: string; tokenId: string | null; method: string; requestId: string; peer: string | null }
+    | undefined,
+): Promise<(VersionMeta & { latest: boolean }) | undefined> {
+  const [row] = rowsOf<InsertedRow>(
+    await executeRendered(tx, insertStatement, "coffer_create_version", {
+      limit,
+      secretId: v.secretId,
+      disablePrevious,
+      revision: v.revision,
+      status: v.status,
+      description: v.description,
+      dataCrc32: v.dataCrc32,
+      keyId: v.keyId,
+      wrappedKey: v.wrappedKey,
+      ciphertext: v.ciphertext,
+      ttlMs: v.ttlMs,
+      once: v.expiresOnceAccessed,
+      action: v.ephemeralAction,
+      auditId: audit?.id ?? null,
+      tokenId: audit?.tokenId ?? null,
+      method: audit?.method ?? null,
+      requestId: audit?.requestId ?? null,
+      peer: audit?.peer ?? null,
+    }),
+  );
+  if (row === undefined) throw new Error("the create-version statement returned no row");
+  if (!row.ok || row.secret_id === null) return undefined;
+  const date = (t: string | null) => (t === null ? null : new Date(t));
+  return {
+    secretId: row.secret_id,
+    revision: row.revision,
+    status: row.status,
+    description: row.description,
+    expiresAt: date(row.expires_at),
+    expiresOnceAccessed: row.expires_once_accessed,
+    ephemeralAction: row.ephemeral_action,
+    dataCrc32: Number(row.data_crc32),
+    createdAt: new Date(row.created_at),
+    updatedAt: new Date(row.updated_at),
+    deletionRequestedAt: null,
+    deletedAt: null,
+    consumedAt: null,
+    latest: true,
+  };
 }

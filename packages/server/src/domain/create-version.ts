@@ -1,12 +1,6 @@
 import { seal, versionAad } from "../crypto/envelope.ts";
-import { updateSecret } from "../db/secrets.ts";
-import {
-  disableLatestEnabled,
-  findVersion,
-  insertVersion,
-  type VersionMeta,
-} from "../db/versions.ts";
-import { recordInTransaction } from "./audit.ts";
+import { insertVersionWithEvent, type VersionMeta } from "../db/versions.ts";
+import { auditParams, markRecorded } from "./audit.ts";
 import type { Caller, Domain } from "./context.ts";
 import { checkVersionQuota } from "./limits.ts";
 import { validatePayload } from "./payload-types.ts";
@@ -34,6 +28,12 @@ export interface CreateVersionInput {
  * Adds a version. Its revision is the secret's highest ever plus one (the
  * secret row is locked, so two creates never take the same number, and a
  * destroyed revision is never given out again).
+ *
+ * Four round trips: BEGIN, the lock (which must come first, in a statement
+ * of its own, so that the next statement's snapshot sees every version
+ * committed before the lock was granted), one statement for the quota,
+ * `disable_previous`, the insert, the secret's bump and the audit event
+ * (insertVersionWithEvent), and COMMIT.
  */
 export async function createVersion(
   domain: Domain,
@@ -44,25 +44,36 @@ export async function createVersion(
   const id = validateUuid(input.secretId, "secret_id");
   const description = validateDescription(input.description);
   const crc = checkCrc32(input.data, input.dataCrc32);
-  return inChange(domain, region, async (tx) => {
+  const created = await inChange(domain, region, async (tx) => {
     const secret = await lockForChange(tx, caller, region.name, id, input.etag);
     validatePayload(secret.type as SecretKind, input.data);
-    await checkVersionQuota(tx, domain, id);
     const revision = secret.lastRevision + 1;
-    if (input.disablePrevious) await disableLatestEnabled(tx, id);
-    await insertVersion(tx, {
-      secretId: id,
-      revision,
-      status: input.enabled ? "enabled" : "disabled",
-      description,
-      dataCrc32: crc,
-      ...seal(input.data, versionAad(id, revision), domain.keyRing()),
-      ...propertiesFromPolicy(secret, input.enabled),
-    });
-    await updateSecret(tx, id, { lastRevision: revision });
-    await recordInTransaction(tx, caller.audit, { revision });
-    const created = await findVersion(tx, id, { kind: "number", revision });
-    if (created === undefined) throw new Error("version vanished inside its transaction");
-    return created;
+    const policy = propertiesFromPolicy(secret, input.enabled);
+    const row = await insertVersionWithEvent(
+      tx,
+      {
+        secretId: id,
+        revision,
+        status: input.enabled ? "enabled" : "disabled",
+        description,
+        dataCrc32: crc,
+        ...seal(input.data, versionAad(id, revision), domain.keyRing()),
+        // The same expiry propertiesFromPolicy gives: now + time_to_live, on the database's clock.
+        ttlMs: policy.expiresAt === null ? null : secret.ttlMs,
+        expiresOnceAccessed: policy.expiresOnceAccessed,
+        ephemeralAction: policy.ephemeralAction,
+      },
+      domain.limits.versionsPerSecret,
+      input.disablePrevious,
+      auditParams(caller.audit),
+    );
+    if (row === undefined) {
+      // Over the quota, nothing written: the same check says why, under the same lock.
+      await checkVersionQuota(tx, domain, id);
+      throw new Error("the version quota refused a create that its check then allowed");
+    }
+    markRecorded(caller.audit, { revision });
+    return row;
   });
+  return created;
 }
