@@ -64,7 +64,7 @@ export class Regions {
     if (database === undefined) {
       throw invalid(
         "region",
-        `unknown region "${region}"; this server has: ${this.names.join(", ")}`,
+        `unknown region ${quoteRegion(region)}; this server has: ${this.names.join(", ")}`,
       );
     }
     return { name: region, db: database.db };
@@ -73,4 +73,10 @@ export class Regions {
   all(): { name: string; database: Database }[] {
     return [...this.databases].map(([name, database]) => ({ name, database }));
   }
+}
+
+/** A caller's region name for a message: JSON-quoted and cut to 64 characters, so input cannot garble or swell it. */
+function quoteRegion(name: string): string {
+  const chars = Array.from(name.slice(0, 256));
+  return JSON.stringify(chars.length > 64 ? `${chars.slice(0, 64).join("")}...` : name);
 }

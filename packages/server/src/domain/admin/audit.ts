@@ -5,6 +5,7 @@ import type { Caller, Domain } from "../context.ts";
 import { invalid, permissionDenied } from "../errors.ts";
 import { validatePage, validateUuid } from "../validation.ts";
 import { home, note, requireAdmin, requireProjectAdmin } from "./access.ts";
+import { validateTime } from "./time.ts";
 
 /** The outcomes an event can hold: gRPC's canonical code names. */
 export const OUTCOMES = [
@@ -80,9 +81,7 @@ export async function listAuditEvents(
     ["start_time", input.startTime],
     ["end_time", input.endTime],
   ] as const) {
-    if (at !== undefined && !Number.isFinite(at.getTime())) {
-      throw invalid(field, "must be a valid time");
-    }
+    if (at !== undefined) validateTime(field, at);
   }
   if (
     input.startTime !== undefined &&

@@ -24,6 +24,7 @@ import {
   requireProjectAdmin,
   validateLabel,
 } from "./access.ts";
+import { validateTime } from "./time.ts";
 
 /** A token as the admin API shows it: never its value, and not its hash either. */
 export type TokenView = Omit<TokenRow, "hash">;
@@ -116,8 +117,8 @@ export async function createToken(
   const name = validateLabel(input.name);
   const grants = validateGrants(input.grants);
   if (input.expiresAt !== undefined) {
-    const at = input.expiresAt.getTime();
-    if (!Number.isFinite(at) || at <= Date.now()) {
+    const at = validateTime("expires_at", input.expiresAt).getTime();
+    if (at <= Date.now()) {
       throw invalid("expires_at", "must be in the future (or unset: the token never expires)");
     }
   }

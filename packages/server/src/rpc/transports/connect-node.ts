@@ -5,6 +5,7 @@ import { type ConnectRouter, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { peerFromNodeRequest, peerKey } from "./peer.ts";
 import type { ServerTls } from "./tls.ts";
+import { refuseUndecodable } from "./undecodable.ts";
 
 /**
  * Idle HTTP/1.1 connections stay open for 65 s, not Node's 5 s. A client
@@ -41,7 +42,15 @@ export async function listenConnect(
   options: { readMaxBytes: number; shutdownSignal: AbortSignal; tls?: ServerTls | undefined },
 ): Promise<ConnectServer> {
   const handler = connectNodeAdapter({
-    routes,
+    routes: (router) => {
+      routes(router);
+      // connect-node reads `router.handlers` after this returns.
+      router.handlers.splice(
+        0,
+        router.handlers.length,
+        ...router.handlers.map((h) => refuseUndecodable(h, options.readMaxBytes)),
+      );
+    },
     readMaxBytes: options.readMaxBytes,
     shutdownSignal: options.shutdownSignal,
     contextValues: (req) => createContextValues().set(peerKey, peerFromNodeRequest(req)),
