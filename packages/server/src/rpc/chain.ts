@@ -229,23 +229,36 @@ class ChainedStream implements AsyncIterableIterator<unknown> {
     return this;
   }
 
-  async next(): Promise<IteratorResult<unknown>> {
-    const { messages, steps } = this;
+  next(): Promise<IteratorResult<unknown>> {
+    const { messages } = this;
     if (messages === undefined) return this.establish();
+    // Not an async function: an idle stream waits here with a promise
+    // reaction, not a suspended frame.
+    return messages.next().then(
+      (next) => this.checkToken(next),
+      (e: unknown) => this.failed(e),
+    );
+  }
+
+  /**
+   * A stream outlives its token's revocation or expiry only briefly: the
+   * token is checked again (through the cache) before a message goes out,
+   * every STREAM_REAUTH_MS at most.
+   */
+  private async checkToken(next: IteratorResult<unknown>): Promise<IteratorResult<unknown>> {
+    if (next.done || performance.now() - this.checked <= STREAM_REAUTH_MS) return next;
     try {
-      const next = await messages.next();
-      // A stream outlives its token's revocation or expiry only briefly:
-      // the token is checked again (through the cache) before a message
-      // goes out, every STREAM_REAUTH_MS at most.
-      if (!next.done && performance.now() - this.checked > STREAM_REAUTH_MS) {
-        await steps.reauthenticate(this.ctx);
-        this.checked = performance.now();
-      }
-      return next;
+      await this.steps.reauthenticate(this.ctx);
     } catch (e) {
-      await messages.return?.();
-      throw steps.fail(this.requestId, e);
+      return this.failed(e);
     }
+    this.checked = performance.now();
+    return next;
+  }
+
+  private async failed(e: unknown): Promise<never> {
+    await this.messages?.return?.();
+    throw this.steps.fail(this.requestId, e);
   }
 
   async return(): Promise<IteratorResult<unknown>> {

@@ -122,10 +122,55 @@ class WatchStream<T> implements AsyncIterableIterator<T>, Subscriber {
     return this;
   }
 
+  /**
+   * The next message: queued events first, then a heartbeat once quiet.
+   * One async frame per waiting stream, so the loop is written inline.
+   */
   async next(): Promise<IteratorResult<T>> {
     if (this.finished) return { done: true, value: undefined };
     try {
-      return { done: false, value: this.encode(await this.nextMessage()) };
+      if (this.position === undefined) return this.yielding(await this.start());
+      for (;;) {
+        this.signal.throwIfAborted();
+        const read = this.page.shift();
+        if (read !== undefined) return this.yielding(read);
+        if (!this.subscribed) {
+          // Catch up from the outbox to the feed's head (the feed only hands
+          // out final events), then subscribe in the same tick as the check,
+          // so that nothing falls between.
+          if (this.feed.isBehind(this.position)) {
+            await this.readPage(this.position);
+            continue;
+          }
+          this.after = this.position;
+          this.subscribed = true;
+          this.feed.subscribe(this);
+        }
+        if (this.overflowed) {
+          // The client reads too slowly: read from the outbox again from what was last sent.
+          this.unsubscribe();
+          continue;
+        }
+        const head = this.queue.shift();
+        if (head !== undefined) {
+          this.position = head.position;
+          return this.yielding({ cursor: this.cursor(head.position), ...head.event });
+        }
+        if (this.closed) {
+          throw unavailable("the server is shutting down; reconnect with your last cursor");
+        }
+        if (Date.now() >= this.quietUntil) {
+          return this.yielding({
+            kind: "heartbeat",
+            cursor: this.cursor(this.after),
+            occurredAt: new Date(),
+          });
+        }
+        await new Promise<void>((resolve) => {
+          this.wakeUp = resolve;
+        });
+        this.wakeUp = undefined;
+      }
     } catch (e) {
       this.finish();
       throw e;
@@ -171,51 +216,6 @@ class WatchStream<T> implements AsyncIterableIterator<T>, Subscriber {
     this.wakeUp?.();
   }
 
-  private async nextMessage(): Promise<WatchMessage> {
-    if (this.position === undefined) return this.start();
-    for (;;) {
-      this.signal.throwIfAborted();
-      const read = this.page.shift();
-      if (read !== undefined) return read;
-      if (!this.subscribed) {
-        // Catch up from the outbox to the feed's head (the feed only hands
-        // out final events), then subscribe in the same tick as the check,
-        // so that nothing falls between.
-        if (this.feed.isBehind(this.position)) {
-          await this.readPage(this.position);
-          continue;
-        }
-        this.after = this.position;
-        this.subscribed = true;
-        this.feed.subscribe(this);
-      }
-      if (this.overflowed) {
-        // The client reads too slowly: read from the outbox again from what was last sent.
-        this.unsubscribe();
-        continue;
-      }
-      const head = this.queue.shift();
-      if (head !== undefined) {
-        this.position = head.position;
-        return this.sent({ cursor: this.cursor(head.position), ...head.event });
-      }
-      if (this.closed) {
-        throw unavailable("the server is shutting down; reconnect with your last cursor");
-      }
-      if (Date.now() >= this.quietUntil) {
-        return this.sent({
-          kind: "heartbeat",
-          cursor: this.cursor(this.after),
-          occurredAt: new Date(),
-        });
-      }
-      await new Promise<void>((resolve) => {
-        this.wakeUp = resolve;
-      });
-      this.wakeUp = undefined;
-    }
-  }
-
   /**
    * The first message. "Now" is the database's final head, not the feed's,
    * which may lag it by a notification: a watch started after a commit must
@@ -233,11 +233,11 @@ class WatchStream<T> implements AsyncIterableIterator<T>, Subscriber {
       position = resync ? await finalHead(feed.db) : since.position;
     }
     this.position = position;
-    return this.sent({
+    return {
       kind: resync ? "resync" : "heartbeat",
       cursor: this.cursor(position),
       occurredAt: new Date(),
-    });
+    };
   }
 
   /** Reads one page of the outbox after `from`, up to the feed's head, into `page`. */
@@ -251,9 +251,9 @@ class WatchStream<T> implements AsyncIterableIterator<T>, Subscriber {
     this.position = events.length < PAGE ? upTo : (events.at(-1)?.position ?? upTo);
   }
 
-  private sent(m: WatchMessage): WatchMessage {
+  private yielding(m: WatchMessage): IteratorResult<T> {
     this.quietUntil = Date.now() + this.heartbeatMs;
-    return m;
+    return { done: false, value: this.encode(m) };
   }
 
   private cursor(p: Position): string {
