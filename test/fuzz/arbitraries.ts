@@ -231,12 +231,19 @@ export const anyTimestamp = fc.oneof(
       };
     }),
   fc.record({
-    // The last second of year 9999 and later dates that are still valid
-    // Dates (up to year 275760) are left out: CreateToken (expires_at) and
-    // ListAuditEvents (end_time 9999-12-31T23:59:59.999999999) answer
-    // INTERNAL (Postgres: "time zone displacement out of range" for
-    // "+010000-01-01"), a product bug reported, not fixed here.
-    seconds: fc.constantFrom(0n, -1n, 253_402_200_000n, 2n ** 62n, -(2n ** 62n)),
+    // Around the edges of years 1 to 9999, all the database stores: the last
+    // second of year 9999 (with 999,999,999 nanos it rounds into year 10000),
+    // year 10000, the second before year 1, and absurd ones.
+    seconds: fc.constantFrom(
+      0n,
+      -1n,
+      253_402_200_000n,
+      253_402_300_799n,
+      253_402_300_800n,
+      -62_135_596_801n,
+      2n ** 62n,
+      -(2n ** 62n),
+    ),
     nanos: fc.constantFrom(0, 999_999_999, 1_000_000_000, -1),
   }),
 );
