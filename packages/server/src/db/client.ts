@@ -33,6 +33,30 @@ export type DatabaseTarget =
   | { driver: "pglite"; dataDir: string | undefined };
 
 /**
+ * How long one connection attempt may take before the query waiting for it
+ * fails (CONNECT_TIMEOUT, answered UNAVAILABLE). postgres-js waits 30 s by
+ * default, longer than a client's deadline, so that a database that accepts
+ * TCP but does not answer would turn into DEADLINE_EXCEEDED instead.
+ */
+const CONNECT_TIMEOUT_S = 5;
+/** The longest pause between two attempts of a pool connection to reconnect. */
+const MAX_RECONNECT_DELAY_S = 0.5;
+
+/**
+ * Seconds before a pool connection that failed tries again, given how many
+ * attempts have failed in a row across the pool. While every connection is
+ * down, queries queue for the next attempt, which fails the one it carries at
+ * once (refused: UNAVAILABLE), so this delay bounds both how long calls wait
+ * while the database is down and how soon they succeed after it returns.
+ * postgres-js grows it to 20 s by default (3^n / 100 s): calls then queued
+ * until their deadline, and a restarted database was used again only after
+ * 7-8 s. Jittered so that the connections of many replicas do not retry in step.
+ */
+export function reconnectDelay(failures: number): number {
+  return Math.min(0.01 * 2 ** failures, MAX_RECONNECT_DELAY_S) * (0.5 + Math.random() / 2);
+}
+
+/**
  * Opens a region's database: Postgres through the `postgres` driver, or an
  * embedded PGlite in a folder (in memory when `dataDir` is undefined, for tests).
  */
@@ -42,6 +66,8 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
       max: target.poolSize,
       onnotice: () => {},
       connection: { application_name: "coffer-server" },
+      connect_timeout: CONNECT_TIMEOUT_S,
+      backoff: reconnectDelay,
     });
     const db = drizzlePostgres({ client, schema }) as unknown as Db;
     return {
