@@ -23,10 +23,12 @@ import {
   newSecret,
   textOf,
   unique,
+  utf8,
 } from "../testing/domain-helpers.ts";
 import { accessVersion, accessVersionByPath } from "./access-version.ts";
 import { newCallAudit } from "./audit.ts";
 import type { Caller, Domain } from "./context.ts";
+import { createVersion } from "./create-version.ts";
 import { getVersion } from "./read-versions.ts";
 
 /**
@@ -218,14 +220,17 @@ describe.each(backends)("access in one statement on $name", (backend) => {
       });
     });
     if (held !== undefined) await lockTaken;
-    const pending = callers.map((c) =>
-      accessVersion(domain, c, { region: "", secretId: secret.id, revision: "1" }),
+    // Settled from the start: the losers reject while the lock is still held.
+    const settled = Promise.allSettled(
+      callers.map((c) =>
+        accessVersion(domain, c, { region: "", secretId: secret.id, revision: "1" }),
+      ),
     );
     await new Promise((r) => setTimeout(r, 500));
     release();
     await held;
     await holder?.end({ timeout: 5 });
-    const outcomes = await Promise.allSettled(pending);
+    const outcomes = await settled;
     const served = outcomes.flatMap((o) => (o.status === "fulfilled" ? [o.value] : []));
     expect(served.map((r) => textOf(r.data))).toEqual(["only once"]);
     const refused = outcomes.flatMap((o) => (o.status === "rejected" ? [o.reason] : []));
@@ -265,6 +270,35 @@ describe.each(backends)("access in one statement on $name", (backend) => {
       revision: "1",
     });
     expect(textOf(read.data)).toBe("keep me");
+  });
+
+  it("creates a version in four statements (BEGIN, lock, one write, COMMIT), with its event", async () => {
+    const { secret } = await newSecret(domain, {}, "v1");
+    const c = audited();
+    const { result, n } = await counted(() =>
+      createVersion(domain, c, {
+        region: "",
+        secretId: secret.id,
+        data: utf8("v2"),
+        description: "second",
+        enabled: true,
+        disablePrevious: true,
+        etag: "",
+      }),
+    );
+    expect(n).toBe(4);
+    expect(result).toMatchObject({ revision: 2, status: "enabled", latest: true });
+    expect(result).toMatchObject({ description: "second", consumedAt: null });
+    expect(result.createdAt.getTime()).toBeGreaterThan(Date.now() - 60_000);
+    const first = await getVersion(domain, caller, {
+      region: "",
+      secretId: secret.id,
+      revision: "1",
+    });
+    expect(first.status).toBe("disabled");
+    expect(c.audit?.written).toBe(true);
+    const events = await eventOf(c);
+    expect(events.map((e) => [e.outcome, e.secretId, e.revision])).toEqual([["OK", secret.id, 2]]);
   });
 
   it("refuses in SQL what authorize() refuses, consuming nothing", async () => {
