@@ -24,7 +24,7 @@ const HELD_RETRY_MS = { first: 5, max: 1_000 };
 /** A live stream: receives, in order, every event after the position it subscribed at. */
 export interface Subscriber {
   deliver(events: readonly OutboxEvent[]): void;
-  /** Called every HEARTBEAT_TICK_MS with Date.now(): a quiet stream sends its heartbeat. */
+  /** Called every HEARTBEAT_TICK_MS with Date.now(): a quiet stream sends its heartbeat, a cancelled one ends. */
   tick(now: number): void;
   /** The feed is closing (server shutdown): the stream should end. */
   close(): void;

@@ -87,9 +87,10 @@ type Visible = Omit<OutboxEvent, "position">;
 
 /**
  * One open stream. It is a plain iterator object rather than an async
- * generator, and keeps no closures or timers of its own: thousands of idle
- * streams are the normal case, and each holds only this object, one pending
- * promise, and its place in the feed (which also drives its heartbeats).
+ * generator, and keeps no closures, timers or listeners of its own:
+ * thousands of idle streams are the normal case, and each holds only this
+ * object, one pending promise, and its place in the feed (whose tick drives
+ * its heartbeats and notices its abort).
  */
 class WatchStream<T> implements AsyncIterableIterator<T>, Subscriber {
   /** The last position yielded (or skipped as not visible); undefined before the first message. */
@@ -114,9 +115,7 @@ class WatchStream<T> implements AsyncIterableIterator<T>, Subscriber {
     private readonly since: { epoch: string; position: Position } | undefined,
     private readonly signal: AbortSignal,
     private readonly encode: (m: WatchMessage) => T,
-  ) {
-    signal.addEventListener("abort", this);
-  }
+  ) {}
 
   [Symbol.asyncIterator](): this {
     return this;
@@ -182,11 +181,6 @@ class WatchStream<T> implements AsyncIterableIterator<T>, Subscriber {
     return { done: true, value: undefined };
   }
 
-  /** The signal aborted (this object is its listener). */
-  handleEvent(): void {
-    this.wakeUp?.();
-  }
-
   // Subscriber: called by the feed.
 
   deliver(events: readonly OutboxEvent[]): void {
@@ -207,8 +201,13 @@ class WatchStream<T> implements AsyncIterableIterator<T>, Subscriber {
     if (this.queue.length > queued || this.overflowed) this.wakeUp?.();
   }
 
+  /**
+   * Time for a heartbeat, or the call was cancelled or ran past its
+   * deadline: a waiting stream notices an abort at its next tick rather than
+   * through a listener of its own.
+   */
   tick(now: number): void {
-    if (now >= this.quietUntil) this.wakeUp?.();
+    if (now >= this.quietUntil || this.signal.aborted) this.wakeUp?.();
   }
 
   close(): void {
@@ -270,7 +269,6 @@ class WatchStream<T> implements AsyncIterableIterator<T>, Subscriber {
   private finish(): void {
     this.finished = true;
     this.unsubscribe();
-    this.signal.removeEventListener("abort", this);
     this.wakeUp?.();
   }
 }
