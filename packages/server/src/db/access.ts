@@ -1,5 +1,5 @@
 import { type Query, type SQL, sql } from "drizzle-orm";
-import { PgDialect, type PgSession } from "drizzle-orm/pg-core";
+import { PgDialect, type PgSession, type SelectedFieldsOrdered } from "drizzle-orm/pg-core";
 import type { Db, Executor } from "./client.ts";
 import { pgErrorCode } from "./errors.ts";
 import { rowsOf } from "./migrate.ts";
@@ -203,9 +203,11 @@ export function executeRendered(
   query: Query,
   name: string,
   values: Record<string, unknown>,
+  /** Columns of the select list, in order: drizzle then maps rows as its query builder would. */
+  fields?: SelectedFieldsOrdered,
 ): Promise<unknown> {
   const session = (ex as unknown as { _: { session: PgSession } })._.session;
-  return session.prepareQuery(query, undefined, name, false).execute(values);
+  return session.prepareQuery(query, fields, name, false).execute(values);
 }
 
 /** Renders a statement with placeholders to SQL text, once. */

@@ -10,7 +10,8 @@ import {
   type SQL,
   sql,
 } from "drizzle-orm";
-import type { PgUpdateSetSource } from "drizzle-orm/pg-core";
+import type { PgColumn, PgUpdateSetSource } from "drizzle-orm/pg-core";
+import { executeRendered, render } from "./access.ts";
 import type { Executor } from "./client.ts";
 import { rowsOf } from "./migrate.ts";
 import { type SecretRow, secrets, secretVersions } from "./schema.ts";
@@ -71,13 +72,31 @@ export async function lockSecret(
   region: string,
   id: string,
 ): Promise<SecretRow | undefined> {
-  const [row] = await ex
-    .select()
-    .from(secrets)
-    .where(and(eq(secrets.id, id), eq(secrets.region, region)))
-    .for("update");
-  return row;
+  const rows = await executeRendered(
+    ex,
+    lockStatement,
+    "coffer_lock_secret",
+    { id, region },
+    lockFields,
+  );
+  return (rows as SecretRow[])[0];
 }
+
+/**
+ * lockSecret's statement, rendered once: every write path takes it, and
+ * drizzle's builder would rebuild it on each call. drizzle maps its rows
+ * (lockFields) exactly as `select().from(secrets)` would.
+ */
+const lockFields = Object.entries(getTableColumns(secrets)).map(([key, field]) => ({
+  path: [key],
+  field: field as PgColumn,
+}));
+const lockStatement = render(
+  sql`select ${sql.join(
+    lockFields.map((f) => sql.identifier(f.field.name)),
+    sql`, `,
+  )} from ${secrets} where ${secrets.id} = ${sql.placeholder("id")}::uuid and ${secrets.region} = ${sql.placeholder("region")}::text for update`,
+);
 
 /** Applies a change to a secret and bumps its generation (its etag). */
 export async function updateSecret(
