@@ -68,7 +68,7 @@ import {
 } from "./support/coffer.ts";
 import { type ProfileSummary, profilesIn, summarizeProfile } from "./support/cpu-profile.ts";
 import { grpcFrame } from "./support/grpc-frames.ts";
-import { ensureH2load, runH2load } from "./support/h2load.ts";
+import { ensureH2load, runH2loadLanes } from "./support/h2load.ts";
 import type { LoopResult, LoopSettings } from "./support/loop.ts";
 import {
   Child,
@@ -123,7 +123,8 @@ const SERVER_ROOT = process.env.BENCH_SERVER_ROOT
   : undefined;
 /** Streams in flight for the access benchmark: CONNECTIONS × STREAMS_PER_CONNECTION. */
 const ACCESS = { clients: 4, streams: 16 };
-const WRITES = { clients: 4, streams: 4 };
+/** 16 h2load lanes of one connection and one stream, each writing its own secret. */
+const WRITES = { clients: 1, streams: 1, lanes: 16 };
 const SINGLE_ACCESS_VERSIONS = 1000;
 const SINGLE_ACCESS_READERS = 64;
 
@@ -297,8 +298,10 @@ async function runLoopProcess(
 interface H2Target {
   name: string;
   url: string;
-  /** The request body, or a function giving each round's (called before the round). */
-  body: Buffer | (() => Promise<Buffer>);
+  /** The request body, or a function giving each round's for each lane (called before the round). */
+  body: Buffer | ((lane: number) => Promise<Buffer>);
+  /** h2load processes at once, each with `clients` × `streams` and its own body; default 1. */
+  lanes?: number;
   headers: string[];
   clients: number;
   streams: number;
@@ -312,42 +315,49 @@ interface H2Target {
 
 /** A warm-up and a measured h2load run of about SECONDS, with the server's CPU over the latter. */
 function h2Measurement(dir: string, t: H2Target, problems: string[]): () => Promise<Sample> {
-  const bodyFile = path.join(dir, `${t.name}.body`);
+  const lanes = Array.from({ length: t.lanes ?? 1 }, (_, i) => i);
+  const bodyFile = (lane: number) => path.join(dir, `${t.name}-${lane}.body`);
   let lastRate = 0;
   let round = 0;
   return async () => {
     round += 1;
-    await writeFile(bodyFile, typeof t.body === "function" ? await t.body() : t.body, {
-      mode: 0o600,
-    });
+    for (const lane of lanes) {
+      await writeFile(bodyFile(lane), typeof t.body === "function" ? await t.body(lane) : t.body, {
+        mode: 0o600,
+      });
+    }
     const before = t.count === undefined ? 0 : await t.count();
-    const common = {
-      url: t.url,
-      bodyFile,
-      headers: t.headers,
-      clients: t.clients,
-      streams: t.streams,
-    };
-    const warmup = lastRate > 0 ? Math.max(t.clients * t.streams, Math.round(lastRate)) : t.warmup;
-    const w = await runH2load({
-      ...common,
-      requests: warmup,
-      logFile: path.join(dir, "logs", `${t.name}-${round}-warmup.h2load`),
-      timeoutMs: 120_000,
-    });
-    const requests = Math.max(200, Math.round(Math.max(lastRate, w.rps) * SECONDS));
+    // Each lane sends its share of `requests` (rounded up to whole lanes).
+    const run = (requests: number, log: string, timeoutMs: number) =>
+      runH2loadLanes(
+        lanes.map((lane) => ({
+          url: t.url,
+          bodyFile: bodyFile(lane),
+          headers: t.headers,
+          clients: t.clients,
+          streams: t.streams,
+          requests: Math.ceil(requests / lanes.length),
+          logFile: path.join(dir, "logs", `${t.name}-${round}${log}-${lane}.h2load`),
+          timeoutMs,
+        })),
+      );
+    const inFlight = t.clients * t.streams * lanes.length;
+    const warmup =
+      lanes.length *
+      Math.ceil(
+        (lastRate > 0 ? Math.max(inFlight, Math.round(lastRate)) : t.warmup) / lanes.length,
+      );
+    const w = await run(warmup, "-warmup", 120_000);
+    const requests =
+      lanes.length *
+      Math.ceil(Math.max(200, Math.round(Math.max(lastRate, w.rps) * SECONDS)) / lanes.length);
     const a = {
       ticks: cpuTicksOf(t.pid),
       pg: t.pg ? postgresTicks() : 0,
       m: machineTicks(),
       at: monotonicUs(),
     };
-    const h = await runH2load({
-      ...common,
-      requests,
-      logFile: path.join(dir, "logs", `${t.name}-${round}.h2load`),
-      timeoutMs: SECONDS * 10_000 + 60_000,
-    });
+    const h = await run(requests, "", SECONDS * 10_000 + 60_000);
     const b = {
       ticks: cpuTicksOf(t.pid),
       pg: t.pg ? postgresTicks() : 0,
@@ -965,11 +975,12 @@ async function main(): Promise<void> {
     // A fresh secret each round: the versions of one secret are counted
     // (quota) under its row lock on every create, so a secret that keeps
     // growing across rounds would make later rounds slower.
-    let secretId = "";
+    const secretIds: string[] = [];
     let round = 0;
-    const body = async () => {
-      round += 1;
-      secretId = await createSecret(s, `writes-${round}`, payload);
+    const body = async (lane: number) => {
+      if (lane === 0) round += 1;
+      const secretId = await createSecret(s, `writes-${round}-${lane}`, payload);
+      secretIds[lane] = secretId;
       return grpcFrame(
         toBinary(
           CreateSecretVersionRequestSchema,
@@ -981,7 +992,7 @@ async function main(): Promise<void> {
       {
         key: "create-version",
         bench: "writes",
-        label: "Coffer CreateSecretVersion, gRPC, Postgres (one secret per round)",
+        label: "Coffer CreateSecretVersion, gRPC, Postgres (16 secrets, one per stream)",
         check: "HTTP 200 from h2load, and an OK audit event per request (ListAuditEvents)",
         coffer: s.server,
       },
@@ -996,8 +1007,12 @@ async function main(): Promise<void> {
             ...WRITES,
             pid: s.server.child.pid,
             pg: true,
-            warmup: 300,
-            count: () => okEvents(s.audit, "CreateSecretVersion", secretId),
+            warmup: 320,
+            count: async () => {
+              let n = 0;
+              for (const id of secretIds) n += await okEvents(s.audit, "CreateSecretVersion", id);
+              return n;
+            },
           },
           p,
         ),
@@ -1088,7 +1103,7 @@ async function main(): Promise<void> {
     const how =
       bench === "access"
         ? `Load: h2load (one thread) with a pre-encoded request, ${ACCESS.clients} connections × ${ACCESS.streams} streams = ${ACCESS.clients * ACCESS.streams} in flight; gRPC requests framed, Connect ones as unary \`application/proto\` POSTs. Coffer: revision "1" of a secret with a 1 KiB payload, a \`secret_access\` token, each call authenticated, decrypted and audited. The echo baselines decode the request and encode a 1 KiB AccessSecretVersionResponse (protobuf-es), nothing else. The loops run in their own process with ${64} concurrent workers (Postgres: the \`postgres\` driver, pool of 10 as Coffer's default; PGlite: in-process, with a data folder), each call a primary-key select of a version row with a 1 KiB ciphertext, an AES-256-GCM unwrap of its data key and a decrypt.`
-        : `Load: h2load with a pre-encoded CreateSecretVersion request, ${WRITES.clients} connections × ${WRITES.streams} streams = ${WRITES.clients * WRITES.streams} in flight, all on one secret (h2load sends one body; a fresh secret each round, since every create counts the secret's kept versions under its row lock), with a \`secret_write\` token; each call validates, encrypts under a fresh data key, and writes the version, its audit event and its watch event in one transaction. The loop: its own process, 16 workers, the \`postgres\` driver (pool of 10), per call a fresh data key, its wrap, the payload's encryption and one INSERT of a row of the same shape (no transaction block, no audit, no outbox).`;
+        : `Load: ${WRITES.lanes} h2load processes of ${WRITES.clients} connection × ${WRITES.streams} stream, each with a pre-encoded CreateSecretVersion request for its own secret (fresh secrets each round), so ${WRITES.lanes * WRITES.clients * WRITES.streams} writes are in flight on ${WRITES.lanes} secrets, as the loop's 16 workers write independent rows (the versions of one secret are numbered under its row lock, so writes to one secret are serialized by design), with a \`secret_write\` token; each call validates, encrypts under a fresh data key, and writes the version, its audit event and its watch event in one transaction. The loop: its own process, 16 workers, the \`postgres\` driver (pool of 10), per call a fresh data key, its wrap, the payload's encryption and one INSERT of a row of the same shape (no transaction block, no audit, no outbox).`;
     const lines = [
       title,
       "",

@@ -95,8 +95,35 @@ function finishedIn(out: string): number {
   return Number(m[1]) / (m[2] === "us" ? 1e6 : m[2] === "ms" ? 1e3 : 1);
 }
 
+/**
+ * Runs one h2load per lane at once (each lane its own body, e.g. its own
+ * secret) and adds them up: counts summed, the rate over the slowest lane's
+ * time, percentiles over every lane's requests.
+ */
+export async function runH2loadLanes(lanes: H2loadOptions[]): Promise<H2loadResult> {
+  const runs = await Promise.all(lanes.map((o) => h2load(o)));
+  const sum = (f: (r: H2loadResult) => number) => runs.reduce((n, r) => n + f(r.result), 0);
+  const latencies = runs.flatMap((r) => r.latencies).sort((a, b) => a - b);
+  const seconds = Math.max(...runs.map((r) => r.result.seconds));
+  return {
+    done: sum((r) => r.done),
+    succeeded: sum((r) => r.succeeded),
+    failed: sum((r) => r.failed),
+    errored: sum((r) => r.errored),
+    timeout: sum((r) => r.timeout),
+    status2xx: sum((r) => r.status2xx),
+    statusOther: sum((r) => r.statusOther),
+    seconds,
+    rps: sum((r) => r.done) / seconds,
+    p50Ms: percentile(latencies, 50),
+    p99Ms: percentile(latencies, 99),
+    maxMs: latencies.at(-1) ?? Number.NaN,
+    logNon2xx: sum((r) => r.logNon2xx),
+  };
+}
+
 /** Runs h2load (one thread) and parses its summary and per-request log. */
-export async function runH2load(o: H2loadOptions): Promise<H2loadResult> {
+async function h2load(o: H2loadOptions): Promise<{ result: H2loadResult; latencies: number[] }> {
   const args = [
     "-t",
     "1",
@@ -137,7 +164,7 @@ export async function runH2load(o: H2loadOptions): Promise<H2loadResult> {
     latencies.push(Number(cols[2]) / 1000);
   }
   latencies.sort((a, b) => a - b);
-  return {
+  const result = {
     done: num(out, /requests: \d+ total, \d+ started, (\d+) done/),
     succeeded: num(out, /(\d+) succeeded/),
     failed: num(out, /(\d+) failed/),
@@ -152,4 +179,5 @@ export async function runH2load(o: H2loadOptions): Promise<H2loadResult> {
     maxMs: latencies.at(-1) ?? Number.NaN,
     logNon2xx,
   };
+  return { result, latencies };
 }
