@@ -96,7 +96,7 @@ export function createCoffer(options: CofferOptions): Coffer {
  */
 export function createCofferTransport(options: CofferClientOptions): Transport {
   // Innermost, so that the retries see the corrected code.
-  const interceptors = [...cofferInterceptors(options), refusedStreamIsUnavailable];
+  const interceptors = [...cofferInterceptors(options), connectionLossIsUnavailable];
   const tls = tlsNodeOptions(options);
   const common = {
     baseUrl: options.url,
@@ -136,34 +136,71 @@ function tlsNodeOptions(options: CofferClientOptions): CofferTlsOptions | undefi
 }
 
 /**
- * A request the server refused with HTTP/2 REFUSED_STREAM (one that reached
- * a server that is shutting down, after its GOAWAY) was never processed, and
- * gRPC's HTTP/2 mapping makes it UNAVAILABLE, which callers may retry.
- * connect-node reports it as INTERNAL instead: Node emits the stream's error
- * before the close event that connect-node maps by reset code. This puts
- * UNAVAILABLE back; it is the innermost interceptor, so the retries and the
- * caller's own interceptors see the corrected code.
+ * Calls that the connection failed under are UNAVAILABLE, as gRPC's HTTP/2
+ * mapping has it and as callers expect (the retries retry UNAVAILABLE only),
+ * where connect-node reports other codes:
+ *
+ * - HTTP/2 REFUSED_STREAM (a request that reached a server shutting down,
+ *   after its GOAWAY; never processed): INTERNAL, since Node emits the
+ *   stream's error before the close event that connect-node maps by code;
+ * - a reset connection (a server killed, a proxy cut): ABORTED, with Node's
+ *   ECONNRESET or EPIPE as its cause. ABORTED is also what a server answers
+ *   for a stale etag, and that answer has no such cause, so it stays ABORTED;
+ * - an HTTP/2 connection closed under its streams (a killed server's socket
+ *   closes cleanly): its streams end with RST_STREAM CANCEL, which
+ *   connect-node reports as CANCELED, with no cause. The caller's own cancel
+ *   (abort signal) is CANCELED too, but then its signal says so, and that
+ *   one stays CANCELED.
+ *
+ * It is the innermost interceptor, so the retries and the caller's own
+ * interceptors see the corrected code. Errors of a stream's messages are
+ * mapped too, since a server may die in the middle of a stream.
  */
-const refusedStreamIsUnavailable: Interceptor = (next) => async (req) => {
+const connectionLossIsUnavailable: Interceptor = (next) => async (req) => {
+  const unavailable = (err: unknown): unknown =>
+    err instanceof ConnectError && isConnectionLoss(err, req.signal)
+      ? new ConnectError(err.rawMessage, Code.Unavailable, err.metadata, undefined, err.cause)
+      : err;
+  let res: Awaited<ReturnType<typeof next>>;
   try {
-    return await next(req);
+    res = await next(req);
   } catch (err) {
-    if (err instanceof ConnectError && err.code === Code.Internal && isRefusedStream(err.cause)) {
-      throw new ConnectError(err.rawMessage, Code.Unavailable, err.metadata, undefined, err.cause);
-    }
-    throw err;
+    throw unavailable(err);
   }
+  if (!res.stream) return res;
+  const messages = res.message;
+  return {
+    ...res,
+    message: (async function* () {
+      try {
+        yield* messages;
+      } catch (err) {
+        throw unavailable(err);
+      }
+    })(),
+  };
 };
 
-function isRefusedStream(cause: unknown): boolean {
-  for (let e = cause; e instanceof Error; e = e.cause) {
-    if (
-      (e as NodeJS.ErrnoException).code === "ERR_HTTP2_STREAM_ERROR" &&
-      e.message.includes("NGHTTP2_REFUSED_STREAM")
-    ) {
-      return true;
-    }
-    if (e.cause === e) break;
+function isConnectionLoss(err: ConnectError, signal: AbortSignal): boolean {
+  switch (err.code) {
+    case Code.Internal:
+      return causes(err).some(
+        (e) => e.code === "ERR_HTTP2_STREAM_ERROR" && e.message.includes("NGHTTP2_REFUSED_STREAM"),
+      );
+    case Code.Aborted:
+      return causes(err).some((e) => e.code === "ECONNRESET" || e.code === "EPIPE");
+    case Code.Canceled:
+      // connect-node's error for a stream reset with CANCEL is made without a
+      // cause; a local cancel carries the signal's reason.
+      return !signal.aborted && err.cause === undefined;
+    default:
+      return false;
   }
-  return false;
+}
+
+/** The errors under a ConnectError, outermost first (at most 8, in case of a cycle). */
+function causes(err: ConnectError): NodeJS.ErrnoException[] {
+  const out: NodeJS.ErrnoException[] = [];
+  for (let e = err.cause; e instanceof Error && out.length < 8; e = e.cause) out.push(e);
+  return out;
 }

@@ -38,7 +38,15 @@ export function tally(names: string[]): Record<string, number> {
  */
 export function failureOf(err: unknown): string {
   const e = ConnectError.from(err);
-  if (e.code === Code.Unavailable) return "Unavailable";
+  // @coffer/client reports a connection cut under a call as UNAVAILABLE,
+  // keeping connect-node's message; a refusal stays plain "Unavailable".
+  if (e.code === Code.Unavailable) {
+    return /ECONNRESET|EPIPE|stream closed with error code (CANCEL|NGHTTP2_CANCEL)|socket hang up/.test(
+      e.rawMessage,
+    )
+      ? "connection lost"
+      : "Unavailable";
+  }
   if (
     (e.code === Code.Aborted || e.code === Code.Canceled || e.code === Code.Internal) &&
     /ECONNRESET|ECONNREFUSED|EPIPE|stream closed with error code (CANCEL|NGHTTP2_CANCEL)|socket hang up/.test(
