@@ -100,6 +100,13 @@ export function addService<S extends DescService>(
 /** How close to the deadline a cancellation counts as the deadline. */
 const deadlineSlackMs = 100;
 
+/**
+ * The reason a call's signal is aborted with once the call is over. Built
+ * once: aborting without a reason makes a DOMException, with its stack, on
+ * every call.
+ */
+const CALL_OVER = new ConnectError("the call is over", Code.Canceled);
+
 type UnarySpec = Extract<MethodImplSpec, { kind: "unary" }>;
 type ServerStreamingSpec = Extract<MethodImplSpec, { kind: "server_streaming" }>;
 type CallContext = ReturnType<typeof createHandlerContext>;
@@ -129,7 +136,7 @@ function serveUnary(spec: UnarySpec, info: MethodInfo): grpc.handleUnaryCall<Buf
       } finally {
         // Connect aborts the signal when a call completes, and the context's
         // own deadline timer is cleared only here.
-        context.abort();
+        context.abort(CALL_OVER);
       }
     })();
   };
@@ -166,7 +173,7 @@ function serveServerStreaming(
           call.emit("error", errorStatus(e, context));
         }
       } finally {
-        context.abort();
+        context.abort(CALL_OVER);
       }
     })();
   };
@@ -183,18 +190,16 @@ function createCallContext(call: Call, spec: MethodImplSpec, info: MethodInfo): 
   // at about the moment the server's fires, in either order.
   const cancel = new AbortController();
   const onCancelled = () => {
+    // After any call completes too: then there is nothing to abort (and no
+    // error worth building).
+    if (context.signal.aborted) return;
     cancel.abort(
       Date.now() >= deadlineMs - deadlineSlackMs
         ? new ConnectError("the deadline was exceeded", Code.DeadlineExceeded)
         : new ConnectError("the client canceled the call", Code.Canceled),
     );
   };
-  if (call.cancelled) {
-    onCancelled();
-  } else {
-    call.once("cancelled", onCancelled);
-  }
-  return createHandlerContext({
+  const context = createHandlerContext({
     service: info.service,
     method: spec.method,
     protocolName: "grpc",
@@ -208,6 +213,12 @@ function createCallContext(call: Call, spec: MethodImplSpec, info: MethodInfo): 
     requestHeader: toHeaders(call.metadata),
     contextValues: createContextValues().set(peerKey, peerOf(call)),
   });
+  if (call.cancelled) {
+    onCancelled();
+  } else {
+    call.once("cancelled", onCancelled);
+  }
+  return context;
 }
 
 function peerOf(call: Call): string | undefined {
