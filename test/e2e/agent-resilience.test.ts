@@ -1,6 +1,5 @@
-import { spawn } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { type CofferClient, createCofferClient, VersionStatus } from "@coffer/client";
 import postgres from "postgres";
@@ -11,6 +10,7 @@ import {
   spawnAgent,
   writeAgentConfig,
 } from "../support/agent-process.ts";
+import { FileReader, type FileReads } from "../support/file-reader.ts";
 import { freePort } from "../support/ports.ts";
 import { newToken, type ServerProcess, startServer } from "../support/server-process.ts";
 import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
@@ -213,13 +213,9 @@ describe.each(stores)("coffer-agent through failures, on $name", (store) => {
     const { file } = await agentFor("rapid", id);
     expect(await contentOf(file)).toBe(big(1));
 
-    const stopFile = path.join(dir as string, "reader.stop");
-    const outFile = path.join(dir as string, "reader.json");
-    const reader = spawn(process.execPath, ["-e", READER, file, stopFile, outFile], {
-      stdio: "inherit",
-    });
-    const readerExit = new Promise((resolve) => reader.once("exit", resolve));
+    const reader = new FileReader(file, path.join(dir as string, "reader"));
     const updates = 1000;
+    let seen: FileReads;
     try {
       // Four writers at a time: each version still commits whole, in some order.
       let next = 2;
@@ -238,17 +234,11 @@ describe.each(stores)("coffer-agent through failures, on $name", (store) => {
         "the file holds the newest version",
         async () => (await contentOf(file)) === newest,
       );
-      await writeFile(stopFile, "");
-      await readerExit;
+      seen = await reader.stop();
     } finally {
       // A failed run must not leave the reader spinning.
-      reader.kill("SIGKILL");
+      reader.kill();
     }
-    const seen = JSON.parse(await readFile(outFile, "utf8")) as {
-      reads: number;
-      errors: string[];
-      contents: string[];
-    };
     const written = new Set(Array.from({ length: updates + 1 }, (_, i) => big(i + 1)));
     expect(seen.errors).toEqual([]);
     expect(seen.reads).toBeGreaterThan(updates);
@@ -257,29 +247,6 @@ describe.each(stores)("coffer-agent through failures, on $name", (store) => {
     for (const content of seen.contents) expect(written.has(content)).toBe(true);
   }, 180_000);
 });
-
-/**
- * The reader process: reads the file in a tight loop until the stop file
- * appears, then writes what it saw. Runs apart from the test runner so that
- * neither slows the other's event loop.
- */
-const READER = `
-const fs = require("node:fs");
-const [file, stop, out] = process.argv.slice(1);
-const contents = new Set();
-const errors = [];
-let reads = 0;
-for (;;) {
-  try {
-    contents.add(fs.readFileSync(file, "utf8"));
-  } catch (err) {
-    if (errors.length < 10) errors.push(String(err.code || err));
-  }
-  reads++;
-  if (reads % 200 === 0 && fs.existsSync(stop)) break;
-}
-fs.writeFileSync(out, JSON.stringify({ reads, errors, contents: [...contents] }));
-`;
 
 describe.skipIf(!testDatabaseUrl)("coffer-agent with two replicas on one Postgres", () => {
   let dir: string | undefined;
