@@ -2,6 +2,7 @@ import type { OptionSet } from "./args.ts";
 import { type Connection, requireProject } from "./connection.ts";
 import type { Context } from "./context.ts";
 import { CliError, ExitCode, UsageError } from "./errors.ts";
+import { formatTable, type OutputFormat } from "./output.ts";
 import { parsePositive, type SecretRef } from "./refs.ts";
 
 /**
@@ -100,6 +101,40 @@ export async function listPages<T>(
   }
   const res = await fetch(page ?? 1, size ?? 50);
   return { items: res.items, total: res.total, page: page ?? 1, pageSize: size ?? 50, all: false };
+}
+
+/** How a list command shows a listing. */
+export interface ListingView<T> {
+  /** `-o json`: the listing as the RPC's response message. */
+  json(listing: Listing<T>): string;
+  /** The table's headers, and each item's cells. */
+  columns: string[];
+  row(item: T): string[];
+  /** What the items are, for "No …" and "Showing … of …" on stderr. */
+  noun: string;
+}
+
+/** Prints a listing as JSON or as a table, then what was left out (see reportListing). */
+export async function printListing<T>(
+  ctx: Context,
+  format: OutputFormat,
+  listing: Listing<T>,
+  view: ListingView<T>,
+): Promise<undefined> {
+  if (format === "json") {
+    await ctx.io.stdout.write(view.json(listing));
+    return undefined;
+  }
+  if (listing.items.length > 0) {
+    await ctx.io.stdout.write(
+      formatTable(
+        view.columns,
+        listing.items.map((i) => view.row(i)),
+      ),
+    );
+  }
+  await reportListing(ctx, listing, view.noun);
+  return undefined;
 }
 
 /**

@@ -10,9 +10,9 @@ import {
   requireProject,
 } from "../connection.ts";
 import { CONNECT_CODES, UsageError } from "../errors.ts";
-import { formatTable, formatTime, fullPath, jsonText, parseOutputFormat } from "../output.ts";
+import { formatTime, fullPath, jsonText, parseOutputFormat } from "../output.ts";
 import { isUuid, parseSecretRef, parseTime } from "../refs.ts";
-import { listPages, PAGE_OPTIONS, reportListing, resolveSecretId } from "../resolve.ts";
+import { listPages, PAGE_OPTIONS, printListing, resolveSecretId } from "../resolve.ts";
 
 const SERVICES = [SecretService, AdminService];
 
@@ -123,33 +123,28 @@ unless --all-projects.`,
       });
       return { items: res.events, total: res.totalCount };
     });
-    if (format === "json") {
-      const res = create(ListAuditEventsResponseSchema, {
-        events: listing.items,
-        totalCount: listing.total,
-      });
-      await ctx.io.stdout.write(jsonText(ListAuditEventsResponseSchema, res));
-      return undefined;
-    }
-    if (listing.items.length > 0) {
-      await ctx.io.stdout.write(
-        formatTable(
-          ["TIME", "METHOD", "OUTCOME", "SECRET", "REVISION", "TOKEN", "PEER", "REQUEST"],
-          listing.items.map((e) => [
-            formatTime(e.time),
-            shortMethod(e.method),
-            e.outcome,
-            e.secretName ? fullPath(e.secretPath, e.secretName) : e.secretId,
-            e.revision === 0 ? "" : String(e.revision),
-            e.tokenId,
-            e.peer,
-            e.requestId,
-          ]),
+    return printListing(ctx, format, listing, {
+      json: (l) =>
+        jsonText(
+          ListAuditEventsResponseSchema,
+          create(ListAuditEventsResponseSchema, {
+            events: l.items,
+            totalCount: l.total,
+          }),
         ),
-      );
-    }
-    await reportListing(ctx, listing, "audit events");
-    return undefined;
+      columns: ["TIME", "METHOD", "OUTCOME", "SECRET", "REVISION", "TOKEN", "PEER", "REQUEST"],
+      row: (e) => [
+        formatTime(e.time),
+        shortMethod(e.method),
+        e.outcome,
+        e.secretName ? fullPath(e.secretPath, e.secretName) : e.secretId,
+        e.revision === 0 ? "" : String(e.revision),
+        e.tokenId,
+        e.peer,
+        e.requestId,
+      ],
+      noun: "audit events",
+    });
   },
 });
 

@@ -2,8 +2,8 @@ import { create } from "@bufbuild/protobuf";
 import { CreateProjectResponseSchema, ListProjectsResponseSchema } from "@coffer/api";
 import { command, group } from "../args.ts";
 import { CONNECTION_OPTIONS, connect, OUTPUT_OPTION } from "../connection.ts";
-import { formatTable, formatTime, jsonText, parseOutputFormat } from "../output.ts";
-import { listPages, PAGE_OPTIONS, reportListing } from "../resolve.ts";
+import { formatTime, jsonText, parseOutputFormat } from "../output.ts";
+import { listPages, PAGE_OPTIONS, printListing } from "../resolve.ts";
 import { updateProfile } from "./profile.ts";
 
 const createCommand = command({
@@ -54,24 +54,19 @@ const listCommand = command({
       const res = await conn.admin.listProjects({ page, pageSize });
       return { items: res.projects, total: res.totalCount };
     });
-    if (format === "json") {
-      const res = create(ListProjectsResponseSchema, {
-        projects: listing.items,
-        totalCount: listing.total,
-      });
-      await ctx.io.stdout.write(jsonText(ListProjectsResponseSchema, res));
-      return undefined;
-    }
-    if (listing.items.length > 0) {
-      await ctx.io.stdout.write(
-        formatTable(
-          ["ID", "NAME", "CREATED"],
-          listing.items.map((p) => [p.id, p.name, formatTime(p.createdAt)]),
+    return printListing(ctx, format, listing, {
+      json: (l) =>
+        jsonText(
+          ListProjectsResponseSchema,
+          create(ListProjectsResponseSchema, {
+            projects: l.items,
+            totalCount: l.total,
+          }),
         ),
-      );
-    }
-    await reportListing(ctx, listing, "projects");
-    return undefined;
+      columns: ["ID", "NAME", "CREATED"],
+      row: (p) => [p.id, p.name, formatTime(p.createdAt)],
+      noun: "projects",
+    });
   },
 });
 

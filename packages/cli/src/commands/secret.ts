@@ -38,7 +38,6 @@ import {
   enumChoices,
   enumName,
   formatDetails,
-  formatTable,
   formatTime,
   fullPath,
   jsonText,
@@ -47,7 +46,7 @@ import {
 } from "../output.ts";
 import { DATA_OPTIONS, readPayload } from "../payload.ts";
 import { parseDuration, parseFolder, parseSecretRef } from "../refs.ts";
-import { listPages, PAGE_OPTIONS, reportListing, resolveSecretId } from "../resolve.ts";
+import { listPages, PAGE_OPTIONS, printListing, resolveSecretId } from "../resolve.ts";
 
 const SECRET_ARG = {
   name: "SECRET",
@@ -339,32 +338,27 @@ PREFIX lists a folder and everything below it; --path lists one folder only.`,
       });
       return { items: res.secrets, total: res.totalCount };
     });
-    if (format === "json") {
-      const res = create(ListSecretsResponseSchema, {
-        secrets: listing.items,
-        totalCount: listing.total,
-      });
-      return write(ctx, jsonText(ListSecretsResponseSchema, res));
-    }
-    if (listing.items.length > 0) {
-      await write(
-        ctx,
-        formatTable(
-          ["SECRET", "TYPE", "VERSIONS", "STATUS", "TAGS", "UPDATED", "ID"],
-          listing.items.map((s) => [
-            fullPath(s.path, s.name),
-            enumName(SecretTypeSchema, s.type),
-            String(s.versionCount),
-            statusText(s),
-            s.tags.join(","),
-            formatTime(s.updatedAt),
-            s.id,
-          ]),
+    return printListing(ctx, format, listing, {
+      json: (l) =>
+        jsonText(
+          ListSecretsResponseSchema,
+          create(ListSecretsResponseSchema, {
+            secrets: l.items,
+            totalCount: l.total,
+          }),
         ),
-      );
-    }
-    await reportListing(ctx, listing, "secrets");
-    return undefined;
+      columns: ["SECRET", "TYPE", "VERSIONS", "STATUS", "TAGS", "UPDATED", "ID"],
+      row: (s) => [
+        fullPath(s.path, s.name),
+        enumName(SecretTypeSchema, s.type),
+        String(s.versionCount),
+        statusText(s),
+        s.tags.join(","),
+        formatTime(s.updatedAt),
+        s.id,
+      ],
+      noun: "secrets",
+    });
   },
 });
 
@@ -549,35 +543,29 @@ const browseCommand = command({
       current = res.currentPath;
       return { items: res.items, total: res.totalCount };
     });
-    if (format === "json") {
-      const res = create(BrowseSecretsResponseSchema, {
-        currentPath: current,
-        items: listing.items,
-        totalCount: listing.total,
-      });
-      return write(ctx, jsonText(BrowseSecretsResponseSchema, res));
-    }
-    if (listing.items.length > 0) {
-      await write(
-        ctx,
-        formatTable(
-          ["NAME", "KIND", "DETAIL"],
-          listing.items.map((item) =>
-            item.kind.case === "folder"
-              ? [`${item.fullPath}/`, "folder", count(item.kind.value.secretCount, "secret")]
-              : item.kind.case === "secret"
-                ? [
-                    item.fullPath,
-                    "secret",
-                    `${enumName(SecretTypeSchema, item.kind.value.type)}, ${count(item.kind.value.versionCount, "version")}`,
-                  ]
-                : [item.fullPath, "", ""],
-          ),
+    return printListing(ctx, format, listing, {
+      json: (l) =>
+        jsonText(
+          BrowseSecretsResponseSchema,
+          create(BrowseSecretsResponseSchema, {
+            currentPath: current,
+            items: l.items,
+            totalCount: l.total,
+          }),
         ),
-      );
-    }
-    await reportListing(ctx, listing, `entries under ${current}`);
-    return undefined;
+      columns: ["NAME", "KIND", "DETAIL"],
+      row: (item) =>
+        item.kind.case === "folder"
+          ? [`${item.fullPath}/`, "folder", count(item.kind.value.secretCount, "secret")]
+          : item.kind.case === "secret"
+            ? [
+                item.fullPath,
+                "secret",
+                `${enumName(SecretTypeSchema, item.kind.value.type)}, ${count(item.kind.value.versionCount, "version")}`,
+              ]
+            : [item.fullPath, "", ""],
+      noun: `entries under ${current}`,
+    });
   },
 });
 
@@ -598,23 +586,19 @@ const tagsCommand = command({
       });
       return { items: res.tags, total: res.totalCount };
     });
-    if (format === "json") {
-      const res = create(ListTagsResponseSchema, {
-        tags: listing.items,
-        totalCount: listing.total,
-      });
-      return write(ctx, jsonText(ListTagsResponseSchema, res));
-    }
-    if (listing.items.length > 0)
-      await write(
-        ctx,
-        formatTable(
-          ["TAG"],
-          listing.items.map((t) => [t]),
+    return printListing(ctx, format, listing, {
+      json: (l) =>
+        jsonText(
+          ListTagsResponseSchema,
+          create(ListTagsResponseSchema, {
+            tags: l.items,
+            totalCount: l.total,
+          }),
         ),
-      );
-    await reportListing(ctx, listing, "tags");
-    return undefined;
+      columns: ["TAG"],
+      row: (t) => [t],
+      noun: "tags",
+    });
   },
 });
 
@@ -636,24 +620,19 @@ const typesCommand = command({
       });
       return { items: res.types, total: res.totalCount };
     });
-    if (format === "json") {
-      const res = create(ListSecretTypesResponseSchema, {
-        types: listing.items,
-        totalCount: listing.total,
-      });
-      return write(ctx, jsonText(ListSecretTypesResponseSchema, res));
-    }
-    if (listing.items.length > 0) {
-      await write(
-        ctx,
-        formatTable(
-          ["TYPE"],
-          listing.items.map((t) => [enumName(SecretTypeSchema, t)]),
+    return printListing(ctx, format, listing, {
+      json: (l) =>
+        jsonText(
+          ListSecretTypesResponseSchema,
+          create(ListSecretTypesResponseSchema, {
+            types: l.items,
+            totalCount: l.total,
+          }),
         ),
-      );
-    }
-    await reportListing(ctx, listing, "types in use");
-    return undefined;
+      columns: ["TYPE"],
+      row: (t) => [enumName(SecretTypeSchema, t)],
+      noun: "types in use",
+    });
   },
 });
 

@@ -23,14 +23,13 @@ import {
   enumChoices,
   enumName,
   formatDetails,
-  formatTable,
   formatTime,
   jsonText,
   parseEnum,
   parseOutputFormat,
 } from "../output.ts";
 import { isUuid, parseDuration, parseFolder, parseTime } from "../refs.ts";
-import { listPages, PAGE_OPTIONS, reportListing } from "../resolve.ts";
+import { listPages, PAGE_OPTIONS, printListing } from "../resolve.ts";
 
 /** A grant as the user writes it: `ROLE[@PROJECT][:/path]`. */
 export interface GrantSpec {
@@ -212,32 +211,27 @@ const listCommand = command({
       });
       return { items: res.tokens, total: res.totalCount };
     });
-    if (format === "json") {
-      const res = create(ListTokensResponseSchema, {
-        tokens: listing.items,
-        totalCount: listing.total,
-      });
-      await ctx.io.stdout.write(jsonText(ListTokensResponseSchema, res));
-      return undefined;
-    }
-    if (listing.items.length > 0) {
-      await ctx.io.stdout.write(
-        formatTable(
-          ["ID", "NAME", "PREFIX", "GRANTS", "CREATED", "EXPIRES", "REVOKED"],
-          listing.items.map((t) => [
-            t.id,
-            t.name,
-            t.prefix,
-            t.grants.map(grantText).join(","),
-            formatTime(t.createdAt),
-            formatTime(t.expiresAt),
-            formatTime(t.revokedAt),
-          ]),
+    return printListing(ctx, format, listing, {
+      json: (l) =>
+        jsonText(
+          ListTokensResponseSchema,
+          create(ListTokensResponseSchema, {
+            tokens: l.items,
+            totalCount: l.total,
+          }),
         ),
-      );
-    }
-    await reportListing(ctx, listing, "tokens");
-    return undefined;
+      columns: ["ID", "NAME", "PREFIX", "GRANTS", "CREATED", "EXPIRES", "REVOKED"],
+      row: (t) => [
+        t.id,
+        t.name,
+        t.prefix,
+        t.grants.map(grantText).join(","),
+        formatTime(t.createdAt),
+        formatTime(t.expiresAt),
+        formatTime(t.revokedAt),
+      ],
+      noun: "tokens",
+    });
   },
 });
 

@@ -34,7 +34,6 @@ import {
   enumChoices,
   enumName,
   formatDetails,
-  formatTable,
   formatTime,
   jsonText,
   parseEnum,
@@ -48,7 +47,7 @@ import {
   parseTime,
   type SecretRef,
 } from "../refs.ts";
-import { listPages, PAGE_OPTIONS, reportListing, resolveSecretId } from "../resolve.ts";
+import { listPages, PAGE_OPTIONS, printListing, resolveSecretId } from "../resolve.ts";
 
 const SECRET_ARG = {
   name: "SECRET",
@@ -199,31 +198,26 @@ const listCommand = command({
       });
       return { items: res.versions, total: res.totalCount };
     });
-    if (format === "json") {
-      const res = create(ListSecretVersionsResponseSchema, {
-        versions: listing.items,
-        totalCount: listing.total,
-      });
-      return write(ctx, jsonText(ListSecretVersionsResponseSchema, res));
-    }
-    if (listing.items.length > 0) {
-      await write(
-        ctx,
-        formatTable(
-          ["REVISION", "STATUS", "LATEST", "CREATED", "EPHEMERAL", "DESCRIPTION"],
-          listing.items.map((v) => [
-            String(v.revision),
-            enumName(VersionStatusSchema, v.status),
-            v.latest ? "yes" : "",
-            formatTime(v.createdAt),
-            propertiesText(v.ephemeralProperties),
-            v.description,
-          ]),
+    return printListing(ctx, format, listing, {
+      json: (l) =>
+        jsonText(
+          ListSecretVersionsResponseSchema,
+          create(ListSecretVersionsResponseSchema, {
+            versions: l.items,
+            totalCount: l.total,
+          }),
         ),
-      );
-    }
-    await reportListing(ctx, listing, "versions");
-    return undefined;
+      columns: ["REVISION", "STATUS", "LATEST", "CREATED", "EPHEMERAL", "DESCRIPTION"],
+      row: (v) => [
+        String(v.revision),
+        enumName(VersionStatusSchema, v.status),
+        v.latest ? "yes" : "",
+        formatTime(v.createdAt),
+        propertiesText(v.ephemeralProperties),
+        v.description,
+      ],
+      noun: "versions",
+    });
   },
 });
 
