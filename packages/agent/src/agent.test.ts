@@ -193,6 +193,23 @@ describe("startAgent", () => {
     ).toBe(true);
   });
 
+  it("saves a cursor moved by events for nothing it writes later, and at the latest when it stops", async () => {
+    const fake = new FakeCoffer();
+    fake.createSecret("/", "a", { data: "x" });
+    const { agent } = await start(fake, config(fake, [file("a", "a")]));
+    await agent.ready;
+    await until(async () => (await savedCursor()) === String(fake.head));
+    const saved = await savedCursor();
+    // Changes to a secret the agent does not write: nothing to do but move the cursor.
+    const other = fake.createSecret("/", "other", { data: "o1" });
+    for (let i = 2; i <= 5; i++) fake.addVersion(other, `o${i}`);
+    await until(() => agent.status().cursor === String(fake.head));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await savedCursor()).toBe(saved);
+    await agent.stop();
+    expect(await savedCursor()).toBe(String(fake.head));
+  });
+
   it("reconciles everything on RESYNC", async () => {
     const fake = new FakeCoffer();
     fake.createSecret("/", "a", { data: "x" });

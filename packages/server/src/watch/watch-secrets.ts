@@ -93,7 +93,11 @@ type Visible = Omit<OutboxEvent, "position">;
  * its heartbeats and notices its abort).
  */
 class WatchStream<T> implements AsyncIterableIterator<T>, Subscriber {
-  /** The last position yielded (or skipped as not visible); undefined before the first message. */
+  /**
+   * Where the stream is: live, the last event yielded; catching up, how far
+   * the outbox was read (what `page` holds comes before it). Undefined
+   * before the first message.
+   */
   private position: Position | undefined;
   /** Messages read from the outbox, not yet yielded (catching up). */
   private page: WatchMessage[] = [];
@@ -138,7 +142,7 @@ class WatchStream<T> implements AsyncIterableIterator<T>, Subscriber {
           // out final events), then subscribe in the same tick as the check,
           // so that nothing falls between.
           if (this.feed.isBehind(this.position)) {
-            await this.readPage(this.position);
+            await this.readPage();
             continue;
           }
           this.after = this.position;
@@ -239,10 +243,10 @@ class WatchStream<T> implements AsyncIterableIterator<T>, Subscriber {
     };
   }
 
-  /** Reads one page of the outbox after `from`, up to the feed's head, into `page`. */
-  private async readPage(from: Position): Promise<void> {
+  /** Reads one page of the outbox after `position`, up to the feed's head, into `page`. */
+  private async readPage(): Promise<void> {
     const upTo = this.feed.head;
-    const { events } = await readEvents(this.feed.db, from, PAGE, upTo);
+    const { events } = await readEvents(this.feed.db, this.position ?? ORIGIN, PAGE, upTo);
     for (const e of events) {
       const event = this.filter.view(e);
       if (event !== undefined) this.page.push({ cursor: this.cursor(e.position), ...event });
