@@ -13,6 +13,7 @@ import {
 import { FileReader, type FileReads } from "../support/file-reader.ts";
 import { freePort } from "../support/ports.ts";
 import { newToken, type ServerProcess, startServer } from "../support/server-process.ts";
+import { runUnless } from "../support/skip.ts";
 import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
 
 /**
@@ -248,7 +249,11 @@ describe.each(stores)("coffer-agent through failures, on $name", (store) => {
   }, 180_000);
 });
 
-describe.skipIf(!testDatabaseUrl)("coffer-agent with two replicas on one Postgres", () => {
+const onPostgres = runUnless(
+  testDatabaseUrl ? undefined : "needs TEST_DATABASE_URL (two replicas share one Postgres)",
+);
+
+describe("coffer-agent with two replicas on one Postgres", onPostgres, () => {
   let dir: string | undefined;
   let data: Store | undefined;
   const servers: ServerProcess[] = [];

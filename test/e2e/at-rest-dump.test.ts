@@ -16,6 +16,7 @@ import { createClient } from "@connectrpc/connect";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newToken, type ServerProcess, startServer } from "../support/server-process.ts";
+import { runUnless } from "../support/skip.ts";
 import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
 
 /**
@@ -50,7 +51,11 @@ function encodings(value: string): string[] {
   return forms;
 }
 
-describe.skipIf(!testDatabaseUrl)("pg_dump after a scenario", () => {
+const onPostgres = runUnless(
+  testDatabaseUrl ? undefined : "needs TEST_DATABASE_URL (pg_dump of a Postgres database)",
+);
+
+describe("pg_dump after a scenario", onPostgres, () => {
   let admin: postgres.Sql | undefined;
   let databaseName: string | undefined;
   let databaseUrl = "";

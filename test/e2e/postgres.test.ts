@@ -11,6 +11,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newToken, type ServerProcess, startServer } from "../support/server-process.ts";
+import { runUnless } from "../support/skip.ts";
 import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
 
 /**
@@ -62,7 +63,11 @@ function tally(outcomes: PromiseSettledResult<unknown>[]): Record<string, number
   return counts;
 }
 
-describe.skipIf(!testDatabaseUrl)("two server processes on one Postgres database", () => {
+const onPostgres = runUnless(
+  testDatabaseUrl ? undefined : "needs TEST_DATABASE_URL (two servers on one Postgres)",
+);
+
+describe("two server processes on one Postgres database", onPostgres, () => {
   let admin: postgres.Sql | undefined;
   let databaseName: string | undefined;
   let dataDir: string | undefined;

@@ -6,9 +6,10 @@ import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest"
 import { type AgentProcess, spawnAgent, writeAgentConfig } from "../support/agent-process.ts";
 import { FileReader } from "../support/file-reader.ts";
 import { newToken, type ServerProcess, startServer } from "../support/server-process.ts";
+import { runUnless } from "../support/skip.ts";
 import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
 import { errorLines } from "./support/diagnose.ts";
-import { type FreshDatabase, freshDatabase, testDatabaseUrl } from "./support/postgres.ts";
+import { type FreshDatabase, freshDatabase, postgresMissing } from "./support/postgres.ts";
 import { sleep, until } from "./support/wait.ts";
 
 /**
@@ -45,7 +46,7 @@ function wellFormed(content: string): boolean {
   );
 }
 
-describe.skipIf(!testDatabaseUrl)("coffer-agent killed during a burst of updates", () => {
+describe("coffer-agent killed during a burst of updates", runUnless(postgresMissing), () => {
   let dir: string | undefined;
   let db: FreshDatabase | undefined;
   let server: ServerProcess | undefined;

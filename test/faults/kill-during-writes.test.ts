@@ -3,8 +3,9 @@ import { crc32 } from "node:zlib";
 import { type CofferClient, createCofferClient, VersionStatus } from "@coffer/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newToken, type ServerProcess, startServer } from "../support/server-process.ts";
+import { runUnless } from "../support/skip.ts";
 import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
-import { type FreshDatabase, freshDatabase, testDatabaseUrl } from "./support/postgres.ts";
+import { type FreshDatabase, freshDatabase, postgresMissing } from "./support/postgres.ts";
 import { failureOf, tally, until } from "./support/wait.ts";
 
 /**
@@ -20,7 +21,7 @@ const PER_WRITER = 60;
 /** The server is killed once this many versions have been acknowledged. */
 const KILL_AFTER = 150;
 
-describe.skipIf(!testDatabaseUrl)("kill -9 of the server during writes, on Postgres", () => {
+describe("kill -9 of the server during writes, on Postgres", runUnless(postgresMissing), () => {
   let dir: string | undefined;
   let db: FreshDatabase | undefined;
   let server: ServerProcess | undefined;

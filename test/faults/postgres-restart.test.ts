@@ -9,9 +9,10 @@ import {
 import { createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newToken, type ServerProcess, startServer } from "../support/server-process.ts";
+import { runUnless } from "../support/skip.ts";
 import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
 import { describeExit } from "../support/tsx-process.ts";
-import { PrivatePostgres, testDatabaseUrl } from "./support/postgres.ts";
+import { PrivatePostgres, privatePostgresMissing } from "./support/postgres.ts";
 import { codeName, sleep, tally, until } from "./support/wait.ts";
 
 /**
@@ -20,8 +21,8 @@ import { codeName, sleep, tally, until } from "./support/wait.ts";
  * it is down every call fails with UNAVAILABLE, which a client may retry,
  * soon (not at its deadline), and health says NOT_SERVING; once it is back
  * the same server process serves again within seconds, and says SERVING.
- * Runs where the Postgres suites run (TEST_DATABASE_URL set), since it needs
- * the same Postgres binaries.
+ * Runs wherever the Postgres server binaries are installed, with or without
+ * TEST_DATABASE_URL; skips, saying so, where they are not.
  */
 
 /** How long Postgres stays down. */
@@ -48,7 +49,7 @@ interface Outcome {
   endedAt: number;
 }
 
-describe.skipIf(!testDatabaseUrl)("Postgres stopped and started under load", () => {
+describe("Postgres stopped and started under load", runUnless(privatePostgresMissing), () => {
   let dir: string | undefined;
   let pg: PrivatePostgres | undefined;
   let server: ServerProcess | undefined;

@@ -4,9 +4,10 @@ import { type CofferClient, createCofferClient } from "@coffer/client";
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import { type AgentProcess, spawnAgent, writeAgentConfig } from "../support/agent-process.ts";
 import { newToken, type ServerProcess, startServer } from "../support/server-process.ts";
+import { runUnless } from "../support/skip.ts";
 import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
 import { errorLines } from "./support/diagnose.ts";
-import { type FreshDatabase, freshDatabase, testDatabaseUrl } from "./support/postgres.ts";
+import { type FreshDatabase, freshDatabase, postgresMissing } from "./support/postgres.ts";
 import { failureOf, tally, until } from "./support/wait.ts";
 
 /**
@@ -33,7 +34,7 @@ interface Call {
   message?: string;
 }
 
-describe.skipIf(!testDatabaseUrl)("SIGTERM to a server under load, on Postgres", () => {
+describe("SIGTERM to a server under load, on Postgres", runUnless(postgresMissing), () => {
   let dir: string | undefined;
   let db: FreshDatabase | undefined;
   let server: ServerProcess | undefined;

@@ -1,25 +1,27 @@
 import { randomBytes } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { cp, readFile, rm } from "node:fs/promises";
+import path from "node:path";
 import { AdminService, SecretService } from "@coffer/api";
 import { createCofferTransport } from "@coffer/client";
 import { type Client, createClient } from "@connectrpc/connect";
+import { PGlite } from "@electric-sql/pglite";
 import postgres from "postgres";
 import { newToken, type ServerProcess, startServer } from "../support/server-process.ts";
 import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
 
 /**
- * What the fuzz suites share: a server process on a fresh Postgres database,
- * a direct connection to that database for snapshots, the server's resident
- * memory, and the seed every property runs with.
+ * What the fuzz suites share: a server process on a fresh database (a new
+ * Postgres database when TEST_DATABASE_URL is set, the embedded PGlite in a
+ * fresh data folder otherwise), snapshots of that database, the server's
+ * resident memory, and the seed every property runs with.
  */
 
-/** TEST_DATABASE_URL, or undefined (the suites skip loudly; under CI they fail). */
+/** TEST_DATABASE_URL, or undefined: the suites then run on the embedded PGlite (under CI they fail). */
 export const testDatabaseUrl = process.env.TEST_DATABASE_URL;
 if (process.env.CI && !testDatabaseUrl) {
-  throw new Error("CI is set but TEST_DATABASE_URL is not: the fuzz suites must run in CI");
-}
-if (!testDatabaseUrl) {
-  console.warn("SKIPPED: TEST_DATABASE_URL is not set; the fuzz suites need Postgres");
+  throw new Error(
+    "CI is set but TEST_DATABASE_URL is not: the fuzz suites must run on Postgres in CI",
+  );
 }
 
 /**
@@ -28,22 +30,26 @@ if (!testDatabaseUrl) {
  */
 export const FUZZ_SEED = Number(process.env.FUZZ_SEED ?? 20_240_606);
 
-/** A fuzz server: the process, its database and a direct connection to it. */
+/** A fuzz server: the process and a way to snapshot its database. */
 export interface FuzzServer {
   server: ServerProcess;
-  /** A direct connection to the server's database (for snapshots). */
-  sql: postgres.Sql;
-  databaseName: string;
+  backend: "postgres" | "pglite";
+  /** Row counts and digests of Coffer's tables (see {@link snapshotTables}). */
+  snapshot(): Promise<Record<string, string>>;
   stop(): Promise<void>;
 }
 
-/** Starts a server on a new database named `coffer_fuzz_<label>_<random>`. */
-export async function startFuzzServer(label: string): Promise<FuzzServer> {
-  if (!testDatabaseUrl) throw new Error("TEST_DATABASE_URL is not set");
-  const admin = postgres(testDatabaseUrl, { max: 1, onnotice: () => {} });
+/** Starts a server on a fresh database: Postgres when TEST_DATABASE_URL is set, else PGlite. */
+export function startFuzzServer(label: string): Promise<FuzzServer> {
+  return testDatabaseUrl ? startOnPostgres(label, testDatabaseUrl) : startOnPglite(label);
+}
+
+/** A server on a new Postgres database named `coffer_fuzz_<label>_<random>`. */
+async function startOnPostgres(label: string, testUrl: string): Promise<FuzzServer> {
+  const admin = postgres(testUrl, { max: 1, onnotice: () => {} });
   const databaseName = `coffer_fuzz_${label}_${randomBytes(5).toString("hex")}`;
   await admin.unsafe(`create database ${databaseName}`);
-  const url = new URL(testDatabaseUrl);
+  const url = new URL(testUrl);
   url.pathname = `/${databaseName}`;
   const dataDir = await makeTempDir(`fuzz-${label}`);
   let server: ServerProcess | undefined;
@@ -70,7 +76,61 @@ export async function startFuzzServer(label: string): Promise<FuzzServer> {
     await stop();
     throw err;
   }
-  return { server, sql, databaseName, stop };
+  const db = sql;
+  return {
+    server,
+    backend: "postgres",
+    snapshot: () => snapshotTables((text) => db.unsafe(text)),
+    stop,
+  };
+}
+
+/**
+ * A server on the embedded PGlite in a fresh data folder. The server holds
+ * that folder alone, so a snapshot reads a copy: the server is paused
+ * (SIGSTOP) while its region folder is copied, then resumed; PGlite writes
+ * through to the files, so the copy is what a crash at that instant would
+ * leave, and opening it replays the WAL like a restart after kill -9. Every
+ * call the test made has been answered by then, so everything it changed is
+ * committed in the copy.
+ */
+async function startOnPglite(label: string): Promise<FuzzServer> {
+  const dataDir = await makeTempDir(`fuzz-${label}`);
+  const copies = await makeTempDir(`fuzz-${label}-snapshots`);
+  let server: ServerProcess | undefined;
+  const stop = async () => {
+    server?.kill();
+    if (server) await server.exited;
+    await removeTempDir(dataDir);
+    await removeTempDir(copies);
+  };
+  try {
+    server = await startServer({
+      env: { COFFER_BOOTSTRAP_TOKEN: newToken(), COFFER_DATA_DIR: dataDir },
+    });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  const running = server;
+  let n = 0;
+  const snapshot = async () => {
+    const copy = path.join(copies, String(n++));
+    process.kill(running.pid, "SIGSTOP");
+    try {
+      await cp(path.join(dataDir, "regions", "local"), copy, { recursive: true });
+    } finally {
+      process.kill(running.pid, "SIGCONT");
+    }
+    const db = await PGlite.create(copy);
+    try {
+      return await snapshotTables(async (text) => (await db.query(text)).rows as never);
+    } finally {
+      await db.close();
+      await rm(copy, { recursive: true, force: true });
+    }
+  };
+  return { server, backend: "pglite", snapshot, stop };
 }
 
 /** Tables whose rows a rejected request may add to: failures are audited, and watch state is internal. */
@@ -81,14 +141,17 @@ const UNSNAPSHOTTED = new Set(["audit_events", "watch_events", "watch_state"]);
  * public schema but the audit trail and the watch outbox: two equal
  * snapshots mean no row was added, removed or changed.
  */
-export async function snapshotTables(sql: postgres.Sql): Promise<Record<string, string>> {
-  const tables = await sql<{ table_name: string }[]>`
-    select table_name from information_schema.tables
-    where table_schema = 'public' and table_type = 'BASE TABLE' order by table_name`;
+export async function snapshotTables(
+  query: <Row>(text: string) => Promise<Row[]>,
+): Promise<Record<string, string>> {
+  const tables = await query<{ table_name: string }>(
+    `select table_name from information_schema.tables
+    where table_schema = 'public' and table_type = 'BASE TABLE' order by table_name`,
+  );
   const snapshot: Record<string, string> = {};
   for (const { table_name: table } of tables) {
     if (UNSNAPSHOTTED.has(table)) continue;
-    const [row] = await sql.unsafe<{ n: number; digest: string | null }[]>(
+    const [row] = await query<{ n: number; digest: string | null }>(
       `select count(*)::int as n, md5(string_agg(t::text, '|' order by t::text)) as digest from "${table}" t`,
     );
     snapshot[table] = `${row?.n} rows, md5 ${row?.digest}`;

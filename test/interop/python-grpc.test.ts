@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { createCofferClient } from "@coffer/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newToken, PROTO_DIR, type ServerProcess, startServer } from "../support/server-process.ts";
+import { runUnless } from "../support/skip.ts";
 import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
 
 /**
@@ -100,10 +101,11 @@ function protoFiles(dir: string): string[] {
     .map((f) => path.join(dir, f));
 }
 
-describe.skipIf(skip)(
+describe(
   skip
     ? `Python grpcio client from protoc stubs (skipped: missing ${missing.join("; ")})`
     : "Python grpcio client from protoc stubs",
+  runUnless(skip ? `missing ${missing.join("; ")}` : undefined),
   () => {
     let dataDir: string | undefined;
     let stubsDir: string | undefined;

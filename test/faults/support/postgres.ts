@@ -1,5 +1,6 @@
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { existsSync, readdirSync } from "node:fs";
 import { chown, mkdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -11,16 +12,63 @@ const run = promisify(execFile);
 
 /**
  * The shared Postgres the fault tests create their databases in. CI sets
- * TEST_DATABASE_URL; without it the fault suites skip, and under CI they
- * fail rather than skip.
+ * TEST_DATABASE_URL; without it they run on a private cluster of their own
+ * (initdb, see {@link PrivatePostgres}) when the Postgres binaries are
+ * installed, and skip, saying why, only when they are not. Under CI a missing
+ * TEST_DATABASE_URL fails rather than falls back.
  */
 export const testDatabaseUrl = process.env.TEST_DATABASE_URL;
 if (process.env.CI && !testDatabaseUrl) {
   throw new Error("CI is set but TEST_DATABASE_URL is not: the fault tests must run on Postgres");
 }
-if (!testDatabaseUrl) {
-  console.warn("TEST_DATABASE_URL is not set: SKIPPING the fault tests, which need Postgres");
+
+/** The folder holding initdb, pg_ctl and postgres: `pg_config --bindir`, else the newest /usr/lib/postgresql/<n>/bin. */
+function findPostgresBin(): string | undefined {
+  const candidates: string[] = [];
+  try {
+    candidates.push(execFileSync("pg_config", ["--bindir"], { encoding: "utf8" }).trim());
+  } catch {
+    // No pg_config (Debian puts it in libpq-dev): look where Debian installs servers.
+  }
+  try {
+    const versions = readdirSync("/usr/lib/postgresql")
+      .filter((v) => /^\d+$/.test(v))
+      .sort((a, b) => Number(b) - Number(a));
+    candidates.push(...versions.map((v) => `/usr/lib/postgresql/${v}/bin`));
+  } catch {
+    // No Debian Postgres server.
+  }
+  return candidates.find((dir) => existsSync(path.join(dir, "initdb")));
 }
+
+const PG_BIN = findPostgresBin();
+/** Postgres refuses to run as root: as root, the cluster runs as the `postgres` account. */
+const asRoot = process.getuid?.() === 0;
+function hasPostgresAccount(): boolean {
+  try {
+    execFileSync("id", ["-u", "postgres"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Why a private cluster cannot be made here, or undefined when it can: the
+ * fault suites that need Postgres skip with this reason (and say it in the
+ * summary of `npm test`).
+ */
+export const privatePostgresMissing: string | undefined =
+  PG_BIN === undefined
+    ? "no Postgres server binaries (initdb, pg_ctl) found and TEST_DATABASE_URL not set"
+    : asRoot && !hasPostgresAccount()
+      ? "running as root without a postgres account to run a private cluster as, and TEST_DATABASE_URL not set"
+      : undefined;
+
+/** Why the suites on a fresh database skip: nothing when TEST_DATABASE_URL is set or a private cluster can be made. */
+export const postgresMissing: string | undefined = testDatabaseUrl
+  ? undefined
+  : privatePostgresMissing;
 
 /** A database of its own for one test file, and the server settings that use it. */
 export interface FreshDatabase {
@@ -30,13 +78,31 @@ export interface FreshDatabase {
   drop(): Promise<void>;
 }
 
-/** Creates an empty database, uniquely named, in the Postgres of TEST_DATABASE_URL. */
+/**
+ * Creates an empty database, uniquely named, in the Postgres of
+ * TEST_DATABASE_URL; without it, in a private cluster made for it, which
+ * `drop` removes.
+ */
 export async function freshDatabase(label: string): Promise<FreshDatabase> {
-  if (!testDatabaseUrl) throw new Error("TEST_DATABASE_URL is not set");
-  const admin = postgres(testDatabaseUrl, { max: 1, onnotice: () => {} });
+  if (testDatabaseUrl) return databaseIn(testDatabaseUrl, label, async () => {});
+  const cluster = await PrivatePostgres.create();
+  try {
+    return await databaseIn(cluster.url, label, () => cluster.destroy());
+  } catch (err) {
+    await cluster.destroy();
+    throw err;
+  }
+}
+
+async function databaseIn(
+  serverUrl: string,
+  label: string,
+  after: () => Promise<void>,
+): Promise<FreshDatabase> {
+  const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
   const name = `coffer_faults_${label}_${randomBytes(5).toString("hex")}`;
   await admin.unsafe(`create database ${name}`);
-  const url = new URL(testDatabaseUrl);
+  const url = new URL(serverUrl);
   url.pathname = `/${name}`;
   return {
     env: {
@@ -46,17 +112,18 @@ export async function freshDatabase(label: string): Promise<FreshDatabase> {
     drop: async () => {
       await admin.unsafe(`drop database if exists ${name} with (force)`);
       await admin.end();
+      await after();
     },
   };
 }
-
-const PG_BIN = "/usr/lib/postgresql/15/bin";
 
 /**
  * A private Postgres cluster, so that a test may stop and start it without
  * touching the Postgres other tests use: initdb into a temporary folder,
  * trust authentication, 127.0.0.1 on a free port, its unix socket in the
- * same folder. Postgres refuses to run as root, so it runs as `postgres`.
+ * same folder. Postgres refuses to run as root, so as root it runs as
+ * `postgres`. Needs the server binaries ({@link privatePostgresMissing} says
+ * when they are missing), not TEST_DATABASE_URL.
  */
 export class PrivatePostgres {
   private constructor(
@@ -79,9 +146,8 @@ export class PrivatePostgres {
     try {
       await mkdir(path.join(dir, "data"));
       await mkdir(path.join(dir, "socket"));
-      // uid/gid of the postgres account, from the system's own tools.
-      const uid = Number((await run("id", ["-u", "postgres"])).stdout.trim());
-      const gid = Number((await run("id", ["-g", "postgres"])).stdout.trim());
+      // uid/gid of the account the cluster runs as, from the system's own tools.
+      const { uid, gid } = await clusterOwner();
       for (const p of [dir, path.join(dir, "data"), path.join(dir, "socket")]) {
         await chown(p, uid, gid);
       }
@@ -149,11 +215,22 @@ async function stopCluster(data: string, mode: "fast" | "immediate" = "immediate
   await asPostgres("pg_ctl", ["-D", data, "-m", mode, "-w", "-t", "60", "stop"]);
 }
 
+async function clusterOwner(): Promise<{ uid: number; gid: number }> {
+  if (!asRoot) return { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+  const uid = Number((await run("id", ["-u", "postgres"])).stdout.trim());
+  const gid = Number((await run("id", ["-g", "postgres"])).stdout.trim());
+  return { uid, gid };
+}
+
 async function asPostgres(program: string, args: string[]): Promise<void> {
+  if (PG_BIN === undefined || privatePostgresMissing !== undefined) {
+    throw new Error(`cannot run ${program}: ${privatePostgresMissing}`);
+  }
+  const binary = path.join(PG_BIN, program);
   try {
-    await run("runuser", ["-u", "postgres", "--", path.join(PG_BIN, program), ...args], {
-      timeout: 90_000,
-    });
+    await (asRoot
+      ? run("runuser", ["-u", "postgres", "--", binary, ...args], { timeout: 90_000 })
+      : run(binary, args, { timeout: 90_000 }));
   } catch (err) {
     const e = err as Error & { stderr?: string; stdout?: string };
     throw new Error(`${program} ${args.at(-1)} failed: ${e.message}\n${e.stderr ?? ""}`);

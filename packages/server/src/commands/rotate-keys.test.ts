@@ -17,6 +17,7 @@ import {
   startTestServer,
 } from "../testing/backends.ts";
 import { addVersion, newSecret, query, textOf } from "../testing/domain-helpers.ts";
+import { runUnless } from "../testing/skip.ts";
 
 const repoRoot = fileURLToPath(new URL("../../../../", import.meta.url));
 const mainTs = fileURLToPath(new URL("../main.ts", import.meta.url));
@@ -190,7 +191,9 @@ describe("coffer-server rotate-keys on the embedded database", () => {
   });
 });
 
-describe.runIf(postgresBackend)("coffer-server rotate-keys on Postgres", () => {
+const onPostgres = runUnless(postgresBackend ? undefined : "needs TEST_DATABASE_URL (Postgres)");
+
+describe("coffer-server rotate-keys on Postgres", onPostgres, () => {
   it("rewraps under a live server that runs with the new ring", { timeout: 240_000 }, async () => {
     const url = (await postgresBackend?.freshUrl?.()) ?? "";
     const a = `A:${generateKey().toString("base64")}`;

@@ -12,6 +12,7 @@ import {
   testDomain,
 } from "../testing/backends.ts";
 import { newSecret } from "../testing/domain-helpers.ts";
+import { runUnless } from "../testing/skip.ts";
 import { RegionFeed } from "./feed.ts";
 
 const HOUR = 3_600_000;
@@ -61,7 +62,9 @@ describe.each(backends)("watch feed on $name", (backend) => {
 });
 
 // PGlite runs one transaction at a time, so only Postgres can interleave them.
-describe.skipIf(postgresBackend === undefined)("watch feed ordering on postgres", () => {
+const onPostgres = runUnless(postgresBackend ? undefined : "needs TEST_DATABASE_URL (Postgres)");
+
+describe("watch feed ordering on postgres", onPostgres, () => {
   let database: Database;
   beforeAll(async () => {
     database = await (postgresBackend as Backend).open();

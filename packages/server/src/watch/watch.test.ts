@@ -26,6 +26,7 @@ import {
   testConfig,
 } from "../testing/backends.ts";
 import { bytesIn, serverBackends, type TestServer } from "../testing/rpc-servers.ts";
+import { runUnless } from "../testing/skip.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 const K = WatchEventKind;
@@ -426,7 +427,9 @@ describe.each(serverBackends)("WatchSecrets shutdown on $name", (backend) => {
 
 const freshPostgresUrl = postgresBackend?.freshUrl;
 
-describe.skipIf(freshPostgresUrl === undefined)("WatchSecrets across replicas", () => {
+const onPostgres = runUnless(freshPostgresUrl ? undefined : "needs TEST_DATABASE_URL (Postgres)");
+
+describe("WatchSecrets across replicas", onPostgres, () => {
   it("streams on one replica what was written through another, in commit order", async () => {
     if (freshPostgresUrl === undefined) throw new Error("unreachable: skipped without Postgres");
     const url = await freshPostgresUrl();

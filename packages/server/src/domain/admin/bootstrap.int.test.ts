@@ -5,6 +5,7 @@ import { type Database, openDatabase } from "../../db/client.ts";
 import { migrate } from "../../db/migrate.ts";
 import { backends, dropPostgresDatabase, postgresBackend } from "../../testing/backends.ts";
 import { query } from "../../testing/domain-helpers.ts";
+import { runUnless } from "../../testing/skip.ts";
 import { BOOTSTRAP_TOKEN_NAME, bootstrapAdminToken } from "./bootstrap.ts";
 
 interface Row {
@@ -73,7 +74,9 @@ describe.each(backends)("bootstrap admin token on $name", (backend) => {
   });
 });
 
-describe.runIf(postgresBackend)("bootstrap on postgres, replicas starting together", () => {
+const onPostgres = runUnless(postgresBackend ? undefined : "needs TEST_DATABASE_URL (Postgres)");
+
+describe("bootstrap on postgres, replicas starting together", onPostgres, () => {
   let url: string;
   const replicas: Database[] = [];
   beforeAll(async () => {
