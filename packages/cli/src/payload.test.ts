@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { UsageError } from "./errors.ts";
+import { CliError, ExitCode, UsageError } from "./errors.ts";
 import { readPayload } from "./payload.ts";
 import { memoryContext } from "./test-io.ts";
 
@@ -45,12 +45,29 @@ describe("readPayload", () => {
     );
   });
 
-  it("refuses both flags, and a missing file", async () => {
+  it("refuses both flags", async () => {
     await expect(
       readPayload(memoryContext(), { data: "a", "from-file": "b" }, { required: true }),
     ).rejects.toThrow(UsageError);
-    await expect(
-      readPayload(memoryContext(), { "from-file": path.join(dir, "none") }, { required: true }),
-    ).rejects.toThrow("no such file");
+  });
+
+  it("refuses an unreadable --from-file with exit code 1, whatever the reason, and says why", async () => {
+    const locked = path.join(dir, "locked");
+    await writeFile(locked, "x", { mode: 0o000 });
+    const cases: [string, string][] = [
+      [path.join(dir, "none"), "no such file"],
+      [dir, "it is a folder, not a file"],
+      [path.join(dir, "bin", "below-a-file"), "no such file (a part of its path is not a folder)"],
+    ];
+    // root reads a mode 000 file anyway: the case only holds for other users.
+    if (process.getuid?.() !== 0) cases.push([locked, "permission denied"]);
+    for (const [file, why] of cases) {
+      const err = await readPayload(memoryContext(), { "from-file": file }, { required: true })
+        .then(() => undefined)
+        .catch((e: unknown) => e);
+      expect(err, file).toBeInstanceOf(CliError);
+      expect((err as CliError).exitCode, file).toBe(ExitCode.Failure);
+      expect((err as CliError).message, file).toBe(`cannot read --from-file ${file}: ${why}`);
+    }
   });
 });

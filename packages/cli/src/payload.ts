@@ -42,21 +42,38 @@ export async function readPayload(
   const file = values["from-file"];
   if (file === "-") return readStdin(ctx);
   if (file !== undefined) {
-    try {
-      return await readFile(file);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      throw new CliError(
-        `cannot read --from-file ${file}: ${code === "ENOENT" ? "no such file" : (err as Error).message}`,
-        code === "ENOENT" ? ExitCode.Usage : ExitCode.Failure,
-      );
-    }
+    return readFromFile(file);
   }
   if (!options.required) return undefined;
   if (ctx.io.stdin.isTTY) {
     throw new UsageError("no payload: give it with --from-file FILE, --data TEXT, or on stdin");
   }
   return readStdin(ctx);
+}
+
+/** Why a file cannot be read, in a few words, for the common cases. */
+const UNREADABLE: Record<string, string> = {
+  ENOENT: "no such file",
+  ENOTDIR: "no such file (a part of its path is not a folder)",
+  EISDIR: "it is a folder, not a file",
+  EACCES: "permission denied",
+  EPERM: "permission denied",
+  ELOOP: "too many symbolic links",
+};
+
+/**
+ * Reads `--from-file FILE`. Whatever makes it unreadable (missing, a folder,
+ * no permission...), the exit code is the one `coffer --help` documents for
+ * a file that cannot be read: 1.
+ */
+export async function readFromFile(file: string, flag = "--from-file"): Promise<Uint8Array> {
+  try {
+    return await readFile(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? "";
+    const why = UNREADABLE[code] ?? (err as Error).message;
+    throw new CliError(`cannot read ${flag} ${file}: ${why}`, ExitCode.Failure);
+  }
 }
 
 async function readStdin(ctx: Context): Promise<Uint8Array> {

@@ -476,17 +476,17 @@ describe("basic_credentials", () => {
 
   it("requires both fields as strings", () => {
     expect(invalidMessage("basic_credentials", json({ password: MARKER }), "data.username")).toBe(
-      "data.username: is required and must be a string",
+      "data.username: is required (a string)",
     );
     expect(invalidMessage("basic_credentials", json({ username: "admin" }), "data.password")).toBe(
-      "data.password: is required and must be a string",
+      "data.password: is required (a string)",
     );
     const message = invalidMessage(
       "basic_credentials",
       json({ username: "admin", password: [MARKER] }),
       "data.password",
     );
-    expect(message).toBe("data.password: is required and must be a string (got array)");
+    expect(message).toBe("data.password: must be a string (got array)");
   });
 
   it("refuses unknown fields", () => {
@@ -547,7 +547,7 @@ describe("database_credentials", () => {
     }
     expect(
       invalidMessage("database_credentials", json({ ...valid, port: 5432 }), "data.port"),
-    ).toBe("data.port: is required and must be a string (got number)");
+    ).toBe("data.port: must be a string (got number)");
   });
 
   it("requires every field", () => {
@@ -555,7 +555,7 @@ describe("database_credentials", () => {
       const partial: Record<string, string> = { ...valid };
       delete partial[name];
       expect(invalidMessage("database_credentials", json(partial), `data.${name}`)).toBe(
-        `data.${name}: is required and must be a string`,
+        `data.${name}: is required (a string)`,
       );
     }
   });
@@ -704,10 +704,10 @@ describe("ssh_key", () => {
 
   it("requires exactly the ssh_private_key field, as a string", () => {
     expect(invalidMessage("ssh_key", json({}), "data.ssh_private_key")).toBe(
-      "data.ssh_private_key: is required and must be a string",
+      "data.ssh_private_key: is required (a string)",
     );
     expect(invalidMessage("ssh_key", json({ ssh_private_key: 1 }), "data.ssh_private_key")).toBe(
-      "data.ssh_private_key: is required and must be a string (got number)",
+      "data.ssh_private_key: must be a string (got number)",
     );
     expect(
       invalidMessage(

@@ -135,9 +135,12 @@ function validateStringFields(
 ): void {
   for (const name of names) {
     const value = Object.hasOwn(object, name) ? object[name] : undefined;
+    // "is required" only of a field that is absent: one that is present with
+    // the wrong type is there, and saying otherwise sends the user looking
+    // for a typo in its name.
+    if (value === undefined) throw invalid(`${field}.${name}`, "is required (a string)");
     if (typeof value !== "string") {
-      const got = value === undefined ? "" : ` (got ${typeName(value)})`;
-      throw invalid(`${field}.${name}`, `is required and must be a string${got}`);
+      throw invalid(`${field}.${name}`, `must be a string (got ${typeName(value)})`);
     }
   }
   for (const key of Object.keys(object)) {

@@ -161,7 +161,7 @@ describe.each(backends)("secrets on $name", (backend) => {
     const error = await expectInvalid(
       create("basic_credentials", utf8('{"username":"app","pasword":"hunter2"}')),
       "first_version.data.password",
-      "is required and must be a string",
+      "is required (a string)",
     );
     expect(error.message).not.toContain("hunter2");
     await expectInvalid(

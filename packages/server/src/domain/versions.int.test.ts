@@ -190,7 +190,7 @@ describe.each(backends)("versions on $name", (backend) => {
       {
         type: "basic_credentials",
         valid: '{"username":"u","password":"p"}',
-        invalid: [['{"username":"u"}', "data.password", "is required and must be a string"]],
+        invalid: [['{"username":"u"}', "data.password", "is required (a string)"]],
       },
       {
         type: "database_credentials",
