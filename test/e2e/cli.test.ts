@@ -321,6 +321,103 @@ describe("coffer against a real server", { timeout: SLOW }, () => {
     expect(restored).toMatchObject({ code: 0, out: "Restored secret /bin/blob.\n" });
   });
 
+  it("edits tags, names the command that unprotects, and finds a secret scheduled for deletion", async () => {
+    expect(
+      (await run(["secret", "create", "/life/app", "--tag", "a", "--tag", "b", "--data", "x"]))
+        .code,
+    ).toBe(0);
+    const edited = await run([
+      "secret",
+      "update",
+      "/life/app",
+      "--add-tag",
+      "c",
+      "--remove-tag",
+      "a",
+    ]);
+    expect(edited.err).toBe("");
+    expect(edited.out).toMatch(/^tags: +b, c$/m);
+    const contradict = await run(["secret", "update", "/life/app", "--add-tag", "d", "--tag", "e"]);
+    expect(contradict.code).toBe(2);
+
+    expect((await run(["secret", "protect", "/life/app"])).code).toBe(0);
+    const refused = await run(["secret", "delete", "/life/app"]);
+    expect(refused.code).toBe(5);
+    expect(refused.err).toBe(
+      'coffer: secret /life/app is protected: it cannot be deleted (FAILED_PRECONDITION)\nhint: run "coffer secret unprotect /life/app" first, then delete it\n',
+    );
+    expect((await run(["secret", "unprotect", "/life/app"])).code).toBe(0);
+    expect((await run(["secret", "delete", "/life/app"])).code).toBe(0);
+
+    const live = await run(["secret", "get", "/life/app"]);
+    expect(live.code).toBe(3);
+    expect(live.err).toContain(
+      `coffer: no secret /life/app in project ${projectId}; one is scheduled for deletion: use --deleted\n`,
+    );
+    const scheduled = await run(["secret", "get", "/life/app", "--deleted"]);
+    expect(scheduled.err).toBe("");
+    expect(scheduled.code).toBe(0);
+    expect(scheduled.out).toMatch(/^status: +locked/m);
+    expect(live.err).toContain('hint: "coffer secret restore /life/app" cancels its deletion');
+  });
+
+  it("wraps a raw OpenSSH key file given to --type ssh_key, and shows each type's shape in --help", async () => {
+    const keyFile = path.join(work, "id_ed25519");
+    await new Promise<void>((resolve, reject) =>
+      spawn("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "cli-test", "-f", keyFile], {
+        stdio: "ignore",
+      }).once("close", (code) =>
+        code === 0 ? resolve() : reject(new Error(`ssh-keygen ${code}`)),
+      ),
+    );
+    const key = await readFile(keyFile, "utf8");
+    const created = await run([
+      "secret",
+      "create",
+      "/ops/deploy-key",
+      "--type",
+      "ssh_key",
+      "--from-file",
+      keyFile,
+    ]);
+    expect(created.err).toBe("");
+    expect(created.code).toBe(0);
+    const field = await run([
+      "version",
+      "access",
+      "/ops/deploy-key",
+      "--field",
+      "ssh_private_key",
+      "--raw",
+    ]);
+    expect(field.out).toBe(key);
+    const again = await run(["version", "create", "/ops/deploy-key", "--from-file", keyFile]);
+    expect(again.err).toBe("");
+    expect(again.code).toBe(0);
+    const help = await run(["secret", "create", "--help"]);
+    for (const type of [
+      "opaque",
+      "certificate",
+      "key_value",
+      "basic_credentials",
+      "database_credentials",
+      "ssh_key",
+    ]) {
+      expect(help.out).toMatch(new RegExp(`^  ${type} `, "m"));
+    }
+  });
+
+  it("refuses an unreadable --from-file with exit code 1, whatever the reason", async () => {
+    for (const [file, why] of [
+      ["no-such-file.json", "no such file"],
+      [".", "it is a folder, not a file"],
+    ]) {
+      const r = await run(["secret", "create", "/bad/file", "--from-file", file as string]);
+      expect(r.code, file).toBe(1);
+      expect(r.err, file).toBe(`coffer: cannot read --from-file ${file}: ${why}\n`);
+    }
+  });
+
   it("refuses without a token (exit 4, saying how to set one) and with a bad one", async () => {
     const none = await run(["secret", "list"], { env: { COFFER_TOKEN: undefined } });
     expect(none.code).toBe(4);

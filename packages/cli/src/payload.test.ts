@@ -1,9 +1,10 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { SecretType } from "@coffer/api";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CliError, ExitCode, UsageError } from "./errors.ts";
-import { readPayload } from "./payload.ts";
+import { mayNeedShaping, PAYLOAD_SHAPES, readPayload, shapePayload } from "./payload.ts";
 import { memoryContext } from "./test-io.ts";
 
 let dir = "";
@@ -68,6 +69,40 @@ describe("readPayload", () => {
       expect(err, file).toBeInstanceOf(CliError);
       expect((err as CliError).exitCode, file).toBe(ExitCode.Failure);
       expect((err as CliError).message, file).toBe(`cannot read --from-file ${file}: ${why}`);
+    }
+  });
+});
+
+describe("shapePayload", () => {
+  const key =
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
+  const bytes = (s: string) => new TextEncoder().encode(s);
+
+  it("wraps a raw OpenSSH key file into the ssh_key shape, byte for byte", () => {
+    const shaped = shapePayload(SecretType.SSH_KEY, bytes(key));
+    expect(JSON.parse(new TextDecoder().decode(shaped))).toEqual({ ssh_private_key: key });
+    expect(mayNeedShaping(bytes(key))).toBe(true);
+  });
+
+  it("passes the JSON shape, other types and binary data on as they are", () => {
+    const json = bytes(JSON.stringify({ ssh_private_key: key }));
+    expect(shapePayload(SecretType.SSH_KEY, json)).toBe(json);
+    expect(shapePayload(SecretType.CERTIFICATE, bytes(key))).toEqual(bytes(key));
+    const binary = new Uint8Array([0xff, 0xfe, 0x2d]);
+    expect(shapePayload(SecretType.SSH_KEY, binary)).toBe(binary);
+    expect(mayNeedShaping(json)).toBe(false);
+  });
+
+  it("shows every type's shape in the help", () => {
+    for (const type of [
+      "opaque",
+      "certificate",
+      "key_value",
+      "basic_credentials",
+      "database_credentials",
+      "ssh_key",
+    ]) {
+      expect(PAYLOAD_SHAPES).toMatch(new RegExp(`^  ${type} `, "m"));
     }
   });
 });

@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { SecretType } from "@coffer/api";
 import type { OptionSet } from "./args.ts";
 import type { Context } from "./context.ts";
 import { CliError, ExitCode, UsageError } from "./errors.ts";
@@ -90,4 +91,49 @@ async function readStdin(ctx: Context): Promise<Uint8Array> {
     chunks.push(buf);
   }
   return Buffer.concat(chunks);
+}
+
+/**
+ * What each type's payload looks like, for `--help`: the text a user puts in
+ * the file given to --from-file (or in --data).
+ */
+export const PAYLOAD_SHAPES = `Payload shapes, by --type:
+  opaque                any bytes
+  certificate           a PEM file: one or more PEM blocks (certificates, then
+                        optionally the private key), e.g. what openssl writes
+  key_value             a flat JSON object of strings, numbers and booleans:
+                        {"region": "eu", "retries": 3, "debug": false}
+  basic_credentials     {"username": "...", "password": "..."} (strings)
+  database_credentials  {"engine": "postgres", "host": "db", "port": "5432",
+                        "dbname": "shop", "username": "app", "password": "..."}
+                        (strings; engine postgres, mysql or other)
+  ssh_key               an OpenSSH private key file as ssh-keygen writes it
+                        (wrapped for you into {"ssh_private_key": "<the file>"}),
+                        or that JSON object itself`;
+
+/**
+ * The payload in its type's JSON shape. An `ssh_key` payload given as a raw
+ * private key file (PEM text, as ssh-keygen writes it) is wrapped into
+ * `{"ssh_private_key": ...}`; anything else is passed on as it is, for the
+ * server to check. Payload bytes are never echoed.
+ */
+export function shapePayload(type: SecretType, data: Uint8Array): Uint8Array {
+  const text = type === SecretType.SSH_KEY ? pemText(data) : undefined;
+  if (text === undefined) return data;
+  return new TextEncoder().encode(JSON.stringify({ ssh_private_key: text }));
+}
+
+/** Whether {@link shapePayload} may change this payload, for some type. */
+export function mayNeedShaping(data: Uint8Array): boolean {
+  return pemText(data) !== undefined;
+}
+
+/** The payload as text when it is UTF-8 starting with a PEM header. */
+function pemText(data: Uint8Array): string | undefined {
+  try {
+    const text = new TextDecoder("utf-8", { fatal: true }).decode(data);
+    return text.trimStart().startsWith("-----BEGIN ") ? text : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -19,7 +19,12 @@ import { parsePositive, type SecretRef } from "./refs.ts";
 export async function resolveSecretId(
   conn: Connection,
   ref: SecretRef,
-  options: { deleted?: boolean } = {},
+  options: {
+    /** Look among the secrets scheduled for deletion instead of the live ones. */
+    deleted?: boolean;
+    /** The command has a --deleted flag, which the not-found message then suggests. */
+    deletedFlag?: boolean;
+  } = {},
 ): Promise<string> {
   if (ref.kind === "id") return ref.id;
   const projectId = await requireProject(conn);
@@ -32,6 +37,25 @@ export async function resolveSecretId(
     pageSize: 10,
   });
   const [first, ...others] = res.secrets;
+  if (first === undefined && !options.deleted) {
+    // Not live: say so when one is scheduled for deletion there, rather than
+    // let the user believe it is gone for good.
+    const scheduled = await conn.secrets.listSecrets({
+      region: conn.settings.region,
+      projectId,
+      path: ref.path,
+      name: ref.name,
+      scheduledForDeletion: true,
+      pageSize: 1,
+    });
+    if (scheduled.secrets.length > 0) {
+      throw new CliError(
+        `no secret ${ref.text} in project ${projectId}; one is scheduled for deletion${options.deletedFlag ? ": use --deleted" : ""}`,
+        ExitCode.NotFound,
+        `"coffer secret restore ${ref.text}" cancels its deletion`,
+      );
+    }
+  }
   if (first === undefined) {
     throw new CliError(
       options.deleted

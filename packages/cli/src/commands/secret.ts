@@ -24,16 +24,18 @@ import {
   UnprotectSecretResponseSchema,
   UpdateSecretResponseSchema,
 } from "@coffer/api";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { command, group, type OptionSet } from "../args.ts";
 import {
   CONNECTION_OPTIONS,
+  type Connection,
   connect,
   OUTPUT_OPTION,
   PROJECT_OPTION,
   requireProject,
 } from "../connection.ts";
 import type { Context } from "../context.ts";
-import { UsageError } from "../errors.ts";
+import { CliError, ExitCode, UsageError } from "../errors.ts";
 import {
   enumChoices,
   enumName,
@@ -44,7 +46,7 @@ import {
   parseEnum,
   parseOutputFormat,
 } from "../output.ts";
-import { DATA_OPTIONS, readPayload } from "../payload.ts";
+import { DATA_OPTIONS, PAYLOAD_SHAPES, readPayload, shapePayload } from "../payload.ts";
 import { parseDuration, parseFolder, parseSecretRef } from "../refs.ts";
 import { listPages, PAGE_OPTIONS, printListing, resolveSecretId } from "../resolve.ts";
 
@@ -181,9 +183,10 @@ const createCommand = command({
   summary: "create a secret, optionally with its first version",
   description: `The secret is created at the path and name given. With --data or
 --from-file, its first version is created too, enabled. The payload is checked
-against the type (e.g. database_credentials needs JSON with engine, username,
-password, host, dbname and port), and its CRC-32 is sent so the server checks
-it arrived intact.`,
+against the type, and its CRC-32 is sent so the server checks it arrived
+intact.
+
+${PAYLOAD_SHAPES}`,
   args: [{ name: "SECRET", help: "where: /path/name, e.g. /prod/db (/db for the root folder)" }],
   options: {
     type: {
@@ -207,6 +210,8 @@ it arrived intact.`,
     "coffer secret create /prod/db --type database_credentials --from-file db.json",
     "coffer secret create /prod/api-key --from-file - < key.txt",
     "coffer secret create /ci/bootstrap --single-access --expiry-action delete --from-file token.txt",
+    "coffer secret create /ops/deploy-key --type ssh_key --from-file ~/.ssh/id_ed25519",
+    "coffer secret create /web/tls --type certificate --from-file fullchain-and-key.pem",
   ],
   async run(ctx, { values, args }) {
     const ref = parseSecretRef(args[0] as string);
@@ -219,7 +224,8 @@ it arrived intact.`,
         ? SecretType.OPAQUE
         : parseEnum<SecretType>(SecretTypeSchema, values.type, "--type");
     const policy = policyFrom(values, undefined);
-    const data = await readPayload(ctx, values, { required: false });
+    const read = await readPayload(ctx, values, { required: false });
+    const data = read === undefined ? undefined : shapePayload(type, read);
     if (data === undefined && values["version-description"] !== undefined) {
       throw new UsageError(
         "--version-description needs a first version: give --data or --from-file",
@@ -260,17 +266,26 @@ it arrived intact.`,
 const getCommand = command({
   name: "get",
   summary: "show a secret's metadata (never its payload)",
+  description: `By /path/name, the live secret there; with --deleted, the one scheduled
+for deletion there (an id finds either).`,
   args: [SECRET_ARG],
-  options: COMMON,
+  options: {
+    deleted: { type: "boolean", help: "the secret at /path/name that is scheduled for deletion" },
+    ...COMMON,
+  },
   examples: [
     "coffer secret get /prod/db",
     "coffer secret get /prod/db -o json | jq -r .secret.etag",
+    "coffer secret get /prod/old-db --deleted",
   ],
   async run(ctx, { values, args }) {
     const ref = parseSecretRef(args[0] as string);
     const format = parseOutputFormat(values.output);
     const conn = await connect(ctx, values);
-    const secretId = await resolveSecretId(conn, ref);
+    const secretId = await resolveSecretId(conn, ref, {
+      deleted: values.deleted ?? false,
+      deletedFlag: true,
+    });
     const res = await conn.secrets.getSecret({ region: conn.settings.region, secretId });
     if (format === "json") return write(ctx, jsonText(GetSecretResponseSchema, res));
     return write(ctx, res.secret ? secretDetails(res.secret) : "");
@@ -378,8 +393,10 @@ function parseOrder(text: string): ListSecretsOrderBy {
 const updateCommand = command({
   name: "update",
   summary: "rename, move, describe or tag a secret, or change its ephemeral policy",
-  description: `Changes only what the flags name. --tag replaces the whole tag list.
-The ephemeral flags change the policy of a secret created with one (a policy
+  description: `Changes only what the flags name. --tag replaces the whole tag list;
+--add-tag and --remove-tag change it, and the update is refused (exit code 5)
+if the secret changed since it was read, so that a concurrent change of its
+tags is never lost (run it again). The ephemeral flags change the policy of a secret created with one (a policy
 cannot be added to a secret created without one, nor removed).`,
   args: [SECRET_ARG],
   options: {
@@ -387,6 +404,18 @@ cannot be added to a secret created without one, nor removed).`,
     path: { type: "string", value: "FOLDER", help: "move it to this folder" },
     description: { type: "string", value: "TEXT", help: "a new description" },
     tag: { type: "string", multiple: true, value: "TAG", help: "the new tag list" },
+    "add-tag": {
+      type: "string",
+      multiple: true,
+      value: "TAG",
+      help: "add this tag, keep the others",
+    },
+    "remove-tag": {
+      type: "string",
+      multiple: true,
+      value: "TAG",
+      help: "remove this tag, keep the others",
+    },
     "clear-tags": { type: "boolean", help: "remove every tag" },
     ...POLICY_OPTIONS,
     "no-ttl": { type: "boolean", help: "ephemeral: versions no longer expire with time" },
@@ -397,6 +426,7 @@ cannot be added to a secret created without one, nor removed).`,
   examples: [
     "coffer secret update /prod/db --description 'orders database' --tag team-a --tag pci",
     "coffer secret update /prod/db --path /archive",
+    "coffer secret update /prod/db --add-tag pci --remove-tag draft",
   ],
   async run(ctx, { values, args }) {
     const ref = parseSecretRef(args[0] as string);
@@ -404,6 +434,14 @@ cannot be added to a secret created without one, nor removed).`,
     if (values.tag !== undefined && values["clear-tags"]) {
       throw new UsageError("--tag and --clear-tags contradict");
     }
+    const edits = [...(values["add-tag"] ?? []), ...(values["remove-tag"] ?? [])];
+    if (edits.length > 0 && (values.tag !== undefined || values["clear-tags"])) {
+      throw new UsageError(
+        `--add-tag and --remove-tag change the tag list; --${values.tag !== undefined ? "tag" : "clear-tags"} replaces it: give one or the other`,
+      );
+    }
+    const both = (values["add-tag"] ?? []).filter((t) => values["remove-tag"]?.includes(t));
+    if (both.length > 0) throw new UsageError(`--add-tag and --remove-tag both name "${both[0]}"`);
     const path = values.path === undefined ? undefined : parseFolder(values.path, "--path");
     const conn = await connect(ctx, values);
     const secretId = await resolveSecretId(conn, ref);
@@ -415,11 +453,24 @@ cannot be added to a secret created without one, nor removed).`,
       values["no-ttl"] ||
       values["no-single-access"];
     let policy: EphemeralPolicy | undefined;
+    const current =
+      touchesPolicy || edits.length > 0
+        ? (await conn.secrets.getSecret({ region, secretId })).secret
+        : undefined;
     if (touchesPolicy) {
-      const current = (await conn.secrets.getSecret({ region, secretId })).secret;
       policy = policyFrom(values, current?.ephemeralPolicy ?? create(EphemeralPolicySchema));
     }
-    const tags = values["clear-tags"] ? [] : values.tag;
+    let tags = values["clear-tags"] ? [] : values.tag;
+    // The list is edited as read: sending it with the etag read makes the
+    // server refuse it if someone changed the secret meanwhile.
+    let etag = values.etag ?? "";
+    if (edits.length > 0) {
+      const removed = new Set(values["remove-tag"] ?? []);
+      tags = [...(current?.tags ?? []), ...(values["add-tag"] ?? [])].filter(
+        (t) => !removed.has(t),
+      );
+      if (etag === "") etag = current?.etag ?? "";
+    }
     if (
       values.name === undefined &&
       path === undefined &&
@@ -428,7 +479,7 @@ cannot be added to a secret created without one, nor removed).`,
       policy === undefined
     ) {
       throw new UsageError(
-        "nothing to update: give --name, --path, --description, --tag, --clear-tags or an ephemeral flag",
+        "nothing to update: give --name, --path, --description, --tag, --add-tag, --remove-tag, --clear-tags or an ephemeral flag",
       );
     }
     const res = await conn.secrets.updateSecret({
@@ -439,7 +490,7 @@ cannot be added to a secret created without one, nor removed).`,
       ...(values.description !== undefined && { description: values.description }),
       ...(tags !== undefined && { tags: { values: tags } }),
       ...(policy !== undefined && { ephemeralPolicy: policy }),
-      etag: values.etag ?? "",
+      etag,
     });
     if (format === "json") return write(ctx, jsonText(UpdateSecretResponseSchema, res));
     return write(ctx, res.secret ? secretDetails(res.secret) : "");
@@ -461,11 +512,16 @@ default). An ephemeral secret is deleted at once. A protected secret refuses
     const format = parseOutputFormat(values.output);
     const conn = await connect(ctx, values);
     const secretId = await resolveSecretId(conn, ref);
-    const res = await conn.secrets.deleteSecret({
-      region: conn.settings.region,
-      secretId,
-      etag: values.etag ?? "",
-    });
+    const res = await conn.secrets
+      .deleteSecret({ region: conn.settings.region, secretId, etag: values.etag ?? "" })
+      .catch(async (err: unknown) => {
+        throw await explainProtected(
+          conn,
+          err,
+          secretId,
+          ref.kind === "path" ? ref.text : secretId,
+        );
+      });
     if (format === "json") return write(ctx, jsonText(DeleteSecretResponseSchema, res));
     return write(
       ctx,
@@ -475,6 +531,30 @@ default). An ephemeral secret is deleted at once. A protected secret refuses
     );
   },
 });
+
+/**
+ * A refused delete of a protected secret, told in CLI terms: the server's
+ * FAILED_PRECONDITION names the RPC to call, the user needs the command.
+ * Whether the secret is protected is read back rather than guessed from the
+ * message; any other error passes through as it came.
+ */
+async function explainProtected(
+  conn: Connection,
+  err: unknown,
+  secretId: string,
+  shown: string,
+): Promise<unknown> {
+  if (!(err instanceof ConnectError) || err.code !== Code.FailedPrecondition) return err;
+  const got = await conn.secrets
+    .getSecret({ region: conn.settings.region, secretId })
+    .catch(() => undefined);
+  if (got?.secret?.protected !== true) return err;
+  return new CliError(
+    `secret ${shown} is protected: it cannot be deleted (FAILED_PRECONDITION)`,
+    ExitCode.Conflict,
+    `run "coffer secret unprotect ${shown}" first, then delete it`,
+  );
+}
 
 const restoreCommand = command({
   name: "restore",

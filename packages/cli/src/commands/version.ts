@@ -39,7 +39,13 @@ import {
   parseEnum,
   parseOutputFormat,
 } from "../output.ts";
-import { DATA_OPTIONS, readPayload } from "../payload.ts";
+import {
+  DATA_OPTIONS,
+  mayNeedShaping,
+  PAYLOAD_SHAPES,
+  readPayload,
+  shapePayload,
+} from "../payload.ts";
 import {
   parseDuration,
   parseRevision,
@@ -98,7 +104,9 @@ const createCommand = command({
   summary: "add a version to a secret",
   description: `The payload comes from --data, --from-file, or stdin when it is piped.
 It must fit the secret's type. The new version is enabled unless --disabled;
---disable-previous disables the version that was the latest enabled one.`,
+--disable-previous disables the version that was the latest enabled one.
+
+${PAYLOAD_SHAPES}`,
   args: [SECRET_ARG],
   options: {
     ...DATA_OPTIONS,
@@ -115,9 +123,14 @@ It must fit the secret's type. The new version is enabled unless --disabled;
   async run(ctx, { values, args }) {
     const ref = parseSecretRef(args[0] as string);
     const format = parseOutputFormat(values.output);
-    const data = (await readPayload(ctx, values, { required: true })) as Uint8Array;
+    const read = (await readPayload(ctx, values, { required: true })) as Uint8Array;
     const conn = await connect(ctx, values);
     const secretId = await resolveSecretId(conn, ref);
+    // The secret's type decides the shape (an ssh_key from a raw key file).
+    const type = mayNeedShaping(read)
+      ? (await conn.secrets.getSecret({ region: conn.settings.region, secretId })).secret?.type
+      : undefined;
+    const data = type === undefined ? read : shapePayload(type, read);
     const res = await conn.secrets.createSecretVersion({
       region: conn.settings.region,
       secretId,
