@@ -57,6 +57,7 @@ const RETRIED: Record<string, Record<string, boolean>> = {
     DisableSecretVersion: false,
     DeleteSecretVersion: false,
     RestoreSecretVersion: false,
+    DestroySecretVersion: false,
     // Consuming accesses: see the no_consume cases below.
     AccessSecretVersion: false,
     AccessSecretVersionByPath: false,

@@ -6,6 +6,7 @@ import {
   AccessSecretVersionResponseSchema,
   CreateSecretVersionResponseSchema,
   DeleteSecretVersionResponseSchema,
+  DestroySecretVersionResponseSchema,
   DisableSecretVersionResponseSchema,
   EnableSecretVersionResponseSchema,
   EphemeralAction,
@@ -443,7 +444,7 @@ export function isUtf8Text(data: Uint8Array): boolean {
   return !/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(text);
 }
 
-type StateVerb = "enable" | "disable" | "delete" | "restore";
+type StateVerb = "enable" | "disable" | "delete" | "restore" | "destroy";
 
 const STATE_VERBS: Record<StateVerb, { summary: string; done: string; description?: string }> = {
   enable: {
@@ -463,6 +464,16 @@ const STATE_VERBS: Record<StateVerb, { summary: string; done: string; descriptio
     summary: "cancel a version's scheduled deletion; it comes back disabled",
     done: "Restored",
   },
+  destroy: {
+    summary: "destroy a version's payload now, for good (admins; audited)",
+    done: "Destroyed",
+    description: `Unlike "coffer version delete", which schedules the version for deletion
+and lets it be restored until the restore window ends, this destroys its
+payload at once: nothing can bring it back. For a payload that must be gone
+now (a leaked credential). The version stays listed, destroyed (status
+deleted), so its revision is never reused. Needs the admin role on the
+project and --yes; the call is audited.`,
+  },
 };
 
 function stateCommand(verb: StateVerb) {
@@ -472,12 +483,23 @@ function stateCommand(verb: StateVerb) {
     summary,
     ...(description !== undefined && { description }),
     args: [SECRET_ARG, REVISION_ARG],
-    options: { ...ETAG, ...COMMON },
-    examples: [`coffer version ${verb} /prod/db 1`],
+    options: {
+      ...ETAG,
+      ...(verb === "destroy" && {
+        yes: { type: "boolean", help: "yes, destroy it now: this cannot be undone" } as const,
+      }),
+      ...COMMON,
+    },
+    examples: [`coffer version ${verb} /prod/db 1${verb === "destroy" ? " --yes" : ""}`],
     async run(ctx, { values, args }) {
       const ref = parseSecretRef(args[0] as string);
       const revision = parseRevision(args[1] as string);
       const format = parseOutputFormat(values.output);
+      if (verb === "destroy" && !(values as { yes?: boolean }).yes) {
+        throw new UsageError(
+          `"coffer version destroy" destroys the payload at once and cannot be undone: add --yes (to schedule it for deletion, restorable, use "coffer version delete")`,
+        );
+      }
       const conn = await connect(ctx, values);
       const secretId = await resolveSecretId(conn, ref);
       const req = { region: conn.settings.region, secretId, revision, etag: values.etag ?? "" };
@@ -508,6 +530,12 @@ function stateCommand(verb: StateVerb) {
           json = jsonText(RestoreSecretVersionResponseSchema, res);
           break;
         }
+        case "destroy": {
+          const res = await conn.secrets.destroySecretVersion(req);
+          version = res.version;
+          json = jsonText(DestroySecretVersionResponseSchema, res);
+          break;
+        }
       }
       if (format === "json") return write(ctx, json);
       const shown = version?.revision ?? revision;
@@ -516,7 +544,9 @@ function stateCommand(verb: StateVerb) {
         ctx,
         verb === "delete"
           ? `Scheduled version ${shown} of ${ref.text} for deletion; undo with: coffer version restore ${ref.text} ${shown}\n`
-          : `${done} version ${shown} of ${ref.text}${verb === "restore" ? status : ""}.\n`,
+          : verb === "destroy"
+            ? `Destroyed version ${shown} of ${ref.text}: its payload is gone for good.\n`
+            : `${done} version ${shown} of ${ref.text}${verb === "restore" ? status : ""}.\n`,
       );
     },
   });
@@ -530,7 +560,8 @@ async function write(ctx: Context, text: string): Promise<undefined> {
 /** `coffer version ...`. */
 export const versionGroup = group({
   name: "version",
-  summary: "add, read, enable, disable and delete a secret's versions",
+  summary:
+    "add, read, enable, disable, delete (schedule for deletion) and destroy a secret's versions",
   description: `Each secret holds numbered versions (1, 2, 3...) of its payload. Commands
 take the secret as /path/name or by id, then a revision: a number, "latest"
 (the highest) or "latest_enabled" (the highest enabled one).`,
@@ -544,5 +575,6 @@ take the secret as /path/name or by id, then a revision: a number, "latest"
     stateCommand("disable"),
     stateCommand("delete"),
     stateCommand("restore"),
+    stateCommand("destroy"),
   ],
 });

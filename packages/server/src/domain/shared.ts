@@ -46,10 +46,11 @@ export async function lockForChange(
   region: string,
   secretId: string,
   etag: string,
+  permission: Permission = "write",
 ): Promise<SecretRow> {
   const secret = await lockSecret(tx, region, secretId);
   if (secret === undefined) throw secretNotFound(secretId);
-  authorizeSecret(caller, secret, "write");
+  authorizeSecret(caller, secret, permission);
   checkEtag(secret, etag);
   if (secret.deletionRequestedAt !== null) {
     throw failedPrecondition(

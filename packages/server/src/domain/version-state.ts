@@ -4,6 +4,7 @@ import type { SecretRow } from "../db/schema.ts";
 import { updateSecret } from "../db/secrets.ts";
 import { findVersion, updateVersion } from "../db/versions.ts";
 import { recordInTransaction } from "./audit.ts";
+import type { Permission } from "./authz.ts";
 import type { Caller, Domain } from "./context.ts";
 import { failedPrecondition } from "./errors.ts";
 import type { VersionView } from "./read-versions.ts";
@@ -35,12 +36,18 @@ type Transition = (
  * wanted state (the call then succeeds without a change), or throws when the
  * change is not allowed from the current status.
  */
-async function transition(domain: Domain, caller: Caller, input: VersionRef, change: Transition) {
+async function transition(
+  domain: Domain,
+  caller: Caller,
+  input: VersionRef,
+  change: Transition,
+  permission: Permission = "write",
+) {
   const region = regionFor(domain, caller, input.region);
   const id = validateUuid(input.secretId, "secret_id");
   const ref = parseRevision(input.revision);
   return inChange(domain, region, async (tx: Tx) => {
-    const secret = await lockForChange(tx, caller, region.name, id, input.etag);
+    const secret = await lockForChange(tx, caller, region.name, id, input.etag, permission);
     const version = await findVersion(tx, id, ref);
     if (version === undefined) throw versionNotFound(id, input.revision);
     const set = change(version, secret);
@@ -111,4 +118,32 @@ export function restoreVersion(domain: Domain, caller: Caller, input: VersionRef
     }
     return { status: "disabled", deletionRequestedAt: null };
   });
+}
+
+/**
+ * Destroys a version's payload at once: the data key and ciphertext are
+ * erased in this transaction, as the sweeper does at the end of the restore
+ * window, and the row stays as a tombstone (status deleted) so that its
+ * revision is never given out again. Admin role only: it skips the window
+ * that protects against a mistaken delete, so it cannot be undone. Works on a
+ * version scheduled for deletion too; one already destroyed is left as it is.
+ */
+export function destroyVersion(domain: Domain, caller: Caller, input: VersionRef) {
+  return transition(
+    domain,
+    caller,
+    input,
+    (v) => {
+      if (v.status === "deleted") return undefined;
+      return {
+        status: "deleted",
+        deletedAt: sql`now()`,
+        deletionRequestedAt: null,
+        keyId: null,
+        wrappedKey: null,
+        ciphertext: null,
+      };
+    },
+    "admin",
+  );
 }

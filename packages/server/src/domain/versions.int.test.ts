@@ -1,5 +1,6 @@
 import { generateKeyPairSync } from "node:crypto";
 import { crc32 } from "node:zlib";
+import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { backends } from "../testing/backends.ts";
 import {
@@ -9,6 +10,7 @@ import {
   expectDomainError,
   expectInvalid,
   newSecret,
+  query,
   textOf,
   utf8,
 } from "../testing/domain-helpers.ts";
@@ -19,7 +21,13 @@ import { getSecret } from "./read-secrets.ts";
 import { getVersion, listVersions, type VersionStatus } from "./read-versions.ts";
 import { etagOf } from "./shared.ts";
 import { updateVersion } from "./update-version.ts";
-import { deleteVersion, disableVersion, enableVersion, restoreVersion } from "./version-state.ts";
+import {
+  deleteVersion,
+  destroyVersion,
+  disableVersion,
+  enableVersion,
+  restoreVersion,
+} from "./version-state.ts";
 
 const pem = generateKeyPairSync("ec", { namedCurve: "P-256" })
   .privateKey.export({ type: "pkcs8", format: "pem" })
@@ -296,6 +304,63 @@ describe.each(backends)("versions on $name", (backend) => {
     await expectDomainError(access(secret.id, "1"), "failed_precondition", "is disabled");
     await enableVersion(domain, caller, at("1"));
     expect(await payloadOf(secret.id, "1")).toBe("one");
+  });
+
+  it("destroys a version's payload at once for an admin, with a watch event; refuses other roles", async () => {
+    const { secret } = await newSecret(domain, {}, "leaked");
+    await addVersion(domain, secret.id, "two");
+    await deleteVersion(domain, caller, ref(secret.id, "2"));
+    const before = etagOf(await secretOf(secret.id));
+    const destroyed = await destroyVersion(domain, caller, ref(secret.id, "1"));
+    expect(destroyed).toMatchObject({ revision: 1, status: "deleted" });
+    // A version scheduled for deletion is destroyed at once too.
+    expect(await destroyVersion(domain, caller, ref(secret.id, "2"))).toMatchObject({
+      status: "deleted",
+    });
+    expect(await revisions(secret.id, ["deleted"])).toEqual(["2:deleted", "1:deleted"]);
+    const rows = await query<{
+      revision: number;
+      key_id: unknown;
+      wrapped_key: unknown;
+      ciphertext: unknown;
+    }>(
+      dbs.db(),
+      sql`select revision, key_id, wrapped_key, ciphertext from secret_versions where secret_id = ${secret.id} order by revision`,
+    );
+    expect(rows).toEqual([
+      { revision: 1, key_id: null, wrapped_key: null, ciphertext: null },
+      { revision: 2, key_id: null, wrapped_key: null, ciphertext: null },
+    ]);
+    expect(etagOf(await secretOf(secret.id))).not.toBe(before);
+    await expectDomainError(access(secret.id, "1"), "failed_precondition");
+    await expectDomainError(
+      restoreVersion(domain, caller, ref(secret.id, "2")),
+      "failed_precondition",
+    );
+    const events = await query<{ kind: string; revision: number }>(
+      dbs.db(),
+      sql`select kind, revision from watch_events where secret_id = ${secret.id} and kind = 'version_destroyed' order by revision`,
+    );
+    expect(events.map((e) => e.revision)).toEqual([1, 2]);
+    // Destroyed is final: again, it changes nothing.
+    expect(await destroyVersion(domain, caller, ref(secret.id, "1"))).toMatchObject({
+      status: "deleted",
+    });
+
+    // full_access writes and reads payloads, but may not skip the restore window.
+    const { secret: other } = await newSecret(domain, {}, "kept");
+    const writer = {
+      ...caller,
+      principal: {
+        tokenId: "w",
+        grants: [{ projectId: other.projectId, role: "full_access" as const, pathPrefix: "/" }],
+      },
+    };
+    await expectDomainError(
+      destroyVersion(domain, writer, ref(other.id, "1")),
+      "permission_denied",
+    );
+    expect(await payloadOf(other.id, "1")).toBe("kept");
   });
 
   it("refuses a stale etag on every version change, with nothing changed", async () => {

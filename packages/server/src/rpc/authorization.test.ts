@@ -25,12 +25,13 @@ import { bytesIn, outcomeOf, serverBackends, type TestServer } from "../testing/
  * a payload.
  */
 
-type Permission = "read" | "write" | "access";
+/** `admin`: what only a project's admins may do to its secrets (DestroySecretVersion). */
+type Permission = "read" | "write" | "access" | "admin";
 type Want = "OK" | "PERMISSION_DENIED" | "NOT_FOUND" | "UNAUTHENTICATED";
 
 /** SPEC section 4, restated here so that the test does not trust the code's own table. */
 const PERMISSIONS: Record<Role, readonly Permission[]> = {
-  admin: ["read", "write", "access"],
+  admin: ["read", "write", "access", "admin"],
   full_access: ["read", "write", "access"],
   secret_write: ["read", "write"],
   read_only: ["read"],
@@ -288,6 +289,13 @@ const RPCS: Rpc[] = [
     perm: "write",
     mutates: { prepare: (admin, t) => admin.deleteSecretVersion(v1(t)) },
     call: (c, t) => c.restoreSecretVersion(v1(t)),
+  },
+  {
+    kind: "secret",
+    name: "DestroySecretVersion",
+    perm: "admin",
+    mutates: {},
+    call: (c, t) => c.destroySecretVersion(v1(t)),
   },
 ];
 

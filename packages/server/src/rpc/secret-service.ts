@@ -17,6 +17,7 @@ import { setProtection, updateSecret } from "../domain/update-secret.ts";
 import { updateVersion } from "../domain/update-version.ts";
 import {
   deleteVersion,
+  destroyVersion,
   disableVersion,
   enableVersion,
   restoreVersion,
@@ -206,6 +207,9 @@ export function secretService(
     },
     async restoreSecretVersion(req, ctx) {
       return version(await restoreVersion(domain, callerOf(ctx), req));
+    },
+    async destroySecretVersion(req, ctx) {
+      return version(await destroyVersion(domain, callerOf(ctx), req));
     },
   };
 }
