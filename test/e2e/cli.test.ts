@@ -407,6 +407,41 @@ describe("coffer against a real server", { timeout: SLOW }, () => {
     }
   });
 
+  it("destroys a version at once for an admin (--yes), audited; schedules with delete; refuses a full_access token", async () => {
+    expect((await run(["secret", "create", "/gone/key", "--data", "leaked"])).code).toBe(0);
+    expect((await run(["version", "create", "/gone/key", "--data", "v2"])).code).toBe(0);
+    const unsure = await run(["version", "destroy", "/gone/key", "1"]);
+    expect(unsure.code).toBe(2);
+    expect(unsure.err).toContain("add --yes");
+
+    const writer = await run(["token", "create", "writer", "--grant", "full_access:/"]);
+    expect(writer.code).toBe(0);
+    const denied = await run(["version", "destroy", "/gone/key", "1", "--yes"], {
+      env: { COFFER_TOKEN: writer.out.trim() },
+    });
+    expect(denied.code).toBe(4);
+    expect(denied.err).toContain("(PERMISSION_DENIED)");
+
+    const destroyed = await run(["version", "destroy", "/gone/key", "1", "--yes"]);
+    expect(destroyed.err).toBe("");
+    expect(destroyed).toMatchObject({
+      code: 0,
+      out: "Destroyed version 1 of /gone/key: its payload is gone for good.\n",
+    });
+    const access = await run(["version", "access", "/gone/key", "1"]);
+    expect(access.code).toBe(5);
+    expect(access.err).toContain("destroyed");
+    const scheduled = await run(["version", "delete", "/gone/key", "2"]);
+    expect(scheduled.out).toBe(
+      "Scheduled version 2 of /gone/key for deletion; undo with: coffer version restore /gone/key 2\n",
+    );
+    const events = await run(["audit", "list", "--method", "DestroySecretVersion", "-o", "json"]);
+    const outcomes = (JSON.parse(events.out).events as { outcome: string; revision: string }[]).map(
+      (e) => e.outcome,
+    );
+    expect(outcomes.sort()).toEqual(["OK", "PERMISSION_DENIED"]);
+  });
+
   it("refuses an unreadable --from-file with exit code 1, whatever the reason", async () => {
     for (const [file, why] of [
       ["no-such-file.json", "no such file"],
