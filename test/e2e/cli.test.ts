@@ -242,6 +242,30 @@ describe("coffer against a real server", { timeout: SLOW }, () => {
     const bad = await run(["version", "create", "/prod/db", "--data", '{"engine": "postgres"}']);
     expect(bad.code).toBe(2);
     expect(bad.err).toContain("(INVALID_ARGUMENT)");
+    // The flag the user typed is named, not the request field it filled; a
+    // field present with the wrong type is not said to be missing.
+    await writeFile(path.join(work, "bad-db.json"), '{"engine":"postgres","port":5432}');
+    const fromFile = await run([
+      "secret",
+      "create",
+      "/prod/bad-db",
+      "--type",
+      "database_credentials",
+      "--from-file",
+      "bad-db.json",
+    ]);
+    expect(fromFile.code).toBe(2);
+    expect(fromFile.err).toBe(
+      "coffer: --from-file bad-db.json: username: is required (a string) (INVALID_ARGUMENT)\n",
+    );
+    await writeFile(
+      path.join(work, "bad-db.json"),
+      '{"engine":"postgres","port":5432,"username":"u","password":"p","host":"h","dbname":"d"}',
+    );
+    const wrongType = await run(["version", "create", "/prod/db", "--from-file", "bad-db.json"]);
+    expect(wrongType.err).toBe(
+      "coffer: --from-file bad-db.json: port: must be a string (got number) (INVALID_ARGUMENT)\n",
+    );
   });
 
   it("prints exactly the bytes of a binary payload with --raw, from a file or stdin", async () => {

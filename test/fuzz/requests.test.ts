@@ -461,6 +461,7 @@ describe("fuzzed requests to every RPC", () => {
       ["secrets", "disableSecretVersion", 1, byRevision()],
       ["secrets", "deleteSecretVersion", 1, byRevision()],
       ["secrets", "restoreSecretVersion", 1, byRevision()],
+      ["secrets", "destroySecretVersion", 1, byRevision()],
       [
         "secrets",
         "watchSecrets",
@@ -738,6 +739,7 @@ describe("fuzzed requests to every RPC", () => {
         "disableSecretVersion",
         "deleteSecretVersion",
         "restoreSecretVersion",
+        "destroySecretVersion",
       ].map((method) =>
         broken(
           "secrets",

@@ -6,6 +6,7 @@ import {
   describeError,
   EXIT_CODE_HELP,
   ExitCode,
+  inFlagTerms,
   UsageError,
 } from "./errors.ts";
 
@@ -83,5 +84,48 @@ describe("describeError", () => {
   it("keeps a CLI error's exit code and turns anything else into 1", () => {
     expect(describeError(new CliError("gone", ExitCode.NotFound)).exitCode).toBe(3);
     expect(describeError(new Error("boom"))).toEqual({ message: "boom", exitCode: 1 });
+  });
+});
+
+describe("inFlagTerms", () => {
+  const refused = (message: string) => new ConnectError(message, Code.InvalidArgument);
+  const rethrown = (err: unknown, fields: Record<string, string | undefined>) => {
+    try {
+      inFlagTerms(fields)(err);
+    } catch (e) {
+      return e;
+    }
+    throw new Error("inFlagTerms returned");
+  };
+
+  it("names the flag the user typed, with what is below the field", () => {
+    const fields = {
+      "first_version.data": "--from-file db.json",
+      "first_version.description": "--version-description",
+      description: "--description",
+    };
+    const data = rethrown(refused("first_version.data.password: is required (a string)"), fields);
+    expect(data).toBeInstanceOf(CliError);
+    expect((data as CliError).message).toBe(
+      "--from-file db.json: password: is required (a string) (INVALID_ARGUMENT)",
+    );
+    expect((data as CliError).exitCode).toBe(ExitCode.Usage);
+    expect(
+      (rethrown(refused("first_version.description: must not hold NUL"), fields) as CliError)
+        .message,
+    ).toBe("--version-description: must not hold NUL (INVALID_ARGUMENT)");
+    expect(
+      (rethrown(refused("description: at most 1024 characters"), fields) as CliError).message,
+    ).toBe("--description: at most 1024 characters (INVALID_ARGUMENT)");
+  });
+
+  it("passes on what no flag set, and other codes, unchanged", () => {
+    const other = refused("project_id: must be a UUID");
+    expect(rethrown(other, { description: "--description" })).toBe(other);
+    const denied = new ConnectError("description: x", Code.PermissionDenied);
+    expect(rethrown(denied, { description: "--description" })).toBe(denied);
+    // A prefix of a name is not its parent field.
+    const longer = refused("descriptions: x");
+    expect(rethrown(longer, { description: "--description" })).toBe(longer);
   });
 });

@@ -137,3 +137,11 @@ function pemText(data: Uint8Array): string | undefined {
     return undefined;
   }
 }
+
+/** Where the payload came from, as the user typed it, for error messages. */
+export function payloadSource(values: { data?: string; "from-file"?: string }): string {
+  if (values.data !== undefined) return "--data";
+  const file = values["from-file"];
+  if (file === undefined || file === "-") return "the payload on stdin";
+  return `--from-file ${file}`;
+}

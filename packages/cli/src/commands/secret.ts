@@ -35,7 +35,7 @@ import {
   requireProject,
 } from "../connection.ts";
 import type { Context } from "../context.ts";
-import { CliError, ExitCode, UsageError } from "../errors.ts";
+import { CliError, ExitCode, inFlagTerms, UsageError } from "../errors.ts";
 import {
   enumChoices,
   enumName,
@@ -46,7 +46,13 @@ import {
   parseEnum,
   parseOutputFormat,
 } from "../output.ts";
-import { DATA_OPTIONS, PAYLOAD_SHAPES, readPayload, shapePayload } from "../payload.ts";
+import {
+  DATA_OPTIONS,
+  PAYLOAD_SHAPES,
+  payloadSource,
+  readPayload,
+  shapePayload,
+} from "../payload.ts";
 import { parseDuration, parseFolder, parseSecretRef } from "../refs.ts";
 import { listPages, PAGE_OPTIONS, printListing, resolveSecretId } from "../resolve.ts";
 
@@ -233,24 +239,35 @@ ${PAYLOAD_SHAPES}`,
     }
     const conn = await connect(ctx, values);
     const projectId = await requireProject(conn);
-    const res = await conn.secrets.createSecret({
-      region: conn.settings.region,
-      projectId,
-      path: ref.path,
-      name: ref.name,
-      type,
-      description: values.description ?? "",
-      tags: values.tag ?? [],
-      protected: values.protected ?? false,
-      ...(policy !== undefined && { ephemeralPolicy: policy }),
-      ...(data !== undefined && {
-        firstVersion: {
-          data,
-          dataCrc32: crc32(data),
-          description: values["version-description"] ?? "",
-        },
-      }),
-    });
+    const res = await conn.secrets
+      .createSecret({
+        region: conn.settings.region,
+        projectId,
+        path: ref.path,
+        name: ref.name,
+        type,
+        description: values.description ?? "",
+        tags: values.tag ?? [],
+        protected: values.protected ?? false,
+        ...(policy !== undefined && { ephemeralPolicy: policy }),
+        ...(data !== undefined && {
+          firstVersion: {
+            data,
+            dataCrc32: crc32(data),
+            description: values["version-description"] ?? "",
+          },
+        }),
+      })
+      .catch(
+        inFlagTerms({
+          "first_version.data": payloadSource(values),
+          "first_version.description": "--version-description",
+          description: "--description",
+          tags: "--tag",
+          "ephemeral_policy.time_to_live": "--ttl",
+          "ephemeral_policy.action": "--expiry-action",
+        }),
+      );
     if (format === "json") return write(ctx, jsonText(CreateSecretResponseSchema, res));
     const s = res.secret;
     const version = res.firstVersion
@@ -482,16 +499,28 @@ cannot be added to a secret created without one, nor removed).`,
         "nothing to update: give --name, --path, --description, --tag, --add-tag, --remove-tag, --clear-tags or an ephemeral flag",
       );
     }
-    const res = await conn.secrets.updateSecret({
-      region,
-      secretId,
-      ...(values.name !== undefined && { name: values.name }),
-      ...(path !== undefined && { path }),
-      ...(values.description !== undefined && { description: values.description }),
-      ...(tags !== undefined && { tags: { values: tags } }),
-      ...(policy !== undefined && { ephemeralPolicy: policy }),
-      etag,
-    });
+    const res = await conn.secrets
+      .updateSecret({
+        region,
+        secretId,
+        ...(values.name !== undefined && { name: values.name }),
+        ...(path !== undefined && { path }),
+        ...(values.description !== undefined && { description: values.description }),
+        ...(tags !== undefined && { tags: { values: tags } }),
+        ...(policy !== undefined && { ephemeralPolicy: policy }),
+        etag,
+      })
+      .catch(
+        inFlagTerms({
+          name: "--name",
+          path: "--path",
+          description: "--description",
+          tags: edits.length > 0 ? "--add-tag" : "--tag",
+          "ephemeral_policy.time_to_live": "--ttl",
+          "ephemeral_policy.action": "--expiry-action",
+          etag: "--etag",
+        }),
+      );
     if (format === "json") return write(ctx, jsonText(UpdateSecretResponseSchema, res));
     return write(ctx, res.secret ? secretDetails(res.secret) : "");
   },

@@ -30,7 +30,7 @@ import {
   requireProject,
 } from "../connection.ts";
 import type { Context } from "../context.ts";
-import { CliError, ExitCode, UsageError } from "../errors.ts";
+import { CliError, ExitCode, inFlagTerms, UsageError } from "../errors.ts";
 import {
   enumChoices,
   enumName,
@@ -44,6 +44,7 @@ import {
   DATA_OPTIONS,
   mayNeedShaping,
   PAYLOAD_SHAPES,
+  payloadSource,
   readPayload,
   shapePayload,
 } from "../payload.ts";
@@ -132,16 +133,20 @@ ${PAYLOAD_SHAPES}`,
       ? (await conn.secrets.getSecret({ region: conn.settings.region, secretId })).secret?.type
       : undefined;
     const data = type === undefined ? read : shapePayload(type, read);
-    const res = await conn.secrets.createSecretVersion({
-      region: conn.settings.region,
-      secretId,
-      data,
-      dataCrc32: crc32(data),
-      description: values.description ?? "",
-      ...(values.disabled && { enabled: false }),
-      disablePrevious: values["disable-previous"] ?? false,
-      etag: values.etag ?? "",
-    });
+    const res = await conn.secrets
+      .createSecretVersion({
+        region: conn.settings.region,
+        secretId,
+        data,
+        dataCrc32: crc32(data),
+        description: values.description ?? "",
+        ...(values.disabled && { enabled: false }),
+        disablePrevious: values["disable-previous"] ?? false,
+        etag: values.etag ?? "",
+      })
+      .catch(
+        inFlagTerms({ data: payloadSource(values), description: "--description", etag: "--etag" }),
+      );
     if (format === "json") return write(ctx, jsonText(CreateSecretVersionResponseSchema, res));
     const v = res.version;
     return write(

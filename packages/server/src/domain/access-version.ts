@@ -292,7 +292,7 @@ async function refuse(ex: Executor, secretId: string, revision: number): Promise
     case "scheduled_for_deletion":
       throw failedPrecondition(`${what} is scheduled for deletion; restore it to access it`);
     case "deleted":
-      throw failedPrecondition(`${what} is deleted: its payload is destroyed`);
+      throw failedPrecondition(`${what} is destroyed: its payload is gone for good`);
     default:
       throw failedPrecondition(
         `${what} expired at ${v.expiresAt?.toISOString() ?? "an earlier time"} (ephemeral policy); enable it again or create a new version`,

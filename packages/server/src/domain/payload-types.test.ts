@@ -223,6 +223,20 @@ describe("UTF-8", () => {
 });
 
 describe("certificate", () => {
+  it("never quotes a non-standard PEM label: it is payload text", () => {
+    const label = "pm592f702f437219a1";
+    const cases = [
+      `-----BEGIN ${label}-----\n!!!!\n-----END ${label}-----\n`,
+      `-----BEGIN ${label}-----\nAAAA\n-----END OTHER-----\n`,
+      `-----BEGIN ${label}----- trailing\nAAAA\n-----END ${label}-----\n`,
+    ];
+    for (const text of cases) {
+      const message = invalidMessage("certificate", new TextEncoder().encode(text), "data");
+      expect(message).not.toContain(label);
+      expect(message).toContain("a non-standard label");
+    }
+  });
+
   it("accepts a certificate", () => {
     expect(() => validatePayload("certificate", bytes(CERT))).not.toThrow();
   });

@@ -6,8 +6,10 @@ import { invalid } from "./errors.ts";
  *
  * Invariant: messages thrown from this file name a field and a rule, never a
  * payload byte or value. That is why parser errors (JSON.parse, OpenSSL) are
- * swallowed rather than passed on: they can quote the input. JSON keys and PEM
- * labels are structure, not values, and may be named.
+ * swallowed rather than passed on: they can quote the input. JSON keys are
+ * structure, not values, and may be named; a PEM label is named only when it
+ * is one of the standard ones ({@link shownLabel}): any other is text of the
+ * payload's choosing.
  */
 
 /** The type of a secret, chosen at creation and immutable. */
@@ -192,7 +194,7 @@ function validateSshKey(object: Record<string, unknown>, field: string): void {
   if (!PRIVATE_KEY_LABELS.has(block.label) && block.label !== "ENCRYPTED PRIVATE KEY") {
     throw invalid(
       keyFieldName,
-      `must be a PEM or OpenSSH private key (got a PEM block labelled ${block.label})`,
+      `must be a PEM or OpenSSH private key (got a PEM block labelled ${shownLabel(block.label)})`,
     );
   }
   checkPemBlock(block, keyFieldName);
@@ -230,6 +232,29 @@ const PRIVATE_KEY_LABELS = new Set([
   "DSA PRIVATE KEY",
 ]);
 const PUBLIC_KEY_LABELS = new Set(["PUBLIC KEY", "RSA PUBLIC KEY"]);
+
+/** The RFC 7468 labels (and OpenSSH's), which a message may name. */
+const STANDARD_LABELS = new Set([
+  ...PRIVATE_KEY_LABELS,
+  ...PUBLIC_KEY_LABELS,
+  "CERTIFICATE",
+  "TRUSTED CERTIFICATE",
+  "X509 CRL",
+  "CERTIFICATE REQUEST",
+  "NEW CERTIFICATE REQUEST",
+  "ENCRYPTED PRIVATE KEY",
+  "OPENSSH PRIVATE KEY",
+  "ATTRIBUTE CERTIFICATE",
+  "PKCS7",
+  "CMS",
+  "DH PARAMETERS",
+  "EC PARAMETERS",
+]);
+
+/** A label for a message: a standard one as it is, any other not quoted (it is payload text). */
+function shownLabel(label: string): string {
+  return STANDARD_LABELS.has(label) ? label : "a non-standard label";
+}
 
 function lineOf(text: string, offset: number): number {
   let line = 1;
@@ -269,13 +294,18 @@ function parsePemBlocks(text: string, field: string): PemBlock[] {
     if (text.slice(labelEnd + 5, lineEnd).trim() !== "") {
       throw invalid(
         field,
-        `PEM block ${index} (${label}) has text after its BEGIN line (line ${lineOf(text, start)})`,
+        `PEM block ${index} (${shownLabel(label)}) has text after its BEGIN line (line ${lineOf(text, start)})`,
       );
     }
     const endLine = `-----END ${label}-----`;
     const endStart = text.indexOf("-----END ", lineEnd);
     if (endStart === -1 || !text.startsWith(endLine, endStart)) {
-      throw invalid(field, `PEM block ${index} (${label}) must end with "${endLine}"`);
+      throw invalid(
+        field,
+        STANDARD_LABELS.has(label)
+          ? `PEM block ${index} (${label}) must end with "${endLine}"`
+          : `PEM block ${index} (${shownLabel(label)}) must end with an END line of the same label`,
+      );
     }
     position = endStart + endLine.length;
     const { base64, legacyEncrypted } = splitPemBody(text.slice(lineEnd + 1, endStart));
@@ -301,7 +331,10 @@ function decodeBase64(block: PemBlock, field: string): Buffer {
   // Buffer.from(..., "base64") skips characters it does not know, so the
   // alphabet is checked first.
   if (block.base64 === "" || !BASE64.test(block.base64)) {
-    throw invalid(field, `PEM block ${block.index} (${block.label}) does not parse (bad base64)`);
+    throw invalid(
+      field,
+      `PEM block ${block.index} (${shownLabel(block.label)}) does not parse (bad base64)`,
+    );
   }
   return Buffer.from(block.base64, "base64");
 }
@@ -349,7 +382,8 @@ function checkPemBlock(block: PemBlock, field: string): void {
   } else {
     ok = isDer(der);
   }
-  if (!ok) throw invalid(field, `PEM block ${block.index} (${block.label}) does not parse`);
+  if (!ok)
+    throw invalid(field, `PEM block ${block.index} (${shownLabel(block.label)}) does not parse`);
 }
 
 function attempt(parse: () => unknown): boolean {

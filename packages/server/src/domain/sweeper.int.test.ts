@@ -104,7 +104,7 @@ describe.each(backends)("sweeper on $name", (backend) => {
     await expectDomainError(
       accessVersion(domain, caller, { region: "", secretId: secret.id, revision: "1" }),
       "failed_precondition",
-      "is deleted: its payload is destroyed",
+      "is destroyed: its payload is gone for good",
     );
     expect((await addVersion(domain, secret.id, "two")).revision).toBe(2);
   });
@@ -140,17 +140,17 @@ describe.each(backends)("sweeper on $name", (backend) => {
     await expectDomainError(
       restoreVersion(domain, caller, ref(secret.id, "3")),
       "failed_precondition",
-      "is deleted for good",
+      "is destroyed, so there is nothing to restore",
     );
     await expectDomainError(
       enableVersion(domain, caller, ref(secret.id, "2")),
       "failed_precondition",
-      "payload is destroyed",
+      "is destroyed: its payload is gone for good",
     );
     await expectDomainError(
       accessVersion(domain, caller, { region: "", secretId: secret.id, revision: "3" }),
       "failed_precondition",
-      "is deleted",
+      "is destroyed",
     );
     // The highest revision is still 3, destroyed; the next one is 4.
     expect(await version(secret.id, "latest")).toMatchObject({ revision: 3, status: "deleted" });

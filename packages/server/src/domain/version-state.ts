@@ -69,7 +69,7 @@ function refuseGone(v: VersionView, verb: string): void {
   }
   if (v.status === "deleted") {
     throw failedPrecondition(
-      `version ${v.revision} is deleted: its payload is destroyed, so it cannot be ${verb}`,
+      `version ${v.revision} is destroyed: its payload is gone for good, so it cannot be ${verb}`,
     );
   }
 }
@@ -110,7 +110,7 @@ export function restoreVersion(domain: Domain, caller: Caller, input: VersionRef
   return transition(domain, caller, input, (v) => {
     if (v.status !== "scheduled_for_deletion") {
       throw failedPrecondition(
-        `version ${v.revision} is ${v.status === "deleted" ? "deleted for good" : "not scheduled for deletion"}, so there is nothing to restore`,
+        `version ${v.revision} is ${v.status === "deleted" ? "destroyed" : "not scheduled for deletion"}, so there is nothing to restore`,
       );
     }
     if (v.deletionRequestedAt !== null) {
