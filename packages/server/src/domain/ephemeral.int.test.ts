@@ -273,7 +273,11 @@ describe.each(backends)("ephemeral secrets on $name", (backend) => {
       (await getSecret(domain, caller, { region: "", secretId: secret.id })).versionCount,
     ).toBe(0);
     await expectDomainError(access(secret.id), "failed_precondition", "already accessed");
-    await expectDomainError(enable(secret.id), "failed_precondition", "is destroyed: its payload is gone for good");
+    await expectDomainError(
+      enable(secret.id),
+      "failed_precondition",
+      "is destroyed: its payload is gone for good",
+    );
   });
 
   for (const action of ["disable", "delete"] as const) {
