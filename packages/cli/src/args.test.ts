@@ -188,6 +188,7 @@ describe("the real command tree", () => {
       "disable",
       "delete",
       "restore",
+      "destroy",
     ]);
     expect(names(["project"])).toEqual(["create", "list"]);
     expect(names(["token"])).toEqual(["create", "list", "revoke"]);
