@@ -5,6 +5,12 @@ import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { fileMatches, removeFile, removeStaleTemporaries, writeFileAtomic } from "./atomic-file.ts";
 
+/** Only root may give a file to another owner. */
+const asRoot = {
+  skip: process.getuid?.() !== 0,
+  meta: { skipReason: "needs root (chown to another user)" } as Record<string, unknown>,
+};
+
 let dir = "";
 beforeEach(async () => {
   dir = await mkdtemp(path.join(tmpdir(), "coffer-agent-atomic-"));
@@ -82,7 +88,7 @@ describe("writeFileAtomic", () => {
     expect(await fileMatches(path.join(dir, "none"), { mode: 0o400 })).toBe(false);
   });
 
-  it.skipIf(process.getuid?.() !== 0)("sets the owner and group when asked (as root)", async () => {
+  it("sets the owner and group when asked (as root)", asRoot, async () => {
     const file = path.join(dir, "owned");
     await writeFileAtomic(file, Buffer.from("x"), { mode: 0o440, uid: 4321, gid: 8765 });
     const info = await stat(file);

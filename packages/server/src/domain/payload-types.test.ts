@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runUnless } from "../testing/skip.ts";
 import { DomainError } from "./errors.ts";
 import { isSecretKind, SECRET_KINDS, type SecretKind, validatePayload } from "./payload-types.ts";
 
@@ -38,6 +39,8 @@ function hasTool(command: string, versionArgs: string[]): boolean {
 
 const hasOpenssl = hasTool("openssl", ["version"]);
 const hasSshKeygen = hasTool("ssh-keygen", ["-?"]);
+const needsOpenssl = runUnless(hasOpenssl ? undefined : "needs the openssl command");
+const needsSshKeygen = runUnless(hasSshKeygen ? undefined : "needs the ssh-keygen command");
 
 // A self-signed P-256 certificate (CN=coffer-test-fixture), embedded so the
 // certificate tests run where openssl is not installed. Only public material.
@@ -359,7 +362,7 @@ describe("certificate", () => {
     );
   });
 
-  it.skipIf(!hasOpenssl)("accepts what openssl writes: a chain and its key", () => {
+  it("accepts what openssl writes: a chain and its key", needsOpenssl, () => {
     const dir = mkdtempSync(join(tmpdir(), "coffer-pem-"));
     try {
       const run = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
@@ -608,7 +611,7 @@ describe("ssh_key", () => {
     expect(() => validatePayload("ssh_key", sshKey(`\n${openSshEd25519()}\n`))).not.toThrow();
   });
 
-  describe.skipIf(!hasSshKeygen)("with ssh-keygen", () => {
+  describe("with ssh-keygen", needsSshKeygen, () => {
     let dir = "";
     beforeAll(() => {
       dir = mkdtempSync(join(tmpdir(), "coffer-ssh-"));

@@ -13,6 +13,7 @@ import postgres from "postgres";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { RunningServer } from "../server.ts";
 import { serverBackends, type TestServer } from "../testing/rpc-servers.ts";
+import { runUnless } from "../testing/skip.ts";
 
 const protoDir = new URL("../../../../proto", import.meta.url).pathname;
 const protocols = ["grpc", "connect", "grpc-web"] as const;
@@ -219,45 +220,44 @@ describe("a region's database stops answering", () => {
     SLOW,
   );
 
-  it.runIf(onPostgres)(
-    "Postgres: NOT_SERVING while the database refuses connections, SERVING again once it accepts them",
-    async () => {
-      if (onPostgres === undefined || process.env.TEST_DATABASE_URL === undefined) return;
-      const server = await start(onPostgres);
-      const rows = (await server.domain.regions
-        .resolve("")
-        .db.execute(sql`select current_database() as name`)) as unknown as { name: string }[];
-      const name = rows[0]?.name ?? "";
-      if (!/^coffer_test_[0-9a-f]+$/.test(name)) throw new Error(`unexpected database ${name}`);
-      const overall = protocols.map((p) => watch(server, p, ""));
-      const region = watch(server, "grpc", "coffer.region.local");
-      await Promise.all([...overall, region].map((w) => w.until([S.SERVING])));
+  it("Postgres: NOT_SERVING while the database refuses connections, SERVING again once it accepts them", {
+    ...runUnless(onPostgres ? undefined : "needs TEST_DATABASE_URL (Postgres)"),
+    timeout: SLOW,
+  }, async () => {
+    if (onPostgres === undefined || process.env.TEST_DATABASE_URL === undefined) return;
+    const server = await start(onPostgres);
+    const rows = (await server.domain.regions
+      .resolve("")
+      .db.execute(sql`select current_database() as name`)) as unknown as { name: string }[];
+    const name = rows[0]?.name ?? "";
+    if (!/^coffer_test_[0-9a-f]+$/.test(name)) throw new Error(`unexpected database ${name}`);
+    const overall = protocols.map((p) => watch(server, p, ""));
+    const region = watch(server, "grpc", "coffer.region.local");
+    await Promise.all([...overall, region].map((w) => w.until([S.SERVING])));
 
-      const admin = postgres(process.env.TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
-      try {
-        await admin.unsafe(`alter database ${name} allow_connections false`);
-        await admin`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${name}`;
-        await Promise.all([...overall, region].map((w) => w.until([S.SERVING, S.NOT_SERVING])));
-        expect(await statuses(healthClient(server, "connect"), ["", SECRETS])).toEqual([
-          "NOT_SERVING",
-          "NOT_SERVING",
-        ]);
+    const admin = postgres(process.env.TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
+    try {
+      await admin.unsafe(`alter database ${name} allow_connections false`);
+      await admin`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${name}`;
+      await Promise.all([...overall, region].map((w) => w.until([S.SERVING, S.NOT_SERVING])));
+      expect(await statuses(healthClient(server, "connect"), ["", SECRETS])).toEqual([
+        "NOT_SERVING",
+        "NOT_SERVING",
+      ]);
 
-        await admin.unsafe(`alter database ${name} allow_connections true`);
-        await Promise.all(
-          [...overall, region].map((w) => w.until([S.SERVING, S.NOT_SERVING, S.SERVING])),
-        );
-        expect(await statuses(healthClient(server, "grpc"), ["", "coffer.region.local"])).toEqual([
-          "SERVING",
-          "SERVING",
-        ]);
-      } finally {
-        await admin.unsafe(`alter database ${name} allow_connections true`).catch(() => {});
-        await admin.end();
-      }
-    },
-    SLOW,
-  );
+      await admin.unsafe(`alter database ${name} allow_connections true`);
+      await Promise.all(
+        [...overall, region].map((w) => w.until([S.SERVING, S.NOT_SERVING, S.SERVING])),
+      );
+      expect(await statuses(healthClient(server, "grpc"), ["", "coffer.region.local"])).toEqual([
+        "SERVING",
+        "SERVING",
+      ]);
+    } finally {
+      await admin.unsafe(`alter database ${name} allow_connections true`).catch(() => {});
+      await admin.end();
+    }
+  });
 });
 
 describe("graceful shutdown", () => {
