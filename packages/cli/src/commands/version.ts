@@ -310,14 +310,24 @@ const updateCommand = command({
       if (values["no-single-access"]) properties.expiresOnceAccessed = false;
       if (action !== undefined) properties.action = action;
     }
-    const res = await conn.secrets.updateSecretVersion({
-      region,
-      secretId,
-      revision,
-      ...(values.description !== undefined && { description: values.description }),
-      ...(properties !== undefined && { ephemeralProperties: properties }),
-      etag: values.etag ?? "",
-    });
+    const res = await conn.secrets
+      .updateSecretVersion({
+        region,
+        secretId,
+        revision,
+        ...(values.description !== undefined && { description: values.description }),
+        ...(properties !== undefined && { ephemeralProperties: properties }),
+        etag: values.etag ?? "",
+      })
+      .catch(
+        inFlagTerms({
+          description: "--description",
+          "ephemeral_properties.expires_at":
+            values["expires-at"] !== undefined ? "--expires-at" : "--expires-in",
+          "ephemeral_properties.action": "--expiry-action",
+          etag: "--etag",
+        }),
+      );
     if (format === "json") return write(ctx, jsonText(UpdateSecretVersionResponseSchema, res));
     return write(ctx, res.version ? versionDetails(ref, res.version) : "");
   },
