@@ -350,6 +350,11 @@ class EventFilter {
     return visibleTo(this.scopes, e);
   }
 
+  /**
+   * A selector matches the previous location only where the caller could
+   * see it: otherwise a location selector would probe, through a move into
+   * reach, where a secret hidden from the caller used to be.
+   */
   private selects(e: OutboxEvent): boolean {
     const s = this.selectors;
     if (s === undefined) return true;
@@ -358,6 +363,7 @@ class EventFilter {
       selectsAt(s, e.path, e.name) ||
       (e.previousPath !== null &&
         e.previousName !== null &&
+        reaches(this.scopes, e.projectId, e.previousPath) &&
         selectsAt(s, e.previousPath, e.previousName))
     );
   }
@@ -380,20 +386,36 @@ function watchScopes(principal: Principal, projectId: string): Scope[] | "all" {
   return scopes;
 }
 
-/** The event as this caller may see it, or undefined. */
+/** Whether the scopes reach a path of a project. */
+function reaches(scopes: Scope[] | "all", projectId: string, path: string): boolean {
+  return (
+    scopes === "all" || scopes.some((s) => s.projectId === projectId && isUnder(path, s.pathPrefix))
+  );
+}
+
+/**
+ * The event as this caller may see it, or undefined. Each location it
+ * carries is one the caller may see: a secret moved in from out of reach
+ * arrives without its previous location, and one moved out of reach looks
+ * deleted where it was, without its new one.
+ */
 function visibleTo(scopes: Scope[] | "all", e: OutboxEvent): Visible | undefined {
   const { position: _, ...event } = e;
   if (scopes === "all") return event;
-  const reaches = (path: string) =>
-    scopes.some((s) => s.projectId === e.projectId && isUnder(path, s.pathPrefix));
-  if (reaches(e.path)) return event;
-  if (e.previousPath !== null && e.previousName !== null && reaches(e.previousPath)) {
+  const previous =
+    e.previousPath !== null &&
+    e.previousName !== null &&
+    reaches(scopes, e.projectId, e.previousPath);
+  if (reaches(scopes, e.projectId, e.path)) {
+    return previous ? event : { ...event, previousPath: null, previousName: null };
+  }
+  if (previous) {
     // Moved out of reach: to this caller the secret is gone from where it was.
     return {
       ...event,
       kind: "secret_deleted",
-      path: e.previousPath,
-      name: e.previousName,
+      path: e.previousPath as string,
+      name: e.previousName as string,
       previousPath: null,
       previousName: null,
     };

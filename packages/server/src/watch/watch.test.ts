@@ -262,6 +262,47 @@ describe.each(serverBackends)("WatchSecrets on $name", (backend) => {
     await adminOnly.stop();
   });
 
+  it("never shows a token a previous location it could not see", async () => {
+    const { value } = await createTestToken(test.server.domain, [
+      { projectId: PROJECT, role: "read_only", pathPrefix: "/prod" },
+    ]);
+    const prod = test.client("connect", value);
+    const all = new Watch(prod, { projectId: PROJECT });
+    // A location selector must not probe where a hidden secret used to be.
+    const probe = new Watch(prod, {
+      projectId: PROJECT,
+      selectors: [
+        { selector: { case: "location", value: { path: "/internal", name: "hidden-7" } } },
+      ],
+    });
+    await all.until((x) => x.received.length > 0);
+    await probe.until((x) => x.received.length > 0);
+    const hidden = await create("hidden-7", "/internal");
+    const inside = await create("inside-7", "/prod/a");
+    await client().updateSecret({ secretId: hidden, path: "/prod" });
+    await client().updateSecret({ secretId: inside, path: "/prod/b" });
+    await all.until((x) => x.events.length >= 4);
+    expect(kinds(all)).toEqual([
+      "SECRET_CREATED inside-7#0",
+      "VERSION_CREATED inside-7#1",
+      "SECRET_UPDATED hidden-7#0",
+      "SECRET_UPDATED inside-7#0",
+    ]);
+    const [, , movedIn, movedWithin] = all.events;
+    expect(movedIn?.path).toBe("/prod");
+    expect(movedIn?.previousLocation).toBeUndefined();
+    // A move the token could see at both ends keeps its previous location.
+    expect(movedWithin?.previousLocation).toMatchObject({ path: "/prod/a", name: "inside-7" });
+    // The replay from the start says the same.
+    const replay = new Watch(prod, { projectId: PROJECT, sinceCursor: all.received[0]?.cursor });
+    await replay.until((x) => x.events.length >= 4);
+    expect(replay.events.map((e) => e.previousLocation?.path)).toEqual(
+      all.events.map((e) => e.previousLocation?.path),
+    );
+    expect(probe.events).toEqual([]);
+    await Promise.all([all.stop(), probe.stop(), replay.stop()]);
+  });
+
   it.each([
     [{ sinceCursor: "nonsense" }, "since_cursor"],
     [{ heartbeatInterval: durationFromMs(10) }, "heartbeat_interval"],
