@@ -28,6 +28,12 @@ export interface TlsConfig {
   clientCa?: Buffer;
 }
 
+/**
+ * Open watch streams per token on each replica: an agent holds one, a busy
+ * service a few; a leaked token or a buggy client cannot hold thousands.
+ */
+export const DEFAULT_WATCH_STREAMS_PER_TOKEN = 100;
+
 /** The validated configuration, built once at start and passed down. */
 export interface Config {
   grpcListen: ListenAddress;
@@ -43,6 +49,11 @@ export interface Config {
   deletionWindowMs: number;
   /** How long watch events are kept; a cursor older than that gets a RESYNC. */
   watchRetentionMs: number;
+  /**
+   * `COFFER_WATCH_STREAMS_PER_TOKEN`: open watch streams one token may hold
+   * on each replica (DEFAULT_WATCH_STREAMS_PER_TOKEN when absent).
+   */
+  watchStreamsPerToken?: number;
   sweepIntervalMs: number;
   shutdownGraceMs: number;
   logLevel: "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
@@ -145,6 +156,12 @@ const settings = z.object({
   COFFER_MASTER_KEY_FILE: z.string().min(1).optional(),
   COFFER_DELETION_WINDOW: duration(0, 3650 * DAY).default(7 * DAY),
   COFFER_WATCH_RETENTION: duration(1000, 365 * DAY).default(DAY),
+  COFFER_WATCH_STREAMS_PER_TOKEN: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .default(DEFAULT_WATCH_STREAMS_PER_TOKEN),
   COFFER_SWEEP_INTERVAL: duration(100, DAY).default(30_000),
   COFFER_SHUTDOWN_GRACE: duration(0, 3_600_000).default(10_000),
   COFFER_LOG_LEVEL: z
@@ -222,6 +239,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       (embedded ? path.resolve(s.COFFER_DATA_DIR, "master-keys.json") : undefined),
     deletionWindowMs: s.COFFER_DELETION_WINDOW,
     watchRetentionMs: s.COFFER_WATCH_RETENTION,
+    watchStreamsPerToken: s.COFFER_WATCH_STREAMS_PER_TOKEN,
     sweepIntervalMs: s.COFFER_SWEEP_INTERVAL,
     shutdownGraceMs: s.COFFER_SHUTDOWN_GRACE,
     logLevel: s.COFFER_LOG_LEVEL,

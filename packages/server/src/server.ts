@@ -3,7 +3,7 @@ import { AdminService, SecretService } from "@coffer/api";
 import type { ConnectRouter } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import { type Config, ConfigError } from "./config.ts";
+import { type Config, ConfigError, DEFAULT_WATCH_STREAMS_PER_TOKEN } from "./config.ts";
 import {
   type KeyRing,
   loadKeyFile,
@@ -31,6 +31,7 @@ import { listenConnect } from "./rpc/transports/connect-node.ts";
 import { addService } from "./rpc/transports/grpc-js.ts";
 import { grpcServerCredentials } from "./rpc/transports/tls.ts";
 import { WatchFeeds } from "./watch/feed.ts";
+import { TokenStreams } from "./watch/token-streams.ts";
 
 /**
  * The largest request either server reads: a 64 KiB payload, base64-encoded
@@ -95,10 +96,19 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     throw err;
   }
   const regions = new Regions(databases);
-  const feeds = await WatchFeeds.start(regions.all(), logger).catch(async (err) => {
-    await Promise.all([...databases.values()].map((d) => d.close()));
-    throw err;
-  });
+  // Tokens live in the home (first) region's database.
+  const authenticator = new Authenticator(() => regions.resolve("").db);
+  const homeDatabase = regions.all()[0]?.database as Database;
+  const feeds = await TokenStreams.start(homeDatabase, {
+    maxPerToken: config.watchStreamsPerToken ?? DEFAULT_WATCH_STREAMS_PER_TOKEN,
+    cache: authenticator,
+    logger,
+  })
+    .then((tokens) => WatchFeeds.start(regions.all(), logger, tokens))
+    .catch(async (err) => {
+      await Promise.all([...databases.values()].map((d) => d.close()));
+      throw err;
+    });
   const domain: Domain = {
     regions,
     announce: (region) => feeds.announce(region),
@@ -142,7 +152,6 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   );
   probed = true;
 
-  const authenticator = new Authenticator(() => domain.regions.resolve("").db);
   const auditLog = config.auditLog === undefined ? undefined : openAuditLog(config.auditLog);
   const observe: CallObserver | undefined =
     metrics && ((call) => metrics.observeCall(call.method, codeName(call.code), call.durationMs));
@@ -159,7 +168,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const impl = withCallChain(SecretService, secretService(domain, feeds), chain);
   const adminImpl = withCallChain(
     AdminService,
-    adminService(domain, { forgetToken: (id) => authenticator.forget(id), keys }),
+    adminService(domain, { tokensRevoked: (ids) => feeds.tokens.revoked(ids), keys }),
     chain,
   );
   const shutdown = new AbortController();

@@ -20,11 +20,16 @@ export interface Database {
   /** Answers whether the database is reachable (for health checks). */
   ping(): Promise<boolean>;
   /**
-   * LISTENs on a channel. `onListen` runs each time the listening connection
-   * is (re)established, when notifications may have been missed. Resolves to
-   * a function that stops listening.
+   * LISTENs on a channel; `onNotify` gets each notification's payload.
+   * `onListen` runs each time the listening connection is (re)established,
+   * when notifications may have been missed. Resolves to a function that
+   * stops listening.
    */
-  listen(channel: string, onNotify: () => void, onListen: () => void): Promise<() => Promise<void>>;
+  listen(
+    channel: string,
+    onNotify: (payload: string) => void,
+    onListen: () => void,
+  ): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 

@@ -1,5 +1,6 @@
 import { and, desc, eq, gt, isNull, or, type SQL, sql } from "drizzle-orm";
 import type { Executor } from "./client.ts";
+import { rowsOf } from "./migrate.ts";
 import { type StoredGrant, type TokenRow, tokens } from "./schema.ts";
 
 /** The token with this hash, whatever its state (revoked, expired), or undefined. */
@@ -103,4 +104,22 @@ export async function listTokens(
       .where(where),
   ]);
   return { rows, total: count?.n ?? 0 };
+}
+
+/**
+ * Which of these token ids no longer name a usable token: revoked, expired,
+ * or gone. Used to end the watch streams of tokens whose revocation this
+ * replica may not have been told about.
+ */
+export async function unusableTokens(ex: Executor, ids: readonly string[]): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const rows = rowsOf<{ id: string }>(
+    await ex.execute(sql`
+      select x.id from jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb) as x(id)
+      where not exists (
+        select 1 from tokens t
+        where t.id = x.id::uuid and t.revoked_at is null
+          and (t.expires_at is null or t.expires_at > now()))`),
+  );
+  return rows.map((r) => r.id);
 }

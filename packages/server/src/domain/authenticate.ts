@@ -54,6 +54,7 @@ export class Authenticator {
           pathPrefix: g.pathPrefix,
         }),
       ),
+      ...(row.expiresAt !== null && { expiresAt: row.expiresAt }),
     };
     if (generation !== this.generation) return principal;
     const until = Math.min(now + CACHE_MS, row.expiresAt?.getTime() ?? Number.POSITIVE_INFINITY);
@@ -62,12 +63,19 @@ export class Authenticator {
     return principal;
   }
 
-  /** Forgets a token at once on this replica (after revocation). */
-  forget(tokenId: string): void {
+  /** Forgets tokens at once on this replica (after their revocation, here or on another replica). */
+  forget(tokenIds: readonly string[]): void {
     this.generation += 1;
+    const doomed = new Set(tokenIds);
     for (const [key, entry] of this.cache) {
-      if (entry.principal.tokenId === tokenId) this.cache.delete(key);
+      if (doomed.has(entry.principal.tokenId)) this.cache.delete(key);
     }
+  }
+
+  /** Forgets every token: revocations may have been missed (the LISTEN connection dropped). */
+  forgetAll(): void {
+    this.generation += 1;
+    this.cache.clear();
   }
 }
 

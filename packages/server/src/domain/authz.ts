@@ -40,6 +40,8 @@ export interface Grant {
 export interface Principal {
   tokenId: string;
   grants: readonly Grant[];
+  /** When the token expires; absent: never (a long stream ends then). */
+  expiresAt?: Date;
 }
 
 export type { Scope };

@@ -22,6 +22,7 @@ import { noteProject, regionFor } from "../domain/shared.ts";
 import { normalizePath, validateName, validateUuid } from "../domain/validation.ts";
 import { epochTag, formatCursor, parseCursor } from "./cursor.ts";
 import { PAGE, type RegionFeed, type Subscriber, type WatchFeeds } from "./feed.ts";
+import { type TokenBound, type TokenStreams, tokenEnded } from "./token-streams.ts";
 
 export type WatchSelector =
   | { kind: "secretId"; secretId: string }
@@ -52,8 +53,11 @@ const MAX_QUEUED = 10_000;
  * stream, which yields a heartbeat with the starting cursor, the events after
  * since_cursor (read from the outbox), and live events from the region's
  * feed, with a heartbeat after each quiet `heartbeatMs`. Ends with
- * UNAVAILABLE when the server shuts down, and with the signal's reason
- * (DEADLINE_EXCEEDED or CANCELED) when it aborts, never with OK.
+ * UNAVAILABLE when the server shuts down, with UNAUTHENTICATED as soon as
+ * its token is revoked (on any replica) or expires, and with the signal's
+ * reason (DEADLINE_EXCEEDED or CANCELED) when it aborts, never with OK.
+ * A token holds at most the configured number of open streams per replica
+ * (RESOURCE_EXHAUSTED beyond).
  *
  * A caller sees an event only when it may read (or access) the secret where
  * the event left it; a secret moved out of its reach looks deleted to it.
@@ -75,12 +79,25 @@ export function watchSecrets<T>(
   const selectors = compileSelectors(input.selectors);
   const heartbeatMs = heartbeatOf(input.heartbeatMs);
   const since = parseCursor(input.sinceCursor);
-  const filter = new EventFilter(
-    projectId,
-    selectors,
-    watchScopes(requirePrincipal(caller.principal), projectId),
+  const principal = requirePrincipal(caller.principal);
+  const filter = new EventFilter(projectId, selectors, watchScopes(principal, projectId));
+  return new WatchStream(
+    feeds.get(region.name),
+    { streams: feeds.tokens, id: principal.tokenId, expiresAt: principal.expiresAt?.getTime() },
+    filter,
+    heartbeatMs,
+    since,
+    signal,
+    encode,
   );
-  return new WatchStream(feeds.get(region.name), filter, heartbeatMs, since, signal, encode);
+}
+
+/** The token a stream was opened with: the stream ends when it is revoked or expires. */
+interface StreamToken {
+  streams: TokenStreams;
+  id: string;
+  /** Epoch ms; undefined: never. */
+  expiresAt: number | undefined;
 }
 
 type Visible = Omit<OutboxEvent, "position">;
@@ -92,7 +109,7 @@ type Visible = Omit<OutboxEvent, "position">;
  * object, one pending promise, and its place in the feed (whose tick drives
  * its heartbeats and notices its abort).
  */
-class WatchStream<T> implements AsyncIterableIterator<T>, Subscriber {
+class WatchStream<T> implements AsyncIterableIterator<T>, Subscriber, TokenBound {
   /**
    * Where the stream is: live, the last event yielded; catching up, how far
    * the outbox was read (what `page` holds comes before it). Undefined
@@ -111,15 +128,21 @@ class WatchStream<T> implements AsyncIterableIterator<T>, Subscriber {
   private finished = false;
   private quietUntil = 0;
   private wakeUp: (() => void) | undefined;
+  /** Set when the token was revoked: the error the stream ends with. */
+  private ended: Error | undefined;
 
+  /** Registers with the token's streams: RESOURCE_EXHAUSTED past the per-token cap. */
   constructor(
     private readonly feed: RegionFeed,
+    private readonly token: StreamToken,
     private readonly filter: EventFilter,
     private readonly heartbeatMs: number,
     private readonly since: { epoch: string; position: Position } | undefined,
     private readonly signal: AbortSignal,
     private readonly encode: (m: WatchMessage) => T,
-  ) {}
+  ) {
+    token.streams.register(token.id, this);
+  }
 
   [Symbol.asyncIterator](): this {
     return this;
@@ -132,9 +155,11 @@ class WatchStream<T> implements AsyncIterableIterator<T>, Subscriber {
   async next(): Promise<IteratorResult<T>> {
     if (this.finished) return { done: true, value: undefined };
     try {
+      this.checkToken();
       if (this.position === undefined) return this.yielding(await this.start());
       for (;;) {
         this.signal.throwIfAborted();
+        this.checkToken();
         const read = this.page.shift();
         if (read !== undefined) return this.yielding(read);
         if (!this.subscribed) {
@@ -211,12 +236,30 @@ class WatchStream<T> implements AsyncIterableIterator<T>, Subscriber {
    * through a listener of its own.
    */
   tick(now: number): void {
-    if (now >= this.quietUntil || this.signal.aborted) this.wakeUp?.();
+    const expired = this.token.expiresAt !== undefined && now >= this.token.expiresAt;
+    if (now >= this.quietUntil || this.signal.aborted || expired) this.wakeUp?.();
   }
 
   close(): void {
     this.closed = true;
     this.wakeUp?.();
+  }
+
+  // TokenBound: called when the token is revoked.
+
+  end(reason: Error): void {
+    this.ended ??= reason;
+    this.wakeUp?.();
+  }
+
+  /**
+   * A revoked token's stream ends before its next message; an expiring
+   * one's at its expiry (noticed at the feed's next tick).
+   */
+  private checkToken(): void {
+    if (this.ended !== undefined) throw this.ended;
+    const { expiresAt } = this.token;
+    if (expiresAt !== undefined && Date.now() >= expiresAt) throw tokenEnded();
   }
 
   /**
@@ -271,6 +314,7 @@ class WatchStream<T> implements AsyncIterableIterator<T>, Subscriber {
   }
 
   private finish(): void {
+    if (!this.finished) this.token.streams.release(this.token.id, this);
     this.finished = true;
     this.unsubscribe();
     this.wakeUp?.();

@@ -2,14 +2,16 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import type { WatchSecretsRequestSchema } from "@coffer/api";
 import {
+  AdminService,
   type CofferClient,
   type CofferProtocol,
   createCofferClient,
+  createCofferTransport,
   VersionStatus,
   WatchEventKind,
   type WatchSecretsResponse,
 } from "@coffer/client";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../config.ts";
 import { generateToken } from "../crypto/tokens.ts";
@@ -512,28 +514,147 @@ describe.skipIf(freshPostgresUrl === undefined)("WatchSecrets across replicas", 
   });
 });
 
-describe("WatchSecrets and revoked tokens", () => {
-  const backend = serverBackends[0] as (typeof serverBackends)[number];
-  it("ends a stream whose token is revoked, with UNAUTHENTICATED", async () => {
-    const test = await backend.start();
-    try {
-      const admin = test.adminClient("connect", test.adminToken);
-      const { id, value } = await createTestToken(test.server.domain, [
-        { projectId: PROJECT, role: "read_only", pathPrefix: "/" },
-      ]);
-      const w = new Watch(test.client("grpc", value), {
-        projectId: PROJECT,
-        heartbeatInterval: durationFromMs(1_000),
-      });
-      await w.until((x) => x.received.length > 0);
-      await admin.revokeToken({ tokenId: id });
-      const end = await Promise.race([
-        w.done,
-        new Promise<"still open">((r) => setTimeout(() => r("still open"), 15_000)),
-      ]);
-      expect(end instanceof ConnectError ? end.code : end).toBe(Code.Unauthenticated);
-    } finally {
-      await test.stop();
+/** Resolves with how a watch ended and when, or "still open" after `ms`. */
+async function endOf(
+  w: Watch,
+  ms: number,
+): Promise<{ code: Code | "OK" | "still open"; at: number }> {
+  const end = await Promise.race([
+    w.done,
+    new Promise<"still open">((r) => setTimeout(() => r("still open"), ms)),
+  ]);
+  const at = performance.now();
+  if (end === "still open") return { code: end, at };
+  return { code: end === undefined ? "OK" : end.code, at };
+}
+
+describe.each(serverBackends)("WatchSecrets and the token's lifetime on $name", (backend) => {
+  let test: TestServer;
+  beforeAll(async () => {
+    test = await backend.start({ watchStreamsPerToken: 2 });
+  });
+  afterAll(() => test?.stop());
+  const reader = () =>
+    createTestToken(test.server.domain, [
+      { projectId: PROJECT, role: "read_only", pathPrefix: "/" },
+    ]);
+
+  it("ends a revoked token's streams as the revocation returns, with UNAUTHENTICATED", async () => {
+    const { id, value } = await reader();
+    // Heartbeats once a minute: nothing but the revocation can end these streams.
+    const streams = [
+      new Watch(test.client("grpc", value), { projectId: PROJECT }),
+      new Watch(test.client("connect", value), { projectId: PROJECT }),
+    ];
+    for (const w of streams) await w.until((x) => x.received.length > 0);
+    await test.adminClient("connect", test.adminToken).revokeToken({ tokenId: id });
+    const revoked = performance.now();
+    for (const w of streams) {
+      const end = await endOf(w, 5_000);
+      expect(end.code).toBe(Code.Unauthenticated);
+      expect(end.at - revoked).toBeLessThan(100);
     }
-  }, 60_000);
+    // And a new stream with it is refused.
+    const again = new Watch(test.client("connect", value), { projectId: PROJECT });
+    expect((await again.done)?.code).toBe(Code.Unauthenticated);
+    expect(test.server.feeds.tokens.count(id)).toBe(0);
+  });
+
+  it("ends a stream when its token expires", async () => {
+    const expiresAt = new Date(Date.now() + 1_500);
+    const { value } = await createTestToken(
+      test.server.domain,
+      [{ projectId: PROJECT, role: "read_only", pathPrefix: "/" }],
+      { expiresAt },
+    );
+    const w = new Watch(test.client("grpc", value), { projectId: PROJECT });
+    await w.until((x) => x.received.length > 0);
+    const end = await endOf(w, 5_000);
+    expect(end.code).toBe(Code.Unauthenticated);
+    const late = Date.now() - expiresAt.getTime();
+    expect(late).toBeGreaterThanOrEqual(0);
+    expect(late).toBeLessThan(600);
+  });
+
+  it("caps the open streams of one token (COFFER_WATCH_STREAMS_PER_TOKEN)", async () => {
+    const { id, value } = await reader();
+    const c = test.client("connect", value);
+    const open = [
+      new Watch(c, { projectId: PROJECT }),
+      new Watch(test.client("grpc", value), { projectId: PROJECT }),
+    ];
+    for (const w of open) await w.until((x) => x.received.length > 0);
+    const third = new Watch(c, { projectId: PROJECT });
+    const refused = await Promise.race([
+      third.done,
+      new Promise<undefined>((r) => setTimeout(() => r(undefined), 5_000)),
+    ]);
+    expect(refused?.code).toBe(Code.ResourceExhausted);
+    expect(refused?.rawMessage).toContain("already holds 2 open watch streams");
+    expect(refused?.rawMessage).toContain("COFFER_WATCH_STREAMS_PER_TOKEN");
+    // Another token is not affected; a closed stream frees its place.
+    const other = new Watch(test.client("connect", (await reader()).value), { projectId: PROJECT });
+    await other.until((x) => x.received.length > 0);
+    await open[0]?.stop();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(test.server.feeds.tokens.count(id)).toBe(1);
+    const fourth = new Watch(c, { projectId: PROJECT });
+    await fourth.until((x) => x.received.length > 0);
+    await Promise.all([open[1]?.stop(), other.stop(), fourth.stop()]);
+  });
 });
+
+describe.skipIf(freshPostgresUrl === undefined)(
+  "WatchSecrets and revocation across replicas",
+  () => {
+    it("ends the stream on another replica within a second, and its cached token with it", async () => {
+      if (freshPostgresUrl === undefined) throw new Error("unreachable: skipped without Postgres");
+      const url = await freshPostgresUrl();
+      const bootstrapToken = generateToken().value;
+      const config = testConfig({
+        bootstrapToken,
+        databases: { local: { driver: "postgres", url, poolSize: 5 } },
+      });
+      const a = await startServer({ ...config }, silentLogger);
+      const b = await startServer(
+        { ...config, grpcListen: { host: "127.0.0.1", port: 0 } },
+        silentLogger,
+      );
+      try {
+        const on = (s: RunningServer, token: string) =>
+          createCofferClient({ url: `http://127.0.0.1:${s.httpPort}`, protocol: "connect", token });
+        const { id, value } = await createTestToken(a.domain, [
+          { projectId: PROJECT, role: "read_only", pathPrefix: "/" },
+        ]);
+        const w = new Watch(on(b, value), { projectId: PROJECT });
+        await w.until((x) => x.received.length > 0);
+        // Warm B's authenticator cache with the token.
+        await on(b, value).listSecrets({ projectId: PROJECT });
+        const admin = createClient(
+          AdminService,
+          createCofferTransport({
+            url: `http://127.0.0.1:${a.httpPort}`,
+            protocol: "connect",
+            token: bootstrapToken,
+          }),
+        );
+        await admin.revokeToken({ tokenId: id });
+        const revoked = performance.now();
+        const end = await endOf(w, 5_000);
+        expect(end.code).toBe(Code.Unauthenticated);
+        expect(end.at - revoked).toBeLessThan(1_000);
+        // B's cache dropped the token too (it would otherwise trust it for 2 s).
+        const call = await on(b, value)
+          .listSecrets({ projectId: PROJECT })
+          .then(
+            () => "OK",
+            (e: unknown) => ConnectError.from(e).code,
+          );
+        expect(call).toBe(Code.Unauthenticated);
+      } finally {
+        await Promise.all([a.stop(), b.stop()]);
+        await dropPostgresDatabase(url);
+      }
+    }, 30_000);
+  },
+);

@@ -203,14 +203,18 @@ export function tokenNotFound(id: string): Error {
  * not idempotent: a token already revoked is FAILED_PRECONDITION naming when,
  * so the audit trail holds exactly one successful revocation and the first
  * revocation time is kept. A token the caller may not manage is NOT_FOUND,
- * as one that does not exist. After commit, `onRevoked` lets this replica's
- * authenticator forget the token at once rather than when its cache expires.
+ * as one that does not exist.
+ *
+ * After commit, `onRevoked` is called once with the ids of every token this
+ * call revoked: it is the one hook through which revocation takes effect at
+ * once (authenticator caches forget the tokens, their watch streams end, on
+ * this replica and, by NOTIFY, on the others), rather than when caches expire.
  */
 export async function revokeToken(
   domain: Domain,
   caller: Caller,
   input: { tokenId: string },
-  onRevoked: (tokenId: string) => void = () => {},
+  onRevoked: (tokenIds: readonly string[]) => void = () => {},
 ): Promise<TokenView> {
   const region = home(domain, caller);
   const administered = requireAdmin(caller.principal);
@@ -229,6 +233,6 @@ export async function revokeToken(
     await recordInTransaction(tx, caller.audit, {});
     return revoked;
   });
-  onRevoked(row.id);
+  onRevoked([row.id]);
   return view(row);
 }
