@@ -211,6 +211,8 @@ export const watchEvents = pgTable(
   (t) => [
     primaryKey({ columns: [t.tx, t.seq] }),
     index("watch_events_occurred_idx").on(t.occurredAt),
+    // A stream catching up reads one project's events in order.
+    index("watch_events_project_idx").on(t.projectId, t.tx, t.seq),
   ],
 );
 

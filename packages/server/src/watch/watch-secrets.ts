@@ -1,5 +1,6 @@
 import {
   comparePositions,
+  type EventQuery,
   finalHead,
   ORIGIN,
   type OutboxEvent,
@@ -286,10 +287,21 @@ class WatchStream<T> implements AsyncIterableIterator<T>, Subscriber, TokenBound
     };
   }
 
-  /** Reads one page of the outbox after `position`, up to the feed's head, into `page`. */
+  /**
+   * Reads one page of the outbox after `position`, up to the feed's head,
+   * into `page`: at most PAGE of this stream's project's (and selectors')
+   * events, filtered by the database, so that resuming from an old cursor
+   * does not read other projects' events.
+   */
   private async readPage(): Promise<void> {
     const upTo = this.feed.head;
-    const { events } = await readEvents(this.feed.db, this.position ?? ORIGIN, PAGE, upTo);
+    const { events } = await readEvents(
+      this.feed.db,
+      this.position ?? ORIGIN,
+      PAGE,
+      upTo,
+      this.filter.query,
+    );
     for (const e of events) {
       const event = this.filter.view(e);
       if (event !== undefined) this.page.push({ cursor: this.cursor(e.position), ...event });
@@ -342,6 +354,8 @@ interface Selectors {
   /** `locationKey(path, name)` of each location selector. */
   locations: Members;
   prefixes: readonly string[];
+  /** The same, for the database to filter a catch-up; undefined when a prefix is "/". */
+  query: EventQuery["selectors"];
 }
 
 function compileSelectors(selectors: WatchSelector[]): Selectors | undefined {
@@ -352,26 +366,33 @@ function compileSelectors(selectors: WatchSelector[]): Selectors | undefined {
   const ids: string[] = [];
   const locations: string[] = [];
   const prefixes: string[] = [];
+  const places: { path: string; name: string }[] = [];
   selectors.forEach((s, i) => {
     const field = `selectors[${i}]`;
     switch (s.kind) {
       case "secretId":
         ids.push(validateUuid(s.secretId, `${field}.secret_id`));
         break;
-      case "location":
-        locations.push(
-          locationKey(
-            normalizePath(s.path, `${field}.location.path`),
-            validateName(s.name, `${field}.location.name`),
-          ),
-        );
+      case "location": {
+        const path = normalizePath(s.path, `${field}.location.path`);
+        const name = validateName(s.name, `${field}.location.name`);
+        locations.push(locationKey(path, name));
+        places.push({ path, name });
         break;
+      }
       case "pathPrefix":
         prefixes.push(normalizePath(s.pathPrefix, `${field}.path_prefix`));
         break;
     }
   });
-  return { ids: membersOf(ids), locations: membersOf(locations), prefixes };
+  return {
+    ids: membersOf(ids),
+    locations: membersOf(locations),
+    prefixes,
+    query: prefixes.includes("/")
+      ? undefined
+      : { secretIds: ids, locations: places, pathPrefixes: prefixes },
+  };
 }
 
 const locationKey = (path: string, name: string) => `${path}\u0000${name}`;
@@ -382,11 +403,19 @@ function selectsAt(s: Selectors, path: string, name: string): boolean {
 
 /** Which events a stream sends, and how each looks to its caller. */
 class EventFilter {
+  /** What the database keeps of the outbox for this stream's catch-up: a superset of what it shows. */
+  readonly query: EventQuery;
+
   constructor(
     private readonly projectId: string,
     private readonly selectors: Selectors | undefined,
     private readonly scopes: Scope[] | "all",
-  ) {}
+  ) {
+    this.query = {
+      projectId,
+      ...(selectors?.query !== undefined && { selectors: selectors.query }),
+    };
+  }
 
   /** The event as this stream sends it, or undefined when it selects or may see none of it. */
   view(e: OutboxEvent): Visible | undefined {

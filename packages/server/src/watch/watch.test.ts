@@ -12,9 +12,12 @@ import {
   type WatchSecretsResponse,
 } from "@coffer/client";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Config } from "../config.ts";
 import { generateToken } from "../crypto/tokens.ts";
+import { rowsOf } from "../db/migrate.ts";
+import { finalHead, ORIGIN } from "../db/watch-events.ts";
 import type { Role } from "../domain/authz.ts";
 import { sweepRegion } from "../domain/sweeper.ts";
 import { type RunningServer, startServer } from "../server.ts";
@@ -28,6 +31,7 @@ import {
   testConfig,
 } from "../testing/backends.ts";
 import { bytesIn, serverBackends, type TestServer } from "../testing/rpc-servers.ts";
+import { formatCursor } from "./cursor.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 const K = WatchEventKind;
@@ -658,3 +662,84 @@ describe.skipIf(freshPostgresUrl === undefined)(
     }, 30_000);
   },
 );
+
+describe.each(serverBackends)("WatchSecrets resuming from an old cursor on $name", (backend) => {
+  it("reads only its project's (and selectors') events from the outbox, in bounded pages", async () => {
+    const test = await backend.start();
+    try {
+      const feed = test.server.feeds.get("local");
+      // A busy outbox: another project's events, older than this project's.
+      await feed.db.execute(sql`
+        insert into watch_events (kind, project_id, secret_id, path, name)
+        select 'secret_updated', ${OTHER_PROJECT}::uuid, gen_random_uuid(), '/old', 'bulk-' || g
+        from generate_series(1, 5000) g`);
+      const admin = test.client("connect", test.adminToken);
+      for (const [name, path] of [
+        ["a", "/old/a"],
+        ["b", "/old/b"],
+        ["c", "/old"],
+      ]) {
+        await admin.createSecret({
+          projectId: PROJECT,
+          name: name as string,
+          path,
+          firstVersion: { data: text(name as string) },
+        });
+      }
+      // The feed (shared by every stream) has read it all once.
+      const head = await finalHead(feed.db);
+      feed.wake();
+      await new Promise<void>((resolve) => {
+        const check = setInterval(() => {
+          if (!feed.isBehind(head)) resolve(clearInterval(check));
+        }, 20);
+      });
+
+      let fetched = 0;
+      const execute = feed.db.execute.bind(feed.db);
+      // Counts the rows each query returns (a real query, observed).
+      const spy = vi.spyOn(feed.db, "execute").mockImplementation((async (
+        query: Parameters<typeof execute>[0],
+      ) => {
+        const result = await execute(query);
+        fetched += rowsOf(result).length;
+        return result;
+      }) as never);
+      try {
+        const sinceCursor = formatCursor(feed.epoch, ORIGIN);
+        const all = new Watch(admin, { projectId: PROJECT, sinceCursor });
+        await all.until((x) => x.events.length >= 6);
+        expect(kinds(all)).toEqual([
+          "SECRET_CREATED a#0",
+          "VERSION_CREATED a#1",
+          "SECRET_CREATED b#0",
+          "VERSION_CREATED b#1",
+          "SECRET_CREATED c#0",
+          "VERSION_CREATED c#1",
+        ]);
+        const some = new Watch(admin, {
+          projectId: PROJECT,
+          sinceCursor,
+          selectors: [
+            prefix("/old/a"),
+            { selector: { case: "location", value: { path: "/old", name: "c" } } },
+          ],
+        });
+        await some.until((x) => x.events.length >= 4);
+        expect(kinds(some)).toEqual([
+          "SECRET_CREATED a#0",
+          "VERSION_CREATED a#1",
+          "SECRET_CREATED c#0",
+          "VERSION_CREATED c#1",
+        ]);
+        // Both caught up reading their own rows (plus a few of state), not the 5000 others.
+        expect(fetched).toBeLessThan(50);
+        await Promise.all([all.stop(), some.stop()]);
+      } finally {
+        spy.mockRestore();
+      }
+    } finally {
+      await test.stop();
+    }
+  }, 60_000);
+});
