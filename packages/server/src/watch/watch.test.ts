@@ -649,7 +649,7 @@ describe.skipIf(freshPostgresUrl === undefined)(
         const revoked = performance.now();
         const end = await endOf(w, 5_000);
         expect(end.code).toBe(Code.Unauthenticated);
-      expect(end.at - revoked).toBeLessThan(1_000);
+        expect(end.at - revoked).toBeLessThan(1_000);
         // B's cache dropped the token too (it would otherwise trust it for 2 s).
         const call = await on(b, value)
           .listSecrets({ projectId: PROJECT })
