@@ -85,7 +85,6 @@ export function versionDetails(ref: SecretRef, v: SecretVersion): string {
     ["latest", v.latest ? "yes" : "no"],
     ["description", v.description],
     ["ephemeral", propertiesText(v.ephemeralProperties)],
-    ["crc32", v.dataCrc32.toString(16).padStart(8, "0")],
     ["created", formatTime(v.createdAt)],
     ["updated", formatTime(v.updatedAt)],
     ["deletion requested", formatTime(v.deletionRequestedAt)],
