@@ -169,7 +169,7 @@ describe.each(backends)("versions on $name", (backend) => {
     expect(await revisions(secret.id)).toEqual(["1:enabled"]);
     // No revision was spent on the refused requests.
     const v2 = await addVersion(domain, secret.id, "two", { dataCrc32: crc32(data) });
-    expect(v2).toMatchObject({ revision: 2, dataCrc32: crc32(data) });
+    expect(v2).toMatchObject({ revision: 2 });
     expect((await access(secret.id, "2")).dataCrc32).toBe(crc32(data));
   });
 
