@@ -623,6 +623,9 @@ describe.each(backends)("ephemeral secrets on $name", (backend) => {
       expect(await listed(["enabled"])).toEqual([]);
       expect(await listed([want])).toEqual([`2:${want}`, `1:${want}`]);
       expect(await listed([])).toEqual(action === "delete" ? [] : ["2:disabled", "1:disabled"]);
+      // The secret counts the versions whose payload is kept, by the same status.
+      const counted = await getSecret(domain, caller, { region: "", secretId: secret.id });
+      expect(counted.versionCount).toBe(action === "delete" ? 0 : 2);
       await expectDomainError(
         version(secret.id, "latest_enabled"),
         "not_found",
