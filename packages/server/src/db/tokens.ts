@@ -18,6 +18,28 @@ export async function findToken(ex: Executor, id: string): Promise<TokenRow | un
   return row;
 }
 
+/**
+ * The grants of every live token (neither revoked nor expired) holding a grant
+ * on the project, one array per token. Global admins are left out: they hold
+ * every permission everywhere.
+ */
+export async function liveGrantsOnProject(
+  ex: Executor,
+  projectId: string,
+): Promise<StoredGrant[][]> {
+  const rows = await ex
+    .select({ grants: tokens.grants })
+    .from(tokens)
+    .where(
+      and(
+        isNull(tokens.revokedAt),
+        or(isNull(tokens.expiresAt), gt(tokens.expiresAt, sql`now()`)),
+        sql`${tokens.grants} @> ${JSON.stringify([{ projectId }])}::jsonb`,
+      ),
+    );
+  return rows.map((r) => r.grants);
+}
+
 export interface NewTokenRow {
   id: string;
   name: string;

@@ -1,4 +1,3 @@
-import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { AdminService } from "@coffer/api";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { listAuditEvents } from "../domain/admin/audit.ts";
@@ -8,6 +7,7 @@ import { createToken, listTokens, revokeToken } from "../domain/admin/tokens.ts"
 import type { Domain } from "../domain/context.ts";
 import type { RingSource } from "../domain/rotate-keys.ts";
 import { callerOf } from "./chain.ts";
+import { timestampFromProto } from "./convert.ts";
 import {
   auditEventToProto,
   grantsFromProto,
@@ -48,7 +48,7 @@ export function adminService(
       const r = await createToken(domain, callerOf(ctx), {
         name: req.name,
         grants: grantsFromProto(req.grants),
-        ...(req.expiresAt && { expiresAt: timestampDate(req.expiresAt) }),
+        ...(req.expiresAt && { expiresAt: timestampFromProto(req.expiresAt, "expires_at") }),
       });
       return { token: tokenToProto(r.token), value: r.value };
     },
@@ -68,8 +68,8 @@ export function adminService(
         tokenId: req.tokenId,
         method: req.method,
         outcome: req.outcome,
-        ...(req.startTime && { startTime: timestampDate(req.startTime) }),
-        ...(req.endTime && { endTime: timestampDate(req.endTime) }),
+        ...(req.startTime && { startTime: timestampFromProto(req.startTime, "start_time") }),
+        ...(req.endTime && { endTime: timestampFromProto(req.endTime, "end_time") }),
         page: req.page,
         pageSize: req.pageSize,
       });
