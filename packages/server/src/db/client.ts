@@ -5,6 +5,7 @@ import type { PgDatabase, PgQueryResultHKT, PgTransaction } from "drizzle-orm/pg
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
+import { type DataDirLock, lockDataDir } from "./data-dir-lock.ts";
 import * as schema from "./schema.ts";
 
 export type Schema = typeof schema;
@@ -83,9 +84,28 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
       close: () => client.end({ timeout: 5 }),
     };
   }
-  if (target.dataDir !== undefined) await mkdir(target.dataDir, { recursive: true, mode: 0o700 });
-  const client = await PGlite.create(target.dataDir ?? "memory://");
+  let lock: DataDirLock | undefined;
+  if (target.dataDir !== undefined) {
+    await mkdir(target.dataDir, { recursive: true, mode: 0o700 });
+    // PGlite takes no lock of its own: two processes on one folder lose
+    // acknowledged writes. In memory, there is nothing to share.
+    lock = await lockDataDir(target.dataDir);
+  }
+  let client: PGlite;
+  try {
+    client = await PGlite.create(target.dataDir ?? "memory://");
+  } catch (err) {
+    await lock?.release();
+    throw err;
+  }
   const db = drizzlePglite({ client, schema }) as unknown as Db;
+  lock?.onLost(() => {
+    // Without the lock another process may open the folder: stop writing now.
+    process.stderr.write(
+      `coffer-server: lost the lock on ${target.dataDir} (its flock helper was killed); closing the embedded database\n`,
+    );
+    void client.close();
+  });
   return {
     db,
     driver: "pglite",
@@ -95,7 +115,13 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
       onListen();
       return unlisten;
     },
-    close: () => client.close(),
+    close: async () => {
+      try {
+        await client.close();
+      } finally {
+        await lock?.release();
+      }
+    },
   };
 }
 
