@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readdir, rename, rm, rmdir } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { setFlagsFromString } from "node:v8";
 import type { PGlite } from "@electric-sql/pglite";
 import type { ExtractTablesWithRelations } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from "drizzle-orm/pg-core";
@@ -100,6 +101,13 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
   try {
     // Loaded only for the embedded database: a Postgres server never pays
     // for PGlite's code (about 40 MB of RSS under tsx).
+    // V8 compiles PGlite's 9 MB of WebAssembly with its baseline compiler
+    // (Liftoff), then recompiles hot functions with TurboFan, whose code and
+    // compilation memory cost about 50 MB of RSS; baseline code alone serves
+    // a secret store's queries as fast on measure (bench/RESULTS.md, "Idle
+    // memory"). The flag is read when a module is compiled and concerns only
+    // WebAssembly; the server compiles no other.
+    setFlagsFromString("--liftoff-only");
     const [pglite, driver] = await Promise.all([
       import("@electric-sql/pglite"),
       import("drizzle-orm/pglite"),
