@@ -24,7 +24,9 @@ describe("the data folder lock", () => {
     await (await lockDataDir(folder)).release();
   });
 
-  it("is held by an open PGlite folder until it closes; in memory, nothing is locked", async () => {
+  it("is held by an open PGlite folder until it closes; in memory, nothing is locked", {
+    timeout: 180_000,
+  }, async () => {
     const folder = path.join(dir, "b");
     const database = await openDatabase({ driver: "pglite", dataDir: folder });
     await expect(lockDataDir(folder)).rejects.toBeInstanceOf(DataDirLockedError);
