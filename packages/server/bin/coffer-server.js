@@ -12,7 +12,16 @@
 // only the workspace's own TypeScript (@coffer/*) is bundled. Where the
 // bundle cannot be written (a read-only install), tsx runs the sources.
 import { createHash } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
@@ -75,9 +84,20 @@ async function bundled() {
   const dir = path.join(serverRoot, "node_modules", ".cache", "coffer-server");
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, name);
-  writeFileSync(file, code);
+  if (!existsSync(file)) {
+    // Written aside and renamed, so that a server starting at the same time
+    // never imports a half-written file (the name says the content).
+    const partial = `${file}.${process.pid}.tmp`;
+    writeFileSync(partial, code);
+    renameSync(partial, file);
+  }
+  // Bundles of other versions, once no server can still be loading them.
+  const dayAgo = Date.now() - 86_400_000;
   for (const old of readdirSync(dir)) {
-    if (old !== name && old.startsWith("main-")) rmSync(path.join(dir, old), { force: true });
+    const oldFile = path.join(dir, old);
+    if (old !== name && old.startsWith("main-") && statSync(oldFile).mtimeMs < dayAgo) {
+      rmSync(oldFile, { force: true });
+    }
   }
   return file;
 }
