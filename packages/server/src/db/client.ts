@@ -140,7 +140,8 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
     },
     close: async () => {
       try {
-        await client.close();
+        // Already closed when the lock was lost.
+        if (!client.closed) await client.close();
       } finally {
         await lock?.release();
       }
