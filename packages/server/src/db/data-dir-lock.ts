@@ -86,9 +86,11 @@ export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
   for (const stream of streams) stream.unref?.();
 
   let releasing = false;
+  let holding = true;
   const lost = new Set<() => void>();
   const exited = new Promise<void>((resolve) => helper.once("exit", () => resolve()));
   void exited.then(() => {
+    holding = false;
     if (!releasing) for (const callback of lost) callback();
   });
   return {
@@ -99,8 +101,9 @@ export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
     release: async () => {
       if (releasing) return exited;
       releasing = true;
-      // Forget the pid while still holding the lock, then let go.
-      await writeHolder(file, "").catch(() => {});
+      // Forget the pid while still holding the lock, then let go. A lock
+      // already lost may be another process's now: its file is not ours.
+      if (holding) await writeHolder(file, "").catch(() => {});
       // Waiting for the helper to exit must keep this process alive.
       helper.ref();
       for (const stream of streams) stream.ref?.();
