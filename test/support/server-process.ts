@@ -4,7 +4,10 @@ import { describeExit, type Exit, type OutputLine, REPO_ROOT, TsxProcess } from 
 
 export { describeExit, type Exit, type OutputLine, REPO_ROOT };
 
-/** The server's entry point, the file `npm start` runs (`tsx src/main.ts`). */
+/**
+ * The server's entry point. `npm start` bundles it (bin/coffer-server.js);
+ * tests run it through tsx's loader, which serves the same code.
+ */
 export const SERVER_MAIN = path.join(REPO_ROOT, "packages/server/src/main.ts");
 
 /** The proto folder, for clients that load the .proto files themselves. */

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, loadConfig, parseDuration } from "./config.ts";
-import { generateToken } from "./crypto/tokens.ts";
+import { generateToken, tokenFromSecret } from "./crypto/tokens.ts";
 import { createTestCertificates, type TestCertificates } from "./testing/certs.ts";
 
 const fails = (env: Record<string, string>) => {
@@ -221,6 +221,14 @@ describe("COFFER_BOOTSTRAP_TOKEN", () => {
     const { value } = generateToken();
     expect(loadConfig({ COFFER_BOOTSTRAP_TOKEN: value }).bootstrapToken).toBe(value);
     expect(loadConfig({}).bootstrapToken).toBeUndefined();
+  });
+
+  it("is refused by name, without repeating the value, when it is not random enough", () => {
+    const zero = tokenFromSecret(new Uint8Array(32)).value;
+    const message = fails({ COFFER_BOOTSTRAP_TOKEN: zero });
+    expect(message).toContain("COFFER_BOOTSTRAP_TOKEN: is not random enough to be an admin token");
+    expect(message).toContain("only 1 different characters");
+    expect(message).not.toContain(zero.slice(7, 20));
   });
 
   it("is refused by name, without repeating the value, when malformed", () => {

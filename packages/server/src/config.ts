@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { createSecureContext } from "node:tls";
 import { z } from "zod";
-import { isWellFormedToken } from "./crypto/tokens.ts";
+import { isWellFormedToken, weakTokenReason } from "./crypto/tokens.ts";
 
 /** A listen address, `host:port` (port 0 picks a free port). */
 export interface ListenAddress {
@@ -171,10 +171,24 @@ const settings = z.object({
   // The message never repeats the value: it is a credential.
   COFFER_BOOTSTRAP_TOKEN: z
     .string()
-    .refine(
-      isWellFormedToken,
-      "must be a Coffer token: coffer_ followed by 49 letters and digits ending in a checksum",
-    )
+    .superRefine((v, ctx) => {
+      if (!isWellFormedToken(v)) {
+        ctx.addIssue({
+          code: "custom",
+          message:
+            "must be a Coffer token: coffer_ followed by 49 letters and digits ending in a checksum",
+        });
+        return;
+      }
+      // It becomes a global admin token: a guessable value is refused.
+      const weak = weakTokenReason(v);
+      if (weak !== undefined) {
+        ctx.addIssue({
+          code: "custom",
+          message: `is not random enough to be an admin token: ${weak}. Generate one in this repository with: node --import tsx --input-type=module -e "import { generateToken } from '@coffer/server'; console.log(generateToken().value)", or leave it unset to have the server create and print one`,
+        });
+      }
+    })
     .optional(),
   COFFER_TLS_CERT: z.string().min(1).optional(),
   COFFER_TLS_KEY: z.string().min(1).optional(),

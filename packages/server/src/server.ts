@@ -334,7 +334,9 @@ function announceAdminToken(value: string, config: Config, logger: Logger): void
   }
   logger.info("created an admin token (printed once to stderr)");
   const rule = "=".repeat(72);
+  // stderr only, never the JSON log: logs are shipped and kept. The token is
+  // coffer_ and base62, so the export line needs no shell quoting.
   process.stderr.write(
-    `\n${rule}\nCoffer created an admin token. It is shown this once; store it now:\n  ${value}\n${rule}\n\n`,
+    `\n${rule}\nCoffer created an admin token. It is shown this once; store it now:\n  ${value}\n\nTo use it from a shell (the CLI and the examples read COFFER_TOKEN):\n  export COFFER_TOKEN=${value}\n${rule}\n\n`,
   );
 }
