@@ -19,6 +19,8 @@ import {
 export interface AdminServiceDeps {
   /** Called after a revocation commits, so that this replica stops trusting the token at once. */
   forgetToken(tokenId: string): void;
+  /** Called after a token is created, so that this replica stops refusing its value at once. */
+  tokenCreated?(value: string): void;
   /** The running key ring, for RotateMasterKey; without it a rotation only rewraps. */
   keys?: RingSource;
 }
@@ -46,6 +48,7 @@ export function adminService(
         grants: grantsFromProto(req.grants),
         ...(req.expiresAt && { expiresAt: timestampDate(req.expiresAt) }),
       });
+      deps.tokenCreated?.(r.value);
       return { token: tokenToProto(r.token), value: r.value };
     },
     async listTokens(req, ctx) {
