@@ -51,6 +51,8 @@ export interface RunningServer {
   keys: RingSource;
   /** Each region's watch fan-out. */
   feeds: WatchFeeds;
+  /** Turns bearer tokens into principals (its lookup count is read by tests). */
+  authenticator: Authenticator;
   /** Stops accepting calls, lets calls in flight finish (up to the grace period), closes databases. */
   stop(): Promise<void>;
 }
@@ -294,6 +296,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     domain,
     keys,
     feeds,
+    authenticator,
     stop,
   };
 }

@@ -48,7 +48,14 @@ export class Authenticator {
   /** Database lookups made so far (for metrics and tests). */
   lookups = 0;
 
-  constructor(private readonly home: () => Db) {}
+  private readonly maxRefused: number;
+
+  constructor(
+    private readonly home: () => Db,
+    options: { maxRefused?: number } = {},
+  ) {
+    this.maxRefused = options.maxRefused ?? MAX_REFUSED;
+  }
 
   /**
    * The principal of a header whose token this replica verified in the last
@@ -130,7 +137,7 @@ export class Authenticator {
     this.refusedUntil.delete(key);
     // Oldest first: drop what has lapsed, then, at the cap, the oldest.
     for (const [k, until] of this.refusedUntil) {
-      if (until > now && this.refusedUntil.size < MAX_REFUSED) break;
+      if (until > now && this.refusedUntil.size < this.maxRefused) break;
       this.refusedUntil.delete(k);
     }
     this.refusedUntil.set(key, now + REFUSED_CACHE_MS);

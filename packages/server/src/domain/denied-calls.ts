@@ -46,6 +46,17 @@ export interface DeniedCallsOptions {
 const MINUTE = 60_000;
 
 /**
+ * Most windows one address opens per minute. Past it, its refusals of
+ * other methods or tokens go into one overflow window per outcome, with
+ * method and token prefix "*": a caller presenting a new random token on
+ * every call still makes a bounded number of rows.
+ */
+export const MAX_WINDOWS_PER_ADDRESS = 16;
+
+/** The method and token prefix of an overflow window. */
+export const VARIOUS = "*";
+
+/**
  * Audit and logging of calls the chain refuses before any handler runs (no
  * valid token, a rate limit), bounded so that a flood of them cannot fill
  * the audit table or the logs: repeats are aggregated into one audit row per
@@ -62,6 +73,8 @@ const MINUTE = 60_000;
  */
 export class DeniedCalls {
   private readonly windows = new Map<string, Window>();
+  /** Windows opened per minute and address, for MAX_WINDOWS_PER_ADDRESS. */
+  private readonly opened = new Map<string, number>();
   private readonly timer: NodeJS.Timeout;
   private readonly maxWindows: number;
   private readonly now: () => number;
@@ -82,23 +95,35 @@ export class DeniedCalls {
    * is written, and the caller logs it), false when it was only counted.
    * Rejects when the row could not be written.
    */
-  async record(call: DeniedCall): Promise<boolean> {
+  async record(denied: DeniedCall): Promise<boolean> {
     const now = this.now();
     const minute = Math.floor(now / MINUTE);
-    const key = JSON.stringify([
-      minute,
-      call.address,
-      call.tokenId ?? call.tokenPrefix ?? "none",
-      call.method,
-      call.outcome,
-    ]);
-    const open = this.windows.get(key);
+    let call = denied;
+    const keyOf = (c: DeniedCall) =>
+      JSON.stringify([
+        minute,
+        c.address,
+        c.tokenId ?? c.tokenPrefix ?? "none",
+        c.method,
+        c.outcome,
+      ]);
+    let key = keyOf(call);
+    let open = this.windows.get(key);
+    const perAddress = `${minute} ${call.address}`;
+    const opened = this.opened.get(perAddress) ?? 0;
+    if (open === undefined && opened >= MAX_WINDOWS_PER_ADDRESS) {
+      const { tokenId: _id, ...rest } = denied;
+      call = { ...rest, method: VARIOUS, tokenPrefix: VARIOUS };
+      key = keyOf(call);
+      open = this.windows.get(key);
+    }
     if (open !== undefined) {
       open.pending += 1;
       open.total += 1;
       return false;
     }
     if (this.windows.size >= this.maxWindows) void this.flush(true);
+    this.opened.set(perAddress, opened + 1);
     const window: Window = {
       id: randomUUID(),
       minute,
@@ -137,6 +162,9 @@ export class DeniedCalls {
 
   private async flushNow(all: boolean): Promise<void> {
     const minute = Math.floor(this.now() / MINUTE);
+    for (const key of this.opened.keys()) {
+      if (all || Number(key.slice(0, key.indexOf(" "))) < minute) this.opened.delete(key);
+    }
     for (const [key, window] of this.windows) {
       const closed = all || window.minute < minute;
       if (closed) this.windows.delete(key);
