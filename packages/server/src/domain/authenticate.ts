@@ -68,6 +68,20 @@ export class Authenticator {
     return cached !== undefined && cached.until > Date.now() ? cached.principal : undefined;
   }
 
+  /**
+   * Whether this replica has verified the header's token before, even if
+   * that answer has lapsed and needs a fresh lookup, and it has not been
+   * refused or revoked since: such a caller is not charged to its address's
+   * pre-auth limit, so a flood from a shared address (NAT) does not starve
+   * the valid clients behind it. A token refused once loses this at once.
+   */
+  known(header: string | null): boolean {
+    const value = bearer(header);
+    return (
+      value !== undefined && isWellFormedToken(value) && this.cache.has(keyOf(hashToken(value)))
+    );
+  }
+
   async authenticate(header: string | null): Promise<Principal> {
     const value = bearer(header);
     if (value === undefined || !isWellFormedToken(value)) throw refused();
@@ -99,6 +113,7 @@ export class Authenticator {
       row.revokedAt !== null ||
       (row.expiresAt !== null && row.expiresAt.getTime() <= now)
     ) {
+      this.cache.delete(key);
       if (generation === this.generation) this.rememberRefused(key, now);
       throw refused();
     }

@@ -116,10 +116,12 @@ export function withCallChain<S extends DescService>(
       let principal = authenticator.cached(header);
       if (principal === undefined) {
         // Before the lookup, so that a peer without a valid token cannot
-        // make the database work for it at will; a valid token gives it back.
-        deps.peerLimiter?.admit(peer);
+        // make the database work for it at will; a valid token gives it
+        // back, and one verified here before is not charged at all.
+        const charged = deps.peerLimiter !== undefined && !authenticator.known(header);
+        if (charged) deps.peerLimiter?.admit(peer);
         principal = await authenticator.authenticate(header);
-        deps.peerLimiter?.refund(peer);
+        if (charged) deps.peerLimiter?.refund(peer);
       }
       audit.tokenId = principal.tokenId;
       ctx.values.set(callerKey, {

@@ -18,9 +18,11 @@ export const MAX_TRACKED_PEERS = 50_000;
  * up, and gets it back when the token turns out valid. So a peer may make
  * `burst` refused calls at once, then `ratePerSecond` per second; once its
  * bucket is empty, every call from it whose token this replica has not
- * verified in the last moments is RESOURCE_EXHAUSTED without a lookup.
- * Calls with a valid token never use up the bucket, and a token verified
- * recently (in the authenticator's cache) is not limited here at all.
+ * verified before is RESOURCE_EXHAUSTED without a lookup. Calls with a
+ * valid token never use up the bucket, and a token this replica has
+ * verified before (and not refused since) is not limited here at all, so
+ * valid clients behind an address shared with a flood keep being served;
+ * a new valid token from that address waits for the bucket to refill.
  */
 export class PeerLimiter {
   private readonly buckets: RateLimiter;
