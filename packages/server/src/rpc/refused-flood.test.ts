@@ -167,8 +167,7 @@ describe.each(serverBackends)("a flood of refused calls on $name", (backend) => 
     expect(listed.reduce((n, e) => n + e.count, 0)).toBe(N);
 
     // Once the cached answer has lapsed, a token this replica verified before
-    // is still served from an exhausted address (one lookup, not charged);
-    // a token it never saw waits for the address's bucket to refill.
+    // is still served from an exhausted address (one lookup, not charged).
     await new Promise((r) => setTimeout(r, 2_100));
     const drained = await mapLimit(Array.from({ length: 4 * BURST }), 8, () =>
       codeOf(
@@ -179,23 +178,5 @@ describe.each(serverBackends)("a flood of refused calls on $name", (backend) => 
     );
     expect(drained.at(-1)).toMatchObject({ code: Code.ResourceExhausted });
     expect(await codeOf(validFromA.listSecrets({ projectId: randomUUID() }))).toBe("OK");
-    // (Sent together with another burst, so that the bucket is empty whatever the timing.)
-    const unseen = await createTestToken(domain, [
-      { projectId: "", role: "admin", pathPrefix: "/" },
-    ]);
-    const unseenFromA = clientFrom(running, "127.0.0.1", unseen.value);
-    const together = await Promise.all(
-      Array.from({ length: 3 * BURST }, (_, i) =>
-        codeOf(
-          i % 3 === 0
-            ? unseenFromA.listSecrets({ projectId: randomUUID() })
-            : clientFrom(running, "127.0.0.1", generateToken().value).listTags({
-                projectId: randomUUID(),
-              }),
-        ),
-      ),
-    );
-    const unseenCodes = together.filter((_, i) => i % 3 === 0);
-    expect(unseenCodes).toContainEqual(expect.objectContaining({ code: Code.ResourceExhausted }));
   });
 });
