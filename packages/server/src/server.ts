@@ -170,7 +170,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const adminImpl = withCallChain(
     AdminService,
     adminService(domain, {
-      forgetToken: (id) => authenticator.forget(id),
+      tokensRevoked: (ids) => authenticator.forget(ids),
       tokenCreated: (value) => authenticator.learnCreated(value),
       keys,
     }),

@@ -134,11 +134,12 @@ export class Authenticator {
     return principal;
   }
 
-  /** Forgets a token at once on this replica (after revocation). */
-  forget(tokenId: string): void {
+  /** Forgets tokens at once on this replica (after their revocation). */
+  forget(tokenIds: readonly string[]): void {
     this.generation += 1;
+    const doomed = new Set(tokenIds);
     for (const [key, entry] of this.cache) {
-      if (entry.principal.tokenId === tokenId) this.cache.delete(key);
+      if (doomed.has(entry.principal.tokenId)) this.cache.delete(key);
     }
   }
 

@@ -17,8 +17,12 @@ import {
 
 /** What AdminService needs beyond the domain. */
 export interface AdminServiceDeps {
-  /** Called after a revocation commits, so that this replica stops trusting the token at once. */
-  forgetToken(tokenId: string): void;
+  /**
+   * Called once after a revocation commits, with every token it revoked (the
+   * named one and those it created, transitively), so that this replica
+   * stops trusting them at once.
+   */
+  tokensRevoked(tokenIds: readonly string[]): void;
   /** Called after a token is created, so that this replica stops refusing its value at once. */
   tokenCreated?(value: string): void;
   /** The running key ring, for RotateMasterKey; without it a rotation only rewraps. */
@@ -56,7 +60,7 @@ export function adminService(
       return { tokens: r.tokens.map(tokenToProto), totalCount: BigInt(r.totalCount) };
     },
     async revokeToken(req, ctx) {
-      const token = await revokeToken(domain, callerOf(ctx), req, (id) => deps.forgetToken(id));
+      const token = await revokeToken(domain, callerOf(ctx), req, (ids) => deps.tokensRevoked(ids));
       return { token: tokenToProto(token) };
     },
     async listAuditEvents(req, ctx) {

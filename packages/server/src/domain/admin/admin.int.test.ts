@@ -222,8 +222,8 @@ describe.each(backends)("admin calls on $name", (backend) => {
         tokenId: token.id,
         grants: [{ projectId: p1, role: "read_only", pathPrefix: "/staging" }],
       });
-      await revokeToken(domain, globalAdmin(), { tokenId: token.id }, (id) =>
-        authenticator.forget(id),
+      await revokeToken(domain, globalAdmin(), { tokenId: token.id }, (ids) =>
+        authenticator.forget(ids),
       );
       await expectDomainError(authenticator.authenticate(`Bearer ${value}`), "unauthenticated");
     });
@@ -249,7 +249,9 @@ describe.each(backends)("admin calls on $name", (backend) => {
       // A revocation while a lookup is in flight: the answer is not cached.
       const inFlight = new Authenticator(() => dbs.db("home"));
       const first = inFlight.authenticate(`Bearer ${value}`);
-      await revokeToken(domain, globalAdmin(), { tokenId: token.id }, (id) => inFlight.forget(id));
+      await revokeToken(domain, globalAdmin(), { tokenId: token.id }, (ids) =>
+        inFlight.forget(ids),
+      );
       await first.catch(() => undefined);
       await expectDomainError(inFlight.authenticate(`Bearer ${value}`), "unauthenticated");
     });
@@ -498,8 +500,8 @@ describe.each(backends)("admin calls on $name", (backend) => {
       );
       const forgotten: string[] = [];
       const caller = projectAdmin(p1);
-      const revoked = await revokeToken(domain, caller, { tokenId: token.id }, (id) =>
-        forgotten.push(id),
+      const revoked = await revokeToken(domain, caller, { tokenId: token.id }, (ids) =>
+        forgotten.push(...ids),
       );
       expect(revoked.revokedAt).toBeInstanceOf(Date);
       expect(forgotten).toEqual([token.id]);
@@ -511,7 +513,7 @@ describe.each(backends)("admin calls on $name", (backend) => {
 
       const second = projectAdmin(p1);
       await expectDomainError(
-        revokeToken(domain, second, { tokenId: token.id }, (id) => forgotten.push(id)),
+        revokeToken(domain, second, { tokenId: token.id }, (ids) => forgotten.push(...ids)),
         "failed_precondition",
         "already revoked",
         revoked.revokedAt?.toISOString() ?? "?",
@@ -534,7 +536,9 @@ describe.each(backends)("admin calls on $name", (backend) => {
       const forgotten: string[] = [];
       const results = await Promise.allSettled(
         Array.from({ length: 6 }, () =>
-          revokeToken(domain, globalAdmin(), { tokenId: token.id }, (id) => forgotten.push(id)),
+          revokeToken(domain, globalAdmin(), { tokenId: token.id }, (ids) =>
+            forgotten.push(...ids),
+          ),
         ),
       );
       expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);

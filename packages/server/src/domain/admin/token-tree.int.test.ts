@@ -119,12 +119,16 @@ describe.each(backends)("tokens made by tokens on $name", (backend) => {
 
     const forgotten: string[] = [];
     const caller = root(REVOKE);
-    const revoked = await revokeToken(domain, caller, { tokenId: parent.id }, (id) => {
-      forgotten.push(id);
-      authenticator.forget(id);
+    // One call of the hook, with the whole subtree.
+    let hooked = 0;
+    const revoked = await revokeToken(domain, caller, { tokenId: parent.id }, (ids) => {
+      hooked += 1;
+      forgotten.push(...ids);
+      authenticator.forget(ids);
     });
     expect(revoked.id).toBe(parent.id);
     expect(forgotten).toEqual([parent.id, child.id, grandchild.id]);
+    expect(hooked).toBe(1);
 
     // At once on this replica, through the cache, for the whole subtree.
     for (const v of [parentValue, childValue, grandchildValue]) {
@@ -184,11 +188,13 @@ describe.each(backends)("tokens made by tokens on $name", (backend) => {
     const { token: grandchild } = await mint(as(child));
     // The child's own revocation takes the grandchild with it already...
     const forgotten: string[] = [];
-    await revokeToken(domain, root(REVOKE), { tokenId: child.id }, (id) => forgotten.push(id));
+    await revokeToken(domain, root(REVOKE), { tokenId: child.id }, (ids) => forgotten.push(...ids));
     expect(forgotten).toEqual([child.id, grandchild.id]);
     // ...and the parent's reports only what it revoked itself.
     forgotten.length = 0;
-    await revokeToken(domain, root(REVOKE), { tokenId: parent.id }, (id) => forgotten.push(id));
+    await revokeToken(domain, root(REVOKE), { tokenId: parent.id }, (ids) =>
+      forgotten.push(...ids),
+    );
     expect(forgotten).toEqual([parent.id]);
   });
 

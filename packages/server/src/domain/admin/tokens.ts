@@ -243,15 +243,16 @@ export function tokenNotFound(id: string): Error {
  * by the cascade gets an event of its own with the same request id.
  *
  * This is the one path by which tokens are revoked. After commit,
- * `onRevoked` is called once per token revoked (the named one first), so
- * that this replica stops trusting each at once rather than when its cache
- * expires (the composition root wires it to the authenticator).
+ * `onRevoked` is called once with the ids of every token this call revoked
+ * (the named one first, then the cascade), so that they stop working at once
+ * rather than when caches expire (the composition root wires it to the
+ * authenticator).
  */
 export async function revokeToken(
   domain: Domain,
   caller: Caller,
   input: { tokenId: string },
-  onRevoked: (tokenId: string) => void = () => {},
+  onRevoked: (tokenIds: readonly string[]) => void = () => {},
 ): Promise<TokenView> {
   const region = home(domain, caller);
   const administered = requireAdmin(caller.principal);
@@ -285,6 +286,6 @@ export async function revokeToken(
     }
     return { revoked, descendants };
   });
-  for (const t of [row.revoked, ...row.descendants]) onRevoked(t.id);
+  onRevoked([row.revoked.id, ...row.descendants.map((d) => d.id)]);
   return view(row.revoked);
 }
