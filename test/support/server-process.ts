@@ -37,6 +37,9 @@ export function serverEnv(overrides: ServerEnv = {}): NodeJS.ProcessEnv {
   // Load tests here are about draining and races, not the per-token rate
   // limit, which has tests of its own (packages/server/src/rpc/limits.test.ts).
   env.COFFER_RATE_LIMIT_RPS = "0";
+  // Likewise the per-address limit on refused calls (rpc/refused-flood.test.ts):
+  // the fuzz suite sends many bad tokens from one address on purpose.
+  env.COFFER_PEER_RATE_LIMIT_RPS = "0";
   for (const [key, value] of Object.entries(overrides)) {
     if (value === undefined) delete env[key];
     else env[key] = value;

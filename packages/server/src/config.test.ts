@@ -267,3 +267,23 @@ describe("limits", () => {
     expect(message).toMatch(/COFFER_RATE_LIMIT_RPS: /);
   });
 });
+
+describe("bounds on refused callers and the audit trail", () => {
+  it("default to 20 refused calls per second per address and a year of audit events", () => {
+    const c = loadConfig({});
+    expect(c.peerRateLimitRps).toBe(20);
+    expect(c.auditRetentionMs).toBe(366 * 86_400_000);
+  });
+
+  it("are read from COFFER_PEER_RATE_LIMIT_RPS and COFFER_AUDIT_RETENTION", () => {
+    const c = loadConfig({ COFFER_PEER_RATE_LIMIT_RPS: "0", COFFER_AUDIT_RETENTION: "90d" });
+    expect(c.peerRateLimitRps).toBe(0);
+    expect(c.auditRetentionMs).toBe(90 * 86_400_000);
+  });
+
+  it("refuse a negative rate and a retention under a day, naming each setting", () => {
+    const message = fails({ COFFER_PEER_RATE_LIMIT_RPS: "-5", COFFER_AUDIT_RETENTION: "12h" });
+    expect(message).toMatch(/COFFER_PEER_RATE_LIMIT_RPS: /);
+    expect(message).toMatch(/COFFER_AUDIT_RETENTION: must be a duration/);
+  });
+});

@@ -79,6 +79,14 @@ export interface Config {
     /** Calls per second per token on each replica, bursts of twice that; 0 disables. */
     requestsPerSecond: number;
   };
+  /**
+   * `COFFER_PEER_RATE_LIMIT_RPS`: refused calls per second per peer address,
+   * limited before authentication, on each replica, bursts of twice that
+   * (rpc/peer-limit.ts); 0 or absent: no limit.
+   */
+  peerRateLimitRps?: number;
+  /** `COFFER_AUDIT_RETENTION`: audit events older than this are swept; absent: 366 days. */
+  auditRetentionMs?: number;
 }
 
 export class ConfigError extends Error {
@@ -196,6 +204,9 @@ const settings = z.object({
   COFFER_MAX_SECRETS_PER_PROJECT: z.coerce.number().int().min(1).max(100_000_000).default(10_000),
   COFFER_MAX_VERSIONS_PER_SECRET: z.coerce.number().int().min(1).max(1_000_000).default(1_000),
   COFFER_RATE_LIMIT_RPS: z.coerce.number().int().min(0).max(1_000_000).default(200),
+  // Issue 11 item 6: bounds on what callers without a valid token cost.
+  COFFER_PEER_RATE_LIMIT_RPS: z.coerce.number().int().min(0).max(1_000_000).default(20),
+  COFFER_AUDIT_RETENTION: duration(DAY, 36_500 * DAY).default(366 * DAY),
   COFFER_HEALTH_INTERVAL: duration(100, 3_600_000).default(5_000),
   COFFER_METRICS_LISTEN: listen.optional(),
 });
@@ -267,6 +278,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       versionsPerSecret: s.COFFER_MAX_VERSIONS_PER_SECRET,
       requestsPerSecond: s.COFFER_RATE_LIMIT_RPS,
     },
+    peerRateLimitRps: s.COFFER_PEER_RATE_LIMIT_RPS,
+    auditRetentionMs: s.COFFER_AUDIT_RETENTION,
   };
 }
 

@@ -17,6 +17,7 @@ import { bootstrapAdminToken } from "./domain/admin/bootstrap.ts";
 import { openAuditLog } from "./domain/audit-log.ts";
 import { Authenticator } from "./domain/authenticate.ts";
 import { type Domain, Regions } from "./domain/context.ts";
+import { DeniedCalls } from "./domain/denied-calls.ts";
 import type { RingSource } from "./domain/rotate-keys.ts";
 import { startSweeper } from "./domain/sweeper.ts";
 import { HealthStatus, REGION_PREFIX, startDatabaseProbe } from "./ops/health.ts";
@@ -24,6 +25,7 @@ import { listenMetrics, Metrics, type MetricsServer } from "./ops/metrics.ts";
 import { adminService } from "./rpc/admin-service.ts";
 import { type CallObserver, codeName, withCallChain } from "./rpc/chain.ts";
 import { Health, healthService } from "./rpc/health.ts";
+import { PeerLimiter } from "./rpc/peer-limit.ts";
 import { RateLimiter } from "./rpc/rate-limit.ts";
 import { addReflection, reflectionServices } from "./rpc/reflection.ts";
 import { secretService } from "./rpc/secret-service.ts";
@@ -50,6 +52,8 @@ export interface RunningServer {
   keys: RingSource;
   /** Each region's watch fan-out. */
   feeds: WatchFeeds;
+  /** Turns bearer tokens into principals (its lookup count is read by tests). */
+  authenticator: Authenticator;
   /** Stops accepting calls, lets calls in flight finish (up to the grace period), closes databases. */
   stop(): Promise<void>;
 }
@@ -115,6 +119,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     keyRing: keys.holder.get,
     deletionWindowMs: config.deletionWindowMs,
     watchRetentionMs: config.watchRetentionMs,
+    ...(config.auditRetentionMs !== undefined && { auditRetentionMs: config.auditRetentionMs }),
     limits: config.limits,
   };
 
@@ -157,18 +162,27 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     metrics && ((call) => metrics.observeCall(call.method, codeName(call.code), call.durationMs));
   const rps = config.limits.requestsPerSecond;
   const rateLimiter = rps > 0 ? new RateLimiter({ ratePerSecond: rps }) : undefined;
+  const peerRps = config.peerRateLimitRps ?? 0;
+  const peerLimiter = peerRps > 0 ? new PeerLimiter({ ratePerSecond: peerRps }) : undefined;
+  const deniedCalls = new DeniedCalls(domain, { logger, ...(auditLog && { auditLog }) });
   const chain = {
     logger,
     domain,
     authenticator,
+    deniedCalls,
     ...(auditLog && { auditLog }),
     ...(rateLimiter && { rateLimiter }),
+    ...(peerLimiter && { peerLimiter }),
     ...(observe && { observe }),
   };
   const impl = withCallChain(SecretService, secretService(domain, feeds), chain);
   const adminImpl = withCallChain(
     AdminService,
-    adminService(domain, { tokensRevoked: (ids) => feeds.tokens.revoked(ids), keys }),
+    adminService(domain, {
+      tokensRevoked: (ids) => feeds.tokens.revoked(ids),
+      tokenCreated: (value) => authenticator.learnCreated(value),
+      keys,
+    }),
     chain,
   );
   const shutdown = new AbortController();
@@ -228,7 +242,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     config.sweepIntervalMs,
     (region, err) => logger.warn({ region, err }, "sweep failed; will retry"),
     (region, counts) => {
-      if (counts.expired + counts.versionsDestroyed + counts.secretsDestroyed > 0) {
+      const { expired, versionsDestroyed, secretsDestroyed, auditEventsPruned } = counts;
+      if (expired + versionsDestroyed + secretsDestroyed + auditEventsPruned > 0) {
         logger.info({ region, ...counts }, "swept");
       }
     },
@@ -271,6 +286,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       clearTimeout(grace);
       await stopSweeper();
       await probeStopped;
+      await deniedCalls
+        .close()
+        .catch((err: unknown) =>
+          logger.warn({ err }, "counts of refused calls could not be written"),
+        );
       await Promise.all([...databases.values()].map((d) => d.close()));
       await auditLog?.close();
       await metricsServer?.close();
@@ -285,6 +305,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     domain,
     keys,
     feeds,
+    authenticator,
     stop,
   };
 }

@@ -1,4 +1,4 @@
-import { and, desc, eq, gt, isNull, or, type SQL, sql } from "drizzle-orm";
+import { and, desc, eq, gt, inArray, isNull, or, type SQL, sql } from "drizzle-orm";
 import type { Executor } from "./client.ts";
 import { rowsOf } from "./migrate.ts";
 import { type StoredGrant, type TokenRow, tokens } from "./schema.ts";
@@ -48,6 +48,8 @@ export interface NewTokenRow {
   hash: Uint8Array;
   grants: StoredGrant[];
   expiresAt: Date | null;
+  /** The token whose call creates this one; null for the bootstrap admin token. */
+  createdBy: string | null;
 }
 
 /** Inserts a token and returns its row (with the database's creation time). */
@@ -55,6 +57,50 @@ export async function insertToken(ex: Executor, token: NewTokenRow): Promise<Tok
   const [row] = await ex.insert(tokens).values(token).returning();
   if (row === undefined) throw new Error("insert into tokens returned no row");
   return row;
+}
+
+/**
+ * The token with this id, locked FOR SHARE until the transaction ends: a
+ * revocation of it (an UPDATE) waits for the transaction, and the row read
+ * is the newest committed one, so a token revoked a moment ago is seen as
+ * revoked. createToken holds this on the creator while it inserts the child.
+ */
+export async function lockTokenShared(ex: Executor, id: string): Promise<TokenRow | undefined> {
+  const [row] = await ex.select().from(tokens).where(eq(tokens.id, id)).for("share");
+  return row;
+}
+
+/**
+ * Revokes every token created by `rootId`, transitively, and returns the
+ * rows it revoked (not those revoked before). Call it after revoking the
+ * root in the same transaction.
+ *
+ * One level per statement, on purpose: a token being created holds its
+ * creator FOR SHARE (lockTokenShared), so revoking a level waits for
+ * creations under it to commit, and the next level's statement, with a
+ * fresh snapshot, sees the tokens they made. A single recursive statement
+ * would read the tree from before the wait and miss them. Tokens already
+ * revoked are walked through too: their children are revoked as well.
+ */
+export async function revokeDescendants(ex: Executor, rootId: string): Promise<TokenRow[]> {
+  const revoked: TokenRow[] = [];
+  let level = [rootId];
+  while (level.length > 0) {
+    const children = await ex
+      .select({ id: tokens.id })
+      .from(tokens)
+      .where(inArray(tokens.createdBy, level));
+    level = children.map((c) => c.id);
+    if (level.length === 0) break;
+    revoked.push(
+      ...(await ex
+        .update(tokens)
+        .set({ revokedAt: sql`now()` })
+        .where(and(inArray(tokens.id, level), isNull(tokens.revokedAt)))
+        .returning()),
+    );
+  }
+  return revoked;
 }
 
 /** Whether the table holds any token at all, in any state. */

@@ -18,11 +18,14 @@ import {
 /** What AdminService needs beyond the domain. */
 export interface AdminServiceDeps {
   /**
-   * Called once after a revocation commits, with every token it revoked: the
-   * tokens stop working at once, their watch streams end, here and on the
-   * other replicas (see TokenStreams.revoked).
+   * Called once after a revocation commits, with every token it revoked (the
+   * named one and those it created, transitively): the tokens stop working at
+   * once and their watch streams end, here and on the other replicas (see
+   * TokenStreams.revoked).
    */
   tokensRevoked(tokenIds: readonly string[]): void;
+  /** Called after a token is created, so that this replica stops refusing its value at once. */
+  tokenCreated?(value: string): void;
   /** The running key ring, for RotateMasterKey; without it a rotation only rewraps. */
   keys?: RingSource;
 }
@@ -50,6 +53,7 @@ export function adminService(
         grants: grantsFromProto(req.grants),
         ...(req.expiresAt && { expiresAt: timestampFromProto(req.expiresAt, "expires_at") }),
       });
+      deps.tokenCreated?.(r.value);
       return { token: tokenToProto(r.token), value: r.value };
     },
     async listTokens(req, ctx) {

@@ -1,8 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hashToken, isWellFormedToken } from "../../crypto/tokens.ts";
+import { generateToken, hashToken, isWellFormedToken } from "../../crypto/tokens.ts";
 import { auditEvents } from "../../db/schema.ts";
+import { insertToken } from "../../db/tokens.ts";
 import { backends } from "../../testing/backends.ts";
 import {
   databasesFor,
@@ -18,9 +19,15 @@ import { listAuditEvents } from "./audit.ts";
 import { createProject, listProjects } from "./projects.ts";
 import { type CreateTokenInput, createToken, listTokens, revokeToken } from "./tokens.ts";
 
+/**
+ * The token the test callers call with: a real row (inserted in each
+ * backend's beforeAll), since a token records the token that created it.
+ */
+let callerTokenId = randomUUID();
+
 /** A caller as the call chain builds it: a principal with these grants and a fresh audit record. */
 function callerWith(grants: Grant[], method = "coffer.admin.v1.AdminService/Test"): Caller {
-  const tokenId = randomUUID();
+  const tokenId = callerTokenId;
   const audit = newCallAudit(method, `req-${randomUUID()}`);
   audit.tokenId = tokenId;
   return { requestId: audit.requestId, principal: { tokenId, grants }, audit };
@@ -51,6 +58,17 @@ describe.each(backends)("admin calls on $name", (backend) => {
   let p2: string;
   beforeAll(async () => {
     domain = await dbs.open();
+    callerTokenId = randomUUID();
+    const { prefix, hash } = generateToken();
+    await insertToken(dbs.db("home"), {
+      id: callerTokenId,
+      name: "test caller",
+      prefix,
+      hash,
+      grants: [{ projectId: "", role: "admin", pathPrefix: "/" }],
+      expiresAt: null,
+      createdBy: null,
+    });
     p1 = (await createProject(domain, globalAdmin(), { name: "payments" })).id;
     p2 = (await createProject(domain, globalAdmin(), { name: "billing" })).id;
   });

@@ -57,6 +57,8 @@ export async function bootstrapAdminToken(
       hash: token.hash,
       grants: [{ projectId: "", role: "admin", pathPrefix: "/" }],
       expiresAt: null,
+      // The root of every token tree: no creator, so nothing caps or revokes it but itself.
+      createdBy: null,
     });
     return token.value;
   });
