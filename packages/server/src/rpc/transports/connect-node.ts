@@ -267,11 +267,13 @@ function guardRequest(
   limits: ConnectionLimits,
   budget: RequestBudget,
 ): void {
+  // Node's HTTP/1.1 request lets go of its socket once it is over.
+  const socket = req.socket;
   const close = () => {
     if ("stream" in req) {
       if (!req.stream.closed) req.stream.close(http2.constants.NGHTTP2_CANCEL);
     } else {
-      req.socket.destroy();
+      socket.destroy();
     }
   };
   const holder: BudgetHolder = { evict: close };
@@ -285,8 +287,8 @@ function guardRequest(
     } else {
       // FIN after the response, so that it is not lost to a reset; then,
       // whatever the peer does, the socket goes.
-      req.socket.end();
-      setTimeout(() => req.socket.destroy(), 1_000).unref();
+      socket.end();
+      setTimeout(() => socket.destroy(), 1_000).unref();
     }
   });
   const read = req[Symbol.asyncIterator].bind(req);

@@ -6,8 +6,9 @@ export type { ConnectionLimits };
 /** A request that holds part of the {@link RequestBudget}. */
 export interface BudgetHolder {
   /**
-   * Ends the request now, to free its bytes for others: it is the oldest
-   * request still receiving its body when the budget is spent.
+   * Ends the request now, to free its bytes for others: it holds the most
+   * bytes of the requests still receiving their bodies, and the budget is
+   * spent.
    */
   evict(): void;
 }
@@ -18,17 +19,16 @@ export interface BudgetHolder {
  * bodies cannot grow the heap without bound: each port buffers a request
  * whole (up to 512 KiB) before decoding it.
  *
- * When bytes do not fit, the oldest requests still receiving their bodies are
- * evicted until they do: a stalled body is the oldest, while a live client's
- * body arrives in milliseconds, so a small valid request still gets through
- * while the budget is spent by stalled ones. Only when nothing can be evicted
- * (every byte held by requests whose bodies have arrived) is the newcomer
- * refused. A request whose body has arrived is never evicted: it is decoded
- * and being served.
+ * When bytes do not fit, the requests still receiving their bodies that hold
+ * the most are evicted until they do, as long as each holds more than the
+ * request asking will: big stalled bodies make room for small live ones, so
+ * a valid call still gets through while stalled bodies spend the budget, and
+ * a request is never evicted for a bigger one. When that is not enough, the
+ * request asking is refused. A request whose body has arrived is never
+ * evicted: it is decoded and being served.
  */
 export class RequestBudget {
   #used = 0;
-  /** In insertion order: oldest first. */
   readonly #held = new Map<BudgetHolder, { bytes: number; receiving: boolean }>();
 
   constructor(readonly capacity: number) {}
@@ -38,45 +38,41 @@ export class RequestBudget {
     return this.#used;
   }
 
-  /** Requests holding bytes now. */
-  get holders(): number {
-    return this.#held.size;
-  }
-
   /**
    * Charges `bytes` more to `holder` (registering it on first use), evicting
-   * the oldest other requests still receiving their bodies when they do not
-   * fit. False, with nothing charged, when they still do not.
+   * bigger requests still receiving their bodies when they do not fit. False,
+   * with nothing charged, when they still do not.
    */
   charge(holder: BudgetHolder, bytes: number): boolean {
-    if (this.#used + bytes > this.capacity) {
-      for (const [other, entry] of this.#held) {
-        if (this.#used + bytes <= this.capacity) break;
-        if (other === holder || !entry.receiving) continue;
-        this.release(other);
-        other.evict();
-      }
-      if (this.#used + bytes > this.capacity) return false;
-    }
     const entry = this.#held.get(holder);
+    const total = (entry?.bytes ?? 0) + bytes;
+    while (this.#used + bytes > this.capacity) {
+      const biggest = this.#biggestReceiving(holder);
+      if (biggest === undefined || biggest.bytes <= total) return false;
+      this.release(biggest.holder);
+      biggest.holder.evict();
+    }
     if (entry === undefined) this.#held.set(holder, { bytes, receiving: true });
-    else entry.bytes += bytes;
+    else entry.bytes = total;
     this.#used += bytes;
     return true;
   }
 
-  /**
-   * The holder's body has arrived: it is no longer evicted. With `bytes`, its
-   * charge becomes that (a reservation trued up to the message received).
-   */
-  received(holder: BudgetHolder, bytes?: number): void {
-    const entry = this.#held.get(holder);
-    if (entry === undefined) return;
-    entry.receiving = false;
-    if (bytes !== undefined && bytes < entry.bytes) {
-      this.#used -= entry.bytes - bytes;
-      entry.bytes = bytes;
+  #biggestReceiving(except: BudgetHolder): { holder: BudgetHolder; bytes: number } | undefined {
+    let biggest: { holder: BudgetHolder; bytes: number } | undefined;
+    for (const [holder, entry] of this.#held) {
+      if (holder === except || !entry.receiving) continue;
+      if (biggest === undefined || entry.bytes > biggest.bytes) {
+        biggest = { holder, bytes: entry.bytes };
+      }
     }
+    return biggest;
+  }
+
+  /** The holder's body has arrived: it is no longer evicted. */
+  received(holder: BudgetHolder): void {
+    const entry = this.#held.get(holder);
+    if (entry !== undefined) entry.receiving = false;
   }
 
   /** Releases everything the holder holds (idempotent). */
@@ -97,8 +93,8 @@ export interface Guard {
 /** What {@link listenGuarded} returns. */
 export interface GuardedListener {
   port: number;
-  /** Open raw connections. */
-  readonly sockets: ReadonlySet<net.Socket>;
+  /** Open connections. */
+  readonly connections: number;
   /**
    * The guard of the connection from this peer address and port (the raw
    * socket's, which a TLS socket on it shares), if still open.
@@ -114,51 +110,76 @@ export interface GuardedListener {
  * A TCP listener with the limits every API port shares, in front of the
  * HTTP server that speaks on the connection (handed over by `serve`):
  *
- * - at most `maxConnections` open connections: past it, a new one is closed
- *   at once (node's `net.Server.maxConnections`), so that idle sockets cannot
- *   use up the process's descriptors; the count drops as connections close,
- *   and the timeouts below make silent ones close;
  * - a connection must make its first request (HTTP/1.1 headers complete, or
  *   an HTTP/2 stream opened) within `headersTimeoutMs` of being accepted, TLS
  *   handshake and HTTP/2 preface included, or it is destroyed. Later
- *   requests are the HTTP servers' business (header timeout, idle timeout).
+ *   requests are the HTTP servers' business (header timeout, idle timeout);
+ * - at most `maxConnections` connections stay open, so that idle sockets
+ *   cannot use up the process's descriptors. One more closes the oldest
+ *   connection that has not made its first request yet (a silent socket, or
+ *   a slow one), or, when every connection has, the new one at once. A flood
+ *   of silent sockets thus cycles through its own slots, while a client that
+ *   sends its request as soon as it connects, as every real client does,
+ *   still gets served; connections in use are never closed for it.
  */
 export async function listenGuarded(
   address: { host: string; port: number },
   limits: Pick<ConnectionLimits, "headersTimeoutMs" | "maxConnections">,
   serve: (socket: net.Socket) => void,
 ): Promise<GuardedListener> {
-  const sockets = new Set<net.Socket>();
+  /** Every open connection, oldest first, with its guard while it has made no request. */
+  const sockets = new Map<net.Socket, { key: string; fresh: boolean }>();
   const guards = new Map<string, Guard>();
   const server = net.createServer((socket) => {
-    sockets.add(socket);
+    // A reset peer must not crash the process; the HTTP server, once it has
+    // the socket, handles errors too.
+    socket.on("error", () => undefined);
+    if (sockets.size >= limits.maxConnections && !evictFresh()) {
+      socket.destroy();
+      return;
+    }
     const key = peerKey(socket.remoteAddress, socket.remotePort);
+    const state = { key, fresh: true };
     const timer = setTimeout(() => socket.destroy(), limits.headersTimeoutMs);
-    const guard: Guard = { started: () => clearTimeout(timer) };
+    const guard: Guard = {
+      started: () => {
+        state.fresh = false;
+        clearTimeout(timer);
+      },
+    };
+    sockets.set(socket, state);
     guards.set(key, guard);
     socket.once("close", () => {
       clearTimeout(timer);
       sockets.delete(socket);
       if (guards.get(key) === guard) guards.delete(key);
     });
-    // A reset peer must not crash the process; the HTTP server, once it has
-    // the socket, handles errors too.
-    socket.on("error", () => undefined);
     serve(socket);
   });
-  server.maxConnections = limits.maxConnections;
+  /** Destroys the oldest connection that has made no request; false if there is none. */
+  const evictFresh = (): boolean => {
+    for (const [socket, state] of sockets) {
+      if (!state.fresh) continue;
+      sockets.delete(socket);
+      socket.destroy();
+      return true;
+    }
+    return false;
+  };
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(address.port, address.host, () => resolve());
   });
   return {
     port: (server.address() as AddressInfo).port,
-    sockets,
+    get connections() {
+      return sockets.size;
+    },
     guardOf: (remoteAddress, remotePort) => guards.get(peerKey(remoteAddress, remotePort)),
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
     destroy: () => {
       server.close();
-      for (const s of sockets) s.destroy();
+      for (const s of sockets.keys()) s.destroy();
     },
   };
 }
