@@ -277,20 +277,26 @@ function guardRequest(
     }
   };
   const holder: BudgetHolder = { evict: close };
-  res.once("close", () => {
+  const over = () => {
     budget.release(holder);
     if (req.complete) return;
     if ("stream" in req) {
       // RFC 9113, section 8.1: after a complete response, NO_ERROR asks the
       // client to stop sending its request.
       if (!req.stream.closed) req.stream.close(http2.constants.NGHTTP2_NO_ERROR);
-    } else {
+    } else if (!socket.destroyed) {
       // FIN after the response, so that it is not lost to a reset; then,
       // whatever the peer does, the socket goes.
       socket.end();
       setTimeout(() => socket.destroy(), 1_000).unref();
     }
-  });
+  };
+  // The response is sent: for HTTP/2, the stream's writable side is done
+  // (the compatibility response's own events wait for the client's side of
+  // the stream, which a stalled client never ends). "close": aborted.
+  if ("stream" in req) req.stream.once("finish", over);
+  else res.once("finish", over);
+  res.once("close", over);
   const read = req[Symbol.asyncIterator].bind(req);
   Object.defineProperty(req, Symbol.asyncIterator, {
     configurable: true,
@@ -320,7 +326,6 @@ function guardRequest(
         }
       } finally {
         budget.received(holder);
-        void chunks.return?.(undefined)?.catch(() => undefined);
       }
     },
   });
