@@ -208,12 +208,16 @@ describe("connection limits", () => {
     const h2 = await Promise.all(ports().map(({ port }) => connect(port)));
     for (const s of h2) {
       s.on("data", () => undefined);
-      s.write(Buffer.concat([PREFACE, SETTINGS, frame(0x1, 0x4, 1, Buffer.alloc(100)).subarray(0, 19)]));
+      s.write(
+        Buffer.concat([PREFACE, SETTINGS, frame(0x1, 0x4, 1, Buffer.alloc(100)).subarray(0, 19)]),
+      );
     }
     const { result: closed } = await validCallsDuring(
       Promise.all([h1, keepAlive, ...h2].map((s) => closedAfter(s, 10_000))),
     );
-    console.log(`half-sent headers closed after ${closed.map((ms) => Math.round(ms)).join(", ")} ms`);
+    console.log(
+      `half-sent headers closed after ${closed.map((ms) => Math.round(ms)).join(", ")} ms`,
+    );
     for (const ms of closed) expect(ms).toBeLessThan(HEADERS_MS + 1_500);
   });
 
@@ -450,7 +454,9 @@ describe("connection limits", () => {
       return { abort, done, ended: () => ended };
     });
     const closed = await Promise.all(idleClosed);
-    console.log(`idle connections closed after ${closed.map((ms) => Math.round(ms)).join(", ")} ms`);
+    console.log(
+      `idle connections closed after ${closed.map((ms) => Math.round(ms)).join(", ")} ms`,
+    );
     for (const ms of closed) {
       expect(ms).toBeGreaterThan(IDLE_MS - 200);
       expect(ms).toBeLessThan(IDLE_MS + 2_000);

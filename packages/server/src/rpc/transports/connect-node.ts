@@ -1,6 +1,6 @@
 import http from "node:http";
 import http2 from "node:http2";
-import { Code, type ConnectRouter, ConnectError, createContextValues } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import {
   type BudgetHolder,

@@ -90,8 +90,7 @@ export class GrpcLimits {
         stream.close(http2.constants.NGHTTP2_NO_ERROR);
       }
     };
-    const spent = () =>
-      refuse(grpc.status.RESOURCE_EXHAUSTED, budgetSpentMessage(budget.capacity));
+    const spent = () => refuse(grpc.status.RESOURCE_EXHAUSTED, budgetSpentMessage(budget.capacity));
     const holder: BudgetHolder = { evict: spent };
     const stalled = () =>
       refuse(
