@@ -1,5 +1,12 @@
+import { randomUUID } from "node:crypto";
 import net from "node:net";
-import { describe, expect, it } from "vitest";
+import tls from "node:tls";
+import { createCofferClient } from "@coffer/client";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEFAULT_CONNECTION_LIMITS, loadConfig } from "../../config.ts";
+import type { RunningServer } from "../../server.ts";
+import { createTestToken, startTestServer } from "../../testing/backends.ts";
+import { createTestCertificates, type TestCertificates } from "../../testing/certs.ts";
 import { type BudgetHolder, HTTP2_PREFACE, RequestBudget, sniffProtocol } from "./limits.ts";
 
 describe("RequestBudget", () => {
@@ -96,6 +103,79 @@ describe("sniffProtocol", () => {
         protocol: "h1",
         head: Buffer.from(start),
       });
+    }
+  });
+});
+
+describe("connection limits with TLS", () => {
+  let certs: TestCertificates;
+  let server: RunningServer;
+
+  beforeAll(async () => {
+    certs = createTestCertificates();
+    server = await startTestServer({
+      tls: loadConfig({
+        COFFER_TLS_CERT: certs.server.cert.file,
+        COFFER_TLS_KEY: certs.server.key.file,
+      }).tls,
+      connections: { ...DEFAULT_CONNECTION_LIMITS, headersTimeoutMs: 300, idleTimeoutMs: 800 },
+    });
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+    certs?.remove();
+  });
+
+  /** Milliseconds until the socket closes (Infinity past 5 s). */
+  const closedAfter = (socket: net.Socket): Promise<number> => {
+    const started = performance.now();
+    socket.on("error", () => undefined);
+    socket.resume();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        socket.destroy();
+        resolve(Number.POSITIVE_INFINITY);
+      }, 5_000);
+      socket.once("close", () => {
+        clearTimeout(timer);
+        resolve(performance.now() - started);
+      });
+    });
+  };
+  const tlsConnect = (port: number, alpn: string) =>
+    new Promise<tls.TLSSocket>((resolve, reject) => {
+      const s = tls.connect(
+        { port, host: "127.0.0.1", ca: certs.ca.cert.pem, ALPNProtocols: [alpn] },
+        () => resolve(s),
+      );
+      s.once("error", reject);
+    });
+
+  it("closes silent TCP sockets, silent TLS sessions and half-sent HTTP/1.1 headers on both ports, and still serves", async () => {
+    const sockets: net.Socket[] = [];
+    for (const port of [server.grpcPort, server.httpPort]) {
+      sockets.push(net.connect(port, "127.0.0.1"));
+      sockets.push(await tlsConnect(port, "h2"));
+    }
+    const h1 = await tlsConnect(server.httpPort, "http/1.1");
+    h1.write("POST /x HTTP/1.1\r\nhost: a\r\nx-slow: ");
+    sockets.push(h1);
+    const closed = Promise.all(sockets.map(closedAfter));
+    for (const protocol of ["grpc", "connect"] as const) {
+      const client = createCofferClient({
+        url: `https://127.0.0.1:${protocol === "grpc" ? server.grpcPort : server.httpPort}`,
+        protocol,
+        tls: { ca: certs.ca.cert.pem },
+        token: (
+          await createTestToken(server.domain, [{ projectId: "", role: "admin", pathPrefix: "/" }])
+        ).value,
+      });
+      await client.listSecrets({ projectId: randomUUID() });
+    }
+    for (const ms of await closed) {
+      expect(ms).toBeGreaterThan(200);
+      expect(ms).toBeLessThan(2_000);
     }
   });
 });
