@@ -281,9 +281,15 @@ function guardRequest(
     budget.release(holder);
     if (req.complete) return;
     if ("stream" in req) {
-      // RFC 9113, section 8.1: after a complete response, NO_ERROR asks the
-      // client to stop sending its request.
-      if (!req.stream.closed) req.stream.close(http2.constants.NGHTTP2_NO_ERROR);
+      // Not at once: the response's trailers may still be on their way, and
+      // a reset would overtake them. The client has the body timeout to end
+      // its side; then RFC 9113, section 8.1: after a complete response,
+      // NO_ERROR asks it to stop sending.
+      const stream = req.stream;
+      const timer = setTimeout(() => {
+        if (!stream.closed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+      }, limits.bodyTimeoutMs);
+      stream.once("close", () => clearTimeout(timer));
     } else if (!socket.destroyed) {
       // FIN after the response, so that it is not lost to a reset; then,
       // whatever the peer does, the socket goes.
