@@ -29,12 +29,13 @@ const SESSION_MEMORY_MB = 10;
  *   them, so watch streams keep theirs) and session memory are grpc-js
  *   channel options;
  * - grpc-js buffers each request message whole, in JavaScript, before any
- *   handler sees it. A call therefore reserves the largest request
- *   (`maxRequestBytes`) from the shared budget when its headers arrive, and
- *   trues it up to the message's size once the message is in; the message
- *   must be in within `bodyTimeoutMs`. A call refused for want of budget, or
- *   evicted, gets RESOURCE_EXHAUSTED; a stalled one DEADLINE_EXCEEDED; both
- *   have their stream reset, which frees what grpc-js held for them.
+ *   handler sees it. An interceptor charges the shared budget with each
+ *   chunk of a call's stream as it arrives (as connect-node's port does) and
+ *   gives up on the call when no byte arrives for `bodyTimeoutMs` before its
+ *   message is in. A call refused for want of budget, or evicted, gets
+ *   RESOURCE_EXHAUSTED; a stalled one DEADLINE_EXCEEDED; both have their
+ *   stream reset, which frees what grpc-js held for them. Should grpc-js
+ *   ever hide its stream, each call reserves the largest request instead.
  */
 export class GrpcLimits {
   #listener: GuardedListener | undefined;
