@@ -88,12 +88,10 @@ export async function listenConnect(
     { settings: { maxConcurrentStreams: limits.maxStreamsPerConnection } },
     handler,
   );
-  const sessions = { value: new Set<http2.ServerHttp2Session>() };
   listener = await listenGuarded(address, limits, (socket) =>
     sniffProtocol(socket, (protocol) => (protocol === "h2" ? h2 : h1).emit("connection", socket)),
   );
-  sessions.value = trackSessions(h2, limits, listener);
-  return serverOf(listener, h2, h1, sessions.value);
+  return serverOf(listener, h2, h1, trackSessions(h2, limits, listener));
 }
 
 /** What {@link listenConnect} returns, over the listener and the HTTP servers behind it. */
@@ -107,8 +105,9 @@ function serverOf(
     port: listener.port,
     close: async () => {
       const closed = listener.close();
-      // With allowHTTP1 (TLS), the HTTP/2 server tracks HTTP/1.1 connections.
-      (h1 ?? (h2 as unknown as http.Server)).closeIdleConnections?.();
+      // Closes idle HTTP/1.1 connections (with allowHTTP1, the TLS server
+      // tracks them) and stops the header checks.
+      stopHttpServer(h1 ?? h2);
       for (const s of sessions) s.close();
       // HTTP/1.1 keep-alive connections that are busy close after their
       // response; HTTP/2 forbids the header (its sessions got a GOAWAY).
@@ -116,12 +115,11 @@ function serverOf(
         if (req.httpVersionMajor === 1) res.setHeader("connection", "close");
       });
       await closed;
-      stopHeaderChecks(h1 ?? h2);
     },
     destroy: () => {
       for (const s of sessions) s.destroy();
       listener.destroy();
-      stopHeaderChecks(h1 ?? h2);
+      stopHttpServer(h1 ?? h2);
     },
   };
 }
@@ -150,14 +148,18 @@ function checkingInterval(limits: ConnectionLimits): number {
  * Node's http server times headers only once it has emitted "listening"
  * (it starts its connection checks then), and these servers never listen:
  * the guarded listener hands them connections. Emitting the event starts the
- * checks, which `close` stops.
+ * checks, which {@link stopHttpServer} stops.
  */
 function startHeaderChecks(server: http.Server | http2.Http2SecureServer): void {
   server.emit("listening");
 }
 
-function stopHeaderChecks(server: http.Server | http2.Http2Server | http2.Http2SecureServer): void {
-  // Clears the interval; the server never listened, so the callback gets an error.
+/**
+ * Closes the HTTP server behind the listener: node then closes its idle
+ * HTTP/1.1 connections and stops its header checks. It never listened, so
+ * the callback gets an error, which says just that.
+ */
+function stopHttpServer(server: http.Server | http2.Http2Server | http2.Http2SecureServer): void {
   (server as http.Server).close(() => undefined);
 }
 
