@@ -37,8 +37,14 @@ export interface FuzzServer {
   stop(): Promise<void>;
 }
 
-/** Starts a server on a new database named `coffer_fuzz_<label>_<random>`. */
-export async function startFuzzServer(label: string): Promise<FuzzServer> {
+/**
+ * Starts a server on a new database named `coffer_fuzz_<label>_<random>`,
+ * with `env` over the suite's settings.
+ */
+export async function startFuzzServer(
+  label: string,
+  env: Record<string, string> = {},
+): Promise<FuzzServer> {
   if (!testDatabaseUrl) throw new Error("TEST_DATABASE_URL is not set");
   const admin = postgres(testDatabaseUrl, { max: 1, onnotice: () => {} });
   const databaseName = `coffer_fuzz_${label}_${randomBytes(5).toString("hex")}`;
@@ -63,6 +69,7 @@ export async function startFuzzServer(label: string): Promise<FuzzServer> {
         COFFER_MASTER_KEYS: `fuzz-1:${randomBytes(32).toString("base64")}`,
         COFFER_BOOTSTRAP_TOKEN: newToken(),
         COFFER_DATA_DIR: dataDir,
+        ...env,
       },
     });
     sql = postgres(url.toString(), { max: 1, onnotice: () => {} });

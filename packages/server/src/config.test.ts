@@ -287,3 +287,51 @@ describe("bounds on refused callers and the audit trail", () => {
     expect(message).toMatch(/COFFER_AUDIT_RETENTION: must be a duration/);
   });
 });
+
+describe("connection limits", () => {
+  it("default to 10 s for headers, 30 s between body bytes, 5 min idle, 1000 connections, 100 streams, 64 MiB of bodies", () => {
+    expect(loadConfig({}).connections).toEqual({
+      headersTimeoutMs: 10_000,
+      bodyTimeoutMs: 30_000,
+      idleTimeoutMs: 300_000,
+      maxConnections: 1_000,
+      maxStreamsPerConnection: 100,
+      maxBufferedRequestBytes: 64 * 1024 * 1024,
+    });
+  });
+
+  it("are read from their settings, and refused by name when out of range", () => {
+    expect(
+      loadConfig({
+        COFFER_HEADERS_TIMEOUT: "2s",
+        COFFER_BODY_TIMEOUT: "5s",
+        COFFER_IDLE_TIMEOUT: "1m",
+        COFFER_MAX_CONNECTIONS: "50",
+        COFFER_MAX_STREAMS_PER_CONNECTION: "10",
+        COFFER_MAX_BUFFERED_REQUEST_BYTES: "1048576",
+      }).connections,
+    ).toEqual({
+      headersTimeoutMs: 2_000,
+      bodyTimeoutMs: 5_000,
+      idleTimeoutMs: 60_000,
+      maxConnections: 50,
+      maxStreamsPerConnection: 10,
+      maxBufferedRequestBytes: 1_048_576,
+    });
+    const message = fails({
+      COFFER_HEADERS_TIMEOUT: "0s",
+      COFFER_MAX_CONNECTIONS: "0",
+      COFFER_MAX_STREAMS_PER_CONNECTION: "0",
+      // Less than one request of the largest size (512 KiB).
+      COFFER_MAX_BUFFERED_REQUEST_BYTES: "1000",
+    });
+    for (const name of [
+      "COFFER_HEADERS_TIMEOUT",
+      "COFFER_MAX_CONNECTIONS",
+      "COFFER_MAX_STREAMS_PER_CONNECTION",
+      "COFFER_MAX_BUFFERED_REQUEST_BYTES",
+    ]) {
+      expect(message).toContain(`${name}:`);
+    }
+  });
+});

@@ -87,6 +87,43 @@ export interface Config {
   peerRateLimitRps?: number;
   /** `COFFER_AUDIT_RETENTION`: audit events older than this are swept; absent: 366 days. */
   auditRetentionMs?: number;
+  /** How long connections may take and how many they may be, on each API port. */
+  connections: ConnectionLimits;
+}
+
+/**
+ * The defaults of {@link ConnectionLimits}; the README says why each.
+ */
+export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
+  headersTimeoutMs: 10_000,
+  bodyTimeoutMs: 30_000,
+  idleTimeoutMs: 300_000,
+  maxConnections: 1_000,
+  maxStreamsPerConnection: 100,
+  maxBufferedRequestBytes: 64 * 1024 * 1024,
+};
+
+/**
+ * The limits of both API ports (`COFFER_HEADERS_TIMEOUT` ...
+ * `COFFER_MAX_BUFFERED_REQUEST_BYTES`); see the README's configuration table.
+ */
+export interface ConnectionLimits {
+  /**
+   * From accept until the first request's headers (HTTP/1.1) or first stream
+   * (HTTP/2), TLS handshake and the HTTP/2 preface included; also each later
+   * HTTP/1.1 request's headers.
+   */
+  headersTimeoutMs: number;
+  /** The longest wait for the next bytes of a request body (gRPC port: for the request message). */
+  bodyTimeoutMs: number;
+  /** How long an HTTP/1.1 keep-alive connection or an HTTP/2 session with no open stream stays open. */
+  idleTimeoutMs: number;
+  /** Open connections per port; past it, a new connection is closed at once. */
+  maxConnections: number;
+  /** Concurrent streams per HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS). */
+  maxStreamsPerConnection: number;
+  /** Request bytes held by all requests in flight on both ports together. */
+  maxBufferedRequestBytes: number;
 }
 
 export class ConfigError extends Error {
@@ -209,6 +246,31 @@ const settings = z.object({
   COFFER_AUDIT_RETENTION: duration(DAY, 36_500 * DAY).default(366 * DAY),
   COFFER_HEALTH_INTERVAL: duration(100, 3_600_000).default(5_000),
   COFFER_METRICS_LISTEN: listen.optional(),
+  // Connection limits of both API ports (ConnectionLimits).
+  COFFER_HEADERS_TIMEOUT: duration(100, 600_000).default(
+    DEFAULT_CONNECTION_LIMITS.headersTimeoutMs,
+  ),
+  COFFER_BODY_TIMEOUT: duration(100, 3_600_000).default(DEFAULT_CONNECTION_LIMITS.bodyTimeoutMs),
+  COFFER_IDLE_TIMEOUT: duration(100, DAY).default(DEFAULT_CONNECTION_LIMITS.idleTimeoutMs),
+  COFFER_MAX_CONNECTIONS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .default(DEFAULT_CONNECTION_LIMITS.maxConnections),
+  COFFER_MAX_STREAMS_PER_CONNECTION: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(10_000)
+    .default(DEFAULT_CONNECTION_LIMITS.maxStreamsPerConnection),
+  // At least one request of the largest size (512 KiB) must fit.
+  COFFER_MAX_BUFFERED_REQUEST_BYTES: z.coerce
+    .number()
+    .int()
+    .min(512 * 1024)
+    .max(2 ** 40)
+    .default(DEFAULT_CONNECTION_LIMITS.maxBufferedRequestBytes),
 });
 
 /** The settings Coffer reads, for documentation and for picking them out of the environment. */
@@ -280,6 +342,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     peerRateLimitRps: s.COFFER_PEER_RATE_LIMIT_RPS,
     auditRetentionMs: s.COFFER_AUDIT_RETENTION,
+    connections: {
+      headersTimeoutMs: s.COFFER_HEADERS_TIMEOUT,
+      bodyTimeoutMs: s.COFFER_BODY_TIMEOUT,
+      idleTimeoutMs: s.COFFER_IDLE_TIMEOUT,
+      maxConnections: s.COFFER_MAX_CONNECTIONS,
+      maxStreamsPerConnection: s.COFFER_MAX_STREAMS_PER_CONNECTION,
+      maxBufferedRequestBytes: s.COFFER_MAX_BUFFERED_REQUEST_BYTES,
+    },
   };
 }
 

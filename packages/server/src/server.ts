@@ -31,6 +31,8 @@ import { addReflection, reflectionServices } from "./rpc/reflection.ts";
 import { secretService } from "./rpc/secret-service.ts";
 import { listenConnect } from "./rpc/transports/connect-node.ts";
 import { addService } from "./rpc/transports/grpc-js.ts";
+import { GrpcLimits } from "./rpc/transports/grpc-limits.ts";
+import { RequestBudget } from "./rpc/transports/limits.ts";
 import { grpcServerCredentials } from "./rpc/transports/tls.ts";
 import { WatchFeeds } from "./watch/feed.ts";
 import { TokenStreams } from "./watch/token-streams.ts";
@@ -200,38 +202,42 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     await feeds.close();
     await Promise.all([...databases.values()].map((d) => d.close()));
   };
+  // One budget for both ports: together they are the process's memory.
+  const budget = new RequestBudget(config.connections.maxBufferedRequestBytes);
   const http = await listenConnect(routes, config.httpListen, {
     readMaxBytes: MAX_REQUEST_BYTES,
     shutdownSignal: shutdown.signal,
     tls: config.tls,
+    limits: config.connections,
+    budget,
   }).catch(async (err) => {
     await closeAll();
     throw err;
   });
 
+  const grpcLimits = new GrpcLimits(config.connections, budget, MAX_REQUEST_BYTES);
   const grpcServer = new grpc.Server({
     "grpc.max_receive_message_length": MAX_REQUEST_BYTES,
+    ...grpcLimits.serverOptions(),
   });
   addService(grpcServer, SecretService, impl, { shutdownSignal: shutdown.signal });
   addService(grpcServer, AdminService, adminImpl, { shutdownSignal: shutdown.signal });
   addService(grpcServer, Health, healthImpl, { shutdownSignal: shutdown.signal });
   const closeReflection = addReflection(grpcServer, [...served, Health, ...reflectionServices]);
-  const grpcPort = await new Promise<number>((resolve, reject) =>
-    grpcServer.bindAsync(
-      `${config.grpcListen.host.includes(":") ? `[${config.grpcListen.host}]` : config.grpcListen.host}:${config.grpcListen.port}`,
-      grpcServerCredentials(config.tls),
-      (err, port) => (err ? reject(err) : resolve(port)),
-    ),
-  ).catch(async (err) => {
-    http.destroy();
-    await closeAll();
-    throw err;
-  });
+  const grpcListener = await grpcLimits
+    .listen(grpcServer, config.grpcListen, grpcServerCredentials(config.tls))
+    .catch(async (err) => {
+      http.destroy();
+      await closeAll();
+      throw err;
+    });
+  const grpcPort = grpcListener.port;
   let metricsServer: MetricsServer | undefined;
   if (metrics !== undefined && config.metricsListen !== undefined) {
     metricsServer = await listenMetrics(metrics, config.metricsListen).catch(async (err) => {
       http.destroy();
       grpcServer.forceShutdown();
+      grpcListener.destroy();
       await closeAll();
       throw err;
     });
@@ -269,6 +275,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       const grace = setTimeout(() => {
         shutdown.abort();
         grpcServer.forceShutdown();
+        grpcListener.destroy();
         http.destroy();
       }, config.shutdownGraceMs);
       // Health first: probes and load balancers see NOT_SERVING and steer
@@ -282,7 +289,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       await feeds.close();
       const httpClosed = http.close();
       const grpcClosed = new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
-      await Promise.all([httpClosed, grpcClosed]);
+      await Promise.all([httpClosed, grpcListener.close(), grpcClosed]);
       clearTimeout(grace);
       await stopSweeper();
       await probeStopped;
