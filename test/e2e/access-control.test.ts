@@ -92,11 +92,14 @@ describe("access control on a fresh installation", () => {
     await removeTempDir(dataDir);
   });
 
-  it("prints an admin token once, on stderr", async () => {
+  it("prints an admin token once, on stderr, with a ready export COFFER_TOKEN= line", async () => {
     if (first === undefined) throw new Error("no server");
     const found = await stderrToken(first);
-    expect(found).toHaveLength(1);
     adminToken = found[0] ?? "";
+    // The banner shows it, then as a ready line for the shell, and nothing else.
+    expect(found).toEqual([adminToken, adminToken]);
+    expect(first.stderr).toContain(`\n  ${adminToken}\n`);
+    expect(first.stderr).toContain(`\n  export COFFER_TOKEN=${adminToken}\n`);
     expect(first.stdout).not.toMatch(TOKEN);
     expect(
       first.logs().some((l) => l.msg === "created an admin token (printed once to stderr)"),
@@ -302,7 +305,8 @@ describe("access control on a fresh installation", () => {
       expect(token).toMatch(/^coffer_/);
       expect(occurrences(stdout, token)).toBe(0);
     }
-    expect(occurrences(stderr, adminToken)).toBe(1);
+    // The banner's two lines: the token, and `export COFFER_TOKEN=` it.
+    expect(occurrences(stderr, adminToken)).toBe(2);
     expect(occurrences(stderr, readerToken)).toBe(0);
     expect(occurrences(stderr, revokedToken)).toBe(0);
   });

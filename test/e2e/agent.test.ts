@@ -133,6 +133,33 @@ describe("coffer-agent against a real server", () => {
     });
   }
 
+  it("runs on_change without the agent's token or any COFFER_* setting in its environment", async () => {
+    await admin.createSecret({
+      projectId,
+      path: "/hook",
+      name: "app",
+      firstVersion: { data: Buffer.from(payload("hook")) },
+    });
+    const config = await configFile("hook", [{ path: "/hook", name: "app", destination: "app" }], {
+      // A real child that prints the environment it was given.
+      on_change: { command: ["sh", "-c", 'env > "$PWD/child.env"'], debounce: "10ms" },
+    });
+    const childEnv = path.join(path.dirname(config), "child.env");
+    const agent = spawnAgent({
+      config,
+      token: agentToken,
+      env: { COFFER_TOKEN_FILE: "/run/secrets/coffer-token", AGENT_SIDE_SETTING: "kept" },
+    });
+    running.push(agent);
+    await until("on_change ran", async () => ((await contentOf(childEnv)) ?? "").length > 0);
+    const env = (await contentOf(childEnv)) ?? "";
+    const names = env.split("\n").map((l) => l.split("=")[0] ?? "");
+    expect(names).toContain("AGENT_SIDE_SETTING");
+    expect(names).toContain("PATH");
+    expect(names.filter((n) => n.startsWith("COFFER_"))).toEqual([]);
+    expect(env).not.toContain(agentToken);
+  });
+
   it("keeps files equal to the newest enabled version: new versions, disabling, and none left", async () => {
     const v1 = payload("db-v1");
     const v2 = payload("db-v2");

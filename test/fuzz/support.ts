@@ -39,13 +39,23 @@ export interface FuzzServer {
   stop(): Promise<void>;
 }
 
-/** Starts a server on a fresh database: Postgres when TEST_DATABASE_URL is set, else PGlite. */
-export function startFuzzServer(label: string): Promise<FuzzServer> {
-  return testDatabaseUrl ? startOnPostgres(label, testDatabaseUrl) : startOnPglite(label);
+/**
+ * Starts a server on a fresh database, Postgres when TEST_DATABASE_URL is set,
+ * else PGlite, with `env` over the suite's settings.
+ */
+export function startFuzzServer(
+  label: string,
+  env: Record<string, string> = {},
+): Promise<FuzzServer> {
+  return testDatabaseUrl ? startOnPostgres(label, testDatabaseUrl, env) : startOnPglite(label, env);
 }
 
 /** A server on a new Postgres database named `coffer_fuzz_<label>_<random>`. */
-async function startOnPostgres(label: string, testUrl: string): Promise<FuzzServer> {
+async function startOnPostgres(
+  label: string,
+  testUrl: string,
+  env: Record<string, string>,
+): Promise<FuzzServer> {
   const admin = postgres(testUrl, { max: 1, onnotice: () => {} });
   const databaseName = `coffer_fuzz_${label}_${randomBytes(5).toString("hex")}`;
   await admin.unsafe(`create database ${databaseName}`);
@@ -69,6 +79,7 @@ async function startOnPostgres(label: string, testUrl: string): Promise<FuzzServ
         COFFER_MASTER_KEYS: `fuzz-1:${randomBytes(32).toString("base64")}`,
         COFFER_BOOTSTRAP_TOKEN: newToken(),
         COFFER_DATA_DIR: dataDir,
+        ...env,
       },
     });
     sql = postgres(url.toString(), { max: 1, onnotice: () => {} });
@@ -94,7 +105,7 @@ async function startOnPostgres(label: string, testUrl: string): Promise<FuzzServ
  * call the test made has been answered by then, so everything it changed is
  * committed in the copy.
  */
-async function startOnPglite(label: string): Promise<FuzzServer> {
+async function startOnPglite(label: string, env: Record<string, string>): Promise<FuzzServer> {
   const dataDir = await makeTempDir(`fuzz-${label}`);
   const copies = await makeTempDir(`fuzz-${label}-snapshots`);
   let server: ServerProcess | undefined;
@@ -106,7 +117,7 @@ async function startOnPglite(label: string): Promise<FuzzServer> {
   };
   try {
     server = await startServer({
-      env: { COFFER_BOOTSTRAP_TOKEN: newToken(), COFFER_DATA_DIR: dataDir },
+      env: { COFFER_BOOTSTRAP_TOKEN: newToken(), COFFER_DATA_DIR: dataDir, ...env },
     });
   } catch (err) {
     await stop();

@@ -325,6 +325,57 @@ describe("startAgent", () => {
     expect(await read("runs")).toBe("run\nrun\n");
   });
 
+  it("gives on_change commands the environment without the agent's credentials", async () => {
+    const fake = new FakeCoffer();
+    fake.createSecret("/", "a", { data: "v0" });
+    const token = "cof_agent-token-value-7f3a9c";
+    const planted = {
+      COFFER_TOKEN: token,
+      COFFER_TOKEN_FILE: "/run/secrets/coffer-token",
+      COFFER_BOOTSTRAP_TOKEN: "cof_bootstrap",
+      MY_AGENT_TOKEN: token,
+      COPIED_TOKEN: `Bearer ${token}`,
+      KEPT_SETTING: "kept",
+    };
+    const before = { ...process.env };
+    Object.assign(process.env, planted);
+    try {
+      const out = at("child-env");
+      const { agent } = await start(
+        fake,
+        config(fake, [file("a", "a")], {
+          server: {
+            url: "http://fake",
+            protocol: "connect",
+            token,
+            tokenEnv: "MY_AGENT_TOKEN",
+            callTimeoutMs: 1000,
+          },
+          onChange: {
+            // A real child that prints the environment it was given.
+            action: { kind: "command", argv: ["sh", "-c", `env > "${out}"`], timeoutMs: 5000 },
+            debounceMs: 10,
+          },
+        }),
+      );
+      await agent.ready;
+      await until(async () => ((await read("child-env")) ?? "").includes("KEPT_SETTING"));
+      const env = (await read("child-env")) ?? "";
+      const names = env.split("\n").map((l) => l.split("=")[0]);
+      expect(names).toContain("KEPT_SETTING");
+      expect(names).toContain("PATH");
+      expect(names.filter((n) => n?.startsWith("COFFER_"))).toEqual([]);
+      expect(names).not.toContain("MY_AGENT_TOKEN");
+      expect(names).not.toContain("COPIED_TOKEN");
+      expect(env).not.toContain(token);
+    } finally {
+      for (const name of Object.keys(planted)) {
+        if (before[name] === undefined) delete process.env[name];
+        else process.env[name] = before[name];
+      }
+    }
+  });
+
   it("signals a process named by a pid file on change", async () => {
     const fake = new FakeCoffer();
     fake.createSecret("/", "a", { data: "v0" });

@@ -119,16 +119,19 @@ async function prepare(
   const agentAction =
     config.onChange === undefined
       ? undefined
-      : new Debouncer(onChangeAction(config.onChange, logger, "agent"), {
+      : new Debouncer(onChangeAction(config.onChange, logger, "agent", config.server), {
           waitMs: config.onChange.debounceMs,
         });
   if (agentAction !== undefined) debouncers.push(agentAction);
   const fileActions = new Map<string, Debouncer>();
   for (const file of config.secrets) {
     if (file.onChange === undefined) continue;
-    const d = new Debouncer(onChangeAction(file.onChange, logger, file.destination), {
-      waitMs: file.onChange.debounceMs,
-    });
+    const d = new Debouncer(
+      onChangeAction(file.onChange, logger, file.destination, config.server),
+      {
+        waitMs: file.onChange.debounceMs,
+      },
+    );
     fileActions.set(file.destination, d);
     debouncers.push(d);
   }

@@ -44,6 +44,7 @@ describe("parseAgentConfig", () => {
         url: "http://127.0.0.1:8080",
         protocol: "connect",
         token: "tok-from-env",
+        tokenEnv: "COFFER_TOKEN",
         callTimeoutMs: 30_000,
       },
       projectId: PROJECT,

@@ -60,6 +60,8 @@ export interface AgentConfig {
     protocol: AgentProtocol;
     /** The bearer token (from token_file or token_env). Never logged. */
     token: string;
+    /** The environment variable the token came from (never passed to on_change commands). */
+    tokenEnv?: string;
     tls?: AgentTlsConfig;
     /** Deadline of each unary call (not of the watch stream). */
     callTimeoutMs: number;
@@ -394,6 +396,7 @@ async function resolve(raw: RawConfig, context: ConfigContext): Promise<AgentCon
   const problems: string[] = [];
 
   let token = "";
+  let tokenEnv: string | undefined;
   const server = raw.server;
   if (server.token_file !== undefined && server.token_env !== undefined) {
     problems.push("server: set token_file or token_env, not both");
@@ -406,6 +409,7 @@ async function resolve(raw: RawConfig, context: ConfigContext): Promise<AgentCon
     }
   } else {
     const name = server.token_env ?? "COFFER_TOKEN";
+    tokenEnv = name;
     token = context.env[name]?.trim() ?? "";
     if (token === "") {
       problems.push(
@@ -489,6 +493,7 @@ async function resolve(raw: RawConfig, context: ConfigContext): Promise<AgentCon
       url: server.url,
       protocol: server.protocol ?? "connect",
       token,
+      ...(tokenEnv !== undefined && { tokenEnv }),
       ...(tls !== undefined && { tls }),
       callTimeoutMs: server.timeout ?? 30_000,
     },

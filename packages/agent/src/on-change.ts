@@ -3,19 +3,60 @@ import { readFile } from "node:fs/promises";
 import type { OnChangeConfig } from "./config.ts";
 import type { Logger } from "./logger.ts";
 
+/** The agent's own credential, which its `on_change` commands must not inherit. */
+export interface AgentCredential {
+  /** The bearer token's value. */
+  token: string;
+  /** The environment variable the token was read from, when it came from one. */
+  tokenEnv?: string;
+}
+
+/** Coffer's settings and credentials: COFFER_TOKEN, COFFER_TOKEN_FILE, COFFER_BOOTSTRAP_TOKEN ... */
+const COFFER_VARIABLE = /^COFFER_/i;
+
+/**
+ * The environment an `on_change` command gets: the agent's, without anything
+ * that would let it act as the agent. Dropped: every `COFFER_*` variable
+ * (tokens, token files, keys, database URLs: the command is not a Coffer
+ * client, and one that needs to be must bring a token of its own), the
+ * variable `server.token_env` names, and any variable whose value holds
+ * the token under another name.
+ */
+export function childEnvironment(
+  env: NodeJS.ProcessEnv,
+  credential: AgentCredential,
+): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined || COFFER_VARIABLE.test(name) || name === credential.tokenEnv) continue;
+    if (credential.token !== "" && value.includes(credential.token)) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
 /**
  * The action of an `on_change` block: runs its command (argv as given, no
- * shell) or signals its process. Never throws: failures are logged.
- * `scope` says whose action it is in the logs ("agent" or a destination).
+ * shell, with {@link childEnvironment}) or signals its process. Never
+ * throws: failures are logged. `scope` says whose action it is in the logs
+ * ("agent" or a destination).
  */
 export function onChangeAction(
   config: OnChangeConfig,
   logger: Logger,
   scope: string,
+  credential: AgentCredential,
 ): () => Promise<void> {
   const action = config.action;
   if (action.kind === "command") {
-    return () => runCommand(action.argv, action.timeoutMs, logger, scope);
+    return () =>
+      runCommand(
+        action.argv,
+        childEnvironment(process.env, credential),
+        action.timeoutMs,
+        logger,
+        scope,
+      );
   }
   return async () => {
     let pid = action.pid;
@@ -46,12 +87,13 @@ export function onChangeAction(
 }
 
 /**
- * Runs argv with the agent's environment; its stdout and stderr go to the
+ * Runs argv with `env`; its stdout and stderr go to the
  * agent's stderr, keeping stdout for the agent's JSON lines. Past
  * `timeoutMs` it gets SIGTERM, and SIGKILL 5 s later.
  */
 function runCommand(
   argv: string[],
+  env: NodeJS.ProcessEnv,
   timeoutMs: number,
   logger: Logger,
   scope: string,
@@ -60,7 +102,7 @@ function runCommand(
   if (program === undefined) return Promise.resolve();
   const started = performance.now();
   return new Promise((resolve) => {
-    const child = spawn(program, args, { stdio: ["ignore", 2, 2] });
+    const child = spawn(program, args, { stdio: ["ignore", 2, 2], env });
     let killTimer: NodeJS.Timeout | undefined;
     let finished = false;
     const timer = setTimeout(() => {

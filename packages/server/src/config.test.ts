@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, loadConfig, parseDuration } from "./config.ts";
-import { generateToken } from "./crypto/tokens.ts";
+import { generateToken, tokenFromSecret } from "./crypto/tokens.ts";
 import { createTestCertificates, type TestCertificates } from "./testing/certs.ts";
 
 const fails = (env: Record<string, string>) => {
@@ -223,6 +223,14 @@ describe("COFFER_BOOTSTRAP_TOKEN", () => {
     expect(loadConfig({}).bootstrapToken).toBeUndefined();
   });
 
+  it("is refused by name, without repeating the value, when it is not random enough", () => {
+    const zero = tokenFromSecret(new Uint8Array(32)).value;
+    const message = fails({ COFFER_BOOTSTRAP_TOKEN: zero });
+    expect(message).toContain("COFFER_BOOTSTRAP_TOKEN: is not random enough to be an admin token");
+    expect(message).toContain("only 1 different characters");
+    expect(message).not.toContain(zero.slice(7, 20));
+  });
+
   it("is refused by name, without repeating the value, when malformed", () => {
     const message = fails({ COFFER_BOOTSTRAP_TOKEN: "coffer_not-a-real-token-value" });
     expect(message).toContain("COFFER_BOOTSTRAP_TOKEN: must be a Coffer token");
@@ -257,5 +265,73 @@ describe("limits", () => {
     expect(message).toMatch(/COFFER_MAX_SECRETS_PER_PROJECT: /);
     expect(message).toMatch(/COFFER_MAX_VERSIONS_PER_SECRET: /);
     expect(message).toMatch(/COFFER_RATE_LIMIT_RPS: /);
+  });
+});
+
+describe("bounds on refused callers and the audit trail", () => {
+  it("default to 20 refused calls per second per address and a year of audit events", () => {
+    const c = loadConfig({});
+    expect(c.peerRateLimitRps).toBe(20);
+    expect(c.auditRetentionMs).toBe(366 * 86_400_000);
+  });
+
+  it("are read from COFFER_PEER_RATE_LIMIT_RPS and COFFER_AUDIT_RETENTION", () => {
+    const c = loadConfig({ COFFER_PEER_RATE_LIMIT_RPS: "0", COFFER_AUDIT_RETENTION: "90d" });
+    expect(c.peerRateLimitRps).toBe(0);
+    expect(c.auditRetentionMs).toBe(90 * 86_400_000);
+  });
+
+  it("refuse a negative rate and a retention under a day, naming each setting", () => {
+    const message = fails({ COFFER_PEER_RATE_LIMIT_RPS: "-5", COFFER_AUDIT_RETENTION: "12h" });
+    expect(message).toMatch(/COFFER_PEER_RATE_LIMIT_RPS: /);
+    expect(message).toMatch(/COFFER_AUDIT_RETENTION: must be a duration/);
+  });
+});
+
+describe("connection limits", () => {
+  it("default to 10 s for headers, 30 s between body bytes, 5 min idle, 1000 connections, 100 streams, 64 MiB of bodies", () => {
+    expect(loadConfig({}).connections).toEqual({
+      headersTimeoutMs: 10_000,
+      bodyTimeoutMs: 30_000,
+      idleTimeoutMs: 300_000,
+      maxConnections: 1_000,
+      maxStreamsPerConnection: 100,
+      maxBufferedRequestBytes: 64 * 1024 * 1024,
+    });
+  });
+
+  it("are read from their settings, and refused by name when out of range", () => {
+    expect(
+      loadConfig({
+        COFFER_HEADERS_TIMEOUT: "2s",
+        COFFER_BODY_TIMEOUT: "5s",
+        COFFER_IDLE_TIMEOUT: "1m",
+        COFFER_MAX_CONNECTIONS: "50",
+        COFFER_MAX_STREAMS_PER_CONNECTION: "10",
+        COFFER_MAX_BUFFERED_REQUEST_BYTES: "1048576",
+      }).connections,
+    ).toEqual({
+      headersTimeoutMs: 2_000,
+      bodyTimeoutMs: 5_000,
+      idleTimeoutMs: 60_000,
+      maxConnections: 50,
+      maxStreamsPerConnection: 10,
+      maxBufferedRequestBytes: 1_048_576,
+    });
+    const message = fails({
+      COFFER_HEADERS_TIMEOUT: "0s",
+      COFFER_MAX_CONNECTIONS: "0",
+      COFFER_MAX_STREAMS_PER_CONNECTION: "0",
+      // Less than one request of the largest size (512 KiB).
+      COFFER_MAX_BUFFERED_REQUEST_BYTES: "1000",
+    });
+    for (const name of [
+      "COFFER_HEADERS_TIMEOUT",
+      "COFFER_MAX_CONNECTIONS",
+      "COFFER_MAX_STREAMS_PER_CONNECTION",
+      "COFFER_MAX_BUFFERED_REQUEST_BYTES",
+    ]) {
+      expect(message).toContain(`${name}:`);
+    }
   });
 });

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { createSecureContext } from "node:tls";
 import { z } from "zod";
-import { isWellFormedToken } from "./crypto/tokens.ts";
+import { isWellFormedToken, weakTokenReason } from "./crypto/tokens.ts";
 
 /** A listen address, `host:port` (port 0 picks a free port). */
 export interface ListenAddress {
@@ -28,6 +28,12 @@ export interface TlsConfig {
   clientCa?: Buffer;
 }
 
+/**
+ * Open watch streams per token on each replica: an agent holds one, a busy
+ * service a few; a leaked token or a buggy client cannot hold thousands.
+ */
+export const DEFAULT_WATCH_STREAMS_PER_TOKEN = 100;
+
 /** The validated configuration, built once at start and passed down. */
 export interface Config {
   grpcListen: ListenAddress;
@@ -43,6 +49,11 @@ export interface Config {
   deletionWindowMs: number;
   /** How long watch events are kept; a cursor older than that gets a RESYNC. */
   watchRetentionMs: number;
+  /**
+   * `COFFER_WATCH_STREAMS_PER_TOKEN`: open watch streams one token may hold
+   * on each replica (DEFAULT_WATCH_STREAMS_PER_TOKEN when absent).
+   */
+  watchStreamsPerToken?: number;
   sweepIntervalMs: number;
   shutdownGraceMs: number;
   logLevel: "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
@@ -68,6 +79,51 @@ export interface Config {
     /** Calls per second per token on each replica, bursts of twice that; 0 disables. */
     requestsPerSecond: number;
   };
+  /**
+   * `COFFER_PEER_RATE_LIMIT_RPS`: refused calls per second per peer address,
+   * limited before authentication, on each replica, bursts of twice that
+   * (rpc/peer-limit.ts); 0 or absent: no limit.
+   */
+  peerRateLimitRps?: number;
+  /** `COFFER_AUDIT_RETENTION`: audit events older than this are swept; absent: 366 days. */
+  auditRetentionMs?: number;
+  /** How long connections may take and how many they may be, on each API port. */
+  connections: ConnectionLimits;
+}
+
+/**
+ * The defaults of {@link ConnectionLimits}; the README says why each.
+ */
+export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
+  headersTimeoutMs: 10_000,
+  bodyTimeoutMs: 30_000,
+  idleTimeoutMs: 300_000,
+  maxConnections: 1_000,
+  maxStreamsPerConnection: 100,
+  maxBufferedRequestBytes: 64 * 1024 * 1024,
+};
+
+/**
+ * The limits of both API ports (`COFFER_HEADERS_TIMEOUT` ...
+ * `COFFER_MAX_BUFFERED_REQUEST_BYTES`); see the README's configuration table.
+ */
+export interface ConnectionLimits {
+  /**
+   * From accept until the first request's headers (HTTP/1.1) or first stream
+   * (HTTP/2), TLS handshake and the HTTP/2 preface included; also each later
+   * HTTP/1.1 request's headers.
+   */
+  headersTimeoutMs: number;
+  /** The longest wait for the next bytes of a request body (gRPC port: for the request message). */
+  bodyTimeoutMs: number;
+  /** How long an HTTP/1.1 keep-alive connection or an HTTP/2 session with no open stream stays open. */
+  idleTimeoutMs: number;
+  /** Open connections per port; past it, a new connection is closed at once. */
+  maxConnections: number;
+  /** Concurrent streams per HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS). */
+  maxStreamsPerConnection: number;
+  /** Request bytes held by all requests in flight on both ports together. */
+  maxBufferedRequestBytes: number;
 }
 
 export class ConfigError extends Error {
@@ -145,6 +201,12 @@ const settings = z.object({
   COFFER_MASTER_KEY_FILE: z.string().min(1).optional(),
   COFFER_DELETION_WINDOW: duration(0, 3650 * DAY).default(7 * DAY),
   COFFER_WATCH_RETENTION: duration(1000, 365 * DAY).default(DAY),
+  COFFER_WATCH_STREAMS_PER_TOKEN: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .default(DEFAULT_WATCH_STREAMS_PER_TOKEN),
   COFFER_SWEEP_INTERVAL: duration(100, DAY).default(30_000),
   COFFER_SHUTDOWN_GRACE: duration(0, 3_600_000).default(10_000),
   COFFER_LOG_LEVEL: z
@@ -154,10 +216,24 @@ const settings = z.object({
   // The message never repeats the value: it is a credential.
   COFFER_BOOTSTRAP_TOKEN: z
     .string()
-    .refine(
-      isWellFormedToken,
-      "must be a Coffer token: coffer_ followed by 49 letters and digits ending in a checksum",
-    )
+    .superRefine((v, ctx) => {
+      if (!isWellFormedToken(v)) {
+        ctx.addIssue({
+          code: "custom",
+          message:
+            "must be a Coffer token: coffer_ followed by 49 letters and digits ending in a checksum",
+        });
+        return;
+      }
+      // It becomes a global admin token: a guessable value is refused.
+      const weak = weakTokenReason(v);
+      if (weak !== undefined) {
+        ctx.addIssue({
+          code: "custom",
+          message: `is not random enough to be an admin token: ${weak}. Generate one in this repository with: node --import tsx --input-type=module -e "import { generateToken } from '@coffer/server'; console.log(generateToken().value)", or leave it unset to have the server create and print one`,
+        });
+      }
+    })
     .optional(),
   COFFER_TLS_CERT: z.string().min(1).optional(),
   COFFER_TLS_KEY: z.string().min(1).optional(),
@@ -165,8 +241,36 @@ const settings = z.object({
   COFFER_MAX_SECRETS_PER_PROJECT: z.coerce.number().int().min(1).max(100_000_000).default(10_000),
   COFFER_MAX_VERSIONS_PER_SECRET: z.coerce.number().int().min(1).max(1_000_000).default(1_000),
   COFFER_RATE_LIMIT_RPS: z.coerce.number().int().min(0).max(1_000_000).default(200),
+  // Issue 11 item 6: bounds on what callers without a valid token cost.
+  COFFER_PEER_RATE_LIMIT_RPS: z.coerce.number().int().min(0).max(1_000_000).default(20),
+  COFFER_AUDIT_RETENTION: duration(DAY, 36_500 * DAY).default(366 * DAY),
   COFFER_HEALTH_INTERVAL: duration(100, 3_600_000).default(5_000),
   COFFER_METRICS_LISTEN: listen.optional(),
+  // Connection limits of both API ports (ConnectionLimits).
+  COFFER_HEADERS_TIMEOUT: duration(100, 600_000).default(
+    DEFAULT_CONNECTION_LIMITS.headersTimeoutMs,
+  ),
+  COFFER_BODY_TIMEOUT: duration(100, 3_600_000).default(DEFAULT_CONNECTION_LIMITS.bodyTimeoutMs),
+  COFFER_IDLE_TIMEOUT: duration(100, DAY).default(DEFAULT_CONNECTION_LIMITS.idleTimeoutMs),
+  COFFER_MAX_CONNECTIONS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .default(DEFAULT_CONNECTION_LIMITS.maxConnections),
+  COFFER_MAX_STREAMS_PER_CONNECTION: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(10_000)
+    .default(DEFAULT_CONNECTION_LIMITS.maxStreamsPerConnection),
+  // At least one request of the largest size (512 KiB) must fit.
+  COFFER_MAX_BUFFERED_REQUEST_BYTES: z.coerce
+    .number()
+    .int()
+    .min(512 * 1024)
+    .max(2 ** 40)
+    .default(DEFAULT_CONNECTION_LIMITS.maxBufferedRequestBytes),
 });
 
 /** The settings Coffer reads, for documentation and for picking them out of the environment. */
@@ -222,6 +326,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       (embedded ? path.resolve(s.COFFER_DATA_DIR, "master-keys.json") : undefined),
     deletionWindowMs: s.COFFER_DELETION_WINDOW,
     watchRetentionMs: s.COFFER_WATCH_RETENTION,
+    watchStreamsPerToken: s.COFFER_WATCH_STREAMS_PER_TOKEN,
     sweepIntervalMs: s.COFFER_SWEEP_INTERVAL,
     shutdownGraceMs: s.COFFER_SHUTDOWN_GRACE,
     logLevel: s.COFFER_LOG_LEVEL,
@@ -234,6 +339,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       secretsPerProject: s.COFFER_MAX_SECRETS_PER_PROJECT,
       versionsPerSecret: s.COFFER_MAX_VERSIONS_PER_SECRET,
       requestsPerSecond: s.COFFER_RATE_LIMIT_RPS,
+    },
+    peerRateLimitRps: s.COFFER_PEER_RATE_LIMIT_RPS,
+    auditRetentionMs: s.COFFER_AUDIT_RETENTION,
+    connections: {
+      headersTimeoutMs: s.COFFER_HEADERS_TIMEOUT,
+      bodyTimeoutMs: s.COFFER_BODY_TIMEOUT,
+      idleTimeoutMs: s.COFFER_IDLE_TIMEOUT,
+      maxConnections: s.COFFER_MAX_CONNECTIONS,
+      maxStreamsPerConnection: s.COFFER_MAX_STREAMS_PER_CONNECTION,
+      maxBufferedRequestBytes: s.COFFER_MAX_BUFFERED_REQUEST_BYTES,
     },
   };
 }

@@ -1,6 +1,7 @@
 import { rotateKeysCommand } from "./commands/rotate-keys.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { KeyRingError } from "./crypto/key-ring.ts";
+import { DataDirLockedError } from "./db/data-dir-lock.ts";
 import { createLogger } from "./logger.ts";
 import { startServer } from "./server.ts";
 
@@ -26,7 +27,11 @@ async function main(): Promise<void> {
     server = await startServer(config, logger);
   } catch (err) {
     // A setting or key problem is the operator's to fix: say what, no stack.
-    if (err instanceof KeyRingError || err instanceof ConfigError) {
+    if (
+      err instanceof KeyRingError ||
+      err instanceof ConfigError ||
+      err instanceof DataDirLockedError
+    ) {
       process.stderr.write(`coffer-server: cannot start: ${err.message}\n`);
       process.exit(2);
     }

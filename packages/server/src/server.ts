@@ -3,7 +3,7 @@ import { AdminService, SecretService } from "@coffer/api";
 import type { ConnectRouter } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import { type Config, ConfigError } from "./config.ts";
+import { type Config, ConfigError, DEFAULT_WATCH_STREAMS_PER_TOKEN } from "./config.ts";
 import {
   type KeyRing,
   loadKeyFile,
@@ -17,6 +17,7 @@ import { bootstrapAdminToken } from "./domain/admin/bootstrap.ts";
 import { openAuditLog } from "./domain/audit-log.ts";
 import { Authenticator } from "./domain/authenticate.ts";
 import { type Domain, Regions } from "./domain/context.ts";
+import { DeniedCalls } from "./domain/denied-calls.ts";
 import type { RingSource } from "./domain/rotate-keys.ts";
 import { startSweeper } from "./domain/sweeper.ts";
 import { HealthStatus, REGION_PREFIX, startDatabaseProbe } from "./ops/health.ts";
@@ -24,13 +25,17 @@ import { listenMetrics, Metrics, type MetricsServer } from "./ops/metrics.ts";
 import { adminService } from "./rpc/admin-service.ts";
 import { type CallObserver, codeName, withCallChain } from "./rpc/chain.ts";
 import { Health, healthService } from "./rpc/health.ts";
+import { PeerLimiter } from "./rpc/peer-limit.ts";
 import { RateLimiter } from "./rpc/rate-limit.ts";
 import { addReflection, reflectionServices } from "./rpc/reflection.ts";
 import { secretService } from "./rpc/secret-service.ts";
 import { listenConnect } from "./rpc/transports/connect-node.ts";
 import { addService } from "./rpc/transports/grpc-js.ts";
+import { GrpcLimits } from "./rpc/transports/grpc-limits.ts";
+import { RequestBudget } from "./rpc/transports/limits.ts";
 import { grpcServerCredentials } from "./rpc/transports/tls.ts";
 import { WatchFeeds } from "./watch/feed.ts";
+import { TokenStreams } from "./watch/token-streams.ts";
 
 /**
  * The largest request either server reads: a 64 KiB payload, base64-encoded
@@ -49,6 +54,8 @@ export interface RunningServer {
   keys: RingSource;
   /** Each region's watch fan-out. */
   feeds: WatchFeeds;
+  /** Turns bearer tokens into principals (its lookup count is read by tests). */
+  authenticator: Authenticator;
   /** Stops accepting calls, lets calls in flight finish (up to the grace period), closes databases. */
   stop(): Promise<void>;
 }
@@ -95,16 +102,26 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     throw err;
   }
   const regions = new Regions(databases);
-  const feeds = await WatchFeeds.start(regions.all(), logger).catch(async (err) => {
-    await Promise.all([...databases.values()].map((d) => d.close()));
-    throw err;
-  });
+  // Tokens live in the home (first) region's database.
+  const authenticator = new Authenticator(() => regions.resolve("").db);
+  const homeDatabase = regions.all()[0]?.database as Database;
+  const feeds = await TokenStreams.start(homeDatabase, {
+    maxPerToken: config.watchStreamsPerToken ?? DEFAULT_WATCH_STREAMS_PER_TOKEN,
+    cache: authenticator,
+    logger,
+  })
+    .then((tokens) => WatchFeeds.start(regions.all(), logger, tokens))
+    .catch(async (err) => {
+      await Promise.all([...databases.values()].map((d) => d.close()));
+      throw err;
+    });
   const domain: Domain = {
     regions,
     announce: (region) => feeds.announce(region),
     keyRing: keys.holder.get,
     deletionWindowMs: config.deletionWindowMs,
     watchRetentionMs: config.watchRetentionMs,
+    ...(config.auditRetentionMs !== undefined && { auditRetentionMs: config.auditRetentionMs }),
     limits: config.limits,
   };
 
@@ -142,24 +159,32 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   );
   probed = true;
 
-  const authenticator = new Authenticator(() => domain.regions.resolve("").db);
   const auditLog = config.auditLog === undefined ? undefined : openAuditLog(config.auditLog);
   const observe: CallObserver | undefined =
     metrics && ((call) => metrics.observeCall(call.method, codeName(call.code), call.durationMs));
   const rps = config.limits.requestsPerSecond;
   const rateLimiter = rps > 0 ? new RateLimiter({ ratePerSecond: rps }) : undefined;
+  const peerRps = config.peerRateLimitRps ?? 0;
+  const peerLimiter = peerRps > 0 ? new PeerLimiter({ ratePerSecond: peerRps }) : undefined;
+  const deniedCalls = new DeniedCalls(domain, { logger, ...(auditLog && { auditLog }) });
   const chain = {
     logger,
     domain,
     authenticator,
+    deniedCalls,
     ...(auditLog && { auditLog }),
     ...(rateLimiter && { rateLimiter }),
+    ...(peerLimiter && { peerLimiter }),
     ...(observe && { observe }),
   };
   const impl = withCallChain(SecretService, secretService(domain, feeds), chain);
   const adminImpl = withCallChain(
     AdminService,
-    adminService(domain, { forgetToken: (id) => authenticator.forget(id), keys }),
+    adminService(domain, {
+      tokensRevoked: (ids) => feeds.tokens.revoked(ids),
+      tokenCreated: (value) => authenticator.learnCreated(value),
+      keys,
+    }),
     chain,
   );
   const shutdown = new AbortController();
@@ -177,38 +202,42 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     await feeds.close();
     await Promise.all([...databases.values()].map((d) => d.close()));
   };
+  // One budget for both ports: together they are the process's memory.
+  const budget = new RequestBudget(config.connections.maxBufferedRequestBytes);
   const http = await listenConnect(routes, config.httpListen, {
     readMaxBytes: MAX_REQUEST_BYTES,
     shutdownSignal: shutdown.signal,
     tls: config.tls,
+    limits: config.connections,
+    budget,
   }).catch(async (err) => {
     await closeAll();
     throw err;
   });
 
+  const grpcLimits = new GrpcLimits(config.connections, budget, MAX_REQUEST_BYTES);
   const grpcServer = new grpc.Server({
     "grpc.max_receive_message_length": MAX_REQUEST_BYTES,
+    ...grpcLimits.serverOptions(),
   });
   addService(grpcServer, SecretService, impl, { shutdownSignal: shutdown.signal });
   addService(grpcServer, AdminService, adminImpl, { shutdownSignal: shutdown.signal });
   addService(grpcServer, Health, healthImpl, { shutdownSignal: shutdown.signal });
   const closeReflection = addReflection(grpcServer, [...served, Health, ...reflectionServices]);
-  const grpcPort = await new Promise<number>((resolve, reject) =>
-    grpcServer.bindAsync(
-      `${config.grpcListen.host.includes(":") ? `[${config.grpcListen.host}]` : config.grpcListen.host}:${config.grpcListen.port}`,
-      grpcServerCredentials(config.tls),
-      (err, port) => (err ? reject(err) : resolve(port)),
-    ),
-  ).catch(async (err) => {
-    http.destroy();
-    await closeAll();
-    throw err;
-  });
+  const grpcListener = await grpcLimits
+    .listen(grpcServer, config.grpcListen, grpcServerCredentials(config.tls))
+    .catch(async (err) => {
+      http.destroy();
+      await closeAll();
+      throw err;
+    });
+  const grpcPort = grpcListener.port;
   let metricsServer: MetricsServer | undefined;
   if (metrics !== undefined && config.metricsListen !== undefined) {
     metricsServer = await listenMetrics(metrics, config.metricsListen).catch(async (err) => {
       http.destroy();
       grpcServer.forceShutdown();
+      grpcListener.destroy();
       await closeAll();
       throw err;
     });
@@ -219,7 +248,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     config.sweepIntervalMs,
     (region, err) => logger.warn({ region, err }, "sweep failed; will retry"),
     (region, counts) => {
-      if (counts.expired + counts.versionsDestroyed + counts.secretsDestroyed > 0) {
+      const { expired, versionsDestroyed, secretsDestroyed, auditEventsPruned } = counts;
+      if (expired + versionsDestroyed + secretsDestroyed + auditEventsPruned > 0) {
         logger.info({ region, ...counts }, "swept");
       }
     },
@@ -245,6 +275,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       const grace = setTimeout(() => {
         shutdown.abort();
         grpcServer.forceShutdown();
+        grpcListener.destroy();
         http.destroy();
       }, config.shutdownGraceMs);
       // Health first: probes and load balancers see NOT_SERVING and steer
@@ -258,10 +289,15 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       await feeds.close();
       const httpClosed = http.close();
       const grpcClosed = new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
-      await Promise.all([httpClosed, grpcClosed]);
+      await Promise.all([httpClosed, grpcListener.close(), grpcClosed]);
       clearTimeout(grace);
       await stopSweeper();
       await probeStopped;
+      await deniedCalls
+        .close()
+        .catch((err: unknown) =>
+          logger.warn({ err }, "counts of refused calls could not be written"),
+        );
       await Promise.all([...databases.values()].map((d) => d.close()));
       await auditLog?.close();
       await metricsServer?.close();
@@ -276,6 +312,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     domain,
     keys,
     feeds,
+    authenticator,
     stop,
   };
 }
@@ -325,7 +362,9 @@ function announceAdminToken(value: string, config: Config, logger: Logger): void
   }
   logger.info("created an admin token (printed once to stderr)");
   const rule = "=".repeat(72);
+  // stderr only, never the JSON log: logs are shipped and kept. The token is
+  // coffer_ and base62, so the export line needs no shell quoting.
   process.stderr.write(
-    `\n${rule}\nCoffer created an admin token. It is shown this once; store it now:\n  ${value}\n${rule}\n\n`,
+    `\n${rule}\nCoffer created an admin token. It is shown this once; store it now:\n  ${value}\n\nTo use it from a shell (the CLI and the examples read COFFER_TOKEN):\n  export COFFER_TOKEN=${value}\n${rule}\n\n`,
   );
 }

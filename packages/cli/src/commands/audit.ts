@@ -136,10 +136,11 @@ unless --all-projects.`,
       row: (e) => [
         formatTime(e.time),
         shortMethod(e.method),
-        e.outcome,
+        // Refusals before any handler are aggregated per minute: show how many calls.
+        e.count > 1 ? `${e.outcome} x${e.count}` : e.outcome,
         e.secretName ? fullPath(e.secretPath, e.secretName) : e.secretId,
         e.revision === 0 ? "" : String(e.revision),
-        e.tokenId,
+        e.tokenId || e.tokenPrefix,
         e.peer,
         e.requestId,
       ],

@@ -93,7 +93,6 @@ export function versionDetails(ref: SecretRef, v: SecretVersion): string {
     ["latest", v.latest ? "yes" : "no"],
     ["description", v.description],
     ["ephemeral", propertiesText(v.ephemeralProperties)],
-    ["crc32", v.dataCrc32.toString(16).padStart(8, "0")],
     ["created", formatTime(v.createdAt)],
     ["updated", formatTime(v.updatedAt)],
     ["deletion requested", formatTime(v.deletionRequestedAt)],
@@ -243,21 +242,23 @@ const listCommand = command({
 const updateCommand = command({
   name: "update",
   summary: "change a version's description or ephemeral properties",
+  description: `Ephemeral properties can only be tightened: single access cannot be turned
+off, an expiry cannot be removed or moved later, and the delete action cannot
+become disable.`,
   args: [SECRET_ARG, REVISION_ARG],
   options: {
     description: { type: "string", value: "TEXT", help: "a new description" },
     "expires-at": {
       type: "string",
       value: "TIME",
-      help: "ephemeral: expire at this time (1s to 365d ahead), e.g. 2030-01-01T00:00:00Z",
+      help: "ephemeral: expire at this time (1s to 365d ahead, not later than now set), e.g. 2030-01-01T00:00:00Z",
     },
     "expires-in": {
       type: "string",
       value: "DURATION",
-      help: "ephemeral: expire this long from now",
+      help: "ephemeral: expire this long from now (not later than now set)",
     },
     "single-access": { type: "boolean", help: "ephemeral: the first access consumes it" },
-    "no-single-access": { type: "boolean", help: "ephemeral: accesses no longer consume it" },
     "expiry-action": { type: "string", value: "ACTION", help: "ephemeral: disable or delete" },
     ...ETAG,
     ...COMMON,
@@ -269,9 +270,6 @@ const updateCommand = command({
     const format = parseOutputFormat(values.output);
     if (values["expires-at"] !== undefined && values["expires-in"] !== undefined) {
       throw new UsageError("give --expires-at or --expires-in, not both");
-    }
-    if (values["single-access"] && values["no-single-access"]) {
-      throw new UsageError("--single-access and --no-single-access contradict");
     }
     const expiresAt =
       values["expires-at"] !== undefined
@@ -288,13 +286,10 @@ const updateCommand = command({
             "--expiry-action",
           );
     const touchesProperties =
-      expiresAt !== undefined ||
-      values["single-access"] ||
-      values["no-single-access"] ||
-      action !== undefined;
+      expiresAt !== undefined || values["single-access"] || action !== undefined;
     if (values.description === undefined && !touchesProperties) {
       throw new UsageError(
-        "nothing to update: give --description, --expires-at, --expires-in, --single-access, --no-single-access or --expiry-action",
+        "nothing to update: give --description, --expires-at, --expires-in, --single-access or --expiry-action",
       );
     }
     const conn = await connect(ctx, values);
@@ -307,7 +302,6 @@ const updateCommand = command({
       properties = create(EphemeralPropertiesSchema, current?.ephemeralProperties ?? {});
       if (expiresAt !== undefined) properties.expiresAt = timestampFromDate(expiresAt);
       if (values["single-access"]) properties.expiresOnceAccessed = true;
-      if (values["no-single-access"]) properties.expiresOnceAccessed = false;
       if (action !== undefined) properties.action = action;
     }
     const res = await conn.secrets

@@ -145,7 +145,9 @@ describe("coffer-server rotate-keys on the embedded database", () => {
       const text = readFileSync(keyFile, "utf8");
       const busy = await rotateKeys([], settings());
       expect(busy.code).toBe(2);
-      expect(busy.stderr).toContain("is in use (postmaster.pid exists): stop the server first");
+      expect(busy.stderr).toContain(
+        `the embedded database folder ${join(dir, "regions", "local")} is in use by another process (pid ${process.pid}`,
+      );
       expect(readFileSync(keyFile, "utf8")).toBe(text);
     } finally {
       await server.stop();

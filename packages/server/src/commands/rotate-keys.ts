@@ -10,6 +10,7 @@ import {
   parseMasterKeys,
 } from "../crypto/key-ring.ts";
 import { type Database, openDatabase } from "../db/client.ts";
+import { DataDirLockedError } from "../db/data-dir-lock.ts";
 import { rowsOf } from "../db/migrate.ts";
 import { type Domain, Regions } from "../domain/context.ts";
 import { DomainError } from "../domain/errors.ts";
@@ -34,8 +35,9 @@ rewraps.
   --batch-size N  rows per batch (default 500)
 
 Embedded database (no COFFER_DATABASE_URL): stop the server first; the
-embedded database cannot be shared with a running server. To rotate while
-it serves, use the admin API's key rotation instead.
+embedded database cannot be shared with a running server (its folder is
+locked, and this command is refused while a server holds it). To rotate
+while it serves, use the admin API's key rotation instead.
 
 Postgres: servers keep serving during the rotation, but each of them must
 already run with a ring holding the new key as its active key. With a key
@@ -130,7 +132,12 @@ export async function rotateKeysCommand(
       addedKey === undefined
         ? ""
         : `\nThe new key ${addedKey} is in the key file and active; rows rewrapped so far need it. Fix the cause, then finish with: coffer-server rotate-keys --rewrap-only`;
-    if (err instanceof UsageError || err instanceof ConfigError || err instanceof KeyRingError) {
+    if (
+      err instanceof UsageError ||
+      err instanceof ConfigError ||
+      err instanceof KeyRingError ||
+      err instanceof DataDirLockedError
+    ) {
       say(`${err.message}${resume}`);
       return 2;
     }
@@ -213,7 +220,7 @@ async function openRegions(config: Config): Promise<Map<string, Database>> {
       const target = config.databases[region];
       if (target === undefined) throw new UsageError(`no database configured for region ${region}`);
       if (target.driver === "pglite" && target.dataDir !== undefined) {
-        checkEmbeddedIdle(region, target.dataDir);
+        checkEmbeddedExists(region, target.dataDir);
       }
       const database = await openDatabase(target);
       databases.set(region, database);
@@ -234,20 +241,13 @@ async function openRegions(config: Config): Promise<Map<string, Database>> {
 }
 
 /**
- * PGlite takes no lock on its folder: a second process opening it while a
- * server runs would lose writes when either closes. PGlite writes a
- * postmaster.pid while open and removes it on a clean close, which is the
- * best available sign that a server is using the folder.
+ * Refuses a folder without a database rather than create one. A server
+ * using the folder is refused by the lock openDatabase takes on it.
  */
-function checkEmbeddedIdle(region: string, dataDir: string): void {
+function checkEmbeddedExists(region: string, dataDir: string): void {
   if (!existsSync(path.join(dataDir, "PG_VERSION"))) {
     throw new UsageError(
       `region ${region}: no embedded database at ${dataDir}; nothing to rotate (check COFFER_DATA_DIR)`,
-    );
-  }
-  if (existsSync(path.join(dataDir, "postmaster.pid"))) {
-    throw new UsageError(
-      `region ${region}: the embedded database at ${dataDir} is in use (postmaster.pid exists): stop the server first, or rotate online through the admin API. If no server runs (it was killed), start and stop it once to release the folder`,
     );
   }
 }

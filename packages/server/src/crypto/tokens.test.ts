@@ -1,5 +1,27 @@
 import { describe, expect, it } from "vitest";
-import { displayPrefix, generateToken, hashToken, isWellFormedToken } from "./tokens.ts";
+import {
+  displayPrefix,
+  generateToken,
+  hashToken,
+  isWellFormedToken,
+  MAX_EVEN_RUN,
+  MIN_DISTINCT_CHARS,
+  tokenFromSecret,
+  weakTokenReason,
+} from "./tokens.ts";
+
+const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/** The well-formed token (valid checksum) whose 43-character body is `body`. */
+function tokenWithBody(body: string): string {
+  let n = 0n;
+  for (const c of body) n = n * 62n + BigInt(ALPHABET.indexOf(c));
+  const secret = Buffer.from(n.toString(16).padStart(64, "0"), "hex");
+  const { value } = tokenFromSecret(secret);
+  expect(value.slice(7, 50)).toBe(body);
+  expect(isWellFormedToken(value)).toBe(true);
+  return value;
+}
 
 describe("tokens", () => {
   it("are coffer_ + 49 base62 characters with a valid checksum, and differ every time", () => {
@@ -21,5 +43,60 @@ describe("tokens", () => {
     expect(isWellFormedToken(value.slice(0, -1))).toBe(false);
     expect(isWellFormedToken(`x${value}`)).toBe(false);
     expect(isWellFormedToken("")).toBe(false);
+  });
+});
+
+describe("the weak-token rule (COFFER_BOOTSTRAP_TOKEN)", () => {
+  it("never refuses a generated token (20,000 of them)", () => {
+    let fewestDistinct = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < 20_000; i++) {
+      const { value } = generateToken();
+      const reason = weakTokenReason(value);
+      if (reason !== undefined) throw new Error(`a generated token was refused: ${reason}`);
+      fewestDistinct = Math.min(fewestDistinct, new Set(value.slice(7, 50)).size);
+    }
+    // Far from the threshold, as the computed odds say (below 5e-13).
+    expect(fewestDistinct).toBeGreaterThan(MIN_DISTINCT_CHARS + 4);
+  });
+
+  it("refuses the token of an all-zero secret, though its checksum is valid", () => {
+    const zero = tokenFromSecret(new Uint8Array(32)).value;
+    expect(zero).toBe(`coffer_${"0".repeat(43)}${zero.slice(50)}`);
+    expect(isWellFormedToken(zero)).toBe(true);
+    expect(weakTokenReason(zero)).toMatch(/only 1 different characters/);
+  });
+
+  it("refuses repeated patterns, sequences and long evenly stepping runs", () => {
+    const random = generateToken().value.slice(7, 50);
+    const cases = {
+      pattern: `0${"abc".repeat(14)}`,
+      ascending: `0${ALPHABET.slice(1, 43)}`,
+      descending: `0${[...ALPHABET.slice(20, 62)].reverse().join("")}`,
+      "a run of 9 repeats inside random text":
+        `0${random.slice(1, 30)}${"Q".repeat(9)}${random.slice(39)}`.slice(0, 43),
+      "a run of 9 stepping by 2": `0${random.slice(1, 30)}acegikmoq${random.slice(39)}`.slice(
+        0,
+        43,
+      ),
+    };
+    for (const [name, body] of Object.entries(cases)) {
+      expect(body, name).toHaveLength(43);
+      expect(weakTokenReason(tokenWithBody(body)), name).toBeDefined();
+    }
+  });
+
+  it("accepts a run of exactly the allowed length", () => {
+    let body: string;
+    do {
+      const random = generateToken().value.slice(7, 50);
+      // Break the run on both sides with characters off its step.
+      body = `0${random.slice(1, 20)}Z${"k".repeat(MAX_EVEN_RUN)}Z${random.slice(30)}`.slice(0, 43);
+    } while (new Set(body).size < MIN_DISTINCT_CHARS);
+    expect(weakTokenReason(tokenWithBody(body))).toBeUndefined();
+  });
+
+  it("never repeats the value in its reason", () => {
+    const zero = tokenFromSecret(new Uint8Array(32)).value;
+    expect(weakTokenReason(zero)).not.toContain("0000");
   });
 });

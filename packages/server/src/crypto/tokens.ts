@@ -66,6 +66,57 @@ export function isWellFormedToken(value: string): boolean {
   return value.endsWith(checksum(body));
 }
 
+/**
+ * The least number of different characters a token's 43-character body may
+ * hold. A body drawn from 256 random bits holds about 31; the chance that
+ * one holds fewer than 15 is below 5e-13 (computed exactly over the 42
+ * characters after the first, which is almost always 0 or 1).
+ */
+export const MIN_DISTINCT_CHARS = 15;
+/**
+ * The longest run of body characters stepping evenly through the alphabet
+ * (repeats such as `0000`, sequences such as `abcd` or `9876`, or any other
+ * constant step) a token may hold. A random body holds a run of 9 or more
+ * with a chance of about 1e-11 (35 places × 62^-7).
+ */
+export const MAX_EVEN_RUN = 8;
+
+/**
+ * Why a well-formed token value could not have come from a random
+ * generator, or undefined when nothing suggests that. The rule is
+ * deterministic and statistical: it refuses placeholders, typed values and
+ * values derived from zeroed or patterned bytes (an all-zero secret encodes
+ * to a body of 43 `0`, which carries a valid checksum), while a token from
+ * {@link generateToken} fails it with a chance below 2e-11. It cannot prove
+ * that a value is random: only how it was made can. The reason never
+ * repeats the value.
+ */
+export function weakTokenReason(value: string): string | undefined {
+  const body = value.slice(TOKEN_PREFIX.length, TOKEN_PREFIX.length + BODY);
+  const distinct = new Set(body).size;
+  if (distinct < MIN_DISTINCT_CHARS) {
+    return `its ${BODY} random characters hold only ${distinct} different characters (at least ${MIN_DISTINCT_CHARS} required; 256 random bits give about 31)`;
+  }
+  const run = longestEvenRun(body);
+  if (run > MAX_EVEN_RUN) {
+    return `it holds ${run} characters in a row that repeat or step evenly through the alphabet (at most ${MAX_EVEN_RUN} allowed)`;
+  }
+  return undefined;
+}
+
+/** The longest stretch of `body` whose alphabet positions differ by one constant step. */
+function longestEvenRun(body: string): number {
+  const at = [...body].map((c) => ALPHABET.indexOf(c));
+  let longest = Math.min(at.length, 2);
+  let run = 2;
+  for (let i = 2; i < at.length; i++) {
+    const same = (at[i] ?? 0) - (at[i - 1] ?? 0) === (at[i - 1] ?? 0) - (at[i - 2] ?? 0);
+    run = same ? run + 1 : 2;
+    if (run > longest) longest = run;
+  }
+  return longest;
+}
+
 export function hashToken(value: string): Uint8Array {
   return createHash("sha256").update(value, "utf8").digest();
 }

@@ -65,7 +65,7 @@ export interface AccessRow {
 }
 
 const servableV = sql.raw(
-  `(sv.status = 'enabled' and (sv.expires_at is null or sv.expires_at > now()))`,
+  `(sv.status = 'enabled' and (sv.expires_at is null or sv.expires_at > now()) and sv.consumed_at is null)`,
 );
 
 /**

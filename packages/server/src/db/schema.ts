@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import {
+  type AnyPgColumn,
   bigint,
   boolean,
   customType,
@@ -137,14 +138,29 @@ export const tokens = pgTable(
     createdAt: ts("created_at").notNull().defaultNow(),
     expiresAt: ts("expires_at"),
     revokedAt: ts("revoked_at"),
+    /**
+     * The token whose call created this one; null for the bootstrap admin
+     * token. A token never outlives its creator's expiry, and revoking a
+     * token revokes every token it created, transitively (domain/admin/tokens.ts).
+     */
+    createdBy: uuid("created_by").references((): AnyPgColumn => tokens.id),
   },
-  (t) => [uniqueIndex("tokens_hash_key").on(t.hash)],
+  (t) => [
+    uniqueIndex("tokens_hash_key").on(t.hash),
+    index("tokens_created_by_idx").on(t.createdBy).where(sql`${t.createdBy} is not null`),
+  ],
 );
 
 /**
  * One row per call, allowed or denied. Written in the region where the call
  * acted: in a mutation's own transaction, and before a payload is returned.
  * Never holds a payload or a token value.
+ *
+ * Exception, so that unauthenticated callers cannot fill the table: calls
+ * the chain refuses before any handler runs (no valid token, rate limits)
+ * are aggregated, one row per peer address, token, method, outcome and
+ * minute, with `count` the number of calls it stands for (rpc/denied-calls.ts).
+ * Rows older than `COFFER_AUDIT_RETENTION` are swept (domain/sweeper.ts).
  */
 export const auditEvents = pgTable(
   "audit_events",
@@ -161,6 +177,15 @@ export const auditEvents = pgTable(
     outcome: text("outcome").notNull(),
     requestId: text("request_id").notNull(),
     peer: text("peer"),
+    /** How many calls the row stands for: 1, or more for aggregated refusals. */
+    count: integer("count").notNull().default(1),
+    /**
+     * For a refusal without a valid token: the display prefix
+     * (`coffer_` + 4 characters) of a well-formed token presented, never more.
+     */
+    tokenPrefix: text("token_prefix"),
+    /** The token a token-management call created or revoked. */
+    targetTokenId: uuid("target_token_id"),
   },
   (t) => [
     index("audit_events_time_idx").on(t.time),
@@ -211,6 +236,8 @@ export const watchEvents = pgTable(
   (t) => [
     primaryKey({ columns: [t.tx, t.seq] }),
     index("watch_events_occurred_idx").on(t.occurredAt),
+    // A stream catching up reads one project's events in order.
+    index("watch_events_project_idx").on(t.projectId, t.tx, t.seq),
   ],
 );
 

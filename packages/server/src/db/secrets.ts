@@ -15,12 +15,14 @@ import { executeRendered, render } from "./access.ts";
 import type { Executor } from "./client.ts";
 import { rowsOf } from "./migrate.ts";
 import { type SecretRow, secrets, secretVersions } from "./schema.ts";
+import { effectiveStatus } from "./versions.ts";
 
 /** A secret row with its number of versions whose payload is not destroyed. */
 export type SecretView = SecretRow & { versionCount: number };
 
+/** Counted by effective status: an expired `delete` version is as good as destroyed. */
 const versionCount =
-  sql<number>`(select count(*) from ${secretVersions} where ${secretVersions.secretId} = ${secrets.id} and ${secretVersions.status} <> 'deleted')`
+  sql<number>`(select count(*) from ${secretVersions} where ${secretVersions.secretId} = ${secrets.id} and ${effectiveStatus} <> 'deleted')`
     .mapWith(Number)
     .as("version_count");
 

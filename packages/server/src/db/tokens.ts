@@ -1,5 +1,6 @@
-import { and, desc, eq, gt, isNull, or, type SQL, sql } from "drizzle-orm";
+import { and, desc, eq, gt, inArray, isNull, or, type SQL, sql } from "drizzle-orm";
 import type { Executor } from "./client.ts";
+import { rowsOf } from "./migrate.ts";
 import { type StoredGrant, type TokenRow, tokens } from "./schema.ts";
 
 /** The token with this hash, whatever its state (revoked, expired), or undefined. */
@@ -17,6 +18,28 @@ export async function findToken(ex: Executor, id: string): Promise<TokenRow | un
   return row;
 }
 
+/**
+ * The grants of every live token (neither revoked nor expired) holding a grant
+ * on the project, one array per token. Global admins are left out: they hold
+ * every permission everywhere.
+ */
+export async function liveGrantsOnProject(
+  ex: Executor,
+  projectId: string,
+): Promise<StoredGrant[][]> {
+  const rows = await ex
+    .select({ grants: tokens.grants })
+    .from(tokens)
+    .where(
+      and(
+        isNull(tokens.revokedAt),
+        or(isNull(tokens.expiresAt), gt(tokens.expiresAt, sql`now()`)),
+        sql`${tokens.grants} @> ${JSON.stringify([{ projectId }])}::jsonb`,
+      ),
+    );
+  return rows.map((r) => r.grants);
+}
+
 export interface NewTokenRow {
   id: string;
   name: string;
@@ -25,6 +48,8 @@ export interface NewTokenRow {
   hash: Uint8Array;
   grants: StoredGrant[];
   expiresAt: Date | null;
+  /** The token whose call creates this one; null for the bootstrap admin token. */
+  createdBy: string | null;
 }
 
 /** Inserts a token and returns its row (with the database's creation time). */
@@ -32,6 +57,50 @@ export async function insertToken(ex: Executor, token: NewTokenRow): Promise<Tok
   const [row] = await ex.insert(tokens).values(token).returning();
   if (row === undefined) throw new Error("insert into tokens returned no row");
   return row;
+}
+
+/**
+ * The token with this id, locked FOR SHARE until the transaction ends: a
+ * revocation of it (an UPDATE) waits for the transaction, and the row read
+ * is the newest committed one, so a token revoked a moment ago is seen as
+ * revoked. createToken holds this on the creator while it inserts the child.
+ */
+export async function lockTokenShared(ex: Executor, id: string): Promise<TokenRow | undefined> {
+  const [row] = await ex.select().from(tokens).where(eq(tokens.id, id)).for("share");
+  return row;
+}
+
+/**
+ * Revokes every token created by `rootId`, transitively, and returns the
+ * rows it revoked (not those revoked before). Call it after revoking the
+ * root in the same transaction.
+ *
+ * One level per statement, on purpose: a token being created holds its
+ * creator FOR SHARE (lockTokenShared), so revoking a level waits for
+ * creations under it to commit, and the next level's statement, with a
+ * fresh snapshot, sees the tokens they made. A single recursive statement
+ * would read the tree from before the wait and miss them. Tokens already
+ * revoked are walked through too: their children are revoked as well.
+ */
+export async function revokeDescendants(ex: Executor, rootId: string): Promise<TokenRow[]> {
+  const revoked: TokenRow[] = [];
+  let level = [rootId];
+  while (level.length > 0) {
+    const children = await ex
+      .select({ id: tokens.id })
+      .from(tokens)
+      .where(inArray(tokens.createdBy, level));
+    level = children.map((c) => c.id);
+    if (level.length === 0) break;
+    revoked.push(
+      ...(await ex
+        .update(tokens)
+        .set({ revokedAt: sql`now()` })
+        .where(and(inArray(tokens.id, level), isNull(tokens.revokedAt)))
+        .returning()),
+    );
+  }
+  return revoked;
 }
 
 /** Whether the table holds any token at all, in any state. */
@@ -103,4 +172,22 @@ export async function listTokens(
       .where(where),
   ]);
   return { rows, total: count?.n ?? 0 };
+}
+
+/**
+ * Which of these token ids no longer name a usable token: revoked, expired,
+ * or gone. Used to end the watch streams of tokens whose revocation this
+ * replica may not have been told about.
+ */
+export async function unusableTokens(ex: Executor, ids: readonly string[]): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const rows = rowsOf<{ id: string }>(
+    await ex.execute(sql`
+      select x.id from jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb) as x(id)
+      where not exists (
+        select 1 from tokens t
+        where t.id = x.id::uuid and t.revoked_at is null
+          and (t.expires_at is null or t.expires_at > now()))`),
+  );
+  return rows.map((r) => r.id);
 }

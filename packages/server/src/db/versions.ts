@@ -5,19 +5,41 @@ import type { Executor } from "./client.ts";
 import { rowsOf } from "./migrate.ts";
 import { secrets, secretVersions, type VersionRow } from "./schema.ts";
 
-/** Version metadata: everything but the key material and ciphertext. */
-export type VersionMeta = Omit<VersionRow, "keyId" | "wrappedKey" | "ciphertext">;
+/**
+ * Version metadata: everything but the key material, the ciphertext and the
+ * payload's checksum. The checksum travels only with the payload (access):
+ * the CRC-32 of a short secret (a PIN, an OTP) reveals it to anyone who may
+ * read metadata.
+ */
+export type VersionMeta = Omit<VersionRow, "keyId" | "wrappedKey" | "ciphertext" | "dataCrc32">;
 
 const {
   keyId: _k,
   wrappedKey: _w,
   ciphertext: _c,
+  dataCrc32: _crc,
   ...metaColumns
 } = getTableColumns(secretVersions);
+
+/**
+ * A version's status as a reader must see it: an enabled version past its
+ * `expires_at` already has the status its action gives (`disabled`, or
+ * `deleted` for `delete`), whether or not the sweeper has applied it yet.
+ * Every reader of version metadata (get, list and its status filter, the
+ * state changes, the watch trigger) goes through this one expression, so
+ * that nothing reports ENABLED for a version that access refuses.
+ */
+export const effectiveStatus: SQL<string> = sql<string>`(case when ${secretVersions.status} = 'enabled' and ${secretVersions.expiresAt} <= now() then (case when ${secretVersions.ephemeralAction} = 'delete' then 'deleted' else 'disabled' end) else ${secretVersions.status} end)`;
 
 /** Version metadata plus `latest`: whether it holds the secret's highest revision. */
 const versionView = {
   ...metaColumns,
+  status: effectiveStatus.as("status"),
+  // An expired `delete` version reports its payload destroyed from its expiry.
+  deletedAt:
+    sql<Date | null>`(case when ${secretVersions.deletedAt} is null and ${secretVersions.status} = 'enabled' and ${secretVersions.expiresAt} <= now() and ${secretVersions.ephemeralAction} = 'delete' then ${secretVersions.expiresAt} else ${secretVersions.deletedAt} end)`
+      .mapWith(secretVersions.deletedAt)
+      .as("deleted_at"),
   latest:
     sql<boolean>`${secretVersions.revision} = (select ${secrets.lastRevision} from ${secrets} where ${secrets.id} = ${secretVersions.secretId})`.as(
       "latest",
@@ -39,11 +61,13 @@ export type RevisionRef =
   | { kind: "latest_enabled" };
 
 /**
- * Enabled and not past its expiry: the only versions that may be served.
- * Expiry is checked here, not left to the sweeper, so that an expired version
- * is never served even before the sweeper applies its action.
+ * Enabled, not past its expiry and never consumed: the only versions that may
+ * be served. Expiry is checked here, not left to the sweeper, so that an
+ * expired version is never served even before the sweeper applies its
+ * action; consumption too, so that a consumed single-access version is never
+ * served again whatever its status or properties became since.
  */
-export const servable: SQL = sql`(${secretVersions.status} = 'enabled' and (${secretVersions.expiresAt} is null or ${secretVersions.expiresAt} > now()))`;
+export const servable: SQL = sql`(${secretVersions.status} = 'enabled' and (${secretVersions.expiresAt} is null or ${secretVersions.expiresAt} > now()) and ${secretVersions.consumedAt} is null)`;
 
 function revisionWhere(
   secretId: string,
@@ -216,10 +240,7 @@ export async function listVersions(
   statuses: string[],
   page: { offset: number; limit: number },
 ): Promise<{ rows: (VersionMeta & { latest: boolean })[]; total: number }> {
-  const where = and(
-    eq(secretVersions.secretId, secretId),
-    inArray(secretVersions.status, statuses),
-  );
+  const where = and(eq(secretVersions.secretId, secretId), inArray(effectiveStatus, statuses));
   const [rows, [count]] = await Promise.all([
     ex
       .select(versionView)
@@ -281,7 +302,7 @@ prev as (
     and revision = (
       select revision from secret_versions
       where secret_id = ${sql.placeholder("secretId")}::uuid and status = 'enabled'
-        and (expires_at is null or expires_at > now())
+        and (expires_at is null or expires_at > now()) and consumed_at is null
       order by revision desc limit 1)
   returning revision
 ),
@@ -296,7 +317,7 @@ ins as (
   from quota, (select count(*) from prev) as disabled_first
   where quota.ok
   returning secret_id, revision, status, description, expires_at::text, expires_once_accessed,
-    ephemeral_action, data_crc32::text, created_at::text, updated_at::text
+    ephemeral_action, created_at::text, updated_at::text
 ),
 up as (
   update secrets set last_revision = ${sql.placeholder("revision")}::int, generation = generation + 1, updated_at = now()
@@ -323,7 +344,6 @@ interface InsertedRow {
   expires_at: string | null;
   expires_once_accessed: boolean | null;
   ephemeral_action: string | null;
-  data_crc32: string;
   created_at: string;
   updated_at: string;
 }
@@ -375,7 +395,6 @@ export async function insertVersionWithEvent(
     expiresAt: date(row.expires_at),
     expiresOnceAccessed: row.expires_once_accessed,
     ephemeralAction: row.ephemeral_action,
-    dataCrc32: Number(row.data_crc32),
     createdAt: new Date(row.created_at),
     updatedAt: new Date(row.updated_at),
     deletionRequestedAt: null,

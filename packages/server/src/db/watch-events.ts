@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import type { Executor } from "./client.ts";
 import { rowsOf } from "./migrate.ts";
 
@@ -50,6 +50,40 @@ interface Row {
 }
 
 /**
+ * Which events a stream catching up wants, for the database to filter: one
+ * project, and when selectors are given, only events whose secret id,
+ * location or previous location could match one. It may let through more
+ * than the stream shows (the stream still applies its own filter and the
+ * caller's scope), never less.
+ */
+export interface EventQuery {
+  projectId: string;
+  /** Undefined: every event of the project. */
+  selectors?: {
+    secretIds: readonly string[];
+    locations: readonly { path: string; name: string }[];
+    /** Normalized path prefixes, none of them "/". */
+    pathPrefixes: readonly string[];
+  };
+}
+
+function querySql(q: EventQuery): SQL {
+  const project = sql`and e.project_id = ${q.projectId}::uuid`;
+  const s = q.selectors;
+  if (s === undefined) return project;
+  const under = (column: SQL) =>
+    sql`exists (select 1 from jsonb_array_elements_text(${JSON.stringify(s.pathPrefixes)}::jsonb) p(v)
+                where ${column} = p.v or starts_with(${column}, p.v || '/'))`;
+  return sql`${project} and (
+    e.secret_id::text in (select jsonb_array_elements_text(${JSON.stringify(s.secretIds)}::jsonb))
+    or exists (select 1 from jsonb_to_recordset(${JSON.stringify(s.locations)}::jsonb) l(path text, name text)
+               where (e.path = l.path and e.name = l.name)
+                  or (e.previous_path = l.path and e.previous_name = l.name))
+    or ${under(sql`e.path`)}
+    or (e.previous_path is not null and ${under(sql`e.previous_path`)}))`;
+}
+
+/**
  * Reads up to `limit` events after `after`, in order. Events whose
  * transaction id is not below the oldest transaction still running are held
  * back: a transaction that started earlier may still commit events that
@@ -59,25 +93,30 @@ interface Row {
  * to look again soon even if no notification comes.
  *
  * `upTo`, when given, bounds the read (inclusive), for catching up to a
- * position already known to be final.
+ * position already known to be final; `query` then keeps the read to one
+ * project's events (and its selectors'), filtered by the database, so a
+ * stream resuming from an old cursor reads its own events, not the whole
+ * region's outbox.
  */
 export async function readEvents(
   ex: Executor,
   after: Position,
   limit: number,
   upTo?: Position,
+  query?: EventQuery,
 ): Promise<{ events: OutboxEvent[]; held: boolean }> {
   const bound =
     upTo === undefined
       ? sql``
       : sql`and (e.tx, e.seq) <= (${upTo.tx.toString()}::xid8, ${upTo.seq})`;
+  const only = query === undefined ? sql`` : querySql(query);
   const rows = rowsOf<Row>(
     await ex.execute(sql`
       select e.tx::text as tx, e.seq, e.occurred_at, e.kind, e.project_id, e.secret_id, e.path,
              e.name, e.previous_path, e.previous_name, e.revision, e.version_status,
              e.single_access, e.tx >= pg_snapshot_xmin(pg_current_snapshot()) as held
       from watch_events e
-      where (e.tx, e.seq) > (${after.tx.toString()}::xid8, ${after.seq}) ${bound}
+      where (e.tx, e.seq) > (${after.tx.toString()}::xid8, ${after.seq}) ${bound} ${only}
       order by e.tx, e.seq
       limit ${limit}`),
   );

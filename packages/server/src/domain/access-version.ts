@@ -286,6 +286,19 @@ async function refuse(ex: Executor, secretId: string, revision: number): Promise
       `${what} was already accessed: it is single-access (expires once accessed)`,
     );
   }
+  // Status is effective (db/versions.ts): an expired version already reads
+  // disabled or deleted, so expiry is told first, as the reason.
+  if (
+    v.expiresAt !== null &&
+    v.expiresAt.getTime() <= Date.now() &&
+    (v.status === "disabled" || v.status === "deleted")
+  ) {
+    throw failedPrecondition(
+      v.status === "deleted"
+        ? `${what} expired at ${v.expiresAt.toISOString()} (ephemeral policy, action delete) and is deleted: its payload is destroyed`
+        : `${what} expired at ${v.expiresAt.toISOString()} (ephemeral policy); enable it again or create a new version`,
+    );
+  }
   switch (v.status) {
     case "disabled":
       throw failedPrecondition(`${what} is disabled; enable it to access it`);

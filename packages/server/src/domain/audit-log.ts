@@ -15,6 +15,12 @@ export interface AuditEventLine {
   outcome: string;
   request_id: string;
   peer?: string;
+  /** Calls the event stands for, when more than one may be (aggregated refusals); its last line has the final count. */
+  count?: number;
+  /** The display prefix of the token a refused call presented. */
+  token_prefix?: string;
+  /** The token a token-management call created or revoked. */
+  target_token_id?: string;
 }
 
 /** A copy of the audit trail as JSON lines, for log shippers and SIEMs. */

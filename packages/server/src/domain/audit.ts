@@ -11,6 +11,8 @@ export interface AuditFacts {
   secretPath?: string;
   secretName?: string;
   revision?: number;
+  /** The token a token-management call created or revoked. */
+  targetTokenId?: string;
 }
 
 /**
@@ -60,6 +62,7 @@ export function auditRow(audit: CallAudit, outcome: string) {
     outcome,
     requestId: audit.requestId,
     peer: audit.peer ?? null,
+    targetTokenId: f.targetTokenId ?? null,
   };
 }
 

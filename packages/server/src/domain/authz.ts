@@ -40,6 +40,8 @@ export interface Grant {
 export interface Principal {
   tokenId: string;
   grants: readonly Grant[];
+  /** When the token expires; absent: never (a long stream ends then). */
+  expiresAt?: Date;
 }
 
 export type { Scope };
@@ -100,6 +102,43 @@ const VERB: Record<Permission, string> = {
   access: "read payloads",
   admin: "administer this project",
 };
+
+/** Whether grants let their holder read payloads at (project, path). */
+export function readsPayloadsAt(
+  grants: readonly Grant[],
+  projectId: string,
+  path: string,
+): boolean {
+  return grants.some(
+    (g) =>
+      (g.projectId === projectId || (g.projectId === "" && g.role === "admin")) &&
+      isUnder(path, g.pathPrefix) &&
+      PERMISSIONS[g.role].has("access"),
+  );
+}
+
+/**
+ * The rule that keeps a move from laundering a narrow grant (README,
+ * "Moving a secret"): a secret may move from `from` to `to` only when the
+ * caller may read its payload where it is (it could copy the payload anyway),
+ * or when no live token would gain the payload by the move, that is every
+ * token that reads payloads at `to` reads them at `from` as well. Looking at
+ * every token, not only the caller's, is what holds against one person
+ * holding several tokens (a write token and a narrow access token), which the
+ * token model cannot link to one another.
+ */
+export function moveWidensReaders(
+  caller: Principal,
+  tokens: readonly (readonly Grant[])[],
+  projectId: string,
+  from: string,
+  to: string,
+): boolean {
+  if (readsPayloadsAt(caller.grants, projectId, from)) return false;
+  return [caller.grants, ...tokens].some(
+    (grants) => readsPayloadsAt(grants, projectId, to) && !readsPayloadsAt(grants, projectId, from),
+  );
+}
 
 /** The scopes where the principal holds `permission`, in one project or in all. */
 export function scopesFor(

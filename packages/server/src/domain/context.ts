@@ -30,6 +30,8 @@ export interface Domain {
   announce: (region: string) => void;
   /** How long watch events are kept (the sweeper prunes older ones). */
   watchRetentionMs: number;
+  /** How long audit events are kept (`COFFER_AUDIT_RETENTION`; absent: the sweeper's default). */
+  auditRetentionMs?: number;
   limits: DomainLimits;
 }
 

@@ -26,7 +26,7 @@ import type { EphemeralPolicyInput } from "./shared.ts";
 import { sweepRegion } from "./sweeper.ts";
 import { updateSecret } from "./update-secret.ts";
 import { updateVersion } from "./update-version.ts";
-import { enableVersion } from "./version-state.ts";
+import { deleteVersion, disableVersion, enableVersion, restoreVersion } from "./version-state.ts";
 
 const HOUR = 3_600_000;
 const YEAR = 365 * 24 * HOUR;
@@ -201,12 +201,12 @@ describe.each(backends)("ephemeral secrets on $name", (backend) => {
       "failed_precondition",
       "expired",
     );
-    // No sweeper ran: the stored status still says enabled, and access refused all the same.
-    expect((await version(secret.id)).status).toBe("enabled");
+    // No sweeper ran, yet the status already says what access does (issue 11 item 16).
+    expect((await version(secret.id)).status).toBe("disabled");
 
     await sweepRegion(dbs.db(), domain.deletionWindowMs);
     expect((await version(secret.id)).status).toBe("disabled");
-    await expectDomainError(access(secret.id), "failed_precondition", "is disabled");
+    await expectDomainError(access(secret.id), "failed_precondition", "expired at");
   });
 
   it("skips expired versions for latest_enabled, and re-enabling gives a fresh time to live", async () => {
@@ -251,10 +251,10 @@ describe.each(backends)("ephemeral secrets on $name", (backend) => {
     const consumed = await version(secret.id);
     expect(consumed.status).toBe("disabled");
     expect(consumed.consumedAt).toBeInstanceOf(Date);
-    // The disable action keeps the payload: enabling the version allows one more access.
+    // The disable action keeps the payload, but a consumed version is never
+    // served again: enabling it is refused (issue 11 item 4).
     expect((await sealedColumns(secret.id))?.ciphertext).not.toBeNull();
-    await enable(secret.id);
-    expect(textOf((await access(secret.id)).data)).toBe("read me once");
+    await expectDomainError(enable(secret.id), "failed_precondition", "can never be served again");
     await expectDomainError(access(secret.id), "failed_precondition", "already accessed");
   });
 
@@ -421,13 +421,249 @@ describe.each(backends)("ephemeral secrets on $name", (backend) => {
     const before = await version(secret.id);
     expect(before.expiresOnceAccessed).toBe(false);
 
-    const changed = await props(secret.id, { expiresOnceAccessed: true, action: "delete" });
+    const changed = await props(secret.id, {
+      ...(before.expiresAt !== null && { expiresAt: before.expiresAt }),
+      expiresOnceAccessed: true,
+      action: "delete",
+    });
     expect(changed).toMatchObject({
-      expiresAt: null,
+      expiresAt: before.expiresAt,
       expiresOnceAccessed: true,
       ephemeralAction: "delete",
     });
     expect(textOf((await access(secret.id)).data)).toBe("once now");
     await expectDomainError(access(secret.id), "failed_precondition", "already accessed");
   });
+
+  // Issue 11 item 4: secret_write could undo single access.
+
+  it("never serves a consumed single-access version again: enable, update, delete and restore all keep it consumed", async () => {
+    const { secret } = await newSecret(domain, { ephemeralPolicy: once() }, "pin 482913");
+    const ref = { region: "", secretId: secret.id, revision: "1", etag: "" };
+    expect(textOf((await access(secret.id)).data)).toBe("pin 482913");
+    const consumed = await version(secret.id);
+    expect(consumed).toMatchObject({ status: "disabled", expiresOnceAccessed: true });
+
+    // Enabling is refused and changes nothing: the version stays consumed.
+    await expectDomainError(
+      enable(secret.id),
+      "failed_precondition",
+      `version 1 was consumed by its single access on ${consumed.consumedAt?.toISOString()} and can never be served again`,
+    );
+    expect(await version(secret.id)).toEqual(consumed);
+    // Nor can its single access be turned off first.
+    await expectDomainError(
+      updateVersion(domain, caller, {
+        ...ref,
+        ephemeralProperties: { expiresAt: new Date(Date.now() + HOUR), expiresOnceAccessed: false },
+      }),
+      "failed_precondition",
+      "ephemeral_properties.expires_once_accessed: version 1 is single-access; that cannot be turned off",
+    );
+    // Nor does a trip through deletion and restore wash the consumption out.
+    await deleteVersion(domain, caller, ref);
+    await restoreVersion(domain, caller, ref);
+    await expectDomainError(enable(secret.id), "failed_precondition", "can never be served again");
+    for (let i = 0; i < 4; i++) {
+      await expectDomainError(access(secret.id), "failed_precondition", "already accessed");
+    }
+    expect((await version(secret.id)).consumedAt).toEqual(consumed.consumedAt);
+
+    // Even a row put back to enabled by hand (as the old EnableSecretVersion
+    // did, minus the consumed_at it cleared) is refused by the database's own
+    // rule of what may be served.
+    await dbs
+      .db()
+      .execute(
+        sql`update secret_versions set status = 'enabled', expires_once_accessed = false where secret_id = ${secret.id}`,
+      );
+    await expectDomainError(access(secret.id), "failed_precondition", "already accessed");
+    await expectDomainError(
+      access(secret.id, "latest_enabled"),
+      "not_found",
+      "has no enabled version",
+    );
+  });
+
+  it("lets an update tighten a version's ephemeral properties, never weaken them", async () => {
+    const policy = { ttlMs: HOUR, expiresOnceAccessed: true, action: "delete" as const };
+    const { secret, firstVersion } = await newSecret(domain, { ephemeralPolicy: policy }, "otp");
+    const expiresAt = firstVersion?.expiresAt ?? new Date(0);
+    const update = (p: {
+      expiresAt?: Date;
+      expiresOnceAccessed: boolean;
+      action?: "disable" | "delete";
+    }) =>
+      updateVersion(domain, caller, {
+        region: "",
+        secretId: secret.id,
+        revision: "1",
+        ephemeralProperties: p,
+        etag: "",
+      });
+    const weakening = [
+      {
+        p: { expiresAt, expiresOnceAccessed: false, action: "delete" as const },
+        says: "ephemeral_properties.expires_once_accessed: version 1 is single-access; that cannot be turned off",
+      },
+      {
+        p: { expiresOnceAccessed: true, action: "delete" as const },
+        says: `ephemeral_properties.expires_at: version 1 expires at ${expiresAt.toISOString()}; the expiry cannot be removed`,
+      },
+      {
+        p: {
+          expiresAt: new Date(expiresAt.getTime() + 60_000),
+          expiresOnceAccessed: true,
+          action: "delete" as const,
+        },
+        says: "ephemeral_properties.expires_at: version 1 expires at",
+        also: "it can be moved earlier, not later",
+      },
+      {
+        p: { expiresAt, expiresOnceAccessed: true, action: "disable" as const },
+        says: "ephemeral_properties.action: version 1 is destroyed when it expires (delete); that cannot become disable",
+      },
+    ];
+    const before = await version(secret.id);
+    for (const { p, says, also } of weakening) {
+      await expectDomainError(update(p), "failed_precondition", says, ...(also ? [also] : []));
+      expect(await version(secret.id)).toEqual(before);
+    }
+
+    // Tightening is allowed: an earlier expiry; the same properties; an
+    // unspecified action keeps delete (it used to fall back to disable).
+    const earlier = new Date(expiresAt.getTime() - 60_000);
+    expect(await update({ expiresAt: earlier, expiresOnceAccessed: true })).toMatchObject({
+      expiresAt: earlier,
+      expiresOnceAccessed: true,
+      ephemeralAction: "delete",
+    });
+
+    // On a secret whose policy is weaker, a version can be made single-access,
+    // given the delete action and an expiry; then those stick.
+    const { secret: loose } = await newSecret(domain, { ephemeralPolicy: ttl(HOUR) }, "loose");
+    const looseRef = { region: "", secretId: loose.id, revision: "1", etag: "" };
+    const v = await version(loose.id);
+    expect(v).toMatchObject({ expiresOnceAccessed: false, ephemeralAction: "disable" });
+    const soon = new Date(Date.now() + 30 * 60_000);
+    const tightened = await updateVersion(domain, caller, {
+      ...looseRef,
+      ephemeralProperties: { expiresAt: soon, expiresOnceAccessed: true, action: "delete" },
+    });
+    expect(tightened).toMatchObject({
+      expiresAt: soon,
+      expiresOnceAccessed: true,
+      ephemeralAction: "delete",
+    });
+    await expectDomainError(
+      updateVersion(domain, caller, {
+        ...looseRef,
+        ephemeralProperties: { expiresAt: soon, expiresOnceAccessed: false, action: "delete" },
+      }),
+      "failed_precondition",
+      "cannot be turned off",
+    );
+  });
+
+  it("keeps a version single-access and its delete action when it is enabled after the policy was relaxed", async () => {
+    const { secret } = await newSecret(
+      domain,
+      { ephemeralPolicy: { expiresOnceAccessed: true, action: "delete" } },
+      "one read",
+    );
+    const ref = { region: "", secretId: secret.id, revision: "1", etag: "" };
+    // A policy may change (never be removed): here to a plain time to live.
+    await updateSecret(domain, caller, {
+      region: "",
+      secretId: secret.id,
+      ephemeralPolicy: { ttlMs: HOUR, expiresOnceAccessed: false, action: "disable" },
+      etag: "",
+    });
+    await disableVersion(domain, caller, ref);
+    const enabled = await enable(secret.id);
+    // Enabling takes the new time to live, but does not weaken what the version had.
+    expect(enabled).toMatchObject({
+      status: "enabled",
+      expiresOnceAccessed: true,
+      ephemeralAction: "delete",
+    });
+    expect(enabled.expiresAt).toBeInstanceOf(Date);
+    expect(textOf((await access(secret.id)).data)).toBe("one read");
+    await expectDomainError(access(secret.id), "failed_precondition", "already accessed");
+    expect((await version(secret.id)).status).toBe("deleted");
+  });
+
+  // Issue 11 item 16: status is computed when it is read, not when the sweeper runs.
+
+  for (const action of ["disable", "delete"] as const) {
+    it(`reports an expired version (action ${action}) as ${action === "delete" ? "deleted" : "disabled"} before the sweeper runs, in get, list, list filters and watch events`, async () => {
+      const { secret, firstVersion } = await newSecret(domain, {
+        ephemeralPolicy: ttl(1000, action),
+      });
+      const v2 = await addVersion(domain, secret.id, "second");
+      expect(v2.status).toBe("enabled");
+      const listed = async (statuses: ("enabled" | "disabled" | "deleted")[]) =>
+        (
+          await listVersions(domain, caller, {
+            region: "",
+            secretId: secret.id,
+            statuses,
+            page: 0,
+            pageSize: 0,
+          })
+        ).versions.map((v) => `${v.revision}:${v.status}`);
+      expect(await listed(["enabled"])).toEqual(["2:enabled", "1:enabled"]);
+      const expiresAt = firstVersion?.expiresAt?.getTime() ?? 0;
+      const last = v2.expiresAt?.getTime() ?? 0;
+      await sleep(Math.max(0, Math.max(expiresAt, last) - Date.now()) + 100);
+
+      // No sweeper has run: the rows still say enabled.
+      const stored = await query<{ status: string }>(
+        dbs.db(),
+        sql`select status from secret_versions where secret_id = ${secret.id} order by revision`,
+      );
+      expect(stored.map((r) => r.status)).toEqual(["enabled", "enabled"]);
+
+      const want = action === "delete" ? "deleted" : "disabled";
+      const got = await version(secret.id);
+      expect(got.status).toBe(want);
+      if (action === "delete") expect(got.deletedAt).toEqual(got.expiresAt);
+      else expect(got.deletedAt).toBeNull();
+      expect((await version(secret.id, "latest")).status).toBe(want);
+      expect(await listed(["enabled"])).toEqual([]);
+      expect(await listed([want])).toEqual([`2:${want}`, `1:${want}`]);
+      expect(await listed([])).toEqual(action === "delete" ? [] : ["2:disabled", "1:disabled"]);
+      // The secret counts the versions whose payload is kept, by the same status.
+      const counted = await getSecret(domain, caller, { region: "", secretId: secret.id });
+      expect(counted.versionCount).toBe(action === "delete" ? 0 : 2);
+      await expectDomainError(
+        version(secret.id, "latest_enabled"),
+        "not_found",
+        "has no enabled version",
+      );
+
+      // A change that a watcher sees carries the status a reader sees.
+      if (action === "disable") {
+        await updateVersion(domain, caller, {
+          region: "",
+          secretId: secret.id,
+          revision: "2",
+          description: "touched after expiry",
+          etag: "",
+        });
+        const [event] = await query<{ kind: string; version_status: string }>(
+          dbs.db(),
+          sql`select kind, version_status from watch_events where secret_id = ${secret.id} and revision = 2 order by tx desc, seq desc limit 1`,
+        );
+        expect(event).toEqual({ kind: "version_updated", version_status: "disabled" });
+      } else {
+        // Enabling an expired delete version is refused: its payload is as good as destroyed.
+        await expectDomainError(enable(secret.id), "failed_precondition", "is deleted");
+      }
+
+      // The sweeper then writes what readers already saw.
+      await sweepRegion(dbs.db(), domain.deletionWindowMs);
+      expect((await version(secret.id)).status).toBe(want);
+    });
+  }
 });

@@ -28,6 +28,7 @@ const nothing: SweepCounts = {
   versionsDestroyed: 0,
   secretsDestroyed: 0,
   watchEventsPruned: 0,
+  auditEventsPruned: 0,
 };
 
 describe.each(backends)("sweeper on $name", (backend) => {

@@ -12,7 +12,11 @@ export interface SweepCounts {
   versionsDestroyed: number;
   secretsDestroyed: number;
   watchEventsPruned: number;
+  auditEventsPruned: number;
 }
+
+/** `COFFER_AUDIT_RETENTION`'s default: a year, and a day to spare for leap years and time zones. */
+export const DEFAULT_AUDIT_RETENTION_MS = 366 * 86_400_000;
 
 /**
  * One pass of the background sweeper over one region:
@@ -22,7 +26,8 @@ export interface SweepCounts {
  * 2. destroys versions scheduled for deletion longer than the window (the row
  *    stays as a tombstone so the revision is never reused);
  * 3. destroys secrets scheduled for deletion longer than the window;
- * 4. prunes watch events older than their retention.
+ * 4. prunes watch events older than their retention;
+ * 5. deletes audit events older than theirs (`COFFER_AUDIT_RETENTION`).
  *
  * Safe with several replicas sweeping at once: each statement picks its rows
  * with FOR UPDATE SKIP LOCKED and re-checks their state, so a row is handled
@@ -32,6 +37,7 @@ export async function sweepRegion(
   db: Db,
   deletionWindowMs: number,
   watchRetentionMs = 86_400_000,
+  auditRetentionMs = DEFAULT_AUDIT_RETENTION_MS,
 ): Promise<SweepCounts> {
   const window = sql`${deletionWindowMs} * interval '1 millisecond'`;
   const expired = await inBatches(
@@ -67,7 +73,36 @@ export async function sweepRegion(
   for (let n = BATCH; n === BATCH; watchEventsPruned += n) {
     n = await pruneEvents(db, watchRetentionMs, BATCH);
   }
-  return { expired, versionsDestroyed, secretsDestroyed, watchEventsPruned };
+  let auditEventsPruned = 0;
+  for (let n = BATCH; n === BATCH; auditEventsPruned += n) {
+    n = await pruneAuditEvents(db, auditRetentionMs, BATCH);
+  }
+  return { expired, versionsDestroyed, secretsDestroyed, watchEventsPruned, auditEventsPruned };
+}
+
+/**
+ * Deletes up to `batch` audit events older than `retentionMs`, oldest
+ * first, in one short statement (its own transaction), and returns how many:
+ * a table of millions of old rows is worked through batch by batch, never
+ * in one long transaction. Rows another sweeper holds are skipped.
+ */
+export async function pruneAuditEvents(
+  db: Db,
+  retentionMs: number,
+  batch: number,
+): Promise<number> {
+  const [row] = rowsOf<{ n: number }>(
+    await db.execute(sql`with picked as (
+      select id from audit_events
+      where time < now() - ${retentionMs} * interval '1 millisecond'
+      order by time
+      limit ${batch} for update skip locked
+    ), gone as (
+      delete from audit_events a using picked p where a.id = p.id returning 1
+    )
+    select count(*)::int as n from gone`),
+  );
+  return Number(row?.n ?? 0);
 }
 
 /**
@@ -118,6 +153,7 @@ export function startSweeper(
           database.db,
           domain.deletionWindowMs,
           domain.watchRetentionMs,
+          domain.auditRetentionMs,
         );
         if (counts.expired + counts.versionsDestroyed + counts.secretsDestroyed > 0) {
           domain.announce(name);

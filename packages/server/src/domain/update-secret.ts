@@ -1,8 +1,15 @@
 import { pgErrorCode } from "../db/errors.ts";
-import { getSecretView, type SecretView, updateSecret as writeSecret } from "../db/secrets.ts";
+import {
+  findSecret,
+  getSecretView,
+  type SecretView,
+  updateSecret as writeSecret,
+} from "../db/secrets.ts";
+import { liveGrantsOnProject } from "../db/tokens.ts";
 import { recordInTransaction } from "./audit.ts";
+import { type Grant, moveWidensReaders, requirePrincipal } from "./authz.ts";
 import type { Caller, Domain } from "./context.ts";
-import { alreadyExists, failedPrecondition } from "./errors.ts";
+import { alreadyExists, failedPrecondition, permissionDenied } from "./errors.ts";
 import {
   authorizePlacement,
   type EphemeralPolicyInput,
@@ -51,11 +58,34 @@ export async function updateSecret(
     ...(input.tags !== undefined && { tags: normalizeTags(input.tags) }),
     ...(input.ephemeralPolicy !== undefined && policyColumns(input.ephemeralPolicy)),
   };
+  // A move is checked against every live token of the secret's project
+  // (moveWidensReaders). Tokens live in the home region's database, read
+  // here, before the change's transaction: on an embedded database that is
+  // the same single connection. A token created while the move commits is
+  // an admin's act, and admins may read payloads anyway.
+  let tokens: Grant[][] = [];
+  if (set.path !== undefined) {
+    const found = await findSecret(region.db, region.name, id);
+    if (found !== undefined) {
+      tokens = (await liveGrantsOnProject(domain.regions.resolve("").db, found.projectId)).map(
+        (grants) => grants as Grant[],
+      );
+    }
+  }
   try {
     return await inChange(domain, region, async (tx) => {
       const secret = await lockForChange(tx, caller, region.name, id, input.etag);
-      // Moving a secret needs write access where it goes, too.
+      // Moving a secret needs write access where it goes, too, and must not
+      // let any token read its payload that cannot read it where it is.
       if (set.path !== undefined) authorizePlacement(caller, secret.projectId, set.path);
+      if (set.path !== undefined && set.path !== secret.path) {
+        const principal = requirePrincipal(caller.principal);
+        if (moveWidensReaders(principal, tokens, secret.projectId, secret.path, set.path)) {
+          throw permissionDenied(
+            `moving secret ${id} from ${secret.path} to ${set.path} would let tokens that cannot read its payload at ${secret.path} read it at ${set.path}; only a token that may read the payload at ${secret.path} (secret_access or full_access there), or an admin, can make this move`,
+          );
+        }
+      }
       if (input.ephemeralPolicy !== undefined && secret.ephemeralAction === null) {
         throw failedPrecondition(
           `secret ${id} was created without an ephemeral policy; a policy can only be set when a secret is created`,

@@ -29,7 +29,8 @@ export interface UpdateVersionInput {
 /**
  * Changes a version's description or ephemeral properties. Properties exist
  * only on versions of a secret with an ephemeral policy, and like the policy
- * they can be changed but not removed.
+ * they can be changed but not removed. They can only be tightened (see
+ * refuseWeakening); an unspecified action keeps the version's action.
  */
 export async function updateVersion(
   domain: Domain,
@@ -62,12 +63,18 @@ export async function updateVersion(
         `secret ${id} has no ephemeral policy, so its versions cannot have ephemeral properties`,
       );
     }
+    // The secret's lock serializes this with every other change of its
+    // properties; only consumption and the sweeper change a version without
+    // it, and they only make it less servable.
+    const action =
+      props?.action ?? (version.ephemeralAction as EphemeralAction | null) ?? "disable";
+    if (props !== undefined) refuseWeakening(version, { ...props, action });
     await writeVersion(tx, id, version.revision, {
       ...(description !== undefined && { description }),
       ...(props !== undefined && {
         expiresAt: props.expiresAt ?? null,
         expiresOnceAccessed: props.expiresOnceAccessed,
-        ephemeralAction: props.action ?? "disable",
+        ephemeralAction: action,
       }),
     });
     await updateSecret(tx, id, {});
@@ -76,4 +83,42 @@ export async function updateVersion(
     if (after === undefined) throw new Error("version vanished inside its transaction");
     return after;
   });
+}
+
+/**
+ * Refuses an update that would make a version more servable than it is
+ * (README, "Ephemeral secrets"): a property may only be tightened.
+ * - `expires_once_accessed` cannot go from true to false;
+ * - `expires_at`, once set, cannot be removed or moved later (earlier is fine;
+ *   setting it where there is none adds a limit);
+ * - `action` cannot go from `delete` to `disable` (the payload would outlive
+ *   its expiry).
+ */
+function refuseWeakening(
+  v: VersionView,
+  next: { expiresAt?: Date; expiresOnceAccessed: boolean; action: EphemeralAction },
+): void {
+  const what = `version ${v.revision}`;
+  if (v.expiresOnceAccessed === true && !next.expiresOnceAccessed) {
+    throw failedPrecondition(
+      `ephemeral_properties.expires_once_accessed: ${what} is single-access; that cannot be turned off (properties can be tightened, never weakened)`,
+    );
+  }
+  if (v.expiresAt !== null) {
+    if (next.expiresAt === undefined) {
+      throw failedPrecondition(
+        `ephemeral_properties.expires_at: ${what} expires at ${v.expiresAt.toISOString()}; the expiry cannot be removed (properties can be tightened, never weakened)`,
+      );
+    }
+    if (next.expiresAt.getTime() > v.expiresAt.getTime()) {
+      throw failedPrecondition(
+        `ephemeral_properties.expires_at: ${what} expires at ${v.expiresAt.toISOString()}; it can be moved earlier, not later (properties can be tightened, never weakened)`,
+      );
+    }
+  }
+  if (v.ephemeralAction === "delete" && next.action !== "delete") {
+    throw failedPrecondition(
+      `ephemeral_properties.action: ${what} is destroyed when it expires (delete); that cannot become disable (properties can be tightened, never weakened)`,
+    );
+  }
 }

@@ -74,14 +74,34 @@ function refuseGone(v: VersionView, verb: string): void {
   }
 }
 
-const isExpired = (v: VersionView) => v.expiresAt !== null && v.expiresAt.getTime() <= Date.now();
-
-/** Enables a version; an ephemeral policy gives it fresh properties (a new time to live). */
+/**
+ * Enables a version; an ephemeral policy gives it fresh properties (a new time
+ * to live, from now). A consumed single-access version is refused: it is
+ * never served again, by anyone. Enabling never weakens the version's other
+ * properties: it stays single-access, and keeps the `delete` action, if it had
+ * them, even when the policy was relaxed since (the relaxed policy applies to
+ * new versions). An expired version whose action is `delete` reads as deleted
+ * (db/versions.ts effectiveStatus) and is refused as such.
+ */
 export function enableVersion(domain: Domain, caller: Caller, input: VersionRef) {
   return transition(domain, caller, input, (v, secret) => {
     refuseGone(v, "enabled");
-    if (v.status === "enabled" && !isExpired(v)) return undefined;
-    return { status: "enabled", consumedAt: null, ...propertiesFromPolicy(secret, true) };
+    if (v.consumedAt !== null) {
+      throw failedPrecondition(
+        `version ${v.revision} was consumed by its single access on ${v.consumedAt.toISOString()} and can never be served again; create a new version instead`,
+      );
+    }
+    // An expired version reads as disabled here, so only a live one is left alone.
+    if (v.status === "enabled") return undefined;
+    const fresh = propertiesFromPolicy(secret, true);
+    return {
+      status: "enabled",
+      ...fresh,
+      ...(fresh.ephemeralAction !== null && {
+        expiresOnceAccessed: fresh.expiresOnceAccessed === true || v.expiresOnceAccessed === true,
+        ephemeralAction: v.ephemeralAction === "delete" ? "delete" : fresh.ephemeralAction,
+      }),
+    };
   });
 }
 

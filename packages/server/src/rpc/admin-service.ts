@@ -1,4 +1,3 @@
-import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { AdminService } from "@coffer/api";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { listAuditEvents } from "../domain/admin/audit.ts";
@@ -8,6 +7,7 @@ import { createToken, listTokens, revokeToken } from "../domain/admin/tokens.ts"
 import type { Domain } from "../domain/context.ts";
 import type { RingSource } from "../domain/rotate-keys.ts";
 import { callerOf } from "./chain.ts";
+import { timestampFromProto } from "./convert.ts";
 import {
   auditEventToProto,
   grantsFromProto,
@@ -17,8 +17,15 @@ import {
 
 /** What AdminService needs beyond the domain. */
 export interface AdminServiceDeps {
-  /** Called after a revocation commits, so that this replica stops trusting the token at once. */
-  forgetToken(tokenId: string): void;
+  /**
+   * Called once after a revocation commits, with every token it revoked (the
+   * named one and those it created, transitively): the tokens stop working at
+   * once and their watch streams end, here and on the other replicas (see
+   * TokenStreams.revoked).
+   */
+  tokensRevoked(tokenIds: readonly string[]): void;
+  /** Called after a token is created, so that this replica stops refusing its value at once. */
+  tokenCreated?(value: string): void;
   /** The running key ring, for RotateMasterKey; without it a rotation only rewraps. */
   keys?: RingSource;
 }
@@ -44,8 +51,9 @@ export function adminService(
       const r = await createToken(domain, callerOf(ctx), {
         name: req.name,
         grants: grantsFromProto(req.grants),
-        ...(req.expiresAt && { expiresAt: timestampDate(req.expiresAt) }),
+        ...(req.expiresAt && { expiresAt: timestampFromProto(req.expiresAt, "expires_at") }),
       });
+      deps.tokenCreated?.(r.value);
       return { token: tokenToProto(r.token), value: r.value };
     },
     async listTokens(req, ctx) {
@@ -53,7 +61,7 @@ export function adminService(
       return { tokens: r.tokens.map(tokenToProto), totalCount: BigInt(r.totalCount) };
     },
     async revokeToken(req, ctx) {
-      const token = await revokeToken(domain, callerOf(ctx), req, (id) => deps.forgetToken(id));
+      const token = await revokeToken(domain, callerOf(ctx), req, (ids) => deps.tokensRevoked(ids));
       return { token: tokenToProto(token) };
     },
     async listAuditEvents(req, ctx) {
@@ -64,8 +72,8 @@ export function adminService(
         tokenId: req.tokenId,
         method: req.method,
         outcome: req.outcome,
-        ...(req.startTime && { startTime: timestampDate(req.startTime) }),
-        ...(req.endTime && { endTime: timestampDate(req.endTime) }),
+        ...(req.startTime && { startTime: timestampFromProto(req.startTime, "start_time") }),
+        ...(req.endTime && { endTime: timestampFromProto(req.endTime, "end_time") }),
         page: req.page,
         pageSize: req.pageSize,
       });

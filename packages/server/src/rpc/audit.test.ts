@@ -408,6 +408,7 @@ describe.each(serverBackends)("audit trail on $name", (backend) => {
   it("holds exactly one event per call of a 1,000-call scenario, with its facts", {
     timeout: 300_000,
   }, async () => {
+    const started = Date.now();
     const db = running.server.domain.regions.resolve("").db;
     const [{ before } = { before: -1 }] = await db
       .select({ before: sql<number>`count(*)`.mapWith(Number) })
@@ -419,23 +420,53 @@ describe.each(serverBackends)("audit trail on $name", (backend) => {
     for (const [k, v] of await play(cast, mixed, 100)) expected.set(k, v);
     expect(expected.size).toBe(1000);
 
+    // Calls refused before any handler ran (no valid token) are counted in
+    // aggregated events (one per peer address, token prefix, method, outcome
+    // and minute); every other call has an event of its own.
+    const refused = new Set(
+      [...expected].filter(([, e]) => e.outcome === "UNAUTHENTICATED").map(([id]) => id),
+    );
+    expect(refused.size).toBeGreaterThan(50);
+    const own = new Map([...expected].filter(([id]) => !refused.has(id)));
+    const aggregated = async () =>
+      (await db.select().from(auditEvents)).filter(
+        (r) => r.outcome === "UNAUTHENTICATED" && r.method.startsWith(SERVICE),
+      );
+    // Counts reach the database within the aggregator's flush interval (5 s).
+    await expect
+      .poll(async () => (await aggregated()).reduce((n, r) => n + r.count, 0), {
+        timeout: 15_000,
+        interval: 500,
+      })
+      .toBe(refused.size);
+    const windows = await aggregated();
+    // Three kinds of refused caller (no token, a revoked one, an expired
+    // one), each with one method, per minute the scenario spanned.
+    const minutes = Math.floor(Date.now() / 60_000) - Math.floor(started / 60_000) + 1;
+    expect(windows.length).toBeLessThanOrEqual(3 * minutes);
+    for (const w of windows) {
+      expect(w.tokenId).toBeNull();
+      expect(w.peer).toBe("127.0.0.1");
+    }
+
     const rows = await db.select().from(auditEvents);
-    const ours = rows.filter((r) => expected.has(r.requestId));
+    const ours = rows.filter((r) => own.has(r.requestId));
     // Nothing else was called meanwhile: the scenario's events are all the new ones.
-    expect(rows.length - before).toBe(1000);
-    expect(ours).toHaveLength(1000);
-    expect(new Set(ours.map((r) => r.requestId)).size).toBe(1000);
-    expect(new Set(ours.map((r) => r.id)).size).toBe(1000);
+    expect(rows.length - before).toBe(own.size + windows.length);
+    expect(ours).toHaveLength(own.size);
+    expect(new Set(ours.map((r) => r.requestId)).size).toBe(own.size);
+    expect(new Set(ours.map((r) => r.id)).size).toBe(own.size);
     const wrong = ours
       .map((row) => ({
         requestId: row.requestId,
         got: eventOf(row),
-        want: expected.get(row.requestId),
+        want: own.get(row.requestId),
       }))
       .filter((e) => JSON.stringify(e.got) !== JSON.stringify(e.want));
     expect(wrong).toEqual([]);
+    expect(ours.every((r) => r.count === 1)).toBe(true);
     // Every outcome of the script shows up, denied ones included.
-    expect(new Set(ours.map((r) => r.outcome))).toEqual(
+    expect(new Set([...ours, ...windows].map((r) => r.outcome))).toEqual(
       new Set([
         "OK",
         "PERMISSION_DENIED",
@@ -450,19 +481,24 @@ describe.each(serverBackends)("audit trail on $name", (backend) => {
       expect(row.peer ?? "").toMatch(/127\.0\.0\.1/);
     }
 
-    // And the admin API's audit list shows the same: one event per call.
+    // And the admin API's audit list shows the same: one event per handled
+    // call, and the refused ones counted.
     const admin = running.adminClient("connect", running.adminToken);
-    const listed = new Map<string, { requestId: string; outcome: string }>();
+    const listed = new Map<string, { requestId: string; outcome: string; count: number }>();
     for (let page = 1; ; page++) {
       const { events } = await admin.listAuditEvents({ page, pageSize: 1000 });
       // Keyed by event id: each list call's own event shifts later pages by one.
       for (const e of events) listed.set(e.id, e);
       if (events.length < 1000) break;
     }
-    const listedOurs = [...listed.values()].filter((e) => expected.has(e.requestId));
-    expect(listedOurs).toHaveLength(1000);
-    expect(new Set(listedOurs.map((e) => e.requestId)).size).toBe(1000);
-    expect(listedOurs.filter((e) => e.outcome !== expected.get(e.requestId)?.outcome)).toEqual([]);
+    const listedOurs = [...listed.values()].filter((e) => own.has(e.requestId));
+    expect(listedOurs).toHaveLength(own.size);
+    expect(new Set(listedOurs.map((e) => e.requestId)).size).toBe(own.size);
+    expect(listedOurs.filter((e) => e.outcome !== own.get(e.requestId)?.outcome)).toEqual([]);
+    const listedWindows = [...listed.values()].filter((e) =>
+      windows.some((w) => w.id === (e as { id?: string }).id),
+    );
+    expect(listedWindows.reduce((n, e) => n + e.count, 0)).toBe(refused.size);
   });
 
   describe("a mutation's event is part of its transaction", () => {
@@ -577,18 +613,31 @@ describe.each(serverBackends)("audit trail on $name", (backend) => {
       const expected = await play(logCast, made.steps);
       const mixed = mixedCalls("log-call", 63, made.prod, made.staging);
       for (const [k, v] of await play(logCast, mixed)) expected.set(k, v);
-      const rows = await logged.server.domain.regions.resolve("").db.select().from(auditEvents);
+      const db = logged.server.domain.regions.resolve("").db;
+      // Every call is counted once: in its own event, or in an aggregated
+      // refusal's count (written within the aggregator's flush interval).
+      await expect
+        .poll(async () => (await db.select().from(auditEvents)).reduce((n, r) => n + r.count, 0), {
+          timeout: 15_000,
+          interval: 500,
+        })
+        .toBe(expected.size);
+      const rows = await db.select().from(auditEvents);
+      expect(rows.filter((r) => r.count > 1).length).toBeGreaterThan(0);
       await logged.stop();
       const lines = (await readFile(file, "utf8")).split("\n").filter((l) => l !== "");
-      expect(rows).toHaveLength(expected.size);
-      expect(lines).toHaveLength(rows.length);
-      const byId = new Map(rows.map((r) => [r.id, r]));
+      const linesById = new Map<string, Record<string, unknown>[]>();
       for (const text of lines) {
         const line = JSON.parse(text) as Record<string, unknown>;
-        const row = byId.get(String(line.id));
-        expect(row, text).toBeDefined();
-        if (row === undefined) continue;
-        byId.delete(row.id);
+        linesById.set(String(line.id), [...(linesById.get(String(line.id)) ?? []), line]);
+      }
+      expect(new Set(linesById.keys())).toEqual(new Set(rows.map((r) => r.id)));
+      for (const row of rows) {
+        const copies = linesById.get(row.id) ?? [];
+        const aggregated = row.outcome === "UNAUTHENTICATED";
+        // An aggregated event: its first call's line, and a last one with the final count.
+        expect(copies).toHaveLength(aggregated && row.count > 1 ? 2 : 1);
+        const line = copies.at(-1);
         expect(line).toEqual({
           audit: true,
           time: expect.any(String),
@@ -604,11 +653,12 @@ describe.each(serverBackends)("audit trail on $name", (backend) => {
           ...(row.secretName !== null && { secret_name: row.secretName }),
           ...(row.revision !== null && { revision: row.revision }),
           ...(row.peer !== null && { peer: row.peer }),
+          ...(row.tokenPrefix !== null && { token_prefix: row.tokenPrefix }),
+          ...(aggregated && { count: row.count }),
         });
-        expect(Math.abs(Date.parse(String(line.time)) - row.time.getTime())).toBeLessThan(5_000);
+        expect(Math.abs(Date.parse(String(line?.time)) - row.time.getTime())).toBeLessThan(5_000);
         expect(eventOf(row)).toEqual(expected.get(row.requestId));
       }
-      expect(byId.size).toBe(0);
     } finally {
       await logged.stop();
       await rm(dir, { recursive: true, force: true });

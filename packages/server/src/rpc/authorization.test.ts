@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { crc32 } from "node:zlib";
 import {
   Role as AdminRole,
   type BrowseSecretsResponse,
@@ -328,6 +329,19 @@ function shape(message: string, t: { id?: string; projectId?: string; name?: str
   return s;
 }
 
+/**
+ * Every non-zero `dataCrc32` in a response, by path. The checksum of a short
+ * payload reveals it, so it travels only with the payload (issue 11 item 3).
+ */
+function checksumsIn(value: unknown, path = "response"): string[] {
+  if (value === null || typeof value !== "object" || value instanceof Uint8Array) return [];
+  return Object.entries(value).flatMap(([k, v]) =>
+    k === "dataCrc32" && typeof v === "number" && v !== 0
+      ? [`${path}.${k}`]
+      : checksumsIn(v, `${path}.${k}`),
+  );
+}
+
 const isUnder = (path: string, prefix: string) => path === prefix || path.startsWith(`${prefix}/`);
 
 // What the allowed list-like calls must show, per scope.
@@ -500,6 +514,230 @@ describe.each(serverBackends)("authorization matrix on $name", (backend) => {
     expect(got.message).toBe(refusal);
   });
 
+  it("gives no checksum to a read_only token from any metadata RPC; access still carries it", async () => {
+    const reader = clients.read_only;
+    const accessor = clients.full_access;
+    const writer = clients.secret_write;
+    const pin = new TextEncoder().encode("482913");
+    const created = await writer.createSecret({
+      projectId: P,
+      path: GRANTED,
+      name: unique("pin"),
+      firstVersion: { data: pin },
+    });
+    const secretId = created.secret?.id ?? "";
+    const responses: [string, unknown][] = [["CreateSecret", created]];
+    const ref = { secretId, revision: "1" };
+    responses.push(
+      ["CreateSecretVersion", await writer.createSecretVersion({ secretId, data: pin })],
+      ["UpdateSecretVersion", await writer.updateSecretVersion({ ...ref, description: "d" })],
+      ["DisableSecretVersion", await writer.disableSecretVersion(ref)],
+      ["EnableSecretVersion", await writer.enableSecretVersion(ref)],
+    );
+    for (const revision of ["1", "2", "latest", "latest_enabled"]) {
+      responses.push([
+        `GetSecretVersion ${revision}`,
+        await reader.getSecretVersion({ secretId, revision }),
+      ]);
+    }
+    responses.push(["ListSecretVersions", await reader.listSecretVersions({ secretId })]);
+    for (const [name, response] of responses) {
+      expect(checksumsIn(response), name).toEqual([]);
+    }
+    const listed = await reader.listSecretVersions({ secretId });
+    expect(listed.versions.map((v) => v.dataCrc32)).toEqual([0, 0]);
+    const accessed = await accessor.accessSecretVersion(ref);
+    expect(accessed.dataCrc32).toBe(crc32(pin));
+  });
+
+  /**
+   * Moving a secret must not launder a narrow access grant (issue 11 item 5):
+   * no sequence of calls, by one token or several, lets a token read a
+   * payload it could not read where the payload is stored.
+   */
+  describe("moving a secret", () => {
+    const M = randomUUID();
+    const who = {} as Record<
+      "writer" | "writerAndDrop" | "dropReader" | "vaultOwner" | "globalAdmin",
+      CofferClient
+    >;
+    const secretOf = async (id: string) => (await admin.getSecret({ secretId: id })).secret;
+
+    beforeAll(async () => {
+      const { domain } = running.server;
+      const home = domain.regions.resolve("").db;
+      await home.insert(projects).values({ id: M, name: "matrix-moves" });
+      const token = async (grants: Grant[], options: { expiresAt?: Date } = {}) =>
+        (await createTestToken(domain, grants, options)).value;
+      const g = (role: Role, pathPrefix: string): Grant => ({ projectId: M, role, pathPrefix });
+      Object.assign(who, {
+        // secret_write everywhere, no payload anywhere.
+        writer: running.client("grpc", await token([g("secret_write", "/")])),
+        // The issue's token: secret_write on / and secret_access on /drop.
+        writerAndDrop: running.client(
+          "connect",
+          await token([g("secret_write", "/"), g("secret_access", "/drop")]),
+        ),
+        // Another token of the same person: reads /drop only.
+        dropReader: running.client("grpc-web", await token([g("secret_access", "/drop")])),
+        // May read at /vault and change anything.
+        vaultOwner: running.client(
+          "grpc",
+          await token([g("full_access", "/vault"), g("secret_write", "/")]),
+        ),
+        globalAdmin: admin,
+      });
+      // /gone is readable only by tokens that no longer count.
+      const revoked = await createTestToken(domain, [g("secret_access", "/gone")]);
+      await home.update(tokens).set({ revokedAt: new Date() }).where(eq(tokens.id, revoked.id));
+      await token([g("secret_access", "/gone")], { expiresAt: new Date(Date.now() - 60_000) });
+    }, 60_000);
+
+    type Mover = keyof typeof who;
+    const cases: { mover: Mover; from: string; to: string; want: Want; why: string }[] = [
+      {
+        mover: "writerAndDrop",
+        from: "/vault",
+        to: "/drop",
+        want: "PERMISSION_DENIED",
+        why: "its own access grant at /drop would read what it cannot read at /vault",
+      },
+      {
+        mover: "writer",
+        from: "/vault",
+        to: "/drop",
+        want: "PERMISSION_DENIED",
+        why: "another token (dropReader) would gain the payload",
+      },
+      {
+        mover: "writer",
+        from: "/vault",
+        to: "/drop/deeper",
+        want: "PERMISSION_DENIED",
+        why: "a grant's prefix covers the folders under it",
+      },
+      {
+        mover: "writer",
+        from: "/drop",
+        to: "/vault",
+        want: "PERMISSION_DENIED",
+        why: "vaultOwner reads /vault but not /drop",
+      },
+      {
+        mover: "writer",
+        from: "/vault",
+        to: "/vault/sub",
+        want: "OK",
+        why: "whoever reads at /vault/sub reads at /vault",
+      },
+      {
+        mover: "writer",
+        from: "/drop",
+        to: "/dropped",
+        want: "OK",
+        why: "/dropped is not under /drop, and no token reads there",
+      },
+      {
+        mover: "writer",
+        from: "/vault",
+        to: "/gone",
+        want: "OK",
+        why: "revoked and expired tokens read nothing",
+      },
+      {
+        mover: "writerAndDrop",
+        from: "/drop",
+        to: "/vault",
+        want: "OK",
+        why: "it reads the payload at the source, so the move shows nobody more than it could copy",
+      },
+      {
+        mover: "vaultOwner",
+        from: "/vault",
+        to: "/drop",
+        want: "OK",
+        why: "it reads the payload at the source, so the move shows nobody more than it could copy",
+      },
+      {
+        mover: "globalAdmin",
+        from: "/vault",
+        to: "/drop",
+        want: "OK",
+        why: "an admin reads payloads everywhere",
+      },
+    ];
+    it.each(cases)("$mover moves $from -> $to: $want ($why)", async ({ mover, from, to, want }) => {
+      const name = unique("moved");
+      const { secret } = await admin.createSecret({
+        projectId: M,
+        path: from,
+        name,
+        firstVersion: { data: PAYLOAD },
+      });
+      const id = secret?.id ?? "";
+      const before = await secretOf(id);
+      const got = await outcomeOf(who[mover].updateSecret({ secretId: id, path: to }));
+      expect(got.code, got.message).toBe(want);
+      const after = await secretOf(id);
+      if (want === "OK") {
+        expect(after?.path).toBe(to);
+        return;
+      }
+      // Refused: nothing changed, the message says why, and the payload is
+      // still out of reach of every token that could not read it at `from`.
+      expect(after).toEqual(before);
+      expect(got.message).toContain(`from ${from} to ${to} would let tokens`);
+      expect(got.message).not.toContain("matrix-payload-7f3a");
+      for (const reader of ["writerAndDrop", "dropReader"] as const) {
+        if (from === "/drop") continue;
+        const read = await outcomeOf(
+          who[reader].accessSecretVersionByPath({ projectId: M, path: to, name, revision: "1" }),
+        );
+        expect(read.code).toBe("NOT_FOUND");
+      }
+    });
+
+    it("refuses the issue's sequence: move to /drop, read, move back", async () => {
+      const name = unique("x");
+      const { secret } = await admin.createSecret({
+        projectId: M,
+        path: "/vault",
+        name,
+        firstVersion: { data: PAYLOAD },
+      });
+      const id = secret?.id ?? "";
+      const attacker = who.writerAndDrop;
+      expect(
+        (await outcomeOf(attacker.accessSecretVersion({ secretId: id, revision: "1" }))).code,
+      ).toBe("PERMISSION_DENIED");
+      // Renaming in place and moving within what the same tokens read stay allowed.
+      expect(
+        (await outcomeOf(attacker.updateSecret({ secretId: id, name: `${name}-r` }))).code,
+      ).toBe("OK");
+      const moved = await outcomeOf(attacker.updateSecret({ secretId: id, path: "/drop" }));
+      expect(moved.code).toBe("PERMISSION_DENIED");
+      for (const reader of [attacker, who.dropReader]) {
+        const read = await outcomeOf(
+          reader.accessSecretVersionByPath({
+            projectId: M,
+            path: "/drop",
+            name: `${name}-r`,
+            revision: "latest",
+          }),
+        );
+        expect(read.code).toBe("NOT_FOUND");
+        expect(bytesIn(read.response)).toEqual([]);
+      }
+      // A two-step move through a folder nobody reads ends at the same refusal.
+      expect((await outcomeOf(attacker.updateSecret({ secretId: id, path: "/tmp" }))).code).toBe(
+        "OK",
+      );
+      expect((await outcomeOf(attacker.updateSecret({ secretId: id, path: "/drop" }))).code).toBe(
+        "PERMISSION_DENIED",
+      );
+    });
+  });
+
   describe.each(RPCS)("$name", (rpc) => {
     const cases = [
       ...ROLES.flatMap((role) =>
@@ -527,7 +765,10 @@ describe.each(serverBackends)("authorization matrix on $name", (backend) => {
         expect(got.code, got.message).toBe(want);
         const there = await admin.listSecrets({ ...place, name });
         expect(there.totalCount).toBe(1n);
-        if (want === "OK") expect(bytesIn(got.response)).toEqual([]);
+        if (want === "OK") {
+          expect(bytesIn(got.response)).toEqual([]);
+          expect(checksumsIn(got.response)).toEqual([]);
+        }
         if (want === "NOT_FOUND") {
           const other = randomUUID();
           const missing = await outcomeOf(
@@ -589,9 +830,13 @@ describe.each(serverBackends)("authorization matrix on $name", (backend) => {
         if (rpc.perm === "access") {
           expect(payloads.map((p) => p.path)).toEqual(["response.data"]);
           expect(Buffer.from(payloads[0]?.bytes ?? []).equals(Buffer.from(PAYLOAD))).toBe(true);
+          // The checksum comes with the payload, and only with it.
+          expect(checksumsIn(got.response)).toEqual(["response.dataCrc32"]);
+          expect(got.response).toHaveProperty("dataCrc32", crc32(PAYLOAD));
         } else {
-          // Metadata calls never carry a payload, whoever calls them.
+          // Metadata calls never carry a payload, nor its checksum, whoever calls them.
           expect(payloads).toEqual([]);
+          expect(checksumsIn(got.response)).toEqual([]);
         }
       }
       if (got.response !== undefined && !PERMISSIONS[role].includes("access")) {

@@ -15,9 +15,11 @@ import {
   writeAuditEvent,
 } from "../domain/audit.ts";
 import type { AuditEventLine, AuditLog } from "../domain/audit-log.ts";
-import type { Authenticator } from "../domain/authenticate.ts";
+import { type Authenticator, presentedPrefix } from "../domain/authenticate.ts";
 import type { Caller, Domain } from "../domain/context.ts";
+import type { DeniedCalls } from "../domain/denied-calls.ts";
 import { toConnectError } from "./errors.ts";
+import { type PeerLimiter, peerAddress } from "./peer-limit.ts";
 import type { RateLimiter } from "./rate-limit.ts";
 import { peerKey } from "./transports/peer.ts";
 
@@ -54,7 +56,17 @@ export interface CallChainDeps {
   observe?: CallObserver;
   /** Per-token call rate (`COFFER_RATE_LIMIT_RPS`); absent: no limit. */
   rateLimiter?: RateLimiter;
+  /** Per-address rate before authentication (`COFFER_PEER_RATE_LIMIT_RPS`); absent: no limit. */
+  peerLimiter?: PeerLimiter;
+  /**
+   * Aggregates the audit events and log lines of calls refused before any
+   * handler ran; absent: one event and one line per call.
+   */
+  deniedCalls?: DeniedCalls;
 }
+
+/** Refusals before any handler that are aggregated rather than recorded one by one. */
+const AGGREGATED = new Set([Code.Unauthenticated, Code.ResourceExhausted]);
 
 /** How often a long stream checks that its token is still valid. */
 const STREAM_REAUTH_MS = 5_000;
@@ -64,14 +76,18 @@ const STREAM_REAUTH_MS = 5_000;
  * all transports share. For each call it:
  * - establishes the caller: request id (the client's `x-request-id` when
  *   sane), peer, and the principal of the bearer token (UNAUTHENTICATED
- *   without a valid one, before any handler runs), and applies the token's
- *   rate limit (RESOURCE_EXHAUSTED);
+ *   without a valid one, before any handler runs), and applies the rate
+ *   limits (RESOURCE_EXHAUSTED): the peer address's before the token is
+ *   looked up, unless this replica verified it a moment ago, then the
+ *   token's;
  * - maps every error through `toConnectError`;
  * - makes sure the call has exactly one audit event: domain functions write
  *   it inside their transaction when they change or reveal something; for
  *   every other call, allowed or denied, it is written here, and an allowed
  *   call whose event cannot be written fails (UNAVAILABLE) rather than answer
- *   unaudited;
+ *   unaudited; calls refused before any handler (UNAUTHENTICATED, rate
+ *   limits) are counted in aggregated events instead (deniedCalls), so that
+ *   a flood of them is bounded in the audit table and the logs;
  * - logs one JSON line with method, protocol, code, duration, request id and
  *   peer, never a request or response body.
  */
@@ -96,7 +112,17 @@ export function withCallChain<S extends DescService>(
       ctx.responseHeader.set("x-request-id", requestId);
       const audit = newCallAudit(name, requestId, peer);
       const call = { requestId, peer, audit, start: performance.now() };
-      const principal = await authenticator.authenticate(ctx.requestHeader.get("authorization"));
+      const header = ctx.requestHeader.get("authorization");
+      let principal = authenticator.cached(header);
+      if (principal === undefined) {
+        // Before the lookup, so that a peer without a valid token cannot
+        // make the database work for it at will; a valid token gives it
+        // back, and one verified here before is not charged at all.
+        const charged = deps.peerLimiter !== undefined && !authenticator.known(header);
+        if (charged) deps.peerLimiter?.admit(peer);
+        principal = await authenticator.authenticate(header);
+        if (charged) deps.peerLimiter?.refund(peer);
+      }
       audit.tokenId = principal.tokenId;
       ctx.values.set(callerKey, {
         requestId,
@@ -153,11 +179,64 @@ export function withCallChain<S extends DescService>(
     const refuse = async (ctx: HandlerContext, e: unknown): Promise<never> => {
       const requestId = ctx.responseHeader.get("x-request-id") ?? randomUUID();
       const err = fail(requestId, e);
+      if (deps.deniedCalls !== undefined && AGGREGATED.has(err.code)) {
+        await refuseAggregated(ctx, deps.deniedCalls, requestId, err);
+        throw err;
+      }
       // A call refused after authentication (rate limit) keeps its audit record, with its token.
       const audit =
         ctx.values.get(callerKey)?.audit ?? newCallAudit(name, requestId, ctx.values.get(peerKey));
       await finish(ctx, { requestId, peer: audit.peer, audit, start: performance.now() }, err);
       throw err;
+    };
+
+    /** A refusal counted in its minute's aggregated event; only a window's first is logged. */
+    const refuseAggregated = async (
+      ctx: HandlerContext,
+      denied: DeniedCalls,
+      requestId: string,
+      err: ConnectError,
+    ) => {
+      const start = performance.now();
+      const peer = ctx.values.get(peerKey);
+      const tokenId = ctx.values.get(callerKey)?.audit?.tokenId;
+      const tokenPrefix =
+        tokenId === undefined ? presentedPrefix(ctx.requestHeader.get("authorization")) : undefined;
+      const code = codeName(err.code);
+      let first = true;
+      try {
+        first = await denied.record({
+          method: name,
+          outcome: code,
+          requestId,
+          address: peerAddress(peer),
+          ...(tokenId !== undefined && { tokenId }),
+          ...(tokenPrefix !== undefined && { tokenPrefix }),
+        });
+      } catch (e) {
+        logger.error(
+          { request_id: requestId, err: e, method: name },
+          "audit event could not be written",
+        );
+      }
+      const durationMs = Math.round((performance.now() - start) * 1000) / 1000;
+      deps.observe?.({ method: name, protocol: ctx.protocolName, code: err.code, durationMs });
+      if (!first) return;
+      logger.info(
+        {
+          method: name,
+          protocol: ctx.protocolName,
+          code,
+          duration_ms: durationMs,
+          request_id: requestId,
+          peer,
+          token_id: tokenId,
+          token_prefix: tokenPrefix,
+          // Repeats within the minute are counted, not logged: see "refused calls (aggregated)".
+          aggregated: true,
+        },
+        "call",
+      );
     };
 
     if (method.methodKind === "unary") {
@@ -305,5 +384,6 @@ function auditLine(audit: CallAudit, outcome: string): AuditEventLine {
     outcome,
     request_id: audit.requestId,
     peer: audit.peer,
+    target_token_id: f.targetTokenId,
   };
 }

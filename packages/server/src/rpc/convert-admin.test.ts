@@ -35,7 +35,9 @@ describe("admin conversions", () => {
       createdAt: new Date(0),
       expiresAt: null,
       revokedAt: null,
+      createdBy: null,
     });
+    expect(t.createdBy).toBe("");
     expect(t.expiresAt).toBeUndefined();
     expect(t.revokedAt).toBeUndefined();
     expect(t.grants).toEqual([{ projectId: "", role: Role.ADMIN, pathPrefix: "/" }]);
@@ -56,6 +58,9 @@ describe("admin conversions", () => {
       requestId: "r",
       peer: null,
       region: "fr-par",
+      count: 1,
+      tokenPrefix: null,
+      targetTokenId: null,
     });
     expect(e).toMatchObject({
       tokenId: "",
@@ -64,6 +69,9 @@ describe("admin conversions", () => {
       revision: 0,
       peer: "",
       region: "fr-par",
+      count: 1,
+      tokenPrefix: "",
+      targetTokenId: "",
     });
   });
 });

@@ -65,6 +65,7 @@ export function tokenToProto(t: TokenView): MessageInitShape<typeof TokenSchema>
     createdAt: timestampFromDate(t.createdAt),
     expiresAt: ts(t.expiresAt),
     revokedAt: ts(t.revokedAt),
+    createdBy: t.createdBy ?? "",
   };
 }
 
@@ -85,5 +86,8 @@ export function auditEventToProto(
     requestId: e.requestId,
     peer: e.peer ?? "",
     region: e.region,
+    count: e.count,
+    tokenPrefix: e.tokenPrefix ?? "",
+    targetTokenId: e.targetTokenId ?? "",
   };
 }

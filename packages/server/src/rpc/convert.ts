@@ -93,11 +93,27 @@ export function policyFromProto(p: EphemeralPolicy | undefined): EphemeralPolicy
   };
 }
 
+/**
+ * A request's Timestamp as a Date, refusing by name what protobuf's rules
+ * forbid: `nanos` outside 0..999,999,999 (timestampDate would silently carry
+ * -1 or 1.5e9 into the seconds), or seconds that make no valid time.
+ */
+export function timestampFromProto(t: Timestamp, field: string): Date {
+  if (!Number.isInteger(t.nanos) || t.nanos < 0 || t.nanos > 999_999_999) {
+    throw invalid(field, `nanos must be between 0 and 999999999 (got ${t.nanos})`);
+  }
+  const at = timestampDate(t);
+  if (!Number.isFinite(at.getTime())) throw invalid(field, "must be a valid time");
+  return at;
+}
+
 export function propertiesFromProto(p: EphemeralProperties | undefined) {
   if (p === undefined) return undefined;
   const action = actionFromProto(p.action, "ephemeral_properties.action");
   return {
-    ...(p.expiresAt && { expiresAt: timestampDate(p.expiresAt) }),
+    ...(p.expiresAt && {
+      expiresAt: timestampFromProto(p.expiresAt, "ephemeral_properties.expires_at"),
+    }),
     expiresOnceAccessed: p.expiresOnceAccessed,
     ...(action && { action }),
   };
@@ -168,7 +184,8 @@ export function versionToProto(v: VersionView): MessageInitShape<typeof SecretVe
     updatedAt: timestampFromDate(v.updatedAt),
     deletionRequestedAt: ts(v.deletionRequestedAt),
     deletedAt: ts(v.deletedAt),
-    dataCrc32: v.dataCrc32,
+    // data_crc32 is never set here: the checksum travels only with the
+    // payload (AccessSecretVersion), since it reveals a short payload.
   };
 }
 

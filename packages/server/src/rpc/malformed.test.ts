@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import http2 from "node:http2";
 import { gzipSync } from "node:zlib";
 import { AdminService, createCofferTransport, Role, SecretService } from "@coffer/client";
@@ -208,6 +209,45 @@ describe("times the database cannot store, and region names", () => {
     }
     const lastMillisecond = { seconds: 253_402_300_799n, nanos: 999_000_000 };
     await expect(admin.listAuditEvents({ endTime: lastMillisecond })).resolves.toBeDefined();
+
+    // Out-of-range nanos (issue 11 item 17): refused by name, as durations are,
+    // never carried silently into the seconds.
+    const inAnHour = BigInt(Math.floor(Date.now() / 1000) + 3600);
+    for (const nanos of [-1, 1_500_000_000]) {
+      const expiresAt = { seconds: inAnHour, nanos };
+      const want = {
+        code: Code.InvalidArgument,
+        message: `ephemeral_properties.expires_at: nanos must be between 0 and 999999999 (got ${nanos})`,
+      };
+      expect(
+        await refusal(
+          secrets.updateSecretVersion({
+            secretId: randomUUID(),
+            revision: "1",
+            ephemeralProperties: { expiresAt, expiresOnceAccessed: true },
+          }),
+        ),
+      ).toEqual(want);
+      expect(
+        await refusal(
+          admin.createToken({
+            name: "nanos",
+            grants: [{ role: Role.ADMIN, pathPrefix: "/" }],
+            expiresAt,
+          }),
+        ),
+      ).toEqual({ ...want, message: want.message.replace("ephemeral_properties.", "") });
+      for (const [field, request] of [
+        ["start_time", { startTime: expiresAt }],
+        ["end_time", { endTime: expiresAt }],
+      ] as const) {
+        const answer = await refusal(admin.listAuditEvents(request));
+        expect(answer).toEqual({
+          code: Code.InvalidArgument,
+          message: `${field}: nanos must be between 0 and 999999999 (got ${nanos})`,
+        });
+      }
+    }
 
     const region = await refusal(secrets.listSecrets({ region: `${"r".repeat(1000)}"\n` }));
     expect(region).toEqual({

@@ -8,9 +8,9 @@ export interface RateLimiterOptions {
   /** Milliseconds, monotonic; injectable for tests. Default `performance.now`. */
   now?: () => number;
   /**
-   * Hard cap on buckets held. Only authenticated token ids get a bucket, so
-   * the idle eviction below normally keeps far fewer; past the cap the least
-   * recently used bucket goes (that key starts again with a full bucket).
+   * Hard cap on buckets held. The idle eviction below normally keeps far
+   * fewer; past the cap the least recently used bucket goes (that key starts
+   * again with a full bucket).
    */
   maxBuckets?: number;
 }
@@ -64,6 +64,12 @@ export class RateLimiter {
     this.buckets.set(key, bucket);
     this.evict(now);
     return allowed;
+  }
+
+  /** Gives back a call's token taken from `key`'s bucket (it turned out not to count). */
+  refund(key: string): void {
+    const bucket = this.buckets.get(key);
+    if (bucket !== undefined) bucket.tokens = Math.min(this.burst, bucket.tokens + 1);
   }
 
   /**

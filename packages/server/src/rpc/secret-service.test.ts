@@ -159,6 +159,33 @@ describe.each(protocols)("SecretService over %s", (protocol) => {
     ).toMatchObject({ code: Code.InvalidArgument, message: expect.stringMatching(/^revision: /) });
   });
 
+  it("reports a version past its 1 s time to live as disabled before the sweeper runs", async () => {
+    // The test server sweeps once an hour: only the read-time status can say it.
+    const { secret, firstVersion } = await coffer.createSecret({
+      projectId: PROJECT,
+      name: unique(),
+      ephemeralPolicy: { timeToLive: { seconds: 1n, nanos: 0 }, action: EphemeralAction.DISABLE },
+      firstVersion: { data: text("short-lived") },
+    });
+    const secretId = secret?.id ?? "";
+    expect(firstVersion?.status).toBe(VersionStatus.ENABLED);
+    await new Promise((r) => setTimeout(r, 1200));
+    const got = await coffer.getSecretVersion({ secretId, revision: "1" });
+    expect(got.version?.status).toBe(VersionStatus.DISABLED);
+    const enabled = await coffer.listSecretVersions({ secretId, status: [VersionStatus.ENABLED] });
+    expect(enabled.versions).toEqual([]);
+    const disabled = await coffer.listSecretVersions({
+      secretId,
+      status: [VersionStatus.DISABLED],
+    });
+    expect(disabled.versions.map((v) => [v.revision, v.status])).toEqual([
+      [1, VersionStatus.DISABLED],
+    ]);
+    expect((await codeOf(coffer.accessSecretVersion({ secretId, revision: "1" }))).message).toMatch(
+      /expired at/,
+    );
+  });
+
   it("serves a single-access version once", async () => {
     const { secret } = await coffer.createSecret({
       projectId: PROJECT,

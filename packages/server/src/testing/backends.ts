@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import pino from "pino";
 import postgres from "postgres";
-import type { Config } from "../config.ts";
+import { type Config, DEFAULT_CONNECTION_LIMITS } from "../config.ts";
 import { generateKey, type KeyRing } from "../crypto/key-ring.ts";
 import { generateToken } from "../crypto/tokens.ts";
 import { type Database, openDatabase } from "../db/client.ts";
@@ -135,6 +135,7 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     logLevel: "silent",
     // No rate limit by default: tests make calls faster than any real client.
     limits: { secretsPerProject: 10_000, versionsPerSecret: 1_000, requestsPerSecond: 0 },
+    connections: DEFAULT_CONNECTION_LIMITS,
     ...overrides,
   };
 }

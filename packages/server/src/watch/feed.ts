@@ -9,6 +9,7 @@ import {
   readEvents,
   watchState,
 } from "../db/watch-events.ts";
+import type { TokenStreams } from "./token-streams.ts";
 
 /** The channel replicas NOTIFY after committing a change, and LISTEN on. */
 export const WATCH_CHANNEL = "coffer_watch";
@@ -214,19 +215,29 @@ export class RegionFeed {
   }
 }
 
-/** Every region's feed. */
+/** Every region's feed, and the open streams by token (which live in the home region). */
 export class WatchFeeds {
-  private constructor(private readonly feeds: ReadonlyMap<string, RegionFeed>) {}
+  private constructor(
+    private readonly feeds: ReadonlyMap<string, RegionFeed>,
+    readonly tokens: TokenStreams,
+  ) {}
 
   static async start(
     regions: Iterable<{ name: string; database: Database }>,
     logger: Logger,
+    tokens: TokenStreams,
   ): Promise<WatchFeeds> {
     const feeds = new Map<string, RegionFeed>();
-    for (const { name, database } of regions) {
-      feeds.set(name, await RegionFeed.start(name, database, logger));
+    try {
+      for (const { name, database } of regions) {
+        feeds.set(name, await RegionFeed.start(name, database, logger));
+      }
+    } catch (err) {
+      await Promise.all([...feeds.values()].map((f) => f.close()));
+      await tokens.close();
+      throw err;
     }
-    return new WatchFeeds(feeds);
+    return new WatchFeeds(feeds, tokens);
   }
 
   /** See RegionFeed.announce; a region without a feed (none started yet) is ignored. */
@@ -247,7 +258,8 @@ export class WatchFeeds {
     return n;
   }
 
-  close(): Promise<void> {
-    return Promise.all([...this.feeds.values()].map((f) => f.close())).then(() => {});
+  async close(): Promise<void> {
+    await this.tokens.close();
+    await Promise.all([...this.feeds.values()].map((f) => f.close()));
   }
 }

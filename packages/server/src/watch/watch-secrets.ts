@@ -1,5 +1,6 @@
 import {
   comparePositions,
+  type EventQuery,
   finalHead,
   ORIGIN,
   type OutboxEvent,
@@ -22,6 +23,7 @@ import { noteProject, regionFor } from "../domain/shared.ts";
 import { normalizePath, validateName, validateUuid } from "../domain/validation.ts";
 import { epochTag, formatCursor, parseCursor } from "./cursor.ts";
 import { PAGE, type RegionFeed, type Subscriber, type WatchFeeds } from "./feed.ts";
+import { type TokenBound, type TokenStreams, tokenEnded } from "./token-streams.ts";
 
 export type WatchSelector =
   | { kind: "secretId"; secretId: string }
@@ -52,8 +54,11 @@ const MAX_QUEUED = 10_000;
  * stream, which yields a heartbeat with the starting cursor, the events after
  * since_cursor (read from the outbox), and live events from the region's
  * feed, with a heartbeat after each quiet `heartbeatMs`. Ends with
- * UNAVAILABLE when the server shuts down, and with the signal's reason
- * (DEADLINE_EXCEEDED or CANCELED) when it aborts, never with OK.
+ * UNAVAILABLE when the server shuts down, with UNAUTHENTICATED as soon as
+ * its token is revoked (on any replica) or expires, and with the signal's
+ * reason (DEADLINE_EXCEEDED or CANCELED) when it aborts, never with OK.
+ * A token holds at most the configured number of open streams per replica
+ * (RESOURCE_EXHAUSTED beyond).
  *
  * A caller sees an event only when it may read (or access) the secret where
  * the event left it; a secret moved out of its reach looks deleted to it.
@@ -75,12 +80,25 @@ export function watchSecrets<T>(
   const selectors = compileSelectors(input.selectors);
   const heartbeatMs = heartbeatOf(input.heartbeatMs);
   const since = parseCursor(input.sinceCursor);
-  const filter = new EventFilter(
-    projectId,
-    selectors,
-    watchScopes(requirePrincipal(caller.principal), projectId),
+  const principal = requirePrincipal(caller.principal);
+  const filter = new EventFilter(projectId, selectors, watchScopes(principal, projectId));
+  return new WatchStream(
+    feeds.get(region.name),
+    { streams: feeds.tokens, id: principal.tokenId, expiresAt: principal.expiresAt?.getTime() },
+    filter,
+    heartbeatMs,
+    since,
+    signal,
+    encode,
   );
-  return new WatchStream(feeds.get(region.name), filter, heartbeatMs, since, signal, encode);
+}
+
+/** The token a stream was opened with: the stream ends when it is revoked or expires. */
+interface StreamToken {
+  streams: TokenStreams;
+  id: string;
+  /** Epoch ms; undefined: never. */
+  expiresAt: number | undefined;
 }
 
 type Visible = Omit<OutboxEvent, "position">;
@@ -92,7 +110,7 @@ type Visible = Omit<OutboxEvent, "position">;
  * object, one pending promise, and its place in the feed (whose tick drives
  * its heartbeats and notices its abort).
  */
-class WatchStream<T> implements AsyncIterableIterator<T>, Subscriber {
+class WatchStream<T> implements AsyncIterableIterator<T>, Subscriber, TokenBound {
   /**
    * Where the stream is: live, the last event yielded; catching up, how far
    * the outbox was read (what `page` holds comes before it). Undefined
@@ -111,15 +129,21 @@ class WatchStream<T> implements AsyncIterableIterator<T>, Subscriber {
   private finished = false;
   private quietUntil = 0;
   private wakeUp: (() => void) | undefined;
+  /** Set when the token was revoked: the error the stream ends with. */
+  private ended: Error | undefined;
 
+  /** Registers with the token's streams: RESOURCE_EXHAUSTED past the per-token cap. */
   constructor(
     private readonly feed: RegionFeed,
+    private readonly token: StreamToken,
     private readonly filter: EventFilter,
     private readonly heartbeatMs: number,
     private readonly since: { epoch: string; position: Position } | undefined,
     private readonly signal: AbortSignal,
     private readonly encode: (m: WatchMessage) => T,
-  ) {}
+  ) {
+    token.streams.register(token.id, this);
+  }
 
   [Symbol.asyncIterator](): this {
     return this;
@@ -132,9 +156,11 @@ class WatchStream<T> implements AsyncIterableIterator<T>, Subscriber {
   async next(): Promise<IteratorResult<T>> {
     if (this.finished) return { done: true, value: undefined };
     try {
+      this.checkToken();
       if (this.position === undefined) return this.yielding(await this.start());
       for (;;) {
         this.signal.throwIfAborted();
+        this.checkToken();
         const read = this.page.shift();
         if (read !== undefined) return this.yielding(read);
         if (!this.subscribed) {
@@ -211,12 +237,30 @@ class WatchStream<T> implements AsyncIterableIterator<T>, Subscriber {
    * through a listener of its own.
    */
   tick(now: number): void {
-    if (now >= this.quietUntil || this.signal.aborted) this.wakeUp?.();
+    const expired = this.token.expiresAt !== undefined && now >= this.token.expiresAt;
+    if (now >= this.quietUntil || this.signal.aborted || expired) this.wakeUp?.();
   }
 
   close(): void {
     this.closed = true;
     this.wakeUp?.();
+  }
+
+  // TokenBound: called when the token is revoked.
+
+  end(reason: Error): void {
+    this.ended ??= reason;
+    this.wakeUp?.();
+  }
+
+  /**
+   * A revoked token's stream ends before its next message; an expiring
+   * one's at its expiry (noticed at the feed's next tick).
+   */
+  private checkToken(): void {
+    if (this.ended !== undefined) throw this.ended;
+    const { expiresAt } = this.token;
+    if (expiresAt !== undefined && Date.now() >= expiresAt) throw tokenEnded();
   }
 
   /**
@@ -243,10 +287,21 @@ class WatchStream<T> implements AsyncIterableIterator<T>, Subscriber {
     };
   }
 
-  /** Reads one page of the outbox after `position`, up to the feed's head, into `page`. */
+  /**
+   * Reads one page of the outbox after `position`, up to the feed's head,
+   * into `page`: at most PAGE of this stream's project's (and selectors')
+   * events, filtered by the database, so that resuming from an old cursor
+   * does not read other projects' events.
+   */
   private async readPage(): Promise<void> {
     const upTo = this.feed.head;
-    const { events } = await readEvents(this.feed.db, this.position ?? ORIGIN, PAGE, upTo);
+    const { events } = await readEvents(
+      this.feed.db,
+      this.position ?? ORIGIN,
+      PAGE,
+      upTo,
+      this.filter.query,
+    );
     for (const e of events) {
       const event = this.filter.view(e);
       if (event !== undefined) this.page.push({ cursor: this.cursor(e.position), ...event });
@@ -271,6 +326,7 @@ class WatchStream<T> implements AsyncIterableIterator<T>, Subscriber {
   }
 
   private finish(): void {
+    if (!this.finished) this.token.streams.release(this.token.id, this);
     this.finished = true;
     this.unsubscribe();
     this.wakeUp?.();
@@ -298,6 +354,8 @@ interface Selectors {
   /** `locationKey(path, name)` of each location selector. */
   locations: Members;
   prefixes: readonly string[];
+  /** The same, for the database to filter a catch-up; undefined when a prefix is "/". */
+  query: EventQuery["selectors"];
 }
 
 function compileSelectors(selectors: WatchSelector[]): Selectors | undefined {
@@ -308,26 +366,33 @@ function compileSelectors(selectors: WatchSelector[]): Selectors | undefined {
   const ids: string[] = [];
   const locations: string[] = [];
   const prefixes: string[] = [];
+  const places: { path: string; name: string }[] = [];
   selectors.forEach((s, i) => {
     const field = `selectors[${i}]`;
     switch (s.kind) {
       case "secretId":
         ids.push(validateUuid(s.secretId, `${field}.secret_id`));
         break;
-      case "location":
-        locations.push(
-          locationKey(
-            normalizePath(s.path, `${field}.location.path`),
-            validateName(s.name, `${field}.location.name`),
-          ),
-        );
+      case "location": {
+        const path = normalizePath(s.path, `${field}.location.path`);
+        const name = validateName(s.name, `${field}.location.name`);
+        locations.push(locationKey(path, name));
+        places.push({ path, name });
         break;
+      }
       case "pathPrefix":
         prefixes.push(normalizePath(s.pathPrefix, `${field}.path_prefix`));
         break;
     }
   });
-  return { ids: membersOf(ids), locations: membersOf(locations), prefixes };
+  return {
+    ids: membersOf(ids),
+    locations: membersOf(locations),
+    prefixes,
+    query: prefixes.includes("/")
+      ? undefined
+      : { secretIds: ids, locations: places, pathPrefixes: prefixes },
+  };
 }
 
 const locationKey = (path: string, name: string) => `${path}\u0000${name}`;
@@ -338,11 +403,19 @@ function selectsAt(s: Selectors, path: string, name: string): boolean {
 
 /** Which events a stream sends, and how each looks to its caller. */
 class EventFilter {
+  /** What the database keeps of the outbox for this stream's catch-up: a superset of what it shows. */
+  readonly query: EventQuery;
+
   constructor(
     private readonly projectId: string,
     private readonly selectors: Selectors | undefined,
     private readonly scopes: Scope[] | "all",
-  ) {}
+  ) {
+    this.query = {
+      projectId,
+      ...(selectors?.query !== undefined && { selectors: selectors.query }),
+    };
+  }
 
   /** The event as this stream sends it, or undefined when it selects or may see none of it. */
   view(e: OutboxEvent): Visible | undefined {
@@ -350,6 +423,11 @@ class EventFilter {
     return visibleTo(this.scopes, e);
   }
 
+  /**
+   * A selector matches the previous location only where the caller could
+   * see it: otherwise a location selector would probe, through a move into
+   * reach, where a secret hidden from the caller used to be.
+   */
   private selects(e: OutboxEvent): boolean {
     const s = this.selectors;
     if (s === undefined) return true;
@@ -358,6 +436,7 @@ class EventFilter {
       selectsAt(s, e.path, e.name) ||
       (e.previousPath !== null &&
         e.previousName !== null &&
+        reaches(this.scopes, e.projectId, e.previousPath) &&
         selectsAt(s, e.previousPath, e.previousName))
     );
   }
@@ -380,20 +459,36 @@ function watchScopes(principal: Principal, projectId: string): Scope[] | "all" {
   return scopes;
 }
 
-/** The event as this caller may see it, or undefined. */
+/** Whether the scopes reach a path of a project. */
+function reaches(scopes: Scope[] | "all", projectId: string, path: string): boolean {
+  return (
+    scopes === "all" || scopes.some((s) => s.projectId === projectId && isUnder(path, s.pathPrefix))
+  );
+}
+
+/**
+ * The event as this caller may see it, or undefined. Each location it
+ * carries is one the caller may see: a secret moved in from out of reach
+ * arrives without its previous location, and one moved out of reach looks
+ * deleted where it was, without its new one.
+ */
 function visibleTo(scopes: Scope[] | "all", e: OutboxEvent): Visible | undefined {
   const { position: _, ...event } = e;
   if (scopes === "all") return event;
-  const reaches = (path: string) =>
-    scopes.some((s) => s.projectId === e.projectId && isUnder(path, s.pathPrefix));
-  if (reaches(e.path)) return event;
-  if (e.previousPath !== null && e.previousName !== null && reaches(e.previousPath)) {
+  const previous =
+    e.previousPath !== null &&
+    e.previousName !== null &&
+    reaches(scopes, e.projectId, e.previousPath);
+  if (reaches(scopes, e.projectId, e.path)) {
+    return previous ? event : { ...event, previousPath: null, previousName: null };
+  }
+  if (previous) {
     // Moved out of reach: to this caller the secret is gone from where it was.
     return {
       ...event,
       kind: "secret_deleted",
-      path: e.previousPath,
-      name: e.previousName,
+      path: e.previousPath as string,
+      name: e.previousName as string,
       previousPath: null,
       previousName: null,
     };

@@ -2,17 +2,22 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import type { WatchSecretsRequestSchema } from "@coffer/api";
 import {
+  AdminService,
   type CofferClient,
   type CofferProtocol,
   createCofferClient,
+  createCofferTransport,
   VersionStatus,
   WatchEventKind,
   type WatchSecretsResponse,
 } from "@coffer/client";
-import { Code, ConnectError } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Config } from "../config.ts";
 import { generateToken } from "../crypto/tokens.ts";
+import { rowsOf } from "../db/migrate.ts";
+import { finalHead, ORIGIN } from "../db/watch-events.ts";
 import type { Role } from "../domain/authz.ts";
 import { sweepRegion } from "../domain/sweeper.ts";
 import { type RunningServer, startServer } from "../server.ts";
@@ -27,6 +32,7 @@ import {
 } from "../testing/backends.ts";
 import { bytesIn, serverBackends, type TestServer } from "../testing/rpc-servers.ts";
 import { runUnless } from "../testing/skip.ts";
+import { formatCursor } from "./cursor.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 const K = WatchEventKind;
@@ -263,6 +269,47 @@ describe.each(serverBackends)("WatchSecrets on $name", (backend) => {
     await adminOnly.stop();
   });
 
+  it("never shows a token a previous location it could not see", async () => {
+    const { value } = await createTestToken(test.server.domain, [
+      { projectId: PROJECT, role: "read_only", pathPrefix: "/prod" },
+    ]);
+    const prod = test.client("connect", value);
+    const all = new Watch(prod, { projectId: PROJECT });
+    // A location selector must not probe where a hidden secret used to be.
+    const probe = new Watch(prod, {
+      projectId: PROJECT,
+      selectors: [
+        { selector: { case: "location", value: { path: "/internal", name: "hidden-7" } } },
+      ],
+    });
+    await all.until((x) => x.received.length > 0);
+    await probe.until((x) => x.received.length > 0);
+    const hidden = await create("hidden-7", "/internal");
+    const inside = await create("inside-7", "/prod/a");
+    await client().updateSecret({ secretId: hidden, path: "/prod" });
+    await client().updateSecret({ secretId: inside, path: "/prod/b" });
+    await all.until((x) => x.events.length >= 4);
+    expect(kinds(all)).toEqual([
+      "SECRET_CREATED inside-7#0",
+      "VERSION_CREATED inside-7#1",
+      "SECRET_UPDATED hidden-7#0",
+      "SECRET_UPDATED inside-7#0",
+    ]);
+    const [, , movedIn, movedWithin] = all.events;
+    expect(movedIn?.path).toBe("/prod");
+    expect(movedIn?.previousLocation).toBeUndefined();
+    // A move the token could see at both ends keeps its previous location.
+    expect(movedWithin?.previousLocation).toMatchObject({ path: "/prod/a", name: "inside-7" });
+    // The replay from the start says the same.
+    const replay = new Watch(prod, { projectId: PROJECT, sinceCursor: all.received[0]?.cursor });
+    await replay.until((x) => x.events.length >= 4);
+    expect(replay.events.map((e) => e.previousLocation?.path)).toEqual(
+      all.events.map((e) => e.previousLocation?.path),
+    );
+    expect(probe.events).toEqual([]);
+    await Promise.all([all.stop(), probe.stop(), replay.stop()]);
+  });
+
   it.each([
     [{ sinceCursor: "nonsense" }, "since_cursor"],
     [{ heartbeatInterval: durationFromMs(10) }, "heartbeat_interval"],
@@ -474,26 +521,229 @@ describe("WatchSecrets across replicas", onPostgres, () => {
   });
 });
 
-describe("WatchSecrets and revoked tokens", () => {
-  const backend = serverBackends[0] as (typeof serverBackends)[number];
-  it("ends a stream whose token is revoked, with UNAUTHENTICATED", async () => {
+/** Resolves with how a watch ended and when, or "still open" after `ms`. */
+async function endOf(
+  w: Watch,
+  ms: number,
+): Promise<{ code: Code | "OK" | "still open"; at: number }> {
+  const end = await Promise.race([
+    w.done,
+    new Promise<"still open">((r) => setTimeout(() => r("still open"), ms)),
+  ]);
+  const at = performance.now();
+  if (end === "still open") return { code: end, at };
+  return { code: end === undefined ? "OK" : end.code, at };
+}
+
+describe.each(serverBackends)("WatchSecrets and the token's lifetime on $name", (backend) => {
+  let test: TestServer;
+  beforeAll(async () => {
+    test = await backend.start({ watchStreamsPerToken: 2 });
+  });
+  afterAll(() => test?.stop());
+  const reader = () =>
+    createTestToken(test.server.domain, [
+      { projectId: PROJECT, role: "read_only", pathPrefix: "/" },
+    ]);
+
+  it("ends a revoked token's streams as the revocation returns, with UNAUTHENTICATED", async () => {
+    const { id, value } = await reader();
+    // Heartbeats once a minute: nothing but the revocation can end these streams.
+    const streams = [
+      new Watch(test.client("grpc", value), { projectId: PROJECT }),
+      new Watch(test.client("connect", value), { projectId: PROJECT }),
+    ];
+    for (const w of streams) await w.until((x) => x.received.length > 0);
+    await test.adminClient("connect", test.adminToken).revokeToken({ tokenId: id });
+    const revoked = performance.now();
+    for (const w of streams) {
+      const end = await endOf(w, 5_000);
+      expect(end.code).toBe(Code.Unauthenticated);
+      expect(end.at - revoked).toBeLessThan(100);
+    }
+    // And a new stream with it is refused.
+    const again = new Watch(test.client("connect", value), { projectId: PROJECT });
+    expect((await again.done)?.code).toBe(Code.Unauthenticated);
+    expect(test.server.feeds.tokens.count(id)).toBe(0);
+  });
+
+  it("ends a stream when its token expires", async () => {
+    const expiresAt = new Date(Date.now() + 1_500);
+    const { value } = await createTestToken(
+      test.server.domain,
+      [{ projectId: PROJECT, role: "read_only", pathPrefix: "/" }],
+      { expiresAt },
+    );
+    const w = new Watch(test.client("grpc", value), { projectId: PROJECT });
+    await w.until((x) => x.received.length > 0);
+    const end = await endOf(w, 5_000);
+    expect(end.code).toBe(Code.Unauthenticated);
+    const late = Date.now() - expiresAt.getTime();
+    expect(late).toBeGreaterThanOrEqual(0);
+    expect(late).toBeLessThan(600);
+  });
+
+  it("caps the open streams of one token (COFFER_WATCH_STREAMS_PER_TOKEN)", async () => {
+    const { id, value } = await reader();
+    const c = test.client("connect", value);
+    const open = [
+      new Watch(c, { projectId: PROJECT }),
+      new Watch(test.client("grpc", value), { projectId: PROJECT }),
+    ];
+    for (const w of open) await w.until((x) => x.received.length > 0);
+    const third = new Watch(c, { projectId: PROJECT });
+    const refused = await Promise.race([
+      third.done,
+      new Promise<undefined>((r) => setTimeout(() => r(undefined), 5_000)),
+    ]);
+    expect(refused?.code).toBe(Code.ResourceExhausted);
+    expect(refused?.rawMessage).toContain("already holds 2 open watch streams");
+    expect(refused?.rawMessage).toContain("COFFER_WATCH_STREAMS_PER_TOKEN");
+    // Another token is not affected; a closed stream frees its place.
+    const other = new Watch(test.client("connect", (await reader()).value), { projectId: PROJECT });
+    await other.until((x) => x.received.length > 0);
+    await open[0]?.stop();
+    // The server notices a cancelled stream at its feed's next tick.
+    for (let i = 0; i < 100 && test.server.feeds.tokens.count(id) > 1; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(test.server.feeds.tokens.count(id)).toBe(1);
+    const fourth = new Watch(c, { projectId: PROJECT });
+    await fourth.until((x) => x.received.length > 0);
+    await Promise.all([open[1]?.stop(), other.stop(), fourth.stop()]);
+  });
+});
+
+describe.skipIf(freshPostgresUrl === undefined)(
+  "WatchSecrets and revocation across replicas",
+  () => {
+    it("ends the stream on another replica within a second, and its cached token with it", async () => {
+      if (freshPostgresUrl === undefined) throw new Error("unreachable: skipped without Postgres");
+      const url = await freshPostgresUrl();
+      const bootstrapToken = generateToken().value;
+      const config = testConfig({
+        bootstrapToken,
+        databases: { local: { driver: "postgres", url, poolSize: 5 } },
+      });
+      const a = await startServer({ ...config }, silentLogger);
+      const b = await startServer(
+        { ...config, grpcListen: { host: "127.0.0.1", port: 0 } },
+        silentLogger,
+      );
+      try {
+        const on = (s: RunningServer, token: string) =>
+          createCofferClient({ url: `http://127.0.0.1:${s.httpPort}`, protocol: "connect", token });
+        const { id, value } = await createTestToken(a.domain, [
+          { projectId: PROJECT, role: "read_only", pathPrefix: "/" },
+        ]);
+        const w = new Watch(on(b, value), { projectId: PROJECT });
+        await w.until((x) => x.received.length > 0);
+        // Warm B's authenticator cache with the token.
+        await on(b, value).listSecrets({ projectId: PROJECT });
+        const admin = createClient(
+          AdminService,
+          createCofferTransport({
+            url: `http://127.0.0.1:${a.httpPort}`,
+            protocol: "connect",
+            token: bootstrapToken,
+          }),
+        );
+        await admin.revokeToken({ tokenId: id });
+        const revoked = performance.now();
+        const end = await endOf(w, 5_000);
+        expect(end.code).toBe(Code.Unauthenticated);
+        expect(end.at - revoked).toBeLessThan(1_000);
+        // B's cache dropped the token too (it would otherwise trust it for 2 s).
+        const call = await on(b, value)
+          .listSecrets({ projectId: PROJECT })
+          .then(
+            () => "OK",
+            (e: unknown) => ConnectError.from(e).code,
+          );
+        expect(call).toBe(Code.Unauthenticated);
+      } finally {
+        await Promise.all([a.stop(), b.stop()]);
+        await dropPostgresDatabase(url);
+      }
+    }, 30_000);
+  },
+);
+
+describe.each(serverBackends)("WatchSecrets resuming from an old cursor on $name", (backend) => {
+  it("reads only its project's (and selectors') events from the outbox, in bounded pages", async () => {
     const test = await backend.start();
     try {
-      const admin = test.adminClient("connect", test.adminToken);
-      const { id, value } = await createTestToken(test.server.domain, [
-        { projectId: PROJECT, role: "read_only", pathPrefix: "/" },
-      ]);
-      const w = new Watch(test.client("grpc", value), {
-        projectId: PROJECT,
-        heartbeatInterval: durationFromMs(1_000),
+      const feed = test.server.feeds.get("local");
+      // A busy outbox: another project's events, older than this project's.
+      await feed.db.execute(sql`
+        insert into watch_events (kind, project_id, secret_id, path, name)
+        select 'secret_updated', ${OTHER_PROJECT}::uuid, gen_random_uuid(), '/old', 'bulk-' || g
+        from generate_series(1, 5000) g`);
+      const admin = test.client("connect", test.adminToken);
+      for (const [name, path] of [
+        ["a", "/old/a"],
+        ["b", "/old/b"],
+        ["c", "/old"],
+      ]) {
+        await admin.createSecret({
+          projectId: PROJECT,
+          name: name as string,
+          path,
+          firstVersion: { data: text(name as string) },
+        });
+      }
+      // The feed (shared by every stream) has read it all once.
+      const head = await finalHead(feed.db);
+      feed.wake();
+      await new Promise<void>((resolve) => {
+        const check = setInterval(() => {
+          if (!feed.isBehind(head)) resolve(clearInterval(check));
+        }, 20);
       });
-      await w.until((x) => x.received.length > 0);
-      await admin.revokeToken({ tokenId: id });
-      const end = await Promise.race([
-        w.done,
-        new Promise<"still open">((r) => setTimeout(() => r("still open"), 15_000)),
-      ]);
-      expect(end instanceof ConnectError ? end.code : end).toBe(Code.Unauthenticated);
+
+      let fetched = 0;
+      const execute = feed.db.execute.bind(feed.db);
+      // Counts the rows each query returns (a real query, observed).
+      const spy = vi.spyOn(feed.db, "execute").mockImplementation((async (
+        query: Parameters<typeof execute>[0],
+      ) => {
+        const result = await execute(query);
+        fetched += rowsOf(result).length;
+        return result;
+      }) as never);
+      try {
+        const sinceCursor = formatCursor(feed.epoch, ORIGIN);
+        const all = new Watch(admin, { projectId: PROJECT, sinceCursor });
+        await all.until((x) => x.events.length >= 6);
+        expect(kinds(all)).toEqual([
+          "SECRET_CREATED a#0",
+          "VERSION_CREATED a#1",
+          "SECRET_CREATED b#0",
+          "VERSION_CREATED b#1",
+          "SECRET_CREATED c#0",
+          "VERSION_CREATED c#1",
+        ]);
+        const some = new Watch(admin, {
+          projectId: PROJECT,
+          sinceCursor,
+          selectors: [
+            prefix("/old/a"),
+            { selector: { case: "location", value: { path: "/old", name: "c" } } },
+          ],
+        });
+        await some.until((x) => x.events.length >= 4);
+        expect(kinds(some)).toEqual([
+          "SECRET_CREATED a#0",
+          "VERSION_CREATED a#1",
+          "SECRET_CREATED c#0",
+          "VERSION_CREATED c#1",
+        ]);
+        // Both caught up reading their own rows (plus a few of state), not the 5000 others.
+        expect(fetched).toBeLessThan(50);
+        await Promise.all([all.stop(), some.stop()]);
+      } finally {
+        spy.mockRestore();
+      }
     } finally {
       await test.stop();
     }

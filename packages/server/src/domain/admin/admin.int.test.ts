@@ -1,8 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hashToken, isWellFormedToken } from "../../crypto/tokens.ts";
+import { generateToken, hashToken, isWellFormedToken } from "../../crypto/tokens.ts";
 import { auditEvents } from "../../db/schema.ts";
+import { insertToken } from "../../db/tokens.ts";
 import { backends } from "../../testing/backends.ts";
 import {
   databasesFor,
@@ -18,9 +19,15 @@ import { listAuditEvents } from "./audit.ts";
 import { createProject, listProjects } from "./projects.ts";
 import { type CreateTokenInput, createToken, listTokens, revokeToken } from "./tokens.ts";
 
+/**
+ * The token the test callers call with: a real row (inserted in each
+ * backend's beforeAll), since a token records the token that created it.
+ */
+let callerTokenId = randomUUID();
+
 /** A caller as the call chain builds it: a principal with these grants and a fresh audit record. */
 function callerWith(grants: Grant[], method = "coffer.admin.v1.AdminService/Test"): Caller {
-  const tokenId = randomUUID();
+  const tokenId = callerTokenId;
   const audit = newCallAudit(method, `req-${randomUUID()}`);
   audit.tokenId = tokenId;
   return { requestId: audit.requestId, principal: { tokenId, grants }, audit };
@@ -51,6 +58,17 @@ describe.each(backends)("admin calls on $name", (backend) => {
   let p2: string;
   beforeAll(async () => {
     domain = await dbs.open();
+    callerTokenId = randomUUID();
+    const { prefix, hash } = generateToken();
+    await insertToken(dbs.db("home"), {
+      id: callerTokenId,
+      name: "test caller",
+      prefix,
+      hash,
+      grants: [{ projectId: "", role: "admin", pathPrefix: "/" }],
+      expiresAt: null,
+      createdBy: null,
+    });
     p1 = (await createProject(domain, globalAdmin(), { name: "payments" })).id;
     p2 = (await createProject(domain, globalAdmin(), { name: "billing" })).id;
   });
@@ -204,8 +222,8 @@ describe.each(backends)("admin calls on $name", (backend) => {
         tokenId: token.id,
         grants: [{ projectId: p1, role: "read_only", pathPrefix: "/staging" }],
       });
-      await revokeToken(domain, globalAdmin(), { tokenId: token.id }, (id) =>
-        authenticator.forget(id),
+      await revokeToken(domain, globalAdmin(), { tokenId: token.id }, (ids) =>
+        authenticator.forget(ids),
       );
       await expectDomainError(authenticator.authenticate(`Bearer ${value}`), "unauthenticated");
     });
@@ -231,7 +249,9 @@ describe.each(backends)("admin calls on $name", (backend) => {
       // A revocation while a lookup is in flight: the answer is not cached.
       const inFlight = new Authenticator(() => dbs.db("home"));
       const first = inFlight.authenticate(`Bearer ${value}`);
-      await revokeToken(domain, globalAdmin(), { tokenId: token.id }, (id) => inFlight.forget(id));
+      await revokeToken(domain, globalAdmin(), { tokenId: token.id }, (ids) =>
+        inFlight.forget(ids),
+      );
       await first.catch(() => undefined);
       await expectDomainError(inFlight.authenticate(`Bearer ${value}`), "unauthenticated");
     });
@@ -480,8 +500,8 @@ describe.each(backends)("admin calls on $name", (backend) => {
       );
       const forgotten: string[] = [];
       const caller = projectAdmin(p1);
-      const revoked = await revokeToken(domain, caller, { tokenId: token.id }, (id) =>
-        forgotten.push(id),
+      const revoked = await revokeToken(domain, caller, { tokenId: token.id }, (ids) =>
+        forgotten.push(...ids),
       );
       expect(revoked.revokedAt).toBeInstanceOf(Date);
       expect(forgotten).toEqual([token.id]);
@@ -493,7 +513,7 @@ describe.each(backends)("admin calls on $name", (backend) => {
 
       const second = projectAdmin(p1);
       await expectDomainError(
-        revokeToken(domain, second, { tokenId: token.id }, (id) => forgotten.push(id)),
+        revokeToken(domain, second, { tokenId: token.id }, (ids) => forgotten.push(...ids)),
         "failed_precondition",
         "already revoked",
         revoked.revokedAt?.toISOString() ?? "?",
@@ -516,7 +536,9 @@ describe.each(backends)("admin calls on $name", (backend) => {
       const forgotten: string[] = [];
       const results = await Promise.allSettled(
         Array.from({ length: 6 }, () =>
-          revokeToken(domain, globalAdmin(), { tokenId: token.id }, (id) => forgotten.push(id)),
+          revokeToken(domain, globalAdmin(), { tokenId: token.id }, (ids) =>
+            forgotten.push(...ids),
+          ),
         ),
       );
       expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);

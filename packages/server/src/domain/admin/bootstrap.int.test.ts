@@ -1,6 +1,11 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { generateToken, hashToken, isWellFormedToken } from "../../crypto/tokens.ts";
+import {
+  generateToken,
+  hashToken,
+  isWellFormedToken,
+  tokenFromSecret,
+} from "../../crypto/tokens.ts";
 import { type Database, openDatabase } from "../../db/client.ts";
 import { migrate } from "../../db/migrate.ts";
 import { backends, dropPostgresDatabase, postgresBackend } from "../../testing/backends.ts";
@@ -63,6 +68,15 @@ describe.each(backends)("bootstrap admin token on $name", (backend) => {
     expect(err).toBeInstanceOf(Error);
     expect((err as Error).message).toContain("COFFER_BOOTSTRAP_TOKEN");
     expect((err as Error).message).not.toContain(bad.slice(7, 20));
+    expect(await tokensIn(database)).toHaveLength(0);
+  });
+
+  it("refuses a guessable COFFER_BOOTSTRAP_TOKEN (all-zero secret, valid checksum)", async () => {
+    const zero = tokenFromSecret(new Uint8Array(32)).value;
+    const err = await bootstrapAdminToken(database.db, { fromEnv: zero }).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toContain("COFFER_BOOTSTRAP_TOKEN: is not random enough");
+    expect((err as Error).message).not.toContain("0000");
     expect(await tokensIn(database)).toHaveLength(0);
   });
 

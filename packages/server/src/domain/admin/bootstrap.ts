@@ -1,6 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
-import { generateToken, isWellFormedToken, tokenFromValue } from "../../crypto/tokens.ts";
+import {
+  generateToken,
+  isWellFormedToken,
+  tokenFromValue,
+  weakTokenReason,
+} from "../../crypto/tokens.ts";
 import type { Db } from "../../db/client.ts";
 import { anyToken, insertToken } from "../../db/tokens.ts";
 
@@ -35,6 +40,12 @@ export async function bootstrapAdminToken(
       "COFFER_BOOTSTRAP_TOKEN: must be a Coffer token (coffer_ followed by 49 letters and digits ending in a checksum)",
     );
   }
+  const weak = options.fromEnv === undefined ? undefined : weakTokenReason(options.fromEnv);
+  if (weak !== undefined) {
+    // Checked by the configuration already; kept here so that no other
+    // caller can seed a guessable global admin token.
+    throw new Error(`COFFER_BOOTSTRAP_TOKEN: is not random enough to be an admin token: ${weak}`);
+  }
   const token = options.fromEnv === undefined ? generateToken() : tokenFromValue(options.fromEnv);
   return db.transaction(async (tx) => {
     await tx.execute(sql`select pg_advisory_xact_lock(${BOOTSTRAP_LOCK})`);
@@ -46,6 +57,8 @@ export async function bootstrapAdminToken(
       hash: token.hash,
       grants: [{ projectId: "", role: "admin", pathPrefix: "/" }],
       expiresAt: null,
+      // The root of every token tree: no creator, so nothing caps or revokes it but itself.
+      createdBy: null,
     });
     return token.value;
   });

@@ -1,18 +1,26 @@
 import { randomUUID } from "node:crypto";
 import { generateToken } from "../../crypto/tokens.ts";
 import { existingProjects } from "../../db/projects.ts";
-import type { StoredGrant, TokenRow } from "../../db/schema.ts";
+import { auditEvents, type StoredGrant, type TokenRow } from "../../db/schema.ts";
 import {
   findToken,
   insertToken,
+  lockTokenShared,
   listTokens as queryTokens,
+  revokeDescendants,
   revokeToken as revokeTokenRow,
 } from "../../db/tokens.ts";
 import { inTransaction } from "../../db/tx.ts";
-import { recordInTransaction } from "../audit.ts";
+import { auditRow, recordInTransaction } from "../audit.ts";
 import { projectNotFound, requirePrincipal } from "../authz.ts";
 import type { Caller, Domain } from "../context.ts";
-import { failedPrecondition, invalid, notFound, permissionDenied } from "../errors.ts";
+import {
+  failedPrecondition,
+  invalid,
+  notFound,
+  permissionDenied,
+  unauthenticated,
+} from "../errors.ts";
 import { normalizePath, validatePage, validateUuid } from "../validation.ts";
 import {
   home,
@@ -105,6 +113,13 @@ function validateGrants(grants: readonly GrantInput[]): StoredGrant[] {
  * its SHA-256 is stored. The caller may grant roles only on projects it
  * administers, and only a global admin may make another global admin; a
  * project the caller cannot see is NOT_FOUND, as one that does not exist.
+ *
+ * The new token records its creator (the calling token) and never outlives
+ * it: when the creator expires, the new token's `expires_at` must be set and
+ * no later than the creator's, else INVALID_ARGUMENT naming the limit (it is
+ * refused rather than clamped, so nobody gets a shorter-lived token than they
+ * asked for without noticing). A creator that never expires sets no limit.
+ * Revoking the creator later revokes this token too (revokeToken).
  */
 export async function createToken(
   domain: Domain,
@@ -135,6 +150,20 @@ export async function createToken(
   const token = generateToken();
   const id = randomUUID();
   const row = await inTransaction(region.db, async (tx) => {
+    // Held until commit: a concurrent revocation of the creator waits for
+    // this token to exist and then revokes it too, or commits first and is
+    // seen here.
+    const creator = await lockTokenShared(tx, principal.tokenId);
+    if (creator === undefined || creator.revokedAt !== null) {
+      throw unauthenticated("the token making this call was revoked; no token was created");
+    }
+    const limit = creator.expiresAt;
+    if (limit !== null && (input.expiresAt === undefined || input.expiresAt > limit)) {
+      throw invalid(
+        "expires_at",
+        `must be set and no later than ${limit.toISOString()}, when the token making this call expires: a token cannot outlive the token that creates it`,
+      );
+    }
     const existing = await existingProjects(tx, projectIds);
     const missing = projectIds.find((p) => !existing.has(p));
     if (missing !== undefined) throw projectNotFound(missing);
@@ -145,9 +174,13 @@ export async function createToken(
       hash: token.hash,
       grants,
       expiresAt: input.expiresAt ?? null,
+      createdBy: creator.id,
     });
     const projectId = auditProject(grants);
-    await recordInTransaction(tx, caller.audit, projectId === undefined ? {} : { projectId });
+    await recordInTransaction(tx, caller.audit, {
+      targetTokenId: id,
+      ...(projectId !== undefined && { projectId }),
+    });
     return inserted;
   });
   return { token: view(row), value: token.value };
@@ -199,18 +232,27 @@ export function tokenNotFound(id: string): Error {
 }
 
 /**
- * Revokes a token: every later call with it is UNAUTHENTICATED. Revoking is
- * not idempotent: a token already revoked is FAILED_PRECONDITION naming when,
- * so the audit trail holds exactly one successful revocation and the first
- * revocation time is kept. A token the caller may not manage is NOT_FOUND,
- * as one that does not exist. After commit, `onRevoked` lets this replica's
- * authenticator forget the token at once rather than when its cache expires.
+ * Revokes a token and every token it created, transitively (its children,
+ * their children...): every later call with any of them is UNAUTHENTICATED.
+ * A token minted by a token is a delegation, and a delegation ends with its
+ * delegator. Revoking is not idempotent: a token already revoked is
+ * FAILED_PRECONDITION naming when, so the audit trail holds exactly one
+ * successful revocation and the first revocation time is kept. A token the
+ * caller may not manage is NOT_FOUND, as one that does not exist. The call's
+ * audit event names the token revoked (target_token_id); each token revoked
+ * by the cascade gets an event of its own with the same request id.
+ *
+ * This is the one path by which tokens are revoked. After commit,
+ * `onRevoked` is called once with the ids of every token this call revoked
+ * (the named one first, then the cascade), so that they stop working at once
+ * rather than when caches expire: authenticator caches forget them and their
+ * watch streams end, on this replica and, by NOTIFY, on the others.
  */
 export async function revokeToken(
   domain: Domain,
   caller: Caller,
   input: { tokenId: string },
-  onRevoked: (tokenId: string) => void = () => {},
+  onRevoked: (tokenIds: readonly string[]) => void = () => {},
 ): Promise<TokenView> {
   const region = home(domain, caller);
   const administered = requireAdmin(caller.principal);
@@ -226,9 +268,24 @@ export async function revokeToken(
         `token ${id} is already revoked (since ${found.revokedAt?.toISOString() ?? "just now"})`,
       );
     }
-    await recordInTransaction(tx, caller.audit, {});
-    return revoked;
+    const descendants = await revokeDescendants(tx, id);
+    await recordInTransaction(tx, caller.audit, { targetTokenId: id });
+    if (caller.audit !== undefined && descendants.length > 0) {
+      const event = auditRow(caller.audit, "OK");
+      await tx.insert(auditEvents).values(
+        descendants.map((d) => {
+          const project = auditProject(d.grants);
+          return {
+            ...event,
+            id: randomUUID(),
+            projectId: project ?? null,
+            targetTokenId: d.id,
+          };
+        }),
+      );
+    }
+    return { revoked, descendants };
   });
-  onRevoked(row.id);
-  return view(row);
+  onRevoked([row.revoked.id, ...row.descendants.map((d) => d.id)]);
+  return view(row.revoked);
 }

@@ -1,20 +1,18 @@
 import http from "node:http";
 import http2 from "node:http2";
-import net, { type AddressInfo } from "node:net";
-import { type ConnectRouter, createContextValues } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import {
+  type BudgetHolder,
+  type ConnectionLimits,
+  type GuardedListener,
+  listenGuarded,
+  type RequestBudget,
+  sniffProtocol,
+} from "./limits.ts";
 import { peerFromNodeRequest, peerKey } from "./peer.ts";
 import type { ServerTls } from "./tls.ts";
 import { refuseUndecodable } from "./undecodable.ts";
-
-/**
- * Idle HTTP/1.1 connections stay open for 65 s, not Node's 5 s. A client
- * that reuses a keep-alive connection just as the server closes it gets
- * EPIPE or ECONNRESET, which no client can safely retry for a non-idempotent
- * call; a longer idle window (longer than the usual 60 s of load balancers)
- * makes that race rare. The header timeout must stay above it.
- */
-const H1_TIMEOUTS = { keepAliveTimeout: 65_000, headersTimeout: 70_000 };
 
 export interface ConnectServer {
   port: number;
@@ -29,19 +27,31 @@ export interface ConnectServer {
  * cleartext port that speaks both HTTP/1.1 (Connect with JSON or binary,
  * gRPC-Web from browsers, curl) and HTTP/2 with prior knowledge. Node 20's
  * http2 server cannot fall back to HTTP/1.1 without TLS, so each connection's
- * first bytes decide: the HTTP/2 preface starts with "PRI", which no HTTP/1
- * method does.
+ * first bytes decide: HTTP/2 if they are its whole 24-byte preface, which no
+ * HTTP/1 request begins with.
  *
  * With `tls`, the port speaks only TLS instead, and ALPN picks HTTP/2 or
  * HTTP/1.1; with `tls.clientCa`, only to clients whose certificate it signed.
+ *
+ * Either way the `limits` apply: see {@link listenGuarded} (connection cap,
+ * first request deadline), {@link guardRequest} (body timeout, request byte
+ * budget), {@link closeIdleSessions}; HTTP/1.1 keep-alive and later
+ * requests' headers are timed by node's http server.
  */
 export async function listenConnect(
   /** Registers every service served, e.g. `(r) => r.service(SecretService, impl)`. */
   routes: (router: ConnectRouter) => void,
   address: { host: string; port: number },
-  options: { readMaxBytes: number; shutdownSignal: AbortSignal; tls?: ServerTls | undefined },
+  options: {
+    readMaxBytes: number;
+    shutdownSignal: AbortSignal;
+    tls?: ServerTls | undefined;
+    limits: ConnectionLimits;
+    budget: RequestBudget;
+  },
 ): Promise<ConnectServer> {
-  const handler = connectNodeAdapter({
+  const { limits, budget } = options;
+  const adapter = connectNodeAdapter({
     routes: (router) => {
       routes(router);
       // connect-node reads `router.handlers` after this returns.
@@ -55,61 +65,122 @@ export async function listenConnect(
     shutdownSignal: options.shutdownSignal,
     contextValues: (req) => createContextValues().set(peerKey, peerFromNodeRequest(req)),
   });
-  if (options.tls !== undefined) return listenTls(handler, address, options.tls);
-  const h1 = http.createServer(H1_TIMEOUTS, handler);
-  const h2 = http2.createServer(handler);
-  const sockets = new Set<net.Socket>();
-  const sessions = new Set<http2.ServerHttp2Session>();
-  h2.on("session", (s) => {
-    sessions.add(s);
-    s.once("close", () => sessions.delete(s));
-  });
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
-    socket.once("readable", () => {
-      const head: Buffer | null = socket.read();
-      if (head === null) return;
-      socket.unshift(head);
-      (head.subarray(0, 3).toString("latin1") === "PRI" ? h2 : h1).emit("connection", socket);
-    });
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(address.port, address.host, () => resolve());
-  });
+  // Set once the listener is up; no request arrives before.
+  let listener: GuardedListener | undefined;
+  const handler = (
+    req: http.IncomingMessage | http2.Http2ServerRequest,
+    res: http.ServerResponse | http2.Http2ServerResponse,
+  ) => {
+    if (req.httpVersionMajor === 1) {
+      listener?.guardOf(req.socket.remoteAddress, req.socket.remotePort)?.started();
+    }
+    guardRequest(req, res, limits, budget);
+    adapter(req as http.IncomingMessage, res as http.ServerResponse);
+  };
+  if (options.tls !== undefined) {
+    const server = createTlsServer(handler, options.tls, limits);
+    listener = await listenGuarded(address, limits, (socket) => server.emit("connection", socket));
+    return serverOf(listener, server, undefined, trackSessions(server, limits, listener));
+  }
+  const h1 = http.createServer(h1Options(limits), handler);
+  startHeaderChecks(h1);
+  const h2 = http2.createServer(
+    { settings: { maxConcurrentStreams: limits.maxStreamsPerConnection } },
+    handler,
+  );
+  listener = await listenGuarded(address, limits, (socket) =>
+    sniffProtocol(socket, (protocol) => (protocol === "h2" ? h2 : h1).emit("connection", socket)),
+  );
+  return serverOf(listener, h2, h1, trackSessions(h2, limits, listener));
+}
+
+/** What {@link listenConnect} returns, over the listener and the HTTP servers behind it. */
+function serverOf(
+  listener: GuardedListener,
+  h2: http2.Http2Server | http2.Http2SecureServer,
+  h1: http.Server | undefined,
+  sessions: Set<http2.ServerHttp2Session>,
+): ConnectServer {
   return {
-    port: (server.address() as AddressInfo).port,
+    port: listener.port,
     close: async () => {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      h1.closeIdleConnections();
+      const closed = listener.close();
+      // Closes idle HTTP/1.1 connections (with allowHTTP1, the TLS server
+      // tracks them) and stops the header checks.
+      stopHttpServer(h1 ?? h2);
       for (const s of sessions) s.close();
-      // HTTP/1.1 keep-alive connections that are busy close after their response.
-      h1.on("request", (_req, res) => res.setHeader("connection", "close"));
+      // HTTP/1.1 keep-alive connections that are busy close after their
+      // response; HTTP/2 forbids the header (its sessions got a GOAWAY).
+      (h1 ?? h2).on("request", (req, res) => {
+        if (req.httpVersionMajor === 1) res.setHeader("connection", "close");
+      });
       await closed;
     },
     destroy: () => {
       for (const s of sessions) s.destroy();
-      for (const s of sockets) s.destroy();
+      listener.destroy();
+      stopHttpServer(h1 ?? h2);
     },
   };
 }
 
 /**
- * One TLS port for HTTP/2 and HTTP/1.1, chosen by ALPN (a client that offers
- * none gets HTTP/1.1). A client that fails the handshake, for want of a
- * certificate signed by the client CA, never reaches the handler.
+ * HTTP/1.1: idle keep-alive connections close after the idle timeout, and
+ * each request's headers must arrive within the header timeout of its first
+ * byte. Node checks the header deadline on an interval, fine enough here for
+ * timeouts of a few hundred milliseconds in tests. A request body is timed
+ * by {@link guardRequest} (bytes must keep arriving), not as a whole.
  */
-async function listenTls(
-  handler: ReturnType<typeof connectNodeAdapter>,
-  address: { host: string; port: number },
+function h1Options(limits: ConnectionLimits): http.ServerOptions {
+  return {
+    keepAliveTimeout: limits.idleTimeoutMs,
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: 0,
+    connectionsCheckingInterval: checkingInterval(limits),
+  };
+}
+
+function checkingInterval(limits: ConnectionLimits): number {
+  return Math.min(1_000, Math.max(50, Math.floor(limits.headersTimeoutMs / 5)));
+}
+
+/**
+ * Node's http server times headers only once it has emitted "listening"
+ * (it starts its connection checks then), and these servers never listen:
+ * the guarded listener hands them connections. Emitting the event starts the
+ * checks, which {@link stopHttpServer} stops.
+ */
+function startHeaderChecks(server: http.Server | http2.Http2SecureServer): void {
+  server.emit("listening");
+}
+
+/**
+ * Closes the HTTP server behind the listener: node then closes its idle
+ * HTTP/1.1 connections and stops its header checks. It never listened, so
+ * the callback gets an error, which says just that.
+ */
+function stopHttpServer(server: http.Server | http2.Http2Server | http2.Http2SecureServer): void {
+  (server as http.Server).close(() => undefined);
+}
+
+/**
+ * One TLS server for HTTP/2 and HTTP/1.1, chosen by ALPN (a client that
+ * offers none gets HTTP/1.1). A client that fails the handshake, for want of
+ * a certificate signed by the client CA, never reaches the handler.
+ */
+function createTlsServer(
+  handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
   tls: ServerTls,
-): Promise<ConnectServer> {
+  limits: ConnectionLimits,
+): http2.Http2SecureServer {
   const server = http2.createSecureServer(
     {
       cert: tls.cert,
       key: tls.key,
       allowHTTP1: true,
+      settings: { maxConcurrentStreams: limits.maxStreamsPerConnection },
+      // The first-request deadline of the guarded listener covers the handshake.
+      handshakeTimeout: limits.headersTimeoutMs,
       ...(tls.clientCa !== undefined && {
         ca: tls.clientCa,
         requestCert: true,
@@ -118,38 +189,167 @@ async function listenTls(
     },
     handler,
   );
-  // The raw TCP sockets, so that destroy() also ends connections still in
-  // their handshake.
-  const sockets = new Set<net.Socket>();
+  // HTTP/1.1 over TLS: the same timeouts as in cleartext (these are the
+  // properties node's HTTP/1.1 fallback reads from this server).
+  const h1 = h1Options(limits);
+  Object.assign(server, {
+    keepAliveTimeout: h1.keepAliveTimeout,
+    headersTimeout: h1.headersTimeout,
+    requestTimeout: h1.requestTimeout,
+    connectionsCheckingInterval: h1.connectionsCheckingInterval,
+  });
+  startHeaderChecks(server);
+  return server;
+}
+
+/**
+ * Tracks an HTTP/2 server's sessions: each session's first stream ends its
+ * connection's first-request deadline, and a session with no open stream for
+ * `idleTimeoutMs` is closed (GOAWAY). A session with an open stream is not
+ * idle, however quiet: a health Watch may send nothing for hours, and a
+ * WatchSecrets stream sends its heartbeats.
+ */
+function trackSessions(
+  server: http2.Http2Server | http2.Http2SecureServer,
+  limits: ConnectionLimits,
+  listener: GuardedListener,
+): Set<http2.ServerHttp2Session> {
   const sessions = new Set<http2.ServerHttp2Session>();
-  server.on("connection", (socket: net.Socket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
+  server.on("session", (session: http2.ServerHttp2Session) => {
+    sessions.add(session);
+    closeIdleSessions(session, limits.idleTimeoutMs, () =>
+      listener.guardOf(session.socket?.remoteAddress, session.socket?.remotePort)?.started(),
+    );
+    session.once("close", () => sessions.delete(session));
   });
-  server.on("session", (s) => {
-    sessions.add(s);
-    s.once("close", () => sessions.delete(s));
+  return sessions;
+}
+
+/** Closes `session` once it has had no open stream for `idleMs`; calls `onStream` for each stream. */
+export function closeIdleSessions(
+  session: http2.ServerHttp2Session,
+  idleMs: number,
+  onStream: () => void,
+): void {
+  let open = 0;
+  let idle: NodeJS.Timeout | undefined = setTimeout(() => session.close(), idleMs);
+  session.on("stream", (stream) => {
+    onStream();
+    open++;
+    clearTimeout(idle);
+    idle = undefined;
+    stream.once("close", () => {
+      open--;
+      if (open === 0 && !session.closed && !session.destroyed) {
+        idle = setTimeout(() => session.close(), idleMs);
+      }
+    });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(address.port, address.host, () => resolve());
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: async () => {
-      // With allowHTTP1, close() also closes idle HTTP/1.1 connections.
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const s of sessions) s.close();
-      // HTTP/1.1 keep-alive connections that are busy close after their
-      // response; HTTP/2 forbids the header (its sessions got a GOAWAY).
-      server.on("request", (req, res) => {
-        if (req.httpVersionMajor === 1) res.setHeader("connection", "close");
-      });
-      await closed;
-    },
-    destroy: () => {
-      for (const s of sessions) s.destroy();
-      for (const s of sockets) s.destroy();
-    },
+  session.once("close", () => clearTimeout(idle));
+}
+
+/**
+ * Times a request's body and charges it to the byte budget, by wrapping the
+ * request's async iterator, which is how connect-node reads the body:
+ *
+ * - each wait for the next bytes is bounded by `bodyTimeoutMs`; past it the
+ *   request is closed (an HTTP/1.1 connection cannot be reused with half a
+ *   body in it; an HTTP/2 stream is reset) and the handler's read fails;
+ * - each chunk is charged to `budget`; when it does not fit even after
+ *   evicting stalled requests, the request is refused with
+ *   RESOURCE_EXHAUSTED; an evicted request is closed;
+ * - the charge is released when the response ends or the request is
+ *   aborted; a response that ends before the body was read whole closes the
+ *   request, so that its sender cannot hold the connection with a body
+ *   nobody reads.
+ */
+function guardRequest(
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+  limits: ConnectionLimits,
+  budget: RequestBudget,
+): void {
+  // Node's HTTP/1.1 request lets go of its socket once it is over.
+  const socket = req.socket;
+  const close = () => {
+    if ("stream" in req) {
+      if (!req.stream.closed) req.stream.close(http2.constants.NGHTTP2_CANCEL);
+    } else {
+      socket.destroy();
+    }
   };
+  const holder: BudgetHolder = { evict: close };
+  const over = () => {
+    budget.release(holder);
+    if (req.complete) return;
+    if ("stream" in req) {
+      // Not at once: the response's trailers may still be on their way, and
+      // a reset would overtake them. The client has the body timeout to end
+      // its side; then RFC 9113, section 8.1: after a complete response,
+      // NO_ERROR asks it to stop sending.
+      const stream = req.stream;
+      const timer = setTimeout(() => {
+        if (!stream.closed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+      }, limits.bodyTimeoutMs);
+      stream.once("close", () => clearTimeout(timer));
+    } else if (!socket.destroyed) {
+      // FIN after the response, so that it is not lost to a reset; then,
+      // whatever the peer does, the socket goes.
+      socket.end();
+      setTimeout(() => socket.destroy(), 1_000).unref();
+    }
+  };
+  // The response is sent: for HTTP/2, the stream's writable side is done
+  // (the compatibility response's own events wait for the client's side of
+  // the stream, which a stalled client never ends). "close": aborted.
+  if ("stream" in req) req.stream.once("finish", over);
+  else res.once("finish", over);
+  res.once("close", over);
+  const read = req[Symbol.asyncIterator].bind(req);
+  Object.defineProperty(req, Symbol.asyncIterator, {
+    configurable: true,
+    value: async function* guardedBody(): AsyncGenerator<Buffer> {
+      const chunks = read();
+      try {
+        for (;;) {
+          let timer: NodeJS.Timeout | undefined;
+          const stalled = new Promise<never>((_, reject) => {
+            timer = setTimeout(() => {
+              close();
+              reject(bodyTimeout(limits.bodyTimeoutMs));
+            }, limits.bodyTimeoutMs);
+          });
+          let next: IteratorResult<Buffer>;
+          try {
+            next = await Promise.race([chunks.next(), stalled]);
+          } finally {
+            clearTimeout(timer);
+          }
+          if (next.done) return;
+          if (!budget.charge(holder, next.value.length)) {
+            if (!("stream" in req)) (res as http.ServerResponse).shouldKeepAlive = false;
+            throw budgetSpent(budget.capacity);
+          }
+          yield next.value;
+        }
+      } finally {
+        budget.received(holder);
+      }
+    },
+  });
+}
+
+function bodyTimeout(ms: number): ConnectError {
+  return new ConnectError(
+    `the request body stalled: no bytes for ${ms} ms (COFFER_BODY_TIMEOUT)`,
+    Code.DeadlineExceeded,
+  );
+}
+
+/** The refusal when the request byte budget is spent, on either port. */
+export function budgetSpent(capacity: number): ConnectError {
+  return new ConnectError(
+    `the server holds its limit of ${capacity} bytes of request bodies in flight (COFFER_MAX_BUFFERED_REQUEST_BYTES); retry shortly`,
+    Code.ResourceExhausted,
+  );
 }

@@ -1,0 +1,1 @@
+CREATE INDEX "watch_events_project_idx" ON "watch_events" USING btree ("project_id","tx","seq");

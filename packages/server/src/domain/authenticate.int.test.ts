@@ -1,0 +1,75 @@
+import { randomBytes } from "node:crypto";
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateToken, tokenFromSecret } from "../crypto/tokens.ts";
+import { backends, createTestToken } from "../testing/backends.ts";
+import { databasesFor, expectDomainError } from "../testing/domain-helpers.ts";
+import { Authenticator } from "./authenticate.ts";
+import type { Domain } from "./context.ts";
+
+const bearer = (value: string) => `Bearer ${value}`;
+
+describe.each(backends)("authenticator's refusal cache on $name", (backend) => {
+  const dbs = databasesFor(backend, ["home"]);
+  let domain: Domain;
+  beforeAll(async () => {
+    domain = await dbs.open();
+  });
+  afterAll(() => dbs.close());
+
+  const globalAdmin = () =>
+    createTestToken(domain, [{ projectId: "", role: "admin", pathPrefix: "/" }]);
+
+  it("asks the database once for a flood of one revoked or unknown token", async () => {
+    const authenticator = new Authenticator(() => dbs.db());
+    const { id, value } = await globalAdmin();
+    await dbs.db().execute(sql`update tokens set revoked_at = now() where id = ${id}`);
+    const unknown = generateToken().value;
+    for (let i = 0; i < 50; i++) {
+      await expectDomainError(authenticator.authenticate(bearer(value)), "unauthenticated");
+      await expectDomainError(authenticator.authenticate(bearer(unknown)), "unauthenticated");
+    }
+    expect(authenticator.lookups).toBe(2);
+    // Malformed values never reach the database at all.
+    await expectDomainError(authenticator.authenticate(bearer("coffer_short")), "unauthenticated");
+    await expectDomainError(authenticator.authenticate(null), "unauthenticated");
+    expect(authenticator.lookups).toBe(2);
+  });
+
+  it("lets a token created on this replica in at once, though it was refused a moment before", async () => {
+    const authenticator = new Authenticator(() => dbs.db());
+    // A value fixed in advance, as COFFER_BOOTSTRAP_TOKEN is: presented before it exists.
+    const token = tokenFromSecret(randomBytes(32));
+    await expectDomainError(authenticator.authenticate(bearer(token.value)), "unauthenticated");
+    await createTestToken(domain, []).then(async ({ id }) => {
+      await dbs
+        .db()
+        .execute(
+          sql`update tokens set hash = ${Buffer.from(token.hash)}, prefix = ${token.prefix} where id = ${id}`,
+        );
+    });
+    // Another replica, which has not heard of the creation, still refuses it (for REFUSED_CACHE_MS)...
+    await expectDomainError(authenticator.authenticate(bearer(token.value)), "unauthenticated");
+    // ...this one, told of it, does not.
+    authenticator.learnCreated(token.value);
+    expect((await authenticator.authenticate(bearer(token.value))).grants).toEqual([]);
+  });
+
+  it("keeps a bounded number of refused tokens", async () => {
+    const authenticator = new Authenticator(() => dbs.db(), { maxRefused: 20 });
+    const values = Array.from({ length: 60 }, () => generateToken().value);
+    for (const v of values) {
+      await expectDomainError(authenticator.authenticate(bearer(v)), "unauthenticated");
+    }
+    expect(authenticator.refusedSize).toBe(20);
+    expect(authenticator.lookups).toBe(60);
+    // The newest are still remembered, the oldest forgotten (asked again).
+    await expectDomainError(
+      authenticator.authenticate(bearer(values[59] ?? "")),
+      "unauthenticated",
+    );
+    expect(authenticator.lookups).toBe(60);
+    await expectDomainError(authenticator.authenticate(bearer(values[0] ?? "")), "unauthenticated");
+    expect(authenticator.lookups).toBe(61);
+  });
+});
