@@ -19,6 +19,7 @@ import type { Authenticator } from "../domain/authenticate.ts";
 import type { Caller, Domain } from "../domain/context.ts";
 import { toConnectError } from "./errors.ts";
 import type { RateLimiter } from "./rate-limit.ts";
+import { checkRequestText } from "./request-text.ts";
 import { peerKey } from "./transports/peer.ts";
 
 const callerKey = createContextKey<Caller | undefined>(undefined, { description: "caller" });
@@ -66,6 +67,8 @@ const STREAM_REAUTH_MS = 5_000;
  *   sane), peer, and the principal of the bearer token (UNAUTHENTICATED
  *   without a valid one, before any handler runs), and applies the token's
  *   rate limit (RESOURCE_EXHAUSTED);
+ * - refuses a request holding a string Postgres cannot store (NUL, lone
+ *   surrogate) as INVALID_ARGUMENT naming the field (checkRequestText);
  * - maps every error through `toConnectError`;
  * - makes sure the call has exactly one audit event: domain functions write
  *   it inside their transaction when they change or reveal something; for
@@ -165,6 +168,7 @@ export function withCallChain<S extends DescService>(
         const call = await begin(ctx).catch((e) => refuse(ctx, e));
         let res: unknown;
         try {
+          checkRequestText(method.input, req);
           res = await handler(req, ctx);
         } catch (e) {
           const err = fail(call.requestId, e);
@@ -180,7 +184,10 @@ export function withCallChain<S extends DescService>(
         refuse,
         finish,
         fail,
-        open: (req, ctx) => (handler(req, ctx) as AsyncIterable<unknown>)[Symbol.asyncIterator](),
+        open: (req, ctx) => {
+          checkRequestText(method.input, req);
+          return (handler(req, ctx) as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+        },
         reauthenticate: (ctx) => authenticator.authenticate(ctx.requestHeader.get("authorization")),
       };
       wrapped[method.localName] = (req: unknown, ctx: HandlerContext) =>

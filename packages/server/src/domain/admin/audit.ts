@@ -3,7 +3,7 @@ import type { AuditRow } from "../../db/schema.ts";
 import { requirePrincipal } from "../authz.ts";
 import type { Caller, Domain } from "../context.ts";
 import { invalid, permissionDenied } from "../errors.ts";
-import { validatePage, validateUuid } from "../validation.ts";
+import { validatePage, validateText, validateUuid } from "../validation.ts";
 import { home, note, requireAdmin, requireProjectAdmin } from "./access.ts";
 import { validateTime } from "./time.ts";
 
@@ -71,6 +71,7 @@ export async function listAuditEvents(
   if (input.method.length > MAX_METHOD_LENGTH) {
     throw invalid("method", `must be at most ${MAX_METHOD_LENGTH} characters`);
   }
+  validateText(input.method, "method");
   if (input.outcome !== "" && !(OUTCOMES as readonly string[]).includes(input.outcome)) {
     throw invalid(
       "outcome",
