@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file coffer/admin/v1/admin_service.proto.
  */
 export const file_coffer_admin_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNjb2ZmZXIvYWRtaW4vdjEvYWRtaW5fc2VydmljZS5wcm90bxIPY29mZmVyLmFkbWluLnYxIlUKBUdyYW50EhIKCnByb2plY3RfaWQYASABKAkSIwoEcm9sZRgCIAEoDjIVLmNvZmZlci5hZG1pbi52MS5Sb2xlEhMKC3BhdGhfcHJlZml4GAMgASgJIlMKB1Byb2plY3QSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLpAQoFVG9rZW4SCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZwcmVmaXgYAyABKAkSJgoGZ3JhbnRzGAQgAygLMhYuY29mZmVyLmFkbWluLnYxLkdyYW50Ei4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIiQKFENyZWF0ZVByb2plY3RSZXF1ZXN0EgwKBG5hbWUYASABKAkiQgoVQ3JlYXRlUHJvamVjdFJlc3BvbnNlEikKB3Byb2plY3QYASABKAsyGC5jb2ZmZXIuYWRtaW4udjEuUHJvamVjdCI2ChNMaXN0UHJvamVjdHNSZXF1ZXN0EgwKBHBhZ2UYASABKA0SEQoJcGFnZV9zaXplGAIgASgNIlcKFExpc3RQcm9qZWN0c1Jlc3BvbnNlEioKCHByb2plY3RzGAEgAygLMhguY29mZmVyLmFkbWluLnYxLlByb2plY3QSEwoLdG90YWxfY291bnQYAiABKAQiegoSQ3JlYXRlVG9rZW5SZXF1ZXN0EgwKBG5hbWUYASABKAkSJgoGZ3JhbnRzGAIgAygLMhYuY29mZmVyLmFkbWluLnYxLkdyYW50Ei4KCmV4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIksKE0NyZWF0ZVRva2VuUmVzcG9uc2USJQoFdG9rZW4YASABKAsyFi5jb2ZmZXIuYWRtaW4udjEuVG9rZW4SDQoFdmFsdWUYAiABKAkiYgoRTGlzdFRva2Vuc1JlcXVlc3QSEgoKcHJvamVjdF9pZBgBIAEoCRIYChBpbmNsdWRlX2luYWN0aXZlGAIgASgIEgwKBHBhZ2UYAyABKA0SEQoJcGFnZV9zaXplGAQgASgNIlEKEkxpc3RUb2tlbnNSZXNwb25zZRImCgZ0b2tlbnMYASADKAsyFi5jb2ZmZXIuYWRtaW4udjEuVG9rZW4SEwoLdG90YWxfY291bnQYAiABKAQiJgoSUmV2b2tlVG9rZW5SZXF1ZXN0EhAKCHRva2VuX2lkGAEgASgJIjwKE1Jldm9rZVRva2VuUmVzcG9uc2USJQoFdG9rZW4YASABKAsyFi5jb2ZmZXIuYWRtaW4udjEuVG9rZW4iigIKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIdG9rZW5faWQYAyABKAkSEgoKcHJvamVjdF9pZBgEIAEoCRIOCgZtZXRob2QYBSABKAkSEQoJc2VjcmV0X2lkGAYgASgJEhMKC3NlY3JldF9wYXRoGAcgASgJEhMKC3NlY3JldF9uYW1lGAggASgJEhAKCHJldmlzaW9uGAkgASgNEg8KB291dGNvbWUYCiABKAkSEgoKcmVxdWVzdF9pZBgLIAEoCRIMCgRwZWVyGAwgASgJEg4KBnJlZ2lvbhgNIAEoCSKBAgoWTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBIOCgZyZWdpb24YASABKAkSEgoKcHJvamVjdF9pZBgCIAEoCRIRCglzZWNyZXRfaWQYAyABKAkSEAoIdG9rZW5faWQYBCABKAkSDgoGbWV0aG9kGAUgASgJEg8KB291dGNvbWUYBiABKAkSLgoKc3RhcnRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBHBhZ2UYCSABKA0SEQoJcGFnZV9zaXplGAogASgNIlsKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEisKBmV2ZW50cxgBIAMoCzIbLmNvZmZlci5hZG1pbi52MS5BdWRpdEV2ZW50EhMKC3RvdGFsX2NvdW50GAIgASgEIhgKFlJvdGF0ZU1hc3RlcktleVJlcXVlc3QiQwoXUm90YXRlTWFzdGVyS2V5UmVzcG9uc2USFQoNYWN0aXZlX2tleV9pZBgBIAEoCRIRCglyZXdyYXBwZWQYAiABKAQqhQEKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEg4KClJPTEVfQURNSU4QARIUChBST0xFX0ZVTExfQUNDRVNTEAISFQoRUk9MRV9TRUNSRVRfV1JJVEUQAxISCg5ST0xFX1JFQURfT05MWRAEEhYKElJPTEVfU0VDUkVUX0FDQ0VTUxAFMqIFCgxBZG1pblNlcnZpY2USXgoNQ3JlYXRlUHJvamVjdBIlLmNvZmZlci5hZG1pbi52MS5DcmVhdGVQcm9qZWN0UmVxdWVzdBomLmNvZmZlci5hZG1pbi52MS5DcmVhdGVQcm9qZWN0UmVzcG9uc2USWwoMTGlzdFByb2plY3RzEiQuY29mZmVyLmFkbWluLnYxLkxpc3RQcm9qZWN0c1JlcXVlc3QaJS5jb2ZmZXIuYWRtaW4udjEuTGlzdFByb2plY3RzUmVzcG9uc2USWAoLQ3JlYXRlVG9rZW4SIy5jb2ZmZXIuYWRtaW4udjEuQ3JlYXRlVG9rZW5SZXF1ZXN0GiQuY29mZmVyLmFkbWluLnYxLkNyZWF0ZVRva2VuUmVzcG9uc2USVQoKTGlzdFRva2VucxIiLmNvZmZlci5hZG1pbi52MS5MaXN0VG9rZW5zUmVxdWVzdBojLmNvZmZlci5hZG1pbi52MS5MaXN0VG9rZW5zUmVzcG9uc2USWAoLUmV2b2tlVG9rZW4SIy5jb2ZmZXIuYWRtaW4udjEuUmV2b2tlVG9rZW5SZXF1ZXN0GiQuY29mZmVyLmFkbWluLnYxLlJldm9rZVRva2VuUmVzcG9uc2USZAoPTGlzdEF1ZGl0RXZlbnRzEicuY29mZmVyLmFkbWluLnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaKC5jb2ZmZXIuYWRtaW4udjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USZAoPUm90YXRlTWFzdGVyS2V5EicuY29mZmVyLmFkbWluLnYxLlJvdGF0ZU1hc3RlcktleVJlcXVlc3QaKC5jb2ZmZXIuYWRtaW4udjEuUm90YXRlTWFzdGVyS2V5UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CiNjb2ZmZXIvYWRtaW4vdjEvYWRtaW5fc2VydmljZS5wcm90bxIPY29mZmVyLmFkbWluLnYxIlUKBUdyYW50EhIKCnByb2plY3RfaWQYASABKAkSIwoEcm9sZRgCIAEoDjIVLmNvZmZlci5hZG1pbi52MS5Sb2xlEhMKC3BhdGhfcHJlZml4GAMgASgJIlMKB1Byb2plY3QSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLpAQoFVG9rZW4SCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZwcmVmaXgYAyABKAkSJgoGZ3JhbnRzGAQgAygLMhYuY29mZmVyLmFkbWluLnYxLkdyYW50Ei4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIiQKFENyZWF0ZVByb2plY3RSZXF1ZXN0EgwKBG5hbWUYASABKAkiQgoVQ3JlYXRlUHJvamVjdFJlc3BvbnNlEikKB3Byb2plY3QYASABKAsyGC5jb2ZmZXIuYWRtaW4udjEuUHJvamVjdCI4ChRVcGRhdGVQcm9qZWN0UmVxdWVzdBISCgpwcm9qZWN0X2lkGAEgASgJEgwKBG5hbWUYAiABKAkiQgoVVXBkYXRlUHJvamVjdFJlc3BvbnNlEikKB3Byb2plY3QYASABKAsyGC5jb2ZmZXIuYWRtaW4udjEuUHJvamVjdCI5ChREZWxldGVQcm9qZWN0UmVxdWVzdBISCgpwcm9qZWN0X2lkGAEgASgJEg0KBWZvcmNlGAIgASgIInUKFURlbGV0ZVByb2plY3RSZXNwb25zZRIpCgdwcm9qZWN0GAEgASgLMhguY29mZmVyLmFkbWluLnYxLlByb2plY3QSGQoRZGVzdHJveWVkX3NlY3JldHMYAiABKAQSFgoOdXBkYXRlZF90b2tlbnMYAyABKAQiSgoTTGlzdFByb2plY3RzUmVxdWVzdBIMCgRwYWdlGAEgASgNEhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJInAKFExpc3RQcm9qZWN0c1Jlc3BvbnNlEioKCHByb2plY3RzGAEgAygLMhguY29mZmVyLmFkbWluLnYxLlByb2plY3QSEwoLdG90YWxfY291bnQYAiABKAQSFwoPbmV4dF9wYWdlX3Rva2VuGAMgASgJInoKEkNyZWF0ZVRva2VuUmVxdWVzdBIMCgRuYW1lGAEgASgJEiYKBmdyYW50cxgCIAMoCzIWLmNvZmZlci5hZG1pbi52MS5HcmFudBIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJLChNDcmVhdGVUb2tlblJlc3BvbnNlEiUKBXRva2VuGAEgASgLMhYuY29mZmVyLmFkbWluLnYxLlRva2VuEg0KBXZhbHVlGAIgASgJInYKEUxpc3RUb2tlbnNSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAkSGAoQaW5jbHVkZV9pbmFjdGl2ZRgCIAEoCBIMCgRwYWdlGAMgASgNEhEKCXBhZ2Vfc2l6ZRgEIAEoDRISCgpwYWdlX3Rva2VuGAUgASgJImoKEkxpc3RUb2tlbnNSZXNwb25zZRImCgZ0b2tlbnMYASADKAsyFi5jb2ZmZXIuYWRtaW4udjEuVG9rZW4SEwoLdG90YWxfY291bnQYAiABKAQSFwoPbmV4dF9wYWdlX3Rva2VuGAMgASgJIiYKElJldm9rZVRva2VuUmVxdWVzdBIQCgh0b2tlbl9pZBgBIAEoCSI8ChNSZXZva2VUb2tlblJlc3BvbnNlEiUKBXRva2VuGAEgASgLMhYuY29mZmVyLmFkbWluLnYxLlRva2VuIooCCgpBdWRpdEV2ZW50EgoKAmlkGAEgASgJEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHRva2VuX2lkGAMgASgJEhIKCnByb2plY3RfaWQYBCABKAkSDgoGbWV0aG9kGAUgASgJEhEKCXNlY3JldF9pZBgGIAEoCRITCgtzZWNyZXRfcGF0aBgHIAEoCRITCgtzZWNyZXRfbmFtZRgIIAEoCRIQCghyZXZpc2lvbhgJIAEoDRIPCgdvdXRjb21lGAogASgJEhIKCnJlcXVlc3RfaWQYCyABKAkSDAoEcGVlchgMIAEoCRIOCgZyZWdpb24YDSABKAkilQIKFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSDgoGcmVnaW9uGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSEQoJc2VjcmV0X2lkGAMgASgJEhAKCHRva2VuX2lkGAQgASgJEg4KBm1ldGhvZBgFIAEoCRIPCgdvdXRjb21lGAYgASgJEi4KCnN0YXJ0X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRwYWdlGAkgASgNEhEKCXBhZ2Vfc2l6ZRgKIAEoDRISCgpwYWdlX3Rva2VuGAsgASgJInQKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEisKBmV2ZW50cxgBIAMoCzIbLmNvZmZlci5hZG1pbi52MS5BdWRpdEV2ZW50EhMKC3RvdGFsX2NvdW50GAIgASgEEhcKD25leHRfcGFnZV90b2tlbhgDIAEoCSIYChZSb3RhdGVNYXN0ZXJLZXlSZXF1ZXN0IkMKF1JvdGF0ZU1hc3RlcktleVJlc3BvbnNlEhUKDWFjdGl2ZV9rZXlfaWQYASABKAkSEQoJcmV3cmFwcGVkGAIgASgEKoUBCgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIOCgpST0xFX0FETUlOEAESFAoQUk9MRV9GVUxMX0FDQ0VTUxACEhUKEVJPTEVfU0VDUkVUX1dSSVRFEAMSEgoOUk9MRV9SRUFEX09OTFkQBBIWChJST0xFX1NFQ1JFVF9BQ0NFU1MQBTLiBgoMQWRtaW5TZXJ2aWNlEl4KDUNyZWF0ZVByb2plY3QSJS5jb2ZmZXIuYWRtaW4udjEuQ3JlYXRlUHJvamVjdFJlcXVlc3QaJi5jb2ZmZXIuYWRtaW4udjEuQ3JlYXRlUHJvamVjdFJlc3BvbnNlElsKDExpc3RQcm9qZWN0cxIkLmNvZmZlci5hZG1pbi52MS5MaXN0UHJvamVjdHNSZXF1ZXN0GiUuY29mZmVyLmFkbWluLnYxLkxpc3RQcm9qZWN0c1Jlc3BvbnNlEl4KDVVwZGF0ZVByb2plY3QSJS5jb2ZmZXIuYWRtaW4udjEuVXBkYXRlUHJvamVjdFJlcXVlc3QaJi5jb2ZmZXIuYWRtaW4udjEuVXBkYXRlUHJvamVjdFJlc3BvbnNlEl4KDURlbGV0ZVByb2plY3QSJS5jb2ZmZXIuYWRtaW4udjEuRGVsZXRlUHJvamVjdFJlcXVlc3QaJi5jb2ZmZXIuYWRtaW4udjEuRGVsZXRlUHJvamVjdFJlc3BvbnNlElgKC0NyZWF0ZVRva2VuEiMuY29mZmVyLmFkbWluLnYxLkNyZWF0ZVRva2VuUmVxdWVzdBokLmNvZmZlci5hZG1pbi52MS5DcmVhdGVUb2tlblJlc3BvbnNlElUKCkxpc3RUb2tlbnMSIi5jb2ZmZXIuYWRtaW4udjEuTGlzdFRva2Vuc1JlcXVlc3QaIy5jb2ZmZXIuYWRtaW4udjEuTGlzdFRva2Vuc1Jlc3BvbnNlElgKC1Jldm9rZVRva2VuEiMuY29mZmVyLmFkbWluLnYxLlJldm9rZVRva2VuUmVxdWVzdBokLmNvZmZlci5hZG1pbi52MS5SZXZva2VUb2tlblJlc3BvbnNlEmQKD0xpc3RBdWRpdEV2ZW50cxInLmNvZmZlci5hZG1pbi52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiguY29mZmVyLmFkbWluLnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEmQKD1JvdGF0ZU1hc3RlcktleRInLmNvZmZlci5hZG1pbi52MS5Sb3RhdGVNYXN0ZXJLZXlSZXF1ZXN0GiguY29mZmVyLmFkbWluLnYxLlJvdGF0ZU1hc3RlcktleVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * One role on one project, optionally narrowed to a path and what is below it.
@@ -134,7 +134,7 @@ export const TokenSchema: GenMessage<Token> = /*@__PURE__*/
  */
 export type CreateProjectRequest = Message<"coffer.admin.v1.CreateProjectRequest"> & {
   /**
-   * 1-255 characters.
+   * 1-255 characters, unique among projects.
    *
    * @generated from field: string name = 1;
    */
@@ -166,6 +166,102 @@ export const CreateProjectResponseSchema: GenMessage<CreateProjectResponse> = /*
   messageDesc(file_coffer_admin_v1_admin_service, 4);
 
 /**
+ * @generated from message coffer.admin.v1.UpdateProjectRequest
+ */
+export type UpdateProjectRequest = Message<"coffer.admin.v1.UpdateProjectRequest"> & {
+  /**
+   * @generated from field: string project_id = 1;
+   */
+  projectId: string;
+
+  /**
+   * The new name: 1-255 characters, unique among projects.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message coffer.admin.v1.UpdateProjectRequest.
+ * Use `create(UpdateProjectRequestSchema)` to create a new message.
+ */
+export const UpdateProjectRequestSchema: GenMessage<UpdateProjectRequest> = /*@__PURE__*/
+  messageDesc(file_coffer_admin_v1_admin_service, 5);
+
+/**
+ * @generated from message coffer.admin.v1.UpdateProjectResponse
+ */
+export type UpdateProjectResponse = Message<"coffer.admin.v1.UpdateProjectResponse"> & {
+  /**
+   * @generated from field: coffer.admin.v1.Project project = 1;
+   */
+  project?: Project | undefined;
+};
+
+/**
+ * Describes the message coffer.admin.v1.UpdateProjectResponse.
+ * Use `create(UpdateProjectResponseSchema)` to create a new message.
+ */
+export const UpdateProjectResponseSchema: GenMessage<UpdateProjectResponse> = /*@__PURE__*/
+  messageDesc(file_coffer_admin_v1_admin_service, 6);
+
+/**
+ * @generated from message coffer.admin.v1.DeleteProjectRequest
+ */
+export type DeleteProjectRequest = Message<"coffer.admin.v1.DeleteProjectRequest"> & {
+  /**
+   * @generated from field: string project_id = 1;
+   */
+  projectId: string;
+
+  /**
+   * Destroy the project's secrets (in every region) instead of refusing.
+   *
+   * @generated from field: bool force = 2;
+   */
+  force: boolean;
+};
+
+/**
+ * Describes the message coffer.admin.v1.DeleteProjectRequest.
+ * Use `create(DeleteProjectRequestSchema)` to create a new message.
+ */
+export const DeleteProjectRequestSchema: GenMessage<DeleteProjectRequest> = /*@__PURE__*/
+  messageDesc(file_coffer_admin_v1_admin_service, 7);
+
+/**
+ * @generated from message coffer.admin.v1.DeleteProjectResponse
+ */
+export type DeleteProjectResponse = Message<"coffer.admin.v1.DeleteProjectResponse"> & {
+  /**
+   * @generated from field: coffer.admin.v1.Project project = 1;
+   */
+  project?: Project | undefined;
+
+  /**
+   * Secrets destroyed by a forced delete, over all regions.
+   *
+   * @generated from field: uint64 destroyed_secrets = 2;
+   */
+  destroyedSecrets: bigint;
+
+  /**
+   * Tokens that lost a grant on the project.
+   *
+   * @generated from field: uint64 updated_tokens = 3;
+   */
+  updatedTokens: bigint;
+};
+
+/**
+ * Describes the message coffer.admin.v1.DeleteProjectResponse.
+ * Use `create(DeleteProjectResponseSchema)` to create a new message.
+ */
+export const DeleteProjectResponseSchema: GenMessage<DeleteProjectResponse> = /*@__PURE__*/
+  messageDesc(file_coffer_admin_v1_admin_service, 8);
+
+/**
  * @generated from message coffer.admin.v1.ListProjectsRequest
  */
 export type ListProjectsRequest = Message<"coffer.admin.v1.ListProjectsRequest"> & {
@@ -182,6 +278,15 @@ export type ListProjectsRequest = Message<"coffer.admin.v1.ListProjectsRequest">
    * @generated from field: uint32 page_size = 2;
    */
   pageSize: number;
+
+  /**
+   * Opaque keyset cursor: the next_page_token of the previous response to
+   * the same request (same filters and order). Each item is seen once even
+   * while others are created or deleted. Exclusive with page.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
 };
 
 /**
@@ -189,7 +294,7 @@ export type ListProjectsRequest = Message<"coffer.admin.v1.ListProjectsRequest">
  * Use `create(ListProjectsRequestSchema)` to create a new message.
  */
 export const ListProjectsRequestSchema: GenMessage<ListProjectsRequest> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 5);
+  messageDesc(file_coffer_admin_v1_admin_service, 9);
 
 /**
  * @generated from message coffer.admin.v1.ListProjectsResponse
@@ -204,6 +309,13 @@ export type ListProjectsResponse = Message<"coffer.admin.v1.ListProjectsResponse
    * @generated from field: uint64 total_count = 2;
    */
   totalCount: bigint;
+
+  /**
+   * Pass as page_token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 3;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -211,7 +323,7 @@ export type ListProjectsResponse = Message<"coffer.admin.v1.ListProjectsResponse
  * Use `create(ListProjectsResponseSchema)` to create a new message.
  */
 export const ListProjectsResponseSchema: GenMessage<ListProjectsResponse> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 6);
+  messageDesc(file_coffer_admin_v1_admin_service, 10);
 
 /**
  * @generated from message coffer.admin.v1.CreateTokenRequest
@@ -245,7 +357,7 @@ export type CreateTokenRequest = Message<"coffer.admin.v1.CreateTokenRequest"> &
  * Use `create(CreateTokenRequestSchema)` to create a new message.
  */
 export const CreateTokenRequestSchema: GenMessage<CreateTokenRequest> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 7);
+  messageDesc(file_coffer_admin_v1_admin_service, 11);
 
 /**
  * @generated from message coffer.admin.v1.CreateTokenResponse
@@ -269,7 +381,7 @@ export type CreateTokenResponse = Message<"coffer.admin.v1.CreateTokenResponse">
  * Use `create(CreateTokenResponseSchema)` to create a new message.
  */
 export const CreateTokenResponseSchema: GenMessage<CreateTokenResponse> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 8);
+  messageDesc(file_coffer_admin_v1_admin_service, 12);
 
 /**
  * @generated from message coffer.admin.v1.ListTokensRequest
@@ -299,6 +411,15 @@ export type ListTokensRequest = Message<"coffer.admin.v1.ListTokensRequest"> & {
    * @generated from field: uint32 page_size = 4;
    */
   pageSize: number;
+
+  /**
+   * Opaque keyset cursor: the next_page_token of the previous response to
+   * the same request (same filters and order). Each item is seen once even
+   * while others are created or deleted. Exclusive with page.
+   *
+   * @generated from field: string page_token = 5;
+   */
+  pageToken: string;
 };
 
 /**
@@ -306,7 +427,7 @@ export type ListTokensRequest = Message<"coffer.admin.v1.ListTokensRequest"> & {
  * Use `create(ListTokensRequestSchema)` to create a new message.
  */
 export const ListTokensRequestSchema: GenMessage<ListTokensRequest> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 9);
+  messageDesc(file_coffer_admin_v1_admin_service, 13);
 
 /**
  * @generated from message coffer.admin.v1.ListTokensResponse
@@ -321,6 +442,13 @@ export type ListTokensResponse = Message<"coffer.admin.v1.ListTokensResponse"> &
    * @generated from field: uint64 total_count = 2;
    */
   totalCount: bigint;
+
+  /**
+   * Pass as page_token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 3;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -328,7 +456,7 @@ export type ListTokensResponse = Message<"coffer.admin.v1.ListTokensResponse"> &
  * Use `create(ListTokensResponseSchema)` to create a new message.
  */
 export const ListTokensResponseSchema: GenMessage<ListTokensResponse> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 10);
+  messageDesc(file_coffer_admin_v1_admin_service, 14);
 
 /**
  * @generated from message coffer.admin.v1.RevokeTokenRequest
@@ -345,7 +473,7 @@ export type RevokeTokenRequest = Message<"coffer.admin.v1.RevokeTokenRequest"> &
  * Use `create(RevokeTokenRequestSchema)` to create a new message.
  */
 export const RevokeTokenRequestSchema: GenMessage<RevokeTokenRequest> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 11);
+  messageDesc(file_coffer_admin_v1_admin_service, 15);
 
 /**
  * @generated from message coffer.admin.v1.RevokeTokenResponse
@@ -362,7 +490,7 @@ export type RevokeTokenResponse = Message<"coffer.admin.v1.RevokeTokenResponse">
  * Use `create(RevokeTokenResponseSchema)` to create a new message.
  */
 export const RevokeTokenResponseSchema: GenMessage<RevokeTokenResponse> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 12);
+  messageDesc(file_coffer_admin_v1_admin_service, 16);
 
 /**
  * One call to Coffer, allowed or denied. Never holds a payload or a token value.
@@ -453,7 +581,7 @@ export type AuditEvent = Message<"coffer.admin.v1.AuditEvent"> & {
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 13);
+  messageDesc(file_coffer_admin_v1_admin_service, 17);
 
 /**
  * @generated from message coffer.admin.v1.ListAuditEventsRequest
@@ -514,6 +642,15 @@ export type ListAuditEventsRequest = Message<"coffer.admin.v1.ListAuditEventsReq
    * @generated from field: uint32 page_size = 10;
    */
   pageSize: number;
+
+  /**
+   * Opaque keyset cursor: the next_page_token of the previous response to
+   * the same request (same filters and order). Each item is seen once even
+   * while others are created or deleted. Exclusive with page.
+   *
+   * @generated from field: string page_token = 11;
+   */
+  pageToken: string;
 };
 
 /**
@@ -521,7 +658,7 @@ export type ListAuditEventsRequest = Message<"coffer.admin.v1.ListAuditEventsReq
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 14);
+  messageDesc(file_coffer_admin_v1_admin_service, 18);
 
 /**
  * @generated from message coffer.admin.v1.ListAuditEventsResponse
@@ -536,6 +673,13 @@ export type ListAuditEventsResponse = Message<"coffer.admin.v1.ListAuditEventsRe
    * @generated from field: uint64 total_count = 2;
    */
   totalCount: bigint;
+
+  /**
+   * Pass as page_token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 3;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -543,7 +687,7 @@ export type ListAuditEventsResponse = Message<"coffer.admin.v1.ListAuditEventsRe
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 15);
+  messageDesc(file_coffer_admin_v1_admin_service, 19);
 
 /**
  * @generated from message coffer.admin.v1.RotateMasterKeyRequest
@@ -556,7 +700,7 @@ export type RotateMasterKeyRequest = Message<"coffer.admin.v1.RotateMasterKeyReq
  * Use `create(RotateMasterKeyRequestSchema)` to create a new message.
  */
 export const RotateMasterKeyRequestSchema: GenMessage<RotateMasterKeyRequest> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 16);
+  messageDesc(file_coffer_admin_v1_admin_service, 20);
 
 /**
  * @generated from message coffer.admin.v1.RotateMasterKeyResponse
@@ -582,7 +726,7 @@ export type RotateMasterKeyResponse = Message<"coffer.admin.v1.RotateMasterKeyRe
  * Use `create(RotateMasterKeyResponseSchema)` to create a new message.
  */
 export const RotateMasterKeyResponseSchema: GenMessage<RotateMasterKeyResponse> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 17);
+  messageDesc(file_coffer_admin_v1_admin_service, 21);
 
 /**
  * A role, granted on a project. Roles do not nest, except that admin and
@@ -668,6 +812,29 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof ListProjectsRequestSchema;
     output: typeof ListProjectsResponseSchema;
+  },
+  /**
+   * Renames a project. Needs admin on the project. Names are unique.
+   *
+   * @generated from rpc coffer.admin.v1.AdminService.UpdateProject
+   */
+  updateProject: {
+    methodKind: "unary";
+    input: typeof UpdateProjectRequestSchema;
+    output: typeof UpdateProjectResponseSchema;
+  },
+  /**
+   * Deletes a project and every grant on it. Needs a global admin token.
+   * Refused with FAILED_PRECONDITION while any region holds a secret of the
+   * project (scheduled for deletion or not), unless force is set: then its
+   * secrets are destroyed for good, in every region.
+   *
+   * @generated from rpc coffer.admin.v1.AdminService.DeleteProject
+   */
+  deleteProject: {
+    methodKind: "unary";
+    input: typeof DeleteProjectRequestSchema;
+    output: typeof DeleteProjectResponseSchema;
   },
   /**
    * Creates a token and returns its secret value, once. The value is never
