@@ -328,3 +328,41 @@ export async function countLiveSecrets(
     );
   return row?.n ?? 0;
 }
+
+/** A project's secrets in a region: live, and scheduled for deletion. */
+export async function countProjectSecrets(
+  ex: Executor,
+  region: string,
+  projectId: string,
+): Promise<{ live: number; scheduled: number }> {
+  const [row] = await ex
+    .select({
+      live: sql<number>`count(*) filter (where ${secrets.deletionRequestedAt} is null)`.mapWith(
+        Number,
+      ),
+      scheduled:
+        sql<number>`count(*) filter (where ${secrets.deletionRequestedAt} is not null)`.mapWith(
+          Number,
+        ),
+    })
+    .from(secrets)
+    .where(and(eq(secrets.projectId, projectId), eq(secrets.region, region)));
+  return { live: row?.live ?? 0, scheduled: row?.scheduled ?? 0 };
+}
+
+/**
+ * Destroys every secret of a project in a region, for good: rows, versions
+ * (cascade) and ciphertexts. The watch triggers write one event per secret.
+ * @returns how many secrets were destroyed.
+ */
+export async function destroyProjectSecrets(
+  ex: Executor,
+  region: string,
+  projectId: string,
+): Promise<number> {
+  const rows = await ex
+    .delete(secrets)
+    .where(and(eq(secrets.projectId, projectId), eq(secrets.region, region)))
+    .returning({ id: secrets.id });
+  return rows.length;
+}

@@ -4,7 +4,7 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Database, openDatabase } from "../db/client.ts";
 import { migrate } from "../db/migrate.ts";
-import { backends, testDomain, testKeyRing } from "../testing/backends.ts";
+import { backends, ensureProjects, testDomain, testKeyRing } from "../testing/backends.ts";
 import {
   addVersion,
   caller,
@@ -96,6 +96,7 @@ describe.each(backends)("ephemeral secrets on $name", (backend) => {
 
   it("bounds time_to_live to 1 second .. 365 days and refuses an empty policy", async () => {
     const projectId = randomUUID();
+    await ensureProjects(domain, projectId);
     const create = (ephemeralPolicy: EphemeralPolicyInput) =>
       newSecret(domain, { projectId, ephemeralPolicy });
     const field = "ephemeral_policy.time_to_live";

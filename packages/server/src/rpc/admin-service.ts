@@ -2,7 +2,12 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { AdminService } from "@coffer/api";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { listAuditEvents } from "../domain/admin/audit.ts";
-import { createProject, listProjects } from "../domain/admin/projects.ts";
+import {
+  createProject,
+  deleteProject,
+  listProjects,
+  updateProject,
+} from "../domain/admin/projects.ts";
 import { rotateMasterKeyAsAdmin } from "../domain/admin/rotate.ts";
 import { createToken, listTokens, revokeToken } from "../domain/admin/tokens.ts";
 import type { Domain } from "../domain/context.ts";
@@ -39,6 +44,17 @@ export function adminService(
     async listProjects(req, ctx) {
       const r = await listProjects(domain, callerOf(ctx), req);
       return { projects: r.projects.map(projectToProto), totalCount: BigInt(r.totalCount) };
+    },
+    async updateProject(req, ctx) {
+      return { project: projectToProto(await updateProject(domain, callerOf(ctx), req)) };
+    },
+    async deleteProject(req, ctx) {
+      const r = await deleteProject(domain, callerOf(ctx), req, (id) => deps.forgetToken(id));
+      return {
+        project: projectToProto(r.project),
+        destroyedSecrets: BigInt(r.destroyedSecrets),
+        updatedTokens: BigInt(r.updatedTokens),
+      };
     },
     async createToken(req, ctx) {
       const r = await createToken(domain, callerOf(ctx), {
