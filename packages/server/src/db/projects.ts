@@ -1,5 +1,6 @@
-import { asc, eq, inArray, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, sql } from "drizzle-orm";
 import type { Executor } from "./client.ts";
+import { afterKey, cutPage, type KeyValue, type PageWindow } from "./keyset.ts";
 import { rowsOf } from "./migrate.ts";
 import { type ProjectRow, projects, tokens } from "./schema.ts";
 
@@ -35,24 +36,29 @@ export async function existingProjects(ex: Executor, ids: readonly string[]): Pr
 export async function listProjects(
   ex: Executor,
   ids: readonly string[] | "all",
-  page: { offset: number; limit: number },
-): Promise<{ rows: ProjectRow[]; total: number }> {
+  page: PageWindow,
+): Promise<{ rows: ProjectRow[]; total: number; next?: KeyValue[] }> {
   if (ids !== "all" && ids.length === 0) return { rows: [], total: 0 };
   const where = ids === "all" ? undefined : inArray(projects.id, [...ids]);
   const [rows, [count]] = await Promise.all([
     ex
       .select()
       .from(projects)
-      .where(where)
+      .where(
+        page.after === undefined
+          ? where
+          : and(where, afterKey([projects.name, projects.id], ["text", "uuid"], page.after, "asc")),
+      )
       .orderBy(asc(projects.name), asc(projects.id))
       .offset(page.offset)
-      .limit(page.limit),
+      .limit(page.limit + 1),
     ex
       .select({ n: sql<number>`count(*)`.mapWith(Number) })
       .from(projects)
       .where(where),
   ]);
-  return { rows, total: count?.n ?? 0 };
+  const cut = cutPage(rows, page.limit, (r) => [r.name, r.id]);
+  return { rows: cut.rows, total: count?.n ?? 0, ...(cut.next && { next: cut.next }) };
 }
 
 /**

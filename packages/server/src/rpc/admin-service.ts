@@ -43,7 +43,11 @@ export function adminService(
     },
     async listProjects(req, ctx) {
       const r = await listProjects(domain, callerOf(ctx), req);
-      return { projects: r.projects.map(projectToProto), totalCount: BigInt(r.totalCount) };
+      return {
+        projects: r.projects.map(projectToProto),
+        totalCount: BigInt(r.totalCount),
+        nextPageToken: r.nextPageToken,
+      };
     },
     async updateProject(req, ctx) {
       return { project: projectToProto(await updateProject(domain, callerOf(ctx), req)) };
@@ -66,7 +70,11 @@ export function adminService(
     },
     async listTokens(req, ctx) {
       const r = await listTokens(domain, callerOf(ctx), req);
-      return { tokens: r.tokens.map(tokenToProto), totalCount: BigInt(r.totalCount) };
+      return {
+        tokens: r.tokens.map(tokenToProto),
+        totalCount: BigInt(r.totalCount),
+        nextPageToken: r.nextPageToken,
+      };
     },
     async revokeToken(req, ctx) {
       const token = await revokeToken(domain, callerOf(ctx), req, (id) => deps.forgetToken(id));
@@ -84,8 +92,13 @@ export function adminService(
         ...(req.endTime && { endTime: timestampDate(req.endTime) }),
         page: req.page,
         pageSize: req.pageSize,
+        pageToken: req.pageToken,
       });
-      return { events: r.events.map(auditEventToProto), totalCount: BigInt(r.totalCount) };
+      return {
+        events: r.events.map(auditEventToProto),
+        totalCount: BigInt(r.totalCount),
+        nextPageToken: r.nextPageToken,
+      };
     },
     async rotateMasterKey(_req, ctx) {
       const r = await rotateMasterKeyAsAdmin(domain, callerOf(ctx), deps.keys);

@@ -15,7 +15,8 @@ import { recordInTransaction } from "../audit.ts";
 import { projectNotFound, requireGlobalAdmin, requirePrincipal } from "../authz.ts";
 import type { Caller, Domain } from "../context.ts";
 import { alreadyExists, failedPrecondition } from "../errors.ts";
-import { validatePage, validateUuid } from "../validation.ts";
+import { openPage, type PageInput } from "../paging.ts";
+import { validateUuid } from "../validation.ts";
 import { home, note, requireAdmin, requireProjectAdmin, validateLabel } from "./access.ts";
 
 /** A project name taken by another project: names are unique per installation. */
@@ -152,15 +153,19 @@ export async function deleteProject(
 export async function listProjects(
   domain: Domain,
   caller: Caller,
-  input: { page: number; pageSize: number },
-): Promise<{ projects: ProjectRow[]; totalCount: number }> {
+  input: PageInput,
+): Promise<{ projects: ProjectRow[]; totalCount: number; nextPageToken: string }> {
   const region = home(domain, caller);
   const administered = requireAdmin(caller.principal);
-  const page = validatePage(input.page, input.pageSize);
-  const { rows, total } = await queryProjects(
+  const page = openPage(input, "projects", {}, ["text", "uuid"]);
+  const { rows, total, next } = await queryProjects(
     region.db,
     administered === "all" ? "all" : [...administered],
     page,
   );
-  return { projects: rows, totalCount: total };
+  return {
+    projects: rows,
+    totalCount: total,
+    nextPageToken: next === undefined ? "" : page.tokenAfter(next),
+  };
 }
