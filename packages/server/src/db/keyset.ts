@@ -66,9 +66,12 @@ export function cutPage<R>(
   rows: R[],
   limit: number,
   keyOf: (row: R) => KeyValue[],
-): { rows: R[]; next?: KeyValue[] } {
-  if (rows.length <= limit) return { rows };
+): { rows: R[]; more: boolean; next?: KeyValue[] } {
+  if (rows.length <= limit) return { rows, more: false };
   const page = rows.slice(0, limit);
   const last = page[page.length - 1];
-  return last === undefined ? { rows: page } : { rows: page, next: keyOf(last) };
+  // An empty page (limit 0) says only that rows follow: it has no key.
+  return last === undefined
+    ? { rows: page, more: true }
+    : { rows: page, more: true, next: keyOf(last) };
 }

@@ -253,7 +253,7 @@ export async function listSecrets(
   filter: SecretFilter,
   order: SecretOrder,
   page: PageWindow,
-): Promise<{ rows: SecretView[]; total: number; next?: KeyValue[] }> {
+): Promise<{ rows: SecretView[]; total: number; more: boolean; next?: KeyValue[] }> {
   const where = filterSql(filter);
   const o = ORDER[order];
   const sortSql = o.columns.map((c) => (o.direction === "asc" ? asc(c) : desc(c)));
@@ -282,6 +282,7 @@ export async function listSecrets(
   return {
     rows: cut.rows.map(({ createdAtKey: _c, updatedAtKey: _u, ...secret }) => secret),
     total: count?.n ?? 0,
+    more: cut.more,
     ...(cut.next && { next: cut.next }),
   };
 }

@@ -160,7 +160,11 @@ export async function browseSecrets(
     scheduledForDeletion: false,
   };
   // With secretLimit 0 the query still says (next) whether any secret follows.
-  const { rows, total, next } = await querySecrets(region.db, filter, "name_asc", {
+  const {
+    rows,
+    total,
+    more: moreSecrets,
+  } = await querySecrets(region.db, filter, "name_asc", {
     offset: secretOffset,
     limit: secretLimit,
     ...(afterSecret && { after: after.slice(1) }),
@@ -173,7 +177,7 @@ export async function browseSecrets(
   }));
   const shown = [...folderItems, ...secretItems];
   const last = shown[shown.length - 1];
-  const more = folderWindow.length > page.limit || next !== undefined;
+  const more = folderWindow.length > page.limit || moreSecrets;
   const nextPageToken =
     more && last !== undefined
       ? page.tokenAfter(
