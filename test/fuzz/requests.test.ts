@@ -936,7 +936,7 @@ describe.skipIf(!testDatabaseUrl)("fuzzed requests to every RPC", () => {
     const grpc = authed[0];
     if (grpc === undefined) throw new Error("no clients");
     // A token of another project, and a revoked one.
-    const other = await grpc.admin.createProject({ name: "other" });
+    const other = await grpc.admin.createProject({ name: `other-${randomUUID()}` });
     const foreign = await grpc.admin.createToken({
       name: "foreign",
       grants: [{ projectId: other.project?.id ?? "", role: Role.FULL_ACCESS, pathPrefix: "/" }],

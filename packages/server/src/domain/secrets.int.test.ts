@@ -639,22 +639,27 @@ describe.each(backends)("secrets on $name", (backend) => {
 
     const tags = (page: number, pageSize: number) =>
       listTags(domain, caller, { region: "", projectId, page, pageSize });
-    expect(await tags(0, 0)).toEqual({ tags: ["alpha", "beta", "gamma"], totalCount: 3 });
-    expect(await tags(2, 2)).toEqual({ tags: ["gamma"], totalCount: 3 });
+    expect(await tags(0, 0)).toEqual({
+      tags: ["alpha", "beta", "gamma"],
+      totalCount: 3,
+      nextPageToken: "",
+    });
+    expect(await tags(2, 2)).toEqual({ tags: ["gamma"], totalCount: 3, nextPageToken: "" });
+    expect((await tags(1, 2)).nextPageToken).not.toBe("");
     // Past the last page: nothing, but the total still counts every tag.
-    expect(await tags(3, 2)).toEqual({ tags: [], totalCount: 3 });
+    expect(await tags(3, 2)).toEqual({ tags: [], totalCount: 3, nextPageToken: "" });
     expect(
       await listSecretTypes(domain, caller, { region: "", projectId, page: 0, pageSize: 0 }),
-    ).toEqual({ types: ["key_value", "opaque"], totalCount: 2 });
+    ).toEqual({ types: ["key_value", "opaque"], totalCount: 2, nextPageToken: "" });
     expect(
       await listSecretTypes(domain, caller, { region: "", projectId, page: 2, pageSize: 1 }),
-    ).toEqual({ types: ["opaque"], totalCount: 2 });
+    ).toEqual({ types: ["opaque"], totalCount: 2, nextPageToken: "" });
     expect(
       await listSecretTypes(domain, caller, { region: "", projectId, page: 3, pageSize: 1 }),
-    ).toEqual({ types: [], totalCount: 2 });
+    ).toEqual({ types: [], totalCount: 2, nextPageToken: "" });
     expect(
       await listTags(domain, caller, { region: "", projectId: randomUUID(), page: 0, pageSize: 0 }),
-    ).toEqual({ tags: [], totalCount: 0 });
+    ).toEqual({ tags: [], totalCount: 0, nextPageToken: "" });
   });
 
   it("refuses an unknown region, listing the known ones", async () => {
