@@ -189,7 +189,7 @@ describe("the real command tree", () => {
       "delete",
       "restore",
     ]);
-    expect(names(["project"])).toEqual(["create", "list"]);
+    expect(names(["project"])).toEqual(["create", "list", "rename", "delete"]);
     expect(names(["token"])).toEqual(["create", "list", "revoke"]);
     expect(names(["audit"])).toEqual(["list"]);
   });
