@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { crc32 } from "node:zlib";
 import {
   type CofferClient,
@@ -69,7 +69,7 @@ describe.skipIf(!testDatabaseUrl)("two server processes on one Postgres database
   const servers: ServerProcess[] = [];
   let a: Clients;
   let b: Clients;
-  const projectId = randomUUID();
+  let projectId = "";
 
   beforeAll(async () => {
     if (!testDatabaseUrl) throw new Error("unreachable: the suite is skipped");
@@ -96,6 +96,7 @@ describe.skipIf(!testDatabaseUrl)("two server processes on one Postgres database
     if (first === undefined || second === undefined) throw new Error("two servers expected");
     a = clientsFor(first);
     b = clientsFor(second);
+    projectId = await first.createProject();
   });
 
   afterAll(async () => {
