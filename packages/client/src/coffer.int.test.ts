@@ -77,7 +77,7 @@ describe.each(serverBackends)("createCoffer against a server on $name", (backend
       const all = await rpc.listSecrets({ projectId: seeded.projectId, pageSize: 1000 });
       const walked: string[] = [];
       let pages = 0;
-      for await (const page of allPages((req) => rpc.listSecrets(req), {
+      for await (const page of allPages(rpc.listSecrets, {
         projectId: seeded.projectId,
         pageSize: 2,
       })) {

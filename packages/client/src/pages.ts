@@ -4,7 +4,7 @@
  * deleted (page numbers cannot promise that).
  *
  * ```ts
- * for await (const page of allPages((req) => coffer.listSecrets(req), { projectId })) {
+ * for await (const page of allPages(client.listSecrets, { projectId })) {
  *   for (const secret of page.secrets) console.log(secret.name);
  * }
  * ```
