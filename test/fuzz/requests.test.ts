@@ -322,6 +322,26 @@ describe.skipIf(!testDatabaseUrl)("fuzzed requests to every RPC", () => {
     ),
   );
   const opt = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: undefined });
+  /** Mostly none; else garbage, control characters, or forged keys of every shape. */
+  const anyPageToken = fc.oneof(
+    { weight: 8, arbitrary: fc.constant("") },
+    { weight: 1, arbitrary: fc.oneof(fc.string({ maxLength: 40 }), controlText) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .record({
+          v: fc.oneof(fc.constant(1), fc.integer()),
+          q: fc.string({ maxLength: 24 }),
+          k: fc.array(
+            fc.oneof(fc.string({ maxLength: 10 }), fc.integer(), controlText, fc.uuid()),
+            {
+              maxLength: 4,
+            },
+          ),
+        })
+        .map((t) => Buffer.from(JSON.stringify(t)).toString("base64url")),
+    },
+  );
   const region = anyRegion;
 
   /** A request generator for each method: [service, method, weight, arbitrary]. */
@@ -410,6 +430,7 @@ describe.skipIf(!testDatabaseUrl)("fuzzed requests to every RPC", () => {
           orderBy: anyEnum(6),
           page: anyPage,
           pageSize: anyPageSize,
+          pageToken: anyPageToken,
         }),
       ],
       [
@@ -422,6 +443,7 @@ describe.skipIf(!testDatabaseUrl)("fuzzed requests to every RPC", () => {
           prefix: anyPath,
           page: anyPage,
           pageSize: anyPageSize,
+          pageToken: anyPageToken,
         }),
       ],
       [
@@ -492,6 +514,7 @@ describe.skipIf(!testDatabaseUrl)("fuzzed requests to every RPC", () => {
           status: fc.array(anyEnum(4), { maxLength: 5 }),
           page: anyPage,
           pageSize: anyPageSize,
+          pageToken: anyPageToken,
         }),
       ],
       [
@@ -570,6 +593,14 @@ describe.skipIf(!testDatabaseUrl)("fuzzed requests to every RPC", () => {
         }),
       ],
       ["admin", "createProject", 1, fc.record({ name: label })],
+      ["admin", "updateProject", 1, fc.record({ projectId: project(), name: label })],
+      [
+        "admin",
+        "deleteProject",
+        1,
+        // Never the fuzz's own project: the other properties need it.
+        fc.record({ projectId: fc.oneof(validUuid, badUuid), force: fc.boolean() }),
+      ],
       ["admin", "listProjects", 1, fc.record({ page: anyPage, pageSize: anyPageSize })],
       [
         "admin",
@@ -606,6 +637,7 @@ describe.skipIf(!testDatabaseUrl)("fuzzed requests to every RPC", () => {
           includeInactive: fc.boolean(),
           page: anyPage,
           pageSize: anyPageSize,
+          pageToken: anyPageToken,
         }),
       ],
       [
@@ -642,6 +674,7 @@ describe.skipIf(!testDatabaseUrl)("fuzzed requests to every RPC", () => {
           endTime: opt(anyTimestamp),
           page: anyPage,
           pageSize: anyPageSize,
+          pageToken: anyPageToken,
         }),
       ],
       ["admin", "rotateMasterKey", 1, fc.constant({})],
