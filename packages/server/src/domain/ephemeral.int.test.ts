@@ -4,7 +4,13 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Database, openDatabase } from "../db/client.ts";
 import { migrate } from "../db/migrate.ts";
-import { backends, ensureProjects, testDomain, testKeyRing } from "../testing/backends.ts";
+import {
+  backends,
+  ensureProjects,
+  seedProjects,
+  testDomain,
+  testKeyRing,
+} from "../testing/backends.ts";
 import {
   addVersion,
   caller,
@@ -316,6 +322,7 @@ describe.each(backends)("ephemeral secrets on $name", (backend) => {
         }
         const [first, second] = replicas as [Database, Database];
         await migrate(first.db);
+        await seedProjects(first.db);
         const ring = testKeyRing();
         const domains = [
           testDomain({ "test-region": first }, { keyRing: ring }),
