@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { type CofferClient, createCofferClient, VersionStatus } from "@coffer/client";
@@ -100,7 +100,7 @@ describe.each(stores)("coffer-agent through failures, on $name", (store) => {
   let server: ServerProcess | undefined;
   let client: CofferClient;
   const agents: AgentProcess[] = [];
-  const projectId = randomUUID();
+  let projectId = "";
 
   const connect = (s: ServerProcess) =>
     createCofferClient({ url: s.httpUrl, token: s.token, timeoutMs: 10_000 });
@@ -117,6 +117,7 @@ describe.each(stores)("coffer-agent through failures, on $name", (store) => {
     };
     server = await startServer({ env });
     client = connect(server);
+    projectId = await server.createProject();
   });
 
   afterEach(async () => {
@@ -277,7 +278,7 @@ describe("coffer-agent with two replicas on one Postgres", onPostgres, () => {
   it("keeps the file of an agent on one replica in step with writes through the other", async () => {
     const [a, b] = servers as [ServerProcess, ServerProcess];
     const writer = createCofferClient({ url: b.grpcUrl, protocol: "grpc", token: b.token });
-    const projectId = randomUUID();
+    const projectId = await b.createProject();
     const { secret } = await writer.createSecret({
       projectId,
       path: "/replicas",

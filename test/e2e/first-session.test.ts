@@ -1,4 +1,4 @@
-import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { crc32 } from "node:zlib";
@@ -41,7 +41,7 @@ describe("first session on the embedded database", () => {
   let first: ServerProcess | undefined;
   let second: ServerProcess | undefined;
   let coffer: CofferClient;
-  const projectId = randomUUID();
+  let projectId = "";
   const keyFile = () => path.join(dataDir ?? "", "master-keys.json");
   let keyFileHash = "";
   /** Every master key, base64 as stored in the key file. */
@@ -63,6 +63,7 @@ describe("first session on the embedded database", () => {
     // there is no COFFER_MASTER_KEYS and no COFFER_DATABASE_URL here.
     first = await startServer({ env: { COFFER_DATA_DIR: dataDir } });
     coffer = createCofferClient({ url: first.httpUrl, token: first.token, timeoutMs: 30_000 });
+    projectId = await first.createProject();
   });
 
   afterAll(async () => {

@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { crc32 } from "node:zlib";
 import {
   type CofferClient,
@@ -74,7 +74,7 @@ describe("two server processes on one Postgres database", onPostgres, () => {
   const servers: ServerProcess[] = [];
   let a: Clients;
   let b: Clients;
-  const projectId = randomUUID();
+  let projectId = "";
 
   beforeAll(async () => {
     if (!testDatabaseUrl) throw new Error("unreachable: the suite is skipped");
@@ -101,6 +101,7 @@ describe("two server processes on one Postgres database", onPostgres, () => {
     if (first === undefined || second === undefined) throw new Error("two servers expected");
     a = clientsFor(first);
     b = clientsFor(second);
+    projectId = await first.createProject();
   });
 
   afterAll(async () => {

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { type CofferClient, createCofferClient } from "@coffer/client";
@@ -89,7 +89,7 @@ describe("coffer-agent killed during a burst of updates", runUnless(postgresMiss
       token: s.token,
       timeoutMs: 10_000,
     });
-    const projectId = randomUUID();
+    const projectId = await s.createProject();
     const sent = new Set<string>();
     const first = payload(0);
     sent.add(first);

@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { crc32 } from "node:zlib";
 import { type CofferClient, createCofferClient, VersionStatus } from "@coffer/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -46,7 +46,7 @@ describe("kill -9 of the server during writes, on Postgres", runUnless(postgresM
     const grpc = (s: ServerProcess): CofferClient =>
       createCofferClient({ url: s.grpcUrl, protocol: "grpc", token: s.token, timeoutMs: 10_000 });
     const client = grpc(first);
-    const projectId = randomUUID();
+    const projectId = await first.createProject();
     const secretIds: string[] = [];
     for (let s = 0; s < SECRETS; s++) {
       const { secret } = await client.createSecret({ projectId, path: "/kill", name: `s${s}` });

@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { Health, HealthCheckResponse_ServingStatus as Serving } from "@coffer/api/grpc/health/v1";
 import {
   type CofferClient,
@@ -100,7 +100,7 @@ describe("Postgres stopped and started under load", runUnless(privatePostgresMis
       };
       const healthIs = async (status: Serving) =>
         alive() && (await health.check({ service: "" }).catch(() => undefined))?.status === status;
-      const projectId = randomUUID();
+      const projectId = await s.createProject();
       const grpc = lanes[0]?.[1] as CofferClient;
       const { secret } = await grpc.createSecret({
         projectId,

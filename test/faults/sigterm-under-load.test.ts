@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { type CofferClient, createCofferClient } from "@coffer/client";
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
@@ -73,7 +73,7 @@ describe("SIGTERM to a server under load, on Postgres", runUnless(postgresMissin
     // while the server closes it is the well-known keep-alive race, an
     // ECONNRESET that says nothing about draining.
     const connect = createCofferClient({ url: s.httpUrl, httpVersion: "2", ...opts });
-    const projectId = randomUUID();
+    const projectId = await s.createProject();
     const data = randomBytes(2048);
     const { secret } = await grpc.createSecret({
       projectId,

@@ -228,7 +228,7 @@ const kind = (e: Envelope) => e.json.kind;
 describe("Connect JSON with curl, gRPC-Web and Connect over HTTP/2", () => {
   let dataDir: string | undefined;
   let server: ServerProcess | undefined;
-  const projectId = randomUUID();
+  let projectId = "";
   const url = (rpc: string) => `${server?.httpUrl}/${METHOD}/${rpc}`;
   /** The admin token the server was started with. */
   let token = "";
@@ -241,6 +241,7 @@ describe("Connect JSON with curl, gRPC-Web and Connect over HTTP/2", () => {
   beforeAll(async () => {
     dataDir = await makeTempDir("connect");
     server = await startServer({ env: { COFFER_DATA_DIR: dataDir } });
+    projectId = await server.createProject();
     token = server.token;
   });
 

@@ -167,11 +167,12 @@ describe("plain @grpc/grpc-js client with proto-loader", () => {
   let dataDir: string | undefined;
   let server: ServerProcess | undefined;
   let client: grpc.Client;
-  const projectId = randomUUID();
+  let projectId = "";
 
   beforeAll(async () => {
     dataDir = await makeTempDir("grpc-js");
     server = await startServer({ env: { COFFER_DATA_DIR: dataDir } });
+    projectId = await server.createProject();
     client = new grpc.Client(server.grpcAddress, grpc.credentials.createInsecure(), {
       interceptors: [bearer(server.token)],
     });

@@ -72,7 +72,7 @@ interface Response {
 describe("gRPC-Web by hand: 5-byte-prefixed frames over fetch (HTTP/1.1)", () => {
   let dataDir: string | undefined;
   let server: ServerProcess | undefined;
-  const projectId = randomUUID();
+  let projectId = "";
   const url = (rpc: string) => `${server?.httpUrl}/${SERVICE}/${rpc}`;
   const payload = Buffer.from(
     `{"api_key": "k-${randomBytes(8).toString("hex")}", "note": "caf\u00e9 \u{1F510}"}`,
@@ -136,6 +136,7 @@ describe("gRPC-Web by hand: 5-byte-prefixed frames over fetch (HTTP/1.1)", () =>
   beforeAll(async () => {
     dataDir = await makeTempDir("grpc-web");
     server = await startServer({ env: { COFFER_DATA_DIR: dataDir } });
+    projectId = await server.createProject();
   });
 
   afterAll(async () => {

@@ -166,7 +166,7 @@ describe(
 
     it("creates a secret, watches a version arrive, and reads both versions back", async () => {
       if (server === undefined) throw new Error("no server");
-      const projectId = randomUUID();
+      const projectId = await server.createProject();
       // Non-ASCII text in both, so that a client that re-encoded the bytes
       // would be caught.
       const first = Buffer.from(

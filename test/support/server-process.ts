@@ -1,5 +1,8 @@
+import { randomUUID } from "node:crypto";
 import path from "node:path";
+import { AdminService, createCofferTransport } from "@coffer/client";
 import { generateToken } from "@coffer/server";
+import { createClient } from "@connectrpc/connect";
 import { describeExit, type Exit, type OutputLine, REPO_ROOT, TsxProcess } from "./tsx-process.ts";
 
 export { describeExit, type Exit, type OutputLine, REPO_ROOT };
@@ -73,6 +76,21 @@ export class ServerProcess extends TsxProcess {
       throw new Error("this server was started without COFFER_BOOTSTRAP_TOKEN");
     }
     return this.#bootstrapToken;
+  }
+
+  /**
+   * Creates a project through AdminService with the bootstrap token and
+   * returns its id: secrets can be created only in a project that exists.
+   */
+  async createProject(name = `project-${randomUUID()}`): Promise<string> {
+    const transport = createCofferTransport({
+      url: this.grpcUrl,
+      protocol: "grpc",
+      token: this.token,
+    });
+    const { project } = await createClient(AdminService, transport).createProject({ name });
+    if (project === undefined) throw new Error("CreateProject returned no project");
+    return project.id;
   }
 
   /**

@@ -190,7 +190,7 @@ describe("the real command tree", () => {
       "restore",
       "destroy",
     ]);
-    expect(names(["project"])).toEqual(["create", "list"]);
+    expect(names(["project"])).toEqual(["create", "list", "rename", "delete"]);
     expect(names(["token"])).toEqual(["create", "list", "revoke"]);
     expect(names(["audit"])).toEqual(["list"]);
   });

@@ -275,13 +275,22 @@ export async function requireProject(conn: Connection): Promise<string> {
       'pass --project ID, export COFFER_PROJECT=ID, or run "coffer profile set --project ID"; "coffer project list" shows them, "coffer project create NAME" makes one',
     );
   }
+  return projectIdFor(conn, project);
+}
+
+/**
+ * A project given by id (as is) or by name (looked up through the projects
+ * the token administers).
+ */
+export async function projectIdFor(conn: Connection, project: string): Promise<string> {
   if (isUuid(project)) return project.toLowerCase();
   const matches: string[] = [];
-  for (let page = 1; ; page++) {
-    const res = await conn.admin.listProjects({ page, pageSize: 1000 });
+  let pageToken = "";
+  do {
+    const res = await conn.admin.listProjects({ pageSize: 1000, pageToken });
     for (const p of res.projects) if (p.name === project) matches.push(p.id);
-    if (res.projects.length < 1000) break;
-  }
+    pageToken = res.nextPageToken;
+  } while (pageToken !== "");
   if (matches.length === 0) {
     throw new CliError(
       `no project named "${project}"`,

@@ -79,13 +79,23 @@ export async function resolveSecretId(
 export const PAGE_OPTIONS = {
   page: { type: "string", value: "N", help: "the page to show, from 1 (default 1)" },
   "page-size": { type: "string", value: "N", help: "entries per page, 1-1000 (default 50)" },
-  all: { type: "boolean", help: "every page (up to 100,000 entries)" },
+  all: {
+    type: "boolean",
+    help: "every page (up to 100,000 entries), read through page tokens: each entry once even while others change",
+  },
+  "page-token": {
+    type: "string",
+    value: "TOKEN",
+    help: "the page after the one that printed this token (same filters and order)",
+  },
 } as const satisfies OptionSet;
 
 /** One page of a list RPC. */
 export interface Page<T> {
   items: T[];
   total: bigint;
+  /** The next page's token; "" on the last page. */
+  next: string;
 }
 
 /** What {@link listPages} read. */
@@ -96,6 +106,8 @@ export interface Listing<T> {
   page: number;
   pageSize: number;
   all: boolean;
+  /** The token of the page after this one; "" when this is the last (or with --all). */
+  next: string;
 }
 
 const MAX_ALL = 100_000;
@@ -104,27 +116,52 @@ const MAX_ALL = 100_000;
  * Reads one page, or with `--all` every page (1,000 at a time).
  */
 export async function listPages<T>(
-  values: { page?: string; "page-size"?: string; all?: boolean },
-  fetch: (page: number, pageSize: number) => Promise<Page<T>>,
+  values: { page?: string; "page-size"?: string; all?: boolean; "page-token"?: string },
+  fetch: (page: number, pageSize: number, pageToken: string) => Promise<Page<T>>,
 ): Promise<Listing<T>> {
   const page = parsePositive(values.page, "--page", 1_000_000);
   const size = parsePositive(values["page-size"], "--page-size", 1000);
+  const token = values["page-token"];
+  if (token !== undefined && (page !== undefined || values.all)) {
+    throw new UsageError("--page-token continues a listing: leave out --page and --all");
+  }
   if (values.all) {
     if (page !== undefined || size !== undefined) {
       throw new UsageError("--all reads every page: leave out --page and --page-size");
     }
+    // Page tokens, not page numbers: an entry created or deleted while the
+    // pages are read cannot make another one repeat or go missing.
     const items: T[] = [];
     let total = 0n;
-    for (let p = 1; items.length < MAX_ALL; p++) {
-      const res = await fetch(p, 1000);
+    let next = "";
+    do {
+      const res = await fetch(0, 1000, next);
       items.push(...res.items);
       total = res.total;
-      if (res.items.length < 1000 || BigInt(items.length) >= total) break;
-    }
-    return { items, total, page: 1, pageSize: 1000, all: true };
+      next = res.next;
+    } while (next !== "" && items.length < MAX_ALL);
+    return { items, total, page: 1, pageSize: 1000, all: true, next: "" };
   }
-  const res = await fetch(page ?? 1, size ?? 50);
-  return { items: res.items, total: res.total, page: page ?? 1, pageSize: size ?? 50, all: false };
+  if (token !== undefined) {
+    const res = await fetch(0, size ?? 50, token);
+    return {
+      items: res.items,
+      total: res.total,
+      page: 0,
+      pageSize: size ?? 50,
+      all: false,
+      next: res.next,
+    };
+  }
+  const res = await fetch(page ?? 1, size ?? 50, "");
+  return {
+    items: res.items,
+    total: res.total,
+    page: page ?? 1,
+    pageSize: size ?? 50,
+    all: false,
+    next: res.next,
+  };
 }
 
 /** How a list command shows a listing. */
@@ -175,10 +212,14 @@ export async function reportListing(
     await ctx.io.stderr.write(`No ${noun}.\n`);
     return;
   }
-  const before = BigInt((listing.page - 1) * listing.pageSize);
-  if (!listing.all && before + BigInt(shown) < listing.total) {
+  if (listing.all || listing.next === "") return;
+  if (listing.page === 0) {
     await ctx.io.stderr.write(
-      `Showing ${shown} of ${listing.total} ${noun} (page ${listing.page}); --page ${listing.page + 1} for more, or --all.\n`,
+      `Showing ${shown} of ${listing.total} ${noun}; --page-token ${listing.next} for more, or --all.\n`,
     );
+    return;
   }
+  await ctx.io.stderr.write(
+    `Showing ${shown} of ${listing.total} ${noun} (page ${listing.page}); --page ${listing.page + 1} or --page-token ${listing.next} for more, or --all.\n`,
+  );
 }

@@ -6,6 +6,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from "vitest";
 import { serverBackends, type TestServer } from "../../server/src/testing/rpc-servers.ts";
 import {
+  allPages,
   ChecksumError,
   type CofferProtocol,
   createCoffer,
@@ -70,6 +71,22 @@ describe.each(serverBackends)("createCoffer against a server on $name", (backend
         timeoutMs: 20_000,
         ...options,
       });
+
+    it("allPages walks every secret through page tokens, once each", async () => {
+      const rpc = server.client(protocol, server.adminToken);
+      const all = await rpc.listSecrets({ projectId: seeded.projectId, pageSize: 1000 });
+      const walked: string[] = [];
+      let pages = 0;
+      for await (const page of allPages(rpc.listSecrets, {
+        projectId: seeded.projectId,
+        pageSize: 2,
+      })) {
+        pages++;
+        walked.push(...page.secrets.map((s) => s.id));
+      }
+      expect(walked).toEqual(all.secrets.map((s) => s.id));
+      expect(pages).toBe(Math.ceil(all.secrets.length / 2));
+    });
 
     it("reads by path, typed by the secret's type", async () => {
       const db = await coffer().access("/prod/db", { type: SecretType.DATABASE_CREDENTIALS });

@@ -23,6 +23,7 @@ export {
 } from "./coffer.ts";
 export { crc32 } from "./crc32.ts";
 export { ChecksumError, SecretTypeError, SingleAccessError, secretTypeName } from "./errors.ts";
+export { allPages } from "./pages.ts";
 export { isRetrySafe, type RetryEvent, type RetryOptions, retryInterceptor } from "./retry.ts";
 export type {
   BasicCredentialsPayload,

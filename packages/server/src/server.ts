@@ -182,6 +182,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     AdminService,
     adminService(domain, {
       tokensRevoked: (ids) => feeds.tokens.revoked(ids),
+      tokensChanged: (ids) => authenticator.forget(ids),
       tokenCreated: (value) => authenticator.learnCreated(value),
       keys,
     }),

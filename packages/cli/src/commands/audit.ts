@@ -108,7 +108,7 @@ unless --all-projects.`,
         ? ""
         : await requireProject(conn);
     const secretId = secret === undefined ? undefined : await resolveSecretId(conn, secret);
-    const listing = await listPages(values, async (page, pageSize) => {
+    const listing = await listPages(values, async (page, pageSize, pageToken) => {
       const res = await conn.admin.listAuditEvents({
         region: conn.settings.region,
         projectId,
@@ -120,8 +120,9 @@ unless --all-projects.`,
         ...(until !== undefined && { endTime: timestampFromDate(until) }),
         page,
         pageSize,
+        pageToken,
       });
-      return { items: res.events, total: res.totalCount };
+      return { items: res.events, total: res.totalCount, next: res.nextPageToken };
     });
     return printListing(ctx, format, listing, {
       json: (l) =>
@@ -130,6 +131,7 @@ unless --all-projects.`,
           create(ListAuditEventsResponseSchema, {
             events: l.items,
             totalCount: l.total,
+            nextPageToken: l.next,
           }),
         ),
       columns: ["TIME", "METHOD", "OUTCOME", "SECRET", "REVISION", "TOKEN", "PEER", "REQUEST"],

@@ -352,7 +352,7 @@ PREFIX lists a folder and everything below it; --path lists one folder only.`,
     const orderBy = values["order-by"] === undefined ? undefined : parseOrder(values["order-by"]);
     const conn = await connect(ctx, values);
     const projectId = await requireProject(conn);
-    const listing = await listPages(values, async (page, pageSize) => {
+    const listing = await listPages(values, async (page, pageSize, pageToken) => {
       const res = await conn.secrets.listSecrets({
         region: conn.settings.region,
         projectId,
@@ -367,8 +367,9 @@ PREFIX lists a folder and everything below it; --path lists one folder only.`,
         ...(orderBy !== undefined && { orderBy }),
         page,
         pageSize,
+        pageToken,
       });
-      return { items: res.secrets, total: res.totalCount };
+      return { items: res.secrets, total: res.totalCount, next: res.nextPageToken };
     });
     return printListing(ctx, format, listing, {
       json: (l) =>
@@ -377,6 +378,7 @@ PREFIX lists a folder and everything below it; --path lists one folder only.`,
           create(ListSecretsResponseSchema, {
             secrets: l.items,
             totalCount: l.total,
+            nextPageToken: l.next,
           }),
         ),
       columns: ["SECRET", "TYPE", "VERSIONS", "STATUS", "TAGS", "UPDATED", "ID"],
@@ -641,16 +643,17 @@ const browseCommand = command({
     const conn = await connect(ctx, values);
     const projectId = await requireProject(conn);
     let current = prefix;
-    const listing = await listPages(values, async (page, pageSize) => {
+    const listing = await listPages(values, async (page, pageSize, pageToken) => {
       const res = await conn.secrets.browseSecrets({
         region: conn.settings.region,
         projectId,
         prefix,
         page,
         pageSize,
+        pageToken,
       });
       current = res.currentPath;
-      return { items: res.items, total: res.totalCount };
+      return { items: res.items, total: res.totalCount, next: res.nextPageToken };
     });
     return printListing(ctx, format, listing, {
       json: (l) =>
@@ -660,6 +663,7 @@ const browseCommand = command({
             currentPath: current,
             items: l.items,
             totalCount: l.total,
+            nextPageToken: l.next,
           }),
         ),
       columns: ["NAME", "KIND", "DETAIL"],
@@ -686,14 +690,15 @@ const tagsCommand = command({
     const format = parseOutputFormat(values.output);
     const conn = await connect(ctx, values);
     const projectId = await requireProject(conn);
-    const listing = await listPages(values, async (page, pageSize) => {
+    const listing = await listPages(values, async (page, pageSize, pageToken) => {
       const res = await conn.secrets.listTags({
         region: conn.settings.region,
         projectId,
         page,
         pageSize,
+        pageToken,
       });
-      return { items: res.tags, total: res.totalCount };
+      return { items: res.tags, total: res.totalCount, next: res.nextPageToken };
     });
     return printListing(ctx, format, listing, {
       json: (l) =>
@@ -702,6 +707,7 @@ const tagsCommand = command({
           create(ListTagsResponseSchema, {
             tags: l.items,
             totalCount: l.total,
+            nextPageToken: l.next,
           }),
         ),
       columns: ["TAG"],
@@ -720,14 +726,15 @@ const typesCommand = command({
     const format = parseOutputFormat(values.output);
     const conn = await connect(ctx, values);
     const projectId = await requireProject(conn);
-    const listing = await listPages(values, async (page, pageSize) => {
+    const listing = await listPages(values, async (page, pageSize, pageToken) => {
       const res = await conn.secrets.listSecretTypes({
         region: conn.settings.region,
         projectId,
         page,
         pageSize,
+        pageToken,
       });
-      return { items: res.types, total: res.totalCount };
+      return { items: res.types, total: res.totalCount, next: res.nextPageToken };
     });
     return printListing(ctx, format, listing, {
       json: (l) =>
@@ -736,6 +743,7 @@ const typesCommand = command({
           create(ListSecretTypesResponseSchema, {
             types: l.items,
             totalCount: l.total,
+            nextPageToken: l.next,
           }),
         ),
       columns: ["TYPE"],

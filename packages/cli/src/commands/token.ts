@@ -202,14 +202,15 @@ const listCommand = command({
       values["all-projects"] || conn.settings.project === undefined
         ? ""
         : await requireProject(conn);
-    const listing = await listPages(values, async (page, pageSize) => {
+    const listing = await listPages(values, async (page, pageSize, pageToken) => {
       const res = await conn.admin.listTokens({
         projectId,
         includeInactive: values.inactive ?? false,
         page,
         pageSize,
+        pageToken,
       });
-      return { items: res.tokens, total: res.totalCount };
+      return { items: res.tokens, total: res.totalCount, next: res.nextPageToken };
     });
     return printListing(ctx, format, listing, {
       json: (l) =>
@@ -218,6 +219,7 @@ const listCommand = command({
           create(ListTokensResponseSchema, {
             tokens: l.items,
             totalCount: l.total,
+            nextPageToken: l.next,
           }),
         ),
       columns: ["ID", "NAME", "PREFIX", "GRANTS", "CREATED", "EXPIRES", "REVOKED"],

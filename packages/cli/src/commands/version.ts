@@ -206,15 +206,16 @@ const listCommand = command({
       .map((s) => parseEnum<VersionStatus>(VersionStatusSchema, s, "--status"));
     const conn = await connect(ctx, values);
     const secretId = await resolveSecretId(conn, ref);
-    const listing = await listPages(values, async (page, pageSize) => {
+    const listing = await listPages(values, async (page, pageSize, pageToken) => {
       const res = await conn.secrets.listSecretVersions({
         region: conn.settings.region,
         secretId,
         status,
         page,
         pageSize,
+        pageToken,
       });
-      return { items: res.versions, total: res.totalCount };
+      return { items: res.versions, total: res.totalCount, next: res.nextPageToken };
     });
     return printListing(ctx, format, listing, {
       json: (l) =>
@@ -223,6 +224,7 @@ const listCommand = command({
           create(ListSecretVersionsResponseSchema, {
             versions: l.items,
             totalCount: l.total,
+            nextPageToken: l.next,
           }),
         ),
       columns: ["REVISION", "STATUS", "LATEST", "CREATED", "EPHEMERAL", "DESCRIPTION"],

@@ -1,5 +1,6 @@
-import { and, desc, eq, gte, lt, sql } from "drizzle-orm";
+import { and, desc, eq, getTableColumns, gte, lt, sql } from "drizzle-orm";
 import type { Executor } from "./client.ts";
+import { afterKey, cutPage, type KeyValue, microsText, type PageWindow } from "./keyset.ts";
 import { type AuditRow, auditEvents } from "./schema.ts";
 
 export interface AuditFilter {
@@ -21,8 +22,8 @@ export interface AuditFilter {
 export async function listAuditEvents(
   ex: Executor,
   f: AuditFilter,
-  page: { offset: number; limit: number },
-): Promise<{ rows: AuditRow[]; total: number }> {
+  page: PageWindow,
+): Promise<{ rows: AuditRow[]; total: number; next?: KeyValue[] }> {
   const where = and(
     f.projectId === undefined ? undefined : eq(auditEvents.projectId, f.projectId),
     f.secretId === undefined ? undefined : eq(auditEvents.secretId, f.secretId),
@@ -34,16 +35,28 @@ export async function listAuditEvents(
   );
   const [rows, [count]] = await Promise.all([
     ex
-      .select()
+      .select({ ...getTableColumns(auditEvents), timeKey: microsText(auditEvents.time) })
       .from(auditEvents)
-      .where(where)
+      .where(
+        page.after === undefined
+          ? where
+          : and(
+              where,
+              afterKey([auditEvents.time, auditEvents.id], ["ts", "uuid"], page.after, "desc"),
+            ),
+      )
       .orderBy(desc(auditEvents.time), desc(auditEvents.id))
       .offset(page.offset)
-      .limit(page.limit),
+      .limit(page.limit + 1),
     ex
       .select({ n: sql<number>`count(*)`.mapWith(Number) })
       .from(auditEvents)
       .where(where),
   ]);
-  return { rows, total: count?.n ?? 0 };
+  const cut = cutPage(rows, page.limit, (r) => [r.timeKey, r.id]);
+  return {
+    rows: cut.rows.map(({ timeKey: _, ...row }) => row),
+    total: count?.n ?? 0,
+    ...(cut.next && { next: cut.next }),
+  };
 }

@@ -1,6 +1,8 @@
-import { asc, inArray, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, sql } from "drizzle-orm";
 import type { Executor } from "./client.ts";
-import { type ProjectRow, projects } from "./schema.ts";
+import { afterKey, cutPage, type KeyValue, type PageWindow } from "./keyset.ts";
+import { rowsOf } from "./migrate.ts";
+import { type ProjectRow, projects, tokens } from "./schema.ts";
 
 /** Inserts a project and returns its row (with the database's creation time). */
 export async function insertProject(
@@ -12,13 +14,18 @@ export async function insertProject(
   return row;
 }
 
-/** Which of these project ids exist. */
+/**
+ * Which of these project ids exist. The rows found stay share-locked until
+ * the transaction ends, so a project delete waits for (and then removes)
+ * a grant being written on it.
+ */
 export async function existingProjects(ex: Executor, ids: readonly string[]): Promise<Set<string>> {
   if (ids.length === 0) return new Set();
   const rows = await ex
     .select({ id: projects.id })
     .from(projects)
-    .where(inArray(projects.id, [...ids]));
+    .where(inArray(projects.id, [...ids]))
+    .for("share");
   return new Set(rows.map((r) => r.id));
 }
 
@@ -29,22 +36,83 @@ export async function existingProjects(ex: Executor, ids: readonly string[]): Pr
 export async function listProjects(
   ex: Executor,
   ids: readonly string[] | "all",
-  page: { offset: number; limit: number },
-): Promise<{ rows: ProjectRow[]; total: number }> {
+  page: PageWindow,
+): Promise<{ rows: ProjectRow[]; total: number; next?: KeyValue[] }> {
   if (ids !== "all" && ids.length === 0) return { rows: [], total: 0 };
   const where = ids === "all" ? undefined : inArray(projects.id, [...ids]);
   const [rows, [count]] = await Promise.all([
     ex
       .select()
       .from(projects)
-      .where(where)
+      .where(
+        page.after === undefined
+          ? where
+          : and(where, afterKey([projects.name, projects.id], ["text", "uuid"], page.after, "asc")),
+      )
       .orderBy(asc(projects.name), asc(projects.id))
       .offset(page.offset)
-      .limit(page.limit),
+      .limit(page.limit + 1),
     ex
       .select({ n: sql<number>`count(*)`.mapWith(Number) })
       .from(projects)
       .where(where),
   ]);
-  return { rows, total: count?.n ?? 0 };
+  const cut = cutPage(rows, page.limit, (r) => [r.name, r.id]);
+  return { rows: cut.rows, total: count?.n ?? 0, ...(cut.next && { next: cut.next }) };
+}
+
+/**
+ * Checks, inside a transaction on the home database, that a project exists,
+ * and holds a share lock on its row until the transaction ends: a project
+ * delete (which locks the row for update) waits for every secret creation
+ * that saw the project, and a creation that comes later sees it gone.
+ */
+export async function lockProjectShared(ex: Executor, id: string): Promise<boolean> {
+  const rows = await ex.execute(
+    sql`select 1 from ${projects} where ${projects.id} = ${id} for share`,
+  );
+  return rowsOf(rows).length > 0;
+}
+
+/** Locks a project's row for a rename or a delete; undefined when there is none. */
+export async function lockProject(ex: Executor, id: string): Promise<ProjectRow | undefined> {
+  const [row] = await ex.select().from(projects).where(eq(projects.id, id)).for("update");
+  return row;
+}
+
+/** Renames a project; a name in use fails with 23505 (projects_name_key). */
+export async function renameProject(
+  ex: Executor,
+  id: string,
+  name: string,
+): Promise<ProjectRow | undefined> {
+  const [row] = await ex.update(projects).set({ name }).where(eq(projects.id, id)).returning();
+  return row;
+}
+
+export async function deleteProjectRow(ex: Executor, id: string): Promise<void> {
+  await ex.delete(projects).where(eq(projects.id, id));
+}
+
+/**
+ * Removes every grant on a project from every token. A token left with no
+ * grant at all is revoked as well (it could do nothing, and a listing should
+ * not show it as active).
+ * @returns the ids of the tokens changed.
+ */
+export async function removeProjectGrants(
+  ex: Executor,
+  projectId: string,
+): Promise<{ id: string; revoked: boolean }[]> {
+  const rows = await ex.execute(sql`
+    update ${tokens} set
+      grants = coalesce(
+        (select jsonb_agg(g) from jsonb_array_elements(${tokens.grants}) g where g->>'projectId' <> ${projectId}),
+        '[]'::jsonb),
+      revoked_at = case
+        when exists (select 1 from jsonb_array_elements(${tokens.grants}) g where g->>'projectId' <> ${projectId})
+        then ${tokens.revokedAt} else coalesce(${tokens.revokedAt}, now()) end
+    where ${tokens.grants} @> jsonb_build_array(jsonb_build_object('projectId', ${projectId}::text))
+    returning ${tokens.id} as id, ${tokens.revokedAt} is not null as revoked`);
+  return rowsOf<{ id: string; revoked: boolean }>(rows);
 }

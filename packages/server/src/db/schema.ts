@@ -110,11 +110,16 @@ export type VersionRow = typeof secretVersions.$inferSelect;
  * region's database; the tables exist in every region's schema so that one
  * migration set serves all.
  */
-export const projects = pgTable("projects", {
-  id: uuid("id").primaryKey(),
-  name: text("name").notNull(),
-  createdAt: ts("created_at").notNull().defaultNow(),
-});
+export const projects = pgTable(
+  "projects",
+  {
+    id: uuid("id").primaryKey(),
+    /** Unique per installation (exact, case-sensitive comparison). */
+    name: text("name").notNull(),
+    createdAt: ts("created_at").notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex("projects_name_key").on(t.name)],
+);
 
 /** A grant as stored in a token's `grants` column. */
 export interface StoredGrant {

@@ -13,6 +13,14 @@ import {
 import type { PgColumn, PgUpdateSetSource } from "drizzle-orm/pg-core";
 import { executeRendered, render } from "./access.ts";
 import type { Executor } from "./client.ts";
+import {
+  afterKey,
+  cutPage,
+  type KeyKind,
+  type KeyValue,
+  microsText,
+  type PageWindow,
+} from "./keyset.ts";
 import { rowsOf } from "./migrate.ts";
 import { type SecretRow, secrets, secretVersions } from "./schema.ts";
 import { effectiveStatus } from "./versions.ts";
@@ -184,36 +192,101 @@ function filterSql(f: SecretFilter): SQL | undefined {
   return and(...conds);
 }
 
-const ORDER: Record<SecretOrder, SQL[]> = {
-  name_asc: [asc(secrets.name), asc(secrets.path), asc(secrets.id)],
-  name_desc: [desc(secrets.name), desc(secrets.path), desc(secrets.id)],
-  created_at_asc: [asc(secrets.createdAt), asc(secrets.id)],
-  created_at_desc: [desc(secrets.createdAt), desc(secrets.id)],
-  updated_at_asc: [asc(secrets.updatedAt), asc(secrets.id)],
-  updated_at_desc: [desc(secrets.updatedAt), desc(secrets.id)],
+/**
+ * Each order's sort key: its columns (the id last, as tiebreaker), their SQL
+ * kinds, and the direction they all run.
+ */
+const ORDER: Record<
+  SecretOrder,
+  { columns: (PgColumn | SQL)[]; kinds: KeyKind[]; direction: "asc" | "desc" }
+> = {
+  name_asc: {
+    columns: [secrets.name, secrets.path, secrets.id],
+    kinds: ["text", "text", "uuid"],
+    direction: "asc",
+  },
+  name_desc: {
+    columns: [secrets.name, secrets.path, secrets.id],
+    kinds: ["text", "text", "uuid"],
+    direction: "desc",
+  },
+  created_at_asc: {
+    columns: [secrets.createdAt, secrets.id],
+    kinds: ["ts", "uuid"],
+    direction: "asc",
+  },
+  created_at_desc: {
+    columns: [secrets.createdAt, secrets.id],
+    kinds: ["ts", "uuid"],
+    direction: "desc",
+  },
+  updated_at_asc: {
+    columns: [secrets.updatedAt, secrets.id],
+    kinds: ["ts", "uuid"],
+    direction: "asc",
+  },
+  updated_at_desc: {
+    columns: [secrets.updatedAt, secrets.id],
+    kinds: ["ts", "uuid"],
+    direction: "desc",
+  },
 };
 
+/** The SQL kinds of an order's sort key, for reading it back from a page token. */
+export function secretOrderKinds(order: SecretOrder): KeyKind[] {
+  return ORDER[order].kinds;
+}
+
+/** A listed secret with the microsecond timestamps its sort keys need. */
+type ListedSecret = SecretView & { createdAtKey: string; updatedAtKey: string };
+
+/** A secret's sort key in an order. */
+function secretKey(row: ListedSecret, order: SecretOrder): KeyValue[] {
+  if (order.startsWith("name")) return [row.name, row.path, row.id];
+  return [order.startsWith("created") ? row.createdAtKey : row.updatedAtKey, row.id];
+}
+
+/**
+ * One page of secrets, with the total over all pages and, when more rows
+ * follow, the sort key of the page's last row.
+ */
 export async function listSecrets(
   ex: Executor,
   filter: SecretFilter,
   order: SecretOrder,
-  page: { offset: number; limit: number },
-): Promise<{ rows: SecretView[]; total: number }> {
+  page: PageWindow,
+): Promise<{ rows: SecretView[]; total: number; more: boolean; next?: KeyValue[] }> {
   const where = filterSql(filter);
+  const o = ORDER[order];
+  const sortSql = o.columns.map((c) => (o.direction === "asc" ? asc(c) : desc(c)));
   const [rows, [count]] = await Promise.all([
     ex
-      .select(view)
+      .select({
+        ...view,
+        createdAtKey: microsText(secrets.createdAt),
+        updatedAtKey: microsText(secrets.updatedAt),
+      })
       .from(secrets)
-      .where(where)
-      .orderBy(...ORDER[order])
+      .where(
+        page.after === undefined
+          ? where
+          : and(where, afterKey(o.columns, o.kinds, page.after, o.direction)),
+      )
+      .orderBy(...sortSql)
       .offset(page.offset)
-      .limit(page.limit),
+      .limit(page.limit + 1),
     ex
       .select({ n: sql<number>`count(*)`.mapWith(Number) })
       .from(secrets)
       .where(where),
   ]);
-  return { rows, total: count?.n ?? 0 };
+  const cut = cutPage(rows as ListedSecret[], page.limit, (r) => secretKey(r, order));
+  return {
+    rows: cut.rows.map(({ createdAtKey: _c, updatedAtKey: _u, ...secret }) => secret),
+    total: count?.n ?? 0,
+    more: cut.more,
+    ...(cut.next && { next: cut.next }),
+  };
 }
 
 /** The folders directly under `prefix`, with the number of live secrets in and below each. */
@@ -223,6 +296,7 @@ export async function listFolders(
   projectId: string,
   prefix: string,
   scopes: Scope[] | "all",
+  after?: string,
 ): Promise<{ name: string; count: number }[]> {
   const start = prefix === "/" ? 2 : prefix.length + 2;
   // The offset is inlined, not bound: a bound parameter would appear as $1 in
@@ -241,6 +315,7 @@ export async function listFolders(
         prefix === "/"
           ? sql`${secrets.path} <> '/'`
           : sql`starts_with(${secrets.path}, ${`${prefix}/`})`,
+        after === undefined ? undefined : sql`${folder} > ${after}::text`,
       ),
     )
     .groupBy(folder)
@@ -254,23 +329,30 @@ export async function listTags(
   region: string,
   projectId: string,
   scopes: Scope[] | "all",
-  page: { offset: number; limit: number },
-): Promise<{ tags: string[]; total: number }> {
+  page: PageWindow,
+): Promise<{ tags: string[]; total: number; next?: KeyValue[] }> {
   const distinct = sql`
     select distinct unnest(${secrets.tags}) as tag from ${secrets}
     where ${secrets.region} = ${region} and ${secrets.projectId} = ${projectId}
       and ${secrets.deletionRequestedAt} is null and ${inScopes(scopes) ?? sql`true`}`;
   // The total is counted on its own: a window count on the page's rows would
   // say 0 for a page past the end.
+  const after = page.after === undefined ? sql`true` : sql`tag > ${page.after[0]}::text`;
   const [rows, counts] = await Promise.all([
     ex.execute(
-      sql`select tag from (${distinct}) t order by tag offset ${page.offset} limit ${page.limit}`,
+      sql`select tag from (${distinct}) t where ${after} order by tag offset ${page.offset} limit ${page.limit + 1}`,
     ),
     ex.execute(sql`select count(*)::int as n from (${distinct}) t`),
   ]);
+  const cut = cutPage(
+    rowsOf<{ tag: string }>(rows).map((r) => r.tag),
+    page.limit,
+    (tag) => [tag],
+  );
   return {
-    tags: rowsOf<{ tag: string }>(rows).map((r) => r.tag),
+    tags: cut.rows,
     total: Number(rowsOf<{ n: number }>(counts)[0]?.n ?? 0),
+    ...(cut.next && { next: cut.next }),
   };
 }
 
@@ -280,6 +362,7 @@ export async function listTypes(
   region: string,
   projectId: string,
   scopes: Scope[] | "all",
+  after?: string,
 ): Promise<string[]> {
   const rows = await ex
     .selectDistinct({ type: secrets.type })
@@ -290,6 +373,7 @@ export async function listTypes(
         eq(secrets.projectId, projectId),
         isNull(secrets.deletionRequestedAt),
         inScopes(scopes),
+        after === undefined ? undefined : sql`${secrets.type} > ${after}::text`,
       ),
     )
     .orderBy(secrets.type);
@@ -329,4 +413,42 @@ export async function countLiveSecrets(
       ),
     );
   return row?.n ?? 0;
+}
+
+/** A project's secrets in a region: live, and scheduled for deletion. */
+export async function countProjectSecrets(
+  ex: Executor,
+  region: string,
+  projectId: string,
+): Promise<{ live: number; scheduled: number }> {
+  const [row] = await ex
+    .select({
+      live: sql<number>`count(*) filter (where ${secrets.deletionRequestedAt} is null)`.mapWith(
+        Number,
+      ),
+      scheduled:
+        sql<number>`count(*) filter (where ${secrets.deletionRequestedAt} is not null)`.mapWith(
+          Number,
+        ),
+    })
+    .from(secrets)
+    .where(and(eq(secrets.projectId, projectId), eq(secrets.region, region)));
+  return { live: row?.live ?? 0, scheduled: row?.scheduled ?? 0 };
+}
+
+/**
+ * Destroys every secret of a project in a region, for good: rows, versions
+ * (cascade) and ciphertexts. The watch triggers write one event per secret.
+ * @returns how many secrets were destroyed.
+ */
+export async function destroyProjectSecrets(
+  ex: Executor,
+  region: string,
+  projectId: string,
+): Promise<number> {
+  const rows = await ex
+    .delete(secrets)
+    .where(and(eq(secrets.projectId, projectId), eq(secrets.region, region)))
+    .returning({ id: secrets.id });
+  return rows.length;
 }

@@ -1,5 +1,17 @@
-import { and, desc, eq, gt, inArray, isNull, or, type SQL, sql } from "drizzle-orm";
+import {
+  and,
+  desc,
+  eq,
+  getTableColumns,
+  gt,
+  inArray,
+  isNull,
+  or,
+  type SQL,
+  sql,
+} from "drizzle-orm";
 import type { Executor } from "./client.ts";
+import { afterKey, cutPage, type KeyValue, microsText, type PageWindow } from "./keyset.ts";
 import { rowsOf } from "./migrate.ts";
 import { type StoredGrant, type TokenRow, tokens } from "./schema.ts";
 
@@ -155,23 +167,32 @@ function filterSql(f: TokenFilter): SQL | undefined {
 export async function listTokens(
   ex: Executor,
   filter: TokenFilter,
-  page: { offset: number; limit: number },
-): Promise<{ rows: TokenRow[]; total: number }> {
+  page: PageWindow,
+): Promise<{ rows: TokenRow[]; total: number; next?: KeyValue[] }> {
   const where = filterSql(filter);
   const [rows, [count]] = await Promise.all([
     ex
-      .select()
+      .select({ ...getTableColumns(tokens), createdAtKey: microsText(tokens.createdAt) })
       .from(tokens)
-      .where(where)
+      .where(
+        page.after === undefined
+          ? where
+          : and(where, afterKey([tokens.createdAt, tokens.id], ["ts", "uuid"], page.after, "desc")),
+      )
       .orderBy(desc(tokens.createdAt), desc(tokens.id))
       .offset(page.offset)
-      .limit(page.limit),
+      .limit(page.limit + 1),
     ex
       .select({ n: sql<number>`count(*)`.mapWith(Number) })
       .from(tokens)
       .where(where),
   ]);
-  return { rows, total: count?.n ?? 0 };
+  const cut = cutPage(rows, page.limit, (r) => [r.createdAtKey, r.id]);
+  return {
+    rows: cut.rows.map(({ createdAtKey: _, ...row }) => row),
+    total: count?.n ?? 0,
+    ...(cut.next && { next: cut.next }),
+  };
 }
 
 /**

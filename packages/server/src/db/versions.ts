@@ -2,6 +2,7 @@ import { and, desc, eq, getTableColumns, inArray, type SQL, sql } from "drizzle-
 import { alias, type PgInsertValue, type PgUpdateSetSource } from "drizzle-orm/pg-core";
 import { executeRendered, render } from "./access.ts";
 import type { Executor } from "./client.ts";
+import { afterKey, cutPage, type KeyValue, type PageWindow } from "./keyset.ts";
 import { rowsOf } from "./migrate.ts";
 import { secrets, secretVersions, type VersionRow } from "./schema.ts";
 
@@ -238,23 +239,28 @@ export async function listVersions(
   ex: Executor,
   secretId: string,
   statuses: string[],
-  page: { offset: number; limit: number },
-): Promise<{ rows: (VersionMeta & { latest: boolean })[]; total: number }> {
+  page: PageWindow,
+): Promise<{ rows: (VersionMeta & { latest: boolean })[]; total: number; next?: KeyValue[] }> {
   const where = and(eq(secretVersions.secretId, secretId), inArray(effectiveStatus, statuses));
   const [rows, [count]] = await Promise.all([
     ex
       .select(versionView)
       .from(secretVersions)
-      .where(where)
+      .where(
+        page.after === undefined
+          ? where
+          : and(where, afterKey([secretVersions.revision], ["int"], page.after, "desc")),
+      )
       .orderBy(desc(secretVersions.revision))
       .offset(page.offset)
-      .limit(page.limit),
+      .limit(page.limit + 1),
     ex
       .select({ n: sql<number>`count(*)`.mapWith(Number) })
       .from(secretVersions)
       .where(where),
   ]);
-  return { rows, total: count?.n ?? 0 };
+  const cut = cutPage(rows, page.limit, (r) => [r.revision]);
+  return { rows: cut.rows, total: count?.n ?? 0, ...(cut.next && { next: cut.next }) };
 }
 
 /** The number of a secret's versions whose payload is not destroyed (status other than `deleted`). */

@@ -14,6 +14,7 @@ import {
   backends,
   dropPostgresDatabase,
   PROJECT,
+  seedProjects,
   testDomain,
 } from "../testing/backends.ts";
 import {
@@ -74,6 +75,7 @@ async function countingDatabase(backend: Backend): Promise<{
     };
   }
   await migrate(database.db);
+  await seedProjects(database.db);
   const transaction = database.db.transaction.bind(database.db);
   database.db.transaction = ((...args: Parameters<typeof transaction>) => {
     count += 2;

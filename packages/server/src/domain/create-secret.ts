@@ -12,7 +12,7 @@ import { validatePayload } from "./payload-types.ts";
 import {
   authorizePlacement,
   type EphemeralPolicyInput,
-  inChange,
+  inProjectChange,
   policyColumns,
   propertiesFromPolicy,
   regionFor,
@@ -40,7 +40,12 @@ export interface CreateSecretInput {
   firstVersion?: { data: Uint8Array; dataCrc32?: number; description: string };
 }
 
-/** Creates a secret and, when the request carries one, its first (enabled) version. */
+/**
+ * Creates a secret and, when the request carries one, its first (enabled)
+ * version. The project must exist: a secret in a project that does not is
+ * listed nowhere (NOT_FOUND naming the project, the same answer a caller
+ * without grants on it gets).
+ */
 export async function createSecret(
   domain: Domain,
   caller: Caller,
@@ -65,7 +70,7 @@ export async function createSecret(
   // Sealed before the transaction: encryption needs no lock.
   const sealed = first && seal(first.data, versionAad(id, 1), domain.keyRing());
   try {
-    return await inChange(domain, region, async (tx) => {
+    return await inProjectChange(domain, region, projectId, async (tx) => {
       await checkSecretQuota(tx, domain, region.name, projectId);
       const row = {
         id,

@@ -4,7 +4,13 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Database, openDatabase } from "../db/client.ts";
 import { migrate } from "../db/migrate.ts";
-import { backends, testDomain, testKeyRing } from "../testing/backends.ts";
+import {
+  backends,
+  ensureProjects,
+  seedProjects,
+  testDomain,
+  testKeyRing,
+} from "../testing/backends.ts";
 import {
   addVersion,
   caller,
@@ -97,6 +103,7 @@ describe.each(backends)("ephemeral secrets on $name", (backend) => {
 
   it("bounds time_to_live to 1 second .. 365 days and refuses an empty policy", async () => {
     const projectId = randomUUID();
+    await ensureProjects(domain, projectId);
     const create = (ephemeralPolicy: EphemeralPolicyInput) =>
       newSecret(domain, { projectId, ephemeralPolicy });
     const field = "ephemeral_policy.time_to_live";
@@ -325,6 +332,7 @@ describe.each(backends)("ephemeral secrets on $name", (backend) => {
         }
         const [first, second] = replicas as [Database, Database];
         await migrate(first.db);
+        await seedProjects(first.db);
         const ring = testKeyRing();
         const domains = [
           testDomain({ "test-region": first }, { keyRing: ring }),

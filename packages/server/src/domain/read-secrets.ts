@@ -6,10 +6,12 @@ import {
   listTypes as queryTypes,
   type SecretOrder,
   type SecretView,
+  secretOrderKinds,
 } from "../db/secrets.ts";
 import { projectReadScopes, requirePrincipal, scopesFor } from "./authz.ts";
 import type { Caller, Domain } from "./context.ts";
 import { invalid } from "./errors.ts";
+import { openPage, type PageInput } from "./paging.ts";
 import {
   authorizeSecret,
   noteProject,
@@ -17,13 +19,7 @@ import {
   type SecretKind,
   secretNotFound,
 } from "./shared.ts";
-import {
-  normalizePath,
-  normalizeTags,
-  validateName,
-  validatePage,
-  validateUuid,
-} from "./validation.ts";
+import { normalizePath, normalizeTags, validateName, validateUuid } from "./validation.ts";
 
 /** A secret's metadata. Secrets scheduled for deletion are returned too (status locked). */
 export async function getSecret(
@@ -53,19 +49,25 @@ export interface ListSecretsInput {
   orderBy: SecretOrder;
   page: number;
   pageSize: number;
+  pageToken?: string;
+}
+
+/** What a list returns: one page, the total over all pages, and the token of the next page ("" on the last). */
+export interface ListPage {
+  totalCount: number;
+  nextPageToken: string;
 }
 
 export async function listSecrets(
   domain: Domain,
   caller: Caller,
   input: ListSecretsInput,
-): Promise<{ secrets: SecretView[]; totalCount: number }> {
+): Promise<{ secrets: SecretView[] } & ListPage> {
   const region = regionFor(domain, caller, input.region);
   const principal = requirePrincipal(caller.principal);
   if (input.path !== undefined && input.pathPrefix !== undefined) {
     throw invalid("path_prefix", "cannot be combined with path; set one of them");
   }
-  const page = validatePage(input.page, input.pageSize);
   const projectId =
     input.projectId === "" ? undefined : validateUuid(input.projectId, "project_id");
   if (projectId !== undefined) noteProject(caller, projectId);
@@ -74,27 +76,36 @@ export async function listSecrets(
     projectId === undefined
       ? scopesFor(principal, "read")
       : projectReadScopes(principal, projectId);
-  const { rows, total } = await querySecrets(
-    region.db,
-    {
-      region: region.name,
-      scopes,
-      ...(projectId !== undefined && { projectId }),
-      ...(input.name !== undefined && { name: validateName(input.name) }),
-      ...(input.path !== undefined && { path: normalizePath(input.path) }),
-      ...(input.pathPrefix !== undefined && {
-        pathPrefix: normalizePath(input.pathPrefix, "path_prefix"),
-      }),
-      tags: normalizeTags(input.tags),
-      ...(input.type !== undefined && { type: input.type }),
-      ...(input.ephemeral !== undefined && { ephemeral: input.ephemeral }),
-      ...(input.protected !== undefined && { protected: input.protected }),
-      scheduledForDeletion: input.scheduledForDeletion ?? false,
-    },
-    input.orderBy,
-    page,
+  const filter = {
+    region: region.name,
+    scopes,
+    ...(projectId !== undefined && { projectId }),
+    ...(input.name !== undefined && { name: validateName(input.name) }),
+    ...(input.path !== undefined && { path: normalizePath(input.path) }),
+    ...(input.pathPrefix !== undefined && {
+      pathPrefix: normalizePath(input.pathPrefix, "path_prefix"),
+    }),
+    tags: normalizeTags(input.tags),
+    ...(input.type !== undefined && { type: input.type }),
+    ...(input.ephemeral !== undefined && { ephemeral: input.ephemeral }),
+    ...(input.protected !== undefined && { protected: input.protected }),
+    scheduledForDeletion: input.scheduledForDeletion ?? false,
+  };
+  // The token binds the filters and the order, not the caller's scopes
+  // (which are applied afresh on every page).
+  const { scopes: _, ...bound } = filter;
+  const page = openPage(
+    input,
+    "secrets",
+    { ...bound, order: input.orderBy },
+    secretOrderKinds(input.orderBy),
   );
-  return { secrets: rows, totalCount: total };
+  const { rows, total, next } = await querySecrets(region.db, filter, input.orderBy, page);
+  return {
+    secrets: rows,
+    totalCount: total,
+    nextPageToken: next === undefined ? "" : page.tokenAfter(next),
+  };
 }
 
 export type BrowseItem =
@@ -108,69 +119,131 @@ export type BrowseItem =
 export async function browseSecrets(
   domain: Domain,
   caller: Caller,
-  input: { region: string; projectId: string; prefix: string; page: number; pageSize: number },
-): Promise<{ currentPath: string; items: BrowseItem[]; totalCount: number }> {
+  input: { region: string; projectId: string; prefix: string } & PageInput,
+): Promise<{ currentPath: string; items: BrowseItem[] } & ListPage> {
   const region = regionFor(domain, caller, input.region);
   const projectId = validateUuid(input.projectId, "project_id");
   const prefix = normalizePath(input.prefix, "prefix");
-  const page = validatePage(input.page, input.pageSize);
+  // A browse key is ["f", folder] or ["s", name, path, id]: folders come first.
+  const page = openPage(input, "browse", { region: region.name, projectId, prefix }, (k) =>
+    k[0] === "f" ? ["text", "text"] : k[0] === "s" ? ["text", "text", "text", "uuid"] : undefined,
+  );
   noteProject(caller, projectId);
   // Folders show only through the secrets the caller may see in them.
   const scopes = projectReadScopes(requirePrincipal(caller.principal), projectId);
-  const folders = await listFolders(region.db, region.name, projectId, prefix, scopes);
+  const after = page.after;
+  const afterSecret = after?.[0] === "s";
+  const folders = afterSecret
+    ? []
+    : await listFolders(
+        region.db,
+        region.name,
+        projectId,
+        prefix,
+        scopes,
+        after === undefined ? undefined : String(after[1]),
+      );
   const join = (name: string) => (prefix === "/" ? `/${name}` : `${prefix}/${name}`);
-  const folderItems: BrowseItem[] = folders
-    .slice(page.offset, page.offset + page.limit)
+  // One folder more than the page, to know whether another page follows.
+  const folderWindow = folders.slice(page.offset, page.offset + page.limit + 1);
+  const folderItems: BrowseItem[] = folderWindow
+    .slice(0, page.limit)
     .map((f) => ({ kind: "folder", name: f.name, fullPath: join(f.name), secretCount: f.count }));
   const secretOffset = Math.max(0, page.offset - folders.length);
   const secretLimit = page.limit - folderItems.length;
-  const { rows, total } = await querySecrets(
-    region.db,
-    { region: region.name, scopes, projectId, path: prefix, tags: [], scheduledForDeletion: false },
-    "name_asc",
-    { offset: secretOffset, limit: Math.max(secretLimit, 0) },
-  );
-  const secretItems: BrowseItem[] = (secretLimit > 0 ? rows : []).map((s) => ({
+  const filter = {
+    region: region.name,
+    scopes,
+    projectId,
+    path: prefix,
+    tags: [],
+    scheduledForDeletion: false,
+  };
+  // With secretLimit 0 the query still says (next) whether any secret follows.
+  const {
+    rows,
+    total,
+    more: moreSecrets,
+  } = await querySecrets(region.db, filter, "name_asc", {
+    offset: secretOffset,
+    limit: secretLimit,
+    ...(afterSecret && { after: after.slice(1) }),
+  });
+  const secretItems: BrowseItem[] = rows.map((s) => ({
     kind: "secret",
     name: s.name,
     fullPath: join(s.name),
     secret: s,
   }));
-  return {
-    currentPath: prefix,
-    items: [...folderItems, ...secretItems],
-    totalCount: folders.length + total,
-  };
+  const shown = [...folderItems, ...secretItems];
+  const last = shown[shown.length - 1];
+  const more = folderWindow.length > page.limit || moreSecrets;
+  const nextPageToken =
+    more && last !== undefined
+      ? page.tokenAfter(
+          last.kind === "folder"
+            ? ["f", last.name]
+            : ["s", last.secret.name, last.secret.path, last.secret.id],
+        )
+      : "";
+  const allFolders =
+    after === undefined
+      ? folders.length
+      : (await listFolders(region.db, region.name, projectId, prefix, scopes)).length;
+  return { currentPath: prefix, items: shown, totalCount: allFolders + total, nextPageToken };
 }
 
 export async function listTags(
   domain: Domain,
   caller: Caller,
-  input: { region: string; projectId: string; page: number; pageSize: number },
-): Promise<{ tags: string[]; totalCount: number }> {
+  input: { region: string; projectId: string } & PageInput,
+): Promise<{ tags: string[] } & ListPage> {
   const region = regionFor(domain, caller, input.region);
   const projectId = validateUuid(input.projectId, "project_id");
+  const page = openPage(input, "tags", { region: region.name, projectId }, ["text"]);
   noteProject(caller, projectId);
-  const { tags, total } = await queryTags(
+  const { tags, total, next } = await queryTags(
     region.db,
     region.name,
     projectId,
     projectReadScopes(requirePrincipal(caller.principal), projectId),
-    validatePage(input.page, input.pageSize),
+    page,
   );
-  return { tags, totalCount: total };
+  return {
+    tags,
+    totalCount: total,
+    nextPageToken: next === undefined ? "" : page.tokenAfter(next),
+  };
 }
 
 export async function listSecretTypes(
   domain: Domain,
   caller: Caller,
-  input: { region: string; projectId: string; page: number; pageSize: number },
-): Promise<{ types: SecretKind[]; totalCount: number }> {
+  input: { region: string; projectId: string } & PageInput,
+): Promise<{ types: SecretKind[] } & ListPage> {
   const region = regionFor(domain, caller, input.region);
   const projectId = validateUuid(input.projectId, "project_id");
-  const page = validatePage(input.page, input.pageSize);
+  const page = openPage(input, "types", { region: region.name, projectId }, ["text"]);
   noteProject(caller, projectId);
   const scopes = projectReadScopes(requirePrincipal(caller.principal), projectId);
-  const types = (await queryTypes(region.db, region.name, projectId, scopes)) as SecretKind[];
-  return { types: types.slice(page.offset, page.offset + page.limit), totalCount: types.length };
+  // At most six rows: read them all for the total, and the page after the key in SQL's order.
+  const all = (await queryTypes(region.db, region.name, projectId, scopes)) as SecretKind[];
+  const after =
+    page.after === undefined
+      ? all
+      : ((await queryTypes(
+          region.db,
+          region.name,
+          projectId,
+          scopes,
+          String(page.after[0]),
+        )) as SecretKind[]);
+  const window = after.slice(page.offset, page.offset + page.limit + 1);
+  const types = window.slice(0, page.limit);
+  const last = types[types.length - 1];
+  return {
+    types,
+    totalCount: all.length,
+    nextPageToken: window.length > page.limit && last !== undefined ? page.tokenAfter([last]) : "",
+  };
 }

@@ -2,8 +2,9 @@ import { findSecret } from "../db/secrets.ts";
 import { findVersion, listVersions as queryVersions, type VersionMeta } from "../db/versions.ts";
 import type { Caller, Domain } from "./context.ts";
 import { notFound } from "./errors.ts";
+import { openPage, type PageInput } from "./paging.ts";
 import { authorizeSecret, regionFor, secretNotFound } from "./shared.ts";
-import { parseRevision, validatePage, validateUuid } from "./validation.ts";
+import { parseRevision, validateUuid } from "./validation.ts";
 
 export type VersionView = VersionMeta & { latest: boolean };
 export type VersionStatus = "enabled" | "disabled" | "scheduled_for_deletion" | "deleted";
@@ -42,17 +43,24 @@ export async function listVersions(
     region: string;
     secretId: string;
     statuses: VersionStatus[];
-    page: number;
-    pageSize: number;
-  },
-): Promise<{ versions: VersionView[]; totalCount: number }> {
+  } & PageInput,
+): Promise<{ versions: VersionView[]; totalCount: number; nextPageToken: string }> {
   const region = regionFor(domain, caller, input.region);
   const id = validateUuid(input.secretId, "secret_id");
-  const page = validatePage(input.page, input.pageSize);
+  const statuses = input.statuses.length > 0 ? input.statuses : ["enabled", "disabled"];
+  const page = openPage(
+    input,
+    "versions",
+    { region: region.name, secretId: id, statuses: [...new Set(statuses)].sort() },
+    ["int"],
+  );
   const secret = await findSecret(region.db, region.name, id);
   if (secret === undefined) throw secretNotFound(id);
   authorizeSecret(caller, secret, "read");
-  const statuses = input.statuses.length > 0 ? input.statuses : ["enabled", "disabled"];
-  const { rows, total } = await queryVersions(region.db, id, statuses, page);
-  return { versions: rows, totalCount: total };
+  const { rows, total, next } = await queryVersions(region.db, id, statuses, page);
+  return {
+    versions: rows,
+    totalCount: total,
+    nextPageToken: next === undefined ? "" : page.tokenAfter(next),
+  };
 }

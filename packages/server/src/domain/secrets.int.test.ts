@@ -1,7 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { crc32 } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { backends, OTHER_PROJECT, PROJECT, testDomain } from "../testing/backends.ts";
+import {
+  backends,
+  ensureProjects,
+  OTHER_PROJECT,
+  PROJECT,
+  testDomain,
+} from "../testing/backends.ts";
 import {
   addVersion,
   caller,
@@ -127,6 +133,7 @@ describe.each(backends)("secrets on $name", (backend) => {
 
   it("refuses bad fields through createSecret, naming the field, and stores nothing", async () => {
     const projectId = randomUUID();
+    await ensureProjects(domain, projectId);
     const create = (overrides: Parameters<typeof secretInput>[0]) =>
       createSecret(domain, caller, secretInput({ projectId, ...overrides }));
     await expectInvalid(create({ name: "a/b" }), "name", '"/"');
@@ -146,6 +153,7 @@ describe.each(backends)("secrets on $name", (backend) => {
 
   it("refuses a first version that breaks its type, size or checksum, and stores nothing", async () => {
     const projectId = randomUUID();
+    await ensureProjects(domain, projectId);
     const name = unique();
     const create = (type: "opaque" | "basic_credentials", data: Uint8Array, dataCrc32?: number) =>
       createSecret(
@@ -371,6 +379,7 @@ describe.each(backends)("secrets on $name", (backend) => {
 
   it("hides a secret scheduled for deletion from lists unless asked, and refuses access", async () => {
     const projectId = randomUUID();
+    await ensureProjects(domain, projectId);
     const { secret: keep } = await newSecret(domain, { projectId, tags: ["kept"], path: "/f" });
     const { secret } = await newSecret(
       domain,
@@ -467,6 +476,7 @@ describe.each(backends)("secrets on $name", (backend) => {
 
   it("lists with filters, orders, pages and a total count", async () => {
     const projectId = randomUUID();
+    await ensureProjects(domain, projectId);
     const make = async (
       name: string,
       overrides: Parameters<typeof secretInput>[0] = {},
@@ -544,6 +554,7 @@ describe.each(backends)("secrets on $name", (backend) => {
 
   it("browses the folders and secrets directly under a path, with counts", async () => {
     const projectId = randomUUID();
+    await ensureProjects(domain, projectId);
     const at = (path: string, name: string) => newSecret(domain, { projectId, path, name }, null);
     await at("/", "root-secret");
     await at("/a", "x1");
@@ -611,6 +622,7 @@ describe.each(backends)("secrets on $name", (backend) => {
 
   it("lists the tags and the types in use in a project", async () => {
     const projectId = randomUUID();
+    await ensureProjects(domain, projectId);
     await newSecret(domain, { projectId, tags: ["beta", "alpha"] }, null);
     await newSecret(domain, { projectId, tags: ["gamma", "alpha"], type: "key_value" }, null);
     const { secret: gone } = await newSecret(
@@ -627,22 +639,27 @@ describe.each(backends)("secrets on $name", (backend) => {
 
     const tags = (page: number, pageSize: number) =>
       listTags(domain, caller, { region: "", projectId, page, pageSize });
-    expect(await tags(0, 0)).toEqual({ tags: ["alpha", "beta", "gamma"], totalCount: 3 });
-    expect(await tags(2, 2)).toEqual({ tags: ["gamma"], totalCount: 3 });
+    expect(await tags(0, 0)).toEqual({
+      tags: ["alpha", "beta", "gamma"],
+      totalCount: 3,
+      nextPageToken: "",
+    });
+    expect(await tags(2, 2)).toEqual({ tags: ["gamma"], totalCount: 3, nextPageToken: "" });
+    expect((await tags(1, 2)).nextPageToken).not.toBe("");
     // Past the last page: nothing, but the total still counts every tag.
-    expect(await tags(3, 2)).toEqual({ tags: [], totalCount: 3 });
+    expect(await tags(3, 2)).toEqual({ tags: [], totalCount: 3, nextPageToken: "" });
     expect(
       await listSecretTypes(domain, caller, { region: "", projectId, page: 0, pageSize: 0 }),
-    ).toEqual({ types: ["key_value", "opaque"], totalCount: 2 });
+    ).toEqual({ types: ["key_value", "opaque"], totalCount: 2, nextPageToken: "" });
     expect(
       await listSecretTypes(domain, caller, { region: "", projectId, page: 2, pageSize: 1 }),
-    ).toEqual({ types: ["opaque"], totalCount: 2 });
+    ).toEqual({ types: ["opaque"], totalCount: 2, nextPageToken: "" });
     expect(
       await listSecretTypes(domain, caller, { region: "", projectId, page: 3, pageSize: 1 }),
-    ).toEqual({ types: [], totalCount: 2 });
+    ).toEqual({ types: [], totalCount: 2, nextPageToken: "" });
     expect(
       await listTags(domain, caller, { region: "", projectId: randomUUID(), page: 0, pageSize: 0 }),
-    ).toEqual({ tags: [], totalCount: 0 });
+    ).toEqual({ tags: [], totalCount: 0, nextPageToken: "" });
   });
 
   it("refuses an unknown region, listing the known ones", async () => {
@@ -665,6 +682,7 @@ describe.each(backends)("secrets on $name", (backend) => {
     it(`keeps a secret in its region (${setup})`, async () => {
       const d = setup === "one database per region" ? domain : sharedDomain;
       const projectId = randomUUID();
+      await ensureProjects(domain, projectId);
       const name = unique();
       const { secret } = await newSecret(d, { region: "eu-b", projectId, name }, "in eu-b");
       expect(secret.region).toBe("eu-b");

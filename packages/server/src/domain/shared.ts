@@ -1,5 +1,6 @@
 import { type SQL, sql } from "drizzle-orm";
 import type { Db, Tx } from "../db/client.ts";
+import { lockProjectShared } from "../db/projects.ts";
 import type { SecretRow } from "../db/schema.ts";
 import { lockSecret } from "../db/secrets.ts";
 import { inTransaction } from "../db/tx.ts";
@@ -198,4 +199,34 @@ export async function inChange<T>(
   const result = await inTransaction(region.db, fn);
   domain.announce(region.name);
   return result;
+}
+
+/**
+ * inChange for a change that puts a secret into a project (creation): the
+ * project must exist (NOT_FOUND naming it, else), and it cannot be deleted
+ * until the change commits. Projects live in the home region's database:
+ * when the secret's region is the home region the check and its share lock
+ * are part of the change's own transaction; otherwise a home transaction
+ * holds the lock around the region's transaction.
+ */
+export async function inProjectChange<T>(
+  domain: Pick<Domain, "announce" | "regions">,
+  region: { name: string; db: Db },
+  projectId: string,
+  fn: (tx: Tx) => Promise<T>,
+): Promise<T> {
+  const requireProject = async (tx: Tx) => {
+    if (!(await lockProjectShared(tx, projectId))) throw projectNotFound(projectId);
+  };
+  const home = domain.regions.resolve("");
+  if (home.db === region.db) {
+    return inChange(domain, region, async (tx) => {
+      await requireProject(tx);
+      return fn(tx);
+    });
+  }
+  return inTransaction(home.db, async (htx) => {
+    await requireProject(htx);
+    return inChange(domain, region, fn);
+  });
 }

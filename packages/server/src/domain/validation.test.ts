@@ -8,6 +8,7 @@ import {
   validateDescription,
   validateName,
   validatePage,
+  validateText,
   validateTimeToLive,
   validateUuid,
 } from "./validation.ts";
@@ -207,6 +208,37 @@ describe("normalizeTags", () => {
 
   it("uses the field name it is given", () => {
     invalidMessage(() => normalizeTags(["ok", ""], "add_tags"), "add_tags[1]");
+  });
+});
+
+describe("validateText", () => {
+  it("accepts any well-formed text, control characters other than NUL included", () => {
+    for (const text of ["", "a\nb\tc", "\u0001\u001f\u007f\u0085", "🔑 é 中", "\uFFFD"]) {
+      expect(validateText(text, "description")).toBe(text);
+    }
+  });
+
+  it("refuses a NUL, which Postgres text cannot hold", () => {
+    expect(invalidMessage(() => validateText("ab\u0000", "description"), "description")).toBe(
+      "description: must not contain the NUL character (U+0000) (found at position 3)",
+    );
+  });
+
+  it("refuses lone surrogates, which have no UTF-8 form", () => {
+    expect(invalidMessage(() => validateText("a\ud800", "method"), "method")).toBe(
+      "method: must be valid Unicode text (lone surrogate U+D800 at position 2)",
+    );
+    expect(invalidMessage(() => validateText("\udc00🔑", "name"), "name")).toBe(
+      "name: must be valid Unicode text (lone surrogate U+DC00 at position 1)",
+    );
+  });
+
+  it("is applied to descriptions", () => {
+    invalidMessage(() => validateDescription("x\u0000"), "description");
+    invalidMessage(
+      () => validateDescription("\ud83d", "first_version.description"),
+      "first_version.description",
+    );
   });
 });
 

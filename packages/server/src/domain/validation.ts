@@ -51,6 +51,40 @@ function quote(value: string, max = 80): string {
   return JSON.stringify(chars.length > max ? `${chars.slice(0, max).join("")}...` : value);
 }
 
+/**
+ * The rule a string breaks when it cannot be stored as Postgres text, or
+ * undefined. Postgres text cannot hold U+0000 at all (it fails the whole
+ * statement with "invalid byte sequence"), and a lone UTF-16 surrogate has
+ * no UTF-8 encoding: the drivers would silently store U+FFFD instead, so
+ * what was read back would differ from what was sent.
+ */
+export function textProblem(value: string): string | undefined {
+  const nul = value.indexOf("\u0000");
+  if (nul !== -1) {
+    return `must not contain the NUL character (U+0000) (found at position ${nul + 1})`;
+  }
+  const lone = LONE_SURROGATE.exec(value);
+  if (lone !== null) {
+    const at = lone.index;
+    return `must be valid Unicode text (lone surrogate U+${value.charCodeAt(at).toString(16).toUpperCase()} at position ${at + 1})`;
+  }
+  return undefined;
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Checks that a string can be stored as Postgres text (see textProblem). Every
+ * free-text field (descriptions, labels, filters) goes through it; the call
+ * chain also applies it to every string of every request.
+ * @returns the value, unchanged.
+ */
+export function validateText(value: string, field: string): string {
+  const problem = textProblem(value);
+  if (problem !== undefined) throw invalid(field, problem);
+  return value;
+}
+
 /** `"é" (U+00E9)`: the code point is shown because some characters are invisible. */
 function describeChar(char: string): string {
   const code = char.codePointAt(0) ?? 0;
@@ -183,6 +217,7 @@ export function normalizeTags(values: readonly string[], field = "tags"): string
  * @returns the description, unchanged.
  */
 export function validateDescription(value: string, field = "description"): string {
+  validateText(value, field);
   // A string of at most N UTF-16 units has at most N code points: skip counting.
   if (value.length <= MAX_DESCRIPTION_LENGTH) return value;
   const length = codePointLength(value);

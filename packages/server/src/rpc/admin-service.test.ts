@@ -89,7 +89,7 @@ describe.each(protocols)("AdminService over %s", (protocol) => {
 
   it("answers bad requests with INVALID_ARGUMENT naming the field", async () => {
     const admin = client(bootstrap);
-    const { project } = await admin.createProject({ name: "validation" });
+    const { project } = await admin.createProject({ name: `validation ${protocol}` });
     const bad = await codeOf(
       admin.createToken({
         name: "x",
@@ -114,7 +114,7 @@ describe.each(protocols)("AdminService over %s", (protocol) => {
 
   it("lets a project admin grant only on its project, and audits every call", async () => {
     const admin = client(bootstrap);
-    const { project } = await admin.createProject({ name: "delegated" });
+    const { project } = await admin.createProject({ name: `delegated ${protocol}` });
     const projectId = project?.id ?? "";
     const delegate = await admin.createToken({
       name: "project admin",
@@ -159,7 +159,7 @@ describe.each(protocols)("AdminService over %s", (protocol) => {
     const admin = client(bootstrap);
     const r = await admin.rotateMasterKey({});
     expect(r.activeKeyId).not.toBe("");
-    const { project } = await admin.createProject({ name: "rotation" });
+    const { project } = await admin.createProject({ name: `rotation ${protocol}` });
     const delegate = await admin.createToken({
       name: "project admin",
       grants: [{ projectId: project?.id ?? "", role: Role.ADMIN }],

@@ -1,7 +1,12 @@
 import type { AdminService } from "@coffer/api";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { listAuditEvents } from "../domain/admin/audit.ts";
-import { createProject, listProjects } from "../domain/admin/projects.ts";
+import {
+  createProject,
+  deleteProject,
+  listProjects,
+  updateProject,
+} from "../domain/admin/projects.ts";
 import { rotateMasterKeyAsAdmin } from "../domain/admin/rotate.ts";
 import { createToken, listTokens, revokeToken } from "../domain/admin/tokens.ts";
 import type { Domain } from "../domain/context.ts";
@@ -24,6 +29,8 @@ export interface AdminServiceDeps {
    * TokenStreams.revoked).
    */
   tokensRevoked(tokenIds: readonly string[]): void;
+  /** Called after tokens' grants changed (a project was deleted): forget them. */
+  tokensChanged?(tokenIds: readonly string[]): void;
   /** Called after a token is created, so that this replica stops refusing its value at once. */
   tokenCreated?(value: string): void;
   /** The running key ring, for RotateMasterKey; without it a rotation only rewraps. */
@@ -45,7 +52,25 @@ export function adminService(
     },
     async listProjects(req, ctx) {
       const r = await listProjects(domain, callerOf(ctx), req);
-      return { projects: r.projects.map(projectToProto), totalCount: BigInt(r.totalCount) };
+      return {
+        projects: r.projects.map(projectToProto),
+        totalCount: BigInt(r.totalCount),
+        nextPageToken: r.nextPageToken,
+      };
+    },
+    async updateProject(req, ctx) {
+      return { project: projectToProto(await updateProject(domain, callerOf(ctx), req)) };
+    },
+    async deleteProject(req, ctx) {
+      const r = await deleteProject(domain, callerOf(ctx), req, {
+        revoked: (ids) => deps.tokensRevoked(ids),
+        changed: (ids) => deps.tokensChanged?.(ids),
+      });
+      return {
+        project: projectToProto(r.project),
+        destroyedSecrets: BigInt(r.destroyedSecrets),
+        updatedTokens: BigInt(r.updatedTokens),
+      };
     },
     async createToken(req, ctx) {
       const r = await createToken(domain, callerOf(ctx), {
@@ -58,7 +83,11 @@ export function adminService(
     },
     async listTokens(req, ctx) {
       const r = await listTokens(domain, callerOf(ctx), req);
-      return { tokens: r.tokens.map(tokenToProto), totalCount: BigInt(r.totalCount) };
+      return {
+        tokens: r.tokens.map(tokenToProto),
+        totalCount: BigInt(r.totalCount),
+        nextPageToken: r.nextPageToken,
+      };
     },
     async revokeToken(req, ctx) {
       const token = await revokeToken(domain, callerOf(ctx), req, (ids) => deps.tokensRevoked(ids));
@@ -76,8 +105,13 @@ export function adminService(
         ...(req.endTime && { endTime: timestampFromProto(req.endTime, "end_time") }),
         page: req.page,
         pageSize: req.pageSize,
+        pageToken: req.pageToken,
       });
-      return { events: r.events.map(auditEventToProto), totalCount: BigInt(r.totalCount) };
+      return {
+        events: r.events.map(auditEventToProto),
+        totalCount: BigInt(r.totalCount),
+        nextPageToken: r.nextPageToken,
+      };
     },
     async rotateMasterKey(_req, ctx) {
       const r = await rotateMasterKeyAsAdmin(domain, callerOf(ctx), deps.keys);

@@ -9,7 +9,7 @@ import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AuditRow, auditEvents, tokens } from "../db/schema.ts";
 import type { Grant } from "../domain/authz.ts";
-import { createTestToken } from "../testing/backends.ts";
+import { createTestToken, ensureProjects } from "../testing/backends.ts";
 import {
   bytesIn,
   mapLimit,
@@ -401,6 +401,7 @@ describe.each(serverBackends)("audit trail on $name", (backend) => {
   let cast: Cast;
   beforeAll(async () => {
     running = await backend.start();
+    await ensureProjects(running.server.domain, P, Q);
     cast = await castOf(running);
   }, 180_000);
   afterAll(() => running?.stop());
@@ -607,6 +608,7 @@ describe.each(serverBackends)("audit trail on $name", (backend) => {
     const dir = await mkdtemp(path.join(tmpdir(), "coffer-audit-log-"));
     const file = path.join(dir, "audit.jsonl");
     const logged = await backend.start({ auditLog: file });
+    await ensureProjects(logged.server.domain, P, Q);
     try {
       const logCast = await castOf(logged);
       const made = creations("log-create", 30);

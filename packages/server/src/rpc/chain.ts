@@ -21,6 +21,7 @@ import type { DeniedCalls } from "../domain/denied-calls.ts";
 import { toConnectError } from "./errors.ts";
 import { type PeerLimiter, peerAddress } from "./peer-limit.ts";
 import type { RateLimiter } from "./rate-limit.ts";
+import { checkRequestText } from "./request-text.ts";
 import { peerKey } from "./transports/peer.ts";
 
 const callerKey = createContextKey<Caller | undefined>(undefined, { description: "caller" });
@@ -80,6 +81,8 @@ const STREAM_REAUTH_MS = 5_000;
  *   limits (RESOURCE_EXHAUSTED): the peer address's before the token is
  *   looked up, unless this replica verified it a moment ago, then the
  *   token's;
+ * - refuses a request holding a string Postgres cannot store (NUL, lone
+ *   surrogate) as INVALID_ARGUMENT naming the field (checkRequestText);
  * - maps every error through `toConnectError`;
  * - makes sure the call has exactly one audit event: domain functions write
  *   it inside their transaction when they change or reveal something; for
@@ -244,6 +247,7 @@ export function withCallChain<S extends DescService>(
         const call = await begin(ctx).catch((e) => refuse(ctx, e));
         let res: unknown;
         try {
+          checkRequestText(method.input, req);
           res = await handler(req, ctx);
         } catch (e) {
           const err = fail(call.requestId, e);
@@ -259,7 +263,10 @@ export function withCallChain<S extends DescService>(
         refuse,
         finish,
         fail,
-        open: (req, ctx) => (handler(req, ctx) as AsyncIterable<unknown>)[Symbol.asyncIterator](),
+        open: (req, ctx) => {
+          checkRequestText(method.input, req);
+          return (handler(req, ctx) as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+        },
         reauthenticate: (ctx) => authenticator.authenticate(ctx.requestHeader.get("authorization")),
       };
       wrapped[method.localName] = (req: unknown, ctx: HandlerContext) =>

@@ -5,7 +5,7 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rowsOf } from "../db/migrate.ts";
 import type { RunningServer } from "../server.ts";
-import { createTestToken, startTestServer } from "../testing/backends.ts";
+import { createTestToken, ensureProjects, startTestServer } from "../testing/backends.ts";
 
 const RPS = 5;
 const BURST = 2 * RPS;
@@ -78,6 +78,7 @@ describe.each(protocols)("limits over %s", (protocol) => {
   it("refuses a secret past COFFER_MAX_SECRETS_PER_PROJECT and a version past COFFER_MAX_VERSIONS_PER_SECRET", async () => {
     const coffer = clientFor((await adminToken()).value);
     const projectId = randomUUID();
+    await ensureProjects(server.domain, projectId);
     const data = new TextEncoder().encode("payload");
     const create = (name: string) =>
       coffer.createSecret({

@@ -112,14 +112,20 @@ export function secretService(
         orderBy: orderFromProto(req.orderBy),
         page: req.page,
         pageSize: req.pageSize,
+        pageToken: req.pageToken,
       });
-      return { secrets: r.secrets.map(secretToProto), totalCount: BigInt(r.totalCount) };
+      return {
+        secrets: r.secrets.map(secretToProto),
+        totalCount: BigInt(r.totalCount),
+        nextPageToken: r.nextPageToken,
+      };
     },
     async browseSecrets(req, ctx) {
       const r = await browseSecrets(domain, callerOf(ctx), req);
       return {
         currentPath: r.currentPath,
         totalCount: BigInt(r.totalCount),
+        nextPageToken: r.nextPageToken,
         items: r.items.map((item) => ({
           name: item.name,
           fullPath: item.fullPath,
@@ -138,11 +144,15 @@ export function secretService(
     },
     async listTags(req, ctx) {
       const r = await listTags(domain, callerOf(ctx), req);
-      return { tags: r.tags, totalCount: BigInt(r.totalCount) };
+      return { tags: r.tags, totalCount: BigInt(r.totalCount), nextPageToken: r.nextPageToken };
     },
     async listSecretTypes(req, ctx) {
       const r = await listSecretTypes(domain, callerOf(ctx), req);
-      return { types: r.types.map(typeFromKind), totalCount: BigInt(r.totalCount) };
+      return {
+        types: r.types.map(typeFromKind),
+        totalCount: BigInt(r.totalCount),
+        nextPageToken: r.nextPageToken,
+      };
     },
 
     async createSecretVersion(req, ctx) {
@@ -181,8 +191,13 @@ export function secretService(
         statuses: req.status.map((s, i) => versionStatusFromProto(s, `status[${i}]`)),
         page: req.page,
         pageSize: req.pageSize,
+        pageToken: req.pageToken,
       });
-      return { versions: r.versions.map(versionToProto), totalCount: BigInt(r.totalCount) };
+      return {
+        versions: r.versions.map(versionToProto),
+        totalCount: BigInt(r.totalCount),
+        nextPageToken: r.nextPageToken,
+      };
     },
     async accessSecretVersion(req, ctx) {
       const r = await accessVersion(domain, callerOf(ctx), req);

@@ -4,9 +4,9 @@ import postgres from "postgres";
 import { type Config, DEFAULT_CONNECTION_LIMITS } from "../config.ts";
 import { generateKey, type KeyRing } from "../crypto/key-ring.ts";
 import { generateToken } from "../crypto/tokens.ts";
-import { type Database, openDatabase } from "../db/client.ts";
+import { type Database, type Db, openDatabase } from "../db/client.ts";
 import { migrate } from "../db/migrate.ts";
-import { tokens } from "../db/schema.ts";
+import { projects, tokens } from "../db/schema.ts";
 import type { Grant, Principal } from "../domain/authz.ts";
 import { type Caller, type Domain, type DomainLimits, Regions } from "../domain/context.ts";
 import { type RunningServer, startServer } from "../server.ts";
@@ -66,6 +66,7 @@ export const backends: Backend[] = [
     async open() {
       const db = await openDatabase({ driver: "pglite", dataDir: undefined });
       await migrate(db.db);
+      await seedProjects(db.db);
       return db;
     },
   },
@@ -77,6 +78,7 @@ export const backends: Backend[] = [
             const url = await createPostgresDatabase();
             const db = await openDatabase({ driver: "postgres", url, poolSize: 10 });
             await migrate(db.db);
+            await seedProjects(db.db);
             return {
               ...db,
               close: async () => {
@@ -140,13 +142,35 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
   };
 }
 
-/** Starts an in-process server; stop it in afterAll. */
-export function startTestServer(overrides: Partial<Config> = {}): Promise<RunningServer> {
-  return startServer(testConfig(overrides), silentLogger);
+/** Starts an in-process server, with PROJECT and OTHER_PROJECT created; stop it in afterAll. */
+export async function startTestServer(overrides: Partial<Config> = {}): Promise<RunningServer> {
+  const server = await startServer(testConfig(overrides), silentLogger);
+  await seedProjects(server.domain.regions.resolve("").db);
+  return server;
 }
 
 export const PROJECT = "0f8fad5b-d9cb-469f-a165-70867728950e";
 export const OTHER_PROJECT = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
+
+/**
+ * Creates projects (secrets can only be created in a project that exists),
+ * by default the two every test knows; ids already there are left alone.
+ */
+export async function seedProjects(
+  db: Db,
+  ids: readonly string[] = [PROJECT, OTHER_PROJECT],
+): Promise<void> {
+  if (ids.length === 0) return;
+  await db
+    .insert(projects)
+    .values(ids.map((id) => ({ id, name: `test-${id}` })))
+    .onConflictDoNothing();
+}
+
+/** seedProjects on a domain's home database. */
+export function ensureProjects(domain: Domain, ...ids: string[]): Promise<void> {
+  return seedProjects(domain.regions.resolve("").db, ids);
+}
 
 /** A global admin, as the domain sees it, for tests that call domain functions directly. */
 export const ADMIN_PRINCIPAL: Principal = {

@@ -7,7 +7,7 @@ import type { Caller, Domain } from "../domain/context.ts";
 import { type CreateSecretInput, createSecret } from "../domain/create-secret.ts";
 import { type CreateVersionInput, createVersion } from "../domain/create-version.ts";
 import { DomainError, type DomainErrorKind } from "../domain/errors.ts";
-import { ADMIN_CALLER, type Backend, PROJECT, testDomain } from "./backends.ts";
+import { ADMIN_CALLER, type Backend, ensureProjects, PROJECT, testDomain } from "./backends.ts";
 
 /**
  * Helpers for the domain integration tests (`src/domain/*.int.test.ts`): they
@@ -84,6 +84,10 @@ export async function newSecret(
   overrides: Partial<CreateSecretInput> = {},
   payload: string | null = "first payload",
 ) {
+  // The project a test names exists, unless the test means an invalid id.
+  if (overrides.projectId !== undefined && /^[0-9a-f-]{36}$/i.test(overrides.projectId)) {
+    await ensureProjects(domain, overrides.projectId);
+  }
   return createSecret(
     domain,
     caller,

@@ -11,7 +11,15 @@ import type { Config } from "../config.ts";
 import { generateToken } from "../crypto/tokens.ts";
 import { codeName } from "../rpc/chain.ts";
 import { type RunningServer, startServer } from "../server.ts";
-import { dropPostgresDatabase, postgresBackend, silentLogger, testConfig } from "./backends.ts";
+import {
+  dropPostgresDatabase,
+  ensureProjects,
+  OTHER_PROJECT,
+  PROJECT,
+  postgresBackend,
+  silentLogger,
+  testConfig,
+} from "./backends.ts";
 
 /**
  * In-process servers on each test backend, for the RPC tests that go
@@ -77,6 +85,7 @@ export const serverBackends: ServerBackend[] = [
     async start(overrides = {}, logger = silentLogger) {
       const config = withAdmin(overrides);
       const server = await startServer(testConfig(config), logger);
+      await ensureProjects(server.domain, PROJECT, OTHER_PROJECT);
       return running(server, config.bootstrapToken, async () => {});
     },
   },
@@ -94,6 +103,7 @@ export const serverBackends: ServerBackend[] = [
               }),
               logger,
             );
+            await ensureProjects(server.domain, PROJECT, OTHER_PROJECT);
             return running(server, config.bootstrapToken, () => dropPostgresDatabase(url));
           },
         },

@@ -11,6 +11,7 @@ import {
 import type { Caller, Domain } from "../context.ts";
 import { invalid, permissionDenied } from "../errors.ts";
 import { regionFor } from "../shared.ts";
+import { validateText } from "../validation.ts";
 
 /**
  * Who may administer what, for the admin calls. A project is administered
@@ -103,5 +104,5 @@ export function validateLabel(value: string, field = "name"): string {
   const length = [...value].length;
   if (length > MAX_LABEL_LENGTH) throw invalid(field, `${rule} (got ${length})`);
   if (CONTROL.test(value)) throw invalid(field, `${rule}, without control characters`);
-  return value;
+  return validateText(value, field);
 }

@@ -3,7 +3,8 @@ import type { AuditRow } from "../../db/schema.ts";
 import { requirePrincipal } from "../authz.ts";
 import type { Caller, Domain } from "../context.ts";
 import { invalid, permissionDenied } from "../errors.ts";
-import { validatePage, validateUuid } from "../validation.ts";
+import { openPage } from "../paging.ts";
+import { validateText, validateUuid } from "../validation.ts";
 import { home, note, requireAdmin, requireProjectAdmin } from "./access.ts";
 import { validateTime } from "./time.ts";
 
@@ -46,6 +47,7 @@ export interface ListAuditEventsInput {
   endTime?: Date;
   page: number;
   pageSize: number;
+  pageToken?: string;
 }
 
 /**
@@ -58,12 +60,15 @@ export async function listAuditEvents(
   domain: Domain,
   caller: Caller,
   input: ListAuditEventsInput,
-): Promise<{ events: (AuditRow & { region: string })[]; totalCount: number }> {
+): Promise<{
+  events: (AuditRow & { region: string })[];
+  totalCount: number;
+  nextPageToken: string;
+}> {
   home(domain, caller);
   const administered = requireAdmin(caller.principal);
   const principal = requirePrincipal(caller.principal);
   const region = domain.regions.resolve(input.region);
-  const page = validatePage(input.page, input.pageSize);
   const projectId =
     input.projectId === "" ? undefined : validateUuid(input.projectId, "project_id");
   const secretId = input.secretId === "" ? undefined : validateUuid(input.secretId, "secret_id");
@@ -71,6 +76,7 @@ export async function listAuditEvents(
   if (input.method.length > MAX_METHOD_LENGTH) {
     throw invalid("method", `must be at most ${MAX_METHOD_LENGTH} characters`);
   }
+  validateText(input.method, "method");
   if (input.outcome !== "" && !(OUTCOMES as readonly string[]).includes(input.outcome)) {
     throw invalid(
       "outcome",
@@ -90,6 +96,21 @@ export async function listAuditEvents(
   ) {
     throw invalid("end_time", "must be after start_time");
   }
+  const page = openPage(
+    input,
+    "audit",
+    {
+      region: region.name,
+      projectId: projectId ?? "",
+      secretId: secretId ?? "",
+      tokenId: tokenId ?? "",
+      method: input.method,
+      outcome: input.outcome,
+      start: input.startTime?.toISOString() ?? "",
+      end: input.endTime?.toISOString() ?? "",
+    },
+    ["ts", "uuid"],
+  );
   if (projectId === undefined) {
     if (administered !== "all") {
       throw permissionDenied(
@@ -100,7 +121,7 @@ export async function listAuditEvents(
     note(caller, { projectId });
     requireProjectAdmin(principal, administered, projectId);
   }
-  const { rows, total } = await queryAuditEvents(
+  const { rows, total, next } = await queryAuditEvents(
     region.db,
     {
       ...(projectId !== undefined && { projectId }),
@@ -113,5 +134,9 @@ export async function listAuditEvents(
     },
     page,
   );
-  return { events: rows.map((r) => ({ ...r, region: region.name })), totalCount: total };
+  return {
+    events: rows.map((r) => ({ ...r, region: region.name })),
+    totalCount: total,
+    nextPageToken: next === undefined ? "" : page.tokenAfter(next),
+  };
 }

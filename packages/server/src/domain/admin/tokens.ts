@@ -21,7 +21,8 @@ import {
   permissionDenied,
   unauthenticated,
 } from "../errors.ts";
-import { normalizePath, validatePage, validateUuid } from "../validation.ts";
+import { openPage, type PageInput } from "../paging.ts";
+import { normalizePath, validateUuid } from "../validation.ts";
 import {
   home,
   isRole,
@@ -186,12 +187,10 @@ export async function createToken(
   return { token: view(row), value: token.value };
 }
 
-export interface ListTokensInput {
+export interface ListTokensInput extends PageInput {
   /** "" for every token the caller may see. */
   projectId: string;
   includeInactive: boolean;
-  page: number;
-  pageSize: number;
 }
 
 /**
@@ -204,18 +203,25 @@ export async function listTokens(
   domain: Domain,
   caller: Caller,
   input: ListTokensInput,
-): Promise<{ tokens: TokenView[]; totalCount: number }> {
+): Promise<{ tokens: TokenView[]; totalCount: number; nextPageToken: string }> {
   const region = home(domain, caller);
   const administered = requireAdmin(caller.principal);
   const principal = requirePrincipal(caller.principal);
-  const page = validatePage(input.page, input.pageSize);
   let projectId: string | undefined;
   if (input.projectId !== "") {
     projectId = validateUuid(input.projectId, "project_id");
+  }
+  const page = openPage(
+    input,
+    "tokens",
+    { projectId: projectId ?? "", includeInactive: input.includeInactive },
+    ["ts", "uuid"],
+  );
+  if (projectId !== undefined) {
     note(caller, { projectId });
     requireProjectAdmin(principal, administered, projectId);
   }
-  const { rows, total } = await queryTokens(
+  const { rows, total, next } = await queryTokens(
     region.db,
     {
       ...(projectId !== undefined && { projectId }),
@@ -224,7 +230,11 @@ export async function listTokens(
     },
     page,
   );
-  return { tokens: rows.map(view), totalCount: total };
+  return {
+    tokens: rows.map(view),
+    totalCount: total,
+    nextPageToken: next === undefined ? "" : page.tokenAfter(next),
+  };
 }
 
 export function tokenNotFound(id: string): Error {

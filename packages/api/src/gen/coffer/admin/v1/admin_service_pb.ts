@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file coffer/admin/v1/admin_service.proto.
  */
 export const file_coffer_admin_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNjb2ZmZXIvYWRtaW4vdjEvYWRtaW5fc2VydmljZS5wcm90bxIPY29mZmVyLmFkbWluLnYxIlUKBUdyYW50EhIKCnByb2plY3RfaWQYASABKAkSIwoEcm9sZRgCIAEoDjIVLmNvZmZlci5hZG1pbi52MS5Sb2xlEhMKC3BhdGhfcHJlZml4GAMgASgJIlMKB1Byb2plY3QSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCL9AQoFVG9rZW4SCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZwcmVmaXgYAyABKAkSJgoGZ3JhbnRzGAQgAygLMhYuY29mZmVyLmFkbWluLnYxLkdyYW50Ei4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmNyZWF0ZWRfYnkYCCABKAkiJAoUQ3JlYXRlUHJvamVjdFJlcXVlc3QSDAoEbmFtZRgBIAEoCSJCChVDcmVhdGVQcm9qZWN0UmVzcG9uc2USKQoHcHJvamVjdBgBIAEoCzIYLmNvZmZlci5hZG1pbi52MS5Qcm9qZWN0IjYKE0xpc3RQcm9qZWN0c1JlcXVlc3QSDAoEcGFnZRgBIAEoDRIRCglwYWdlX3NpemUYAiABKA0iVwoUTGlzdFByb2plY3RzUmVzcG9uc2USKgoIcHJvamVjdHMYASADKAsyGC5jb2ZmZXIuYWRtaW4udjEuUHJvamVjdBITCgt0b3RhbF9jb3VudBgCIAEoBCJ6ChJDcmVhdGVUb2tlblJlcXVlc3QSDAoEbmFtZRgBIAEoCRImCgZncmFudHMYAiADKAsyFi5jb2ZmZXIuYWRtaW4udjEuR3JhbnQSLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiSwoTQ3JlYXRlVG9rZW5SZXNwb25zZRIlCgV0b2tlbhgBIAEoCzIWLmNvZmZlci5hZG1pbi52MS5Ub2tlbhINCgV2YWx1ZRgCIAEoCSJiChFMaXN0VG9rZW5zUmVxdWVzdBISCgpwcm9qZWN0X2lkGAEgASgJEhgKEGluY2x1ZGVfaW5hY3RpdmUYAiABKAgSDAoEcGFnZRgDIAEoDRIRCglwYWdlX3NpemUYBCABKA0iUQoSTGlzdFRva2Vuc1Jlc3BvbnNlEiYKBnRva2VucxgBIAMoCzIWLmNvZmZlci5hZG1pbi52MS5Ub2tlbhITCgt0b3RhbF9jb3VudBgCIAEoBCImChJSZXZva2VUb2tlblJlcXVlc3QSEAoIdG9rZW5faWQYASABKAkiPAoTUmV2b2tlVG9rZW5SZXNwb25zZRIlCgV0b2tlbhgBIAEoCzIWLmNvZmZlci5hZG1pbi52MS5Ub2tlbiLIAgoKQXVkaXRFdmVudBIKCgJpZBgBIAEoCRIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCgh0b2tlbl9pZBgDIAEoCRISCgpwcm9qZWN0X2lkGAQgASgJEg4KBm1ldGhvZBgFIAEoCRIRCglzZWNyZXRfaWQYBiABKAkSEwoLc2VjcmV0X3BhdGgYByABKAkSEwoLc2VjcmV0X25hbWUYCCABKAkSEAoIcmV2aXNpb24YCSABKA0SDwoHb3V0Y29tZRgKIAEoCRISCgpyZXF1ZXN0X2lkGAsgASgJEgwKBHBlZXIYDCABKAkSDgoGcmVnaW9uGA0gASgJEg0KBWNvdW50GA4gASgNEhQKDHRva2VuX3ByZWZpeBgPIAEoCRIXCg90YXJnZXRfdG9rZW5faWQYECABKAkigQIKFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSDgoGcmVnaW9uGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSEQoJc2VjcmV0X2lkGAMgASgJEhAKCHRva2VuX2lkGAQgASgJEg4KBm1ldGhvZBgFIAEoCRIPCgdvdXRjb21lGAYgASgJEi4KCnN0YXJ0X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRwYWdlGAkgASgNEhEKCXBhZ2Vfc2l6ZRgKIAEoDSJbChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRIrCgZldmVudHMYASADKAsyGy5jb2ZmZXIuYWRtaW4udjEuQXVkaXRFdmVudBITCgt0b3RhbF9jb3VudBgCIAEoBCIYChZSb3RhdGVNYXN0ZXJLZXlSZXF1ZXN0IkMKF1JvdGF0ZU1hc3RlcktleVJlc3BvbnNlEhUKDWFjdGl2ZV9rZXlfaWQYASABKAkSEQoJcmV3cmFwcGVkGAIgASgEKoUBCgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIOCgpST0xFX0FETUlOEAESFAoQUk9MRV9GVUxMX0FDQ0VTUxACEhUKEVJPTEVfU0VDUkVUX1dSSVRFEAMSEgoOUk9MRV9SRUFEX09OTFkQBBIWChJST0xFX1NFQ1JFVF9BQ0NFU1MQBTKiBQoMQWRtaW5TZXJ2aWNlEl4KDUNyZWF0ZVByb2plY3QSJS5jb2ZmZXIuYWRtaW4udjEuQ3JlYXRlUHJvamVjdFJlcXVlc3QaJi5jb2ZmZXIuYWRtaW4udjEuQ3JlYXRlUHJvamVjdFJlc3BvbnNlElsKDExpc3RQcm9qZWN0cxIkLmNvZmZlci5hZG1pbi52MS5MaXN0UHJvamVjdHNSZXF1ZXN0GiUuY29mZmVyLmFkbWluLnYxLkxpc3RQcm9qZWN0c1Jlc3BvbnNlElgKC0NyZWF0ZVRva2VuEiMuY29mZmVyLmFkbWluLnYxLkNyZWF0ZVRva2VuUmVxdWVzdBokLmNvZmZlci5hZG1pbi52MS5DcmVhdGVUb2tlblJlc3BvbnNlElUKCkxpc3RUb2tlbnMSIi5jb2ZmZXIuYWRtaW4udjEuTGlzdFRva2Vuc1JlcXVlc3QaIy5jb2ZmZXIuYWRtaW4udjEuTGlzdFRva2Vuc1Jlc3BvbnNlElgKC1Jldm9rZVRva2VuEiMuY29mZmVyLmFkbWluLnYxLlJldm9rZVRva2VuUmVxdWVzdBokLmNvZmZlci5hZG1pbi52MS5SZXZva2VUb2tlblJlc3BvbnNlEmQKD0xpc3RBdWRpdEV2ZW50cxInLmNvZmZlci5hZG1pbi52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiguY29mZmVyLmFkbWluLnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEmQKD1JvdGF0ZU1hc3RlcktleRInLmNvZmZlci5hZG1pbi52MS5Sb3RhdGVNYXN0ZXJLZXlSZXF1ZXN0GiguY29mZmVyLmFkbWluLnYxLlJvdGF0ZU1hc3RlcktleVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CiNjb2ZmZXIvYWRtaW4vdjEvYWRtaW5fc2VydmljZS5wcm90bxIPY29mZmVyLmFkbWluLnYxIlUKBUdyYW50EhIKCnByb2plY3RfaWQYASABKAkSIwoEcm9sZRgCIAEoDjIVLmNvZmZlci5hZG1pbi52MS5Sb2xlEhMKC3BhdGhfcHJlZml4GAMgASgJIlMKB1Byb2plY3QSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCL9AQoFVG9rZW4SCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZwcmVmaXgYAyABKAkSJgoGZ3JhbnRzGAQgAygLMhYuY29mZmVyLmFkbWluLnYxLkdyYW50Ei4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmNyZWF0ZWRfYnkYCCABKAkiJAoUQ3JlYXRlUHJvamVjdFJlcXVlc3QSDAoEbmFtZRgBIAEoCSJCChVDcmVhdGVQcm9qZWN0UmVzcG9uc2USKQoHcHJvamVjdBgBIAEoCzIYLmNvZmZlci5hZG1pbi52MS5Qcm9qZWN0IjgKFFVwZGF0ZVByb2plY3RSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAkSDAoEbmFtZRgCIAEoCSJCChVVcGRhdGVQcm9qZWN0UmVzcG9uc2USKQoHcHJvamVjdBgBIAEoCzIYLmNvZmZlci5hZG1pbi52MS5Qcm9qZWN0IjkKFERlbGV0ZVByb2plY3RSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAkSDQoFZm9yY2UYAiABKAgidQoVRGVsZXRlUHJvamVjdFJlc3BvbnNlEikKB3Byb2plY3QYASABKAsyGC5jb2ZmZXIuYWRtaW4udjEuUHJvamVjdBIZChFkZXN0cm95ZWRfc2VjcmV0cxgCIAEoBBIWCg51cGRhdGVkX3Rva2VucxgDIAEoBCJKChNMaXN0UHJvamVjdHNSZXF1ZXN0EgwKBHBhZ2UYASABKA0SEQoJcGFnZV9zaXplGAIgASgNEhIKCnBhZ2VfdG9rZW4YAyABKAkicAoUTGlzdFByb2plY3RzUmVzcG9uc2USKgoIcHJvamVjdHMYASADKAsyGC5jb2ZmZXIuYWRtaW4udjEuUHJvamVjdBITCgt0b3RhbF9jb3VudBgCIAEoBBIXCg9uZXh0X3BhZ2VfdG9rZW4YAyABKAkiegoSQ3JlYXRlVG9rZW5SZXF1ZXN0EgwKBG5hbWUYASABKAkSJgoGZ3JhbnRzGAIgAygLMhYuY29mZmVyLmFkbWluLnYxLkdyYW50Ei4KCmV4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIksKE0NyZWF0ZVRva2VuUmVzcG9uc2USJQoFdG9rZW4YASABKAsyFi5jb2ZmZXIuYWRtaW4udjEuVG9rZW4SDQoFdmFsdWUYAiABKAkidgoRTGlzdFRva2Vuc1JlcXVlc3QSEgoKcHJvamVjdF9pZBgBIAEoCRIYChBpbmNsdWRlX2luYWN0aXZlGAIgASgIEgwKBHBhZ2UYAyABKA0SEQoJcGFnZV9zaXplGAQgASgNEhIKCnBhZ2VfdG9rZW4YBSABKAkiagoSTGlzdFRva2Vuc1Jlc3BvbnNlEiYKBnRva2VucxgBIAMoCzIWLmNvZmZlci5hZG1pbi52MS5Ub2tlbhITCgt0b3RhbF9jb3VudBgCIAEoBBIXCg9uZXh0X3BhZ2VfdG9rZW4YAyABKAkiJgoSUmV2b2tlVG9rZW5SZXF1ZXN0EhAKCHRva2VuX2lkGAEgASgJIjwKE1Jldm9rZVRva2VuUmVzcG9uc2USJQoFdG9rZW4YASABKAsyFi5jb2ZmZXIuYWRtaW4udjEuVG9rZW4iyAIKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIdG9rZW5faWQYAyABKAkSEgoKcHJvamVjdF9pZBgEIAEoCRIOCgZtZXRob2QYBSABKAkSEQoJc2VjcmV0X2lkGAYgASgJEhMKC3NlY3JldF9wYXRoGAcgASgJEhMKC3NlY3JldF9uYW1lGAggASgJEhAKCHJldmlzaW9uGAkgASgNEg8KB291dGNvbWUYCiABKAkSEgoKcmVxdWVzdF9pZBgLIAEoCRIMCgRwZWVyGAwgASgJEg4KBnJlZ2lvbhgNIAEoCRINCgVjb3VudBgOIAEoDRIUCgx0b2tlbl9wcmVmaXgYDyABKAkSFwoPdGFyZ2V0X3Rva2VuX2lkGBAgASgJIpUCChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0Eg4KBnJlZ2lvbhgBIAEoCRISCgpwcm9qZWN0X2lkGAIgASgJEhEKCXNlY3JldF9pZBgDIAEoCRIQCgh0b2tlbl9pZBgEIAEoCRIOCgZtZXRob2QYBSABKAkSDwoHb3V0Y29tZRgGIAEoCRIuCgpzdGFydF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEcGFnZRgJIAEoDRIRCglwYWdlX3NpemUYCiABKA0SEgoKcGFnZV90b2tlbhgLIAEoCSJ0ChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRIrCgZldmVudHMYASADKAsyGy5jb2ZmZXIuYWRtaW4udjEuQXVkaXRFdmVudBITCgt0b3RhbF9jb3VudBgCIAEoBBIXCg9uZXh0X3BhZ2VfdG9rZW4YAyABKAkiGAoWUm90YXRlTWFzdGVyS2V5UmVxdWVzdCJDChdSb3RhdGVNYXN0ZXJLZXlSZXNwb25zZRIVCg1hY3RpdmVfa2V5X2lkGAEgASgJEhEKCXJld3JhcHBlZBgCIAEoBCqFAQoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASDgoKUk9MRV9BRE1JThABEhQKEFJPTEVfRlVMTF9BQ0NFU1MQAhIVChFST0xFX1NFQ1JFVF9XUklURRADEhIKDlJPTEVfUkVBRF9PTkxZEAQSFgoSUk9MRV9TRUNSRVRfQUNDRVNTEAUy4gYKDEFkbWluU2VydmljZRJeCg1DcmVhdGVQcm9qZWN0EiUuY29mZmVyLmFkbWluLnYxLkNyZWF0ZVByb2plY3RSZXF1ZXN0GiYuY29mZmVyLmFkbWluLnYxLkNyZWF0ZVByb2plY3RSZXNwb25zZRJbCgxMaXN0UHJvamVjdHMSJC5jb2ZmZXIuYWRtaW4udjEuTGlzdFByb2plY3RzUmVxdWVzdBolLmNvZmZlci5hZG1pbi52MS5MaXN0UHJvamVjdHNSZXNwb25zZRJeCg1VcGRhdGVQcm9qZWN0EiUuY29mZmVyLmFkbWluLnYxLlVwZGF0ZVByb2plY3RSZXF1ZXN0GiYuY29mZmVyLmFkbWluLnYxLlVwZGF0ZVByb2plY3RSZXNwb25zZRJeCg1EZWxldGVQcm9qZWN0EiUuY29mZmVyLmFkbWluLnYxLkRlbGV0ZVByb2plY3RSZXF1ZXN0GiYuY29mZmVyLmFkbWluLnYxLkRlbGV0ZVByb2plY3RSZXNwb25zZRJYCgtDcmVhdGVUb2tlbhIjLmNvZmZlci5hZG1pbi52MS5DcmVhdGVUb2tlblJlcXVlc3QaJC5jb2ZmZXIuYWRtaW4udjEuQ3JlYXRlVG9rZW5SZXNwb25zZRJVCgpMaXN0VG9rZW5zEiIuY29mZmVyLmFkbWluLnYxLkxpc3RUb2tlbnNSZXF1ZXN0GiMuY29mZmVyLmFkbWluLnYxLkxpc3RUb2tlbnNSZXNwb25zZRJYCgtSZXZva2VUb2tlbhIjLmNvZmZlci5hZG1pbi52MS5SZXZva2VUb2tlblJlcXVlc3QaJC5jb2ZmZXIuYWRtaW4udjEuUmV2b2tlVG9rZW5SZXNwb25zZRJkCg9MaXN0QXVkaXRFdmVudHMSJy5jb2ZmZXIuYWRtaW4udjEuTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBooLmNvZmZlci5hZG1pbi52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZRJkCg9Sb3RhdGVNYXN0ZXJLZXkSJy5jb2ZmZXIuYWRtaW4udjEuUm90YXRlTWFzdGVyS2V5UmVxdWVzdBooLmNvZmZlci5hZG1pbi52MS5Sb3RhdGVNYXN0ZXJLZXlSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * One role on one project, optionally narrowed to a path and what is below it.
@@ -142,7 +142,7 @@ export const TokenSchema: GenMessage<Token> = /*@__PURE__*/
  */
 export type CreateProjectRequest = Message<"coffer.admin.v1.CreateProjectRequest"> & {
   /**
-   * 1-255 characters.
+   * 1-255 characters, unique among projects.
    *
    * @generated from field: string name = 1;
    */
@@ -174,6 +174,102 @@ export const CreateProjectResponseSchema: GenMessage<CreateProjectResponse> = /*
   messageDesc(file_coffer_admin_v1_admin_service, 4);
 
 /**
+ * @generated from message coffer.admin.v1.UpdateProjectRequest
+ */
+export type UpdateProjectRequest = Message<"coffer.admin.v1.UpdateProjectRequest"> & {
+  /**
+   * @generated from field: string project_id = 1;
+   */
+  projectId: string;
+
+  /**
+   * The new name: 1-255 characters, unique among projects.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message coffer.admin.v1.UpdateProjectRequest.
+ * Use `create(UpdateProjectRequestSchema)` to create a new message.
+ */
+export const UpdateProjectRequestSchema: GenMessage<UpdateProjectRequest> = /*@__PURE__*/
+  messageDesc(file_coffer_admin_v1_admin_service, 5);
+
+/**
+ * @generated from message coffer.admin.v1.UpdateProjectResponse
+ */
+export type UpdateProjectResponse = Message<"coffer.admin.v1.UpdateProjectResponse"> & {
+  /**
+   * @generated from field: coffer.admin.v1.Project project = 1;
+   */
+  project?: Project | undefined;
+};
+
+/**
+ * Describes the message coffer.admin.v1.UpdateProjectResponse.
+ * Use `create(UpdateProjectResponseSchema)` to create a new message.
+ */
+export const UpdateProjectResponseSchema: GenMessage<UpdateProjectResponse> = /*@__PURE__*/
+  messageDesc(file_coffer_admin_v1_admin_service, 6);
+
+/**
+ * @generated from message coffer.admin.v1.DeleteProjectRequest
+ */
+export type DeleteProjectRequest = Message<"coffer.admin.v1.DeleteProjectRequest"> & {
+  /**
+   * @generated from field: string project_id = 1;
+   */
+  projectId: string;
+
+  /**
+   * Destroy the project's secrets (in every region) instead of refusing.
+   *
+   * @generated from field: bool force = 2;
+   */
+  force: boolean;
+};
+
+/**
+ * Describes the message coffer.admin.v1.DeleteProjectRequest.
+ * Use `create(DeleteProjectRequestSchema)` to create a new message.
+ */
+export const DeleteProjectRequestSchema: GenMessage<DeleteProjectRequest> = /*@__PURE__*/
+  messageDesc(file_coffer_admin_v1_admin_service, 7);
+
+/**
+ * @generated from message coffer.admin.v1.DeleteProjectResponse
+ */
+export type DeleteProjectResponse = Message<"coffer.admin.v1.DeleteProjectResponse"> & {
+  /**
+   * @generated from field: coffer.admin.v1.Project project = 1;
+   */
+  project?: Project | undefined;
+
+  /**
+   * Secrets destroyed by a forced delete, over all regions.
+   *
+   * @generated from field: uint64 destroyed_secrets = 2;
+   */
+  destroyedSecrets: bigint;
+
+  /**
+   * Tokens that lost a grant on the project.
+   *
+   * @generated from field: uint64 updated_tokens = 3;
+   */
+  updatedTokens: bigint;
+};
+
+/**
+ * Describes the message coffer.admin.v1.DeleteProjectResponse.
+ * Use `create(DeleteProjectResponseSchema)` to create a new message.
+ */
+export const DeleteProjectResponseSchema: GenMessage<DeleteProjectResponse> = /*@__PURE__*/
+  messageDesc(file_coffer_admin_v1_admin_service, 8);
+
+/**
  * @generated from message coffer.admin.v1.ListProjectsRequest
  */
 export type ListProjectsRequest = Message<"coffer.admin.v1.ListProjectsRequest"> & {
@@ -190,6 +286,15 @@ export type ListProjectsRequest = Message<"coffer.admin.v1.ListProjectsRequest">
    * @generated from field: uint32 page_size = 2;
    */
   pageSize: number;
+
+  /**
+   * Opaque keyset cursor: the next_page_token of the previous response to
+   * the same request (same filters and order). Each item is seen once even
+   * while others are created or deleted. Exclusive with page.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
 };
 
 /**
@@ -197,7 +302,7 @@ export type ListProjectsRequest = Message<"coffer.admin.v1.ListProjectsRequest">
  * Use `create(ListProjectsRequestSchema)` to create a new message.
  */
 export const ListProjectsRequestSchema: GenMessage<ListProjectsRequest> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 5);
+  messageDesc(file_coffer_admin_v1_admin_service, 9);
 
 /**
  * @generated from message coffer.admin.v1.ListProjectsResponse
@@ -212,6 +317,13 @@ export type ListProjectsResponse = Message<"coffer.admin.v1.ListProjectsResponse
    * @generated from field: uint64 total_count = 2;
    */
   totalCount: bigint;
+
+  /**
+   * Pass as page_token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 3;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -219,7 +331,7 @@ export type ListProjectsResponse = Message<"coffer.admin.v1.ListProjectsResponse
  * Use `create(ListProjectsResponseSchema)` to create a new message.
  */
 export const ListProjectsResponseSchema: GenMessage<ListProjectsResponse> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 6);
+  messageDesc(file_coffer_admin_v1_admin_service, 10);
 
 /**
  * @generated from message coffer.admin.v1.CreateTokenRequest
@@ -253,7 +365,7 @@ export type CreateTokenRequest = Message<"coffer.admin.v1.CreateTokenRequest"> &
  * Use `create(CreateTokenRequestSchema)` to create a new message.
  */
 export const CreateTokenRequestSchema: GenMessage<CreateTokenRequest> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 7);
+  messageDesc(file_coffer_admin_v1_admin_service, 11);
 
 /**
  * @generated from message coffer.admin.v1.CreateTokenResponse
@@ -277,7 +389,7 @@ export type CreateTokenResponse = Message<"coffer.admin.v1.CreateTokenResponse">
  * Use `create(CreateTokenResponseSchema)` to create a new message.
  */
 export const CreateTokenResponseSchema: GenMessage<CreateTokenResponse> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 8);
+  messageDesc(file_coffer_admin_v1_admin_service, 12);
 
 /**
  * @generated from message coffer.admin.v1.ListTokensRequest
@@ -307,6 +419,15 @@ export type ListTokensRequest = Message<"coffer.admin.v1.ListTokensRequest"> & {
    * @generated from field: uint32 page_size = 4;
    */
   pageSize: number;
+
+  /**
+   * Opaque keyset cursor: the next_page_token of the previous response to
+   * the same request (same filters and order). Each item is seen once even
+   * while others are created or deleted. Exclusive with page.
+   *
+   * @generated from field: string page_token = 5;
+   */
+  pageToken: string;
 };
 
 /**
@@ -314,7 +435,7 @@ export type ListTokensRequest = Message<"coffer.admin.v1.ListTokensRequest"> & {
  * Use `create(ListTokensRequestSchema)` to create a new message.
  */
 export const ListTokensRequestSchema: GenMessage<ListTokensRequest> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 9);
+  messageDesc(file_coffer_admin_v1_admin_service, 13);
 
 /**
  * @generated from message coffer.admin.v1.ListTokensResponse
@@ -329,6 +450,13 @@ export type ListTokensResponse = Message<"coffer.admin.v1.ListTokensResponse"> &
    * @generated from field: uint64 total_count = 2;
    */
   totalCount: bigint;
+
+  /**
+   * Pass as page_token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 3;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -336,7 +464,7 @@ export type ListTokensResponse = Message<"coffer.admin.v1.ListTokensResponse"> &
  * Use `create(ListTokensResponseSchema)` to create a new message.
  */
 export const ListTokensResponseSchema: GenMessage<ListTokensResponse> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 10);
+  messageDesc(file_coffer_admin_v1_admin_service, 14);
 
 /**
  * @generated from message coffer.admin.v1.RevokeTokenRequest
@@ -353,7 +481,7 @@ export type RevokeTokenRequest = Message<"coffer.admin.v1.RevokeTokenRequest"> &
  * Use `create(RevokeTokenRequestSchema)` to create a new message.
  */
 export const RevokeTokenRequestSchema: GenMessage<RevokeTokenRequest> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 11);
+  messageDesc(file_coffer_admin_v1_admin_service, 15);
 
 /**
  * @generated from message coffer.admin.v1.RevokeTokenResponse
@@ -370,7 +498,7 @@ export type RevokeTokenResponse = Message<"coffer.admin.v1.RevokeTokenResponse">
  * Use `create(RevokeTokenResponseSchema)` to create a new message.
  */
 export const RevokeTokenResponseSchema: GenMessage<RevokeTokenResponse> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 12);
+  messageDesc(file_coffer_admin_v1_admin_service, 16);
 
 /**
  * One call to Coffer, allowed or denied. Never holds a payload or a token value.
@@ -488,7 +616,7 @@ export type AuditEvent = Message<"coffer.admin.v1.AuditEvent"> & {
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 13);
+  messageDesc(file_coffer_admin_v1_admin_service, 17);
 
 /**
  * @generated from message coffer.admin.v1.ListAuditEventsRequest
@@ -549,6 +677,15 @@ export type ListAuditEventsRequest = Message<"coffer.admin.v1.ListAuditEventsReq
    * @generated from field: uint32 page_size = 10;
    */
   pageSize: number;
+
+  /**
+   * Opaque keyset cursor: the next_page_token of the previous response to
+   * the same request (same filters and order). Each item is seen once even
+   * while others are created or deleted. Exclusive with page.
+   *
+   * @generated from field: string page_token = 11;
+   */
+  pageToken: string;
 };
 
 /**
@@ -556,7 +693,7 @@ export type ListAuditEventsRequest = Message<"coffer.admin.v1.ListAuditEventsReq
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 14);
+  messageDesc(file_coffer_admin_v1_admin_service, 18);
 
 /**
  * @generated from message coffer.admin.v1.ListAuditEventsResponse
@@ -571,6 +708,13 @@ export type ListAuditEventsResponse = Message<"coffer.admin.v1.ListAuditEventsRe
    * @generated from field: uint64 total_count = 2;
    */
   totalCount: bigint;
+
+  /**
+   * Pass as page_token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 3;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -578,7 +722,7 @@ export type ListAuditEventsResponse = Message<"coffer.admin.v1.ListAuditEventsRe
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 15);
+  messageDesc(file_coffer_admin_v1_admin_service, 19);
 
 /**
  * @generated from message coffer.admin.v1.RotateMasterKeyRequest
@@ -591,7 +735,7 @@ export type RotateMasterKeyRequest = Message<"coffer.admin.v1.RotateMasterKeyReq
  * Use `create(RotateMasterKeyRequestSchema)` to create a new message.
  */
 export const RotateMasterKeyRequestSchema: GenMessage<RotateMasterKeyRequest> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 16);
+  messageDesc(file_coffer_admin_v1_admin_service, 20);
 
 /**
  * @generated from message coffer.admin.v1.RotateMasterKeyResponse
@@ -617,7 +761,7 @@ export type RotateMasterKeyResponse = Message<"coffer.admin.v1.RotateMasterKeyRe
  * Use `create(RotateMasterKeyResponseSchema)` to create a new message.
  */
 export const RotateMasterKeyResponseSchema: GenMessage<RotateMasterKeyResponse> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 17);
+  messageDesc(file_coffer_admin_v1_admin_service, 21);
 
 /**
  * A role, granted on a project. Roles do not nest, except that admin and
@@ -703,6 +847,29 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof ListProjectsRequestSchema;
     output: typeof ListProjectsResponseSchema;
+  },
+  /**
+   * Renames a project. Needs admin on the project. Names are unique.
+   *
+   * @generated from rpc coffer.admin.v1.AdminService.UpdateProject
+   */
+  updateProject: {
+    methodKind: "unary";
+    input: typeof UpdateProjectRequestSchema;
+    output: typeof UpdateProjectResponseSchema;
+  },
+  /**
+   * Deletes a project and every grant on it. Needs a global admin token.
+   * Refused with FAILED_PRECONDITION while any region holds a secret of the
+   * project (scheduled for deletion or not), unless force is set: then its
+   * secrets are destroyed for good, in every region.
+   *
+   * @generated from rpc coffer.admin.v1.AdminService.DeleteProject
+   */
+  deleteProject: {
+    methodKind: "unary";
+    input: typeof DeleteProjectRequestSchema;
+    output: typeof DeleteProjectResponseSchema;
   },
   /**
    * Creates a token and returns its secret value, once. The value is never

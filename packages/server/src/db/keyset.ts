@@ -1,0 +1,77 @@
+import { type SQL, sql } from "drizzle-orm";
+import type { PgColumn } from "drizzle-orm/pg-core";
+
+/**
+ * Keyset paging, shared by every list query. A page after a key reads the
+ * rows strictly after it in the list's order (sort columns, then the id as
+ * tiebreaker), so rows created or deleted elsewhere in the list never shift
+ * the rows of the next page: each row that exists throughout is read once.
+ */
+
+/** One value of a sort key, as carried in a page token. */
+export type KeyValue = string | number;
+/** How a key value is typed in SQL: text, uuid, timestamp (microseconds, UTC ISO text), int. */
+export type KeyKind = "text" | "uuid" | "ts" | "int";
+
+/** The page a list query reads: an offset (page numbers) or the key to start after. */
+export interface PageWindow {
+  offset: number;
+  limit: number;
+  after?: KeyValue[];
+}
+
+/**
+ * A timestamp column as ISO text with its full microsecond precision (a JS
+ * Date keeps only milliseconds, which would repeat or skip rows created
+ * within the same millisecond).
+ */
+export function microsText(column: PgColumn | SQL): SQL<string> {
+  return sql<string>`to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+}
+
+function typed(value: KeyValue, kind: KeyKind): SQL {
+  switch (kind) {
+    case "uuid":
+      return sql`${value}::uuid`;
+    case "ts":
+      return sql`${value}::timestamptz`;
+    case "int":
+      return sql`${value}::int`;
+    default:
+      return sql`${value}::text`;
+  }
+}
+
+/**
+ * `(c1, c2, ...) > (v1, v2, ...)` (or `<` for a descending order): the rows
+ * after a key. Every column of an order runs the same direction, so one row
+ * comparison is exact, and it compares text with the column's own collation,
+ * the one ORDER BY uses.
+ */
+export function afterKey(
+  columns: (PgColumn | SQL)[],
+  kinds: KeyKind[],
+  values: KeyValue[],
+  direction: "asc" | "desc",
+): SQL {
+  const right = values.map((v, i) => typed(v, kinds[i] ?? "text"));
+  return sql`(${sql.join(columns, sql`, `)}) ${direction === "asc" ? sql.raw(">") : sql.raw("<")} (${sql.join(right, sql`, `)})`;
+}
+
+/**
+ * Cuts the `limit + 1` rows a query read down to the page, and gives the key
+ * of its last row when more rows follow.
+ */
+export function cutPage<R>(
+  rows: R[],
+  limit: number,
+  keyOf: (row: R) => KeyValue[],
+): { rows: R[]; more: boolean; next?: KeyValue[] } {
+  if (rows.length <= limit) return { rows, more: false };
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  // An empty page (limit 0) says only that rows follow: it has no key.
+  return last === undefined
+    ? { rows: page, more: true }
+    : { rows: page, more: true, next: keyOf(last) };
+}
