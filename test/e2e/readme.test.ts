@@ -8,9 +8,11 @@ import { REPO_ROOT, type ServerProcess, spawnServer } from "../support/server-pr
 import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
 
 /**
- * The README's first steps, run as written and in order: every `sh`, `ts`
- * and `console` block of its "Run it", "A first session" and "The command
- * line" sections.
+ * The README's steps, run as written and in order: every `sh`, `ts` and
+ * `console` block of the sections in SECTIONS (the others need a second
+ * database, a stopped server, files outside the repository or grpcurl, and
+ * are checked by hand when the README changes; the npm scripts and files
+ * their commands name are checked below).
  *
  * - `npm ci` is taken as done (this test runs from an installed checkout);
  *   `npm start` starts the server with the same command line (node --import
@@ -20,7 +22,8 @@ import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
  *   README tells a user whose server is not on the default port.
  * - The admin token is read from the banner the server prints on stderr, as
  *   a user copies it, and `export COFFER_TOKEN=coffer_...` stands for that.
- * - A `sh` block runs in bash (errexit, pipefail) and must exit 0; a `ts`
+ * - A `sh` block runs in bash (errexit, pipefail) from the repository, as the
+ *   README's commands do, and must exit 0 and print something; a `ts`
  *   block runs with tsx from a file in this repository, must exit 0 and
  *   print the lines its `// -> ` comments show; in a `console` block each `$`
  *   command (continued past lines ending in `\` or `|`) runs in bash, with
@@ -28,10 +31,18 @@ import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
  *   ids (UUIDs) and token values aside.
  * - A block preceded by `<!-- readme-test: not run: <reason> -->` is not run;
  *   that is only for blocks that cannot run here: today, the block that runs
- *   the whole test suite (this test is part of it).
+ *   the whole test suite (this test is part of it), and grpcurl's.
+ * - A block indented in a list item is read without its indentation.
  */
 
-const SECTIONS = ["Run it", "A first session", "The command line"];
+const SECTIONS = [
+  "Run it",
+  "A first session",
+  "Tokens, roles and the audit trail",
+  "The command line",
+  "Using Coffer from TypeScript",
+  "Health, reflection and metrics",
+];
 const NOT_RUN = /^<!-- readme-test: not run: (.+) -->$/;
 
 interface Block {
@@ -51,16 +62,19 @@ function readmeBlocks(markdown: string): Block[] {
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i] ?? "";
     if (line.startsWith("## ")) section = line.slice(3).trim();
-    const fence = /^```(\w*)$/.exec(line);
+    const fence = /^( *)```(\w*)$/.exec(line);
     if (fence === null) continue;
+    const indent = fence[1] ?? "";
     const start = i;
     const body: string[] = [];
-    for (i++; i < lines.length && lines[i] !== "```"; i++) body.push(lines[i] ?? "");
+    for (i++; i < lines.length && lines[i] !== `${indent}\`\`\``; i++) {
+      body.push((lines[i] ?? "").slice(indent.length));
+    }
     if (!SECTIONS.includes(section)) continue;
-    const marker = NOT_RUN.exec(lines[start - 1] ?? "");
+    const marker = NOT_RUN.exec((lines[start - 1] ?? "").trim());
     blocks.push({
       section,
-      lang: fence[1] ?? "",
+      lang: fence[2] ?? "",
       code: body.join("\n"),
       line: start + 1,
       ...(marker !== null && { notRun: marker[1] }),
@@ -127,7 +141,31 @@ describe("the README, run as written", () => {
     }
   });
 
-  it("runs every block of the first steps, in order", { timeout: 300_000 }, async () => {
+  it("names only npm scripts, commands and files that exist", () => {
+    // What the sections not run above name too (benchmarks, the agent, key rotation...).
+    const readme = readFileSync(path.join(REPO_ROOT, "README.md"), "utf8");
+    const pkg = JSON.parse(readFileSync(path.join(REPO_ROOT, "package.json"), "utf8"));
+    const scripts = Object.keys(pkg.scripts ?? {});
+    const named = [...readme.matchAll(/\bnpm (?:run\s+([\w:-]+)|(start|test)\b)/g)].map(
+      (m) => m[1] ?? m[2] ?? "",
+    );
+    expect(named).toEqual(expect.arrayContaining(["start", "test", "bench", "bench:watch"]));
+    for (const name of named) expect(scripts, `npm run ${name}`).toContain(name);
+    const bins = [...readme.matchAll(/\b(coffer(?:-server|-agent)?) [a-z-]+/g)].map((m) => m[1]);
+    for (const bin of new Set(bins)) {
+      expect(existsSync(path.join(REPO_ROOT, "node_modules", ".bin", bin ?? "")), bin).toBe(true);
+    }
+    const files = [
+      ...readme.matchAll(
+        /\b(?:node\s+--import\s+tsx|bash)\s+((?:bench|packages|scripts|test)\/[\w./-]+)/g,
+      ),
+      ...readme.matchAll(/\]\((?!https?:)([^)#]+)\)/g),
+    ].map((m) => m[1] ?? "");
+    expect(files.length).toBeGreaterThan(5);
+    for (const file of files) expect(existsSync(path.join(REPO_ROOT, file)), file).toBe(true);
+  });
+
+  it("runs every block of its sections, in order", { timeout: 300_000 }, async () => {
     const cwd = path.join(work ?? "", "cwd");
     for (const block of blocks) {
       const where = `README.md:${block.line} (${block.section}, ${block.lang})`;
@@ -152,7 +190,7 @@ describe("the README, run as written", () => {
       if (server === undefined) throw new Error(`${where}: runs before the server was started`);
       if (block.lang === "sh") {
         const r = spawnSync("bash", ["-euo", "pipefail", "-c", block.code], {
-          cwd,
+          cwd: REPO_ROOT,
           env,
           encoding: "utf8",
           timeout: 60_000,
