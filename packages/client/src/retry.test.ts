@@ -67,6 +67,8 @@ const RETRIED: Record<string, Record<string, boolean>> = {
     ListTokens: true,
     ListAuditEvents: true,
     CreateProject: false,
+    UpdateProject: false,
+    DeleteProject: false,
     CreateToken: false,
     RevokeToken: false,
     RotateMasterKey: false,

@@ -295,7 +295,7 @@ async function refuse(ex: Executor, secretId: string, revision: number): Promise
   ) {
     throw failedPrecondition(
       v.status === "deleted"
-        ? `${what} expired at ${v.expiresAt.toISOString()} (ephemeral policy, action delete) and is deleted: its payload is destroyed`
+        ? `${what} expired at ${v.expiresAt.toISOString()} (ephemeral policy, action delete) and is destroyed: its payload is gone for good`
         : `${what} expired at ${v.expiresAt.toISOString()} (ephemeral policy); enable it again or create a new version`,
     );
   }

@@ -666,7 +666,7 @@ describe.each(backends)("ephemeral secrets on $name", (backend) => {
         expect(event).toEqual({ kind: "version_updated", version_status: "disabled" });
       } else {
         // Enabling an expired delete version is refused: its payload is as good as destroyed.
-        await expectDomainError(enable(secret.id), "failed_precondition", "is deleted");
+        await expectDomainError(enable(secret.id), "failed_precondition", "is destroyed");
       }
 
       // The sweeper then writes what readers already saw.

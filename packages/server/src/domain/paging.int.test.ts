@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SecretOrder } from "../db/secrets.ts";
-import { backends, ensureProjects } from "../testing/backends.ts";
+import { backends, ensureAdminToken, ensureProjects } from "../testing/backends.ts";
 import {
   addVersion,
   caller,
@@ -56,6 +56,7 @@ describe.each(backends)("keyset paging on $name", (backend) => {
   let domain: Domain;
   beforeAll(async () => {
     domain = await dbs.open();
+    await ensureAdminToken(domain);
   });
   afterAll(() => dbs.close());
 

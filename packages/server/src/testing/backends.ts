@@ -181,6 +181,27 @@ export const ADMIN_PRINCIPAL: Principal = {
 export const ADMIN_CALLER: Caller = { requestId: "test", principal: ADMIN_PRINCIPAL };
 
 /**
+ * Stores ADMIN_PRINCIPAL's token row in a domain's home database, for tests
+ * whose admin caller creates tokens (a token records its creator, which must
+ * exist and be live).
+ */
+export async function ensureAdminToken(domain: Domain): Promise<void> {
+  const token = generateToken();
+  await domain.regions
+    .resolve("")
+    .db.insert(tokens)
+    .values({
+      id: ADMIN_PRINCIPAL.tokenId,
+      name: "test admin",
+      prefix: token.prefix,
+      hash: token.hash,
+      grants: [...ADMIN_PRINCIPAL.grants],
+      expiresAt: null,
+    })
+    .onConflictDoNothing();
+}
+
+/**
  * Stores a token with these grants in a domain's home database and returns
  * its value, for tests that call a running server.
  */

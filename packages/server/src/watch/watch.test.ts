@@ -24,6 +24,7 @@ import { type RunningServer, startServer } from "../server.ts";
 import {
   createTestToken,
   dropPostgresDatabase,
+  ensureProjects,
   OTHER_PROJECT,
   PROJECT,
   postgresBackend,
@@ -487,6 +488,7 @@ describe("WatchSecrets across replicas", onPostgres, () => {
     });
     const a = await startServer(testConfig(config()), silentLogger);
     const b = await startServer(testConfig(config()), silentLogger);
+    await ensureProjects(a.domain, PROJECT);
     try {
       const on = (s: RunningServer, protocol: CofferProtocol) =>
         createCofferClient({
