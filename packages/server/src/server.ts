@@ -1,7 +1,4 @@
 import { setMaxListeners } from "node:events";
-import { AdminService, SecretService } from "@coffer/api";
-import type { ConnectRouter } from "@connectrpc/connect";
-import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { type Config, ConfigError, DEFAULT_WATCH_STREAMS_PER_TOKEN } from "./config.ts";
 import {
@@ -22,18 +19,13 @@ import type { RingSource } from "./domain/rotate-keys.ts";
 import { startSweeper } from "./domain/sweeper.ts";
 import { HealthStatus, REGION_PREFIX, startDatabaseProbe } from "./ops/health.ts";
 import { listenMetrics, Metrics, type MetricsServer } from "./ops/metrics.ts";
-import { adminService } from "./rpc/admin-service.ts";
-import { type CallObserver, codeName, withCallChain } from "./rpc/chain.ts";
-import { Health, healthService } from "./rpc/health.ts";
+import { type CallObserver, codeName } from "./rpc/chain.ts";
 import { PeerLimiter } from "./rpc/peer-limit.ts";
 import { RateLimiter } from "./rpc/rate-limit.ts";
-import { addReflection, reflectionServices } from "./rpc/reflection.ts";
-import { secretService } from "./rpc/secret-service.ts";
+import { buildServices, chainedServices } from "./rpc/services.ts";
 import { listenConnect } from "./rpc/transports/connect-node.ts";
-import { addService } from "./rpc/transports/grpc-js.ts";
-import { GrpcLimits } from "./rpc/transports/grpc-limits.ts";
+import { listenGrpc } from "./rpc/transports/grpc-js.ts";
 import { RequestBudget } from "./rpc/transports/limits.ts";
-import { grpcServerCredentials } from "./rpc/transports/tls.ts";
 import { WatchFeeds } from "./watch/feed.ts";
 import { TokenStreams } from "./watch/token-streams.ts";
 
@@ -125,10 +117,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     limits: config.limits,
   };
 
-  const served = [SecretService, AdminService];
   const health = new HealthStatus(
     config.regions,
-    served.map((s) => s.typeName),
+    chainedServices.map((s) => s.typeName),
   );
   const metrics =
     config.metricsListen === undefined
@@ -163,82 +154,57 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const observe: CallObserver | undefined =
     metrics && ((call) => metrics.observeCall(call.method, codeName(call.code), call.durationMs));
   const rps = config.limits.requestsPerSecond;
-  const rateLimiter = rps > 0 ? new RateLimiter({ ratePerSecond: rps }) : undefined;
   const peerRps = config.peerRateLimitRps ?? 0;
-  const peerLimiter = peerRps > 0 ? new PeerLimiter({ ratePerSecond: peerRps }) : undefined;
   const deniedCalls = new DeniedCalls(domain, { logger, ...(auditLog && { auditLog }) });
-  const chain = {
+  const services = buildServices({
     logger,
     domain,
+    feeds,
     authenticator,
+    keys,
+    health,
     deniedCalls,
-    ...(auditLog && { auditLog }),
-    ...(rateLimiter && { rateLimiter }),
-    ...(peerLimiter && { peerLimiter }),
-    ...(observe && { observe }),
-  };
-  const impl = withCallChain(SecretService, secretService(domain, feeds), chain);
-  const adminImpl = withCallChain(
-    AdminService,
-    adminService(domain, {
-      tokensRevoked: (ids) => feeds.tokens.revoked(ids),
-      tokensChanged: (ids) => authenticator.forget(ids),
-      tokenCreated: (value) => authenticator.learnCreated(value),
-      keys,
-    }),
-    chain,
-  );
+    auditLog,
+    rateLimiter: rps > 0 ? new RateLimiter({ ratePerSecond: rps }) : undefined,
+    peerLimiter: peerRps > 0 ? new PeerLimiter({ ratePerSecond: peerRps }) : undefined,
+    observe,
+  });
   const shutdown = new AbortController();
   // Every call in flight listens for shutdown: that is not a leak.
   setMaxListeners(0, shutdown.signal);
 
-  const healthImpl = healthService(health);
-  const routes = (router: ConnectRouter) => {
-    router.service(SecretService, impl);
-    router.service(AdminService, adminImpl);
-    router.service(Health, healthImpl);
-  };
   const closeAll = async () => {
     await probe.stop();
     await feeds.close();
     await Promise.all([...databases.values()].map((d) => d.close()));
   };
   // One budget for both ports: together they are the process's memory.
-  const budget = new RequestBudget(config.connections.maxBufferedRequestBytes);
-  const http = await listenConnect(routes, config.httpListen, {
+  const listenOptions = {
     readMaxBytes: MAX_REQUEST_BYTES,
     shutdownSignal: shutdown.signal,
     tls: config.tls,
     limits: config.connections,
-    budget,
-  }).catch(async (err) => {
-    await closeAll();
-    throw err;
-  });
-
-  const grpcLimits = new GrpcLimits(config.connections, budget, MAX_REQUEST_BYTES);
-  const grpcServer = new grpc.Server({
-    "grpc.max_receive_message_length": MAX_REQUEST_BYTES,
-    ...grpcLimits.serverOptions(),
-  });
-  addService(grpcServer, SecretService, impl, { shutdownSignal: shutdown.signal });
-  addService(grpcServer, AdminService, adminImpl, { shutdownSignal: shutdown.signal });
-  addService(grpcServer, Health, healthImpl, { shutdownSignal: shutdown.signal });
-  const closeReflection = addReflection(grpcServer, [...served, Health, ...reflectionServices]);
-  const grpcListener = await grpcLimits
-    .listen(grpcServer, config.grpcListen, grpcServerCredentials(config.tls))
-    .catch(async (err) => {
+    budget: new RequestBudget(config.connections.maxBufferedRequestBytes),
+  };
+  const http = await listenConnect(services, config.httpListen, listenOptions).catch(
+    async (err) => {
+      await closeAll();
+      throw err;
+    },
+  );
+  const grpcServer = await listenGrpc(services, config.grpcListen, listenOptions).catch(
+    async (err) => {
       http.destroy();
       await closeAll();
       throw err;
-    });
-  const grpcPort = grpcListener.port;
+    },
+  );
+  const grpcPort = grpcServer.port;
   let metricsServer: MetricsServer | undefined;
   if (metrics !== undefined && config.metricsListen !== undefined) {
     metricsServer = await listenMetrics(metrics, config.metricsListen).catch(async (err) => {
       http.destroy();
-      grpcServer.forceShutdown();
-      grpcListener.destroy();
+      grpcServer.destroy();
       await closeAll();
       throw err;
     });
@@ -275,22 +241,19 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     stopping ??= (async () => {
       const grace = setTimeout(() => {
         shutdown.abort();
-        grpcServer.forceShutdown();
-        grpcListener.destroy();
+        grpcServer.destroy();
         http.destroy();
       }, config.shutdownGraceMs);
       // Health first: probes and load balancers see NOT_SERVING and steer
       // new calls elsewhere; health watches get it, then end (UNAVAILABLE),
       // and so do reflection streams, so none of them holds the drain.
       health.shutdown();
-      closeReflection();
+      grpcServer.drain();
       const probeStopped = probe.stop();
       // Watch streams never end on their own: end them first (UNAVAILABLE),
       // so that agents reconnect to another replica while this one drains.
       await feeds.close();
-      const httpClosed = http.close();
-      const grpcClosed = new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
-      await Promise.all([httpClosed, grpcListener.close(), grpcClosed]);
+      await Promise.all([http.close(), grpcServer.close()]);
       clearTimeout(grace);
       await stopSweeper();
       await probeStopped;

@@ -2,6 +2,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import { Code, ConnectError, type ConnectRouter, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { routes, type Services } from "../services.ts";
 import {
   type BudgetHolder,
   type ConnectionLimits,
@@ -39,8 +40,7 @@ export interface ConnectServer {
  * requests' headers are timed by node's http server.
  */
 export async function listenConnect(
-  /** Registers every service served, e.g. `(r) => r.service(SecretService, impl)`. */
-  routes: (router: ConnectRouter) => void,
+  services: Services,
   address: { host: string; port: number },
   options: {
     readMaxBytes: number;
@@ -52,8 +52,8 @@ export async function listenConnect(
 ): Promise<ConnectServer> {
   const { limits, budget } = options;
   const adapter = connectNodeAdapter({
-    routes: (router) => {
-      routes(router);
+    routes: (router: ConnectRouter) => {
+      routes(services)(router);
       // connect-node reads `router.handlers` after this returns.
       router.handlers.splice(
         0,

@@ -18,7 +18,62 @@ import {
 } from "@connectrpc/connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import * as grpc from "@grpc/grpc-js";
+import { addReflection } from "../reflection.ts";
+import type { Services } from "../services.ts";
+import { GrpcLimits } from "./grpc-limits.ts";
+import type { ConnectionLimits, RequestBudget } from "./limits.ts";
 import { peerKey } from "./peer.ts";
+import { grpcServerCredentials, type ServerTls } from "./tls.ts";
+
+export interface GrpcServer {
+  port: number;
+  /** Ends the streams that would hold a graceful close (reflection): the first step of a drain. */
+  drain(): void;
+  /** Stops accepting connections and lets calls in flight finish. */
+  close(): Promise<void>;
+  /** Ends every call and connection now. */
+  destroy(): void;
+}
+
+/**
+ * Serves `services` over gRPC with grpc-js on `address`, with server
+ * reflection describing `services.descriptors`, under the connection limits
+ * (see {@link GrpcLimits}; `budget` is shared with the other transports).
+ */
+export async function listenGrpc(
+  services: Services,
+  address: { host: string; port: number },
+  options: {
+    readMaxBytes: number;
+    shutdownSignal: AbortSignal;
+    tls?: ServerTls | undefined;
+    limits: ConnectionLimits;
+    budget: RequestBudget;
+  },
+): Promise<GrpcServer> {
+  const limits = new GrpcLimits(options.limits, options.budget, options.readMaxBytes);
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": options.readMaxBytes,
+    ...limits.serverOptions(),
+  });
+  for (const { desc, impl } of services.served) {
+    addService(server, desc, impl, { shutdownSignal: options.shutdownSignal });
+  }
+  const closeReflection = addReflection(server, services.descriptors);
+  const listener = await limits.listen(server, address, grpcServerCredentials(options.tls));
+  return {
+    port: listener.port,
+    drain: closeReflection,
+    close: async () => {
+      const shutdown = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      await Promise.all([listener.close(), shutdown]);
+    },
+    destroy: () => {
+      server.forceShutdown();
+      listener.destroy();
+    },
+  };
+}
 
 /** Options of {@link addService}. */
 export interface AddServiceOptions {
