@@ -105,14 +105,21 @@ export function withCallChain<S extends DescService>(
     const finish = async (call: ChainCall, err: ConnectError | undefined) => {
       call.error = err;
       call.failure = err;
-      for (const step of steps.record) await step(call);
+      for (const step of steps.record) {
+        const pending = step(call);
+        // Only an async step is awaited: every await is a turn of the event loop's queue.
+        if (pending !== undefined) await pending;
+      }
       if (call.failure !== undefined && call.failure !== err) throw call.failure;
     };
 
     const begin = async (ctx: HandlerContext) => {
       const call = newChainCall(name, ctx);
       try {
-        for (const step of steps.admission) await step(call);
+        for (const step of steps.admission) {
+          const pending = step(call);
+          if (pending !== undefined) await pending;
+        }
       } catch (e) {
         await refuse(call, e);
       }
