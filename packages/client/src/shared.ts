@@ -22,7 +22,14 @@ export {
   cofferOver,
 } from "./coffer.ts";
 export { crc32 } from "./crc32.ts";
-export { ChecksumError, SecretTypeError, SingleAccessError, secretTypeName } from "./errors.ts";
+export {
+  ChecksumError,
+  type FieldViolation,
+  fieldViolations,
+  SecretTypeError,
+  SingleAccessError,
+  secretTypeName,
+} from "./errors.ts";
 export { allPages } from "./pages.ts";
 export { isRetrySafe, type RetryEvent, type RetryOptions, retryInterceptor } from "./retry.ts";
 export type {
