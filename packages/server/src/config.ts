@@ -63,7 +63,6 @@ export interface Config {
   bootstrapToken?: string;
   /** Set when `COFFER_TLS_CERT` and `COFFER_TLS_KEY` are; both servers then speak only TLS. */
   tls?: TlsConfig;
-  /** Quotas: `COFFER_MAX_SECRETS_PER_PROJECT`, `COFFER_MAX_VERSIONS_PER_SECRET`, `COFFER_RATE_LIMIT_RPS`. */
   /**
    * `COFFER_HEALTH_INTERVAL`: how often each region's database is pinged for
    * grpc.health.v1 and the metrics (5 s when absent).
@@ -71,6 +70,7 @@ export interface Config {
   healthIntervalMs?: number;
   /** `COFFER_METRICS_LISTEN`: where `GET /metrics` is served; absent: no metrics endpoint. */
   metricsListen?: ListenAddress;
+  /** Quotas: `COFFER_MAX_SECRETS_PER_PROJECT`, `COFFER_MAX_VERSIONS_PER_SECRET`, `COFFER_RATE_LIMIT_RPS`. */
   limits: {
     /** Live secrets (not scheduled for deletion) per project, in each region. */
     secretsPerProject: number;

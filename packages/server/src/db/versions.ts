@@ -1,5 +1,5 @@
 import { and, desc, eq, getTableColumns, inArray, type SQL, sql } from "drizzle-orm";
-import { alias, type PgInsertValue, type PgUpdateSetSource } from "drizzle-orm/pg-core";
+import type { PgInsertValue, PgUpdateSetSource } from "drizzle-orm/pg-core";
 import { executeRendered, render } from "./access.ts";
 import type { Executor } from "./client.ts";
 import { afterKey, cutPage, type KeyValue, type PageWindow } from "./keyset.ts";
@@ -97,75 +97,6 @@ export async function findVersion(
   return row;
 }
 
-/** The sealed payload of a servable version, or undefined when it cannot be served. */
-export async function findServable(
-  ex: Executor,
-  secretId: string,
-  revision: number,
-): Promise<(SealedRow & { expiresOnceAccessed: boolean | null }) | undefined> {
-  const [row] = await ex
-    .select({
-      revision: secretVersions.revision,
-      dataCrc32: secretVersions.dataCrc32,
-      keyId: secretVersions.keyId,
-      wrappedKey: secretVersions.wrappedKey,
-      ciphertext: secretVersions.ciphertext,
-      expiresOnceAccessed: secretVersions.expiresOnceAccessed,
-    })
-    .from(secretVersions)
-    .where(
-      and(eq(secretVersions.secretId, secretId), eq(secretVersions.revision, revision), servable),
-    );
-  return row;
-}
-
-/**
- * Consumes a single-access version and returns its payload, in one statement.
- * The row lock taken by the UPDATE and Postgres's re-check of the WHERE
- * clause after a concurrent commit make exactly one caller win, across any
- * number of replicas; the others get undefined. The payload is read from the
- * pre-update row (`before`), so the `delete` action can destroy it in the same
- * statement.
- */
-export async function consumeVersion(
-  ex: Executor,
-  secretId: string,
-  revision: number,
-): Promise<SealedRow | undefined> {
-  const before = alias(secretVersions, "before");
-  const destroy = sql`${secretVersions.ephemeralAction} = 'delete'`;
-  const [row] = await ex
-    .update(secretVersions)
-    .set({
-      status: sql`case when ${destroy} then 'deleted' else 'disabled' end`,
-      consumedAt: sql`now()`,
-      updatedAt: sql`now()`,
-      deletedAt: sql`case when ${destroy} then now() else null end`,
-      keyId: sql`case when ${destroy} then null else ${secretVersions.keyId} end`,
-      wrappedKey: sql`case when ${destroy} then null else ${secretVersions.wrappedKey} end`,
-      ciphertext: sql`case when ${destroy} then null else ${secretVersions.ciphertext} end`,
-    })
-    .from(before)
-    .where(
-      and(
-        eq(before.secretId, secretVersions.secretId),
-        eq(before.revision, secretVersions.revision),
-        eq(secretVersions.secretId, secretId),
-        eq(secretVersions.revision, revision),
-        eq(secretVersions.expiresOnceAccessed, true),
-        servable,
-      ),
-    )
-    .returning({
-      revision: before.revision,
-      dataCrc32: before.dataCrc32,
-      keyId: before.keyId,
-      wrappedKey: before.wrappedKey,
-      ciphertext: before.ciphertext,
-    });
-  return row;
-}
-
 /**
  * Undoes a consumption made at `consumedAt` (as the database wrote it, to the
  * microsecond), putting the sealed payload back: for a served payload that
@@ -222,17 +153,6 @@ export async function updateVersion(
     .where(and(eq(secretVersions.secretId, secretId), eq(secretVersions.revision, revision), where))
     .returning({ revision: secretVersions.revision });
   return rows.length > 0;
-}
-
-/** Disables the highest servable version, if any; returns its revision. */
-export async function disableLatestEnabled(
-  ex: Executor,
-  secretId: string,
-): Promise<number | undefined> {
-  const latest = await findVersion(ex, secretId, { kind: "latest_enabled" });
-  if (latest === undefined) return undefined;
-  await updateVersion(ex, secretId, latest.revision, { status: "disabled" });
-  return latest.revision;
 }
 
 export async function listVersions(
