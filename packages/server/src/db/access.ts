@@ -2,8 +2,8 @@ import { type Query, type SQL, sql } from "drizzle-orm";
 import { PgDialect, type PgSession, type SelectedFieldsOrdered } from "drizzle-orm/pg-core";
 import { okEventInsert, type StatementAudit, statementAuditValues } from "./audit.ts";
 import type { Db, Executor } from "./client.ts";
-import { pgErrorCode } from "./errors.ts";
 import { rowsOf } from "./migrate.ts";
+import { retryingConflicts } from "./tx.ts";
 import { ephemeralActionSet, servableIn } from "./version-rules.ts";
 
 /** Where the secret is: by id, or by its live address. */
@@ -198,10 +198,6 @@ export function render(query: SQL): Query {
   return dialect.sqlToQuery(query);
 }
 
-/** Serialization failures and deadlocks: the statement rolled back as a whole, so it can run again. */
-const RETRYABLE = new Set(["40001", "40P01"]);
-const MAX_ATTEMPTS = 3;
-
 interface RawRow {
   secret_id: string;
   project_id: string;
@@ -224,8 +220,8 @@ interface RawRow {
 /**
  * Runs the access statement; undefined when the secret does not exist (in
  * that region, or at that address). A deadlock (a consumption meeting a
- * version change of the same secret) is retried a bounded number of times,
- * as inTransaction does.
+ * version change of the same secret) is retried by retryingConflicts, the
+ * loop inTransaction uses.
  */
 export async function accessInOneStatement(
   db: Db,
@@ -250,16 +246,8 @@ export async function accessInOneStatement(
     ...statementAuditValues(audit),
   };
   const statement = lookup.by === "id" ? statements.id : statements.path;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const [row] = rowsOf<RawRow>(await statement.execute(values));
-      return row === undefined ? undefined : toAccessRow(row);
-    } catch (err) {
-      const code = pgErrorCode(err);
-      if (attempt >= MAX_ATTEMPTS || code === undefined || !RETRYABLE.has(code)) throw err;
-      await new Promise((r) => setTimeout(r, Math.random() * 10 * attempt));
-    }
-  }
+  const [row] = rowsOf<RawRow>(await retryingConflicts(() => statement.execute(values)));
+  return row === undefined ? undefined : toAccessRow(row);
 }
 
 function toAccessRow(r: RawRow): AccessRow {
