@@ -57,7 +57,7 @@ async function start(fake: FakeCoffer, cfg: AgentConfig) {
   const agent = await startAgent(cfg, {
     client: fake.client,
     logger: log.logger,
-    backoff: { initialMs: 5, maxMs: 50 },
+    backoff: { initialDelayMs: 5, maxDelayMs: 50 },
   });
   agents.push(agent);
   return { agent, log };
@@ -440,7 +440,7 @@ describe("runOnce", () => {
     const result = await runOnce(config(fake, [file("a", "a")]), {
       client: fake.client,
       logger: memoryLogger().logger,
-      backoff: { initialMs: 1, maxMs: 2 },
+      backoff: { initialDelayMs: 1, maxDelayMs: 2 },
     });
     expect(result.ok).toBe(false);
     expect(fake.accesses).toHaveLength(5);

@@ -1,7 +1,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { WatchSecretsResponse, WatchSelectorSchema } from "@coffer/client";
+import { Backoff, sleep } from "@coffer/client";
 import { Code } from "@connectrpc/connect";
-import { Backoff, sleep } from "./backoff.ts";
 import type { Logger } from "./logger.ts";
 import { type AgentClient, codeOf } from "./reconcile.ts";
 
