@@ -176,6 +176,30 @@ describe("startAgent", () => {
     expect(Math.max(...delays)).toBeLessThanOrEqual(50);
   });
 
+  it("keeps reconnecting after an error the client's watch gives up on, and catches up", async () => {
+    const fake = new FakeCoffer();
+    const id = fake.createSecret("/", "a", { data: "before" });
+    const { agent, log } = await start(fake, config(fake, [file("a", "a")]));
+    await agent.ready;
+    // A token revoked under a running agent: the client's watch throws
+    // UNAUTHENTICATED; the agent, unattended, must keep trying.
+    const revoked = new ConnectError("token revoked", Code.Unauthenticated);
+    fake.watchDown = revoked;
+    fake.dropStreams(revoked);
+    await until(() => !agent.status().connected);
+    const callsWhenDown = fake.watchCalls.length;
+    await until(() => fake.watchCalls.length >= callsWhenDown + 2);
+    fake.addVersion(id, "after");
+    fake.watchDown = undefined;
+    await until(async () => (await read("a")) === "after");
+    expect(agent.status().connected).toBe(true);
+    expect(
+      log.lines.some(
+        (l) => l.msg === "watch stream failed; reconnecting" && l.code === "Unauthenticated",
+      ),
+    ).toBe(true);
+  });
+
   it("reconnects when the stream stays silent for three heartbeat intervals", async () => {
     const fake = new FakeCoffer();
     fake.createSecret("/", "a", { data: "x" });

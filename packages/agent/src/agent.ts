@@ -404,7 +404,7 @@ export async function startAgent(
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     cursor: state.cursor,
     signal,
-    backoff: p.backoff(),
+    ...(options.backoff !== undefined && { backoff: options.backoff }),
     onMessage,
     onConnection: (up) => {
       connected = up;
