@@ -11,7 +11,7 @@ export {
   type Revision,
   type SecretRef,
 } from "./access.ts";
-export type { BackoffOptions } from "./backoff.ts";
+export { Backoff, type BackoffOptions, backoffDelay, sleep } from "./backoff.ts";
 export { type AccessAnswer, verifyChecksum, verifyChecksums } from "./checksum.ts";
 export type { CofferClient } from "./client.ts";
 export {
