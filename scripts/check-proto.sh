@@ -18,9 +18,10 @@ cd "$(dirname "$0")/.."
 # One stream, so that buf's messages and ours stay in order in any log.
 exec 2>&1
 
-# Vendored third-party protos (gRPC health and reflection): published as they
-# are, so not reformatted here; buf.yaml keeps them out of lint and breaking.
-THIRD_PARTY=(proto/grpc)
+# Vendored third-party protos (gRPC health and reflection, googleapis'
+# google/rpc error details): published as they are, so not reformatted here;
+# buf.yaml keeps them out of lint and breaking.
+THIRD_PARTY=(proto/google proto/grpc)
 
 # buf and protoc-gen-es come from node_modules (npm ci), never from a download
 # at run time: `npx --no-install` fails instead of fetching a package by name.

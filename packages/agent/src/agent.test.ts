@@ -57,7 +57,7 @@ async function start(fake: FakeCoffer, cfg: AgentConfig) {
   const agent = await startAgent(cfg, {
     client: fake.client,
     logger: log.logger,
-    backoff: { initialMs: 5, maxMs: 50 },
+    backoff: { initialDelayMs: 5, maxDelayMs: 50 },
   });
   agents.push(agent);
   return { agent, log };
@@ -174,6 +174,30 @@ describe("startAgent", () => {
       .filter((l) => l.msg === "reconnecting to the watch stream")
       .map((l) => l.delayMs as number);
     expect(Math.max(...delays)).toBeLessThanOrEqual(50);
+  });
+
+  it("keeps reconnecting after an error the client's watch gives up on, and catches up", async () => {
+    const fake = new FakeCoffer();
+    const id = fake.createSecret("/", "a", { data: "before" });
+    const { agent, log } = await start(fake, config(fake, [file("a", "a")]));
+    await agent.ready;
+    // A token revoked under a running agent: the client's watch throws
+    // UNAUTHENTICATED; the agent, unattended, must keep trying.
+    const revoked = new ConnectError("token revoked", Code.Unauthenticated);
+    fake.watchDown = revoked;
+    fake.dropStreams(revoked);
+    await until(() => !agent.status().connected);
+    const callsWhenDown = fake.watchCalls.length;
+    await until(() => fake.watchCalls.length >= callsWhenDown + 2);
+    fake.addVersion(id, "after");
+    fake.watchDown = undefined;
+    await until(async () => (await read("a")) === "after");
+    expect(agent.status().connected).toBe(true);
+    expect(
+      log.lines.some(
+        (l) => l.msg === "watch stream failed; reconnecting" && l.code === "Unauthenticated",
+      ),
+    ).toBe(true);
   });
 
   it("reconnects when the stream stays silent for three heartbeat intervals", async () => {
@@ -440,7 +464,7 @@ describe("runOnce", () => {
     const result = await runOnce(config(fake, [file("a", "a")]), {
       client: fake.client,
       logger: memoryLogger().logger,
-      backoff: { initialMs: 1, maxMs: 2 },
+      backoff: { initialDelayMs: 1, maxDelayMs: 2 },
     });
     expect(result.ok).toBe(false);
     expect(fake.accesses).toHaveLength(5);

@@ -1,6 +1,11 @@
-import { createCofferClient, WatchEventKind, type WatchSecretsResponse } from "@coffer/client";
+import {
+  Backoff,
+  type BackoffOptions,
+  createCofferClient,
+  WatchEventKind,
+  type WatchSecretsResponse,
+} from "@coffer/client";
 import { removeStaleTemporaries } from "./atomic-file.ts";
-import { Backoff } from "./backoff.ts";
 import type { AgentConfig } from "./config.ts";
 import { Debouncer } from "./debounce.ts";
 import { type HealthServer, startHealthServer } from "./health.ts";
@@ -28,7 +33,7 @@ export interface AgentOptions {
   /** The logger to use instead of JSON lines on stdout at `config.logLevel`. */
   logger?: Logger;
   /** Backoff of reconnects and retries (default 100 ms doubling to 30 s). */
-  backoff?: { initialMs?: number; maxMs?: number };
+  backoff?: BackoffOptions;
 }
 
 /** What a file's last reconcile found. */
@@ -399,7 +404,7 @@ export async function startAgent(
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     cursor: state.cursor,
     signal,
-    backoff: p.backoff(),
+    ...(options.backoff !== undefined && { backoff: options.backoff }),
     onMessage,
     onConnection: (up) => {
       connected = up;

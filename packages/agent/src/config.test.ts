@@ -188,7 +188,7 @@ secrets:
         'server: unknown field "protocl"',
         "server.url: must be a URL like http://127.0.0.1:8080",
         "project_id: must be a project UUID",
-        'heartbeat_interval: must be a duration like "15s"',
+        "heartbeat_interval: must be a duration like 500ms, 30s, 5m, 1h30m or 7d",
         "secrets[1].field: is required with format json_field",
         'secrets[2].mode: must be an octal string like "0400"',
         "secrets[3]: names a secret by id or by path and name, not both",

@@ -2,9 +2,14 @@ import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { constants as osConstants } from "node:os";
 import path from "node:path";
+import {
+  DURATION_EXAMPLES,
+  durationRangeRule,
+  durationRule,
+  parseDuration,
+} from "@coffer/api/duration";
 import { isScalar, parseDocument, visit } from "yaml";
 import { z } from "zod";
-import { parseDuration } from "./duration.ts";
 
 /** How a client talks to Coffer. */
 export type AgentProtocol = "connect" | "grpc" | "grpc-web";
@@ -86,21 +91,12 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const NAME = /^[A-Za-z0-9._-]{1,255}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-const duration = (min: number, max: number, example: string) =>
-  z.string({ error: `must be a duration like "${example}"` }).transform((v, ctx) => {
+const duration = (min: number, max: number) =>
+  z.string({ error: `must be a duration like ${DURATION_EXAMPLES}` }).transform((v, ctx) => {
     const ms = parseDuration(v);
-    if (ms === undefined) {
-      ctx.addIssue({
-        code: "custom",
-        message: `must be a duration like "${example}" (got "${v}")`,
-      });
-      return z.NEVER;
-    }
-    if (ms < min || ms > max) {
-      ctx.addIssue({
-        code: "custom",
-        message: `must be between ${min} ms and ${max} ms (got "${v}")`,
-      });
+    if (ms === undefined || ms < min || ms > max) {
+      const message = ms === undefined ? durationRule(v) : durationRangeRule(v, min, max);
+      ctx.addIssue({ code: "custom", message });
       return z.NEVER;
     }
     return ms;
@@ -173,7 +169,7 @@ const onChange = z
       .array(z.string(), { error: 'must be a list of strings, like ["nginx", "-s", "reload"]' })
       .min(1, { error: "must name the program to run" })
       .optional(),
-    command_timeout: duration(100, 3_600_000, "30s").optional(),
+    command_timeout: duration(100, 3_600_000).optional(),
     signal: z
       .string({ error: "must be a signal name like SIGHUP" })
       .transform((v) => (v.startsWith("SIG") ? v : `SIG${v}`).toUpperCase())
@@ -181,7 +177,7 @@ const onChange = z
       .optional(),
     pid: z.number({ error: "must be a process id" }).int().min(1).optional(),
     pid_file: nonEmpty("a file holding a process id").optional(),
-    debounce: duration(0, 3_600_000, "1s").optional(),
+    debounce: duration(0, 3_600_000).optional(),
   })
   .superRefine((v, ctx) => {
     if ((v.command === undefined) === (v.signal === undefined)) {
@@ -283,7 +279,7 @@ const schema = z.strictObject({
           key_file: nonEmpty("a file path").optional(),
         })
         .optional(),
-      timeout: duration(100, 600_000, "30s").optional(),
+      timeout: duration(100, 600_000).optional(),
     },
     { error: "must be a mapping with at least url" },
   ),
@@ -296,7 +292,7 @@ const schema = z.strictObject({
     .optional(),
   state_file: nonEmpty("a file path"),
   health_listen: listen.optional(),
-  heartbeat_interval: duration(1000, 300_000, "15s").optional(),
+  heartbeat_interval: duration(1000, 300_000).optional(),
   log_level: z
     .enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"], {
       error: "must be trace, debug, info, warn, error, fatal or silent",

@@ -1,9 +1,9 @@
 import { mkdtemp, readFile, rm, stat, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { Backoff } from "@coffer/client";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { Backoff } from "./backoff.ts";
 import type { SecretFileConfig } from "./config.ts";
 import { FakeCoffer, memoryLogger } from "./fake-coffer.ts";
 import { type AgentClient, buildUnits, type Outcome, Reconciler, type Unit } from "./reconcile.ts";
@@ -35,7 +35,7 @@ async function setup(
     region: "",
     callTimeoutMs: 1000,
     signal: controller.signal,
-    backoff: () => new Backoff({ initialMs: 1, maxMs: 5 }),
+    backoff: () => new Backoff({ initialDelayMs: 1, maxDelayMs: 5 }),
     onChanged: (_u, d) => changed.push(d),
   });
   const units = buildUnits(files.map((f) => ({ mode: 0o400, ...f })));

@@ -1,8 +1,8 @@
 import { crc32 } from "node:zlib";
 import type { CofferClient } from "@coffer/client";
+import { Backoff, sleep } from "@coffer/client";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { fileMatches, removeFile, writeFileAtomic } from "./atomic-file.ts";
-import { Backoff, sleep } from "./backoff.ts";
 import type { RevisionTarget, SecretFileConfig, SecretRef } from "./config.ts";
 import { formatKey, RenderError, render } from "./format.ts";
 import type { Logger } from "./logger.ts";

@@ -1,5 +1,5 @@
+import { Backoff } from "@coffer/client";
 import { describe, expect, it } from "vitest";
-import { Backoff } from "./backoff.ts";
 import { memoryLogger } from "./fake-coffer.ts";
 import type { Outcome, Unit } from "./reconcile.ts";
 import { UnitRunner } from "./runner.ts";
@@ -68,7 +68,7 @@ describe("UnitRunner", () => {
         signal: new AbortController().signal,
         logger: log.logger,
         maxAttempts: 4,
-        backoff: () => new Backoff({ initialMs: 1, maxMs: 4 }),
+        backoff: () => new Backoff({ initialDelayMs: 1, maxDelayMs: 4 }),
       },
     );
     expect(await runner.schedule()).toEqual({ kind: "retry", reason: "Unavailable: down" });
@@ -81,7 +81,7 @@ describe("UnitRunner", () => {
     const runner = new UnitRunner(unit, async () => ({ kind: "retry", reason: "down" }), {
       signal: controller.signal,
       logger: memoryLogger().logger,
-      backoff: () => new Backoff({ initialMs: 60_000, maxMs: 60_000 }),
+      backoff: () => new Backoff({ initialDelayMs: 60_000, maxDelayMs: 60_000 }),
     });
     const pending = runner.schedule();
     await tick();

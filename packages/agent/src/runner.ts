@@ -1,4 +1,4 @@
-import { Backoff, sleep } from "./backoff.ts";
+import { Backoff, sleep } from "@coffer/client";
 import type { Logger } from "./logger.ts";
 import { type Outcome, refKey, type Unit } from "./reconcile.ts";
 

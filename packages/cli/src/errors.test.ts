@@ -1,3 +1,4 @@
+import { BadRequestSchema } from "@coffer/api/google/rpc";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import {
@@ -88,7 +89,12 @@ describe("describeError", () => {
 });
 
 describe("inFlagTerms", () => {
-  const refused = (message: string) => new ConnectError(message, Code.InvalidArgument);
+  /** A refusal as the server sends it: the message, and the field and rule as a BadRequest detail. */
+  const refused = (message: string) => {
+    const [field = "", description = ""] = message.split(": ", 2);
+    const detail = { desc: BadRequestSchema, value: { fieldViolations: [{ field, description }] } };
+    return new ConnectError(message, Code.InvalidArgument, undefined, [detail]);
+  };
   const rethrown = (err: unknown, fields: Record<string, string | undefined>) => {
     try {
       inFlagTerms(fields)(err);
@@ -127,5 +133,24 @@ describe("inFlagTerms", () => {
     // A prefix of a name is not its parent field.
     const longer = refused("descriptions: x");
     expect(rethrown(longer, { description: "--description" })).toBe(longer);
+  });
+
+  it("reads the field from the error's details, not from its message", () => {
+    const fields = { description: "--description", "first_version.data": "--from-file db.json" };
+    // The message says nothing a parser could use; the detail says it all.
+    const detailed = new ConnectError("refused", Code.InvalidArgument, undefined, [
+      {
+        desc: BadRequestSchema,
+        value: {
+          fieldViolations: [{ field: "first_version.data.port", description: "must be digits" }],
+        },
+      },
+    ]);
+    expect((rethrown(detailed, fields) as CliError).message).toBe(
+      "--from-file db.json: port: must be digits (INVALID_ARGUMENT)",
+    );
+    // A message shaped like "field: rule" without the detail is shown as sent.
+    const bare = new ConnectError("description: too long", Code.InvalidArgument);
+    expect(rethrown(bare, fields)).toBe(bare);
   });
 });

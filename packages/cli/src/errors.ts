@@ -1,3 +1,4 @@
+import { fieldViolations } from "@coffer/client";
 import { Code, ConnectError } from "@connectrpc/connect";
 
 /**
@@ -139,27 +140,28 @@ function hintFor(code: Code, context: ErrorContext): string | undefined {
 }
 
 /**
- * An INVALID_ARGUMENT from the server names the request field it refused
- * (`first_version.data.password: is required (a string)`). Where the user
- * typed a flag, say the flag: `fields` maps a request field (and what is
- * below it) to the flag that set it, e.g. `{ description: "--description",
- * "first_version.data": "--from-file db.json" }`. Anything else passes
- * through unchanged. Use as `.catch(inFlagTerms({...}))`.
+ * An INVALID_ARGUMENT from the server names the request field it refused and
+ * the rule, apart from the message, as a google.rpc.BadRequest field
+ * violation (`first_version.data.password`, `is required (a string)`). Where
+ * the user typed a flag, say the flag: `fields` maps a request field (and
+ * what is below it) to the flag that set it, e.g. `{ description:
+ * "--description", "first_version.data": "--from-file db.json" }`. Anything
+ * else passes through unchanged. Use as `.catch(inFlagTerms({...}))`.
  */
 export function inFlagTerms(fields: Record<string, string | undefined>) {
   return (err: unknown): never => {
     if (!(err instanceof ConnectError) || err.code !== Code.InvalidArgument) throw err;
-    const match = /^([a-z_][a-z0-9_]*(?:[.[][^:\s]*)?): ([\s\S]*)$/.exec(err.rawMessage);
-    if (match === null) throw err;
-    const [, field = "", rule = ""] = match;
-    // The longest mapped field that is the refused one or holds it.
-    const key = Object.keys(fields)
-      .filter((k) => fields[k] !== undefined)
-      .filter((k) => field === k || field.startsWith(`${k}.`) || field.startsWith(`${k}[`))
-      .sort((a, b) => b.length - a.length)[0];
-    if (key === undefined) throw err;
-    const below = field.slice(key.length).replace(/^\./, "");
-    const where = below === "" ? `${fields[key]}` : `${fields[key]}: ${below}`;
-    throw new CliError(`${where}: ${rule} (INVALID_ARGUMENT)`, ExitCode.Usage);
+    for (const { field, description } of fieldViolations(err)) {
+      // The longest mapped field that is the refused one or holds it.
+      const key = Object.keys(fields)
+        .filter((k) => fields[k] !== undefined)
+        .filter((k) => field === k || field.startsWith(`${k}.`) || field.startsWith(`${k}[`))
+        .sort((a, b) => b.length - a.length)[0];
+      if (key === undefined) continue;
+      const below = field.slice(key.length).replace(/^\./, "");
+      const where = below === "" ? `${fields[key]}` : `${fields[key]}: ${below}`;
+      throw new CliError(`${where}: ${description} (INVALID_ARGUMENT)`, ExitCode.Usage);
+    }
+    throw err;
   };
 }

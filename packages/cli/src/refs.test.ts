@@ -110,7 +110,7 @@ describe("parseDuration", () => {
 
   it("refuses text without units, naming the flag", () => {
     expect(refused(() => parseDuration("10", "--ttl")).message).toBe(
-      '--ttl must be a duration like 30s, 15m, 12h, 7d or 1h30m (got "10")',
+      '--ttl must be a duration like 500ms, 30s, 5m, 1h30m or 7d (got "10")',
     );
     expect(() => parseDuration("1 h", "--ttl")).toThrow(UsageError);
   });

@@ -1,3 +1,4 @@
+import { durationRule, parseDuration as parseSharedDuration } from "@coffer/api/duration";
 import { UsageError } from "./errors.ts";
 
 /**
@@ -100,31 +101,14 @@ export function parseRevision(text: string): string {
   );
 }
 
-const UNIT_MS: Record<string, number> = {
-  ms: 1,
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
-  d: 86_400_000,
-};
-
 /**
- * Parses a duration: `500ms`, `30s`, `15m`, `12h`, `7d`, or several, as in
- * `1h30m`.
+ * Parses a duration flag in the grammar the server and the agent share
+ * (`@coffer/api/duration`): `500ms`, `30s`, `5m`, `1h30m`, `7d`.
  * @throws UsageError naming the flag.
  */
 export function parseDuration(text: string, flag: string): number {
-  const parts = /^(?:\d+(?:ms|s|m|h|d))+$/.test(text) ? text.match(/\d+(?:ms|s|m|h|d)/g) : null;
-  if (parts === null) {
-    throw new UsageError(
-      `${flag} must be a duration like 30s, 15m, 12h, 7d or 1h30m (got "${text}")`,
-    );
-  }
-  let ms = 0;
-  for (const part of parts) {
-    const [, digits, unit] = /^(\d+)(ms|s|m|h|d)$/.exec(part) ?? [];
-    ms += Number(digits) * (UNIT_MS[unit ?? ""] ?? 0);
-  }
+  const ms = parseSharedDuration(text);
+  if (ms === undefined) throw new UsageError(`${flag} ${durationRule(text)}`);
   return ms;
 }
 

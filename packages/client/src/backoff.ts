@@ -8,12 +8,8 @@ export interface BackoffOptions {
   random?: () => number;
 }
 
-/**
- * The delay before retry number `attempt` (0 for the first retry): uniform
- * in [0, min(max, initial * 2^attempt)), so that clients cut off together do
- * not come back together.
- */
-export function backoffDelay(
+/** The ceiling of the delay before retry number `attempt`: min(max, initial * 2^attempt). */
+export function backoffCeiling(
   attempt: number,
   options: BackoffOptions,
   defaultMaxMs: number,
@@ -21,8 +17,58 @@ export function backoffDelay(
   const initial = options.initialDelayMs ?? 100;
   const max = options.maxDelayMs ?? defaultMaxMs;
   // The exponent stops growing long before 2^n could overflow anything.
-  const ceiling = Math.min(max, initial * 2 ** Math.min(attempt, 40));
-  return Math.floor((options.random ?? Math.random)() * ceiling);
+  return Math.min(max, initial * 2 ** Math.min(attempt, 40));
+}
+
+/**
+ * The delay before retry number `attempt` (0 for the first retry): uniform
+ * in [0, backoffCeiling), so that clients cut off together do not come back
+ * together.
+ */
+export function backoffDelay(
+  attempt: number,
+  options: BackoffOptions,
+  defaultMaxMs: number,
+): number {
+  return Math.floor(
+    (options.random ?? Math.random)() * backoffCeiling(attempt, options, defaultMaxMs),
+  );
+}
+
+/**
+ * backoffDelay with its attempt count kept, for a loop that retries until it
+ * succeeds and then starts over: {@link reset} after a success.
+ */
+export class Backoff {
+  readonly #options: BackoffOptions;
+  readonly #defaultMaxMs: number;
+  #attempt = 0;
+
+  constructor(options: BackoffOptions = {}, defaultMaxMs = 30_000) {
+    this.#options = options;
+    this.#defaultMaxMs = defaultMaxMs;
+  }
+
+  /** The ceiling of the next delay. */
+  get ceilingMs(): number {
+    return backoffCeiling(this.#attempt, this.#options, this.#defaultMaxMs);
+  }
+
+  /** How many delays were taken since the last reset. */
+  get attempts(): number {
+    return this.#attempt;
+  }
+
+  /** The next delay, in milliseconds. */
+  next(): number {
+    const delay = backoffDelay(this.#attempt, this.#options, this.#defaultMaxMs);
+    this.#attempt += 1;
+    return delay;
+  }
+
+  reset(): void {
+    this.#attempt = 0;
+  }
 }
 
 /** Resolves after `ms`, or as soon as `signal` aborts (never rejects). */

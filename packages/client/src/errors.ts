@@ -1,5 +1,34 @@
 import { SecretType } from "@coffer/api";
+import { BadRequestSchema } from "@coffer/api/google/rpc";
 import { Code, ConnectError } from "@connectrpc/connect";
+
+/** A request field the server refused, and the rule it broke. */
+export interface FieldViolation {
+  /** The field's path in the request, as the proto names it: "first_version.data.port", "grants[1].role". */
+  field: string;
+  /** The rule, without the field's name: "must be a string of digits from 0 to 65535". */
+  description: string;
+}
+
+/**
+ * The fields an INVALID_ARGUMENT refused, read from the error's
+ * google.rpc.BadRequest details (the server sends one per refused field),
+ * so that a form or a command line can put each rule next to the input that
+ * set it without parsing the message. Empty for any other error, and for a
+ * refusal that names no field.
+ *
+ * @example
+ * try { await coffer.rpc.createSecret(req) } catch (err) {
+ *   for (const { field, description } of fieldViolations(err)) show(field, description);
+ * }
+ */
+export function fieldViolations(err: unknown): FieldViolation[] {
+  if (!(err instanceof ConnectError)) return [];
+  return err
+    .findDetails(BadRequestSchema)
+    .flatMap((d) => d.fieldViolations)
+    .map(({ field, description }) => ({ field, description }));
+}
 
 /**
  * An access answer whose payload does not match its `data_crc32`: the bytes

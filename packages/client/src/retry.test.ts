@@ -1,6 +1,7 @@
 import { once } from "node:events";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { AdminService, SecretService } from "@coffer/api";
 import { type CallOptions, Code, ConnectError, createClient } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -15,7 +16,7 @@ import {
   unavailableFirst,
 } from "./fake-coffer.ts";
 import { createCoffer, createCofferClient } from "./index.ts";
-import type { RetryEvent, RetryOptions } from "./retry.ts";
+import { isRetrySafe, type RetryEvent, type RetryOptions } from "./retry.ts";
 
 /** Fast retries for tests: 1-2 ms apart. */
 const FAST: RetryOptions = { initialDelayMs: 2, maxDelayMs: 2 };
@@ -93,6 +94,31 @@ describe("retries", () => {
       });
     }
   }
+
+  it("takes its reads from the proto: retried exactly when marked NO_SIDE_EFFECTS, accesses aside", () => {
+    for (const service of [SecretService, AdminService]) {
+      for (const method of service.methods.filter((m) => m.methodKind === "unary")) {
+        const marked = method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS;
+        expect(marked, `${method.name} marked NO_SIDE_EFFECTS`).toBe(
+          RETRIED[service.typeName]?.[method.name],
+        );
+        expect(isRetrySafe(method, {})).toBe(marked);
+      }
+    }
+  });
+
+  it("decides by the method descriptor's mark, not by the method's name", () => {
+    const create = SecretService.method.createSecret;
+    const get = SecretService.method.getSecret;
+    const marked = { ...create, idempotency: MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS };
+    const unmarked = { ...get, idempotency: MethodOptions_IdempotencyLevel.IDEMPOTENCY_UNKNOWN };
+    expect(isRetrySafe(marked, {})).toBe(true);
+    expect(isRetrySafe(unmarked, {})).toBe(false);
+    // The accesses are unmarked; no_consume decides, per request.
+    const access = SecretService.method.accessSecretVersion;
+    expect(isRetrySafe(access, { noConsume: true })).toBe(true);
+    expect(isRetrySafe(access, { noConsume: false })).toBe(false);
+  });
 
   it("retries an access with no_consume, by id and by path", async () => {
     const fake = createFake({ fault: unavailableFirst(2) });

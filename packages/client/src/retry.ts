@@ -1,3 +1,5 @@
+import type { DescMethod } from "@bufbuild/protobuf";
+import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { type BackoffOptions, backoffDelay, sleep } from "./backoff.ts";
 
@@ -21,43 +23,37 @@ export interface RetryEvent {
   error: ConnectError;
 }
 
-/** Calls that change nothing, by service then method: safe to send again. */
-const READS: ReadonlyMap<string, ReadonlySet<string>> = new Map([
-  [
-    "coffer.secretmanager.v1.SecretService",
-    new Set([
-      "GetSecret",
-      "ListSecrets",
-      "BrowseSecrets",
-      "ListTags",
-      "ListSecretTypes",
-      "GetSecretVersion",
-      "ListSecretVersions",
-    ]),
-  ],
-  ["coffer.admin.v1.AdminService", new Set(["ListProjects", "ListTokens", "ListAuditEvents"])],
+/** The accesses: never marked NO_SIDE_EFFECTS, since one may consume a single-access version. */
+const ACCESSES = new Set([
+  "coffer.secretmanager.v1.SecretService.AccessSecretVersion",
+  "coffer.secretmanager.v1.SecretService.AccessSecretVersionByPath",
 ]);
-
-const ACCESSES = new Set(["AccessSecretVersion", "AccessSecretVersionByPath"]);
 
 /**
  * Whether a unary call may be sent again after UNAVAILABLE. The rule:
  *
- * - reads (Get, List, Browse, Tags, Types, and the AdminService lists): yes;
+ * - methods the proto marks `idempotency_level = NO_SIDE_EFFECTS` (the reads:
+ *   Get, List, Browse, and the AdminService lists): yes. The proto declares
+ *   it once, for this retry and for the server, which serves them over HTTP
+ *   GET too;
  * - an access with `no_consume` set: yes. It never spends anything: a
  *   single-access version answers without its payload, any other version
- *   with it;
+ *   with it. The mark is per method and an access consumes unless the
+ *   request says otherwise, so this one is decided per request here;
  * - any other access: never. The client cannot know that the version is not
  *   single-access before the answer says so, and UNAVAILABLE does not prove
  *   that the server did not serve it: a connection cut after the commit
  *   loses an answer whose version is already consumed;
- * - writes, and every method not listed here (new ones included): never.
+ * - every other method (writes, and new ones until the proto marks them):
+ *   never.
  */
-export function isRetrySafe(service: string, method: string, message: unknown): boolean {
-  if (READS.get(service)?.has(method) === true) return true;
+export function isRetrySafe(
+  method: Pick<DescMethod, "idempotency" | "parent" | "name">,
+  message: unknown,
+): boolean {
+  if (method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS) return true;
   return (
-    service === "coffer.secretmanager.v1.SecretService" &&
-    ACCESSES.has(method) &&
+    ACCESSES.has(`${method.parent.typeName}.${method.name}`) &&
     (message as { noConsume?: unknown } | undefined)?.noConsume === true
   );
 }
@@ -73,7 +69,7 @@ export function isRetrySafe(service: string, method: string, message: unknown): 
 export function retryInterceptor(options: RetryOptions = {}): Interceptor {
   const maxAttempts = Math.max(1, Math.floor(options.maxAttempts ?? 4));
   return (next) => async (req) => {
-    if (req.stream || !isRetrySafe(req.service.typeName, req.method.name, req.message)) {
+    if (req.stream || !isRetrySafe(req.method, req.message)) {
       return next(req);
     }
     for (let attempt = 1; ; attempt++) {

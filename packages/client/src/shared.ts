@@ -11,7 +11,7 @@ export {
   type Revision,
   type SecretRef,
 } from "./access.ts";
-export type { BackoffOptions } from "./backoff.ts";
+export { Backoff, type BackoffOptions, backoffDelay, sleep } from "./backoff.ts";
 export { type AccessAnswer, verifyChecksum, verifyChecksums } from "./checksum.ts";
 export type { CofferClient } from "./client.ts";
 export {
@@ -22,7 +22,14 @@ export {
   cofferOver,
 } from "./coffer.ts";
 export { crc32 } from "./crc32.ts";
-export { ChecksumError, SecretTypeError, SingleAccessError, secretTypeName } from "./errors.ts";
+export {
+  ChecksumError,
+  type FieldViolation,
+  fieldViolations,
+  SecretTypeError,
+  SingleAccessError,
+  secretTypeName,
+} from "./errors.ts";
 export { allPages } from "./pages.ts";
 export { isRetrySafe, type RetryEvent, type RetryOptions, retryInterceptor } from "./retry.ts";
 export type {

@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ConfigError, loadConfig, parseDuration } from "./config.ts";
+import { ConfigError, loadConfig } from "./config.ts";
 import { generateToken, tokenFromSecret } from "./crypto/tokens.ts";
 import { createTestCertificates, type TestCertificates } from "./testing/certs.ts";
 
@@ -73,12 +73,6 @@ describe("loadConfig", () => {
     expect(c.httpListen.port).toBe(9001);
     writeFileSync(file, JSON.stringify({ COFFER_REGION: "typo" }));
     expect(fails({ COFFER_CONFIG_FILE: file })).toContain('unknown setting "COFFER_REGION"');
-  });
-
-  it("parses durations", () => {
-    expect(parseDuration("500ms")).toBe(500);
-    expect(parseDuration("7d")).toBe(7 * 86_400_000);
-    expect(parseDuration("7")).toBeUndefined();
   });
 });
 

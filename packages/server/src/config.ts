@@ -2,6 +2,7 @@ import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { createSecureContext } from "node:tls";
+import { durationRangeRule, durationRule, parseDuration } from "@coffer/api/duration";
 import { z } from "zod";
 import { isWellFormedToken, weakTokenReason } from "./crypto/tokens.ts";
 
@@ -63,7 +64,6 @@ export interface Config {
   bootstrapToken?: string;
   /** Set when `COFFER_TLS_CERT` and `COFFER_TLS_KEY` are; both servers then speak only TLS. */
   tls?: TlsConfig;
-  /** Quotas: `COFFER_MAX_SECRETS_PER_PROJECT`, `COFFER_MAX_VERSIONS_PER_SECRET`, `COFFER_RATE_LIMIT_RPS`. */
   /**
    * `COFFER_HEALTH_INTERVAL`: how often each region's database is pinged for
    * grpc.health.v1 and the metrics (5 s when absent).
@@ -71,6 +71,7 @@ export interface Config {
   healthIntervalMs?: number;
   /** `COFFER_METRICS_LISTEN`: where `GET /metrics` is served; absent: no metrics endpoint. */
   metricsListen?: ListenAddress;
+  /** Quotas: `COFFER_MAX_SECRETS_PER_PROJECT`, `COFFER_MAX_VERSIONS_PER_SECRET`, `COFFER_RATE_LIMIT_RPS`. */
   limits: {
     /** Live secrets (not scheduled for deletion) per project, in each region. */
     secretsPerProject: number;
@@ -130,25 +131,14 @@ export class ConfigError extends Error {
   override readonly name = "ConfigError";
 }
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** Parses "500ms", "30s", "15m", "12h", "7d". */
-export function parseDuration(value: string): number | undefined {
-  const m = /^(\d+)(ms|s|m|h|d)$/.exec(value.trim());
-  if (!m?.[1] || !m[2]) return undefined;
-  return Number(m[1]) * (UNITS[m[2]] ?? 0);
-}
-
 const regionName = /^[a-z][a-z0-9-]{0,31}$/;
 
 const duration = (min: number, max: number) =>
   z.string().transform((v, ctx) => {
     const ms = parseDuration(v);
     if (ms === undefined || ms < min || ms > max) {
-      ctx.addIssue({
-        code: "custom",
-        message: `must be a duration such as 500ms, 30s, 15m, 12h or 7d, between ${min} ms and ${max} ms (got "${v}")`,
-      });
+      const message = ms === undefined ? durationRule(v) : durationRangeRule(v, min, max);
+      ctx.addIssue({ code: "custom", message });
       return z.NEVER;
     }
     return ms;

@@ -1,8 +1,10 @@
 import { type Query, type SQL, sql } from "drizzle-orm";
 import { PgDialect, type PgSession, type SelectedFieldsOrdered } from "drizzle-orm/pg-core";
+import { okEventInsert, type StatementAudit, statementAuditValues } from "./audit.ts";
 import type { Db, Executor } from "./client.ts";
-import { pgErrorCode } from "./errors.ts";
 import { rowsOf } from "./migrate.ts";
+import { retryingConflicts } from "./tx.ts";
+import { ephemeralActionSet, servableIn } from "./version-rules.ts";
 
 /** Where the secret is: by id, or by its live address. */
 export type SecretLookup =
@@ -26,13 +28,7 @@ export interface AccessParams {
   /** Ids of the master keys this replica holds: a version under another key is never consumed. */
   keyIds: string[];
   /** The call's audit event, written by the statement when it serves; absent: none is written. */
-  audit?: {
-    id: string;
-    tokenId: string | null;
-    method: string;
-    requestId: string;
-    peer: string | null;
-  };
+  audit?: StatementAudit;
 }
 
 /** What the statement found, and what it did. */
@@ -64,9 +60,7 @@ export interface AccessRow {
   consumedAt: string | null;
 }
 
-const servableV = sql.raw(
-  `(sv.status = 'enabled' and (sv.expires_at is null or sv.expires_at > now()) and sv.consumed_at is null)`,
-);
+const servableV = servableIn("sv");
 
 /**
  * The access in one statement (one round trip): find the secret, check the
@@ -109,18 +103,13 @@ v as (
 ),
 c as (
   update secret_versions t set
-    status = case when t.ephemeral_action = 'delete' then 'deleted' else 'disabled' end,
+    ${ephemeralActionSet("t")},
     consumed_at = now(),
-    updated_at = now(),
-    deleted_at = case when t.ephemeral_action = 'delete' then now() else null end,
-    key_id = case when t.ephemeral_action = 'delete' then null else t.key_id end,
-    wrapped_key = case when t.ephemeral_action = 'delete' then null else t.wrapped_key end,
-    ciphertext = case when t.ephemeral_action = 'delete' then null else t.ciphertext end
+    updated_at = now()
   from v
   where t.secret_id = v.secret_id and t.revision = v.revision
     and v.servable and v.once and v.key_held and not ${p("noConsume")}::boolean
-    and t.expires_once_accessed = true and t.consumed_at is null
-    and t.status = 'enabled' and (t.expires_at is null or t.expires_at > now())
+    and t.expires_once_accessed = true and ${servableIn("t")}
   returning t.secret_id, t.consumed_at
 ),
 b as (
@@ -136,13 +125,7 @@ ok as (
       else v.key_held end
 ),
 a as (
-  insert into audit_events
-    (id, token_id, project_id, method, secret_id, secret_path, secret_name, revision, outcome, request_id, peer)
-  select ${p("auditId")}::uuid, ${p("tokenId")}::uuid, s.project_id, ${p("method")}::text, s.id, s.path, s.name,
-    v.revision, 'OK', ${p("requestId")}::text, ${p("peer")}::text
-  from s, v
-  where ${p("auditId")}::uuid is not null and exists (select 1 from ok)
-  returning 1
+  ${okEventInsert("s", sql`v.revision`, sql`s, v`, sql`exists (select 1 from ok)`)}
 )
 select s.id as secret_id, s.project_id, s.path, s.name, s.type, s.deleting, s.allowed,
   v.revision, v.servable, v.once, v.data_crc32::text as data_crc32, v.key_id,
@@ -215,10 +198,6 @@ export function render(query: SQL): Query {
   return dialect.sqlToQuery(query);
 }
 
-/** Serialization failures and deadlocks: the statement rolled back as a whole, so it can run again. */
-const RETRYABLE = new Set(["40001", "40P01"]);
-const MAX_ATTEMPTS = 3;
-
 interface RawRow {
   secret_id: string;
   project_id: string;
@@ -241,8 +220,8 @@ interface RawRow {
 /**
  * Runs the access statement; undefined when the secret does not exist (in
  * that region, or at that address). A deadlock (a consumption meeting a
- * version change of the same secret) is retried a bounded number of times,
- * as inTransaction does.
+ * version change of the same secret) is retried by retryingConflicts, the
+ * loop inTransaction uses.
  */
 export async function accessInOneStatement(
   db: Db,
@@ -264,23 +243,11 @@ export async function accessInOneStatement(
     enabledOnly: params.enabledOnly,
     noConsume: params.noConsume,
     keyIds: params.keyIds,
-    auditId: audit?.id ?? null,
-    tokenId: audit?.tokenId ?? null,
-    method: audit?.method ?? null,
-    requestId: audit?.requestId ?? null,
-    peer: audit?.peer ?? null,
+    ...statementAuditValues(audit),
   };
   const statement = lookup.by === "id" ? statements.id : statements.path;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const [row] = rowsOf<RawRow>(await statement.execute(values));
-      return row === undefined ? undefined : toAccessRow(row);
-    } catch (err) {
-      const code = pgErrorCode(err);
-      if (attempt >= MAX_ATTEMPTS || code === undefined || !RETRYABLE.has(code)) throw err;
-      await new Promise((r) => setTimeout(r, Math.random() * 10 * attempt));
-    }
-  }
+  const [row] = rowsOf<RawRow>(await retryingConflicts(() => statement.execute(values)));
+  return row === undefined ? undefined : toAccessRow(row);
 }
 
 function toAccessRow(r: RawRow): AccessRow {

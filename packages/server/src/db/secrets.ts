@@ -192,44 +192,31 @@ function filterSql(f: SecretFilter): SQL | undefined {
   return and(...conds);
 }
 
+interface SortKey {
+  columns: (PgColumn | SQL)[];
+  kinds: KeyKind[];
+  direction: "asc" | "desc";
+}
+
+/** A sort key in either direction. */
+const sortKey =
+  (columns: (PgColumn | SQL)[], kinds: KeyKind[]) =>
+  (direction: "asc" | "desc"): SortKey => ({ columns, kinds, direction });
+const byName = sortKey([secrets.name, secrets.path, secrets.id], ["text", "text", "uuid"]);
+const byCreated = sortKey([secrets.createdAt, secrets.id], ["ts", "uuid"]);
+const byUpdated = sortKey([secrets.updatedAt, secrets.id], ["ts", "uuid"]);
+
 /**
  * Each order's sort key: its columns (the id last, as tiebreaker), their SQL
  * kinds, and the direction they all run.
  */
-const ORDER: Record<
-  SecretOrder,
-  { columns: (PgColumn | SQL)[]; kinds: KeyKind[]; direction: "asc" | "desc" }
-> = {
-  name_asc: {
-    columns: [secrets.name, secrets.path, secrets.id],
-    kinds: ["text", "text", "uuid"],
-    direction: "asc",
-  },
-  name_desc: {
-    columns: [secrets.name, secrets.path, secrets.id],
-    kinds: ["text", "text", "uuid"],
-    direction: "desc",
-  },
-  created_at_asc: {
-    columns: [secrets.createdAt, secrets.id],
-    kinds: ["ts", "uuid"],
-    direction: "asc",
-  },
-  created_at_desc: {
-    columns: [secrets.createdAt, secrets.id],
-    kinds: ["ts", "uuid"],
-    direction: "desc",
-  },
-  updated_at_asc: {
-    columns: [secrets.updatedAt, secrets.id],
-    kinds: ["ts", "uuid"],
-    direction: "asc",
-  },
-  updated_at_desc: {
-    columns: [secrets.updatedAt, secrets.id],
-    kinds: ["ts", "uuid"],
-    direction: "desc",
-  },
+const ORDER: Record<SecretOrder, SortKey> = {
+  name_asc: byName("asc"),
+  name_desc: byName("desc"),
+  created_at_asc: byCreated("asc"),
+  created_at_desc: byCreated("desc"),
+  updated_at_asc: byUpdated("asc"),
+  updated_at_desc: byUpdated("desc"),
 };
 
 /** The SQL kinds of an order's sort key, for reading it back from a page token. */

@@ -1,10 +1,12 @@
 import { and, desc, eq, getTableColumns, inArray, type SQL, sql } from "drizzle-orm";
-import { alias, type PgInsertValue, type PgUpdateSetSource } from "drizzle-orm/pg-core";
+import type { PgInsertValue, PgUpdateSetSource } from "drizzle-orm/pg-core";
 import { executeRendered, render } from "./access.ts";
+import { okEventInsert, type StatementAudit, statementAuditValues } from "./audit.ts";
 import type { Executor } from "./client.ts";
 import { afterKey, cutPage, type KeyValue, type PageWindow } from "./keyset.ts";
 import { rowsOf } from "./migrate.ts";
 import { secrets, secretVersions, type VersionRow } from "./schema.ts";
+import { servableIn } from "./version-rules.ts";
 
 /**
  * Version metadata: everything but the key material, the ciphertext and the
@@ -61,14 +63,8 @@ export type RevisionRef =
   | { kind: "latest" }
   | { kind: "latest_enabled" };
 
-/**
- * Enabled, not past its expiry and never consumed: the only versions that may
- * be served. Expiry is checked here, not left to the sweeper, so that an
- * expired version is never served even before the sweeper applies its
- * action; consumption too, so that a consumed single-access version is never
- * served again whatever its status or properties became since.
- */
-export const servable: SQL = sql`(${secretVersions.status} = 'enabled' and (${secretVersions.expiresAt} is null or ${secretVersions.expiresAt} > now()) and ${secretVersions.consumedAt} is null)`;
+/** The servable rule (version-rules.ts) for queries that select from `secret_versions` itself. */
+const servable = servableIn("secret_versions");
 
 function revisionWhere(
   secretId: string,
@@ -94,75 +90,6 @@ export async function findVersion(
   const { where, order } = revisionWhere(secretId, ref);
   const q = ex.select(versionView).from(secretVersions).where(where);
   const [row] = await (order ? q.orderBy(desc(secretVersions.revision)).limit(1) : q);
-  return row;
-}
-
-/** The sealed payload of a servable version, or undefined when it cannot be served. */
-export async function findServable(
-  ex: Executor,
-  secretId: string,
-  revision: number,
-): Promise<(SealedRow & { expiresOnceAccessed: boolean | null }) | undefined> {
-  const [row] = await ex
-    .select({
-      revision: secretVersions.revision,
-      dataCrc32: secretVersions.dataCrc32,
-      keyId: secretVersions.keyId,
-      wrappedKey: secretVersions.wrappedKey,
-      ciphertext: secretVersions.ciphertext,
-      expiresOnceAccessed: secretVersions.expiresOnceAccessed,
-    })
-    .from(secretVersions)
-    .where(
-      and(eq(secretVersions.secretId, secretId), eq(secretVersions.revision, revision), servable),
-    );
-  return row;
-}
-
-/**
- * Consumes a single-access version and returns its payload, in one statement.
- * The row lock taken by the UPDATE and Postgres's re-check of the WHERE
- * clause after a concurrent commit make exactly one caller win, across any
- * number of replicas; the others get undefined. The payload is read from the
- * pre-update row (`before`), so the `delete` action can destroy it in the same
- * statement.
- */
-export async function consumeVersion(
-  ex: Executor,
-  secretId: string,
-  revision: number,
-): Promise<SealedRow | undefined> {
-  const before = alias(secretVersions, "before");
-  const destroy = sql`${secretVersions.ephemeralAction} = 'delete'`;
-  const [row] = await ex
-    .update(secretVersions)
-    .set({
-      status: sql`case when ${destroy} then 'deleted' else 'disabled' end`,
-      consumedAt: sql`now()`,
-      updatedAt: sql`now()`,
-      deletedAt: sql`case when ${destroy} then now() else null end`,
-      keyId: sql`case when ${destroy} then null else ${secretVersions.keyId} end`,
-      wrappedKey: sql`case when ${destroy} then null else ${secretVersions.wrappedKey} end`,
-      ciphertext: sql`case when ${destroy} then null else ${secretVersions.ciphertext} end`,
-    })
-    .from(before)
-    .where(
-      and(
-        eq(before.secretId, secretVersions.secretId),
-        eq(before.revision, secretVersions.revision),
-        eq(secretVersions.secretId, secretId),
-        eq(secretVersions.revision, revision),
-        eq(secretVersions.expiresOnceAccessed, true),
-        servable,
-      ),
-    )
-    .returning({
-      revision: before.revision,
-      dataCrc32: before.dataCrc32,
-      keyId: before.keyId,
-      wrappedKey: before.wrappedKey,
-      ciphertext: before.ciphertext,
-    });
   return row;
 }
 
@@ -222,17 +149,6 @@ export async function updateVersion(
     .where(and(eq(secretVersions.secretId, secretId), eq(secretVersions.revision, revision), where))
     .returning({ revision: secretVersions.revision });
   return rows.length > 0;
-}
-
-/** Disables the highest servable version, if any; returns its revision. */
-export async function disableLatestEnabled(
-  ex: Executor,
-  secretId: string,
-): Promise<number | undefined> {
-  const latest = await findVersion(ex, secretId, { kind: "latest_enabled" });
-  if (latest === undefined) return undefined;
-  await updateVersion(ex, secretId, latest.revision, { status: "disabled" });
-  return latest.revision;
 }
 
 export async function listVersions(
@@ -307,8 +223,7 @@ prev as (
     and (select ok from quota)
     and revision = (
       select revision from secret_versions
-      where secret_id = ${sql.placeholder("secretId")}::uuid and status = 'enabled'
-        and (expires_at is null or expires_at > now()) and consumed_at is null
+      where secret_id = ${sql.placeholder("secretId")}::uuid and ${servableIn("secret_versions")}
       order by revision desc limit 1)
   returning revision
 ),
@@ -331,13 +246,7 @@ up as (
   returning 1
 ),
 a as (
-  insert into audit_events
-    (id, token_id, project_id, method, secret_id, secret_path, secret_name, revision, outcome, request_id, peer)
-  select ${sql.placeholder("auditId")}::uuid, ${sql.placeholder("tokenId")}::uuid, s.project_id, ${sql.placeholder("method")}::text,
-    s.id, s.path, s.name, ins.revision, 'OK', ${sql.placeholder("requestId")}::text, ${sql.placeholder("peer")}::text
-  from ins join secrets s on s.id = ins.secret_id
-  where ${sql.placeholder("auditId")}::uuid is not null
-  returning 1
+  ${okEventInsert("s", sql`ins.revision`, sql`ins join secrets s on s.id = ins.secret_id`, sql`true`)}
 )
 select quota.ok, ins.* from quota left join ins on true`);
 
@@ -364,9 +273,7 @@ export async function insertVersionWithEvent(
   v: NewVersion,
   limit: number,
   disablePrevious: boolean,
-  audit:
-    | { id: string; tokenId: string | null; method: string; requestId: string; peer: string | null }
-    | undefined,
+  audit: StatementAudit | undefined,
 ): Promise<(VersionMeta & { latest: boolean }) | undefined> {
   const [row] = rowsOf<InsertedRow>(
     await executeRendered(tx, insertStatement, "coffer_create_version", {
@@ -383,11 +290,7 @@ export async function insertVersionWithEvent(
       ttlMs: v.ttlMs,
       once: v.expiresOnceAccessed,
       action: v.ephemeralAction,
-      auditId: audit?.id ?? null,
-      tokenId: audit?.tokenId ?? null,
-      method: audit?.method ?? null,
-      requestId: audit?.requestId ?? null,
-      peer: audit?.peer ?? null,
+      ...statementAuditValues(audit),
     }),
   );
   if (row === undefined) throw new Error("the create-version statement returned no row");

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { eq } from "drizzle-orm";
+import { insertAuditEvents, type NewAuditEvent, type StatementAudit } from "../db/audit.ts";
 import type { Executor } from "../db/client.ts";
 import { auditEvents } from "../db/schema.ts";
 import type { Domain } from "./context.ts";
@@ -48,7 +49,7 @@ export function newCallAudit(method: string, requestId: string, peer?: string): 
 }
 
 /** The event as stored and as sent to the audit log. */
-export function auditRow(audit: CallAudit, outcome: string) {
+export function auditRow(audit: CallAudit, outcome: string): NewAuditEvent {
   const f = audit.facts;
   return {
     id: audit.id,
@@ -78,7 +79,7 @@ export async function recordInTransaction(
 ): Promise<void> {
   if (audit === undefined) return;
   Object.assign(audit.facts, facts);
-  await tx.insert(auditEvents).values(auditRow(audit, "OK"));
+  await insertAuditEvents(tx, [auditRow(audit, "OK")]);
   audit.written = true;
 }
 
@@ -88,11 +89,7 @@ export async function recordInTransaction(
  * payload; the facts come from the rows it reads). Undefined without an
  * audit record.
  */
-export function auditParams(
-  audit: CallAudit | undefined,
-):
-  | { id: string; tokenId: string | null; method: string; requestId: string; peer: string | null }
-  | undefined {
+export function auditParams(audit: CallAudit | undefined): StatementAudit | undefined {
   if (audit === undefined) return undefined;
   return {
     id: audit.id,
@@ -165,6 +162,6 @@ export async function writeAuditEvent(
     audit.region = region.name;
   }
   if (audit.region === "") audit.region = region.name;
-  await region.db.insert(auditEvents).values(auditRow(audit, outcome));
+  await insertAuditEvents(region.db, [auditRow(audit, outcome)]);
   audit.written = true;
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { eq, sql } from "drizzle-orm";
 import type { Logger } from "pino";
+import { insertAuditEvents } from "../db/audit.ts";
 import { auditEvents } from "../db/schema.ts";
 import type { AuditEventLine, AuditLog } from "./audit-log.ts";
 import type { Domain } from "./context.ts";
@@ -213,9 +214,8 @@ export class DeniedCalls {
 
   private async insert(w: Window): Promise<void> {
     const c = w.call;
-    await this.home()
-      .db.insert(auditEvents)
-      .values({
+    await insertAuditEvents(this.home().db, [
+      {
         id: w.id,
         time: w.time,
         tokenId: c.tokenId ?? null,
@@ -225,7 +225,8 @@ export class DeniedCalls {
         requestId: c.requestId,
         peer: c.address,
         count: 1,
-      });
+      },
+    ]);
   }
 
   /** Windows held (for tests). */

@@ -19,16 +19,24 @@ export class DomainError extends Error {
   constructor(
     readonly kind: DomainErrorKind,
     message: string,
-    /** The request field at fault, for invalid_argument. */
+    /**
+     * The request field at fault, for invalid_argument, as a proto field path
+     * (`first_version.data.port`, `grants[1].role`).
+     */
     readonly field?: string,
+    /** What `field` broke, without the field's name ("is required (a string)"). */
+    readonly rule?: string,
   ) {
     super(message);
   }
 }
 
-/** A field broke a rule: the message names the field and the rule. */
+/**
+ * A field broke a rule: the message names the field and the rule, and
+ * `rpc/errors.ts` sends both apart too, as a google.rpc.BadRequest detail.
+ */
 export function invalid(field: string, rule: string): DomainError {
-  return new DomainError("invalid_argument", `${field}: ${rule}`, field);
+  return new DomainError("invalid_argument", `${field}: ${rule}`, field, rule);
 }
 
 export function notFound(message: string): DomainError {

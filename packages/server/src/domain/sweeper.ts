@@ -1,6 +1,7 @@
 import { type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { rowsOf } from "../db/migrate.ts";
+import { ephemeralActionSet } from "../db/version-rules.ts";
 import { pruneEvents } from "../db/watch-events.ts";
 import type { Domain } from "./context.ts";
 
@@ -42,14 +43,7 @@ export async function sweepRegion(
   const window = sql`${deletionWindowMs} * interval '1 millisecond'`;
   const expired = await inBatches(
     db,
-    changeVersions(
-      sql`status = 'enabled' and expires_at <= now()`,
-      sql`status = case when v.ephemeral_action = 'delete' then 'deleted' else 'disabled' end,
-          deleted_at = case when v.ephemeral_action = 'delete' then now() else v.deleted_at end,
-          key_id = case when v.ephemeral_action = 'delete' then null else v.key_id end,
-          wrapped_key = case when v.ephemeral_action = 'delete' then null else v.wrapped_key end,
-          ciphertext = case when v.ephemeral_action = 'delete' then null else v.ciphertext end`,
-    ),
+    changeVersions(sql`status = 'enabled' and expires_at <= now()`, ephemeralActionSet("v")),
   );
   const versionsDestroyed = await inBatches(
     db,

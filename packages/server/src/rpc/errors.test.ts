@@ -1,6 +1,7 @@
+import { BadRequestSchema } from "@coffer/api/google/rpc";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { DomainError, type DomainErrorKind } from "../domain/errors.ts";
+import { DomainError, type DomainErrorKind, invalid } from "../domain/errors.ts";
 import { toConnectError } from "./errors.ts";
 
 const pgError = (code: string, message = "duplicate key value violates unique constraint") =>
@@ -33,6 +34,19 @@ describe("toConnectError", () => {
       message: "the message",
       logged: 0,
     });
+  });
+
+  it("sends a refused field and its rule as a google.rpc.BadRequest field violation", () => {
+    const e = toConnectError(invalid("grants[1].role", "is required"), "req-1", () => {});
+    expect(e.rawMessage).toBe("grants[1].role: is required");
+    expect(
+      e
+        .findDetails(BadRequestSchema)
+        .map((d) => d.fieldViolations.map(({ field, description }) => ({ field, description }))),
+    ).toEqual([[{ field: "grants[1].role", description: "is required" }]]);
+    // A refusal that names no field carries no violation.
+    const none = toConnectError(new DomainError("not_found", "gone"), "req-1", () => {});
+    expect(none.findDetails(BadRequestSchema)).toEqual([]);
   });
 
   it("keeps a ConnectError as it is", () => {

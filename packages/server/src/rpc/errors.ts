@@ -1,3 +1,4 @@
+import { BadRequestSchema } from "@coffer/api/google/rpc";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { isDatabaseUnavailable, pgErrorCode, withoutQueryParameters } from "../db/errors.ts";
 import { DomainError, type DomainErrorKind } from "../domain/errors.ts";
@@ -17,7 +18,11 @@ const CODE: Record<DomainErrorKind, Code> = {
 
 /**
  * Maps anything a handler threw to the error the client sees. Domain errors
- * and Connect errors keep their code and message; known database conditions
+ * and Connect errors keep their code and message; a domain error that names
+ * its field also carries it as a google.rpc.BadRequest field violation (field
+ * path and rule), the standard detail every gRPC ecosystem decodes, so that a
+ * client puts the rule next to the right input without parsing the message.
+ * Known database conditions
  * get a code and a generic message; everything else is INTERNAL with only the
  * request id, and `internal` is told so that the cause is logged.
  */
@@ -26,7 +31,9 @@ export function toConnectError(
   requestId: string,
   internal: (cause: unknown) => void,
 ): ConnectError {
-  if (err instanceof DomainError) return new ConnectError(err.message, CODE[err.kind]);
+  if (err instanceof DomainError) {
+    return new ConnectError(err.message, CODE[err.kind], undefined, fieldViolation(err));
+  }
   if (err instanceof ConnectError) return err;
   const pg = pgErrorCode(err);
   if (pg === "23505") {
@@ -43,4 +50,15 @@ export function toConnectError(
   }
   internal(withoutQueryParameters(err));
   return new ConnectError(`internal error (request id ${requestId})`, Code.Internal);
+}
+
+function fieldViolation(err: DomainError) {
+  if (err.field === undefined) return [];
+  const description = err.rule ?? err.message;
+  return [
+    {
+      desc: BadRequestSchema,
+      value: { fieldViolations: [{ field: err.field, description }] },
+    },
+  ];
 }

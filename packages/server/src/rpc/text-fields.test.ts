@@ -1,6 +1,11 @@
 import { create, type DescField, type DescMessage, type Message } from "@bufbuild/protobuf";
 import { type ReflectMessage, reflect } from "@bufbuild/protobuf/reflect";
-import { AdminService, createCofferTransport, SecretService } from "@coffer/client";
+import {
+  AdminService,
+  createCofferTransport,
+  fieldViolations,
+  SecretService,
+} from "@coffer/client";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningServer } from "../server.ts";
@@ -126,9 +131,10 @@ describe.each(["grpc", "connect"] as const)("over %s", (protocol) => {
       const { request, field } = requestWith(method.input, path, "a\u0000b");
       const err = await call(service, method.localName, request);
       expect(err?.code, err?.rawMessage).toBe(Code.InvalidArgument);
-      expect(err?.rawMessage).toBe(
-        `${field}: must not contain the NUL character (U+0000) (found at position 2)`,
-      );
+      const rule = "must not contain the NUL character (U+0000) (found at position 2)";
+      expect(err?.rawMessage).toBe(`${field}: ${rule}`);
+      // The same field path and rule, apart, as a google.rpc.BadRequest detail.
+      expect(fieldViolations(err)).toEqual([{ field, description: rule }]);
     },
   );
 });

@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { generateToken } from "../../crypto/tokens.ts";
+import { insertAuditEvents } from "../../db/audit.ts";
 import { existingProjects } from "../../db/projects.ts";
-import { auditEvents, type StoredGrant, type TokenRow } from "../../db/schema.ts";
+import type { StoredGrant, TokenRow } from "../../db/schema.ts";
 import {
   findToken,
   insertToken,
@@ -282,7 +283,8 @@ export async function revokeToken(
     await recordInTransaction(tx, caller.audit, { targetTokenId: id });
     if (caller.audit !== undefined && descendants.length > 0) {
       const event = auditRow(caller.audit, "OK");
-      await tx.insert(auditEvents).values(
+      await insertAuditEvents(
+        tx,
         descendants.map((d) => {
           const project = auditProject(d.grants);
           return {

@@ -75,6 +75,10 @@ export async function listenConnect(
       listener?.guardOf(req.socket.remoteAddress, req.socket.remotePort)?.started();
     }
     guardRequest(req, res, limits, budget);
+    // Answers carry secret metadata (names, paths, tags, versions, tokens'
+    // names), and the reads are also served over GET, which browsers and
+    // proxies may cache: nothing from this port is to be stored.
+    res.setHeader("cache-control", "no-store");
     adapter(req as http.IncomingMessage, res as http.ServerResponse);
   };
   if (options.tls !== undefined) {

@@ -1,7 +1,14 @@
 import { brotliDecompressSync, gunzipSync } from "node:zlib";
 import { type DescMessage, fromBinary } from "@bufbuild/protobuf";
+import { base64Decode } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
+import {
+  createAsyncIterable,
+  type UniversalHandler,
+  type UniversalServerRequest,
+  type UniversalServerResponse,
+} from "@connectrpc/connect/protocol";
+import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 
 /**
  * connect-node answers INTERNAL to a binary request body that does not
@@ -15,12 +22,21 @@ import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/conne
  * Anything this check cannot judge (JSON, an incomplete envelope, an
  * unknown encoding, a body over the limit) passes through untouched for the
  * handler to answer as before.
+ *
+ * A Connect GET (the reads marked NO_SIDE_EFFECTS) carries its message in the
+ * query string, which connect-node decodes with the same INTERNAL on failure:
+ * it is checked here too, and refused with the Connect error response itself,
+ * since a GET has no body to raise the error from.
  */
 export function refuseUndecodable(
   handler: UniversalHandler,
   readMaxBytes: number,
 ): UniversalHandler {
   const wrapped = (req: UniversalServerRequest) => {
+    if (req.method === "GET") {
+      const refusal = undecodableQuery(req.url, handler.method.input, readMaxBytes);
+      return refusal === undefined ? handler(req) : Promise.resolve(refusal);
+    }
     const shape = bodyShape(req.header);
     if (shape === undefined || !isByteStream(req.body)) return handler(req);
     return handler({
@@ -29,6 +45,39 @@ export function refuseUndecodable(
     });
   };
   return Object.assign(wrapped, handler);
+}
+
+/**
+ * The Connect error response for a GET whose binary message (`encoding=proto`,
+ * `base64=1` or not, `compression=gzip|br` or none) does not decode, read as
+ * connect-node reads it; undefined for anything this check cannot judge.
+ */
+function undecodableQuery(
+  url: string,
+  schema: DescMessage,
+  readMaxBytes: number,
+): UniversalServerResponse | undefined {
+  const query = new URL(url).searchParams;
+  if (query.get("encoding") !== "proto") return undefined;
+  const message = query.get("message") ?? "";
+  try {
+    const bytes =
+      query.get("base64") === "1" ? base64Decode(message) : new TextEncoder().encode(message);
+    const compression = query.get("compression");
+    const plain =
+      compression === null || compression === "identity"
+        ? bytes
+        : decompress(compression, bytes, readMaxBytes);
+    if (plain !== undefined) decode(schema, plain);
+    return undefined;
+  } catch (err) {
+    if (!(err instanceof ConnectError)) return undefined;
+    return {
+      status: codeToHttpStatus(err.code),
+      header: new Headers({ "content-type": "application/json" }),
+      body: createAsyncIterable([errorToJsonBytes(err, undefined)]),
+    };
+  }
 }
 
 /** How a binary body carries its message(s): bare (Connect unary) or in 5-byte envelopes. */

@@ -13,7 +13,7 @@ describe("Backoff", () => {
   });
 
   it("draws each delay uniformly below the ceiling (full jitter), never negative or past it", () => {
-    const backoff = new Backoff({ initialMs: 100, maxMs: 30_000 });
+    const backoff = new Backoff({ initialDelayMs: 100, maxDelayMs: 30_000 });
     const seen: number[] = [];
     for (let i = 0; i < 2000; i++) {
       const ceiling = backoff.ceilingMs;
@@ -29,7 +29,7 @@ describe("Backoff", () => {
   });
 
   it("keeps its ceiling at the maximum after many attempts", () => {
-    const backoff = new Backoff({ initialMs: 100, maxMs: 500 });
+    const backoff = new Backoff({ initialDelayMs: 100, maxDelayMs: 500 });
     for (let i = 0; i < 5000; i++) backoff.next();
     expect(backoff.ceilingMs).toBe(500);
   });
