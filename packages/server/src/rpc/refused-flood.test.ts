@@ -176,7 +176,11 @@ describe.each(serverBackends)("a flood of refused calls on $name", (backend) => 
         }),
       ),
     );
-    expect(drained.at(-1)).toMatchObject({ code: Code.ResourceExhausted });
+    // The address's bucket refills while these run, so how many get in
+    // depends on the machine's speed; that the address is limited does not.
+    expect(
+      drained.filter((c) => typeof c !== "string" && c.code === Code.ResourceExhausted).length,
+    ).toBeGreaterThan(0);
     expect(await codeOf(validFromA.listSecrets({ projectId: randomUUID() }))).toBe("OK");
   });
 });
