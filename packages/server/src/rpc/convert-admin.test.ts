@@ -22,7 +22,12 @@ describe("admin conversions", () => {
 
   it("refuse an unknown role number, naming the field", () => {
     expect(() => roleFromProto(9 as Role, "grants[2].role")).toThrow(
-      new DomainError("invalid_argument", "grants[2].role: unknown role 9", "grants[2].role"),
+      new DomainError(
+        "invalid_argument",
+        "grants[2].role: unknown role 9",
+        "grants[2].role",
+        "unknown role 9",
+      ),
     );
   });
 
