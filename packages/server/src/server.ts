@@ -25,7 +25,7 @@ import { RateLimiter } from "./rpc/rate-limit.ts";
 import { buildServices, chainedServices } from "./rpc/services.ts";
 import { listenConnect } from "./rpc/transports/connect-node.ts";
 import { listenGrpc } from "./rpc/transports/grpc-js.ts";
-import { RequestBudget } from "./rpc/transports/limits.ts";
+import { type ListenOptions, RequestBudget } from "./rpc/transports/limits.ts";
 import { WatchFeeds } from "./watch/feed.ts";
 import { TokenStreams } from "./watch/token-streams.ts";
 
@@ -179,7 +179,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     await Promise.all([...databases.values()].map((d) => d.close()));
   };
   // One budget for both ports: together they are the process's memory.
-  const listenOptions = {
+  const listenOptions: ListenOptions = {
     readMaxBytes: MAX_REQUEST_BYTES,
     shutdownSignal: shutdown.signal,
     tls: config.tls,

@@ -7,6 +7,7 @@ import {
   type BudgetHolder,
   type ConnectionLimits,
   type GuardedListener,
+  type ListenOptions,
   listenGuarded,
   type RequestBudget,
   sniffProtocol,
@@ -42,13 +43,7 @@ export interface ConnectServer {
 export async function listenConnect(
   services: Services,
   address: { host: string; port: number },
-  options: {
-    readMaxBytes: number;
-    shutdownSignal: AbortSignal;
-    tls?: ServerTls | undefined;
-    limits: ConnectionLimits;
-    budget: RequestBudget;
-  },
+  options: ListenOptions,
 ): Promise<ConnectServer> {
   const { limits, budget } = options;
   const adapter = connectNodeAdapter({

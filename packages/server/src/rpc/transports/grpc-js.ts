@@ -21,9 +21,9 @@ import * as grpc from "@grpc/grpc-js";
 import { addReflection } from "../reflection.ts";
 import type { Services } from "../services.ts";
 import { GrpcLimits } from "./grpc-limits.ts";
-import type { ConnectionLimits, RequestBudget } from "./limits.ts";
+import type { ListenOptions } from "./limits.ts";
 import { peerKey } from "./peer.ts";
-import { grpcServerCredentials, type ServerTls } from "./tls.ts";
+import { grpcServerCredentials } from "./tls.ts";
 
 export interface GrpcServer {
   port: number;
@@ -43,13 +43,7 @@ export interface GrpcServer {
 export async function listenGrpc(
   services: Services,
   address: { host: string; port: number },
-  options: {
-    readMaxBytes: number;
-    shutdownSignal: AbortSignal;
-    tls?: ServerTls | undefined;
-    limits: ConnectionLimits;
-    budget: RequestBudget;
-  },
+  options: ListenOptions,
 ): Promise<GrpcServer> {
   const limits = new GrpcLimits(options.limits, options.budget, options.readMaxBytes);
   const server = new grpc.Server({

@@ -1,5 +1,6 @@
 import net, { type AddressInfo } from "node:net";
 import type { ConnectionLimits } from "../../config.ts";
+import type { ServerTls } from "./tls.ts";
 
 export type { ConnectionLimits };
 
@@ -27,6 +28,18 @@ export interface BudgetHolder {
  * request asking is refused. A request whose body has arrived is never
  * evicted: it is decoded and being served.
  */
+/** What every transport's listen function takes besides the services and its address. */
+export interface ListenOptions {
+  /** The largest request body read whole. */
+  readMaxBytes: number;
+  /** Aborted when the grace period of a shutdown runs out. */
+  shutdownSignal: AbortSignal;
+  tls?: ServerTls | undefined;
+  limits: ConnectionLimits;
+  /** Shared by all transports: request bytes held by every call in flight. */
+  budget: RequestBudget;
+}
+
 export class RequestBudget {
   #used = 0;
   readonly #held = new Map<BudgetHolder, { bytes: number; receiving: boolean }>();
