@@ -163,7 +163,7 @@ describe.each(backends)("project lifecycle on $name", (backend) => {
       );
     });
 
-    it("migration 0004 renames existing duplicates so that the unique index can be built", async () => {
+    it("migration 0007 renames existing duplicates so that the unique index can be built", async () => {
       const db = dbs.db("home");
       await db.execute(sql`drop index projects_name_key`);
       const dup = `dup-${randomUUID()}`;
