@@ -1,6 +1,8 @@
 import { defineConfig } from "vitest/config";
+import { sourceConditions } from "../../vitest.shared.ts";
 
 export default defineConfig({
+  ...sourceConditions,
   test: {
     include: ["src/**/*.test.ts"],
   },

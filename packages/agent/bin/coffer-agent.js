@@ -1,7 +1,4 @@
 #!/usr/bin/env node
-// Runs the agent from its TypeScript sources in this one process (no wrapper
-// process between a signal and the agent, so SIGTERM stops it cleanly).
-import { register } from "tsx/esm/api";
-
-register();
-await import("../src/main.ts");
+// The agent's command: its compiled JavaScript (dist/, `npm run build`), in
+// this one process with plain Node, so that signals reach it directly.
+await import("../dist/main.js");

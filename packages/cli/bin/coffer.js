@@ -1,8 +1,4 @@
 #!/usr/bin/env node
-// Runs the CLI from its TypeScript sources in this one process (no wrapper
-// process between a signal and `coffer server` or `coffer agent`, so SIGTERM
-// stops them cleanly).
-import { register } from "tsx/esm/api";
-
-register();
-await import("../src/main.ts");
+// The CLI's command: its compiled JavaScript (dist/, `npm run build`), in
+// this one process with plain Node, so that signals reach it directly.
+await import("../dist/main.js");

@@ -1,61 +1,33 @@
-import { rotateKeysCommand } from "./commands/rotate-keys.ts";
-import { ConfigError, loadConfig } from "./config.ts";
-import { KeyRingError } from "./crypto/key-ring.ts";
-import { DataDirLockedError } from "./db/data-dir-lock.ts";
-import { createLogger } from "./logger.ts";
-import { startServer } from "./server.ts";
+import { buildInfo } from "./build-info.ts";
 
-/**
- * Composition root: config -> logger -> databases and key ring -> domain ->
- * routes -> listen. Exits non-zero with a message naming the setting when the
- * configuration is wrong; drains both servers on SIGTERM or SIGINT.
- */
-async function main(): Promise<void> {
-  let config: ReturnType<typeof loadConfig>;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`coffer-server: ${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
-  const logger = createLogger(config.logLevel);
-  let server: Awaited<ReturnType<typeof startServer>>;
-  try {
-    server = await startServer(config, logger);
-  } catch (err) {
-    // A setting or key problem is the operator's to fix: say what, no stack.
-    if (
-      err instanceof KeyRingError ||
-      err instanceof ConfigError ||
-      err instanceof DataDirLockedError
-    ) {
-      process.stderr.write(`coffer-server: cannot start: ${err.message}\n`);
-      process.exit(2);
-    }
-    logger.fatal({ err }, "cannot start");
-    process.stderr.write(`coffer-server: cannot start: ${(err as Error).message ?? String(err)}\n`);
-    process.exit(1);
-  }
-  const onSignal = (signal: NodeJS.Signals) => {
-    logger.info({ signal }, "shutting down: draining calls");
-    server.stop().then(
-      () => process.exit(0),
-      (err) => {
-        logger.error({ err }, "shutdown failed");
-        process.exit(1);
-      },
-    );
-  };
-  process.once("SIGTERM", onSignal);
-  process.once("SIGINT", onSignal);
-}
+// The command line. Only what the command needs is loaded: `--version` and
+// `--help` answer without loading the server.
 
-// `coffer-server rotate-keys [...]` runs a key rotation instead of serving.
-if (process.argv[2] === "rotate-keys") {
-  process.exitCode = await rotateKeysCommand(process.argv.slice(3));
+const USAGE = `Usage: coffer-server [rotate-keys [...] | --version | --help]
+
+Serves Coffer's SecretService and AdminService over gRPC (COFFER_GRPC_LISTEN)
+and Connect and gRPC-Web (COFFER_HTTP_LISTEN). Every setting is an environment
+variable (COFFER_*): with none, it serves on 127.0.0.1 with an embedded
+database in ./.coffer. The settings are listed in the README's Configuration.
+
+  rotate-keys   make a new master key active and rewrap the data keys
+                (coffer-server rotate-keys --help)
+  --version     print the version and the commit it was built from
+`;
+
+const [command, ...rest] = process.argv.slice(2);
+if (command === "rotate-keys") {
+  const { rotateKeysCommand } = await import("./commands/rotate-keys.ts");
+  process.exitCode = await rotateKeysCommand(rest);
+} else if (command === "--version" || command === "-v") {
+  const { version, commit } = buildInfo();
+  process.stdout.write(`coffer-server ${version} (commit ${commit}, node ${process.version})\n`);
+} else if (command === "--help" || command === "-h") {
+  process.stdout.write(USAGE);
+} else if (command !== undefined) {
+  process.stderr.write(`coffer-server: unknown argument ${JSON.stringify(command)}\n\n${USAGE}`);
+  process.exitCode = 2;
 } else {
-  await main();
+  const { serve } = await import("./serve.ts");
+  await serve();
 }

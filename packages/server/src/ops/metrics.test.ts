@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { AdminService, SecretService } from "@coffer/api";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
@@ -136,7 +137,23 @@ describe.each(serverBackends)("Prometheus metrics on $name", (backend) => {
         .filter((l) => l.startsWith("coffer_"))
         .flatMap((l) => [...l.matchAll(/[{,]([a-zA-Z_]+)="/g)].map((m) => m[1])),
     );
-    expect([...labelNames].sort()).toEqual(["code", "driver", "le", "method", "region"]);
+    expect([...labelNames].sort()).toEqual([
+      "code",
+      "commit",
+      "driver",
+      "le",
+      "method",
+      "region",
+      "version",
+    ]);
+  });
+
+  it("reports the version and the commit in coffer_build_info", async () => {
+    const { version } = JSON.parse(
+      readFileSync(new URL("../../package.json", import.meta.url), "utf8"),
+    ) as { version: string };
+    // Run from src/ (tests), the commit is "source"; a build writes its commit.
+    expect(sample(await scrape(), "coffer_build_info", { version, commit: "source" })).toBe(1);
   });
 
   it("shows open watch streams, each region's database and pool, and process metrics", async () => {

@@ -1,6 +1,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { buildInfo } from "../build-info.ts";
 import type { ProbeResult } from "./health.ts";
 
 /** What the metrics read from the rest of the server, at scrape time. */
@@ -28,6 +29,13 @@ export class Metrics {
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
+    const build = buildInfo();
+    new Gauge({
+      name: "coffer_build_info",
+      help: "Always 1: the server's version and the commit it was built from, as labels.",
+      labelNames: ["version", "commit"],
+      registers,
+    }).set({ version: build.version, commit: build.commit }, 1);
     this.calls = new Counter({
       name: "coffer_rpc_calls_total",
       help: "Finished RPCs (SecretService, AdminService), by method and gRPC status code.",
