@@ -1,16 +1,16 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { describe, expect, it } from "vitest";
-import { sweepRegion } from "../../server/src/domain/sweeper.ts";
-import type { RunningServer } from "../../server/src/server.ts";
+import type { RunningServer } from "@coffer/server";
 import {
   dropPostgresDatabase,
   postgresBackend,
   startTestServer,
   testConfig,
-} from "../../server/src/testing/backends.ts";
+} from "@coffer/server/testing";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { describe, expect, it } from "vitest";
+import { sweepRegion } from "../../server/src/domain/sweeper.ts";
 import {
   AdminService,
   createCoffer,
