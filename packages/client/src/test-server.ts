@@ -1,8 +1,7 @@
 import { generateKeyPairSync } from "node:crypto";
 import net from "node:net";
 import { EphemeralAction, Role, SecretType } from "@coffer/api";
-import type { TestServer } from "@coffer/server/testing";
-import { createTestCertificates } from "@coffer/server/testing";
+import { createTestCertificates, type TestServer } from "@coffer/server/testing";
 import type { CofferProtocol } from "./index.ts";
 
 /**
