@@ -6,7 +6,11 @@ import { type ExitCode, UsageError } from "./errors.ts";
  * The command tree and its parser. Options are parsed by node:util
  * `parseArgs` (in its token mode, so that an unknown flag or a missing value
  * can be named in our own words instead of Node's); the tree, the help and
- * the "did you mean" suggestions are ours.
+ * the "did you mean" suggestions are ours. Not commander: it takes the next
+ * argument as a flag's value even when it is another flag (`--description
+ * --clear-tags` sets the description), and flags before the command word
+ * would have to be the program's, accepted by every command, even those
+ * that have no use for them.
  */
 
 /** Where a flag is listed in help. */

@@ -2,9 +2,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
+import { serverBackends, type TestServer } from "@coffer/server/testing";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from "vitest";
-import { serverBackends, type TestServer } from "../../server/src/testing/rpc-servers.ts";
 import {
   allPages,
   ChecksumError,

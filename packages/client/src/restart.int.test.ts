@@ -1,16 +1,16 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { describe, expect, it } from "vitest";
-import { sweepRegion } from "../../server/src/domain/sweeper.ts";
-import type { RunningServer } from "../../server/src/server.ts";
+import type { RunningServer } from "@coffer/server";
 import {
   dropPostgresDatabase,
   postgresBackend,
   startTestServer,
+  sweepNow,
   testConfig,
-} from "../../server/src/testing/backends.ts";
+} from "@coffer/server/testing";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { describe, expect, it } from "vitest";
 import {
   AdminService,
   createCoffer,
@@ -161,9 +161,7 @@ describe.each(persistent)("through a server restart on $name", (backend) => {
       await watching;
       const cursor = watch.cursor;
       await coffer.rpc.createSecretVersion({ secretId, data: utf8("3") });
-      for (const { database: db } of server.domain.regions.all()) {
-        await sweepRegion(db.db, server.domain.deletionWindowMs, 0);
-      }
+      await sweepNow(server, 0);
 
       const again = new AbortController();
       const later: WatchEvent[] = [];

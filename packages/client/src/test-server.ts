@@ -1,8 +1,7 @@
 import { generateKeyPairSync } from "node:crypto";
 import net from "node:net";
 import { EphemeralAction, Role, SecretType } from "@coffer/api";
-import { createTestCertificates } from "../../server/src/testing/certs.ts";
-import type { TestServer } from "../../server/src/testing/rpc-servers.ts";
+import { createTestCertificates, type TestServer } from "@coffer/server/testing";
 import type { CofferProtocol } from "./index.ts";
 
 /**

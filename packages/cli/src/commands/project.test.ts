@@ -1,8 +1,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { serverBackends, type TestServer } from "@coffer/server/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { serverBackends, type TestServer } from "../../../server/src/testing/rpc-servers.ts";
 import { run } from "../run.ts";
 import { memoryContext } from "../test-io.ts";
 

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateToken, tokenFromSecret } from "../crypto/tokens.ts";
@@ -9,7 +10,7 @@ import type { Domain } from "./context.ts";
 
 const bearer = (value: string) => `Bearer ${value}`;
 
-describe.each(backends)("authenticator's refusal cache on $name", (backend) => {
+describe.each(backends)("authenticator's caches on $name", (backend) => {
   const dbs = databasesFor(backend, ["home"]);
   let domain: Domain;
   beforeAll(async () => {
@@ -71,5 +72,73 @@ describe.each(backends)("authenticator's refusal cache on $name", (backend) => {
     expect(authenticator.lookups).toBe(60);
     await expectDomainError(authenticator.authenticate(bearer(values[0] ?? "")), "unauthenticated");
     expect(authenticator.lookups).toBe(61);
+  });
+
+  it("asks again once an answer lapses: a verified token's, a refused token's", async () => {
+    const authenticator = new Authenticator(() => dbs.db(), { verifiedMs: 300, refusedMs: 300 });
+    const { value } = await globalAdmin();
+    const unknown = generateToken().value;
+    await authenticator.authenticate(bearer(value));
+    await expectDomainError(authenticator.authenticate(bearer(unknown)), "unauthenticated");
+    await authenticator.authenticate(bearer(value));
+    await expectDomainError(authenticator.authenticate(bearer(unknown)), "unauthenticated");
+    expect(authenticator.cached(bearer(value))).toBeDefined();
+    expect(authenticator.lookups).toBe(2);
+    await sleep(400);
+    expect(authenticator.cached(bearer(value))).toBeUndefined();
+    // Lapsed, but verified before: not charged to its address's pre-auth limit.
+    expect(authenticator.known(bearer(value))).toBe(true);
+    await authenticator.authenticate(bearer(value));
+    await expectDomainError(authenticator.authenticate(bearer(unknown)), "unauthenticated");
+    expect(authenticator.lookups).toBe(4);
+  });
+
+  it("serves a verified token no longer than it is valid, then refuses it and no longer knows it", async () => {
+    const authenticator = new Authenticator(() => dbs.db());
+    const { value } = await createTestToken(
+      domain,
+      [{ projectId: "", role: "admin", pathPrefix: "/" }],
+      { expiresAt: new Date(Date.now() + 400) },
+    );
+    await authenticator.authenticate(bearer(value));
+    expect(authenticator.cached(bearer(value))).toBeDefined();
+    await sleep(500);
+    // Well within the cache's 2 s, but past the token's expiry.
+    expect(authenticator.cached(bearer(value))).toBeUndefined();
+    await expectDomainError(authenticator.authenticate(bearer(value)), "unauthenticated");
+    expect(authenticator.known(bearer(value))).toBe(false);
+  });
+
+  it("forgets a revoked token's lapsed entry too, so that it is no longer known", async () => {
+    const authenticator = new Authenticator(() => dbs.db(), { verifiedMs: 50 });
+    const { id, value } = await globalAdmin();
+    const other = await globalAdmin();
+    await authenticator.authenticate(bearer(value));
+    await authenticator.authenticate(bearer(other.value));
+    await sleep(100);
+    expect(authenticator.known(bearer(value))).toBe(true);
+    authenticator.forget([id]);
+    expect(authenticator.known(bearer(value))).toBe(false);
+    expect(authenticator.known(bearer(other.value))).toBe(true);
+  });
+
+  it("keeps a bounded number of verified tokens, the least recently used going first", async () => {
+    const authenticator = new Authenticator(() => dbs.db(), { maxVerified: 5 });
+    const values = await Promise.all(
+      Array.from({ length: 6 }, async () => (await globalAdmin()).value),
+    );
+    const at = (i: number) => bearer(values[i] ?? "");
+    for (let i = 0; i < 5; i++) await authenticator.authenticate(at(i));
+    // The first is used again, so the second is now the least recently used.
+    await authenticator.authenticate(at(0));
+    await authenticator.authenticate(at(5));
+    expect(authenticator.verifiedSize).toBe(5);
+    expect(authenticator.lookups).toBe(6);
+    expect(authenticator.known(at(1))).toBe(false);
+    await authenticator.authenticate(at(0));
+    await authenticator.authenticate(at(5));
+    expect(authenticator.lookups).toBe(6);
+    await authenticator.authenticate(at(1));
+    expect(authenticator.lookups).toBe(7);
   });
 });

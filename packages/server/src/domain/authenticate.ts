@@ -1,3 +1,4 @@
+import { LRUCache } from "lru-cache";
 import { displayPrefix, hashToken, isWellFormedToken } from "../crypto/tokens.ts";
 import type { Db } from "../db/client.ts";
 import { findTokenByHash } from "../db/tokens.ts";
@@ -18,7 +19,10 @@ const CACHE_MS = 2_000;
  */
 export const REFUSED_CACHE_MS = 5_000;
 
-/** Most refused hashes remembered; past it the oldest goes first. */
+/** Most verified tokens remembered; past it the least recently used goes first. */
+const MAX_VERIFIED = 10_000;
+
+/** Most refused hashes remembered; past it the least recently used goes first. */
 const MAX_REFUSED = 10_000;
 
 /**
@@ -30,16 +34,29 @@ const MAX_REFUSED = 10_000;
  * token from an unknown one.
  */
 export class Authenticator {
-  private readonly cache = new Map<string, { principal: Principal; until: number }>();
-  /** Lookups in flight, by hash: concurrent callers with one token share one query. */
+  /**
+   * Verified tokens by hash (base64), served until `until`. A lapsed entry
+   * stays, on purpose, until the token is refused or revoked or the entry
+   * is evicted: known() answers from it. So the TTL is kept here rather than
+   * by lru-cache, which hides lapsed entries from its iterators and forget()
+   * must reach them.
+   */
+  private readonly verified: LRUCache<string, { principal: Principal; until: number }>;
+  /**
+   * Lookups in flight, by hash: concurrent callers with one token share one
+   * query. Not lru-cache's fetch(): it stores the answer a few microtasks
+   * after the lookup returns, too late for a revocation in between to stop
+   * it (see `generation`), and it rejects every waiter when the key is
+   * deleted mid-lookup.
+   */
   private readonly pending = new Map<string, Promise<Principal>>();
   /**
-   * Hashes (base64) of tokens the database refused, with when to ask again,
-   * oldest first: a flood of one bad token costs one lookup per
+   * Hashes (base64) of tokens the database refused, each for
+   * REFUSED_CACHE_MS: a flood of one bad token costs one lookup per
    * REFUSED_CACHE_MS. (A flood of distinct random tokens is the pre-auth
    * rate limit's to stop: no cache can help there.)
    */
-  private readonly refusedUntil = new Map<string, number>();
+  private readonly refused: LRUCache<string, true>;
   /**
    * Bumped by forget() and learnCreated(): a lookup that started before a
    * revocation or a creation must not cache its answer.
@@ -48,13 +65,24 @@ export class Authenticator {
   /** Database lookups made so far (for metrics and tests). */
   lookups = 0;
 
-  private readonly maxRefused: number;
+  private readonly verifiedMs: number;
 
+  /** The options are for tests; the defaults are the constants above. */
   constructor(
     private readonly home: () => Db,
-    options: { maxRefused?: number } = {},
+    options: {
+      verifiedMs?: number;
+      refusedMs?: number;
+      maxVerified?: number;
+      maxRefused?: number;
+    } = {},
   ) {
-    this.maxRefused = options.maxRefused ?? MAX_REFUSED;
+    this.verifiedMs = options.verifiedMs ?? CACHE_MS;
+    this.verified = new LRUCache({ max: options.maxVerified ?? MAX_VERIFIED });
+    this.refused = new LRUCache({
+      max: options.maxRefused ?? MAX_REFUSED,
+      ttl: options.refusedMs ?? REFUSED_CACHE_MS,
+    });
   }
 
   /**
@@ -64,8 +92,8 @@ export class Authenticator {
   cached(header: string | null): Principal | undefined {
     const value = bearer(header);
     if (value === undefined || !isWellFormedToken(value)) return undefined;
-    const cached = this.cache.get(keyOf(hashToken(value)));
-    return cached !== undefined && cached.until > Date.now() ? cached.principal : undefined;
+    const verified = this.verified.get(keyOf(hashToken(value)));
+    return verified !== undefined && verified.until > Date.now() ? verified.principal : undefined;
   }
 
   /**
@@ -78,7 +106,7 @@ export class Authenticator {
   known(header: string | null): boolean {
     const value = bearer(header);
     return (
-      value !== undefined && isWellFormedToken(value) && this.cache.has(keyOf(hashToken(value)))
+      value !== undefined && isWellFormedToken(value) && this.verified.has(keyOf(hashToken(value)))
     );
   }
 
@@ -87,14 +115,9 @@ export class Authenticator {
     if (value === undefined || !isWellFormedToken(value)) throw refused();
     const hash = hashToken(value);
     const key = keyOf(hash);
-    const now = Date.now();
-    const cached = this.cache.get(key);
-    if (cached !== undefined && cached.until > now) return cached.principal;
-    const refusedUntil = this.refusedUntil.get(key);
-    if (refusedUntil !== undefined) {
-      if (refusedUntil > now) throw refused();
-      this.refusedUntil.delete(key);
-    }
+    const verified = this.verified.get(key);
+    if (verified !== undefined && verified.until > Date.now()) return verified.principal;
+    if (this.refused.get(key)) throw refused();
     let lookup = this.pending.get(key);
     if (lookup === undefined) {
       lookup = this.lookUp(key, hash).finally(() => this.pending.delete(key));
@@ -113,8 +136,8 @@ export class Authenticator {
       row.revokedAt !== null ||
       (row.expiresAt !== null && row.expiresAt.getTime() <= now)
     ) {
-      this.cache.delete(key);
-      if (generation === this.generation) this.rememberRefused(key, now);
+      this.verified.delete(key);
+      if (generation === this.generation) this.refused.set(key, true);
       throw refused();
     }
     const principal: Principal = {
@@ -129,9 +152,11 @@ export class Authenticator {
       ...(row.expiresAt !== null && { expiresAt: row.expiresAt }),
     };
     if (generation !== this.generation) return principal;
-    const until = Math.min(now + CACHE_MS, row.expiresAt?.getTime() ?? Number.POSITIVE_INFINITY);
-    this.cache.set(key, { principal, until });
-    if (this.cache.size > 10_000) this.cache.clear();
+    const until = Math.min(
+      now + this.verifiedMs,
+      row.expiresAt?.getTime() ?? Number.POSITIVE_INFINITY,
+    );
+    this.verified.set(key, { principal, until });
     return principal;
   }
 
@@ -139,37 +164,34 @@ export class Authenticator {
   forget(tokenIds: readonly string[]): void {
     this.generation += 1;
     const doomed = new Set(tokenIds);
-    for (const [key, entry] of this.cache) {
-      if (doomed.has(entry.principal.tokenId)) this.cache.delete(key);
+    const keys: string[] = [];
+    for (const [key, entry] of this.verified.entries()) {
+      if (doomed.has(entry.principal.tokenId)) keys.push(key);
     }
+    for (const key of keys) this.verified.delete(key);
   }
 
   /** Forgets every token: revocations may have been missed (the LISTEN connection dropped). */
   forgetAll(): void {
     this.generation += 1;
-    this.cache.clear();
-    this.refusedUntil.clear();
+    this.verified.clear();
+    this.refused.clear();
   }
 
   /** A token was just created on this replica: it must not stay refused. */
   learnCreated(value: string): void {
     this.generation += 1;
-    this.refusedUntil.delete(keyOf(hashToken(value)));
+    this.refused.delete(keyOf(hashToken(value)));
   }
 
-  private rememberRefused(key: string, now: number): void {
-    this.refusedUntil.delete(key);
-    // Oldest first: drop what has lapsed, then, at the cap, the oldest.
-    for (const [k, until] of this.refusedUntil) {
-      if (until > now && this.refusedUntil.size < this.maxRefused) break;
-      this.refusedUntil.delete(k);
-    }
-    this.refusedUntil.set(key, now + REFUSED_CACHE_MS);
+  /** How many verified tokens are remembered, lapsed ones included (for tests). */
+  get verifiedSize(): number {
+    return this.verified.size;
   }
 
   /** How many refused hashes are remembered (for tests). */
   get refusedSize(): number {
-    return this.refusedUntil.size;
+    return this.refused.size;
   }
 }
 

@@ -2,12 +2,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { AdminService, type CofferProtocol, createCofferTransport, Role } from "@coffer/client";
+import { AdminService, Role } from "@coffer/api";
 import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { generateToken } from "../crypto/tokens.ts";
 import type { RunningServer } from "../server.ts";
 import { startTestServer } from "../testing/backends.ts";
+import { type Protocol, testTransport } from "../testing/clients.ts";
 
 async function codeOf(p: Promise<unknown>): Promise<{ code: Code; message: string }> {
   try {
@@ -26,14 +27,14 @@ beforeAll(async () => {
 });
 afterAll(() => server?.stop());
 
-const protocols: CofferProtocol[] = ["grpc", "connect", "grpc-web"];
+const protocols: Protocol[] = ["grpc", "connect", "grpc-web"];
 
 describe.each(protocols)("AdminService over %s", (protocol) => {
   const client = (token?: string): Client<typeof AdminService> => {
     const port = protocol === "grpc" ? server.grpcPort : server.httpPort;
     return createClient(
       AdminService,
-      createCofferTransport({
+      testTransport({
         url: `http://127.0.0.1:${port}`,
         protocol,
         ...(token !== undefined && { token }),
@@ -210,7 +211,7 @@ describe("the bootstrap admin token", () => {
     const second = await start(async (running) => {
       const admin = createClient(
         AdminService,
-        createCofferTransport({
+        testTransport({
           url: `http://127.0.0.1:${running.httpPort}`,
           token: match?.[1] ?? "",
         }),

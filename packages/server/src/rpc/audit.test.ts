@@ -3,13 +3,14 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { crc32 } from "node:zlib";
-import { type CofferClient, type CofferProtocol, SecretType } from "@coffer/client";
+import { SecretType } from "@coffer/api";
 import type { CallOptions } from "@connectrpc/connect";
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AuditRow, auditEvents, tokens } from "../db/schema.ts";
 import type { Grant } from "../domain/authz.ts";
 import { createTestToken, ensureProjects } from "../testing/backends.ts";
+import type { Protocol, SecretClient } from "../testing/clients.ts";
 import {
   bytesIn,
   mapLimit,
@@ -29,7 +30,7 @@ import {
 const SERVICE = "coffer.secretmanager.v1.SecretService";
 const P = randomUUID();
 const Q = randomUUID();
-const PROTOCOLS: CofferProtocol[] = ["grpc", "connect", "grpc-web"];
+const PROTOCOLS: Protocol[] = ["grpc", "connect", "grpc-web"];
 const utf8 = (s: string) => new TextEncoder().encode(s);
 
 /** The event a call must leave; null where the event must hold nothing. */
@@ -54,7 +55,7 @@ type Who =
 
 /** The callers of a scenario, each over every protocol. */
 interface Cast {
-  client(who: Who, i: number): CofferClient;
+  client(who: Who, i: number): SecretClient;
   tokenId(who: Who): string | null;
 }
 
@@ -87,10 +88,10 @@ async function castOf(running: TestServer): Promise<Cast> {
   ids.anonymous = null;
   ids.revoked = null;
   ids.expired = null;
-  const clients = new Map<string, CofferClient>();
+  const clients = new Map<string, SecretClient>();
   return {
     client: (who, i) => {
-      const protocol = PROTOCOLS[i % PROTOCOLS.length] as CofferProtocol;
+      const protocol = PROTOCOLS[i % PROTOCOLS.length] as Protocol;
       const key = `${who}/${protocol}`;
       let c = clients.get(key);
       if (c === undefined) {
@@ -109,7 +110,7 @@ interface Step {
   method: string;
   who: Who;
   want: string;
-  run(c: CofferClient, options: CallOptions): Promise<unknown>;
+  run(c: SecretClient, options: CallOptions): Promise<unknown>;
   /** The event's facts, from what the call answered. */
   facts(response: unknown): Partial<Pick<Expected, "projectId" | "secretId" | "revision">>;
 }

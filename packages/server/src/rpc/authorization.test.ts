@@ -3,17 +3,16 @@ import { crc32 } from "node:zlib";
 import {
   Role as AdminRole,
   type BrowseSecretsResponse,
-  type CofferClient,
-  type CofferProtocol,
   type ListSecretsResponse,
   SecretType,
-} from "@coffer/client";
+} from "@coffer/api";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateToken } from "../crypto/tokens.ts";
 import { projects, tokens } from "../db/schema.ts";
 import type { Grant, Role } from "../domain/authz.ts";
 import { createTestToken } from "../testing/backends.ts";
+import type { Protocol, SecretClient } from "../testing/clients.ts";
 import { bytesIn, outcomeOf, serverBackends, type TestServer } from "../testing/rpc-servers.ts";
 
 /**
@@ -41,7 +40,7 @@ const PERMISSIONS: Record<Role, readonly Permission[]> = {
 const ROLES = Object.keys(PERMISSIONS) as Role[];
 
 /** Each role's client speaks another protocol: authorization must not depend on it. */
-const PROTOCOL: Record<Role | "admin-setup", CofferProtocol> = {
+const PROTOCOL: Record<Role | "admin-setup", Protocol> = {
   "admin-setup": "connect",
   admin: "grpc",
   full_access: "connect",
@@ -111,8 +110,8 @@ interface SecretRpc {
    * Set for RPCs that change something: each case gets a fresh target,
    * brought by the admin into a state where the call has work to do.
    */
-  mutates?: { protected?: boolean; prepare?: (admin: CofferClient, t: Target) => Promise<unknown> };
-  call(c: CofferClient, t: Target): Promise<unknown>;
+  mutates?: { protected?: boolean; prepare?: (admin: SecretClient, t: Target) => Promise<unknown> };
+  call(c: SecretClient, t: Target): Promise<unknown>;
 }
 
 /** CreateSecret: addressed by the place it would create in. */
@@ -127,9 +126,9 @@ interface ProjectRpc {
   kind: "project";
   name: string;
   perm: "read";
-  call(c: CofferClient, projectId: string): Promise<unknown>;
+  call(c: SecretClient, projectId: string): Promise<unknown>;
   /** Checks an allowed answer for a scope: what it shows and what it must hide. */
-  check(c: CofferClient, role: Role, scope: Scope | "all projects"): Promise<void>;
+  check(c: SecretClient, role: Role, scope: Scope | "all projects"): Promise<void>;
 }
 
 type Rpc = SecretRpc | CreateRpc | ProjectRpc;
@@ -346,7 +345,7 @@ const isUnder = (path: string, prefix: string) => path === prefix || path.starts
 
 // What the allowed list-like calls must show, per scope.
 
-async function checkListSecrets(c: CofferClient, role: Role, scope: Scope | "all projects") {
+async function checkListSecrets(c: SecretClient, role: Role, scope: Scope | "all projects") {
   const everyInScope = (r: ListSecretsResponse) => {
     for (const s of r.secrets) {
       expect({ project: s.projectId, underGrant: isUnder(s.path, GRANTED) }).toEqual({
@@ -388,7 +387,7 @@ async function checkListSecrets(c: CofferClient, role: Role, scope: Scope | "all
   }
 }
 
-async function checkBrowse(c: CofferClient, _role: Role, scope: Scope | "all projects") {
+async function checkBrowse(c: SecretClient, _role: Role, scope: Scope | "all projects") {
   const items = (r: BrowseSecretsResponse) => r.items.map((i) => `${i.kind.case}:${i.fullPath}`);
   if (scope === "in scope") {
     // The root shows the granted folder and nothing else: not /staging,
@@ -417,10 +416,10 @@ const fixture = (scope: Scope) => fixtures[scope];
 
 describe.each(serverBackends)("authorization matrix on $name", (backend) => {
   let running: TestServer;
-  let admin: CofferClient;
-  const clients = {} as Record<Role, CofferClient>;
+  let admin: SecretClient;
+  const clients = {} as Record<Role, SecretClient>;
   /** Callers without a valid token, each with the client it calls through. */
-  const unauthenticated = {} as Record<TokenCase, CofferClient>;
+  const unauthenticated = {} as Record<TokenCase, SecretClient>;
   /** What a caller without a token is told. */
   let refusal: string;
   /** A secret only the token cases aim at: nothing may change it. */
@@ -475,7 +474,7 @@ describe.each(serverBackends)("authorization matrix on $name", (backend) => {
       "unknown token": running.client("connect", generateToken().value),
       "revoked token": running.client("grpc", revoked.value),
       "expired token": running.client("grpc-web", expired.value),
-    } satisfies Record<TokenCase, CofferClient>);
+    } satisfies Record<TokenCase, SecretClient>);
     const anonymous = await outcomeOf(running.client("connect").getSecret({ secretId: P }));
     expect(anonymous.code).toBe("UNAUTHENTICATED");
     expect(anonymous.message).toContain("authorization: Bearer");
@@ -559,7 +558,7 @@ describe.each(serverBackends)("authorization matrix on $name", (backend) => {
     const M = randomUUID();
     const who = {} as Record<
       "writer" | "writerAndDrop" | "dropReader" | "vaultOwner" | "globalAdmin",
-      CofferClient
+      SecretClient
     >;
     const secretOf = async (id: string) => (await admin.getSecret({ secretId: id })).secret;
 

@@ -1,14 +1,15 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import { BinaryReader } from "@bufbuild/protobuf/wire";
 import { AnySchema, anyUnpack } from "@bufbuild/protobuf/wkt";
+import { SecretType } from "@coffer/api";
 import { BadRequestSchema } from "@coffer/api/google/rpc";
-import { type CofferProtocol, createCofferClient, SecretType } from "@coffer/client";
 import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningServer } from "../server.ts";
 import { createTestToken, PROJECT, startTestServer } from "../testing/backends.ts";
+import { type Protocol, secretClient } from "../testing/clients.ts";
 
 /**
  * A refused field travels apart from the message, as a google.rpc.BadRequest
@@ -46,10 +47,10 @@ beforeAll(async () => {
 afterAll(() => server?.stop());
 
 describe("a refused field as a google.rpc.BadRequest detail", () => {
-  for (const protocol of ["connect", "grpc-web", "grpc"] satisfies CofferProtocol[]) {
+  for (const protocol of ["connect", "grpc-web", "grpc"] satisfies Protocol[]) {
     it(`names the field and the rule over ${protocol}`, async () => {
       const port = protocol === "grpc" ? server.grpcPort : server.httpPort;
-      const client = createCofferClient({ url: `http://127.0.0.1:${port}`, protocol, token });
+      const client = secretClient({ url: `http://127.0.0.1:${port}`, protocol, token });
       const error = await client
         .createSecret({
           projectId: PROJECT,
@@ -74,7 +75,7 @@ describe("a refused field as a google.rpc.BadRequest detail", () => {
   }
 
   it("sends no violation for a refusal that names no field", async () => {
-    const client = createCofferClient({ url: `http://127.0.0.1:${server.httpPort}`, token });
+    const client = secretClient({ url: `http://127.0.0.1:${server.httpPort}`, token });
     const error = await client.getSecret({ secretId: crypto.randomUUID() }).then(
       () => undefined,
       (e: unknown) => ConnectError.from(e),

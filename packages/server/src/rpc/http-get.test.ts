@@ -1,11 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { AdminService, SecretService } from "@coffer/api";
-import { createCofferClient } from "@coffer/client";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { auditEvents } from "../db/schema.ts";
 import type { RunningServer } from "../server.ts";
 import { createTestToken, PROJECT, startTestServer } from "../testing/backends.ts";
+import { secretClient } from "../testing/clients.ts";
 
 /**
  * The reads are marked `idempotency_level = NO_SIDE_EFFECTS` in the proto,
@@ -23,7 +23,7 @@ beforeAll(async () => {
   token = (
     await createTestToken(server.domain, [{ projectId: "", role: "admin", pathPrefix: "/" }])
   ).value;
-  const client = createCofferClient({ url: `http://127.0.0.1:${server.httpPort}`, token });
+  const client = secretClient({ url: `http://127.0.0.1:${server.httpPort}`, token });
   const { secret } = await client.createSecret({
     projectId: PROJECT,
     name: "over-get",

@@ -6,15 +6,7 @@ import { Writable } from "node:stream";
 import { crc32 } from "node:zlib";
 import { toJsonString } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import {
-  type CofferClient,
-  type CofferProtocol,
-  createCofferClient,
-  EphemeralAction,
-  ListAuditEventsResponseSchema,
-  Role,
-  SecretType,
-} from "@coffer/client";
+import { EphemeralAction, ListAuditEventsResponseSchema, Role, SecretType } from "@coffer/api";
 import { sql } from "drizzle-orm";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -23,6 +15,7 @@ import { generateToken } from "../crypto/tokens.ts";
 import { rowsOf } from "../db/migrate.ts";
 import { secretVersions } from "../db/schema.ts";
 import { createTestToken } from "../testing/backends.ts";
+import { type Protocol, type SecretClient, secretClient } from "../testing/clients.ts";
 import { bytesIn, outcomeOf, serverBackends, type TestServer } from "../testing/rpc-servers.ts";
 
 /**
@@ -37,7 +30,7 @@ import { bytesIn, outcomeOf, serverBackends, type TestServer } from "../testing/
 const RUN = randomBytes(6).toString("hex");
 const mark = (n: number) => `LEAK${RUN}MARK${n}Z`;
 const utf8 = (s: string) => new TextEncoder().encode(s);
-const PROTOCOLS: CofferProtocol[] = ["grpc", "connect", "grpc-web"];
+const PROTOCOLS: Protocol[] = ["grpc", "connect", "grpc-web"];
 
 /**
  * The ways a byte string can show up in text: as itself, in hex, in base64
@@ -130,7 +123,7 @@ describe.each(serverBackends)("leak scan on $name", (backend) => {
     const { domain } = running.server;
     const db = domain.regions.resolve("").db;
     let n = 0;
-    const protocol = () => PROTOCOLS[n++ % PROTOCOLS.length] as CofferProtocol;
+    const protocol = () => PROTOCOLS[n++ % PROTOCOLS.length] as Protocol;
     /** Every call goes through here: errors are kept for the scan, and counted. */
     let calls = 0;
     const call = async <T>(p: Promise<T>, want: string): Promise<T | undefined> => {
@@ -179,7 +172,7 @@ describe.each(serverBackends)("leak scan on $name", (backend) => {
 
     const c = (token?: string) => running.client(protocol(), token);
     // A token sent under another scheme is still a token.
-    const wrongScheme = createCofferClient({
+    const wrongScheme = secretClient({
       url: `http://127.0.0.1:${running.server.httpPort}`,
       protocol: "connect",
       interceptors: [
@@ -201,7 +194,7 @@ describe.each(serverBackends)("leak scan on $name", (backend) => {
     const once = secretPayload("single-access payload", utf8(`once ${mark(4)}`));
 
     const made = async (
-      client: CofferClient,
+      client: SecretClient,
       name: string,
       type: SecretType,
       data: Uint8Array,

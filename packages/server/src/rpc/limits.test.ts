@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
-import { type CofferProtocol, createCofferClient, SecretType } from "@coffer/client";
+import { SecretType } from "@coffer/api";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rowsOf } from "../db/migrate.ts";
 import type { RunningServer } from "../server.ts";
 import { createTestToken, ensureProjects, startTestServer } from "../testing/backends.ts";
+import { type Protocol, secretClient } from "../testing/clients.ts";
 
 const RPS = 5;
 const BURST = 2 * RPS;
@@ -21,12 +22,12 @@ afterAll(() => server?.stop());
 const adminToken = () =>
   createTestToken(server.domain, [{ projectId: "", role: "admin", pathPrefix: "/" }]);
 
-const protocols: CofferProtocol[] = ["connect", "grpc"];
+const protocols: Protocol[] = ["connect", "grpc"];
 
 describe.each(protocols)("limits over %s", (protocol) => {
   const clientFor = (token: string) => {
     const port = protocol === "grpc" ? server.grpcPort : server.httpPort;
-    return createCofferClient({ url: `http://127.0.0.1:${port}`, protocol, token });
+    return secretClient({ url: `http://127.0.0.1:${port}`, protocol, token });
   };
 
   const auditOutcomes = async (tokenId: string) => {

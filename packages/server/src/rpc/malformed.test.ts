@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
 import http2 from "node:http2";
 import { gzipSync } from "node:zlib";
-import { AdminService, createCofferTransport, Role, SecretService } from "@coffer/client";
+import { AdminService, Role, SecretService } from "@coffer/api";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningServer } from "../server.ts";
 import { createTestToken, startTestServer } from "../testing/backends.ts";
+import { testTransport } from "../testing/clients.ts";
 
 /**
  * Requests a client sends wrong: bodies that do not decode, compression that
@@ -162,7 +163,7 @@ describe("a body that does not decode", () => {
 describe("times the database cannot store, and region names", () => {
   const clients = (protocol: "grpc" | "connect") => {
     const port = protocol === "grpc" ? server.grpcPort : server.httpPort;
-    const transport = createCofferTransport({
+    const transport = testTransport({
       url: `http://127.0.0.1:${port}`,
       protocol,
       token,

@@ -1,17 +1,10 @@
 import { crc32 } from "node:zlib";
-import {
-  type CofferClient,
-  type CofferProtocol,
-  createCofferClient,
-  EphemeralAction,
-  SecretStatus,
-  SecretType,
-  VersionStatus,
-} from "@coffer/client";
+import { EphemeralAction, SecretStatus, SecretType, VersionStatus } from "@coffer/api";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningServer } from "../server.ts";
 import { createTestToken, PROJECT, startTestServer } from "../testing/backends.ts";
+import { type Protocol, type SecretClient, secretClient } from "../testing/clients.ts";
 import { withLastCharChanged } from "../testing/tokens.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
@@ -42,15 +35,15 @@ beforeAll(async () => {
 });
 afterAll(() => server?.stop());
 
-const protocols: CofferProtocol[] = ["grpc", "connect", "grpc-web"];
+const protocols: Protocol[] = ["grpc", "connect", "grpc-web"];
 
 describe.each(protocols)("SecretService over %s", (protocol) => {
-  let coffer: CofferClient;
+  let coffer: SecretClient;
   let n = 0;
   const unique = () => `${protocol}-${++n}`;
   beforeAll(() => {
     const port = protocol === "grpc" ? server.grpcPort : server.httpPort;
-    coffer = createCofferClient({ url: `http://127.0.0.1:${port}`, protocol, token });
+    coffer = secretClient({ url: `http://127.0.0.1:${port}`, protocol, token });
   });
 
   it("creates a secret with a first version and serves it with its checksum", async () => {
@@ -206,7 +199,7 @@ describe.each(protocols)("SecretService over %s", (protocol) => {
   it("refuses a call without a valid token, whatever the secret", async () => {
     const port = protocol === "grpc" ? server.grpcPort : server.httpPort;
     for (const t of [undefined, "coffer_nope", withLastCharChanged(token)]) {
-      const anonymous = createCofferClient({
+      const anonymous = secretClient({
         url: `http://127.0.0.1:${port}`,
         protocol,
         ...(t !== undefined && { token: t }),
@@ -219,7 +212,7 @@ describe.each(protocols)("SecretService over %s", (protocol) => {
 
   it("echoes a request id and makes one up when none is sent", async () => {
     let seen: string | null = null;
-    const traced = createCofferClient({
+    const traced = secretClient({
       url: `http://127.0.0.1:${protocol === "grpc" ? server.grpcPort : server.httpPort}`,
       protocol,
       token,

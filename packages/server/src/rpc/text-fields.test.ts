@@ -1,15 +1,12 @@
 import { create, type DescField, type DescMessage, type Message } from "@bufbuild/protobuf";
 import { type ReflectMessage, reflect } from "@bufbuild/protobuf/reflect";
-import {
-  AdminService,
-  createCofferTransport,
-  fieldViolations,
-  SecretService,
-} from "@coffer/client";
+import { AdminService, SecretService } from "@coffer/api";
+import { BadRequestSchema } from "@coffer/api/google/rpc";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningServer } from "../server.ts";
 import { createTestToken, startTestServer } from "../testing/backends.ts";
+import { testTransport } from "../testing/clients.ts";
 
 /**
  * Postgres text cannot hold U+0000, and a lone surrogate has no UTF-8 form:
@@ -91,7 +88,7 @@ describe.each(["grpc", "connect"] as const)("over %s", (protocol) => {
     request: unknown,
   ): Promise<ConnectError | undefined> => {
     const port = protocol === "grpc" ? server.grpcPort : server.httpPort;
-    const transport = createCofferTransport({ url: `http://127.0.0.1:${port}`, protocol, token });
+    const transport = testTransport({ url: `http://127.0.0.1:${port}`, protocol, token });
     const client = createClient(service, transport) as unknown as Record<
       string,
       (req: unknown, o?: object) => unknown
@@ -134,7 +131,10 @@ describe.each(["grpc", "connect"] as const)("over %s", (protocol) => {
       const rule = "must not contain the NUL character (U+0000) (found at position 2)";
       expect(err?.rawMessage).toBe(`${field}: ${rule}`);
       // The same field path and rule, apart, as a google.rpc.BadRequest detail.
-      expect(fieldViolations(err)).toEqual([{ field, description: rule }]);
+      const violations = err?.findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations);
+      expect(violations?.map(({ field, description }) => ({ field, description }))).toEqual([
+        { field, description: rule },
+      ]);
     },
   );
 });

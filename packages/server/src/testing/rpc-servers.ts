@@ -1,11 +1,4 @@
-import {
-  AdminService,
-  type CofferClient,
-  type CofferProtocol,
-  createCofferClient,
-  createCofferTransport,
-} from "@coffer/client";
-import { type Client, ConnectError, createClient } from "@connectrpc/connect";
+import { ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { Config } from "../config.ts";
 import { generateToken } from "../crypto/tokens.ts";
@@ -20,6 +13,13 @@ import {
   silentLogger,
   testConfig,
 } from "./backends.ts";
+import {
+  type AdminClient,
+  adminClient,
+  type Protocol,
+  type SecretClient,
+  secretClient,
+} from "./clients.ts";
 
 /**
  * In-process servers on each test backend, for the RPC tests that go
@@ -38,9 +38,9 @@ export interface TestServer {
   /** Stops the server and drops its database; safe to call twice. */
   stop(): Promise<void>;
   /** A client on this server over `protocol`, with `token` when given. */
-  client(protocol: CofferProtocol, token?: string): CofferClient;
+  client(protocol: Protocol, token?: string): SecretClient;
   /** An AdminService client on this server. */
-  adminClient(protocol: CofferProtocol, token?: string): Client<typeof AdminService>;
+  adminClient(protocol: Protocol, token?: string): AdminClient;
 }
 
 function running(
@@ -49,7 +49,7 @@ function running(
   cleanup: () => Promise<void>,
 ): TestServer {
   let stopped: Promise<void> | undefined;
-  const url = (protocol: CofferProtocol) =>
+  const url = (protocol: Protocol) =>
     `http://127.0.0.1:${protocol === "grpc" ? server.grpcPort : server.httpPort}`;
   return {
     server,
@@ -59,16 +59,9 @@ function running(
       return stopped;
     },
     client: (protocol, token) =>
-      createCofferClient({ url: url(protocol), protocol, ...(token !== undefined && { token }) }),
+      secretClient({ url: url(protocol), protocol, ...(token !== undefined && { token }) }),
     adminClient: (protocol, token) =>
-      createClient(
-        AdminService,
-        createCofferTransport({
-          url: url(protocol),
-          protocol,
-          ...(token !== undefined && { token }),
-        }),
-      ),
+      adminClient({ url: url(protocol), protocol, ...(token !== undefined && { token }) }),
   };
 }
 

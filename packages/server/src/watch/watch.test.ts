@@ -1,17 +1,12 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import type { WatchSecretsRequestSchema } from "@coffer/api";
 import {
-  AdminService,
-  type CofferClient,
-  type CofferProtocol,
-  createCofferClient,
-  createCofferTransport,
   VersionStatus,
   WatchEventKind,
+  type WatchSecretsRequestSchema,
   type WatchSecretsResponse,
-} from "@coffer/client";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+} from "@coffer/api";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Config } from "../config.ts";
@@ -31,6 +26,7 @@ import {
   silentLogger,
   testConfig,
 } from "../testing/backends.ts";
+import { adminClient, type Protocol, type SecretClient, secretClient } from "../testing/clients.ts";
 import { bytesIn, serverBackends, type TestServer } from "../testing/rpc-servers.ts";
 import { runUnless } from "../testing/skip.ts";
 import { formatCursor } from "./cursor.ts";
@@ -46,7 +42,7 @@ class Watch {
   private readonly abort = new AbortController();
   private waiters: (() => void)[] = [];
 
-  constructor(client: CofferClient, request: Request) {
+  constructor(client: SecretClient, request: Request) {
     this.done = (async () => {
       try {
         for await (const m of client.watchSecrets(
@@ -97,8 +93,8 @@ const kinds = (w: Watch) => w.events.map((m) => `${K[m.kind]} ${m.name}#${m.revi
 
 describe.each(serverBackends)("WatchSecrets on $name", (backend) => {
   let test: TestServer;
-  const protocols: CofferProtocol[] = ["grpc", "connect", "grpc-web"];
-  let client: (p?: CofferProtocol) => CofferClient;
+  const protocols: Protocol[] = ["grpc", "connect", "grpc-web"];
+  let client: (p?: Protocol) => SecretClient;
 
   beforeAll(async () => {
     test = await backend.start();
@@ -490,8 +486,8 @@ describe("WatchSecrets across replicas", onPostgres, () => {
     const b = await startServer(testConfig(config()), silentLogger);
     await ensureProjects(a.domain, PROJECT);
     try {
-      const on = (s: RunningServer, protocol: CofferProtocol) =>
-        createCofferClient({
+      const on = (s: RunningServer, protocol: Protocol) =>
+        secretClient({
           url: `http://127.0.0.1:${protocol === "grpc" ? s.grpcPort : s.httpPort}`,
           protocol,
           token: bootstrapToken,
@@ -634,7 +630,7 @@ describe.skipIf(freshPostgresUrl === undefined)(
       );
       try {
         const on = (s: RunningServer, token: string) =>
-          createCofferClient({ url: `http://127.0.0.1:${s.httpPort}`, protocol: "connect", token });
+          secretClient({ url: `http://127.0.0.1:${s.httpPort}`, protocol: "connect", token });
         const { id, value } = await createTestToken(a.domain, [
           { projectId: PROJECT, role: "read_only", pathPrefix: "/" },
         ]);
@@ -642,14 +638,11 @@ describe.skipIf(freshPostgresUrl === undefined)(
         await w.until((x) => x.received.length > 0);
         // Warm B's authenticator cache with the token.
         await on(b, value).listSecrets({ projectId: PROJECT });
-        const admin = createClient(
-          AdminService,
-          createCofferTransport({
-            url: `http://127.0.0.1:${a.httpPort}`,
-            protocol: "connect",
-            token: bootstrapToken,
-          }),
-        );
+        const admin = adminClient({
+          url: `http://127.0.0.1:${a.httpPort}`,
+          protocol: "connect",
+          token: bootstrapToken,
+        });
         await admin.revokeToken({ tokenId: id });
         const revoked = performance.now();
         const end = await endOf(w, 5_000);

@@ -1,12 +1,12 @@
 import { randomUUID } from "node:crypto";
 import net from "node:net";
 import tls from "node:tls";
-import { createCofferClient } from "@coffer/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_CONNECTION_LIMITS, loadConfig } from "../../config.ts";
 import type { RunningServer } from "../../server.ts";
 import { createTestToken, startTestServer } from "../../testing/backends.ts";
 import { createTestCertificates, type TestCertificates } from "../../testing/certs.ts";
+import { secretClient } from "../../testing/clients.ts";
 import { type BudgetHolder, HTTP2_PREFACE, RequestBudget, sniffProtocol } from "./limits.ts";
 
 describe("RequestBudget", () => {
@@ -163,7 +163,7 @@ describe("connection limits with TLS", () => {
     sockets.push(h1);
     const closed = Promise.all(sockets.map(closedAfter));
     for (const protocol of ["grpc", "connect"] as const) {
-      const client = createCofferClient({
+      const client = secretClient({
         url: `https://127.0.0.1:${protocol === "grpc" ? server.grpcPort : server.httpPort}`,
         protocol,
         tls: { ca: certs.ca.cert.pem },

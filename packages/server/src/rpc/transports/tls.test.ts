@@ -1,11 +1,5 @@
 import { create, toBinary } from "@bufbuild/protobuf";
-import {
-  type CofferClientOptions,
-  type CofferProtocol,
-  createCofferClient,
-  ListSecretTypesRequestSchema,
-  SecretService,
-} from "@coffer/client";
+import { ListSecretTypesRequestSchema, SecretService } from "@coffer/api";
 import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,6 +12,7 @@ import {
   startTestServer,
 } from "../../testing/backends.ts";
 import { createTestCertificates, type TestCertificates } from "../../testing/certs.ts";
+import { type Protocol, secretClient, type TransportOptions } from "../../testing/clients.ts";
 
 /**
  * Every check makes the same call without a token: a server that got the
@@ -40,7 +35,7 @@ async function outcome(call: Promise<unknown>): Promise<string> {
 }
 
 interface Variant {
-  protocol: CofferProtocol;
+  protocol: Protocol;
   httpVersion: "1.1" | "2";
 }
 
@@ -52,18 +47,18 @@ const variants: Variant[] = [
   { protocol: "grpc-web", httpVersion: "1.1" },
 ];
 
-function portOf(server: RunningServer, protocol: CofferProtocol): number {
+function portOf(server: RunningServer, protocol: Protocol): number {
   return protocol === "grpc" ? server.grpcPort : server.httpPort;
 }
 
-/** One call of ListSecretTypes through @coffer/client. */
+/** One call of ListSecretTypes through a connect-node client. */
 function call(
   server: RunningServer,
   v: Variant,
-  options: Partial<CofferClientOptions> & { host?: string; scheme?: string } = {},
+  options: Partial<TransportOptions> & { host?: string; scheme?: string } = {},
 ): Promise<string> {
   const { host = "127.0.0.1", scheme = "https", ...rest } = options;
-  const client = createCofferClient({
+  const client = secretClient({
     url: `${scheme}://${host}:${portOf(server, v.protocol)}`,
     protocol: v.protocol,
     httpVersion: v.httpVersion,

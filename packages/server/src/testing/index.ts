@@ -1,0 +1,17 @@
+/**
+ * `@coffer/server/testing`: the server's test helpers, for the tests of the
+ * packages above it (the client, the CLI) that need a real server. A
+ * development entry: listed as a devDependency by whoever imports it, never
+ * imported by shipped code, and left out of a published build. The server's
+ * own tests import these files directly.
+ */
+
+export {
+  dropPostgresDatabase,
+  postgresBackend,
+  startTestServer,
+  testConfig,
+} from "./backends.ts";
+export { createTestCertificates } from "./certs.ts";
+export { serverBackends, type TestServer } from "./rpc-servers.ts";
+export { sweepNow } from "./sweep.ts";
