@@ -1,15 +1,18 @@
 /**
- * Idle memory of the server: starts the real server process the way
- * `npm start` does (`node packages/server/bin/coffer-server.js`), and, for
- * comparison, through tsx's loader as `npm start` used to
- * (`node --import tsx packages/server/src/main.ts`); waits until it serves
- * and has idled, samples VmRSS from /proc, and prints a table. Cases: the
- * embedded database's first start (empty folder: initdb runs), its restart
- * on the same folder, and Postgres (a fresh database on BENCH_DATABASE_URL,
- * TEST_DATABASE_URL or postgres://postgres@127.0.0.1:5432/postgres, dropped
- * after). Writes its section of bench/RESULTS.md.
+ * Cold start and idle memory of the server: starts the real server process
+ * from its build, as `npm start` and an installed `coffer-server` do
+ * (`node packages/server/bin/coffer-server.js`, compiled JavaScript in
+ * dist/: run `npm run build` first), and, for comparison, from its sources
+ * through tsx's loader (`node --import tsx packages/server/src/main.ts`);
+ * measures the time from spawn to "coffer is serving", waits while it
+ * idles, samples VmRSS from /proc, and prints a table. Cases: the embedded
+ * database's first start (empty folder: initdb runs), then RUNS restarts on
+ * that existing folder, and the same on Postgres (a fresh database on
+ * BENCH_DATABASE_URL, TEST_DATABASE_URL or
+ * postgres://postgres@127.0.0.1:5432/postgres, dropped after); restarts are
+ * reported as min/median/max. Writes its section of bench/RESULTS.md.
  *
- *   node --import tsx bench/idle-rss.ts
+ *   npm run build && node --import tsx bench/idle-rss.ts
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -21,10 +24,12 @@ import { REPO_ROOT, sleep, TSX_LOADER } from "./support/processes.ts";
 import { writeSection } from "./support/results.ts";
 
 /** How long the server idles after "coffer is serving" before sampling. */
-const IDLE_MS = 10_000;
-const SAMPLES = 5;
+const IDLE_MS = 5_000;
+const SAMPLES = 3;
+/** Restarts on an existing database, per launch and database. */
+const RUNS = 5;
 
-type Launch = "npm start" | "tsx loader";
+type Launch = "build" | "tsx loader";
 
 interface Measure {
   case: string;
@@ -76,7 +81,7 @@ async function measure(
   env: Record<string, string>,
 ): Promise<Measure> {
   const args =
-    launch === "npm start"
+    launch === "build"
       ? [path.join(REPO_ROOT, "packages/server/bin/coffer-server.js")]
       : ["--import", TSX_LOADER, path.join(REPO_ROOT, "packages/server/src/main.ts")];
   const inherited = Object.fromEntries(
@@ -135,14 +140,53 @@ async function measure(
   }
 }
 
+/** Min, median and max. */
+function spread(values: number[]): { min: number; median: number; max: number } {
+  const sorted = [...values].sort((a, b) => a - b);
+  return {
+    min: sorted[0] ?? 0,
+    median: sorted[Math.floor(sorted.length / 2)] ?? 0,
+    max: sorted[sorted.length - 1] ?? 0,
+  };
+}
+
+interface Row {
+  case: string;
+  launch: Launch;
+  runs: Measure[];
+}
+
+/** The first start, then RUNS restarts, on one database. */
+async function startAndRestarts(
+  database: string,
+  launch: Launch,
+  env: Record<string, string>,
+): Promise<Row[]> {
+  const first = await measure(`${database}, first start`, launch, env);
+  const restarts: Measure[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const m = await measure(`${database}, restart`, launch, env);
+    console.error(
+      `${database}, ${launch}, restart ${i + 1}/${RUNS}: ready ${m.readyMs.toFixed(0)} ms, RSS ${m.rss.toFixed(0)} MiB`,
+    );
+    restarts.push(m);
+  }
+  return [
+    {
+      case: `${database}, first start (${database === "PGlite" ? "initdb" : "migrations"})`,
+      launch,
+      runs: [first],
+    },
+    { case: `${database}, start on an existing database`, launch, runs: restarts },
+  ];
+}
+
 async function main(): Promise<void> {
-  const results: Measure[] = [];
-  for (const launch of ["npm start", "tsx loader"] as const) {
+  const results: Row[] = [];
+  for (const launch of ["build", "tsx loader"] as const) {
     const dir = mkdtempSync(path.join(tmpdir(), "coffer-idle-rss-"));
     try {
-      const env = { COFFER_DATA_DIR: dir };
-      results.push(await measure("PGlite, first start (initdb)", launch, env));
-      results.push(await measure("PGlite, restart", launch, env));
+      results.push(...(await startAndRestarts("PGlite", launch, { COFFER_DATA_DIR: dir })));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -160,21 +204,31 @@ async function main(): Promise<void> {
         COFFER_DATABASE_URL: url.toString(),
         COFFER_MASTER_KEYS: `k1:${randomBytes(32).toString("base64")}`,
       };
-      results.push(await measure("Postgres, first start (migrations)", launch, env));
-      results.push(await measure("Postgres, restart", launch, env));
+      results.push(...(await startAndRestarts("Postgres", launch, env)));
     } finally {
       await admin.unsafe(`drop database if exists ${name} with (force)`).catch(() => {});
       await admin.end();
     }
   }
 
-  const mib = (n: number) => n.toFixed(0);
+  const fmt = (values: number[], digits: number) => {
+    const { min, median, max } = spread(values);
+    return values.length === 1
+      ? median.toFixed(digits)
+      : `${min.toFixed(digits)} / ${median.toFixed(digits)} / ${max.toFixed(digits)}`;
+  };
   const table = [
-    "| case | launched by | idle RSS MiB (median of 5) | peak RSS (VmHWM) MiB | child processes RSS MiB | ready after s |",
-    "| --- | --- | ---: | ---: | ---: | ---: |",
+    "| case | launched by | runs | ready after s (min / median / max) | idle RSS MiB (min / median / max) | peak RSS (VmHWM) MiB, median | child processes RSS MiB |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ...results.map(
       (r) =>
-        `| ${r.case} | ${r.launch === "npm start" ? "`npm start` (bundle, plain Node)" : "tsx loader (`node --import tsx src/main.ts`)"} | ${mib(r.rss)} | ${mib(r.hwm)} | ${mib(r.children)} | ${(r.readyMs / 1000).toFixed(1)} |`,
+        `| ${r.case} | ${r.launch === "build" ? "the build (`coffer-server`, plain Node)" : "tsx loader (`node --import tsx src/main.ts`)"} | ${r.runs.length} | ${fmt(
+          r.runs.map((m) => m.readyMs / 1000),
+          2,
+        )} | ${fmt(
+          r.runs.map((m) => m.rss),
+          0,
+        )} | ${spread(r.runs.map((m) => m.hwm)).median.toFixed(0)} | ${spread(r.runs.map((m) => m.children)).median.toFixed(0)} |`,
     ),
   ].join("\n");
   console.log(table);
@@ -188,14 +242,14 @@ async function main(): Promise<void> {
   await writeSection(
     path.join(REPO_ROOT, "bench/RESULTS.md"),
     "idle-rss",
-    `## Idle memory of the server
+    `## Idle memory and cold start of the server
 
-Run ${new Date().toISOString().replace(/\.\d+Z$/, "Z")} at commit \`${commit}\`, by \`node --import tsx bench/idle-rss.ts\`.
+Run ${new Date().toISOString().replace(/\.\d+Z$/, "Z")} at commit \`${commit}\`, by \`npm run build && node --import tsx bench/idle-rss.ts\`.
 
 - CPU: ${cpus().length} × ${cpu}; RAM: ${(totalmem() / 2 ** 30).toFixed(1)} GiB; load average at the end ${load}
 - Node ${process.version}
 
-Each case is a fresh server process on an empty installation (no secret), idle ${IDLE_MS / 1000} s after "coffer is serving", then VmRSS sampled once a second ${SAMPLES} times from /proc. "Child processes" is what the server keeps running beside it (the folder lock's \`flock\` and \`cat\`, about 2 MiB); initdb's child process has exited by then.
+Each row is a fresh server process on an installation with no secret: first on an empty database (the embedded one runs initdb, Postgres runs the migrations), then ${RUNS} restarts on that existing database. "Ready after" is from spawn to the "coffer is serving" log line. Idle RSS: ${IDLE_MS / 1000} s after that, VmRSS sampled once a second ${SAMPLES} times from /proc (the median of those is one run's figure). "Child processes" is what the server keeps running beside it (the folder lock's \`flock\` and \`cat\`, about 2 MiB); initdb's child process has exited by then.
 
 ${table}
 `,
