@@ -14,11 +14,13 @@ import { generateToken } from "../crypto/tokens.ts";
 import { projects, tokens } from "../db/schema.ts";
 import type { Grant, Role } from "../domain/authz.ts";
 import { createTestToken } from "../testing/backends.ts";
-import { bytesIn, outcomeOf, serverBackends, type TestServer } from "../testing/rpc-servers.ts";
+import { type InMemoryServer, inMemoryBackends } from "../testing/in-memory-server.ts";
+import { bytesIn, outcomeOf } from "../testing/rpc-servers.ts";
 
 /**
  * The authorization matrix (issue 3, item 8): every SecretService RPC, called
- * through a real client by a token of every role granted on project P
+ * through a real client (in memory: the rule does not depend on the
+ * transport) by a token of every role granted on project P
  * narrowed to /prod, on a secret in each place relative to that grant, and
  * by callers without a valid token. Each case asserts the exact code, that a
  * hidden secret's NOT_FOUND reads exactly like a missing one's, that a
@@ -415,8 +417,8 @@ async function checkBrowse(c: CofferClient, _role: Role, scope: Scope | "all pro
 let fixtures: Record<Scope, Target>;
 const fixture = (scope: Scope) => fixtures[scope];
 
-describe.each(serverBackends)("authorization matrix on $name", (backend) => {
-  let running: TestServer;
+describe.each(inMemoryBackends)("authorization matrix on $name", (backend) => {
+  let running: InMemoryServer;
   let admin: CofferClient;
   const clients = {} as Record<Role, CofferClient>;
   /** Callers without a valid token, each with the client it calls through. */
