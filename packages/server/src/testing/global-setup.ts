@@ -44,7 +44,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
 }
 
 /** An in-memory PGlite made as a test's was (initdb, migrate, seed), as a tar of its data folder. */
-async function pgliteTemplateTar(): Promise<Uint8Array> {
+export async function pgliteTemplateTar(): Promise<Uint8Array> {
   const database = await openDatabase({ driver: "pglite", dataDir: undefined });
   try {
     await prepareDatabase(database.db);
@@ -59,7 +59,7 @@ async function pgliteTemplateTar(): Promise<Uint8Array> {
  * Creates the Postgres template. Nothing may stay connected to it: CREATE
  * DATABASE ... TEMPLATE refuses a template with other sessions on it.
  */
-async function makePostgresTemplate(testDatabaseUrl: string, name: string): Promise<void> {
+export async function makePostgresTemplate(testDatabaseUrl: string, name: string): Promise<void> {
   await onServer(testDatabaseUrl, (admin) => admin.unsafe(`create database ${name}`));
   const url = new URL(testDatabaseUrl);
   url.pathname = `/${name}`;

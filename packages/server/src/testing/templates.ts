@@ -45,17 +45,20 @@ let pglite: PgliteTemplate | undefined;
 export function pgliteTemplate(): PgliteTemplate | undefined {
   const file = templates()?.pgliteDataDir;
   if (file === undefined) return undefined;
-  if (pglite === undefined) {
-    const dist = path.dirname(createRequire(import.meta.url).resolve("@electric-sql/pglite"));
-    // As openDatabase compiles it (db/client.ts): baseline code only.
-    setFlagsFromString("--liftoff-only");
-    pglite = {
-      dataDir: new Blob([readFileSync(file)]),
-      wasmModule: new WebAssembly.Module(readFileSync(path.join(dist, "pglite.wasm"))),
-      fsBundle: new Blob([readFileSync(path.join(dist, "pglite.data"))]),
-    };
-  }
+  pglite ??= loadPgliteTemplate(file);
   return pglite;
+}
+
+/** Reads a PGlite template from a tar of its data folder, and compiles PGlite for it. */
+export function loadPgliteTemplate(file: string): PgliteTemplate {
+  const dist = path.dirname(createRequire(import.meta.url).resolve("@electric-sql/pglite"));
+  // As openDatabase compiles it (db/client.ts): baseline code only.
+  setFlagsFromString("--liftoff-only");
+  return {
+    dataDir: new Blob([readFileSync(file)]),
+    wasmModule: new WebAssembly.Module(readFileSync(path.join(dist, "pglite.wasm"))),
+    fsBundle: new Blob([readFileSync(path.join(dist, "pglite.data"))]),
+  };
 }
 
 /** The Postgres template's database name, when there is one. */
