@@ -26,7 +26,7 @@ declare module "vitest" {
 }
 
 /** What global-setup.ts names a Postgres template; nothing else is copied or dropped as one. */
-export const POSTGRES_TEMPLATE_NAME = /^coffer_template_[0-9a-f]+$/;
+const POSTGRES_TEMPLATE_NAME = /^coffer_template_[0-9a-f]+$/;
 
 /**
  * This run's templates; undefined when the package's vitest config has no
