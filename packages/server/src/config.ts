@@ -5,6 +5,7 @@ import { createSecureContext } from "node:tls";
 import { durationRangeRule, durationRule, parseDuration } from "@coffer/api/duration";
 import { z } from "zod";
 import { isWellFormedToken, weakTokenReason } from "./crypto/tokens.ts";
+import type { DatabaseTarget } from "./db/client.ts";
 
 /** A listen address, `host:port` (port 0 picks a free port). */
 export interface ListenAddress {
@@ -12,9 +13,11 @@ export interface ListenAddress {
   port: number;
 }
 
-export type RegionDatabase =
-  | { driver: "postgres"; url: string; poolSize: number }
-  | { driver: "pglite"; dataDir: string | undefined };
+/**
+ * A region's database, as openDatabase takes it. The environment never sets
+ * a PGlite `template`: tests do, to skip initdb.
+ */
+export type RegionDatabase = DatabaseTarget;
 
 /** TLS material for both servers, read from its files and checked at start. */
 export interface TlsConfig {

@@ -22,7 +22,7 @@ import { listenMetrics, Metrics, type MetricsServer } from "./ops/metrics.ts";
 import { type CallObserver, codeName } from "./rpc/chain.ts";
 import { PeerLimiter } from "./rpc/peer-limit.ts";
 import { RateLimiter } from "./rpc/rate-limit.ts";
-import { buildServices, chainedServices } from "./rpc/services.ts";
+import { buildServices, chainedServices, type Services } from "./rpc/services.ts";
 import { listenConnect } from "./rpc/transports/connect-node.ts";
 import { listenGrpc } from "./rpc/transports/grpc-js.ts";
 import { type ListenOptions, RequestBudget } from "./rpc/transports/limits.ts";
@@ -36,11 +36,8 @@ import { TokenStreams } from "./watch/token-streams.ts";
  */
 const MAX_REQUEST_BYTES = 512 * 1024;
 
-export interface RunningServer {
-  grpcPort: number;
-  httpPort: number;
-  /** The port of `GET /metrics`, when `COFFER_METRICS_LISTEN` is set. */
-  metricsPort?: number;
+/** What tests and commands reach into on a server, whether it listens or not. */
+export interface ServerParts {
   domain: Domain;
   /** The running key ring, and the key file an online rotation adds keys to. */
   keys: RingSource;
@@ -48,22 +45,143 @@ export interface RunningServer {
   feeds: WatchFeeds;
   /** Turns bearer tokens into principals (its lookup count is read by tests). */
   authenticator: Authenticator;
+}
+
+export interface RunningServer extends ServerParts {
+  grpcPort: number;
+  httpPort: number;
+  /** The port of `GET /metrics`, when `COFFER_METRICS_LISTEN` is set. */
+  metricsPort?: number;
   /** Stops accepting calls, lets calls in flight finish (up to the grace period), closes databases. */
   stop(): Promise<void>;
+}
+
+/** The transports of a server, as its stop sequence handles them. */
+export interface Listeners {
+  /** Refuses new calls (grpc-js's drain), synchronously. */
+  drain(): void;
+  /** Resolves when every transport has closed, calls in flight done. */
+  close(): Promise<void>;
+}
+
+/** A server short of its ports: everything opened and started, the services built. */
+export interface OpenServer extends ServerParts {
+  /** What every transport serves (connect's `routes(services)`, grpc-js's `served`). */
+  services: Services;
+  /** The metrics the services record into, when `COFFER_METRICS_LISTEN` is set. */
+  metrics: Metrics | undefined;
+  /**
+   * Stops: health NOT_SERVING, watch streams ended, then `listeners` closed
+   * (once, whoever calls first), then the sweeper, the database probe, the
+   * counts of refused calls, the databases and the audit log.
+   */
+  stop(listeners?: Listeners): Promise<void>;
 }
 
 /** How often each region's database is pinged when the configuration does not say. */
 const DEFAULT_HEALTH_INTERVAL_MS = 5_000;
 
 /**
- * Starts Coffer: opens and migrates each region's database, loads the key
- * ring, creates the bootstrap admin token on an empty database, and serves
- * SecretService and AdminService over gRPC (grpc-js) and over Connect and
- * gRPC-Web (connect-node, HTTP/1.1 and cleartext HTTP/2 on one port), with
+ * Starts Coffer: opens the server (openServer), and serves SecretService and
+ * AdminService over gRPC (grpc-js) and over Connect and gRPC-Web
+ * (connect-node, HTTP/1.1 and cleartext HTTP/2 on one port), with
  * grpc.health.v1 on both ports, server reflection on the gRPC port, and
  * Prometheus metrics on `COFFER_METRICS_LISTEN` when it is set.
  */
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+  const open = await openServer(config, logger);
+  const { services, metrics } = open;
+  const shutdown = new AbortController();
+  // Every call in flight listens for shutdown: that is not a leak.
+  setMaxListeners(0, shutdown.signal);
+
+  // One budget for both ports: together they are the process's memory.
+  const listenOptions: ListenOptions = {
+    readMaxBytes: MAX_REQUEST_BYTES,
+    shutdownSignal: shutdown.signal,
+    tls: config.tls,
+    limits: config.connections,
+    budget: new RequestBudget(config.connections.maxBufferedRequestBytes),
+  };
+  const http = await listenConnect(services, config.httpListen, listenOptions).catch(
+    async (err) => {
+      await open.stop();
+      throw err;
+    },
+  );
+  const grpcServer = await listenGrpc(services, config.grpcListen, listenOptions).catch(
+    async (err) => {
+      http.destroy();
+      await open.stop();
+      throw err;
+    },
+  );
+  const grpcPort = grpcServer.port;
+  let metricsServer: MetricsServer | undefined;
+  if (metrics !== undefined && config.metricsListen !== undefined) {
+    metricsServer = await listenMetrics(metrics, config.metricsListen).catch(async (err) => {
+      http.destroy();
+      grpcServer.destroy();
+      await open.stop();
+      throw err;
+    });
+  }
+
+  const httpPort = http.port;
+  logger.info(
+    {
+      grpc: `${config.grpcListen.host}:${grpcPort}`,
+      http: `${config.httpListen.host}:${httpPort}`,
+      metrics:
+        metricsServer === undefined
+          ? "off"
+          : `${config.metricsListen?.host}:${metricsServer.port}/metrics`,
+      regions: config.regions,
+      tls: config.tls === undefined ? "off" : config.tls.clientCa ? "mutual" : "on",
+    },
+    "coffer is serving",
+  );
+
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      const grace = setTimeout(() => {
+        shutdown.abort();
+        grpcServer.destroy();
+        http.destroy();
+      }, config.shutdownGraceMs);
+      await open.stop({
+        drain: () => grpcServer.drain(),
+        close: async () => {
+          await Promise.all([http.close(), grpcServer.close()]);
+          clearTimeout(grace);
+        },
+      });
+      await metricsServer?.close();
+      logger.info("stopped");
+    })();
+    return stopping;
+  };
+  return {
+    grpcPort,
+    httpPort,
+    ...(metricsServer !== undefined && { metricsPort: metricsServer.port }),
+    domain: open.domain,
+    keys: open.keys,
+    feeds: open.feeds,
+    authenticator: open.authenticator,
+    stop,
+  };
+}
+
+/**
+ * Opens Coffer short of its ports: opens and migrates each region's
+ * database, loads the key ring, creates the bootstrap admin token on an
+ * empty database, starts the watch feeds, the database probe and the
+ * sweeper, and builds the services. startServer listens on them; tests that
+ * need no port call them in memory (testing/in-memory-server.ts).
+ */
+export async function openServer(config: Config, logger: Logger): Promise<OpenServer> {
   const keys: RingSource = {
     holder: new KeyRingHolder(await loadKeyRing(config, logger)),
     keyFile: rotatableKeyFile(config),
@@ -169,46 +287,6 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     peerLimiter: peerRps > 0 ? new PeerLimiter({ ratePerSecond: peerRps }) : undefined,
     observe,
   });
-  const shutdown = new AbortController();
-  // Every call in flight listens for shutdown: that is not a leak.
-  setMaxListeners(0, shutdown.signal);
-
-  const closeAll = async () => {
-    await probe.stop();
-    await feeds.close();
-    await Promise.all([...databases.values()].map((d) => d.close()));
-  };
-  // One budget for both ports: together they are the process's memory.
-  const listenOptions: ListenOptions = {
-    readMaxBytes: MAX_REQUEST_BYTES,
-    shutdownSignal: shutdown.signal,
-    tls: config.tls,
-    limits: config.connections,
-    budget: new RequestBudget(config.connections.maxBufferedRequestBytes),
-  };
-  const http = await listenConnect(services, config.httpListen, listenOptions).catch(
-    async (err) => {
-      await closeAll();
-      throw err;
-    },
-  );
-  const grpcServer = await listenGrpc(services, config.grpcListen, listenOptions).catch(
-    async (err) => {
-      http.destroy();
-      await closeAll();
-      throw err;
-    },
-  );
-  const grpcPort = grpcServer.port;
-  let metricsServer: MetricsServer | undefined;
-  if (metrics !== undefined && config.metricsListen !== undefined) {
-    metricsServer = await listenMetrics(metrics, config.metricsListen).catch(async (err) => {
-      http.destroy();
-      grpcServer.destroy();
-      await closeAll();
-      throw err;
-    });
-  }
 
   const stopSweeper = startSweeper(
     domain,
@@ -221,40 +299,20 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       }
     },
   );
-  const httpPort = http.port;
-  logger.info(
-    {
-      grpc: `${config.grpcListen.host}:${grpcPort}`,
-      http: `${config.httpListen.host}:${httpPort}`,
-      metrics:
-        metricsServer === undefined
-          ? "off"
-          : `${config.metricsListen?.host}:${metricsServer.port}/metrics`,
-      regions: config.regions,
-      tls: config.tls === undefined ? "off" : config.tls.clientCa ? "mutual" : "on",
-    },
-    "coffer is serving",
-  );
 
   let stopping: Promise<void> | undefined;
-  const stop = () => {
+  const stop = (listeners?: Listeners) => {
     stopping ??= (async () => {
-      const grace = setTimeout(() => {
-        shutdown.abort();
-        grpcServer.destroy();
-        http.destroy();
-      }, config.shutdownGraceMs);
       // Health first: probes and load balancers see NOT_SERVING and steer
       // new calls elsewhere; health watches get it, then end (UNAVAILABLE),
       // and so do reflection streams, so none of them holds the drain.
       health.shutdown();
-      grpcServer.drain();
+      listeners?.drain();
       const probeStopped = probe.stop();
       // Watch streams never end on their own: end them first (UNAVAILABLE),
       // so that agents reconnect to another replica while this one drains.
       await feeds.close();
-      await Promise.all([http.close(), grpcServer.close()]);
-      clearTimeout(grace);
+      await listeners?.close();
       await stopSweeper();
       await probeStopped;
       await deniedCalls
@@ -264,21 +322,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         );
       await Promise.all([...databases.values()].map((d) => d.close()));
       await auditLog?.close();
-      await metricsServer?.close();
-      logger.info("stopped");
     })();
     return stopping;
   };
-  return {
-    grpcPort,
-    httpPort,
-    ...(metricsServer !== undefined && { metricsPort: metricsServer.port }),
-    domain,
-    keys,
-    feeds,
-    authenticator,
-    stop,
-  };
+  return { domain, keys, feeds, authenticator, services, metrics, stop };
 }
 
 /**

@@ -40,7 +40,21 @@ export interface Database {
 
 export type DatabaseTarget =
   | { driver: "postgres"; url: string; poolSize: number }
-  | { driver: "pglite"; dataDir: string | undefined };
+  | { driver: "pglite"; dataDir: string | undefined; template?: PgliteTemplate | undefined };
+
+/**
+ * What an in-memory embedded database can start as instead of running
+ * initdb (seconds of WebAssembly per database): tests open hundreds of
+ * databases, each from one prepared data folder.
+ */
+export interface PgliteTemplate {
+  /** A data folder as PGlite's `dumpDataDir("none")` writes it (a tar). */
+  dataDir: Blob;
+  /** PGlite's WebAssembly (pglite.wasm), compiled once for every database made from the template. */
+  wasmModule: WebAssembly.Module;
+  /** PGlite's file system bundle (pglite.data), read once likewise. */
+  fsBundle: Blob;
+}
 
 /**
  * How long one connection attempt may take before the query waiting for it
@@ -69,7 +83,8 @@ export function reconnectDelay(failures: number): number {
 /**
  * Opens a region's database: Postgres through the `postgres` driver, or an
  * embedded PGlite in a folder (in memory when `dataDir` is undefined, for
- * tests), locked for this process until closed (see lockDataDir).
+ * tests, from `template` when given), locked for this process until closed
+ * (see lockDataDir).
  */
 export async function openDatabase(target: DatabaseTarget): Promise<Database> {
   if (target.driver === "postgres") {
@@ -93,6 +108,9 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
       },
       close: () => client.end({ timeout: 5 }),
     };
+  }
+  if (target.template !== undefined && target.dataDir !== undefined) {
+    throw new Error("a PGlite template makes an in-memory database: give no dataDir");
   }
   let lock: DataDirLock | undefined;
   if (target.dataDir !== undefined) {
@@ -119,8 +137,14 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
     ]);
     drizzlePglite = driver.drizzle;
     if (target.dataDir !== undefined) await initDataDir(target.dataDir);
+    const template = target.template;
     client = await pglite.PGlite.create(target.dataDir ?? "memory://", {
       startParams: [...pglite.PGlite.defaultStartParams, ...PGLITE_SETTINGS],
+      ...(template !== undefined && {
+        loadDataDir: template.dataDir,
+        pgliteWasmModule: template.wasmModule,
+        fsBundle: template.fsBundle,
+      }),
     });
   } catch (err) {
     await lock?.release();

@@ -9,6 +9,7 @@ import { generateToken } from "../crypto/tokens.ts";
 import type { RunningServer } from "../server.ts";
 import { startTestServer } from "../testing/backends.ts";
 import { type Protocol, testTransport } from "../testing/clients.ts";
+import { type InMemoryServer, startInMemoryServer } from "../testing/in-memory-server.ts";
 
 async function codeOf(p: Promise<unknown>): Promise<{ code: Code; message: string }> {
   try {
@@ -20,27 +21,20 @@ async function codeOf(p: Promise<unknown>): Promise<{ code: Code; message: strin
   throw new Error("expected the call to fail");
 }
 
+// In memory: what the service answers, in each protocol (the transports
+// have tests of their own, over ports).
 const bootstrap = generateToken().value;
-let server: RunningServer;
+let server: InMemoryServer;
 beforeAll(async () => {
-  server = await startTestServer({ bootstrapToken: bootstrap });
+  server = await startInMemoryServer({ bootstrapToken: bootstrap });
 });
 afterAll(() => server?.stop());
 
 const protocols: Protocol[] = ["grpc", "connect", "grpc-web"];
 
 describe.each(protocols)("AdminService over %s", (protocol) => {
-  const client = (token?: string): Client<typeof AdminService> => {
-    const port = protocol === "grpc" ? server.grpcPort : server.httpPort;
-    return createClient(
-      AdminService,
-      testTransport({
-        url: `http://127.0.0.1:${port}`,
-        protocol,
-        ...(token !== undefined && { token }),
-      }),
-    );
-  };
+  const client = (token?: string): Client<typeof AdminService> =>
+    server.adminClient(protocol, token);
 
   it("refuses a call without a valid token", async () => {
     expect((await codeOf(client().listProjects({}))).code).toBe(Code.Unauthenticated);

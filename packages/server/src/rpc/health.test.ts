@@ -12,6 +12,7 @@ import { sql } from "drizzle-orm";
 import postgres from "postgres";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { RunningServer } from "../server.ts";
+import { memoryDatabase } from "../testing/backends.ts";
 import { serverBackends, type TestServer } from "../testing/rpc-servers.ts";
 import { runUnless } from "../testing/skip.ts";
 
@@ -187,10 +188,7 @@ describe("a region's database stops answering", () => {
     async () => {
       const server = await start(pglite, {
         regions: ["local", "eu"],
-        databases: {
-          local: { driver: "pglite", dataDir: undefined },
-          eu: { driver: "pglite", dataDir: undefined },
-        },
+        databases: { local: memoryDatabase(), eu: memoryDatabase() },
       });
       const overall = protocols.map((p) => watch(server, p, ""));
       const euWatch = watch(server, "grpc", "coffer.region.eu");

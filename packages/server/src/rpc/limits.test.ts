@@ -4,35 +4,33 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rowsOf } from "../db/migrate.ts";
-import type { RunningServer } from "../server.ts";
-import { createTestToken, ensureProjects, startTestServer } from "../testing/backends.ts";
-import { type Protocol, secretClient } from "../testing/clients.ts";
+import { createTestToken, ensureProjects } from "../testing/backends.ts";
+import type { Protocol } from "../testing/clients.ts";
+import { type InMemoryServer, startInMemoryServer } from "../testing/in-memory-server.ts";
 
 const RPS = 5;
 const BURST = 2 * RPS;
 
-let server: RunningServer;
+// In memory: the limits are the call chain's and the domain's, whatever the transport.
+let running: InMemoryServer;
 beforeAll(async () => {
-  server = await startTestServer({
+  running = await startInMemoryServer({
     limits: { secretsPerProject: 2, versionsPerSecret: 2, requestsPerSecond: RPS },
   });
 });
-afterAll(() => server?.stop());
+afterAll(() => running?.stop());
 
 const adminToken = () =>
-  createTestToken(server.domain, [{ projectId: "", role: "admin", pathPrefix: "/" }]);
+  createTestToken(running.server.domain, [{ projectId: "", role: "admin", pathPrefix: "/" }]);
 
 const protocols: Protocol[] = ["connect", "grpc"];
 
 describe.each(protocols)("limits over %s", (protocol) => {
-  const clientFor = (token: string) => {
-    const port = protocol === "grpc" ? server.grpcPort : server.httpPort;
-    return secretClient({ url: `http://127.0.0.1:${port}`, protocol, token });
-  };
+  const clientFor = (token: string) => running.client(protocol, token);
 
   const auditOutcomes = async (tokenId: string) => {
     const rows = rowsOf<{ outcome: string; n: number }>(
-      await server.domain.regions
+      await running.server.domain.regions
         .resolve("")
         .db.execute(
           sql`select outcome, sum(count)::int as n from audit_events where token_id = ${tokenId} group by outcome`,
@@ -79,7 +77,7 @@ describe.each(protocols)("limits over %s", (protocol) => {
   it("refuses a secret past COFFER_MAX_SECRETS_PER_PROJECT and a version past COFFER_MAX_VERSIONS_PER_SECRET", async () => {
     const coffer = clientFor((await adminToken()).value);
     const projectId = randomUUID();
-    await ensureProjects(server.domain, projectId);
+    await ensureProjects(running.server.domain, projectId);
     const data = new TextEncoder().encode("payload");
     const create = (name: string) =>
       coffer.createSecret({

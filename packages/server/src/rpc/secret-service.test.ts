@@ -2,9 +2,9 @@ import { crc32 } from "node:zlib";
 import { EphemeralAction, SecretStatus, SecretType, VersionStatus } from "@coffer/api";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { RunningServer } from "../server.ts";
-import { createTestToken, PROJECT, startTestServer } from "../testing/backends.ts";
-import { type Protocol, type SecretClient, secretClient } from "../testing/clients.ts";
+import { createTestToken, memoryDatabase, PROJECT } from "../testing/backends.ts";
+import type { Protocol, SecretClient } from "../testing/clients.ts";
+import { type InMemoryServer, startInMemoryServer } from "../testing/in-memory-server.ts";
 import { withLastCharChanged } from "../testing/tokens.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
@@ -19,18 +19,17 @@ async function codeOf(p: Promise<unknown>): Promise<{ code: Code; message: strin
   throw new Error("expected the call to fail");
 }
 
-let server: RunningServer;
+// In memory: what the service answers, in each protocol (the transports
+// have tests of their own, over ports).
+let server: InMemoryServer;
 let token: string;
 beforeAll(async () => {
-  server = await startTestServer({
+  server = await startInMemoryServer({
     regions: ["fr-par", "nl-ams"],
-    databases: {
-      "fr-par": { driver: "pglite", dataDir: undefined },
-      "nl-ams": { driver: "pglite", dataDir: undefined },
-    },
+    databases: { "fr-par": memoryDatabase(), "nl-ams": memoryDatabase() },
   });
   token = (
-    await createTestToken(server.domain, [{ projectId: "", role: "admin", pathPrefix: "/" }])
+    await createTestToken(server.server.domain, [{ projectId: "", role: "admin", pathPrefix: "/" }])
   ).value;
 });
 afterAll(() => server?.stop());
@@ -42,8 +41,7 @@ describe.each(protocols)("SecretService over %s", (protocol) => {
   let n = 0;
   const unique = () => `${protocol}-${++n}`;
   beforeAll(() => {
-    const port = protocol === "grpc" ? server.grpcPort : server.httpPort;
-    coffer = secretClient({ url: `http://127.0.0.1:${port}`, protocol, token });
+    coffer = server.client(protocol, token);
   });
 
   it("creates a secret with a first version and serves it with its checksum", async () => {
@@ -197,13 +195,8 @@ describe.each(protocols)("SecretService over %s", (protocol) => {
   });
 
   it("refuses a call without a valid token, whatever the secret", async () => {
-    const port = protocol === "grpc" ? server.grpcPort : server.httpPort;
     for (const t of [undefined, "coffer_nope", withLastCharChanged(token)]) {
-      const anonymous = secretClient({
-        url: `http://127.0.0.1:${port}`,
-        protocol,
-        ...(t !== undefined && { token: t }),
-      });
+      const anonymous = server.client(protocol, t);
       expect(
         await codeOf(anonymous.getSecret({ secretId: "0f8fad5b-d9cb-469f-a165-70867728950e" })),
       ).toMatchObject({ code: Code.Unauthenticated, message: expect.stringContaining("Bearer") });
@@ -212,11 +205,7 @@ describe.each(protocols)("SecretService over %s", (protocol) => {
 
   it("echoes a request id and makes one up when none is sent", async () => {
     let seen: string | null = null;
-    const traced = secretClient({
-      url: `http://127.0.0.1:${protocol === "grpc" ? server.grpcPort : server.httpPort}`,
-      protocol,
-      token,
-    });
+    const traced = server.client(protocol, token);
     await traced.listSecretTypes(
       { projectId: PROJECT },
       { headers: { "x-request-id": "req-42" }, onHeader: (h) => (seen = h.get("x-request-id")) },

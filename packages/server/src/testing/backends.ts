@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import pino from "pino";
 import postgres from "postgres";
-import { type Config, DEFAULT_CONNECTION_LIMITS } from "../config.ts";
+import { type Config, DEFAULT_CONNECTION_LIMITS, type RegionDatabase } from "../config.ts";
 import { generateKey, type KeyRing } from "../crypto/key-ring.ts";
 import { generateToken } from "../crypto/tokens.ts";
 import { type Database, type Db, openDatabase } from "../db/client.ts";
@@ -10,6 +10,7 @@ import { projects, tokens } from "../db/schema.ts";
 import type { Grant, Principal } from "../domain/authz.ts";
 import { type Caller, type Domain, type DomainLimits, Regions } from "../domain/context.ts";
 import { type RunningServer, startServer } from "../server.ts";
+import { pgliteTemplate, postgresTemplate } from "./templates.ts";
 
 /**
  * The databases every integration test runs against: PGlite (in memory)
@@ -19,9 +20,9 @@ import { type RunningServer, startServer } from "../server.ts";
  */
 export interface Backend {
   name: "pglite" | "postgres";
-  /** A fresh, empty, migrated database. */
+  /** A fresh database, migrated, with PROJECT and OTHER_PROJECT and nothing else. */
   open(): Promise<Database>;
-  /** A fresh empty database's URL (Postgres only), for servers that open their own. */
+  /** The URL of a fresh database as open() makes it (Postgres only), for servers that open their own. */
   freshUrl?: () => Promise<string>;
 }
 
@@ -45,28 +46,61 @@ export async function dropPostgresDatabase(url: string): Promise<void> {
   }
 }
 
-/** Creates an empty database on the test server and returns its URL. */
+/**
+ * Creates a database on the test server, a copy of the run's template
+ * (templates.ts), or else empty, migrated and seeded, and returns its URL.
+ */
 async function createPostgresDatabase(): Promise<string> {
   if (!testDatabaseUrl) throw new Error("TEST_DATABASE_URL is not set");
   const name = `coffer_test_${randomBytes(6).toString("hex")}`;
+  const template = postgresTemplate();
   const admin = postgres(testDatabaseUrl, { max: 1, onnotice: () => {} });
   try {
-    await admin.unsafe(`create database ${name}`);
+    await admin.unsafe(
+      template === undefined
+        ? `create database ${name}`
+        : `create database ${name} template ${template}`,
+    );
   } finally {
     await admin.end();
   }
   const url = new URL(testDatabaseUrl);
   url.pathname = `/${name}`;
+  if (template === undefined) {
+    const db = await openDatabase({ driver: "postgres", url: url.toString(), poolSize: 1 });
+    try {
+      await prepareDatabase(db.db);
+    } finally {
+      await db.close();
+    }
+  }
   return url.toString();
+}
+
+/**
+ * What a test database holds when its test starts, and so what a template
+ * holds: every migration, and the projects every test knows.
+ */
+export async function prepareDatabase(db: Db): Promise<void> {
+  await migrate(db);
+  await seedProjects(db);
+}
+
+/**
+ * An in-memory PGlite target, made from the run's template when there is one
+ * (templates.ts), for configs that name their own regions.
+ */
+export function memoryDatabase(): RegionDatabase {
+  return { driver: "pglite", dataDir: undefined, template: pgliteTemplate() };
 }
 
 export const backends: Backend[] = [
   {
     name: "pglite",
     async open() {
-      const db = await openDatabase({ driver: "pglite", dataDir: undefined });
-      await migrate(db.db);
-      await seedProjects(db.db);
+      const template = pgliteTemplate();
+      const db = await openDatabase({ driver: "pglite", dataDir: undefined, template });
+      if (template === undefined) await prepareDatabase(db.db);
       return db;
     },
   },
@@ -77,8 +111,6 @@ export const backends: Backend[] = [
           async open(): Promise<Database> {
             const url = await createPostgresDatabase();
             const db = await openDatabase({ driver: "postgres", url, poolSize: 10 });
-            await migrate(db.db);
-            await seedProjects(db.db);
             return {
               ...db,
               close: async () => {
@@ -124,7 +156,7 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     grpcListen: { host: "127.0.0.1", port: 0 },
     httpListen: { host: "127.0.0.1", port: 0 },
     regions: ["local"],
-    databases: { local: { driver: "pglite", dataDir: undefined } },
+    databases: { local: memoryDatabase() },
     dataDir: "/nonexistent",
     masterKeys: `test-1:${key}`,
     // Quiet, and known to the test: no admin token banner on every start.

@@ -6,12 +6,18 @@
  * own tests import these files directly.
  */
 
+// For bench/test-databases.ts: what opening a test database costs, with and
+// without the templates.
+export { type Database, openDatabase } from "../db/client.ts";
 export {
   dropPostgresDatabase,
   postgresBackend,
+  prepareDatabase,
   startTestServer,
   testConfig,
 } from "./backends.ts";
 export { createTestCertificates } from "./certs.ts";
+export { makePostgresTemplate, pgliteTemplateTar } from "./global-setup.ts";
 export { serverBackends, type TestServer } from "./rpc-servers.ts";
 export { sweepNow } from "./sweep.ts";
+export { loadPgliteTemplate } from "./templates.ts";
