@@ -7,7 +7,7 @@
  * case opens RUNS databases one after another and prints the time until
  * each was ready (min, median, max, in ms); closing is not counted.
  *
- *   TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test node --import tsx bench/test-databases.ts
+ *   TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test node --conditions=@coffer/source --import tsx bench/test-databases.ts
  */
 import { randomBytes } from "node:crypto";
 import { rm, writeFile } from "node:fs/promises";
