@@ -39,6 +39,7 @@ const POLICY_OPTIONS = {
   },
 } as const satisfies OptionSet;
 
+/** `protect` and `unprotect`. */
 function protection(protect: boolean) {
   return {
     summary: protect

@@ -119,7 +119,7 @@ function stateCommand(verb: StateVerb): Run<typeof VERSION.enable> {
     const ref = parseSecretRef(args[0] as string);
     const revision = parseRevision(args[1] as string);
     const format = parseOutputFormat(values.output);
-    if (verb === "destroy" && !(values as { yes?: boolean }).yes) {
+    if (verb === "destroy" && !values.yes) {
       throw new UsageError(
         `"coffer version destroy" destroys the payload at once and cannot be undone: add --yes (to schedule it for deletion, restorable, use "coffer version delete")`,
       );

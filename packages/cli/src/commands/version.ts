@@ -53,6 +53,7 @@ project and --yes; the call is audited.`,
   },
 };
 
+/** `enable`, `disable`, `delete`, `restore` and `destroy`: a secret and a revision. */
 function stateCommand(verb: StateVerb) {
   const { summary, description } = STATE_VERBS[verb];
   return {
