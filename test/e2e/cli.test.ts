@@ -19,10 +19,14 @@ import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
  * (`node --import tsx packages/cli/src/main.ts ...`) against a real server,
  * checking stdout, stderr and exit codes. First the README's session, then
  * byte-exact payloads, stdin, JSON output, the exit codes of mistakes, the
- * profile file, the agent, and `coffer server` itself.
+ * profile file, the agent, and `coffer server` itself; and that the
+ * installed command (the package's bin, which runs the bundle the build
+ * makes) answers as the sources do.
  */
 
 const CLI_MAIN = path.join(REPO_ROOT, "packages/cli/src/main.ts");
+/** The package's bin: dist/coffer.mjs, the bundle `npm run build` makes. */
+const CLI_BIN = path.join(REPO_ROOT, "packages/cli/bin/coffer.js");
 const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
 /** Each run of the CLI takes a few seconds on a loaded two-core machine; a test runs up to a dozen. */
 const SLOW = 180_000;
@@ -41,11 +45,17 @@ const live = new Set<ChildProcess>();
 
 /**
  * Runs `coffer args...` to its end (killed after `timeoutMs`), with the
- * runner's environment less every COFFER_* variable, plus `env`.
+ * runner's environment less every COFFER_* variable, plus `env`; from the
+ * sources, or with `installed` through the package's bin.
  */
 function coffer(
   args: string[],
-  options: { env?: Record<string, string | undefined>; stdin?: Buffer | string; cwd?: string } = {},
+  options: {
+    env?: Record<string, string | undefined>;
+    stdin?: Buffer | string;
+    cwd?: string;
+    installed?: boolean;
+  } = {},
   timeoutMs = 60_000,
 ): Promise<Run> {
   const env: NodeJS.ProcessEnv = {};
@@ -56,7 +66,8 @@ function coffer(
     if (value === undefined) delete env[key];
     else env[key] = value;
   }
-  const child = spawn(process.execPath, ["--import", TSX_LOADER, CLI_MAIN, ...args], {
+  const entry = options.installed ? [CLI_BIN] : ["--import", TSX_LOADER, CLI_MAIN];
+  const child = spawn(process.execPath, [...entry, ...args], {
     cwd: options.cwd ?? REPO_ROOT,
     env,
     stdio: ["pipe", "pipe", "pipe"],
@@ -127,7 +138,11 @@ describe("coffer against a real server", { timeout: SLOW }, () => {
   /** Runs coffer in the session's environment, from the work folder. */
   const run = (
     args: string[],
-    options: { env?: Record<string, string | undefined>; stdin?: Buffer | string } = {},
+    options: {
+      env?: Record<string, string | undefined>;
+      stdin?: Buffer | string;
+      installed?: boolean;
+    } = {},
   ) => coffer(args, { cwd: work, ...options, env: { ...env, ...options.env } });
 
   it("runs the README session: create, access a field raw, list as JSON, disable", async () => {
@@ -563,6 +578,32 @@ describe("coffer against a real server", { timeout: SLOW }, () => {
         secretPath: "/prod",
         secretName: "db",
       });
+    }
+  });
+
+  it("answers the same through the installed command (the bundle) as from the sources", async () => {
+    expect((await run(["secret", "create", "/bundle/s", "--data", "v1"])).code).toBe(0);
+    const cases: { args: string[]; env?: Record<string, string> }[] = [
+      { args: ["--version"] },
+      { args: ["--help"] },
+      { args: ["secret", "get", "--help"] },
+      { args: ["secret", "get", "/bundle/s"] },
+      { args: ["secret", "get", "/bundle/s", "-o", "json"] },
+      { args: ["version", "access", "/bundle/s", "--raw"] },
+      { args: ["version", "list", "/bundle/s"] },
+      // Errors: of the command line, of the server, and without a server.
+      { args: ["secret", "list", "--colour"] },
+      { args: ["secret", "get", "/bundle/missing"] },
+      { args: ["project", "list"], env: { COFFER_URL: "http://127.0.0.1:1" } },
+      // The commands that import @coffer/server and @coffer/agent, which the
+      // bundle leaves out: they must be found from the bundle too.
+      { args: ["server"], env: { COFFER_HTTP_LISTEN: "not-an-address" } },
+      { args: ["agent", "--config", "no-such-agent.yaml"] },
+    ];
+    for (const { args, env: extra } of cases) {
+      const fromSources = await run(args, { env: extra });
+      const installed = await run(args, { env: extra, installed: true });
+      expect(installed, `coffer ${args.join(" ")}`).toEqual(fromSources);
     }
   });
 

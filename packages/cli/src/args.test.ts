@@ -1,25 +1,28 @@
 import { describe, expect, it } from "vitest";
-import { command, group, type Parsed, parseCommandLine, renderHelp, suggest } from "./args.ts";
+import { commands, group, type Parsed, parseCommandLine, renderHelp, suggest } from "./args.ts";
 import { root } from "./commands/index.ts";
-import { GLOBAL_OPTIONS } from "./connection.ts";
 import { UsageError } from "./errors.ts";
+import { GLOBAL_OPTIONS } from "./flags.ts";
 
-const leaf = command({
-  name: "access",
-  summary: "print a payload",
-  args: [
-    { name: "SECRET", help: "the secret" },
-    { name: "REVISION", help: "the revision", optional: true },
-  ],
-  options: {
-    raw: { type: "boolean", help: "exact bytes" },
-    field: { type: "string", value: "NAME", help: "one field" },
-    tag: { type: "string", multiple: true, help: "a tag" },
-    output: { type: "string", short: "o", help: "format", group: "output" },
-    url: { type: "string", help: "server", group: "connection" },
+const leaf = commands(
+  {
+    access: {
+      summary: "print a payload",
+      args: [
+        { name: "SECRET", help: "the secret" },
+        { name: "REVISION", help: "the revision", optional: true },
+      ],
+      options: {
+        raw: { type: "boolean", help: "exact bytes" },
+        field: { type: "string", value: "NAME", help: "one field" },
+        tag: { type: "string", multiple: true, help: "a tag" },
+        output: { type: "string", short: "o", help: "format", group: "output" },
+        url: { type: "string", help: "server", group: "connection" },
+      },
+    },
   },
-  run: async () => undefined,
-});
+  async () => ({ access: async () => undefined }),
+).access;
 const tree = group({
   name: "coffer",
   summary: "test tree",

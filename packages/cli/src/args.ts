@@ -47,7 +47,7 @@ export interface ArgSpec {
   optional?: boolean;
 }
 
-/** What a command's `run` receives. */
+/** What a command's implementation receives. */
 export interface Input<O extends OptionSet> {
   values: Values<O>;
   /** Positional arguments, in order (optional ones may be missing). */
@@ -56,17 +56,33 @@ export interface Input<O extends OptionSet> {
   command: string;
 }
 
-/** A leaf of the tree: something that runs. */
-export interface Command<O extends OptionSet = OptionSet> {
-  kind: "command";
-  name: string;
+/**
+ * What a command is, for the parser and the help: its flags, arguments and
+ * texts, static data. What it does is elsewhere (see {@link commands}).
+ */
+export interface CommandSpec<O extends OptionSet = OptionSet> {
   summary: string;
   description?: string;
-  args?: ArgSpec[];
+  args?: readonly ArgSpec[];
   options: O;
-  examples?: string[];
-  /** Returns the exit code (undefined: 0). */
-  run(ctx: Context, input: Input<O>): Promise<ExitCode | undefined>;
+  examples?: readonly string[];
+}
+
+/** What a command does: returns the exit code (undefined: 0). */
+export type Run<S extends { options: OptionSet }> = (
+  ctx: Context,
+  input: Input<S["options"]>,
+) => Promise<ExitCode | undefined>;
+
+/** The implementations of a set of command specs, by name. */
+export type Runs<S extends Record<string, CommandSpec>> = { [K in keyof S]: Run<S[K]> };
+
+/** A leaf of the tree: something that runs. */
+export interface Command extends CommandSpec {
+  kind: "command";
+  name: string;
+  /** Imports the command's implementation, which only running it needs. */
+  load(): Promise<Run<CommandSpec>>;
 }
 
 /** A group of commands, e.g. `coffer secret`. */
@@ -80,13 +96,29 @@ export interface Group {
   footer?: string;
 }
 
-export type Node = Command<OptionSet> | Group;
+export type Node = Command | Group;
 
-/** Declares a command with flags typed from its option set. */
-export function command<const O extends OptionSet>(
-  spec: Omit<Command<O>, "kind">,
-): Command<OptionSet> {
-  return { kind: "command", ...spec } as unknown as Command<OptionSet>;
+/**
+ * Declares commands, named by the keys of `specs`, whose implementations
+ * `load` imports when one of them runs. The tree (and so the parser, `--help`
+ * and `--version`) holds only the specs: a module that calls a server, and
+ * Connect, protobuf and the generated API with it, is loaded by the command
+ * that needs it, never by the others.
+ */
+export function commands<S extends Record<string, CommandSpec>>(
+  specs: S,
+  load: () => Promise<Runs<S>>,
+): { [K in keyof S]: Command } {
+  const out: Record<string, Command> = {};
+  for (const [name, spec] of Object.entries(specs)) {
+    out[name] = {
+      kind: "command",
+      name,
+      ...spec,
+      load: async () => (await load())[name] as Run<CommandSpec>,
+    };
+  }
+  return out as { [K in keyof S]: Command };
 }
 
 /** Declares a group. */

@@ -2,9 +2,10 @@ import { readFile } from "node:fs/promises";
 import { AdminService, SecretService } from "@coffer/api";
 import type { CofferClient, CofferProtocol } from "@coffer/client";
 import type { Client } from "@connectrpc/connect";
-import type { OptionSet, Values } from "./args.ts";
+import type { Values } from "./args.ts";
 import type { Context } from "./context.ts";
 import { CliError, ExitCode, UsageError } from "./errors.ts";
+import type { CONNECTION_OPTIONS, PROJECT_OPTION } from "./flags.ts";
 import { DEFAULT_PROFILE, type Profile, profileFilePath, readProfileFile } from "./profile.ts";
 import { isUuid, parseDuration } from "./refs.ts";
 
@@ -13,86 +14,6 @@ import { isUuid, parseDuration } from "./refs.ts";
  * comes from its flag, else its COFFER_* variable, else the profile, else
  * a default.
  */
-
-/** Flags of every command that talks to a server. */
-export const CONNECTION_OPTIONS = {
-  url: {
-    type: "string",
-    value: "URL",
-    help: "the server; env COFFER_URL (default http://127.0.0.1:8080, or :50051 with --protocol grpc)",
-    group: "connection",
-  },
-  protocol: {
-    type: "string",
-    value: "NAME",
-    help: "connect (default), grpc or grpc-web; env COFFER_PROTOCOL",
-    group: "connection",
-  },
-  region: {
-    type: "string",
-    value: "NAME",
-    help: "the region; env COFFER_REGION (default: the server's default region)",
-    group: "connection",
-  },
-  profile: {
-    type: "string",
-    value: "NAME",
-    help: 'the profile in the profile file; env COFFER_PROFILE (default "default")',
-    group: "connection",
-  },
-  timeout: {
-    type: "string",
-    value: "DURATION",
-    help: "deadline of each call, e.g. 10s (default 30s)",
-    group: "connection",
-  },
-  "ca-file": {
-    type: "string",
-    value: "FILE",
-    help: "PEM CAs that sign the server's certificate (https:// urls); env COFFER_CA_FILE",
-    group: "connection",
-  },
-  "cert-file": {
-    type: "string",
-    value: "FILE",
-    help: "client certificate (PEM) for mutual TLS; env COFFER_CERT_FILE",
-    group: "connection",
-  },
-  "key-file": {
-    type: "string",
-    value: "FILE",
-    help: "private key of --cert-file; env COFFER_KEY_FILE",
-    group: "connection",
-  },
-} as const satisfies OptionSet;
-
-/** The flag naming the project. */
-export const PROJECT_OPTION = {
-  project: {
-    type: "string",
-    value: "PROJECT",
-    help: "the project, by id or name; env COFFER_PROJECT, or the profile's",
-    group: "connection",
-  },
-} as const satisfies OptionSet;
-
-/** The flag choosing the output format. */
-export const OUTPUT_OPTION = {
-  output: {
-    type: "string",
-    short: "o",
-    value: "FORMAT",
-    help: "table (default) or json (the proto JSON mapping of the response)",
-    group: "output",
-  },
-} as const satisfies OptionSet;
-
-/** Every flag that may come before the command word, for the parser. */
-export const GLOBAL_OPTIONS: OptionSet = {
-  ...CONNECTION_OPTIONS,
-  ...PROJECT_OPTION,
-  ...OUTPUT_OPTION,
-};
 
 type ConnectionValues = Values<typeof CONNECTION_OPTIONS & typeof PROJECT_OPTION>;
 

@@ -1,15 +1,8 @@
 import { BadRequestSchema } from "@coffer/api/google/rpc";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import {
-  CliError,
-  CONNECT_CODES,
-  describeError,
-  EXIT_CODE_HELP,
-  ExitCode,
-  inFlagTerms,
-  UsageError,
-} from "./errors.ts";
+import { CliError, EXIT_CODE_HELP, ExitCode, UsageError } from "./errors.ts";
+import { CONNECT_CODES, describeError, inFlagTerms } from "./rpc-errors.ts";
 
 describe("the exit code table", () => {
   it("maps every Connect code", () => {

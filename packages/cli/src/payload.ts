@@ -1,6 +1,5 @@
 import { readFile } from "node:fs/promises";
 import { SecretType } from "@coffer/api";
-import type { OptionSet } from "./args.ts";
 import type { Context } from "./context.ts";
 import { CliError, ExitCode, UsageError } from "./errors.ts";
 
@@ -9,19 +8,6 @@ import { CliError, ExitCode, UsageError } from "./errors.ts";
  * stdin), or stdin when it is piped. Payload bytes are passed on as they
  * are: never trimmed, never echoed.
  */
-
-export const DATA_OPTIONS = {
-  data: {
-    type: "string",
-    value: "TEXT",
-    help: "the payload as text (visible in your shell history and to ps: prefer --from-file)",
-  },
-  "from-file": {
-    type: "string",
-    value: "FILE",
-    help: 'read the payload from FILE, byte for byte ("-": stdin)',
-  },
-} as const satisfies OptionSet;
 
 /** Stops reading stdin well past the largest payload the server accepts (64 KiB). */
 const MAX_READ = 1024 * 1024;
@@ -92,24 +78,6 @@ async function readStdin(ctx: Context): Promise<Uint8Array> {
   }
   return Buffer.concat(chunks);
 }
-
-/**
- * What each type's payload looks like, for `--help`: the text a user puts in
- * the file given to --from-file (or in --data).
- */
-export const PAYLOAD_SHAPES = `Payload shapes, by --type:
-  opaque                any bytes
-  certificate           a PEM file: one or more PEM blocks (certificates, then
-                        optionally the private key), e.g. what openssl writes
-  key_value             a flat JSON object of strings, numbers and booleans:
-                        {"region": "eu", "retries": 3, "debug": false}
-  basic_credentials     {"username": "...", "password": "..."} (strings)
-  database_credentials  {"engine": "postgres", "host": "db", "port": "5432",
-                        "dbname": "shop", "username": "app", "password": "..."}
-                        (strings; engine postgres, mysql or other)
-  ssh_key               an OpenSSH private key file as ssh-keygen writes it
-                        (wrapped for you into {"ssh_private_key": "<the file>"}),
-                        or that JSON object itself`;
 
 /**
  * The payload in its type's JSON shape. An `ssh_key` payload given as a raw

@@ -1,4 +1,3 @@
-import type { OptionSet } from "./args.ts";
 import { type Connection, requireProject } from "./connection.ts";
 import type { Context } from "./context.ts";
 import { CliError, ExitCode, UsageError } from "./errors.ts";
@@ -74,21 +73,6 @@ export async function resolveSecretId(
   }
   return first.id;
 }
-
-/** The paging flags of list commands. */
-export const PAGE_OPTIONS = {
-  page: { type: "string", value: "N", help: "the page to show, from 1 (default 1)" },
-  "page-size": { type: "string", value: "N", help: "entries per page, 1-1000 (default 50)" },
-  all: {
-    type: "boolean",
-    help: "every page (up to 100,000 entries), read through page tokens: each entry once even while others change",
-  },
-  "page-token": {
-    type: "string",
-    value: "TOKEN",
-    help: "the page after the one that printed this token (same filters and order)",
-  },
-} as const satisfies OptionSet;
 
 /** One page of a list RPC. */
 export interface Page<T> {

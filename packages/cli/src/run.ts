@@ -1,9 +1,9 @@
 import { readFileSync } from "node:fs";
 import { parseCommandLine, renderHelp } from "./args.ts";
 import { root } from "./commands/index.ts";
-import { GLOBAL_OPTIONS } from "./connection.ts";
 import type { Context } from "./context.ts";
-import { describeError, ExitCode } from "./errors.ts";
+import { CliError, describeCliError, ExitCode } from "./errors.ts";
+import { GLOBAL_OPTIONS } from "./flags.ts";
 
 /**
  * Runs one command line and returns the exit code. Everything the user sees
@@ -27,18 +27,24 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
         );
         return ExitCode.Usage;
       }
-      case "run":
-        ctx.errorContext.command = parsed.path.join(" ");
+      case "run": {
+        const command = parsed.path.join(" ");
+        ctx.errorContext.command = command;
+        const runCommand = await parsed.command.load();
         return (
-          (await parsed.command.run(ctx, {
-            values: parsed.values,
-            args: parsed.args,
-            command: ctx.errorContext.command,
-          })) ?? ExitCode.Ok
+          (await runCommand(ctx, { values: parsed.values, args: parsed.args, command })) ??
+          ExitCode.Ok
         );
+      }
     }
   } catch (err) {
-    const { message, hint, exitCode } = describeError(err, ctx.errorContext);
+    // Anything but a CliError may be a server's error, told with Connect's
+    // codes: loaded here, as a command that called a server has loaded it
+    // already, while help and usage errors need none of it.
+    const { message, hint, exitCode } =
+      err instanceof CliError
+        ? describeCliError(err, ctx.errorContext)
+        : (await import("./rpc-errors.ts")).describeError(err, ctx.errorContext);
     const hints = hint ? hint.split("\n").map((h) => `hint: ${h}\n`) : [];
     await ctx.io.stderr.write(`coffer: ${message}\n${hints.join("")}`);
     return exitCode;

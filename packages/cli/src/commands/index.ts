@@ -2,7 +2,7 @@ import { group } from "../args.ts";
 import { EXIT_CODE_HELP } from "../errors.ts";
 import { agentCommand } from "./agent.ts";
 import { auditGroup } from "./audit.ts";
-import { loginCommandNode, profileGroup } from "./profile.ts";
+import { loginCommand, profileGroup } from "./profile.ts";
 import { projectGroup } from "./project.ts";
 import { secretGroup } from "./secret.ts";
 import { serverCommand } from "./server.ts";
@@ -26,7 +26,7 @@ prints as COFFER_TOKEN, then e.g.:
     projectGroup,
     tokenGroup,
     auditGroup,
-    loginCommandNode,
+    loginCommand,
     profileGroup,
     serverCommand,
     agentCommand,

@@ -1,31 +1,5 @@
-import type { CofferProtocol } from "@coffer/client";
-import { Code, ConnectError } from "@connectrpc/connect";
-import { command, group, type OptionSet } from "../args.ts";
-import { checkUrl, connectWith, defaultUrl } from "../connection.ts";
-import type { Context } from "../context.ts";
-import { CliError, describeError, ExitCode, UsageError } from "../errors.ts";
-import { formatDetails, formatTable } from "../output.ts";
-import {
-  DEFAULT_PROFILE,
-  maskToken,
-  PROFILE_KEYS,
-  type Profile,
-  profileFilePath,
-  readProfileFile,
-  writeProfileFile,
-} from "../profile.ts";
-
-/** The profile keys as flags. */
-const KEY_FLAGS: Record<(typeof PROFILE_KEYS)[number], string> = {
-  url: "url",
-  protocol: "protocol",
-  token: "token",
-  project: "project",
-  region: "region",
-  caFile: "ca-file",
-  certFile: "cert-file",
-  keyFile: "key-file",
-};
+import { type CommandSpec, commands, group, type OptionSet } from "../args.ts";
+import { PROFILE_KEYS } from "../profile.ts";
 
 const PROFILE_OPTION = {
   profile: {
@@ -35,7 +9,7 @@ const PROFILE_OPTION = {
   },
 } as const satisfies OptionSet;
 
-const SETTING_OPTIONS = {
+export const SETTING_OPTIONS = {
   url: { type: "string", value: "URL", help: "the server, e.g. http://127.0.0.1:8080" },
   token: { type: "string", value: "TOKEN", help: 'the token ("-": read it from stdin)' },
   protocol: { type: "string", value: "NAME", help: "connect, grpc or grpc-web" },
@@ -46,245 +20,58 @@ const SETTING_OPTIONS = {
   "key-file": { type: "string", value: "FILE", help: "private key of --cert-file" },
 } as const satisfies OptionSet;
 
-type SettingValues = { [K in keyof typeof SETTING_OPTIONS]?: string };
-
-/**
- * Sets (or, with undefined, removes) keys of one profile and writes the
- * file (mode 0600). Other profiles are kept as they are.
- */
-export async function updateProfile(
-  _ctx: Context,
-  file: string,
-  name: string,
-  changes: Partial<Record<keyof Profile, string | undefined>>,
-): Promise<Profile> {
-  const data = (await readProfileFile(file)) ?? { profiles: {} };
-  const profile: Profile = { ...(data.profiles[name] ?? {}) };
-  for (const [key, value] of Object.entries(changes) as [keyof Profile, string | undefined][]) {
-    if (value === undefined) delete profile[key];
-    else profile[key] = value;
-  }
-  data.profiles[name] = profile;
-  await writeProfileFile(file, data);
-  return profile;
-}
-
-/** The settings flags given, as profile keys; `--token -` reads stdin. */
-async function changesFrom(ctx: Context, values: SettingValues): Promise<Partial<Profile>> {
-  const changes: Partial<Profile> = {};
-  for (const key of PROFILE_KEYS) {
-    const value = values[KEY_FLAGS[key] as keyof SettingValues];
-    if (value === undefined) continue;
-    if (value === "")
-      throw new UsageError(`--${KEY_FLAGS[key]} needs a value (use --unset to remove a key)`);
-    changes[key] = value;
-  }
-  if (changes.token === "-") changes.token = await readTokenFromStdin(ctx);
-  if (changes.url !== undefined) checkUrl(changes.url);
-  if (
-    changes.protocol !== undefined &&
-    !["connect", "grpc", "grpc-web"].includes(changes.protocol)
-  ) {
-    throw new UsageError(
-      `--protocol must be connect, grpc or grpc-web (got "${changes.protocol}")`,
-    );
-  }
-  return changes;
-}
-
-async function readTokenFromStdin(ctx: Context): Promise<string> {
-  if (ctx.io.stdin.isTTY)
-    throw new UsageError("--token -: pipe the token on stdin (e.g. < token.txt)");
-  let text = "";
-  for await (const chunk of ctx.io.stdin) text += chunk.toString();
-  const token = text.trim();
-  if (token === "") throw new UsageError("--token -: stdin was empty");
-  return token;
-}
-
-const loginCommand = command({
-  name: "login",
-  summary: "check a token against a server and store both in the profile file",
-  description: `Stores the url and the token (and optionally a project) in the profile
+/** What `coffer login` and the commands of `coffer profile` take; profile-run.ts has what they do. */
+export const PROFILE = {
+  login: {
+    summary: "check a token against a server and store both in the profile file",
+    description: `Stores the url and the token (and optionally a project) in the profile
 file, ~/.config/coffer/config.json by default (COFFER_CONFIG to change it),
 written with mode 0600. The token is checked with one call first; a token
 the server refuses is not stored (exit code 4). Later commands use the
 profile; flags and COFFER_* variables still override it.`,
-  options: {
-    ...SETTING_OPTIONS,
-    ...PROFILE_OPTION,
-    "no-verify": { type: "boolean", help: "store without checking" },
+    options: {
+      ...SETTING_OPTIONS,
+      ...PROFILE_OPTION,
+      "no-verify": { type: "boolean", help: "store without checking" },
+    },
+    examples: [
+      "coffer login --url http://127.0.0.1:8080 --token coffer_...",
+      "coffer login --url https://coffer.internal:8080 --token - < token.txt --project demo",
+    ],
   },
-  examples: [
-    "coffer login --url http://127.0.0.1:8080 --token coffer_...",
-    "coffer login --url https://coffer.internal:8080 --token - < token.txt --project demo",
-  ],
-  async run(ctx, { values }) {
-    if (values.token === undefined) {
-      throw new UsageError('--token is required ("--token -" reads it from stdin)');
-    }
-    const changes = await changesFrom(ctx, values);
-    const file = profileFilePath(ctx.env, ctx.home);
-    const name = values.profile ?? (ctx.env.COFFER_PROFILE || DEFAULT_PROFILE);
-    const existing = (await readProfileFile(file))?.profiles[name] ?? {};
-    const merged: Profile = { ...existing, ...changes };
-    if (!values["no-verify"]) {
-      // What is stored is what is checked: the profile's settings, not the environment's.
-      const url = merged.url ?? defaultUrl(merged.protocol);
-      ctx.errorContext.url = url;
-      const conn = await connectWith({
-        url,
-        protocol: (merged.protocol ?? "connect") as CofferProtocol,
-        token: merged.token,
-        project: undefined,
-        region: merged.region ?? "",
-        timeoutMs: 15_000,
-        caFile: merged.caFile,
-        certFile: merged.certFile,
-        keyFile: merged.keyFile,
-        profileName: name,
-        profileFile: file,
-        profileFound: true,
-      });
-      try {
-        await conn.secrets.listSecrets({ region: merged.region ?? "", pageSize: 1 });
-      } catch (err) {
-        const e = ConnectError.from(err);
-        // Any answer but UNAUTHENTICATED means the server took the token.
-        if (
-          e.code === Code.Unauthenticated ||
-          e.code === Code.Unavailable ||
-          e.code === Code.DeadlineExceeded
-        ) {
-          const d = describeError(e, ctx.errorContext);
-          throw new CliError(
-            `not logged in: ${d.message}`,
-            d.exitCode,
-            e.code === Code.Unauthenticated
-              ? "check the token; nothing was stored"
-              : `${d.hint ?? ""}; or --no-verify to store it anyway`,
-          );
-        }
-      }
-    }
-    await updateProfile(ctx, file, name, changes);
-    await ctx.io.stdout.write(
-      `Logged in to ${merged.url ?? defaultUrl(merged.protocol)}; saved profile "${name}" in ${file} (mode 0600).\n`,
-    );
-    return undefined;
-  },
-});
-
-const setCommand = command({
-  name: "set",
-  summary: "set or remove keys of a profile",
-  description: `Changes only the keys named; --unset KEY removes one (${PROFILE_KEYS.join(", ")}).
+  set: {
+    summary: "set or remove keys of a profile",
+    description: `Changes only the keys named; --unset KEY removes one (${PROFILE_KEYS.join(", ")}).
 The file is written with mode 0600. Nothing is checked against a server: see "coffer login".`,
-  options: {
-    ...SETTING_OPTIONS,
-    unset: { type: "string", multiple: true, value: "KEY", help: "remove this key" },
-    ...PROFILE_OPTION,
+    options: {
+      ...SETTING_OPTIONS,
+      unset: { type: "string", multiple: true, value: "KEY", help: "remove this key" },
+      ...PROFILE_OPTION,
+    },
+    examples: [
+      "coffer profile set --project 6f1c2a9e-3b1d-4c55-9e2f-0a1b2c3d4e5f",
+      "coffer profile set --unset region",
+    ],
   },
-  examples: [
-    "coffer profile set --project 6f1c2a9e-3b1d-4c55-9e2f-0a1b2c3d4e5f",
-    "coffer profile set --unset region",
-  ],
-  async run(ctx, { values }) {
-    const changes: Partial<Record<keyof Profile, string | undefined>> = await changesFrom(
-      ctx,
-      values,
-    );
-    for (const key of values.unset ?? []) {
-      const k = PROFILE_KEYS.find((p) => p === key || KEY_FLAGS[p] === key);
-      if (k === undefined)
-        throw new UsageError(`--unset: no key "${key}" (keys: ${PROFILE_KEYS.join(", ")})`);
-      if (k in changes) throw new UsageError(`--unset ${key} and --${KEY_FLAGS[k]} contradict`);
-      changes[k] = undefined;
-    }
-    if (Object.keys(changes).length === 0) {
-      throw new UsageError(
-        `nothing to set: give --${Object.values(KEY_FLAGS).join(", --")} or --unset`,
-      );
-    }
-    const file = profileFilePath(ctx.env, ctx.home);
-    const name = values.profile ?? (ctx.env.COFFER_PROFILE || DEFAULT_PROFILE);
-    await updateProfile(ctx, file, name, changes);
-    await ctx.io.stdout.write(`Saved profile "${name}" in ${file} (mode 0600).\n`);
-    return undefined;
+  show: {
+    summary: "show a profile (the token hidden) and where the file is",
+    options: PROFILE_OPTION,
   },
-});
+  list: {
+    summary: "list the profiles",
+    options: {},
+  },
+  delete: {
+    summary: "remove a profile from the file",
+    args: [{ name: "NAME", help: "the profile to remove" }],
+    options: {},
+  },
+} as const satisfies Record<string, CommandSpec>;
 
-const showCommand = command({
-  name: "show",
-  summary: "show a profile (the token hidden) and where the file is",
-  options: PROFILE_OPTION,
-  async run(ctx, { values }) {
-    const file = profileFilePath(ctx.env, ctx.home);
-    const name = values.profile ?? (ctx.env.COFFER_PROFILE || DEFAULT_PROFILE);
-    const profile = (await readProfileFile(file))?.profiles[name];
-    if (profile === undefined) {
-      throw new CliError(
-        `no profile "${name}" in ${file}`,
-        ExitCode.NotFound,
-        'create it with "coffer login"',
-      );
-    }
-    await ctx.io.stdout.write(
-      formatDetails([
-        ["file", file],
-        ["profile", name],
-        ...PROFILE_KEYS.map((k): [string, string | undefined] => [
-          KEY_FLAGS[k],
-          k === "token" && profile.token !== undefined ? maskToken(profile.token) : profile[k],
-        ]),
-      ]),
-    );
-    return undefined;
-  },
-});
+const { login, ...profile } = commands(PROFILE, async () => (await import("./profile-run.ts")).run);
 
-const listCommand = command({
-  name: "list",
-  summary: "list the profiles",
-  options: {},
-  async run(ctx) {
-    const file = profileFilePath(ctx.env, ctx.home);
-    const data = await readProfileFile(file);
-    const names = Object.keys(data?.profiles ?? {});
-    if (names.length === 0) {
-      await ctx.io.stderr.write(`No profiles in ${file}.\n`);
-      return undefined;
-    }
-    await ctx.io.stdout.write(
-      formatTable(
-        ["PROFILE", "URL", "PROJECT"],
-        names.map((n) => [n, data?.profiles[n]?.url ?? "", data?.profiles[n]?.project ?? ""]),
-      ),
-    );
-    return undefined;
-  },
-});
-
-const deleteCommand = command({
-  name: "delete",
-  summary: "remove a profile from the file",
-  args: [{ name: "NAME", help: "the profile to remove" }],
-  options: {},
-  async run(ctx, { args }) {
-    const file = profileFilePath(ctx.env, ctx.home);
-    const name = args[0] as string;
-    const data = await readProfileFile(file);
-    if (data?.profiles[name] === undefined) {
-      throw new CliError(`no profile "${name}" in ${file}`, ExitCode.NotFound);
-    }
-    delete data.profiles[name];
-    await writeProfileFile(file, data);
-    await ctx.io.stdout.write(`Removed profile "${name}" from ${file}.\n`);
-    return undefined;
-  },
-});
-
-export const loginCommandNode = loginCommand;
+/** `coffer login`. */
+export const loginCommand = login;
 
 /** `coffer profile ...`. */
 export const profileGroup = group({
@@ -295,5 +82,5 @@ token need not live in the environment: ~/.config/coffer/config.json, or
 $XDG_CONFIG_HOME/coffer/config.json, or the file COFFER_CONFIG names. It is
 written with mode 0600 and refused when others can read it. Each setting is
 taken from its flag, else its COFFER_* variable, else the profile.`,
-  children: [setCommand, showCommand, listCommand, deleteCommand],
+  children: Object.values(profile),
 });

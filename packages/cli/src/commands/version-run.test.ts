@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { CliError } from "../errors.ts";
-import { fieldOf, isUtf8Text } from "./version.ts";
+import { fieldOf, isUtf8Text } from "./version-run.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 

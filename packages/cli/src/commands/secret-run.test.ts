@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { EphemeralAction, EphemeralPolicySchema } from "@coffer/api";
 import { describe, expect, it } from "vitest";
-import { formatDuration, policyText } from "./secret.ts";
+import { formatDuration, policyText } from "./secret-run.ts";
 
 describe("policies in words", () => {
   it("describes a policy", () => {

@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { GrantSchema, Role } from "@coffer/api";
 import { describe, expect, it } from "vitest";
 import { UsageError } from "../errors.ts";
-import { grantText, parseGrant } from "./token.ts";
+import { grantText, parseGrant } from "./token-run.ts";
 
 describe("parseGrant", () => {
   it("reads ROLE[@PROJECT][:/path]", () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { UsageError } from "../errors.ts";
-import { fullMethodName, outcomeName } from "./audit.ts";
+import { fullMethodName, outcomeName } from "./audit-run.ts";
 
 describe("audit filters", () => {
   it("expands a method name to its full name", () => {
