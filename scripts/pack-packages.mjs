@@ -45,8 +45,8 @@ const FORBIDDEN = [
  */
 const SPECIFIER = /(?:^|[;\s}])(?:from|import|require)\s*\(?\s*(["'])([\w@./:-]+)\1/gm;
 
-/** The publishable workspace packages: folder and package.json, in workspace order. */
-export function publishablePackages() {
+/** Every workspace package: its folder (relative to the root) and package.json, in workspace order. */
+export function workspacePackages() {
   const { workspaces } = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8"));
   return workspaces
     .flatMap((glob) =>
@@ -58,8 +58,12 @@ export function publishablePackages() {
     .map((dir) => ({
       dir,
       manifest: JSON.parse(readFileSync(path.join(root, dir, "package.json"), "utf8")),
-    }))
-    .filter(({ manifest }) => manifest.private !== true);
+    }));
+}
+
+/** The publishable workspace packages (not "private"). */
+export function publishablePackages() {
+  return workspacePackages().filter(({ manifest }) => manifest.private !== true);
 }
 
 /** Every file an `exports` map sends a consumer to (not the workspace's own source condition). */
