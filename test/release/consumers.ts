@@ -76,8 +76,9 @@ export async function typeCheckConsumers(app: string): Promise<string[]> {
       strict: true,
       noEmit: true,
       skipLibCheck: false,
-      // The trace proves resolution stays in the temporary folder.
-      traceResolution: true,
+      // Every file of the program, TypeScript's own libraries included,
+      // must come from the temporary folder.
+      listFiles: true,
     };
     await writeFile(config, JSON.stringify({ compilerOptions, files: [program.file] }, null, 2));
     const result = await run(process.execPath, [tsc, "-p", config], {
@@ -91,15 +92,14 @@ export async function typeCheckConsumers(app: string): Promise<string[]> {
         `tsc -p ${config} failed:\n${errors.join("\n") || result.stdout.slice(-4000)}`,
       );
     }
-    const resolved = [...result.stdout.matchAll(/successfully resolved to '([^']+)'/g)].map(
-      (m) => m[1] ?? "",
-    );
-    const coffer = resolved.filter((f) => f.includes("/@coffer/"));
-    if (coffer.length === 0) throw new Error(`${name}: @coffer/client did not resolve`);
-    const outside = resolved.filter((f) => !isInside(f, app));
-    if (outside.length > 0)
-      throw new Error(`${name} resolved outside ${app}: ${outside.join(", ")}`);
-    checked.push(`${name} (${coffer.length} @coffer declaration files)`);
+    const files = result.stdout.split("\n").filter((l) => l.startsWith("/"));
+    const coffer = files.filter((f) => f.includes("/node_modules/@coffer/"));
+    if (coffer.length === 0) throw new Error(`${name}: no declaration of @coffer/client was read`);
+    const outside = files.filter((f) => !isInside(f, app));
+    if (outside.length > 0) {
+      throw new Error(`${name} read files outside ${app}: ${outside.join(", ")}`);
+    }
+    checked.push(`${name}: ${files.length} files, ${coffer.length} of them @coffer declarations`);
   }
   return checked;
 }

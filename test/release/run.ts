@@ -14,9 +14,11 @@
  * runs `coffer-agent`, then the agent's single-file bundle alone in another
  * folder with a bare `node`, each writing the secrets to files and following
  * a change; reads a secret from a plain .mjs script with @coffer/client (the
- * Node and the web entry); type-checks a TypeScript consumer with
- * moduleResolution node16 and bundler; bundles @coffer/client/web for the
- * browser with esbuild. Every Node process it starts (but the bare agent)
+ * Node and the web entry; @coffer/server/testing must not resolve there);
+ * type-checks a TypeScript consumer with
+ * moduleResolution node16 and bundler; compiles @coffer/api's .proto files
+ * on their own (buf build), as another language's generator would; bundles
+ * @coffer/client/web for the browser with esbuild. Every Node process it starts (but the bare agent)
  * records each module it resolves, and none may be a file of the
  * repository. --keep leaves the temporary folder for a look.
  */
@@ -95,6 +97,7 @@ try {
       `typescript@${toolVersion("typescript")}`,
       `@types/node@${toolVersion("@types/node")}`,
       `esbuild@${toolVersion("esbuild", "packages/client")}`,
+      `@bufbuild/buf@${toolVersion("@bufbuild/buf")}`,
     ];
     const specs = manifest.packages.map((p) => path.join(tarballs, p.file));
     await run(
@@ -351,7 +354,9 @@ import { createCoffer as createWebCoffer } from "@coffer/client/web";
 const options = { url: process.env.COFFER_URL, token: process.env.COFFER_TOKEN, projectId: process.env.COFFER_PROJECT };
 const db = await createCoffer(options).access("/app/db");
 const apiKey = await createWebCoffer(options).access("/app/api-key");
-console.log(JSON.stringify({ password: db.json().password, apiKey: apiKey.text(), from: import.meta.resolve("@coffer/client") }));
+// The server's test helpers are a workspace-only entry: no installed file behind it.
+const testing = await import("@coffer/server/testing").then(() => "loaded", (e) => e.code);
+console.log(JSON.stringify({ password: db.json().password, apiKey: apiKey.text(), testing, from: import.meta.resolve("@coffer/client") }));
 `,
     );
     const env = cleanEnv({
@@ -363,12 +368,18 @@ console.log(JSON.stringify({ password: db.json().password, apiKey: apiKey.text()
     const out = JSON.parse(
       (await run(process.execPath, [script], { cwd: app, env })).stdout,
     ) as Record<string, string>;
-    if (out.password !== "p-2" || out.apiKey !== "k-2")
+    if (out.password !== "p-2" || out.apiKey !== "k-2") {
       throw new Error(`read-secret.mjs read ${JSON.stringify(out)}`);
+    }
+    if (out.testing !== "ERR_PACKAGE_PATH_NOT_EXPORTED") {
+      throw new Error(`@coffer/server/testing, imported outside the workspace: ${out.testing}`);
+    }
     if (!out.from?.startsWith(`file://${app}/node_modules/@coffer/client/`)) {
       throw new Error(`@coffer/client resolved to ${out.from}`);
     }
-    console.log(`  read p-2 and k-2; @coffer/client is ${out.from}`);
+    console.log(
+      `  read p-2 and k-2; @coffer/server/testing not exported; @coffer/client is ${out.from}`,
+    );
   });
 
   // 8. TypeScript consumers.
@@ -379,7 +390,25 @@ console.log(JSON.stringify({ password: db.json().password, apiKey: apiKey.text()
     },
   );
 
-  // 9. The browser bundle.
+  // 9. The protos, as another language's generator reads them.
+  await step("@coffer/api's .proto files compile on their own (buf build)", async () => {
+    const image = path.join(root, "api-image.json");
+    await run(bin("buf"), ["build", "node_modules/@coffer/api/proto", "-o", image], {
+      cwd: app,
+      env: cleanEnv(),
+    });
+    const { file } = JSON.parse(await readFile(image, "utf8")) as {
+      file: { name: string; service?: { name: string }[] }[];
+    };
+    const services = file.flatMap((f) => (f.service ?? []).map((s) => s.name));
+    for (const wanted of ["SecretService", "AdminService", "Health", "ServerReflection"]) {
+      if (!services.includes(wanted))
+        throw new Error(`the protos define no ${wanted}: ${services}`);
+    }
+    console.log(`  ${file.length} files; services ${services.join(", ")}`);
+  });
+
+  // 10. The browser bundle.
   await step("bundle @coffer/client/web for the browser with esbuild", async () => {
     const bundle = await bundleWebClient(app);
     console.log(
