@@ -162,7 +162,7 @@ try {
     const adminToken = made.stdout.trim();
     const cwd = path.join(root, "server");
     await mkdir(cwd);
-    const process_ = new Service("coffer-server", bin("coffer-server"), [], {
+    const serverProcess = new Service("coffer-server", bin("coffer-server"), [], {
       cwd,
       env: cleanEnv({
         ...trace,
@@ -173,8 +173,8 @@ try {
         COFFER_BOOTSTRAP_TOKEN: adminToken,
       }),
     });
-    services.push(process_);
-    const serving = await process_.waitForLine((line) => {
+    services.push(serverProcess);
+    const serving = await serverProcess.waitForLine((line) => {
       if (!line.includes("coffer is serving")) return undefined;
       return JSON.parse(line) as { http: string; metrics: string };
     }, 180_000);
@@ -185,11 +185,11 @@ try {
       throw new Error(`coffer_build_info is ${info}, not version ${version} commit ${commit}`);
     }
     console.log(`  ${shown.stdout.trim()}; serving on ${url}; ${info}`);
-    return { process: process_, url, adminToken };
+    return { process: serverProcess, url, adminToken };
   });
 
   // 4. The CLI: a project, two secrets, a sidecar token.
-  const cliEnv = {
+  const cliEnv: Record<string, string> = {
     ...trace,
     COFFER_URL: server.url,
     COFFER_TOKEN: server.adminToken,
@@ -208,7 +208,7 @@ try {
         project: { id: string };
       };
       const projectId = created.project.id;
-      Object.assign(cliEnv, { COFFER_PROJECT: projectId });
+      cliEnv.COFFER_PROJECT = projectId;
       await coffer(
         "secret",
         "create",
@@ -317,7 +317,7 @@ try {
         content: "p-2",
       },
     );
-    console.log(`  files-db-password followed the new version in ${ms} ms (command included)`);
+    console.log(`  db-password followed the new version in ${ms} ms (command included)`);
   });
 
   // 6. The single-file agent, alone in a folder, with a bare node.
