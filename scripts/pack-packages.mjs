@@ -28,6 +28,8 @@ const DEPENDENCY_FIELDS = [
   "peerDependencies",
   "optionalDependencies",
 ];
+/** Where a dependency a shipped module may import is listed (not devDependencies). */
+const RUNTIME_FIELDS = ["dependencies", "peerDependencies", "optionalDependencies"];
 /** What no tarball may hold, wherever it sits. */
 const FORBIDDEN = [
   [/(^|\/)src\//, "a source folder (src/)"],
@@ -119,7 +121,7 @@ function breaches(packed, dir, manifest, version) {
         .split("/")
         .slice(0, spec.startsWith("@") ? 2 : 1)
         .join("/");
-      if (name !== manifest.name && manifest.dependencies?.[name] === undefined) {
+      if (name !== manifest.name && !RUNTIME_FIELDS.some((f) => manifest[f]?.[name])) {
         found.push(`${file} imports ${spec}, and ${name} is not among its dependencies`);
       }
     }

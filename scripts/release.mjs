@@ -59,9 +59,14 @@ function sh(command, commandArgs, what) {
 function dependenciesFirst(packages) {
   const byName = new Map(packages.map((p) => [p.manifest.name, p.manifest]));
   const ordered = [];
+  const seen = new Set(); // a cycle (turbo refuses one) must not recurse for ever
   const visit = (name) => {
-    if (ordered.includes(name) || !byName.has(name)) return;
-    for (const dep of Object.keys(byName.get(name).dependencies ?? {})) visit(dep);
+    if (seen.has(name) || !byName.has(name)) return;
+    seen.add(name);
+    const manifest = byName.get(name);
+    for (const field of ["dependencies", "peerDependencies", "optionalDependencies"]) {
+      for (const dep of Object.keys(manifest[field] ?? {})) visit(dep);
+    }
     ordered.push(name);
   };
   for (const name of byName.keys()) visit(name);
