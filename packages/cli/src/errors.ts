@@ -83,3 +83,25 @@ export function describeCliError(
   }
   return { message: err.message, exitCode: err.exitCode, ...(err.hint && { hint: err.hint }) };
 }
+
+/**
+ * Loads the module behind `coffer server` or `coffer agent`, which imports
+ * the @coffer/server or @coffer/agent package: optional peers of the CLI,
+ * so that installing the CLI does not install a database. Missing, the
+ * command says which package to install.
+ */
+export async function loadWithPackage<T>(pkg: string, load: () => Promise<T>): Promise<T> {
+  try {
+    return await load();
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e?.code === "ERR_MODULE_NOT_FOUND" && e.message.includes(`'${pkg}'`)) {
+      throw new CliError(
+        `this command runs ${pkg}, which is not installed beside the CLI`,
+        ExitCode.Failure,
+        `install it: npm install --global ${pkg}`,
+      );
+    }
+    throw err;
+  }
+}

@@ -1,4 +1,5 @@
 import { type CommandSpec, commands } from "../args.ts";
+import { loadWithPackage } from "../errors.ts";
 
 /** What `coffer agent` takes; agent-run.ts has what it does. */
 export const AGENT = {
@@ -26,4 +27,6 @@ left a file unrendered; 2 bad config or state file.`,
 } as const satisfies Record<string, CommandSpec>;
 
 /** `coffer agent`. */
-export const agentCommand = commands(AGENT, async () => (await import("./agent-run.ts")).run).agent;
+export const agentCommand = commands(AGENT, () =>
+  loadWithPackage("@coffer/agent", async () => (await import("./agent-run.ts")).run),
+).agent;

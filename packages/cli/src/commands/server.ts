@@ -1,4 +1,5 @@
 import { type CommandSpec, commands } from "../args.ts";
+import { loadWithPackage } from "../errors.ts";
 
 /** What `coffer server` takes; server-run.ts has what it does. */
 export const SERVER = {
@@ -23,7 +24,6 @@ in flight and stops. Exit code 2: a setting is wrong (the message names it).`,
 } as const satisfies Record<string, CommandSpec>;
 
 /** `coffer server`. */
-export const serverCommand = commands(
-  SERVER,
-  async () => (await import("./server-run.ts")).run,
+export const serverCommand = commands(SERVER, () =>
+  loadWithPackage("@coffer/server", async () => (await import("./server-run.ts")).run),
 ).server;
