@@ -84,8 +84,8 @@ function breaches(packed, dir, manifest, version) {
   const has = new Set(files);
   const listed = manifest.files ?? [];
   for (const file of files) {
-    const top = file.split("/")[0];
-    if (file !== "package.json" && !listed.includes(top)) {
+    const under = (entry) => file === entry || file.startsWith(`${entry}/`);
+    if (file !== "package.json" && !listed.some(under)) {
       found.push(`${file}: not under an entry of "files"`);
     }
     for (const [pattern, what] of FORBIDDEN) {
