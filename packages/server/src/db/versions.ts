@@ -6,7 +6,7 @@ import type { Executor } from "./client.ts";
 import { afterKey, cutPage, type KeyValue, type PageWindow } from "./keyset.ts";
 import { rowsOf } from "./migrate.ts";
 import { secrets, secretVersions, type VersionRow } from "./schema.ts";
-import { servableIn } from "./version-rules.ts";
+import { expiresIn, servableIn } from "./version-rules.ts";
 
 /**
  * Version metadata: everything but the key material, the ciphertext and the
@@ -233,7 +233,7 @@ ins as (
   select ${sql.placeholder("secretId")}::uuid, ${sql.placeholder("revision")}::int, ${sql.placeholder("status")}::text,
     ${sql.placeholder("description")}::text, ${sql.placeholder("dataCrc32")}::bigint, ${sql.placeholder("keyId")}::text,
     ${sql.placeholder("wrappedKey")}::bytea, ${sql.placeholder("ciphertext")}::bytea,
-    now() + ${sql.placeholder("ttlMs")}::bigint * interval '1 millisecond',
+    ${expiresIn(sql.placeholder("ttlMs"))},
     ${sql.placeholder("once")}::boolean, ${sql.placeholder("action")}::text
   from quota, (select count(*) from prev) as disabled_first
   where quota.ok

@@ -10,18 +10,19 @@ import {
 import type { Db, Executor } from "../db/client.ts";
 import { findSecret, findSecretByPath } from "../db/secrets.ts";
 import { findVersion, type SealedRow, unconsumeVersion } from "../db/versions.ts";
-import { auditParams, markRecorded, retractRecorded } from "./audit.ts";
-import { type Principal, scopesFor } from "./authz.ts";
+import {
+  auditParams,
+  markRecorded,
+  noteFacts,
+  resolveAndNoteRegion,
+  retractRecorded,
+  secretFacts,
+} from "./audit.ts";
+import { authorizeSecret, type Principal, scopesFor, secretNotFound } from "./authz.ts";
 import type { Caller, Domain } from "./context.ts";
 import { failedPrecondition, notFound } from "./errors.ts";
+import type { SecretKind } from "./payload-types.ts";
 import { versionNotFound } from "./read-versions.ts";
-import {
-  authorizeSecret,
-  noteProject,
-  regionFor,
-  type SecretKind,
-  secretNotFound,
-} from "./shared.ts";
 import {
   normalizePath,
   parseRevision,
@@ -55,7 +56,7 @@ export async function accessVersion(
   caller: Caller,
   input: { region: string; secretId: string; revision: string } & AccessOptions,
 ): Promise<AccessResult> {
-  const region = regionFor(domain, caller, input.region);
+  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
   const id = validateUuid(input.secretId, "secret_id");
   const ref = parseRevision(input.revision);
   const lookup = { by: "id", region: region.name, secretId: id } as const;
@@ -74,12 +75,12 @@ export async function accessVersionByPath(
     revision: string;
   } & AccessOptions,
 ): Promise<AccessResult> {
-  const region = regionFor(domain, caller, input.region);
+  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
   const projectId = validateUuid(input.projectId, "project_id");
   const path = normalizePath(input.path);
   const name = validateName(input.name);
   const ref = parseRevision(input.revision);
-  noteProject(caller, projectId);
+  noteFacts(caller.audit, { projectId });
   const missing = () =>
     notFound(`secret "${name}" not found at path "${path}" in project ${projectId}`);
   const lookup = { by: "path", region: region.name, projectId, path, name } as const;
@@ -154,7 +155,7 @@ async function serve(
       audit: auditParams(caller.audit),
     });
   } catch (err) {
-    await noteFacts(caller, region.db, lookup, ref).catch(() => {});
+    await noteAimedAt(caller, region.db, lookup, ref).catch(() => {});
     throw err;
   }
   if (row === undefined) throw hidden();
@@ -217,7 +218,7 @@ async function serve(
  * what the call aimed at in its audit record, as the chain's failure event
  * would have named it before the access became one statement. Best effort.
  */
-async function noteFacts(
+async function noteAimedAt(
   caller: Caller,
   db: Db,
   lookup: SecretLookup,
@@ -229,12 +230,7 @@ async function noteFacts(
       ? await findSecret(db, lookup.region, lookup.secretId)
       : await findSecretByPath(db, lookup.region, lookup.projectId, lookup.path, lookup.name);
   if (secret === undefined) return;
-  Object.assign(caller.audit.facts, {
-    projectId: secret.projectId,
-    secretId: secret.id,
-    secretPath: secret.path,
-    secretName: secret.name,
-  });
+  noteFacts(caller.audit, secretFacts(secret));
   const revision =
     ref.kind === "number" ? ref.revision : (await findVersion(db, secret.id, ref))?.revision;
   if (revision !== undefined) caller.audit.facts.revision = revision;

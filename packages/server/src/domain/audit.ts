@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { eq } from "drizzle-orm";
 import { insertAuditEvents, type NewAuditEvent, type StatementAudit } from "../db/audit.ts";
-import type { Executor } from "../db/client.ts";
-import { auditEvents } from "../db/schema.ts";
+import type { Db, Executor } from "../db/client.ts";
+import { auditEvents, type SecretRow } from "../db/schema.ts";
 import type { Domain } from "./context.ts";
 
 /** What the domain learns about a call as it runs, for its audit event. */
@@ -45,6 +45,37 @@ export function newCallAudit(method: string, requestId: string, peer?: string): 
     region: "",
     facts: {},
     written: false,
+  };
+}
+
+/**
+ * Resolves the region a request names (empty: the default region) and makes
+ * it the home of the call's audit event.
+ */
+export function resolveAndNoteRegion(
+  domain: Pick<Domain, "regions">,
+  audit: CallAudit | undefined,
+  name: string,
+): { name: string; db: Db } {
+  const region = domain.regions.resolve(name);
+  if (audit) audit.region = region.name;
+  return region;
+}
+
+/** Adds facts to the call's audit event (the chain writes it for calls that change nothing). */
+export function noteFacts(audit: CallAudit | undefined, facts: AuditFacts): void {
+  if (audit) Object.assign(audit.facts, facts);
+}
+
+/** The facts that name a secret in an audit event. */
+export function secretFacts(
+  secret: Pick<SecretRow, "id" | "projectId" | "path" | "name">,
+): AuditFacts {
+  return {
+    projectId: secret.projectId,
+    secretId: secret.id,
+    secretPath: secret.path,
+    secretName: secret.name,
   };
 }
 

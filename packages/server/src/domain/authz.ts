@@ -1,4 +1,7 @@
+import type { SecretRow } from "../db/schema.ts";
 import type { Scope } from "../db/secrets.ts";
+import { noteFacts, secretFacts } from "./audit.ts";
+import type { Caller } from "./context.ts";
 import { notFound, permissionDenied, unauthenticated } from "./errors.ts";
 
 /** A role granted on a project (see proto coffer.admin.v1.Role). */
@@ -103,6 +106,56 @@ const VERB: Record<Permission, string> = {
   admin: "administer this project",
 };
 
+/**
+ * Checks that the caller may do `permission` on a secret, and notes the
+ * secret in the call's audit event. A secret outside the caller's grants is
+ * NOT_FOUND, exactly as if it did not exist.
+ */
+export function authorizeSecret(
+  caller: Caller,
+  secret: Pick<SecretRow, "id" | "projectId" | "path" | "name">,
+  permission: Permission,
+  hidden: () => Error = () => secretNotFound(secret.id),
+): void {
+  // Noted before the check: a refused call's event must name the secret it
+  // aimed at (the trail is for the project's admins, not for the caller).
+  noteFacts(caller.audit, secretFacts(secret));
+  authorize(requirePrincipal(caller.principal), secret.projectId, secret.path, permission, hidden);
+}
+
+/**
+ * The secret a call names as a query found it (undefined: there is none),
+ * authorized as authorizeSecret does: NOT_FOUND when it is missing or lies
+ * outside the caller's grants.
+ */
+export function authorizedSecret<S extends Pick<SecretRow, "id" | "projectId" | "path" | "name">>(
+  caller: Caller,
+  secretId: string,
+  permission: Permission,
+  found: S | undefined,
+): S {
+  if (found === undefined) throw secretNotFound(secretId);
+  authorizeSecret(caller, found, permission);
+  return found;
+}
+
+/**
+ * Checks that the caller may create or move a secret to (project, path):
+ * without any grant on the project it is NOT_FOUND; with grants that do not
+ * cover the path, or lack the permission, PERMISSION_DENIED.
+ */
+export function authorizePlacement(caller: Caller, projectId: string, path: string): void {
+  const principal = requirePrincipal(caller.principal);
+  noteFacts(caller.audit, { projectId });
+  if (projectReadable(principal, projectId)) {
+    authorize(principal, projectId, path, "write", () =>
+      permissionDenied(`this token's grants on project ${projectId} do not cover path ${path}`),
+    );
+    return;
+  }
+  throw projectNotFound(projectId);
+}
+
 /** Whether grants let their holder read payloads at (project, path). */
 export function readsPayloadsAt(
   grants: readonly Grant[],
@@ -169,6 +222,10 @@ export function projectReadScopes(principal: Principal, projectId: string): Scop
 
 export function projectNotFound(projectId: string): Error {
   return notFound(`project ${projectId} not found`);
+}
+
+export function secretNotFound(id: string): Error {
+  return notFound(`secret ${id} not found`);
 }
 
 /** Guards the global-admin-only calls. */

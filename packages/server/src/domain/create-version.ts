@@ -1,16 +1,12 @@
 import { seal, versionAad } from "../crypto/envelope.ts";
+import { inTransactionThenAnnounce } from "../db/tx.ts";
 import { insertVersionWithEvent, type VersionMeta } from "../db/versions.ts";
-import { auditParams, markRecorded } from "./audit.ts";
+import { auditParams, markRecorded, resolveAndNoteRegion } from "./audit.ts";
 import type { Caller, Domain } from "./context.ts";
+import { propertiesFromPolicy } from "./ephemeral-policy.ts";
 import { checkVersionQuota } from "./limits.ts";
-import { validatePayload } from "./payload-types.ts";
-import {
-  inChange,
-  lockForChange,
-  propertiesFromPolicy,
-  regionFor,
-  type SecretKind,
-} from "./shared.ts";
+import { type SecretKind, validatePayload } from "./payload-types.ts";
+import { lockSecretForChange } from "./secret-lock.ts";
 import { checkCrc32, validateDescription, validateUuid } from "./validation.ts";
 
 export interface CreateVersionInput {
@@ -40,12 +36,12 @@ export async function createVersion(
   caller: Caller,
   input: CreateVersionInput,
 ): Promise<VersionMeta & { latest: boolean }> {
-  const region = regionFor(domain, caller, input.region);
+  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
   const id = validateUuid(input.secretId, "secret_id");
   const description = validateDescription(input.description);
   const crc = checkCrc32(input.data, input.dataCrc32);
-  const created = await inChange(domain, region, async (tx) => {
-    const secret = await lockForChange(tx, caller, region.name, id, input.etag);
+  const created = await inTransactionThenAnnounce(domain, region, async (tx) => {
+    const secret = await lockSecretForChange(tx, caller, region.name, id, input.etag);
     validatePayload(secret.type as SecretKind, input.data);
     const revision = secret.lastRevision + 1;
     const policy = propertiesFromPolicy(secret, input.enabled);

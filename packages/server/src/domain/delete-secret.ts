@@ -2,18 +2,14 @@ import { eq, sql } from "drizzle-orm";
 import { pgErrorCode } from "../db/errors.ts";
 import { secrets } from "../db/schema.ts";
 import { getSecretView, lockSecret, type SecretView, updateSecret } from "../db/secrets.ts";
-import { recordInTransaction } from "./audit.ts";
+import { inTransactionThenAnnounce } from "../db/tx.ts";
+import { recordInTransaction, resolveAndNoteRegion } from "./audit.ts";
+import { authorizedSecret } from "./authz.ts";
 import type { Caller, Domain } from "./context.ts";
 import { alreadyExists, failedPrecondition } from "./errors.ts";
 import { checkSecretQuota } from "./limits.ts";
-import {
-  authorizeSecret,
-  checkRestoreWindow,
-  inChange,
-  lockForChange,
-  regionFor,
-  secretNotFound,
-} from "./shared.ts";
+import { checkRestoreWindow } from "./restore-window.ts";
+import { lockSecretForChange } from "./secret-lock.ts";
 import { validateUuid } from "./validation.ts";
 
 /**
@@ -27,10 +23,10 @@ export async function deleteSecret(
   caller: Caller,
   input: { region: string; secretId: string; etag: string },
 ): Promise<SecretView | undefined> {
-  const region = regionFor(domain, caller, input.region);
+  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
   const id = validateUuid(input.secretId, "secret_id");
-  return inChange(domain, region, async (tx) => {
-    const secret = await lockForChange(tx, caller, region.name, id, input.etag);
+  return inTransactionThenAnnounce(domain, region, async (tx) => {
+    const secret = await lockSecretForChange(tx, caller, region.name, id, input.etag);
     if (secret.protected) {
       throw failedPrecondition(
         `secret is protected: unprotect secret ${id} first (UnprotectSecret) to delete it`,
@@ -52,13 +48,11 @@ export async function restoreSecret(
   caller: Caller,
   input: { region: string; secretId: string },
 ): Promise<SecretView> {
-  const region = regionFor(domain, caller, input.region);
+  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
   const id = validateUuid(input.secretId, "secret_id");
   try {
-    return await inChange(domain, region, async (tx) => {
-      const secret = await lockSecret(tx, region.name, id);
-      if (secret === undefined) throw secretNotFound(id);
-      authorizeSecret(caller, secret, "write");
+    return await inTransactionThenAnnounce(domain, region, async (tx) => {
+      const secret = authorizedSecret(caller, id, "write", await lockSecret(tx, region.name, id));
       if (secret.deletionRequestedAt === null) {
         throw failedPrecondition(`secret ${id} is not scheduled for deletion`);
       }

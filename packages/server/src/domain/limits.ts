@@ -29,8 +29,9 @@ export async function checkSecretQuota(
 
 /**
  * Refuses when the secret already has its limit of versions whose payload is
- * not destroyed. The caller must hold the secret's row lock (lockForChange),
- * which serializes every version change of the secret.
+ * not destroyed. The caller must hold the secret's row lock
+ * (lockSecretForChange), which serializes every version change of the
+ * secret.
  */
 export async function checkVersionQuota(
   tx: Tx,

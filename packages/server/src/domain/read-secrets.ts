@@ -8,17 +8,12 @@ import {
   type SecretView,
   secretOrderKinds,
 } from "../db/secrets.ts";
-import { projectReadScopes, requirePrincipal, scopesFor } from "./authz.ts";
+import { noteFacts, resolveAndNoteRegion } from "./audit.ts";
+import { authorizedSecret, projectReadScopes, requirePrincipal, scopesFor } from "./authz.ts";
 import type { Caller, Domain } from "./context.ts";
 import { invalid } from "./errors.ts";
 import { openPage, type PageInput } from "./paging.ts";
-import {
-  authorizeSecret,
-  noteProject,
-  regionFor,
-  type SecretKind,
-  secretNotFound,
-} from "./shared.ts";
+import type { SecretKind } from "./payload-types.ts";
 import { normalizePath, normalizeTags, validateName, validateUuid } from "./validation.ts";
 
 /** A secret's metadata. Secrets scheduled for deletion are returned too (status locked). */
@@ -27,12 +22,9 @@ export async function getSecret(
   caller: Caller,
   input: { region: string; secretId: string },
 ): Promise<SecretView> {
-  const region = regionFor(domain, caller, input.region);
+  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
   const id = validateUuid(input.secretId, "secret_id");
-  const secret = await findSecret(region.db, region.name, id);
-  if (secret === undefined) throw secretNotFound(id);
-  authorizeSecret(caller, secret, "read");
-  return secret;
+  return authorizedSecret(caller, id, "read", await findSecret(region.db, region.name, id));
 }
 
 export interface ListSecretsInput {
@@ -63,14 +55,14 @@ export async function listSecrets(
   caller: Caller,
   input: ListSecretsInput,
 ): Promise<{ secrets: SecretView[] } & ListPage> {
-  const region = regionFor(domain, caller, input.region);
+  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
   const principal = requirePrincipal(caller.principal);
   if (input.path !== undefined && input.pathPrefix !== undefined) {
     throw invalid("path_prefix", "cannot be combined with path; set one of them");
   }
   const projectId =
     input.projectId === "" ? undefined : validateUuid(input.projectId, "project_id");
-  if (projectId !== undefined) noteProject(caller, projectId);
+  if (projectId !== undefined) noteFacts(caller.audit, { projectId });
   // Without a project: every secret the caller may read, in every project.
   const scopes =
     projectId === undefined
@@ -121,14 +113,14 @@ export async function browseSecrets(
   caller: Caller,
   input: { region: string; projectId: string; prefix: string } & PageInput,
 ): Promise<{ currentPath: string; items: BrowseItem[] } & ListPage> {
-  const region = regionFor(domain, caller, input.region);
+  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
   const projectId = validateUuid(input.projectId, "project_id");
   const prefix = normalizePath(input.prefix, "prefix");
   // A browse key is ["f", folder] or ["s", name, path, id]: folders come first.
   const page = openPage(input, "browse", { region: region.name, projectId, prefix }, (k) =>
     k[0] === "f" ? ["text", "text"] : k[0] === "s" ? ["text", "text", "text", "uuid"] : undefined,
   );
-  noteProject(caller, projectId);
+  noteFacts(caller.audit, { projectId });
   // Folders show only through the secrets the caller may see in them.
   const scopes = projectReadScopes(requirePrincipal(caller.principal), projectId);
   const after = page.after;
@@ -198,10 +190,10 @@ export async function listTags(
   caller: Caller,
   input: { region: string; projectId: string } & PageInput,
 ): Promise<{ tags: string[] } & ListPage> {
-  const region = regionFor(domain, caller, input.region);
+  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
   const projectId = validateUuid(input.projectId, "project_id");
   const page = openPage(input, "tags", { region: region.name, projectId }, ["text"]);
-  noteProject(caller, projectId);
+  noteFacts(caller.audit, { projectId });
   const { tags, total, next } = await queryTags(
     region.db,
     region.name,
@@ -221,10 +213,10 @@ export async function listSecretTypes(
   caller: Caller,
   input: { region: string; projectId: string } & PageInput,
 ): Promise<{ types: SecretKind[] } & ListPage> {
-  const region = regionFor(domain, caller, input.region);
+  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
   const projectId = validateUuid(input.projectId, "project_id");
   const page = openPage(input, "types", { region: region.name, projectId }, ["text"]);
-  noteProject(caller, projectId);
+  noteFacts(caller.audit, { projectId });
   const scopes = projectReadScopes(requirePrincipal(caller.principal), projectId);
   // At most six rows: read them all for the total, and the page after the key in SQL's order.
   const all = (await queryTypes(region.db, region.name, projectId, scopes)) as SecretKind[];

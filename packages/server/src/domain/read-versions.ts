@@ -1,9 +1,10 @@
 import { findSecret } from "../db/secrets.ts";
 import { findVersion, listVersions as queryVersions, type VersionMeta } from "../db/versions.ts";
+import { resolveAndNoteRegion } from "./audit.ts";
+import { authorizedSecret } from "./authz.ts";
 import type { Caller, Domain } from "./context.ts";
 import { notFound } from "./errors.ts";
 import { openPage, type PageInput } from "./paging.ts";
-import { authorizeSecret, regionFor, secretNotFound } from "./shared.ts";
 import { parseRevision, validateUuid } from "./validation.ts";
 
 export type VersionView = VersionMeta & { latest: boolean };
@@ -15,12 +16,10 @@ export async function getVersion(
   caller: Caller,
   input: { region: string; secretId: string; revision: string },
 ): Promise<VersionView> {
-  const region = regionFor(domain, caller, input.region);
+  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
   const id = validateUuid(input.secretId, "secret_id");
   const ref = parseRevision(input.revision);
-  const secret = await findSecret(region.db, region.name, id);
-  if (secret === undefined) throw secretNotFound(id);
-  authorizeSecret(caller, secret, "read");
+  authorizedSecret(caller, id, "read", await findSecret(region.db, region.name, id));
   const version = await findVersion(region.db, id, ref);
   if (version === undefined) throw versionNotFound(id, input.revision);
   if (caller.audit) caller.audit.facts.revision = version.revision;
@@ -45,7 +44,7 @@ export async function listVersions(
     statuses: VersionStatus[];
   } & PageInput,
 ): Promise<{ versions: VersionView[]; totalCount: number; nextPageToken: string }> {
-  const region = regionFor(domain, caller, input.region);
+  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
   const id = validateUuid(input.secretId, "secret_id");
   const statuses = input.statuses.length > 0 ? input.statuses : ["enabled", "disabled"];
   const page = openPage(
@@ -54,9 +53,7 @@ export async function listVersions(
     { region: region.name, secretId: id, statuses: [...new Set(statuses)].sort() },
     ["int"],
   );
-  const secret = await findSecret(region.db, region.name, id);
-  if (secret === undefined) throw secretNotFound(id);
-  authorizeSecret(caller, secret, "read");
+  authorizedSecret(caller, id, "read", await findSecret(region.db, region.name, id));
   const { rows, total, next } = await queryVersions(region.db, id, statuses, page);
   return {
     versions: rows,

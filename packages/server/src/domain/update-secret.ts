@@ -6,18 +6,13 @@ import {
   updateSecret as writeSecret,
 } from "../db/secrets.ts";
 import { liveGrantsOnProject } from "../db/tokens.ts";
-import { recordInTransaction } from "./audit.ts";
-import { type Grant, moveWidensReaders, requirePrincipal } from "./authz.ts";
+import { inTransactionThenAnnounce } from "../db/tx.ts";
+import { recordInTransaction, resolveAndNoteRegion } from "./audit.ts";
+import { authorizePlacement, type Grant, moveWidensReaders, requirePrincipal } from "./authz.ts";
 import type { Caller, Domain } from "./context.ts";
+import { type EphemeralPolicyInput, policyColumns } from "./ephemeral-policy.ts";
 import { alreadyExists, failedPrecondition, permissionDenied } from "./errors.ts";
-import {
-  authorizePlacement,
-  type EphemeralPolicyInput,
-  inChange,
-  lockForChange,
-  policyColumns,
-  regionFor,
-} from "./shared.ts";
+import { lockSecretForChange } from "./secret-lock.ts";
 import {
   normalizePath,
   normalizeTags,
@@ -47,7 +42,7 @@ export async function updateSecret(
   caller: Caller,
   input: UpdateSecretInput,
 ): Promise<SecretView> {
-  const region = regionFor(domain, caller, input.region);
+  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
   const id = validateUuid(input.secretId, "secret_id");
   const set = {
     ...(input.name !== undefined && { name: validateName(input.name) }),
@@ -73,8 +68,8 @@ export async function updateSecret(
     }
   }
   try {
-    return await inChange(domain, region, async (tx) => {
-      const secret = await lockForChange(tx, caller, region.name, id, input.etag);
+    return await inTransactionThenAnnounce(domain, region, async (tx) => {
+      const secret = await lockSecretForChange(tx, caller, region.name, id, input.etag);
       // Moving a secret needs write access where it goes, too, and must not
       // let any token read its payload that cannot read it where it is.
       if (set.path !== undefined) authorizePlacement(caller, secret.projectId, set.path);
@@ -111,10 +106,10 @@ export async function setProtection(
   caller: Caller,
   input: { region: string; secretId: string; etag: string; protected: boolean },
 ): Promise<SecretView> {
-  const region = regionFor(domain, caller, input.region);
+  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
   const id = validateUuid(input.secretId, "secret_id");
-  return inChange(domain, region, async (tx) => {
-    const secret = await lockForChange(tx, caller, region.name, id, input.etag);
+  return inTransactionThenAnnounce(domain, region, async (tx) => {
+    const secret = await lockSecretForChange(tx, caller, region.name, id, input.etag);
     if (secret.protected !== input.protected) {
       await writeSecret(tx, id, { protected: input.protected });
     }

@@ -1,11 +1,13 @@
 import { updateSecret } from "../db/secrets.ts";
+import { inTransactionThenAnnounce } from "../db/tx.ts";
 import { findVersion, updateVersion as writeVersion } from "../db/versions.ts";
-import { recordInTransaction } from "./audit.ts";
+import { recordInTransaction, resolveAndNoteRegion } from "./audit.ts";
 import type { Caller, Domain } from "./context.ts";
+import type { EphemeralAction } from "./ephemeral-policy.ts";
 import { failedPrecondition, invalid } from "./errors.ts";
 import type { VersionView } from "./read-versions.ts";
 import { versionNotFound } from "./read-versions.ts";
-import { type EphemeralAction, inChange, lockForChange, regionFor } from "./shared.ts";
+import { lockSecretForChange } from "./secret-lock.ts";
 import {
   parseRevision,
   validateDescription,
@@ -37,7 +39,7 @@ export async function updateVersion(
   caller: Caller,
   input: UpdateVersionInput,
 ): Promise<VersionView> {
-  const region = regionFor(domain, caller, input.region);
+  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
   const id = validateUuid(input.secretId, "secret_id");
   const ref = parseRevision(input.revision);
   const description =
@@ -54,8 +56,8 @@ export async function updateVersion(
       validateTimeToLive(props.expiresAt.getTime() - Date.now(), "ephemeral_properties.expires_at");
     }
   }
-  return inChange(domain, region, async (tx) => {
-    const secret = await lockForChange(tx, caller, region.name, id, input.etag);
+  return inTransactionThenAnnounce(domain, region, async (tx) => {
+    const secret = await lockSecretForChange(tx, caller, region.name, id, input.etag);
     const version = await findVersion(tx, id, ref);
     if (version === undefined) throw versionNotFound(id, input.revision);
     if (props !== undefined && secret.ephemeralAction === null) {

@@ -2,20 +2,17 @@ import { type SQL, sql } from "drizzle-orm";
 import type { Tx } from "../db/client.ts";
 import type { SecretRow } from "../db/schema.ts";
 import { updateSecret } from "../db/secrets.ts";
+import { inTransactionThenAnnounce } from "../db/tx.ts";
 import { findVersion, updateVersion } from "../db/versions.ts";
-import { recordInTransaction } from "./audit.ts";
+import { recordInTransaction, resolveAndNoteRegion } from "./audit.ts";
 import type { Permission } from "./authz.ts";
 import type { Caller, Domain } from "./context.ts";
+import { propertiesFromPolicy } from "./ephemeral-policy.ts";
 import { failedPrecondition } from "./errors.ts";
 import type { VersionView } from "./read-versions.ts";
 import { versionNotFound } from "./read-versions.ts";
-import {
-  checkRestoreWindow,
-  inChange,
-  lockForChange,
-  propertiesFromPolicy,
-  regionFor,
-} from "./shared.ts";
+import { checkRestoreWindow } from "./restore-window.ts";
+import { lockSecretForChange } from "./secret-lock.ts";
 import { parseRevision, validateUuid } from "./validation.ts";
 
 export interface VersionRef {
@@ -43,11 +40,11 @@ async function transition(
   change: Transition,
   permission: Permission = "write",
 ) {
-  const region = regionFor(domain, caller, input.region);
+  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
   const id = validateUuid(input.secretId, "secret_id");
   const ref = parseRevision(input.revision);
-  return inChange(domain, region, async (tx: Tx) => {
-    const secret = await lockForChange(tx, caller, region.name, id, input.etag, permission);
+  return inTransactionThenAnnounce(domain, region, async (tx: Tx) => {
+    const secret = await lockSecretForChange(tx, caller, region.name, id, input.etag, permission);
     const version = await findVersion(tx, id, ref);
     if (version === undefined) throw versionNotFound(id, input.revision);
     const set = change(version, secret);

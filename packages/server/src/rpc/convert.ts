@@ -19,14 +19,14 @@ import {
   VersionStatus,
 } from "@coffer/api";
 import type { SecretOrder, SecretView } from "../db/secrets.ts";
+import type {
+  EphemeralAction as DomainAction,
+  EphemeralPolicyInput,
+} from "../domain/ephemeral-policy.ts";
 import { invalid } from "../domain/errors.ts";
+import { etagOf } from "../domain/etag.ts";
+import type { SecretKind } from "../domain/payload-types.ts";
 import type { VersionStatus as DomainVersionStatus, VersionView } from "../domain/read-versions.ts";
-import {
-  type EphemeralAction as DomainAction,
-  type EphemeralPolicyInput,
-  etagOf,
-  type SecretKind,
-} from "../domain/shared.ts";
 
 const KIND_OF_TYPE: Record<SecretType, SecretKind | undefined> = {
   [SecretType.UNSPECIFIED]: undefined,

@@ -8,6 +8,7 @@ import {
   readEvents,
   watchState,
 } from "../db/watch-events.ts";
+import { noteFacts, resolveAndNoteRegion } from "../domain/audit.ts";
 import {
   isUnder,
   type Principal,
@@ -19,7 +20,6 @@ import {
 } from "../domain/authz.ts";
 import type { Caller, Domain } from "../domain/context.ts";
 import { invalid, permissionDenied, unavailable } from "../domain/errors.ts";
-import { noteProject, regionFor } from "../domain/shared.ts";
 import { normalizePath, validateName, validateUuid } from "../domain/validation.ts";
 import { epochTag, formatCursor, parseCursor } from "./cursor.ts";
 import { PAGE, type RegionFeed, type Subscriber, type WatchFeeds } from "./feed.ts";
@@ -74,9 +74,9 @@ export function watchSecrets<T>(
   signal: AbortSignal,
   encode: (m: WatchMessage) => T,
 ): AsyncIterableIterator<T> {
-  const region = regionFor(domain, caller, input.region);
+  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
   const projectId = validateUuid(input.projectId, "project_id");
-  noteProject(caller, projectId);
+  noteFacts(caller.audit, { projectId });
   const selectors = compileSelectors(input.selectors);
   const heartbeatMs = heartbeatOf(input.heartbeatMs);
   const since = parseCursor(input.sinceCursor);

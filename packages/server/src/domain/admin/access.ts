@@ -1,6 +1,6 @@
 import type { Db } from "../../db/client.ts";
 import type { StoredGrant } from "../../db/schema.ts";
-import type { AuditFacts } from "../audit.ts";
+import { resolveAndNoteRegion } from "../audit.ts";
 import {
   isGlobalAdmin,
   type Principal,
@@ -10,7 +10,6 @@ import {
 } from "../authz.ts";
 import type { Caller, Domain } from "../context.ts";
 import { invalid, permissionDenied } from "../errors.ts";
-import { regionFor } from "../shared.ts";
 import { validateText } from "../validation.ts";
 
 /**
@@ -28,12 +27,7 @@ export type Administered = "all" | ReadonlySet<string>;
  * in the default region's database. Points the call's audit event there.
  */
 export function home(domain: Domain, caller: Caller): { name: string; db: Db } {
-  return regionFor(domain, caller, "");
-}
-
-/** Adds facts to the call's audit event (the chain writes it for calls that change nothing). */
-export function note(caller: Caller, facts: AuditFacts): void {
-  if (caller.audit !== undefined) Object.assign(caller.audit.facts, facts);
+  return resolveAndNoteRegion(domain, caller.audit, "");
 }
 
 /** What the principal administers; PERMISSION_DENIED when it administers nothing. */

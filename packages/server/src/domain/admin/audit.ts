@@ -1,11 +1,12 @@
 import { listAuditEvents as queryAuditEvents } from "../../db/audit.ts";
 import type { AuditRow } from "../../db/schema.ts";
+import { noteFacts } from "../audit.ts";
 import { requirePrincipal } from "../authz.ts";
 import type { Caller, Domain } from "../context.ts";
 import { invalid, permissionDenied } from "../errors.ts";
 import { openPage } from "../paging.ts";
 import { validateText, validateUuid } from "../validation.ts";
-import { home, note, requireAdmin, requireProjectAdmin } from "./access.ts";
+import { home, requireAdmin, requireProjectAdmin } from "./access.ts";
 import { validateTime } from "./time.ts";
 
 /** The outcomes an event can hold: gRPC's canonical code names. */
@@ -118,7 +119,7 @@ export async function listAuditEvents(
       );
     }
   } else {
-    note(caller, { projectId });
+    noteFacts(caller.audit, { projectId });
     requireProjectAdmin(principal, administered, projectId);
   }
   const { rows, total, next } = await queryAuditEvents(

@@ -11,13 +11,13 @@ import {
 import type { ProjectRow } from "../../db/schema.ts";
 import { countProjectSecrets, destroyProjectSecrets } from "../../db/secrets.ts";
 import { inTransaction } from "../../db/tx.ts";
-import { recordInTransaction } from "../audit.ts";
+import { noteFacts, recordInTransaction } from "../audit.ts";
 import { projectNotFound, requireGlobalAdmin, requirePrincipal } from "../authz.ts";
 import type { Caller, Domain } from "../context.ts";
 import { alreadyExists, failedPrecondition } from "../errors.ts";
 import { openPage, type PageInput } from "../paging.ts";
 import { validateUuid } from "../validation.ts";
-import { home, note, requireAdmin, requireProjectAdmin, validateLabel } from "./access.ts";
+import { home, requireAdmin, requireProjectAdmin, validateLabel } from "./access.ts";
 
 /** A project name taken by another project: names are unique per installation. */
 function nameTaken(err: unknown, name: string): unknown {
@@ -60,7 +60,7 @@ export async function updateProject(
   const region = home(domain, caller);
   const administered = requireAdmin(caller.principal);
   const projectId = validateUuid(input.projectId, "project_id");
-  note(caller, { projectId });
+  noteFacts(caller.audit, { projectId });
   requireProjectAdmin(requirePrincipal(caller.principal), administered, projectId);
   const name = validateLabel(input.name);
   try {
@@ -91,8 +91,9 @@ export interface TokenHooks {
  * destroyed for good first, region by region.
  *
  * The project's row is locked for update for the whole call: secret
- * creation holds a share lock on it (inProjectChange), so no secret can be
- * created in the project between the count and the delete. Each region's
+ * creation holds a share lock on it (inProjectTransaction in
+ * create-secret.ts), so no secret can be created in the project between the
+ * count and the delete. Each region's
  * destruction commits on its own (regions are separate databases): if the
  * call fails half way, the project is still there and the call can be
  * repeated.
@@ -105,7 +106,7 @@ export async function deleteProject(
 ): Promise<{ project: ProjectRow; destroyedSecrets: number; updatedTokens: number }> {
   const homeRegion = home(domain, caller);
   const projectId = validateUuid(input.projectId, "project_id");
-  note(caller, { projectId });
+  noteFacts(caller.audit, { projectId });
   requireGlobalAdmin(requirePrincipal(caller.principal));
   const result = await inTransaction(homeRegion.db, async (tx) => {
     const project = await lockProject(tx, projectId);

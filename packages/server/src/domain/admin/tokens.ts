@@ -12,7 +12,7 @@ import {
   revokeToken as revokeTokenRow,
 } from "../../db/tokens.ts";
 import { inTransaction } from "../../db/tx.ts";
-import { auditRow, recordInTransaction } from "../audit.ts";
+import { auditRow, noteFacts, recordInTransaction } from "../audit.ts";
 import { projectNotFound, requirePrincipal } from "../authz.ts";
 import type { Caller, Domain } from "../context.ts";
 import {
@@ -28,7 +28,6 @@ import {
   home,
   isRole,
   mayManage,
-  note,
   ROLE_NAMES,
   requireAdmin,
   requireProjectAdmin,
@@ -219,7 +218,7 @@ export async function listTokens(
     ["ts", "uuid"],
   );
   if (projectId !== undefined) {
-    note(caller, { projectId });
+    noteFacts(caller.audit, { projectId });
     requireProjectAdmin(principal, administered, projectId);
   }
   const { rows, total, next } = await queryTokens(
@@ -272,7 +271,7 @@ export async function revokeToken(
     const found = await findToken(tx, id);
     if (found === undefined || !mayManage(administered, found.grants)) throw tokenNotFound(id);
     const projectId = auditProject(found.grants);
-    if (projectId !== undefined) note(caller, { projectId });
+    if (projectId !== undefined) noteFacts(caller.audit, { projectId });
     const revoked = await revokeTokenRow(tx, id);
     if (revoked === undefined) {
       throw failedPrecondition(
