@@ -1,5 +1,6 @@
-import { type SQL, sql } from "drizzle-orm";
-import type { PgColumn } from "drizzle-orm/pg-core";
+import { and, asc, desc, type SQL, sql } from "drizzle-orm";
+import type { PgColumn, PgSelect, PgTable } from "drizzle-orm/pg-core";
+import type { Executor } from "./client.ts";
 
 /**
  * Keyset paging, shared by every list query. A page after a key reads the
@@ -12,6 +13,13 @@ import type { PgColumn } from "drizzle-orm/pg-core";
 export type KeyValue = string | number;
 /** How a key value is typed in SQL: text, uuid, timestamp (microseconds, UTC ISO text), int. */
 export type KeyKind = "text" | "uuid" | "ts" | "int";
+
+/** A list's order: its columns (the id last, as tiebreaker), their SQL kinds, and the direction they all run. */
+export interface SortKey {
+  columns: (PgColumn | SQL)[];
+  kinds: KeyKind[];
+  direction: "asc" | "desc";
+}
 
 /** The page a list query reads: an offset (page numbers) or the key to start after. */
 export interface PageWindow {
@@ -74,4 +82,45 @@ export function cutPage<R>(
   return last === undefined
     ? { rows: page, more: true }
     : { rows: page, more: true, next: keyOf(last) };
+}
+
+/** A list query: what `readPage` reads, and how. */
+export interface ListQuery<T extends PgSelect> {
+  /** The select from `table`, made dynamic; readPage adds the filter, order and window. */
+  select: T;
+  table: PgTable;
+  where: SQL | undefined;
+  sort: SortKey;
+  /** A row's sort key, for the next page's token. */
+  keyOf: (row: Awaited<T>[number]) => KeyValue[];
+}
+
+/**
+ * One page of a list, with the total over all pages: the rows `where`
+ * matches after the page's key (or from its offset) in the sort key's order,
+ * read one past the page to tell whether more follow (cutPage), and the
+ * count of every row `where` matches.
+ */
+export async function readPage<T extends PgSelect>(
+  ex: Executor,
+  query: ListQuery<T>,
+  page: PageWindow,
+): Promise<{ rows: Awaited<T>[number][]; total: number; more: boolean; next?: KeyValue[] }> {
+  const { where, sort } = query;
+  const [rows, [count]] = await Promise.all([
+    query.select
+      .where(
+        page.after === undefined
+          ? where
+          : and(where, afterKey(sort.columns, sort.kinds, page.after, sort.direction)),
+      )
+      .orderBy(...sort.columns.map((c) => (sort.direction === "asc" ? asc(c) : desc(c))))
+      .offset(page.offset)
+      .limit(page.limit + 1),
+    ex
+      .select({ n: sql<number>`count(*)`.mapWith(Number) })
+      .from(query.table)
+      .where(where),
+  ]);
+  return { ...cutPage(rows, page.limit, query.keyOf), total: count?.n ?? 0 };
 }

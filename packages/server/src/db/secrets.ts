@@ -1,25 +1,15 @@
-import {
-  and,
-  asc,
-  desc,
-  eq,
-  getTableColumns,
-  isNotNull,
-  isNull,
-  or,
-  type SQL,
-  sql,
-} from "drizzle-orm";
+import { and, eq, getTableColumns, isNotNull, isNull, or, type SQL, sql } from "drizzle-orm";
 import type { PgColumn, PgUpdateSetSource } from "drizzle-orm/pg-core";
 import { executeRendered, render } from "./access.ts";
 import type { Executor } from "./client.ts";
 import {
-  afterKey,
   cutPage,
   type KeyKind,
   type KeyValue,
   microsText,
   type PageWindow,
+  readPage,
+  type SortKey,
 } from "./keyset.ts";
 import { rowsOf } from "./migrate.ts";
 import { type SecretRow, secrets, secretVersions } from "./schema.ts";
@@ -192,12 +182,6 @@ function filterSql(f: SecretFilter): SQL | undefined {
   return and(...conds);
 }
 
-interface SortKey {
-  columns: (PgColumn | SQL)[];
-  kinds: KeyKind[];
-  direction: "asc" | "desc";
-}
-
 /** A sort key in either direction. */
 const sortKey =
   (columns: (PgColumn | SQL)[], kinds: KeyKind[]) =>
@@ -243,37 +227,25 @@ export async function listSecrets(
   order: SecretOrder,
   page: PageWindow,
 ): Promise<{ rows: SecretView[]; total: number; more: boolean; next?: KeyValue[] }> {
-  const where = filterSql(filter);
-  const o = ORDER[order];
-  const sortSql = o.columns.map((c) => (o.direction === "asc" ? asc(c) : desc(c)));
-  const [rows, [count]] = await Promise.all([
-    ex
-      .select({
-        ...view,
-        createdAtKey: microsText(secrets.createdAt),
-        updatedAtKey: microsText(secrets.updatedAt),
-      })
-      .from(secrets)
-      .where(
-        page.after === undefined
-          ? where
-          : and(where, afterKey(o.columns, o.kinds, page.after, o.direction)),
-      )
-      .orderBy(...sortSql)
-      .offset(page.offset)
-      .limit(page.limit + 1),
-    ex
-      .select({ n: sql<number>`count(*)`.mapWith(Number) })
-      .from(secrets)
-      .where(where),
-  ]);
-  const cut = cutPage(rows as ListedSecret[], page.limit, (r) => secretKey(r, order));
-  return {
-    rows: cut.rows.map(({ createdAtKey: _c, updatedAtKey: _u, ...secret }) => secret),
-    total: count?.n ?? 0,
-    more: cut.more,
-    ...(cut.next && { next: cut.next }),
-  };
+  const { rows, ...rest } = await readPage(
+    ex,
+    {
+      select: ex
+        .select({
+          ...view,
+          createdAtKey: microsText(secrets.createdAt),
+          updatedAtKey: microsText(secrets.updatedAt),
+        })
+        .from(secrets)
+        .$dynamic(),
+      table: secrets,
+      where: filterSql(filter),
+      sort: ORDER[order],
+      keyOf: (r) => secretKey(r, order),
+    },
+    page,
+  );
+  return { rows: rows.map(({ createdAtKey: _c, updatedAtKey: _u, ...secret }) => secret), ...rest };
 }
 
 /** The folders directly under `prefix`, with the number of live secrets in and below each. */

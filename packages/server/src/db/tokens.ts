@@ -1,17 +1,6 @@
-import {
-  and,
-  desc,
-  eq,
-  getTableColumns,
-  gt,
-  inArray,
-  isNull,
-  or,
-  type SQL,
-  sql,
-} from "drizzle-orm";
+import { and, eq, getTableColumns, gt, inArray, isNull, or, type SQL, sql } from "drizzle-orm";
 import type { Executor } from "./client.ts";
-import { afterKey, cutPage, type KeyValue, microsText, type PageWindow } from "./keyset.ts";
+import { type KeyValue, microsText, type PageWindow, readPage } from "./keyset.ts";
 import { rowsOf } from "./migrate.ts";
 import { type StoredGrant, type TokenRow, tokens } from "./schema.ts";
 
@@ -170,29 +159,21 @@ export async function listTokens(
   page: PageWindow,
 ): Promise<{ rows: TokenRow[]; total: number; next?: KeyValue[] }> {
   const where = filterSql(filter);
-  const [rows, [count]] = await Promise.all([
-    ex
-      .select({ ...getTableColumns(tokens), createdAtKey: microsText(tokens.createdAt) })
-      .from(tokens)
-      .where(
-        page.after === undefined
-          ? where
-          : and(where, afterKey([tokens.createdAt, tokens.id], ["ts", "uuid"], page.after, "desc")),
-      )
-      .orderBy(desc(tokens.createdAt), desc(tokens.id))
-      .offset(page.offset)
-      .limit(page.limit + 1),
-    ex
-      .select({ n: sql<number>`count(*)`.mapWith(Number) })
-      .from(tokens)
-      .where(where),
-  ]);
-  const cut = cutPage(rows, page.limit, (r) => [r.createdAtKey, r.id]);
-  return {
-    rows: cut.rows.map(({ createdAtKey: _, ...row }) => row),
-    total: count?.n ?? 0,
-    ...(cut.next && { next: cut.next }),
-  };
+  const { rows, total, next } = await readPage(
+    ex,
+    {
+      select: ex
+        .select({ ...getTableColumns(tokens), createdAtKey: microsText(tokens.createdAt) })
+        .from(tokens)
+        .$dynamic(),
+      table: tokens,
+      where,
+      sort: { columns: [tokens.createdAt, tokens.id], kinds: ["ts", "uuid"], direction: "desc" },
+      keyOf: (r) => [r.createdAtKey, r.id],
+    },
+    page,
+  );
+  return { rows: rows.map(({ createdAtKey: _, ...row }) => row), total, ...(next && { next }) };
 }
 
 /**

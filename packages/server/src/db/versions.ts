@@ -3,7 +3,7 @@ import type { PgInsertValue, PgUpdateSetSource } from "drizzle-orm/pg-core";
 import { executeRendered, render } from "./access.ts";
 import { okEventInsert, type StatementAudit, statementAuditValues } from "./audit.ts";
 import type { Executor } from "./client.ts";
-import { afterKey, cutPage, type KeyValue, type PageWindow } from "./keyset.ts";
+import { type KeyValue, type PageWindow, readPage } from "./keyset.ts";
 import { rowsOf } from "./migrate.ts";
 import { secrets, secretVersions, type VersionRow } from "./schema.ts";
 import { expiresIn, servableIn } from "./version-rules.ts";
@@ -157,26 +157,18 @@ export async function listVersions(
   statuses: string[],
   page: PageWindow,
 ): Promise<{ rows: (VersionMeta & { latest: boolean })[]; total: number; next?: KeyValue[] }> {
-  const where = and(eq(secretVersions.secretId, secretId), inArray(effectiveStatus, statuses));
-  const [rows, [count]] = await Promise.all([
-    ex
-      .select(versionView)
-      .from(secretVersions)
-      .where(
-        page.after === undefined
-          ? where
-          : and(where, afterKey([secretVersions.revision], ["int"], page.after, "desc")),
-      )
-      .orderBy(desc(secretVersions.revision))
-      .offset(page.offset)
-      .limit(page.limit + 1),
-    ex
-      .select({ n: sql<number>`count(*)`.mapWith(Number) })
-      .from(secretVersions)
-      .where(where),
-  ]);
-  const cut = cutPage(rows, page.limit, (r) => [r.revision]);
-  return { rows: cut.rows, total: count?.n ?? 0, ...(cut.next && { next: cut.next }) };
+  const { rows, total, next } = await readPage(
+    ex,
+    {
+      select: ex.select(versionView).from(secretVersions).$dynamic(),
+      table: secretVersions,
+      where: and(eq(secretVersions.secretId, secretId), inArray(effectiveStatus, statuses)),
+      sort: { columns: [secretVersions.revision], kinds: ["int"], direction: "desc" },
+      keyOf: (r) => [r.revision],
+    },
+    page,
+  );
+  return { rows, total, ...(next && { next }) };
 }
 
 /** The number of a secret's versions whose payload is not destroyed (status other than `deleted`). */
