@@ -1,6 +1,6 @@
 import { and, eq, getTableColumns, gte, lt, type SQL, sql } from "drizzle-orm";
 import type { Executor } from "./client.ts";
-import { type KeyValue, microsText, type PageWindow, readPage } from "./keyset.ts";
+import { type KeyValue, type PageWindow, readPage } from "./keyset.ts";
 import { type AuditRow, auditEvents } from "./schema.ts";
 
 export interface AuditFilter {
@@ -33,13 +33,10 @@ export async function listAuditEvents(
     f.start === undefined ? undefined : gte(auditEvents.time, f.start),
     f.end === undefined ? undefined : lt(auditEvents.time, f.end),
   );
-  const { rows, total, next } = await readPage(
+  return readPage(
     ex,
     {
-      select: ex
-        .select({ ...getTableColumns(auditEvents), timeKey: microsText(auditEvents.time) })
-        .from(auditEvents)
-        .$dynamic(),
+      fields: getTableColumns(auditEvents),
       table: auditEvents,
       where,
       sort: {
@@ -47,11 +44,9 @@ export async function listAuditEvents(
         kinds: ["ts", "uuid"],
         direction: "desc",
       },
-      keyOf: (r) => [r.timeKey, r.id],
     },
     page,
   );
-  return { rows: rows.map(({ timeKey: _, ...row }) => row), total, ...(next && { next }) };
 }
 
 /** An audit event as it is inserted; the database fills in `time` and `count` when absent. */

@@ -1,4 +1,4 @@
-import { eq, inArray, sql } from "drizzle-orm";
+import { eq, getTableColumns, inArray, sql } from "drizzle-orm";
 import type { Executor } from "./client.ts";
 import { type KeyValue, type PageWindow, readPage } from "./keyset.ts";
 import { rowsOf } from "./migrate.ts";
@@ -40,18 +40,16 @@ export async function listProjects(
 ): Promise<{ rows: ProjectRow[]; total: number; next?: KeyValue[] }> {
   if (ids !== "all" && ids.length === 0) return { rows: [], total: 0 };
   const where = ids === "all" ? undefined : inArray(projects.id, [...ids]);
-  const { rows, total, next } = await readPage(
+  return readPage(
     ex,
     {
-      select: ex.select().from(projects).$dynamic(),
+      fields: getTableColumns(projects),
       table: projects,
       where,
       sort: { columns: [projects.name, projects.id], kinds: ["text", "uuid"], direction: "asc" },
-      keyOf: (r) => [r.name, r.id],
     },
     page,
   );
-  return { rows, total, ...(next && { next }) };
 }
 
 /**

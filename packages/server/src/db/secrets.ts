@@ -6,7 +6,6 @@ import {
   cutPage,
   type KeyKind,
   type KeyValue,
-  microsText,
   type PageWindow,
   readPage,
   type SortKey,
@@ -208,15 +207,6 @@ export function secretOrderKinds(order: SecretOrder): KeyKind[] {
   return ORDER[order].kinds;
 }
 
-/** A listed secret with the microsecond timestamps its sort keys need. */
-type ListedSecret = SecretView & { createdAtKey: string; updatedAtKey: string };
-
-/** A secret's sort key in an order. */
-function secretKey(row: ListedSecret, order: SecretOrder): KeyValue[] {
-  if (order.startsWith("name")) return [row.name, row.path, row.id];
-  return [order.startsWith("created") ? row.createdAtKey : row.updatedAtKey, row.id];
-}
-
 /**
  * One page of secrets, with the total over all pages and, when more rows
  * follow, the sort key of the page's last row.
@@ -227,25 +217,11 @@ export async function listSecrets(
   order: SecretOrder,
   page: PageWindow,
 ): Promise<{ rows: SecretView[]; total: number; more: boolean; next?: KeyValue[] }> {
-  const { rows, ...rest } = await readPage(
+  return readPage(
     ex,
-    {
-      select: ex
-        .select({
-          ...view,
-          createdAtKey: microsText(secrets.createdAt),
-          updatedAtKey: microsText(secrets.updatedAt),
-        })
-        .from(secrets)
-        .$dynamic(),
-      table: secrets,
-      where: filterSql(filter),
-      sort: ORDER[order],
-      keyOf: (r) => secretKey(r, order),
-    },
+    { fields: view, table: secrets, where: filterSql(filter), sort: ORDER[order] },
     page,
   );
-  return { rows: rows.map(({ createdAtKey: _c, updatedAtKey: _u, ...secret }) => secret), ...rest };
 }
 
 /** The folders directly under `prefix`, with the number of live secrets in and below each. */

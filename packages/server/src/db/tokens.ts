@@ -1,6 +1,6 @@
 import { and, eq, getTableColumns, gt, inArray, isNull, or, type SQL, sql } from "drizzle-orm";
 import type { Executor } from "./client.ts";
-import { type KeyValue, microsText, type PageWindow, readPage } from "./keyset.ts";
+import { type KeyValue, type PageWindow, readPage } from "./keyset.ts";
 import { rowsOf } from "./migrate.ts";
 import { type StoredGrant, type TokenRow, tokens } from "./schema.ts";
 
@@ -158,22 +158,16 @@ export async function listTokens(
   filter: TokenFilter,
   page: PageWindow,
 ): Promise<{ rows: TokenRow[]; total: number; next?: KeyValue[] }> {
-  const where = filterSql(filter);
-  const { rows, total, next } = await readPage(
+  return readPage(
     ex,
     {
-      select: ex
-        .select({ ...getTableColumns(tokens), createdAtKey: microsText(tokens.createdAt) })
-        .from(tokens)
-        .$dynamic(),
+      fields: getTableColumns(tokens),
       table: tokens,
-      where,
+      where: filterSql(filter),
       sort: { columns: [tokens.createdAt, tokens.id], kinds: ["ts", "uuid"], direction: "desc" },
-      keyOf: (r) => [r.createdAtKey, r.id],
     },
     page,
   );
-  return { rows: rows.map(({ createdAtKey: _, ...row }) => row), total, ...(next && { next }) };
 }
 
 /**

@@ -157,18 +157,16 @@ export async function listVersions(
   statuses: string[],
   page: PageWindow,
 ): Promise<{ rows: (VersionMeta & { latest: boolean })[]; total: number; next?: KeyValue[] }> {
-  const { rows, total, next } = await readPage(
+  return readPage(
     ex,
     {
-      select: ex.select(versionView).from(secretVersions).$dynamic(),
+      fields: versionView,
       table: secretVersions,
       where: and(eq(secretVersions.secretId, secretId), inArray(effectiveStatus, statuses)),
       sort: { columns: [secretVersions.revision], kinds: ["int"], direction: "desc" },
-      keyOf: (r) => [r.revision],
     },
     page,
   );
-  return { rows, total, ...(next && { next }) };
 }
 
 /** The number of a secret's versions whose payload is not destroyed (status other than `deleted`). */
