@@ -25,40 +25,39 @@ const versionCount =
 
 const view = { ...getTableColumns(secrets), versionCount };
 
+/** The secret `where` selects (at most one), or undefined. */
+async function findView(ex: Executor, where: SQL | undefined): Promise<SecretView | undefined> {
+  const [row] = await ex.select(view).from(secrets).where(where);
+  return row;
+}
+
 /** A secret by id in a region, or undefined. */
-export async function findSecret(
+export function findSecret(
   ex: Executor,
   region: string,
   id: string,
 ): Promise<SecretView | undefined> {
-  const [row] = await ex
-    .select(view)
-    .from(secrets)
-    .where(and(eq(secrets.id, id), eq(secrets.region, region)));
-  return row;
+  return findView(ex, and(eq(secrets.id, id), eq(secrets.region, region)));
 }
 
 /** A live (not scheduled for deletion) secret by its address, or undefined. */
-export async function findSecretByPath(
+export function findSecretByPath(
   ex: Executor,
   region: string,
   projectId: string,
   path: string,
   name: string,
 ): Promise<SecretView | undefined> {
-  const [row] = await ex
-    .select(view)
-    .from(secrets)
-    .where(
-      and(
-        eq(secrets.projectId, projectId),
-        eq(secrets.region, region),
-        eq(secrets.path, path),
-        eq(secrets.name, name),
-        isNull(secrets.deletionRequestedAt),
-      ),
-    );
-  return row;
+  return findView(
+    ex,
+    and(
+      eq(secrets.projectId, projectId),
+      eq(secrets.region, region),
+      eq(secrets.path, path),
+      eq(secrets.name, name),
+      isNull(secrets.deletionRequestedAt),
+    ),
+  );
 }
 
 /**
@@ -111,7 +110,7 @@ export async function updateSecret(
 
 /** Re-reads a secret with its version count, after a change in this transaction. */
 export async function getSecretView(ex: Executor, id: string): Promise<SecretView> {
-  const [row] = await ex.select(view).from(secrets).where(eq(secrets.id, id));
+  const row = await findView(ex, eq(secrets.id, id));
   if (row === undefined) throw new Error(`secret ${id} vanished inside its transaction`);
   return row;
 }
@@ -156,6 +155,14 @@ export function inScopes(scopes: Scope[] | "all"): SQL | undefined {
   if (scopes === "all") return undefined;
   if (scopes.length === 0) return sql`false`;
   return or(...scopes.map((s) => and(eq(secrets.projectId, s.projectId), underPath(s.pathPrefix))));
+}
+
+/**
+ * A project's live (not scheduled for deletion) secrets in a region, inside
+ * the caller's scopes: what folders, tags and types are drawn from.
+ */
+function liveInProject(region: string, projectId: string, scopes: Scope[] | "all"): SQL {
+  return sql`(${secrets.region} = ${region} and ${secrets.projectId} = ${projectId} and ${secrets.deletionRequestedAt} is null and ${inScopes(scopes) ?? sql`true`})`;
 }
 
 function filterSql(f: SecretFilter): SQL | undefined {
@@ -243,10 +250,7 @@ export async function listFolders(
     .from(secrets)
     .where(
       and(
-        eq(secrets.region, region),
-        eq(secrets.projectId, projectId),
-        isNull(secrets.deletionRequestedAt),
-        inScopes(scopes),
+        liveInProject(region, projectId, scopes),
         prefix === "/"
           ? sql`${secrets.path} <> '/'`
           : sql`starts_with(${secrets.path}, ${`${prefix}/`})`,
@@ -268,8 +272,7 @@ export async function listTags(
 ): Promise<{ tags: string[]; total: number; next?: KeyValue[] }> {
   const distinct = sql`
     select distinct unnest(${secrets.tags}) as tag from ${secrets}
-    where ${secrets.region} = ${region} and ${secrets.projectId} = ${projectId}
-      and ${secrets.deletionRequestedAt} is null and ${inScopes(scopes) ?? sql`true`}`;
+    where ${liveInProject(region, projectId, scopes)}`;
   // The total is counted on its own: a window count on the page's rows would
   // say 0 for a page past the end.
   const after = page.after === undefined ? sql`true` : sql`tag > ${page.after[0]}::text`;
@@ -304,10 +307,7 @@ export async function listTypes(
     .from(secrets)
     .where(
       and(
-        eq(secrets.region, region),
-        eq(secrets.projectId, projectId),
-        isNull(secrets.deletionRequestedAt),
-        inScopes(scopes),
+        liveInProject(region, projectId, scopes),
         after === undefined ? undefined : sql`${secrets.type} > ${after}::text`,
       ),
     )
