@@ -12,7 +12,7 @@ import { createToken, listTokens, revokeToken } from "../domain/admin/tokens.ts"
 import type { Domain } from "../domain/context.ts";
 import type { RingSource } from "../domain/rotate-keys.ts";
 import { callerOf } from "./chain.ts";
-import { timestampFromProto } from "./convert.ts";
+import { pageToProto, timestampFromProto } from "./convert.ts";
 import {
   auditEventToProto,
   grantsFromProto,
@@ -52,11 +52,7 @@ export function adminService(
     },
     async listProjects(req, ctx) {
       const r = await listProjects(domain, callerOf(ctx), req);
-      return {
-        projects: r.projects.map(projectToProto),
-        totalCount: BigInt(r.totalCount),
-        nextPageToken: r.nextPageToken,
-      };
+      return { projects: r.projects.map(projectToProto), ...pageToProto(r) };
     },
     async updateProject(req, ctx) {
       return { project: projectToProto(await updateProject(domain, callerOf(ctx), req)) };
@@ -83,11 +79,7 @@ export function adminService(
     },
     async listTokens(req, ctx) {
       const r = await listTokens(domain, callerOf(ctx), req);
-      return {
-        tokens: r.tokens.map(tokenToProto),
-        totalCount: BigInt(r.totalCount),
-        nextPageToken: r.nextPageToken,
-      };
+      return { tokens: r.tokens.map(tokenToProto), ...pageToProto(r) };
     },
     async revokeToken(req, ctx) {
       const token = await revokeToken(domain, callerOf(ctx), req, (ids) => deps.tokensRevoked(ids));
@@ -95,23 +87,11 @@ export function adminService(
     },
     async listAuditEvents(req, ctx) {
       const r = await listAuditEvents(domain, callerOf(ctx), {
-        region: req.region,
-        projectId: req.projectId,
-        secretId: req.secretId,
-        tokenId: req.tokenId,
-        method: req.method,
-        outcome: req.outcome,
-        ...(req.startTime && { startTime: timestampFromProto(req.startTime, "start_time") }),
-        ...(req.endTime && { endTime: timestampFromProto(req.endTime, "end_time") }),
-        page: req.page,
-        pageSize: req.pageSize,
-        pageToken: req.pageToken,
+        ...req,
+        startTime: req.startTime && timestampFromProto(req.startTime, "start_time"),
+        endTime: req.endTime && timestampFromProto(req.endTime, "end_time"),
       });
-      return {
-        events: r.events.map(auditEventToProto),
-        totalCount: BigInt(r.totalCount),
-        nextPageToken: r.nextPageToken,
-      };
+      return { events: r.events.map(auditEventToProto), ...pageToProto(r) };
     },
     async rotateMasterKey(_req, ctx) {
       const r = await rotateMasterKeyAsAdmin(domain, callerOf(ctx), deps.keys);

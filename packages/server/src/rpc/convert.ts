@@ -28,7 +28,28 @@ import { etagOf } from "../domain/etag.ts";
 import type { SecretKind } from "../domain/payload-types.ts";
 import type { VersionStatus as DomainVersionStatus, VersionView } from "../domain/read-versions.ts";
 
-const KIND_OF_TYPE: Record<SecretType, SecretKind | undefined> = {
+/**
+ * A proto enum and the domain's names for its values, converted both ways: a
+ * value the table lacks is refused, naming the request's field; a name it
+ * lacks is UNSPECIFIED (0).
+ */
+export function enumNames<P extends number, D>(
+  what: string,
+  names: Record<P, D>,
+): { fromProto: (value: P, field: string) => D; toProto: (name: string | null) => P } {
+  const byName = new Map<unknown, P>(
+    Object.entries(names).map(([value, name]) => [name, Number(value) as P]),
+  );
+  return {
+    fromProto: (value, field) => {
+      if (!Object.hasOwn(names, value)) throw invalid(field, `unknown ${what} ${value}`);
+      return names[value];
+    },
+    toProto: (name) => byName.get(name) ?? (0 as P),
+  };
+}
+
+const SECRET_TYPES = enumNames<SecretType, SecretKind | undefined>("secret type", {
   [SecretType.UNSPECIFIED]: undefined,
   [SecretType.OPAQUE]: "opaque",
   [SecretType.CERTIFICATE]: "certificate",
@@ -36,42 +57,17 @@ const KIND_OF_TYPE: Record<SecretType, SecretKind | undefined> = {
   [SecretType.BASIC_CREDENTIALS]: "basic_credentials",
   [SecretType.DATABASE_CREDENTIALS]: "database_credentials",
   [SecretType.SSH_KEY]: "ssh_key",
-};
-
-const TYPE_OF_KIND = Object.fromEntries(
-  Object.entries(KIND_OF_TYPE)
-    .filter(([, kind]) => kind !== undefined)
-    .map(([type, kind]) => [kind, Number(type) as SecretType]),
-) as Record<SecretKind, SecretType>;
+});
 
 /** A request's secret type; UNSPECIFIED is undefined (opaque on create, any in filters). */
-export function kindFromType(type: SecretType, field = "type"): SecretKind | undefined {
-  if (!(type in KIND_OF_TYPE)) throw invalid(field, `unknown secret type ${type}`);
-  return KIND_OF_TYPE[type];
-}
+export const kindFromType = SECRET_TYPES.fromProto;
+export const typeFromKind = SECRET_TYPES.toProto;
 
-export function typeFromKind(kind: string): SecretType {
-  return TYPE_OF_KIND[kind as SecretKind] ?? SecretType.UNSPECIFIED;
-}
-
-function actionFromProto(action: EphemeralAction, field: string): DomainAction | undefined {
-  switch (action) {
-    case EphemeralAction.UNSPECIFIED:
-      return undefined;
-    case EphemeralAction.DISABLE:
-      return "disable";
-    case EphemeralAction.DELETE:
-      return "delete";
-    default:
-      throw invalid(field, `unknown ephemeral action ${action}`);
-  }
-}
-
-function actionToProto(action: string | null): EphemeralAction {
-  if (action === "delete") return EphemeralAction.DELETE;
-  if (action === "disable") return EphemeralAction.DISABLE;
-  return EphemeralAction.UNSPECIFIED;
-}
+const ACTIONS = enumNames<EphemeralAction, DomainAction | undefined>("ephemeral action", {
+  [EphemeralAction.UNSPECIFIED]: undefined,
+  [EphemeralAction.DISABLE]: "disable",
+  [EphemeralAction.DELETE]: "delete",
+});
 
 /** A Duration as milliseconds, refusing negative or sub-millisecond-garbage values by name. */
 function durationToMs(d: Duration, field: string): number {
@@ -81,15 +77,25 @@ function durationToMs(d: Duration, field: string): number {
   return durationMs(d);
 }
 
+/**
+ * What an ephemeral policy and a version's ephemeral properties both say:
+ * whether one access consumes, and the action on expiry (unset: left to the
+ * domain), from the request's `message`.
+ */
+function onceAndAction(
+  p: { expiresOnceAccessed: boolean; action: EphemeralAction },
+  message: string,
+): { expiresOnceAccessed: boolean; action?: DomainAction } {
+  const action = ACTIONS.fromProto(p.action, `${message}.action`);
+  return { expiresOnceAccessed: p.expiresOnceAccessed, ...(action && { action }) };
+}
+
 export function policyFromProto(p: EphemeralPolicy | undefined): EphemeralPolicyInput | undefined {
   if (p === undefined) return undefined;
-  const action = actionFromProto(p.action, "ephemeral_policy.action");
+  const limits = onceAndAction(p, "ephemeral_policy");
   return {
-    ...(p.timeToLive && {
-      ttlMs: durationToMs(p.timeToLive, "ephemeral_policy.time_to_live"),
-    }),
-    expiresOnceAccessed: p.expiresOnceAccessed,
-    ...(action && { action }),
+    ...(p.timeToLive && { ttlMs: durationToMs(p.timeToLive, "ephemeral_policy.time_to_live") }),
+    ...limits,
   };
 }
 
@@ -109,17 +115,25 @@ export function timestampFromProto(t: Timestamp, field: string): Date {
 
 export function propertiesFromProto(p: EphemeralProperties | undefined) {
   if (p === undefined) return undefined;
-  const action = actionFromProto(p.action, "ephemeral_properties.action");
+  const limits = onceAndAction(p, "ephemeral_properties");
   return {
     ...(p.expiresAt && {
       expiresAt: timestampFromProto(p.expiresAt, "ephemeral_properties.expires_at"),
     }),
-    expiresOnceAccessed: p.expiresOnceAccessed,
-    ...(action && { action }),
+    ...limits,
   };
 }
 
-const ts = (d: Date | null): Timestamp | undefined =>
+/** The paging fields of a list's answer. */
+export function pageToProto(page: { totalCount: number; nextPageToken: string }): {
+  totalCount: bigint;
+  nextPageToken: string;
+} {
+  return { totalCount: BigInt(page.totalCount), nextPageToken: page.nextPageToken };
+}
+
+/** A nullable time as an optional Timestamp. */
+export const optionalTimestamp = (d: Date | null): Timestamp | undefined =>
   d === null ? undefined : timestampFromDate(d);
 
 export function secretToProto(s: SecretView): MessageInitShape<typeof SecretSchema> {
@@ -137,14 +151,14 @@ export function secretToProto(s: SecretView): MessageInitShape<typeof SecretSche
       ephemeralPolicy: {
         ...(s.ttlMs !== null && { timeToLive: durationFromMs(s.ttlMs) }),
         expiresOnceAccessed: s.expiresOnceAccessed ?? false,
-        action: actionToProto(s.ephemeralAction),
+        action: ACTIONS.toProto(s.ephemeralAction),
       },
     }),
     status: s.deletionRequestedAt === null ? SecretStatus.READY : SecretStatus.LOCKED,
     versionCount: s.versionCount,
     createdAt: timestampFromDate(s.createdAt),
     updatedAt: timestampFromDate(s.updatedAt),
-    deletionRequestedAt: ts(s.deletionRequestedAt),
+    deletionRequestedAt: optionalTimestamp(s.deletionRequestedAt),
     etag: etagOf(s),
   };
 }
@@ -175,21 +189,21 @@ export function versionToProto(v: VersionView): MessageInitShape<typeof SecretVe
     latest: v.latest,
     ...(v.ephemeralAction !== null && {
       ephemeralProperties: {
-        expiresAt: ts(v.expiresAt),
+        expiresAt: optionalTimestamp(v.expiresAt),
         expiresOnceAccessed: v.expiresOnceAccessed ?? false,
-        action: actionToProto(v.ephemeralAction),
+        action: ACTIONS.toProto(v.ephemeralAction),
       },
     }),
     createdAt: timestampFromDate(v.createdAt),
     updatedAt: timestampFromDate(v.updatedAt),
-    deletionRequestedAt: ts(v.deletionRequestedAt),
-    deletedAt: ts(v.deletedAt),
+    deletionRequestedAt: optionalTimestamp(v.deletionRequestedAt),
+    deletedAt: optionalTimestamp(v.deletedAt),
     // data_crc32 is never set here: the checksum travels only with the
     // payload (AccessSecretVersion), since it reveals a short payload.
   };
 }
 
-const ORDER: Record<ListSecretsOrderBy, SecretOrder> = {
+const ORDERS = enumNames<ListSecretsOrderBy, SecretOrder>("order", {
   [ListSecretsOrderBy.UNSPECIFIED]: "name_asc",
   [ListSecretsOrderBy.NAME_ASC]: "name_asc",
   [ListSecretsOrderBy.NAME_DESC]: "name_desc",
@@ -197,10 +211,8 @@ const ORDER: Record<ListSecretsOrderBy, SecretOrder> = {
   [ListSecretsOrderBy.CREATED_AT_DESC]: "created_at_desc",
   [ListSecretsOrderBy.UPDATED_AT_ASC]: "updated_at_asc",
   [ListSecretsOrderBy.UPDATED_AT_DESC]: "updated_at_desc",
-};
+});
 
 export function orderFromProto(o: ListSecretsOrderBy): SecretOrder {
-  const order = ORDER[o];
-  if (order === undefined) throw invalid("order_by", `unknown order ${o}`);
-  return order;
+  return ORDERS.fromProto(o, "order_by");
 }

@@ -28,6 +28,7 @@ import { callerOf } from "./chain.ts";
 import {
   kindFromType,
   orderFromProto,
+  pageToProto,
   policyFromProto,
   propertiesFromProto,
   secretToProto,
@@ -51,22 +52,9 @@ export function secretService(
   return {
     async createSecret(req, ctx) {
       const r = await createSecret(domain, callerOf(ctx), {
-        region: req.region,
-        projectId: req.projectId,
-        name: req.name,
-        path: req.path,
-        type: kindFromType(req.type) ?? "opaque",
-        description: req.description,
-        tags: req.tags,
-        protected: req.protected,
+        ...req,
+        type: kindFromType(req.type, "type") ?? "opaque",
         ephemeralPolicy: policyFromProto(req.ephemeralPolicy),
-        ...(req.firstVersion && {
-          firstVersion: {
-            data: req.firstVersion.data,
-            dataCrc32: req.firstVersion.dataCrc32,
-            description: req.firstVersion.description,
-          },
-        }),
       });
       return {
         secret: secretToProto(r.secret),
@@ -79,14 +67,9 @@ export function secretService(
     async updateSecret(req, ctx) {
       return secret(
         await updateSecret(domain, callerOf(ctx), {
-          region: req.region,
-          secretId: req.secretId,
-          name: req.name,
-          path: req.path,
-          description: req.description,
+          ...req,
           tags: req.tags?.values,
           ephemeralPolicy: policyFromProto(req.ephemeralPolicy),
-          etag: req.etag,
         }),
       );
     },
@@ -99,33 +82,17 @@ export function secretService(
     },
     async listSecrets(req, ctx) {
       const r = await listSecrets(domain, callerOf(ctx), {
-        region: req.region,
-        projectId: req.projectId,
-        name: req.name,
-        path: req.path,
-        pathPrefix: req.pathPrefix,
-        tags: req.tags,
-        type: kindFromType(req.type),
-        ephemeral: req.ephemeral,
-        protected: req.protected,
-        scheduledForDeletion: req.scheduledForDeletion,
+        ...req,
+        type: kindFromType(req.type, "type"),
         orderBy: orderFromProto(req.orderBy),
-        page: req.page,
-        pageSize: req.pageSize,
-        pageToken: req.pageToken,
       });
-      return {
-        secrets: r.secrets.map(secretToProto),
-        totalCount: BigInt(r.totalCount),
-        nextPageToken: r.nextPageToken,
-      };
+      return { secrets: r.secrets.map(secretToProto), ...pageToProto(r) };
     },
     async browseSecrets(req, ctx) {
       const r = await browseSecrets(domain, callerOf(ctx), req);
       return {
         currentPath: r.currentPath,
-        totalCount: BigInt(r.totalCount),
-        nextPageToken: r.nextPageToken,
+        ...pageToProto(r),
         items: r.items.map((item) => ({
           name: item.name,
           fullPath: item.fullPath,
@@ -144,29 +111,16 @@ export function secretService(
     },
     async listTags(req, ctx) {
       const r = await listTags(domain, callerOf(ctx), req);
-      return { tags: r.tags, totalCount: BigInt(r.totalCount), nextPageToken: r.nextPageToken };
+      return { tags: r.tags, ...pageToProto(r) };
     },
     async listSecretTypes(req, ctx) {
       const r = await listSecretTypes(domain, callerOf(ctx), req);
-      return {
-        types: r.types.map(typeFromKind),
-        totalCount: BigInt(r.totalCount),
-        nextPageToken: r.nextPageToken,
-      };
+      return { types: r.types.map(typeFromKind), ...pageToProto(r) };
     },
 
     async createSecretVersion(req, ctx) {
       return version(
-        await createVersion(domain, callerOf(ctx), {
-          region: req.region,
-          secretId: req.secretId,
-          data: req.data,
-          dataCrc32: req.dataCrc32,
-          description: req.description,
-          enabled: req.enabled ?? true,
-          disablePrevious: req.disablePrevious,
-          etag: req.etag,
-        }),
+        await createVersion(domain, callerOf(ctx), { ...req, enabled: req.enabled ?? true }),
       );
     },
     async getSecretVersion(req, ctx) {
@@ -175,29 +129,17 @@ export function secretService(
     async updateSecretVersion(req, ctx) {
       return version(
         await updateVersion(domain, callerOf(ctx), {
-          region: req.region,
-          secretId: req.secretId,
-          revision: req.revision,
-          description: req.description,
+          ...req,
           ephemeralProperties: propertiesFromProto(req.ephemeralProperties),
-          etag: req.etag,
         }),
       );
     },
     async listSecretVersions(req, ctx) {
       const r = await listVersions(domain, callerOf(ctx), {
-        region: req.region,
-        secretId: req.secretId,
+        ...req,
         statuses: req.status.map((s, i) => versionStatusFromProto(s, `status[${i}]`)),
-        page: req.page,
-        pageSize: req.pageSize,
-        pageToken: req.pageToken,
       });
-      return {
-        versions: r.versions.map(versionToProto),
-        totalCount: BigInt(r.totalCount),
-        nextPageToken: r.nextPageToken,
-      };
+      return { versions: r.versions.map(versionToProto), ...pageToProto(r) };
     },
     async accessSecretVersion(req, ctx) {
       const r = await accessVersion(domain, callerOf(ctx), req);
