@@ -13,17 +13,13 @@ import type { GrantInput, TokenView } from "../domain/admin/tokens.ts";
 import type { Role as DomainRole } from "../domain/authz.ts";
 import { enumNames, optionalTimestamp } from "./convert.ts";
 
-const ROLES = enumNames<Role, DomainRole | "">("role", {
-  [Role.UNSPECIFIED]: "",
-  [Role.ADMIN]: "admin",
-  [Role.FULL_ACCESS]: "full_access",
-  [Role.SECRET_WRITE]: "secret_write",
-  [Role.READ_ONLY]: "read_only",
-  [Role.SECRET_ACCESS]: "secret_access",
-});
+const ROLES = enumNames("role", Role);
 
 /** A request's role as the domain names it; UNSPECIFIED is "" (the domain says it is required). */
-export const roleFromProto = ROLES.fromProto;
+export function roleFromProto(role: Role, field: string): DomainRole | "" {
+  return ROLES.fromProto(role, field) ?? "";
+}
+
 export const roleToProto = ROLES.toProto;
 
 export function grantsFromProto(grants: readonly Grant[]): GrantInput[] {

@@ -29,45 +29,50 @@ import type { SecretKind } from "../domain/payload-types.ts";
 import type { VersionStatus as DomainVersionStatus, VersionView } from "../domain/read-versions.ts";
 
 /**
- * A proto enum and the domain's names for its values, converted both ways: a
- * value the table lacks is refused, naming the request's field; a name it
- * lacks is UNSPECIFIED (0).
+ * A proto enum's values and the domain's names for them, converted both
+ * ways. The domain names a value as the proto does, in lower case
+ * (`SecretType.KEY_VALUE` is "key_value"); UNSPECIFIED has no name. A value
+ * the enum lacks is refused, naming the request's field; a name it lacks is
+ * UNSPECIFIED.
  */
-export function enumNames<P extends number, D>(
+export function enumNames<E extends Record<string, string | number>>(
   what: string,
-  names: Record<P, D>,
-): { fromProto: (value: P, field: string) => D; toProto: (name: string | null) => P } {
-  const byName = new Map<unknown, P>(
-    Object.entries(names).map(([value, name]) => [name, Number(value) as P]),
-  );
+  protoEnum: E,
+): {
+  /** The value's name; undefined for UNSPECIFIED. */
+  fromProto: (value: number, field: string) => NameOf<E> | undefined;
+  toProto: (name: string | null) => E[keyof E];
+} {
+  const byValue = new Map<number, NameOf<E>>();
+  const byName = new Map<string, E[keyof E]>();
+  for (const [key, value] of Object.entries(protoEnum)) {
+    // A TypeScript enum also maps each number back to its key: skip those.
+    if (typeof value !== "number" || value === 0) continue;
+    byValue.set(value, key.toLowerCase() as NameOf<E>);
+    byName.set(key.toLowerCase(), value as E[keyof E]);
+  }
   return {
     fromProto: (value, field) => {
-      if (!Object.hasOwn(names, value)) throw invalid(field, `unknown ${what} ${value}`);
-      return names[value];
+      if (value === 0) return undefined;
+      const name = byValue.get(value);
+      if (name === undefined) throw invalid(field, `unknown ${what} ${value}`);
+      return name;
     },
-    toProto: (name) => byName.get(name) ?? (0 as P),
+    toProto: (name) => byName.get(name ?? "") ?? (0 as E[keyof E]),
   };
 }
 
-const SECRET_TYPES = enumNames<SecretType, SecretKind | undefined>("secret type", {
-  [SecretType.UNSPECIFIED]: undefined,
-  [SecretType.OPAQUE]: "opaque",
-  [SecretType.CERTIFICATE]: "certificate",
-  [SecretType.KEY_VALUE]: "key_value",
-  [SecretType.BASIC_CREDENTIALS]: "basic_credentials",
-  [SecretType.DATABASE_CREDENTIALS]: "database_credentials",
-  [SecretType.SSH_KEY]: "ssh_key",
-});
+/** The domain's names for a proto enum's values (see enumNames). */
+type NameOf<E> = Lowercase<Exclude<Extract<keyof E, string>, "UNSPECIFIED">>;
+
+const SECRET_TYPES = enumNames("secret type", SecretType);
 
 /** A request's secret type; UNSPECIFIED is undefined (opaque on create, any in filters). */
-export const kindFromType = SECRET_TYPES.fromProto;
+export const kindFromType: (type: SecretType, field: string) => SecretKind | undefined =
+  SECRET_TYPES.fromProto;
 export const typeFromKind = SECRET_TYPES.toProto;
 
-const ACTIONS = enumNames<EphemeralAction, DomainAction | undefined>("ephemeral action", {
-  [EphemeralAction.UNSPECIFIED]: undefined,
-  [EphemeralAction.DISABLE]: "disable",
-  [EphemeralAction.DELETE]: "delete",
-});
+const ACTIONS = enumNames("ephemeral action", EphemeralAction);
 
 /** A Duration as milliseconds, refusing negative or sub-millisecond-garbage values by name. */
 function durationToMs(d: Duration, field: string): number {
@@ -163,22 +168,16 @@ export function secretToProto(s: SecretView): MessageInitShape<typeof SecretSche
   };
 }
 
-const VERSION_STATUS: Record<string, VersionStatus> = {
-  enabled: VersionStatus.ENABLED,
-  disabled: VersionStatus.DISABLED,
-  scheduled_for_deletion: VersionStatus.SCHEDULED_FOR_DELETION,
-  deleted: VersionStatus.DELETED,
-};
+const VERSION_STATUSES = enumNames("version status", VersionStatus);
 
+/** A status to filter by; UNSPECIFIED is none, and refused like an unknown one. */
 export function versionStatusFromProto(s: VersionStatus, field: string): DomainVersionStatus {
-  const found = Object.entries(VERSION_STATUS).find(([, v]) => v === s);
-  if (found === undefined) throw invalid(field, `unknown version status ${s}`);
-  return found[0] as DomainVersionStatus;
+  const status = VERSION_STATUSES.fromProto(s, field);
+  if (status === undefined) throw invalid(field, `unknown version status ${s}`);
+  return status;
 }
 
-export function versionStatusToProto(s: string): VersionStatus {
-  return VERSION_STATUS[s] ?? VersionStatus.UNSPECIFIED;
-}
+export const versionStatusToProto = VERSION_STATUSES.toProto;
 
 export function versionToProto(v: VersionView): MessageInitShape<typeof SecretVersionSchema> {
   return {
@@ -203,16 +202,9 @@ export function versionToProto(v: VersionView): MessageInitShape<typeof SecretVe
   };
 }
 
-const ORDERS = enumNames<ListSecretsOrderBy, SecretOrder>("order", {
-  [ListSecretsOrderBy.UNSPECIFIED]: "name_asc",
-  [ListSecretsOrderBy.NAME_ASC]: "name_asc",
-  [ListSecretsOrderBy.NAME_DESC]: "name_desc",
-  [ListSecretsOrderBy.CREATED_AT_ASC]: "created_at_asc",
-  [ListSecretsOrderBy.CREATED_AT_DESC]: "created_at_desc",
-  [ListSecretsOrderBy.UPDATED_AT_ASC]: "updated_at_asc",
-  [ListSecretsOrderBy.UPDATED_AT_DESC]: "updated_at_desc",
-});
+const ORDERS = enumNames("order", ListSecretsOrderBy);
 
+/** A list's order; UNSPECIFIED is by name, ascending. */
 export function orderFromProto(o: ListSecretsOrderBy): SecretOrder {
-  return ORDERS.fromProto(o, "order_by");
+  return ORDERS.fromProto(o, "order_by") ?? "name_asc";
 }
