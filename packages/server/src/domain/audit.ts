@@ -62,6 +62,17 @@ export function resolveAndNoteRegion(
   return region;
 }
 
+/**
+ * The home region: projects, tokens and the audit events of admin calls live
+ * in the default region's database. Points the call's audit event there.
+ */
+export function resolveAndNoteHome(
+  domain: Pick<Domain, "regions">,
+  audit: CallAudit | undefined,
+): { name: string; db: Db } {
+  return resolveAndNoteRegion(domain, audit, "");
+}
+
 /** Adds facts to the call's audit event (the chain writes it for calls that change nothing). */
 export function noteFacts(audit: CallAudit | undefined, facts: AuditFacts): void {
   if (audit) Object.assign(audit.facts, facts);

@@ -1,4 +1,4 @@
-import type { SecretRow } from "../db/schema.ts";
+import type { SecretRow, StoredGrant } from "../db/schema.ts";
 import type { Scope } from "../db/secrets.ts";
 import { noteFacts, secretFacts } from "./audit.ts";
 import type { Caller } from "./context.ts";
@@ -30,6 +30,13 @@ const PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
   read_only: new Set(["read"]),
   secret_access: new Set(["access"]),
 };
+
+export function isRole(value: string): value is Role {
+  return Object.hasOwn(PERMISSIONS, value);
+}
+
+/** The roles, for messages. */
+export const ROLE_NAMES = Object.keys(PERMISSIONS).join(", ");
 
 /** One role on one project (empty project: a global admin), narrowed to a path. */
 export interface Grant {
@@ -233,4 +240,49 @@ export function requireGlobalAdmin(principal: Principal): void {
   if (!isGlobalAdmin(principal)) {
     throw permissionDenied("this call needs a global admin token");
   }
+}
+
+/**
+ * Who may administer what, for the admin calls. A project is administered
+ * by a global admin and by a token holding `admin` on that project for the
+ * whole project (path prefix "/"). An admin grant narrowed to a folder gives
+ * every secret permission in that folder but administers nothing: a
+ * project's tokens and audit trail span every folder, so managing them from
+ * a folder would reach past the folder.
+ */
+export type Administered = "all" | ReadonlySet<string>;
+
+/** What the principal administers; PERMISSION_DENIED when it administers nothing. */
+export function requireAdmin(principal: Principal | undefined): Administered {
+  const p = requirePrincipal(principal);
+  if (isGlobalAdmin(p)) return "all";
+  const projects = new Set(
+    p.grants
+      .filter((g) => g.role === "admin" && g.projectId !== "" && g.pathPrefix === "/")
+      .map((g) => g.projectId),
+  );
+  if (projects.size === 0) {
+    throw permissionDenied("this call needs a token with the admin role on a whole project");
+  }
+  return projects;
+}
+
+/**
+ * Checks that the principal administers a project. A project it holds no
+ * grant on is NOT_FOUND, the same answer as a project that does not exist;
+ * one it can see but not administer is PERMISSION_DENIED.
+ */
+export function requireProjectAdmin(
+  principal: Principal,
+  administered: Administered,
+  projectId: string,
+): void {
+  if (administered === "all" || administered.has(projectId)) return;
+  if (!projectReadable(principal, projectId)) throw projectNotFound(projectId);
+  throw permissionDenied(`this token does not administer project ${projectId}`);
+}
+
+/** Whether a token with these grants is one the principal may see and revoke. */
+export function mayManage(administered: Administered, grants: readonly StoredGrant[]): boolean {
+  return administered === "all" || grants.every((g) => administered.has(g.projectId));
 }

@@ -1,12 +1,11 @@
 import { listAuditEvents as queryAuditEvents } from "../../db/audit.ts";
 import type { AuditRow } from "../../db/schema.ts";
-import { noteFacts } from "../audit.ts";
-import { requirePrincipal } from "../authz.ts";
+import { noteFacts, resolveAndNoteHome } from "../audit.ts";
+import { requireAdmin, requirePrincipal, requireProjectAdmin } from "../authz.ts";
 import type { Caller, Domain } from "../context.ts";
 import { invalid, permissionDenied } from "../errors.ts";
 import { openPage } from "../paging.ts";
 import { validateText, validateUuid } from "../validation.ts";
-import { home, requireAdmin, requireProjectAdmin } from "./access.ts";
 import { validateTime } from "./time.ts";
 
 /** The outcomes an event can hold: gRPC's canonical code names. */
@@ -66,7 +65,7 @@ export async function listAuditEvents(
   totalCount: number;
   nextPageToken: string;
 }> {
-  home(domain, caller);
+  resolveAndNoteHome(domain, caller.audit);
   const administered = requireAdmin(caller.principal);
   const principal = requirePrincipal(caller.principal);
   const region = domain.regions.resolve(input.region);

@@ -11,13 +11,18 @@ import {
 import type { ProjectRow } from "../../db/schema.ts";
 import { countProjectSecrets, destroyProjectSecrets } from "../../db/secrets.ts";
 import { inTransaction } from "../../db/tx.ts";
-import { noteFacts, recordInTransaction } from "../audit.ts";
-import { projectNotFound, requireGlobalAdmin, requirePrincipal } from "../authz.ts";
+import { noteFacts, recordInTransaction, resolveAndNoteHome } from "../audit.ts";
+import {
+  projectNotFound,
+  requireAdmin,
+  requireGlobalAdmin,
+  requirePrincipal,
+  requireProjectAdmin,
+} from "../authz.ts";
 import type { Caller, Domain } from "../context.ts";
 import { alreadyExists, failedPrecondition } from "../errors.ts";
 import { openPage, type PageInput } from "../paging.ts";
-import { validateUuid } from "../validation.ts";
-import { home, requireAdmin, requireProjectAdmin, validateLabel } from "./access.ts";
+import { validateLabel, validateUuid } from "../validation.ts";
 
 /** A project name taken by another project: names are unique per installation. */
 function nameTaken(err: unknown, name: string): unknown {
@@ -32,7 +37,7 @@ export async function createProject(
   caller: Caller,
   input: { name: string },
 ): Promise<ProjectRow> {
-  const region = home(domain, caller);
+  const region = resolveAndNoteHome(domain, caller.audit);
   requireGlobalAdmin(requirePrincipal(caller.principal));
   const name = validateLabel(input.name);
   const id = randomUUID();
@@ -57,7 +62,7 @@ export async function updateProject(
   caller: Caller,
   input: { projectId: string; name: string },
 ): Promise<ProjectRow> {
-  const region = home(domain, caller);
+  const region = resolveAndNoteHome(domain, caller.audit);
   const administered = requireAdmin(caller.principal);
   const projectId = validateUuid(input.projectId, "project_id");
   noteFacts(caller.audit, { projectId });
@@ -104,7 +109,7 @@ export async function deleteProject(
   input: { projectId: string; force: boolean },
   tokens: TokenHooks = { changed() {}, revoked() {} },
 ): Promise<{ project: ProjectRow; destroyedSecrets: number; updatedTokens: number }> {
-  const homeRegion = home(domain, caller);
+  const homeRegion = resolveAndNoteHome(domain, caller.audit);
   const projectId = validateUuid(input.projectId, "project_id");
   noteFacts(caller.audit, { projectId });
   requireGlobalAdmin(requirePrincipal(caller.principal));
@@ -169,7 +174,7 @@ export async function listProjects(
   caller: Caller,
   input: PageInput,
 ): Promise<{ projects: ProjectRow[]; totalCount: number; nextPageToken: string }> {
-  const region = home(domain, caller);
+  const region = resolveAndNoteHome(domain, caller.audit);
   const administered = requireAdmin(caller.principal);
   const page = openPage(input, "projects", {}, ["text", "uuid"]);
   const { rows, total, next } = await queryProjects(

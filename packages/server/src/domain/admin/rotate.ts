@@ -1,3 +1,4 @@
+import { resolveAndNoteHome } from "../audit.ts";
 import { requireGlobalAdmin, requirePrincipal } from "../authz.ts";
 import type { Caller, Domain } from "../context.ts";
 import {
@@ -6,7 +7,6 @@ import {
   rotateMasterKey,
   rotateMasterKeyOnline,
 } from "../rotate-keys.ts";
-import { home } from "./access.ts";
 
 /**
  * RotateMasterKey for a global admin: with the server's ring source, adds a
@@ -20,7 +20,7 @@ export async function rotateMasterKeyAsAdmin(
   caller: Caller,
   source?: RingSource,
 ): Promise<RotationResult> {
-  home(domain, caller);
+  resolveAndNoteHome(domain, caller.audit);
   requireGlobalAdmin(requirePrincipal(caller.principal));
   return source === undefined
     ? rotateMasterKey(domain, caller)

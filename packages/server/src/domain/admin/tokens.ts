@@ -12,8 +12,16 @@ import {
   revokeToken as revokeTokenRow,
 } from "../../db/tokens.ts";
 import { inTransaction } from "../../db/tx.ts";
-import { auditRow, noteFacts, recordInTransaction } from "../audit.ts";
-import { projectNotFound, requirePrincipal } from "../authz.ts";
+import { auditRow, noteFacts, recordInTransaction, resolveAndNoteHome } from "../audit.ts";
+import {
+  isRole,
+  mayManage,
+  projectNotFound,
+  ROLE_NAMES,
+  requireAdmin,
+  requirePrincipal,
+  requireProjectAdmin,
+} from "../authz.ts";
 import type { Caller, Domain } from "../context.ts";
 import {
   failedPrecondition,
@@ -23,16 +31,7 @@ import {
   unauthenticated,
 } from "../errors.ts";
 import { openPage, type PageInput } from "../paging.ts";
-import { normalizePath, validateUuid } from "../validation.ts";
-import {
-  home,
-  isRole,
-  mayManage,
-  ROLE_NAMES,
-  requireAdmin,
-  requireProjectAdmin,
-  validateLabel,
-} from "./access.ts";
+import { normalizePath, validateLabel, validateUuid } from "../validation.ts";
 import { validateTime } from "./time.ts";
 
 /** A token as the admin API shows it: never its value, and not its hash either. */
@@ -127,7 +126,7 @@ export async function createToken(
   caller: Caller,
   input: CreateTokenInput,
 ): Promise<{ token: TokenView; value: string }> {
-  const region = home(domain, caller);
+  const region = resolveAndNoteHome(domain, caller.audit);
   const administered = requireAdmin(caller.principal);
   const principal = requirePrincipal(caller.principal);
   const name = validateLabel(input.name);
@@ -204,7 +203,7 @@ export async function listTokens(
   caller: Caller,
   input: ListTokensInput,
 ): Promise<{ tokens: TokenView[]; totalCount: number; nextPageToken: string }> {
-  const region = home(domain, caller);
+  const region = resolveAndNoteHome(domain, caller.audit);
   const administered = requireAdmin(caller.principal);
   const principal = requirePrincipal(caller.principal);
   let projectId: string | undefined;
@@ -264,7 +263,7 @@ export async function revokeToken(
   input: { tokenId: string },
   onRevoked: (tokenIds: readonly string[]) => void = () => {},
 ): Promise<TokenView> {
-  const region = home(domain, caller);
+  const region = resolveAndNoteHome(domain, caller.audit);
   const administered = requireAdmin(caller.principal);
   const id = validateUuid(input.tokenId, "token_id");
   const row = await inTransaction(region.db, async (tx) => {
