@@ -10,26 +10,14 @@ import {
 import type { Db, Executor } from "../db/client.ts";
 import { findSecret, findSecretByPath } from "../db/secrets.ts";
 import { findVersion, type SealedRow, unconsumeVersion } from "../db/versions.ts";
-import {
-  auditParams,
-  markRecorded,
-  noteFacts,
-  resolveAndNoteRegion,
-  retractRecorded,
-  secretFacts,
-} from "./audit.ts";
+import { resolveProjectAddress, resolveSecretAddress } from "./addressing.ts";
+import { auditParams, markRecorded, noteFacts, retractRecorded, secretFacts } from "./audit.ts";
 import { authorizeSecret, type Principal, scopesFor, secretNotFound } from "./authz.ts";
 import type { Caller, Domain } from "./context.ts";
 import { failedPrecondition, notFound } from "./errors.ts";
 import type { SecretKind } from "./payload-types.ts";
 import { versionNotFound } from "./read-versions.ts";
-import {
-  normalizePath,
-  parseRevision,
-  type RevisionSelector,
-  validateName,
-  validateUuid,
-} from "./validation.ts";
+import { normalizePath, parseRevision, type RevisionSelector, validateName } from "./validation.ts";
 
 export interface AccessResult {
   secretId: string;
@@ -56,8 +44,7 @@ export async function accessVersion(
   caller: Caller,
   input: { region: string; secretId: string; revision: string } & AccessOptions,
 ): Promise<AccessResult> {
-  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
-  const id = validateUuid(input.secretId, "secret_id");
+  const { region, id } = resolveSecretAddress(domain, caller, input);
   const ref = parseRevision(input.revision);
   const lookup = { by: "id", region: region.name, secretId: id } as const;
   return serve(domain, caller, region, lookup, ref, input, () => secretNotFound(id));
@@ -75,8 +62,7 @@ export async function accessVersionByPath(
     revision: string;
   } & AccessOptions,
 ): Promise<AccessResult> {
-  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
-  const projectId = validateUuid(input.projectId, "project_id");
+  const { region, projectId } = resolveProjectAddress(domain, caller, input);
   const path = normalizePath(input.path);
   const name = validateName(input.name);
   const ref = parseRevision(input.revision);

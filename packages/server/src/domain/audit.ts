@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { eq } from "drizzle-orm";
 import { insertAuditEvents, type NewAuditEvent, type StatementAudit } from "../db/audit.ts";
-import type { Db, Executor } from "../db/client.ts";
+import type { Executor } from "../db/client.ts";
 import { auditEvents, type SecretRow } from "../db/schema.ts";
 import type { Domain } from "./context.ts";
 
@@ -46,31 +46,6 @@ export function newCallAudit(method: string, requestId: string, peer?: string): 
     facts: {},
     written: false,
   };
-}
-
-/**
- * Resolves the region a request names (empty: the default region) and makes
- * it the home of the call's audit event.
- */
-export function resolveAndNoteRegion(
-  domain: Pick<Domain, "regions">,
-  audit: CallAudit | undefined,
-  name: string,
-): { name: string; db: Db } {
-  const region = domain.regions.resolve(name);
-  if (audit) audit.region = region.name;
-  return region;
-}
-
-/**
- * The home region: projects, tokens and the audit events of admin calls live
- * in the default region's database. Points the call's audit event there.
- */
-export function resolveAndNoteHome(
-  domain: Pick<Domain, "regions">,
-  audit: CallAudit | undefined,
-): { name: string; db: Db } {
-  return resolveAndNoteRegion(domain, audit, "");
 }
 
 /** Adds facts to the call's audit event (the chain writes it for calls that change nothing). */

@@ -7,7 +7,8 @@ import { secrets } from "../db/schema.ts";
 import { getSecretView, type SecretView } from "../db/secrets.ts";
 import { inTransaction, inTransactionThenAnnounce } from "../db/tx.ts";
 import { findVersion, insertVersion, type VersionMeta } from "../db/versions.ts";
-import { recordInTransaction, resolveAndNoteRegion } from "./audit.ts";
+import { resolveProjectAddress } from "./addressing.ts";
+import { recordInTransaction } from "./audit.ts";
 import { authorizePlacement, projectNotFound } from "./authz.ts";
 import type { Caller, Domain } from "./context.ts";
 import {
@@ -24,7 +25,6 @@ import {
   normalizeTags,
   validateDescription,
   validateName,
-  validateUuid,
 } from "./validation.ts";
 
 export interface CreateSecretInput {
@@ -51,8 +51,7 @@ export async function createSecret(
   caller: Caller,
   input: CreateSecretInput,
 ): Promise<{ secret: SecretView; firstVersion?: VersionMeta & { latest: boolean } }> {
-  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
-  const projectId = validateUuid(input.projectId, "project_id");
+  const { region, projectId } = resolveProjectAddress(domain, caller, input);
   const name = validateName(input.name);
   const path = normalizePath(input.path);
   const tags = normalizeTags(input.tags);

@@ -1,13 +1,14 @@
 import { seal, versionAad } from "../crypto/envelope.ts";
 import { inTransactionThenAnnounce } from "../db/tx.ts";
 import { insertVersionWithEvent, type VersionMeta } from "../db/versions.ts";
-import { auditParams, markRecorded, resolveAndNoteRegion } from "./audit.ts";
+import { resolveSecretAddress } from "./addressing.ts";
+import { auditParams, markRecorded } from "./audit.ts";
 import type { Caller, Domain } from "./context.ts";
 import { propertiesFromPolicy } from "./ephemeral-policy.ts";
 import { checkVersionQuota } from "./limits.ts";
 import { type SecretKind, validatePayload } from "./payload-types.ts";
 import { lockSecretForChange } from "./secret-lock.ts";
-import { checkCrc32, validateDescription, validateUuid } from "./validation.ts";
+import { checkCrc32, validateDescription } from "./validation.ts";
 
 export interface CreateVersionInput {
   region: string;
@@ -36,8 +37,7 @@ export async function createVersion(
   caller: Caller,
   input: CreateVersionInput,
 ): Promise<VersionMeta & { latest: boolean }> {
-  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
-  const id = validateUuid(input.secretId, "secret_id");
+  const { region, id } = resolveSecretAddress(domain, caller, input);
   const description = validateDescription(input.description);
   const crc = checkCrc32(input.data, input.dataCrc32);
   const created = await inTransactionThenAnnounce(domain, region, async (tx) => {

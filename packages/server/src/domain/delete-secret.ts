@@ -3,14 +3,14 @@ import { pgErrorCode } from "../db/errors.ts";
 import { secrets } from "../db/schema.ts";
 import { getSecretView, lockSecret, type SecretView, updateSecret } from "../db/secrets.ts";
 import { inTransactionThenAnnounce } from "../db/tx.ts";
-import { recordInTransaction, resolveAndNoteRegion } from "./audit.ts";
+import { resolveSecretAddress } from "./addressing.ts";
+import { recordInTransaction } from "./audit.ts";
 import { authorizedSecret } from "./authz.ts";
 import type { Caller, Domain } from "./context.ts";
 import { alreadyExists, failedPrecondition } from "./errors.ts";
 import { checkSecretQuota } from "./limits.ts";
 import { checkRestoreWindow } from "./restore-window.ts";
 import { lockSecretForChange } from "./secret-lock.ts";
-import { validateUuid } from "./validation.ts";
 
 /**
  * Schedules a secret for deletion: it is hidden from lists, refuses access
@@ -23,8 +23,7 @@ export async function deleteSecret(
   caller: Caller,
   input: { region: string; secretId: string; etag: string },
 ): Promise<SecretView | undefined> {
-  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
-  const id = validateUuid(input.secretId, "secret_id");
+  const { region, id } = resolveSecretAddress(domain, caller, input);
   return inTransactionThenAnnounce(domain, region, async (tx) => {
     const secret = await lockSecretForChange(tx, caller, region.name, id, input.etag);
     if (secret.protected) {
@@ -48,8 +47,7 @@ export async function restoreSecret(
   caller: Caller,
   input: { region: string; secretId: string },
 ): Promise<SecretView> {
-  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
-  const id = validateUuid(input.secretId, "secret_id");
+  const { region, id } = resolveSecretAddress(domain, caller, input);
   try {
     return await inTransactionThenAnnounce(domain, region, async (tx) => {
       const secret = authorizedSecret(caller, id, "write", await lockSecret(tx, region.name, id));

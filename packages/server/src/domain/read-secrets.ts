@@ -8,7 +8,8 @@ import {
   type SecretView,
   secretOrderKinds,
 } from "../db/secrets.ts";
-import { noteFacts, resolveAndNoteRegion } from "./audit.ts";
+import { resolveAndNoteRegion, resolveProjectAddress, resolveSecretAddress } from "./addressing.ts";
+import { noteFacts } from "./audit.ts";
 import { authorizedSecret, projectReadScopes, requirePrincipal, scopesFor } from "./authz.ts";
 import type { Caller, Domain } from "./context.ts";
 import { invalid } from "./errors.ts";
@@ -22,8 +23,7 @@ export async function getSecret(
   caller: Caller,
   input: { region: string; secretId: string },
 ): Promise<SecretView> {
-  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
-  const id = validateUuid(input.secretId, "secret_id");
+  const { region, id } = resolveSecretAddress(domain, caller, input);
   return authorizedSecret(caller, id, "read", await findSecret(region.db, region.name, id));
 }
 
@@ -55,7 +55,7 @@ export async function listSecrets(
   caller: Caller,
   input: ListSecretsInput,
 ): Promise<{ secrets: SecretView[] } & ListPage> {
-  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
+  const region = resolveAndNoteRegion(domain, caller, input.region);
   const principal = requirePrincipal(caller.principal);
   if (input.path !== undefined && input.pathPrefix !== undefined) {
     throw invalid("path_prefix", "cannot be combined with path; set one of them");
@@ -113,8 +113,7 @@ export async function browseSecrets(
   caller: Caller,
   input: { region: string; projectId: string; prefix: string } & PageInput,
 ): Promise<{ currentPath: string; items: BrowseItem[] } & ListPage> {
-  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
-  const projectId = validateUuid(input.projectId, "project_id");
+  const { region, projectId } = resolveProjectAddress(domain, caller, input);
   const prefix = normalizePath(input.prefix, "prefix");
   // A browse key is ["f", folder] or ["s", name, path, id]: folders come first.
   const page = openPage(input, "browse", { region: region.name, projectId, prefix }, (k) =>
@@ -190,8 +189,7 @@ export async function listTags(
   caller: Caller,
   input: { region: string; projectId: string } & PageInput,
 ): Promise<{ tags: string[] } & ListPage> {
-  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
-  const projectId = validateUuid(input.projectId, "project_id");
+  const { region, projectId } = resolveProjectAddress(domain, caller, input);
   const page = openPage(input, "tags", { region: region.name, projectId }, ["text"]);
   noteFacts(caller.audit, { projectId });
   const { tags, total, next } = await queryTags(
@@ -213,8 +211,7 @@ export async function listSecretTypes(
   caller: Caller,
   input: { region: string; projectId: string } & PageInput,
 ): Promise<{ types: SecretKind[] } & ListPage> {
-  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
-  const projectId = validateUuid(input.projectId, "project_id");
+  const { region, projectId } = resolveProjectAddress(domain, caller, input);
   const page = openPage(input, "types", { region: region.name, projectId }, ["text"]);
   noteFacts(caller.audit, { projectId });
   const scopes = projectReadScopes(requirePrincipal(caller.principal), projectId);

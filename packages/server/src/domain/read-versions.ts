@@ -1,11 +1,11 @@
 import { findSecret } from "../db/secrets.ts";
 import { findVersion, listVersions as queryVersions, type VersionMeta } from "../db/versions.ts";
-import { resolveAndNoteRegion } from "./audit.ts";
+import { resolveSecretAddress } from "./addressing.ts";
 import { authorizedSecret } from "./authz.ts";
 import type { Caller, Domain } from "./context.ts";
 import { notFound } from "./errors.ts";
 import { openPage, type PageInput } from "./paging.ts";
-import { parseRevision, validateUuid } from "./validation.ts";
+import { parseRevision } from "./validation.ts";
 
 export type VersionView = VersionMeta & { latest: boolean };
 export type VersionStatus = "enabled" | "disabled" | "scheduled_for_deletion" | "deleted";
@@ -16,8 +16,7 @@ export async function getVersion(
   caller: Caller,
   input: { region: string; secretId: string; revision: string },
 ): Promise<VersionView> {
-  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
-  const id = validateUuid(input.secretId, "secret_id");
+  const { region, id } = resolveSecretAddress(domain, caller, input);
   const ref = parseRevision(input.revision);
   authorizedSecret(caller, id, "read", await findSecret(region.db, region.name, id));
   const version = await findVersion(region.db, id, ref);
@@ -44,8 +43,7 @@ export async function listVersions(
     statuses: VersionStatus[];
   } & PageInput,
 ): Promise<{ versions: VersionView[]; totalCount: number; nextPageToken: string }> {
-  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
-  const id = validateUuid(input.secretId, "secret_id");
+  const { region, id } = resolveSecretAddress(domain, caller, input);
   const statuses = input.statuses.length > 0 ? input.statuses : ["enabled", "disabled"];
   const page = openPage(
     input,

@@ -7,19 +7,14 @@ import {
 } from "../db/secrets.ts";
 import { liveGrantsOnProject } from "../db/tokens.ts";
 import { inTransactionThenAnnounce } from "../db/tx.ts";
-import { recordInTransaction, resolveAndNoteRegion } from "./audit.ts";
+import { resolveSecretAddress } from "./addressing.ts";
+import { recordInTransaction } from "./audit.ts";
 import { authorizePlacement, type Grant, moveWidensReaders, requirePrincipal } from "./authz.ts";
 import type { Caller, Domain } from "./context.ts";
 import { type EphemeralPolicyInput, policyColumns } from "./ephemeral-policy.ts";
 import { alreadyExists, failedPrecondition, permissionDenied } from "./errors.ts";
 import { lockSecretForChange } from "./secret-lock.ts";
-import {
-  normalizePath,
-  normalizeTags,
-  validateDescription,
-  validateName,
-  validateUuid,
-} from "./validation.ts";
+import { normalizePath, normalizeTags, validateDescription, validateName } from "./validation.ts";
 
 export interface UpdateSecretInput {
   region: string;
@@ -42,8 +37,7 @@ export async function updateSecret(
   caller: Caller,
   input: UpdateSecretInput,
 ): Promise<SecretView> {
-  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
-  const id = validateUuid(input.secretId, "secret_id");
+  const { region, id } = resolveSecretAddress(domain, caller, input);
   const set = {
     ...(input.name !== undefined && { name: validateName(input.name) }),
     ...(input.path !== undefined && { path: normalizePath(input.path) }),
@@ -106,8 +100,7 @@ export async function setProtection(
   caller: Caller,
   input: { region: string; secretId: string; etag: string; protected: boolean },
 ): Promise<SecretView> {
-  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
-  const id = validateUuid(input.secretId, "secret_id");
+  const { region, id } = resolveSecretAddress(domain, caller, input);
   return inTransactionThenAnnounce(domain, region, async (tx) => {
     const secret = await lockSecretForChange(tx, caller, region.name, id, input.etag);
     if (secret.protected !== input.protected) {

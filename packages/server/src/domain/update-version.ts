@@ -1,19 +1,15 @@
 import { updateSecret } from "../db/secrets.ts";
 import { inTransactionThenAnnounce } from "../db/tx.ts";
 import { findVersion, updateVersion as writeVersion } from "../db/versions.ts";
-import { recordInTransaction, resolveAndNoteRegion } from "./audit.ts";
+import { resolveSecretAddress } from "./addressing.ts";
+import { recordInTransaction } from "./audit.ts";
 import type { Caller, Domain } from "./context.ts";
 import type { EphemeralAction } from "./ephemeral-policy.ts";
 import { failedPrecondition, invalid } from "./errors.ts";
 import type { VersionView } from "./read-versions.ts";
 import { versionNotFound } from "./read-versions.ts";
 import { lockSecretForChange } from "./secret-lock.ts";
-import {
-  parseRevision,
-  validateDescription,
-  validateTimeToLive,
-  validateUuid,
-} from "./validation.ts";
+import { parseRevision, validateDescription, validateTimeToLive } from "./validation.ts";
 
 export interface UpdateVersionInput {
   region: string;
@@ -39,8 +35,7 @@ export async function updateVersion(
   caller: Caller,
   input: UpdateVersionInput,
 ): Promise<VersionView> {
-  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
-  const id = validateUuid(input.secretId, "secret_id");
+  const { region, id } = resolveSecretAddress(domain, caller, input);
   const ref = parseRevision(input.revision);
   const description =
     input.description === undefined ? undefined : validateDescription(input.description);

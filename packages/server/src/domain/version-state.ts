@@ -4,7 +4,8 @@ import type { SecretRow } from "../db/schema.ts";
 import { updateSecret } from "../db/secrets.ts";
 import { inTransactionThenAnnounce } from "../db/tx.ts";
 import { findVersion, updateVersion } from "../db/versions.ts";
-import { recordInTransaction, resolveAndNoteRegion } from "./audit.ts";
+import { resolveSecretAddress } from "./addressing.ts";
+import { recordInTransaction } from "./audit.ts";
 import type { Permission } from "./authz.ts";
 import type { Caller, Domain } from "./context.ts";
 import { propertiesFromPolicy } from "./ephemeral-policy.ts";
@@ -13,7 +14,7 @@ import type { VersionView } from "./read-versions.ts";
 import { versionNotFound } from "./read-versions.ts";
 import { checkRestoreWindow } from "./restore-window.ts";
 import { lockSecretForChange } from "./secret-lock.ts";
-import { parseRevision, validateUuid } from "./validation.ts";
+import { parseRevision } from "./validation.ts";
 
 export interface VersionRef {
   region: string;
@@ -40,8 +41,7 @@ async function transition(
   change: Transition,
   permission: Permission = "write",
 ) {
-  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
-  const id = validateUuid(input.secretId, "secret_id");
+  const { region, id } = resolveSecretAddress(domain, caller, input);
   const ref = parseRevision(input.revision);
   return inTransactionThenAnnounce(domain, region, async (tx: Tx) => {
     const secret = await lockSecretForChange(tx, caller, region.name, id, input.etag, permission);

@@ -8,7 +8,8 @@ import {
   readEvents,
   watchState,
 } from "../db/watch-events.ts";
-import { noteFacts, resolveAndNoteRegion } from "../domain/audit.ts";
+import { resolveProjectAddress } from "../domain/addressing.ts";
+import { noteFacts } from "../domain/audit.ts";
 import {
   isUnder,
   type Principal,
@@ -74,8 +75,7 @@ export function watchSecrets<T>(
   signal: AbortSignal,
   encode: (m: WatchMessage) => T,
 ): AsyncIterableIterator<T> {
-  const region = resolveAndNoteRegion(domain, caller.audit, input.region);
-  const projectId = validateUuid(input.projectId, "project_id");
+  const { region, projectId } = resolveProjectAddress(domain, caller, input);
   noteFacts(caller.audit, { projectId });
   const selectors = compileSelectors(input.selectors);
   const heartbeatMs = heartbeatOf(input.heartbeatMs);

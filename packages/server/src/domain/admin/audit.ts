@@ -1,6 +1,7 @@
 import { listAuditEvents as queryAuditEvents } from "../../db/audit.ts";
 import type { AuditRow } from "../../db/schema.ts";
-import { noteFacts, resolveAndNoteHome } from "../audit.ts";
+import { resolveAndNoteHome } from "../addressing.ts";
+import { noteFacts } from "../audit.ts";
 import { requireAdmin, requirePrincipal, requireProjectAdmin } from "../authz.ts";
 import type { Caller, Domain } from "../context.ts";
 import { invalid, permissionDenied } from "../errors.ts";
@@ -65,7 +66,7 @@ export async function listAuditEvents(
   totalCount: number;
   nextPageToken: string;
 }> {
-  resolveAndNoteHome(domain, caller.audit);
+  resolveAndNoteHome(domain, caller);
   const administered = requireAdmin(caller.principal);
   const principal = requirePrincipal(caller.principal);
   const region = domain.regions.resolve(input.region);

@@ -11,7 +11,8 @@ import {
 import type { ProjectRow } from "../../db/schema.ts";
 import { countProjectSecrets, destroyProjectSecrets } from "../../db/secrets.ts";
 import { inTransaction } from "../../db/tx.ts";
-import { noteFacts, recordInTransaction, resolveAndNoteHome } from "../audit.ts";
+import { resolveAndNoteHome } from "../addressing.ts";
+import { noteFacts, recordInTransaction } from "../audit.ts";
 import {
   projectNotFound,
   requireAdmin,
@@ -37,7 +38,7 @@ export async function createProject(
   caller: Caller,
   input: { name: string },
 ): Promise<ProjectRow> {
-  const region = resolveAndNoteHome(domain, caller.audit);
+  const region = resolveAndNoteHome(domain, caller);
   requireGlobalAdmin(requirePrincipal(caller.principal));
   const name = validateLabel(input.name);
   const id = randomUUID();
@@ -62,7 +63,7 @@ export async function updateProject(
   caller: Caller,
   input: { projectId: string; name: string },
 ): Promise<ProjectRow> {
-  const region = resolveAndNoteHome(domain, caller.audit);
+  const region = resolveAndNoteHome(domain, caller);
   const administered = requireAdmin(caller.principal);
   const projectId = validateUuid(input.projectId, "project_id");
   noteFacts(caller.audit, { projectId });
@@ -109,7 +110,7 @@ export async function deleteProject(
   input: { projectId: string; force: boolean },
   tokens: TokenHooks = { changed() {}, revoked() {} },
 ): Promise<{ project: ProjectRow; destroyedSecrets: number; updatedTokens: number }> {
-  const homeRegion = resolveAndNoteHome(domain, caller.audit);
+  const homeRegion = resolveAndNoteHome(domain, caller);
   const projectId = validateUuid(input.projectId, "project_id");
   noteFacts(caller.audit, { projectId });
   requireGlobalAdmin(requirePrincipal(caller.principal));
@@ -174,7 +175,7 @@ export async function listProjects(
   caller: Caller,
   input: PageInput,
 ): Promise<{ projects: ProjectRow[]; totalCount: number; nextPageToken: string }> {
-  const region = resolveAndNoteHome(domain, caller.audit);
+  const region = resolveAndNoteHome(domain, caller);
   const administered = requireAdmin(caller.principal);
   const page = openPage(input, "projects", {}, ["text", "uuid"]);
   const { rows, total, next } = await queryProjects(

@@ -1,4 +1,4 @@
-import { resolveAndNoteHome } from "../audit.ts";
+import { resolveAndNoteHome } from "../addressing.ts";
 import { requireGlobalAdmin, requirePrincipal } from "../authz.ts";
 import type { Caller, Domain } from "../context.ts";
 import {
@@ -20,7 +20,7 @@ export async function rotateMasterKeyAsAdmin(
   caller: Caller,
   source?: RingSource,
 ): Promise<RotationResult> {
-  resolveAndNoteHome(domain, caller.audit);
+  resolveAndNoteHome(domain, caller);
   requireGlobalAdmin(requirePrincipal(caller.principal));
   return source === undefined
     ? rotateMasterKey(domain, caller)

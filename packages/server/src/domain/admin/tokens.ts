@@ -12,7 +12,8 @@ import {
   revokeToken as revokeTokenRow,
 } from "../../db/tokens.ts";
 import { inTransaction } from "../../db/tx.ts";
-import { auditRow, noteFacts, recordInTransaction, resolveAndNoteHome } from "../audit.ts";
+import { resolveAndNoteHome } from "../addressing.ts";
+import { auditRow, noteFacts, recordInTransaction } from "../audit.ts";
 import {
   isRole,
   mayManage,
@@ -126,7 +127,7 @@ export async function createToken(
   caller: Caller,
   input: CreateTokenInput,
 ): Promise<{ token: TokenView; value: string }> {
-  const region = resolveAndNoteHome(domain, caller.audit);
+  const region = resolveAndNoteHome(domain, caller);
   const administered = requireAdmin(caller.principal);
   const principal = requirePrincipal(caller.principal);
   const name = validateLabel(input.name);
@@ -203,7 +204,7 @@ export async function listTokens(
   caller: Caller,
   input: ListTokensInput,
 ): Promise<{ tokens: TokenView[]; totalCount: number; nextPageToken: string }> {
-  const region = resolveAndNoteHome(domain, caller.audit);
+  const region = resolveAndNoteHome(domain, caller);
   const administered = requireAdmin(caller.principal);
   const principal = requirePrincipal(caller.principal);
   let projectId: string | undefined;
@@ -263,7 +264,7 @@ export async function revokeToken(
   input: { tokenId: string },
   onRevoked: (tokenIds: readonly string[]) => void = () => {},
 ): Promise<TokenView> {
-  const region = resolveAndNoteHome(domain, caller.audit);
+  const region = resolveAndNoteHome(domain, caller);
   const administered = requireAdmin(caller.principal);
   const id = validateUuid(input.tokenId, "token_id");
   const row = await inTransaction(region.db, async (tx) => {

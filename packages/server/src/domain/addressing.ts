@@ -1,0 +1,53 @@
+import type { Db } from "../db/client.ts";
+import type { Caller, Domain } from "./context.ts";
+import { validateUuid } from "./validation.ts";
+
+/**
+ * What a call addresses: the region a request names, which is also where the
+ * call's audit event goes, and the secret or project in it.
+ */
+
+/**
+ * Resolves the region a request names (empty: the default region) and makes
+ * it the home of the call's audit event.
+ */
+export function resolveAndNoteRegion(
+  domain: Pick<Domain, "regions">,
+  caller: Caller,
+  name: string,
+): { name: string; db: Db } {
+  const region = domain.regions.resolve(name);
+  if (caller.audit) caller.audit.region = region.name;
+  return region;
+}
+
+/**
+ * The home region: projects, tokens and the audit events of admin calls live
+ * in the default region's database. Points the call's audit event there.
+ */
+export function resolveAndNoteHome(
+  domain: Pick<Domain, "regions">,
+  caller: Caller,
+): { name: string; db: Db } {
+  return resolveAndNoteRegion(domain, caller, "");
+}
+
+/** A request's secret: its region (resolveAndNoteRegion), then its id, validated. */
+export function resolveSecretAddress(
+  domain: Pick<Domain, "regions">,
+  caller: Caller,
+  input: { region: string; secretId: string },
+): { region: { name: string; db: Db }; id: string } {
+  const region = resolveAndNoteRegion(domain, caller, input.region);
+  return { region, id: validateUuid(input.secretId, "secret_id") };
+}
+
+/** A request's project: its region (resolveAndNoteRegion), then its id, validated. */
+export function resolveProjectAddress(
+  domain: Pick<Domain, "regions">,
+  caller: Caller,
+  input: { region: string; projectId: string },
+): { region: { name: string; db: Db }; projectId: string } {
+  const region = resolveAndNoteRegion(domain, caller, input.region);
+  return { region, projectId: validateUuid(input.projectId, "project_id") };
+}
