@@ -10,7 +10,7 @@ import {
 import type { Db, Executor } from "../db/client.ts";
 import { findSecret, findSecretByPath } from "../db/secrets.ts";
 import { findVersion, type SealedRow, unconsumeVersion } from "../db/versions.ts";
-import { resolveProjectAddress, resolveSecretAddress } from "./addressing.ts";
+import { resolveAddress } from "./addressing.ts";
 import { auditParams, markRecorded, noteFacts, retractRecorded, secretFacts } from "./audit.ts";
 import { authorizeSecret, type Principal, scopesFor, secretNotFound } from "./authz.ts";
 import type { Caller, Domain } from "./context.ts";
@@ -44,7 +44,7 @@ export async function accessVersion(
   caller: Caller,
   input: { region: string; secretId: string; revision: string } & AccessOptions,
 ): Promise<AccessResult> {
-  const { region, id } = resolveSecretAddress(domain, caller, input);
+  const { region, id } = resolveAddress(domain, caller, input, "secretId");
   const ref = parseRevision(input.revision);
   const lookup = { by: "id", region: region.name, secretId: id } as const;
   return serve(domain, caller, region, lookup, ref, input, () => secretNotFound(id));
@@ -62,7 +62,7 @@ export async function accessVersionByPath(
     revision: string;
   } & AccessOptions,
 ): Promise<AccessResult> {
-  const { region, projectId } = resolveProjectAddress(domain, caller, input);
+  const { region, id: projectId } = resolveAddress(domain, caller, input, "projectId");
   const path = normalizePath(input.path);
   const name = validateName(input.name);
   const ref = parseRevision(input.revision);

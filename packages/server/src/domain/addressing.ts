@@ -32,22 +32,19 @@ export function resolveAndNoteHome(
   return resolveAndNoteRegion(domain, caller, "");
 }
 
-/** A request's secret: its region (resolveAndNoteRegion), then its id, validated. */
-export function resolveSecretAddress(
+/** The id fields a request can address, and their names in the proto. */
+const ID_FIELDS = { secretId: "secret_id", projectId: "project_id" } as const;
+
+/**
+ * A request's secret or project: its region (resolveAndNoteRegion), then its
+ * id, validated.
+ */
+export function resolveAddress<F extends keyof typeof ID_FIELDS>(
   domain: Pick<Domain, "regions">,
   caller: Caller,
-  input: { region: string; secretId: string },
+  input: { region: string } & Record<F, string>,
+  idField: F,
 ): { region: { name: string; db: Db }; id: string } {
   const region = resolveAndNoteRegion(domain, caller, input.region);
-  return { region, id: validateUuid(input.secretId, "secret_id") };
-}
-
-/** A request's project: its region (resolveAndNoteRegion), then its id, validated. */
-export function resolveProjectAddress(
-  domain: Pick<Domain, "regions">,
-  caller: Caller,
-  input: { region: string; projectId: string },
-): { region: { name: string; db: Db }; projectId: string } {
-  const region = resolveAndNoteRegion(domain, caller, input.region);
-  return { region, projectId: validateUuid(input.projectId, "project_id") };
+  return { region, id: validateUuid(input[idField], ID_FIELDS[idField]) };
 }

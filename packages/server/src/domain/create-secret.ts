@@ -7,7 +7,7 @@ import { secrets } from "../db/schema.ts";
 import { getSecretView, type SecretView } from "../db/secrets.ts";
 import { inTransaction, inTransactionThenAnnounce } from "../db/tx.ts";
 import { findVersion, insertVersion, type VersionMeta } from "../db/versions.ts";
-import { resolveProjectAddress } from "./addressing.ts";
+import { resolveAddress } from "./addressing.ts";
 import { recordInTransaction } from "./audit.ts";
 import { authorizePlacement, projectNotFound } from "./authz.ts";
 import type { Caller, Domain } from "./context.ts";
@@ -51,7 +51,7 @@ export async function createSecret(
   caller: Caller,
   input: CreateSecretInput,
 ): Promise<{ secret: SecretView; firstVersion?: VersionMeta & { latest: boolean } }> {
-  const { region, projectId } = resolveProjectAddress(domain, caller, input);
+  const { region, id: projectId } = resolveAddress(domain, caller, input, "projectId");
   const name = validateName(input.name);
   const path = normalizePath(input.path);
   const tags = normalizeTags(input.tags);

@@ -1,7 +1,7 @@
 import { seal, versionAad } from "../crypto/envelope.ts";
 import { inTransactionThenAnnounce } from "../db/tx.ts";
 import { insertVersionWithEvent, type VersionMeta } from "../db/versions.ts";
-import { resolveSecretAddress } from "./addressing.ts";
+import { resolveAddress } from "./addressing.ts";
 import { auditParams, markRecorded } from "./audit.ts";
 import type { Caller, Domain } from "./context.ts";
 import { propertiesFromPolicy } from "./ephemeral-policy.ts";
@@ -37,7 +37,7 @@ export async function createVersion(
   caller: Caller,
   input: CreateVersionInput,
 ): Promise<VersionMeta & { latest: boolean }> {
-  const { region, id } = resolveSecretAddress(domain, caller, input);
+  const { region, id } = resolveAddress(domain, caller, input, "secretId");
   const description = validateDescription(input.description);
   const crc = checkCrc32(input.data, input.dataCrc32);
   const created = await inTransactionThenAnnounce(domain, region, async (tx) => {

@@ -3,7 +3,7 @@ import { pgErrorCode } from "../db/errors.ts";
 import { secrets } from "../db/schema.ts";
 import { getSecretView, lockSecret, type SecretView, updateSecret } from "../db/secrets.ts";
 import { inTransactionThenAnnounce } from "../db/tx.ts";
-import { resolveSecretAddress } from "./addressing.ts";
+import { resolveAddress } from "./addressing.ts";
 import { recordInTransaction } from "./audit.ts";
 import { authorizedSecret } from "./authz.ts";
 import type { Caller, Domain } from "./context.ts";
@@ -23,7 +23,7 @@ export async function deleteSecret(
   caller: Caller,
   input: { region: string; secretId: string; etag: string },
 ): Promise<SecretView | undefined> {
-  const { region, id } = resolveSecretAddress(domain, caller, input);
+  const { region, id } = resolveAddress(domain, caller, input, "secretId");
   return inTransactionThenAnnounce(domain, region, async (tx) => {
     const secret = await lockSecretForChange(tx, caller, region.name, id, input.etag);
     if (secret.protected) {
@@ -47,7 +47,7 @@ export async function restoreSecret(
   caller: Caller,
   input: { region: string; secretId: string },
 ): Promise<SecretView> {
-  const { region, id } = resolveSecretAddress(domain, caller, input);
+  const { region, id } = resolveAddress(domain, caller, input, "secretId");
   try {
     return await inTransactionThenAnnounce(domain, region, async (tx) => {
       const secret = authorizedSecret(caller, id, "write", await lockSecret(tx, region.name, id));

@@ -8,7 +8,7 @@ import {
   type SecretView,
   secretOrderKinds,
 } from "../db/secrets.ts";
-import { resolveAndNoteRegion, resolveProjectAddress, resolveSecretAddress } from "./addressing.ts";
+import { resolveAddress, resolveAndNoteRegion } from "./addressing.ts";
 import { noteFacts } from "./audit.ts";
 import { authorizedSecret, projectReadScopes, requirePrincipal, scopesFor } from "./authz.ts";
 import type { Caller, Domain } from "./context.ts";
@@ -23,7 +23,7 @@ export async function getSecret(
   caller: Caller,
   input: { region: string; secretId: string },
 ): Promise<SecretView> {
-  const { region, id } = resolveSecretAddress(domain, caller, input);
+  const { region, id } = resolveAddress(domain, caller, input, "secretId");
   return authorizedSecret(caller, id, "read", await findSecret(region.db, region.name, id));
 }
 
@@ -113,7 +113,7 @@ export async function browseSecrets(
   caller: Caller,
   input: { region: string; projectId: string; prefix: string } & PageInput,
 ): Promise<{ currentPath: string; items: BrowseItem[] } & ListPage> {
-  const { region, projectId } = resolveProjectAddress(domain, caller, input);
+  const { region, id: projectId } = resolveAddress(domain, caller, input, "projectId");
   const prefix = normalizePath(input.prefix, "prefix");
   // A browse key is ["f", folder] or ["s", name, path, id]: folders come first.
   const page = openPage(input, "browse", { region: region.name, projectId, prefix }, (k) =>
@@ -189,7 +189,7 @@ export async function listTags(
   caller: Caller,
   input: { region: string; projectId: string } & PageInput,
 ): Promise<{ tags: string[] } & ListPage> {
-  const { region, projectId } = resolveProjectAddress(domain, caller, input);
+  const { region, id: projectId } = resolveAddress(domain, caller, input, "projectId");
   const page = openPage(input, "tags", { region: region.name, projectId }, ["text"]);
   noteFacts(caller.audit, { projectId });
   const { tags, total, next } = await queryTags(
@@ -211,7 +211,7 @@ export async function listSecretTypes(
   caller: Caller,
   input: { region: string; projectId: string } & PageInput,
 ): Promise<{ types: SecretKind[] } & ListPage> {
-  const { region, projectId } = resolveProjectAddress(domain, caller, input);
+  const { region, id: projectId } = resolveAddress(domain, caller, input, "projectId");
   const page = openPage(input, "types", { region: region.name, projectId }, ["text"]);
   noteFacts(caller.audit, { projectId });
   const scopes = projectReadScopes(requirePrincipal(caller.principal), projectId);

@@ -1,6 +1,6 @@
 import { findSecret } from "../db/secrets.ts";
 import { findVersion, listVersions as queryVersions, type VersionMeta } from "../db/versions.ts";
-import { resolveSecretAddress } from "./addressing.ts";
+import { resolveAddress } from "./addressing.ts";
 import { authorizedSecret } from "./authz.ts";
 import type { Caller, Domain } from "./context.ts";
 import { notFound } from "./errors.ts";
@@ -16,7 +16,7 @@ export async function getVersion(
   caller: Caller,
   input: { region: string; secretId: string; revision: string },
 ): Promise<VersionView> {
-  const { region, id } = resolveSecretAddress(domain, caller, input);
+  const { region, id } = resolveAddress(domain, caller, input, "secretId");
   const ref = parseRevision(input.revision);
   authorizedSecret(caller, id, "read", await findSecret(region.db, region.name, id));
   const version = await findVersion(region.db, id, ref);
@@ -43,7 +43,7 @@ export async function listVersions(
     statuses: VersionStatus[];
   } & PageInput,
 ): Promise<{ versions: VersionView[]; totalCount: number; nextPageToken: string }> {
-  const { region, id } = resolveSecretAddress(domain, caller, input);
+  const { region, id } = resolveAddress(domain, caller, input, "secretId");
   const statuses = input.statuses.length > 0 ? input.statuses : ["enabled", "disabled"];
   const page = openPage(
     input,

@@ -7,7 +7,7 @@ import {
 } from "../db/secrets.ts";
 import { liveGrantsOnProject } from "../db/tokens.ts";
 import { inTransactionThenAnnounce } from "../db/tx.ts";
-import { resolveSecretAddress } from "./addressing.ts";
+import { resolveAddress } from "./addressing.ts";
 import { recordInTransaction } from "./audit.ts";
 import { authorizePlacement, type Grant, moveWidensReaders, requirePrincipal } from "./authz.ts";
 import type { Caller, Domain } from "./context.ts";
@@ -37,7 +37,7 @@ export async function updateSecret(
   caller: Caller,
   input: UpdateSecretInput,
 ): Promise<SecretView> {
-  const { region, id } = resolveSecretAddress(domain, caller, input);
+  const { region, id } = resolveAddress(domain, caller, input, "secretId");
   const set = {
     ...(input.name !== undefined && { name: validateName(input.name) }),
     ...(input.path !== undefined && { path: normalizePath(input.path) }),
@@ -100,7 +100,7 @@ export async function setProtection(
   caller: Caller,
   input: { region: string; secretId: string; etag: string; protected: boolean },
 ): Promise<SecretView> {
-  const { region, id } = resolveSecretAddress(domain, caller, input);
+  const { region, id } = resolveAddress(domain, caller, input, "secretId");
   return inTransactionThenAnnounce(domain, region, async (tx) => {
     const secret = await lockSecretForChange(tx, caller, region.name, id, input.etag);
     if (secret.protected !== input.protected) {

@@ -1,7 +1,7 @@
 import { updateSecret } from "../db/secrets.ts";
 import { inTransactionThenAnnounce } from "../db/tx.ts";
 import { findVersion, updateVersion as writeVersion } from "../db/versions.ts";
-import { resolveSecretAddress } from "./addressing.ts";
+import { resolveAddress } from "./addressing.ts";
 import { recordInTransaction } from "./audit.ts";
 import type { Caller, Domain } from "./context.ts";
 import type { EphemeralAction } from "./ephemeral-policy.ts";
@@ -35,7 +35,7 @@ export async function updateVersion(
   caller: Caller,
   input: UpdateVersionInput,
 ): Promise<VersionView> {
-  const { region, id } = resolveSecretAddress(domain, caller, input);
+  const { region, id } = resolveAddress(domain, caller, input, "secretId");
   const ref = parseRevision(input.revision);
   const description =
     input.description === undefined ? undefined : validateDescription(input.description);

@@ -4,7 +4,7 @@ import type { SecretRow } from "../db/schema.ts";
 import { updateSecret } from "../db/secrets.ts";
 import { inTransactionThenAnnounce } from "../db/tx.ts";
 import { findVersion, updateVersion } from "../db/versions.ts";
-import { resolveSecretAddress } from "./addressing.ts";
+import { resolveAddress } from "./addressing.ts";
 import { recordInTransaction } from "./audit.ts";
 import type { Permission } from "./authz.ts";
 import type { Caller, Domain } from "./context.ts";
@@ -41,7 +41,7 @@ async function transition(
   change: Transition,
   permission: Permission = "write",
 ) {
-  const { region, id } = resolveSecretAddress(domain, caller, input);
+  const { region, id } = resolveAddress(domain, caller, input, "secretId");
   const ref = parseRevision(input.revision);
   return inTransactionThenAnnounce(domain, region, async (tx: Tx) => {
     const secret = await lockSecretForChange(tx, caller, region.name, id, input.etag, permission);

@@ -11,7 +11,7 @@ import { rotateMasterKeyAsAdmin } from "../domain/admin/rotate.ts";
 import { createToken, listTokens, revokeToken } from "../domain/admin/tokens.ts";
 import type { Domain } from "../domain/context.ts";
 import type { RingSource } from "../domain/rotate-keys.ts";
-import { callerOf } from "./chain.ts";
+import { callerOf, passingTo } from "./chain.ts";
 import { pageToProto, timestampFromProto } from "./convert.ts";
 import {
   auditEventToProto,
@@ -46,17 +46,15 @@ export function adminService(
   domain: Domain,
   deps: AdminServiceDeps,
 ): ServiceImpl<typeof AdminService> {
+  const project = (p: Parameters<typeof projectToProto>[0]) => ({ project: projectToProto(p) });
+  const call = passingTo(domain);
   return {
-    async createProject(req, ctx) {
-      return { project: projectToProto(await createProject(domain, callerOf(ctx), req)) };
-    },
-    async listProjects(req, ctx) {
-      const r = await listProjects(domain, callerOf(ctx), req);
-      return { projects: r.projects.map(projectToProto), ...pageToProto(r) };
-    },
-    async updateProject(req, ctx) {
-      return { project: projectToProto(await updateProject(domain, callerOf(ctx), req)) };
-    },
+    createProject: call(createProject, project),
+    listProjects: call(listProjects, (r) => ({
+      projects: r.projects.map(projectToProto),
+      ...pageToProto(r),
+    })),
+    updateProject: call(updateProject, project),
     async deleteProject(req, ctx) {
       const r = await deleteProject(domain, callerOf(ctx), req, {
         revoked: (ids) => deps.tokensRevoked(ids),
@@ -77,10 +75,10 @@ export function adminService(
       deps.tokenCreated?.(r.value);
       return { token: tokenToProto(r.token), value: r.value };
     },
-    async listTokens(req, ctx) {
-      const r = await listTokens(domain, callerOf(ctx), req);
-      return { tokens: r.tokens.map(tokenToProto), ...pageToProto(r) };
-    },
+    listTokens: call(listTokens, (r) => ({
+      tokens: r.tokens.map(tokenToProto),
+      ...pageToProto(r),
+    })),
     async revokeToken(req, ctx) {
       const token = await revokeToken(domain, callerOf(ctx), req, (ids) => deps.tokensRevoked(ids));
       return { token: tokenToProto(token) };

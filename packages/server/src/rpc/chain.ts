@@ -37,6 +37,19 @@ export function callerOf(ctx: HandlerContext): Caller {
   return caller;
 }
 
+/**
+ * Handlers that give the request, as it is, to one domain function and
+ * encode its answer: most of a service's handlers.
+ */
+export function passingTo(domain: Domain) {
+  return <I, O, R>(
+    fn: (domain: Domain, caller: Caller, input: I) => Promise<O>,
+    encode: (answer: O) => R,
+  ) =>
+    async (req: I, ctx: HandlerContext): Promise<R> =>
+      encode(await fn(domain, callerOf(ctx), req));
+}
+
 export interface CallChainDeps {
   logger: Logger;
   domain: Domain;

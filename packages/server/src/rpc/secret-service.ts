@@ -1,6 +1,6 @@
 import type { SecretService } from "@coffer/api";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { accessVersion, accessVersionByPath } from "../domain/access-version.ts";
+import { type AccessResult, accessVersion, accessVersionByPath } from "../domain/access-version.ts";
 import type { Domain } from "../domain/context.ts";
 import { createSecret } from "../domain/create-secret.ts";
 import { createVersion } from "../domain/create-version.ts";
@@ -24,7 +24,7 @@ import {
 } from "../domain/version-state.ts";
 import type { WatchFeeds } from "../watch/feed.ts";
 import { watchSecrets } from "../watch/watch-secrets.ts";
-import { callerOf } from "./chain.ts";
+import { callerOf, passingTo } from "./chain.ts";
 import {
   kindFromType,
   orderFromProto,
@@ -48,6 +48,8 @@ export function secretService(
 ): ServiceImpl<typeof SecretService> {
   const secret = (s: Parameters<typeof secretToProto>[0]) => ({ secret: secretToProto(s) });
   const version = (v: Parameters<typeof versionToProto>[0]) => ({ version: versionToProto(v) });
+  const payload = (r: AccessResult) => ({ ...r, type: typeFromKind(r.type) });
+  const call = passingTo(domain);
 
   return {
     async createSecret(req, ctx) {
@@ -61,9 +63,7 @@ export function secretService(
         ...(r.firstVersion && { firstVersion: versionToProto(r.firstVersion) }),
       };
     },
-    async getSecret(req, ctx) {
-      return secret(await getSecret(domain, callerOf(ctx), req));
-    },
+    getSecret: call(getSecret, secret),
     async updateSecret(req, ctx) {
       return secret(
         await updateSecret(domain, callerOf(ctx), {
@@ -73,13 +73,8 @@ export function secretService(
         }),
       );
     },
-    async deleteSecret(req, ctx) {
-      const s = await deleteSecret(domain, callerOf(ctx), req);
-      return s === undefined ? {} : secret(s);
-    },
-    async restoreSecret(req, ctx) {
-      return secret(await restoreSecret(domain, callerOf(ctx), req));
-    },
+    deleteSecret: call(deleteSecret, (s) => (s === undefined ? {} : secret(s))),
+    restoreSecret: call(restoreSecret, secret),
     async listSecrets(req, ctx) {
       const r = await listSecrets(domain, callerOf(ctx), {
         ...req,
@@ -88,44 +83,36 @@ export function secretService(
       });
       return { secrets: r.secrets.map(secretToProto), ...pageToProto(r) };
     },
-    async browseSecrets(req, ctx) {
-      const r = await browseSecrets(domain, callerOf(ctx), req);
-      return {
-        currentPath: r.currentPath,
-        ...pageToProto(r),
-        items: r.items.map((item) => ({
-          name: item.name,
-          fullPath: item.fullPath,
-          kind:
-            item.kind === "folder"
-              ? { case: "folder", value: { secretCount: BigInt(item.secretCount) } }
-              : { case: "secret", value: secretToProto(item.secret) },
-        })),
-      };
-    },
+    browseSecrets: call(browseSecrets, (r) => ({
+      currentPath: r.currentPath,
+      ...pageToProto(r),
+      items: r.items.map((item) => ({
+        name: item.name,
+        fullPath: item.fullPath,
+        kind:
+          item.kind === "folder"
+            ? { case: "folder" as const, value: { secretCount: BigInt(item.secretCount) } }
+            : { case: "secret" as const, value: secretToProto(item.secret) },
+      })),
+    })),
     async protectSecret(req, ctx) {
       return secret(await setProtection(domain, callerOf(ctx), { ...req, protected: true }));
     },
     async unprotectSecret(req, ctx) {
       return secret(await setProtection(domain, callerOf(ctx), { ...req, protected: false }));
     },
-    async listTags(req, ctx) {
-      const r = await listTags(domain, callerOf(ctx), req);
-      return { tags: r.tags, ...pageToProto(r) };
-    },
-    async listSecretTypes(req, ctx) {
-      const r = await listSecretTypes(domain, callerOf(ctx), req);
-      return { types: r.types.map(typeFromKind), ...pageToProto(r) };
-    },
+    listTags: call(listTags, (r) => ({ tags: r.tags, ...pageToProto(r) })),
+    listSecretTypes: call(listSecretTypes, (r) => ({
+      types: r.types.map(typeFromKind),
+      ...pageToProto(r),
+    })),
 
     async createSecretVersion(req, ctx) {
       return version(
         await createVersion(domain, callerOf(ctx), { ...req, enabled: req.enabled ?? true }),
       );
     },
-    async getSecretVersion(req, ctx) {
-      return version(await getVersion(domain, callerOf(ctx), req));
-    },
+    getSecretVersion: call(getVersion, version),
     async updateSecretVersion(req, ctx) {
       return version(
         await updateVersion(domain, callerOf(ctx), {
@@ -141,32 +128,16 @@ export function secretService(
       });
       return { versions: r.versions.map(versionToProto), ...pageToProto(r) };
     },
-    async accessSecretVersion(req, ctx) {
-      const r = await accessVersion(domain, callerOf(ctx), req);
-      return { ...r, type: typeFromKind(r.type) };
-    },
-    async accessSecretVersionByPath(req, ctx) {
-      const r = await accessVersionByPath(domain, callerOf(ctx), req);
-      return { ...r, type: typeFromKind(r.type) };
-    },
+    accessSecretVersion: call(accessVersion, payload),
+    accessSecretVersionByPath: call(accessVersionByPath, payload),
     watchSecrets(req, ctx) {
       const input = watchInputFromProto(req);
       return watchSecrets(domain, feeds, callerOf(ctx), input, ctx.signal, watchMessageToProto);
     },
-    async enableSecretVersion(req, ctx) {
-      return version(await enableVersion(domain, callerOf(ctx), req));
-    },
-    async disableSecretVersion(req, ctx) {
-      return version(await disableVersion(domain, callerOf(ctx), req));
-    },
-    async deleteSecretVersion(req, ctx) {
-      return version(await deleteVersion(domain, callerOf(ctx), req));
-    },
-    async restoreSecretVersion(req, ctx) {
-      return version(await restoreVersion(domain, callerOf(ctx), req));
-    },
-    async destroySecretVersion(req, ctx) {
-      return version(await destroyVersion(domain, callerOf(ctx), req));
-    },
+    enableSecretVersion: call(enableVersion, version),
+    disableSecretVersion: call(disableVersion, version),
+    deleteSecretVersion: call(deleteVersion, version),
+    restoreSecretVersion: call(restoreVersion, version),
+    destroySecretVersion: call(destroyVersion, version),
   };
 }

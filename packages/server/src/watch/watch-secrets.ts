@@ -8,7 +8,7 @@ import {
   readEvents,
   watchState,
 } from "../db/watch-events.ts";
-import { resolveProjectAddress } from "../domain/addressing.ts";
+import { resolveAddress } from "../domain/addressing.ts";
 import { noteFacts } from "../domain/audit.ts";
 import {
   isUnder,
@@ -75,7 +75,7 @@ export function watchSecrets<T>(
   signal: AbortSignal,
   encode: (m: WatchMessage) => T,
 ): AsyncIterableIterator<T> {
-  const { region, projectId } = resolveProjectAddress(domain, caller, input);
+  const { region, id: projectId } = resolveAddress(domain, caller, input, "projectId");
   noteFacts(caller.audit, { projectId });
   const selectors = compileSelectors(input.selectors);
   const heartbeatMs = heartbeatOf(input.heartbeatMs);
