@@ -13,7 +13,7 @@ import { noteFacts } from "./audit.ts";
 import { authorizedSecret, projectReadScopes, requirePrincipal, scopesFor } from "./authz.ts";
 import type { Caller, Domain } from "./context.ts";
 import { invalid } from "./errors.ts";
-import { openPage, type PageInput } from "./paging.ts";
+import { type ListPage, openPage, type PageInput } from "./paging.ts";
 import type { SecretKind } from "./payload-types.ts";
 import { normalizePath, normalizeTags, validateName, validateUuid } from "./validation.ts";
 
@@ -42,12 +42,6 @@ export interface ListSecretsInput {
   page: number;
   pageSize: number;
   pageToken?: string;
-}
-
-/** What a list returns: one page, the total over all pages, and the token of the next page ("" on the last). */
-export interface ListPage {
-  totalCount: number;
-  nextPageToken: string;
 }
 
 export async function listSecrets(
@@ -92,12 +86,8 @@ export async function listSecrets(
     { ...bound, order: input.orderBy },
     secretOrderKinds(input.orderBy),
   );
-  const { rows, total, next } = await querySecrets(region.db, filter, input.orderBy, page);
-  return {
-    secrets: rows,
-    totalCount: total,
-    nextPageToken: next === undefined ? "" : page.tokenAfter(next),
-  };
+  const found = await querySecrets(region.db, filter, input.orderBy, page);
+  return { secrets: found.rows, ...page.listPage(found) };
 }
 
 export type BrowseItem =
@@ -192,18 +182,14 @@ export async function listTags(
   const { region, id: projectId } = resolveAddress(domain, caller, input, "projectId");
   const page = openPage(input, "tags", { region: region.name, projectId }, ["text"]);
   noteFacts(caller.audit, { projectId });
-  const { tags, total, next } = await queryTags(
+  const found = await queryTags(
     region.db,
     region.name,
     projectId,
     projectReadScopes(requirePrincipal(caller.principal), projectId),
     page,
   );
-  return {
-    tags,
-    totalCount: total,
-    nextPageToken: next === undefined ? "" : page.tokenAfter(next),
-  };
+  return { tags: found.tags, ...page.listPage(found) };
 }
 
 export async function listSecretTypes(

@@ -4,7 +4,7 @@ import { resolveAddress } from "./addressing.ts";
 import { authorizedSecret } from "./authz.ts";
 import type { Caller, Domain } from "./context.ts";
 import { notFound } from "./errors.ts";
-import { openPage, type PageInput } from "./paging.ts";
+import { type ListPage, openPage, type PageInput } from "./paging.ts";
 import { parseRevision } from "./validation.ts";
 
 export type VersionView = VersionMeta & { latest: boolean };
@@ -42,7 +42,7 @@ export async function listVersions(
     secretId: string;
     statuses: VersionStatus[];
   } & PageInput,
-): Promise<{ versions: VersionView[]; totalCount: number; nextPageToken: string }> {
+): Promise<{ versions: VersionView[] } & ListPage> {
   const { region, id } = resolveAddress(domain, caller, input, "secretId");
   const statuses = input.statuses.length > 0 ? input.statuses : ["enabled", "disabled"];
   const page = openPage(
@@ -52,10 +52,6 @@ export async function listVersions(
     ["int"],
   );
   authorizedSecret(caller, id, "read", await findSecret(region.db, region.name, id));
-  const { rows, total, next } = await queryVersions(region.db, id, statuses, page);
-  return {
-    versions: rows,
-    totalCount: total,
-    nextPageToken: next === undefined ? "" : page.tokenAfter(next),
-  };
+  const found = await queryVersions(region.db, id, statuses, page);
+  return { versions: found.rows, ...page.listPage(found) };
 }

@@ -5,7 +5,7 @@ import { noteFacts } from "../audit.ts";
 import { requireAdmin, requirePrincipal, requireProjectAdmin } from "../authz.ts";
 import type { Caller, Domain } from "../context.ts";
 import { invalid, permissionDenied } from "../errors.ts";
-import { openPage } from "../paging.ts";
+import { type ListPage, openPage } from "../paging.ts";
 import { validateText, validateUuid } from "../validation.ts";
 import { validateTime } from "./time.ts";
 
@@ -61,11 +61,7 @@ export async function listAuditEvents(
   domain: Domain,
   caller: Caller,
   input: ListAuditEventsInput,
-): Promise<{
-  events: (AuditRow & { region: string })[];
-  totalCount: number;
-  nextPageToken: string;
-}> {
+): Promise<{ events: (AuditRow & { region: string })[] } & ListPage> {
   resolveAndNoteHome(domain, caller);
   const administered = requireAdmin(caller.principal);
   const principal = requirePrincipal(caller.principal);
@@ -122,7 +118,7 @@ export async function listAuditEvents(
     noteFacts(caller.audit, { projectId });
     requireProjectAdmin(principal, administered, projectId);
   }
-  const { rows, total, next } = await queryAuditEvents(
+  const found = await queryAuditEvents(
     region.db,
     {
       ...(projectId !== undefined && { projectId }),
@@ -136,8 +132,7 @@ export async function listAuditEvents(
     page,
   );
   return {
-    events: rows.map((r) => ({ ...r, region: region.name })),
-    totalCount: total,
-    nextPageToken: next === undefined ? "" : page.tokenAfter(next),
+    events: found.rows.map((r) => ({ ...r, region: region.name })),
+    ...page.listPage(found),
   };
 }

@@ -22,7 +22,7 @@ import {
 } from "../authz.ts";
 import type { Caller, Domain } from "../context.ts";
 import { alreadyExists, failedPrecondition } from "../errors.ts";
-import { openPage, type PageInput } from "../paging.ts";
+import { type ListPage, openPage, type PageInput } from "../paging.ts";
 import { validateLabel, validateUuid } from "../validation.ts";
 
 /** A project name taken by another project: names are unique per installation. */
@@ -174,18 +174,14 @@ export async function listProjects(
   domain: Domain,
   caller: Caller,
   input: PageInput,
-): Promise<{ projects: ProjectRow[]; totalCount: number; nextPageToken: string }> {
+): Promise<{ projects: ProjectRow[] } & ListPage> {
   const region = resolveAndNoteHome(domain, caller);
   const administered = requireAdmin(caller.principal);
   const page = openPage(input, "projects", {}, ["text", "uuid"]);
-  const { rows, total, next } = await queryProjects(
+  const found = await queryProjects(
     region.db,
     administered === "all" ? "all" : [...administered],
     page,
   );
-  return {
-    projects: rows,
-    totalCount: total,
-    nextPageToken: next === undefined ? "" : page.tokenAfter(next),
-  };
+  return { projects: found.rows, ...page.listPage(found) };
 }

@@ -31,7 +31,7 @@ import {
   permissionDenied,
   unauthenticated,
 } from "../errors.ts";
-import { openPage, type PageInput } from "../paging.ts";
+import { type ListPage, openPage, type PageInput } from "../paging.ts";
 import { normalizePath, validateLabel, validateUuid } from "../validation.ts";
 import { validateTime } from "./time.ts";
 
@@ -203,7 +203,7 @@ export async function listTokens(
   domain: Domain,
   caller: Caller,
   input: ListTokensInput,
-): Promise<{ tokens: TokenView[]; totalCount: number; nextPageToken: string }> {
+): Promise<{ tokens: TokenView[] } & ListPage> {
   const region = resolveAndNoteHome(domain, caller);
   const administered = requireAdmin(caller.principal);
   const principal = requirePrincipal(caller.principal);
@@ -221,7 +221,7 @@ export async function listTokens(
     noteFacts(caller.audit, { projectId });
     requireProjectAdmin(principal, administered, projectId);
   }
-  const { rows, total, next } = await queryTokens(
+  const found = await queryTokens(
     region.db,
     {
       ...(projectId !== undefined && { projectId }),
@@ -230,11 +230,7 @@ export async function listTokens(
     },
     page,
   );
-  return {
-    tokens: rows.map(view),
-    totalCount: total,
-    nextPageToken: next === undefined ? "" : page.tokenAfter(next),
-  };
+  return { tokens: found.rows.map(view), ...page.listPage(found) };
 }
 
 export function tokenNotFound(id: string): Error {
