@@ -1,7 +1,7 @@
 import { eq, getTableColumns, inArray, sql } from "drizzle-orm";
 import type { Executor } from "./client.ts";
 import { type KeyValue, type PageWindow, readPage } from "./keyset.ts";
-import { rowsOf } from "./migrate.ts";
+import { rowsOf } from "./raw-sql.ts";
 import { type ProjectRow, projects, tokens } from "./schema.ts";
 
 /** Inserts a project and returns its row (with the database's creation time). */

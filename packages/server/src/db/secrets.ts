@@ -1,6 +1,5 @@
 import { and, eq, getTableColumns, isNotNull, isNull, or, type SQL, sql } from "drizzle-orm";
 import type { PgColumn, PgUpdateSetSource } from "drizzle-orm/pg-core";
-import { executeRendered, render } from "./access.ts";
 import type { Executor } from "./client.ts";
 import {
   cutPage,
@@ -10,7 +9,7 @@ import {
   readPage,
   type SortKey,
 } from "./keyset.ts";
-import { rowsOf } from "./migrate.ts";
+import { executeRendered, render, rowsOf } from "./raw-sql.ts";
 import { type SecretRow, secrets, secretVersions } from "./schema.ts";
 import { effectiveStatus } from "./versions.ts";
 

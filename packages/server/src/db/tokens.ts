@@ -1,7 +1,7 @@
 import { and, eq, getTableColumns, gt, inArray, isNull, or, type SQL, sql } from "drizzle-orm";
 import type { Executor } from "./client.ts";
 import { type KeyValue, type PageWindow, readPage } from "./keyset.ts";
-import { rowsOf } from "./migrate.ts";
+import { rowsOf } from "./raw-sql.ts";
 import { type StoredGrant, type TokenRow, tokens } from "./schema.ts";
 
 /** The token with this hash, whatever its state (revoked, expired), or undefined. */

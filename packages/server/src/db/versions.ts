@@ -1,10 +1,9 @@
 import { and, desc, eq, getTableColumns, inArray, type SQL, sql } from "drizzle-orm";
 import type { PgInsertValue, PgUpdateSetSource } from "drizzle-orm/pg-core";
-import { executeRendered, render } from "./access.ts";
 import { okEventInsert, type StatementAudit, statementAuditValues } from "./audit.ts";
 import type { Executor } from "./client.ts";
 import { type KeyValue, type PageWindow, readPage } from "./keyset.ts";
-import { rowsOf } from "./migrate.ts";
+import { executeRendered, render, rowsOf } from "./raw-sql.ts";
 import { secrets, secretVersions, type VersionRow } from "./schema.ts";
 import { expiresIn, servableIn } from "./version-rules.ts";
 
