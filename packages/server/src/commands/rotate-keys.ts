@@ -11,7 +11,7 @@ import {
 } from "../crypto/key-ring.ts";
 import { type Database, openDatabase } from "../db/client.ts";
 import { DataDirLockedError } from "../db/data-dir-lock.ts";
-import { rowsOf } from "../db/migrate.ts";
+import { rowsOf } from "../db/raw-sql.ts";
 import { type Domain, Regions } from "../domain/context.ts";
 import { DomainError } from "../domain/errors.ts";
 import { type RotationResult, rotateMasterKey } from "../domain/rotate-keys.ts";

@@ -3,9 +3,6 @@ import { sql } from "drizzle-orm";
 import type { Db } from "./client.ts";
 import { rowsOf } from "./raw-sql.ts";
 
-// Until the tests that import rowsOf from here import it from raw-sql.ts.
-export { rowsOf } from "./raw-sql.ts";
-
 const migrationsDir = new URL("./migrations/", import.meta.url);
 
 /** An arbitrary constant: the advisory lock that serialises migrations across replicas. */

@@ -24,6 +24,7 @@ import { accessVersion, accessVersionByPath } from "./access-version.ts";
 import type { Domain } from "./context.ts";
 import { createSecret } from "./create-secret.ts";
 import { deleteSecret, restoreSecret } from "./delete-secret.ts";
+import { etagOf } from "./etag.ts";
 import {
   browseSecrets,
   getSecret,
@@ -33,7 +34,6 @@ import {
   listTags,
 } from "./read-secrets.ts";
 import { getVersion, listVersions } from "./read-versions.ts";
-import { etagOf } from "./shared.ts";
 import { setProtection, updateSecret } from "./update-secret.ts";
 import { deleteVersion, disableVersion } from "./version-state.ts";
 

@@ -15,9 +15,9 @@ import {
 import { accessVersion } from "./access-version.ts";
 import type { Domain } from "./context.ts";
 import { deleteSecret, restoreSecret } from "./delete-secret.ts";
+import { etagOf } from "./etag.ts";
 import { getSecret } from "./read-secrets.ts";
 import { getVersion, listVersions } from "./read-versions.ts";
-import { etagOf } from "./shared.ts";
 import { type SweepCounts, startSweeper, sweepRegion } from "./sweeper.ts";
 import { deleteVersion, enableVersion, restoreVersion } from "./version-state.ts";
 

@@ -1,6 +1,6 @@
 import { type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
-import { rowsOf } from "../db/migrate.ts";
+import { rowsOf } from "../db/raw-sql.ts";
 import { ephemeralActionSet } from "../db/version-rules.ts";
 import { pruneEvents } from "../db/watch-events.ts";
 import type { Domain } from "./context.ts";

@@ -16,10 +16,10 @@ import {
 } from "../testing/domain-helpers.ts";
 import { accessVersion, accessVersionByPath } from "./access-version.ts";
 import type { Domain } from "./context.ts";
+import { etagOf } from "./etag.ts";
 import type { SecretKind } from "./payload-types.ts";
 import { getSecret } from "./read-secrets.ts";
 import { getVersion, listVersions, type VersionStatus } from "./read-versions.ts";
-import { etagOf } from "./shared.ts";
 import { updateVersion } from "./update-version.ts";
 import {
   deleteVersion,

@@ -3,7 +3,7 @@ import { type CofferProtocol, createCofferClient, SecretType } from "@coffer/cli
 import { Code, ConnectError } from "@connectrpc/connect";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { rowsOf } from "../db/migrate.ts";
+import { rowsOf } from "../db/raw-sql.ts";
 import type { RunningServer } from "../server.ts";
 import { createTestToken, ensureProjects, startTestServer } from "../testing/backends.ts";
 

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { type SQL, sql } from "drizzle-orm";
 import { expect } from "vitest";
 import type { Database, Db } from "../db/client.ts";
-import { rowsOf } from "../db/migrate.ts";
+import { rowsOf } from "../db/raw-sql.ts";
 import type { Caller, Domain } from "../domain/context.ts";
 import { type CreateSecretInput, createSecret } from "../domain/create-secret.ts";
 import { type CreateVersionInput, createVersion } from "../domain/create-version.ts";

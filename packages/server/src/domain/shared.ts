@@ -1,2 +1,0 @@
-export type { EphemeralPolicyInput } from "./ephemeral-policy.ts";
-export { etagOf } from "./etag.ts";
