@@ -13,7 +13,7 @@ import { findVersion, type SealedRow, unconsumeVersion } from "../db/versions.ts
 import { resolveAddress } from "./addressing.ts";
 import { auditParams, markRecorded, noteFacts, retractRecorded, secretFacts } from "./audit.ts";
 import { authorizeSecret, type Principal, scopesFor, secretNotFound } from "./authz.ts";
-import type { Caller, Domain } from "./context.ts";
+import type { Caller, DomainDeps } from "./context.ts";
 import { failedPrecondition, notFound } from "./errors.ts";
 import type { SecretKind } from "./payload-types.ts";
 import { versionNotFound } from "./read-versions.ts";
@@ -40,7 +40,7 @@ interface AccessOptions {
 
 /** Returns a version's payload; a single-access version is consumed by this call. */
 export async function accessVersion(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: { region: string; secretId: string; revision: string } & AccessOptions,
 ): Promise<AccessResult> {
@@ -52,7 +52,7 @@ export async function accessVersion(
 
 /** Like accessVersion, addressing the secret by project, path and name. */
 export async function accessVersionByPath(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: {
     region: string;
@@ -120,7 +120,7 @@ const REVISION_RANGE = { lo: 1, hi: 2_147_483_647 };
  * undone (undoServe), on this failure path only.
  */
 async function serve(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   region: { name: string; db: Db },
   lookup: SecretLookup,
@@ -232,7 +232,7 @@ async function noteAimedAt(
  * whatever happens here.
  */
 async function undoServe(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   region: { name: string; db: Db },
   secretId: string,

@@ -1,5 +1,5 @@
 import type { Db } from "../db/client.ts";
-import type { Caller, Domain } from "./context.ts";
+import type { Caller, DomainDeps } from "./context.ts";
 import { validateUuid } from "./validation.ts";
 
 /**
@@ -12,7 +12,7 @@ import { validateUuid } from "./validation.ts";
  * it the home of the call's audit event.
  */
 export function resolveAndNoteRegion(
-  domain: Pick<Domain, "regions">,
+  domain: Pick<DomainDeps, "regions">,
   caller: Caller,
   name: string,
 ): { name: string; db: Db } {
@@ -26,7 +26,7 @@ export function resolveAndNoteRegion(
  * in the default region's database. Points the call's audit event there.
  */
 export function resolveAndNoteHome(
-  domain: Pick<Domain, "regions">,
+  domain: Pick<DomainDeps, "regions">,
   caller: Caller,
 ): { name: string; db: Db } {
   return resolveAndNoteRegion(domain, caller, "");
@@ -40,7 +40,7 @@ const ID_FIELDS = { secretId: "secret_id", projectId: "project_id" } as const;
  * id, validated.
  */
 export function resolveAddress<F extends keyof typeof ID_FIELDS>(
-  domain: Pick<Domain, "regions">,
+  domain: Pick<DomainDeps, "regions">,
   caller: Caller,
   input: { region: string } & Record<F, string>,
   idField: F,

@@ -3,7 +3,7 @@ import { eq } from "drizzle-orm";
 import { insertAuditEvents, type NewAuditEvent, type StatementAudit } from "../db/audit.ts";
 import type { Executor } from "../db/client.ts";
 import { auditEvents, type SecretRow } from "../db/schema.ts";
-import type { Domain } from "./context.ts";
+import type { DomainDeps } from "./context.ts";
 
 /** What the domain learns about a call as it runs, for its audit event. */
 export interface AuditFacts {
@@ -146,7 +146,7 @@ export async function retractRecorded(ex: Executor, audit: CallAudit | undefined
  * `written` says otherwise; only then is the failure written.
  */
 export async function ensureFailureEvent(
-  domain: Domain,
+  domain: DomainDeps,
   audit: CallAudit,
   outcome: string,
 ): Promise<void> {
@@ -168,7 +168,7 @@ export async function ensureFailureEvent(
  * unknown one.
  */
 export async function writeAuditEvent(
-  domain: Domain,
+  domain: DomainDeps,
   audit: CallAudit,
   outcome: string,
 ): Promise<void> {

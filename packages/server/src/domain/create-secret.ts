@@ -10,7 +10,7 @@ import { findVersion, insertVersion, type VersionMeta } from "../db/versions.ts"
 import { resolveAddress } from "./addressing.ts";
 import { recordInTransaction } from "./audit.ts";
 import { authorizePlacement, projectNotFound } from "./authz.ts";
-import type { Caller, Domain } from "./context.ts";
+import type { Caller, DomainDeps } from "./context.ts";
 import {
   type EphemeralPolicyInput,
   policyColumns,
@@ -47,7 +47,7 @@ export interface CreateSecretInput {
  * without grants on it gets).
  */
 export async function createSecret(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: CreateSecretInput,
 ): Promise<{ secret: SecretView; firstVersion?: VersionMeta & { latest: boolean } }> {
@@ -127,7 +127,7 @@ export async function createSecret(
  * transaction holds the lock around the region's transaction.
  */
 async function inProjectTransaction<T>(
-  domain: Pick<Domain, "announce" | "regions">,
+  domain: Pick<DomainDeps, "announce" | "regions">,
   region: { name: string; db: Db },
   projectId: string,
   fn: (tx: Tx) => Promise<T>,

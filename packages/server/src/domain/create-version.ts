@@ -3,7 +3,7 @@ import { inTransactionThenAnnounce } from "../db/tx.ts";
 import { insertVersionWithEvent, type VersionMeta } from "../db/versions.ts";
 import { resolveAddress } from "./addressing.ts";
 import { auditParams, markRecorded } from "./audit.ts";
-import type { Caller, Domain } from "./context.ts";
+import type { Caller, DomainDeps } from "./context.ts";
 import { propertiesFromPolicy } from "./ephemeral-policy.ts";
 import { checkVersionQuota } from "./limits.ts";
 import { type SecretKind, validatePayload } from "./payload-types.ts";
@@ -33,7 +33,7 @@ export interface CreateVersionInput {
  * (insertVersionWithEvent), and COMMIT.
  */
 export async function createVersion(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: CreateVersionInput,
 ): Promise<VersionMeta & { latest: boolean }> {

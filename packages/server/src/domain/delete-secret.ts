@@ -6,7 +6,7 @@ import { inTransactionThenAnnounce } from "../db/tx.ts";
 import { resolveAddress } from "./addressing.ts";
 import { recordInTransaction } from "./audit.ts";
 import { authorizedSecret } from "./authz.ts";
-import type { Caller, Domain } from "./context.ts";
+import type { Caller, DomainDeps } from "./context.ts";
 import { alreadyExists, failedPrecondition } from "./errors.ts";
 import { checkSecretQuota } from "./limits.ts";
 import { checkRestoreWindow } from "./restore-window.ts";
@@ -19,7 +19,7 @@ import { lockSecretForChange } from "./secret-lock.ts";
  * returned). A protected secret refuses.
  */
 export async function deleteSecret(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: { region: string; secretId: string; etag: string },
 ): Promise<SecretView | undefined> {
@@ -43,7 +43,7 @@ export async function deleteSecret(
 
 /** Cancels a scheduled deletion, if the secret's name is still free. */
 export async function restoreSecret(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: { region: string; secretId: string },
 ): Promise<SecretView> {

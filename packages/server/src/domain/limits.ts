@@ -1,7 +1,7 @@
 import type { Tx } from "../db/client.ts";
 import { countLiveSecrets, lockProjectSecrets } from "../db/secrets.ts";
 import { countKeptVersions } from "../db/versions.ts";
-import type { Domain } from "./context.ts";
+import type { DomainDeps } from "./context.ts";
 import { resourceExhausted } from "./errors.ts";
 
 /**
@@ -14,7 +14,7 @@ import { resourceExhausted } from "./errors.ts";
  */
 export async function checkSecretQuota(
   tx: Tx,
-  domain: Pick<Domain, "limits">,
+  domain: Pick<DomainDeps, "limits">,
   region: string,
   projectId: string,
 ): Promise<void> {
@@ -35,7 +35,7 @@ export async function checkSecretQuota(
  */
 export async function checkVersionQuota(
   tx: Tx,
-  domain: Pick<Domain, "limits">,
+  domain: Pick<DomainDeps, "limits">,
   secretId: string,
 ): Promise<void> {
   const limit = domain.limits.versionsPerSecret;

@@ -11,7 +11,7 @@ import {
 import { resolveAddress, resolveAndNoteRegion } from "./addressing.ts";
 import { noteFacts } from "./audit.ts";
 import { authorizedSecret, projectReadScopes, requirePrincipal, scopesFor } from "./authz.ts";
-import type { Caller, Domain } from "./context.ts";
+import type { Caller, DomainDeps } from "./context.ts";
 import { invalid } from "./errors.ts";
 import { type ListPage, openPage, type PageInput } from "./paging.ts";
 import type { SecretKind } from "./payload-types.ts";
@@ -19,7 +19,7 @@ import { normalizePath, normalizeTags, validateName, validateUuid } from "./vali
 
 /** A secret's metadata. Secrets scheduled for deletion are returned too (status locked). */
 export async function getSecret(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: { region: string; secretId: string },
 ): Promise<SecretView> {
@@ -45,7 +45,7 @@ export interface ListSecretsInput {
 }
 
 export async function listSecrets(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: ListSecretsInput,
 ): Promise<{ secrets: SecretView[] } & ListPage> {
@@ -99,7 +99,7 @@ export type BrowseItem =
  * secrets, each by name. Folders exist only through the secrets below them.
  */
 export async function browseSecrets(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: { region: string; projectId: string; prefix: string } & PageInput,
 ): Promise<{ currentPath: string; items: BrowseItem[] } & ListPage> {
@@ -175,7 +175,7 @@ export async function browseSecrets(
 }
 
 export async function listTags(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: { region: string; projectId: string } & PageInput,
 ): Promise<{ tags: string[] } & ListPage> {
@@ -193,7 +193,7 @@ export async function listTags(
 }
 
 export async function listSecretTypes(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: { region: string; projectId: string } & PageInput,
 ): Promise<{ types: SecretKind[] } & ListPage> {

@@ -2,7 +2,7 @@ import { findSecret } from "../db/secrets.ts";
 import { findVersion, listVersions as queryVersions, type VersionMeta } from "../db/versions.ts";
 import { resolveAddress } from "./addressing.ts";
 import { authorizedSecret } from "./authz.ts";
-import type { Caller, Domain } from "./context.ts";
+import type { Caller, DomainDeps } from "./context.ts";
 import { notFound } from "./errors.ts";
 import { type ListPage, openPage, type PageInput } from "./paging.ts";
 import { parseRevision } from "./validation.ts";
@@ -12,7 +12,7 @@ export type VersionStatus = "enabled" | "disabled" | "scheduled_for_deletion" | 
 
 /** A version's metadata; never its payload, and reading it never consumes. */
 export async function getVersion(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: { region: string; secretId: string; revision: string },
 ): Promise<VersionView> {
@@ -35,7 +35,7 @@ export function versionNotFound(secretId: string, revision: string) {
 
 /** A secret's versions, newest first; by default those that are enabled or disabled. */
 export async function listVersions(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: {
     region: string;

@@ -10,7 +10,7 @@ import { inTransactionThenAnnounce } from "../db/tx.ts";
 import { resolveAddress } from "./addressing.ts";
 import { recordInTransaction } from "./audit.ts";
 import { authorizePlacement, type Grant, moveWidensReaders, requirePrincipal } from "./authz.ts";
-import type { Caller, Domain } from "./context.ts";
+import type { Caller, DomainDeps } from "./context.ts";
 import { type EphemeralPolicyInput, policyColumns } from "./ephemeral-policy.ts";
 import { alreadyExists, failedPrecondition, permissionDenied } from "./errors.ts";
 import { lockSecretForChange } from "./secret-lock.ts";
@@ -33,7 +33,7 @@ export interface UpdateSecretInput {
  * properties they took when created or enabled.
  */
 export async function updateSecret(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: UpdateSecretInput,
 ): Promise<SecretView> {
@@ -96,7 +96,7 @@ export async function updateSecret(
 
 /** Sets or clears a secret's protection against deletion. */
 export async function setProtection(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: { region: string; secretId: string; etag: string; protected: boolean },
 ): Promise<SecretView> {

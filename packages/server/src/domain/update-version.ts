@@ -3,7 +3,7 @@ import { inTransactionThenAnnounce } from "../db/tx.ts";
 import { findVersion, updateVersion as writeVersion } from "../db/versions.ts";
 import { resolveAddress } from "./addressing.ts";
 import { recordInTransaction } from "./audit.ts";
-import type { Caller, Domain } from "./context.ts";
+import type { Caller, DomainDeps } from "./context.ts";
 import type { EphemeralAction } from "./ephemeral-policy.ts";
 import { failedPrecondition, invalid } from "./errors.ts";
 import type { VersionView } from "./read-versions.ts";
@@ -31,7 +31,7 @@ export interface UpdateVersionInput {
  * refuseWeakening); an unspecified action keeps the version's action.
  */
 export async function updateVersion(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: UpdateVersionInput,
 ): Promise<VersionView> {

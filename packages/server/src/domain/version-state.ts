@@ -7,7 +7,7 @@ import { findVersion, updateVersion } from "../db/versions.ts";
 import { resolveAddress } from "./addressing.ts";
 import { recordInTransaction } from "./audit.ts";
 import type { Permission } from "./authz.ts";
-import type { Caller, Domain } from "./context.ts";
+import type { Caller, DomainDeps } from "./context.ts";
 import { propertiesFromPolicy } from "./ephemeral-policy.ts";
 import { failedPrecondition } from "./errors.ts";
 import type { VersionView } from "./read-versions.ts";
@@ -35,7 +35,7 @@ type Transition = (
  * change is not allowed from the current status.
  */
 async function transition(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: VersionRef,
   change: Transition,
@@ -80,7 +80,7 @@ function refuseGone(v: VersionView, verb: string): void {
  * new versions). An expired version whose action is `delete` reads as deleted
  * (db/versions.ts effectiveStatus) and is refused as such.
  */
-export function enableVersion(domain: Domain, caller: Caller, input: VersionRef) {
+export function enableVersion(domain: DomainDeps, caller: Caller, input: VersionRef) {
   return transition(domain, caller, input, (v, secret) => {
     refuseGone(v, "enabled");
     if (v.consumedAt !== null) {
@@ -103,7 +103,7 @@ export function enableVersion(domain: Domain, caller: Caller, input: VersionRef)
 }
 
 /** Disables a version: its payload is kept but cannot be accessed. */
-export function disableVersion(domain: Domain, caller: Caller, input: VersionRef) {
+export function disableVersion(domain: DomainDeps, caller: Caller, input: VersionRef) {
   return transition(domain, caller, input, (v) => {
     refuseGone(v, "disabled");
     if (v.status === "disabled") return undefined;
@@ -112,7 +112,7 @@ export function disableVersion(domain: Domain, caller: Caller, input: VersionRef
 }
 
 /** Schedules a version for deletion; the sweeper destroys it after the deletion window. */
-export function deleteVersion(domain: Domain, caller: Caller, input: VersionRef) {
+export function deleteVersion(domain: DomainDeps, caller: Caller, input: VersionRef) {
   return transition(domain, caller, input, (v) => {
     if (v.status === "scheduled_for_deletion") {
       throw failedPrecondition(`version ${v.revision} is already scheduled for deletion`);
@@ -123,7 +123,7 @@ export function deleteVersion(domain: Domain, caller: Caller, input: VersionRef)
 }
 
 /** Cancels a version's scheduled deletion; it comes back disabled, to be enabled on purpose. */
-export function restoreVersion(domain: Domain, caller: Caller, input: VersionRef) {
+export function restoreVersion(domain: DomainDeps, caller: Caller, input: VersionRef) {
   return transition(domain, caller, input, (v) => {
     if (v.status !== "scheduled_for_deletion") {
       throw failedPrecondition(
@@ -145,7 +145,7 @@ export function restoreVersion(domain: Domain, caller: Caller, input: VersionRef
  * that protects against a mistaken delete, so it cannot be undone. Works on a
  * version scheduled for deletion too; one already destroyed is left as it is.
  */
-export function destroyVersion(domain: Domain, caller: Caller, input: VersionRef) {
+export function destroyVersion(domain: DomainDeps, caller: Caller, input: VersionRef) {
   return transition(
     domain,
     caller,

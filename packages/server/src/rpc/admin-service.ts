@@ -9,7 +9,7 @@ import {
 } from "../domain/admin/projects.ts";
 import { rotateMasterKeyAsAdmin } from "../domain/admin/rotate.ts";
 import { createToken, listTokens, revokeToken } from "../domain/admin/tokens.ts";
-import type { Domain } from "../domain/context.ts";
+import type { DomainDeps } from "../domain/context.ts";
 import type { RingSource } from "../domain/rotate-keys.ts";
 import { callerOf, passingTo } from "./chain.ts";
 import { pageToProto, timestampFromProto } from "./convert.ts";
@@ -43,7 +43,7 @@ export interface AdminServiceDeps {
  * are the domain's, errors are mapped by the call chain.
  */
 export function adminService(
-  domain: Domain,
+  domain: DomainDeps,
   deps: AdminServiceDeps,
 ): ServiceImpl<typeof AdminService> {
   const project = (p: Parameters<typeof projectToProto>[0]) => ({ project: projectToProto(p) });

@@ -1,7 +1,7 @@
 import type { SecretService } from "@coffer/api";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { type AccessResult, accessVersion, accessVersionByPath } from "../domain/access-version.ts";
-import type { Domain } from "../domain/context.ts";
+import type { DomainDeps } from "../domain/context.ts";
 import { createSecret } from "../domain/create-secret.ts";
 import { createVersion } from "../domain/create-version.ts";
 import { deleteSecret, restoreSecret } from "../domain/delete-secret.ts";
@@ -43,7 +43,7 @@ import { watchInputFromProto, watchMessageToProto } from "./convert-watch.ts";
  * call one domain function and encode; errors are mapped by the call chain.
  */
 export function secretService(
-  domain: Domain,
+  domain: DomainDeps,
   feeds: WatchFeeds,
 ): ServiceImpl<typeof SecretService> {
   const secret = (s: Parameters<typeof secretToProto>[0]) => ({ secret: secretToProto(s) });

@@ -19,7 +19,7 @@ import {
   type Scope,
   scopesFor,
 } from "../domain/authz.ts";
-import type { Caller, Domain } from "../domain/context.ts";
+import type { Caller, DomainDeps } from "../domain/context.ts";
 import { invalid, permissionDenied, unavailable } from "../domain/errors.ts";
 import { normalizePath, validateName, validateUuid } from "../domain/validation.ts";
 import { epochTag, formatCursor, parseCursor } from "./cursor.ts";
@@ -68,7 +68,7 @@ const MAX_QUEUED = 10_000;
  * second iterator layer sits between the stream and the wire.
  */
 export function watchSecrets<T>(
-  domain: Domain,
+  domain: DomainDeps,
   feeds: WatchFeeds,
   caller: Caller,
   input: WatchInput,

@@ -3,7 +3,7 @@ import type { AuditRow } from "../../db/schema.ts";
 import { resolveAndNoteHome } from "../addressing.ts";
 import { noteFacts } from "../audit.ts";
 import { requireAdmin, requirePrincipal, requireProjectAdmin } from "../authz.ts";
-import type { Caller, Domain } from "../context.ts";
+import type { Caller, DomainDeps } from "../context.ts";
 import { invalid, permissionDenied } from "../errors.ts";
 import { type ListPage, openPage } from "../paging.ts";
 import { validateText, validateUuid } from "../validation.ts";
@@ -58,7 +58,7 @@ export interface ListAuditEventsInput {
  * this call itself goes to the home region, like every admin call's.
  */
 export async function listAuditEvents(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: ListAuditEventsInput,
 ): Promise<{ events: (AuditRow & { region: string })[] } & ListPage> {

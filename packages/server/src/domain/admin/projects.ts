@@ -20,7 +20,7 @@ import {
   requirePrincipal,
   requireProjectAdmin,
 } from "../authz.ts";
-import type { Caller, Domain } from "../context.ts";
+import type { Caller, DomainDeps } from "../context.ts";
 import { alreadyExists, failedPrecondition } from "../errors.ts";
 import { type ListPage, openPage, type PageInput } from "../paging.ts";
 import { validateLabel, validateUuid } from "../validation.ts";
@@ -34,7 +34,7 @@ function nameTaken(err: unknown, name: string): unknown {
 
 /** Creates a project (global admins only). Names are unique (ALREADY_EXISTS). */
 export async function createProject(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: { name: string },
 ): Promise<ProjectRow> {
@@ -59,7 +59,7 @@ export async function createProject(
  * exist.
  */
 export async function updateProject(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: { projectId: string; name: string },
 ): Promise<ProjectRow> {
@@ -105,7 +105,7 @@ export interface TokenHooks {
  * repeated.
  */
 export async function deleteProject(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: { projectId: string; force: boolean },
   tokens: TokenHooks = { changed() {}, revoked() {} },
@@ -171,7 +171,7 @@ export async function deleteProject(
  * admin. Projects named in grants but never created are not listed.
  */
 export async function listProjects(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: PageInput,
 ): Promise<{ projects: ProjectRow[] } & ListPage> {

@@ -1,6 +1,6 @@
 import { resolveAndNoteHome } from "../addressing.ts";
 import { requireGlobalAdmin, requirePrincipal } from "../authz.ts";
-import type { Caller, Domain } from "../context.ts";
+import type { Caller, DomainDeps } from "../context.ts";
 import {
   type RingSource,
   type RotationResult,
@@ -16,7 +16,7 @@ import {
  * rotation ends: a rotation spans many transactions, none of them the call's.
  */
 export async function rotateMasterKeyAsAdmin(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   source?: RingSource,
 ): Promise<RotationResult> {

@@ -23,7 +23,7 @@ import {
   requirePrincipal,
   requireProjectAdmin,
 } from "../authz.ts";
-import type { Caller, Domain } from "../context.ts";
+import type { Caller, DomainDeps } from "../context.ts";
 import {
   failedPrecondition,
   invalid,
@@ -123,7 +123,7 @@ function validateGrants(grants: readonly GrantInput[]): StoredGrant[] {
  * Revoking the creator later revokes this token too (revokeToken).
  */
 export async function createToken(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: CreateTokenInput,
 ): Promise<{ token: TokenView; value: string }> {
@@ -200,7 +200,7 @@ export interface ListTokensInput extends PageInput {
  * projects it does not administer.
  */
 export async function listTokens(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: ListTokensInput,
 ): Promise<{ tokens: TokenView[] } & ListPage> {
@@ -255,7 +255,7 @@ export function tokenNotFound(id: string): Error {
  * watch streams end, on this replica and, by NOTIFY, on the others.
  */
 export async function revokeToken(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: { tokenId: string },
   onRevoked: (tokenIds: readonly string[]) => void = () => {},
