@@ -28,7 +28,7 @@ import {
 } from "../testing/domain-helpers.ts";
 import { accessVersion, accessVersionByPath } from "./access-version.ts";
 import { newCallAudit } from "./audit.ts";
-import type { Caller, Domain } from "./context.ts";
+import type { Caller, DomainDeps } from "./context.ts";
 import { createVersion } from "./create-version.ts";
 import { getVersion } from "./read-versions.ts";
 
@@ -95,7 +95,7 @@ describe.each(backends)("access in one statement on $name", (backend) => {
   let database: Database;
   let statements: () => number;
   let url: string | undefined;
-  let domain: Domain;
+  let domain: DomainDeps;
   beforeAll(async () => {
     ({ database, statements, url } = await countingDatabase(backend));
     domain = testDomain({ main: database });
@@ -256,7 +256,7 @@ describe.each(backends)("access in one statement on $name", (backend) => {
       { ephemeralPolicy: { expiresOnceAccessed: true, action: "delete" } },
       "keep me",
     );
-    const stranger: Domain = {
+    const stranger: DomainDeps = {
       ...domain,
       keyRing: () => ({ activeId: "other", keys: new Map([["other", generateKey()]]) }),
     };

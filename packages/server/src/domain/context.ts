@@ -18,7 +18,7 @@ export interface Caller {
 }
 
 /** What the domain functions need, built once in the composition root. */
-export interface Domain {
+export interface DomainDeps {
   regions: Regions;
   /** Read on every call, so that a key rotation takes effect without a restart. */
   keyRing: () => KeyRing;
