@@ -28,7 +28,8 @@ import {
 } from "../testing/domain-helpers.ts";
 import { accessVersion, accessVersionByPath } from "./access-version.ts";
 import { newCallAudit } from "./audit.ts";
-import type { Caller, DomainDeps } from "./context.ts";
+import type { Caller } from "./caller.ts";
+import type { DomainDeps } from "./context.ts";
 import { createVersion } from "./create-version.ts";
 import { getVersion } from "./read-versions.ts";
 

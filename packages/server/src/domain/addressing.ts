@@ -1,5 +1,6 @@
 import type { Db } from "../db/client.ts";
-import type { Caller, DomainDeps } from "./context.ts";
+import type { Caller } from "./caller.ts";
+import type { DomainDeps } from "./context.ts";
 import { validateUuid } from "./validation.ts";
 
 /**

@@ -1,11 +1,8 @@
 import type { SecretRow, StoredGrant } from "../db/schema.ts";
 import type { Scope } from "../db/secrets.ts";
 import { noteFacts, secretFacts } from "./audit.ts";
-import type { Caller } from "./context.ts";
+import type { Caller, Grant, Principal, Role } from "./caller.ts";
 import { notFound, permissionDenied, unauthenticated } from "./errors.ts";
-
-/** A role granted on a project (see proto coffer.admin.v1.Role). */
-export type Role = "admin" | "full_access" | "secret_write" | "read_only" | "secret_access";
 
 /** What a call needs to be allowed to do. */
 export type Permission =
@@ -37,22 +34,6 @@ export function isRole(value: string): value is Role {
 
 /** The roles, for messages. */
 export const ROLE_NAMES = Object.keys(PERMISSIONS).join(", ");
-
-/** One role on one project (empty project: a global admin), narrowed to a path. */
-export interface Grant {
-  projectId: string;
-  role: Role;
-  /** "/" for the whole project. */
-  pathPrefix: string;
-}
-
-/** The authenticated principal of a call. */
-export interface Principal {
-  tokenId: string;
-  grants: readonly Grant[];
-  /** When the token expires; absent: never (a long stream ends then). */
-  expiresAt?: Date;
-}
 
 export type { Scope };
 

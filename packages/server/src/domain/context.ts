@@ -1,21 +1,6 @@
 import type { KeyRing } from "../crypto/key-ring.ts";
 import type { Database, Db } from "../db/client.ts";
-import type { CallAudit } from "./audit.ts";
-import type { Principal } from "./authz.ts";
 import { invalid } from "./errors.ts";
-
-/**
- * Who is calling. Every domain function takes one: the call chain fills in
- * the request id, the peer, the authenticated principal (its token and
- * grants) and the call's audit record.
- */
-export interface Caller {
-  requestId: string;
-  peer?: string;
-  /** Undefined only when no token was presented; domain calls then refuse. */
-  principal?: Principal;
-  audit?: CallAudit;
-}
 
 /** What the domain functions need, built once in the composition root. */
 export interface DomainDeps {

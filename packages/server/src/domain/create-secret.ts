@@ -10,7 +10,8 @@ import { findVersion, insertVersion, type VersionMeta } from "../db/versions.ts"
 import { resolveAddress } from "./addressing.ts";
 import { recordInTransaction } from "./audit.ts";
 import { authorizePlacement, projectNotFound } from "./authz.ts";
-import type { Caller, DomainDeps } from "./context.ts";
+import type { Caller } from "./caller.ts";
+import type { DomainDeps } from "./context.ts";
 import {
   type EphemeralPolicyInput,
   policyColumns,

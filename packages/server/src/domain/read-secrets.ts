@@ -11,7 +11,8 @@ import {
 import { resolveAddress, resolveAndNoteRegion } from "./addressing.ts";
 import { noteFacts } from "./audit.ts";
 import { authorizedSecret, projectReadScopes, requirePrincipal, scopesFor } from "./authz.ts";
-import type { Caller, DomainDeps } from "./context.ts";
+import type { Caller } from "./caller.ts";
+import type { DomainDeps } from "./context.ts";
 import { invalid } from "./errors.ts";
 import { type ListPage, openPage, type PageInput } from "./paging.ts";
 import type { SecretKind } from "./payload-types.ts";

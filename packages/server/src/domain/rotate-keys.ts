@@ -10,7 +10,8 @@ import {
   type WrappedKeyChange,
   type WrappedKeyRow,
 } from "../db/wrapped-keys.ts";
-import type { Caller, DomainDeps } from "./context.ts";
+import type { Caller } from "./caller.ts";
+import type { DomainDeps } from "./context.ts";
 import { failedPrecondition } from "./errors.ts";
 
 /** Rows read, rewrapped and written back per statement. */

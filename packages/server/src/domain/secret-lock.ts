@@ -2,7 +2,7 @@ import type { Tx } from "../db/client.ts";
 import type { SecretRow } from "../db/schema.ts";
 import { lockSecret } from "../db/secrets.ts";
 import { authorizedSecret, type Permission } from "./authz.ts";
-import type { Caller } from "./context.ts";
+import type { Caller } from "./caller.ts";
 import { failedPrecondition } from "./errors.ts";
 import { checkEtag } from "./etag.ts";
 

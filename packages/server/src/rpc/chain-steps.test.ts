@@ -3,7 +3,7 @@ import { Code, ConnectError, createContextValues, createHandlerContext } from "@
 import pino from "pino";
 import { describe, expect, it } from "vitest";
 import type { AuditEventLine } from "../domain/audit-log.ts";
-import type { Principal } from "../domain/authz.ts";
+import type { Principal } from "../domain/caller.ts";
 import type { DomainDeps } from "../domain/context.ts";
 import type { DeniedCall } from "../domain/denied-calls.ts";
 import {

@@ -9,8 +9,8 @@ import {
 } from "../domain/audit.ts";
 import type { AuditEventLine, AuditLog } from "../domain/audit-log.ts";
 import { type Authenticator, presentedPrefix } from "../domain/authenticate.ts";
-import type { Principal } from "../domain/authz.ts";
-import type { Caller, DomainDeps } from "../domain/context.ts";
+import type { Caller, Principal } from "../domain/caller.ts";
+import type { DomainDeps } from "../domain/context.ts";
 import type { DeniedCalls } from "../domain/denied-calls.ts";
 import { toConnectError } from "./errors.ts";
 import { type PeerLimiter, peerAddress } from "./peer-limit.ts";

@@ -4,7 +4,8 @@ import { ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc
 import type { Logger } from "pino";
 import type { AuditLog } from "../domain/audit-log.ts";
 import type { Authenticator } from "../domain/authenticate.ts";
-import type { Caller, DomainDeps } from "../domain/context.ts";
+import type { Caller } from "../domain/caller.ts";
+import type { DomainDeps } from "../domain/context.ts";
 import type { DeniedCalls } from "../domain/denied-calls.ts";
 import {
   aggregateRefusal,

@@ -10,7 +10,7 @@ import {
 } from "@coffer/api";
 import type { AuditRow, ProjectRow, StoredGrant } from "../db/schema.ts";
 import type { GrantInput, TokenView } from "../domain/admin/tokens.ts";
-import type { Role as DomainRole } from "../domain/authz.ts";
+import type { Role as DomainRole } from "../domain/caller.ts";
 import { enumNames, optionalTimestamp } from "./convert.ts";
 
 const ROLES = enumNames("role", Role);

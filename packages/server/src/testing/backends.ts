@@ -7,8 +7,8 @@ import { generateToken } from "../crypto/tokens.ts";
 import { type Database, type Db, openDatabase } from "../db/client.ts";
 import { migrate } from "../db/migrate.ts";
 import { projects, tokens } from "../db/schema.ts";
-import type { Grant, Principal } from "../domain/authz.ts";
-import { type Caller, type DomainDeps, type DomainLimits, Regions } from "../domain/context.ts";
+import type { Caller, Grant, Principal } from "../domain/caller.ts";
+import { type DomainDeps, type DomainLimits, Regions } from "../domain/context.ts";
 import { type RunningServer, startServer } from "../server.ts";
 import { pgliteTemplate, postgresTemplate } from "./templates.ts";
 

@@ -12,14 +12,14 @@ import { resolveAddress } from "../domain/addressing.ts";
 import { noteFacts } from "../domain/audit.ts";
 import {
   isUnder,
-  type Principal,
   projectNotFound,
   projectReadable,
   requirePrincipal,
   type Scope,
   scopesFor,
 } from "../domain/authz.ts";
-import type { Caller, DomainDeps } from "../domain/context.ts";
+import type { Caller, Principal } from "../domain/caller.ts";
+import type { DomainDeps } from "../domain/context.ts";
 import { invalid, permissionDenied, unavailable } from "../domain/errors.ts";
 import { normalizePath, validateName, validateUuid } from "../domain/validation.ts";
 import { epochTag, formatCursor, parseCursor } from "./cursor.ts";

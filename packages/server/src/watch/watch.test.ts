@@ -13,7 +13,7 @@ import type { Config } from "../config.ts";
 import { generateToken } from "../crypto/tokens.ts";
 import { rowsOf } from "../db/raw-sql.ts";
 import { finalHead, ORIGIN } from "../db/watch-events.ts";
-import type { Role } from "../domain/authz.ts";
+import type { Role } from "../domain/caller.ts";
 import { sweepRegion } from "../domain/sweeper.ts";
 import { type RunningServer, startServer } from "../server.ts";
 import {

@@ -13,8 +13,8 @@ import {
 } from "../../testing/domain-helpers.ts";
 import { newCallAudit } from "../audit.ts";
 import { Authenticator } from "../authenticate.ts";
-import type { Grant, Role } from "../authz.ts";
-import type { Caller, DomainDeps } from "../context.ts";
+import type { Caller, Grant, Role } from "../caller.ts";
+import type { DomainDeps } from "../context.ts";
 import { listAuditEvents } from "./audit.ts";
 import { createProject, listProjects } from "./projects.ts";
 import { type CreateTokenInput, createToken, listTokens, revokeToken } from "./tokens.ts";

@@ -13,8 +13,8 @@ import {
   utf8,
 } from "../../testing/domain-helpers.ts";
 import { newCallAudit } from "../audit.ts";
-import type { Grant, Role } from "../authz.ts";
-import type { Caller, DomainDeps } from "../context.ts";
+import type { Caller, Grant, Role } from "../caller.ts";
+import type { DomainDeps } from "../context.ts";
 import { createSecret } from "../create-secret.ts";
 import { deleteSecret } from "../delete-secret.ts";
 import { listSecrets } from "../read-secrets.ts";

@@ -20,7 +20,8 @@ import {
   requirePrincipal,
   requireProjectAdmin,
 } from "../authz.ts";
-import type { Caller, DomainDeps } from "../context.ts";
+import type { Caller } from "../caller.ts";
+import type { DomainDeps } from "../context.ts";
 import { alreadyExists, failedPrecondition } from "../errors.ts";
 import { type ListPage, openPage, type PageInput } from "../paging.ts";
 import { validateLabel, validateUuid } from "../validation.ts";

@@ -1,6 +1,7 @@
 import { resolveAndNoteHome } from "../addressing.ts";
 import { requireGlobalAdmin, requirePrincipal } from "../authz.ts";
-import type { Caller, DomainDeps } from "../context.ts";
+import type { Caller } from "../caller.ts";
+import type { DomainDeps } from "../context.ts";
 import {
   type RingSource,
   type RotationResult,

@@ -12,8 +12,8 @@ import {
 } from "../../testing/domain-helpers.ts";
 import { newCallAudit } from "../audit.ts";
 import { Authenticator } from "../authenticate.ts";
-import type { Grant } from "../authz.ts";
-import type { Caller, DomainDeps } from "../context.ts";
+import type { Caller, Grant } from "../caller.ts";
+import type { DomainDeps } from "../context.ts";
 import { createProject } from "./projects.ts";
 import { createToken, revokeToken, type TokenView } from "./tokens.ts";
 

@@ -23,7 +23,8 @@ import {
   requirePrincipal,
   requireProjectAdmin,
 } from "../authz.ts";
-import type { Caller, DomainDeps } from "../context.ts";
+import type { Caller } from "../caller.ts";
+import type { DomainDeps } from "../context.ts";
 import {
   failedPrecondition,
   invalid,
