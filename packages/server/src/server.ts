@@ -13,7 +13,7 @@ import { migrate } from "./db/migrate.ts";
 import { bootstrapAdminToken } from "./domain/admin/bootstrap.ts";
 import { openAuditLog } from "./domain/audit-log.ts";
 import { Authenticator } from "./domain/authenticate.ts";
-import { type Domain, Regions } from "./domain/context.ts";
+import { type DomainDeps, Regions } from "./domain/context.ts";
 import { DeniedCalls } from "./domain/denied-calls.ts";
 import type { RingSource } from "./domain/rotate-keys.ts";
 import { startSweeper } from "./domain/sweeper.ts";
@@ -38,7 +38,7 @@ const MAX_REQUEST_BYTES = 512 * 1024;
 
 /** What tests and commands reach into on a server, whether it listens or not. */
 export interface ServerParts {
-  domain: Domain;
+  domain: DomainDeps;
   /** The running key ring, and the key file an online rotation adds keys to. */
   keys: RingSource;
   /** Each region's watch fan-out. */
@@ -225,7 +225,7 @@ export async function openServer(config: Config, logger: Logger): Promise<OpenSe
       await Promise.all([...databases.values()].map((d) => d.close()));
       throw err;
     });
-  const domain: Domain = {
+  const domain: DomainDeps = {
     regions,
     announce: (region) => feeds.announce(region),
     keyRing: keys.holder.get,

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateKey, type KeyRing, loadKeyFile } from "../crypto/key-ring.ts";
 import type { Db } from "../db/client.ts";
 import { accessVersion } from "../domain/access-version.ts";
-import type { Domain } from "../domain/context.ts";
+import type { DomainDeps } from "../domain/context.ts";
 import type { RunningServer } from "../server.ts";
 import {
   ADMIN_CALLER,
@@ -55,7 +55,7 @@ async function countUnder(db: Db, keyId: string): Promise<number> {
 }
 
 /** Creates `count` secrets with two versions each; returns them with their payloads. */
-async function populate(domain: Domain, count: number) {
+async function populate(domain: DomainDeps, count: number) {
   const versions: { secretId: string; revision: number; payload: string }[] = [];
   for (let i = 0; i < count; i++) {
     const { secret } = await newSecret(domain, {}, `first-${i}`);
@@ -67,7 +67,7 @@ async function populate(domain: Domain, count: number) {
 }
 
 async function expectReadable(
-  domain: Domain,
+  domain: DomainDeps,
   versions: { secretId: string; revision: number; payload: string }[],
 ) {
   for (const v of versions) {

@@ -11,8 +11,8 @@ import {
 } from "../crypto/key-ring.ts";
 import { type Database, openDatabase } from "../db/client.ts";
 import { DataDirLockedError } from "../db/data-dir-lock.ts";
-import { rowsOf } from "../db/migrate.ts";
-import { type Domain, Regions } from "../domain/context.ts";
+import { rowsOf } from "../db/raw-sql.ts";
+import { type DomainDeps, Regions } from "../domain/context.ts";
 import { DomainError } from "../domain/errors.ts";
 import { type RotationResult, rotateMasterKey } from "../domain/rotate-keys.ts";
 
@@ -98,7 +98,7 @@ export async function rotateKeysCommand(
         addedKey = ring.activeId;
         say(`added master key ${ring.activeId} to ${source.file}; it is now the active key`);
       }
-      const domain: Domain = {
+      const domain: DomainDeps = {
         regions: new Regions(databases),
         // Rewrapping keys changes nothing a watcher sees.
         announce: () => {},

@@ -1,8 +1,7 @@
-import { type Query, type SQL, sql } from "drizzle-orm";
-import { PgDialect, type PgSession, type SelectedFieldsOrdered } from "drizzle-orm/pg-core";
+import { type SQL, sql } from "drizzle-orm";
 import { okEventInsert, type StatementAudit, statementAuditValues } from "./audit.ts";
-import type { Db, Executor } from "./client.ts";
-import { rowsOf } from "./migrate.ts";
+import type { Db } from "./client.ts";
+import { render, rowsOf, sessionOf } from "./raw-sql.ts";
 import { retryingConflicts } from "./tx.ts";
 import { ephemeralActionSet, servableIn } from "./version-rules.ts";
 
@@ -156,16 +155,13 @@ interface Prepared {
  * template on every call and send an unnamed statement that Postgres parses
  * every time.
  */
-const dialect = new PgDialect();
-const rendered = { id: dialect.sqlToQuery(byId), path: dialect.sqlToQuery(byPath) };
+const rendered = { id: render(byId), path: render(byPath) };
 const prepared = new WeakMap<Db, { id: Prepared; path: Prepared }>();
 
 function statementsFor(db: Db): { id: Prepared; path: Prepared } {
   let found = prepared.get(db);
   if (found === undefined) {
-    // `_.session` is drizzle's public handle on the driver session: the same
-    // path its query builders' `.prepare(name)` takes.
-    const session = (db as unknown as { _: { session: PgSession } })._.session;
+    const session = sessionOf(db);
     found = {
       id: session.prepareQuery(rendered.id, undefined, "coffer_access_by_id", false),
       path: session.prepareQuery(rendered.path, undefined, "coffer_access_by_path", false),
@@ -173,29 +169,6 @@ function statementsFor(db: Db): { id: Prepared; path: Prepared } {
     prepared.set(db, found);
   }
   return found;
-}
-
-/**
- * Runs SQL rendered once at module load inside any executor (a transaction
- * included): drizzle's `execute` would render the template on every call.
- * Named, so postgres-js keeps a server-side prepared statement per
- * connection and Postgres parses and plans the text once.
- */
-export function executeRendered(
-  ex: Executor,
-  query: Query,
-  name: string,
-  values: Record<string, unknown>,
-  /** Columns of the select list, in order: drizzle then maps rows as its query builder would. */
-  fields?: SelectedFieldsOrdered,
-): Promise<unknown> {
-  const session = (ex as unknown as { _: { session: PgSession } })._.session;
-  return session.prepareQuery(query, fields, name, false).execute(values);
-}
-
-/** Renders a statement with placeholders to SQL text, once. */
-export function render(query: SQL): Query {
-  return dialect.sqlToQuery(query);
 }
 
 interface RawRow {

@@ -1,6 +1,6 @@
-import { and, desc, eq, getTableColumns, gte, lt, type SQL, sql } from "drizzle-orm";
+import { and, eq, getTableColumns, gte, lt, type SQL, sql } from "drizzle-orm";
 import type { Executor } from "./client.ts";
-import { afterKey, cutPage, type KeyValue, microsText, type PageWindow } from "./keyset.ts";
+import { type KeyValue, type PageWindow, readPage } from "./keyset.ts";
 import { type AuditRow, auditEvents } from "./schema.ts";
 
 export interface AuditFilter {
@@ -33,32 +33,20 @@ export async function listAuditEvents(
     f.start === undefined ? undefined : gte(auditEvents.time, f.start),
     f.end === undefined ? undefined : lt(auditEvents.time, f.end),
   );
-  const [rows, [count]] = await Promise.all([
-    ex
-      .select({ ...getTableColumns(auditEvents), timeKey: microsText(auditEvents.time) })
-      .from(auditEvents)
-      .where(
-        page.after === undefined
-          ? where
-          : and(
-              where,
-              afterKey([auditEvents.time, auditEvents.id], ["ts", "uuid"], page.after, "desc"),
-            ),
-      )
-      .orderBy(desc(auditEvents.time), desc(auditEvents.id))
-      .offset(page.offset)
-      .limit(page.limit + 1),
-    ex
-      .select({ n: sql<number>`count(*)`.mapWith(Number) })
-      .from(auditEvents)
-      .where(where),
-  ]);
-  const cut = cutPage(rows, page.limit, (r) => [r.timeKey, r.id]);
-  return {
-    rows: cut.rows.map(({ timeKey: _, ...row }) => row),
-    total: count?.n ?? 0,
-    ...(cut.next && { next: cut.next }),
-  };
+  return readPage(
+    ex,
+    {
+      fields: getTableColumns(auditEvents),
+      table: auditEvents,
+      where,
+      sort: {
+        columns: [auditEvents.time, auditEvents.id],
+        kinds: ["ts", "uuid"],
+        direction: "desc",
+      },
+    },
+    page,
+  );
 }
 
 /** An audit event as it is inserted; the database fills in `time` and `count` when absent. */

@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { sql } from "drizzle-orm";
 import type { Db } from "./client.ts";
+import { rowsOf } from "./raw-sql.ts";
 
 const migrationsDir = new URL("./migrations/", import.meta.url);
 
@@ -49,10 +50,4 @@ export async function migrate(db: Db): Promise<string[]> {
     }
     return done;
   });
-}
-
-/** `execute` returns an array on postgres-js and `{ rows }` on PGlite. */
-export function rowsOf<T>(result: unknown): T[] {
-  if (Array.isArray(result)) return result as T[];
-  return (result as { rows: T[] }).rows;
 }

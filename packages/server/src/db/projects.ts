@@ -1,7 +1,7 @@
-import { and, asc, eq, inArray, sql } from "drizzle-orm";
+import { eq, getTableColumns, inArray, sql } from "drizzle-orm";
 import type { Executor } from "./client.ts";
-import { afterKey, cutPage, type KeyValue, type PageWindow } from "./keyset.ts";
-import { rowsOf } from "./migrate.ts";
+import { type KeyValue, type PageWindow, readPage } from "./keyset.ts";
+import { rowsOf } from "./raw-sql.ts";
 import { type ProjectRow, projects, tokens } from "./schema.ts";
 
 /** Inserts a project and returns its row (with the database's creation time). */
@@ -40,25 +40,16 @@ export async function listProjects(
 ): Promise<{ rows: ProjectRow[]; total: number; next?: KeyValue[] }> {
   if (ids !== "all" && ids.length === 0) return { rows: [], total: 0 };
   const where = ids === "all" ? undefined : inArray(projects.id, [...ids]);
-  const [rows, [count]] = await Promise.all([
-    ex
-      .select()
-      .from(projects)
-      .where(
-        page.after === undefined
-          ? where
-          : and(where, afterKey([projects.name, projects.id], ["text", "uuid"], page.after, "asc")),
-      )
-      .orderBy(asc(projects.name), asc(projects.id))
-      .offset(page.offset)
-      .limit(page.limit + 1),
-    ex
-      .select({ n: sql<number>`count(*)`.mapWith(Number) })
-      .from(projects)
-      .where(where),
-  ]);
-  const cut = cutPage(rows, page.limit, (r) => [r.name, r.id]);
-  return { rows: cut.rows, total: count?.n ?? 0, ...(cut.next && { next: cut.next }) };
+  return readPage(
+    ex,
+    {
+      fields: getTableColumns(projects),
+      table: projects,
+      where,
+      sort: { columns: [projects.name, projects.id], kinds: ["text", "uuid"], direction: "asc" },
+    },
+    page,
+  );
 }
 
 /**

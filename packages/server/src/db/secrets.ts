@@ -1,27 +1,15 @@
-import {
-  and,
-  asc,
-  desc,
-  eq,
-  getTableColumns,
-  isNotNull,
-  isNull,
-  or,
-  type SQL,
-  sql,
-} from "drizzle-orm";
+import { and, eq, getTableColumns, isNotNull, isNull, or, type SQL, sql } from "drizzle-orm";
 import type { PgColumn, PgUpdateSetSource } from "drizzle-orm/pg-core";
-import { executeRendered, render } from "./access.ts";
 import type { Executor } from "./client.ts";
 import {
-  afterKey,
   cutPage,
   type KeyKind,
   type KeyValue,
-  microsText,
   type PageWindow,
+  readPage,
+  type SortKey,
 } from "./keyset.ts";
-import { rowsOf } from "./migrate.ts";
+import { executeRendered, render, rowsOf } from "./raw-sql.ts";
 import { type SecretRow, secrets, secretVersions } from "./schema.ts";
 import { effectiveStatus } from "./versions.ts";
 
@@ -36,40 +24,39 @@ const versionCount =
 
 const view = { ...getTableColumns(secrets), versionCount };
 
+/** The secret `where` selects (at most one), or undefined. */
+async function findView(ex: Executor, where: SQL | undefined): Promise<SecretView | undefined> {
+  const [row] = await ex.select(view).from(secrets).where(where);
+  return row;
+}
+
 /** A secret by id in a region, or undefined. */
-export async function findSecret(
+export function findSecret(
   ex: Executor,
   region: string,
   id: string,
 ): Promise<SecretView | undefined> {
-  const [row] = await ex
-    .select(view)
-    .from(secrets)
-    .where(and(eq(secrets.id, id), eq(secrets.region, region)));
-  return row;
+  return findView(ex, and(eq(secrets.id, id), eq(secrets.region, region)));
 }
 
 /** A live (not scheduled for deletion) secret by its address, or undefined. */
-export async function findSecretByPath(
+export function findSecretByPath(
   ex: Executor,
   region: string,
   projectId: string,
   path: string,
   name: string,
 ): Promise<SecretView | undefined> {
-  const [row] = await ex
-    .select(view)
-    .from(secrets)
-    .where(
-      and(
-        eq(secrets.projectId, projectId),
-        eq(secrets.region, region),
-        eq(secrets.path, path),
-        eq(secrets.name, name),
-        isNull(secrets.deletionRequestedAt),
-      ),
-    );
-  return row;
+  return findView(
+    ex,
+    and(
+      eq(secrets.projectId, projectId),
+      eq(secrets.region, region),
+      eq(secrets.path, path),
+      eq(secrets.name, name),
+      isNull(secrets.deletionRequestedAt),
+    ),
+  );
 }
 
 /**
@@ -122,7 +109,7 @@ export async function updateSecret(
 
 /** Re-reads a secret with its version count, after a change in this transaction. */
 export async function getSecretView(ex: Executor, id: string): Promise<SecretView> {
-  const [row] = await ex.select(view).from(secrets).where(eq(secrets.id, id));
+  const row = await findView(ex, eq(secrets.id, id));
   if (row === undefined) throw new Error(`secret ${id} vanished inside its transaction`);
   return row;
 }
@@ -169,6 +156,14 @@ export function inScopes(scopes: Scope[] | "all"): SQL | undefined {
   return or(...scopes.map((s) => and(eq(secrets.projectId, s.projectId), underPath(s.pathPrefix))));
 }
 
+/**
+ * A project's live (not scheduled for deletion) secrets in a region, inside
+ * the caller's scopes: what folders, tags and types are drawn from.
+ */
+function liveInProject(region: string, projectId: string, scopes: Scope[] | "all"): SQL {
+  return sql`(${secrets.region} = ${region} and ${secrets.projectId} = ${projectId} and ${secrets.deletionRequestedAt} is null and ${inScopes(scopes) ?? sql`true`})`;
+}
+
 function filterSql(f: SecretFilter): SQL | undefined {
   const conds: (SQL | undefined)[] = [
     eq(secrets.region, f.region),
@@ -190,12 +185,6 @@ function filterSql(f: SecretFilter): SQL | undefined {
       : isNull(secrets.deletionRequestedAt),
   ];
   return and(...conds);
-}
-
-interface SortKey {
-  columns: (PgColumn | SQL)[];
-  kinds: KeyKind[];
-  direction: "asc" | "desc";
 }
 
 /** A sort key in either direction. */
@@ -224,15 +213,6 @@ export function secretOrderKinds(order: SecretOrder): KeyKind[] {
   return ORDER[order].kinds;
 }
 
-/** A listed secret with the microsecond timestamps its sort keys need. */
-type ListedSecret = SecretView & { createdAtKey: string; updatedAtKey: string };
-
-/** A secret's sort key in an order. */
-function secretKey(row: ListedSecret, order: SecretOrder): KeyValue[] {
-  if (order.startsWith("name")) return [row.name, row.path, row.id];
-  return [order.startsWith("created") ? row.createdAtKey : row.updatedAtKey, row.id];
-}
-
 /**
  * One page of secrets, with the total over all pages and, when more rows
  * follow, the sort key of the page's last row.
@@ -243,37 +223,11 @@ export async function listSecrets(
   order: SecretOrder,
   page: PageWindow,
 ): Promise<{ rows: SecretView[]; total: number; more: boolean; next?: KeyValue[] }> {
-  const where = filterSql(filter);
-  const o = ORDER[order];
-  const sortSql = o.columns.map((c) => (o.direction === "asc" ? asc(c) : desc(c)));
-  const [rows, [count]] = await Promise.all([
-    ex
-      .select({
-        ...view,
-        createdAtKey: microsText(secrets.createdAt),
-        updatedAtKey: microsText(secrets.updatedAt),
-      })
-      .from(secrets)
-      .where(
-        page.after === undefined
-          ? where
-          : and(where, afterKey(o.columns, o.kinds, page.after, o.direction)),
-      )
-      .orderBy(...sortSql)
-      .offset(page.offset)
-      .limit(page.limit + 1),
-    ex
-      .select({ n: sql<number>`count(*)`.mapWith(Number) })
-      .from(secrets)
-      .where(where),
-  ]);
-  const cut = cutPage(rows as ListedSecret[], page.limit, (r) => secretKey(r, order));
-  return {
-    rows: cut.rows.map(({ createdAtKey: _c, updatedAtKey: _u, ...secret }) => secret),
-    total: count?.n ?? 0,
-    more: cut.more,
-    ...(cut.next && { next: cut.next }),
-  };
+  return readPage(
+    ex,
+    { fields: view, table: secrets, where: filterSql(filter), sort: ORDER[order] },
+    page,
+  );
 }
 
 /** The folders directly under `prefix`, with the number of live secrets in and below each. */
@@ -295,10 +249,7 @@ export async function listFolders(
     .from(secrets)
     .where(
       and(
-        eq(secrets.region, region),
-        eq(secrets.projectId, projectId),
-        isNull(secrets.deletionRequestedAt),
-        inScopes(scopes),
+        liveInProject(region, projectId, scopes),
         prefix === "/"
           ? sql`${secrets.path} <> '/'`
           : sql`starts_with(${secrets.path}, ${`${prefix}/`})`,
@@ -320,8 +271,7 @@ export async function listTags(
 ): Promise<{ tags: string[]; total: number; next?: KeyValue[] }> {
   const distinct = sql`
     select distinct unnest(${secrets.tags}) as tag from ${secrets}
-    where ${secrets.region} = ${region} and ${secrets.projectId} = ${projectId}
-      and ${secrets.deletionRequestedAt} is null and ${inScopes(scopes) ?? sql`true`}`;
+    where ${liveInProject(region, projectId, scopes)}`;
   // The total is counted on its own: a window count on the page's rows would
   // say 0 for a page past the end.
   const after = page.after === undefined ? sql`true` : sql`tag > ${page.after[0]}::text`;
@@ -356,10 +306,7 @@ export async function listTypes(
     .from(secrets)
     .where(
       and(
-        eq(secrets.region, region),
-        eq(secrets.projectId, projectId),
-        isNull(secrets.deletionRequestedAt),
-        inScopes(scopes),
+        liveInProject(region, projectId, scopes),
         after === undefined ? undefined : sql`${secrets.type} > ${after}::text`,
       ),
     )

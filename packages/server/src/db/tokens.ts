@@ -1,18 +1,7 @@
-import {
-  and,
-  desc,
-  eq,
-  getTableColumns,
-  gt,
-  inArray,
-  isNull,
-  or,
-  type SQL,
-  sql,
-} from "drizzle-orm";
+import { and, eq, getTableColumns, gt, inArray, isNull, or, type SQL, sql } from "drizzle-orm";
 import type { Executor } from "./client.ts";
-import { afterKey, cutPage, type KeyValue, microsText, type PageWindow } from "./keyset.ts";
-import { rowsOf } from "./migrate.ts";
+import { type KeyValue, type PageWindow, readPage } from "./keyset.ts";
+import { rowsOf } from "./raw-sql.ts";
 import { type StoredGrant, type TokenRow, tokens } from "./schema.ts";
 
 /** The token with this hash, whatever its state (revoked, expired), or undefined. */
@@ -169,30 +158,16 @@ export async function listTokens(
   filter: TokenFilter,
   page: PageWindow,
 ): Promise<{ rows: TokenRow[]; total: number; next?: KeyValue[] }> {
-  const where = filterSql(filter);
-  const [rows, [count]] = await Promise.all([
-    ex
-      .select({ ...getTableColumns(tokens), createdAtKey: microsText(tokens.createdAt) })
-      .from(tokens)
-      .where(
-        page.after === undefined
-          ? where
-          : and(where, afterKey([tokens.createdAt, tokens.id], ["ts", "uuid"], page.after, "desc")),
-      )
-      .orderBy(desc(tokens.createdAt), desc(tokens.id))
-      .offset(page.offset)
-      .limit(page.limit + 1),
-    ex
-      .select({ n: sql<number>`count(*)`.mapWith(Number) })
-      .from(tokens)
-      .where(where),
-  ]);
-  const cut = cutPage(rows, page.limit, (r) => [r.createdAtKey, r.id]);
-  return {
-    rows: cut.rows.map(({ createdAtKey: _, ...row }) => row),
-    total: count?.n ?? 0,
-    ...(cut.next && { next: cut.next }),
-  };
+  return readPage(
+    ex,
+    {
+      fields: getTableColumns(tokens),
+      table: tokens,
+      where: filterSql(filter),
+      sort: { columns: [tokens.createdAt, tokens.id], kinds: ["ts", "uuid"], direction: "desc" },
+    },
+    page,
+  );
 }
 
 /**

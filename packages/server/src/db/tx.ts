@@ -30,3 +30,21 @@ export async function retryingConflicts<T>(work: () => Promise<T>): Promise<T> {
 export function inTransaction<T>(db: Db, fn: (tx: Tx) => Promise<T>): Promise<T> {
   return retryingConflicts(() => db.transaction(fn));
 }
+
+/**
+ * Runs a change to secrets or versions in one transaction (inTransaction),
+ * then, after the commit, tells the watch that the region changed. The
+ * change's watch events are written inside the transaction by triggers; the
+ * announcement (a local wake-up and a NOTIFY to the other replicas) comes only
+ * after the commit, so that writers never queue on Postgres's notification
+ * lock.
+ */
+export async function inTransactionThenAnnounce<T>(
+  watch: { announce(region: string): void },
+  region: { name: string; db: Db },
+  fn: (tx: Tx) => Promise<T>,
+): Promise<T> {
+  const result = await inTransaction(region.db, fn);
+  watch.announce(region.name);
+  return result;
+}

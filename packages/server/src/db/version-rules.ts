@@ -1,10 +1,11 @@
-import { type SQL, sql } from "drizzle-orm";
+import { type Placeholder, type SQL, sql } from "drizzle-orm";
 
 /**
  * The rules about a version that more than one statement applies, written
- * once as SQL over a `secret_versions` row named by `alias` (the table's own
- * name, or the alias a statement gives it). Aliases are names from our own
- * statements, never input, and are checked to be plain identifiers.
+ * once as SQL, most over a `secret_versions` row named by `alias` (the
+ * table's own name, or the alias a statement gives it). Aliases are names
+ * from our own statements, never input, and are checked to be plain
+ * identifiers.
  */
 
 function column(alias: string): (name: string) => string {
@@ -48,4 +49,13 @@ export function ephemeralActionSet(alias: string): SQL {
       keepUnlessDestroyed("ciphertext"),
     ].join(",\n    "),
   );
+}
+
+/**
+ * A version's `expires_at` for a time to live from now: on the database's
+ * clock, which is also the clock that decides expiry (servableIn). Null when
+ * `ttlMs` is.
+ */
+export function expiresIn(ttlMs: number | Placeholder): SQL {
+  return sql`now() + ${ttlMs}::bigint * interval '1 millisecond'`;
 }

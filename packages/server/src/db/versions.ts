@@ -1,12 +1,11 @@
 import { and, desc, eq, getTableColumns, inArray, type SQL, sql } from "drizzle-orm";
 import type { PgInsertValue, PgUpdateSetSource } from "drizzle-orm/pg-core";
-import { executeRendered, render } from "./access.ts";
 import { okEventInsert, type StatementAudit, statementAuditValues } from "./audit.ts";
 import type { Executor } from "./client.ts";
-import { afterKey, cutPage, type KeyValue, type PageWindow } from "./keyset.ts";
-import { rowsOf } from "./migrate.ts";
+import { type KeyValue, type PageWindow, readPage } from "./keyset.ts";
+import { executeRendered, render, rowsOf } from "./raw-sql.ts";
 import { secrets, secretVersions, type VersionRow } from "./schema.ts";
-import { servableIn } from "./version-rules.ts";
+import { expiresIn, servableIn } from "./version-rules.ts";
 
 /**
  * Version metadata: everything but the key material, the ciphertext and the
@@ -157,26 +156,16 @@ export async function listVersions(
   statuses: string[],
   page: PageWindow,
 ): Promise<{ rows: (VersionMeta & { latest: boolean })[]; total: number; next?: KeyValue[] }> {
-  const where = and(eq(secretVersions.secretId, secretId), inArray(effectiveStatus, statuses));
-  const [rows, [count]] = await Promise.all([
-    ex
-      .select(versionView)
-      .from(secretVersions)
-      .where(
-        page.after === undefined
-          ? where
-          : and(where, afterKey([secretVersions.revision], ["int"], page.after, "desc")),
-      )
-      .orderBy(desc(secretVersions.revision))
-      .offset(page.offset)
-      .limit(page.limit + 1),
-    ex
-      .select({ n: sql<number>`count(*)`.mapWith(Number) })
-      .from(secretVersions)
-      .where(where),
-  ]);
-  const cut = cutPage(rows, page.limit, (r) => [r.revision]);
-  return { rows: cut.rows, total: count?.n ?? 0, ...(cut.next && { next: cut.next }) };
+  return readPage(
+    ex,
+    {
+      fields: versionView,
+      table: secretVersions,
+      where: and(eq(secretVersions.secretId, secretId), inArray(effectiveStatus, statuses)),
+      sort: { columns: [secretVersions.revision], kinds: ["int"], direction: "desc" },
+    },
+    page,
+  );
 }
 
 /** The number of a secret's versions whose payload is not destroyed (status other than `deleted`). */
@@ -233,7 +222,7 @@ ins as (
   select ${sql.placeholder("secretId")}::uuid, ${sql.placeholder("revision")}::int, ${sql.placeholder("status")}::text,
     ${sql.placeholder("description")}::text, ${sql.placeholder("dataCrc32")}::bigint, ${sql.placeholder("keyId")}::text,
     ${sql.placeholder("wrappedKey")}::bytea, ${sql.placeholder("ciphertext")}::bytea,
-    now() + ${sql.placeholder("ttlMs")}::bigint * interval '1 millisecond',
+    ${expiresIn(sql.placeholder("ttlMs"))},
     ${sql.placeholder("once")}::boolean, ${sql.placeholder("action")}::text
   from quota, (select count(*) from prev) as disabled_first
   where quota.ok

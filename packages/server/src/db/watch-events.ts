@@ -1,6 +1,6 @@
 import { type SQL, sql } from "drizzle-orm";
 import type { Executor } from "./client.ts";
-import { rowsOf } from "./migrate.ts";
+import { rowsOf } from "./raw-sql.ts";
 
 /** A place in a region's watch outbox: (transaction id, sequence), compared in that order. */
 export interface Position {

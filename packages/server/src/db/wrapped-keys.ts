@@ -1,6 +1,6 @@
 import { and, asc, count, isNotNull, ne, sql } from "drizzle-orm";
 import type { Executor } from "./client.ts";
-import { rowsOf } from "./migrate.ts";
+import { rowsOf } from "./raw-sql.ts";
 import { secretVersions } from "./schema.ts";
 
 /** Where a key-rotation scan stands: the last version it read. */

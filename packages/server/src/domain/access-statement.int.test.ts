@@ -28,7 +28,8 @@ import {
 } from "../testing/domain-helpers.ts";
 import { accessVersion, accessVersionByPath } from "./access-version.ts";
 import { newCallAudit } from "./audit.ts";
-import type { Caller, Domain } from "./context.ts";
+import type { Caller } from "./caller.ts";
+import type { DomainDeps } from "./context.ts";
 import { createVersion } from "./create-version.ts";
 import { getVersion } from "./read-versions.ts";
 
@@ -95,7 +96,7 @@ describe.each(backends)("access in one statement on $name", (backend) => {
   let database: Database;
   let statements: () => number;
   let url: string | undefined;
-  let domain: Domain;
+  let domain: DomainDeps;
   beforeAll(async () => {
     ({ database, statements, url } = await countingDatabase(backend));
     domain = testDomain({ main: database });
@@ -256,7 +257,7 @@ describe.each(backends)("access in one statement on $name", (backend) => {
       { ephemeralPolicy: { expiresOnceAccessed: true, action: "delete" } },
       "keep me",
     );
-    const stranger: Domain = {
+    const stranger: DomainDeps = {
       ...domain,
       keyRing: () => ({ activeId: "other", keys: new Map([["other", generateKey()]]) }),
     };

@@ -10,25 +10,15 @@ import {
 import type { Db, Executor } from "../db/client.ts";
 import { findSecret, findSecretByPath } from "../db/secrets.ts";
 import { findVersion, type SealedRow, unconsumeVersion } from "../db/versions.ts";
-import { auditParams, markRecorded, retractRecorded } from "./audit.ts";
-import { type Principal, scopesFor } from "./authz.ts";
-import type { Caller, Domain } from "./context.ts";
+import { resolveAddress } from "./addressing.ts";
+import { auditParams, markRecorded, noteFacts, retractRecorded, secretFacts } from "./audit.ts";
+import { authorizeSecret, scopesFor, secretNotFound } from "./authz.ts";
+import type { Caller, Principal } from "./caller.ts";
+import type { DomainDeps } from "./context.ts";
 import { failedPrecondition, notFound } from "./errors.ts";
+import type { SecretKind } from "./payload-types.ts";
 import { versionNotFound } from "./read-versions.ts";
-import {
-  authorizeSecret,
-  noteProject,
-  regionFor,
-  type SecretKind,
-  secretNotFound,
-} from "./shared.ts";
-import {
-  normalizePath,
-  parseRevision,
-  type RevisionSelector,
-  validateName,
-  validateUuid,
-} from "./validation.ts";
+import { normalizePath, parseRevision, type RevisionSelector, validateName } from "./validation.ts";
 
 export interface AccessResult {
   secretId: string;
@@ -51,12 +41,11 @@ interface AccessOptions {
 
 /** Returns a version's payload; a single-access version is consumed by this call. */
 export async function accessVersion(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: { region: string; secretId: string; revision: string } & AccessOptions,
 ): Promise<AccessResult> {
-  const region = regionFor(domain, caller, input.region);
-  const id = validateUuid(input.secretId, "secret_id");
+  const { region, id } = resolveAddress(domain, caller, input, "secretId");
   const ref = parseRevision(input.revision);
   const lookup = { by: "id", region: region.name, secretId: id } as const;
   return serve(domain, caller, region, lookup, ref, input, () => secretNotFound(id));
@@ -64,7 +53,7 @@ export async function accessVersion(
 
 /** Like accessVersion, addressing the secret by project, path and name. */
 export async function accessVersionByPath(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: {
     region: string;
@@ -74,12 +63,11 @@ export async function accessVersionByPath(
     revision: string;
   } & AccessOptions,
 ): Promise<AccessResult> {
-  const region = regionFor(domain, caller, input.region);
-  const projectId = validateUuid(input.projectId, "project_id");
+  const { region, id: projectId } = resolveAddress(domain, caller, input, "projectId");
   const path = normalizePath(input.path);
   const name = validateName(input.name);
   const ref = parseRevision(input.revision);
-  noteProject(caller, projectId);
+  noteFacts(caller.audit, { projectId });
   const missing = () =>
     notFound(`secret "${name}" not found at path "${path}" in project ${projectId}`);
   const lookup = { by: "path", region: region.name, projectId, path, name } as const;
@@ -133,7 +121,7 @@ const REVISION_RANGE = { lo: 1, hi: 2_147_483_647 };
  * undone (undoServe), on this failure path only.
  */
 async function serve(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   region: { name: string; db: Db },
   lookup: SecretLookup,
@@ -154,7 +142,7 @@ async function serve(
       audit: auditParams(caller.audit),
     });
   } catch (err) {
-    await noteFacts(caller, region.db, lookup, ref).catch(() => {});
+    await noteAimedAt(caller, region.db, lookup, ref).catch(() => {});
     throw err;
   }
   if (row === undefined) throw hidden();
@@ -217,7 +205,7 @@ async function serve(
  * what the call aimed at in its audit record, as the chain's failure event
  * would have named it before the access became one statement. Best effort.
  */
-async function noteFacts(
+async function noteAimedAt(
   caller: Caller,
   db: Db,
   lookup: SecretLookup,
@@ -229,12 +217,7 @@ async function noteFacts(
       ? await findSecret(db, lookup.region, lookup.secretId)
       : await findSecretByPath(db, lookup.region, lookup.projectId, lookup.path, lookup.name);
   if (secret === undefined) return;
-  Object.assign(caller.audit.facts, {
-    projectId: secret.projectId,
-    secretId: secret.id,
-    secretPath: secret.path,
-    secretName: secret.name,
-  });
+  noteFacts(caller.audit, secretFacts(secret));
   const revision =
     ref.kind === "number" ? ref.revision : (await findVersion(db, secret.id, ref))?.revision;
   if (revision !== undefined) caller.audit.facts.revision = revision;
@@ -250,7 +233,7 @@ async function noteFacts(
  * whatever happens here.
  */
 async function undoServe(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   region: { name: string; db: Db },
   secretId: string,

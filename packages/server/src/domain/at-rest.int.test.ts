@@ -12,7 +12,7 @@ import {
   textOf,
 } from "../testing/domain-helpers.ts";
 import { accessVersion } from "./access-version.ts";
-import type { Domain } from "./context.ts";
+import type { DomainDeps } from "./context.ts";
 import { deleteSecret } from "./delete-secret.ts";
 import { getVersion } from "./read-versions.ts";
 import { deleteVersion, disableVersion } from "./version-state.ts";
@@ -100,7 +100,7 @@ describe("the leak detector", () => {
 
 describe.each(backends)("payloads at rest on $name", (backend) => {
   const dbs = databasesFor(backend);
-  let domain: Domain;
+  let domain: DomainDeps;
   beforeAll(async () => {
     domain = await dbs.open();
   });

@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { backends } from "../testing/backends.ts";
 import { databasesFor, query } from "../testing/domain-helpers.ts";
-import type { Domain } from "./context.ts";
+import type { DomainDeps } from "./context.ts";
 import {
   DEFAULT_AUDIT_RETENTION_MS,
   pruneAuditEvents,
@@ -16,7 +16,7 @@ const DAY = 86_400_000;
 /** Issue 11 item 6: audit events older than COFFER_AUDIT_RETENTION are swept, in bounded batches. */
 describe.each(backends)("audit retention on $name", (backend) => {
   const dbs = databasesFor(backend);
-  let domain: Domain;
+  let domain: DomainDeps;
   beforeAll(async () => {
     domain = await dbs.open();
   });

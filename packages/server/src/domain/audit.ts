@@ -2,8 +2,8 @@ import { randomUUID } from "node:crypto";
 import { eq } from "drizzle-orm";
 import { insertAuditEvents, type NewAuditEvent, type StatementAudit } from "../db/audit.ts";
 import type { Executor } from "../db/client.ts";
-import { auditEvents } from "../db/schema.ts";
-import type { Domain } from "./context.ts";
+import { auditEvents, type SecretRow } from "../db/schema.ts";
+import type { DomainDeps } from "./context.ts";
 
 /** What the domain learns about a call as it runs, for its audit event. */
 export interface AuditFacts {
@@ -45,6 +45,23 @@ export function newCallAudit(method: string, requestId: string, peer?: string): 
     region: "",
     facts: {},
     written: false,
+  };
+}
+
+/** Adds facts to the call's audit event (the chain writes it for calls that change nothing). */
+export function noteFacts(audit: CallAudit | undefined, facts: AuditFacts): void {
+  if (audit) Object.assign(audit.facts, facts);
+}
+
+/** The facts that name a secret in an audit event. */
+export function secretFacts(
+  secret: Pick<SecretRow, "id" | "projectId" | "path" | "name">,
+): AuditFacts {
+  return {
+    projectId: secret.projectId,
+    secretId: secret.id,
+    secretPath: secret.path,
+    secretName: secret.name,
   };
 }
 
@@ -129,7 +146,7 @@ export async function retractRecorded(ex: Executor, audit: CallAudit | undefined
  * `written` says otherwise; only then is the failure written.
  */
 export async function ensureFailureEvent(
-  domain: Domain,
+  domain: DomainDeps,
   audit: CallAudit,
   outcome: string,
 ): Promise<void> {
@@ -151,7 +168,7 @@ export async function ensureFailureEvent(
  * unknown one.
  */
 export async function writeAuditEvent(
-  domain: Domain,
+  domain: DomainDeps,
   audit: CallAudit,
   outcome: string,
 ): Promise<void> {

@@ -6,13 +6,13 @@ import { generateToken, tokenFromSecret } from "../crypto/tokens.ts";
 import { backends, createTestToken } from "../testing/backends.ts";
 import { databasesFor, expectDomainError } from "../testing/domain-helpers.ts";
 import { Authenticator } from "./authenticate.ts";
-import type { Domain } from "./context.ts";
+import type { DomainDeps } from "./context.ts";
 
 const bearer = (value: string) => `Bearer ${value}`;
 
 describe.each(backends)("authenticator's caches on $name", (backend) => {
   const dbs = databasesFor(backend, ["home"]);
-  let domain: Domain;
+  let domain: DomainDeps;
   beforeAll(async () => {
     domain = await dbs.open();
   });

@@ -2,7 +2,7 @@ import { LRUCache } from "lru-cache";
 import { displayPrefix, hashToken, isWellFormedToken } from "../crypto/tokens.ts";
 import type { Db } from "../db/client.ts";
 import { findTokenByHash } from "../db/tokens.ts";
-import type { Grant, Principal, Role } from "./authz.ts";
+import type { Grant, Principal, Role } from "./caller.ts";
 import { unauthenticated } from "./errors.ts";
 
 /** How long a verified token is trusted without asking the database again. */

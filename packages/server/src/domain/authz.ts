@@ -1,8 +1,8 @@
+import type { SecretRow, StoredGrant } from "../db/schema.ts";
 import type { Scope } from "../db/secrets.ts";
+import { noteFacts, secretFacts } from "./audit.ts";
+import type { Caller, Grant, Principal, Role } from "./caller.ts";
 import { notFound, permissionDenied, unauthenticated } from "./errors.ts";
-
-/** A role granted on a project (see proto coffer.admin.v1.Role). */
-export type Role = "admin" | "full_access" | "secret_write" | "read_only" | "secret_access";
 
 /** What a call needs to be allowed to do. */
 export type Permission =
@@ -28,21 +28,12 @@ const PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
   secret_access: new Set(["access"]),
 };
 
-/** One role on one project (empty project: a global admin), narrowed to a path. */
-export interface Grant {
-  projectId: string;
-  role: Role;
-  /** "/" for the whole project. */
-  pathPrefix: string;
+export function isRole(value: string): value is Role {
+  return Object.hasOwn(PERMISSIONS, value);
 }
 
-/** The authenticated principal of a call. */
-export interface Principal {
-  tokenId: string;
-  grants: readonly Grant[];
-  /** When the token expires; absent: never (a long stream ends then). */
-  expiresAt?: Date;
-}
+/** The roles, for messages. */
+export const ROLE_NAMES = Object.keys(PERMISSIONS).join(", ");
 
 export type { Scope };
 
@@ -102,6 +93,56 @@ const VERB: Record<Permission, string> = {
   access: "read payloads",
   admin: "administer this project",
 };
+
+/**
+ * Checks that the caller may do `permission` on a secret, and notes the
+ * secret in the call's audit event. A secret outside the caller's grants is
+ * NOT_FOUND, exactly as if it did not exist.
+ */
+export function authorizeSecret(
+  caller: Caller,
+  secret: Pick<SecretRow, "id" | "projectId" | "path" | "name">,
+  permission: Permission,
+  hidden: () => Error = () => secretNotFound(secret.id),
+): void {
+  // Noted before the check: a refused call's event must name the secret it
+  // aimed at (the trail is for the project's admins, not for the caller).
+  noteFacts(caller.audit, secretFacts(secret));
+  authorize(requirePrincipal(caller.principal), secret.projectId, secret.path, permission, hidden);
+}
+
+/**
+ * The secret a call names as a query found it (undefined: there is none),
+ * authorized as authorizeSecret does: NOT_FOUND when it is missing or lies
+ * outside the caller's grants.
+ */
+export function authorizedSecret<S extends Pick<SecretRow, "id" | "projectId" | "path" | "name">>(
+  caller: Caller,
+  secretId: string,
+  permission: Permission,
+  found: S | undefined,
+): S {
+  if (found === undefined) throw secretNotFound(secretId);
+  authorizeSecret(caller, found, permission);
+  return found;
+}
+
+/**
+ * Checks that the caller may create or move a secret to (project, path):
+ * without any grant on the project it is NOT_FOUND; with grants that do not
+ * cover the path, or lack the permission, PERMISSION_DENIED.
+ */
+export function authorizePlacement(caller: Caller, projectId: string, path: string): void {
+  const principal = requirePrincipal(caller.principal);
+  noteFacts(caller.audit, { projectId });
+  if (projectReadable(principal, projectId)) {
+    authorize(principal, projectId, path, "write", () =>
+      permissionDenied(`this token's grants on project ${projectId} do not cover path ${path}`),
+    );
+    return;
+  }
+  throw projectNotFound(projectId);
+}
 
 /** Whether grants let their holder read payloads at (project, path). */
 export function readsPayloadsAt(
@@ -171,9 +212,58 @@ export function projectNotFound(projectId: string): Error {
   return notFound(`project ${projectId} not found`);
 }
 
+export function secretNotFound(id: string): Error {
+  return notFound(`secret ${id} not found`);
+}
+
 /** Guards the global-admin-only calls. */
 export function requireGlobalAdmin(principal: Principal): void {
   if (!isGlobalAdmin(principal)) {
     throw permissionDenied("this call needs a global admin token");
   }
+}
+
+/**
+ * Who may administer what, for the admin calls. A project is administered
+ * by a global admin and by a token holding `admin` on that project for the
+ * whole project (path prefix "/"). An admin grant narrowed to a folder gives
+ * every secret permission in that folder but administers nothing: a
+ * project's tokens and audit trail span every folder, so managing them from
+ * a folder would reach past the folder.
+ */
+export type Administered = "all" | ReadonlySet<string>;
+
+/** What the principal administers; PERMISSION_DENIED when it administers nothing. */
+export function requireAdmin(principal: Principal | undefined): Administered {
+  const p = requirePrincipal(principal);
+  if (isGlobalAdmin(p)) return "all";
+  const projects = new Set(
+    p.grants
+      .filter((g) => g.role === "admin" && g.projectId !== "" && g.pathPrefix === "/")
+      .map((g) => g.projectId),
+  );
+  if (projects.size === 0) {
+    throw permissionDenied("this call needs a token with the admin role on a whole project");
+  }
+  return projects;
+}
+
+/**
+ * Checks that the principal administers a project. A project it holds no
+ * grant on is NOT_FOUND, the same answer as a project that does not exist;
+ * one it can see but not administer is PERMISSION_DENIED.
+ */
+export function requireProjectAdmin(
+  principal: Principal,
+  administered: Administered,
+  projectId: string,
+): void {
+  if (administered === "all" || administered.has(projectId)) return;
+  if (!projectReadable(principal, projectId)) throw projectNotFound(projectId);
+  throw permissionDenied(`this token does not administer project ${projectId}`);
+}
+
+/** Whether a token with these grants is one the principal may see and revoke. */
+export function mayManage(administered: Administered, grants: readonly StoredGrant[]): boolean {
+  return administered === "all" || grants.every((g) => administered.has(g.projectId));
 }

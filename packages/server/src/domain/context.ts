@@ -1,24 +1,9 @@
 import type { KeyRing } from "../crypto/key-ring.ts";
 import type { Database, Db } from "../db/client.ts";
-import type { CallAudit } from "./audit.ts";
-import type { Principal } from "./authz.ts";
 import { invalid } from "./errors.ts";
 
-/**
- * Who is calling. Every domain function takes one: the call chain fills in
- * the request id, the peer, the authenticated principal (its token and
- * grants) and the call's audit record.
- */
-export interface Caller {
-  requestId: string;
-  peer?: string;
-  /** Undefined only when no token was presented; domain calls then refuse. */
-  principal?: Principal;
-  audit?: CallAudit;
-}
-
 /** What the domain functions need, built once in the composition root. */
-export interface Domain {
+export interface DomainDeps {
   regions: Regions;
   /** Read on every call, so that a key rotation takes effect without a restart. */
   keyRing: () => KeyRing;

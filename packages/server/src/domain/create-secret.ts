@@ -1,30 +1,31 @@
 import { randomUUID } from "node:crypto";
 import { seal, versionAad } from "../crypto/envelope.ts";
+import type { Db, Tx } from "../db/client.ts";
 import { pgErrorCode } from "../db/errors.ts";
+import { lockProjectShared } from "../db/projects.ts";
 import { secrets } from "../db/schema.ts";
 import { getSecretView, type SecretView } from "../db/secrets.ts";
+import { inTransaction, inTransactionThenAnnounce } from "../db/tx.ts";
 import { findVersion, insertVersion, type VersionMeta } from "../db/versions.ts";
+import { resolveAddress } from "./addressing.ts";
 import { recordInTransaction } from "./audit.ts";
-import type { Caller, Domain } from "./context.ts";
-import { alreadyExists } from "./errors.ts";
-import { checkSecretQuota } from "./limits.ts";
-import { validatePayload } from "./payload-types.ts";
+import { authorizePlacement, projectNotFound } from "./authz.ts";
+import type { Caller } from "./caller.ts";
+import type { DomainDeps } from "./context.ts";
 import {
-  authorizePlacement,
   type EphemeralPolicyInput,
-  inProjectChange,
   policyColumns,
   propertiesFromPolicy,
-  regionFor,
-  type SecretKind,
-} from "./shared.ts";
+} from "./ephemeral-policy.ts";
+import { alreadyExists } from "./errors.ts";
+import { checkSecretQuota } from "./limits.ts";
+import { type SecretKind, validatePayload } from "./payload-types.ts";
 import {
   checkCrc32,
   normalizePath,
   normalizeTags,
   validateDescription,
   validateName,
-  validateUuid,
 } from "./validation.ts";
 
 export interface CreateSecretInput {
@@ -47,12 +48,11 @@ export interface CreateSecretInput {
  * without grants on it gets).
  */
 export async function createSecret(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: CreateSecretInput,
 ): Promise<{ secret: SecretView; firstVersion?: VersionMeta & { latest: boolean } }> {
-  const region = regionFor(domain, caller, input.region);
-  const projectId = validateUuid(input.projectId, "project_id");
+  const { region, id: projectId } = resolveAddress(domain, caller, input, "projectId");
   const name = validateName(input.name);
   const path = normalizePath(input.path);
   const tags = normalizeTags(input.tags);
@@ -70,7 +70,7 @@ export async function createSecret(
   // Sealed before the transaction: encryption needs no lock.
   const sealed = first && seal(first.data, versionAad(id, 1), domain.keyRing());
   try {
-    return await inProjectChange(domain, region, projectId, async (tx) => {
+    return await inProjectTransaction(domain, region, projectId, async (tx) => {
       await checkSecretQuota(tx, domain, region.name, projectId);
       const row = {
         id,
@@ -117,4 +117,34 @@ export async function createSecret(
     }
     throw err;
   }
+}
+
+/**
+ * inTransactionThenAnnounce for a change that puts a secret into a project:
+ * the project must exist (NOT_FOUND naming it, else), and it cannot be
+ * deleted until the change commits. Projects live in the home region's
+ * database: when the secret's region is the home region the check and its
+ * share lock are part of the change's own transaction; otherwise a home
+ * transaction holds the lock around the region's transaction.
+ */
+async function inProjectTransaction<T>(
+  domain: Pick<DomainDeps, "announce" | "regions">,
+  region: { name: string; db: Db },
+  projectId: string,
+  fn: (tx: Tx) => Promise<T>,
+): Promise<T> {
+  const requireProject = async (tx: Tx) => {
+    if (!(await lockProjectShared(tx, projectId))) throw projectNotFound(projectId);
+  };
+  const home = domain.regions.resolve("");
+  if (home.db === region.db) {
+    return inTransactionThenAnnounce(domain, region, async (tx) => {
+      await requireProject(tx);
+      return fn(tx);
+    });
+  }
+  return inTransaction(home.db, async (htx) => {
+    await requireProject(htx);
+    return inTransactionThenAnnounce(domain, region, fn);
+  });
 }

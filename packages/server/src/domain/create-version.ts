@@ -1,17 +1,15 @@
 import { seal, versionAad } from "../crypto/envelope.ts";
+import { inTransactionThenAnnounce } from "../db/tx.ts";
 import { insertVersionWithEvent, type VersionMeta } from "../db/versions.ts";
+import { resolveAddress } from "./addressing.ts";
 import { auditParams, markRecorded } from "./audit.ts";
-import type { Caller, Domain } from "./context.ts";
+import type { Caller } from "./caller.ts";
+import type { DomainDeps } from "./context.ts";
+import { propertiesFromPolicy } from "./ephemeral-policy.ts";
 import { checkVersionQuota } from "./limits.ts";
-import { validatePayload } from "./payload-types.ts";
-import {
-  inChange,
-  lockForChange,
-  propertiesFromPolicy,
-  regionFor,
-  type SecretKind,
-} from "./shared.ts";
-import { checkCrc32, validateDescription, validateUuid } from "./validation.ts";
+import { type SecretKind, validatePayload } from "./payload-types.ts";
+import { lockSecretForChange } from "./secret-lock.ts";
+import { checkCrc32, validateDescription } from "./validation.ts";
 
 export interface CreateVersionInput {
   region: string;
@@ -36,16 +34,15 @@ export interface CreateVersionInput {
  * (insertVersionWithEvent), and COMMIT.
  */
 export async function createVersion(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: CreateVersionInput,
 ): Promise<VersionMeta & { latest: boolean }> {
-  const region = regionFor(domain, caller, input.region);
-  const id = validateUuid(input.secretId, "secret_id");
+  const { region, id } = resolveAddress(domain, caller, input, "secretId");
   const description = validateDescription(input.description);
   const crc = checkCrc32(input.data, input.dataCrc32);
-  const created = await inChange(domain, region, async (tx) => {
-    const secret = await lockForChange(tx, caller, region.name, id, input.etag);
+  const created = await inTransactionThenAnnounce(domain, region, async (tx) => {
+    const secret = await lockSecretForChange(tx, caller, region.name, id, input.etag);
     validatePayload(secret.type as SecretKind, input.data);
     const revision = secret.lastRevision + 1;
     const policy = propertiesFromPolicy(secret, input.enabled);

@@ -2,19 +2,16 @@ import { eq, sql } from "drizzle-orm";
 import { pgErrorCode } from "../db/errors.ts";
 import { secrets } from "../db/schema.ts";
 import { getSecretView, lockSecret, type SecretView, updateSecret } from "../db/secrets.ts";
+import { inTransactionThenAnnounce } from "../db/tx.ts";
+import { resolveAddress } from "./addressing.ts";
 import { recordInTransaction } from "./audit.ts";
-import type { Caller, Domain } from "./context.ts";
+import { authorizedSecret } from "./authz.ts";
+import type { Caller } from "./caller.ts";
+import type { DomainDeps } from "./context.ts";
 import { alreadyExists, failedPrecondition } from "./errors.ts";
 import { checkSecretQuota } from "./limits.ts";
-import {
-  authorizeSecret,
-  checkRestoreWindow,
-  inChange,
-  lockForChange,
-  regionFor,
-  secretNotFound,
-} from "./shared.ts";
-import { validateUuid } from "./validation.ts";
+import { checkRestoreWindow } from "./restore-window.ts";
+import { lockSecretForChange } from "./secret-lock.ts";
 
 /**
  * Schedules a secret for deletion: it is hidden from lists, refuses access
@@ -23,14 +20,13 @@ import { validateUuid } from "./validation.ts";
  * returned). A protected secret refuses.
  */
 export async function deleteSecret(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: { region: string; secretId: string; etag: string },
 ): Promise<SecretView | undefined> {
-  const region = regionFor(domain, caller, input.region);
-  const id = validateUuid(input.secretId, "secret_id");
-  return inChange(domain, region, async (tx) => {
-    const secret = await lockForChange(tx, caller, region.name, id, input.etag);
+  const { region, id } = resolveAddress(domain, caller, input, "secretId");
+  return inTransactionThenAnnounce(domain, region, async (tx) => {
+    const secret = await lockSecretForChange(tx, caller, region.name, id, input.etag);
     if (secret.protected) {
       throw failedPrecondition(
         `secret is protected: unprotect secret ${id} first (UnprotectSecret) to delete it`,
@@ -48,17 +44,14 @@ export async function deleteSecret(
 
 /** Cancels a scheduled deletion, if the secret's name is still free. */
 export async function restoreSecret(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: { region: string; secretId: string },
 ): Promise<SecretView> {
-  const region = regionFor(domain, caller, input.region);
-  const id = validateUuid(input.secretId, "secret_id");
+  const { region, id } = resolveAddress(domain, caller, input, "secretId");
   try {
-    return await inChange(domain, region, async (tx) => {
-      const secret = await lockSecret(tx, region.name, id);
-      if (secret === undefined) throw secretNotFound(id);
-      authorizeSecret(caller, secret, "write");
+    return await inTransactionThenAnnounce(domain, region, async (tx) => {
+      const secret = authorizedSecret(caller, id, "write", await lockSecret(tx, region.name, id));
       if (secret.deletionRequestedAt === null) {
         throw failedPrecondition(`secret ${id} is not scheduled for deletion`);
       }

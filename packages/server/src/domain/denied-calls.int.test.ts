@@ -4,14 +4,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { auditEvents } from "../db/schema.ts";
 import { backends } from "../testing/backends.ts";
 import { databasesFor } from "../testing/domain-helpers.ts";
-import type { Domain } from "./context.ts";
+import type { DomainDeps } from "./context.ts";
 import { type DeniedCall, DeniedCalls, MAX_WINDOWS_PER_ADDRESS, VARIOUS } from "./denied-calls.ts";
 
 const M = "coffer.secretmanager.v1.SecretService/GetSecret";
 
 describe.each(backends)("aggregated refusals on $name", (backend) => {
   const dbs = databasesFor(backend);
-  let domain: Domain;
+  let domain: DomainDeps;
   beforeAll(async () => {
     domain = await dbs.open();
   });

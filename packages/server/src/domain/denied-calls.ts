@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import { insertAuditEvents } from "../db/audit.ts";
 import { auditEvents } from "../db/schema.ts";
 import type { AuditEventLine, AuditLog } from "./audit-log.ts";
-import type { Domain } from "./context.ts";
+import type { DomainDeps } from "./context.ts";
 
 /** A call refused before any handler ran. */
 export interface DeniedCall {
@@ -82,7 +82,7 @@ export class DeniedCalls {
   private flushing: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly domain: Pick<Domain, "regions">,
+    private readonly domain: Pick<DomainDeps, "regions">,
     private readonly options: DeniedCallsOptions,
   ) {
     this.maxWindows = options.maxWindows ?? 10_000;

@@ -24,11 +24,11 @@ import {
 } from "../testing/domain-helpers.ts";
 import { runUnless } from "../testing/skip.ts";
 import { type AccessResult, accessVersion, accessVersionByPath } from "./access-version.ts";
-import type { Domain } from "./context.ts";
+import type { DomainDeps } from "./context.ts";
 import { deleteSecret, restoreSecret } from "./delete-secret.ts";
+import type { EphemeralPolicyInput } from "./ephemeral-policy.ts";
 import { getSecret, listSecrets } from "./read-secrets.ts";
 import { getVersion, listVersions } from "./read-versions.ts";
-import type { EphemeralPolicyInput } from "./shared.ts";
 import { sweepRegion } from "./sweeper.ts";
 import { updateSecret } from "./update-secret.ts";
 import { updateVersion } from "./update-version.ts";
@@ -55,7 +55,7 @@ function outcomes(results: PromiseSettledResult<AccessResult>[]) {
 
 describe.each(backends)("ephemeral secrets on $name", (backend) => {
   const dbs = databasesFor(backend);
-  let domain: Domain;
+  let domain: DomainDeps;
   beforeAll(async () => {
     domain = await dbs.open();
   });
@@ -340,13 +340,13 @@ describe.each(backends)("ephemeral secrets on $name", (backend) => {
         ];
         for (const action of ["disable", "delete"] as const) {
           const { secret } = await newSecret(
-            domains[0] as Domain,
+            domains[0] as DomainDeps,
             { ephemeralPolicy: once(action) },
             "one replica wins",
           );
           const results = await Promise.allSettled(
             Array.from({ length: 50 }, (_, i) =>
-              accessVersion(domains[i % 2] as Domain, caller, {
+              accessVersion(domains[i % 2] as DomainDeps, caller, {
                 region: "",
                 secretId: secret.id,
                 revision: "1",

@@ -39,34 +39,18 @@ export function invalid(field: string, rule: string): DomainError {
   return new DomainError("invalid_argument", `${field}: ${rule}`, field, rule);
 }
 
-export function notFound(message: string): DomainError {
-  return new DomainError("not_found", message);
+/** The constructor of one kind of refusal, whose message is the whole story. */
+function refusal(
+  kind: Exclude<DomainErrorKind, "invalid_argument">,
+): (message: string) => DomainError {
+  return (message) => new DomainError(kind, message);
 }
 
-export function alreadyExists(message: string): DomainError {
-  return new DomainError("already_exists", message);
-}
-
-export function failedPrecondition(message: string): DomainError {
-  return new DomainError("failed_precondition", message);
-}
-
-export function aborted(message: string): DomainError {
-  return new DomainError("aborted", message);
-}
-
-export function unavailable(message: string): DomainError {
-  return new DomainError("unavailable", message);
-}
-
-export function unauthenticated(message: string): DomainError {
-  return new DomainError("unauthenticated", message);
-}
-
-export function permissionDenied(message: string): DomainError {
-  return new DomainError("permission_denied", message);
-}
-
-export function resourceExhausted(message: string): DomainError {
-  return new DomainError("resource_exhausted", message);
-}
+export const notFound = refusal("not_found");
+export const alreadyExists = refusal("already_exists");
+export const failedPrecondition = refusal("failed_precondition");
+export const aborted = refusal("aborted");
+export const unavailable = refusal("unavailable");
+export const unauthenticated = refusal("unauthenticated");
+export const permissionDenied = refusal("permission_denied");
+export const resourceExhausted = refusal("resource_exhausted");

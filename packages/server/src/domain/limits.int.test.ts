@@ -10,7 +10,7 @@ import {
   newSecret,
   query,
 } from "../testing/domain-helpers.ts";
-import type { Domain } from "./context.ts";
+import type { DomainDeps } from "./context.ts";
 import { deleteSecret, restoreSecret } from "./delete-secret.ts";
 import { DomainError } from "./errors.ts";
 import { listVersions } from "./read-versions.ts";
@@ -22,7 +22,7 @@ const VERSIONS = 3;
 
 describe.each(backends)("quotas on $name", (backend) => {
   const dbs = databasesFor(backend);
-  let domain: Domain;
+  let domain: DomainDeps;
   beforeAll(async () => {
     await dbs.open();
     domain = testDomain(

@@ -1,7 +1,7 @@
 import type { Tx } from "../db/client.ts";
 import { countLiveSecrets, lockProjectSecrets } from "../db/secrets.ts";
 import { countKeptVersions } from "../db/versions.ts";
-import type { Domain } from "./context.ts";
+import type { DomainDeps } from "./context.ts";
 import { resourceExhausted } from "./errors.ts";
 
 /**
@@ -14,7 +14,7 @@ import { resourceExhausted } from "./errors.ts";
  */
 export async function checkSecretQuota(
   tx: Tx,
-  domain: Pick<Domain, "limits">,
+  domain: Pick<DomainDeps, "limits">,
   region: string,
   projectId: string,
 ): Promise<void> {
@@ -29,12 +29,13 @@ export async function checkSecretQuota(
 
 /**
  * Refuses when the secret already has its limit of versions whose payload is
- * not destroyed. The caller must hold the secret's row lock (lockForChange),
- * which serializes every version change of the secret.
+ * not destroyed. The caller must hold the secret's row lock
+ * (lockSecretForChange), which serializes every version change of the
+ * secret.
  */
 export async function checkVersionQuota(
   tx: Tx,
-  domain: Pick<Domain, "limits">,
+  domain: Pick<DomainDeps, "limits">,
   secretId: string,
 ): Promise<void> {
   const limit = domain.limits.versionsPerSecret;

@@ -13,7 +13,7 @@ import {
 import { listAuditEvents } from "./admin/audit.ts";
 import { createProject, listProjects } from "./admin/projects.ts";
 import { createToken, listTokens } from "./admin/tokens.ts";
-import type { Domain } from "./context.ts";
+import type { DomainDeps } from "./context.ts";
 import { deleteSecret } from "./delete-secret.ts";
 import { browseSecrets, listSecrets, listSecretTypes, listTags } from "./read-secrets.ts";
 import { listVersions } from "./read-versions.ts";
@@ -53,7 +53,7 @@ async function walk<T>(
 
 describe.each(backends)("keyset paging on $name", (backend) => {
   const dbs = databasesFor(backend, ["home"]);
-  let domain: Domain;
+  let domain: DomainDeps;
   beforeAll(async () => {
     domain = await dbs.open();
     await ensureAdminToken(domain);

@@ -33,10 +33,24 @@ export interface PageInput {
   pageToken?: string;
 }
 
+/**
+ * What a list answers besides its items: the total over all pages, and the
+ * token of the next page ("" on the last).
+ */
+export interface ListPage {
+  totalCount: number;
+  nextPageToken: string;
+}
+
 /** Where a list query reads, and how to make the token of the page after it. */
 export interface Paging extends PageWindow {
   /** The token for the page after a page ending at `key`. */
   tokenAfter(key: KeyValue[]): string;
+  /**
+   * The ListPage of what the query found: its total, and the key of the
+   * page's last row when more rows follow.
+   */
+  listPage(found: { total: number; next?: KeyValue[] }): ListPage;
 }
 
 function bindingOf(list: string, query: unknown): string {
@@ -73,8 +87,12 @@ export function openPage(
   const binding = bindingOf(list, query);
   const tokenAfter = (key: KeyValue[]) =>
     Buffer.from(JSON.stringify({ v: VERSION, q: binding, k: key })).toString("base64url");
+  const listPage = ({ total, next }: { total: number; next?: KeyValue[] }): ListPage => ({
+    totalCount: total,
+    nextPageToken: next === undefined ? "" : tokenAfter(next),
+  });
   const token = input.pageToken ?? "";
-  if (token === "") return { ...validatePage(input.page, input.pageSize), tokenAfter };
+  if (token === "") return { ...validatePage(input.page, input.pageSize), tokenAfter, listPage };
   if (input.page !== 0) {
     throw invalid(
       "page_token",
@@ -102,5 +120,5 @@ export function openPage(
   const expected = typeof kinds === "function" ? kinds(k) : kinds;
   if (expected === undefined || k.length !== expected.length) throw bad();
   if (!k.every((value, i) => valueFits(value, expected[i] ?? "text"))) throw bad();
-  return { offset: 0, limit, after: k as KeyValue[], tokenAfter };
+  return { offset: 0, limit, after: k as KeyValue[], tokenAfter, listPage };
 }

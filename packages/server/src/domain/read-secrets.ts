@@ -8,31 +8,24 @@ import {
   type SecretView,
   secretOrderKinds,
 } from "../db/secrets.ts";
-import { projectReadScopes, requirePrincipal, scopesFor } from "./authz.ts";
-import type { Caller, Domain } from "./context.ts";
+import { resolveAddress, resolveAndNoteRegion } from "./addressing.ts";
+import { noteFacts } from "./audit.ts";
+import { authorizedSecret, projectReadScopes, requirePrincipal, scopesFor } from "./authz.ts";
+import type { Caller } from "./caller.ts";
+import type { DomainDeps } from "./context.ts";
 import { invalid } from "./errors.ts";
-import { openPage, type PageInput } from "./paging.ts";
-import {
-  authorizeSecret,
-  noteProject,
-  regionFor,
-  type SecretKind,
-  secretNotFound,
-} from "./shared.ts";
+import { type ListPage, openPage, type PageInput } from "./paging.ts";
+import type { SecretKind } from "./payload-types.ts";
 import { normalizePath, normalizeTags, validateName, validateUuid } from "./validation.ts";
 
 /** A secret's metadata. Secrets scheduled for deletion are returned too (status locked). */
 export async function getSecret(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: { region: string; secretId: string },
 ): Promise<SecretView> {
-  const region = regionFor(domain, caller, input.region);
-  const id = validateUuid(input.secretId, "secret_id");
-  const secret = await findSecret(region.db, region.name, id);
-  if (secret === undefined) throw secretNotFound(id);
-  authorizeSecret(caller, secret, "read");
-  return secret;
+  const { region, id } = resolveAddress(domain, caller, input, "secretId");
+  return authorizedSecret(caller, id, "read", await findSecret(region.db, region.name, id));
 }
 
 export interface ListSecretsInput {
@@ -52,25 +45,19 @@ export interface ListSecretsInput {
   pageToken?: string;
 }
 
-/** What a list returns: one page, the total over all pages, and the token of the next page ("" on the last). */
-export interface ListPage {
-  totalCount: number;
-  nextPageToken: string;
-}
-
 export async function listSecrets(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: ListSecretsInput,
 ): Promise<{ secrets: SecretView[] } & ListPage> {
-  const region = regionFor(domain, caller, input.region);
+  const region = resolveAndNoteRegion(domain, caller, input.region);
   const principal = requirePrincipal(caller.principal);
   if (input.path !== undefined && input.pathPrefix !== undefined) {
     throw invalid("path_prefix", "cannot be combined with path; set one of them");
   }
   const projectId =
     input.projectId === "" ? undefined : validateUuid(input.projectId, "project_id");
-  if (projectId !== undefined) noteProject(caller, projectId);
+  if (projectId !== undefined) noteFacts(caller.audit, { projectId });
   // Without a project: every secret the caller may read, in every project.
   const scopes =
     projectId === undefined
@@ -100,12 +87,8 @@ export async function listSecrets(
     { ...bound, order: input.orderBy },
     secretOrderKinds(input.orderBy),
   );
-  const { rows, total, next } = await querySecrets(region.db, filter, input.orderBy, page);
-  return {
-    secrets: rows,
-    totalCount: total,
-    nextPageToken: next === undefined ? "" : page.tokenAfter(next),
-  };
+  const found = await querySecrets(region.db, filter, input.orderBy, page);
+  return { secrets: found.rows, ...page.listPage(found) };
 }
 
 export type BrowseItem =
@@ -117,18 +100,17 @@ export type BrowseItem =
  * secrets, each by name. Folders exist only through the secrets below them.
  */
 export async function browseSecrets(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: { region: string; projectId: string; prefix: string } & PageInput,
 ): Promise<{ currentPath: string; items: BrowseItem[] } & ListPage> {
-  const region = regionFor(domain, caller, input.region);
-  const projectId = validateUuid(input.projectId, "project_id");
+  const { region, id: projectId } = resolveAddress(domain, caller, input, "projectId");
   const prefix = normalizePath(input.prefix, "prefix");
   // A browse key is ["f", folder] or ["s", name, path, id]: folders come first.
   const page = openPage(input, "browse", { region: region.name, projectId, prefix }, (k) =>
     k[0] === "f" ? ["text", "text"] : k[0] === "s" ? ["text", "text", "text", "uuid"] : undefined,
   );
-  noteProject(caller, projectId);
+  noteFacts(caller.audit, { projectId });
   // Folders show only through the secrets the caller may see in them.
   const scopes = projectReadScopes(requirePrincipal(caller.principal), projectId);
   const after = page.after;
@@ -194,37 +176,31 @@ export async function browseSecrets(
 }
 
 export async function listTags(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: { region: string; projectId: string } & PageInput,
 ): Promise<{ tags: string[] } & ListPage> {
-  const region = regionFor(domain, caller, input.region);
-  const projectId = validateUuid(input.projectId, "project_id");
+  const { region, id: projectId } = resolveAddress(domain, caller, input, "projectId");
   const page = openPage(input, "tags", { region: region.name, projectId }, ["text"]);
-  noteProject(caller, projectId);
-  const { tags, total, next } = await queryTags(
+  noteFacts(caller.audit, { projectId });
+  const found = await queryTags(
     region.db,
     region.name,
     projectId,
     projectReadScopes(requirePrincipal(caller.principal), projectId),
     page,
   );
-  return {
-    tags,
-    totalCount: total,
-    nextPageToken: next === undefined ? "" : page.tokenAfter(next),
-  };
+  return { tags: found.tags, ...page.listPage(found) };
 }
 
 export async function listSecretTypes(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: { region: string; projectId: string } & PageInput,
 ): Promise<{ types: SecretKind[] } & ListPage> {
-  const region = regionFor(domain, caller, input.region);
-  const projectId = validateUuid(input.projectId, "project_id");
+  const { region, id: projectId } = resolveAddress(domain, caller, input, "projectId");
   const page = openPage(input, "types", { region: region.name, projectId }, ["text"]);
-  noteProject(caller, projectId);
+  noteFacts(caller.audit, { projectId });
   const scopes = projectReadScopes(requirePrincipal(caller.principal), projectId);
   // At most six rows: read them all for the total, and the page after the key in SQL's order.
   const all = (await queryTypes(region.db, region.name, projectId, scopes)) as SecretKind[];

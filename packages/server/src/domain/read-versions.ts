@@ -1,26 +1,25 @@
 import { findSecret } from "../db/secrets.ts";
 import { findVersion, listVersions as queryVersions, type VersionMeta } from "../db/versions.ts";
-import type { Caller, Domain } from "./context.ts";
+import { resolveAddress } from "./addressing.ts";
+import { authorizedSecret } from "./authz.ts";
+import type { Caller } from "./caller.ts";
+import type { DomainDeps } from "./context.ts";
 import { notFound } from "./errors.ts";
-import { openPage, type PageInput } from "./paging.ts";
-import { authorizeSecret, regionFor, secretNotFound } from "./shared.ts";
-import { parseRevision, validateUuid } from "./validation.ts";
+import { type ListPage, openPage, type PageInput } from "./paging.ts";
+import { parseRevision } from "./validation.ts";
 
 export type VersionView = VersionMeta & { latest: boolean };
 export type VersionStatus = "enabled" | "disabled" | "scheduled_for_deletion" | "deleted";
 
 /** A version's metadata; never its payload, and reading it never consumes. */
 export async function getVersion(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: { region: string; secretId: string; revision: string },
 ): Promise<VersionView> {
-  const region = regionFor(domain, caller, input.region);
-  const id = validateUuid(input.secretId, "secret_id");
+  const { region, id } = resolveAddress(domain, caller, input, "secretId");
   const ref = parseRevision(input.revision);
-  const secret = await findSecret(region.db, region.name, id);
-  if (secret === undefined) throw secretNotFound(id);
-  authorizeSecret(caller, secret, "read");
+  authorizedSecret(caller, id, "read", await findSecret(region.db, region.name, id));
   const version = await findVersion(region.db, id, ref);
   if (version === undefined) throw versionNotFound(id, input.revision);
   if (caller.audit) caller.audit.facts.revision = version.revision;
@@ -37,16 +36,15 @@ export function versionNotFound(secretId: string, revision: string) {
 
 /** A secret's versions, newest first; by default those that are enabled or disabled. */
 export async function listVersions(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: {
     region: string;
     secretId: string;
     statuses: VersionStatus[];
   } & PageInput,
-): Promise<{ versions: VersionView[]; totalCount: number; nextPageToken: string }> {
-  const region = regionFor(domain, caller, input.region);
-  const id = validateUuid(input.secretId, "secret_id");
+): Promise<{ versions: VersionView[] } & ListPage> {
+  const { region, id } = resolveAddress(domain, caller, input, "secretId");
   const statuses = input.statuses.length > 0 ? input.statuses : ["enabled", "disabled"];
   const page = openPage(
     input,
@@ -54,13 +52,7 @@ export async function listVersions(
     { region: region.name, secretId: id, statuses: [...new Set(statuses)].sort() },
     ["int"],
   );
-  const secret = await findSecret(region.db, region.name, id);
-  if (secret === undefined) throw secretNotFound(id);
-  authorizeSecret(caller, secret, "read");
-  const { rows, total, next } = await queryVersions(region.db, id, statuses, page);
-  return {
-    versions: rows,
-    totalCount: total,
-    nextPageToken: next === undefined ? "" : page.tokenAfter(next),
-  };
+  authorizedSecret(caller, id, "read", await findSecret(region.db, region.name, id));
+  const found = await queryVersions(region.db, id, statuses, page);
+  return { versions: found.rows, ...page.listPage(found) };
 }

@@ -20,7 +20,7 @@ import {
   textOf,
 } from "../testing/domain-helpers.ts";
 import { accessVersion } from "./access-version.ts";
-import type { Domain } from "./context.ts";
+import type { DomainDeps } from "./context.ts";
 import { deleteSecret } from "./delete-secret.ts";
 import { rotateMasterKey, rotateMasterKeyOnline } from "./rotate-keys.ts";
 import { sweepRegion } from "./sweeper.ts";
@@ -69,7 +69,7 @@ async function countUnder(db: Db, keyId: string): Promise<number> {
 
 /** `count` secrets with `perSecret` versions each; returns every version with its payload. */
 async function populate(
-  domain: Domain,
+  domain: DomainDeps,
   region: string,
   count: number,
   perSecret: number,
@@ -98,7 +98,7 @@ const key = (v: { secretId: string; revision: number }) => `${v.secretId}/${v.re
 describe.each(backends)("master key rotation on $name", (backend) => {
   const dbs = databasesFor(backend, ["main", "second"]);
   let holder: KeyRingHolder;
-  let domain: Domain;
+  let domain: DomainDeps;
 
   beforeAll(async () => {
     holder = new KeyRingHolder(ringA);
@@ -258,7 +258,7 @@ describe.each(backends)("master key rotation on $name", (backend) => {
     expect(decrypted).toBe(liveAfter.size);
 
     // And through the domain, with a server holding only key B.
-    const onlyB: Domain = { ...domain, keyRing: () => ringBOnly };
+    const onlyB: DomainDeps = { ...domain, keyRing: () => ringBOnly };
     for (const v of readable) {
       const got = await accessVersion(onlyB, caller, {
         region: v.region,
@@ -275,7 +275,7 @@ describe.each(backends)("master key rotation on $name", (backend) => {
 
   it("never overwrites a wrapped key that changed after it was read", async () => {
     const local = new KeyRingHolder(ringA);
-    const d: Domain = { ...domain, keyRing: local.get };
+    const d: DomainDeps = { ...domain, keyRing: local.get };
     await populate(d, "main", 1, 3);
     const db = dbs.db("main");
     const rows = await nextWrappedOutside(db, "B", undefined, 1000);
@@ -309,7 +309,7 @@ describe.each(backends)("master key rotation on $name", (backend) => {
     const other = databasesFor(backend, ["only"]);
     try {
       const ringC: KeyRing = { activeId: "C", keys: new Map([["C", generateKey()]]) };
-      const d: Domain = { ...(await other.open()), keyRing: () => ringC };
+      const d: DomainDeps = { ...(await other.open()), keyRing: () => ringC };
       await populate(d, "only", 2, 2);
       const ringD: KeyRing = { activeId: "D", keys: new Map([["D", generateKey()]]) };
       await expectDomainError(
@@ -338,7 +338,7 @@ describe.each(backends)("online master key rotation with a key file on $name", (
     const keyFile = join(dir, `${backend.name}-keys.json`);
     const first = await createKeyFile(keyFile);
     const holder = new KeyRingHolder(first);
-    const domain: Domain = { ...(await dbs.open()), keyRing: holder.get };
+    const domain: DomainDeps = { ...(await dbs.open()), keyRing: holder.get };
     const versions = await populate(domain, "main", 6, 5);
 
     const [result, concurrent] = await Promise.allSettled([
@@ -367,7 +367,7 @@ describe.each(backends)("online master key rotation with a key file on $name", (
     expect(holder.get().activeId).toBe(file.activeId);
     expect(await countUnder(dbs.db(), first.activeId)).toBe(0);
 
-    const onlyNew: Domain = {
+    const onlyNew: DomainDeps = {
       ...domain,
       keyRing: () => ({
         activeId: file.activeId,
@@ -382,7 +382,7 @@ describe.each(backends)("online master key rotation with a key file on $name", (
 
   it("without a key file, rewraps to the ring's active key and leaves the ring alone", async () => {
     const holder = new KeyRingHolder(ringA);
-    const domain: Domain = { ...(await dbs.open()), keyRing: holder.get };
+    const domain: DomainDeps = { ...(await dbs.open()), keyRing: holder.get };
     await populate(domain, "main", 2, 2);
     holder.set(ringBA);
     const result = await rotateMasterKeyOnline(domain, caller, { holder });

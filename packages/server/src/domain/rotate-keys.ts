@@ -10,7 +10,8 @@ import {
   type WrappedKeyChange,
   type WrappedKeyRow,
 } from "../db/wrapped-keys.ts";
-import type { Caller, Domain } from "./context.ts";
+import type { Caller } from "./caller.ts";
+import type { DomainDeps } from "./context.ts";
 import { failedPrecondition } from "./errors.ts";
 
 /** Rows read, rewrapped and written back per statement. */
@@ -74,7 +75,7 @@ export interface RotationResult {
  * keep appearing (some server seals with an older active key).
  */
 export async function rotateMasterKey(
-  domain: Domain,
+  domain: DomainDeps,
   _caller: Caller,
   options: RotationOptions = {},
 ): Promise<RotationResult> {
@@ -125,7 +126,7 @@ const rotating = new WeakSet<KeyRingHolder>();
  * on this server, the key file cannot be changed, or as {@link rotateMasterKey}.
  */
 export async function rotateMasterKeyOnline(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   source: RingSource,
   options: RotationOptions = {},

@@ -21,9 +21,10 @@ import {
   utf8,
 } from "../testing/domain-helpers.ts";
 import { accessVersion, accessVersionByPath } from "./access-version.ts";
-import type { Domain } from "./context.ts";
+import type { DomainDeps } from "./context.ts";
 import { createSecret } from "./create-secret.ts";
 import { deleteSecret, restoreSecret } from "./delete-secret.ts";
+import { etagOf } from "./etag.ts";
 import {
   browseSecrets,
   getSecret,
@@ -33,13 +34,12 @@ import {
   listTags,
 } from "./read-secrets.ts";
 import { getVersion, listVersions } from "./read-versions.ts";
-import { etagOf } from "./shared.ts";
 import { setProtection, updateSecret } from "./update-secret.ts";
 import { deleteVersion, disableVersion } from "./version-state.ts";
 
 /** Lists a project's secrets in the default region, names only, with the total. */
 async function names(
-  domain: Domain,
+  domain: DomainDeps,
   projectId: string,
   filter: Partial<ListSecretsInput> = {},
 ): Promise<{ names: string[]; total: number }> {
@@ -60,8 +60,8 @@ describe.each(backends)("secrets on $name", (backend) => {
   // tests also serve both regions from eu-a's database alone, where only the
   // region column keeps them apart.
   const dbs = databasesFor(backend, ["eu-a", "eu-b"]);
-  let domain: Domain;
-  let sharedDomain: Domain;
+  let domain: DomainDeps;
+  let sharedDomain: DomainDeps;
   beforeAll(async () => {
     domain = await dbs.open();
     const euA = dbs.database("eu-a");

@@ -13,11 +13,11 @@ import {
   textOf,
 } from "../testing/domain-helpers.ts";
 import { accessVersion } from "./access-version.ts";
-import type { Domain } from "./context.ts";
+import type { DomainDeps } from "./context.ts";
 import { deleteSecret, restoreSecret } from "./delete-secret.ts";
+import { etagOf } from "./etag.ts";
 import { getSecret } from "./read-secrets.ts";
 import { getVersion, listVersions } from "./read-versions.ts";
-import { etagOf } from "./shared.ts";
 import { type SweepCounts, startSweeper, sweepRegion } from "./sweeper.ts";
 import { deleteVersion, enableVersion, restoreVersion } from "./version-state.ts";
 
@@ -33,7 +33,7 @@ const nothing: SweepCounts = {
 
 describe.each(backends)("sweeper on $name", (backend) => {
   const dbs = databasesFor(backend);
-  let domain: Domain;
+  let domain: DomainDeps;
   beforeAll(async () => {
     domain = await dbs.open({ deletionWindowMs: WEEK });
   });

@@ -1,9 +1,9 @@
 import { type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
-import { rowsOf } from "../db/migrate.ts";
+import { rowsOf } from "../db/raw-sql.ts";
 import { ephemeralActionSet } from "../db/version-rules.ts";
 import { pruneEvents } from "../db/watch-events.ts";
-import type { Domain } from "./context.ts";
+import type { DomainDeps } from "./context.ts";
 
 /** How many rows one statement touches, so that a backlog never holds long locks. */
 const BATCH = 500;
@@ -132,7 +132,7 @@ async function inBatches(db: Db, batch: SQL): Promise<number> {
 
 /** Sweeps every region now and then; returns a function that stops it. */
 export function startSweeper(
-  domain: Domain,
+  domain: DomainDeps,
   intervalMs: number,
   onError: (region: string, err: unknown) => void,
   onSwept: (region: string, counts: SweepCounts) => void = () => {},

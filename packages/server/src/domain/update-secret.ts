@@ -6,25 +6,16 @@ import {
   updateSecret as writeSecret,
 } from "../db/secrets.ts";
 import { liveGrantsOnProject } from "../db/tokens.ts";
+import { inTransactionThenAnnounce } from "../db/tx.ts";
+import { resolveAddress } from "./addressing.ts";
 import { recordInTransaction } from "./audit.ts";
-import { type Grant, moveWidensReaders, requirePrincipal } from "./authz.ts";
-import type { Caller, Domain } from "./context.ts";
+import { authorizePlacement, moveWidensReaders, requirePrincipal } from "./authz.ts";
+import type { Caller, Grant } from "./caller.ts";
+import type { DomainDeps } from "./context.ts";
+import { type EphemeralPolicyInput, policyColumns } from "./ephemeral-policy.ts";
 import { alreadyExists, failedPrecondition, permissionDenied } from "./errors.ts";
-import {
-  authorizePlacement,
-  type EphemeralPolicyInput,
-  inChange,
-  lockForChange,
-  policyColumns,
-  regionFor,
-} from "./shared.ts";
-import {
-  normalizePath,
-  normalizeTags,
-  validateDescription,
-  validateName,
-  validateUuid,
-} from "./validation.ts";
+import { lockSecretForChange } from "./secret-lock.ts";
+import { normalizePath, normalizeTags, validateDescription, validateName } from "./validation.ts";
 
 export interface UpdateSecretInput {
   region: string;
@@ -43,12 +34,11 @@ export interface UpdateSecretInput {
  * properties they took when created or enabled.
  */
 export async function updateSecret(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: UpdateSecretInput,
 ): Promise<SecretView> {
-  const region = regionFor(domain, caller, input.region);
-  const id = validateUuid(input.secretId, "secret_id");
+  const { region, id } = resolveAddress(domain, caller, input, "secretId");
   const set = {
     ...(input.name !== undefined && { name: validateName(input.name) }),
     ...(input.path !== undefined && { path: normalizePath(input.path) }),
@@ -73,8 +63,8 @@ export async function updateSecret(
     }
   }
   try {
-    return await inChange(domain, region, async (tx) => {
-      const secret = await lockForChange(tx, caller, region.name, id, input.etag);
+    return await inTransactionThenAnnounce(domain, region, async (tx) => {
+      const secret = await lockSecretForChange(tx, caller, region.name, id, input.etag);
       // Moving a secret needs write access where it goes, too, and must not
       // let any token read its payload that cannot read it where it is.
       if (set.path !== undefined) authorizePlacement(caller, secret.projectId, set.path);
@@ -107,14 +97,13 @@ export async function updateSecret(
 
 /** Sets or clears a secret's protection against deletion. */
 export async function setProtection(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: { region: string; secretId: string; etag: string; protected: boolean },
 ): Promise<SecretView> {
-  const region = regionFor(domain, caller, input.region);
-  const id = validateUuid(input.secretId, "secret_id");
-  return inChange(domain, region, async (tx) => {
-    const secret = await lockForChange(tx, caller, region.name, id, input.etag);
+  const { region, id } = resolveAddress(domain, caller, input, "secretId");
+  return inTransactionThenAnnounce(domain, region, async (tx) => {
+    const secret = await lockSecretForChange(tx, caller, region.name, id, input.etag);
     if (secret.protected !== input.protected) {
       await writeSecret(tx, id, { protected: input.protected });
     }

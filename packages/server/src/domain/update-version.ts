@@ -1,17 +1,16 @@
 import { updateSecret } from "../db/secrets.ts";
+import { inTransactionThenAnnounce } from "../db/tx.ts";
 import { findVersion, updateVersion as writeVersion } from "../db/versions.ts";
+import { resolveAddress } from "./addressing.ts";
 import { recordInTransaction } from "./audit.ts";
-import type { Caller, Domain } from "./context.ts";
+import type { Caller } from "./caller.ts";
+import type { DomainDeps } from "./context.ts";
+import type { EphemeralAction } from "./ephemeral-policy.ts";
 import { failedPrecondition, invalid } from "./errors.ts";
 import type { VersionView } from "./read-versions.ts";
 import { versionNotFound } from "./read-versions.ts";
-import { type EphemeralAction, inChange, lockForChange, regionFor } from "./shared.ts";
-import {
-  parseRevision,
-  validateDescription,
-  validateTimeToLive,
-  validateUuid,
-} from "./validation.ts";
+import { lockSecretForChange } from "./secret-lock.ts";
+import { parseRevision, validateDescription, validateTimeToLive } from "./validation.ts";
 
 export interface UpdateVersionInput {
   region: string;
@@ -33,12 +32,11 @@ export interface UpdateVersionInput {
  * refuseWeakening); an unspecified action keeps the version's action.
  */
 export async function updateVersion(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: UpdateVersionInput,
 ): Promise<VersionView> {
-  const region = regionFor(domain, caller, input.region);
-  const id = validateUuid(input.secretId, "secret_id");
+  const { region, id } = resolveAddress(domain, caller, input, "secretId");
   const ref = parseRevision(input.revision);
   const description =
     input.description === undefined ? undefined : validateDescription(input.description);
@@ -54,8 +52,8 @@ export async function updateVersion(
       validateTimeToLive(props.expiresAt.getTime() - Date.now(), "ephemeral_properties.expires_at");
     }
   }
-  return inChange(domain, region, async (tx) => {
-    const secret = await lockForChange(tx, caller, region.name, id, input.etag);
+  return inTransactionThenAnnounce(domain, region, async (tx) => {
+    const secret = await lockSecretForChange(tx, caller, region.name, id, input.etag);
     const version = await findVersion(tx, id, ref);
     if (version === undefined) throw versionNotFound(id, input.revision);
     if (props !== undefined && secret.ephemeralAction === null) {

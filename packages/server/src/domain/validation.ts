@@ -325,3 +325,23 @@ export function checkCrc32(
   }
   return computed;
 }
+
+/** Longest project or token name, in characters. */
+const MAX_LABEL_LENGTH = 255;
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/u;
+
+/**
+ * Checks a name meant for people (projects, tokens): 1-255 characters, no
+ * control characters, not only whitespace.
+ * @returns the name, unchanged.
+ */
+export function validateLabel(value: string, field = "name"): string {
+  const rule = `must be 1-${MAX_LABEL_LENGTH} characters`;
+  if (value === "" || ONLY_WHITESPACE.test(value)) throw invalid(field, `is required: ${rule}`);
+  const length = codePointLength(value);
+  if (length > MAX_LABEL_LENGTH) throw invalid(field, `${rule} (got ${length})`);
+  if (CONTROL.test(value)) throw invalid(field, `${rule}, without control characters`);
+  return validateText(value, field);
+}

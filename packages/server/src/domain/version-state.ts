@@ -2,21 +2,20 @@ import { type SQL, sql } from "drizzle-orm";
 import type { Tx } from "../db/client.ts";
 import type { SecretRow } from "../db/schema.ts";
 import { updateSecret } from "../db/secrets.ts";
+import { inTransactionThenAnnounce } from "../db/tx.ts";
 import { findVersion, updateVersion } from "../db/versions.ts";
+import { resolveAddress } from "./addressing.ts";
 import { recordInTransaction } from "./audit.ts";
 import type { Permission } from "./authz.ts";
-import type { Caller, Domain } from "./context.ts";
+import type { Caller } from "./caller.ts";
+import type { DomainDeps } from "./context.ts";
+import { propertiesFromPolicy } from "./ephemeral-policy.ts";
 import { failedPrecondition } from "./errors.ts";
 import type { VersionView } from "./read-versions.ts";
 import { versionNotFound } from "./read-versions.ts";
-import {
-  checkRestoreWindow,
-  inChange,
-  lockForChange,
-  propertiesFromPolicy,
-  regionFor,
-} from "./shared.ts";
-import { parseRevision, validateUuid } from "./validation.ts";
+import { checkRestoreWindow } from "./restore-window.ts";
+import { lockSecretForChange } from "./secret-lock.ts";
+import { parseRevision } from "./validation.ts";
 
 export interface VersionRef {
   region: string;
@@ -37,17 +36,16 @@ type Transition = (
  * change is not allowed from the current status.
  */
 async function transition(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: VersionRef,
   change: Transition,
   permission: Permission = "write",
 ) {
-  const region = regionFor(domain, caller, input.region);
-  const id = validateUuid(input.secretId, "secret_id");
+  const { region, id } = resolveAddress(domain, caller, input, "secretId");
   const ref = parseRevision(input.revision);
-  return inChange(domain, region, async (tx: Tx) => {
-    const secret = await lockForChange(tx, caller, region.name, id, input.etag, permission);
+  return inTransactionThenAnnounce(domain, region, async (tx: Tx) => {
+    const secret = await lockSecretForChange(tx, caller, region.name, id, input.etag, permission);
     const version = await findVersion(tx, id, ref);
     if (version === undefined) throw versionNotFound(id, input.revision);
     const set = change(version, secret);
@@ -83,7 +81,7 @@ function refuseGone(v: VersionView, verb: string): void {
  * new versions). An expired version whose action is `delete` reads as deleted
  * (db/versions.ts effectiveStatus) and is refused as such.
  */
-export function enableVersion(domain: Domain, caller: Caller, input: VersionRef) {
+export function enableVersion(domain: DomainDeps, caller: Caller, input: VersionRef) {
   return transition(domain, caller, input, (v, secret) => {
     refuseGone(v, "enabled");
     if (v.consumedAt !== null) {
@@ -106,7 +104,7 @@ export function enableVersion(domain: Domain, caller: Caller, input: VersionRef)
 }
 
 /** Disables a version: its payload is kept but cannot be accessed. */
-export function disableVersion(domain: Domain, caller: Caller, input: VersionRef) {
+export function disableVersion(domain: DomainDeps, caller: Caller, input: VersionRef) {
   return transition(domain, caller, input, (v) => {
     refuseGone(v, "disabled");
     if (v.status === "disabled") return undefined;
@@ -115,7 +113,7 @@ export function disableVersion(domain: Domain, caller: Caller, input: VersionRef
 }
 
 /** Schedules a version for deletion; the sweeper destroys it after the deletion window. */
-export function deleteVersion(domain: Domain, caller: Caller, input: VersionRef) {
+export function deleteVersion(domain: DomainDeps, caller: Caller, input: VersionRef) {
   return transition(domain, caller, input, (v) => {
     if (v.status === "scheduled_for_deletion") {
       throw failedPrecondition(`version ${v.revision} is already scheduled for deletion`);
@@ -126,7 +124,7 @@ export function deleteVersion(domain: Domain, caller: Caller, input: VersionRef)
 }
 
 /** Cancels a version's scheduled deletion; it comes back disabled, to be enabled on purpose. */
-export function restoreVersion(domain: Domain, caller: Caller, input: VersionRef) {
+export function restoreVersion(domain: DomainDeps, caller: Caller, input: VersionRef) {
   return transition(domain, caller, input, (v) => {
     if (v.status !== "scheduled_for_deletion") {
       throw failedPrecondition(
@@ -148,7 +146,7 @@ export function restoreVersion(domain: Domain, caller: Caller, input: VersionRef
  * that protects against a mistaken delete, so it cannot be undone. Works on a
  * version scheduled for deletion too; one already destroyed is left as it is.
  */
-export function destroyVersion(domain: Domain, caller: Caller, input: VersionRef) {
+export function destroyVersion(domain: DomainDeps, caller: Caller, input: VersionRef) {
   return transition(
     domain,
     caller,

@@ -15,11 +15,11 @@ import {
   utf8,
 } from "../testing/domain-helpers.ts";
 import { accessVersion, accessVersionByPath } from "./access-version.ts";
-import type { Domain } from "./context.ts";
+import type { DomainDeps } from "./context.ts";
+import { etagOf } from "./etag.ts";
 import type { SecretKind } from "./payload-types.ts";
 import { getSecret } from "./read-secrets.ts";
 import { getVersion, listVersions, type VersionStatus } from "./read-versions.ts";
-import { etagOf } from "./shared.ts";
 import { updateVersion } from "./update-version.ts";
 import {
   deleteVersion,
@@ -35,7 +35,7 @@ const pem = generateKeyPairSync("ec", { namedCurve: "P-256" })
 
 describe.each(backends)("versions on $name", (backend) => {
   const dbs = databasesFor(backend);
-  let domain: Domain;
+  let domain: DomainDeps;
   beforeAll(async () => {
     domain = await dbs.open();
   });

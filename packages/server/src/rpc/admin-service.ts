@@ -9,10 +9,10 @@ import {
 } from "../domain/admin/projects.ts";
 import { rotateMasterKeyAsAdmin } from "../domain/admin/rotate.ts";
 import { createToken, listTokens, revokeToken } from "../domain/admin/tokens.ts";
-import type { Domain } from "../domain/context.ts";
+import type { DomainDeps } from "../domain/context.ts";
 import type { RingSource } from "../domain/rotate-keys.ts";
-import { callerOf } from "./chain.ts";
-import { timestampFromProto } from "./convert.ts";
+import { callerOf, passingTo } from "./chain.ts";
+import { pageToProto, timestampFromProto } from "./convert.ts";
 import {
   auditEventToProto,
   grantsFromProto,
@@ -43,24 +43,18 @@ export interface AdminServiceDeps {
  * are the domain's, errors are mapped by the call chain.
  */
 export function adminService(
-  domain: Domain,
+  domain: DomainDeps,
   deps: AdminServiceDeps,
 ): ServiceImpl<typeof AdminService> {
+  const project = (p: Parameters<typeof projectToProto>[0]) => ({ project: projectToProto(p) });
+  const call = passingTo(domain);
   return {
-    async createProject(req, ctx) {
-      return { project: projectToProto(await createProject(domain, callerOf(ctx), req)) };
-    },
-    async listProjects(req, ctx) {
-      const r = await listProjects(domain, callerOf(ctx), req);
-      return {
-        projects: r.projects.map(projectToProto),
-        totalCount: BigInt(r.totalCount),
-        nextPageToken: r.nextPageToken,
-      };
-    },
-    async updateProject(req, ctx) {
-      return { project: projectToProto(await updateProject(domain, callerOf(ctx), req)) };
-    },
+    createProject: call(createProject, project),
+    listProjects: call(listProjects, (r) => ({
+      projects: r.projects.map(projectToProto),
+      ...pageToProto(r),
+    })),
+    updateProject: call(updateProject, project),
     async deleteProject(req, ctx) {
       const r = await deleteProject(domain, callerOf(ctx), req, {
         revoked: (ids) => deps.tokensRevoked(ids),
@@ -81,37 +75,21 @@ export function adminService(
       deps.tokenCreated?.(r.value);
       return { token: tokenToProto(r.token), value: r.value };
     },
-    async listTokens(req, ctx) {
-      const r = await listTokens(domain, callerOf(ctx), req);
-      return {
-        tokens: r.tokens.map(tokenToProto),
-        totalCount: BigInt(r.totalCount),
-        nextPageToken: r.nextPageToken,
-      };
-    },
+    listTokens: call(listTokens, (r) => ({
+      tokens: r.tokens.map(tokenToProto),
+      ...pageToProto(r),
+    })),
     async revokeToken(req, ctx) {
       const token = await revokeToken(domain, callerOf(ctx), req, (ids) => deps.tokensRevoked(ids));
       return { token: tokenToProto(token) };
     },
     async listAuditEvents(req, ctx) {
       const r = await listAuditEvents(domain, callerOf(ctx), {
-        region: req.region,
-        projectId: req.projectId,
-        secretId: req.secretId,
-        tokenId: req.tokenId,
-        method: req.method,
-        outcome: req.outcome,
-        ...(req.startTime && { startTime: timestampFromProto(req.startTime, "start_time") }),
-        ...(req.endTime && { endTime: timestampFromProto(req.endTime, "end_time") }),
-        page: req.page,
-        pageSize: req.pageSize,
-        pageToken: req.pageToken,
+        ...req,
+        startTime: req.startTime && timestampFromProto(req.startTime, "start_time"),
+        endTime: req.endTime && timestampFromProto(req.endTime, "end_time"),
       });
-      return {
-        events: r.events.map(auditEventToProto),
-        totalCount: BigInt(r.totalCount),
-        nextPageToken: r.nextPageToken,
-      };
+      return { events: r.events.map(auditEventToProto), ...pageToProto(r) };
     },
     async rotateMasterKey(_req, ctx) {
       const r = await rotateMasterKeyAsAdmin(domain, callerOf(ctx), deps.keys);

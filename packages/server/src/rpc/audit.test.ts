@@ -8,7 +8,7 @@ import type { CallOptions } from "@connectrpc/connect";
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AuditRow, auditEvents, tokens } from "../db/schema.ts";
-import type { Grant } from "../domain/authz.ts";
+import type { Grant } from "../domain/caller.ts";
 import { createTestToken, ensureProjects } from "../testing/backends.ts";
 import type { Protocol, SecretClient } from "../testing/clients.ts";
 import {

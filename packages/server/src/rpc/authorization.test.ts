@@ -10,7 +10,7 @@ import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateToken } from "../crypto/tokens.ts";
 import { projects, tokens } from "../db/schema.ts";
-import type { Grant, Role } from "../domain/authz.ts";
+import type { Grant, Role } from "../domain/caller.ts";
 import { createTestToken } from "../testing/backends.ts";
 import type { Protocol, SecretClient } from "../testing/clients.ts";
 import { type InMemoryServer, inMemoryBackends } from "../testing/in-memory-server.ts";

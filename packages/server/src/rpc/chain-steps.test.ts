@@ -3,8 +3,8 @@ import { Code, ConnectError, createContextValues, createHandlerContext } from "@
 import pino from "pino";
 import { describe, expect, it } from "vitest";
 import type { AuditEventLine } from "../domain/audit-log.ts";
-import type { Principal } from "../domain/authz.ts";
-import type { Domain } from "../domain/context.ts";
+import type { Principal } from "../domain/caller.ts";
+import type { DomainDeps } from "../domain/context.ts";
 import type { DeniedCall } from "../domain/denied-calls.ts";
 import {
   aggregateRefusal,
@@ -75,7 +75,7 @@ const unreachable = {
       throw new Error("database down");
     },
   },
-} as unknown as Domain;
+} as unknown as DomainDeps;
 
 describe("assignRequestId", () => {
   it("echoes a sane x-request-id and replaces an insane one", () => {

@@ -9,8 +9,8 @@ import {
 } from "../domain/audit.ts";
 import type { AuditEventLine, AuditLog } from "../domain/audit-log.ts";
 import { type Authenticator, presentedPrefix } from "../domain/authenticate.ts";
-import type { Principal } from "../domain/authz.ts";
-import type { Caller, Domain } from "../domain/context.ts";
+import type { Caller, Principal } from "../domain/caller.ts";
+import type { DomainDeps } from "../domain/context.ts";
 import type { DeniedCalls } from "../domain/denied-calls.ts";
 import { toConnectError } from "./errors.ts";
 import { type PeerLimiter, peerAddress } from "./peer-limit.ts";
@@ -44,7 +44,7 @@ export type CallObserver = (call: {
 /** What the steps use; each step reads only its part. */
 export interface StepDeps {
   logger: Logger;
-  domain: Domain;
+  domain: DomainDeps;
   authenticator: Pick<Authenticator, "cached" | "known" | "authenticate">;
   /** Where audit events are copied as JSON lines, besides the database. */
   auditLog?: Pick<AuditLog, "write">;

@@ -4,7 +4,8 @@ import { ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc
 import type { Logger } from "pino";
 import type { AuditLog } from "../domain/audit-log.ts";
 import type { Authenticator } from "../domain/authenticate.ts";
-import type { Caller, Domain } from "../domain/context.ts";
+import type { Caller } from "../domain/caller.ts";
+import type { DomainDeps } from "../domain/context.ts";
 import type { DeniedCalls } from "../domain/denied-calls.ts";
 import {
   aggregateRefusal,
@@ -37,9 +38,22 @@ export function callerOf(ctx: HandlerContext): Caller {
   return caller;
 }
 
+/**
+ * Handlers that give the request, as it is, to one domain function and
+ * encode its answer: most of a service's handlers.
+ */
+export function passingTo(domain: DomainDeps) {
+  return <I, O, R>(
+    fn: (domain: DomainDeps, caller: Caller, input: I) => Promise<O>,
+    encode: (answer: O) => R,
+  ) =>
+    async (req: I, ctx: HandlerContext): Promise<R> =>
+      encode(await fn(domain, callerOf(ctx), req));
+}
+
 export interface CallChainDeps {
   logger: Logger;
-  domain: Domain;
+  domain: DomainDeps;
   authenticator: Authenticator;
   /** Where audit events are copied as JSON lines, besides the database. */
   auditLog?: AuditLog;

@@ -1,5 +1,5 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { type Timestamp, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   type AuditEventSchema,
   type Grant,
@@ -10,31 +10,17 @@ import {
 } from "@coffer/api";
 import type { AuditRow, ProjectRow, StoredGrant } from "../db/schema.ts";
 import type { GrantInput, TokenView } from "../domain/admin/tokens.ts";
-import type { Role as DomainRole } from "../domain/authz.ts";
-import { invalid } from "../domain/errors.ts";
+import type { Role as DomainRole } from "../domain/caller.ts";
+import { enumNames, optionalTimestamp } from "./convert.ts";
 
-const ROLE_NAME: Record<Role, DomainRole | ""> = {
-  [Role.UNSPECIFIED]: "",
-  [Role.ADMIN]: "admin",
-  [Role.FULL_ACCESS]: "full_access",
-  [Role.SECRET_WRITE]: "secret_write",
-  [Role.READ_ONLY]: "read_only",
-  [Role.SECRET_ACCESS]: "secret_access",
-};
-
-const ROLE_OF_NAME = Object.fromEntries(
-  Object.entries(ROLE_NAME).map(([role, name]) => [name, Number(role) as Role]),
-) as Record<string, Role>;
+const ROLES = enumNames("role", Role);
 
 /** A request's role as the domain names it; UNSPECIFIED is "" (the domain says it is required). */
-export function roleFromProto(role: Role, field: string): string {
-  if (!(role in ROLE_NAME)) throw invalid(field, `unknown role ${role}`);
-  return ROLE_NAME[role];
+export function roleFromProto(role: Role, field: string): DomainRole | "" {
+  return ROLES.fromProto(role, field) ?? "";
 }
 
-export function roleToProto(role: string): Role {
-  return ROLE_OF_NAME[role] ?? Role.UNSPECIFIED;
-}
+export const roleToProto = ROLES.toProto;
 
 export function grantsFromProto(grants: readonly Grant[]): GrantInput[] {
   return grants.map((g, i) => ({
@@ -48,9 +34,6 @@ export function grantToProto(g: StoredGrant): MessageInitShape<typeof GrantSchem
   return { projectId: g.projectId, role: roleToProto(g.role), pathPrefix: g.pathPrefix };
 }
 
-const ts = (d: Date | null): Timestamp | undefined =>
-  d === null ? undefined : timestampFromDate(d);
-
 export function projectToProto(p: ProjectRow): MessageInitShape<typeof ProjectSchema> {
   return { id: p.id, name: p.name, createdAt: timestampFromDate(p.createdAt) };
 }
@@ -63,8 +46,8 @@ export function tokenToProto(t: TokenView): MessageInitShape<typeof TokenSchema>
     prefix: t.prefix,
     grants: t.grants.map(grantToProto),
     createdAt: timestampFromDate(t.createdAt),
-    expiresAt: ts(t.expiresAt),
-    revokedAt: ts(t.revokedAt),
+    expiresAt: optionalTimestamp(t.expiresAt),
+    revokedAt: optionalTimestamp(t.revokedAt),
     createdBy: t.createdBy ?? "",
   };
 }

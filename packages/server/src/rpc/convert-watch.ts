@@ -8,26 +8,9 @@ import {
 } from "@coffer/api";
 import { invalid } from "../domain/errors.ts";
 import type { WatchInput, WatchMessage, WatchSelector } from "../watch/watch-secrets.ts";
-import { versionStatusToProto } from "./convert.ts";
+import { enumNames, versionStatusToProto } from "./convert.ts";
 
-const KIND: Record<string, WatchEventKind> = {
-  heartbeat: WatchEventKind.HEARTBEAT,
-  resync: WatchEventKind.RESYNC,
-  secret_created: WatchEventKind.SECRET_CREATED,
-  secret_updated: WatchEventKind.SECRET_UPDATED,
-  secret_deleted: WatchEventKind.SECRET_DELETED,
-  secret_restored: WatchEventKind.SECRET_RESTORED,
-  secret_destroyed: WatchEventKind.SECRET_DESTROYED,
-  version_created: WatchEventKind.VERSION_CREATED,
-  version_enabled: WatchEventKind.VERSION_ENABLED,
-  version_disabled: WatchEventKind.VERSION_DISABLED,
-  version_deleted: WatchEventKind.VERSION_DELETED,
-  version_restored: WatchEventKind.VERSION_RESTORED,
-  version_expired: WatchEventKind.VERSION_EXPIRED,
-  version_consumed: WatchEventKind.VERSION_CONSUMED,
-  version_destroyed: WatchEventKind.VERSION_DESTROYED,
-  version_updated: WatchEventKind.VERSION_UPDATED,
-};
+const KINDS = enumNames("watch event kind", WatchEventKind);
 
 export function watchInputFromProto(req: WatchSecretsRequest): WatchInput {
   const selectors = req.selectors.map((s, i): WatchSelector => {
@@ -59,7 +42,7 @@ export function watchMessageToProto(
   m: WatchMessage,
 ): MessageInitShape<typeof WatchSecretsResponseSchema> {
   const base = {
-    kind: KIND[m.kind] ?? WatchEventKind.UNSPECIFIED,
+    kind: KINDS.toProto(m.kind),
     cursor: m.cursor,
     occurredAt: timestampFromDate(m.occurredAt),
   };

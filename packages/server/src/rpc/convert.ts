@@ -19,59 +19,60 @@ import {
   VersionStatus,
 } from "@coffer/api";
 import type { SecretOrder, SecretView } from "../db/secrets.ts";
+import type {
+  EphemeralAction as DomainAction,
+  EphemeralPolicyInput,
+} from "../domain/ephemeral-policy.ts";
 import { invalid } from "../domain/errors.ts";
+import { etagOf } from "../domain/etag.ts";
+import type { SecretKind } from "../domain/payload-types.ts";
 import type { VersionStatus as DomainVersionStatus, VersionView } from "../domain/read-versions.ts";
-import {
-  type EphemeralAction as DomainAction,
-  type EphemeralPolicyInput,
-  etagOf,
-  type SecretKind,
-} from "../domain/shared.ts";
 
-const KIND_OF_TYPE: Record<SecretType, SecretKind | undefined> = {
-  [SecretType.UNSPECIFIED]: undefined,
-  [SecretType.OPAQUE]: "opaque",
-  [SecretType.CERTIFICATE]: "certificate",
-  [SecretType.KEY_VALUE]: "key_value",
-  [SecretType.BASIC_CREDENTIALS]: "basic_credentials",
-  [SecretType.DATABASE_CREDENTIALS]: "database_credentials",
-  [SecretType.SSH_KEY]: "ssh_key",
-};
+/**
+ * A proto enum's values and the domain's names for them, converted both
+ * ways. The domain names a value as the proto does, in lower case
+ * (`SecretType.KEY_VALUE` is "key_value"); UNSPECIFIED has no name. A value
+ * the enum lacks is refused, naming the request's field; a name it lacks is
+ * UNSPECIFIED.
+ */
+export function enumNames<E extends Record<string, string | number>>(
+  what: string,
+  protoEnum: E,
+): {
+  /** The value's name; undefined for UNSPECIFIED. */
+  fromProto: (value: number, field: string) => NameOf<E> | undefined;
+  toProto: (name: string | null) => E[keyof E];
+} {
+  const byValue = new Map<number, NameOf<E>>();
+  const byName = new Map<string, E[keyof E]>();
+  for (const [key, value] of Object.entries(protoEnum)) {
+    // A TypeScript enum also maps each number back to its key: skip those.
+    if (typeof value !== "number" || value === 0) continue;
+    byValue.set(value, key.toLowerCase() as NameOf<E>);
+    byName.set(key.toLowerCase(), value as E[keyof E]);
+  }
+  return {
+    fromProto: (value, field) => {
+      if (value === 0) return undefined;
+      const name = byValue.get(value);
+      if (name === undefined) throw invalid(field, `unknown ${what} ${value}`);
+      return name;
+    },
+    toProto: (name) => byName.get(name ?? "") ?? (0 as E[keyof E]),
+  };
+}
 
-const TYPE_OF_KIND = Object.fromEntries(
-  Object.entries(KIND_OF_TYPE)
-    .filter(([, kind]) => kind !== undefined)
-    .map(([type, kind]) => [kind, Number(type) as SecretType]),
-) as Record<SecretKind, SecretType>;
+/** The domain's names for a proto enum's values (see enumNames). */
+type NameOf<E> = Lowercase<Exclude<Extract<keyof E, string>, "UNSPECIFIED">>;
+
+const SECRET_TYPES = enumNames("secret type", SecretType);
 
 /** A request's secret type; UNSPECIFIED is undefined (opaque on create, any in filters). */
-export function kindFromType(type: SecretType, field = "type"): SecretKind | undefined {
-  if (!(type in KIND_OF_TYPE)) throw invalid(field, `unknown secret type ${type}`);
-  return KIND_OF_TYPE[type];
-}
+export const kindFromType: (type: SecretType, field: string) => SecretKind | undefined =
+  SECRET_TYPES.fromProto;
+export const typeFromKind = SECRET_TYPES.toProto;
 
-export function typeFromKind(kind: string): SecretType {
-  return TYPE_OF_KIND[kind as SecretKind] ?? SecretType.UNSPECIFIED;
-}
-
-function actionFromProto(action: EphemeralAction, field: string): DomainAction | undefined {
-  switch (action) {
-    case EphemeralAction.UNSPECIFIED:
-      return undefined;
-    case EphemeralAction.DISABLE:
-      return "disable";
-    case EphemeralAction.DELETE:
-      return "delete";
-    default:
-      throw invalid(field, `unknown ephemeral action ${action}`);
-  }
-}
-
-function actionToProto(action: string | null): EphemeralAction {
-  if (action === "delete") return EphemeralAction.DELETE;
-  if (action === "disable") return EphemeralAction.DISABLE;
-  return EphemeralAction.UNSPECIFIED;
-}
+const ACTIONS = enumNames("ephemeral action", EphemeralAction);
 
 /** A Duration as milliseconds, refusing negative or sub-millisecond-garbage values by name. */
 function durationToMs(d: Duration, field: string): number {
@@ -81,15 +82,25 @@ function durationToMs(d: Duration, field: string): number {
   return durationMs(d);
 }
 
+/**
+ * What an ephemeral policy and a version's ephemeral properties both say:
+ * whether one access consumes, and the action on expiry (unset: left to the
+ * domain), from the request's `message`.
+ */
+function onceAndAction(
+  p: { expiresOnceAccessed: boolean; action: EphemeralAction },
+  message: string,
+): { expiresOnceAccessed: boolean; action?: DomainAction } {
+  const action = ACTIONS.fromProto(p.action, `${message}.action`);
+  return { expiresOnceAccessed: p.expiresOnceAccessed, ...(action && { action }) };
+}
+
 export function policyFromProto(p: EphemeralPolicy | undefined): EphemeralPolicyInput | undefined {
   if (p === undefined) return undefined;
-  const action = actionFromProto(p.action, "ephemeral_policy.action");
+  const limits = onceAndAction(p, "ephemeral_policy");
   return {
-    ...(p.timeToLive && {
-      ttlMs: durationToMs(p.timeToLive, "ephemeral_policy.time_to_live"),
-    }),
-    expiresOnceAccessed: p.expiresOnceAccessed,
-    ...(action && { action }),
+    ...(p.timeToLive && { ttlMs: durationToMs(p.timeToLive, "ephemeral_policy.time_to_live") }),
+    ...limits,
   };
 }
 
@@ -109,17 +120,25 @@ export function timestampFromProto(t: Timestamp, field: string): Date {
 
 export function propertiesFromProto(p: EphemeralProperties | undefined) {
   if (p === undefined) return undefined;
-  const action = actionFromProto(p.action, "ephemeral_properties.action");
+  const limits = onceAndAction(p, "ephemeral_properties");
   return {
     ...(p.expiresAt && {
       expiresAt: timestampFromProto(p.expiresAt, "ephemeral_properties.expires_at"),
     }),
-    expiresOnceAccessed: p.expiresOnceAccessed,
-    ...(action && { action }),
+    ...limits,
   };
 }
 
-const ts = (d: Date | null): Timestamp | undefined =>
+/** The paging fields of a list's answer. */
+export function pageToProto(page: { totalCount: number; nextPageToken: string }): {
+  totalCount: bigint;
+  nextPageToken: string;
+} {
+  return { totalCount: BigInt(page.totalCount), nextPageToken: page.nextPageToken };
+}
+
+/** A nullable time as an optional Timestamp. */
+export const optionalTimestamp = (d: Date | null): Timestamp | undefined =>
   d === null ? undefined : timestampFromDate(d);
 
 export function secretToProto(s: SecretView): MessageInitShape<typeof SecretSchema> {
@@ -137,34 +156,28 @@ export function secretToProto(s: SecretView): MessageInitShape<typeof SecretSche
       ephemeralPolicy: {
         ...(s.ttlMs !== null && { timeToLive: durationFromMs(s.ttlMs) }),
         expiresOnceAccessed: s.expiresOnceAccessed ?? false,
-        action: actionToProto(s.ephemeralAction),
+        action: ACTIONS.toProto(s.ephemeralAction),
       },
     }),
     status: s.deletionRequestedAt === null ? SecretStatus.READY : SecretStatus.LOCKED,
     versionCount: s.versionCount,
     createdAt: timestampFromDate(s.createdAt),
     updatedAt: timestampFromDate(s.updatedAt),
-    deletionRequestedAt: ts(s.deletionRequestedAt),
+    deletionRequestedAt: optionalTimestamp(s.deletionRequestedAt),
     etag: etagOf(s),
   };
 }
 
-const VERSION_STATUS: Record<string, VersionStatus> = {
-  enabled: VersionStatus.ENABLED,
-  disabled: VersionStatus.DISABLED,
-  scheduled_for_deletion: VersionStatus.SCHEDULED_FOR_DELETION,
-  deleted: VersionStatus.DELETED,
-};
+const VERSION_STATUSES = enumNames("version status", VersionStatus);
 
+/** A status to filter by; UNSPECIFIED is none, and refused like an unknown one. */
 export function versionStatusFromProto(s: VersionStatus, field: string): DomainVersionStatus {
-  const found = Object.entries(VERSION_STATUS).find(([, v]) => v === s);
-  if (found === undefined) throw invalid(field, `unknown version status ${s}`);
-  return found[0] as DomainVersionStatus;
+  const status = VERSION_STATUSES.fromProto(s, field);
+  if (status === undefined) throw invalid(field, `unknown version status ${s}`);
+  return status;
 }
 
-export function versionStatusToProto(s: string): VersionStatus {
-  return VERSION_STATUS[s] ?? VersionStatus.UNSPECIFIED;
-}
+export const versionStatusToProto = VERSION_STATUSES.toProto;
 
 export function versionToProto(v: VersionView): MessageInitShape<typeof SecretVersionSchema> {
   return {
@@ -175,32 +188,23 @@ export function versionToProto(v: VersionView): MessageInitShape<typeof SecretVe
     latest: v.latest,
     ...(v.ephemeralAction !== null && {
       ephemeralProperties: {
-        expiresAt: ts(v.expiresAt),
+        expiresAt: optionalTimestamp(v.expiresAt),
         expiresOnceAccessed: v.expiresOnceAccessed ?? false,
-        action: actionToProto(v.ephemeralAction),
+        action: ACTIONS.toProto(v.ephemeralAction),
       },
     }),
     createdAt: timestampFromDate(v.createdAt),
     updatedAt: timestampFromDate(v.updatedAt),
-    deletionRequestedAt: ts(v.deletionRequestedAt),
-    deletedAt: ts(v.deletedAt),
+    deletionRequestedAt: optionalTimestamp(v.deletionRequestedAt),
+    deletedAt: optionalTimestamp(v.deletedAt),
     // data_crc32 is never set here: the checksum travels only with the
     // payload (AccessSecretVersion), since it reveals a short payload.
   };
 }
 
-const ORDER: Record<ListSecretsOrderBy, SecretOrder> = {
-  [ListSecretsOrderBy.UNSPECIFIED]: "name_asc",
-  [ListSecretsOrderBy.NAME_ASC]: "name_asc",
-  [ListSecretsOrderBy.NAME_DESC]: "name_desc",
-  [ListSecretsOrderBy.CREATED_AT_ASC]: "created_at_asc",
-  [ListSecretsOrderBy.CREATED_AT_DESC]: "created_at_desc",
-  [ListSecretsOrderBy.UPDATED_AT_ASC]: "updated_at_asc",
-  [ListSecretsOrderBy.UPDATED_AT_DESC]: "updated_at_desc",
-};
+const ORDERS = enumNames("order", ListSecretsOrderBy);
 
+/** A list's order; UNSPECIFIED is by name, ascending. */
 export function orderFromProto(o: ListSecretsOrderBy): SecretOrder {
-  const order = ORDER[o];
-  if (order === undefined) throw invalid("order_by", `unknown order ${o}`);
-  return order;
+  return ORDERS.fromProto(o, "order_by") ?? "name_asc";
 }

@@ -12,7 +12,7 @@ import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateKey } from "../crypto/key-ring.ts";
 import { generateToken } from "../crypto/tokens.ts";
-import { rowsOf } from "../db/migrate.ts";
+import { rowsOf } from "../db/raw-sql.ts";
 import { secretVersions } from "../db/schema.ts";
 import { createTestToken } from "../testing/backends.ts";
 import { type Protocol, type SecretClient, secretClient } from "../testing/clients.ts";

@@ -3,7 +3,7 @@ import { SecretType } from "@coffer/api";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { rowsOf } from "../db/migrate.ts";
+import { rowsOf } from "../db/raw-sql.ts";
 import { createTestToken, ensureProjects } from "../testing/backends.ts";
 import type { Protocol } from "../testing/clients.ts";
 import { type InMemoryServer, startInMemoryServer } from "../testing/in-memory-server.ts";

@@ -1,7 +1,7 @@
 import type { SecretService } from "@coffer/api";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { accessVersion, accessVersionByPath } from "../domain/access-version.ts";
-import type { Domain } from "../domain/context.ts";
+import { type AccessResult, accessVersion, accessVersionByPath } from "../domain/access-version.ts";
+import type { DomainDeps } from "../domain/context.ts";
 import { createSecret } from "../domain/create-secret.ts";
 import { createVersion } from "../domain/create-version.ts";
 import { deleteSecret, restoreSecret } from "../domain/delete-secret.ts";
@@ -24,10 +24,11 @@ import {
 } from "../domain/version-state.ts";
 import type { WatchFeeds } from "../watch/feed.ts";
 import { watchSecrets } from "../watch/watch-secrets.ts";
-import { callerOf } from "./chain.ts";
+import { callerOf, passingTo } from "./chain.ts";
 import {
   kindFromType,
   orderFromProto,
+  pageToProto,
   policyFromProto,
   propertiesFromProto,
   secretToProto,
@@ -42,189 +43,101 @@ import { watchInputFromProto, watchMessageToProto } from "./convert-watch.ts";
  * call one domain function and encode; errors are mapped by the call chain.
  */
 export function secretService(
-  domain: Domain,
+  domain: DomainDeps,
   feeds: WatchFeeds,
 ): ServiceImpl<typeof SecretService> {
   const secret = (s: Parameters<typeof secretToProto>[0]) => ({ secret: secretToProto(s) });
   const version = (v: Parameters<typeof versionToProto>[0]) => ({ version: versionToProto(v) });
+  const payload = (r: AccessResult) => ({ ...r, type: typeFromKind(r.type) });
+  const call = passingTo(domain);
 
   return {
     async createSecret(req, ctx) {
       const r = await createSecret(domain, callerOf(ctx), {
-        region: req.region,
-        projectId: req.projectId,
-        name: req.name,
-        path: req.path,
-        type: kindFromType(req.type) ?? "opaque",
-        description: req.description,
-        tags: req.tags,
-        protected: req.protected,
+        ...req,
+        type: kindFromType(req.type, "type") ?? "opaque",
         ephemeralPolicy: policyFromProto(req.ephemeralPolicy),
-        ...(req.firstVersion && {
-          firstVersion: {
-            data: req.firstVersion.data,
-            dataCrc32: req.firstVersion.dataCrc32,
-            description: req.firstVersion.description,
-          },
-        }),
       });
       return {
         secret: secretToProto(r.secret),
         ...(r.firstVersion && { firstVersion: versionToProto(r.firstVersion) }),
       };
     },
-    async getSecret(req, ctx) {
-      return secret(await getSecret(domain, callerOf(ctx), req));
-    },
+    getSecret: call(getSecret, secret),
     async updateSecret(req, ctx) {
       return secret(
         await updateSecret(domain, callerOf(ctx), {
-          region: req.region,
-          secretId: req.secretId,
-          name: req.name,
-          path: req.path,
-          description: req.description,
+          ...req,
           tags: req.tags?.values,
           ephemeralPolicy: policyFromProto(req.ephemeralPolicy),
-          etag: req.etag,
         }),
       );
     },
-    async deleteSecret(req, ctx) {
-      const s = await deleteSecret(domain, callerOf(ctx), req);
-      return s === undefined ? {} : secret(s);
-    },
-    async restoreSecret(req, ctx) {
-      return secret(await restoreSecret(domain, callerOf(ctx), req));
-    },
+    deleteSecret: call(deleteSecret, (s) => (s === undefined ? {} : secret(s))),
+    restoreSecret: call(restoreSecret, secret),
     async listSecrets(req, ctx) {
       const r = await listSecrets(domain, callerOf(ctx), {
-        region: req.region,
-        projectId: req.projectId,
-        name: req.name,
-        path: req.path,
-        pathPrefix: req.pathPrefix,
-        tags: req.tags,
-        type: kindFromType(req.type),
-        ephemeral: req.ephemeral,
-        protected: req.protected,
-        scheduledForDeletion: req.scheduledForDeletion,
+        ...req,
+        type: kindFromType(req.type, "type"),
         orderBy: orderFromProto(req.orderBy),
-        page: req.page,
-        pageSize: req.pageSize,
-        pageToken: req.pageToken,
       });
-      return {
-        secrets: r.secrets.map(secretToProto),
-        totalCount: BigInt(r.totalCount),
-        nextPageToken: r.nextPageToken,
-      };
+      return { secrets: r.secrets.map(secretToProto), ...pageToProto(r) };
     },
-    async browseSecrets(req, ctx) {
-      const r = await browseSecrets(domain, callerOf(ctx), req);
-      return {
-        currentPath: r.currentPath,
-        totalCount: BigInt(r.totalCount),
-        nextPageToken: r.nextPageToken,
-        items: r.items.map((item) => ({
-          name: item.name,
-          fullPath: item.fullPath,
-          kind:
-            item.kind === "folder"
-              ? { case: "folder", value: { secretCount: BigInt(item.secretCount) } }
-              : { case: "secret", value: secretToProto(item.secret) },
-        })),
-      };
-    },
+    browseSecrets: call(browseSecrets, (r) => ({
+      currentPath: r.currentPath,
+      ...pageToProto(r),
+      items: r.items.map((item) => ({
+        name: item.name,
+        fullPath: item.fullPath,
+        kind:
+          item.kind === "folder"
+            ? { case: "folder" as const, value: { secretCount: BigInt(item.secretCount) } }
+            : { case: "secret" as const, value: secretToProto(item.secret) },
+      })),
+    })),
     async protectSecret(req, ctx) {
       return secret(await setProtection(domain, callerOf(ctx), { ...req, protected: true }));
     },
     async unprotectSecret(req, ctx) {
       return secret(await setProtection(domain, callerOf(ctx), { ...req, protected: false }));
     },
-    async listTags(req, ctx) {
-      const r = await listTags(domain, callerOf(ctx), req);
-      return { tags: r.tags, totalCount: BigInt(r.totalCount), nextPageToken: r.nextPageToken };
-    },
-    async listSecretTypes(req, ctx) {
-      const r = await listSecretTypes(domain, callerOf(ctx), req);
-      return {
-        types: r.types.map(typeFromKind),
-        totalCount: BigInt(r.totalCount),
-        nextPageToken: r.nextPageToken,
-      };
-    },
+    listTags: call(listTags, (r) => ({ tags: r.tags, ...pageToProto(r) })),
+    listSecretTypes: call(listSecretTypes, (r) => ({
+      types: r.types.map(typeFromKind),
+      ...pageToProto(r),
+    })),
 
     async createSecretVersion(req, ctx) {
       return version(
-        await createVersion(domain, callerOf(ctx), {
-          region: req.region,
-          secretId: req.secretId,
-          data: req.data,
-          dataCrc32: req.dataCrc32,
-          description: req.description,
-          enabled: req.enabled ?? true,
-          disablePrevious: req.disablePrevious,
-          etag: req.etag,
-        }),
+        await createVersion(domain, callerOf(ctx), { ...req, enabled: req.enabled ?? true }),
       );
     },
-    async getSecretVersion(req, ctx) {
-      return version(await getVersion(domain, callerOf(ctx), req));
-    },
+    getSecretVersion: call(getVersion, version),
     async updateSecretVersion(req, ctx) {
       return version(
         await updateVersion(domain, callerOf(ctx), {
-          region: req.region,
-          secretId: req.secretId,
-          revision: req.revision,
-          description: req.description,
+          ...req,
           ephemeralProperties: propertiesFromProto(req.ephemeralProperties),
-          etag: req.etag,
         }),
       );
     },
     async listSecretVersions(req, ctx) {
       const r = await listVersions(domain, callerOf(ctx), {
-        region: req.region,
-        secretId: req.secretId,
+        ...req,
         statuses: req.status.map((s, i) => versionStatusFromProto(s, `status[${i}]`)),
-        page: req.page,
-        pageSize: req.pageSize,
-        pageToken: req.pageToken,
       });
-      return {
-        versions: r.versions.map(versionToProto),
-        totalCount: BigInt(r.totalCount),
-        nextPageToken: r.nextPageToken,
-      };
+      return { versions: r.versions.map(versionToProto), ...pageToProto(r) };
     },
-    async accessSecretVersion(req, ctx) {
-      const r = await accessVersion(domain, callerOf(ctx), req);
-      return { ...r, type: typeFromKind(r.type) };
-    },
-    async accessSecretVersionByPath(req, ctx) {
-      const r = await accessVersionByPath(domain, callerOf(ctx), req);
-      return { ...r, type: typeFromKind(r.type) };
-    },
+    accessSecretVersion: call(accessVersion, payload),
+    accessSecretVersionByPath: call(accessVersionByPath, payload),
     watchSecrets(req, ctx) {
       const input = watchInputFromProto(req);
       return watchSecrets(domain, feeds, callerOf(ctx), input, ctx.signal, watchMessageToProto);
     },
-    async enableSecretVersion(req, ctx) {
-      return version(await enableVersion(domain, callerOf(ctx), req));
-    },
-    async disableSecretVersion(req, ctx) {
-      return version(await disableVersion(domain, callerOf(ctx), req));
-    },
-    async deleteSecretVersion(req, ctx) {
-      return version(await deleteVersion(domain, callerOf(ctx), req));
-    },
-    async restoreSecretVersion(req, ctx) {
-      return version(await restoreVersion(domain, callerOf(ctx), req));
-    },
-    async destroySecretVersion(req, ctx) {
-      return version(await destroyVersion(domain, callerOf(ctx), req));
-    },
+    enableSecretVersion: call(enableVersion, version),
+    disableSecretVersion: call(disableVersion, version),
+    deleteSecretVersion: call(deleteVersion, version),
+    restoreSecretVersion: call(restoreVersion, version),
+    destroySecretVersion: call(destroyVersion, version),
   };
 }

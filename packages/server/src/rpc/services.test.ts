@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KeyRingHolder } from "../crypto/key-ring-holder.ts";
 import { auditEvents } from "../db/schema.ts";
 import { Authenticator } from "../domain/authenticate.ts";
-import type { Domain } from "../domain/context.ts";
+import type { DomainDeps } from "../domain/context.ts";
 import { HealthStatus } from "../ops/health.ts";
 import {
   backends,
@@ -25,7 +25,7 @@ import { buildServices, chainedServices, routes } from "./services.ts";
 // domain on a real database, with no port.
 describe.each(backends)("the services over createRouterTransport ($name)", (backend) => {
   const dbs = databasesFor(backend);
-  let domain: Domain;
+  let domain: DomainDeps;
   let feeds: WatchFeeds;
   let token: string;
   beforeAll(async () => {

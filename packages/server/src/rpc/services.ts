@@ -4,7 +4,7 @@ import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { AuditLog } from "../domain/audit-log.ts";
 import type { Authenticator } from "../domain/authenticate.ts";
-import type { Domain } from "../domain/context.ts";
+import type { DomainDeps } from "../domain/context.ts";
 import type { DeniedCalls } from "../domain/denied-calls.ts";
 import type { RingSource } from "../domain/rotate-keys.ts";
 import type { HealthStatus } from "../ops/health.ts";
@@ -26,7 +26,7 @@ export const chainedServices: readonly DescService[] = [SecretService, AdminServ
 /** What the services are built from: the server opens, starts and owns all of it. */
 export interface ServicesDeps {
   logger: Logger;
-  domain: Domain;
+  domain: DomainDeps;
   /** Each region's watch fan-out; its `tokens` ends the streams of revoked tokens. */
   feeds: WatchFeeds;
   authenticator: Authenticator;

@@ -7,8 +7,8 @@ import { generateToken } from "../crypto/tokens.ts";
 import { type Database, type Db, openDatabase } from "../db/client.ts";
 import { migrate } from "../db/migrate.ts";
 import { projects, tokens } from "../db/schema.ts";
-import type { Grant, Principal } from "../domain/authz.ts";
-import { type Caller, type Domain, type DomainLimits, Regions } from "../domain/context.ts";
+import type { Caller, Grant, Principal } from "../domain/caller.ts";
+import { type DomainDeps, type DomainLimits, Regions } from "../domain/context.ts";
 import { type RunningServer, startServer } from "../server.ts";
 import { pgliteTemplate, postgresTemplate } from "./templates.ts";
 
@@ -135,7 +135,7 @@ export function testKeyRing(): KeyRing {
 export function testDomain(
   databases: Record<string, Database>,
   options: { keyRing?: KeyRing; deletionWindowMs?: number; limits?: Partial<DomainLimits> } = {},
-): Domain {
+): DomainDeps {
   const ring = options.keyRing ?? testKeyRing();
   return {
     regions: new Regions(new Map(Object.entries(databases))),
@@ -200,7 +200,7 @@ export async function seedProjects(
 }
 
 /** seedProjects on a domain's home database. */
-export function ensureProjects(domain: Domain, ...ids: string[]): Promise<void> {
+export function ensureProjects(domain: DomainDeps, ...ids: string[]): Promise<void> {
   return seedProjects(domain.regions.resolve("").db, ids);
 }
 
@@ -217,7 +217,7 @@ export const ADMIN_CALLER: Caller = { requestId: "test", principal: ADMIN_PRINCI
  * whose admin caller creates tokens (a token records its creator, which must
  * exist and be live).
  */
-export async function ensureAdminToken(domain: Domain): Promise<void> {
+export async function ensureAdminToken(domain: DomainDeps): Promise<void> {
   const token = generateToken();
   await domain.regions
     .resolve("")
@@ -238,7 +238,7 @@ export async function ensureAdminToken(domain: Domain): Promise<void> {
  * its value, for tests that call a running server.
  */
 export async function createTestToken(
-  domain: Domain,
+  domain: DomainDeps,
   grants: Grant[],
   options: { expiresAt?: Date; name?: string } = {},
 ): Promise<{ id: string; value: string }> {

@@ -2,8 +2,9 @@ import { randomBytes } from "node:crypto";
 import { type SQL, sql } from "drizzle-orm";
 import { expect } from "vitest";
 import type { Database, Db } from "../db/client.ts";
-import { rowsOf } from "../db/migrate.ts";
-import type { Caller, Domain } from "../domain/context.ts";
+import { rowsOf } from "../db/raw-sql.ts";
+import type { Caller } from "../domain/caller.ts";
+import type { DomainDeps } from "../domain/context.ts";
 import { type CreateSecretInput, createSecret } from "../domain/create-secret.ts";
 import { type CreateVersionInput, createVersion } from "../domain/create-version.ts";
 import { DomainError, type DomainErrorKind } from "../domain/errors.ts";
@@ -80,7 +81,7 @@ export function secretInput(overrides: Partial<CreateSecretInput> = {}): CreateS
 
 /** Creates a secret, by default with a first version holding `payload`. */
 export async function newSecret(
-  domain: Domain,
+  domain: DomainDeps,
   overrides: Partial<CreateSecretInput> = {},
   payload: string | null = "first payload",
 ) {
@@ -100,7 +101,7 @@ export async function newSecret(
 
 /** Adds an enabled version with `payload` to a secret. */
 export function addVersion(
-  domain: Domain,
+  domain: DomainDeps,
   secretId: string,
   payload: string,
   overrides: Partial<CreateVersionInput> = {},

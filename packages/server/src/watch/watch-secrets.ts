@@ -8,18 +8,19 @@ import {
   readEvents,
   watchState,
 } from "../db/watch-events.ts";
+import { resolveAddress } from "../domain/addressing.ts";
+import { noteFacts } from "../domain/audit.ts";
 import {
   isUnder,
-  type Principal,
   projectNotFound,
   projectReadable,
   requirePrincipal,
   type Scope,
   scopesFor,
 } from "../domain/authz.ts";
-import type { Caller, Domain } from "../domain/context.ts";
+import type { Caller, Principal } from "../domain/caller.ts";
+import type { DomainDeps } from "../domain/context.ts";
 import { invalid, permissionDenied, unavailable } from "../domain/errors.ts";
-import { noteProject, regionFor } from "../domain/shared.ts";
 import { normalizePath, validateName, validateUuid } from "../domain/validation.ts";
 import { epochTag, formatCursor, parseCursor } from "./cursor.ts";
 import { PAGE, type RegionFeed, type Subscriber, type WatchFeeds } from "./feed.ts";
@@ -67,16 +68,15 @@ const MAX_QUEUED = 10_000;
  * second iterator layer sits between the stream and the wire.
  */
 export function watchSecrets<T>(
-  domain: Domain,
+  domain: DomainDeps,
   feeds: WatchFeeds,
   caller: Caller,
   input: WatchInput,
   signal: AbortSignal,
   encode: (m: WatchMessage) => T,
 ): AsyncIterableIterator<T> {
-  const region = regionFor(domain, caller, input.region);
-  const projectId = validateUuid(input.projectId, "project_id");
-  noteProject(caller, projectId);
+  const { region, id: projectId } = resolveAddress(domain, caller, input, "projectId");
+  noteFacts(caller.audit, { projectId });
   const selectors = compileSelectors(input.selectors);
   const heartbeatMs = heartbeatOf(input.heartbeatMs);
   const since = parseCursor(input.sinceCursor);

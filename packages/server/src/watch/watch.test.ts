@@ -11,9 +11,9 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Config } from "../config.ts";
 import { generateToken } from "../crypto/tokens.ts";
-import { rowsOf } from "../db/migrate.ts";
+import { rowsOf } from "../db/raw-sql.ts";
 import { finalHead, ORIGIN } from "../db/watch-events.ts";
-import type { Role } from "../domain/authz.ts";
+import type { Role } from "../domain/caller.ts";
 import { sweepRegion } from "../domain/sweeper.ts";
 import { type RunningServer, startServer } from "../server.ts";
 import {

@@ -13,8 +13,8 @@ import {
 } from "../../testing/domain-helpers.ts";
 import { newCallAudit } from "../audit.ts";
 import { Authenticator } from "../authenticate.ts";
-import type { Grant, Role } from "../authz.ts";
-import type { Caller, Domain } from "../context.ts";
+import type { Caller, Grant, Role } from "../caller.ts";
+import type { DomainDeps } from "../context.ts";
 import { listAuditEvents } from "./audit.ts";
 import { createProject, listProjects } from "./projects.ts";
 import { type CreateTokenInput, createToken, listTokens, revokeToken } from "./tokens.ts";
@@ -53,7 +53,7 @@ interface TokenRowInDb {
 describe.each(backends)("admin calls on $name", (backend) => {
   // Two regions: "home" (the default) holds projects, tokens and admin events.
   const dbs = databasesFor(backend, ["home", "away"]);
-  let domain: Domain;
+  let domain: DomainDeps;
   let p1: string;
   let p2: string;
   beforeAll(async () => {

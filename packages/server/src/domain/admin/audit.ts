@@ -1,11 +1,13 @@
 import { listAuditEvents as queryAuditEvents } from "../../db/audit.ts";
 import type { AuditRow } from "../../db/schema.ts";
-import { requirePrincipal } from "../authz.ts";
-import type { Caller, Domain } from "../context.ts";
+import { resolveAndNoteHome } from "../addressing.ts";
+import { noteFacts } from "../audit.ts";
+import { requireAdmin, requirePrincipal, requireProjectAdmin } from "../authz.ts";
+import type { Caller } from "../caller.ts";
+import type { DomainDeps } from "../context.ts";
 import { invalid, permissionDenied } from "../errors.ts";
-import { openPage } from "../paging.ts";
+import { type ListPage, openPage } from "../paging.ts";
 import { validateText, validateUuid } from "../validation.ts";
-import { home, note, requireAdmin, requireProjectAdmin } from "./access.ts";
 import { validateTime } from "./time.ts";
 
 /** The outcomes an event can hold: gRPC's canonical code names. */
@@ -57,15 +59,11 @@ export interface ListAuditEventsInput {
  * this call itself goes to the home region, like every admin call's.
  */
 export async function listAuditEvents(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: ListAuditEventsInput,
-): Promise<{
-  events: (AuditRow & { region: string })[];
-  totalCount: number;
-  nextPageToken: string;
-}> {
-  home(domain, caller);
+): Promise<{ events: (AuditRow & { region: string })[] } & ListPage> {
+  resolveAndNoteHome(domain, caller);
   const administered = requireAdmin(caller.principal);
   const principal = requirePrincipal(caller.principal);
   const region = domain.regions.resolve(input.region);
@@ -118,10 +116,10 @@ export async function listAuditEvents(
       );
     }
   } else {
-    note(caller, { projectId });
+    noteFacts(caller.audit, { projectId });
     requireProjectAdmin(principal, administered, projectId);
   }
-  const { rows, total, next } = await queryAuditEvents(
+  const found = await queryAuditEvents(
     region.db,
     {
       ...(projectId !== undefined && { projectId }),
@@ -135,8 +133,7 @@ export async function listAuditEvents(
     page,
   );
   return {
-    events: rows.map((r) => ({ ...r, region: region.name })),
-    totalCount: total,
-    nextPageToken: next === undefined ? "" : page.tokenAfter(next),
+    events: found.rows.map((r) => ({ ...r, region: region.name })),
+    ...page.listPage(found),
   };
 }

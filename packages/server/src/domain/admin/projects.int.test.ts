@@ -13,8 +13,8 @@ import {
   utf8,
 } from "../../testing/domain-helpers.ts";
 import { newCallAudit } from "../audit.ts";
-import type { Grant, Role } from "../authz.ts";
-import type { Caller, Domain } from "../context.ts";
+import type { Caller, Grant, Role } from "../caller.ts";
+import type { DomainDeps } from "../context.ts";
 import { createSecret } from "../create-secret.ts";
 import { deleteSecret } from "../delete-secret.ts";
 import { listSecrets } from "../read-secrets.ts";
@@ -45,7 +45,7 @@ const globalAdmin = () => callerWith([grant("", "admin")]);
 describe.each(backends)("project lifecycle on $name", (backend) => {
   // Two regions, each its own database: projects live in "home" only.
   const dbs = databasesFor(backend, ["home", "away"]);
-  let domain: Domain;
+  let domain: DomainDeps;
   beforeAll(async () => {
     domain = await dbs.open();
     callerTokenId = randomUUID();

@@ -11,13 +11,20 @@ import {
 import type { ProjectRow } from "../../db/schema.ts";
 import { countProjectSecrets, destroyProjectSecrets } from "../../db/secrets.ts";
 import { inTransaction } from "../../db/tx.ts";
-import { recordInTransaction } from "../audit.ts";
-import { projectNotFound, requireGlobalAdmin, requirePrincipal } from "../authz.ts";
-import type { Caller, Domain } from "../context.ts";
+import { resolveAndNoteHome } from "../addressing.ts";
+import { noteFacts, recordInTransaction } from "../audit.ts";
+import {
+  projectNotFound,
+  requireAdmin,
+  requireGlobalAdmin,
+  requirePrincipal,
+  requireProjectAdmin,
+} from "../authz.ts";
+import type { Caller } from "../caller.ts";
+import type { DomainDeps } from "../context.ts";
 import { alreadyExists, failedPrecondition } from "../errors.ts";
-import { openPage, type PageInput } from "../paging.ts";
-import { validateUuid } from "../validation.ts";
-import { home, note, requireAdmin, requireProjectAdmin, validateLabel } from "./access.ts";
+import { type ListPage, openPage, type PageInput } from "../paging.ts";
+import { validateLabel, validateUuid } from "../validation.ts";
 
 /** A project name taken by another project: names are unique per installation. */
 function nameTaken(err: unknown, name: string): unknown {
@@ -28,11 +35,11 @@ function nameTaken(err: unknown, name: string): unknown {
 
 /** Creates a project (global admins only). Names are unique (ALREADY_EXISTS). */
 export async function createProject(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: { name: string },
 ): Promise<ProjectRow> {
-  const region = home(domain, caller);
+  const region = resolveAndNoteHome(domain, caller);
   requireGlobalAdmin(requirePrincipal(caller.principal));
   const name = validateLabel(input.name);
   const id = randomUUID();
@@ -53,14 +60,14 @@ export async function createProject(
  * exist.
  */
 export async function updateProject(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: { projectId: string; name: string },
 ): Promise<ProjectRow> {
-  const region = home(domain, caller);
+  const region = resolveAndNoteHome(domain, caller);
   const administered = requireAdmin(caller.principal);
   const projectId = validateUuid(input.projectId, "project_id");
-  note(caller, { projectId });
+  noteFacts(caller.audit, { projectId });
   requireProjectAdmin(requirePrincipal(caller.principal), administered, projectId);
   const name = validateLabel(input.name);
   try {
@@ -91,21 +98,22 @@ export interface TokenHooks {
  * destroyed for good first, region by region.
  *
  * The project's row is locked for update for the whole call: secret
- * creation holds a share lock on it (inProjectChange), so no secret can be
- * created in the project between the count and the delete. Each region's
+ * creation holds a share lock on it (inProjectTransaction in
+ * create-secret.ts), so no secret can be created in the project between the
+ * count and the delete. Each region's
  * destruction commits on its own (regions are separate databases): if the
  * call fails half way, the project is still there and the call can be
  * repeated.
  */
 export async function deleteProject(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: { projectId: string; force: boolean },
   tokens: TokenHooks = { changed() {}, revoked() {} },
 ): Promise<{ project: ProjectRow; destroyedSecrets: number; updatedTokens: number }> {
-  const homeRegion = home(domain, caller);
+  const homeRegion = resolveAndNoteHome(domain, caller);
   const projectId = validateUuid(input.projectId, "project_id");
-  note(caller, { projectId });
+  noteFacts(caller.audit, { projectId });
   requireGlobalAdmin(requirePrincipal(caller.principal));
   const result = await inTransaction(homeRegion.db, async (tx) => {
     const project = await lockProject(tx, projectId);
@@ -164,21 +172,17 @@ export async function deleteProject(
  * admin. Projects named in grants but never created are not listed.
  */
 export async function listProjects(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: PageInput,
-): Promise<{ projects: ProjectRow[]; totalCount: number; nextPageToken: string }> {
-  const region = home(domain, caller);
+): Promise<{ projects: ProjectRow[] } & ListPage> {
+  const region = resolveAndNoteHome(domain, caller);
   const administered = requireAdmin(caller.principal);
   const page = openPage(input, "projects", {}, ["text", "uuid"]);
-  const { rows, total, next } = await queryProjects(
+  const found = await queryProjects(
     region.db,
     administered === "all" ? "all" : [...administered],
     page,
   );
-  return {
-    projects: rows,
-    totalCount: total,
-    nextPageToken: next === undefined ? "" : page.tokenAfter(next),
-  };
+  return { projects: found.rows, ...page.listPage(found) };
 }

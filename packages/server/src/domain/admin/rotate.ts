@@ -1,12 +1,13 @@
+import { resolveAndNoteHome } from "../addressing.ts";
 import { requireGlobalAdmin, requirePrincipal } from "../authz.ts";
-import type { Caller, Domain } from "../context.ts";
+import type { Caller } from "../caller.ts";
+import type { DomainDeps } from "../context.ts";
 import {
   type RingSource,
   type RotationResult,
   rotateMasterKey,
   rotateMasterKeyOnline,
 } from "../rotate-keys.ts";
-import { home } from "./access.ts";
 
 /**
  * RotateMasterKey for a global admin: with the server's ring source, adds a
@@ -16,11 +17,11 @@ import { home } from "./access.ts";
  * rotation ends: a rotation spans many transactions, none of them the call's.
  */
 export async function rotateMasterKeyAsAdmin(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   source?: RingSource,
 ): Promise<RotationResult> {
-  home(domain, caller);
+  resolveAndNoteHome(domain, caller);
   requireGlobalAdmin(requirePrincipal(caller.principal));
   return source === undefined
     ? rotateMasterKey(domain, caller)

@@ -12,8 +12,8 @@ import {
 } from "../../testing/domain-helpers.ts";
 import { newCallAudit } from "../audit.ts";
 import { Authenticator } from "../authenticate.ts";
-import type { Grant } from "../authz.ts";
-import type { Caller, Domain } from "../context.ts";
+import type { Caller, Grant } from "../caller.ts";
+import type { DomainDeps } from "../context.ts";
 import { createProject } from "./projects.ts";
 import { createToken, revokeToken, type TokenView } from "./tokens.ts";
 
@@ -32,7 +32,7 @@ const globalAdminGrant: Grant = { projectId: "", role: "admin", pathPrefix: "/" 
 
 describe.each(backends)("tokens made by tokens on $name", (backend) => {
   const dbs = databasesFor(backend, ["home"]);
-  let domain: Domain;
+  let domain: DomainDeps;
   let project: string;
   /** The root token (as the bootstrap token is: no creator, no expiry). */
   let rootId: string;

@@ -12,9 +12,19 @@ import {
   revokeToken as revokeTokenRow,
 } from "../../db/tokens.ts";
 import { inTransaction } from "../../db/tx.ts";
-import { auditRow, recordInTransaction } from "../audit.ts";
-import { projectNotFound, requirePrincipal } from "../authz.ts";
-import type { Caller, Domain } from "../context.ts";
+import { resolveAndNoteHome } from "../addressing.ts";
+import { auditRow, noteFacts, recordInTransaction } from "../audit.ts";
+import {
+  isRole,
+  mayManage,
+  projectNotFound,
+  ROLE_NAMES,
+  requireAdmin,
+  requirePrincipal,
+  requireProjectAdmin,
+} from "../authz.ts";
+import type { Caller } from "../caller.ts";
+import type { DomainDeps } from "../context.ts";
 import {
   failedPrecondition,
   invalid,
@@ -22,18 +32,8 @@ import {
   permissionDenied,
   unauthenticated,
 } from "../errors.ts";
-import { openPage, type PageInput } from "../paging.ts";
-import { normalizePath, validateUuid } from "../validation.ts";
-import {
-  home,
-  isRole,
-  mayManage,
-  note,
-  ROLE_NAMES,
-  requireAdmin,
-  requireProjectAdmin,
-  validateLabel,
-} from "./access.ts";
+import { type ListPage, openPage, type PageInput } from "../paging.ts";
+import { normalizePath, validateLabel, validateUuid } from "../validation.ts";
 import { validateTime } from "./time.ts";
 
 /** A token as the admin API shows it: never its value, and not its hash either. */
@@ -124,11 +124,11 @@ function validateGrants(grants: readonly GrantInput[]): StoredGrant[] {
  * Revoking the creator later revokes this token too (revokeToken).
  */
 export async function createToken(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: CreateTokenInput,
 ): Promise<{ token: TokenView; value: string }> {
-  const region = home(domain, caller);
+  const region = resolveAndNoteHome(domain, caller);
   const administered = requireAdmin(caller.principal);
   const principal = requirePrincipal(caller.principal);
   const name = validateLabel(input.name);
@@ -201,11 +201,11 @@ export interface ListTokensInput extends PageInput {
  * projects it does not administer.
  */
 export async function listTokens(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: ListTokensInput,
-): Promise<{ tokens: TokenView[]; totalCount: number; nextPageToken: string }> {
-  const region = home(domain, caller);
+): Promise<{ tokens: TokenView[] } & ListPage> {
+  const region = resolveAndNoteHome(domain, caller);
   const administered = requireAdmin(caller.principal);
   const principal = requirePrincipal(caller.principal);
   let projectId: string | undefined;
@@ -219,10 +219,10 @@ export async function listTokens(
     ["ts", "uuid"],
   );
   if (projectId !== undefined) {
-    note(caller, { projectId });
+    noteFacts(caller.audit, { projectId });
     requireProjectAdmin(principal, administered, projectId);
   }
-  const { rows, total, next } = await queryTokens(
+  const found = await queryTokens(
     region.db,
     {
       ...(projectId !== undefined && { projectId }),
@@ -231,11 +231,7 @@ export async function listTokens(
     },
     page,
   );
-  return {
-    tokens: rows.map(view),
-    totalCount: total,
-    nextPageToken: next === undefined ? "" : page.tokenAfter(next),
-  };
+  return { tokens: found.rows.map(view), ...page.listPage(found) };
 }
 
 export function tokenNotFound(id: string): Error {
@@ -260,19 +256,19 @@ export function tokenNotFound(id: string): Error {
  * watch streams end, on this replica and, by NOTIFY, on the others.
  */
 export async function revokeToken(
-  domain: Domain,
+  domain: DomainDeps,
   caller: Caller,
   input: { tokenId: string },
   onRevoked: (tokenIds: readonly string[]) => void = () => {},
 ): Promise<TokenView> {
-  const region = home(domain, caller);
+  const region = resolveAndNoteHome(domain, caller);
   const administered = requireAdmin(caller.principal);
   const id = validateUuid(input.tokenId, "token_id");
   const row = await inTransaction(region.db, async (tx) => {
     const found = await findToken(tx, id);
     if (found === undefined || !mayManage(administered, found.grants)) throw tokenNotFound(id);
     const projectId = auditProject(found.grants);
-    if (projectId !== undefined) note(caller, { projectId });
+    if (projectId !== undefined) noteFacts(caller.audit, { projectId });
     const revoked = await revokeTokenRow(tx, id);
     if (revoked === undefined) {
       throw failedPrecondition(

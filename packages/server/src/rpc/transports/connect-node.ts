@@ -7,6 +7,7 @@ import {
   type BudgetHolder,
   type ConnectionLimits,
   type GuardedListener,
+  type Listening,
   type ListenOptions,
   listenGuarded,
   type RequestBudget,
@@ -15,14 +16,6 @@ import {
 import { peerFromNodeRequest, peerKey } from "./peer.ts";
 import type { ServerTls } from "./tls.ts";
 import { refuseUndecodable } from "./undecodable.ts";
-
-export interface ConnectServer {
-  port: number;
-  /** Stops accepting connections and lets requests in flight finish. */
-  close(): Promise<void>;
-  /** Ends every connection now. */
-  destroy(): void;
-}
 
 /**
  * Serves services over Connect, gRPC-Web and gRPC with connect-node on one
@@ -44,7 +37,7 @@ export async function listenConnect(
   services: Services,
   address: { host: string; port: number },
   options: ListenOptions,
-): Promise<ConnectServer> {
+): Promise<Listening> {
   const { limits, budget } = options;
   const adapter = connectNodeAdapter({
     routes: (router: ConnectRouter) => {
@@ -99,7 +92,7 @@ function serverOf(
   h2: http2.Http2Server | http2.Http2SecureServer,
   h1: http.Server | undefined,
   sessions: Set<http2.ServerHttp2Session>,
-): ConnectServer {
+): Listening {
   return {
     port: listener.port,
     close: async () => {

@@ -21,18 +21,13 @@ import * as grpc from "@grpc/grpc-js";
 import { addReflection } from "../reflection.ts";
 import type { Services } from "../services.ts";
 import { GrpcLimits } from "./grpc-limits.ts";
-import type { ListenOptions } from "./limits.ts";
+import type { Listening, ListenOptions } from "./limits.ts";
 import { peerKey } from "./peer.ts";
 import { grpcServerCredentials } from "./tls.ts";
 
-export interface GrpcServer {
-  port: number;
+export interface GrpcServer extends Listening {
   /** Ends the streams that would hold a graceful close (reflection): the first step of a drain. */
   drain(): void;
-  /** Stops accepting connections and lets calls in flight finish. */
-  close(): Promise<void>;
-  /** Ends every call and connection now. */
-  destroy(): void;
 }
 
 /**

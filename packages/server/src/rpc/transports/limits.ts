@@ -4,6 +4,27 @@ import type { ServerTls } from "./tls.ts";
 
 export type { ConnectionLimits };
 
+/** What every transport's listen function takes besides the services and its address. */
+export interface ListenOptions {
+  /** The largest request body read whole. */
+  readMaxBytes: number;
+  /** Aborted when the grace period of a shutdown runs out. */
+  shutdownSignal: AbortSignal;
+  tls?: ServerTls | undefined;
+  limits: ConnectionLimits;
+  /** Shared by all transports: request bytes held by every call in flight. */
+  budget: RequestBudget;
+}
+
+/** What every transport's listen function returns: its port, and how to stop it. */
+export interface Listening {
+  port: number;
+  /** Stops accepting connections and lets requests in flight finish. */
+  close(): Promise<void>;
+  /** Ends every connection now. */
+  destroy(): void;
+}
+
 /** A request that holds part of the {@link RequestBudget}. */
 export interface BudgetHolder {
   /**
@@ -28,18 +49,6 @@ export interface BudgetHolder {
  * request asking is refused. A request whose body has arrived is never
  * evicted: it is decoded and being served.
  */
-/** What every transport's listen function takes besides the services and its address. */
-export interface ListenOptions {
-  /** The largest request body read whole. */
-  readMaxBytes: number;
-  /** Aborted when the grace period of a shutdown runs out. */
-  shutdownSignal: AbortSignal;
-  tls?: ServerTls | undefined;
-  limits: ConnectionLimits;
-  /** Shared by all transports: request bytes held by every call in flight. */
-  budget: RequestBudget;
-}
-
 export class RequestBudget {
   #used = 0;
   readonly #held = new Map<BudgetHolder, { bytes: number; receiving: boolean }>();

@@ -1,0 +1,46 @@
+import type { Query, SQL } from "drizzle-orm";
+import { PgDialect, type PgSession, type SelectedFieldsOrdered } from "drizzle-orm/pg-core";
+import type { Executor } from "./client.ts";
+
+/**
+ * SQL run outside drizzle's query builders: statements rendered to text once
+ * and run by name, and the rows of `execute` on either driver.
+ */
+
+const dialect = new PgDialect();
+
+/** Renders a statement with placeholders to SQL text, once. */
+export function render(query: SQL): Query {
+  return dialect.sqlToQuery(query);
+}
+
+/**
+ * drizzle's driver session of a database or transaction: `_.session` is its
+ * public handle, the path its query builders' `.prepare(name)` takes.
+ */
+export function sessionOf(ex: Executor): PgSession {
+  return (ex as unknown as { _: { session: PgSession } })._.session;
+}
+
+/**
+ * Runs SQL rendered once at module load inside any executor (a transaction
+ * included): drizzle's `execute` would render the template on every call.
+ * Named, so postgres-js keeps a server-side prepared statement per
+ * connection and Postgres parses and plans the text once.
+ */
+export function executeRendered(
+  ex: Executor,
+  query: Query,
+  name: string,
+  values: Record<string, unknown>,
+  /** Columns of the select list, in order: drizzle then maps rows as its query builder would. */
+  fields?: SelectedFieldsOrdered,
+): Promise<unknown> {
+  return sessionOf(ex).prepareQuery(query, fields, name, false).execute(values);
+}
+
+/** `execute` returns an array on postgres-js and `{ rows }` on PGlite. */
+export function rowsOf<T>(result: unknown): T[] {
+  if (Array.isArray(result)) return result as T[];
+  return (result as { rows: T[] }).rows;
+}
