@@ -1,6 +1,5 @@
 import { AdminService, SecretService } from "@coffer/api";
 import {
-  type Client,
   createClient,
   createConnectRouter,
   type Interceptor,
