@@ -1,5 +1,6 @@
 import { readFile } from "node:fs/promises";
-import { z } from "zod";
+import { en } from "zod/locales";
+import * as z from "zod/mini";
 import { writeFileAtomic } from "./atomic-file.ts";
 
 /** What the agent last wrote to one destination. Never a payload. */
@@ -26,10 +27,13 @@ export interface SingleAccessRecord {
   handled?: number;
 }
 
+// Messages of zod/mini come from a configured locale (see config.ts).
+z.config(en());
+
 const fileRecord = z.object({
   secretId: z.string(),
-  revision: z.number().int(),
-  crc32: z.number().int(),
+  revision: z.number().check(z.int()),
+  crc32: z.number().check(z.int()),
   format: z.string(),
   singleAccess: z.boolean(),
 });
@@ -42,8 +46,8 @@ const stateSchema = z.object({
     z.string(),
     z.object({
       secretId: z.string(),
-      intent: z.number().int().optional(),
-      handled: z.number().int().optional(),
+      intent: z.optional(z.number().check(z.int())),
+      handled: z.optional(z.number().check(z.int())),
     }),
   ),
 });
