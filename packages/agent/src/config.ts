@@ -9,8 +9,8 @@ import {
   parseDuration,
 } from "@coffer/api/duration";
 import { isScalar, parseDocument, visit } from "yaml";
-import { en } from "zod/locales";
 import * as z from "zod/mini";
+import "./zod-english.ts";
 
 /** How a client talks to Coffer. */
 export type AgentProtocol = "connect" | "grpc" | "grpc-web";
@@ -87,11 +87,6 @@ export interface AgentConfig {
 export class AgentConfigError extends Error {
   override readonly name = "AgentConfigError";
 }
-
-// zod/mini (a fraction of classic zod's size and load time: the agent is a
-// sidecar) has no messages of its own until a locale is configured; the
-// English one is classic zod's, so that messages read the same.
-z.config(en());
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const NAME = /^[A-Za-z0-9._-]{1,255}$/;

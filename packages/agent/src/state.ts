@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
-import { en } from "zod/locales";
 import * as z from "zod/mini";
 import { writeFileAtomic } from "./atomic-file.ts";
+import "./zod-english.ts";
 
 /** What the agent last wrote to one destination. Never a payload. */
 export interface FileRecord {
@@ -26,9 +26,6 @@ export interface SingleAccessRecord {
   intent?: number;
   handled?: number;
 }
-
-// Messages of zod/mini come from a configured locale (see config.ts).
-z.config(en());
 
 const fileRecord = z.object({
   secretId: z.string(),
