@@ -11,6 +11,7 @@ import {
 import { createClient } from "@connectrpc/connect";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { writeAgentConfig } from "../support/agent-process.ts";
+import { freePort } from "../support/ports.ts";
 import { REPO_ROOT, type ServerProcess, startServer } from "../support/server-process.ts";
 import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
 
@@ -18,7 +19,10 @@ import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
  * The single-file agent as an operator runs it beside an application:
  * dist/coffer-agent.mjs copied alone into a folder outside the repository
  * (no node_modules anywhere above it), run by a bare `node`, against a real
- * server. Build first (`npm run build`, or turbo's test task).
+ * server: its help, --once, following a change, a server restart. The
+ * bundle carries its own Headers (packages/agent/src/headers.ts), so these
+ * are the tests of connect under it. Build first (`npm run build`, or
+ * turbo's test task).
  */
 
 const BUNDLE = path.join(REPO_ROOT, "packages/agent/dist/coffer-agent.mjs");
@@ -77,19 +81,19 @@ async function runBundle(cwd: string, args: string[], env: Record<string, string
 
 const contentOf = (file: string) => readFile(file, "utf8").catch(() => undefined);
 
-/** Polls until `file` holds `content`; fails at once when the agent exits, or after 30 s. */
+/** Polls until `file` holds `content`; fails at once when the agent exits, or after 60 s. */
 async function untilFileHolds(
   agent: ReturnType<typeof startBundle>,
   file: string,
   content: string,
 ): Promise<void> {
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + 60_000;
   while ((await contentOf(file)) !== content) {
     if (agent.child.exitCode !== null || agent.child.signalCode !== null) {
       throw new Error(`the agent exited before ${file} held ${content}\n${agent.output()}`);
     }
     if (Date.now() > deadline) {
-      throw new Error(`${file} did not hold ${content} within 30 s\n${agent.output()}`);
+      throw new Error(`${file} did not hold ${content} within 60 s\n${agent.output()}`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -101,6 +105,8 @@ describe("the single-file agent bundle", () => {
   let admin: CofferClient;
   let projectId = "";
   let token = "";
+  /** Fixed ports, so that the server can be restarted where the agent expects it. */
+  let serverEnv: Record<string, string> = {};
 
   beforeAll(async () => {
     await stat(BUNDLE).catch(() => {
@@ -115,7 +121,13 @@ describe("the single-file agent bundle", () => {
     }
     expect(path.relative(REPO_ROOT, dir).startsWith("..")).toBe(true);
 
-    server = await startServer({ env: { COFFER_DATA_DIR: path.join(dir, "server") } });
+    serverEnv = {
+      COFFER_DATA_DIR: path.join(dir, "server"),
+      COFFER_HTTP_LISTEN: `127.0.0.1:${await freePort()}`,
+      COFFER_GRPC_LISTEN: `127.0.0.1:${await freePort()}`,
+    };
+    server = await startServer({ env: serverEnv });
+    serverEnv.COFFER_BOOTSTRAP_TOKEN = server.token;
     admin = createCofferClient({ url: server.httpUrl, token: server.token, timeoutMs: 30_000 });
     const adminApi = createClient(
       AdminService,
@@ -227,5 +239,40 @@ describe("the single-file agent bundle", () => {
     expect(run.stderr).toBe("");
     const state = JSON.parse((await contentOf(path.join(work, "follow-state.json"))) ?? "{}");
     expect(state.files?.[file]?.revision).toBe(2);
+  });
+
+  it("keeps its file while the server restarts, reconnects and catches up", async () => {
+    const work = dir as string;
+    const created = await admin.createSecret({
+      projectId,
+      path: "/restart",
+      name: "db",
+      firstVersion: { data: Buffer.from("restart-v1") },
+    });
+    await writeAgentConfig(path.join(work, "restart.yaml"), {
+      server: { url: server?.httpUrl },
+      project_id: projectId,
+      state_file: "restart-state.json",
+      heartbeat_interval: "1s",
+      secrets: [{ path: "/restart", name: "db", destination: "restart/db.txt" }],
+    });
+    const agent = startBundle(work, ["--config", "restart.yaml"], { COFFER_TOKEN: token });
+    const file = path.join(work, "restart/db.txt");
+    await untilFileHolds(agent, file, "restart-v1");
+
+    await server?.stop();
+    // Away for a while: the agent keeps its file and retries.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await contentOf(file)).toBe("restart-v1");
+    server = await startServer({ env: serverEnv });
+    admin = createCofferClient({ url: server.httpUrl, token: server.token, timeoutMs: 30_000 });
+    await admin.createSecretVersion({
+      secretId: created.secret?.id ?? "",
+      data: Buffer.from("restart-v2"),
+    });
+    await untilFileHolds(agent, file, "restart-v2");
+    expect(agent.output()).toContain('"msg":"reconnecting to the watch stream"');
+    agent.child.kill("SIGTERM");
+    expect((await agent.exited).code, agent.output()).toBe(0);
   });
 });
