@@ -2,11 +2,13 @@
 // imports (the client, the generated API, connect, protobuf, pino, yaml,
 // zod) bundled in, so that a sidecar image needs `node` and this file, no
 // node_modules. Run by `npm run build` after the package's own compile.
+// Its entry is src/sidecar.ts: the command, with the agent's own Headers
+// installed before anything loads undici's.
 import { chmodSync } from "node:fs";
 import { build } from "esbuild";
 
 const result = await build({
-  entryPoints: ["src/main.ts"],
+  entryPoints: ["src/sidecar.ts"],
   outfile: "dist/coffer-agent.mjs",
   bundle: true,
   platform: "node",

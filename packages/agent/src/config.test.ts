@@ -252,6 +252,12 @@ secrets:
     );
   });
 
+  it("words a rule without a message of its own as zod does in English", async () => {
+    expect(
+      await errorOf(minimal.replace("destination: db.txt", "destination: db.txt\n    owner: -1")),
+    ).toBe("invalid agent config:\n  secrets[0].owner: Too small: expected number to be >=0");
+  });
+
   it("refuses text that is not YAML", async () => {
     expect(await errorOf("server: [unclosed")).toMatch(/^config is not valid YAML/);
   });

@@ -9,7 +9,8 @@ import {
   parseDuration,
 } from "@coffer/api/duration";
 import { isScalar, parseDocument, visit } from "yaml";
-import { z } from "zod";
+import * as z from "zod/mini";
+import "./zod-english.ts";
 
 /** How a client talks to Coffer. */
 export type AgentProtocol = "connect" | "grpc" | "grpc-web";
@@ -92,37 +93,42 @@ const NAME = /^[A-Za-z0-9._-]{1,255}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 const duration = (min: number, max: number) =>
-  z.string({ error: `must be a duration like ${DURATION_EXAMPLES}` }).transform((v, ctx) => {
-    const ms = parseDuration(v);
-    if (ms === undefined || ms < min || ms > max) {
-      const message = ms === undefined ? durationRule(v) : durationRangeRule(v, min, max);
-      ctx.addIssue({ code: "custom", message });
-      return z.NEVER;
-    }
-    return ms;
-  });
+  z.pipe(
+    z.string({ error: `must be a duration like ${DURATION_EXAMPLES}` }),
+    z.transform((v: string, ctx) => {
+      const ms = parseDuration(v);
+      if (ms === undefined || ms < min || ms > max) {
+        const message = ms === undefined ? durationRule(v) : durationRangeRule(v, min, max);
+        ctx.issues.push({ code: "custom", message, input: v });
+        return z.NEVER;
+      }
+      return ms;
+    }),
+  );
 
 const nonEmpty = (what: string) =>
-  z.string({ error: `must be ${what}` }).min(1, { error: `must be ${what}` });
+  z.string({ error: `must be ${what}` }).check(z.minLength(1, { error: `must be ${what}` }));
 
-const listen = z
-  .string({ error: 'must be host:port, like "127.0.0.1:9300"' })
-  .transform((v, ctx) => {
+const listen = z.pipe(
+  z.string({ error: 'must be host:port, like "127.0.0.1:9300"' }),
+  z.transform((v: string, ctx) => {
     const m = /^(\[[0-9a-fA-F:]+\]|[^:]+):(\d{1,5})$/.exec(v);
     const port = Number(m?.[2]);
     if (!m?.[1] || port > 65535) {
-      ctx.addIssue({
+      ctx.issues.push({
         code: "custom",
         message: `must be host:port, like "127.0.0.1:9300" (got "${v}")`,
+        input: v,
       });
       return z.NEVER;
     }
     return { host: m[1].replace(/^\[|\]$/g, ""), port };
-  });
+  }),
+);
 
-const folder = z
-  .string({ error: 'must be a folder like "/" or "/prod/db"' })
-  .transform((v, ctx) => {
+const folder = z.pipe(
+  z.string({ error: 'must be a folder like "/" or "/prod/db"' }),
+  z.transform((v: string, ctx) => {
     const trimmed = v.length > 1 ? v.replace(/\/+$/, "") : v;
     const segments = trimmed === "/" ? [] : trimmed.split("/").slice(1);
     const ok =
@@ -131,20 +137,22 @@ const folder = z
       segments.length <= 32 &&
       segments.every((s) => NAME.test(s) && s !== "." && s !== "..");
     if (!ok) {
-      ctx.addIssue({
+      ctx.issues.push({
         code: "custom",
         message: `must be a folder like "/" or "/prod/db" (got "${v}")`,
+        input: v,
       });
       return z.NEVER;
     }
     return trimmed;
-  });
+  }),
+);
 
-const secretName = z
-  .string({ error: "must be a secret name" })
-  .refine((v) => NAME.test(v) && v !== "." && v !== "..", {
+const secretName = z.string({ error: "must be a secret name" }).check(
+  z.refine((v) => NAME.test(v) && v !== "." && v !== "..", {
     error: 'must be 1-255 letters, digits, ".", "_" or "-"',
-  });
+  }),
+);
 
 /**
  * Octal permission bits. YAML reads an unquoted 0400 as the number 400; the
@@ -152,156 +160,182 @@ const secretName = z
  * {@link keepModesAsWritten}), so `mode: 0400` and `mode: "0400"` both work.
  */
 const mode = z
-  .string({ error: 'must be an octal string like "0400"' })
-  .refine((v) => /^(0o?)?[0-7]{3,4}$/.test(v), { error: 'must be an octal string like "0400"' })
-  .transform((v) => Number.parseInt(v.replace(/^0o/, ""), 8))
-  .refine((v) => v <= 0o7777, { error: 'must be an octal string like "0400"' });
+  .pipe(
+    z.string({ error: 'must be an octal string like "0400"' }).check(
+      z.refine((v) => /^(0o?)?[0-7]{3,4}$/.test(v), {
+        error: 'must be an octal string like "0400"',
+      }),
+    ),
+    z.transform((v: string) => Number.parseInt(v.replace(/^0o/, ""), 8)),
+  )
+  .check(z.refine((v) => v <= 0o7777, { error: 'must be an octal string like "0400"' }));
 
-const userOrGroup = z.union([z.number().int().min(0), z.string().min(1)], {
-  error: "must be a numeric id or a name",
-});
+const userOrGroup = z.union(
+  [z.number().check(z.int(), z.gte(0)), z.string().check(z.minLength(1))],
+  { error: "must be a numeric id or a name" },
+);
 
 const SIGNALS = Object.keys(osConstants.signals);
 
 const onChange = z
   .strictObject({
-    command: z
-      .array(z.string(), { error: 'must be a list of strings, like ["nginx", "-s", "reload"]' })
-      .min(1, { error: "must name the program to run" })
-      .optional(),
-    command_timeout: duration(100, 3_600_000).optional(),
-    signal: z
-      .string({ error: "must be a signal name like SIGHUP" })
-      .transform((v) => (v.startsWith("SIG") ? v : `SIG${v}`).toUpperCase())
-      .refine((v) => SIGNALS.includes(v), { error: "must be a signal name like SIGHUP" })
-      .optional(),
-    pid: z.number({ error: "must be a process id" }).int().min(1).optional(),
-    pid_file: nonEmpty("a file holding a process id").optional(),
-    debounce: duration(0, 3_600_000).optional(),
+    command: z.optional(
+      z
+        .array(z.string(), { error: 'must be a list of strings, like ["nginx", "-s", "reload"]' })
+        .check(z.minLength(1, { error: "must name the program to run" })),
+    ),
+    command_timeout: z.optional(duration(100, 3_600_000)),
+    signal: z.optional(
+      z
+        .pipe(
+          z.string({ error: "must be a signal name like SIGHUP" }),
+          z.transform((v: string) => (v.startsWith("SIG") ? v : `SIG${v}`).toUpperCase()),
+        )
+        .check(
+          z.refine((v) => SIGNALS.includes(v), { error: "must be a signal name like SIGHUP" }),
+        ),
+    ),
+    pid: z.optional(z.number({ error: "must be a process id" }).check(z.int(), z.gte(1))),
+    pid_file: z.optional(nonEmpty("a file holding a process id")),
+    debounce: z.optional(duration(0, 3_600_000)),
   })
-  .superRefine((v, ctx) => {
-    if ((v.command === undefined) === (v.signal === undefined)) {
-      ctx.addIssue({ code: "custom", message: "needs exactly one of command or signal" });
-    }
-    if (
-      v.signal !== undefined &&
-      v.command === undefined &&
-      (v.pid === undefined) === (v.pid_file === undefined)
-    ) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["signal"],
-        message: "needs exactly one of pid or pid_file",
-      });
-    }
-    if (v.command !== undefined && (v.pid !== undefined || v.pid_file !== undefined)) {
-      ctx.addIssue({ code: "custom", message: "pid and pid_file go with signal, not command" });
-    }
-    if (v.command === undefined && v.command_timeout !== undefined) {
-      ctx.addIssue({ code: "custom", path: ["command_timeout"], message: "goes with command" });
-    }
-  });
+  .check(
+    z.superRefine((v, ctx) => {
+      if ((v.command === undefined) === (v.signal === undefined)) {
+        ctx.addIssue({ code: "custom", message: "needs exactly one of command or signal" });
+      }
+      if (
+        v.signal !== undefined &&
+        v.command === undefined &&
+        (v.pid === undefined) === (v.pid_file === undefined)
+      ) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["signal"],
+          message: "needs exactly one of pid or pid_file",
+        });
+      }
+      if (v.command !== undefined && (v.pid !== undefined || v.pid_file !== undefined)) {
+        ctx.addIssue({ code: "custom", message: "pid and pid_file go with signal, not command" });
+      }
+      if (v.command === undefined && v.command_timeout !== undefined) {
+        ctx.addIssue({ code: "custom", path: ["command_timeout"], message: "goes with command" });
+      }
+    }),
+  );
 
 const secret = z
   .strictObject({
-    id: z
-      .string({ error: "must be a secret UUID" })
-      .refine((v) => UUID.test(v), { error: "must be a secret UUID" })
-      .optional(),
-    path: folder.optional(),
-    name: secretName.optional(),
-    revision: z
-      .unknown()
-      .refine(
-        (v) =>
-          v === "latest_enabled" ||
-          (typeof v === "number" && Number.isInteger(v) && v >= 1) ||
-          (typeof v === "string" && /^[1-9]\d*$/.test(v)),
-        { error: 'must be "latest_enabled" or a revision number' },
-      )
-      .transform((v) => v as "latest_enabled" | number | string)
-      .optional(),
+    id: z.optional(
+      z
+        .string({ error: "must be a secret UUID" })
+        .check(z.refine((v) => UUID.test(v), { error: "must be a secret UUID" })),
+    ),
+    path: z.optional(folder),
+    name: z.optional(secretName),
+    revision: z.optional(
+      z.pipe(
+        z
+          .unknown()
+          .check(
+            z.refine(
+              (v) =>
+                v === "latest_enabled" ||
+                (typeof v === "number" && Number.isInteger(v) && v >= 1) ||
+                (typeof v === "string" && /^[1-9]\d*$/.test(v)),
+              { error: 'must be "latest_enabled" or a revision number' },
+            ),
+          ),
+        z.transform((v) => v as "latest_enabled" | number | string),
+      ),
+    ),
     destination: nonEmpty("a file path"),
-    mode: mode.optional(),
-    owner: userOrGroup.optional(),
-    group: userOrGroup.optional(),
-    format: z
-      .enum(["raw", "json_field", "dotenv"], { error: "must be raw, json_field or dotenv" })
-      .optional(),
-    field: nonEmpty("a JSON field name").optional(),
-    on_change: onChange.optional(),
+    mode: z.optional(mode),
+    owner: z.optional(userOrGroup),
+    group: z.optional(userOrGroup),
+    format: z.optional(
+      z.enum(["raw", "json_field", "dotenv"], { error: "must be raw, json_field or dotenv" }),
+    ),
+    field: z.optional(nonEmpty("a JSON field name")),
+    on_change: z.optional(onChange),
   })
-  .superRefine((v, ctx) => {
-    if (v.id !== undefined && (v.path !== undefined || v.name !== undefined)) {
-      ctx.addIssue({
-        code: "custom",
-        message: "names a secret by id or by path and name, not both",
-      });
-    } else if (v.id === undefined && v.name === undefined) {
-      ctx.addIssue(
-        v.path === undefined
-          ? { code: "custom", message: "needs id, or name (and path, default /)" }
-          : { code: "custom", path: ["name"], message: "is required with path" },
-      );
-    }
-    if (v.format === "json_field" && v.field === undefined) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["field"],
-        message: "is required with format json_field",
-      });
-    }
-    if (v.format !== "json_field" && v.field !== undefined) {
-      ctx.addIssue({ code: "custom", path: ["field"], message: "goes with format json_field" });
-    }
-  });
+  .check(
+    z.superRefine((v, ctx) => {
+      if (v.id !== undefined && (v.path !== undefined || v.name !== undefined)) {
+        ctx.addIssue({
+          code: "custom",
+          message: "names a secret by id or by path and name, not both",
+        });
+      } else if (v.id === undefined && v.name === undefined) {
+        ctx.addIssue(
+          v.path === undefined
+            ? { code: "custom", message: "needs id, or name (and path, default /)" }
+            : { code: "custom", path: ["name"], message: "is required with path" },
+        );
+      }
+      if (v.format === "json_field" && v.field === undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["field"],
+          message: "is required with format json_field",
+        });
+      }
+      if (v.format !== "json_field" && v.field !== undefined) {
+        ctx.addIssue({ code: "custom", path: ["field"], message: "goes with format json_field" });
+      }
+    }),
+  );
 
 const schema = z.strictObject({
   server: z.strictObject(
     {
-      url: z
-        .string({ error: "must be a URL like http://127.0.0.1:8080" })
-        .refine((v) => /^https?:\/\/[^/]+/.test(v), {
+      url: z.string({ error: "must be a URL like http://127.0.0.1:8080" }).check(
+        z.refine((v) => /^https?:\/\/[^/]+/.test(v), {
           error: "must be a URL like http://127.0.0.1:8080",
         }),
-      protocol: z
-        .enum(["connect", "grpc", "grpc-web"], { error: "must be connect, grpc or grpc-web" })
-        .optional(),
-      token_file: nonEmpty("a file path").optional(),
-      token_env: z
-        .string({ error: "must be an environment variable name" })
-        .refine((v) => ENV_NAME.test(v), { error: "must be an environment variable name" })
-        .optional(),
-      tls: z
-        .strictObject({
-          ca_file: nonEmpty("a file path").optional(),
-          cert_file: nonEmpty("a file path").optional(),
-          key_file: nonEmpty("a file path").optional(),
-        })
-        .optional(),
-      timeout: duration(100, 600_000).optional(),
+      ),
+      protocol: z.optional(
+        z.enum(["connect", "grpc", "grpc-web"], { error: "must be connect, grpc or grpc-web" }),
+      ),
+      token_file: z.optional(nonEmpty("a file path")),
+      token_env: z.optional(
+        z
+          .string({ error: "must be an environment variable name" })
+          .check(
+            z.refine((v) => ENV_NAME.test(v), { error: "must be an environment variable name" }),
+          ),
+      ),
+      tls: z.optional(
+        z.strictObject({
+          ca_file: z.optional(nonEmpty("a file path")),
+          cert_file: z.optional(nonEmpty("a file path")),
+          key_file: z.optional(nonEmpty("a file path")),
+        }),
+      ),
+      timeout: z.optional(duration(100, 600_000)),
     },
     { error: "must be a mapping with at least url" },
   ),
   project_id: z
     .string({ error: "must be a project UUID" })
-    .refine((v) => UUID.test(v), { error: "must be a project UUID" }),
-  region: z
-    .string({ error: "must be a region name" })
-    .regex(/^[a-z][a-z0-9-]{0,31}$/, { error: "must be a region name like fr-par" })
-    .optional(),
+    .check(z.refine((v) => UUID.test(v), { error: "must be a project UUID" })),
+  region: z.optional(
+    z
+      .string({ error: "must be a region name" })
+      .check(z.regex(/^[a-z][a-z0-9-]{0,31}$/, { error: "must be a region name like fr-par" })),
+  ),
   state_file: nonEmpty("a file path"),
-  health_listen: listen.optional(),
-  heartbeat_interval: duration(1000, 300_000).optional(),
-  log_level: z
-    .enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"], {
+  health_listen: z.optional(listen),
+  heartbeat_interval: z.optional(duration(1000, 300_000)),
+  log_level: z.optional(
+    z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"], {
       error: "must be trace, debug, info, warn, error, fatal or silent",
-    })
-    .optional(),
-  on_change: onChange.optional(),
+    }),
+  ),
+  on_change: z.optional(onChange),
   secrets: z
     .array(secret, { error: "must be a list of secrets" })
-    .min(1, { error: "must name at least one secret" }),
+    .check(z.minLength(1, { error: "must name at least one secret" })),
 });
 
 type RawConfig = z.infer<typeof schema>;

@@ -81,6 +81,16 @@ describe("StateStore", () => {
     await expect(StateStore.load(file)).rejects.toThrow(StateFileError);
     await expect(StateStore.load(file)).rejects.toThrow(/move it away to start afresh/);
     await writeFile(file, JSON.stringify({ version: 2 }));
-    await expect(StateStore.load(file)).rejects.toThrow(/is not an agent state file/);
+    await expect(StateStore.load(file)).rejects.toThrow(
+      `state file ${file} is not an agent state file (Invalid input: expected 1)`,
+    );
+    const record = { secretId: "s", revision: 1.5, crc32: 1, format: "raw", singleAccess: false };
+    await writeFile(
+      file,
+      JSON.stringify({ version: 1, cursor: "", files: { "/a": record }, singleAccess: {} }),
+    );
+    await expect(StateStore.load(file)).rejects.toThrow(
+      `state file ${file} is not an agent state file (Invalid input: expected int, received number)`,
+    );
   });
 });

@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { writeFileAtomic } from "./atomic-file.ts";
+import "./zod-english.ts";
 
 /** What the agent last wrote to one destination. Never a payload. */
 export interface FileRecord {
@@ -28,8 +29,8 @@ export interface SingleAccessRecord {
 
 const fileRecord = z.object({
   secretId: z.string(),
-  revision: z.number().int(),
-  crc32: z.number().int(),
+  revision: z.number().check(z.int()),
+  crc32: z.number().check(z.int()),
   format: z.string(),
   singleAccess: z.boolean(),
 });
@@ -42,8 +43,8 @@ const stateSchema = z.object({
     z.string(),
     z.object({
       secretId: z.string(),
-      intent: z.number().int().optional(),
-      handled: z.number().int().optional(),
+      intent: z.optional(z.number().check(z.int())),
+      handled: z.optional(z.number().check(z.int())),
     }),
   ),
 });
