@@ -48,7 +48,8 @@ function declared(manifest) {
 function* sourceFiles(dir) {
   for (const entry of readdirSync(path.join(root, dir), { withFileTypes: true })) {
     // dist/ is compiled from src/, which is read.
-    if (entry.name === "node_modules" || entry.name === "dist" || entry.name.startsWith(".")) continue;
+    if (entry.name === "node_modules" || entry.name === "dist" || entry.name.startsWith("."))
+      continue;
     const rel = `${dir}/${entry.name}`;
     if (entry.isDirectory()) yield* sourceFiles(rel);
     else if (sourceFile.test(entry.name)) yield rel;
