@@ -107,9 +107,18 @@ interface Memory {
   peak: number;
 }
 
+/** Where an agent's start went, from its log lines (ms after spawn); none for bare node. */
+interface Phases {
+  /** "agent starting": node's start, the modules, the config, the state file. */
+  starting: number;
+  /** "watching": the first message of the watch stream (connection, WatchSecrets). */
+  watching: number;
+}
+
 interface Sample {
   firstMs: number;
   allMs: number;
+  phases: Phases | undefined;
   /** 3 s after the 10th file. */
   early: Memory;
   /** `--idle` s after the 10th file. */
@@ -184,14 +193,18 @@ async function startServer(dir: string): Promise<{ url: string; adminToken: stri
   return { url, adminToken };
 }
 
-/** One start of `variant` on a fresh folder: times to the files, then memory once idle. */
+/**
+ * One start of `variant` on a fresh folder: times to the files, then memory
+ * once idle (unless `idleMs` is 0: a warm-up start, stopped once the files
+ * are there).
+ */
 async function runOnce(
   variant: Variant,
   work: string,
   server: { url: string; projectId: string; token: string },
   idleMs: number,
-  index: number,
-): Promise<Sample> {
+  index: string,
+): Promise<Sample | undefined> {
   const dir = path.join(work, `${variant.key}-${index}`);
   const out = path.join(dir, "out");
   mkdirSync(out, { recursive: true });
@@ -223,12 +236,23 @@ async function runOnce(
     seen.set(name, now);
     if (seen.size === SECRETS) allSeen();
   });
+  const spawnedAt = Date.now();
   const started = performance.now();
   const child = new Child(variant.key, variant.args(config, files), {
     env,
     cwd: dir,
     logFile: path.join(dir, "agent.log"),
   });
+  // pino's times are the wall clock, to the millisecond.
+  const logged = (msg: string) =>
+    child
+      .waitForLine((line) => line.includes(`"msg":"${msg}"`), 30_000)
+      .then((line) => Date.parse((JSON.parse(line) as { time: string }).time) - spawnedAt);
+  const phases =
+    variant.key === "node"
+      ? undefined
+      : Promise.all([logged("agent starting"), logged("watching")]);
+  phases?.catch(() => {});
   try {
     const timeout = sleep(30_000).then(() => "timeout" as const);
     const ended = child.exited.then(() => "exited" as const);
@@ -239,6 +263,8 @@ async function runOnce(
       );
     }
     const times = [...seen.values()].map((t) => t - started);
+    if (idleMs === 0) return undefined;
+    const [starting, watching] = (await phases) ?? [];
     const last = Math.max(...seen.values());
     const sampleAt = async (ms: number) => {
       await sleep(last + ms - performance.now());
@@ -249,7 +275,13 @@ async function runOnce(
     };
     const early = await sampleAt(EARLY_MS);
     const settled = await sampleAt(idleMs);
-    return { firstMs: Math.min(...times), allMs: Math.max(...times), early, settled };
+    return {
+      firstMs: Math.min(...times),
+      allMs: Math.max(...times),
+      phases: starting === undefined || watching === undefined ? undefined : { starting, watching },
+      early,
+      settled,
+    };
   } finally {
     watcher.close();
     await child.stop(10_000);
@@ -311,9 +343,14 @@ async function main(): Promise<void> {
       });
     }
     const server = { url, projectId, token: accessToken };
+    // A running server has served before, and the machine's page cache
+    // holds node and the agent's files: one start of each variant first,
+    // not counted.
+    for (const variant of variants) await runOnce(variant, work, server, 0, "warm-up");
     for (let run = 0; run < runs; run++) {
       for (const variant of variants) {
-        const sample = await runOnce(variant, work, server, idleMs, run);
+        const sample = await runOnce(variant, work, server, idleMs, String(run));
+        if (sample === undefined) continue;
         const list = results.get(variant.key) ?? [];
         list.push(sample);
         results.set(variant.key, list);
@@ -347,6 +384,29 @@ async function main(): Promise<void> {
     "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ...rows.map((r) => `| ${r} |`),
   ].join("\n");
+  const phaseRows = variants.flatMap((v) => {
+    const s = (results.get(v.key) ?? []).flatMap((x) =>
+      x.phases === undefined ? [] : [{ ...x.phases, first: x.firstMs }],
+    );
+    if (s.length === 0) return [];
+    return [
+      `| ${v.label} | ${spread(
+        s.map((x) => x.starting),
+        msf,
+      )} | ${spread(
+        s.map((x) => x.watching - x.starting),
+        msf,
+      )} | ${spread(
+        s.map((x) => x.first - x.watching),
+        msf,
+      )} |`,
+    ];
+  });
+  const phaseTable = [
+    '| variant | spawn → "agent starting" (node\'s start, modules, config, state file) ms | → "watching" (connection, WatchSecrets, first message) ms | → first file (10 reads in parallel, the file written) ms |',
+    "| --- | ---: | ---: | ---: |",
+    ...phaseRows,
+  ].join("\n");
   const bare = results.get("node");
   const bundle = results.get("bundle");
   const verdicts: string[] = [];
@@ -378,15 +438,19 @@ Run ${new Date().toISOString().replace(/\.\d+Z$/, "Z")} at commit \`${commit}\`$
 ${shell("free", ["-h"])}
 \`\`\`
 
-A server from its build (\`node packages/server/bin/coffer-server.js\`, embedded database) holds 10 secrets of 48 bytes; a \`secret_access\` token; Connect over HTTP/2 (the agent's default). Each variant started ${runs} times, interleaved, each on a fresh folder and state file, at its default log level (info). Times from spawn() to the destination file renamed into place (inotify). Memory from /proc, 3 s and ${idleMs / 1000} s after the 10th file (V8's memory reducer gives back the young generation that the start grew about 8 s after allocation stops: the settled figure is what a sidecar costs over hours): VmRSS, the Anonymous pages of smaps_rollup (RSS also counts the node binary's file-backed pages, shared by every node process on the machine), and VmHWM. min / median / max. The tsx variant runs every workspace package from its TypeScript sources (\`--conditions=@coffer/source\`), as the agent ran before the packages were built.
+A server from its build (\`node packages/server/bin/coffer-server.js\`, embedded database) holds 10 secrets of 48 bytes; a \`secret_access\` token; Connect over HTTP/2 (the agent's default). Each variant started once to warm up (not counted: a running server has served before, and the page cache holds node and the agent's files), then ${runs} times, interleaved, each on a fresh folder and state file, at its default log level (info). Times from spawn() to the destination file renamed into place (inotify). Memory from /proc, 3 s and ${idleMs / 1000} s after the 10th file (V8's memory reducer gives back the young generation that the start grew about 8 s after allocation stops: the settled figure is what a sidecar costs over hours): VmRSS, the Anonymous pages of smaps_rollup (RSS also counts the node binary's file-backed pages, shared by every node process on the machine), and VmHWM. min / median / max. The tsx variant runs every workspace package from its TypeScript sources (\`--conditions=@coffer/source\`), as the agent ran before the packages were built.
 
 ${table}
+
+Where the start goes, from the agent's own log lines (pino's millisecond times, against the wall clock at spawn):
+
+${phaseTable}
 
 Bundle \`packages/agent/dist/coffer-agent.mjs\`: ${bundleBytes} bytes (${(bundleBytes / 1024).toFixed(0)} KiB).
 
 ${verdicts.join("\n")}
 `;
-  console.log(`\n${table}\n\nbundle: ${bundleBytes} bytes`);
+  console.log(`\n${table}\n\n${phaseTable}\n\nbundle: ${bundleBytes} bytes`);
   if (!values["no-write"]) {
     await writeSection(path.join(REPO_ROOT, "bench/RESULTS.md"), "agent-sidecar", section);
   }
