@@ -15,7 +15,7 @@ import { build } from "esbuild";
 rmSync("dist/chunks", { recursive: true, force: true });
 
 const result = await build({
-  entryPoints: { coffer: "src/main.ts" },
+  entryPoints: { coffer: "src/bundled.ts" },
   outdir: "dist",
   outExtension: { ".js": ".mjs" },
   splitting: true,

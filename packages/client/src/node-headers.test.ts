@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Headers } from "./headers.ts";
+import { Headers } from "./node-headers.ts";
 
 /**
  * A Headers class, ours or Node's, typed as ours: the DOM library of this

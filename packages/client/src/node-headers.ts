@@ -1,18 +1,20 @@
 /**
  * The Fetch standard's `Headers` (https://fetch.spec.whatwg.org/#headers-class),
- * for the single-file bundle only (see sidecar.ts). Node's own `Headers`
+ * for programs bundled into one file for Node (the agent's
+ * dist/coffer-agent.mjs, the CLI's dist/coffer.mjs), installed by their
+ * entry before anything else runs. Node's own `Headers`
  * global is undici's: the first touch loads undici and compiles its llhttp
  * WebAssembly, several megabytes of memory and tens of milliseconds of a
- * sidecar's start, for a client (connect-node) that only uses `Headers` as
+ * program's start, for a client (connect-node) that only uses `Headers` as
  * a case-insensitive multimap over node:http2. This class behaves as the
- * real one does for everything a header list does (headers.test.ts checks
+ * real one does for everything a header list does (node-headers.test.ts checks
  * it against Node's): names are validated tokens compared without case,
  * values are trimmed and validated, `append` joins values with ", ", `get`
  * answers null for a missing name, iteration is sorted by lower-case name
  * with `set-cookie` values kept apart, and the constructor takes a Headers,
  * a list of pairs or a record. Request and response guards (forbidden
- * names) do not apply: they belong to Request and Response, which the agent
- * never builds.
+ * names) do not apply: they belong to Request and Response, which
+ * connect-node never builds. Exported as `@coffer/client/node-headers`.
  */
 
 /** A header name: an HTTP token (RFC 9110, 5.6.2). */
