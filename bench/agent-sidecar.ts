@@ -302,7 +302,7 @@ function spread(values: number[], f: (v: number) => string): string {
 
 function shell(command: string, args: string[]): string {
   try {
-    return execFileSync(command, args, { cwd: REPO_ROOT, encoding: "utf8" }).trim();
+    return execFileSync(command, args, { cwd: REPO_ROOT, encoding: "utf8" }).trimEnd();
   } catch {
     return "(unavailable)";
   }
