@@ -14,6 +14,7 @@ export {
   runOnce,
   startAgent,
 } from "./agent.ts";
+export { AgentStartError, runAgentCommand } from "./command.ts";
 export {
   type AgentConfig,
   AgentConfigError,

@@ -1,7 +1,5 @@
 import { parseArgs } from "node:util";
-import { runOnce, startAgent } from "./agent.ts";
-import { AgentConfigError, loadAgentConfig } from "./config.ts";
-import { StateFileError } from "./state.ts";
+import { AgentStartError, runAgentCommand } from "./command.ts";
 
 const USAGE = `usage: coffer-agent --config agent.yaml [--once]
 
@@ -36,34 +34,10 @@ async function main(): Promise<number> {
     return 2;
   }
   try {
-    const config = await loadAgentConfig(values.config);
-    if (values.once) {
-      const result = await runOnce(config);
-      return result.ok ? 0 : 1;
-    }
-    const agent = await startAgent(config);
-    await new Promise<void>((resolve) => {
-      const onSignal = () => {
-        process.off("SIGTERM", onSignal);
-        process.off("SIGINT", onSignal);
-        // A second signal while stopping: leave at once.
-        process.once("SIGTERM", () => process.exit(143));
-        process.once("SIGINT", () => process.exit(130));
-        void agent.stop().then(resolve);
-      };
-      process.on("SIGTERM", onSignal);
-      process.on("SIGINT", onSignal);
-    });
-    return 0;
+    return await runAgentCommand(values.config, values.once === true);
   } catch (err) {
-    if (err instanceof AgentConfigError || err instanceof StateFileError) {
-      process.stderr.write(`coffer-agent: ${err.message}\n`);
-      return 2;
-    }
-    const e = err as NodeJS.ErrnoException;
-    process.stderr.write(
-      `coffer-agent: ${e.code !== undefined ? `${e.code}: ` : ""}${e.message}\n`,
-    );
+    if (!(err instanceof AgentStartError)) throw err;
+    process.stderr.write(`coffer-agent: ${err.message}\n`);
     return 2;
   }
 }

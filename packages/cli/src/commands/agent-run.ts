@@ -1,10 +1,4 @@
-import {
-  AgentConfigError,
-  loadAgentConfig,
-  runOnce,
-  StateFileError,
-  startAgent,
-} from "@coffer/agent";
+import { AgentStartError, runAgentCommand } from "@coffer/agent";
 import type { Runs } from "../args.ts";
 import { CliError, ExitCode } from "../errors.ts";
 import type { AGENT } from "./agent.ts";
@@ -24,34 +18,10 @@ export const run: Runs<typeof AGENT> = {
       );
     }
     try {
-      const config = await loadAgentConfig(values.config);
-      if (values.once) {
-        const result = await runOnce(config);
-        return result.ok ? ExitCode.Ok : ExitCode.Failure;
-      }
-      const agent = await startAgent(config);
-      await new Promise<void>((resolve) => {
-        const onSignal = () => {
-          process.off("SIGTERM", onSignal);
-          process.off("SIGINT", onSignal);
-          // A second signal while stopping: leave at once.
-          process.once("SIGTERM", () => process.exit(143));
-          process.once("SIGINT", () => process.exit(130));
-          void agent.stop().then(resolve);
-        };
-        process.on("SIGTERM", onSignal);
-        process.on("SIGINT", onSignal);
-      });
-      return ExitCode.Ok;
+      return await runAgentCommand(values.config, values.once === true);
     } catch (err) {
-      if (err instanceof AgentConfigError || err instanceof StateFileError) {
-        throw new CliError(err.message, ExitCode.Usage);
-      }
-      const e = err as NodeJS.ErrnoException;
-      throw new CliError(
-        `${e.code !== undefined ? `${e.code}: ` : ""}${e.message}`,
-        ExitCode.Usage,
-      );
+      if (err instanceof AgentStartError) throw new CliError(err.message, ExitCode.Usage);
+      throw err;
     }
   },
 };
