@@ -5,6 +5,8 @@ import {
   createGrpcTransport,
   createGrpcWebTransport,
 } from "@connectrpc/connect-node";
+import type { Logger } from "pino";
+import type { Config } from "../config.ts";
 
 /**
  * Plain connect-es clients for the server's own tests. They are built from
@@ -74,4 +76,26 @@ export function secretClient(options: TransportOptions): SecretClient {
 /** An AdminService client on a test server. */
 export function adminClient(options: TransportOptions): AdminClient {
   return createClient(AdminService, testTransport(options));
+}
+
+/**
+ * A test server and its clients, of either tier: on ports (rpc-servers.ts,
+ * `S` a RunningServer) or in memory (in-memory-server.ts, `S` an OpenServer).
+ */
+export interface ServerUnderTest<S> {
+  server: S;
+  /** The global admin token the server was bootstrapped with (COFFER_BOOTSTRAP_TOKEN). */
+  adminToken: string;
+  /** Stops the server and drops its database; safe to call twice. */
+  stop(): Promise<void>;
+  /** A SecretService client over `protocol`, with `token` when given. */
+  client(protocol: Protocol, token?: string): SecretClient;
+  /** An AdminService client over `protocol`, with `token` when given. */
+  adminClient(protocol: Protocol, token?: string): AdminClient;
+}
+
+/** Starts a server under test on one backend: PGlite, or Postgres on a fresh database. */
+export interface ServerUnderTestBackend<T> {
+  name: "pglite" | "postgres";
+  start(overrides?: Partial<Config>, logger?: Logger): Promise<T>;
 }

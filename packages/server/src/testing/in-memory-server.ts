@@ -27,7 +27,7 @@ import {
   silentLogger,
   testConfig,
 } from "./backends.ts";
-import type { AdminClient, Protocol, SecretClient } from "./clients.ts";
+import type { Protocol, ServerUnderTest, ServerUnderTestBackend } from "./clients.ts";
 
 /**
  * The in-memory tier: the server as startServer builds it (openServer: the
@@ -40,23 +40,10 @@ import type { AdminClient, Protocol, SecretClient } from "./clients.ts";
  */
 
 /** A server without ports, in the shape of rpc-servers.ts's TestServer. */
-export interface InMemoryServer {
-  server: OpenServer;
-  /** The global admin token the server was bootstrapped with (COFFER_BOOTSTRAP_TOKEN). */
-  adminToken: string;
-  /** Stops the server and drops its database; safe to call twice. */
-  stop(): Promise<void>;
-  /** A SecretService client over `protocol`, with `token` when given. */
-  client(protocol: Protocol, token?: string): SecretClient;
-  /** An AdminService client. */
-  adminClient(protocol: Protocol, token?: string): AdminClient;
-}
+export type InMemoryServer = ServerUnderTest<OpenServer>;
 
 /** Starts an in-memory server on one test backend. */
-export interface InMemoryBackend {
-  name: "pglite" | "postgres";
-  start(overrides?: Partial<Config>, logger?: Logger): Promise<InMemoryServer>;
-}
+export type InMemoryBackend = ServerUnderTestBackend<InMemoryServer>;
 
 /**
  * The peer every in-memory call comes from: a transport sets the client's

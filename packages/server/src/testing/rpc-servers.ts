@@ -14,10 +14,10 @@ import {
   testConfig,
 } from "./backends.ts";
 import {
-  type AdminClient,
   adminClient,
   type Protocol,
-  type SecretClient,
+  type ServerUnderTest,
+  type ServerUnderTestBackend,
   secretClient,
 } from "./clients.ts";
 
@@ -26,22 +26,9 @@ import {
  * through a real client: PGlite always, Postgres (a fresh database, dropped
  * afterwards) whenever TEST_DATABASE_URL is set.
  */
-export interface ServerBackend {
-  name: "pglite" | "postgres";
-  start(overrides?: Partial<Config>, logger?: Logger): Promise<TestServer>;
-}
+export type ServerBackend = ServerUnderTestBackend<TestServer>;
 
-export interface TestServer {
-  server: RunningServer;
-  /** The global admin token the server was bootstrapped with (COFFER_BOOTSTRAP_TOKEN). */
-  adminToken: string;
-  /** Stops the server and drops its database; safe to call twice. */
-  stop(): Promise<void>;
-  /** A client on this server over `protocol`, with `token` when given. */
-  client(protocol: Protocol, token?: string): SecretClient;
-  /** An AdminService client on this server. */
-  adminClient(protocol: Protocol, token?: string): AdminClient;
-}
+export type TestServer = ServerUnderTest<RunningServer>;
 
 function running(
   server: RunningServer,
