@@ -1,8 +1,10 @@
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { access, readdir } from "node:fs/promises";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { runUntilExit } from "../support/server-process.ts";
+import { REPO_ROOT, runUntilExit } from "../support/server-process.ts";
 import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
 
 /**
@@ -103,5 +105,42 @@ describe("configuration errors", () => {
     expect(run.stderr).toContain("32 bytes");
     expect(run.stdout + run.stderr).not.toContain(almostKey);
     expect((await exists(dataDir)) ? await readdir(dataDir) : []).not.toContain("master-keys.json");
+  });
+});
+
+/**
+ * `coffer-server`'s own arguments, on the built command (what `npm start`
+ * and an installed package run): --version and --help answer without
+ * serving; anything else is refused before a database is opened.
+ */
+describe("the coffer-server command line", () => {
+  const bin = path.join(REPO_ROOT, "packages/server/bin/coffer-server.js");
+  const run = (...args: string[]) =>
+    spawnSync(process.execPath, [bin, ...args], {
+      encoding: "utf8",
+      timeout: EXIT_WITHIN_MS,
+      env: { PATH: process.env.PATH ?? "" },
+    });
+
+  it("prints the version and the commit of its build", () => {
+    const r = run("--version");
+    expect(r.status).toBe(0);
+    const { version } = JSON.parse(
+      readFileSync(path.join(REPO_ROOT, "packages/server/package.json"), "utf8"),
+    ) as { version: string };
+    expect(r.stdout).toMatch(
+      new RegExp(`^coffer-server ${version.replaceAll(".", "\\.")} \\(commit \\S+, node v`),
+    );
+    expect(r.stdout).not.toContain("commit source");
+  });
+
+  it("prints its usage for --help, and refuses an unknown argument with exit code 2", () => {
+    const help = run("--help");
+    expect(help.status).toBe(0);
+    expect(help.stdout).toContain("Usage: coffer-server");
+    const bad = run("--serve-forever");
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('unknown argument "--serve-forever"');
+    expect(bad.stdout).not.toContain("coffer is serving");
   });
 });
