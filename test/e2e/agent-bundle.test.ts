@@ -1,17 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { copyFile, readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import {
-  AdminService,
-  type CofferClient,
-  createCofferClient,
-  createCofferTransport,
-  Role,
-} from "@coffer/client";
-import { createClient } from "@connectrpc/connect";
+import { type CofferClient, createCofferClient } from "@coffer/client";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { writeAgentConfig } from "../support/agent-process.ts";
-import { freePort } from "../support/ports.ts";
+import { startAgentFixture, writeAgentConfig } from "../support/agent-process.ts";
 import { REPO_ROOT, type ServerProcess, startServer } from "../support/server-process.ts";
 import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
 
@@ -121,25 +113,7 @@ describe("the single-file agent bundle", () => {
     }
     expect(path.relative(REPO_ROOT, dir).startsWith("..")).toBe(true);
 
-    serverEnv = {
-      COFFER_DATA_DIR: path.join(dir, "server"),
-      COFFER_HTTP_LISTEN: `127.0.0.1:${await freePort()}`,
-      COFFER_GRPC_LISTEN: `127.0.0.1:${await freePort()}`,
-    };
-    server = await startServer({ env: serverEnv });
-    serverEnv.COFFER_BOOTSTRAP_TOKEN = server.token;
-    admin = createCofferClient({ url: server.httpUrl, token: server.token, timeoutMs: 30_000 });
-    const adminApi = createClient(
-      AdminService,
-      createCofferTransport({ url: server.httpUrl, token: server.token, timeoutMs: 30_000 }),
-    );
-    projectId = (await adminApi.createProject({ name: "agent-bundle" })).project?.id ?? "";
-    token = (
-      await adminApi.createToken({
-        name: "agent-bundle",
-        grants: [{ projectId, role: Role.SECRET_ACCESS, pathPrefix: "/" }],
-      })
-    ).value;
+    ({ server, serverEnv, admin, projectId, token } = await startAgentFixture(dir, "agent-bundle"));
   });
 
   afterEach(() => {

@@ -1,23 +1,16 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
-import {
-  AdminService,
-  type CofferClient,
-  createCofferClient,
-  createCofferTransport,
-  Role,
-  SecretType,
-} from "@coffer/client";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { type CofferClient, createCofferClient, SecretType } from "@coffer/client";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   type AgentLog,
   type AgentProcess,
   spawnAgent,
+  startAgentFixture,
   writeAgentConfig,
 } from "../support/agent-process.ts";
-import { freePort } from "../support/ports.ts";
 import { type ServerProcess, startServer } from "../support/server-process.ts";
 import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
 
@@ -75,25 +68,13 @@ describe("coffer-agent against a real server", () => {
   beforeAll(async () => {
     dataDir = await makeTempDir("agent");
     work = path.join(dataDir, "agent");
-    serverEnv = {
-      COFFER_DATA_DIR: path.join(dataDir, "server"),
-      COFFER_HTTP_LISTEN: `127.0.0.1:${await freePort()}`,
-      COFFER_GRPC_LISTEN: `127.0.0.1:${await freePort()}`,
-    };
-    server = await startServer({ env: serverEnv });
-    serverEnv.COFFER_BOOTSTRAP_TOKEN = server.token;
-    admin = createCofferClient({ url: server.httpUrl, token: server.token, timeoutMs: 30_000 });
-    const adminApi = createClient(
-      AdminService,
-      createCofferTransport({ url: server.httpUrl, token: server.token, timeoutMs: 30_000 }),
-    );
-    projectId = (await adminApi.createProject({ name: "agent" })).project?.id ?? "";
-    agentToken = (
-      await adminApi.createToken({
-        name: "agent",
-        grants: [{ projectId, role: Role.SECRET_ACCESS, pathPrefix: "/" }],
-      })
-    ).value;
+    ({
+      server,
+      serverEnv,
+      admin,
+      projectId,
+      token: agentToken,
+    } = await startAgentFixture(dataDir, "agent"));
   });
 
   afterEach(async () => {

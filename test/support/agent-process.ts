@@ -1,5 +1,15 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
+import {
+  AdminService,
+  type CofferClient,
+  createCofferClient,
+  createCofferTransport,
+  Role,
+} from "@coffer/client";
+import { createClient } from "@connectrpc/connect";
+import { freePort } from "./ports.ts";
+import { type ServerProcess, startServer } from "./server-process.ts";
 import { type LogLine, REPO_ROOT, TsxProcess } from "./tsx-process.ts";
 
 /** The agent's entry point, the file `coffer-agent` runs. */
@@ -61,4 +71,35 @@ export async function writeAgentConfig(
 ): Promise<string> {
   await writeFile(file, `${JSON.stringify(config, null, 2)}\n`);
   return file;
+}
+
+/** What an agent test runs against: a server on fixed ports, a project and a sidecar's token. */
+export interface AgentFixture {
+  server: ServerProcess;
+  /** The server's settings (fixed ports, its bootstrap token), to restart it where the agents expect it. */
+  serverEnv: Record<string, string>;
+  /** A client with the admin token, to write secrets. */
+  admin: CofferClient;
+  projectId: string;
+  /** A `secret_access` token on the project: what the agent holds. */
+  token: string;
+}
+
+/** Starts a server with its data in `dir`/server, and makes a project `name` and an agent's token on it. */
+export async function startAgentFixture(dir: string, name: string): Promise<AgentFixture> {
+  const serverEnv: Record<string, string> = {
+    COFFER_DATA_DIR: path.join(dir, "server"),
+    COFFER_HTTP_LISTEN: `127.0.0.1:${await freePort()}`,
+    COFFER_GRPC_LISTEN: `127.0.0.1:${await freePort()}`,
+  };
+  const server = await startServer({ env: serverEnv });
+  serverEnv.COFFER_BOOTSTRAP_TOKEN = server.token;
+  const options = { url: server.httpUrl, token: server.token, timeoutMs: 30_000 };
+  const adminApi = createClient(AdminService, createCofferTransport(options));
+  const projectId = (await adminApi.createProject({ name })).project?.id ?? "";
+  const { value: token } = await adminApi.createToken({
+    name,
+    grants: [{ projectId, role: Role.SECRET_ACCESS, pathPrefix: "/" }],
+  });
+  return { server, serverEnv, admin: createCofferClient(options), projectId, token };
 }
