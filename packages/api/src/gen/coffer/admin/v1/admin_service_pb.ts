@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file coffer/admin/v1/admin_service.proto.
  */
 export const file_coffer_admin_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNjb2ZmZXIvYWRtaW4vdjEvYWRtaW5fc2VydmljZS5wcm90bxIPY29mZmVyLmFkbWluLnYxIlUKBUdyYW50EhIKCnByb2plY3RfaWQYASABKAkSIwoEcm9sZRgCIAEoDjIVLmNvZmZlci5hZG1pbi52MS5Sb2xlEhMKC3BhdGhfcHJlZml4GAMgASgJIlMKB1Byb2plY3QSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCL9AQoFVG9rZW4SCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZwcmVmaXgYAyABKAkSJgoGZ3JhbnRzGAQgAygLMhYuY29mZmVyLmFkbWluLnYxLkdyYW50Ei4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmNyZWF0ZWRfYnkYCCABKAkiJAoUQ3JlYXRlUHJvamVjdFJlcXVlc3QSDAoEbmFtZRgBIAEoCSJCChVDcmVhdGVQcm9qZWN0UmVzcG9uc2USKQoHcHJvamVjdBgBIAEoCzIYLmNvZmZlci5hZG1pbi52MS5Qcm9qZWN0IjgKFFVwZGF0ZVByb2plY3RSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAkSDAoEbmFtZRgCIAEoCSJCChVVcGRhdGVQcm9qZWN0UmVzcG9uc2USKQoHcHJvamVjdBgBIAEoCzIYLmNvZmZlci5hZG1pbi52MS5Qcm9qZWN0IjkKFERlbGV0ZVByb2plY3RSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAkSDQoFZm9yY2UYAiABKAgidQoVRGVsZXRlUHJvamVjdFJlc3BvbnNlEikKB3Byb2plY3QYASABKAsyGC5jb2ZmZXIuYWRtaW4udjEuUHJvamVjdBIZChFkZXN0cm95ZWRfc2VjcmV0cxgCIAEoBBIWCg51cGRhdGVkX3Rva2VucxgDIAEoBCJKChNMaXN0UHJvamVjdHNSZXF1ZXN0EgwKBHBhZ2UYASABKA0SEQoJcGFnZV9zaXplGAIgASgNEhIKCnBhZ2VfdG9rZW4YAyABKAkicAoUTGlzdFByb2plY3RzUmVzcG9uc2USKgoIcHJvamVjdHMYASADKAsyGC5jb2ZmZXIuYWRtaW4udjEuUHJvamVjdBITCgt0b3RhbF9jb3VudBgCIAEoBBIXCg9uZXh0X3BhZ2VfdG9rZW4YAyABKAkiegoSQ3JlYXRlVG9rZW5SZXF1ZXN0EgwKBG5hbWUYASABKAkSJgoGZ3JhbnRzGAIgAygLMhYuY29mZmVyLmFkbWluLnYxLkdyYW50Ei4KCmV4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIksKE0NyZWF0ZVRva2VuUmVzcG9uc2USJQoFdG9rZW4YASABKAsyFi5jb2ZmZXIuYWRtaW4udjEuVG9rZW4SDQoFdmFsdWUYAiABKAkidgoRTGlzdFRva2Vuc1JlcXVlc3QSEgoKcHJvamVjdF9pZBgBIAEoCRIYChBpbmNsdWRlX2luYWN0aXZlGAIgASgIEgwKBHBhZ2UYAyABKA0SEQoJcGFnZV9zaXplGAQgASgNEhIKCnBhZ2VfdG9rZW4YBSABKAkiagoSTGlzdFRva2Vuc1Jlc3BvbnNlEiYKBnRva2VucxgBIAMoCzIWLmNvZmZlci5hZG1pbi52MS5Ub2tlbhITCgt0b3RhbF9jb3VudBgCIAEoBBIXCg9uZXh0X3BhZ2VfdG9rZW4YAyABKAkiJgoSUmV2b2tlVG9rZW5SZXF1ZXN0EhAKCHRva2VuX2lkGAEgASgJIjwKE1Jldm9rZVRva2VuUmVzcG9uc2USJQoFdG9rZW4YASABKAsyFi5jb2ZmZXIuYWRtaW4udjEuVG9rZW4iyAIKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIdG9rZW5faWQYAyABKAkSEgoKcHJvamVjdF9pZBgEIAEoCRIOCgZtZXRob2QYBSABKAkSEQoJc2VjcmV0X2lkGAYgASgJEhMKC3NlY3JldF9wYXRoGAcgASgJEhMKC3NlY3JldF9uYW1lGAggASgJEhAKCHJldmlzaW9uGAkgASgNEg8KB291dGNvbWUYCiABKAkSEgoKcmVxdWVzdF9pZBgLIAEoCRIMCgRwZWVyGAwgASgJEg4KBnJlZ2lvbhgNIAEoCRINCgVjb3VudBgOIAEoDRIUCgx0b2tlbl9wcmVmaXgYDyABKAkSFwoPdGFyZ2V0X3Rva2VuX2lkGBAgASgJIpUCChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0Eg4KBnJlZ2lvbhgBIAEoCRISCgpwcm9qZWN0X2lkGAIgASgJEhEKCXNlY3JldF9pZBgDIAEoCRIQCgh0b2tlbl9pZBgEIAEoCRIOCgZtZXRob2QYBSABKAkSDwoHb3V0Y29tZRgGIAEoCRIuCgpzdGFydF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEcGFnZRgJIAEoDRIRCglwYWdlX3NpemUYCiABKA0SEgoKcGFnZV90b2tlbhgLIAEoCSJ0ChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRIrCgZldmVudHMYASADKAsyGy5jb2ZmZXIuYWRtaW4udjEuQXVkaXRFdmVudBITCgt0b3RhbF9jb3VudBgCIAEoBBIXCg9uZXh0X3BhZ2VfdG9rZW4YAyABKAkiGAoWUm90YXRlTWFzdGVyS2V5UmVxdWVzdCJDChdSb3RhdGVNYXN0ZXJLZXlSZXNwb25zZRIVCg1hY3RpdmVfa2V5X2lkGAEgASgJEhEKCXJld3JhcHBlZBgCIAEoBCqFAQoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASDgoKUk9MRV9BRE1JThABEhQKEFJPTEVfRlVMTF9BQ0NFU1MQAhIVChFST0xFX1NFQ1JFVF9XUklURRADEhIKDlJPTEVfUkVBRF9PTkxZEAQSFgoSUk9MRV9TRUNSRVRfQUNDRVNTEAUy8QYKDEFkbWluU2VydmljZRJeCg1DcmVhdGVQcm9qZWN0EiUuY29mZmVyLmFkbWluLnYxLkNyZWF0ZVByb2plY3RSZXF1ZXN0GiYuY29mZmVyLmFkbWluLnYxLkNyZWF0ZVByb2plY3RSZXNwb25zZRJgCgxMaXN0UHJvamVjdHMSJC5jb2ZmZXIuYWRtaW4udjEuTGlzdFByb2plY3RzUmVxdWVzdBolLmNvZmZlci5hZG1pbi52MS5MaXN0UHJvamVjdHNSZXNwb25zZSIDkAIBEl4KDVVwZGF0ZVByb2plY3QSJS5jb2ZmZXIuYWRtaW4udjEuVXBkYXRlUHJvamVjdFJlcXVlc3QaJi5jb2ZmZXIuYWRtaW4udjEuVXBkYXRlUHJvamVjdFJlc3BvbnNlEl4KDURlbGV0ZVByb2plY3QSJS5jb2ZmZXIuYWRtaW4udjEuRGVsZXRlUHJvamVjdFJlcXVlc3QaJi5jb2ZmZXIuYWRtaW4udjEuRGVsZXRlUHJvamVjdFJlc3BvbnNlElgKC0NyZWF0ZVRva2VuEiMuY29mZmVyLmFkbWluLnYxLkNyZWF0ZVRva2VuUmVxdWVzdBokLmNvZmZlci5hZG1pbi52MS5DcmVhdGVUb2tlblJlc3BvbnNlEloKCkxpc3RUb2tlbnMSIi5jb2ZmZXIuYWRtaW4udjEuTGlzdFRva2Vuc1JlcXVlc3QaIy5jb2ZmZXIuYWRtaW4udjEuTGlzdFRva2Vuc1Jlc3BvbnNlIgOQAgESWAoLUmV2b2tlVG9rZW4SIy5jb2ZmZXIuYWRtaW4udjEuUmV2b2tlVG9rZW5SZXF1ZXN0GiQuY29mZmVyLmFkbWluLnYxLlJldm9rZVRva2VuUmVzcG9uc2USaQoPTGlzdEF1ZGl0RXZlbnRzEicuY29mZmVyLmFkbWluLnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaKC5jb2ZmZXIuYWRtaW4udjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2UiA5ACARJkCg9Sb3RhdGVNYXN0ZXJLZXkSJy5jb2ZmZXIuYWRtaW4udjEuUm90YXRlTWFzdGVyS2V5UmVxdWVzdBooLmNvZmZlci5hZG1pbi52MS5Sb3RhdGVNYXN0ZXJLZXlSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("CiNjb2ZmZXIvYWRtaW4vdjEvYWRtaW5fc2VydmljZS5wcm90bxIPY29mZmVyLmFkbWluLnYxIlUKBUdyYW50EhIKCnByb2plY3RfaWQYASABKAkSIwoEcm9sZRgCIAEoDjIVLmNvZmZlci5hZG1pbi52MS5Sb2xlEhMKC3BhdGhfcHJlZml4GAMgASgJIlMKB1Byb2plY3QSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCL9AQoFVG9rZW4SCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZwcmVmaXgYAyABKAkSJgoGZ3JhbnRzGAQgAygLMhYuY29mZmVyLmFkbWluLnYxLkdyYW50Ei4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmNyZWF0ZWRfYnkYCCABKAkiJAoUQ3JlYXRlUHJvamVjdFJlcXVlc3QSDAoEbmFtZRgBIAEoCSJCChVDcmVhdGVQcm9qZWN0UmVzcG9uc2USKQoHcHJvamVjdBgBIAEoCzIYLmNvZmZlci5hZG1pbi52MS5Qcm9qZWN0IjgKFFVwZGF0ZVByb2plY3RSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAkSDAoEbmFtZRgCIAEoCSJCChVVcGRhdGVQcm9qZWN0UmVzcG9uc2USKQoHcHJvamVjdBgBIAEoCzIYLmNvZmZlci5hZG1pbi52MS5Qcm9qZWN0IjkKFERlbGV0ZVByb2plY3RSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAkSDQoFZm9yY2UYAiABKAgidQoVRGVsZXRlUHJvamVjdFJlc3BvbnNlEikKB3Byb2plY3QYASABKAsyGC5jb2ZmZXIuYWRtaW4udjEuUHJvamVjdBIZChFkZXN0cm95ZWRfc2VjcmV0cxgCIAEoBBIWCg51cGRhdGVkX3Rva2VucxgDIAEoBCISChBHZXRDYWxsZXJSZXF1ZXN0ImYKEUdldENhbGxlclJlc3BvbnNlEiUKBXRva2VuGAEgASgLMhYuY29mZmVyLmFkbWluLnYxLlRva2VuEioKCHByb2plY3RzGAIgAygLMhguY29mZmVyLmFkbWluLnYxLlByb2plY3QiSgoTTGlzdFByb2plY3RzUmVxdWVzdBIMCgRwYWdlGAEgASgNEhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJInAKFExpc3RQcm9qZWN0c1Jlc3BvbnNlEioKCHByb2plY3RzGAEgAygLMhguY29mZmVyLmFkbWluLnYxLlByb2plY3QSEwoLdG90YWxfY291bnQYAiABKAQSFwoPbmV4dF9wYWdlX3Rva2VuGAMgASgJInoKEkNyZWF0ZVRva2VuUmVxdWVzdBIMCgRuYW1lGAEgASgJEiYKBmdyYW50cxgCIAMoCzIWLmNvZmZlci5hZG1pbi52MS5HcmFudBIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJLChNDcmVhdGVUb2tlblJlc3BvbnNlEiUKBXRva2VuGAEgASgLMhYuY29mZmVyLmFkbWluLnYxLlRva2VuEg0KBXZhbHVlGAIgASgJInYKEUxpc3RUb2tlbnNSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAkSGAoQaW5jbHVkZV9pbmFjdGl2ZRgCIAEoCBIMCgRwYWdlGAMgASgNEhEKCXBhZ2Vfc2l6ZRgEIAEoDRISCgpwYWdlX3Rva2VuGAUgASgJImoKEkxpc3RUb2tlbnNSZXNwb25zZRImCgZ0b2tlbnMYASADKAsyFi5jb2ZmZXIuYWRtaW4udjEuVG9rZW4SEwoLdG90YWxfY291bnQYAiABKAQSFwoPbmV4dF9wYWdlX3Rva2VuGAMgASgJIiYKElJldm9rZVRva2VuUmVxdWVzdBIQCgh0b2tlbl9pZBgBIAEoCSI8ChNSZXZva2VUb2tlblJlc3BvbnNlEiUKBXRva2VuGAEgASgLMhYuY29mZmVyLmFkbWluLnYxLlRva2VuIsgCCgpBdWRpdEV2ZW50EgoKAmlkGAEgASgJEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHRva2VuX2lkGAMgASgJEhIKCnByb2plY3RfaWQYBCABKAkSDgoGbWV0aG9kGAUgASgJEhEKCXNlY3JldF9pZBgGIAEoCRITCgtzZWNyZXRfcGF0aBgHIAEoCRITCgtzZWNyZXRfbmFtZRgIIAEoCRIQCghyZXZpc2lvbhgJIAEoDRIPCgdvdXRjb21lGAogASgJEhIKCnJlcXVlc3RfaWQYCyABKAkSDAoEcGVlchgMIAEoCRIOCgZyZWdpb24YDSABKAkSDQoFY291bnQYDiABKA0SFAoMdG9rZW5fcHJlZml4GA8gASgJEhcKD3RhcmdldF90b2tlbl9pZBgQIAEoCSKVAgoWTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBIOCgZyZWdpb24YASABKAkSEgoKcHJvamVjdF9pZBgCIAEoCRIRCglzZWNyZXRfaWQYAyABKAkSEAoIdG9rZW5faWQYBCABKAkSDgoGbWV0aG9kGAUgASgJEg8KB291dGNvbWUYBiABKAkSLgoKc3RhcnRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBHBhZ2UYCSABKA0SEQoJcGFnZV9zaXplGAogASgNEhIKCnBhZ2VfdG9rZW4YCyABKAkidAoXTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USKwoGZXZlbnRzGAEgAygLMhsuY29mZmVyLmFkbWluLnYxLkF1ZGl0RXZlbnQSEwoLdG90YWxfY291bnQYAiABKAQSFwoPbmV4dF9wYWdlX3Rva2VuGAMgASgJIhgKFlJvdGF0ZU1hc3RlcktleVJlcXVlc3QiQwoXUm90YXRlTWFzdGVyS2V5UmVzcG9uc2USFQoNYWN0aXZlX2tleV9pZBgBIAEoCRIRCglyZXdyYXBwZWQYAiABKAQqhQEKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEg4KClJPTEVfQURNSU4QARIUChBST0xFX0ZVTExfQUNDRVNTEAISFQoRUk9MRV9TRUNSRVRfV1JJVEUQAxISCg5ST0xFX1JFQURfT05MWRAEEhYKElJPTEVfU0VDUkVUX0FDQ0VTUxAFMsoHCgxBZG1pblNlcnZpY2USXgoNQ3JlYXRlUHJvamVjdBIlLmNvZmZlci5hZG1pbi52MS5DcmVhdGVQcm9qZWN0UmVxdWVzdBomLmNvZmZlci5hZG1pbi52MS5DcmVhdGVQcm9qZWN0UmVzcG9uc2USVwoJR2V0Q2FsbGVyEiEuY29mZmVyLmFkbWluLnYxLkdldENhbGxlclJlcXVlc3QaIi5jb2ZmZXIuYWRtaW4udjEuR2V0Q2FsbGVyUmVzcG9uc2UiA5ACARJgCgxMaXN0UHJvamVjdHMSJC5jb2ZmZXIuYWRtaW4udjEuTGlzdFByb2plY3RzUmVxdWVzdBolLmNvZmZlci5hZG1pbi52MS5MaXN0UHJvamVjdHNSZXNwb25zZSIDkAIBEl4KDVVwZGF0ZVByb2plY3QSJS5jb2ZmZXIuYWRtaW4udjEuVXBkYXRlUHJvamVjdFJlcXVlc3QaJi5jb2ZmZXIuYWRtaW4udjEuVXBkYXRlUHJvamVjdFJlc3BvbnNlEl4KDURlbGV0ZVByb2plY3QSJS5jb2ZmZXIuYWRtaW4udjEuRGVsZXRlUHJvamVjdFJlcXVlc3QaJi5jb2ZmZXIuYWRtaW4udjEuRGVsZXRlUHJvamVjdFJlc3BvbnNlElgKC0NyZWF0ZVRva2VuEiMuY29mZmVyLmFkbWluLnYxLkNyZWF0ZVRva2VuUmVxdWVzdBokLmNvZmZlci5hZG1pbi52MS5DcmVhdGVUb2tlblJlc3BvbnNlEloKCkxpc3RUb2tlbnMSIi5jb2ZmZXIuYWRtaW4udjEuTGlzdFRva2Vuc1JlcXVlc3QaIy5jb2ZmZXIuYWRtaW4udjEuTGlzdFRva2Vuc1Jlc3BvbnNlIgOQAgESWAoLUmV2b2tlVG9rZW4SIy5jb2ZmZXIuYWRtaW4udjEuUmV2b2tlVG9rZW5SZXF1ZXN0GiQuY29mZmVyLmFkbWluLnYxLlJldm9rZVRva2VuUmVzcG9uc2USaQoPTGlzdEF1ZGl0RXZlbnRzEicuY29mZmVyLmFkbWluLnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaKC5jb2ZmZXIuYWRtaW4udjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2UiA5ACARJkCg9Sb3RhdGVNYXN0ZXJLZXkSJy5jb2ZmZXIuYWRtaW4udjEuUm90YXRlTWFzdGVyS2V5UmVxdWVzdBooLmNvZmZlci5hZG1pbi52MS5Sb3RhdGVNYXN0ZXJLZXlSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * One role on one project, optionally narrowed to a path and what is below it.
@@ -270,6 +270,46 @@ export const DeleteProjectResponseSchema: GenMessage<DeleteProjectResponse> = /*
   messageDesc(file_coffer_admin_v1_admin_service, 8);
 
 /**
+ * @generated from message coffer.admin.v1.GetCallerRequest
+ */
+export type GetCallerRequest = Message<"coffer.admin.v1.GetCallerRequest"> & {
+};
+
+/**
+ * Describes the message coffer.admin.v1.GetCallerRequest.
+ * Use `create(GetCallerRequestSchema)` to create a new message.
+ */
+export const GetCallerRequestSchema: GenMessage<GetCallerRequest> = /*@__PURE__*/
+  messageDesc(file_coffer_admin_v1_admin_service, 9);
+
+/**
+ * @generated from message coffer.admin.v1.GetCallerResponse
+ */
+export type GetCallerResponse = Message<"coffer.admin.v1.GetCallerResponse"> & {
+  /**
+   * The calling token (never its value).
+   *
+   * @generated from field: coffer.admin.v1.Token token = 1;
+   */
+  token?: Token | undefined;
+
+  /**
+   * The projects the token's grants name (a global admin grant names none:
+   * ListProjects lists every project for it).
+   *
+   * @generated from field: repeated coffer.admin.v1.Project projects = 2;
+   */
+  projects: Project[];
+};
+
+/**
+ * Describes the message coffer.admin.v1.GetCallerResponse.
+ * Use `create(GetCallerResponseSchema)` to create a new message.
+ */
+export const GetCallerResponseSchema: GenMessage<GetCallerResponse> = /*@__PURE__*/
+  messageDesc(file_coffer_admin_v1_admin_service, 10);
+
+/**
  * @generated from message coffer.admin.v1.ListProjectsRequest
  */
 export type ListProjectsRequest = Message<"coffer.admin.v1.ListProjectsRequest"> & {
@@ -302,7 +342,7 @@ export type ListProjectsRequest = Message<"coffer.admin.v1.ListProjectsRequest">
  * Use `create(ListProjectsRequestSchema)` to create a new message.
  */
 export const ListProjectsRequestSchema: GenMessage<ListProjectsRequest> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 9);
+  messageDesc(file_coffer_admin_v1_admin_service, 11);
 
 /**
  * @generated from message coffer.admin.v1.ListProjectsResponse
@@ -331,7 +371,7 @@ export type ListProjectsResponse = Message<"coffer.admin.v1.ListProjectsResponse
  * Use `create(ListProjectsResponseSchema)` to create a new message.
  */
 export const ListProjectsResponseSchema: GenMessage<ListProjectsResponse> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 10);
+  messageDesc(file_coffer_admin_v1_admin_service, 12);
 
 /**
  * @generated from message coffer.admin.v1.CreateTokenRequest
@@ -365,7 +405,7 @@ export type CreateTokenRequest = Message<"coffer.admin.v1.CreateTokenRequest"> &
  * Use `create(CreateTokenRequestSchema)` to create a new message.
  */
 export const CreateTokenRequestSchema: GenMessage<CreateTokenRequest> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 11);
+  messageDesc(file_coffer_admin_v1_admin_service, 13);
 
 /**
  * @generated from message coffer.admin.v1.CreateTokenResponse
@@ -389,7 +429,7 @@ export type CreateTokenResponse = Message<"coffer.admin.v1.CreateTokenResponse">
  * Use `create(CreateTokenResponseSchema)` to create a new message.
  */
 export const CreateTokenResponseSchema: GenMessage<CreateTokenResponse> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 12);
+  messageDesc(file_coffer_admin_v1_admin_service, 14);
 
 /**
  * @generated from message coffer.admin.v1.ListTokensRequest
@@ -435,7 +475,7 @@ export type ListTokensRequest = Message<"coffer.admin.v1.ListTokensRequest"> & {
  * Use `create(ListTokensRequestSchema)` to create a new message.
  */
 export const ListTokensRequestSchema: GenMessage<ListTokensRequest> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 13);
+  messageDesc(file_coffer_admin_v1_admin_service, 15);
 
 /**
  * @generated from message coffer.admin.v1.ListTokensResponse
@@ -464,7 +504,7 @@ export type ListTokensResponse = Message<"coffer.admin.v1.ListTokensResponse"> &
  * Use `create(ListTokensResponseSchema)` to create a new message.
  */
 export const ListTokensResponseSchema: GenMessage<ListTokensResponse> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 14);
+  messageDesc(file_coffer_admin_v1_admin_service, 16);
 
 /**
  * @generated from message coffer.admin.v1.RevokeTokenRequest
@@ -481,7 +521,7 @@ export type RevokeTokenRequest = Message<"coffer.admin.v1.RevokeTokenRequest"> &
  * Use `create(RevokeTokenRequestSchema)` to create a new message.
  */
 export const RevokeTokenRequestSchema: GenMessage<RevokeTokenRequest> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 15);
+  messageDesc(file_coffer_admin_v1_admin_service, 17);
 
 /**
  * @generated from message coffer.admin.v1.RevokeTokenResponse
@@ -498,7 +538,7 @@ export type RevokeTokenResponse = Message<"coffer.admin.v1.RevokeTokenResponse">
  * Use `create(RevokeTokenResponseSchema)` to create a new message.
  */
 export const RevokeTokenResponseSchema: GenMessage<RevokeTokenResponse> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 16);
+  messageDesc(file_coffer_admin_v1_admin_service, 18);
 
 /**
  * One call to Coffer, allowed or denied. Never holds a payload or a token value.
@@ -616,7 +656,7 @@ export type AuditEvent = Message<"coffer.admin.v1.AuditEvent"> & {
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 17);
+  messageDesc(file_coffer_admin_v1_admin_service, 19);
 
 /**
  * @generated from message coffer.admin.v1.ListAuditEventsRequest
@@ -693,7 +733,7 @@ export type ListAuditEventsRequest = Message<"coffer.admin.v1.ListAuditEventsReq
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 18);
+  messageDesc(file_coffer_admin_v1_admin_service, 20);
 
 /**
  * @generated from message coffer.admin.v1.ListAuditEventsResponse
@@ -722,7 +762,7 @@ export type ListAuditEventsResponse = Message<"coffer.admin.v1.ListAuditEventsRe
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 19);
+  messageDesc(file_coffer_admin_v1_admin_service, 21);
 
 /**
  * @generated from message coffer.admin.v1.RotateMasterKeyRequest
@@ -735,7 +775,7 @@ export type RotateMasterKeyRequest = Message<"coffer.admin.v1.RotateMasterKeyReq
  * Use `create(RotateMasterKeyRequestSchema)` to create a new message.
  */
 export const RotateMasterKeyRequestSchema: GenMessage<RotateMasterKeyRequest> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 20);
+  messageDesc(file_coffer_admin_v1_admin_service, 22);
 
 /**
  * @generated from message coffer.admin.v1.RotateMasterKeyResponse
@@ -761,7 +801,7 @@ export type RotateMasterKeyResponse = Message<"coffer.admin.v1.RotateMasterKeyRe
  * Use `create(RotateMasterKeyResponseSchema)` to create a new message.
  */
 export const RotateMasterKeyResponseSchema: GenMessage<RotateMasterKeyResponse> = /*@__PURE__*/
-  messageDesc(file_coffer_admin_v1_admin_service, 21);
+  messageDesc(file_coffer_admin_v1_admin_service, 23);
 
 /**
  * A role, granted on a project. Roles do not nest, except that admin and
@@ -837,6 +877,18 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof CreateProjectRequestSchema;
     output: typeof CreateProjectResponseSchema;
+  },
+  /**
+   * Describes the calling token: its metadata and grants, and the projects
+   * its grants name. Any valid token may ask about itself (a console or CLI
+   * uses it to sign in and to know what to offer).
+   *
+   * @generated from rpc coffer.admin.v1.AdminService.GetCaller
+   */
+  getCaller: {
+    methodKind: "unary";
+    input: typeof GetCallerRequestSchema;
+    output: typeof GetCallerResponseSchema;
   },
   /**
    * Lists the projects the caller administers.
