@@ -42,6 +42,9 @@ export const signInRoute = createRoute({
   path: "/sign-in",
   validateSearch: (s: Record<string, unknown>): { ended?: boolean } =>
     s.ended === true || s.ended === "true" ? { ended: true } : {},
+  beforeLoad: () => {
+    if (readToken() !== undefined) throw redirect({ to: "/" });
+  },
   component: SignInScreen,
 });
 
@@ -154,7 +157,7 @@ export const routeTree = rootRoute.addChildren([
 ]);
 
 export function createAppRouter() {
-  return createRouter({ routeTree, defaultPreload: false, scrollRestoration: true });
+  return createRouter({ routeTree, defaultPreload: false, scrollRestoration: false });
 }
 
 declare module "@tanstack/react-router" {

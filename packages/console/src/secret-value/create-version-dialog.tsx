@@ -1,4 +1,5 @@
 import type { Secret } from "@coffer/api";
+import { Dialog } from "../ui/dialog.tsx";
 
 /** Placeholder: another helper (branch console-create) writes the "+ Create version" dialog. */
 export function CreateVersionDialog({
@@ -10,11 +11,12 @@ export function CreateVersionDialog({
   onCreated: () => void;
 }) {
   return (
-    <div role="dialog" aria-modal="true" aria-labelledby="create-version-title" className="dialog">
-      <h2 id="create-version-title">Create a version of {secret.name}</h2>
-      <button type="button" className="btn" onClick={onClose}>
-        Cancel
-      </button>
-    </div>
+    <Dialog title={`Create a version of ${secret.name}`} onClose={onClose}>
+      <div className="dialog-actions">
+        <button type="button" className="btn" onClick={onClose}>
+          Cancel
+        </button>
+      </div>
+    </Dialog>
   );
 }

@@ -6,12 +6,11 @@ import { useSession } from "../session/session-context.tsx";
 /** The page around every screen: header (project, region, sign out), nav, main. */
 export function Shell() {
   const pathname = useRouterState({ select: (s) => s.location.pathname });
-  if (pathname === "/sign-in") {
-    return (
-      <main className="signin-page">
-        <Outlet />
-      </main>
-    );
+  const { signedIn } = useSession();
+  if (pathname === "/sign-in" || !signedIn) {
+    // Signed out (a moment before the sign-in screen shows): render no
+    // screen, so that none reads anything without a token.
+    return <main className="signin-page">{pathname === "/sign-in" && <Outlet />}</main>;
   }
   return (
     <div className="app">
@@ -48,6 +47,7 @@ function Header() {
       ) : (
         <span className="topbar-spacer" />
       )}
+      <Who />
       <button type="button" className="btn btn-ghost topbar-signout" onClick={signOut}>
         Sign out
       </button>
@@ -141,5 +141,17 @@ function MainNav({ projectId, region }: { projectId: string; region: string }) {
         </>
       )}
     </nav>
+  );
+}
+
+/** The signed-in token's name, so a person knows which token they act with. */
+function Who() {
+  const caller = useCaller();
+  const token = caller.data?.token;
+  if (token === undefined) return null;
+  return (
+    <span className="topbar-who" title={`Token ${token.prefix}…`}>
+      {token.name || token.prefix}
+    </span>
   );
 }
