@@ -7,6 +7,7 @@ import {
   type ListAuditEventsRequest,
   SecretSchema,
   SecretService,
+  type Token,
   TokenSchema,
 } from "@coffer/api";
 import { createRouterTransport } from "@connectrpc/connect";
@@ -76,6 +77,9 @@ function transport() {
 let initialSearch: AuditSearch = {};
 let currentSearch: AuditSearch = {};
 
+/** The signed-in token, when a test gives one. */
+let callerToken: Token | undefined;
+
 function Harness() {
   const [search, setSearch] = useState<AuditSearch>(initialSearch);
   currentSearch = search;
@@ -83,6 +87,7 @@ function Harness() {
     <AuditPanel
       projectId={P}
       region="fr-par"
+      callerToken={callerToken}
       search={search}
       onSearch={(changes) => setSearch((prev) => ({ ...prev, page: undefined, ...changes }))}
     />
@@ -110,6 +115,7 @@ function renderPanel(initial: AuditSearch = {}) {
 
 beforeEach(() => {
   requests = [];
+  callerToken = undefined;
   events = [
     event({
       tokenId: TOKEN,
@@ -233,6 +239,17 @@ describe("the Audit screen", () => {
     fireEvent.click(screen.getByRole("button", { name: "Show the whole project's events" }));
     await rowOf("req-denied");
     expect(requests.at(-1)?.secretId).toBe("");
+  });
+
+  it("names the signed-in token even when none of its grants is on the project", async () => {
+    callerToken = create(TokenSchema, {
+      id: "99999999-9999-4999-8999-999999999999",
+      name: "bootstrap admin",
+      prefix: "coffer_gl0b",
+    });
+    renderPanel();
+    const denied = await rowOf("req-denied");
+    expect(denied.textContent).toContain("bootstrap admin (coffer_gl0b…)");
   });
 
   it("says so when nothing matches", async () => {

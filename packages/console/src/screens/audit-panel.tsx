@@ -1,5 +1,5 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { AdminService, type AuditEvent, SecretService } from "@coffer/api";
+import { AdminService, type AuditEvent, SecretService, type Token } from "@coffer/api";
 import { skipToken, useQuery } from "@connectrpc/connect-query";
 import { Link } from "@tanstack/react-router";
 import { type FormEvent, useEffect, useId, useState } from "react";
@@ -55,11 +55,17 @@ export function AuditPanel({
   region,
   search,
   onSearch,
+  globalAdmin = false,
+  callerToken,
 }: {
   projectId: string;
   region: string;
   search: AuditSearch;
   onSearch: (changes: Partial<AuditSearch>) => void;
+  /** A global admin names every token (global admins' too), not only the project's. */
+  globalAdmin?: boolean;
+  /** The signed-in token, named even when no grant of it is on the project. */
+  callerToken?: Token | undefined;
 }) {
   const page = search.page ?? 1;
   const startTime = localTime(search.from);
@@ -76,13 +82,16 @@ export function AuditPanel({
     page,
     pageSize: PAGE_SIZE,
   });
-  // Names for the token ids the events carry: the project's tokens, revoked ones too.
+  // Names for the token ids the events carry: the project's tokens (every
+  // token, for a global admin), revoked ones too, and the caller's own.
   const tokens = useQuery(AdminService.method.listTokens, {
-    projectId,
+    projectId: globalAdmin ? "" : projectId,
     includeInactive: true,
     pageSize: 1000,
   });
-  const tokenNames = new Map((tokens.data?.tokens ?? []).map((t) => [t.id, t]));
+  const tokenNames = new Map(
+    [...(callerToken ? [callerToken] : []), ...(tokens.data?.tokens ?? [])].map((t) => [t.id, t]),
+  );
   const secret = useQuery(
     SecretService.method.getSecret,
     search.secret === undefined ? skipToken : { region, secretId: search.secret },

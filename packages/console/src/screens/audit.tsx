@@ -1,5 +1,5 @@
 import { getRouteApi } from "@tanstack/react-router";
-import { isAdmin, useCaller } from "../session/caller.ts";
+import { isAdmin, isGlobalAdmin, useCaller } from "../session/caller.ts";
 import { QueryState } from "../ui/problem.tsx";
 import "./admin.css";
 import { AuditPanel } from "./audit-panel.tsx";
@@ -39,6 +39,8 @@ export function AuditScreen() {
           projectId={projectId}
           region={region}
           search={search}
+          globalAdmin={isGlobalAdmin(caller.data)}
+          callerToken={caller.data.token}
           onSearch={(changes) =>
             navigate({ search: (prev) => ({ ...prev, page: undefined, ...changes }) })
           }
