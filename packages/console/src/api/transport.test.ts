@@ -40,7 +40,10 @@ describe("bearer", () => {
   it("sends nothing without a token", async () => {
     const seen: (string | null)[] = [];
     const client = serverSeeing(seen, () => undefined);
-    const error = await client.listRegions({}).catch((e: unknown) => ConnectError.from(e));
+    const error = await client.listRegions({}).then(
+      () => undefined,
+      (e: unknown) => ConnectError.from(e),
+    );
     expect(error?.code).toBe(Code.Unauthenticated);
     expect(seen).toEqual([]);
   });
