@@ -8,9 +8,11 @@ import { isGlobalAdmin, useCaller } from "../session/caller.ts";
 import { useProjects, useRegions } from "../session/projects.ts";
 import { readLastPlace } from "../session/session.ts";
 import { ProblemMessage, QueryState } from "../ui/problem.tsx";
+import { useTitle } from "../ui/title.ts";
 
 /** Screen 2: pick a project and a region (admins can create a project). */
 export function ProjectsScreen() {
+  useTitle("Projects");
   const caller = useCaller();
   const projects = useProjects();
   const regions = useRegions();
@@ -58,7 +60,7 @@ export function ProjectsScreen() {
 
       <section className="card" aria-labelledby="projects-heading">
         <h2 id="projects-heading" className="card-title">
-          Your projects
+          Choose a project
         </h2>
         <QueryState query={projects} what="projects" />
         {!projects.isPending && projects.projects.length === 0 && !projects.error && (

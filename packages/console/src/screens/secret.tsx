@@ -5,6 +5,7 @@ import { isAdmin, useCaller } from "../session/caller.ts";
 import { Breadcrumbs } from "../ui/breadcrumbs.tsx";
 import { typeLabel } from "../ui/format.ts";
 import { QueryState } from "../ui/problem.tsx";
+import { useTitle } from "../ui/title.ts";
 
 const route = getRouteApi("/p/$projectId/$region/secrets/$secretId");
 
@@ -20,6 +21,7 @@ export function SecretScreen() {
   const { projectId, region, secretId, query, secret } = useSecret();
   const caller = useCaller();
   const params = { projectId, region, secretId };
+  useTitle(secret?.name, "Secret");
   return (
     <div className="page">
       {secret ? (
