@@ -1,6 +1,7 @@
 import { getRouteApi } from "@tanstack/react-router";
 import { isAdmin, isGlobalAdmin, useCaller } from "../session/caller.ts";
 import { QueryState } from "../ui/problem.tsx";
+import { useTitle } from "../ui/title.ts";
 import "./admin.css";
 import { AuditPanel } from "./audit-panel.tsx";
 
@@ -16,6 +17,7 @@ export function AuditScreen() {
   const search = route.useSearch();
   const navigate = route.useNavigate();
   const caller = useCaller();
+  useTitle("Audit");
   const admin = isAdmin(caller.data, projectId);
   return (
     <div className="page">

@@ -2,6 +2,7 @@ import { getRouteApi } from "@tanstack/react-router";
 import { isAdmin, isGlobalAdmin, useCaller } from "../session/caller.ts";
 import { useProjects } from "../session/projects.ts";
 import { QueryState } from "../ui/problem.tsx";
+import { useTitle } from "../ui/title.ts";
 import "./admin.css";
 import { TokensPanel } from "./tokens-panel.tsx";
 
@@ -11,6 +12,7 @@ const route = getRouteApi("/p/$projectId/$region/tokens");
 export function TokensScreen() {
   const { projectId } = route.useParams();
   const caller = useCaller();
+  useTitle("Tokens");
   const { projects } = useProjects();
   const admin = isAdmin(caller.data, projectId);
   return (
