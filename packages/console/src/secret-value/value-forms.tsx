@@ -87,8 +87,9 @@ export function TypeChoice({
     <fieldset className="choice-group type-choice">
       <legend>Secret type</legend>
       {VALUE_KINDS.map((kind) => (
-        <label key={kind} className="choice choice-card">
+        <div key={kind} className="choice choice-card">
           <input
+            id={`${name}-${kind}`}
             type="radio"
             name={name}
             value={kind}
@@ -96,11 +97,13 @@ export function TypeChoice({
             onChange={() => onChange(kind)}
             aria-describedby={`${name}-${kind}-hint`}
           />
-          <span className="choice-title">{KIND_LABELS[kind]}</span>
+          <label htmlFor={`${name}-${kind}`} className="choice-title">
+            {KIND_LABELS[kind]}
+          </label>
           <span id={`${name}-${kind}-hint`} className="field-hint">
             {KIND_HINTS[kind]}
           </span>
-        </label>
+        </div>
       ))}
       <FieldError id={`${name}-type`}>{error}</FieldError>
     </fieldset>
