@@ -423,17 +423,17 @@ export function CreateSecretForm({
       </section>
 
       {serverFor("form") ? (
-        <p className="form-error" role="alert" tabIndex={-1}>
+        <p className="notice notice-error" role="alert" tabIndex={-1}>
           {serverFor("form")}
         </p>
       ) : null}
       <div className="form-actions">
         {onCancel ? (
-          <button type="button" className="secondary" onClick={onCancel}>
+          <button type="button" className="btn" onClick={onCancel}>
             Cancel
           </button>
         ) : null}
-        <button type="submit" className="primary" disabled={busy} aria-busy={busy}>
+        <button type="submit" className="btn btn-primary" disabled={busy} aria-busy={busy}>
           {busy ? "Creating…" : "Create secret"}
         </button>
       </div>

@@ -41,7 +41,7 @@ export function Field({
       <label htmlFor={id}>{label}</label>
       {children}
       {hint ? (
-        <p id={`${id}-hint`} className="field-hint">
+        <p id={`${id}-hint`} className="hint">
           {hint}
         </p>
       ) : null}
@@ -87,7 +87,7 @@ export function Toggle({
         {label}
       </label>
       {hint ? (
-        <p id={`${id}-hint`} className="field-hint">
+        <p id={`${id}-hint`} className="hint">
           {hint}
         </p>
       ) : null}

@@ -1,45 +1,41 @@
-import { BadRequestSchema } from "@coffer/api/google/rpc";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { describeError } from "../api/errors.ts";
 
 /**
- * A server refusal, split so a form can show it next to the field it names.
- * `INVALID_ARGUMENT` carries the field as a google.rpc.BadRequest field
- * violation (`first_version.data.port`, `tags[2]`); ALREADY_EXISTS is about
- * the secret's path and name, so it is put on the name.
+ * A server refusal, split so a form can show it next to the field it names
+ * (console-core's describeError reads the google.rpc.BadRequest field
+ * violation an INVALID_ARGUMENT carries: `first_version.data.port`,
+ * `tags[2]`). Forms put the field's own label before the rule.
  */
 export interface Refusal {
   code: Code;
   /** The request field at fault, as the server names it; undefined when the refusal is not about one field. */
   field?: string;
-  /** The words to show: for a field, the rule it broke (the field's label goes before it). */
+  /** For a field, the rule it broke ("must start with ..."); otherwise the whole message, in plain words. */
   message: string;
 }
 
 /** Reads any error from a call into a {@link Refusal}. */
 export function refusalOf(error: unknown): Refusal {
-  const err = ConnectError.from(error);
-  if (err.code === Code.InvalidArgument) {
-    for (const detail of err.findDetails(BadRequestSchema)) {
-      const violation = detail.fieldViolations[0];
-      if (violation)
-        return { code: err.code, field: violation.field, message: violation.description };
-    }
+  const problem = describeError(error);
+  if (problem.field !== undefined) {
+    return {
+      code: problem.code,
+      field: problem.field,
+      message: problem.violations.get(problem.field) ?? problem.message,
+    };
   }
-  return { code: err.code, message: wordsFor(err) };
+  // ALREADY_EXISTS's own message names the path and name, which says more than "It already exists.".
+  const raw = error instanceof ConnectError ? error.rawMessage : "";
+  return {
+    code: problem.code,
+    message: problem.code === Code.AlreadyExists && raw ? capital(raw) : problem.message,
+  };
 }
 
-/** What a refusal not tied to one field means, in words a person can act on. */
-function wordsFor(err: ConnectError): string {
-  switch (err.code) {
-    case Code.Unavailable:
-      return "The server cannot be reached. Check your connection, then try again.";
-    case Code.Unauthenticated:
-      return `Your session is no longer valid (${err.rawMessage}). Sign in again.`;
-    case Code.PermissionDenied:
-      return `Your token may not do this: ${err.rawMessage}`;
-    default:
-      return err.rawMessage;
-  }
+function capital(text: string): string {
+  const t = text.charAt(0).toUpperCase() + text.slice(1);
+  return /[.!?]$/.test(t) ? t : `${t}.`;
 }
 
 /** The label a field's message starts with. */
@@ -57,6 +53,7 @@ const LABELS: Record<string, string> = {
   "data.dbname": "Database name",
   "data.engine": "Engine",
   "data.ssh_private_key": "The SSH private key",
+  data_crc32: "The value's checksum",
   ephemeral_policy: "The ephemeral policy",
   "ephemeral_policy.time_to_live": "Time to live",
 };

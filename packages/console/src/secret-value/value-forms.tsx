@@ -1,5 +1,6 @@
 import { type ChangeEvent, useEffect, useId, useRef, useState } from "react";
 import { parseDotenv } from "../import/dotenv.ts";
+import "./value-forms.css";
 import { describedBy, Field, FieldError } from "./fields.tsx";
 import {
   DATABASE_ENGINES,
@@ -67,7 +68,7 @@ export function SourceChoice({
         />
         Import from a file
       </label>
-      <p className="field-hint">{FILE_SIZE_NOTE}</p>
+      <p className="hint">{FILE_SIZE_NOTE}</p>
     </fieldset>
   );
 }
@@ -100,7 +101,7 @@ export function TypeChoice({
           <label htmlFor={`${name}-${kind}`} className="choice-title">
             {KIND_LABELS[kind]}
           </label>
-          <span id={`${name}-${kind}-hint`} className="field-hint">
+          <span id={`${name}-${kind}-hint`} className="hint">
             {KIND_HINTS[kind]}
           </span>
         </div>
@@ -186,19 +187,19 @@ export function ValueEntry({
             aria-invalid={fileProblem ? true : undefined}
             aria-describedby={describedBy(fileId, true, fileProblem)}
           />
-          <p id={`${fileId}-hint`} className="field-hint">
+          <p id={`${fileId}-hint`} className="hint">
             {fileHint(kind)}
           </p>
           <FieldError id={fileId}>{fileProblem}</FieldError>
           {loaded && kind !== "opaque" ? (
-            <p className="field-note" role="status">
+            <p className="notice notice-info" role="status">
               Read from {loaded}. Check the value below before you continue.
             </p>
           ) : null}
         </div>
       ) : null}
       {source === "file" && draft.kind === "opaque" && draft.file ? (
-        <p className="field-note" role="status">
+        <p className="notice notice-info" role="status">
           {draft.file.name}: {formatCount(draft.file.bytes.byteLength)} bytes, stored exactly as
           they are.
         </p>
@@ -274,7 +275,11 @@ export function OpaqueForm({ draft, onChange, errors }: FormProps<"opaque">) {
           File <strong>{draft.file.name}</strong> ({formatCount(draft.file.bytes.byteLength)}{" "}
           bytes).
         </p>
-        <button type="button" onClick={() => onChange({ kind: "opaque", text: "" })}>
+        <button
+          type="button"
+          className="btn btn-small"
+          onClick={() => onChange({ kind: "opaque", text: "" })}
+        >
           Remove file and type a value
         </button>
         <FieldError id={`${id}-value`}>{errors.data}</FieldError>
@@ -540,6 +545,7 @@ export function KeyValueForm({ draft, onChange, errors }: FormProps<"key_value">
                 <td>
                   <button
                     type="button"
+                    className="btn btn-small"
                     aria-label={`Remove row ${index + 1}`}
                     onClick={() => {
                       const next = rows.filter((r) => r.id !== row.id);
@@ -556,6 +562,7 @@ export function KeyValueForm({ draft, onChange, errors }: FormProps<"key_value">
       </table>
       <button
         type="button"
+        className="btn btn-small"
         onClick={() => {
           const row = newRow();
           setRows([...rows, row]);
