@@ -220,13 +220,13 @@ describe("Create secret form", () => {
     await user.click(screen.getByRole("button", { name: "Create secret" }));
     const name = screen.getByRole("textbox", { name: "Name" });
     await waitFor(() =>
-      expect(descriptionOf(name)).toContain('a secret named "dup" already exists in /prod'),
+      expect(descriptionOf(name)).toContain('A secret named "dup" already exists in /prod.'),
     );
     code = Code.PermissionDenied;
     await user.click(screen.getByRole("button", { name: "Create secret" }));
     await waitFor(() =>
       expect(screen.getByRole("alert").textContent).toBe(
-        "Your token may not do this: token lacks secret_write",
+        "Your access token does not allow this. (token lacks secret_write)",
       ),
     );
   });
