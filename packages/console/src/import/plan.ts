@@ -1,5 +1,5 @@
 import { nameProblem } from "../secret-value/metadata.ts";
-import { KIND_LABELS, payloadSizeProblem, type ValueKind } from "../secret-value/payload.ts";
+import { KIND_LABELS, payloadSizeProblem, type ValueKind } from "../secret-value/value-draft.ts";
 import { describe, type ImportEntry } from "./parse.ts";
 
 /**

@@ -19,13 +19,13 @@ import {
 } from "../import/plan.ts";
 import { describedBy, Field, FieldError } from "../secret-value/fields.tsx";
 import { normalizePath, pathProblem } from "../secret-value/metadata.ts";
+import { refusalOf, sentence } from "../secret-value/refusal.ts";
 import {
   formatCount,
   KIND_LABELS,
   kindOfSecretType,
   secretTypeOf,
-} from "../secret-value/payload.ts";
-import { refusalOf, sentence } from "../secret-value/refusal.ts";
+} from "../secret-value/value-draft.ts";
 import "../secret-value/value-forms.css";
 
 /**

@@ -15,6 +15,7 @@ import {
   type TtlUnit,
   tagsProblem,
 } from "../secret-value/metadata.ts";
+import { refusalOf, sentence } from "../secret-value/refusal.ts";
 import {
   emptyDraft,
   encodeDraft,
@@ -22,8 +23,7 @@ import {
   secretTypeOf,
   type ValueDraft,
   type ValueKind,
-} from "../secret-value/payload.ts";
-import { refusalOf, sentence } from "../secret-value/refusal.ts";
+} from "../secret-value/value-draft.ts";
 import {
   SourceChoice,
   TypeChoice,

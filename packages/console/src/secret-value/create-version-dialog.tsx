@@ -6,6 +6,7 @@ import { type FormEvent, useId, useRef, useState } from "react";
 import { describedBy, Field, Toggle } from "./fields.tsx";
 import { descriptionProblem } from "./metadata.ts";
 import { Modal } from "./modal.tsx";
+import { refusalOf, sentence } from "./refusal.ts";
 import {
   emptyDraft,
   encodeDraft,
@@ -13,8 +14,7 @@ import {
   KIND_LABELS,
   kindOfSecretType,
   type ValueDraft,
-} from "./payload.ts";
-import { refusalOf, sentence } from "./refusal.ts";
+} from "./value-draft.ts";
 import { SourceChoice, ValueEntry, type ValueSource } from "./value-forms.tsx";
 
 /**

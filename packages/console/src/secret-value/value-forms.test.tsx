@@ -3,7 +3,7 @@ import userEvent from "@testing-library/user-event";
 import { useState } from "react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { descriptionOf, inputValue, isInvalid } from "../testing/dom-helpers.ts";
-import { emptyDraft, encodeDraft, type ValueDraft, type ValueKind } from "./payload.ts";
+import { emptyDraft, encodeDraft, type ValueDraft, type ValueKind } from "./value-draft.ts";
 import { SourceChoice, ValueEntry, type ValueSource } from "./value-forms.tsx";
 
 /** A form as a screen holds it: the draft in state, its checks shown as you type, its payload readable. */

@@ -16,7 +16,7 @@ import {
   VALUE_KINDS,
   type ValueDraft,
   type ValueKind,
-} from "./payload.ts";
+} from "./value-draft.ts";
 
 /**
  * The value of a secret, entered by hand or read from a file, one form per

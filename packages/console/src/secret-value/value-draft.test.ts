@@ -13,7 +13,7 @@ import {
   secretTypeOf,
   sshKeyProblem,
   type ValueDraft,
-} from "./payload.ts";
+} from "./value-draft.ts";
 
 const text = (b: Uint8Array | undefined) => (b ? new TextDecoder().decode(b) : undefined);
 const CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
