@@ -1,8 +1,8 @@
 import { SecretService } from "@coffer/api";
 import { createClient } from "@connectrpc/connect";
-import { createConnectQueryKey, useTransport } from "@connectrpc/connect-query";
-import { useQueryClient } from "@tanstack/react-query";
+import { useTransport } from "@connectrpc/connect-query";
 import { type DragEvent, useId, useRef, useState } from "react";
+import { useSecretChanged } from "../api/cache.ts";
 import {
   formatOfName,
   guessFormat,
@@ -78,7 +78,7 @@ export function BulkImportForm({
 }) {
   const id = useId();
   const transport = useTransport();
-  const queryClient = useQueryClient();
+  const changed = useSecretChanged();
   const [path, setPath] = useState(initialPath && initialPath !== "" ? initialPath : "/");
   const [text, setText] = useState("");
   const [fileName, setFileName] = useState<string>();
@@ -251,9 +251,7 @@ export function BulkImportForm({
     setText("");
     setResults(out);
     setBusy(undefined);
-    await queryClient.invalidateQueries({
-      queryKey: createConnectQueryKey({ schema: SecretService, cardinality: undefined }),
-    });
+    await changed(region);
     setTimeout(() => resultRef.current?.focus(), 0);
   }
 

@@ -1,7 +1,6 @@
 import { type Secret, SecretService, type SecretVersion } from "@coffer/api";
 import { createClient } from "@connectrpc/connect";
-import { createConnectQueryKey, useTransport } from "@connectrpc/connect-query";
-import { useQueryClient } from "@tanstack/react-query";
+import { useTransport } from "@connectrpc/connect-query";
 import { type FormEvent, useId, useRef, useState } from "react";
 import { describedBy, Field, Toggle } from "./fields.tsx";
 import { descriptionProblem } from "./metadata.ts";
@@ -23,7 +22,8 @@ import { SourceChoice, ValueEntry, type ValueSource } from "./value-forms.tsx";
  * of the secret's type (which cannot change); "Enable" is on by default;
  * "Disable previous" disables the version that was the latest enabled one.
  * The payload goes from the dialog's state to one CreateSecretVersion call
- * and is gone when the dialog closes; the secret's queries are refreshed.
+ * and is gone when the dialog closes. The caller refreshes what it shows
+ * (useSecretChanged) in `onCreated`.
  */
 export function CreateVersionDialog({
   secret,
@@ -36,7 +36,6 @@ export function CreateVersionDialog({
 }) {
   const id = useId();
   const transport = useTransport();
-  const queryClient = useQueryClient();
   const kind = kindOfSecretType(secret.type);
   const [source, setSource] = useState<ValueSource>("manual");
   const [draft, setDraft] = useState<ValueDraft>(() => emptyDraft(kind));
@@ -90,9 +89,6 @@ export function CreateVersionDialog({
         description,
         enabled,
         disablePrevious: enabled && disablePrevious,
-      });
-      await queryClient.invalidateQueries({
-        queryKey: createConnectQueryKey({ schema: SecretService, cardinality: undefined }),
       });
       if (response.version) onCreated(response.version);
       onClose();
