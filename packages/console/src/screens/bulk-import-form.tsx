@@ -91,6 +91,8 @@ export function BulkImportForm({
   const [lookupProblem, setLookupProblem] = useState<string>();
   const [results, setResults] = useState<RowResult[]>();
   const [dragging, setDragging] = useState(false);
+  // Changing the key empties the file input once its file has been imported.
+  const [fileInputKey, setFileInputKey] = useState(0);
   const previewRef = useRef<HTMLHeadingElement>(null);
   const resultRef = useRef<HTMLHeadingElement>(null);
 
@@ -249,6 +251,8 @@ export function BulkImportForm({
     // The values are not kept once written: the result holds names and outcomes only.
     setRows(undefined);
     setText("");
+    setFileName(undefined);
+    setFileInputKey((k) => k + 1);
     setResults(out);
     setBusy(undefined);
     await changed(region);
@@ -308,6 +312,7 @@ export function BulkImportForm({
             Import file
           </label>
           <input
+            key={fileInputKey}
             id={`${id}-file`}
             type="file"
             accept=".env,.json,.yaml,.yml,text/plain,application/json"

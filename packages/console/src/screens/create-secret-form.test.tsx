@@ -188,6 +188,23 @@ describe("Create secret form", () => {
     );
   });
 
+  it("imports the value from a file, and asks for one when none was chosen", async () => {
+    const { user, requests } = setup();
+    await user.click(screen.getByRole("radio", { name: "Import from a file" }));
+    await user.type(screen.getByRole("textbox", { name: "Secret name" }), "from-file");
+    await user.click(screen.getByRole("button", { name: "Create secret" }));
+    const file = screen.getByLabelText("Secret file");
+    expect(document.activeElement).toBe(file);
+    expect(descriptionOf(file)).toContain("The value is empty");
+    expect(requests).toHaveLength(0);
+    await user.upload(file, new File([new Uint8Array([0, 1, 2, 255])], "blob.bin"));
+    await screen.findByText(/blob\.bin: 4 bytes/);
+    await user.click(screen.getByRole("button", { name: "Create secret" }));
+    await waitFor(() => expect(requests).toHaveLength(1));
+    expect([...(requests[0]?.firstVersion?.data ?? [])]).toEqual([0, 1, 2, 255]);
+    expect(requests[0]?.type).toBe(SecretType.OPAQUE);
+  });
+
   it("shows the server's refusal next to the field it names", async () => {
     const { user } = setup(() => {
       throw invalidArgument(

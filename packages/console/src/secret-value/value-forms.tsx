@@ -175,22 +175,24 @@ export function ValueEntry({
 
   const fileId = `${id}-file`;
   const showForm = source === "manual" || (loaded !== undefined && kind !== "opaque");
+  // Until a file is read into a form, the value's own error (none chosen yet) belongs to the file input.
+  const fileError = fileProblem ?? (showForm ? undefined : errors.data);
   return (
     <div className="value-entry">
       {source === "file" ? (
-        <div className={fileProblem ? "field field-invalid" : "field"}>
+        <div className={fileError ? "field field-invalid" : "field"}>
           <label htmlFor={fileId}>Secret file</label>
           <input
             id={fileId}
             type="file"
             onChange={chooseFile}
-            aria-invalid={fileProblem ? true : undefined}
-            aria-describedby={describedBy(fileId, true, fileProblem)}
+            aria-invalid={fileError ? true : undefined}
+            aria-describedby={describedBy(fileId, true, fileError)}
           />
           <p id={`${fileId}-hint`} className="hint">
             {fileHint(kind)}
           </p>
-          <FieldError id={fileId}>{fileProblem}</FieldError>
+          <FieldError id={fileId}>{fileError}</FieldError>
           {loaded && kind !== "opaque" ? (
             <p className="notice notice-info" role="status">
               Read from {loaded}. Check the value below before you continue.
@@ -205,9 +207,6 @@ export function ValueEntry({
         </p>
       ) : null}
       {showForm ? <ValueForm draft={draft} onChange={onChange} errors={errors} /> : null}
-      {source === "file" && !showForm && !fileProblem && errors.data ? (
-        <FieldError id={`${id}-data`}>{errors.data}</FieldError>
-      ) : null}
     </div>
   );
 }
