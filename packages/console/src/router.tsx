@@ -41,6 +41,9 @@ export const signInRoute = createRoute({
   path: "/sign-in",
   validateSearch: (s: Record<string, unknown>): { ended?: boolean } =>
     s.ended === true || s.ended === "true" ? { ended: true } : {},
+  beforeLoad: () => {
+    if (readToken() !== undefined) throw redirect({ to: "/" });
+  },
   component: SignInScreen,
 });
 
@@ -152,7 +155,7 @@ export const routeTree = rootRoute.addChildren([
 ]);
 
 export function createAppRouter() {
-  return createRouter({ routeTree, defaultPreload: false, scrollRestoration: true });
+  return createRouter({ routeTree, defaultPreload: false, scrollRestoration: false });
 }
 
 declare module "@tanstack/react-router" {
