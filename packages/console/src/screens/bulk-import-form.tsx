@@ -88,6 +88,7 @@ export function BulkImportForm({
   const [rows, setRows] = useState<PlanRow[]>();
   const [planned, setPlanned] = useState<{ path: string; source: string }>();
   const [busy, setBusy] = useState<"preview" | "import">();
+  const [progress, setProgress] = useState<string>();
   const [lookupProblem, setLookupProblem] = useState<string>();
   const [results, setResults] = useState<RowResult[]>();
   const [dragging, setDragging] = useState(false);
@@ -197,6 +198,8 @@ export function BulkImportForm({
     setBusy("import");
     const client = createClient(SecretService, transport);
     const out: RowResult[] = [];
+    const total = rowsToWrite(rows).length;
+    let done = 0;
     for (const row of rows) {
       if (row.refused) {
         out.push({ name: row.name, outcome: "refused", detail: row.refused });
@@ -210,6 +213,8 @@ export function BulkImportForm({
         });
         continue;
       }
+      done += 1;
+      setProgress(`Importing ${done} of ${total}…`);
       try {
         if (row.action === "create") {
           await client.createSecret({
@@ -255,6 +260,7 @@ export function BulkImportForm({
     setFileInputKey((k) => k + 1);
     setResults(out);
     setBusy(undefined);
+    setProgress(undefined);
     await changed(region);
     setTimeout(() => resultRef.current?.focus(), 0);
   }
@@ -446,7 +452,7 @@ export function BulkImportForm({
               aria-busy={busy === "import"}
             >
               {busy === "import"
-                ? "Importing…"
+                ? (progress ?? "Importing…")
                 : `Import ${toWrite} ${toWrite === 1 ? "secret" : "secrets"}`}
             </button>
           </div>

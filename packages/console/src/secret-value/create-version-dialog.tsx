@@ -122,7 +122,7 @@ export function CreateVersionDialog({
         <SourceChoice
           value={source}
           onChange={setSource}
-          legend="Add your version manually or import it from a file"
+          legend="Add your version manually or import it from a file."
         />
         <ValueEntry
           source={source}

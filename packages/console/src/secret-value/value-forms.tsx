@@ -38,7 +38,7 @@ const secretInput = { autoComplete: "off", spellCheck: false, autoCapitalize: "o
 export function SourceChoice({
   value,
   onChange,
-  legend = "Add your secret manually or import it from a file",
+  legend = "Choose whether to add your secret manually or import it from a file",
 }: {
   value: ValueSource;
   onChange: (source: ValueSource) => void;
@@ -86,7 +86,7 @@ export function TypeChoice({
   const name = useId();
   return (
     <fieldset className="choice-group type-choice">
-      <legend>Secret type</legend>
+      <legend>Choose a secret type</legend>
       {VALUE_KINDS.map((kind) => (
         <div key={kind} className="choice choice-card">
           <input
