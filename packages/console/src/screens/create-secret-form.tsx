@@ -285,7 +285,7 @@ export function CreateSecretForm({
         <h2 id={`${id}-s4`}>Name and tags</h2>
         <Field
           id={`${id}-name`}
-          label="Secret name"
+          label="Name"
           hint='Letters, digits, ".", "_" and "-", up to 255 characters.'
           error={nameError}
         >
@@ -375,7 +375,9 @@ export function CreateSecretForm({
             <Field id={`${id}-ttl-amount`} label="Time to live" error={ttlError}>
               <input
                 id={`${id}-ttl-amount`}
-                inputMode="numeric"
+                type="number"
+                min={1}
+                step={1}
                 value={ttlAmount}
                 onChange={(e) => setTtlAmount(e.target.value)}
                 aria-invalid={ttlError ? true : undefined}
