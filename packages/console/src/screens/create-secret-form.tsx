@@ -297,7 +297,10 @@ export function CreateSecretForm({
               setName(e.target.value);
               clearServer("name");
             }}
-            onBlur={() => setNameTouched(true)}
+            // Passing through an empty field with Tab is not a mistake yet; the submit says so.
+            onBlur={() => {
+              if (name !== "") setNameTouched(true);
+            }}
             aria-invalid={nameError ? true : undefined}
             aria-describedby={describedBy(`${id}-name`, true, nameError)}
             autoComplete="off"
