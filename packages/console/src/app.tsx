@@ -1,4 +1,4 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, type Transport } from "@connectrpc/connect";
 import { TransportProvider } from "@connectrpc/connect-query";
 import { QueryClientProvider, useQueryClient } from "@tanstack/react-query";
 import { RouterProvider } from "@tanstack/react-router";
@@ -8,9 +8,12 @@ import { createTransport } from "./api/transport.ts";
 import { createAppRouter } from "./router.tsx";
 import { SessionProvider, useSession } from "./session/session-context.tsx";
 
-/** Transport, query cache, session and router, once per page. */
-export function App() {
-  const [transport] = useState(() => createTransport());
+/**
+ * Transport, query cache, session and router, once per page. Tests pass a
+ * transport of their own (createRouterTransport).
+ */
+export function App({ transport: given }: { transport?: Transport } = {}) {
+  const [transport] = useState(() => given ?? createTransport());
   const [queryClient] = useState(() => createQueryClient());
   const [router] = useState(() => createAppRouter());
   return (

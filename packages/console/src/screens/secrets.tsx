@@ -1,5 +1,6 @@
 import { getRouteApi, Link } from "@tanstack/react-router";
 import { canWrite, useCaller } from "../session/caller.ts";
+import { useTitle } from "../ui/title.ts";
 import { SecretsFolders } from "./secrets-folders.tsx";
 import { SecretsList } from "./secrets-list.tsx";
 
@@ -14,6 +15,7 @@ export function SecretsScreen() {
   const { projectId, region } = route.useParams();
   const search = route.useSearch();
   const view = search.view ?? "folders";
+  useTitle("Secrets", search.path);
   const path = search.path ?? "/";
   const caller = useCaller();
   const writer = canWrite(caller.data, projectId);
