@@ -1,5 +1,6 @@
 import { getRouteApi, useNavigate } from "@tanstack/react-router";
 import { useSecretChanged } from "../api/cache.ts";
+import { useTitle } from "../ui/title.ts";
 import { CreateSecretForm } from "./create-secret-form.tsx";
 
 const route = getRouteApi("/p/$projectId/$region/secrets/new");
@@ -13,6 +14,7 @@ export function CreateSecretScreen() {
   const { projectId, region } = route.useParams();
   const { path } = route.useSearch();
   const navigate = useNavigate();
+  useTitle("Create secret");
   const changed = useSecretChanged();
   return (
     <div className="page">
