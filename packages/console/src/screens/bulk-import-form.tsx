@@ -209,7 +209,9 @@ export function BulkImportForm({
         out.push({
           name: row.name,
           outcome: "skipped",
-          detail: "A secret of this name is already in the folder.",
+          detail: row.existing
+            ? "A secret of this name is already in the folder; it was left as it is."
+            : "Skipped, as chosen.",
         });
         continue;
       }
@@ -514,14 +516,13 @@ const OUTCOME_BADGE: Record<RowResult["outcome"], string> = {
 };
 
 function summarize(rows: readonly PlanRow[]): string {
-  const create = rows.filter((r) => r.action === "create").length;
-  const version = rows.filter((r) => r.action === "new_version").length;
-  const existing = rows.filter((r) => r.existing).length;
-  const refused = rows.filter((r) => r.refused).length;
+  const count = (test: (r: PlanRow) => boolean) => rows.filter(test).length;
+  const existing = count((r) => r.existing !== undefined);
   return [
-    `${create} to create`,
-    `${existing} already in the folder (${version} to get a new version)`,
-    `${refused} refused`,
+    `${count((r) => r.action === "create")} to create`,
+    `${count((r) => r.action === "new_version")} to get a new version`,
+    `${count((r) => r.action === "skip" && !r.refused)} to skip (${existing} already in the folder)`,
+    `${count((r) => r.refused !== undefined)} refused`,
   ].join(", ");
 }
 
