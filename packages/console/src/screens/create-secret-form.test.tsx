@@ -190,6 +190,7 @@ describe("Create secret form", () => {
 
   it("imports the value from a file, and asks for one when none was chosen", async () => {
     const { user, requests } = setup();
+    await user.type(screen.getByRole("textbox", { name: "Secret value" }), "typed by hand");
     await user.click(screen.getByRole("radio", { name: "Import from a file" }));
     await user.type(screen.getByRole("textbox", { name: "Name" }), "from-file");
     await user.click(screen.getByRole("button", { name: "Create secret" }));

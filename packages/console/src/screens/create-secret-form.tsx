@@ -244,7 +244,17 @@ export function CreateSecretForm({
 
       <section aria-labelledby={`${id}-s2`} className="form-step">
         <h2 id={`${id}-s2`}>Add your secret</h2>
-        <SourceChoice value={source} onChange={setSource} />
+        <SourceChoice
+          value={source}
+          onChange={(next) => {
+            setSource(next);
+            // A value typed by hand is not sent when the person chose to import a file.
+            if (next === "file") {
+              setDraft(emptyDraft(kind));
+              setValueTouched(false);
+            }
+          }}
+        />
         <TypeChoice value={kind} onChange={chooseKind} />
         <ValueEntry
           source={source}

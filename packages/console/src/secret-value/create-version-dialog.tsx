@@ -121,7 +121,14 @@ export function CreateVersionDialog({
         </p>
         <SourceChoice
           value={source}
-          onChange={setSource}
+          onChange={(next) => {
+            setSource(next);
+            // A value typed by hand is not sent when the person chose to import a file.
+            if (next === "file") {
+              setDraft(emptyDraft(kind));
+              setTouched(false);
+            }
+          }}
           legend="Add your version manually or import it from a file."
         />
         <ValueEntry

@@ -134,6 +134,14 @@ export function ValueEntry({
   const lastFile = useRef<{ name: string; bytes: Uint8Array } | undefined>(undefined);
   const kind = draft.kind;
 
+  // Choosing "Import from a file" starts from no file: a file read earlier is forgotten.
+  useEffect(() => {
+    if (source !== "file") return;
+    lastFile.current = undefined;
+    setLoaded(undefined);
+    setFileProblem(undefined);
+  }, [source]);
+
   // biome-ignore lint/correctness/useExhaustiveDependencies: re-read only when the type changes
   useEffect(() => {
     const file = lastFile.current;
