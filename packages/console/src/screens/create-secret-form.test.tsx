@@ -196,7 +196,9 @@ describe("Create secret form", () => {
     await user.click(screen.getByRole("button", { name: "Create secret" }));
     const file = screen.getByLabelText("Secret file");
     expect(document.activeElement).toBe(file);
-    expect(descriptionOf(file)).toContain("The value is empty");
+    expect(descriptionOf(file)).toContain(
+      "Choose a file to import (at most 64 KiB, 65,536 bytes).",
+    );
     expect(requests).toHaveLength(0);
     await user.upload(file, new File([new Uint8Array([0, 1, 2, 255])], "blob.bin"));
     await screen.findByText(/blob\.bin: 4 bytes/);
@@ -204,6 +206,23 @@ describe("Create secret form", () => {
     await waitFor(() => expect(requests).toHaveLength(1));
     expect([...(requests[0]?.firstVersion?.data ?? [])]).toEqual([0, 1, 2, 255]);
     expect(requests[0]?.type).toBe(SecretType.OPAQUE);
+  });
+
+  it("sends nothing when the file chosen is refused, even after a good one was read", async () => {
+    const { user, requests } = setup();
+    await user.click(screen.getByRole("radio", { name: /Basic credentials/ }));
+    await user.click(screen.getByRole("radio", { name: "Import from a file" }));
+    await user.type(screen.getByRole("textbox", { name: "Name" }), "creds");
+    const file = screen.getByLabelText("Secret file");
+    await user.upload(file, new File(['{"username":"a","password":"b"}'], "ok.json"));
+    await screen.findByText(/Read from ok\.json/);
+    await user.upload(file, new File([new Uint8Array(65_537)], "big.json"));
+    await user.click(screen.getByRole("button", { name: "Create secret" }));
+    expect(descriptionOf(file)).toContain(
+      "This file is 65,537 bytes; the maximum is 64 KiB (65,536 bytes).",
+    );
+    expect(document.activeElement).toBe(file);
+    expect(requests).toHaveLength(0);
   });
 
   it("shows the server's refusal next to the field it names", async () => {

@@ -20,6 +20,7 @@ import {
   emptyDraft,
   encodeDraft,
   type FieldErrors,
+  NO_FILE,
   secretTypeOf,
   type ValueDraft,
   type ValueKind,
@@ -91,6 +92,7 @@ export function CreateSecretForm({
   const [kind, setKind] = useState<ValueKind>("opaque");
   const [draft, setDraft] = useState<ValueDraft>(() => emptyDraft("opaque"));
   const [valueTouched, setValueTouched] = useState(false);
+  const [fileRead, setFileRead] = useState<string>();
   const [path, setPath] = useState(initialPath && initialPath !== "" ? initialPath : "/");
   const [name, setName] = useState("");
   const [nameTouched, setNameTouched] = useState(false);
@@ -122,7 +124,9 @@ export function CreateSecretForm({
 
   // The browser's checks.
   const encoded = encodeDraft(draft);
+  const noFile = source === "file" && fileRead === undefined;
   const valueErrors: FieldErrors = submitted || valueTouched ? { ...encoded.errors } : {};
+  if (noFile && submitted) valueErrors.data = NO_FILE;
   if (server?.slot === "value" && server.field) {
     const field = server.field.replace(/^first_version\./, "");
     valueErrors[field] = server.message;
@@ -146,6 +150,7 @@ export function CreateSecretForm({
     setServer(undefined);
     const blocked =
       encoded.bytes === undefined ||
+      noFile ||
       pathProblem(path) ||
       nameProblem(name) ||
       tagsProblem(tags) ||
@@ -265,6 +270,7 @@ export function CreateSecretForm({
             clearServer("value");
           }}
           errors={valueErrors}
+          onFileRead={setFileRead}
         />
       </section>
 

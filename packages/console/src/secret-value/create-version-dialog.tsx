@@ -12,6 +12,7 @@ import {
   type FieldErrors,
   KIND_LABELS,
   kindOfSecretType,
+  NO_FILE,
   type ValueDraft,
 } from "./value-draft.ts";
 import { SourceChoice, ValueEntry, type ValueSource } from "./value-forms.tsx";
@@ -40,6 +41,7 @@ export function CreateVersionDialog({
   const [source, setSource] = useState<ValueSource>("manual");
   const [draft, setDraft] = useState<ValueDraft>(() => emptyDraft(kind));
   const [touched, setTouched] = useState(false);
+  const [fileRead, setFileRead] = useState<string>();
   const [enabled, setEnabled] = useState(true);
   const [disablePrevious, setDisablePrevious] = useState(false);
   const [description, setDescription] = useState("");
@@ -49,7 +51,9 @@ export function CreateVersionDialog({
   const formRef = useRef<HTMLFormElement>(null);
 
   const encoded = encodeDraft(draft);
+  const noFile = source === "file" && fileRead === undefined;
   const valueErrors: FieldErrors = submitted || touched ? { ...encoded.errors } : {};
+  if (noFile && submitted) valueErrors.data = NO_FILE;
   const serverField = server?.field;
   if (serverField?.startsWith("data")) valueErrors[serverField] = server?.message ?? "";
   const descriptionError =
@@ -75,7 +79,7 @@ export function CreateVersionDialog({
     event.preventDefault();
     setSubmitted(true);
     setServer(undefined);
-    if (encoded.bytes === undefined || descriptionProblem(description)) {
+    if (encoded.bytes === undefined || noFile || descriptionProblem(description)) {
       focusFirstInvalid();
       return;
     }
@@ -140,6 +144,7 @@ export function CreateVersionDialog({
             if (serverField?.startsWith("data")) setServer(undefined);
           }}
           errors={valueErrors}
+          onFileRead={setFileRead}
         />
         <Toggle
           id={`${id}-enable`}

@@ -171,6 +171,9 @@ export function fileSizeProblem(size: number): string | undefined {
   return undefined;
 }
 
+/** What a form says when "Import from a file" is chosen and no file was read. */
+export const NO_FILE = "Choose a file to import (at most 64 KiB, 65,536 bytes).";
+
 /** The result of encoding a draft: the payload when it passes every check, and the checks it failed. */
 export interface Encoded {
   bytes?: Uint8Array;

@@ -6,6 +6,7 @@ import {
   DATABASE_ENGINES,
   type DatabaseEngine,
   decodeFile,
+  emptyDraft,
   type FieldErrors,
   fileSizeProblem,
   formatCount,
@@ -121,15 +122,26 @@ export function ValueEntry({
   draft,
   onChange,
   errors,
+  onFileRead,
 }: {
   source: ValueSource;
   draft: ValueDraft;
   onChange: (draft: ValueDraft) => void;
   errors: FieldErrors;
+  /**
+   * Told the name of the file the value was read from, or undefined when
+   * none is (none chosen yet, or the last one refused): a form must not
+   * send a value "imported from a file" when no file was read.
+   */
+  onFileRead?: (fileName: string | undefined) => void;
 }) {
   const id = useId();
   const [fileProblem, setFileProblem] = useState<string>();
   const [loaded, setLoaded] = useState<string>();
+  // biome-ignore lint/correctness/useExhaustiveDependencies: told when the file changes, not when the callback does
+  useEffect(() => {
+    onFileRead?.(loaded);
+  }, [loaded]);
   // The last file read, so that choosing another type reads it again as that type.
   const lastFile = useRef<{ name: string; bytes: Uint8Array } | undefined>(undefined);
   const kind = draft.kind;
@@ -153,6 +165,7 @@ export function ValueEntry({
     } else {
       setFileProblem(decoded.problem);
       setLoaded(undefined);
+      onChange(emptyDraft(kind));
     }
   }, [kind]);
 
@@ -165,6 +178,8 @@ export function ValueEntry({
     if (tooBig) {
       lastFile.current = undefined;
       setFileProblem(tooBig);
+      // Nothing of a file read before stays in the form, to be sent in this one's place.
+      onChange(emptyDraft(kind));
       event.target.value = "";
       return;
     }
@@ -173,6 +188,7 @@ export function ValueEntry({
     if ("problem" in decoded) {
       lastFile.current = undefined;
       setFileProblem(decoded.problem);
+      onChange(emptyDraft(kind));
       return;
     }
     lastFile.current = { name: file.name, bytes };
