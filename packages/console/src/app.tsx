@@ -6,6 +6,7 @@ import { useEffect, useState } from "react";
 import { createQueryClient } from "./api/query-client.ts";
 import { createTransport } from "./api/transport.ts";
 import { createAppRouter } from "./router.tsx";
+import { readToken } from "./session/session.ts";
 import { SessionProvider, useSession } from "./session/session-context.tsx";
 
 /**
@@ -41,6 +42,8 @@ function EndSessionOnRevokedToken({ onEnded }: { onEnded: () => void }) {
     () =>
       queryClient.getQueryCache().subscribe((event) => {
         if (!signedIn || event.type !== "updated" || event.action.type !== "error") return;
+        // Signed out meanwhile (a read that raced the sign-out): nothing to end.
+        if (readToken() === undefined) return;
         if (ConnectError.from(event.action.error).code !== Code.Unauthenticated) return;
         forget();
         onEnded();
