@@ -164,9 +164,9 @@ export function BulkImportForm({
       return;
     }
     const chosen = format === "auto" ? guessFormat(text) : format;
-    let entries: ReturnType<typeof parseImportFile>;
+    let entries: Awaited<ReturnType<typeof parseImportFile>>;
     try {
-      entries = parseImportFile(text, chosen);
+      entries = await parseImportFile(text, chosen);
     } catch (err) {
       setParseProblem(err instanceof ImportFileError ? err.message : "This file does not parse.");
       return;
