@@ -57,6 +57,8 @@ async function open(secret: Secret) {
   sessionStorage.setItem("coffer.session", "coffer_t");
   window.history.replaceState(null, "", `/p/${PROJECT}/fr-par/secrets/${SECRET}/overview`);
   render(<App transport={server(secret, unprotected)} />);
+  // The secret's page and its tab are chunks loaded on demand.
+  await screen.findByText("cannot be moved", {}, { timeout: 5000 });
   await settle();
   return unprotected;
 }

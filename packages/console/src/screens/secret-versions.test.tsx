@@ -74,6 +74,8 @@ async function open(role: Role) {
   sessionStorage.setItem("coffer.session", "coffer_t");
   window.history.replaceState(null, "", `/p/${PROJECT}/fr-par/secrets/${SECRET}/versions`);
   render(<App transport={server(role, disabled, accessed)} />);
+  // The secret's page and its tab are chunks loaded on demand.
+  await screen.findByRole("row", { name: "Version 1" }, { timeout: 5000 });
   await settle();
   return { disabled, accessed };
 }
