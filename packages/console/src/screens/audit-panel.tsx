@@ -3,6 +3,7 @@ import { AdminService, type AuditEvent, SecretService, type Token } from "@coffe
 import { skipToken, useQuery } from "@connectrpc/connect-query";
 import { Link } from "@tanstack/react-router";
 import { type FormEvent, useEffect, useId, useState } from "react";
+import { DataTable } from "../ui/data-table.tsx";
 import { formatTime, fullPath, isoTime } from "../ui/format.ts";
 import { Pager } from "../ui/pager.tsx";
 import { QueryState } from "../ui/problem.tsx";
@@ -151,36 +152,26 @@ export function AuditPanel({
         </div>
       )}
       {list.length > 0 && (
-        <div className="table-wrap">
-          <table className="table">
-            <caption className="visually-hidden">Audit events, newest first</caption>
-            <thead>
-              <tr>
-                <th scope="col">Time</th>
-                <th scope="col">Method</th>
-                <th scope="col">Outcome</th>
-                <th scope="col">Token</th>
-                <th scope="col">Secret</th>
-                <th scope="col">Revision</th>
-                <th scope="col">From</th>
-                <th scope="col">Request id</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.map((e) => {
-                const t = tokenNames.get(e.tokenId);
-                return (
-                  <EventRow
-                    key={e.id}
-                    event={e}
-                    tokenName={t && tokenLabel(t)}
-                    onSearch={onSearch}
-                  />
-                );
-              })}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          caption="Audit events, newest first"
+          columns={[
+            "Time",
+            "Method",
+            "Outcome",
+            "Token",
+            "Secret",
+            "Revision",
+            "From",
+            "Request id",
+          ]}
+        >
+          {list.map((e) => {
+            const t = tokenNames.get(e.tokenId);
+            return (
+              <EventRow key={e.id} event={e} tokenName={t && tokenLabel(t)} onSearch={onSearch} />
+            );
+          })}
+        </DataTable>
       )}
       <Pager
         page={page}

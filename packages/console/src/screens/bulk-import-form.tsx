@@ -27,6 +27,7 @@ import {
   secretTypeOf,
 } from "../secret-value/value-draft.ts";
 import "../secret-value/value-forms.css";
+import { DataTable } from "../ui/data-table.tsx";
 
 /**
  * Bulk import (screen 9): a .env, JSON or YAML file, dropped, chosen or
@@ -396,55 +397,45 @@ export function BulkImportForm({
             {rows.length} {rows.length === 1 ? "entry" : "entries"} from {planned.source} into{" "}
             <code>{planned.path}</code>: {counts}. Nothing is written until you click “Import”.
           </p>
-          <div className="table-wrap">
-            <table className="table import-table">
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Type</th>
-                  <th scope="col">In the folder</th>
-                  <th scope="col">Action</th>
-                  <th scope="col">Notes</th>
-                </tr>
-              </thead>
-              <tbody>
-                {rows.map((row, index) => (
-                  <tr
-                    key={`${row.name}-${row.where}`}
-                    className={row.refused ? "row-refused" : undefined}
-                  >
-                    <th scope="row" className="mono">
-                      {row.name}
-                    </th>
-                    <td>{row.kind ? KIND_LABELS[row.kind] : "—"}</td>
-                    <td>{row.existing ? "Already exists" : row.refused ? "—" : "New"}</td>
-                    <td>
-                      {row.choices.length > 1 ? (
-                        <select
-                          aria-label={`Action for ${row.name}`}
-                          value={row.action}
-                          onChange={(e) => choose(index, e.target.value as RowAction)}
-                        >
-                          {row.choices.map((c) => (
-                            <option key={c} value={c}>
-                              {ACTION_LABELS[c]}
-                            </option>
-                          ))}
-                        </select>
-                      ) : row.refused ? (
-                        <span className="badge badge-danger">Refused</span>
-                      ) : (
-                        ACTION_LABELS[row.action]
-                      )}
-                    </td>
-                    <td className="import-note">
-                      {row.refused ?? row.noNewVersion ?? `From ${row.where}.`}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable
+            className="import-table"
+            columns={["Name", "Type", "In the folder", "Action", "Notes"]}
+          >
+            {rows.map((row, index) => (
+              <tr
+                key={`${row.name}-${row.where}`}
+                className={row.refused ? "row-refused" : undefined}
+              >
+                <th scope="row" className="mono">
+                  {row.name}
+                </th>
+                <td>{row.kind ? KIND_LABELS[row.kind] : "—"}</td>
+                <td>{row.existing ? "Already exists" : row.refused ? "—" : "New"}</td>
+                <td>
+                  {row.choices.length > 1 ? (
+                    <select
+                      aria-label={`Action for ${row.name}`}
+                      value={row.action}
+                      onChange={(e) => choose(index, e.target.value as RowAction)}
+                    >
+                      {row.choices.map((c) => (
+                        <option key={c} value={c}>
+                          {ACTION_LABELS[c]}
+                        </option>
+                      ))}
+                    </select>
+                  ) : row.refused ? (
+                    <span className="badge badge-danger">Refused</span>
+                  ) : (
+                    ACTION_LABELS[row.action]
+                  )}
+                </td>
+                <td className="import-note">
+                  {row.refused ?? row.noNewVersion ?? `From ${row.where}.`}
+                </td>
+              </tr>
+            ))}
+          </DataTable>
           <div className="form-actions">
             <button
               type="button"
@@ -467,33 +458,22 @@ export function BulkImportForm({
             Result
           </h2>
           <p role="status">{summarizeResults(results)}</p>
-          <div className="table-wrap">
-            <table className="table import-table">
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Result</th>
-                  <th scope="col">Details</th>
-                </tr>
-              </thead>
-              <tbody>
-                {results.map((r, i) => (
-                  // biome-ignore lint/suspicious/noArrayIndexKey: a name may appear twice in a file
-                  <tr key={`${r.name}-${i}`}>
-                    <th scope="row" className="mono">
-                      {r.name}
-                    </th>
-                    <td>
-                      <span className={`badge ${OUTCOME_BADGE[r.outcome]}`}>
-                        {OUTCOME_LABELS[r.outcome]}
-                      </span>
-                    </td>
-                    <td>{r.detail}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable className="import-table" columns={["Name", "Result", "Details"]}>
+            {results.map((r, i) => (
+              // biome-ignore lint/suspicious/noArrayIndexKey: a name may appear twice in a file
+              <tr key={`${r.name}-${i}`}>
+                <th scope="row" className="mono">
+                  {r.name}
+                </th>
+                <td>
+                  <span className={`badge ${OUTCOME_BADGE[r.outcome]}`}>
+                    {OUTCOME_LABELS[r.outcome]}
+                  </span>
+                </td>
+                <td>{r.detail}</td>
+              </tr>
+            ))}
+          </DataTable>
           {onOpenFolder && planned ? (
             <div className="form-actions">
               <button type="button" className="btn" onClick={() => onOpenFolder(planned.path)}>

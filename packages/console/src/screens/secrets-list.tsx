@@ -3,6 +3,7 @@ import { useQuery } from "@connectrpc/connect-query";
 import { Link, useNavigate } from "@tanstack/react-router";
 import { type FormEvent, useEffect, useState } from "react";
 import type { SecretsSearch, SecretsSort } from "../search.ts";
+import { DataTable } from "../ui/data-table.tsx";
 import { EmptySecrets } from "../ui/empty-secrets.tsx";
 import { formatTime, isoTime, SECRET_TYPES, typeFromKey, typeLabel } from "../ui/format.ts";
 import { Pager } from "../ui/pager.tsx";
@@ -89,55 +90,42 @@ export function SecretsList({
         />
       )}
       {secrets.length > 0 && (
-        <div className="table-wrap">
-          <table className="table">
-            <caption className="visually-hidden">Secrets</caption>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Path</th>
-                <th scope="col">Type</th>
-                <th scope="col">Tags</th>
-                <th scope="col">Versions</th>
-                <th scope="col">Created</th>
-                <th scope="col">Updated</th>
-              </tr>
-            </thead>
-            <tbody>
-              {secrets.map((s) => (
-                <tr key={s.id}>
-                  <td>
-                    <Link
-                      to="/p/$projectId/$region/secrets/$secretId/overview"
-                      params={{ projectId, region, secretId: s.id }}
-                      className="row-link"
-                    >
-                      <span className="icon-key" aria-hidden="true" />
-                      {s.name}
-                    </Link>
-                    {s.protected && <span className="badge badge-info">Protected</span>}
-                    {s.ephemeralPolicy && <span className="badge">Ephemeral</span>}
-                    {s.status === SecretStatus.LOCKED && (
-                      <span className="badge badge-danger">Scheduled for deletion</span>
-                    )}
-                  </td>
-                  <td className="mono">{s.path}</td>
-                  <td>{typeLabel(s.type)}</td>
-                  <td>
-                    <Tags tags={s.tags} />
-                  </td>
-                  <td>{s.versionCount}</td>
-                  <td>
-                    <time dateTime={isoTime(s.createdAt)}>{formatTime(s.createdAt)}</time>
-                  </td>
-                  <td>
-                    <time dateTime={isoTime(s.updatedAt)}>{formatTime(s.updatedAt)}</time>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          caption="Secrets"
+          columns={["Name", "Path", "Type", "Tags", "Versions", "Created", "Updated"]}
+        >
+          {secrets.map((s) => (
+            <tr key={s.id}>
+              <td>
+                <Link
+                  to="/p/$projectId/$region/secrets/$secretId/overview"
+                  params={{ projectId, region, secretId: s.id }}
+                  className="row-link"
+                >
+                  <span className="icon-key" aria-hidden="true" />
+                  {s.name}
+                </Link>
+                {s.protected && <span className="badge badge-info">Protected</span>}
+                {s.ephemeralPolicy && <span className="badge">Ephemeral</span>}
+                {s.status === SecretStatus.LOCKED && (
+                  <span className="badge badge-danger">Scheduled for deletion</span>
+                )}
+              </td>
+              <td className="mono">{s.path}</td>
+              <td>{typeLabel(s.type)}</td>
+              <td>
+                <Tags tags={s.tags} />
+              </td>
+              <td>{s.versionCount}</td>
+              <td>
+                <time dateTime={isoTime(s.createdAt)}>{formatTime(s.createdAt)}</time>
+              </td>
+              <td>
+                <time dateTime={isoTime(s.updatedAt)}>{formatTime(s.updatedAt)}</time>
+              </td>
+            </tr>
+          ))}
+        </DataTable>
       )}
       <Pager
         page={page}
