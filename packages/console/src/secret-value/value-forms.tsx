@@ -310,18 +310,14 @@ export function OpaqueForm({ draft, onChange, errors }: FormProps<"opaque">) {
     );
   }
   return (
-    <Field id={`${id}-value`} label="Secret value" error={errors.data}>
-      <textarea
-        id={`${id}-value`}
-        className="mono"
-        rows={4}
-        value={draft.text}
-        onChange={(e) => onChange({ ...draft, text: e.target.value })}
-        aria-invalid={errors.data ? true : undefined}
-        aria-describedby={describedBy(`${id}-value`, false, errors.data)}
-        {...secretInput}
-      />
-    </Field>
+    <TextAreaField
+      id={`${id}-value`}
+      label="Secret value"
+      rows={4}
+      value={draft.text}
+      error={errors.data}
+      onChange={(text) => onChange({ ...draft, text })}
+    />
   );
 }
 
@@ -329,23 +325,15 @@ export function OpaqueForm({ draft, onChange, errors }: FormProps<"opaque">) {
 export function CertificateForm({ draft, onChange, errors }: FormProps<"certificate">) {
   const id = `${useId()}-pem`;
   return (
-    <Field
+    <TextAreaField
       id={id}
       label="Certificate (PEM)"
       hint='One or more PEM blocks, from "-----BEGIN CERTIFICATE-----" to "-----END CERTIFICATE-----" (chains and keys too).'
+      rows={10}
+      value={draft.pem}
       error={errors.data}
-    >
-      <textarea
-        id={id}
-        className="mono"
-        rows={10}
-        value={draft.pem}
-        onChange={(e) => onChange({ ...draft, pem: e.target.value })}
-        aria-invalid={errors.data ? true : undefined}
-        aria-describedby={describedBy(id, true, errors.data)}
-        {...secretInput}
-      />
-    </Field>
+      onChange={(pem) => onChange({ ...draft, pem })}
+    />
   );
 }
 
@@ -354,23 +342,15 @@ export function SshKeyForm({ draft, onChange, errors }: FormProps<"ssh_key">) {
   const id = `${useId()}-ssh`;
   const error = errors["data.ssh_private_key"] ?? errors.data;
   return (
-    <Field
+    <TextAreaField
       id={id}
       label="SSH private key"
       hint='A PEM or OpenSSH private key, such as the content of ~/.ssh/id_ed25519 ("-----BEGIN OPENSSH PRIVATE KEY-----").'
+      rows={10}
+      value={draft.sshPrivateKey}
       error={error}
-    >
-      <textarea
-        id={id}
-        className="mono"
-        rows={10}
-        value={draft.sshPrivateKey}
-        onChange={(e) => onChange({ ...draft, sshPrivateKey: e.target.value })}
-        aria-invalid={error ? true : undefined}
-        aria-describedby={describedBy(id, true, error)}
-        {...secretInput}
-      />
-    </Field>
+      onChange={(sshPrivateKey) => onChange({ ...draft, sshPrivateKey })}
+    />
   );
 }
 
@@ -379,21 +359,7 @@ export function BasicCredentialsForm({ draft, onChange, errors }: FormProps<"bas
   const id = useId();
   return (
     <div className="field-row">
-      <TextField
-        id={`${id}-username`}
-        label="Username"
-        value={draft.username}
-        error={errors["data.username"]}
-        onChange={(username) => onChange({ ...draft, username })}
-      />
-      <TextField
-        id={`${id}-password`}
-        label="Password"
-        type="password"
-        value={draft.password}
-        error={errors["data.password"]}
-        onChange={(password) => onChange({ ...draft, password })}
-      />
+      <CredentialFields id={id} draft={draft} onChange={onChange} errors={errors} />
       <FieldError id={`${id}-data`}>{errors.data}</FieldError>
     </div>
   );
@@ -447,6 +413,60 @@ export function DatabaseCredentialsForm({
         error={errors["data.dbname"]}
         onChange={(dbname) => onChange({ ...draft, dbname })}
       />
+      <CredentialFields id={id} draft={draft} onChange={onChange} errors={errors} />
+      <FieldError id={`${id}-data`}>{errors.data}</FieldError>
+    </div>
+  );
+}
+
+/** A secret typed as text: monospaced, never spell-checked or completed. */
+function TextAreaField({
+  id,
+  label,
+  hint,
+  rows,
+  value,
+  error,
+  onChange,
+}: {
+  id: string;
+  label: string;
+  hint?: string;
+  rows: number;
+  value: string;
+  error?: string | undefined;
+  onChange: (value: string) => void;
+}) {
+  return (
+    <Field id={id} label={label} hint={hint} error={error}>
+      <textarea
+        id={id}
+        className="mono"
+        rows={rows}
+        value={value}
+        onChange={(e) => onChange(e.target.value)}
+        aria-invalid={error ? true : undefined}
+        aria-describedby={describedBy(id, hint, error)}
+        {...secretInput}
+      />
+    </Field>
+  );
+}
+
+/** The username and password that both kinds of credentials have. */
+function CredentialFields<D extends { username: string; password: string }>({
+  id,
+  draft,
+  onChange,
+  errors,
+}: {
+  id: string;
+  draft: D;
+  onChange: (draft: D) => void;
+  errors: FieldErrors;
+}) {
+  return (
+    <>
       <TextField
         id={`${id}-username`}
         label="Username"
@@ -462,8 +482,7 @@ export function DatabaseCredentialsForm({
         error={errors["data.password"]}
         onChange={(password) => onChange({ ...draft, password })}
       />
-      <FieldError id={`${id}-data`}>{errors.data}</FieldError>
-    </div>
+    </>
   );
 }
 
