@@ -17,7 +17,6 @@ import {
   type RowAction,
   rowsToWrite,
 } from "../import/plan.ts";
-import { describedBy, Field, FieldError } from "../secret-value/fields.tsx";
 import { normalizePath, pathProblem } from "../secret-value/metadata.ts";
 import { refusalOf, sentence } from "../secret-value/refusal.ts";
 import {
@@ -26,6 +25,7 @@ import {
   kindOfSecretType,
   secretTypeOf,
 } from "../secret-value/value-draft.ts";
+import { describedBy, Field, FieldError, FormStep, TextField } from "../ui/fields.tsx";
 import "../secret-value/value-forms.css";
 import { DataTable } from "../ui/data-table.tsx";
 
@@ -280,31 +280,23 @@ export function BulkImportForm({
         secret. You see what will happen before anything is written.
       </p>
 
-      <section className="form-step" aria-labelledby={`${id}-where`}>
-        <h2 id={`${id}-where`}>Folder</h2>
-        <Field
+      <FormStep title="Folder">
+        <TextField
           id={`${id}-path`}
           label="Path"
           hint="The folder the secrets go to. Each path must be prefixed with a slash."
           error={pathError}
-        >
-          <input
-            id={`${id}-path`}
-            value={path}
-            onChange={(e) => {
-              setPath(e.target.value);
-              resetPlan();
-            }}
-            aria-invalid={pathError ? true : undefined}
-            aria-describedby={describedBy(`${id}-path`, true, pathError)}
-            autoComplete="off"
-            spellCheck={false}
-          />
-        </Field>
-      </section>
+          value={path}
+          onChange={(next) => {
+            setPath(next);
+            resetPlan();
+          }}
+          autoComplete="off"
+          spellCheck={false}
+        />
+      </FormStep>
 
-      <section className="form-step" aria-labelledby={`${id}-what`}>
-        <h2 id={`${id}-what`}>File</h2>
+      <FormStep title="File">
         {/* The drop zone is for a mouse; the file input inside it does the same from the keyboard. */}
         {/* biome-ignore lint/a11y/noStaticElementInteractions: dropping is a pointer gesture; the file input is the keyboard's way */}
         <div
@@ -386,13 +378,10 @@ export function BulkImportForm({
             {lookupProblem}
           </p>
         ) : null}
-      </section>
+      </FormStep>
 
       {rows && planned && counts ? (
-        <section className="form-step" aria-labelledby={`${id}-preview`}>
-          <h2 id={`${id}-preview`} ref={previewRef} tabIndex={-1}>
-            Preview
-          </h2>
+        <FormStep title="Preview" headingRef={previewRef}>
           <p>
             {rows.length} {rows.length === 1 ? "entry" : "entries"} from {planned.source} into{" "}
             <code>{planned.path}</code>: {counts}. Nothing is written until you click “Import”.
@@ -449,14 +438,11 @@ export function BulkImportForm({
                 : `Import ${toWrite} ${toWrite === 1 ? "secret" : "secrets"}`}
             </button>
           </div>
-        </section>
+        </FormStep>
       ) : null}
 
       {results ? (
-        <section className="form-step" aria-labelledby={`${id}-result`}>
-          <h2 id={`${id}-result`} ref={resultRef} tabIndex={-1}>
-            Result
-          </h2>
+        <FormStep title="Result" headingRef={resultRef}>
           <p role="status">{summarizeResults(results)}</p>
           <DataTable className="import-table" columns={["Name", "Result", "Details"]}>
             {results.map((r, i) => (
@@ -481,7 +467,7 @@ export function BulkImportForm({
               </button>
             </div>
           ) : null}
-        </section>
+        </FormStep>
       ) : null}
     </div>
   );

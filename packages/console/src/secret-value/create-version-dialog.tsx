@@ -3,7 +3,7 @@ import { createClient } from "@connectrpc/connect";
 import { useTransport } from "@connectrpc/connect-query";
 import { type FormEvent, useId, useRef, useState } from "react";
 import { Dialog } from "../ui/dialog.tsx";
-import { describedBy, Field, Toggle } from "./fields.tsx";
+import { describedBy, Field, Toggle } from "../ui/fields.tsx";
 import { descriptionProblem } from "./metadata.ts";
 import { refusalOf, sentence } from "./refusal.ts";
 import {

@@ -1,7 +1,7 @@
-import { type ChangeEvent, useEffect, useId, useRef, useState } from "react";
+import { type ChangeEvent, type ComponentProps, useEffect, useId, useRef, useState } from "react";
 import { parseDotenv } from "../import/dotenv.ts";
 import "./value-forms.css";
-import { describedBy, Field, FieldError } from "./fields.tsx";
+import { describedBy, Field, FieldError, TextField } from "../ui/fields.tsx";
 import {
   DATABASE_ENGINES,
   type DatabaseEngine,
@@ -390,14 +390,14 @@ export function DatabaseCredentialsForm({
           ))}
         </select>
       </Field>
-      <TextField
+      <SecretTextField
         id={`${id}-host`}
         label="Host"
         value={draft.host}
         error={errors["data.host"]}
         onChange={(host) => onChange({ ...draft, host })}
       />
-      <TextField
+      <SecretTextField
         id={`${id}-port`}
         label="Port"
         inputMode="numeric"
@@ -406,7 +406,7 @@ export function DatabaseCredentialsForm({
         error={errors["data.port"]}
         onChange={(port) => onChange({ ...draft, port })}
       />
-      <TextField
+      <SecretTextField
         id={`${id}-dbname`}
         label="Database name"
         value={draft.dbname}
@@ -417,6 +417,11 @@ export function DatabaseCredentialsForm({
       <FieldError id={`${id}-data`}>{errors.data}</FieldError>
     </div>
   );
+}
+
+/** A part of a secret typed on one line: never completed, spell-checked or capitalized. */
+function SecretTextField(props: ComponentProps<typeof TextField>) {
+  return <TextField type="text" {...secretInput} {...props} />;
 }
 
 /** A secret typed as text: monospaced, never spell-checked or completed. */
@@ -467,14 +472,14 @@ function CredentialFields<D extends { username: string; password: string }>({
 }) {
   return (
     <>
-      <TextField
+      <SecretTextField
         id={`${id}-username`}
         label="Username"
         value={draft.username}
         error={errors["data.username"]}
         onChange={(username) => onChange({ ...draft, username })}
       />
-      <TextField
+      <SecretTextField
         id={`${id}-password`}
         label="Password"
         type="password"
@@ -483,41 +488,6 @@ function CredentialFields<D extends { username: string; password: string }>({
         onChange={(password) => onChange({ ...draft, password })}
       />
     </>
-  );
-}
-
-function TextField({
-  id,
-  label,
-  value,
-  onChange,
-  error,
-  hint,
-  type = "text",
-  inputMode,
-}: {
-  id: string;
-  label: string;
-  value: string;
-  onChange: (value: string) => void;
-  error?: string | undefined;
-  hint?: string;
-  type?: "text" | "password";
-  inputMode?: "numeric";
-}) {
-  return (
-    <Field id={id} label={label} hint={hint} error={error}>
-      <input
-        id={id}
-        type={type}
-        value={value}
-        inputMode={inputMode}
-        onChange={(e) => onChange(e.target.value)}
-        aria-invalid={error ? true : undefined}
-        aria-describedby={describedBy(id, hint, error)}
-        {...secretInput}
-      />
-    </Field>
   );
 }
 

@@ -1,9 +1,10 @@
-import type { ReactNode } from "react";
+import { type InputHTMLAttributes, type ReactNode, type Ref, useId } from "react";
 
 /**
- * The small controls the value forms, the Create secret screen and the
- * Create version dialog share: a labelled field whose hint and error are
- * read with it (aria-describedby), and a labelled switch.
+ * The small controls the forms share (Create secret, bulk import, the
+ * value forms, the Create version dialog): a step of a form, a labelled
+ * field whose hint and error are read with it (aria-describedby), a text
+ * input in such a field, and a labelled switch.
  */
 
 /** The ids of a field's hint and error, for aria-describedby. */
@@ -47,6 +48,65 @@ export function Field({
       ) : null}
       <FieldError id={id}>{error}</FieldError>
     </div>
+  );
+}
+
+/**
+ * A one-line text input in a Field, marked invalid and described by its
+ * hint and error; other input attributes (type, autoComplete, onBlur...)
+ * pass through.
+ */
+export function TextField({
+  id,
+  label,
+  hint,
+  error,
+  value,
+  onChange,
+  ...input
+}: {
+  id: string;
+  label: string;
+  hint?: string;
+  error?: string | undefined;
+  value: string;
+  onChange: (value: string) => void;
+} & Omit<InputHTMLAttributes<HTMLInputElement>, "id" | "value" | "onChange">) {
+  return (
+    <Field id={id} label={label} hint={hint} error={error}>
+      <input
+        id={id}
+        value={value}
+        onChange={(e) => onChange(e.target.value)}
+        aria-invalid={error ? true : undefined}
+        aria-describedby={describedBy(id, hint, error)}
+        {...input}
+      />
+    </Field>
+  );
+}
+
+/**
+ * A step of a form: a section named by its heading. A heading given a ref
+ * can take the focus (the step that appears after an action).
+ */
+export function FormStep({
+  title,
+  headingRef,
+  children,
+}: {
+  title: string;
+  headingRef?: Ref<HTMLHeadingElement>;
+  children: ReactNode;
+}) {
+  const id = useId();
+  return (
+    <section className="form-step" aria-labelledby={id}>
+      <h2 id={id} ref={headingRef} tabIndex={headingRef ? -1 : undefined}>
+        {title}
+      </h2>
+      {children}
+    </section>
   );
 }
 
