@@ -30,7 +30,15 @@ import {
   ValueEntry,
   type ValueSource,
 } from "../secret-value/value-forms.tsx";
-import { describedBy, Field, FieldError, FormStep, TextField, Toggle } from "../ui/fields.tsx";
+import {
+  describedBy,
+  Field,
+  FieldError,
+  FormStep,
+  SelectField,
+  TextField,
+  Toggle,
+} from "../ui/fields.tsx";
 
 /**
  * The Create secret form (screen 4), in the seed's steps and words:
@@ -221,29 +229,18 @@ export function CreateSecretForm({
       <h1 id={`${id}-title`}>Create secret</h1>
 
       <FormStep title="Choose a region">
-        <Field
+        <SelectField
           id={`${id}-region`}
           label="Region"
           hint="Secrets cannot be moved from one region to another after creation."
           error={regionError}
-        >
-          <select
-            id={`${id}-region`}
-            value={region}
-            onChange={(e) => {
-              setRegion(e.target.value);
-              clearServer("region");
-            }}
-            aria-invalid={regionError ? true : undefined}
-            aria-describedby={describedBy(`${id}-region`, true, regionError)}
-          >
-            {regionChoices.map((r) => (
-              <option key={r} value={r}>
-                {r}
-              </option>
-            ))}
-          </select>
-        </Field>
+          value={region}
+          onChange={(next) => {
+            setRegion(next);
+            clearServer("region");
+          }}
+          options={regionChoices.map((r) => [r, r] as const)}
+        />
       </FormStep>
 
       <FormStep title="Add your secret">
@@ -379,32 +376,28 @@ export function CreateSecretForm({
                 aria-describedby={describedBy(`${id}-ttl-amount`, false, ttlError)}
               />
             </Field>
-            <Field id={`${id}-ttl-unit`} label="Unit">
-              <select
-                id={`${id}-ttl-unit`}
-                value={ttlUnit}
-                onChange={(e) => setTtlUnit(e.target.value as TtlUnit)}
-              >
-                {(Object.keys(TTL_UNITS) as TtlUnit[]).map((u) => (
-                  <option key={u} value={u}>
-                    {TTL_UNIT_LABELS[u]}
-                  </option>
-                ))}
-              </select>
-            </Field>
+            <SelectField
+              id={`${id}-ttl-unit`}
+              label="Unit"
+              value={ttlUnit}
+              onChange={(unit) => setTtlUnit(unit as TtlUnit)}
+              options={(Object.keys(TTL_UNITS) as TtlUnit[]).map(
+                (u) => [u, TTL_UNIT_LABELS[u]] as const,
+              )}
+            />
           </div>
         ) : null}
         {singleAccess || ttlOn ? (
-          <Field id={`${id}-action`} label="When a version expires">
-            <select
-              id={`${id}-action`}
-              value={action}
-              onChange={(e) => setAction(Number(e.target.value) as EphemeralAction)}
-            >
-              <option value={EphemeralAction.DISABLE}>Disable it (it can be enabled again)</option>
-              <option value={EphemeralAction.DELETE}>Delete it at once (no restore)</option>
-            </select>
-          </Field>
+          <SelectField
+            id={`${id}-action`}
+            label="When a version expires"
+            value={String(action)}
+            onChange={(next) => setAction(Number(next) as EphemeralAction)}
+            options={[
+              [String(EphemeralAction.DISABLE), "Disable it (it can be enabled again)"],
+              [String(EphemeralAction.DELETE), "Delete it at once (no restore)"],
+            ]}
+          />
         ) : null}
         <FieldError id={`${id}-policy`}>{policyError}</FieldError>
         <ul className="notes">

@@ -5,6 +5,7 @@ import { type FormEvent, useEffect, useState } from "react";
 import type { SecretsSearch, SecretsSort } from "../search.ts";
 import { DataTable } from "../ui/data-table.tsx";
 import { EmptySecrets } from "../ui/empty-secrets.tsx";
+import { SelectField } from "../ui/fields.tsx";
 import { formatTime, isoTime, SECRET_TYPES, typeFromKey, typeLabel } from "../ui/format.ts";
 import { Pager } from "../ui/pager.tsx";
 import { QueryState } from "../ui/problem.tsx";
@@ -20,6 +21,9 @@ const ORDER: Record<SecretsSort, ListSecretsOrderBy> = {
   updated_desc: ListSecretsOrderBy.UPDATED_AT_DESC,
   updated_asc: ListSecretsOrderBy.UPDATED_AT_ASC,
 };
+
+/** A yes/no filter's choice; "" (any) is no filter. */
+const yesNo = (value: string) => (value === "yes" || value === "no" ? value : undefined);
 
 const SORT_LABELS: Record<SecretsSort, string> = {
   name_asc: "Name, A to Z",
@@ -193,63 +197,43 @@ function Filters({
           ))}
         </datalist>
       </div>
-      <div className="field">
-        <label htmlFor="filter-type">Type</label>
-        <select
-          id="filter-type"
-          value={search.type ?? ""}
-          onChange={(e) => onChange({ type: e.target.value || undefined })}
-        >
-          <option value="">Any type</option>
-          {SECRET_TYPES.map((t) => (
-            <option key={t.key} value={t.key}>
-              {t.label}
-            </option>
-          ))}
-        </select>
-      </div>
-      <div className="field">
-        <label htmlFor="filter-protected">Protection</label>
-        <select
-          id="filter-protected"
-          value={search.protected ?? ""}
-          onChange={(e) =>
-            onChange({ protected: (e.target.value || undefined) as "yes" | "no" | undefined })
-          }
-        >
-          <option value="">Any</option>
-          <option value="yes">Protected</option>
-          <option value="no">Not protected</option>
-        </select>
-      </div>
-      <div className="field">
-        <label htmlFor="filter-ephemeral">Ephemeral policy</label>
-        <select
-          id="filter-ephemeral"
-          value={search.ephemeral ?? ""}
-          onChange={(e) =>
-            onChange({ ephemeral: (e.target.value || undefined) as "yes" | "no" | undefined })
-          }
-        >
-          <option value="">Any</option>
-          <option value="yes">Ephemeral</option>
-          <option value="no">Not ephemeral</option>
-        </select>
-      </div>
-      <div className="field">
-        <label htmlFor="filter-sort">Sort by</label>
-        <select
-          id="filter-sort"
-          value={search.sort ?? "name_asc"}
-          onChange={(e) => onChange({ sort: e.target.value as SecretsSort })}
-        >
-          {(Object.keys(SORT_LABELS) as SecretsSort[]).map((k) => (
-            <option key={k} value={k}>
-              {SORT_LABELS[k]}
-            </option>
-          ))}
-        </select>
-      </div>
+      <SelectField
+        id="filter-type"
+        label="Type"
+        value={search.type ?? ""}
+        onChange={(type) => onChange({ type: type || undefined })}
+        any="Any type"
+        options={SECRET_TYPES.map((t) => [t.key, t.label] as const)}
+      />
+      <SelectField
+        id="filter-protected"
+        label="Protection"
+        value={search.protected ?? ""}
+        onChange={(p) => onChange({ protected: yesNo(p) })}
+        any="Any"
+        options={[
+          ["yes", "Protected"],
+          ["no", "Not protected"],
+        ]}
+      />
+      <SelectField
+        id="filter-ephemeral"
+        label="Ephemeral policy"
+        value={search.ephemeral ?? ""}
+        onChange={(e) => onChange({ ephemeral: yesNo(e) })}
+        any="Any"
+        options={[
+          ["yes", "Ephemeral"],
+          ["no", "Not ephemeral"],
+        ]}
+      />
+      <SelectField
+        id="filter-sort"
+        label="Sort by"
+        value={search.sort ?? "name_asc"}
+        onChange={(sort) => onChange({ sort: sort as SecretsSort })}
+        options={Object.entries(SORT_LABELS)}
+      />
       <div className="field field-check">
         <input
           id="filter-deleted"

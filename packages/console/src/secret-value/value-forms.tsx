@@ -1,7 +1,7 @@
 import { type ChangeEvent, type ComponentProps, useEffect, useId, useRef, useState } from "react";
 import { parseDotenv } from "../import/dotenv.ts";
 import "./value-forms.css";
-import { describedBy, Field, FieldError, TextField } from "../ui/fields.tsx";
+import { describedBy, Field, FieldError, SelectField, TextField } from "../ui/fields.tsx";
 import {
   DATABASE_ENGINES,
   type DatabaseEngine,
@@ -372,24 +372,16 @@ export function DatabaseCredentialsForm({
   errors,
 }: FormProps<"database_credentials">) {
   const id = useId();
-  const engineError = errors["data.engine"];
   return (
     <div className="field-grid">
-      <Field id={`${id}-engine`} label="Engine" error={engineError}>
-        <select
-          id={`${id}-engine`}
-          value={draft.engine}
-          onChange={(e) => onChange({ ...draft, engine: e.target.value as DatabaseEngine })}
-          aria-invalid={engineError ? true : undefined}
-          aria-describedby={describedBy(`${id}-engine`, false, engineError)}
-        >
-          {DATABASE_ENGINES.map((engine) => (
-            <option key={engine} value={engine}>
-              {engine}
-            </option>
-          ))}
-        </select>
-      </Field>
+      <SelectField
+        id={`${id}-engine`}
+        label="Engine"
+        error={errors["data.engine"]}
+        value={draft.engine}
+        onChange={(engine) => onChange({ ...draft, engine: engine as DatabaseEngine })}
+        options={DATABASE_ENGINES.map((engine) => [engine, engine] as const)}
+      />
       <SecretTextField
         id={`${id}-host`}
         label="Host"

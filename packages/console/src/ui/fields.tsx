@@ -87,6 +87,50 @@ export function TextField({
 }
 
 /**
+ * A drop-down list in a Field: `options` are value and label pairs, in
+ * order, after a first empty choice labelled `any` when given (a filter's
+ * "Any ...").
+ */
+export function SelectField({
+  id,
+  label,
+  hint,
+  error,
+  value,
+  onChange,
+  options,
+  any,
+}: {
+  id: string;
+  label: string;
+  hint?: string;
+  error?: string | undefined;
+  value: string;
+  onChange: (value: string) => void;
+  options: readonly (readonly [value: string, label: string])[];
+  any?: string;
+}) {
+  return (
+    <Field id={id} label={label} hint={hint} error={error}>
+      <select
+        id={id}
+        value={value}
+        onChange={(e) => onChange(e.target.value)}
+        aria-invalid={error ? true : undefined}
+        aria-describedby={describedBy(id, hint, error)}
+      >
+        {any !== undefined && <option value="">{any}</option>}
+        {options.map(([v, l]) => (
+          <option key={v} value={v}>
+            {l}
+          </option>
+        ))}
+      </select>
+    </Field>
+  );
+}
+
+/**
  * A step of a form: a section named by its heading. A heading given a ref
  * can take the focus (the step that appears after an action).
  */
