@@ -5,6 +5,7 @@ import { isAdmin, useCaller } from "../session/caller.ts";
 import { Breadcrumbs } from "../ui/breadcrumbs.tsx";
 import { typeLabel } from "../ui/format.ts";
 import { QueryState } from "../ui/problem.tsx";
+import { ACTIVE_PAGE } from "../ui/shell.tsx";
 import { useTitle } from "../ui/title.ts";
 
 const route = getRouteApi("/p/$projectId/$region/secrets/$secretId");
@@ -54,14 +55,14 @@ export function SecretScreen() {
             <Link
               to="/p/$projectId/$region/secrets/$secretId/overview"
               params={params}
-              activeProps={{ className: "active", "aria-current": "page" }}
+              activeProps={ACTIVE_PAGE}
             >
               Overview
             </Link>
             <Link
               to="/p/$projectId/$region/secrets/$secretId/versions"
               params={params}
-              activeProps={{ className: "active", "aria-current": "page" }}
+              activeProps={ACTIVE_PAGE}
             >
               Versions
             </Link>
