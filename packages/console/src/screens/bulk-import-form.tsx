@@ -25,7 +25,14 @@ import {
   kindOfSecretType,
   secretTypeOf,
 } from "../secret-value/value-draft.ts";
-import { describedBy, Field, FieldError, FormStep, TextField } from "../ui/fields.tsx";
+import {
+  describedBy,
+  FieldError,
+  FormStep,
+  SelectField,
+  TextAreaField,
+  TextField,
+} from "../ui/fields.tsx";
 import "../secret-value/value-forms.css";
 import { DataTable } from "../ui/data-table.tsx";
 
@@ -326,42 +333,36 @@ export function BulkImportForm({
           />
           <FieldError id={`${id}-file`}>{fileProblem}</FieldError>
         </div>
-        <Field
+        <TextAreaField
           id={`${id}-text`}
           label="Or paste the file's content"
           hint={fileName ? `Read from ${fileName}; you may edit it before the preview.` : undefined}
           error={parseProblem}
-        >
-          <textarea
-            id={`${id}-text`}
-            rows={8}
-            value={text}
-            onChange={(e) => {
-              setText(e.target.value);
-              setFileName(undefined);
-              resetPlan();
-            }}
-            aria-invalid={parseProblem ? true : undefined}
-            aria-describedby={describedBy(`${id}-text`, !!fileName, parseProblem)}
-            autoComplete="off"
-            spellCheck={false}
-          />
-        </Field>
-        <Field id={`${id}-format`} label="Format">
-          <select
-            id={`${id}-format`}
-            value={format}
-            onChange={(e) => {
-              setFormat(e.target.value as ImportFormat | "auto");
-              resetPlan();
-            }}
-          >
-            <option value="auto">Detect from the file</option>
-            <option value="env">.env</option>
-            <option value="json">JSON</option>
-            <option value="yaml">YAML</option>
-          </select>
-        </Field>
+          rows={8}
+          value={text}
+          onChange={(next) => {
+            setText(next);
+            setFileName(undefined);
+            resetPlan();
+          }}
+          autoComplete="off"
+          spellCheck={false}
+        />
+        <SelectField
+          id={`${id}-format`}
+          label="Format"
+          value={format}
+          onChange={(next) => {
+            setFormat(next as ImportFormat | "auto");
+            resetPlan();
+          }}
+          options={[
+            ["auto", "Detect from the file"],
+            ["env", ".env"],
+            ["json", "JSON"],
+            ["yaml", "YAML"],
+          ]}
+        />
         <div className="form-actions">
           <button
             type="button"

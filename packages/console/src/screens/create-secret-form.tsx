@@ -31,11 +31,10 @@ import {
   type ValueSource,
 } from "../secret-value/value-forms.tsx";
 import {
-  describedBy,
-  Field,
   FieldError,
   FormStep,
   SelectField,
+  TextAreaField,
   TextField,
   Toggle,
 } from "../ui/fields.tsx";
@@ -316,19 +315,17 @@ export function CreateSecretForm({
           }}
           autoComplete="off"
         />
-        <Field id={`${id}-description`} label="Description (optional)" error={descriptionError}>
-          <textarea
-            id={`${id}-description`}
-            rows={2}
-            value={description}
-            onChange={(e) => {
-              setDescription(e.target.value);
-              clearServer("description");
-            }}
-            aria-invalid={descriptionError ? true : undefined}
-            aria-describedby={describedBy(`${id}-description`, false, descriptionError)}
-          />
-        </Field>
+        <TextAreaField
+          id={`${id}-description`}
+          label="Description (optional)"
+          error={descriptionError}
+          rows={2}
+          value={description}
+          onChange={(next) => {
+            setDescription(next);
+            clearServer("description");
+          }}
+        />
       </FormStep>
 
       <FormStep title="Secret protection">
@@ -364,18 +361,16 @@ export function CreateSecretForm({
         />
         {ttlOn ? (
           <div className="field-row">
-            <Field id={`${id}-ttl-amount`} label="Time to live" error={ttlError}>
-              <input
-                id={`${id}-ttl-amount`}
-                type="number"
-                min={1}
-                step={1}
-                value={ttlAmount}
-                onChange={(e) => setTtlAmount(e.target.value)}
-                aria-invalid={ttlError ? true : undefined}
-                aria-describedby={describedBy(`${id}-ttl-amount`, false, ttlError)}
-              />
-            </Field>
+            <TextField
+              id={`${id}-ttl-amount`}
+              label="Time to live"
+              error={ttlError}
+              type="number"
+              min={1}
+              step={1}
+              value={ttlAmount}
+              onChange={setTtlAmount}
+            />
             <SelectField
               id={`${id}-ttl-unit`}
               label="Unit"

@@ -3,7 +3,7 @@ import { createClient } from "@connectrpc/connect";
 import { useTransport } from "@connectrpc/connect-query";
 import { type FormEvent, useId, useRef, useState } from "react";
 import { Dialog } from "../ui/dialog.tsx";
-import { describedBy, Field, Toggle } from "../ui/fields.tsx";
+import { TextAreaField, Toggle } from "../ui/fields.tsx";
 import { descriptionProblem } from "./metadata.ts";
 import { refusalOf, sentence } from "./refusal.ts";
 import {
@@ -159,19 +159,17 @@ export function CreateVersionDialog({
           disabled={!enabled}
           hint="Disables the version that was the latest enabled one, so only this one is served."
         />
-        <Field id={`${id}-description`} label="Description (optional)" error={descriptionError}>
-          <textarea
-            id={`${id}-description`}
-            rows={2}
-            value={description}
-            onChange={(e) => {
-              setDescription(e.target.value);
-              if (serverField === "description") setServer(undefined);
-            }}
-            aria-invalid={descriptionError ? true : undefined}
-            aria-describedby={describedBy(`${id}-description`, false, descriptionError)}
-          />
-        </Field>
+        <TextAreaField
+          id={`${id}-description`}
+          label="Description (optional)"
+          error={descriptionError}
+          rows={2}
+          value={description}
+          onChange={(next) => {
+            setDescription(next);
+            if (serverField === "description") setServer(undefined);
+          }}
+        />
         {formError ? (
           <p className="notice notice-error" role="alert" tabIndex={-1}>
             {formError}

@@ -1,7 +1,7 @@
 import { type ChangeEvent, type ComponentProps, useEffect, useId, useRef, useState } from "react";
 import { parseDotenv } from "../import/dotenv.ts";
 import "./value-forms.css";
-import { describedBy, Field, FieldError, SelectField, TextField } from "../ui/fields.tsx";
+import { describedBy, FieldError, SelectField, TextAreaField, TextField } from "../ui/fields.tsx";
 import {
   DATABASE_ENGINES,
   type DatabaseEngine,
@@ -310,7 +310,7 @@ export function OpaqueForm({ draft, onChange, errors }: FormProps<"opaque">) {
     );
   }
   return (
-    <TextAreaField
+    <SecretTextArea
       id={`${id}-value`}
       label="Secret value"
       rows={4}
@@ -325,7 +325,7 @@ export function OpaqueForm({ draft, onChange, errors }: FormProps<"opaque">) {
 export function CertificateForm({ draft, onChange, errors }: FormProps<"certificate">) {
   const id = `${useId()}-pem`;
   return (
-    <TextAreaField
+    <SecretTextArea
       id={id}
       label="Certificate (PEM)"
       hint='One or more PEM blocks, from "-----BEGIN CERTIFICATE-----" to "-----END CERTIFICATE-----" (chains and keys too).'
@@ -342,7 +342,7 @@ export function SshKeyForm({ draft, onChange, errors }: FormProps<"ssh_key">) {
   const id = `${useId()}-ssh`;
   const error = errors["data.ssh_private_key"] ?? errors.data;
   return (
-    <TextAreaField
+    <SecretTextArea
       id={id}
       label="SSH private key"
       hint='A PEM or OpenSSH private key, such as the content of ~/.ssh/id_ed25519 ("-----BEGIN OPENSSH PRIVATE KEY-----").'
@@ -416,38 +416,9 @@ function SecretTextField(props: ComponentProps<typeof TextField>) {
   return <TextField type="text" {...secretInput} {...props} />;
 }
 
-/** A secret typed as text: monospaced, never spell-checked or completed. */
-function TextAreaField({
-  id,
-  label,
-  hint,
-  rows,
-  value,
-  error,
-  onChange,
-}: {
-  id: string;
-  label: string;
-  hint?: string;
-  rows: number;
-  value: string;
-  error?: string | undefined;
-  onChange: (value: string) => void;
-}) {
-  return (
-    <Field id={id} label={label} hint={hint} error={error}>
-      <textarea
-        id={id}
-        className="mono"
-        rows={rows}
-        value={value}
-        onChange={(e) => onChange(e.target.value)}
-        aria-invalid={error ? true : undefined}
-        aria-describedby={describedBy(id, hint, error)}
-        {...secretInput}
-      />
-    </Field>
-  );
+/** A secret typed as text: monospaced, never completed, spell-checked or capitalized. */
+function SecretTextArea(props: ComponentProps<typeof TextAreaField>) {
+  return <TextAreaField className="mono" {...secretInput} {...props} />;
 }
 
 /** The username and password that both kinds of credentials have. */
