@@ -5,9 +5,10 @@ import { Link } from "@tanstack/react-router";
 import { type FormEvent, useEffect, useId, useState } from "react";
 import { DataTable } from "../ui/data-table.tsx";
 import { SelectField } from "../ui/fields.tsx";
-import { formatTime, fullPath, isoTime } from "../ui/format.ts";
+import { fullPath } from "../ui/format.ts";
 import { Pager } from "../ui/pager.tsx";
 import { QueryState } from "../ui/problem.tsx";
+import { Time } from "../ui/time.tsx";
 import type { AuditSearch } from "./audit-search.ts";
 
 const PAGE_SIZE = 50;
@@ -207,7 +208,7 @@ function EventRow({
   return (
     <tr>
       <td>
-        <time dateTime={isoTime(e.time)}>{formatTime(e.time)}</time>
+        <Time at={e.time} />
       </td>
       <td className="audit-method" title={e.method}>
         {methodLabel(e.method)}

@@ -13,9 +13,10 @@ import { useReveal } from "../secret-value/reveal.tsx";
 import { canReadPayload, canWrite, useCaller } from "../session/caller.ts";
 import { DataTable } from "../ui/data-table.tsx";
 import { ConfirmDialog } from "../ui/dialog.tsx";
-import { actionLabel, formatTime, isoTime, versionStatusLabel } from "../ui/format.ts";
+import { actionLabel, versionStatusLabel } from "../ui/format.ts";
 import { Pager } from "../ui/pager.tsx";
 import { ProblemMessage, QueryState } from "../ui/problem.tsx";
+import { Time } from "../ui/time.tsx";
 import { useSecret } from "./secret.tsx";
 
 const PAGE_SIZE = 50;
@@ -265,7 +266,7 @@ function VersionRow({
           {v.revision === latestEnabled && <span className="badge badge-ok">Latest enabled</span>}
         </td>
         <td className="nowrap">
-          <time dateTime={isoTime(v.createdAt)}>{formatTime(v.createdAt)}</time>
+          <Time at={v.createdAt} />
         </td>
         <td className={v.description === "" ? "muted" : undefined}>
           {v.description === "" ? "—" : v.description}
@@ -342,7 +343,7 @@ function Ephemeral({ version }: { version: SecretVersion }) {
     <ul className="plain-list">
       {p.expiresAt && (
         <li>
-          Expires <time dateTime={isoTime(p.expiresAt)}>{formatTime(p.expiresAt)}</time>
+          Expires <Time at={p.expiresAt} />
         </li>
       )}
       {p.expiresOnceAccessed && (

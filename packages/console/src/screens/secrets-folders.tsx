@@ -1,14 +1,16 @@
-import { SecretService, SecretStatus } from "@coffer/api";
+import { SecretService } from "@coffer/api";
 import { useQuery } from "@connectrpc/connect-query";
 import { Link, useNavigate } from "@tanstack/react-router";
 import type { SecretsSearch } from "../search.ts";
 import { Breadcrumbs } from "../ui/breadcrumbs.tsx";
 import { DataTable } from "../ui/data-table.tsx";
 import { EmptySecrets } from "../ui/empty-secrets.tsx";
-import { formatTime, isoTime, plural, typeLabel } from "../ui/format.ts";
+import { plural, typeLabel } from "../ui/format.ts";
 import { Pager } from "../ui/pager.tsx";
 import { QueryState } from "../ui/problem.tsx";
+import { SecretNameCell } from "../ui/secret-name-cell.tsx";
 import { Tags } from "../ui/tags.tsx";
+import { Time } from "../ui/time.tsx";
 
 const PAGE_SIZE = 50;
 
@@ -69,30 +71,14 @@ export function SecretsFolders({
               </tr>
             ) : item.kind.case === "secret" ? (
               <tr key={`s:${item.kind.value.id}`}>
-                <td>
-                  <Link
-                    to="/p/$projectId/$region/secrets/$secretId/overview"
-                    params={{ projectId, region, secretId: item.kind.value.id }}
-                    className="row-link"
-                  >
-                    <span className="icon-key" aria-hidden="true" />
-                    {item.name}
-                  </Link>
-                  {item.kind.value.protected && <span className="badge badge-info">Protected</span>}
-                  {item.kind.value.ephemeralPolicy && <span className="badge">Ephemeral</span>}
-                  {item.kind.value.status === SecretStatus.LOCKED && (
-                    <span className="badge badge-danger">Scheduled for deletion</span>
-                  )}
-                </td>
+                <SecretNameCell projectId={projectId} region={region} secret={item.kind.value} />
                 <td>{typeLabel(item.kind.value.type)}</td>
                 <td>
                   <Tags tags={item.kind.value.tags} />
                 </td>
                 <td>{item.kind.value.versionCount}</td>
                 <td>
-                  <time dateTime={isoTime(item.kind.value.updatedAt)}>
-                    {formatTime(item.kind.value.updatedAt)}
-                  </time>
+                  <Time at={item.kind.value.updatedAt} />
                 </td>
               </tr>
             ) : null,

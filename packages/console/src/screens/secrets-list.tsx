@@ -1,15 +1,17 @@
-import { ListSecretsOrderBy, SecretService, SecretStatus } from "@coffer/api";
+import { ListSecretsOrderBy, SecretService } from "@coffer/api";
 import { useQuery } from "@connectrpc/connect-query";
-import { Link, useNavigate } from "@tanstack/react-router";
+import { useNavigate } from "@tanstack/react-router";
 import { type FormEvent, useEffect, useState } from "react";
 import type { SecretsSearch, SecretsSort } from "../search.ts";
 import { DataTable } from "../ui/data-table.tsx";
 import { EmptySecrets } from "../ui/empty-secrets.tsx";
 import { SelectField } from "../ui/fields.tsx";
-import { formatTime, isoTime, SECRET_TYPES, typeFromKey, typeLabel } from "../ui/format.ts";
+import { SECRET_TYPES, typeFromKey, typeLabel } from "../ui/format.ts";
 import { Pager } from "../ui/pager.tsx";
 import { QueryState } from "../ui/problem.tsx";
+import { SecretNameCell } from "../ui/secret-name-cell.tsx";
 import { Tags } from "../ui/tags.tsx";
+import { Time } from "../ui/time.tsx";
 
 const PAGE_SIZE = 50;
 
@@ -100,21 +102,7 @@ export function SecretsList({
         >
           {secrets.map((s) => (
             <tr key={s.id}>
-              <td>
-                <Link
-                  to="/p/$projectId/$region/secrets/$secretId/overview"
-                  params={{ projectId, region, secretId: s.id }}
-                  className="row-link"
-                >
-                  <span className="icon-key" aria-hidden="true" />
-                  {s.name}
-                </Link>
-                {s.protected && <span className="badge badge-info">Protected</span>}
-                {s.ephemeralPolicy && <span className="badge">Ephemeral</span>}
-                {s.status === SecretStatus.LOCKED && (
-                  <span className="badge badge-danger">Scheduled for deletion</span>
-                )}
-              </td>
+              <SecretNameCell projectId={projectId} region={region} secret={s} />
               <td className="mono">{s.path}</td>
               <td>{typeLabel(s.type)}</td>
               <td>
@@ -122,10 +110,10 @@ export function SecretsList({
               </td>
               <td>{s.versionCount}</td>
               <td>
-                <time dateTime={isoTime(s.createdAt)}>{formatTime(s.createdAt)}</time>
+                <Time at={s.createdAt} />
               </td>
               <td>
-                <time dateTime={isoTime(s.updatedAt)}>{formatTime(s.updatedAt)}</time>
+                <Time at={s.updatedAt} />
               </td>
             </tr>
           ))}

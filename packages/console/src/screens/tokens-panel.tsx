@@ -5,9 +5,9 @@ import { useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { DataTable } from "../ui/data-table.tsx";
 import { ConfirmDialog } from "../ui/dialog.tsx";
-import { formatTime, isoTime } from "../ui/format.ts";
 import { Pager } from "../ui/pager.tsx";
 import { ProblemMessage, QueryState } from "../ui/problem.tsx";
+import { Time } from "../ui/time.tsx";
 import { CreateToken } from "./token-create.tsx";
 import { grantLabel } from "./token-roles.ts";
 
@@ -142,15 +142,9 @@ export function TokensPanel({
                     </ul>
                   </td>
                   <td>
-                    <time dateTime={isoTime(t.createdAt)}>{formatTime(t.createdAt)}</time>
+                    <Time at={t.createdAt} />
                   </td>
-                  <td>
-                    {t.expiresAt === undefined ? (
-                      "Never"
-                    ) : (
-                      <time dateTime={isoTime(t.expiresAt)}>{formatTime(t.expiresAt)}</time>
-                    )}
-                  </td>
+                  <td>{t.expiresAt === undefined ? "Never" : <Time at={t.expiresAt} />}</td>
                   <td>
                     <span className={STATUS[status].badge}>{STATUS[status].label}</span>
                   </td>
