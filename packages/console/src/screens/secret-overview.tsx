@@ -6,6 +6,7 @@ import { useSecretChanged } from "../api/cache.ts";
 import { describeError } from "../api/errors.ts";
 import { canWrite, useCaller } from "../session/caller.ts";
 import { ConfirmDialog } from "../ui/dialog.tsx";
+import { FieldError } from "../ui/fields.tsx";
 import { formatDuration, formatTime, fullPath, typeLabel } from "../ui/format.ts";
 import { ProblemMessage } from "../ui/problem.tsx";
 import { TagEditor } from "../ui/tag-editor.tsx";
@@ -132,11 +133,7 @@ function DescriptionEditor({
         aria-invalid={problem !== undefined}
         aria-describedby={problem ? "description-error" : undefined}
       />
-      {problem && (
-        <p id="description-error" className="field-error" role="alert">
-          {problem.message}
-        </p>
-      )}
+      <FieldError id="description">{problem?.message}</FieldError>
       <div className="actions">
         <button type="submit" className="btn btn-primary btn-small" disabled={update.isPending}>
           Save description
