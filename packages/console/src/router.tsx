@@ -1,16 +1,15 @@
-import { createRootRoute, createRoute, createRouter, redirect } from "@tanstack/react-router";
-import { AuditScreen } from "./screens/audit.tsx";
+import {
+  createRootRoute,
+  createRoute,
+  createRouter,
+  lazyRouteComponent,
+  redirect,
+} from "@tanstack/react-router";
 import { validateAuditSearch } from "./screens/audit-search.ts";
-import { BulkImportScreen } from "./screens/bulk-import.tsx";
-import { CreateSecretScreen } from "./screens/create-secret.tsx";
 import { NotFoundScreen } from "./screens/not-found.tsx";
 import { ProjectsScreen } from "./screens/projects.tsx";
-import { SecretScreen } from "./screens/secret.tsx";
-import { SecretOverviewScreen } from "./screens/secret-overview.tsx";
-import { SecretVersionsScreen } from "./screens/secret-versions.tsx";
 import { SecretsScreen } from "./screens/secrets.tsx";
 import { SignInScreen } from "./screens/sign-in.tsx";
-import { TokensScreen } from "./screens/tokens.tsx";
 import {
   validateCreateSecretSearch,
   validateImportSearch,
@@ -24,6 +23,12 @@ import { Shell } from "./ui/shell.tsx";
  * their paths, so a screen reads its params with
  * `getRouteApi("/p/$projectId/$region/secrets/new")` without importing this
  * file (which imports the screens).
+ *
+ * The first screens a person sees (sign-in, the project picker, Secrets) are
+ * in the entry chunk; every other screen is a chunk of its own, fetched when
+ * its route is entered (lazyRouteComponent: the router waits for it before it
+ * renders the route, so no fallback flashes). The first load so carries none
+ * of the value forms, the reveal, bulk import, audit or tokens.
  */
 
 /** Every screen but sign-in needs a token, and has the header and nav (Shell). */
@@ -92,13 +97,13 @@ const createSecretRoute = createRoute({
   getParentRoute: () => placeRoute,
   path: "/secrets/new",
   validateSearch: validateCreateSecretSearch,
-  component: CreateSecretScreen,
+  component: lazyRouteComponent(() => import("./screens/create-secret.tsx"), "CreateSecretScreen"),
 });
 
 const secretRoute = createRoute({
   getParentRoute: () => placeRoute,
   path: "/secrets/$secretId",
-  component: SecretScreen,
+  component: lazyRouteComponent(() => import("./screens/secret.tsx"), "SecretScreen"),
 });
 
 const secretIndexRoute = createRoute({
@@ -112,33 +117,39 @@ const secretIndexRoute = createRoute({
 const overviewRoute = createRoute({
   getParentRoute: () => secretRoute,
   path: "/overview",
-  component: SecretOverviewScreen,
+  component: lazyRouteComponent(
+    () => import("./screens/secret-overview.tsx"),
+    "SecretOverviewScreen",
+  ),
 });
 
 const versionsRoute = createRoute({
   getParentRoute: () => secretRoute,
   path: "/versions",
-  component: SecretVersionsScreen,
+  component: lazyRouteComponent(
+    () => import("./screens/secret-versions.tsx"),
+    "SecretVersionsScreen",
+  ),
 });
 
 const importRoute = createRoute({
   getParentRoute: () => placeRoute,
   path: "/import",
   validateSearch: validateImportSearch,
-  component: BulkImportScreen,
+  component: lazyRouteComponent(() => import("./screens/bulk-import.tsx"), "BulkImportScreen"),
 });
 
 const auditRoute = createRoute({
   getParentRoute: () => placeRoute,
   path: "/audit",
   validateSearch: validateAuditSearch,
-  component: AuditScreen,
+  component: lazyRouteComponent(() => import("./screens/audit.tsx"), "AuditScreen"),
 });
 
 const tokensRoute = createRoute({
   getParentRoute: () => placeRoute,
   path: "/tokens",
-  component: TokensScreen,
+  component: lazyRouteComponent(() => import("./screens/tokens.tsx"), "TokensScreen"),
 });
 
 export const routeTree = rootRoute.addChildren([

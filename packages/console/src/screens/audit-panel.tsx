@@ -3,9 +3,12 @@ import { AdminService, type AuditEvent, SecretService, type Token } from "@coffe
 import { skipToken, useQuery } from "@connectrpc/connect-query";
 import { Link } from "@tanstack/react-router";
 import { type FormEvent, useEffect, useId, useState } from "react";
-import { formatTime, fullPath, isoTime } from "../ui/format.ts";
+import { DataTable } from "../ui/data-table.tsx";
+import { SelectField } from "../ui/fields.tsx";
+import { fullPath } from "../ui/format.ts";
 import { Pager } from "../ui/pager.tsx";
 import { QueryState } from "../ui/problem.tsx";
+import { Time } from "../ui/time.tsx";
 import type { AuditSearch } from "./audit-search.ts";
 
 const PAGE_SIZE = 50;
@@ -151,36 +154,26 @@ export function AuditPanel({
         </div>
       )}
       {list.length > 0 && (
-        <div className="table-wrap">
-          <table className="table">
-            <caption className="visually-hidden">Audit events, newest first</caption>
-            <thead>
-              <tr>
-                <th scope="col">Time</th>
-                <th scope="col">Method</th>
-                <th scope="col">Outcome</th>
-                <th scope="col">Token</th>
-                <th scope="col">Secret</th>
-                <th scope="col">Revision</th>
-                <th scope="col">From</th>
-                <th scope="col">Request id</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.map((e) => {
-                const t = tokenNames.get(e.tokenId);
-                return (
-                  <EventRow
-                    key={e.id}
-                    event={e}
-                    tokenName={t && tokenLabel(t)}
-                    onSearch={onSearch}
-                  />
-                );
-              })}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          caption="Audit events, newest first"
+          columns={[
+            "Time",
+            "Method",
+            "Outcome",
+            "Token",
+            "Secret",
+            "Revision",
+            "From",
+            "Request id",
+          ]}
+        >
+          {list.map((e) => {
+            const t = tokenNames.get(e.tokenId);
+            return (
+              <EventRow key={e.id} event={e} tokenName={t && tokenLabel(t)} onSearch={onSearch} />
+            );
+          })}
+        </DataTable>
       )}
       <Pager
         page={page}
@@ -215,7 +208,7 @@ function EventRow({
   return (
     <tr>
       <td>
-        <time dateTime={isoTime(e.time)}>{formatTime(e.time)}</time>
+        <Time at={e.time} />
       </td>
       <td className="audit-method" title={e.method}>
         {methodLabel(e.method)}
@@ -285,51 +278,30 @@ function Filters({
 
   return (
     <form className="filters audit-filters" onSubmit={apply} aria-label="Filters">
-      <div className="field">
-        <label htmlFor={`${id}-token`}>Token</label>
-        <select
-          id={`${id}-token`}
-          value={search.token ?? ""}
-          onChange={(e) => onSearch({ token: e.target.value || undefined, page: undefined })}
-        >
-          <option value="">Any token</option>
-          {tokenChoices.map((t) => (
-            <option key={t.id} value={t.id}>
-              {t.label}
-            </option>
-          ))}
-        </select>
-      </div>
-      <div className="field">
-        <label htmlFor={`${id}-method`}>Method</label>
-        <select
-          id={`${id}-method`}
-          value={search.method ?? ""}
-          onChange={(e) => onSearch({ method: e.target.value || undefined, page: undefined })}
-        >
-          <option value="">Any method</option>
-          {METHODS.map((m) => (
-            <option key={m.name} value={m.name}>
-              {m.label}
-            </option>
-          ))}
-        </select>
-      </div>
-      <div className="field">
-        <label htmlFor={`${id}-outcome`}>Outcome</label>
-        <select
-          id={`${id}-outcome`}
-          value={search.outcome ?? ""}
-          onChange={(e) => onSearch({ outcome: e.target.value || undefined, page: undefined })}
-        >
-          <option value="">Any outcome</option>
-          {OUTCOMES.map((o) => (
-            <option key={o.code} value={o.code}>
-              {o.label}
-            </option>
-          ))}
-        </select>
-      </div>
+      <SelectField
+        id={`${id}-token`}
+        label="Token"
+        value={search.token ?? ""}
+        onChange={(token) => onSearch({ token: token || undefined, page: undefined })}
+        any="Any token"
+        options={tokenChoices.map((t) => [t.id, t.label] as const)}
+      />
+      <SelectField
+        id={`${id}-method`}
+        label="Method"
+        value={search.method ?? ""}
+        onChange={(method) => onSearch({ method: method || undefined, page: undefined })}
+        any="Any method"
+        options={METHODS.map((m) => [m.name, m.label] as const)}
+      />
+      <SelectField
+        id={`${id}-outcome`}
+        label="Outcome"
+        value={search.outcome ?? ""}
+        onChange={(outcome) => onSearch({ outcome: outcome || undefined, page: undefined })}
+        any="Any outcome"
+        options={OUTCOMES.map((o) => [o.code, o.label] as const)}
+      />
       <div className="field">
         <label htmlFor={`${id}-from`}>From</label>
         <input

@@ -17,7 +17,6 @@ import {
   type RowAction,
   rowsToWrite,
 } from "../import/plan.ts";
-import { describedBy, Field, FieldError } from "../secret-value/fields.tsx";
 import { normalizePath, pathProblem } from "../secret-value/metadata.ts";
 import { refusalOf, sentence } from "../secret-value/refusal.ts";
 import {
@@ -26,7 +25,16 @@ import {
   kindOfSecretType,
   secretTypeOf,
 } from "../secret-value/value-draft.ts";
+import {
+  describedBy,
+  FieldError,
+  FormStep,
+  SelectField,
+  TextAreaField,
+  TextField,
+} from "../ui/fields.tsx";
 import "../secret-value/value-forms.css";
+import { DataTable } from "../ui/data-table.tsx";
 
 /**
  * Bulk import (screen 9): a .env, JSON or YAML file, dropped, chosen or
@@ -279,31 +287,23 @@ export function BulkImportForm({
         secret. You see what will happen before anything is written.
       </p>
 
-      <section className="form-step" aria-labelledby={`${id}-where`}>
-        <h2 id={`${id}-where`}>Folder</h2>
-        <Field
+      <FormStep title="Folder">
+        <TextField
           id={`${id}-path`}
           label="Path"
           hint="The folder the secrets go to. Each path must be prefixed with a slash."
           error={pathError}
-        >
-          <input
-            id={`${id}-path`}
-            value={path}
-            onChange={(e) => {
-              setPath(e.target.value);
-              resetPlan();
-            }}
-            aria-invalid={pathError ? true : undefined}
-            aria-describedby={describedBy(`${id}-path`, true, pathError)}
-            autoComplete="off"
-            spellCheck={false}
-          />
-        </Field>
-      </section>
+          value={path}
+          onChange={(next) => {
+            setPath(next);
+            resetPlan();
+          }}
+          autoComplete="off"
+          spellCheck={false}
+        />
+      </FormStep>
 
-      <section className="form-step" aria-labelledby={`${id}-what`}>
-        <h2 id={`${id}-what`}>File</h2>
+      <FormStep title="File">
         {/* The drop zone is for a mouse; the file input inside it does the same from the keyboard. */}
         {/* biome-ignore lint/a11y/noStaticElementInteractions: dropping is a pointer gesture; the file input is the keyboard's way */}
         <div
@@ -333,42 +333,36 @@ export function BulkImportForm({
           />
           <FieldError id={`${id}-file`}>{fileProblem}</FieldError>
         </div>
-        <Field
+        <TextAreaField
           id={`${id}-text`}
           label="Or paste the file's content"
           hint={fileName ? `Read from ${fileName}; you may edit it before the preview.` : undefined}
           error={parseProblem}
-        >
-          <textarea
-            id={`${id}-text`}
-            rows={8}
-            value={text}
-            onChange={(e) => {
-              setText(e.target.value);
-              setFileName(undefined);
-              resetPlan();
-            }}
-            aria-invalid={parseProblem ? true : undefined}
-            aria-describedby={describedBy(`${id}-text`, !!fileName, parseProblem)}
-            autoComplete="off"
-            spellCheck={false}
-          />
-        </Field>
-        <Field id={`${id}-format`} label="Format">
-          <select
-            id={`${id}-format`}
-            value={format}
-            onChange={(e) => {
-              setFormat(e.target.value as ImportFormat | "auto");
-              resetPlan();
-            }}
-          >
-            <option value="auto">Detect from the file</option>
-            <option value="env">.env</option>
-            <option value="json">JSON</option>
-            <option value="yaml">YAML</option>
-          </select>
-        </Field>
+          rows={8}
+          value={text}
+          onChange={(next) => {
+            setText(next);
+            setFileName(undefined);
+            resetPlan();
+          }}
+          autoComplete="off"
+          spellCheck={false}
+        />
+        <SelectField
+          id={`${id}-format`}
+          label="Format"
+          value={format}
+          onChange={(next) => {
+            setFormat(next as ImportFormat | "auto");
+            resetPlan();
+          }}
+          options={[
+            ["auto", "Detect from the file"],
+            ["env", ".env"],
+            ["json", "JSON"],
+            ["yaml", "YAML"],
+          ]}
+        />
         <div className="form-actions">
           <button
             type="button"
@@ -385,66 +379,53 @@ export function BulkImportForm({
             {lookupProblem}
           </p>
         ) : null}
-      </section>
+      </FormStep>
 
       {rows && planned && counts ? (
-        <section className="form-step" aria-labelledby={`${id}-preview`}>
-          <h2 id={`${id}-preview`} ref={previewRef} tabIndex={-1}>
-            Preview
-          </h2>
+        <FormStep title="Preview" headingRef={previewRef}>
           <p>
             {rows.length} {rows.length === 1 ? "entry" : "entries"} from {planned.source} into{" "}
             <code>{planned.path}</code>: {counts}. Nothing is written until you click “Import”.
           </p>
-          <div className="table-wrap">
-            <table className="table import-table">
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Type</th>
-                  <th scope="col">In the folder</th>
-                  <th scope="col">Action</th>
-                  <th scope="col">Notes</th>
-                </tr>
-              </thead>
-              <tbody>
-                {rows.map((row, index) => (
-                  <tr
-                    key={`${row.name}-${row.where}`}
-                    className={row.refused ? "row-refused" : undefined}
-                  >
-                    <th scope="row" className="mono">
-                      {row.name}
-                    </th>
-                    <td>{row.kind ? KIND_LABELS[row.kind] : "—"}</td>
-                    <td>{row.existing ? "Already exists" : row.refused ? "—" : "New"}</td>
-                    <td>
-                      {row.choices.length > 1 ? (
-                        <select
-                          aria-label={`Action for ${row.name}`}
-                          value={row.action}
-                          onChange={(e) => choose(index, e.target.value as RowAction)}
-                        >
-                          {row.choices.map((c) => (
-                            <option key={c} value={c}>
-                              {ACTION_LABELS[c]}
-                            </option>
-                          ))}
-                        </select>
-                      ) : row.refused ? (
-                        <span className="badge badge-danger">Refused</span>
-                      ) : (
-                        ACTION_LABELS[row.action]
-                      )}
-                    </td>
-                    <td className="import-note">
-                      {row.refused ?? row.noNewVersion ?? `From ${row.where}.`}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable
+            className="import-table"
+            columns={["Name", "Type", "In the folder", "Action", "Notes"]}
+          >
+            {rows.map((row, index) => (
+              <tr
+                key={`${row.name}-${row.where}`}
+                className={row.refused ? "row-refused" : undefined}
+              >
+                <th scope="row" className="mono">
+                  {row.name}
+                </th>
+                <td>{row.kind ? KIND_LABELS[row.kind] : "—"}</td>
+                <td>{row.existing ? "Already exists" : row.refused ? "—" : "New"}</td>
+                <td>
+                  {row.choices.length > 1 ? (
+                    <select
+                      aria-label={`Action for ${row.name}`}
+                      value={row.action}
+                      onChange={(e) => choose(index, e.target.value as RowAction)}
+                    >
+                      {row.choices.map((c) => (
+                        <option key={c} value={c}>
+                          {ACTION_LABELS[c]}
+                        </option>
+                      ))}
+                    </select>
+                  ) : row.refused ? (
+                    <span className="badge badge-danger">Refused</span>
+                  ) : (
+                    ACTION_LABELS[row.action]
+                  )}
+                </td>
+                <td className="import-note">
+                  {row.refused ?? row.noNewVersion ?? `From ${row.where}.`}
+                </td>
+              </tr>
+            ))}
+          </DataTable>
           <div className="form-actions">
             <button
               type="button"
@@ -458,42 +439,28 @@ export function BulkImportForm({
                 : `Import ${toWrite} ${toWrite === 1 ? "secret" : "secrets"}`}
             </button>
           </div>
-        </section>
+        </FormStep>
       ) : null}
 
       {results ? (
-        <section className="form-step" aria-labelledby={`${id}-result`}>
-          <h2 id={`${id}-result`} ref={resultRef} tabIndex={-1}>
-            Result
-          </h2>
+        <FormStep title="Result" headingRef={resultRef}>
           <p role="status">{summarizeResults(results)}</p>
-          <div className="table-wrap">
-            <table className="table import-table">
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Result</th>
-                  <th scope="col">Details</th>
-                </tr>
-              </thead>
-              <tbody>
-                {results.map((r, i) => (
-                  // biome-ignore lint/suspicious/noArrayIndexKey: a name may appear twice in a file
-                  <tr key={`${r.name}-${i}`}>
-                    <th scope="row" className="mono">
-                      {r.name}
-                    </th>
-                    <td>
-                      <span className={`badge ${OUTCOME_BADGE[r.outcome]}`}>
-                        {OUTCOME_LABELS[r.outcome]}
-                      </span>
-                    </td>
-                    <td>{r.detail}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable className="import-table" columns={["Name", "Result", "Details"]}>
+            {results.map((r, i) => (
+              // biome-ignore lint/suspicious/noArrayIndexKey: a name may appear twice in a file
+              <tr key={`${r.name}-${i}`}>
+                <th scope="row" className="mono">
+                  {r.name}
+                </th>
+                <td>
+                  <span className={`badge ${OUTCOME_BADGE[r.outcome]}`}>
+                    {OUTCOME_LABELS[r.outcome]}
+                  </span>
+                </td>
+                <td>{r.detail}</td>
+              </tr>
+            ))}
+          </DataTable>
           {onOpenFolder && planned ? (
             <div className="form-actions">
               <button type="button" className="btn" onClick={() => onOpenFolder(planned.path)}>
@@ -501,7 +468,7 @@ export function BulkImportForm({
               </button>
             </div>
           ) : null}
-        </section>
+        </FormStep>
       ) : null}
     </div>
   );

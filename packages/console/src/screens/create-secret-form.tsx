@@ -3,7 +3,6 @@ import { EphemeralAction, type Secret, SecretService } from "@coffer/api";
 import { Code, createClient } from "@connectrpc/connect";
 import { useQuery, useTransport } from "@connectrpc/connect-query";
 import { type FormEvent, useEffect, useId, useRef, useState } from "react";
-import { describedBy, Field, FieldError, Toggle } from "../secret-value/fields.tsx";
 import {
   descriptionProblem,
   nameProblem,
@@ -31,6 +30,14 @@ import {
   ValueEntry,
   type ValueSource,
 } from "../secret-value/value-forms.tsx";
+import {
+  FieldError,
+  FormStep,
+  SelectField,
+  TextAreaField,
+  TextField,
+  Toggle,
+} from "../ui/fields.tsx";
 
 /**
  * The Create secret form (screen 4), in the seed's steps and words:
@@ -220,35 +227,22 @@ export function CreateSecretForm({
     >
       <h1 id={`${id}-title`}>Create secret</h1>
 
-      <section aria-labelledby={`${id}-s1`} className="form-step">
-        <h2 id={`${id}-s1`}>Choose a region</h2>
-        <Field
+      <FormStep title="Choose a region">
+        <SelectField
           id={`${id}-region`}
           label="Region"
           hint="Secrets cannot be moved from one region to another after creation."
           error={regionError}
-        >
-          <select
-            id={`${id}-region`}
-            value={region}
-            onChange={(e) => {
-              setRegion(e.target.value);
-              clearServer("region");
-            }}
-            aria-invalid={regionError ? true : undefined}
-            aria-describedby={describedBy(`${id}-region`, true, regionError)}
-          >
-            {regionChoices.map((r) => (
-              <option key={r} value={r}>
-                {r}
-              </option>
-            ))}
-          </select>
-        </Field>
-      </section>
+          value={region}
+          onChange={(next) => {
+            setRegion(next);
+            clearServer("region");
+          }}
+          options={regionChoices.map((r) => [r, r] as const)}
+        />
+      </FormStep>
 
-      <section aria-labelledby={`${id}-s2`} className="form-step">
-        <h2 id={`${id}-s2`}>Add your secret</h2>
+      <FormStep title="Add your secret">
         <SourceChoice
           value={source}
           onChange={(next) => {
@@ -272,92 +266,69 @@ export function CreateSecretForm({
           errors={valueErrors}
           onFileRead={setFileRead}
         />
-      </section>
+      </FormStep>
 
-      <section aria-labelledby={`${id}-s3`} className="form-step">
-        <h2 id={`${id}-s3`}>Choose a path</h2>
-        <Field
+      <FormStep title="Choose a path">
+        <TextField
           id={`${id}-path`}
           label="Path"
           hint="A path is the directory structure to access your secrets and their versions. Each path must be prefixed with a slash."
           error={pathError}
-        >
-          <input
-            id={`${id}-path`}
-            value={path}
-            onChange={(e) => {
-              setPath(e.target.value);
-              clearServer("path");
-            }}
-            aria-invalid={pathError ? true : undefined}
-            aria-describedby={describedBy(`${id}-path`, true, pathError)}
-            autoComplete="off"
-            spellCheck={false}
-          />
-        </Field>
-      </section>
+          value={path}
+          onChange={(next) => {
+            setPath(next);
+            clearServer("path");
+          }}
+          autoComplete="off"
+          spellCheck={false}
+        />
+      </FormStep>
 
-      <section aria-labelledby={`${id}-s4`} className="form-step">
-        <h2 id={`${id}-s4`}>Name and tags</h2>
-        <Field
+      <FormStep title="Name and tags">
+        <TextField
           id={`${id}-name`}
           label="Name"
           hint='Letters, digits, ".", "_" and "-", up to 255 characters.'
           error={nameError}
-        >
-          <input
-            id={`${id}-name`}
-            value={name}
-            required
-            onChange={(e) => {
-              setName(e.target.value);
-              clearServer("name");
-            }}
-            // Passing through an empty field with Tab is not a mistake yet; the submit says so.
-            onBlur={() => {
-              if (name !== "") setNameTouched(true);
-            }}
-            aria-invalid={nameError ? true : undefined}
-            aria-describedby={describedBy(`${id}-name`, true, nameError)}
-            autoComplete="off"
-            spellCheck={false}
-          />
-        </Field>
-        <Field
+          value={name}
+          required
+          onChange={(next) => {
+            setName(next);
+            clearServer("name");
+          }}
+          // Passing through an empty field with Tab is not a mistake yet; the submit says so.
+          onBlur={() => {
+            if (name !== "") setNameTouched(true);
+          }}
+          autoComplete="off"
+          spellCheck={false}
+        />
+        <TextField
           id={`${id}-tags`}
           label="Tags (optional)"
           hint="Separate tags with commas, for example: production, database."
           error={tagsError}
-        >
-          <input
-            id={`${id}-tags`}
-            value={tagsText}
-            onChange={(e) => {
-              setTagsText(e.target.value);
-              clearServer("tags");
-            }}
-            aria-invalid={tagsError ? true : undefined}
-            aria-describedby={describedBy(`${id}-tags`, true, tagsError)}
-            autoComplete="off"
-          />
-        </Field>
-        <Field id={`${id}-description`} label="Description (optional)" error={descriptionError}>
-          <textarea
-            id={`${id}-description`}
-            rows={2}
-            value={description}
-            onChange={(e) => {
-              setDescription(e.target.value);
-              clearServer("description");
-            }}
-            aria-invalid={descriptionError ? true : undefined}
-            aria-describedby={describedBy(`${id}-description`, false, descriptionError)}
-          />
-        </Field>
-      </section>
+          value={tagsText}
+          onChange={(next) => {
+            setTagsText(next);
+            clearServer("tags");
+          }}
+          autoComplete="off"
+        />
+        <TextAreaField
+          id={`${id}-description`}
+          label="Description (optional)"
+          error={descriptionError}
+          rows={2}
+          value={description}
+          onChange={(next) => {
+            setDescription(next);
+            clearServer("description");
+          }}
+        />
+      </FormStep>
 
-      <section aria-labelledby={`${id}-s5`} className="form-step">
-        <h2 id={`${id}-s5`}>Secret protection</h2>
+      <FormStep title="Secret protection">
         <Toggle
           id={`${id}-protect`}
           label="Enable secret protection"
@@ -365,10 +336,9 @@ export function CreateSecretForm({
           onChange={setProtect}
           hint="A protected secret cannot be deleted until its protection is removed."
         />
-      </section>
+      </FormStep>
 
-      <section aria-labelledby={`${id}-s6`} className="form-step">
-        <h2 id={`${id}-s6`}>Ephemeral policy</h2>
+      <FormStep title="Ephemeral policy">
         <Toggle
           id={`${id}-single`}
           label="Enable single access"
@@ -391,44 +361,38 @@ export function CreateSecretForm({
         />
         {ttlOn ? (
           <div className="field-row">
-            <Field id={`${id}-ttl-amount`} label="Time to live" error={ttlError}>
-              <input
-                id={`${id}-ttl-amount`}
-                type="number"
-                min={1}
-                step={1}
-                value={ttlAmount}
-                onChange={(e) => setTtlAmount(e.target.value)}
-                aria-invalid={ttlError ? true : undefined}
-                aria-describedby={describedBy(`${id}-ttl-amount`, false, ttlError)}
-              />
-            </Field>
-            <Field id={`${id}-ttl-unit`} label="Unit">
-              <select
-                id={`${id}-ttl-unit`}
-                value={ttlUnit}
-                onChange={(e) => setTtlUnit(e.target.value as TtlUnit)}
-              >
-                {(Object.keys(TTL_UNITS) as TtlUnit[]).map((u) => (
-                  <option key={u} value={u}>
-                    {TTL_UNIT_LABELS[u]}
-                  </option>
-                ))}
-              </select>
-            </Field>
+            <TextField
+              id={`${id}-ttl-amount`}
+              label="Time to live"
+              error={ttlError}
+              type="number"
+              min={1}
+              step={1}
+              value={ttlAmount}
+              onChange={setTtlAmount}
+            />
+            <SelectField
+              id={`${id}-ttl-unit`}
+              label="Unit"
+              value={ttlUnit}
+              onChange={(unit) => setTtlUnit(unit as TtlUnit)}
+              options={(Object.keys(TTL_UNITS) as TtlUnit[]).map(
+                (u) => [u, TTL_UNIT_LABELS[u]] as const,
+              )}
+            />
           </div>
         ) : null}
         {singleAccess || ttlOn ? (
-          <Field id={`${id}-action`} label="When a version expires">
-            <select
-              id={`${id}-action`}
-              value={action}
-              onChange={(e) => setAction(Number(e.target.value) as EphemeralAction)}
-            >
-              <option value={EphemeralAction.DISABLE}>Disable it (it can be enabled again)</option>
-              <option value={EphemeralAction.DELETE}>Delete it at once (no restore)</option>
-            </select>
-          </Field>
+          <SelectField
+            id={`${id}-action`}
+            label="When a version expires"
+            value={String(action)}
+            onChange={(next) => setAction(Number(next) as EphemeralAction)}
+            options={[
+              [String(EphemeralAction.DISABLE), "Disable it (it can be enabled again)"],
+              [String(EphemeralAction.DELETE), "Delete it at once (no restore)"],
+            ]}
+          />
         ) : null}
         <FieldError id={`${id}-policy`}>{policyError}</FieldError>
         <ul className="notes">
@@ -441,7 +405,7 @@ export function CreateSecretForm({
             secret’s versions (even those created subsequently).
           </li>
         </ul>
-      </section>
+      </FormStep>
 
       {serverFor("form") ? (
         <p className="notice notice-error" role="alert" tabIndex={-1}>

@@ -7,6 +7,7 @@ import { describeError } from "../api/errors.ts";
 import { isGlobalAdmin, useCaller } from "../session/caller.ts";
 import { useProjects, useRegions } from "../session/projects.ts";
 import { readLastPlace } from "../session/session.ts";
+import { PageHead } from "../ui/page-head.tsx";
 import { ProblemMessage, QueryState } from "../ui/problem.tsx";
 import { useTitle } from "../ui/title.ts";
 
@@ -22,12 +23,7 @@ export function ProjectsScreen() {
 
   return (
     <div className="page narrow">
-      <div className="page-head">
-        <div>
-          <h1>Projects</h1>
-          <p className="muted">Choose the project and the region to work in.</p>
-        </div>
-      </div>
+      <PageHead title="Projects">Choose the project and the region to work in.</PageHead>
 
       <section className="card" aria-labelledby="region-heading">
         <h2 id="region-heading" className="card-title">

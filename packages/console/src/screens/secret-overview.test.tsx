@@ -1,68 +1,52 @@
 import { create } from "@bufbuild/protobuf";
 import { DurationSchema } from "@bufbuild/protobuf/wkt";
 import {
-  AdminService,
-  GetCallerResponseSchema,
   GetSecretResponseSchema,
   Role,
   type Secret,
   SecretSchema,
-  SecretService,
   SecretType,
   type UnprotectSecretRequest,
   UnprotectSecretResponseSchema,
 } from "@coffer/api";
-import { Code, ConnectError, createRouterTransport } from "@connectrpc/connect";
-import { act, cleanup, fireEvent, render, screen, within } from "@testing-library/react";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { bearer } from "../api/transport.ts";
-import { App } from "../app.tsx";
-import { readToken } from "../session/session.ts";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { fireEvent, screen, within } from "@testing-library/react";
+import { describe, expect, it } from "vitest";
+import {
+  cleanConsoleBetweenTests,
+  consoleServer,
+  openConsole,
+  PROJECT,
+  settle,
+} from "../testing/console.tsx";
 
-const PROJECT = "7d8f7a4e-0000-4000-8000-000000000001";
 const SECRET = "5b1c0c7e-0000-4000-8000-000000000002";
 
 function server(initial: Secret, unprotected: UnprotectSecretRequest[]) {
   let secret = initial;
-  return createRouterTransport(
-    ({ service }) => {
-      service(AdminService, {
-        getCaller: () =>
-          create(GetCallerResponseSchema, {
-            token: { id: "t", name: "t", grants: [{ projectId: PROJECT, role: Role.FULL_ACCESS }] },
-            projects: [{ id: PROJECT, name: "payments" }],
-          }),
-      });
-      service(SecretService, {
-        getSecret: () => create(GetSecretResponseSchema, { secret }),
-        deleteSecret: () => {
-          throw new ConnectError(
-            `secret is protected: unprotect secret ${SECRET} first (UnprotectSecret) to delete it`,
-            Code.FailedPrecondition,
-          );
-        },
-        unprotectSecret: (req) => {
-          unprotected.push(req);
-          secret = create(SecretSchema, { ...secret, protected: false, etag: "etag-2" });
-          return create(UnprotectSecretResponseSchema, { secret });
-        },
-      });
+  return consoleServer(Role.FULL_ACCESS, {
+    getSecret: () => create(GetSecretResponseSchema, { secret }),
+    deleteSecret: () => {
+      throw new ConnectError(
+        `secret is protected: unprotect secret ${SECRET} first (UnprotectSecret) to delete it`,
+        Code.FailedPrecondition,
+      );
     },
-    { transport: { interceptors: [bearer(readToken)] } },
-  );
+    unprotectSecret: (req) => {
+      unprotected.push(req);
+      secret = create(SecretSchema, { ...secret, protected: false, etag: "etag-2" });
+      return create(UnprotectSecretResponseSchema, { secret });
+    },
+  });
 }
 
 async function open(secret: Secret) {
   const unprotected: UnprotectSecretRequest[] = [];
-  sessionStorage.setItem("coffer.session", "coffer_t");
-  window.history.replaceState(null, "", `/p/${PROJECT}/fr-par/secrets/${SECRET}/overview`);
-  render(<App transport={server(secret, unprotected)} />);
+  await openConsole(`/p/${PROJECT}/fr-par/secrets/${SECRET}/overview`, server(secret, unprotected));
+  // The secret's page and its tab are chunks loaded on demand.
+  await screen.findByText("cannot be moved", {}, { timeout: 5000 });
   await settle();
   return unprotected;
-}
-
-async function settle() {
-  for (let i = 0; i < 5; i++) await act(() => new Promise((r) => setTimeout(r, 10)));
 }
 
 const base = {
@@ -77,11 +61,7 @@ const base = {
   etag: "etag-1",
 };
 
-beforeEach(() => sessionStorage.clear());
-afterEach(() => {
-  cleanup();
-  sessionStorage.clear();
-});
+cleanConsoleBetweenTests();
 
 describe("the Overview tab", () => {
   it("shows the region as fixed, and the server's refusal to delete a protected secret", async () => {

@@ -6,9 +6,11 @@ import { useSecretChanged } from "../api/cache.ts";
 import { describeError } from "../api/errors.ts";
 import { canWrite, useCaller } from "../session/caller.ts";
 import { ConfirmDialog } from "../ui/dialog.tsx";
-import { formatDuration, formatTime, fullPath, isoTime, typeLabel } from "../ui/format.ts";
+import { FieldError } from "../ui/fields.tsx";
+import { formatDuration, formatTime, fullPath, typeLabel } from "../ui/format.ts";
 import { ProblemMessage } from "../ui/problem.tsx";
 import { TagEditor } from "../ui/tag-editor.tsx";
+import { Time } from "../ui/time.tsx";
 import { useSecret } from "./secret.tsx";
 
 /** Screen 5: a secret's Overview tab: what it is, and the changes a secret allows. */
@@ -48,11 +50,11 @@ export function SecretOverviewScreen() {
           <dd>{secret.versionCount}</dd>
           <dt>Created</dt>
           <dd>
-            <time dateTime={isoTime(secret.createdAt)}>{formatTime(secret.createdAt)}</time>
+            <Time at={secret.createdAt} />
           </dd>
           <dt>Updated</dt>
           <dd>
-            <time dateTime={isoTime(secret.updatedAt)}>{formatTime(secret.updatedAt)}</time>
+            <Time at={secret.updatedAt} />
           </dd>
           <dt>Description</dt>
           <dd>
@@ -131,11 +133,7 @@ function DescriptionEditor({
         aria-invalid={problem !== undefined}
         aria-describedby={problem ? "description-error" : undefined}
       />
-      {problem && (
-        <p id="description-error" className="field-error" role="alert">
-          {problem.message}
-        </p>
-      )}
+      <FieldError id="description">{problem?.message}</FieldError>
       <div className="actions">
         <button type="submit" className="btn btn-primary btn-small" disabled={update.isPending}>
           Save description

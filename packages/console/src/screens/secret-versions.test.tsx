@@ -1,94 +1,76 @@
 import { create } from "@bufbuild/protobuf";
 import {
-  AdminService,
   type DisableSecretVersionRequest,
   DisableSecretVersionResponseSchema,
-  GetCallerResponseSchema,
   GetSecretResponseSchema,
   ListSecretVersionsResponseSchema,
   Role,
-  SecretService,
   SecretType,
   VersionStatus,
 } from "@coffer/api";
-import { createRouterTransport } from "@connectrpc/connect";
-import { act, cleanup, fireEvent, render, screen, within } from "@testing-library/react";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { bearer } from "../api/transport.ts";
-import { App } from "../app.tsx";
-import { readToken } from "../session/session.ts";
+import { fireEvent, screen, within } from "@testing-library/react";
+import { describe, expect, it } from "vitest";
+import {
+  cleanConsoleBetweenTests,
+  consoleServer,
+  openConsole,
+  PROJECT,
+  settle,
+} from "../testing/console.tsx";
 
-const PROJECT = "7d8f7a4e-0000-4000-8000-000000000001";
 const SECRET = "5b1c0c7e-0000-4000-8000-000000000002";
 
 function server(role: Role, disabled: DisableSecretVersionRequest[], accessed: string[]) {
-  return createRouterTransport(
-    ({ service }) => {
-      service(AdminService, {
-        getCaller: () =>
-          create(GetCallerResponseSchema, {
-            token: { id: "t", name: "t", grants: [{ projectId: PROJECT, role }] },
-            projects: [{ id: PROJECT, name: "payments" }],
-          }),
-      });
-      service(SecretService, {
-        getSecret: () =>
-          create(GetSecretResponseSchema, {
-            secret: {
-              id: SECRET,
-              projectId: PROJECT,
-              region: "fr-par",
-              name: "api",
-              path: "/",
-              type: SecretType.OPAQUE,
-              versionCount: 3,
-              etag: "etag-1",
-            },
-          }),
-        listSecretVersions: () =>
-          create(ListSecretVersionsResponseSchema, {
-            versions: [
-              { secretId: SECRET, revision: 3, status: VersionStatus.DISABLED, latest: true },
-              { secretId: SECRET, revision: 2, status: VersionStatus.ENABLED },
-              { secretId: SECRET, revision: 1, status: VersionStatus.ENABLED },
-            ],
-            totalCount: 3n,
-          }),
-        disableSecretVersion: (req) => {
-          disabled.push(req);
-          return create(DisableSecretVersionResponseSchema, {});
+  return consoleServer(role, {
+    getSecret: () =>
+      create(GetSecretResponseSchema, {
+        secret: {
+          id: SECRET,
+          projectId: PROJECT,
+          region: "fr-par",
+          name: "api",
+          path: "/",
+          type: SecretType.OPAQUE,
+          versionCount: 3,
+          etag: "etag-1",
         },
-        accessSecretVersion: (req) => {
-          accessed.push(req.revision);
-          throw new Error("not in this test");
-        },
-      });
+      }),
+    listSecretVersions: () =>
+      create(ListSecretVersionsResponseSchema, {
+        versions: [
+          { secretId: SECRET, revision: 3, status: VersionStatus.DISABLED, latest: true },
+          { secretId: SECRET, revision: 2, status: VersionStatus.ENABLED },
+          { secretId: SECRET, revision: 1, status: VersionStatus.ENABLED },
+        ],
+        totalCount: 3n,
+      }),
+    disableSecretVersion: (req) => {
+      disabled.push(req);
+      return create(DisableSecretVersionResponseSchema, {});
     },
-    { transport: { interceptors: [bearer(readToken)] } },
-  );
+    accessSecretVersion: (req) => {
+      accessed.push(req.revision);
+      throw new Error("not in this test");
+    },
+  });
 }
 
 async function open(role: Role) {
   const disabled: DisableSecretVersionRequest[] = [];
   const accessed: string[] = [];
-  sessionStorage.setItem("coffer.session", "coffer_t");
-  window.history.replaceState(null, "", `/p/${PROJECT}/fr-par/secrets/${SECRET}/versions`);
-  render(<App transport={server(role, disabled, accessed)} />);
+  await openConsole(
+    `/p/${PROJECT}/fr-par/secrets/${SECRET}/versions`,
+    server(role, disabled, accessed),
+  );
+  // The secret's page and its tab are chunks loaded on demand.
+  await screen.findByRole("row", { name: "Version 1" }, { timeout: 5000 });
   await settle();
   return { disabled, accessed };
 }
 
-async function settle() {
-  for (let i = 0; i < 5; i++) await act(() => new Promise((r) => setTimeout(r, 10)));
-}
-
 const row = (revision: number) => screen.getByRole("row", { name: `Version ${revision}` });
 
-beforeEach(() => sessionStorage.clear());
-afterEach(() => {
-  cleanup();
-  sessionStorage.clear();
-});
+cleanConsoleBetweenTests();
 
 describe("the Versions tab", () => {
   it("marks the latest and the latest enabled, and sends the secret's etag with an action", async () => {

@@ -11,10 +11,12 @@ import { useSecretChanged } from "../api/cache.ts";
 import { CreateVersionDialog } from "../secret-value/create-version-dialog.tsx";
 import { useReveal } from "../secret-value/reveal.tsx";
 import { canReadPayload, canWrite, useCaller } from "../session/caller.ts";
+import { DataTable } from "../ui/data-table.tsx";
 import { ConfirmDialog } from "../ui/dialog.tsx";
-import { actionLabel, formatTime, isoTime, versionStatusLabel } from "../ui/format.ts";
+import { actionLabel, versionStatusLabel } from "../ui/format.ts";
 import { Pager } from "../ui/pager.tsx";
 import { ProblemMessage, QueryState } from "../ui/problem.tsx";
+import { Time } from "../ui/time.tsx";
 import { useSecret } from "./secret.tsx";
 
 const PAGE_SIZE = 50;
@@ -159,45 +161,40 @@ function VersionTable({
   return (
     <>
       <ProblemMessage error={error} />
-      <div className="table-wrap">
-        <table className="table">
-          <caption className="visually-hidden">Versions of {secret.name}</caption>
-          <thead>
-            <tr>
-              <th scope="col">Revision</th>
-              <th scope="col">Status</th>
-              <th scope="col">Latest</th>
-              <th scope="col">Created</th>
-              <th scope="col">Description</th>
-              <th scope="col">Ephemeral</th>
-              {reader && <th scope="col">Value</th>}
-              {writer && <th scope="col">Actions</th>}
-            </tr>
-          </thead>
-          <tbody>
-            {versions.map((v) => (
-              <VersionRow
-                key={v.revision}
-                secret={secret}
-                region={region}
-                version={v}
-                latestEnabled={latestEnabled}
-                writer={writer}
-                reader={reader}
-                busy={busy}
-                onEnable={() => enable.mutate(target(v.revision))}
-                onDisable={() => disable.mutate(target(v.revision))}
-                onDelete={() => {
-                  for (const m of mutations) m.reset();
-                  setDeleting(v.revision);
-                }}
-                onRestore={() => restore.mutate(target(v.revision))}
-                onChanged={onChanged}
-              />
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <DataTable
+        caption={`Versions of ${secret.name}`}
+        columns={[
+          "Revision",
+          "Status",
+          "Latest",
+          "Created",
+          "Description",
+          "Ephemeral",
+          reader && "Value",
+          writer && "Actions",
+        ]}
+      >
+        {versions.map((v) => (
+          <VersionRow
+            key={v.revision}
+            secret={secret}
+            region={region}
+            version={v}
+            latestEnabled={latestEnabled}
+            writer={writer}
+            reader={reader}
+            busy={busy}
+            onEnable={() => enable.mutate(target(v.revision))}
+            onDisable={() => disable.mutate(target(v.revision))}
+            onDelete={() => {
+              for (const m of mutations) m.reset();
+              setDeleting(v.revision);
+            }}
+            onRestore={() => restore.mutate(target(v.revision))}
+            onChanged={onChanged}
+          />
+        ))}
+      </DataTable>
       {deleting !== undefined && (
         <ConfirmDialog
           title={`Delete version ${deleting}?`}
@@ -269,7 +266,7 @@ function VersionRow({
           {v.revision === latestEnabled && <span className="badge badge-ok">Latest enabled</span>}
         </td>
         <td className="nowrap">
-          <time dateTime={isoTime(v.createdAt)}>{formatTime(v.createdAt)}</time>
+          <Time at={v.createdAt} />
         </td>
         <td className={v.description === "" ? "muted" : undefined}>
           {v.description === "" ? "—" : v.description}
@@ -346,7 +343,7 @@ function Ephemeral({ version }: { version: SecretVersion }) {
     <ul className="plain-list">
       {p.expiresAt && (
         <li>
-          Expires <time dateTime={isoTime(p.expiresAt)}>{formatTime(p.expiresAt)}</time>
+          Expires <Time at={p.expiresAt} />
         </li>
       )}
       {p.expiresOnceAccessed && (

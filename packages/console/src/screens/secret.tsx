@@ -4,7 +4,9 @@ import { getRouteApi, Link, Outlet } from "@tanstack/react-router";
 import { isAdmin, useCaller } from "../session/caller.ts";
 import { Breadcrumbs } from "../ui/breadcrumbs.tsx";
 import { typeLabel } from "../ui/format.ts";
+import { PageHead } from "../ui/page-head.tsx";
 import { QueryState } from "../ui/problem.tsx";
+import { ACTIVE_PAGE } from "../ui/shell.tsx";
 import { useTitle } from "../ui/title.ts";
 
 const route = getRouteApi("/p/$projectId/$region/secrets/$secretId");
@@ -37,31 +39,26 @@ export function SecretScreen() {
       <QueryState query={query} what="the secret" />
       {secret && (
         <>
-          <div className="page-head">
-            <div>
-              <h1 className="secret-title">{secret.name}</h1>
-              <p className="muted">
-                <span className="badge">{typeLabel(secret.type)}</span>{" "}
-                {secret.protected && <span className="badge badge-info">Protected</span>}{" "}
-                {secret.ephemeralPolicy && <span className="badge badge-info">Ephemeral</span>}{" "}
-                {secret.status === SecretStatus.LOCKED && (
-                  <span className="badge badge-danger">Scheduled for deletion</span>
-                )}
-              </p>
-            </div>
-          </div>
+          <PageHead title={secret.name} titleClassName="secret-title">
+            <span className="badge">{typeLabel(secret.type)}</span>{" "}
+            {secret.protected && <span className="badge badge-info">Protected</span>}{" "}
+            {secret.ephemeralPolicy && <span className="badge badge-info">Ephemeral</span>}{" "}
+            {secret.status === SecretStatus.LOCKED && (
+              <span className="badge badge-danger">Scheduled for deletion</span>
+            )}
+          </PageHead>
           <nav className="tabs" aria-label="Secret">
             <Link
               to="/p/$projectId/$region/secrets/$secretId/overview"
               params={params}
-              activeProps={{ className: "active", "aria-current": "page" }}
+              activeProps={ACTIVE_PAGE}
             >
               Overview
             </Link>
             <Link
               to="/p/$projectId/$region/secrets/$secretId/versions"
               params={params}
-              activeProps={{ className: "active", "aria-current": "page" }}
+              activeProps={ACTIVE_PAGE}
             >
               Versions
             </Link>

@@ -1,13 +1,17 @@
-import { ListSecretsOrderBy, SecretService, SecretStatus } from "@coffer/api";
+import { ListSecretsOrderBy, SecretService } from "@coffer/api";
 import { useQuery } from "@connectrpc/connect-query";
-import { Link, useNavigate } from "@tanstack/react-router";
+import { useNavigate } from "@tanstack/react-router";
 import { type FormEvent, useEffect, useState } from "react";
 import type { SecretsSearch, SecretsSort } from "../search.ts";
+import { DataTable } from "../ui/data-table.tsx";
 import { EmptySecrets } from "../ui/empty-secrets.tsx";
-import { formatTime, isoTime, SECRET_TYPES, typeFromKey, typeLabel } from "../ui/format.ts";
+import { SelectField } from "../ui/fields.tsx";
+import { SECRET_TYPES, typeFromKey, typeLabel } from "../ui/format.ts";
 import { Pager } from "../ui/pager.tsx";
 import { QueryState } from "../ui/problem.tsx";
+import { SecretNameCell } from "../ui/secret-name-cell.tsx";
 import { Tags } from "../ui/tags.tsx";
+import { Time } from "../ui/time.tsx";
 
 const PAGE_SIZE = 50;
 
@@ -19,6 +23,9 @@ const ORDER: Record<SecretsSort, ListSecretsOrderBy> = {
   updated_desc: ListSecretsOrderBy.UPDATED_AT_DESC,
   updated_asc: ListSecretsOrderBy.UPDATED_AT_ASC,
 };
+
+/** A yes/no filter's choice; "" (any) is no filter. */
+const yesNo = (value: string) => (value === "yes" || value === "no" ? value : undefined);
 
 const SORT_LABELS: Record<SecretsSort, string> = {
   name_asc: "Name, A to Z",
@@ -89,55 +96,28 @@ export function SecretsList({
         />
       )}
       {secrets.length > 0 && (
-        <div className="table-wrap">
-          <table className="table">
-            <caption className="visually-hidden">Secrets</caption>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Path</th>
-                <th scope="col">Type</th>
-                <th scope="col">Tags</th>
-                <th scope="col">Versions</th>
-                <th scope="col">Created</th>
-                <th scope="col">Updated</th>
-              </tr>
-            </thead>
-            <tbody>
-              {secrets.map((s) => (
-                <tr key={s.id}>
-                  <td>
-                    <Link
-                      to="/p/$projectId/$region/secrets/$secretId/overview"
-                      params={{ projectId, region, secretId: s.id }}
-                      className="row-link"
-                    >
-                      <span className="icon-key" aria-hidden="true" />
-                      {s.name}
-                    </Link>
-                    {s.protected && <span className="badge badge-info">Protected</span>}
-                    {s.ephemeralPolicy && <span className="badge">Ephemeral</span>}
-                    {s.status === SecretStatus.LOCKED && (
-                      <span className="badge badge-danger">Scheduled for deletion</span>
-                    )}
-                  </td>
-                  <td className="mono">{s.path}</td>
-                  <td>{typeLabel(s.type)}</td>
-                  <td>
-                    <Tags tags={s.tags} />
-                  </td>
-                  <td>{s.versionCount}</td>
-                  <td>
-                    <time dateTime={isoTime(s.createdAt)}>{formatTime(s.createdAt)}</time>
-                  </td>
-                  <td>
-                    <time dateTime={isoTime(s.updatedAt)}>{formatTime(s.updatedAt)}</time>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          caption="Secrets"
+          columns={["Name", "Path", "Type", "Tags", "Versions", "Created", "Updated"]}
+        >
+          {secrets.map((s) => (
+            <tr key={s.id}>
+              <SecretNameCell projectId={projectId} region={region} secret={s} />
+              <td className="mono">{s.path}</td>
+              <td>{typeLabel(s.type)}</td>
+              <td>
+                <Tags tags={s.tags} />
+              </td>
+              <td>{s.versionCount}</td>
+              <td>
+                <Time at={s.createdAt} />
+              </td>
+              <td>
+                <Time at={s.updatedAt} />
+              </td>
+            </tr>
+          ))}
+        </DataTable>
       )}
       <Pager
         page={page}
@@ -205,63 +185,43 @@ function Filters({
           ))}
         </datalist>
       </div>
-      <div className="field">
-        <label htmlFor="filter-type">Type</label>
-        <select
-          id="filter-type"
-          value={search.type ?? ""}
-          onChange={(e) => onChange({ type: e.target.value || undefined })}
-        >
-          <option value="">Any type</option>
-          {SECRET_TYPES.map((t) => (
-            <option key={t.key} value={t.key}>
-              {t.label}
-            </option>
-          ))}
-        </select>
-      </div>
-      <div className="field">
-        <label htmlFor="filter-protected">Protection</label>
-        <select
-          id="filter-protected"
-          value={search.protected ?? ""}
-          onChange={(e) =>
-            onChange({ protected: (e.target.value || undefined) as "yes" | "no" | undefined })
-          }
-        >
-          <option value="">Any</option>
-          <option value="yes">Protected</option>
-          <option value="no">Not protected</option>
-        </select>
-      </div>
-      <div className="field">
-        <label htmlFor="filter-ephemeral">Ephemeral policy</label>
-        <select
-          id="filter-ephemeral"
-          value={search.ephemeral ?? ""}
-          onChange={(e) =>
-            onChange({ ephemeral: (e.target.value || undefined) as "yes" | "no" | undefined })
-          }
-        >
-          <option value="">Any</option>
-          <option value="yes">Ephemeral</option>
-          <option value="no">Not ephemeral</option>
-        </select>
-      </div>
-      <div className="field">
-        <label htmlFor="filter-sort">Sort by</label>
-        <select
-          id="filter-sort"
-          value={search.sort ?? "name_asc"}
-          onChange={(e) => onChange({ sort: e.target.value as SecretsSort })}
-        >
-          {(Object.keys(SORT_LABELS) as SecretsSort[]).map((k) => (
-            <option key={k} value={k}>
-              {SORT_LABELS[k]}
-            </option>
-          ))}
-        </select>
-      </div>
+      <SelectField
+        id="filter-type"
+        label="Type"
+        value={search.type ?? ""}
+        onChange={(type) => onChange({ type: type || undefined })}
+        any="Any type"
+        options={SECRET_TYPES.map((t) => [t.key, t.label] as const)}
+      />
+      <SelectField
+        id="filter-protected"
+        label="Protection"
+        value={search.protected ?? ""}
+        onChange={(p) => onChange({ protected: yesNo(p) })}
+        any="Any"
+        options={[
+          ["yes", "Protected"],
+          ["no", "Not protected"],
+        ]}
+      />
+      <SelectField
+        id="filter-ephemeral"
+        label="Ephemeral policy"
+        value={search.ephemeral ?? ""}
+        onChange={(e) => onChange({ ephemeral: yesNo(e) })}
+        any="Any"
+        options={[
+          ["yes", "Ephemeral"],
+          ["no", "Not ephemeral"],
+        ]}
+      />
+      <SelectField
+        id="filter-sort"
+        label="Sort by"
+        value={search.sort ?? "name_asc"}
+        onChange={(sort) => onChange({ sort: sort as SecretsSort })}
+        options={Object.entries(SORT_LABELS)}
+      />
       <div className="field field-check">
         <input
           id="filter-deleted"

@@ -1,60 +1,38 @@
 import { create } from "@bufbuild/protobuf";
 import {
-  AdminService,
-  GetCallerResponseSchema,
   ListSecretsOrderBy,
   type ListSecretsRequest,
   ListSecretsResponseSchema,
   ListTagsResponseSchema,
   Role,
-  SecretService,
   SecretType,
 } from "@coffer/api";
-import { createRouterTransport } from "@connectrpc/connect";
-import { act, cleanup, render, screen } from "@testing-library/react";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { bearer } from "../api/transport.ts";
-import { App } from "../app.tsx";
-import { readToken } from "../session/session.ts";
-
-const PROJECT = "7d8f7a4e-0000-4000-8000-000000000001";
+import { screen } from "@testing-library/react";
+import { describe, expect, it } from "vitest";
+import {
+  cleanConsoleBetweenTests,
+  consoleServer,
+  openConsole,
+  PROJECT,
+} from "../testing/console.tsx";
 
 function server(seen: ListSecretsRequest[], role: Role) {
-  return createRouterTransport(
-    ({ service }) => {
-      service(AdminService, {
-        getCaller: () =>
-          create(GetCallerResponseSchema, {
-            token: { id: "t", name: "t", grants: [{ projectId: PROJECT, role }] },
-            projects: [{ id: PROJECT, name: "payments" }],
-          }),
-      });
-      service(SecretService, {
-        listSecrets: (req) => {
-          seen.push(req);
-          return create(ListSecretsResponseSchema, { secrets: [], totalCount: 0n });
-        },
-        listTags: () => create(ListTagsResponseSchema, { tags: ["prod"] }),
-      });
+  return consoleServer(role, {
+    listSecrets: (req) => {
+      seen.push(req);
+      return create(ListSecretsResponseSchema, { secrets: [], totalCount: 0n });
     },
-    { transport: { interceptors: [bearer(readToken)] } },
-  );
+    listTags: () => create(ListTagsResponseSchema, { tags: ["prod"] }),
+  });
 }
 
 async function open(url: string, role = Role.FULL_ACCESS) {
   const seen: ListSecretsRequest[] = [];
-  sessionStorage.setItem("coffer.session", "coffer_t");
-  window.history.replaceState(null, "", url);
-  render(<App transport={server(seen, role)} />);
-  for (let i = 0; i < 5; i++) await act(() => new Promise((r) => setTimeout(r, 10)));
+  await openConsole(url, server(seen, role));
   return seen;
 }
 
-beforeEach(() => sessionStorage.clear());
-afterEach(() => {
-  cleanup();
-  sessionStorage.clear();
-});
+cleanConsoleBetweenTests();
 
 describe("the Secrets list", () => {
   it("asks ListSecrets for what the URL's filters, sort and page say", async () => {

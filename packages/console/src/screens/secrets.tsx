@@ -1,5 +1,6 @@
 import { getRouteApi, Link } from "@tanstack/react-router";
 import { canWrite, useCaller } from "../session/caller.ts";
+import { PageHead } from "../ui/page-head.tsx";
 import { useTitle } from "../ui/title.ts";
 import { SecretsFolders } from "./secrets-folders.tsx";
 import { SecretsList } from "./secrets-list.tsx";
@@ -23,15 +24,10 @@ export function SecretsScreen() {
   const writer = canWrite(caller.data, projectId);
   return (
     <div className="page">
-      <div className="page-head">
-        <div>
-          <h1>Secrets</h1>
-          <p className="muted">
-            Secrets of this project in region <strong>{region}</strong>.
-          </p>
-        </div>
-        {writer && (
-          <div className="page-actions">
+      <PageHead
+        title="Secrets"
+        actions={
+          writer && (
             <Link
               to="/p/$projectId/$region/secrets/new"
               params={{ projectId, region }}
@@ -40,9 +36,11 @@ export function SecretsScreen() {
             >
               + Create secret
             </Link>
-          </div>
-        )}
-      </div>
+          )
+        }
+      >
+        Secrets of this project in region <strong>{region}</strong>.
+      </PageHead>
       <nav className="segmented" aria-label="View">
         <Link
           from="/p/$projectId/$region/secrets"

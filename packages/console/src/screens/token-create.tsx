@@ -1,13 +1,12 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { AdminService, type Project, Role, type Token } from "@coffer/api";
 import { useMutation } from "@connectrpc/connect-query";
-import { type FormEvent, useEffect, useId, useState } from "react";
+import { type FormEvent, useId, useState } from "react";
 import { describeError, type Problem } from "../api/errors.ts";
+import { CopiedStatus, useClipboard } from "../ui/clipboard.tsx";
 import { ProblemMessage } from "../ui/problem.tsx";
 import { ROLES } from "./token-roles.ts";
 
-/** How long "Copied" stays. */
-const COPIED_MS = 2_000;
 const DAY_MS = 86_400_000;
 
 /** The expiry choices, as most consoles offer them. */
@@ -366,21 +365,11 @@ function CreatedToken({
   onDone: () => void;
 }) {
   const id = useId();
-  const [copied, setCopied] = useState(false);
+  const clipboard = useClipboard();
   const [copyError, setCopyError] = useState<unknown>();
-  useEffect(() => {
-    if (!copied) return;
-    const t = setTimeout(() => setCopied(false), COPIED_MS);
-    return () => clearTimeout(t);
-  }, [copied]);
   async function copy() {
     setCopyError(undefined);
-    try {
-      await navigator.clipboard.writeText(value);
-      setCopied(true);
-    } catch {
-      setCopyError(new Error("The browser refused to write to the clipboard."));
-    }
+    setCopyError(await clipboard.write(value));
   }
   return (
     <section className="card token-created" aria-labelledby={`${id}-title`}>
@@ -398,9 +387,7 @@ function CreatedToken({
           <button type="button" className="btn btn-primary" onClick={copy}>
             Copy
           </button>
-          <span className="copied" role="status">
-            {copied ? "Copied" : ""}
-          </span>
+          <CopiedStatus copied={clipboard.copied} />
         </div>
       </div>
       <ProblemMessage error={copyError} />

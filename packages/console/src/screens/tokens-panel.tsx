@@ -3,10 +3,11 @@ import { AdminService, type Project, type Token } from "@coffer/api";
 import { createConnectQueryKey, useMutation, useQuery } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
+import { DataTable } from "../ui/data-table.tsx";
 import { ConfirmDialog } from "../ui/dialog.tsx";
-import { formatTime, isoTime } from "../ui/format.ts";
 import { Pager } from "../ui/pager.tsx";
 import { ProblemMessage, QueryState } from "../ui/problem.tsx";
+import { Time } from "../ui/time.tsx";
 import { CreateToken } from "./token-create.tsx";
 import { grantLabel } from "./token-roles.ts";
 
@@ -110,74 +111,61 @@ export function TokensPanel({
           </div>
         )}
         {tokens.length > 0 && (
-          <div className="table-wrap">
-            <table className="table">
-              <caption className="visually-hidden">Tokens</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Prefix</th>
-                  <th scope="col">Grants</th>
-                  <th scope="col">Created</th>
-                  <th scope="col">Expires</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">
-                    <span className="visually-hidden">Actions</span>
+          <DataTable
+            caption="Tokens"
+            columns={[
+              "Name",
+              "Prefix",
+              "Grants",
+              "Created",
+              "Expires",
+              "Status",
+              { hidden: "Actions" },
+            ]}
+          >
+            {tokens.map((t) => {
+              const status = tokenStatus(t);
+              return (
+                <tr key={t.id}>
+                  <th scope="row">
+                    {t.name}
+                    {t.id === callerTokenId && <span className="badge badge-info">You</span>}
                   </th>
+                  <td className="mono">{t.prefix}…</td>
+                  <td>
+                    <ul className="grant-list">
+                      {t.grants.map((g) => (
+                        <li key={`${g.projectId} ${g.role} ${g.pathPrefix}`}>
+                          {grantLabel(g, projects)}
+                        </li>
+                      ))}
+                    </ul>
+                  </td>
+                  <td>
+                    <Time at={t.createdAt} />
+                  </td>
+                  <td>{t.expiresAt === undefined ? "Never" : <Time at={t.expiresAt} />}</td>
+                  <td>
+                    <span className={STATUS[status].badge}>{STATUS[status].label}</span>
+                  </td>
+                  <td>
+                    {status !== "revoked" && (
+                      <button
+                        type="button"
+                        className="btn btn-small btn-danger"
+                        onClick={() => {
+                          revoke.reset();
+                          setRevoking(t);
+                        }}
+                      >
+                        Revoke<span className="visually-hidden"> {t.name}</span>
+                      </button>
+                    )}
+                  </td>
                 </tr>
-              </thead>
-              <tbody>
-                {tokens.map((t) => {
-                  const status = tokenStatus(t);
-                  return (
-                    <tr key={t.id}>
-                      <th scope="row">
-                        {t.name}
-                        {t.id === callerTokenId && <span className="badge badge-info">You</span>}
-                      </th>
-                      <td className="mono">{t.prefix}…</td>
-                      <td>
-                        <ul className="grant-list">
-                          {t.grants.map((g) => (
-                            <li key={`${g.projectId} ${g.role} ${g.pathPrefix}`}>
-                              {grantLabel(g, projects)}
-                            </li>
-                          ))}
-                        </ul>
-                      </td>
-                      <td>
-                        <time dateTime={isoTime(t.createdAt)}>{formatTime(t.createdAt)}</time>
-                      </td>
-                      <td>
-                        {t.expiresAt === undefined ? (
-                          "Never"
-                        ) : (
-                          <time dateTime={isoTime(t.expiresAt)}>{formatTime(t.expiresAt)}</time>
-                        )}
-                      </td>
-                      <td>
-                        <span className={STATUS[status].badge}>{STATUS[status].label}</span>
-                      </td>
-                      <td>
-                        {status !== "revoked" && (
-                          <button
-                            type="button"
-                            className="btn btn-small btn-danger"
-                            onClick={() => {
-                              revoke.reset();
-                              setRevoking(t);
-                            }}
-                          >
-                            Revoke<span className="visually-hidden"> {t.name}</span>
-                          </button>
-                        )}
-                      </td>
-                    </tr>
-                  );
-                })}
-              </tbody>
-            </table>
-          </div>
+              );
+            })}
+          </DataTable>
         )}
         <Pager page={page} pageSize={PAGE_SIZE} total={total} label="tokens" onPage={setPage} />
       </section>

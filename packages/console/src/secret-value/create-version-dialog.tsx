@@ -2,9 +2,9 @@ import { type Secret, SecretService, type SecretVersion } from "@coffer/api";
 import { createClient } from "@connectrpc/connect";
 import { useTransport } from "@connectrpc/connect-query";
 import { type FormEvent, useId, useRef, useState } from "react";
-import { describedBy, Field, Toggle } from "./fields.tsx";
+import { Dialog } from "../ui/dialog.tsx";
+import { TextAreaField, Toggle } from "../ui/fields.tsx";
 import { descriptionProblem } from "./metadata.ts";
-import { Modal } from "./modal.tsx";
 import { refusalOf, sentence } from "./refusal.ts";
 import {
   emptyDraft,
@@ -110,14 +110,8 @@ export function CreateVersionDialog({
   }
 
   return (
-    <Modal
-      titleId={`${id}-title`}
-      descriptionId={`${id}-about`}
-      onClose={onClose}
-      className="version-dialog"
-    >
+    <Dialog title="Create version" describedBy={`${id}-about`} onClose={onClose}>
       <form ref={formRef} noValidate onSubmit={submit}>
-        <h2 id={`${id}-title`}>Create version</h2>
         <p id={`${id}-about`} className="hint">
           A new version of <strong>{secret.name}</strong>, of type {KIND_LABELS[kind]}. By default,
           all your secret versions have the same type as the secret they belong to. You cannot
@@ -165,19 +159,17 @@ export function CreateVersionDialog({
           disabled={!enabled}
           hint="Disables the version that was the latest enabled one, so only this one is served."
         />
-        <Field id={`${id}-description`} label="Description (optional)" error={descriptionError}>
-          <textarea
-            id={`${id}-description`}
-            rows={2}
-            value={description}
-            onChange={(e) => {
-              setDescription(e.target.value);
-              if (serverField === "description") setServer(undefined);
-            }}
-            aria-invalid={descriptionError ? true : undefined}
-            aria-describedby={describedBy(`${id}-description`, false, descriptionError)}
-          />
-        </Field>
+        <TextAreaField
+          id={`${id}-description`}
+          label="Description (optional)"
+          error={descriptionError}
+          rows={2}
+          value={description}
+          onChange={(next) => {
+            setDescription(next);
+            if (serverField === "description") setServer(undefined);
+          }}
+        />
         {formError ? (
           <p className="notice notice-error" role="alert" tabIndex={-1}>
             {formError}
@@ -192,6 +184,6 @@ export function CreateVersionDialog({
           </button>
         </div>
       </form>
-    </Modal>
+    </Dialog>
   );
 }

@@ -2,6 +2,7 @@ import { SecretService, type SecretType } from "@coffer/api";
 import { createClient } from "@connectrpc/connect";
 import { useTransport } from "@connectrpc/connect-query";
 import { type ReactNode, useCallback, useEffect, useRef, useState } from "react";
+import { CopiedStatus, useClipboard } from "../ui/clipboard.tsx";
 import { ConfirmDialog } from "../ui/dialog.tsx";
 import { ProblemMessage } from "../ui/problem.tsx";
 import { clipboardText, type ShownValue, showValue } from "./payload.ts";
@@ -9,8 +10,6 @@ import { ShownValueView } from "./shown-value.tsx";
 
 /** How long a revealed value stays on screen. */
 export const HIDE_AFTER_MS = 30_000;
-/** How long "Copied" stays. */
-const COPIED_MS = 2_000;
 
 export const SINGLE_ACCESS_WARNING = "Revealing consumes this version: it can be read only once";
 const SINGLE_ACCESS_COPY_WARNING = "Copying consumes this version: it can be read only once";
@@ -76,7 +75,7 @@ export function useReveal({
   const [confirming, setConfirming] = useState<"reveal" | "copy">();
   const [error, setError] = useState<unknown>();
   const [busy, setBusy] = useState(false);
-  const [copied, setCopied] = useState(false);
+  const clipboard = useClipboard();
   const [now, setNow] = useState(() => Date.now());
   const held = useRef<Uint8Array | undefined>(undefined);
   const mounted = useRef(true);
@@ -111,12 +110,6 @@ export function useReveal({
       hide();
     };
   }, [hide]);
-
-  useEffect(() => {
-    if (!copied) return;
-    const t = setTimeout(() => setCopied(false), COPIED_MS);
-    return () => clearTimeout(t);
-  }, [copied]);
 
   async function access(): Promise<Uint8Array | undefined> {
     setBusy(true);
@@ -157,12 +150,8 @@ export function useReveal({
     if (data === undefined) return;
     const { text } = clipboardText(data);
     data.fill(0);
-    try {
-      await navigator.clipboard.writeText(text);
-      setCopied(true);
-    } catch {
-      setError(new Error("The browser refused to write to the clipboard."));
-    }
+    const refused = await clipboard.write(text);
+    if (refused) setError(refused);
   }
 
   function ask(what: "reveal" | "copy") {
@@ -210,9 +199,7 @@ export function useReveal({
             Copy
           </button>
         )}
-        <span className="copied" role="status">
-          {copied ? "Copied" : ""}
-        </span>
+        <CopiedStatus copied={clipboard.copied} />
       </div>
       <ProblemMessage error={error} />
       {confirming && (

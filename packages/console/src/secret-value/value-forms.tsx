@@ -1,7 +1,7 @@
-import { type ChangeEvent, useEffect, useId, useRef, useState } from "react";
+import { type ChangeEvent, type ComponentProps, useEffect, useId, useRef, useState } from "react";
 import { parseDotenv } from "../import/dotenv.ts";
 import "./value-forms.css";
-import { describedBy, Field, FieldError } from "./fields.tsx";
+import { describedBy, FieldError, SelectField, TextAreaField, TextField } from "../ui/fields.tsx";
 import {
   DATABASE_ENGINES,
   type DatabaseEngine,
@@ -310,18 +310,14 @@ export function OpaqueForm({ draft, onChange, errors }: FormProps<"opaque">) {
     );
   }
   return (
-    <Field id={`${id}-value`} label="Secret value" error={errors.data}>
-      <textarea
-        id={`${id}-value`}
-        className="mono"
-        rows={4}
-        value={draft.text}
-        onChange={(e) => onChange({ ...draft, text: e.target.value })}
-        aria-invalid={errors.data ? true : undefined}
-        aria-describedby={describedBy(`${id}-value`, false, errors.data)}
-        {...secretInput}
-      />
-    </Field>
+    <SecretTextArea
+      id={`${id}-value`}
+      label="Secret value"
+      rows={4}
+      value={draft.text}
+      error={errors.data}
+      onChange={(text) => onChange({ ...draft, text })}
+    />
   );
 }
 
@@ -329,23 +325,15 @@ export function OpaqueForm({ draft, onChange, errors }: FormProps<"opaque">) {
 export function CertificateForm({ draft, onChange, errors }: FormProps<"certificate">) {
   const id = `${useId()}-pem`;
   return (
-    <Field
+    <SecretTextArea
       id={id}
       label="Certificate (PEM)"
       hint='One or more PEM blocks, from "-----BEGIN CERTIFICATE-----" to "-----END CERTIFICATE-----" (chains and keys too).'
+      rows={10}
+      value={draft.pem}
       error={errors.data}
-    >
-      <textarea
-        id={id}
-        className="mono"
-        rows={10}
-        value={draft.pem}
-        onChange={(e) => onChange({ ...draft, pem: e.target.value })}
-        aria-invalid={errors.data ? true : undefined}
-        aria-describedby={describedBy(id, true, errors.data)}
-        {...secretInput}
-      />
-    </Field>
+      onChange={(pem) => onChange({ ...draft, pem })}
+    />
   );
 }
 
@@ -354,23 +342,15 @@ export function SshKeyForm({ draft, onChange, errors }: FormProps<"ssh_key">) {
   const id = `${useId()}-ssh`;
   const error = errors["data.ssh_private_key"] ?? errors.data;
   return (
-    <Field
+    <SecretTextArea
       id={id}
       label="SSH private key"
       hint='A PEM or OpenSSH private key, such as the content of ~/.ssh/id_ed25519 ("-----BEGIN OPENSSH PRIVATE KEY-----").'
+      rows={10}
+      value={draft.sshPrivateKey}
       error={error}
-    >
-      <textarea
-        id={id}
-        className="mono"
-        rows={10}
-        value={draft.sshPrivateKey}
-        onChange={(e) => onChange({ ...draft, sshPrivateKey: e.target.value })}
-        aria-invalid={error ? true : undefined}
-        aria-describedby={describedBy(id, true, error)}
-        {...secretInput}
-      />
-    </Field>
+      onChange={(sshPrivateKey) => onChange({ ...draft, sshPrivateKey })}
+    />
   );
 }
 
@@ -379,21 +359,7 @@ export function BasicCredentialsForm({ draft, onChange, errors }: FormProps<"bas
   const id = useId();
   return (
     <div className="field-row">
-      <TextField
-        id={`${id}-username`}
-        label="Username"
-        value={draft.username}
-        error={errors["data.username"]}
-        onChange={(username) => onChange({ ...draft, username })}
-      />
-      <TextField
-        id={`${id}-password`}
-        label="Password"
-        type="password"
-        value={draft.password}
-        error={errors["data.password"]}
-        onChange={(password) => onChange({ ...draft, password })}
-      />
+      <CredentialFields id={id} draft={draft} onChange={onChange} errors={errors} />
       <FieldError id={`${id}-data`}>{errors.data}</FieldError>
     </div>
   );
@@ -406,32 +372,24 @@ export function DatabaseCredentialsForm({
   errors,
 }: FormProps<"database_credentials">) {
   const id = useId();
-  const engineError = errors["data.engine"];
   return (
     <div className="field-grid">
-      <Field id={`${id}-engine`} label="Engine" error={engineError}>
-        <select
-          id={`${id}-engine`}
-          value={draft.engine}
-          onChange={(e) => onChange({ ...draft, engine: e.target.value as DatabaseEngine })}
-          aria-invalid={engineError ? true : undefined}
-          aria-describedby={describedBy(`${id}-engine`, false, engineError)}
-        >
-          {DATABASE_ENGINES.map((engine) => (
-            <option key={engine} value={engine}>
-              {engine}
-            </option>
-          ))}
-        </select>
-      </Field>
-      <TextField
+      <SelectField
+        id={`${id}-engine`}
+        label="Engine"
+        error={errors["data.engine"]}
+        value={draft.engine}
+        onChange={(engine) => onChange({ ...draft, engine: engine as DatabaseEngine })}
+        options={DATABASE_ENGINES.map((engine) => [engine, engine] as const)}
+      />
+      <SecretTextField
         id={`${id}-host`}
         label="Host"
         value={draft.host}
         error={errors["data.host"]}
         onChange={(host) => onChange({ ...draft, host })}
       />
-      <TextField
+      <SecretTextField
         id={`${id}-port`}
         label="Port"
         inputMode="numeric"
@@ -440,21 +398,51 @@ export function DatabaseCredentialsForm({
         error={errors["data.port"]}
         onChange={(port) => onChange({ ...draft, port })}
       />
-      <TextField
+      <SecretTextField
         id={`${id}-dbname`}
         label="Database name"
         value={draft.dbname}
         error={errors["data.dbname"]}
         onChange={(dbname) => onChange({ ...draft, dbname })}
       />
-      <TextField
+      <CredentialFields id={id} draft={draft} onChange={onChange} errors={errors} />
+      <FieldError id={`${id}-data`}>{errors.data}</FieldError>
+    </div>
+  );
+}
+
+/** A part of a secret typed on one line: never completed, spell-checked or capitalized. */
+function SecretTextField(props: ComponentProps<typeof TextField>) {
+  return <TextField type="text" {...secretInput} {...props} />;
+}
+
+/** A secret typed as text: monospaced, never completed, spell-checked or capitalized. */
+function SecretTextArea(props: ComponentProps<typeof TextAreaField>) {
+  return <TextAreaField className="mono" {...secretInput} {...props} />;
+}
+
+/** The username and password that both kinds of credentials have. */
+function CredentialFields<D extends { username: string; password: string }>({
+  id,
+  draft,
+  onChange,
+  errors,
+}: {
+  id: string;
+  draft: D;
+  onChange: (draft: D) => void;
+  errors: FieldErrors;
+}) {
+  return (
+    <>
+      <SecretTextField
         id={`${id}-username`}
         label="Username"
         value={draft.username}
         error={errors["data.username"]}
         onChange={(username) => onChange({ ...draft, username })}
       />
-      <TextField
+      <SecretTextField
         id={`${id}-password`}
         label="Password"
         type="password"
@@ -462,43 +450,7 @@ export function DatabaseCredentialsForm({
         error={errors["data.password"]}
         onChange={(password) => onChange({ ...draft, password })}
       />
-      <FieldError id={`${id}-data`}>{errors.data}</FieldError>
-    </div>
-  );
-}
-
-function TextField({
-  id,
-  label,
-  value,
-  onChange,
-  error,
-  hint,
-  type = "text",
-  inputMode,
-}: {
-  id: string;
-  label: string;
-  value: string;
-  onChange: (value: string) => void;
-  error?: string | undefined;
-  hint?: string;
-  type?: "text" | "password";
-  inputMode?: "numeric";
-}) {
-  return (
-    <Field id={id} label={label} hint={hint} error={error}>
-      <input
-        id={id}
-        type={type}
-        value={value}
-        inputMode={inputMode}
-        onChange={(e) => onChange(e.target.value)}
-        aria-invalid={error ? true : undefined}
-        aria-describedby={describedBy(id, hint, error)}
-        {...secretInput}
-      />
-    </Field>
+    </>
   );
 }
 

@@ -25,6 +25,19 @@ export function Shell() {
   );
 }
 
+/** A link to the page shown: marked so, for the eye and for a screen reader. */
+export const ACTIVE_PAGE = { className: "active", "aria-current": "page" } as const;
+
+/** The screens of a project in a region, in the main navigation; the admins' last. */
+const NAV = [
+  ["/p/$projectId/$region/secrets", "Secrets"],
+  ["/p/$projectId/$region/import", "Import"],
+] as const;
+const ADMIN_NAV = [
+  ["/p/$projectId/$region/audit", "Audit"],
+  ["/p/$projectId/$region/tokens", "Tokens"],
+] as const;
+
 function Header() {
   const { signOut } = useSession();
   const params = useParams({ strict: false });
@@ -105,42 +118,14 @@ function RegionSwitch({ projectId, region }: { projectId: string; region: string
 
 function MainNav({ projectId, region }: { projectId: string; region: string }) {
   const caller = useCaller();
-  const admin = isAdmin(caller.data, projectId);
-  const params = { projectId, region };
+  const items = isAdmin(caller.data, projectId) ? [...NAV, ...ADMIN_NAV] : NAV;
   return (
     <nav className="mainnav" aria-label="Main">
-      <Link
-        to="/p/$projectId/$region/secrets"
-        params={params}
-        activeProps={{ className: "active", "aria-current": "page" }}
-      >
-        Secrets
-      </Link>
-      <Link
-        to="/p/$projectId/$region/import"
-        params={params}
-        activeProps={{ className: "active", "aria-current": "page" }}
-      >
-        Import
-      </Link>
-      {admin && (
-        <>
-          <Link
-            to="/p/$projectId/$region/audit"
-            params={params}
-            activeProps={{ className: "active", "aria-current": "page" }}
-          >
-            Audit
-          </Link>
-          <Link
-            to="/p/$projectId/$region/tokens"
-            params={params}
-            activeProps={{ className: "active", "aria-current": "page" }}
-          >
-            Tokens
-          </Link>
-        </>
-      )}
+      {items.map(([to, label]) => (
+        <Link key={to} to={to} params={{ projectId, region }} activeProps={ACTIVE_PAGE}>
+          {label}
+        </Link>
+      ))}
     </nav>
   );
 }

@@ -3,6 +3,7 @@ import { useMutation } from "@connectrpc/connect-query";
 import { type FormEvent, useState } from "react";
 import { useSecretChanged } from "../api/cache.ts";
 import { describeError } from "../api/errors.ts";
+import { FieldError } from "./fields.tsx";
 import { Tags } from "./tags.tsx";
 
 /** A secret's tags, each removable, and a field to add one (UpdateSecret with the etag). */
@@ -78,11 +79,7 @@ export function TagEditor({
           Add tag
         </button>
       </form>
-      {problem && (
-        <p id="new-tag-error" className="field-error" role="alert">
-          {problem.message}
-        </p>
-      )}
+      <FieldError id="new-tag">{problem?.message}</FieldError>
     </div>
   );
 }
