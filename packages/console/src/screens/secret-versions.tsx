@@ -261,9 +261,12 @@ function VersionRow({
         <td>
           <StatusBadge status={v.status} />
         </td>
-        <td className="nowrap">
-          {v.latest && <span className="badge">Latest</span>}
-          {v.revision === latestEnabled && <span className="badge badge-ok">Latest enabled</span>}
+        <td>
+          {/* Stacked, so the row's actions fit beside them on a laptop screen. */}
+          <span className="badge-stack">
+            {v.latest && <span className="badge">Latest</span>}
+            {v.revision === latestEnabled && <span className="badge badge-ok">Latest enabled</span>}
+          </span>
         </td>
         <td className="nowrap">
           <Time at={v.createdAt} />
