@@ -1,0 +1,397 @@
+/**
+ * The web console's weight and first load (issue 14):
+ *
+ *   node --import tsx bench/console.ts [--loads 15] [--secrets 1000] [--no-write]
+ *   node --import tsx bench/console.ts --check     (the bundle budget only; exits 1 when over)
+ *
+ * (a) Its JavaScript, gzipped (level 9, as a server or CDN would send it):
+ * every packages/console/dist/assets/*.js summed, and the largest chunk,
+ * against the budget below. `--check` measures only that and exits 1 when
+ * a figure is over its budget; test/console/bundle-budget.test.ts runs it,
+ * so the test suite fails on a bundle that grew past it.
+ *
+ * (b) The first load of the Secrets screen with 1,000 secrets, in the same
+ * headless Chromium the browser tests drive (Debian's /usr/bin/chromium,
+ * playwright-core): a real server (`coffer-server` through tsx, as `npm
+ * start` runs it) on the embedded PGlite, a project with `--secrets`
+ * secrets created over gRPC, then `--loads` page loads of its Secrets
+ * screen, each in a fresh browser context (empty HTTP cache: a cold load)
+ * and each again as a reload (warm cache), timed from navigation start to
+ * the first row of the list in the DOM, recorded in the page by a
+ * MutationObserver installed before any of the page's scripts run. The
+ * folder view of the folder holding the secrets is timed the same way.
+ * Baselines, in the same run: the same screens of a project with 10
+ * secrets, and the sign-in page (index.html and its assets, no API call)
+ * to its form.
+ *
+ * Writes the `console` section of bench/RESULTS.md unless --no-write.
+ */
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { mkdtemp } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { gzipSync } from "node:zlib";
+import { AdminService } from "@coffer/api";
+import { createCofferClient, createCofferTransport } from "@coffer/client";
+import { createClient } from "@connectrpc/connect";
+import { type Browser, chromium } from "playwright-core";
+import { cleanup, cleanupOnSignals, onCleanup } from "./support/cleanup.ts";
+import { serverSettings, startCoffer } from "./support/coffer.ts";
+import { REPO_ROOT } from "./support/processes.ts";
+import { writeSection } from "./support/results.ts";
+import { bytes, ms, percentile } from "./support/stats.ts";
+
+/** The budget of the console's JavaScript, gzipped. */
+export const BUDGET = {
+  /** Every chunk, summed: what a first visit downloads at most. */
+  totalJsGzip: 300 * 1024,
+  /** The largest chunk: what the first screen waits for. */
+  largestJsGzip: 250 * 1024,
+};
+
+const DIST = path.join(REPO_ROOT, "packages/console/dist");
+const CHROMIUM = process.env.COFFER_CHROMIUM ?? "/usr/bin/chromium";
+
+interface Chunk {
+  name: string;
+  raw: number;
+  gzip: number;
+}
+
+interface BundleFigures {
+  chunks: Chunk[];
+  totalRaw: number;
+  totalGzip: number;
+  largest: Chunk;
+  css: Chunk[];
+}
+
+/** Sizes of dist/assets/*.js (and *.css), raw and gzipped at level 9. */
+function measureBundle(): BundleFigures {
+  const dir = path.join(DIST, "assets");
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    throw new Error(`no ${dir}: build the console first (npm run build)`);
+  }
+  const size = (name: string): Chunk => {
+    const data = readFileSync(path.join(dir, name));
+    return { name, raw: data.length, gzip: gzipSync(data, { level: 9 }).length };
+  };
+  const chunks = names
+    .filter((n) => n.endsWith(".js"))
+    .map(size)
+    .sort((a, b) => b.gzip - a.gzip);
+  const largest = chunks[0];
+  if (largest === undefined) throw new Error(`no JavaScript in ${dir}`);
+  return {
+    chunks,
+    totalRaw: chunks.reduce((a, c) => a + c.raw, 0),
+    totalGzip: chunks.reduce((a, c) => a + c.gzip, 0),
+    largest,
+    css: names.filter((n) => n.endsWith(".css")).map(size),
+  };
+}
+
+function budgetLines(b: BundleFigures): { lines: string[]; over: boolean } {
+  const rows: [string, number, number][] = [
+    ["all JavaScript chunks, gzipped", b.totalGzip, BUDGET.totalJsGzip],
+    [`largest chunk (${b.largest.name}), gzipped`, b.largest.gzip, BUDGET.largestJsGzip],
+  ];
+  let over = false;
+  const lines = rows.map(([what, value, budget]) => {
+    const ok = value <= budget;
+    over ||= !ok;
+    return `| ${what} | ${bytes(value)} | ${bytes(budget)} | ${ok ? "within" : `over by ${bytes(value - budget)}`} |`;
+  });
+  return { lines, over };
+}
+
+// --- First load ---------------------------------------------------------
+
+/**
+ * Runs in the page before its scripts (through DevTools, so the page's CSP
+ * does not apply): records when the first element matching a selector is
+ * added, relative to navigation start.
+ */
+const FIRST_ROW_PROBE = `(() => {
+  const marks = {};
+  window.__benchMarks = marks;
+  const probes = {
+    row: "table tbody tr, [role=row] [role=cell], [role=rowgroup] [role=row]",
+    signIn: "input[type=password], input[autocomplete=off]",
+  };
+  const check = () => {
+    for (const [name, selector] of Object.entries(probes)) {
+      if (marks[name] === undefined && document.querySelector(selector)) marks[name] = performance.now();
+    }
+  };
+  new MutationObserver(check).observe(document, { childList: true, subtree: true });
+})();`;
+
+interface LoadSample {
+  cold: number;
+  warm: number;
+}
+
+function tokenKeyScript(key: string, token: string): string {
+  return `try { sessionStorage.setItem(${JSON.stringify(key)}, ${JSON.stringify(token)}); } catch {}`;
+}
+
+/**
+ * `loads` cold loads (a fresh context each) of `url`, each followed by a
+ * warm reload, until the `mark` probe fires; milliseconds from navigation start.
+ */
+async function timeLoads(
+  browser: Browser,
+  url: string,
+  mark: "row" | "signIn",
+  loads: number,
+  signedIn: string | undefined,
+): Promise<LoadSample[]> {
+  const samples: LoadSample[] = [];
+  for (let i = 0; i < loads + 1; i++) {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    if (signedIn !== undefined) await context.addInitScript(signedIn);
+    await context.addInitScript(FIRST_ROW_PROBE);
+    const page = await context.newPage();
+    const once = async () => {
+      await page.waitForFunction(
+        `window.__benchMarks && window.__benchMarks.${mark} !== undefined`,
+        null,
+        {
+          timeout: 30_000,
+          polling: 50,
+        },
+      );
+      return (await page.evaluate(`window.__benchMarks.${mark}`)) as number;
+    };
+    await page.goto(url);
+    const cold = await once();
+    await page.reload();
+    const warm = await once();
+    await context.close();
+    // The first load warms the server and the browser: not counted.
+    if (i > 0) samples.push({ cold, warm });
+  }
+  return samples;
+}
+
+function stat(values: number[]): { p50: number; p95: number; min: number; max: number } {
+  const sorted = [...values].sort((a, b) => a - b);
+  return {
+    p50: percentile(sorted, 50),
+    p95: percentile(sorted, 95),
+    min: sorted[0] ?? Number.NaN,
+    max: sorted.at(-1) ?? Number.NaN,
+  };
+}
+
+/** How the console is addressed: its routes, and where it keeps the token. */
+export interface ConsoleRoutes {
+  /** The sessionStorage key holding the token. */
+  tokenKey: string;
+  /** The Secrets screen's flat list of a project in a region. */
+  list(projectId: string, region: string): string;
+  /** The folder view of `folder`. */
+  folder(projectId: string, region: string, folder: string): string;
+}
+
+const ROUTES: ConsoleRoutes = {
+  tokenKey: "coffer.token",
+  list: (projectId, region) => `/projects/${projectId}/regions/${region}/secrets?view=list`,
+  folder: (projectId, region, folder) =>
+    `/projects/${projectId}/regions/${region}/secrets?view=folders&path=${encodeURIComponent(folder)}`,
+};
+
+function sh(cmd: string, argv: string[]): string {
+  try {
+    return execFileSync(cmd, argv, { encoding: "utf8", cwd: REPO_ROOT }).trim();
+  } catch {
+    return "?";
+  }
+}
+
+async function main(): Promise<void> {
+  const { values: args } = parseArgs({
+    options: {
+      check: { type: "boolean", default: false },
+      loads: { type: "string", default: "15" },
+      secrets: { type: "string", default: "1000" },
+      "no-write": { type: "boolean", default: false },
+    },
+  });
+  const bundle = measureBundle();
+  const budget = budgetLines(bundle);
+  if (args.check) {
+    console.log(
+      `console JavaScript, gzipped: total ${bytes(bundle.totalGzip)} (budget ${bytes(BUDGET.totalJsGzip)}), largest ${bundle.largest.name} ${bytes(bundle.largest.gzip)} (budget ${bytes(BUDGET.largestJsGzip)})`,
+    );
+    if (budget.over) {
+      console.error(`over budget:\n${budget.lines.join("\n")}`);
+      process.exit(1);
+    }
+    return;
+  }
+
+  cleanupOnSignals();
+  const loads = Number(args.loads);
+  const secretCount = Number(args.secrets);
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), "coffer-bench-console-"));
+  const settings = serverSettings("", dataDir);
+  const region = "fr-par";
+  const server = await startCoffer("coffer-console", settings, {
+    embedded: true,
+    logFile: path.join(dataDir, "server.log"),
+    env: { COFFER_REGIONS: region, COFFER_LOG_LEVEL: "warn" },
+  });
+  const admin = createClient(
+    AdminService,
+    createCofferTransport({ url: server.grpcUrl, protocol: "grpc", token: settings.adminToken }),
+  );
+  const secrets = createCofferClient({
+    url: server.grpcUrl,
+    protocol: "grpc",
+    token: settings.adminToken,
+  });
+  const folder = "/bench/load";
+  const seed = async (count: number) => {
+    const { project } = await admin.createProject({
+      name: `bench-${count}-${randomBytes(3).toString("hex")}`,
+    });
+    const projectId = project?.id as string;
+    let next = 0;
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (next < count) {
+          const i = next++;
+          await secrets.createSecret({
+            region,
+            projectId,
+            path: folder,
+            name: `secret-${String(i).padStart(4, "0")}`,
+            tags: [`group-${i % 10}`],
+            firstVersion: { data: Buffer.from(`value-${i}`) },
+          });
+        }
+      }),
+    );
+    console.log(`created ${count} secrets in ${ms(performance.now() - started)} ms`);
+    return projectId;
+  };
+  const big = await seed(secretCount);
+  const small = await seed(10);
+
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  onCleanup("close chromium", () => browser.close());
+  const signedIn = tokenKeyScript(ROUTES.tokenKey, settings.adminToken);
+  const base = server.url;
+  const cases: [string, string, "row" | "signIn", string | undefined][] = [
+    [
+      "sign-in page (index.html and assets, no API call) → its form",
+      `${base}/`,
+      "signIn",
+      undefined,
+    ],
+    [`Secrets list, 10 secrets → first row`, base + ROUTES.list(small, region), "row", signedIn],
+    [
+      `Secrets list, ${secretCount} secrets → first row`,
+      base + ROUTES.list(big, region),
+      "row",
+      signedIn,
+    ],
+    [
+      `folder view of ${folder}, 10 secrets → first row`,
+      base + ROUTES.folder(small, region, folder),
+      "row",
+      signedIn,
+    ],
+    [
+      `folder view of ${folder}, ${secretCount} secrets → first row`,
+      base + ROUTES.folder(big, region, folder),
+      "row",
+      signedIn,
+    ],
+  ];
+  const results: { label: string; cold: ReturnType<typeof stat>; warm: ReturnType<typeof stat> }[] =
+    [];
+  for (const [label, url, mark, script] of cases) {
+    const samples = await timeLoads(browser, url, mark, loads, script);
+    const row = {
+      label,
+      cold: stat(samples.map((s) => s.cold)),
+      warm: stat(samples.map((s) => s.warm)),
+    };
+    results.push(row);
+    console.log(
+      `${label}: cold p50 ${ms(row.cold.p50)} p95 ${ms(row.cold.p95)}; warm p50 ${ms(row.warm.p50)} p95 ${ms(row.warm.p95)}`,
+    );
+  }
+  await cleanup();
+
+  const commit = sh("git", ["rev-parse", "--short", "HEAD"]);
+  const dirty = sh("git", ["status", "--porcelain", "--", "packages/console", "packages/server"]);
+  const model = /^model name\s*:\s*(.*)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "?";
+  const body = [
+    "## Web console: JavaScript weight, first load of the Secrets screen",
+    "",
+    `Run ${new Date().toISOString().replace(/\.\d+Z$/, "Z")} at commit \`${commit}\`${dirty ? " (with uncommitted changes under packages/console or packages/server)" : ""}, by \`node --import tsx bench/console.ts --loads ${loads} --secrets ${secretCount}\`.`,
+    "",
+    `- CPU: ${os.cpus().length} × ${model}; RAM ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB; Linux ${os.release()}`,
+    `- Node ${process.version}; Chromium ${browser.version()} headless (${CHROMIUM}), playwright-core; the server on the embedded PGlite, on the same machine`,
+    "",
+    "### JavaScript, gzipped (level 9), against the budget",
+    "",
+    `${bundle.chunks.length} chunks in packages/console/dist/assets, ${bytes(bundle.totalRaw)} before compression. \`node --import tsx bench/console.ts --check\` (run by test/console/bundle-budget.test.ts) fails when a figure is over its budget.`,
+    "",
+    "| what | gzipped | budget | verdict |",
+    "| --- | ---: | ---: | --- |",
+    ...budget.lines,
+    "",
+    "| chunk | raw | gzipped |",
+    "| --- | ---: | ---: |",
+    ...[...bundle.chunks, ...bundle.css].map(
+      (c) => `| ${c.name} | ${bytes(c.raw)} | ${bytes(c.gzip)} |`,
+    ),
+    "",
+    "### First load, navigation start → first row in the DOM",
+    "",
+    `${loads} loads per row (after one unmeasured), each in a fresh browser context (cold: empty HTTP cache) and then reloaded (warm: assets from cache); the token is put in sessionStorage before the page's scripts run, as after a sign-in. Milliseconds.`,
+    "",
+    "| page | cold p50 | cold p95 | cold min / max | warm p50 | warm p95 | warm min / max |",
+    "| --- | ---: | ---: | --- | ---: | ---: | --- |",
+    ...results.map(
+      (r) =>
+        `| ${r.label} | ${ms(r.cold.p50)} | ${ms(r.cold.p95)} | ${ms(r.cold.min)} / ${ms(r.cold.max)} | ${ms(r.warm.p50)} | ${ms(r.warm.p95)} | ${ms(r.warm.min)} / ${ms(r.warm.max)} |`,
+    ),
+  ].join("\n");
+  if (!args["no-write"]) {
+    await writeSection(path.join(REPO_ROOT, "bench/RESULTS.md"), "console", body);
+    console.log("wrote the console section of bench/RESULTS.md");
+  } else {
+    console.log(body);
+  }
+}
+
+main().catch(async (err) => {
+  console.error(err);
+  await cleanup();
+  process.exit(1);
+});

@@ -1,0 +1,276 @@
+import type { Locator, Page } from "playwright-core";
+import type { ConsoleSession } from "../support/browser.ts";
+import type { Case, FormValue } from "./cases.ts";
+
+/**
+ * What a person does in the console, as the tests do it: by accessible
+ * roles, labels and the seed's wording, never by CSS classes or test ids,
+ * so that a test breaks when a person could no longer find the control.
+ */
+
+/** A name matched whole, case-insensitively, with spaces flexible. */
+export function exactly(text: string): RegExp {
+  return new RegExp(
+    `^\\s*${text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/ /g, "\\s+")}\\s*$`,
+    "i",
+  );
+}
+
+/** The seed's "+ Create secret" (the "+" may be an icon). */
+export const CREATE_SECRET_LINK = /^\s*\+?\s*create secret\s*$/i;
+/** The seed's "+ Create version". */
+export const CREATE_VERSION_BUTTON = /^\s*\+?\s*create version\s*$/i;
+
+/** The sign-in form's token field. */
+export function tokenField(page: Page): Locator {
+  return page.getByLabel(/token/i);
+}
+
+/** Opens the console and signs in with `token`; waits until the sign-in form is gone. */
+export async function signIn(
+  s: ConsoleSession,
+  token: string,
+  options: { screenshot?: boolean } = {},
+): Promise<void> {
+  const { page } = s;
+  await page.goto("/");
+  await tokenField(page).waitFor();
+  if (options.screenshot) await s.step("sign in", { readme: "sign-in" });
+  await tokenField(page).fill(token);
+  await page.getByRole("button", { name: /sign in/i }).click();
+  await page.getByRole("button", { name: exactly("Sign out") }).waitFor();
+}
+
+/** Signs out and waits for the sign-in form. */
+export async function signOut(s: ConsoleSession): Promise<void> {
+  await s.page.getByRole("button", { name: exactly("Sign out") }).click();
+  await tokenField(s.page).waitFor();
+}
+
+/**
+ * Chooses the project (by name) and the region in the console's header,
+ * when it offers the choice, then opens the Secrets screen.
+ */
+export async function openSecrets(
+  s: ConsoleSession,
+  projectName: string,
+  region?: string,
+): Promise<void> {
+  const { page } = s;
+  const project = page.getByLabel(exactly("Project"));
+  if ((await project.count()) > 0 && (await project.first().isVisible())) {
+    await selectOption(project.first(), projectName);
+  } else {
+    const link = page.getByRole("link", { name: projectName });
+    if ((await link.count()) > 0) await link.first().click();
+  }
+  if (region !== undefined) {
+    const regionField = page.getByLabel(exactly("Region"));
+    if ((await regionField.count()) > 0 && (await regionField.first().isVisible())) {
+      await selectOption(regionField.first(), region);
+    }
+  }
+  const secretsLink = page.getByRole("link", { name: exactly("Secrets") });
+  if ((await secretsLink.count()) > 0) await secretsLink.first().click();
+  await page
+    .getByRole("heading", { name: /secrets/i })
+    .first()
+    .waitFor();
+}
+
+/** Chooses `label` in a native select or in an ARIA combobox/listbox. */
+export async function selectOption(field: Locator, label: string | RegExp): Promise<void> {
+  const tag = await field.evaluate((el) => el.tagName.toLowerCase());
+  if (tag === "select") {
+    const options = await field.locator("option").allTextContents();
+    const match = options.find((o) =>
+      typeof label === "string" ? o.trim() === label : label.test(o.trim()),
+    );
+    if (match === undefined) {
+      throw new Error(`no option ${String(label)} among ${JSON.stringify(options)}`);
+    }
+    await field.selectOption({ label: match });
+    return;
+  }
+  await field.click();
+  await field.page().getByRole("option", { name: label }).first().click();
+}
+
+/** Checks or unchecks a toggle (a checkbox or a switch) found by its label. */
+export async function setToggle(page: Page, name: RegExp, on: boolean): Promise<void> {
+  const toggle = page
+    .getByRole("switch", { name })
+    .or(page.getByRole("checkbox", { name }))
+    .first();
+  if ((await toggle.isChecked()) !== on) await toggle.click();
+  if ((await toggle.isChecked()) !== on)
+    throw new Error(`the toggle ${String(name)} did not change`);
+}
+
+/** Fills the value form of a type (the secret's or a version's), typed by hand. */
+export async function fillValue(scope: Locator | Page, value: FormValue): Promise<void> {
+  switch (value.kind) {
+    case "opaque":
+      await scope.getByLabel(/^\s*(value|secret value)\s*$/i).fill(value.text);
+      return;
+    case "certificate":
+      await scope
+        .getByLabel(/pem|certificate/i)
+        .first()
+        .fill(value.pem);
+      return;
+    case "key_value": {
+      for (const [index, [key, val]] of value.rows.entries()) {
+        const keys = scope.getByLabel(/^\s*key\b/i);
+        if ((await keys.count()) <= index) {
+          await scope.getByRole("button", { name: /add (a )?(row|pair|key)/i }).click();
+        }
+        await keys.nth(index).fill(key);
+        await scope
+          .getByLabel(/^\s*value\b/i)
+          .nth(index)
+          .fill(val);
+      }
+      return;
+    }
+    case "basic_credentials":
+      await scope.getByLabel(exactly("Username")).fill(value.username);
+      await scope.getByLabel(exactly("Password")).fill(value.password);
+      return;
+    case "database_credentials":
+      await selectOption(scope.getByLabel(exactly("Engine")), value.engine);
+      await scope.getByLabel(exactly("Host")).fill(value.host);
+      await scope.getByLabel(exactly("Port")).fill(value.port);
+      await scope.getByLabel(/^\s*(database|database name|dbname)\s*$/i).fill(value.dbname);
+      await scope.getByLabel(exactly("Username")).fill(value.username);
+      await scope.getByLabel(exactly("Password")).fill(value.password);
+      return;
+    case "ssh_key":
+      await scope.getByLabel(/private key/i).fill(value.sshPrivateKey);
+      return;
+  }
+}
+
+/**
+ * The seed's "How to create a secret", from the Secrets screen to the
+ * secret's Overview tab, a screenshot per step (`readme` marks the
+ * ones the README shows).
+ */
+export async function createSecretThroughForm(
+  s: ConsoleSession,
+  c: Case,
+  region: string,
+  options: { readme?: boolean } = {},
+): Promise<void> {
+  const { page } = s;
+  // 2. Click + Create secret.
+  await page
+    .getByRole("link", { name: CREATE_SECRET_LINK })
+    .or(page.getByRole("button", { name: CREATE_SECRET_LINK }))
+    .first()
+    .click();
+  await page
+    .getByRole("heading", { name: /create secret/i })
+    .first()
+    .waitFor();
+  await s.step(`${c.kind} form`);
+  // 3. Choose the region ("cannot be moved after creation").
+  await selectOption(page.getByLabel(exactly("Region")), region);
+  await page
+    .getByText(/cannot be moved/i)
+    .first()
+    .waitFor();
+  // 4. Manually or from a file; the type, and its value.
+  const manual = page.getByRole("radio", { name: /manual/i });
+  if ((await manual.count()) > 0) await manual.first().check();
+  await chooseType(page, c.label);
+  await fillValue(page, c.first);
+  await s.step(`${c.kind} value`);
+  // 5. The path; 6. the name and tags.
+  await page.getByLabel(exactly("Path")).fill(c.path);
+  await page.getByLabel(exactly("Name")).fill(c.name);
+  if (c.tags.length > 0) await page.getByLabel(/^\s*tags/i).fill(c.tags.join(", "));
+  // 7. Protection; 8. the ephemeral policy.
+  await setToggle(page, /protect/i, c.protected);
+  if (c.ephemeral !== undefined && "singleAccess" in c.ephemeral) {
+    await setToggle(page, /enable single access/i, true);
+  }
+  if (c.ephemeral !== undefined && "ttl" in c.ephemeral) {
+    await setToggle(page, /enable time to live/i, true);
+    await page
+      .getByLabel(/time to live|ttl|duration/i)
+      .and(page.getByRole("spinbutton"))
+      .or(page.getByRole("spinbutton", { name: /time to live|ttl|duration/i }))
+      .first()
+      .fill(String(c.ephemeral.ttl.amount));
+    const unit = page.getByLabel(/unit/i);
+    if ((await unit.count()) > 0)
+      await selectOption(unit.first(), new RegExp(c.ephemeral.ttl.unit, "i"));
+  }
+  await s.step(`${c.kind} filled`, options.readme ? { readme: "create-secret" } : {});
+  // 9. Click Create secret: the Overview tab displays.
+  await page.getByRole("button", { name: exactly("Create secret") }).click();
+  await overviewTab(page).waitFor();
+  await page.getByRole("tab", { name: exactly("Overview"), selected: true }).waitFor();
+  await page.getByText(c.name).first().waitFor();
+  await s.step(`${c.kind} overview`, options.readme ? { readme: "overview" } : {});
+}
+
+/** Chooses a secret type: radio cards, or a select labelled "Type". */
+export async function chooseType(page: Page, label: RegExp): Promise<void> {
+  const radio = page.getByRole("radio", { name: label });
+  if ((await radio.count()) > 0) {
+    await radio.first().check();
+    return;
+  }
+  await selectOption(page.getByLabel(/^\s*(secret )?type\s*$/i), label);
+}
+
+export function overviewTab(page: Page): Locator {
+  return page.getByRole("tab", { name: exactly("Overview") });
+}
+
+export function versionsTab(page: Page): Locator {
+  return page.getByRole("tab", { name: exactly("Versions") });
+}
+
+/**
+ * The seed's "How to add a secret version": Versions tab, + Create version,
+ * the value by hand, the Enable toggle, Create version.
+ */
+export async function createVersionThroughDialog(
+  s: ConsoleSession,
+  label: string,
+  value: FormValue,
+  enabled: boolean,
+  options: { readme?: boolean } = {},
+): Promise<void> {
+  const { page } = s;
+  await versionsTab(page).click();
+  await page.getByRole("tab", { name: exactly("Versions"), selected: true }).waitFor();
+  await page.getByRole("table").first().waitFor();
+  await s.step(`${label} versions`, options.readme ? { readme: "versions" } : {});
+  await page.getByRole("button", { name: CREATE_VERSION_BUTTON }).first().click();
+  const dialog = page.getByRole("dialog");
+  await dialog.waitFor();
+  const manual = dialog.getByRole("radio", { name: /manual/i });
+  if ((await manual.count()) > 0) await manual.first().check();
+  await fillValue(dialog, value);
+  const enable = dialog
+    .getByRole("switch", { name: /^\s*enable/i })
+    .or(dialog.getByRole("checkbox", { name: /^\s*enable/i }))
+    .first();
+  // The seed: the version is enabled by default.
+  if (!(await enable.isChecked())) throw new Error("the Enable toggle is not on by default");
+  if (!enabled) await enable.click();
+  await s.step(`${label} create version`);
+  await dialog.getByRole("button", { name: exactly("Create version") }).click();
+  await dialog.waitFor({ state: "hidden" });
+}
+
+/** The row of a version in the Versions table, by revision. */
+export function versionRow(page: Page, revision: number): Locator {
+  return page
+    .getByRole("row")
+    .filter({ has: page.getByRole("cell", { name: new RegExp(`^\\s*#?${revision}\\b`) }) });
+}
