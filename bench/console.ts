@@ -1,14 +1,13 @@
 /**
  * The web console's weight and first load (issue 14):
  *
- *   node --import tsx bench/console.ts [--loads 15] [--secrets 1000] [--no-write]
- *   node --import tsx bench/console.ts --check     (the bundle budget only; exits 1 when over)
+ *   npm run build && node --import tsx bench/console.ts [--loads 15] [--secrets 1000] [--no-write]
  *
  * (a) Its JavaScript, gzipped (level 9, as a server or CDN would send it):
  * every packages/console/dist/assets/*.js summed, and the largest chunk,
- * against the budget below. `--check` measures only that and exits 1 when
- * a figure is over its budget; test/console/bundle-budget.test.ts runs it,
- * so the test suite fails on a bundle that grew past it.
+ * against the budget of bench/console-bundle.ts, which alone checks it
+ * (test/console/bundle-budget.test.ts runs it, so the test suite fails on a
+ * bundle that grew past its budget).
  *
  * (b) The first load of the Secrets screen with 1,000 secrets, in the same
  * headless Chromium the browser tests drive (Debian's /usr/bin/chromium,
@@ -28,88 +27,23 @@
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { gzipSync } from "node:zlib";
 import { AdminService } from "@coffer/api";
 import { createCofferClient, createCofferTransport } from "@coffer/client";
 import { createClient } from "@connectrpc/connect";
 import { type Browser, chromium } from "playwright-core";
+import { budgetLines, measureBundle } from "./console-bundle.ts";
 import { cleanup, cleanupOnSignals, onCleanup } from "./support/cleanup.ts";
 import { serverSettings, startCoffer } from "./support/coffer.ts";
 import { REPO_ROOT } from "./support/processes.ts";
 import { writeSection } from "./support/results.ts";
 import { bytes, ms, percentile } from "./support/stats.ts";
 
-/** The budget of the console's JavaScript, gzipped. */
-export const BUDGET = {
-  /** Every chunk, summed: what a first visit downloads at most. */
-  totalJsGzip: 300 * 1024,
-  /** The largest chunk: what the first screen waits for. */
-  largestJsGzip: 250 * 1024,
-};
-
-const DIST = path.join(REPO_ROOT, "packages/console/dist");
 const CHROMIUM = process.env.COFFER_CHROMIUM ?? "/usr/bin/chromium";
-
-interface Chunk {
-  name: string;
-  raw: number;
-  gzip: number;
-}
-
-interface BundleFigures {
-  chunks: Chunk[];
-  totalRaw: number;
-  totalGzip: number;
-  largest: Chunk;
-  css: Chunk[];
-}
-
-/** Sizes of dist/assets/*.js (and *.css), raw and gzipped at level 9. */
-function measureBundle(): BundleFigures {
-  const dir = path.join(DIST, "assets");
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    throw new Error(`no ${dir}: build the console first (npm run build)`);
-  }
-  const size = (name: string): Chunk => {
-    const data = readFileSync(path.join(dir, name));
-    return { name, raw: data.length, gzip: gzipSync(data, { level: 9 }).length };
-  };
-  const chunks = names
-    .filter((n) => n.endsWith(".js"))
-    .map(size)
-    .sort((a, b) => b.gzip - a.gzip);
-  const largest = chunks[0];
-  if (largest === undefined) throw new Error(`no JavaScript in ${dir}`);
-  return {
-    chunks,
-    totalRaw: chunks.reduce((a, c) => a + c.raw, 0),
-    totalGzip: chunks.reduce((a, c) => a + c.gzip, 0),
-    largest,
-    css: names.filter((n) => n.endsWith(".css")).map(size),
-  };
-}
-
-function budgetLines(b: BundleFigures): { lines: string[]; over: boolean } {
-  const rows: [string, number, number][] = [
-    ["all JavaScript chunks, gzipped", b.totalGzip, BUDGET.totalJsGzip],
-    [`largest chunk (${b.largest.name}), gzipped`, b.largest.gzip, BUDGET.largestJsGzip],
-  ];
-  let over = false;
-  const lines = rows.map(([what, value, budget]) => {
-    const ok = value <= budget;
-    over ||= !ok;
-    return `| ${what} | ${bytes(value)} | ${bytes(budget)} | ${ok ? "within" : `over by ${bytes(value - budget)}`} |`;
-  });
-  return { lines, over };
-}
 
 // --- First load ---------------------------------------------------------
 
@@ -219,7 +153,6 @@ function sh(cmd: string, argv: string[]): string {
 async function main(): Promise<void> {
   const { values: args } = parseArgs({
     options: {
-      check: { type: "boolean", default: false },
       loads: { type: "string", default: "15" },
       secrets: { type: "string", default: "1000" },
       "no-write": { type: "boolean", default: false },
@@ -227,16 +160,6 @@ async function main(): Promise<void> {
   });
   const bundle = measureBundle();
   const budget = budgetLines(bundle);
-  if (args.check) {
-    console.log(
-      `console JavaScript, gzipped: total ${bytes(bundle.totalGzip)} (budget ${bytes(BUDGET.totalJsGzip)}), largest ${bundle.largest.name} ${bytes(bundle.largest.gzip)} (budget ${bytes(BUDGET.largestJsGzip)})`,
-    );
-    if (budget.over) {
-      console.error(`over budget:\n${budget.lines.join("\n")}`);
-      process.exit(1);
-    }
-    return;
-  }
 
   cleanupOnSignals();
   const loads = Number(args.loads);
