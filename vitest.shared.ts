@@ -8,7 +8,13 @@
  */
 const conditions = ["@coffer/source", "module", "node", "development|production"];
 
+/**
+ * Vitest runs its global setup in an environment of its own (`__vitest__`),
+ * which since Vite 8.4 no longer inherits the top-level `resolve`: it is
+ * named here too, or the setup cannot resolve a package's `#imports`.
+ */
 export const sourceConditions = {
   resolve: { conditions },
   ssr: { resolve: { conditions } },
+  environments: { __vitest__: { resolve: { conditions } } },
 };

@@ -19,6 +19,7 @@ export const WORKSPACES = [
   "packages/client",
   "packages/agent",
   "packages/cli",
+  "packages/console",
   "test",
 ];
 

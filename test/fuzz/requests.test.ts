@@ -677,6 +677,8 @@ describe("fuzzed requests to every RPC", () => {
         }),
       ],
       ["admin", "rotateMasterKey", 1, fc.constant({})],
+      ["admin", "getCaller", 1, fc.constant({})],
+      ["secrets", "listRegions", 1, fc.constant({})],
     ];
   }
 

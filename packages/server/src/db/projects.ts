@@ -52,6 +52,16 @@ export async function listProjects(
   );
 }
 
+/** The projects with these ids that exist, by name (then id). */
+export async function findProjects(ex: Executor, ids: readonly string[]): Promise<ProjectRow[]> {
+  if (ids.length === 0) return [];
+  return ex
+    .select()
+    .from(projects)
+    .where(inArray(projects.id, [...ids]))
+    .orderBy(projects.name, projects.id);
+}
+
 /**
  * Checks, inside a transaction on the home database, that a project exists,
  * and holds a share lock on its row until the transaction ends: a project

@@ -150,6 +150,54 @@ describe.each(protocols)("AdminService over %s", (protocol) => {
     expect(all.events.every((e) => e.region === "local" && e.requestId !== "")).toBe(true);
   });
 
+  it("describes the calling token, with the projects its grants name, to any valid token", async () => {
+    const admin = client(bootstrap);
+    const a = (await admin.createProject({ name: `caller a ${protocol}` })).project;
+    const b = (await admin.createProject({ name: `caller b ${protocol}` })).project;
+    const expiresAt = timestampFromDate(new Date(Date.now() + 3_600_000));
+    const make = async (
+      name: string,
+      grants: { projectId: string; role: Role; pathPrefix: string }[],
+    ) => admin.createToken({ name, grants, expiresAt });
+    const reader = await make("reader", [
+      { projectId: a?.id ?? "", role: Role.READ_ONLY, pathPrefix: "/" },
+      { projectId: b?.id ?? "", role: Role.READ_ONLY, pathPrefix: "/team" },
+    ]);
+    const accessor = await make("sidecar", [
+      { projectId: b?.id ?? "", role: Role.SECRET_ACCESS, pathPrefix: "/prod" },
+    ]);
+    const projectAdmin = await make("project admin", [
+      { projectId: a?.id ?? "", role: Role.ADMIN, pathPrefix: "/" },
+    ]);
+
+    for (const [made, projects] of [
+      [reader, [a, b]],
+      [accessor, [b]],
+      [projectAdmin, [a]],
+    ] as const) {
+      const got = await client(made.value).getCaller({});
+      expect(got.token).toEqual(made.token);
+      expect(got.projects.map((p) => [p.id, p.name])).toEqual(
+        projects.map((p) => [p?.id, p?.name]),
+      );
+      expect(JSON.stringify(got, (_k, v) => (typeof v === "bigint" ? String(v) : v))).not.toContain(
+        made.value.slice(11),
+      );
+    }
+
+    // The global admin: one grant on no project, and no project listed (ListProjects lists them all).
+    const global = await admin.getCaller({});
+    expect(global.token?.name).toBe("bootstrap admin");
+    expect(global.token?.grants).toEqual([
+      expect.objectContaining({ projectId: "", role: Role.ADMIN, pathPrefix: "/" }),
+    ]);
+    expect(global.projects).toEqual([]);
+
+    await admin.revokeToken({ tokenId: reader.token?.id ?? "" });
+    expect((await codeOf(client(reader.value).getCaller({}))).code).toBe(Code.Unauthenticated);
+    expect((await codeOf(client().getCaller({}))).code).toBe(Code.Unauthenticated);
+  });
+
   it("rotates the master key for a global admin only", async () => {
     const admin = client(bootstrap);
     const r = await admin.rotateMasterKey({});

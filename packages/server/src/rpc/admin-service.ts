@@ -8,7 +8,7 @@ import {
   updateProject,
 } from "../domain/admin/projects.ts";
 import { rotateMasterKeyAsAdmin } from "../domain/admin/rotate.ts";
-import { createToken, listTokens, revokeToken } from "../domain/admin/tokens.ts";
+import { createToken, getCaller, listTokens, revokeToken } from "../domain/admin/tokens.ts";
 import type { DomainDeps } from "../domain/context.ts";
 import type { RingSource } from "../domain/rotate-keys.ts";
 import { callerOf, passingTo } from "./chain.ts";
@@ -50,6 +50,10 @@ export function adminService(
   const call = passingTo(domain);
   return {
     createProject: call(createProject, project),
+    getCaller: call(getCaller, (r) => ({
+      token: tokenToProto(r.token),
+      projects: r.projects.map(projectToProto),
+    })),
     listProjects: call(listProjects, (r) => ({
       projects: r.projects.map(projectToProto),
       ...pageToProto(r),

@@ -122,9 +122,11 @@ describe("reads over HTTP GET", () => {
       [
         "BrowseSecrets",
         "GetSecret",
+        "GetCaller",
         "GetSecretVersion",
         "ListAuditEvents",
         "ListProjects",
+        "ListRegions",
         "ListSecretTypes",
         "ListSecretVersions",
         "ListSecrets",

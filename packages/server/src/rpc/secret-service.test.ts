@@ -1,7 +1,9 @@
 import { crc32 } from "node:zlib";
 import { EphemeralAction, SecretStatus, SecretType, VersionStatus } from "@coffer/api";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { auditEvents, tokens } from "../db/schema.ts";
 import { createTestToken, memoryDatabase, PROJECT } from "../testing/backends.ts";
 import type { Protocol, SecretClient } from "../testing/clients.ts";
 import { type InMemoryServer, startInMemoryServer } from "../testing/in-memory-server.ts";
@@ -216,5 +218,49 @@ describe.each(protocols)("SecretService over %s", (protocol) => {
       { onHeader: (h) => (seen = h.get("x-request-id")) },
     );
     expect(seen).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it("lists the server's regions, default first, to any valid token, and audits the call", async () => {
+    const { domain } = server.server;
+    const want = { regions: ["fr-par", "nl-ams"], defaultRegion: "fr-par" };
+    const holders = [
+      token,
+      (await createTestToken(domain, [{ projectId: PROJECT, role: "read_only", pathPrefix: "/" }]))
+        .value,
+      (
+        await createTestToken(domain, [
+          { projectId: PROJECT, role: "secret_access", pathPrefix: "/app" },
+        ])
+      ).value,
+    ];
+    for (const [i, holder] of holders.entries()) {
+      const requestId = `regions-${protocol}-${i}`;
+      const got = await server
+        .client(protocol, holder)
+        .listRegions({}, { headers: { "x-request-id": requestId } });
+      expect({ regions: got.regions, defaultRegion: got.defaultRegion }).toEqual(want);
+      const events = await domain.regions
+        .resolve("")
+        .db.select()
+        .from(auditEvents)
+        .where(eq(auditEvents.requestId, requestId));
+      expect(events.map((e) => [e.method, e.outcome])).toEqual([
+        ["coffer.secretmanager.v1.SecretService/ListRegions", "OK"],
+      ]);
+    }
+
+    const revoked = await createTestToken(domain, [
+      { projectId: PROJECT, role: "read_only", pathPrefix: "/" },
+    ]);
+    await domain.regions
+      .resolve("")
+      .db.update(tokens)
+      .set({ revokedAt: new Date() })
+      .where(eq(tokens.id, revoked.id));
+    for (const t of [undefined, revoked.value]) {
+      expect((await codeOf(server.client(protocol, t).listRegions({}))).code).toBe(
+        Code.Unauthenticated,
+      );
+    }
   });
 });

@@ -5,6 +5,7 @@ import type { DomainDeps } from "../domain/context.ts";
 import { createSecret } from "../domain/create-secret.ts";
 import { createVersion } from "../domain/create-version.ts";
 import { deleteSecret, restoreSecret } from "../domain/delete-secret.ts";
+import { listRegions } from "../domain/list-regions.ts";
 import {
   browseSecrets,
   getSecret,
@@ -106,6 +107,7 @@ export function secretService(
       types: r.types.map(typeFromKind),
       ...pageToProto(r),
     })),
+    listRegions: call(listRegions, (r) => r),
 
     async createSecretVersion(req, ctx) {
       return version(

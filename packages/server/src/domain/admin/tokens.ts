@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { generateToken } from "../../crypto/tokens.ts";
 import { insertAuditEvents } from "../../db/audit.ts";
-import { existingProjects } from "../../db/projects.ts";
-import type { StoredGrant, TokenRow } from "../../db/schema.ts";
+import { existingProjects, findProjects } from "../../db/projects.ts";
+import type { ProjectRow, StoredGrant, TokenRow } from "../../db/schema.ts";
 import {
   findToken,
   insertToken,
@@ -232,6 +232,29 @@ export async function listTokens(
     page,
   );
   return { tokens: found.rows.map(view), ...page.listPage(found) };
+}
+
+/**
+ * The calling token as the admin API shows it, and the projects its grants
+ * name (none for a global admin grant alone: ListProjects lists every project
+ * for it). Any valid token may ask about itself: a console or a CLI learns
+ * from it what to offer. Projects named in grants but deleted since are left
+ * out, as ListProjects leaves them out.
+ */
+export async function getCaller(
+  domain: DomainDeps,
+  caller: Caller,
+  _input: unknown,
+): Promise<{ token: TokenView; projects: ProjectRow[] }> {
+  const region = resolveAndNoteHome(domain, caller);
+  const principal = requirePrincipal(caller.principal);
+  const row = await findToken(region.db, principal.tokenId);
+  // Revoked since the chain authenticated it: refused like any later call.
+  if (row === undefined || row.revokedAt !== null) {
+    throw unauthenticated("the token making this call was revoked");
+  }
+  const projectIds = [...new Set(row.grants.map((g) => g.projectId).filter((p) => p !== ""))];
+  return { token: view(row), projects: await findProjects(region.db, projectIds) };
 }
 
 export function tokenNotFound(id: string): Error {

@@ -1,0 +1,162 @@
+import { createRootRoute, createRoute, createRouter, redirect } from "@tanstack/react-router";
+import { AuditScreen } from "./screens/audit.tsx";
+import { BulkImportScreen } from "./screens/bulk-import.tsx";
+import { CreateSecretScreen } from "./screens/create-secret.tsx";
+import { NotFoundScreen } from "./screens/not-found.tsx";
+import { ProjectsScreen } from "./screens/projects.tsx";
+import { SecretScreen } from "./screens/secret.tsx";
+import { SecretOverviewScreen } from "./screens/secret-overview.tsx";
+import { SecretVersionsScreen } from "./screens/secret-versions.tsx";
+import { SecretsScreen } from "./screens/secrets.tsx";
+import { SignInScreen } from "./screens/sign-in.tsx";
+import { TokensScreen } from "./screens/tokens.tsx";
+import {
+  validateCreateSecretSearch,
+  validateImportSearch,
+  validateSecretsSearch,
+} from "./search.ts";
+import { readLastPlace, readToken, writeLastPlace } from "./session/session.ts";
+import { Shell } from "./ui/shell.tsx";
+
+/**
+ * The route tree, written in code (no file-based generation). Route ids are
+ * their paths, so a screen reads its params with
+ * `getRouteApi("/p/$projectId/$region/secrets/new")` without importing this
+ * file (which imports the screens).
+ */
+
+/** Every screen but sign-in needs a token, and has the header and nav (Shell). */
+const rootRoute = createRootRoute({
+  beforeLoad: ({ location }) => {
+    if (location.pathname !== "/sign-in" && readToken() === undefined) {
+      throw redirect({ to: "/sign-in" });
+    }
+  },
+  component: Shell,
+  notFoundComponent: NotFoundScreen,
+});
+
+export const signInRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "/sign-in",
+  validateSearch: (s: Record<string, unknown>): { ended?: boolean } =>
+    s.ended === true || s.ended === "true" ? { ended: true } : {},
+  component: SignInScreen,
+});
+
+const indexRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "/",
+  beforeLoad: () => {
+    const last = readLastPlace();
+    if (last === undefined) throw redirect({ to: "/projects" });
+    throw redirect({ to: "/p/$projectId/$region/secrets", params: last });
+  },
+});
+
+const projectsRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "/projects",
+  component: ProjectsScreen,
+});
+
+/** A project in a region: every screen below works in it. */
+const placeRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "/p/$projectId/$region",
+  beforeLoad: ({ params }) => {
+    writeLastPlace({ projectId: params.projectId, region: params.region });
+  },
+});
+
+const placeIndexRoute = createRoute({
+  getParentRoute: () => placeRoute,
+  path: "/",
+  beforeLoad: ({ params }) => {
+    throw redirect({ to: "/p/$projectId/$region/secrets", params });
+  },
+});
+
+const secretsRoute = createRoute({
+  getParentRoute: () => placeRoute,
+  path: "/secrets",
+  validateSearch: validateSecretsSearch,
+  component: SecretsScreen,
+});
+
+const createSecretRoute = createRoute({
+  getParentRoute: () => placeRoute,
+  path: "/secrets/new",
+  validateSearch: validateCreateSecretSearch,
+  component: CreateSecretScreen,
+});
+
+const secretRoute = createRoute({
+  getParentRoute: () => placeRoute,
+  path: "/secrets/$secretId",
+  component: SecretScreen,
+});
+
+const secretIndexRoute = createRoute({
+  getParentRoute: () => secretRoute,
+  path: "/",
+  beforeLoad: ({ params }) => {
+    throw redirect({ to: "/p/$projectId/$region/secrets/$secretId/overview", params });
+  },
+});
+
+const overviewRoute = createRoute({
+  getParentRoute: () => secretRoute,
+  path: "/overview",
+  component: SecretOverviewScreen,
+});
+
+const versionsRoute = createRoute({
+  getParentRoute: () => secretRoute,
+  path: "/versions",
+  component: SecretVersionsScreen,
+});
+
+const importRoute = createRoute({
+  getParentRoute: () => placeRoute,
+  path: "/import",
+  validateSearch: validateImportSearch,
+  component: BulkImportScreen,
+});
+
+const auditRoute = createRoute({
+  getParentRoute: () => placeRoute,
+  path: "/audit",
+  component: AuditScreen,
+});
+
+const tokensRoute = createRoute({
+  getParentRoute: () => placeRoute,
+  path: "/tokens",
+  component: TokensScreen,
+});
+
+export const routeTree = rootRoute.addChildren([
+  signInRoute,
+  indexRoute,
+  projectsRoute,
+  placeRoute.addChildren([
+    placeIndexRoute,
+    secretsRoute,
+    createSecretRoute,
+    secretRoute.addChildren([secretIndexRoute, overviewRoute, versionsRoute]),
+    importRoute,
+    auditRoute,
+    tokensRoute,
+  ]),
+]);
+
+export function createAppRouter() {
+  return createRouter({ routeTree, defaultPreload: false, scrollRestoration: true });
+}
+
+declare module "@tanstack/react-router" {
+  interface Register {
+    router: ReturnType<typeof createAppRouter>;
+  }
+}

@@ -1,0 +1,145 @@
+import { Link, Outlet, useNavigate, useParams, useRouterState } from "@tanstack/react-router";
+import { isAdmin, useCaller } from "../session/caller.ts";
+import { useProjects, useRegions } from "../session/projects.ts";
+import { useSession } from "../session/session-context.tsx";
+
+/** The page around every screen: header (project, region, sign out), nav, main. */
+export function Shell() {
+  const pathname = useRouterState({ select: (s) => s.location.pathname });
+  if (pathname === "/sign-in") {
+    return (
+      <main className="signin-page">
+        <Outlet />
+      </main>
+    );
+  }
+  return (
+    <div className="app">
+      <a className="skip-link" href="#main">
+        Skip to content
+      </a>
+      <Header />
+      <main id="main" className="content" tabIndex={-1}>
+        <Outlet />
+      </main>
+    </div>
+  );
+}
+
+function Header() {
+  const { signOut } = useSession();
+  const params = useParams({ strict: false });
+  const projectId = params.projectId;
+  const region = params.region;
+  return (
+    <header className="topbar">
+      <Link to="/" className="brand">
+        <span className="brand-mark" aria-hidden="true">
+          ◆
+        </span>{" "}
+        Coffer
+      </Link>
+      {projectId !== undefined && region !== undefined ? (
+        <>
+          <ProjectBadge projectId={projectId} />
+          <RegionSwitch projectId={projectId} region={region} />
+          <MainNav projectId={projectId} region={region} />
+        </>
+      ) : (
+        <span className="topbar-spacer" />
+      )}
+      <button type="button" className="btn btn-ghost topbar-signout" onClick={signOut}>
+        Sign out
+      </button>
+    </header>
+  );
+}
+
+function ProjectBadge({ projectId }: { projectId: string }) {
+  const { projects } = useProjects();
+  const name = projects.find((p) => p.id === projectId)?.name;
+  return (
+    <div className="topbar-item">
+      <span className="topbar-label">Project</span>
+      <Link to="/projects" className="topbar-value" title="Change project">
+        {name ?? projectId.slice(0, 8)}
+      </Link>
+    </div>
+  );
+}
+
+function RegionSwitch({ projectId, region }: { projectId: string; region: string }) {
+  const regions = useRegions();
+  const navigate = useNavigate();
+  const list = regions.data?.regions ?? [region];
+  return (
+    <div className="topbar-item">
+      <label className="topbar-label" htmlFor="region-switch">
+        Region
+      </label>
+      <select
+        id="region-switch"
+        className="topbar-select"
+        value={region}
+        aria-describedby="region-note"
+        onChange={(e) =>
+          navigate({
+            to: "/p/$projectId/$region/secrets",
+            params: { projectId, region: e.target.value },
+          })
+        }
+      >
+        {(list.includes(region) ? list : [region, ...list]).map((r) => (
+          <option key={r} value={r}>
+            {r}
+          </option>
+        ))}
+      </select>
+      <span id="region-note" className="visually-hidden">
+        Each secret stays in the region it was created in: it cannot be moved.
+      </span>
+    </div>
+  );
+}
+
+function MainNav({ projectId, region }: { projectId: string; region: string }) {
+  const caller = useCaller();
+  const admin = isAdmin(caller.data, projectId);
+  const params = { projectId, region };
+  return (
+    <nav className="mainnav" aria-label="Main">
+      <Link
+        to="/p/$projectId/$region/secrets"
+        params={params}
+        activeProps={{ className: "active", "aria-current": "page" }}
+      >
+        Secrets
+      </Link>
+      <Link
+        to="/p/$projectId/$region/import"
+        params={params}
+        activeProps={{ className: "active", "aria-current": "page" }}
+      >
+        Import
+      </Link>
+      {admin && (
+        <>
+          <Link
+            to="/p/$projectId/$region/audit"
+            params={params}
+            activeProps={{ className: "active", "aria-current": "page" }}
+          >
+            Audit
+          </Link>
+          <Link
+            to="/p/$projectId/$region/tokens"
+            params={params}
+            activeProps={{ className: "active", "aria-current": "page" }}
+          >
+            Tokens
+          </Link>
+        </>
+      )}
+    </nav>
+  );
+}
