@@ -7,11 +7,14 @@ import { runOn, useConsole } from "./support.ts";
 import {
   CREATE_SECRET_LINK,
   chooseType,
+  createSecretForm,
   exactly,
   openSecrets,
+  overviewTab,
   signIn,
   versionRow,
   versionsTab,
+  waitForCurrentTab,
 } from "./ui.ts";
 import { findSecret } from "./verify.ts";
 
@@ -34,7 +37,7 @@ async function openSecret(page: Page, name: string): Promise<void> {
     .getByRole("link", { name: exactly(name) })
     .first()
     .click();
-  await page.getByRole("tab", { name: exactly("Overview") }).waitFor();
+  await waitForCurrentTab(page, "Overview");
 }
 
 /** The names of the API methods the page called, in order ("SecretService/CreateSecret"). */
@@ -76,15 +79,14 @@ describe("the console's refusals and reveals, on PGlite", runOn("pglite"), () =>
       .or(s.page.getByRole("button", { name: CREATE_SECRET_LINK }))
       .first()
       .click();
-    await s.page
-      .getByRole("heading", { name: /create secret/i })
-      .first()
-      .waitFor();
+    const form = createSecretForm(s.page);
+    await form.waitFor();
 
     // A path without "/": refused while typing, with the server's rule quoted.
-    const pathField = s.page.getByLabel(exactly("Path"));
+    const pathField = form.getByLabel(exactly("Path"));
+    await pathField.fill("");
     await pathField.pressSequentially("app/db");
-    const pathError = s.page.getByText(/must start with "\/"/).first();
+    const pathError = form.getByText(/must start with "\/"/).first();
     await pathError.waitFor();
     expect(await pathField.getAttribute("aria-invalid")).toBe("true");
     await s.step("path without slash");
@@ -93,18 +95,15 @@ describe("the console's refusals and reveals, on PGlite", runOn("pglite"), () =>
     expect(await pathField.getAttribute("aria-invalid")).not.toBe("true");
 
     // A file of 65,537 bytes: refused by its size, before a byte is sent.
-    await s.page.getByLabel(exactly("Name")).fill("too-big");
-    await chooseType(s.page, /^opaque$/i);
-    await s.page.getByRole("radio", { name: /file/i }).first().check();
+    await form.getByLabel(exactly("Name")).fill("too-big");
+    await chooseType(form, /^opaque$/i);
+    await form.getByRole("radio", { name: exactly("Import from a file") }).check();
     const before = s.requests.length;
-    await s.page
-      .locator('input[type="file"]')
-      .first()
-      .setInputFiles({
-        name: "big.bin",
-        mimeType: "application/octet-stream",
-        buffer: randomBytes(65_537),
-      });
+    await form.getByLabel(exactly("Secret file")).setInputFiles({
+      name: "big.bin",
+      mimeType: "application/octet-stream",
+      buffer: randomBytes(65_537),
+    });
     await s.page
       .getByText(/65,537 bytes/)
       .first()
@@ -114,7 +113,7 @@ describe("the console's refusals and reveals, on PGlite", runOn("pglite"), () =>
       .first()
       .waitFor();
     await s.step("file too large");
-    await s.page.getByRole("button", { name: exactly("Create secret") }).click();
+    await form.getByRole("button", { name: exactly("Create secret") }).click();
     await s.page.waitForTimeout(300);
     expect(calledMethods(s.requests.slice(before).map((r) => r.url()))).not.toContain(
       "SecretService/CreateSecret",
@@ -172,7 +171,7 @@ describe("the console's refusals and reveals, on PGlite", runOn("pglite"), () =>
     await s.step("revealed", { readme: "reveal" });
 
     // Hidden again on navigation, and not kept in any storage.
-    await s.page.getByRole("tab", { name: exactly("Overview") }).click();
+    await overviewTab(s.page).click();
     await versionsTab(s.page).click();
     await versionRow(s.page, 1).waitFor();
     expect(await s.page.getByText(payload).count(), "hidden after navigation").toBe(0);
@@ -225,7 +224,7 @@ describe("the console's refusals and reveals, on PGlite", runOn("pglite"), () =>
     expect(VersionStatus[version.version?.status ?? 0], "consumed").not.toBe("ENABLED");
 
     // Hide (navigate away and back), then ask again: refused.
-    await s.page.getByRole("tab", { name: exactly("Overview") }).click();
+    await overviewTab(s.page).click();
     await versionsTab(s.page).click();
     const again = versionRow(s.page, 1).getByRole("button", { name: exactly("Reveal") });
     if ((await again.count()) > 0 && (await again.isEnabled())) {
@@ -264,7 +263,7 @@ describe("the console's refusals and reveals, on PGlite", runOn("pglite"), () =>
       .first()
       .click();
     const dialog = s.page.getByRole("dialog");
-    await dialog.getByLabel(/^\s*(value|secret value)\s*$/i).fill("v2-value");
+    await dialog.getByLabel(exactly("Secret value")).fill("v2-value");
     await dialog.getByRole("button", { name: exactly("Create version") }).click();
     await dialog.waitFor({ state: "hidden" });
     const row2 = versionRow(s.page, 2);

@@ -3,7 +3,14 @@ import { SecretType } from "@coffer/api";
 import type { Locator, Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { runOn, useConsole } from "./support.ts";
-import { CREATE_SECRET_LINK, exactly, openSecrets, signIn } from "./ui.ts";
+import {
+  CREATE_SECRET_LINK,
+  createSecretForm,
+  exactly,
+  openSecrets,
+  signIn,
+  waitForCurrentTab,
+} from "./ui.ts";
 import { findSecret } from "./verify.ts";
 
 /**
@@ -46,30 +53,25 @@ describe("the create form with the keyboard alone, on PGlite", runOn("pglite"), 
       .first();
     await tabTo(page, create);
     await page.keyboard.press("Enter");
-    await page
-      .getByRole("heading", { name: /create secret/i })
-      .first()
-      .waitFor();
+    const form = createSecretForm(page);
+    await form.waitFor();
     await s.step("keyboard form");
 
     // Region and type keep their defaults (the only region; opaque). The value, by hand.
-    const manual = page.getByRole("radio", { name: /manual/i });
-    if ((await manual.count()) > 0 && !(await manual.first().isChecked())) {
-      await tabTo(page, manual.first());
-      await page.keyboard.press("Space");
-    }
-    await tabTo(page, page.getByLabel(/^\s*(value|secret value)\s*$/i));
+    // "Add manually" and the type "Opaque" are the defaults.
+    expect(await form.getByRole("radio", { name: exactly("Add manually") }).isChecked()).toBe(true);
+    expect(await form.getByRole("radio", { name: exactly("Opaque") }).isChecked()).toBe(true);
+    await tabTo(page, form.getByLabel(exactly("Secret value")));
     await page.keyboard.type(value);
-    await tabTo(page, page.getByLabel(exactly("Path")));
+    await tabTo(page, form.getByLabel(exactly("Path")));
+    // The path starts as "/" (or the folder the person came from): select it all, then type.
+    await page.keyboard.press("ControlOrMeta+a");
     await page.keyboard.type("/keyboard/only");
-    await tabTo(page, page.getByLabel(exactly("Name")));
+    await tabTo(page, form.getByLabel(exactly("Name")));
     await page.keyboard.type("typed-secret");
-    await tabTo(page, page.getByLabel(/^\s*tags/i));
+    await tabTo(page, form.getByLabel(/^\s*tags/i));
     await page.keyboard.type("a11y, keyboard");
-    const protect = page
-      .getByRole("switch", { name: /protect/i })
-      .or(page.getByRole("checkbox", { name: /protect/i }))
-      .first();
+    const protect = form.getByRole("switch", { name: exactly("Enable secret protection") });
     await tabTo(page, protect);
     await page.keyboard.press("Space");
     expect(await protect.isChecked()).toBe(true);
@@ -83,9 +85,9 @@ describe("the create form with the keyboard alone, on PGlite", runOn("pglite"), 
     });
     expect(outline, "a visible focus indicator").not.toMatch(/^(none\s*)+$/);
     await s.step("keyboard filled");
-    await tabTo(page, page.getByRole("button", { name: exactly("Create secret") }));
+    await tabTo(page, form.getByRole("button", { name: exactly("Create secret") }));
     await page.keyboard.press("Enter");
-    await page.getByRole("tab", { name: exactly("Overview"), selected: true }).waitFor();
+    await waitForCurrentTab(page, "Overview");
     await s.step("keyboard overview");
 
     const secret = await findSecret(server.secrets, {

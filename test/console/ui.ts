@@ -48,8 +48,8 @@ export async function signOut(s: ConsoleSession): Promise<void> {
 }
 
 /**
- * Chooses the project (by name) and the region in the console's header,
- * when it offers the choice, then opens the Secrets screen.
+ * From the Projects screen (where the console lands after sign-in): chooses
+ * the region, then the project by name, and waits for its Secrets screen.
  */
 export async function openSecrets(
   s: ConsoleSession,
@@ -57,25 +57,12 @@ export async function openSecrets(
   region?: string,
 ): Promise<void> {
   const { page } = s;
-  const project = page.getByLabel(exactly("Project"));
-  if ((await project.count()) > 0 && (await project.first().isVisible())) {
-    await selectOption(project.first(), projectName);
-  } else {
-    const link = page.getByRole("link", { name: projectName });
-    if ((await link.count()) > 0) await link.first().click();
-  }
+  await page.getByRole("heading", { name: exactly("Projects") }).waitFor();
   if (region !== undefined) {
-    const regionField = page.getByLabel(exactly("Region"));
-    if ((await regionField.count()) > 0 && (await regionField.first().isVisible())) {
-      await selectOption(regionField.first(), region);
-    }
+    await selectOption(page.getByRole("combobox", { name: exactly("Region") }), region);
   }
-  const secretsLink = page.getByRole("link", { name: exactly("Secrets") });
-  if ((await secretsLink.count()) > 0) await secretsLink.first().click();
-  await page
-    .getByRole("heading", { name: /secrets/i })
-    .first()
-    .waitFor();
+  await page.getByRole("link", { name: projectName }).first().click();
+  await page.getByRole("heading", { name: exactly("Secrets") }).waitFor();
 }
 
 /** Chooses `label` in a native select or in an ARIA combobox/listbox. */
@@ -83,9 +70,10 @@ export async function selectOption(field: Locator, label: string | RegExp): Prom
   const tag = await field.evaluate((el) => el.tagName.toLowerCase());
   if (tag === "select") {
     const options = await field.locator("option").allTextContents();
-    const match = options.find((o) =>
-      typeof label === "string" ? o.trim() === label : label.test(o.trim()),
-    );
+    const match =
+      options.find((o) =>
+        typeof label === "string" ? o.trim() === label : label.test(o.trim()),
+      ) ?? options.find((o) => typeof label === "string" && o.trim().startsWith(`${label} `));
     if (match === undefined) {
       throw new Error(`no option ${String(label)} among ${JSON.stringify(options)}`);
     }
@@ -97,10 +85,10 @@ export async function selectOption(field: Locator, label: string | RegExp): Prom
 }
 
 /** Checks or unchecks a toggle (a checkbox or a switch) found by its label. */
-export async function setToggle(page: Page, name: RegExp, on: boolean): Promise<void> {
-  const toggle = page
+export async function setToggle(scope: Locator, name: RegExp, on: boolean): Promise<void> {
+  const toggle = scope
     .getByRole("switch", { name })
-    .or(page.getByRole("checkbox", { name }))
+    .or(scope.getByRole("checkbox", { name }))
     .first();
   if ((await toggle.isChecked()) !== on) await toggle.click();
   if ((await toggle.isChecked()) !== on)
@@ -111,23 +99,20 @@ export async function setToggle(page: Page, name: RegExp, on: boolean): Promise<
 export async function fillValue(scope: Locator | Page, value: FormValue): Promise<void> {
   switch (value.kind) {
     case "opaque":
-      await scope.getByLabel(/^\s*(value|secret value)\s*$/i).fill(value.text);
+      await scope.getByLabel(exactly("Secret value")).fill(value.text);
       return;
     case "certificate":
-      await scope
-        .getByLabel(/pem|certificate/i)
-        .first()
-        .fill(value.pem);
+      await scope.getByLabel(exactly("Certificate (PEM)")).fill(value.pem);
       return;
     case "key_value": {
       for (const [index, [key, val]] of value.rows.entries()) {
-        const keys = scope.getByLabel(/^\s*key\b/i);
+        const keys = scope.getByLabel(/^key \d+$/i);
         if ((await keys.count()) <= index) {
-          await scope.getByRole("button", { name: /add (a )?(row|pair|key)/i }).click();
+          await scope.getByRole("button", { name: exactly("Add a row") }).click();
         }
         await keys.nth(index).fill(key);
         await scope
-          .getByLabel(/^\s*value\b/i)
+          .getByLabel(/^value \d+$/i)
           .nth(index)
           .fill(val);
       }
@@ -141,12 +126,12 @@ export async function fillValue(scope: Locator | Page, value: FormValue): Promis
       await selectOption(scope.getByLabel(exactly("Engine")), value.engine);
       await scope.getByLabel(exactly("Host")).fill(value.host);
       await scope.getByLabel(exactly("Port")).fill(value.port);
-      await scope.getByLabel(/^\s*(database|database name|dbname)\s*$/i).fill(value.dbname);
+      await scope.getByLabel(exactly("Database name")).fill(value.dbname);
       await scope.getByLabel(exactly("Username")).fill(value.username);
       await scope.getByLabel(exactly("Password")).fill(value.password);
       return;
     case "ssh_key":
-      await scope.getByLabel(/private key/i).fill(value.sshPrivateKey);
+      await scope.getByLabel(exactly("SSH private key")).fill(value.sshPrivateKey);
       return;
   }
 }
@@ -169,34 +154,31 @@ export async function createSecretThroughForm(
     .or(page.getByRole("button", { name: CREATE_SECRET_LINK }))
     .first()
     .click();
-  await page
-    .getByRole("heading", { name: /create secret/i })
-    .first()
-    .waitFor();
+  const form = createSecretForm(page);
+  await form.waitFor();
   await s.step(`${c.kind} form`);
   // 3. Choose the region ("cannot be moved after creation").
-  await selectOption(page.getByLabel(exactly("Region")), region);
-  await page
+  await selectOption(form.getByRole("combobox", { name: exactly("Region") }), region);
+  await form
     .getByText(/cannot be moved/i)
     .first()
     .waitFor();
   // 4. Manually or from a file; the type, and its value.
-  const manual = page.getByRole("radio", { name: /manual/i });
-  if ((await manual.count()) > 0) await manual.first().check();
-  await chooseType(page, c.label);
-  await fillValue(page, c.first);
+  await form.getByRole("radio", { name: exactly("Add manually") }).check();
+  await chooseType(form, c.label);
+  await fillValue(form, c.first);
   await s.step(`${c.kind} value`);
   // 5. The path; 6. the name and tags.
-  await page.getByLabel(exactly("Path")).fill(c.path);
-  await page.getByLabel(exactly("Name")).fill(c.name);
-  if (c.tags.length > 0) await page.getByLabel(/^\s*tags/i).fill(c.tags.join(", "));
+  await form.getByLabel(exactly("Path")).fill(c.path);
+  await form.getByLabel(exactly("Name")).fill(c.name);
+  if (c.tags.length > 0) await form.getByLabel(/^\s*tags/i).fill(c.tags.join(", "));
   // 7. Protection; 8. the ephemeral policy.
-  await setToggle(page, /protect/i, c.protected);
+  await setToggle(form, exactly("Enable secret protection"), c.protected);
   if (c.ephemeral !== undefined && "singleAccess" in c.ephemeral) {
-    await setToggle(page, /enable single access/i, true);
+    await setToggle(form, /enable single access/i, true);
   }
   if (c.ephemeral !== undefined && "ttl" in c.ephemeral) {
-    await setToggle(page, /enable time to live/i, true);
+    await setToggle(form, /enable time to live/i, true);
     await page
       .getByLabel(/time to live|ttl|duration/i)
       .and(page.getByRole("spinbutton"))
@@ -209,29 +191,47 @@ export async function createSecretThroughForm(
   }
   await s.step(`${c.kind} filled`, options.readme ? { readme: "create-secret" } : {});
   // 9. Click Create secret: the Overview tab displays.
-  await page.getByRole("button", { name: exactly("Create secret") }).click();
-  await overviewTab(page).waitFor();
-  await page.getByRole("tab", { name: exactly("Overview"), selected: true }).waitFor();
-  await page.getByText(c.name).first().waitFor();
+  await form.getByRole("button", { name: exactly("Create secret") }).click();
+  await waitForCurrentTab(page, "Overview");
+  await page.getByRole("heading", { name: exactly(c.name) }).waitFor();
   await s.step(`${c.kind} overview`, options.readme ? { readme: "overview" } : {});
 }
 
-/** Chooses a secret type: radio cards, or a select labelled "Type". */
-export async function chooseType(page: Page, label: RegExp): Promise<void> {
-  const radio = page.getByRole("radio", { name: label });
-  if ((await radio.count()) > 0) {
-    await radio.first().check();
-    return;
-  }
-  await selectOption(page.getByLabel(/^\s*(secret )?type\s*$/i), label);
+/** The Create secret form (a form named by its heading). */
+export function createSecretForm(page: Page): Locator {
+  return page.getByRole("form", { name: exactly("Create secret") });
+}
+
+/** Chooses a secret type among the form's radio cards. */
+export async function chooseType(scope: Locator, label: RegExp): Promise<void> {
+  await scope.getByRole("radio", { name: label }).check();
+}
+
+/** A secret's tab (Overview, Versions): a tab, or a link of the tabs' nav. */
+export function secretTab(page: Page, name: "Overview" | "Versions"): Locator {
+  return page
+    .getByRole("tab", { name: exactly(name) })
+    .or(page.getByRole("navigation", { name: "Secret" }).getByRole("link", { name: exactly(name) }))
+    .first();
 }
 
 export function overviewTab(page: Page): Locator {
-  return page.getByRole("tab", { name: exactly("Overview") });
+  return secretTab(page, "Overview");
 }
 
 export function versionsTab(page: Page): Locator {
-  return page.getByRole("tab", { name: exactly("Versions") });
+  return secretTab(page, "Versions");
+}
+
+/** Waits until the tab is the current one (aria-selected or aria-current). */
+export async function waitForCurrentTab(page: Page, name: "Overview" | "Versions"): Promise<void> {
+  const tab = secretTab(page, name);
+  await tab.waitFor();
+  await page.waitForFunction(
+    (el) =>
+      el?.getAttribute("aria-selected") === "true" || el?.getAttribute("aria-current") === "page",
+    await tab.elementHandle(),
+  );
 }
 
 /**
@@ -247,7 +247,7 @@ export async function createVersionThroughDialog(
 ): Promise<void> {
   const { page } = s;
   await versionsTab(page).click();
-  await page.getByRole("tab", { name: exactly("Versions"), selected: true }).waitFor();
+  await waitForCurrentTab(page, "Versions");
   await page.getByRole("table").first().waitFor();
   await s.step(`${label} versions`, options.readme ? { readme: "versions" } : {});
   await page.getByRole("button", { name: CREATE_VERSION_BUTTON }).first().click();
