@@ -7,9 +7,10 @@
 // reads beside itself at run time.
 //   node ../../scripts/build-package.mjs src/db/migrations src/db/pglite-initdb.mjs
 import { spawnSync } from "node:child_process";
-import { cpSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
+import { writeBuildInfo } from "./write-build-info.mjs";
 
 const dist = path.resolve("dist");
 rmSync(dist, { recursive: true, force: true });
@@ -18,11 +19,7 @@ const compiled = spawnSync(process.execPath, [tsc, "-p", "tsconfig.build.json"],
   stdio: "inherit",
 });
 if (compiled.status !== 0) process.exit(compiled.status ?? 1);
-// COFFER_COMMIT names the commit where the build has no git checkout (a
-// source tarball, a container build context without .git).
-const git = spawnSync("git", ["rev-parse", "--short=12", "HEAD"], { encoding: "utf8" });
-const commit = process.env.COFFER_COMMIT || (git.status === 0 ? git.stdout.trim() : "unknown");
-writeFileSync(path.join(dist, "build-info.json"), `${JSON.stringify({ commit })}\n`);
+writeBuildInfo(dist);
 for (const asset of process.argv.slice(2)) {
   if (!asset.startsWith("src/")) throw new Error(`${asset}: an asset is a path under src/`);
   cpSync(path.resolve(asset), path.join(dist, asset.slice("src/".length)), { recursive: true });

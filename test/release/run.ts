@@ -9,7 +9,8 @@
  * folder outside the repository, with no workspace and no link, installs the
  * tarballs with npm in one command (so that each @coffer dependency is met by
  * its tarball, never the registry) and, using only what was installed:
- * starts `coffer-server` from node_modules/.bin on a fresh embedded database;
+ * starts `coffer-server` from node_modules/.bin on a fresh embedded database,
+ * and checks that it serves the installed web console at `/`;
  * with the `coffer` command creates a project, secrets and a sidecar token;
  * runs `coffer-agent`, then the agent's single-file bundle alone in another
  * folder with a bare `node`, each writing the secrets to files and following
@@ -176,7 +177,7 @@ try {
     services.push(serverProcess);
     const serving = await serverProcess.waitForLine((line) => {
       if (!line.includes("coffer is serving")) return undefined;
-      return JSON.parse(line) as { http: string; metrics: string };
+      return JSON.parse(line) as { http: string; metrics: string; console: string };
     }, 180_000);
     const url = `http://${serving.http}`;
     const metrics = await (await fetch(`http://${serving.metrics}`)).text();
@@ -185,8 +186,49 @@ try {
       throw new Error(`coffer_build_info is ${info}, not version ${version} commit ${commit}`);
     }
     console.log(`  ${shown.stdout.trim()}; serving on ${url}; ${info}`);
-    return { process: serverProcess, url, adminToken };
+    return { process: serverProcess, url, adminToken, consoleAt: serving.console };
   });
+
+  // 3b. The web console, from the installed @coffer/console, on the HTTP port.
+  await step(
+    "the web console at / of the HTTP port (from the installed @coffer/console)",
+    async () => {
+      if (server.consoleAt !== `${server.url}/`) {
+        throw new Error(
+          `the server says the console is at ${server.consoleAt}, not ${server.url}/`,
+        );
+      }
+      const page = await fetch(`${server.url}/`);
+      const html = await page.text();
+      const csp = page.headers.get("content-security-policy") ?? "";
+      if (page.status !== 200 || !html.includes('<div id="root">')) {
+        throw new Error(`GET / answered ${page.status}: ${html.slice(0, 200)}`);
+      }
+      if (!csp.includes("default-src 'none'") || !csp.includes("script-src 'self'")) {
+        throw new Error(`GET / has content-security-policy ${JSON.stringify(csp)}`);
+      }
+      if (page.headers.get("cache-control") !== "no-cache") {
+        throw new Error(`GET / has cache-control ${page.headers.get("cache-control")}`);
+      }
+      const installed = await readFile(
+        path.join(app, "node_modules/@coffer/console/dist/index.html"),
+        "utf8",
+      );
+      if (html !== installed) throw new Error("GET / is not the installed console's index.html");
+      const script = /src="(\/assets\/[^"]+\.js)"/.exec(html)?.[1];
+      if (script === undefined) throw new Error("the console's index.html names no /assets/*.js");
+      const asset = await fetch(`${server.url}${script}`);
+      const body = await asset.arrayBuffer();
+      const cache = asset.headers.get("cache-control");
+      if (asset.status !== 200 || body.byteLength === 0) {
+        throw new Error(`GET ${script} answered ${asset.status} with ${body.byteLength} bytes`);
+      }
+      if (cache !== "public, max-age=31536000, immutable") {
+        throw new Error(`GET ${script} has cache-control ${cache}`);
+      }
+      console.log(`  / is the console (CSP on), ${script} is ${body.byteLength} bytes, immutable`);
+    },
+  );
 
   // 4. The CLI: a project, two secrets, a sidecar token.
   const cliEnv: Record<string, string> = {

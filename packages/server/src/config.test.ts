@@ -282,6 +282,18 @@ describe("bounds on refused callers and the audit trail", () => {
   });
 });
 
+describe("COFFER_CONSOLE", () => {
+  it("serves the web console by default, and not when off", () => {
+    expect(loadConfig({}).console).toEqual({});
+    expect(loadConfig({ COFFER_CONSOLE: "on" }).console).toEqual({});
+    expect(loadConfig({ COFFER_CONSOLE: "off" }).console).toBeUndefined();
+  });
+
+  it("is refused by name when neither on nor off", () => {
+    expect(fails({ COFFER_CONSOLE: "yes" })).toMatch(/COFFER_CONSOLE: .*"on".*"off"/);
+  });
+});
+
 describe("connection limits", () => {
   it("default to 10 s for headers, 30 s between body bytes, 5 min idle, 1000 connections, 100 streams, 64 MiB of bodies", () => {
     expect(loadConfig({}).connections).toEqual({

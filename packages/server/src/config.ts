@@ -74,6 +74,12 @@ export interface Config {
   healthIntervalMs?: number;
   /** `COFFER_METRICS_LISTEN`: where `GET /metrics` is served; absent: no metrics endpoint. */
   metricsListen?: ListenAddress;
+  /**
+   * `COFFER_CONSOLE=on` (the default): the web console is served at `/` of
+   * the HTTP port, from `dir` (tests give one) or the installed
+   * `@coffer/console`'s build; absent (`off`): not served.
+   */
+  console?: { dir?: string };
   /** Quotas: `COFFER_MAX_SECRETS_PER_PROJECT`, `COFFER_MAX_VERSIONS_PER_SECRET`, `COFFER_RATE_LIMIT_RPS`. */
   limits: {
     /** Live secrets (not scheduled for deletion) per project, in each region. */
@@ -239,6 +245,7 @@ const settings = z.object({
   COFFER_AUDIT_RETENTION: duration(DAY, 36_500 * DAY).default(366 * DAY),
   COFFER_HEALTH_INTERVAL: duration(100, 3_600_000).default(5_000),
   COFFER_METRICS_LISTEN: listen.optional(),
+  COFFER_CONSOLE: z.enum(["on", "off"]).default("on"),
   // Connection limits of both API ports (ConnectionLimits).
   COFFER_HEADERS_TIMEOUT: duration(100, 600_000).default(
     DEFAULT_CONNECTION_LIMITS.headersTimeoutMs,
@@ -328,6 +335,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...(tls !== undefined && { tls }),
     healthIntervalMs: s.COFFER_HEALTH_INTERVAL,
     ...(s.COFFER_METRICS_LISTEN !== undefined && { metricsListen: s.COFFER_METRICS_LISTEN }),
+    ...(s.COFFER_CONSOLE === "on" && { console: {} }),
     limits: {
       secretsPerProject: s.COFFER_MAX_SECRETS_PER_PROJECT,
       versionsPerSecret: s.COFFER_MAX_VERSIONS_PER_SECRET,

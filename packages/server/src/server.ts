@@ -1,6 +1,8 @@
 import { setMaxListeners } from "node:events";
 import type { Logger } from "pino";
 import { type Config, ConfigError, DEFAULT_WATCH_STREAMS_PER_TOKEN } from "./config.ts";
+import { consoleHandler } from "./console/serve-console.ts";
+import { BUILD_HINT, type ConsoleSite, installedConsoleDir, loadConsole } from "./console/site.ts";
 import {
   type KeyRing,
   loadKeyFile,
@@ -78,6 +80,31 @@ export interface OpenServer extends ServerParts {
   stop(listeners?: Listeners): Promise<void>;
 }
 
+/**
+ * The web console, when `COFFER_CONSOLE` is on: read into memory once here.
+ * A console that is not built is not fatal (the API needs none): it is said
+ * once, and `/` answers 503 saying what to run.
+ */
+function openConsole(config: Config, logger: Logger): ConsoleSite | undefined {
+  if (config.console === undefined) return undefined;
+  const site = loadConsole(config.console.dir ?? installedConsoleDir());
+  if (!site.built) {
+    logger.warn(
+      { dir: site.dir, reason: site.reason },
+      `the web console is not built: ${BUILD_HINT} (or set COFFER_CONSOLE=off)`,
+    );
+  }
+  return site;
+}
+
+/** Where a browser opens the console (a wildcard address is reached on the loopback). */
+function consoleUrl(config: Config, port: number): string {
+  const { host } = config.httpListen;
+  const reach = host === "0.0.0.0" ? "127.0.0.1" : host === "::" ? "::1" : host;
+  const shown = reach.includes(":") ? `[${reach}]` : reach;
+  return `${config.tls === undefined ? "http" : "https"}://${shown}:${port}/`;
+}
+
 /** How often each region's database is pinged when the configuration does not say. */
 const DEFAULT_HEALTH_INTERVAL_MS = 5_000;
 
@@ -103,12 +130,16 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     limits: config.connections,
     budget: new RequestBudget(config.connections.maxBufferedRequestBytes),
   };
-  const http = await listenConnect(services, config.httpListen, listenOptions).catch(
-    async (err) => {
-      await open.stop();
-      throw err;
-    },
-  );
+  const site = openConsole(config, logger);
+  const http = await listenConnect(
+    services,
+    config.httpListen,
+    listenOptions,
+    site && consoleHandler(site),
+  ).catch(async (err) => {
+    await open.stop();
+    throw err;
+  });
   const grpcServer = await listenGrpc(services, config.grpcListen, listenOptions).catch(
     async (err) => {
       http.destroy();
@@ -138,6 +169,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
           : `${config.metricsListen?.host}:${metricsServer.port}/metrics`,
       regions: config.regions,
       tls: config.tls === undefined ? "off" : config.tls.clientCa ? "mutual" : "on",
+      console:
+        site === undefined ? "off" : site.built ? consoleUrl(config, httpPort) : "not built (503)",
     },
     "coffer is serving",
   );

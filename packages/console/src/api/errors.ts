@@ -78,13 +78,11 @@ export function describeError(error: unknown): Problem {
   } else if (e.code === Code.Internal) {
     // INTERNAL carries a request id for the operator, never details.
     message = `${plain[Code.Internal]} ${sentence(server)}`.trim();
+  } else if ((e.code === Code.Unauthenticated || e.code === Code.PermissionDenied) && server) {
+    // The server says which token or permission is missing: its words.
+    message = sentence(server);
   } else {
     message = plain[e.code] ?? sentence(server || "Something went wrong.");
-    if (e.code === Code.PermissionDenied || e.code === Code.Unauthenticated) {
-      if (server && !message.toLowerCase().includes(server.toLowerCase())) {
-        message = `${message} (${server})`;
-      }
-    }
   }
   return { code: e.code, message, violations, ...(field === undefined ? {} : { field }) };
 }

@@ -1,7 +1,7 @@
 import http from "node:http";
 import http2 from "node:http2";
 import { Code, ConnectError, type ConnectRouter, createContextValues } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { type ConnectNodeAdapterOptions, connectNodeAdapter } from "@connectrpc/connect-node";
 import { routes, type Services } from "../services.ts";
 import {
   type BudgetHolder,
@@ -28,6 +28,10 @@ import { refuseUndecodable } from "./undecodable.ts";
  * With `tls`, the port speaks only TLS instead, and ALPN picks HTTP/2 or
  * HTTP/1.1; with `tls.clientCa`, only to clients whose certificate it signed.
  *
+ * Requests that match no RPC go to `fallback` (the web console), else get
+ * connect's empty 404. It answers with its own cache-control, which
+ * overrides the port's `no-store`.
+ *
  * Either way the `limits` apply: see {@link listenGuarded} (connection cap,
  * first request deadline), {@link guardRequest} (body timeout, request byte
  * budget), {@link closeIdleSessions}; HTTP/1.1 keep-alive and later
@@ -37,6 +41,7 @@ export async function listenConnect(
   services: Services,
   address: { host: string; port: number },
   options: ListenOptions,
+  fallback?: ConnectNodeAdapterOptions["fallback"],
 ): Promise<Listening> {
   const { limits, budget } = options;
   const adapter = connectNodeAdapter({
@@ -52,6 +57,7 @@ export async function listenConnect(
     readMaxBytes: options.readMaxBytes,
     shutdownSignal: options.shutdownSignal,
     contextValues: (req) => createContextValues().set(peerKey, peerFromNodeRequest(req)),
+    ...(fallback !== undefined && { fallback }),
   });
   // Set once the listener is up; no request arrives before.
   let listener: GuardedListener | undefined;
