@@ -152,7 +152,7 @@ export const routeTree = rootRoute.addChildren([
 ]);
 
 export function createAppRouter() {
-  return createRouter({ routeTree, defaultPreload: false, scrollRestoration: true });
+  return createRouter({ routeTree, defaultPreload: false, scrollRestoration: false });
 }
 
 declare module "@tanstack/react-router" {

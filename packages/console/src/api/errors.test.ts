@@ -51,7 +51,13 @@ describe("describeError", () => {
   });
 
   it("says a lost connection is being retried, for Unavailable and a failed fetch", () => {
-    expect(describeError(new ConnectError("down", Code.Unavailable)).message).toBe(CONNECTION_LOST);
+    const read = { read: true };
+    expect(describeError(new ConnectError("down", Code.Unavailable), read).message).toBe(
+      CONNECTION_LOST,
+    );
+    expect(describeError(new ConnectError("down", Code.Unavailable)).message).toMatch(
+      /^Connection to the server lost: .*try again/,
+    );
     const fetchFailed = new ConnectError(
       "failed",
       Code.Unknown,
@@ -59,8 +65,8 @@ describe("describeError", () => {
       undefined,
       new TypeError("Failed to fetch"),
     );
-    expect(describeError(fetchFailed).message).toBe(CONNECTION_LOST);
-    expect(describeError(new TypeError("Failed to fetch")).message).toBe(CONNECTION_LOST);
+    expect(describeError(fetchFailed, read).message).toBe(CONNECTION_LOST);
+    expect(describeError(new TypeError("Failed to fetch"), read).message).toBe(CONNECTION_LOST);
   });
 });
 

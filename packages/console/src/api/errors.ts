@@ -3,6 +3,9 @@ import { Code, ConnectError } from "@connectrpc/connect";
 
 /** What the console shows while reads are retried after a lost connection. */
 export const CONNECTION_LOST = "Connection to the server lost — retrying";
+/** The same for a change, which is never retried (it may or may not have been applied). */
+export const CONNECTION_LOST_CHANGE =
+  "Connection to the server lost: check that the server is running, then try again.";
 
 /** A refusal, in words for a person, and the request field it names, if any. */
 export interface Problem {
@@ -54,13 +57,15 @@ export function fieldLabel(field: string): string {
 }
 
 /**
- * Turns any error from a call into a Problem: the server's own message
+ * Turns any error from a call into a Problem (`read`: the call was a read,
+ * which react-query retries after a lost connection): the server's own message
  * (which names the field and the rule for INVALID_ARGUMENT, and says why
  * for FAILED_PRECONDITION), or plain words for codes whose message is terse.
  */
-export function describeError(error: unknown): Problem {
+export function describeError(error: unknown, { read = false } = {}): Problem {
   if (isConnectionLost(error)) {
-    return { code: Code.Unavailable, message: CONNECTION_LOST, violations: new Map() };
+    const message = read ? CONNECTION_LOST : CONNECTION_LOST_CHANGE;
+    return { code: Code.Unavailable, message, violations: new Map() };
   }
   const e = ConnectError.from(error);
   const violations = new Map<string, string>();

@@ -254,6 +254,7 @@ function VersionRow({
     revision: v.revision,
     singleAccess,
     onAccessed: singleAccess ? onChanged : undefined,
+    readable,
   });
   const columns = 6 + (reader ? 1 : 0) + (writer ? 1 : 0);
   return (
@@ -265,7 +266,7 @@ function VersionRow({
         <td>
           <StatusBadge status={v.status} />
         </td>
-        <td>
+        <td className="nowrap">
           {v.latest && <span className="badge">Latest</span>}
           {v.revision === latestEnabled && <span className="badge badge-ok">Latest enabled</span>}
         </td>

@@ -49,6 +49,12 @@ export interface RevealProps {
   singleAccess: boolean;
   /** Called after a successful access (a single access changes the version's state). */
   onAccessed?: () => void;
+  /**
+   * Whether the version can be read now (default true). A value on screen
+   * stays until hidden even when its version stops being readable (a single
+   * access just consumed it), but Reveal and Copy are no longer offered.
+   */
+  readable?: boolean;
 }
 
 /**
@@ -63,6 +69,7 @@ export function useReveal({
   revision,
   singleAccess,
   onAccessed,
+  readable = true,
 }: RevealProps): { controls: ReactNode; value: ReactNode; shown: boolean } {
   const transport = useTransport();
   const [shown, setShown] = useState<Shown>();
@@ -168,32 +175,41 @@ export function useReveal({
     <div className="reveal-controls">
       <div className="reveal-bar">
         {shown === undefined ? (
-          <>
-            <span className="masked" role="img" aria-label="Value hidden">
-              ••••••••
-            </span>
-            <button
-              type="button"
-              className="btn btn-small"
-              disabled={busy}
-              onClick={() => ask("reveal")}
-            >
-              Reveal
-            </button>
-          </>
+          readable && (
+            <>
+              <span className="masked" role="img" aria-label="Value hidden">
+                ••••••••
+              </span>
+              <button
+                type="button"
+                className="btn btn-small"
+                disabled={busy}
+                onClick={() => ask("reveal")}
+              >
+                Reveal
+              </button>
+            </>
+          )
         ) : (
           <>
             <button type="button" className="btn btn-small" onClick={hide}>
               Hide
             </button>
-            <span className="hint" aria-live="polite">
+            <span className="hint nowrap" aria-live="polite">
               Hides in {seconds} s
             </span>
           </>
         )}
-        <button type="button" className="btn btn-small" disabled={busy} onClick={() => ask("copy")}>
-          Copy
-        </button>
+        {readable && (
+          <button
+            type="button"
+            className="btn btn-small"
+            disabled={busy}
+            onClick={() => ask("copy")}
+          >
+            Copy
+          </button>
+        )}
         <span className="copied" role="status">
           {copied ? "Copied" : ""}
         </span>

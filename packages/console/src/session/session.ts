@@ -1,8 +1,6 @@
 /**
  * The signed-in token. It lives in sessionStorage only (one tab, gone when
- * the tab closes), never in localStorage, a cookie or a URL. Everything the
- * console keeps in storage uses the `coffer.` prefix, so signing out can
- * remove all of it.
+ * the tab closes), never in localStorage, a cookie or a URL.
  */
 export const SESSION_KEY = "coffer.session";
 /** The last project and region opened, to come back to them at `/`. */
@@ -20,10 +18,16 @@ export function writeToken(token: string): void {
   sessionStorage.setItem(SESSION_KEY, token);
 }
 
-/** Removes the token and everything else the console put in sessionStorage. */
+/**
+ * Removes the token and everything else kept in this tab's sessionStorage.
+ * The console is the only page of its origin (the server's HTTP port), so
+ * all of it is the console's: nothing may outlive a sign-out.
+ */
 export function forgetSession(): void {
-  for (const key of Object.keys(sessionStorage)) {
-    if (key.startsWith("coffer.")) sessionStorage.removeItem(key);
+  try {
+    sessionStorage.clear();
+  } catch {
+    // Storage disabled: there is nothing to forget.
   }
 }
 

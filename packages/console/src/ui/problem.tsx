@@ -1,9 +1,18 @@
 import { describeError, isConnectionLost } from "../api/errors.ts";
 
 /** A refusal or failure, in the server's words, announced to screen readers. */
-export function ProblemMessage({ error, id }: { error: unknown; id?: string }) {
+export function ProblemMessage({
+  error,
+  id,
+  read = false,
+}: {
+  error: unknown;
+  id?: string;
+  /** The error is a read's (retried after a lost connection), not a change's. */
+  read?: boolean;
+}) {
   if (error === null || error === undefined) return null;
-  const problem = describeError(error);
+  const problem = describeError(error, { read });
   return (
     <div
       id={id}
@@ -27,9 +36,9 @@ export function QueryState({
   query: { isPending: boolean; error: unknown; failureReason: unknown };
   what: string;
 }) {
-  if (query.error) return <ProblemMessage error={query.error} />;
+  if (query.error) return <ProblemMessage error={query.error} read />;
   if (query.failureReason && isConnectionLost(query.failureReason)) {
-    return <ProblemMessage error={query.failureReason} />;
+    return <ProblemMessage error={query.failureReason} read />;
   }
   if (query.isPending) {
     return (

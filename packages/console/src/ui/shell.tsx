@@ -48,6 +48,7 @@ function Header() {
       ) : (
         <span className="topbar-spacer" />
       )}
+      <Who />
       <button type="button" className="btn btn-ghost topbar-signout" onClick={signOut}>
         Sign out
       </button>
@@ -141,5 +142,17 @@ function MainNav({ projectId, region }: { projectId: string; region: string }) {
         </>
       )}
     </nav>
+  );
+}
+
+/** The signed-in token's name, so a person knows which token they act with. */
+function Who() {
+  const caller = useCaller();
+  const token = caller.data?.token;
+  if (token === undefined) return null;
+  return (
+    <span className="topbar-who" title={`Token ${token.prefix}…`}>
+      {token.name || token.prefix}
+    </span>
   );
 }
