@@ -128,7 +128,7 @@ describe("Create secret form", () => {
     const path = screen.getByRole("textbox", { name: "Path" });
     await user.clear(path);
     await user.type(path, "/prod/payments/");
-    await user.type(screen.getByRole("textbox", { name: "Name" }), "stripe");
+    await user.type(screen.getByRole("textbox", { name: "Secret name" }), "stripe");
     await user.type(screen.getByRole("textbox", { name: "Tags (optional)" }), "prod, payments");
     await user.click(screen.getByRole("switch", { name: "Enable secret protection" }));
     await user.click(screen.getByRole("switch", { name: "Enable single access" }));
@@ -158,7 +158,7 @@ describe("Create secret form", () => {
   it("sends no ephemeral policy when neither toggle is on, and refuses a TTL over one year", async () => {
     const { user, requests } = setup();
     await user.type(screen.getByRole("textbox", { name: "Secret value" }), "v");
-    await user.type(screen.getByRole("textbox", { name: "Name" }), "plain");
+    await user.type(screen.getByRole("textbox", { name: "Secret name" }), "plain");
     await user.click(screen.getByRole("switch", { name: "Enable Time to Live" }));
     const amount = screen.getByRole("textbox", { name: "Time to live" });
     await user.clear(amount);
@@ -183,7 +183,7 @@ describe("Create secret form", () => {
     const value = screen.getByRole("textbox", { name: "Secret value" });
     expect(document.activeElement).toBe(value);
     expect(descriptionOf(value)).toContain("The value is empty");
-    expect(descriptionOf(screen.getByRole("textbox", { name: "Name" }))).toContain(
+    expect(descriptionOf(screen.getByRole("textbox", { name: "Secret name" }))).toContain(
       "Enter a name: 1-255",
     );
   });
@@ -197,7 +197,7 @@ describe("Create secret form", () => {
     });
     await user.click(screen.getByRole("radio", { name: /Database credentials/ }));
     await user.type(screen.getByRole("textbox", { name: "Host" }), "db");
-    await user.type(screen.getByRole("textbox", { name: "Name" }), "db");
+    await user.type(screen.getByRole("textbox", { name: "Secret name" }), "db");
     await user.click(screen.getByRole("button", { name: "Create secret" }));
     const port = screen.getByRole("textbox", { name: "Port" });
     await waitFor(() => expect(isInvalid(port)).toBe(true));
@@ -216,9 +216,9 @@ describe("Create secret form", () => {
       );
     });
     await user.type(screen.getByRole("textbox", { name: "Secret value" }), "v");
-    await user.type(screen.getByRole("textbox", { name: "Name" }), "dup");
+    await user.type(screen.getByRole("textbox", { name: "Secret name" }), "dup");
     await user.click(screen.getByRole("button", { name: "Create secret" }));
-    const name = screen.getByRole("textbox", { name: "Name" });
+    const name = screen.getByRole("textbox", { name: "Secret name" });
     await waitFor(() =>
       expect(descriptionOf(name)).toContain('A secret named "dup" already exists in /prod.'),
     );
@@ -244,7 +244,7 @@ describe("Create secret form", () => {
       "Opaque",
       "Secret value",
       "Path",
-      "Name",
+      "Secret name",
       "Tags (optional)",
       "Description (optional)",
       "Enable secret protection",

@@ -285,7 +285,7 @@ export function CreateSecretForm({
         <h2 id={`${id}-s4`}>Name and tags</h2>
         <Field
           id={`${id}-name`}
-          label="Name"
+          label="Secret name"
           hint='Letters, digits, ".", "_" and "-", up to 255 characters.'
           error={nameError}
         >

@@ -62,6 +62,8 @@ const LABELS: Record<string, string> = {
 export function sentence(field: string, rule: string): string {
   const base = field.replace(/\[\d+\]$/, "");
   const label = LABELS[field] ?? LABELS[base] ?? field;
-  const text = `${label} ${rule}`;
+  // "Port must be ...", but "The value: PEM block 1 (CERTIFICATE) does not parse."
+  const reads = /^(must|is|are|does|has|should|cannot|can)\b/.test(rule);
+  const text = reads ? `${label} ${rule}` : `${label}: ${rule}`;
   return /[.!?]$/.test(text) ? text : `${text}.`;
 }
