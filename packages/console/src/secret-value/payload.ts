@@ -489,7 +489,7 @@ export function decodeUtf8(data: Uint8Array): string | undefined {
 
 const DB_FIELDS = ["engine", "host", "port", "dbname", "username", "password"] as const;
 
-function jsonObject(text: string): Record<string, unknown> | undefined {
+function jsonObjectOrUndefined(text: string): Record<string, unknown> | undefined {
   try {
     const v: unknown = JSON.parse(text);
     return typeof v === "object" && v !== null && !Array.isArray(v)
@@ -518,7 +518,7 @@ export function showValue(type: SecretType, data: Uint8Array): ShownValue {
     type === SecretType.BASIC_CREDENTIALS ||
     type === SecretType.DATABASE_CREDENTIALS ||
     type === SecretType.SSH_KEY
-      ? jsonObject(text)
+      ? jsonObjectOrUndefined(text)
       : undefined;
   if (obj !== undefined) {
     switch (type) {
