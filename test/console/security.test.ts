@@ -135,7 +135,7 @@ describe("the console's page security, on PGlite", runOn("pglite"), () => {
     expect(urlsCarrying(s.allUrls(), [server.token]), "URLs carrying the token").toEqual([]);
     for (const request of s.requests) {
       // The token travels in the Authorization header of API calls only.
-      const auth = (await request.allHeaders()).authorization;
+      const auth = request.headers().authorization;
       if (auth !== undefined) expect(new URL(request.url()).pathname).toMatch(/^\/coffer\./);
     }
     await s.close();

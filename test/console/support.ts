@@ -113,15 +113,10 @@ export async function startConsoleServer(
     const projectName = `quickstart-${randomUUID().slice(0, 8)}`;
     const { project } = await admin.createProject({ name: projectName });
     if (project === undefined) throw new Error("CreateProject returned no project");
-    // TEMPORARY until the server serves the console: a proxy in front of it.
-    const devProxy = process.env.COFFER_E2E_DEV_PROXY;
-    const baseUrl = devProxy
-      ? ((await import(devProxy)) as { start(u: string): Promise<string> }).start(server.httpUrl)
-      : server.httpUrl;
     return {
       backend,
       process: server,
-      baseUrl: await baseUrl,
+      baseUrl: server.httpUrl,
       token,
       regions,
       projectId: project.id,
