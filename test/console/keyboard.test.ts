@@ -8,6 +8,7 @@ import {
   createSecretForm,
   exactly,
   openSecrets,
+  SECRET_NAME_LABEL,
   signIn,
   waitForCurrentTab,
 } from "./ui.ts";
@@ -67,7 +68,7 @@ describe("the create form with the keyboard alone, on PGlite", runOn("pglite"), 
     // The path starts as "/" (or the folder the person came from): select it all, then type.
     await page.keyboard.press("ControlOrMeta+a");
     await page.keyboard.type("/keyboard/only");
-    await tabTo(page, form.getByLabel(exactly("Name")));
+    await tabTo(page, form.getByLabel(SECRET_NAME_LABEL));
     await page.keyboard.type("typed-secret");
     await tabTo(page, form.getByLabel(/^\s*tags/i));
     await page.keyboard.type("a11y, keyboard");

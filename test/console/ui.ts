@@ -16,6 +16,9 @@ export function exactly(text: string): RegExp {
   );
 }
 
+/** The create form's name field ("Secret name", or "Name"). */
+export const SECRET_NAME_LABEL = /^\s*(secret\s+)?name\s*$/i;
+
 /** The seed's "+ Create secret" (the "+" may be an icon). */
 export const CREATE_SECRET_LINK = /^\s*\+?\s*create secret\s*$/i;
 /** The seed's "+ Create version". */
@@ -170,7 +173,7 @@ export async function createSecretThroughForm(
   await s.step(`${c.kind} value`);
   // 5. The path; 6. the name and tags.
   await form.getByLabel(exactly("Path")).fill(c.path);
-  await form.getByLabel(exactly("Name")).fill(c.name);
+  await form.getByLabel(SECRET_NAME_LABEL).fill(c.name);
   if (c.tags.length > 0) await form.getByLabel(/^\s*tags/i).fill(c.tags.join(", "));
   // 7. Protection; 8. the ephemeral policy.
   await setToggle(form, exactly("Enable secret protection"), c.protected);
@@ -268,9 +271,7 @@ export async function createVersionThroughDialog(
   await dialog.waitFor({ state: "hidden" });
 }
 
-/** The row of a version in the Versions table, by revision. */
+/** The row of a version in the Versions table, by revision ("Version 2"). */
 export function versionRow(page: Page, revision: number): Locator {
-  return page
-    .getByRole("row")
-    .filter({ has: page.getByRole("cell", { name: new RegExp(`^\\s*#?${revision}\\b`) }) });
+  return page.getByRole("row", { name: `Version ${revision}`, exact: true });
 }

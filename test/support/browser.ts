@@ -223,6 +223,8 @@ export class ConsoleSession {
   /** A fresh context (no storage) and page on the console at `baseUrl`. */
   static async open(browser: Browser, baseUrl: string, testName: string): Promise<ConsoleSession> {
     const context = await browser.newContext({ viewport: VIEWPORT, baseURL: baseUrl });
+    // A control that is not there fails the step in seconds, not after 30.
+    context.setDefaultTimeout(10_000);
     const page = await context.newPage();
     const outputDir = path.join(OUTPUT_DIR, slug(testName));
     rmSync(outputDir, { recursive: true, force: true });
