@@ -182,15 +182,8 @@ export async function createSecretThroughForm(
   }
   if (c.ephemeral !== undefined && "ttl" in c.ephemeral) {
     await setToggle(form, /enable time to live/i, true);
-    await page
-      .getByLabel(/time to live|ttl|duration/i)
-      .and(page.getByRole("spinbutton"))
-      .or(page.getByRole("spinbutton", { name: /time to live|ttl|duration/i }))
-      .first()
-      .fill(String(c.ephemeral.ttl.amount));
-    const unit = page.getByLabel(/unit/i);
-    if ((await unit.count()) > 0)
-      await selectOption(unit.first(), new RegExp(c.ephemeral.ttl.unit, "i"));
+    await form.getByLabel(exactly("Time to live")).fill(String(c.ephemeral.ttl.amount));
+    await selectOption(form.getByLabel(exactly("Unit")), c.ephemeral.ttl.unit);
   }
   await s.step(`${c.kind} filled`, options.readme ? { readme: "create-secret" } : {});
   // 9. Click Create secret: the Overview tab displays.
