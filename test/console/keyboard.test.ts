@@ -38,7 +38,7 @@ async function tabTo(page: Page, target: Locator, max = 60): Promise<void> {
 describe("the create form with the keyboard alone, on PGlite", runOn("pglite"), () => {
   const t = useConsole("pglite", { regions: [REGION] });
 
-  it("tabs through the form and creates a protected opaque secret without the mouse", async () => {
+  it("tabs through the form and creates a protected opaque secret with a time to live without the mouse", async () => {
     const { server } = t;
     const s = await t.session("keyboard");
     const { page } = s;
@@ -85,6 +85,16 @@ describe("the create form with the keyboard alone, on PGlite", runOn("pglite"), 
       );
     });
     expect(outline, "a visible focus indicator").not.toMatch(/^(none\s*)+$/);
+    // The ephemeral policy: Enable Time to Live with Space, then 12 hours typed and chosen by keys.
+    await tabTo(page, form.getByRole("switch", { name: exactly("Enable Time to Live") }));
+    await page.keyboard.press("Space");
+    await tabTo(page, form.getByLabel(exactly("Time to live")));
+    await page.keyboard.press("ControlOrMeta+a");
+    await page.keyboard.type("12");
+    await tabTo(page, form.getByLabel(exactly("Unit")));
+    // A focused native select takes the first option starting with the typed letter.
+    await page.keyboard.type("h");
+    expect(await form.getByLabel(exactly("Unit")).inputValue()).toBe("hours");
     await s.step("keyboard filled");
     await tabTo(page, form.getByRole("button", { name: exactly("Create secret") }));
     await page.keyboard.press("Enter");
@@ -100,6 +110,8 @@ describe("the create form with the keyboard alone, on PGlite", runOn("pglite"), 
     expect(secret.type).toBe(SecretType.OPAQUE);
     expect(secret.protected).toBe(true);
     expect(secret.tags).toEqual(["a11y", "keyboard"]);
+    expect(Number(secret.ephemeralPolicy?.timeToLive?.seconds)).toBe(12 * 3600);
+    expect(secret.ephemeralPolicy?.expiresOnceAccessed).toBe(false);
     const read = await server.secrets.accessSecretVersion({
       region: REGION,
       secretId: secret.id,
