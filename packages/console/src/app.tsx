@@ -1,4 +1,4 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, type Transport } from "@connectrpc/connect";
 import { TransportProvider } from "@connectrpc/connect-query";
 import { QueryClientProvider, useQueryClient } from "@tanstack/react-query";
 import { RouterProvider } from "@tanstack/react-router";
@@ -6,11 +6,15 @@ import { useEffect, useState } from "react";
 import { createQueryClient } from "./api/query-client.ts";
 import { createTransport } from "./api/transport.ts";
 import { createAppRouter } from "./router.tsx";
+import { readToken } from "./session/session.ts";
 import { SessionProvider, useSession } from "./session/session-context.tsx";
 
-/** Transport, query cache, session and router, once per page. */
-export function App() {
-  const [transport] = useState(() => createTransport());
+/**
+ * Transport, query cache, session and router, once per page. Tests pass a
+ * transport of their own (createRouterTransport).
+ */
+export function App({ transport: given }: { transport?: Transport } = {}) {
+  const [transport] = useState(() => given ?? createTransport());
   const [queryClient] = useState(() => createQueryClient());
   const [router] = useState(() => createAppRouter());
   return (
@@ -38,6 +42,8 @@ function EndSessionOnRevokedToken({ onEnded }: { onEnded: () => void }) {
     () =>
       queryClient.getQueryCache().subscribe((event) => {
         if (!signedIn || event.type !== "updated" || event.action.type !== "error") return;
+        // Signed out meanwhile (a read that raced the sign-out): nothing to end.
+        if (readToken() === undefined) return;
         if (ConnectError.from(event.action.error).code !== Code.Unauthenticated) return;
         forget();
         onEnded();

@@ -41,6 +41,9 @@ export const signInRoute = createRoute({
   path: "/sign-in",
   validateSearch: (s: Record<string, unknown>): { ended?: boolean } =>
     s.ended === true || s.ended === "true" ? { ended: true } : {},
+  beforeLoad: () => {
+    if (readToken() !== undefined) throw redirect({ to: "/" });
+  },
   component: SignInScreen,
 });
 

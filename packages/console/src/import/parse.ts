@@ -1,4 +1,3 @@
-import { parse as parseYaml } from "yaml";
 import { parseDotenv } from "./dotenv.ts";
 
 /**
@@ -44,8 +43,12 @@ export function guessFormat(text: string): ImportFormat {
   return "yaml";
 }
 
-/** Parses a file into its entries, refusing a file whose top level is not a mapping. */
-export function parseImportFile(text: string, format: ImportFormat): ImportEntry[] {
+/**
+ * Parses a file into its entries, refusing a file whose top level is not a
+ * mapping. The YAML parser is loaded only when a YAML file is read, so it
+ * is not part of what the console's first screen downloads.
+ */
+export async function parseImportFile(text: string, format: ImportFormat): Promise<ImportEntry[]> {
   if (format === "env") {
     try {
       return parseDotenv(text).map((e) => ({
@@ -68,6 +71,7 @@ export function parseImportFile(text: string, format: ImportFormat): ImportEntry
       );
     }
   } else {
+    const { parse: parseYaml } = await import("yaml");
     try {
       value = parseYaml(text, { maxAliasCount: 100 });
     } catch (err) {

@@ -42,7 +42,7 @@ describe("planImport", () => {
   it("creates new names, and skips existing ones unless a new version is chosen", () => {
     const rows = planImport([entry("NEW", "v"), entry("TOKEN", "t2", "key 2")], existing);
     expect(rows.map((r) => [r.name, r.kind, r.action, r.choices, r.existing?.id])).toEqual([
-      ["NEW", "opaque", "create", ["create"], undefined],
+      ["NEW", "opaque", "create", ["create", "skip"], undefined],
       ["TOKEN", "opaque", "skip", ["skip", "new_version"], "s-1"],
     ]);
     expect(rowsToWrite(rows).map((r) => r.name)).toEqual(["NEW"]);

@@ -1,5 +1,5 @@
 import { nameProblem } from "../secret-value/metadata.ts";
-import { KIND_LABELS, payloadSizeProblem, type ValueKind } from "../secret-value/payload.ts";
+import { KIND_LABELS, payloadSizeProblem, type ValueKind } from "../secret-value/value-draft.ts";
 import { describe, type ImportEntry } from "./parse.ts";
 
 /**
@@ -73,8 +73,8 @@ export function typeOfValue(
 
 /**
  * Plans an import of `entries` into one folder, where `existing` maps the
- * names already there to their secrets. A new name is created; an existing
- * one is skipped unless the person chooses a new version (offered when the
+ * names already there to their secrets. A new name is created unless the
+ * person chooses to skip it; an existing one is skipped unless they choose a new version (offered when the
  * payload fits the existing secret's type). A name given twice in the file
  * is refused at its earlier place: the later value wins, as in a shell.
  */
@@ -111,7 +111,7 @@ export function planImport(
         ...base,
         kind: typed.kind,
         bytes: typed.bytes,
-        choices: ["create"],
+        choices: ["create", "skip"],
         action: "create",
       };
     }

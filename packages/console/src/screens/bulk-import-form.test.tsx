@@ -88,7 +88,10 @@ describe("Bulk import", () => {
       "list",
     ]);
     expect(cells(rows[0] as HTMLElement).slice(0, 2)).toEqual(["Opaque", "Already exists"]);
-    expect(cells(rows[1] as HTMLElement).slice(0, 3)).toEqual(["Key/value", "New", "Create"]);
+    expect(cells(rows[1] as HTMLElement).slice(0, 2)).toEqual(["Key/value", "New"]);
+    expect(
+      (screen.getByRole("combobox", { name: "Action for db" }) as HTMLSelectElement).value,
+    ).toBe("create");
     expect(cells(rows[2] as HTMLElement)[3]).toContain('Not flat: "a" holds an object');
     expect(cells(rows[3] as HTMLElement)[3]).toContain("Holds a list");
     const action = screen.getByRole("combobox", { name: "Action for TOKEN" }) as HTMLSelectElement;
@@ -150,6 +153,22 @@ describe("Bulk import", () => {
       "Failed",
       'A secret named "taken" already exists in /app.',
     ]);
+  });
+
+  it("leaves out a new row the person chooses to skip", async () => {
+    const { user, creates } = setup();
+    await user.click(screen.getByRole("textbox", { name: "Or paste the file's content" }));
+    await user.paste("KEEP=1\nDROP=2\n");
+    await user.click(screen.getByRole("button", { name: "Preview" }));
+    await user.selectOptions(
+      await screen.findByRole("combobox", { name: "Action for DROP" }),
+      "skip",
+    );
+    await user.click(screen.getByRole("button", { name: "Import 1 secret" }));
+    await screen.findByRole("heading", { name: "Result" });
+    expect(creates.map((c) => c.name)).toEqual(["KEEP"]);
+    const drop = screen.getAllByRole("row").find((r) => r.textContent?.startsWith("DROP"));
+    expect(cells(drop as HTMLElement)).toEqual(["Skipped", "Skipped, as chosen."]);
   });
 
   it("says why a file does not parse, and checks the folder's path as you type", async () => {

@@ -1,8 +1,8 @@
 import { SecretService } from "@coffer/api";
 import { createClient } from "@connectrpc/connect";
-import { createConnectQueryKey, useTransport } from "@connectrpc/connect-query";
-import { useQueryClient } from "@tanstack/react-query";
+import { useTransport } from "@connectrpc/connect-query";
 import { type DragEvent, useId, useRef, useState } from "react";
+import { useSecretChanged } from "../api/cache.ts";
 import {
   formatOfName,
   guessFormat,
@@ -19,13 +19,13 @@ import {
 } from "../import/plan.ts";
 import { describedBy, Field, FieldError } from "../secret-value/fields.tsx";
 import { normalizePath, pathProblem } from "../secret-value/metadata.ts";
+import { refusalOf, sentence } from "../secret-value/refusal.ts";
 import {
   formatCount,
   KIND_LABELS,
   kindOfSecretType,
   secretTypeOf,
-} from "../secret-value/payload.ts";
-import { refusalOf, sentence } from "../secret-value/refusal.ts";
+} from "../secret-value/value-draft.ts";
 import "../secret-value/value-forms.css";
 
 /**
@@ -78,7 +78,7 @@ export function BulkImportForm({
 }) {
   const id = useId();
   const transport = useTransport();
-  const queryClient = useQueryClient();
+  const changed = useSecretChanged();
   const [path, setPath] = useState(initialPath && initialPath !== "" ? initialPath : "/");
   const [text, setText] = useState("");
   const [fileName, setFileName] = useState<string>();
@@ -88,9 +88,12 @@ export function BulkImportForm({
   const [rows, setRows] = useState<PlanRow[]>();
   const [planned, setPlanned] = useState<{ path: string; source: string }>();
   const [busy, setBusy] = useState<"preview" | "import">();
+  const [progress, setProgress] = useState<string>();
   const [lookupProblem, setLookupProblem] = useState<string>();
   const [results, setResults] = useState<RowResult[]>();
   const [dragging, setDragging] = useState(false);
+  // Changing the key empties the file input once its file has been imported.
+  const [fileInputKey, setFileInputKey] = useState(0);
   const previewRef = useRef<HTMLHeadingElement>(null);
   const resultRef = useRef<HTMLHeadingElement>(null);
 
@@ -161,9 +164,9 @@ export function BulkImportForm({
       return;
     }
     const chosen = format === "auto" ? guessFormat(text) : format;
-    let entries: ReturnType<typeof parseImportFile>;
+    let entries: Awaited<ReturnType<typeof parseImportFile>>;
     try {
-      entries = parseImportFile(text, chosen);
+      entries = await parseImportFile(text, chosen);
     } catch (err) {
       setParseProblem(err instanceof ImportFileError ? err.message : "This file does not parse.");
       return;
@@ -195,6 +198,8 @@ export function BulkImportForm({
     setBusy("import");
     const client = createClient(SecretService, transport);
     const out: RowResult[] = [];
+    const total = rowsToWrite(rows).length;
+    let done = 0;
     for (const row of rows) {
       if (row.refused) {
         out.push({ name: row.name, outcome: "refused", detail: row.refused });
@@ -204,10 +209,14 @@ export function BulkImportForm({
         out.push({
           name: row.name,
           outcome: "skipped",
-          detail: "A secret of this name is already in the folder.",
+          detail: row.existing
+            ? "A secret of this name is already in the folder; it was left as it is."
+            : "Skipped, as chosen.",
         });
         continue;
       }
+      done += 1;
+      setProgress(`Importing ${done} of ${total}…`);
       try {
         if (row.action === "create") {
           await client.createSecret({
@@ -249,11 +258,12 @@ export function BulkImportForm({
     // The values are not kept once written: the result holds names and outcomes only.
     setRows(undefined);
     setText("");
+    setFileName(undefined);
+    setFileInputKey((k) => k + 1);
     setResults(out);
     setBusy(undefined);
-    await queryClient.invalidateQueries({
-      queryKey: createConnectQueryKey({ schema: SecretService, cardinality: undefined }),
-    });
+    setProgress(undefined);
+    await changed(region);
     setTimeout(() => resultRef.current?.focus(), 0);
   }
 
@@ -310,6 +320,7 @@ export function BulkImportForm({
             Import file
           </label>
           <input
+            key={fileInputKey}
             id={`${id}-file`}
             type="file"
             accept=".env,.json,.yaml,.yml,text/plain,application/json"
@@ -443,7 +454,7 @@ export function BulkImportForm({
               aria-busy={busy === "import"}
             >
               {busy === "import"
-                ? "Importing…"
+                ? (progress ?? "Importing…")
                 : `Import ${toWrite} ${toWrite === 1 ? "secret" : "secrets"}`}
             </button>
           </div>
@@ -505,14 +516,13 @@ const OUTCOME_BADGE: Record<RowResult["outcome"], string> = {
 };
 
 function summarize(rows: readonly PlanRow[]): string {
-  const create = rows.filter((r) => r.action === "create").length;
-  const version = rows.filter((r) => r.action === "new_version").length;
-  const existing = rows.filter((r) => r.existing).length;
-  const refused = rows.filter((r) => r.refused).length;
+  const count = (test: (r: PlanRow) => boolean) => rows.filter(test).length;
+  const existing = count((r) => r.existing !== undefined);
   return [
-    `${create} to create`,
-    `${existing} already in the folder (${version} to get a new version)`,
-    `${refused} refused`,
+    `${count((r) => r.action === "create")} to create`,
+    `${count((r) => r.action === "new_version")} to get a new version`,
+    `${count((r) => r.action === "skip" && !r.refused)} to skip (${existing} already in the folder)`,
+    `${count((r) => r.refused !== undefined)} refused`,
   ].join(", ");
 }
 

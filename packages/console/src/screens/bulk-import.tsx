@@ -1,4 +1,5 @@
 import { getRouteApi, useNavigate } from "@tanstack/react-router";
+import { useTitle } from "../ui/title.ts";
 import { BulkImportForm } from "./bulk-import-form.tsx";
 
 const route = getRouteApi("/p/$projectId/$region/import");
@@ -8,6 +9,7 @@ export function BulkImportScreen() {
   const { projectId, region } = route.useParams();
   const { path } = route.useSearch();
   const navigate = useNavigate();
+  useTitle("Import secrets");
   return (
     <div className="page">
       <BulkImportForm

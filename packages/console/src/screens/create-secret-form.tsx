@@ -15,15 +15,16 @@ import {
   type TtlUnit,
   tagsProblem,
 } from "../secret-value/metadata.ts";
+import { refusalOf, sentence } from "../secret-value/refusal.ts";
 import {
   emptyDraft,
   encodeDraft,
   type FieldErrors,
+  NO_FILE,
   secretTypeOf,
   type ValueDraft,
   type ValueKind,
-} from "../secret-value/payload.ts";
-import { refusalOf, sentence } from "../secret-value/refusal.ts";
+} from "../secret-value/value-draft.ts";
 import {
   SourceChoice,
   TypeChoice,
@@ -91,6 +92,7 @@ export function CreateSecretForm({
   const [kind, setKind] = useState<ValueKind>("opaque");
   const [draft, setDraft] = useState<ValueDraft>(() => emptyDraft("opaque"));
   const [valueTouched, setValueTouched] = useState(false);
+  const [fileRead, setFileRead] = useState<string>();
   const [path, setPath] = useState(initialPath && initialPath !== "" ? initialPath : "/");
   const [name, setName] = useState("");
   const [nameTouched, setNameTouched] = useState(false);
@@ -122,7 +124,9 @@ export function CreateSecretForm({
 
   // The browser's checks.
   const encoded = encodeDraft(draft);
+  const noFile = source === "file" && fileRead === undefined;
   const valueErrors: FieldErrors = submitted || valueTouched ? { ...encoded.errors } : {};
+  if (noFile && submitted) valueErrors.data = NO_FILE;
   if (server?.slot === "value" && server.field) {
     const field = server.field.replace(/^first_version\./, "");
     valueErrors[field] = server.message;
@@ -146,6 +150,7 @@ export function CreateSecretForm({
     setServer(undefined);
     const blocked =
       encoded.bytes === undefined ||
+      noFile ||
       pathProblem(path) ||
       nameProblem(name) ||
       tagsProblem(tags) ||
@@ -244,7 +249,17 @@ export function CreateSecretForm({
 
       <section aria-labelledby={`${id}-s2`} className="form-step">
         <h2 id={`${id}-s2`}>Add your secret</h2>
-        <SourceChoice value={source} onChange={setSource} />
+        <SourceChoice
+          value={source}
+          onChange={(next) => {
+            setSource(next);
+            // A value typed by hand is not sent when the person chose to import a file.
+            if (next === "file") {
+              setDraft(emptyDraft(kind));
+              setValueTouched(false);
+            }
+          }}
+        />
         <TypeChoice value={kind} onChange={chooseKind} />
         <ValueEntry
           source={source}
@@ -255,6 +270,7 @@ export function CreateSecretForm({
             clearServer("value");
           }}
           errors={valueErrors}
+          onFileRead={setFileRead}
         />
       </section>
 
@@ -285,7 +301,7 @@ export function CreateSecretForm({
         <h2 id={`${id}-s4`}>Name and tags</h2>
         <Field
           id={`${id}-name`}
-          label="Secret name"
+          label="Name"
           hint='Letters, digits, ".", "_" and "-", up to 255 characters.'
           error={nameError}
         >
@@ -297,7 +313,10 @@ export function CreateSecretForm({
               setName(e.target.value);
               clearServer("name");
             }}
-            onBlur={() => setNameTouched(true)}
+            // Passing through an empty field with Tab is not a mistake yet; the submit says so.
+            onBlur={() => {
+              if (name !== "") setNameTouched(true);
+            }}
             aria-invalid={nameError ? true : undefined}
             aria-describedby={describedBy(`${id}-name`, true, nameError)}
             autoComplete="off"
@@ -375,7 +394,9 @@ export function CreateSecretForm({
             <Field id={`${id}-ttl-amount`} label="Time to live" error={ttlError}>
               <input
                 id={`${id}-ttl-amount`}
-                inputMode="numeric"
+                type="number"
+                min={1}
+                step={1}
                 value={ttlAmount}
                 onChange={(e) => setTtlAmount(e.target.value)}
                 aria-invalid={ttlError ? true : undefined}

@@ -8,9 +8,11 @@ import { isGlobalAdmin, useCaller } from "../session/caller.ts";
 import { useProjects, useRegions } from "../session/projects.ts";
 import { readLastPlace } from "../session/session.ts";
 import { ProblemMessage, QueryState } from "../ui/problem.tsx";
+import { useTitle } from "../ui/title.ts";
 
 /** Screen 2: pick a project and a region (admins can create a project). */
 export function ProjectsScreen() {
+  useTitle("Projects");
   const caller = useCaller();
   const projects = useProjects();
   const regions = useRegions();

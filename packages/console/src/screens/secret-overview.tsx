@@ -1,4 +1,4 @@
-import { type Secret, SecretService, SecretStatus } from "@coffer/api";
+import { EphemeralAction, type Secret, SecretService, SecretStatus } from "@coffer/api";
 import { useMutation } from "@connectrpc/connect-query";
 import { useNavigate } from "@tanstack/react-router";
 import { type FormEvent, useState } from "react";
@@ -6,14 +6,7 @@ import { useSecretChanged } from "../api/cache.ts";
 import { describeError, fieldError } from "../api/errors.ts";
 import { canWrite, useCaller } from "../session/caller.ts";
 import { ConfirmDialog } from "../ui/dialog.tsx";
-import {
-  actionLabel,
-  formatDuration,
-  formatTime,
-  fullPath,
-  isoTime,
-  typeLabel,
-} from "../ui/format.ts";
+import { formatDuration, formatTime, fullPath, isoTime, typeLabel } from "../ui/format.ts";
 import { ProblemMessage } from "../ui/problem.tsx";
 import { TagEditor } from "../ui/tag-editor.tsx";
 import { useSecret } from "./secret.tsx";
@@ -227,8 +220,12 @@ function EphemeralPolicyCard({ secret }: { secret: Secret }) {
                 ? `${formatDuration(policy.timeToLive)} after a version is created or enabled`
                 : "Off"}
             </dd>
-            <dt>When a version expires</dt>
-            <dd>It is {actionLabel(policy.action)}</dd>
+            <dt>On expiry</dt>
+            <dd>
+              {policy.action === EphemeralAction.DELETE
+                ? "The version's value is destroyed at once (no restore window)"
+                : "The version is disabled"}
+            </dd>
           </dl>
           <p className="hint">
             This policy was set when the secret was created and cannot be removed. It applies to

@@ -260,9 +260,7 @@ function VersionRow({
   return (
     <>
       <tr aria-label={`Version ${v.revision}`}>
-        <th scope="row" className="revision">
-          {v.revision}
-        </th>
+        <td className="revision">{v.revision}</td>
         <td>
           <StatusBadge status={v.status} />
         </td>

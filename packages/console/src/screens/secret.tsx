@@ -4,6 +4,7 @@ import { getRouteApi, Link, Outlet } from "@tanstack/react-router";
 import { Breadcrumbs } from "../ui/breadcrumbs.tsx";
 import { typeLabel } from "../ui/format.ts";
 import { QueryState } from "../ui/problem.tsx";
+import { useTitle } from "../ui/title.ts";
 
 const route = getRouteApi("/p/$projectId/$region/secrets/$secretId");
 
@@ -18,6 +19,7 @@ export function useSecret() {
 export function SecretScreen() {
   const { projectId, region, secretId, query, secret } = useSecret();
   const params = { projectId, region, secretId };
+  useTitle(secret?.name, "Secret");
   return (
     <div className="page">
       {secret ? (

@@ -1,5 +1,6 @@
 import { getRouteApi, Link } from "@tanstack/react-router";
 import { canWrite, useCaller } from "../session/caller.ts";
+import { useTitle } from "../ui/title.ts";
 import { SecretsFolders } from "./secrets-folders.tsx";
 import { SecretsList } from "./secrets-list.tsx";
 
@@ -13,7 +14,10 @@ const route = getRouteApi("/p/$projectId/$region/secrets");
 export function SecretsScreen() {
   const { projectId, region } = route.useParams();
   const search = route.useSearch();
-  const view = search.view ?? "folders";
+  // The flat list first (every secret, by name, as the cloud consoles open);
+  // the folders are one click away, and the breadcrumbs of a secret lead there.
+  const view = search.view ?? "list";
+  useTitle("Secrets", search.path);
   const path = search.path ?? "/";
   const caller = useCaller();
   const writer = canWrite(caller.data, projectId);
@@ -43,20 +47,20 @@ export function SecretsScreen() {
         <Link
           from="/p/$projectId/$region/secrets"
           to="."
-          search={(prev) => ({ path: prev.path, view: "folders" })}
-          className={view === "folders" ? "active" : undefined}
-          aria-current={view === "folders" ? "page" : undefined}
-        >
-          Folders
-        </Link>
-        <Link
-          from="/p/$projectId/$region/secrets"
-          to="."
           search={(prev) => ({ path: prev.path, view: "list" })}
           className={view === "list" ? "active" : undefined}
           aria-current={view === "list" ? "page" : undefined}
         >
           List
+        </Link>
+        <Link
+          from="/p/$projectId/$region/secrets"
+          to="."
+          search={(prev) => ({ path: prev.path, view: "folders" })}
+          className={view === "folders" ? "active" : undefined}
+          aria-current={view === "folders" ? "page" : undefined}
+        >
+          Folders
         </Link>
       </nav>
       {view === "folders" ? (

@@ -5,6 +5,7 @@ import { getRouteApi, useNavigate } from "@tanstack/react-router";
 import { type FormEvent, useState } from "react";
 import { useSession } from "../session/session-context.tsx";
 import { ProblemMessage } from "../ui/problem.tsx";
+import { useTitle } from "../ui/title.ts";
 
 const route = getRouteApi("/sign-in");
 
@@ -14,6 +15,7 @@ const route = getRouteApi("/sign-in");
  */
 export function SignInScreen() {
   const { ended } = route.useSearch();
+  useTitle("Sign in");
   const transport = useTransport();
   const { signIn } = useSession();
   const navigate = useNavigate();

@@ -126,6 +126,21 @@ describe("Create version dialog", () => {
     expect(onClose).not.toHaveBeenCalled();
   });
 
+  it("reads the version from a file, and asks for one when none was chosen", async () => {
+    const { user, requests } = setup(SecretType.KEY_VALUE);
+    await user.click(screen.getByRole("radio", { name: "Import from a file" }));
+    await user.click(screen.getByRole("button", { name: "Create version" }));
+    const file = screen.getByLabelText("Secret file");
+    await waitFor(() => expect(document.activeElement).toBe(file));
+    expect(descriptionOf(file)).toContain("Choose a file to import");
+    expect(requests).toHaveLength(0);
+    await user.upload(file, new File(["A=1\nB=two\n"], "app.env"));
+    await screen.findByText(/Read from app\.env/);
+    await user.click(screen.getByRole("button", { name: "Create version" }));
+    await waitFor(() => expect(requests).toHaveLength(1));
+    expect(new TextDecoder().decode(requests[0]?.data)).toBe('{"A":"1","B":"two"}');
+  });
+
   it("refuses an empty value without calling the server", async () => {
     const { user, requests } = setup(SecretType.CERTIFICATE);
     await user.click(screen.getByRole("button", { name: "Create version" }));

@@ -1,20 +1,20 @@
 import { type Secret, SecretService, type SecretVersion } from "@coffer/api";
 import { createClient } from "@connectrpc/connect";
-import { createConnectQueryKey, useTransport } from "@connectrpc/connect-query";
-import { useQueryClient } from "@tanstack/react-query";
+import { useTransport } from "@connectrpc/connect-query";
 import { type FormEvent, useId, useRef, useState } from "react";
 import { describedBy, Field, Toggle } from "./fields.tsx";
 import { descriptionProblem } from "./metadata.ts";
 import { Modal } from "./modal.tsx";
+import { refusalOf, sentence } from "./refusal.ts";
 import {
   emptyDraft,
   encodeDraft,
   type FieldErrors,
   KIND_LABELS,
   kindOfSecretType,
+  NO_FILE,
   type ValueDraft,
-} from "./payload.ts";
-import { refusalOf, sentence } from "./refusal.ts";
+} from "./value-draft.ts";
 import { SourceChoice, ValueEntry, type ValueSource } from "./value-forms.tsx";
 
 /**
@@ -23,7 +23,8 @@ import { SourceChoice, ValueEntry, type ValueSource } from "./value-forms.tsx";
  * of the secret's type (which cannot change); "Enable" is on by default;
  * "Disable previous" disables the version that was the latest enabled one.
  * The payload goes from the dialog's state to one CreateSecretVersion call
- * and is gone when the dialog closes; the secret's queries are refreshed.
+ * and is gone when the dialog closes. The caller refreshes what it shows
+ * (useSecretChanged) in `onCreated`.
  */
 export function CreateVersionDialog({
   secret,
@@ -36,11 +37,11 @@ export function CreateVersionDialog({
 }) {
   const id = useId();
   const transport = useTransport();
-  const queryClient = useQueryClient();
   const kind = kindOfSecretType(secret.type);
   const [source, setSource] = useState<ValueSource>("manual");
   const [draft, setDraft] = useState<ValueDraft>(() => emptyDraft(kind));
   const [touched, setTouched] = useState(false);
+  const [fileRead, setFileRead] = useState<string>();
   const [enabled, setEnabled] = useState(true);
   const [disablePrevious, setDisablePrevious] = useState(false);
   const [description, setDescription] = useState("");
@@ -50,7 +51,9 @@ export function CreateVersionDialog({
   const formRef = useRef<HTMLFormElement>(null);
 
   const encoded = encodeDraft(draft);
+  const noFile = source === "file" && fileRead === undefined;
   const valueErrors: FieldErrors = submitted || touched ? { ...encoded.errors } : {};
+  if (noFile && submitted) valueErrors.data = NO_FILE;
   const serverField = server?.field;
   if (serverField?.startsWith("data")) valueErrors[serverField] = server?.message ?? "";
   const descriptionError =
@@ -76,7 +79,7 @@ export function CreateVersionDialog({
     event.preventDefault();
     setSubmitted(true);
     setServer(undefined);
-    if (encoded.bytes === undefined || descriptionProblem(description)) {
+    if (encoded.bytes === undefined || noFile || descriptionProblem(description)) {
       focusFirstInvalid();
       return;
     }
@@ -90,9 +93,6 @@ export function CreateVersionDialog({
         description,
         enabled,
         disablePrevious: enabled && disablePrevious,
-      });
-      await queryClient.invalidateQueries({
-        queryKey: createConnectQueryKey({ schema: SecretService, cardinality: undefined }),
       });
       if (response.version) onCreated(response.version);
       onClose();
@@ -125,8 +125,15 @@ export function CreateVersionDialog({
         </p>
         <SourceChoice
           value={source}
-          onChange={setSource}
-          legend="Add your version manually or import it from a file"
+          onChange={(next) => {
+            setSource(next);
+            // A value typed by hand is not sent when the person chose to import a file.
+            if (next === "file") {
+              setDraft(emptyDraft(kind));
+              setTouched(false);
+            }
+          }}
+          legend="Add your version manually or import it from a file."
         />
         <ValueEntry
           source={source}
@@ -137,6 +144,7 @@ export function CreateVersionDialog({
             if (serverField?.startsWith("data")) setServer(undefined);
           }}
           errors={valueErrors}
+          onFileRead={setFileRead}
         />
         <Toggle
           id={`${id}-enable`}

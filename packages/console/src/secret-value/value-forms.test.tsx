@@ -3,7 +3,7 @@ import userEvent from "@testing-library/user-event";
 import { useState } from "react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { descriptionOf, inputValue, isInvalid } from "../testing/dom-helpers.ts";
-import { emptyDraft, encodeDraft, type ValueDraft, type ValueKind } from "./payload.ts";
+import { emptyDraft, encodeDraft, type ValueDraft, type ValueKind } from "./value-draft.ts";
 import { SourceChoice, ValueEntry, type ValueSource } from "./value-forms.tsx";
 
 /** A form as a screen holds it: the draft in state, its checks shown as you type, its payload readable. */
@@ -141,6 +141,19 @@ describe("import from a file", () => {
     expect(isInvalid(input)).toBe(true);
     expect(read).not.toHaveBeenCalled();
     expect(payload()).toBe("");
+  });
+
+  it("forgets a file read before when the next one is refused, so it cannot be sent instead", async () => {
+    const user = userEvent.setup();
+    render(<Harness kind="basic_credentials" initialSource="file" />);
+    const input = screen.getByLabelText("Secret file");
+    await user.upload(input, new File(['{"username":"a","password":"b"}'], "ok.json"));
+    await screen.findByText(/Read from ok\.json/);
+    expect(payload()).toBe('{"username":"a","password":"b"}');
+    await user.upload(input, new File([new Uint8Array(70_000)], "big.json"));
+    expect(screen.getByRole("alert").textContent).toContain("This file is 70,000 bytes");
+    expect(screen.queryByRole("textbox", { name: "Username" })).toBeNull();
+    expect(payload()).toBe('{"username":"","password":""}');
   });
 
   it("keeps an opaque file's bytes exactly, up to 65,536 bytes", async () => {

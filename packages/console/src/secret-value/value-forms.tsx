@@ -6,6 +6,7 @@ import {
   DATABASE_ENGINES,
   type DatabaseEngine,
   decodeFile,
+  emptyDraft,
   type FieldErrors,
   fileSizeProblem,
   formatCount,
@@ -16,7 +17,7 @@ import {
   VALUE_KINDS,
   type ValueDraft,
   type ValueKind,
-} from "./payload.ts";
+} from "./value-draft.ts";
 
 /**
  * The value of a secret, entered by hand or read from a file, one form per
@@ -38,7 +39,7 @@ const secretInput = { autoComplete: "off", spellCheck: false, autoCapitalize: "o
 export function SourceChoice({
   value,
   onChange,
-  legend = "Add your secret manually or import it from a file",
+  legend = "Choose whether to add your secret manually or import it from a file",
 }: {
   value: ValueSource;
   onChange: (source: ValueSource) => void;
@@ -86,7 +87,7 @@ export function TypeChoice({
   const name = useId();
   return (
     <fieldset className="choice-group type-choice">
-      <legend>Secret type</legend>
+      <legend>Choose a secret type</legend>
       {VALUE_KINDS.map((kind) => (
         <div key={kind} className="choice choice-card">
           <input
@@ -121,18 +122,37 @@ export function ValueEntry({
   draft,
   onChange,
   errors,
+  onFileRead,
 }: {
   source: ValueSource;
   draft: ValueDraft;
   onChange: (draft: ValueDraft) => void;
   errors: FieldErrors;
+  /**
+   * Told the name of the file the value was read from, or undefined when
+   * none is (none chosen yet, or the last one refused): a form must not
+   * send a value "imported from a file" when no file was read.
+   */
+  onFileRead?: (fileName: string | undefined) => void;
 }) {
   const id = useId();
   const [fileProblem, setFileProblem] = useState<string>();
   const [loaded, setLoaded] = useState<string>();
+  // biome-ignore lint/correctness/useExhaustiveDependencies: told when the file changes, not when the callback does
+  useEffect(() => {
+    onFileRead?.(loaded);
+  }, [loaded]);
   // The last file read, so that choosing another type reads it again as that type.
   const lastFile = useRef<{ name: string; bytes: Uint8Array } | undefined>(undefined);
   const kind = draft.kind;
+
+  // Choosing "Import from a file" starts from no file: a file read earlier is forgotten.
+  useEffect(() => {
+    if (source !== "file") return;
+    lastFile.current = undefined;
+    setLoaded(undefined);
+    setFileProblem(undefined);
+  }, [source]);
 
   // biome-ignore lint/correctness/useExhaustiveDependencies: re-read only when the type changes
   useEffect(() => {
@@ -145,6 +165,7 @@ export function ValueEntry({
     } else {
       setFileProblem(decoded.problem);
       setLoaded(undefined);
+      onChange(emptyDraft(kind));
     }
   }, [kind]);
 
@@ -157,6 +178,8 @@ export function ValueEntry({
     if (tooBig) {
       lastFile.current = undefined;
       setFileProblem(tooBig);
+      // Nothing of a file read before stays in the form, to be sent in this one's place.
+      onChange(emptyDraft(kind));
       event.target.value = "";
       return;
     }
@@ -165,6 +188,7 @@ export function ValueEntry({
     if ("problem" in decoded) {
       lastFile.current = undefined;
       setFileProblem(decoded.problem);
+      onChange(emptyDraft(kind));
       return;
     }
     lastFile.current = { name: file.name, bytes };
@@ -175,22 +199,24 @@ export function ValueEntry({
 
   const fileId = `${id}-file`;
   const showForm = source === "manual" || (loaded !== undefined && kind !== "opaque");
+  // Until a file is read into a form, the value's own error (none chosen yet) belongs to the file input.
+  const fileError = fileProblem ?? (showForm ? undefined : errors.data);
   return (
     <div className="value-entry">
       {source === "file" ? (
-        <div className={fileProblem ? "field field-invalid" : "field"}>
+        <div className={fileError ? "field field-invalid" : "field"}>
           <label htmlFor={fileId}>Secret file</label>
           <input
             id={fileId}
             type="file"
             onChange={chooseFile}
-            aria-invalid={fileProblem ? true : undefined}
-            aria-describedby={describedBy(fileId, true, fileProblem)}
+            aria-invalid={fileError ? true : undefined}
+            aria-describedby={describedBy(fileId, true, fileError)}
           />
           <p id={`${fileId}-hint`} className="hint">
             {fileHint(kind)}
           </p>
-          <FieldError id={fileId}>{fileProblem}</FieldError>
+          <FieldError id={fileId}>{fileError}</FieldError>
           {loaded && kind !== "opaque" ? (
             <p className="notice notice-info" role="status">
               Read from {loaded}. Check the value below before you continue.
@@ -205,9 +231,6 @@ export function ValueEntry({
         </p>
       ) : null}
       {showForm ? <ValueForm draft={draft} onChange={onChange} errors={errors} /> : null}
-      {source === "file" && !showForm && !fileProblem && errors.data ? (
-        <FieldError id={`${id}-data`}>{errors.data}</FieldError>
-      ) : null}
     </div>
   );
 }

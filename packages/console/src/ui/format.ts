@@ -50,25 +50,25 @@ export function isoTime(ts: Timestamp | undefined): string | undefined {
   return ts === undefined ? undefined : timestampDate(ts).toISOString();
 }
 
-/** A duration in the largest whole units ("30 days", "1 h 30 min", "45 s"). */
+/** A duration in words, largest units first ("30 days", "1 hour 30 minutes", "45 seconds"). */
 export function formatDuration(d: Duration | undefined): string {
   if (d === undefined) return "—";
   let s = Number(d.seconds);
   const parts: string[] = [];
   const units: [number, string][] = [
-    [86_400, "d"],
-    [3_600, "h"],
-    [60, "min"],
-    [1, "s"],
+    [86_400, "day"],
+    [3_600, "hour"],
+    [60, "minute"],
+    [1, "second"],
   ];
   for (const [size, unit] of units) {
     if (s >= size) {
       const n = Math.floor(s / size);
       s -= n * size;
-      parts.push(unit === "d" ? `${n} day${n === 1 ? "" : "s"}` : `${n} ${unit}`);
+      parts.push(`${n} ${unit}${n === 1 ? "" : "s"}`);
     }
   }
-  return parts.length === 0 ? "0 s" : parts.join(" ");
+  return parts.length === 0 ? "0 seconds" : parts.join(" ");
 }
 
 export function actionLabel(action: EphemeralAction): string {

@@ -6,12 +6,11 @@ import { useSession } from "../session/session-context.tsx";
 /** The page around every screen: header (project, region, sign out), nav, main. */
 export function Shell() {
   const pathname = useRouterState({ select: (s) => s.location.pathname });
-  if (pathname === "/sign-in") {
-    return (
-      <main className="signin-page">
-        <Outlet />
-      </main>
-    );
+  const { signedIn } = useSession();
+  if (pathname === "/sign-in" || !signedIn) {
+    // Signed out (a moment before the sign-in screen shows): render no
+    // screen, so that none reads anything without a token.
+    return <main className="signin-page">{pathname === "/sign-in" && <Outlet />}</main>;
   }
   return (
     <div className="app">
