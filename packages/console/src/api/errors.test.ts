@@ -33,6 +33,12 @@ describe("describeError", () => {
     expect(fieldError(p, "name")).toBeUndefined();
   });
 
+  it("reads an item of a list field, and finds the list's form field", () => {
+    const p = describeError(badRequest("tags[1]", "must be 1-128 printable characters"));
+    expect(p.message).toBe("Tags (item 2) must be 1-128 printable characters.");
+    expect(fieldError(p, "tags")).toBe("must be 1-128 printable characters");
+  });
+
   it("names no field when the server attached no violation", () => {
     const p = describeError(new ConnectError("secret is protected", Code.FailedPrecondition));
     expect(p.field).toBeUndefined();

@@ -50,10 +50,15 @@ function sentence(text: string): string {
   return /[.!?]$/.test(first) ? first : `${first}.`;
 }
 
-/** A field path as a person reads it: "first_version.data.port" -> "port". */
+/**
+ * A field path as a person reads it: "first_version.data.port" -> "port",
+ * "tags[1]" -> "tags (item 2)".
+ */
 export function fieldLabel(field: string): string {
   const last = field.split(".").pop() ?? field;
-  return last.replaceAll("_", " ");
+  const indexed = /^(.*)\[(\d+)\]$/.exec(last);
+  const name = (indexed?.[1] ?? last).replaceAll("_", " ");
+  return indexed ? `${name} (item ${Number(indexed[2]) + 1})` : name;
 }
 
 /**
@@ -95,12 +100,14 @@ export function describeError(error: unknown, { read = false } = {}): Problem {
 /**
  * The message for one form field: the violation the server named for it,
  * matched on the last segments so "secret.name", "name" and
- * "first_version.data.port" find the field a form calls "name" or "port".
+ * "first_version.data.port" find the field a form calls "name" or "port",
+ * and "tags[1]" the field "tags".
  */
 export function fieldError(problem: Problem | undefined, field: string): string | undefined {
   if (problem === undefined) return undefined;
   for (const [path, rule] of problem.violations) {
-    if (path === field || path.endsWith(`.${field}`)) return rule;
+    const bare = path.replace(/\[\d+\]/g, ""); // "tags[1]" names the field "tags"
+    if (bare === field || bare.endsWith(`.${field}`)) return rule;
   }
   return undefined;
 }

@@ -60,7 +60,7 @@ export function ProjectsScreen() {
 
       <section className="card" aria-labelledby="projects-heading">
         <h2 id="projects-heading" className="card-title">
-          Your projects
+          Choose a project
         </h2>
         <QueryState query={projects} what="projects" />
         {!projects.isPending && projects.projects.length === 0 && !projects.error && (

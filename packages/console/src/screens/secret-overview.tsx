@@ -3,7 +3,7 @@ import { useMutation } from "@connectrpc/connect-query";
 import { useNavigate } from "@tanstack/react-router";
 import { type FormEvent, useState } from "react";
 import { useSecretChanged } from "../api/cache.ts";
-import { describeError, fieldError } from "../api/errors.ts";
+import { describeError } from "../api/errors.ts";
 import { canWrite, useCaller } from "../session/caller.ts";
 import { ConfirmDialog } from "../ui/dialog.tsx";
 import { formatDuration, formatTime, fullPath, isoTime, typeLabel } from "../ui/format.ts";
@@ -117,7 +117,6 @@ function DescriptionEditor({
     e.preventDefault();
     update.mutate({ region, secretId: secret.id, description: text, etag: secret.etag });
   }
-  const error = fieldError(problem, "description");
   return (
     <form onSubmit={save} className="edit-form">
       <label htmlFor="description" className="visually-hidden">
@@ -134,7 +133,7 @@ function DescriptionEditor({
       />
       {problem && (
         <p id="description-error" className="field-error" role="alert">
-          {error ?? problem.message}
+          {problem.message}
         </p>
       )}
       <div className="actions">

@@ -82,6 +82,7 @@ function RegionSwitch({ projectId, region }: { projectId: string; region: string
         className="topbar-select"
         value={region}
         aria-describedby="region-note"
+        title="Each secret stays in the region it was created in: it cannot be moved."
         onChange={(e) =>
           navigate({
             to: "/p/$projectId/$region/secrets",

@@ -2,7 +2,7 @@ import { type Secret, SecretService } from "@coffer/api";
 import { useMutation } from "@connectrpc/connect-query";
 import { type FormEvent, useState } from "react";
 import { useSecretChanged } from "../api/cache.ts";
-import { describeError, fieldError } from "../api/errors.ts";
+import { describeError } from "../api/errors.ts";
 import { Tags } from "./tags.tsx";
 
 /** A secret's tags, each removable, and a field to add one (UpdateSecret with the etag). */
@@ -80,7 +80,7 @@ export function TagEditor({
       </form>
       {problem && (
         <p id="new-tag-error" className="field-error" role="alert">
-          {fieldError(problem, "tags") ?? problem.message}
+          {problem.message}
         </p>
       )}
     </div>
