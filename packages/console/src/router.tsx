@@ -1,5 +1,6 @@
 import { createRootRoute, createRoute, createRouter, redirect } from "@tanstack/react-router";
 import { AuditScreen } from "./screens/audit.tsx";
+import { validateAuditSearch } from "./screens/audit-search.ts";
 import { BulkImportScreen } from "./screens/bulk-import.tsx";
 import { CreateSecretScreen } from "./screens/create-secret.tsx";
 import { NotFoundScreen } from "./screens/not-found.tsx";
@@ -130,6 +131,7 @@ const importRoute = createRoute({
 const auditRoute = createRoute({
   getParentRoute: () => placeRoute,
   path: "/audit",
+  validateSearch: validateAuditSearch,
   component: AuditScreen,
 });
 

@@ -1,6 +1,7 @@
 import { SecretService, SecretStatus } from "@coffer/api";
 import { useQuery } from "@connectrpc/connect-query";
 import { getRouteApi, Link, Outlet } from "@tanstack/react-router";
+import { isAdmin, useCaller } from "../session/caller.ts";
 import { Breadcrumbs } from "../ui/breadcrumbs.tsx";
 import { typeLabel } from "../ui/format.ts";
 import { QueryState } from "../ui/problem.tsx";
@@ -18,6 +19,7 @@ export function useSecret() {
 /** A secret's page: its name and place, and the Overview and Versions tabs. */
 export function SecretScreen() {
   const { projectId, region, secretId, query, secret } = useSecret();
+  const caller = useCaller();
   const params = { projectId, region, secretId };
   useTitle(secret?.name, "Secret");
   return (
@@ -63,6 +65,15 @@ export function SecretScreen() {
             >
               Versions
             </Link>
+            {isAdmin(caller.data, projectId) && (
+              <Link
+                to="/p/$projectId/$region/audit"
+                params={{ projectId, region }}
+                search={{ secret: secretId }}
+              >
+                Audit
+              </Link>
+            )}
           </nav>
           <div className="tab-panel">
             <Outlet />

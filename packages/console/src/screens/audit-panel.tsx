@@ -1,0 +1,381 @@
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { AdminService, type AuditEvent, SecretService, type Token } from "@coffer/api";
+import { skipToken, useQuery } from "@connectrpc/connect-query";
+import { Link } from "@tanstack/react-router";
+import { type FormEvent, useEffect, useId, useState } from "react";
+import { formatTime, fullPath, isoTime } from "../ui/format.ts";
+import { Pager } from "../ui/pager.tsx";
+import { QueryState } from "../ui/problem.tsx";
+import type { AuditSearch } from "./audit-search.ts";
+
+const PAGE_SIZE = 50;
+
+/** Every method the audit trail can name: the two services' methods, by short name. */
+export const METHODS: readonly { name: string; label: string }[] = [
+  ...SecretService.methods,
+  ...AdminService.methods,
+]
+  .map((m) => ({ name: `${m.parent.typeName}/${m.name}`, label: m.name }))
+  .sort((a, b) => a.label.localeCompare(b.label));
+
+/** Outcomes as the audit trail names them (gRPC status codes), the common ones first. */
+export const OUTCOMES: readonly { code: string; label: string }[] = [
+  { code: "OK", label: "OK" },
+  { code: "PERMISSION_DENIED", label: "Permission denied" },
+  { code: "UNAUTHENTICATED", label: "Unauthenticated" },
+  { code: "NOT_FOUND", label: "Not found" },
+  { code: "INVALID_ARGUMENT", label: "Invalid argument" },
+  { code: "FAILED_PRECONDITION", label: "Failed precondition" },
+  { code: "ALREADY_EXISTS", label: "Already exists" },
+  { code: "ABORTED", label: "Aborted" },
+  { code: "RESOURCE_EXHAUSTED", label: "Resource exhausted" },
+  { code: "DEADLINE_EXCEEDED", label: "Deadline exceeded" },
+  { code: "UNAVAILABLE", label: "Unavailable" },
+  { code: "INTERNAL", label: "Internal" },
+];
+
+const outcomeLabel = (code: string) => OUTCOMES.find((o) => o.code === code)?.label ?? code;
+const methodLabel = (name: string) => name.slice(name.lastIndexOf("/") + 1);
+
+/** A local date and time from a datetime-local field, as a Timestamp; undefined when unset or bad. */
+function localTime(value: string | undefined) {
+  if (value === undefined) return undefined;
+  const at = new Date(value);
+  return Number.isNaN(at.getTime()) ? undefined : timestampFromDate(at);
+}
+
+/**
+ * Screen 8's content: the audit events of the project in this region
+ * (ListAuditEvents), or of one secret, newest first, filtered by token,
+ * method, outcome and time. The filters are the URL's (`search`); changing
+ * one calls `onSearch` with the new values.
+ */
+export function AuditPanel({
+  projectId,
+  region,
+  search,
+  onSearch,
+  globalAdmin = false,
+  callerToken,
+}: {
+  projectId: string;
+  region: string;
+  search: AuditSearch;
+  onSearch: (changes: Partial<AuditSearch>) => void;
+  /** A global admin names every token (global admins' too), not only the project's. */
+  globalAdmin?: boolean;
+  /** The signed-in token, named even when no grant of it is on the project. */
+  callerToken?: Token | undefined;
+}) {
+  const page = search.page ?? 1;
+  const startTime = localTime(search.from);
+  const endTime = localTime(search.to);
+  const events = useQuery(AdminService.method.listAuditEvents, {
+    region,
+    projectId,
+    secretId: search.secret ?? "",
+    tokenId: search.token ?? "",
+    method: search.method ?? "",
+    outcome: search.outcome ?? "",
+    ...(startTime && { startTime }),
+    ...(endTime && { endTime }),
+    page,
+    pageSize: PAGE_SIZE,
+  });
+  // Names for the token ids the events carry: the project's tokens (every
+  // token, for a global admin), revoked ones too, and the caller's own.
+  const tokens = useQuery(AdminService.method.listTokens, {
+    projectId: globalAdmin ? "" : projectId,
+    includeInactive: true,
+    pageSize: 1000,
+  });
+  const tokenNames = new Map(
+    [...(callerToken ? [callerToken] : []), ...(tokens.data?.tokens ?? [])].map((t) => [t.id, t]),
+  );
+  const secret = useQuery(
+    SecretService.method.getSecret,
+    search.secret === undefined ? skipToken : { region, secretId: search.secret },
+  );
+  const list = events.data?.events ?? [];
+  const total = Number(events.data?.totalCount ?? 0);
+  const filtered =
+    search.token !== undefined ||
+    search.method !== undefined ||
+    search.outcome !== undefined ||
+    search.from !== undefined ||
+    search.to !== undefined;
+
+  return (
+    <>
+      {search.secret !== undefined && (
+        <div className="notice notice-info audit-scope">
+          Events of the secret{" "}
+          <strong className="mono">
+            {secret.data?.secret
+              ? fullPath(secret.data.secret.path, secret.data.secret.name)
+              : search.secret}
+          </strong>
+          .{" "}
+          <Link
+            to="/p/$projectId/$region/secrets/$secretId/overview"
+            params={{ projectId, region, secretId: search.secret }}
+          >
+            Open the secret
+          </Link>{" "}
+          ·{" "}
+          <button
+            type="button"
+            className="btn-link"
+            onClick={() => onSearch({ secret: undefined })}
+          >
+            Show the whole project's events
+          </button>
+        </div>
+      )}
+      <Filters
+        search={search}
+        tokens={[...tokenNames.values()].map((t) => ({ id: t.id, label: tokenLabel(t) }))}
+        onSearch={onSearch}
+      />
+      <QueryState query={events} what="audit events" />
+      {events.data && list.length === 0 && (
+        <div className="empty">
+          <p className="empty-title">
+            {filtered ? "No event matches these filters." : "No audit event here yet."}
+          </p>
+          <p className="muted">
+            {filtered
+              ? "Change or clear the filters to see more."
+              : `Every call on this project's secrets in region ${region} is recorded here, allowed or refused.`}
+          </p>
+        </div>
+      )}
+      {list.length > 0 && (
+        <div className="table-wrap">
+          <table className="table">
+            <caption className="visually-hidden">Audit events, newest first</caption>
+            <thead>
+              <tr>
+                <th scope="col">Time</th>
+                <th scope="col">Method</th>
+                <th scope="col">Outcome</th>
+                <th scope="col">Token</th>
+                <th scope="col">Secret</th>
+                <th scope="col">Revision</th>
+                <th scope="col">From</th>
+                <th scope="col">Request id</th>
+              </tr>
+            </thead>
+            <tbody>
+              {list.map((e) => {
+                const t = tokenNames.get(e.tokenId);
+                return (
+                  <EventRow
+                    key={e.id}
+                    event={e}
+                    tokenName={t && tokenLabel(t)}
+                    onSearch={onSearch}
+                  />
+                );
+              })}
+            </tbody>
+          </table>
+        </div>
+      )}
+      <Pager
+        page={page}
+        pageSize={PAGE_SIZE}
+        total={total}
+        label="events"
+        onPage={(p) => onSearch({ page: p })}
+      />
+    </>
+  );
+}
+
+function tokenLabel(t: { name: string; prefix: string }): string {
+  return `${t.name} (${t.prefix}…)`;
+}
+
+function EventRow({
+  event: e,
+  tokenName,
+  onSearch,
+}: {
+  event: AuditEvent;
+  tokenName: string | undefined;
+  onSearch: (changes: Partial<AuditSearch>) => void;
+}) {
+  const ok = e.outcome === "OK";
+  const secretLabel = e.secretName !== "" ? fullPath(e.secretPath || "/", e.secretName) : "";
+  let token: string;
+  if (e.tokenId !== "") token = tokenName ?? `${e.tokenId.slice(0, 8)}…`;
+  else if (e.tokenPrefix !== "") token = `no valid token (${e.tokenPrefix}…)`;
+  else token = "no token";
+  return (
+    <tr>
+      <td>
+        <time dateTime={isoTime(e.time)}>{formatTime(e.time)}</time>
+      </td>
+      <td className="audit-method" title={e.method}>
+        {methodLabel(e.method)}
+        {e.count > 1 && <span className="audit-count">×{e.count}</span>}
+      </td>
+      <td>
+        <span className={ok ? "badge badge-ok" : "badge badge-danger"}>
+          {outcomeLabel(e.outcome)}
+        </span>
+      </td>
+      <td>
+        {e.tokenId !== "" ? (
+          <button type="button" className="btn-link" onClick={() => onSearch({ token: e.tokenId })}>
+            {token}
+            <span className="visually-hidden">: show this token's calls only</span>
+          </button>
+        ) : (
+          <span className="muted">{token}</span>
+        )}
+      </td>
+      <td>
+        {e.secretId !== "" ? (
+          <button
+            type="button"
+            className="btn-link mono"
+            onClick={() => onSearch({ secret: e.secretId })}
+          >
+            {secretLabel || `${e.secretId.slice(0, 8)}…`}
+            <span className="visually-hidden">: show this secret's events only</span>
+          </button>
+        ) : (
+          <span className="muted">—</span>
+        )}
+      </td>
+      <td>{e.revision > 0 ? e.revision : "—"}</td>
+      <td className="mono">{e.peer || "—"}</td>
+      <td className="audit-request">{e.requestId}</td>
+    </tr>
+  );
+}
+
+function Filters({
+  search,
+  tokens,
+  onSearch,
+}: {
+  search: AuditSearch;
+  tokens: readonly { id: string; label: string }[];
+  onSearch: (changes: Partial<AuditSearch>) => void;
+}) {
+  const id = useId();
+  const [from, setFrom] = useState(search.from ?? "");
+  const [to, setTo] = useState(search.to ?? "");
+  useEffect(() => setFrom(search.from ?? ""), [search.from]);
+  useEffect(() => setTo(search.to ?? ""), [search.to]);
+  const tokenChoices =
+    search.token !== undefined && !tokens.some((t) => t.id === search.token)
+      ? [{ id: search.token, label: search.token }, ...tokens]
+      : tokens;
+  const badRange = from !== "" && to !== "" && new Date(from) > new Date(to);
+
+  function apply(e: FormEvent) {
+    e.preventDefault();
+    if (badRange) return;
+    onSearch({ from: from || undefined, to: to || undefined, page: undefined });
+  }
+
+  return (
+    <form className="filters audit-filters" onSubmit={apply} aria-label="Filters">
+      <div className="field">
+        <label htmlFor={`${id}-token`}>Token</label>
+        <select
+          id={`${id}-token`}
+          value={search.token ?? ""}
+          onChange={(e) => onSearch({ token: e.target.value || undefined, page: undefined })}
+        >
+          <option value="">Any token</option>
+          {tokenChoices.map((t) => (
+            <option key={t.id} value={t.id}>
+              {t.label}
+            </option>
+          ))}
+        </select>
+      </div>
+      <div className="field">
+        <label htmlFor={`${id}-method`}>Method</label>
+        <select
+          id={`${id}-method`}
+          value={search.method ?? ""}
+          onChange={(e) => onSearch({ method: e.target.value || undefined, page: undefined })}
+        >
+          <option value="">Any method</option>
+          {METHODS.map((m) => (
+            <option key={m.name} value={m.name}>
+              {m.label}
+            </option>
+          ))}
+        </select>
+      </div>
+      <div className="field">
+        <label htmlFor={`${id}-outcome`}>Outcome</label>
+        <select
+          id={`${id}-outcome`}
+          value={search.outcome ?? ""}
+          onChange={(e) => onSearch({ outcome: e.target.value || undefined, page: undefined })}
+        >
+          <option value="">Any outcome</option>
+          {OUTCOMES.map((o) => (
+            <option key={o.code} value={o.code}>
+              {o.label}
+            </option>
+          ))}
+        </select>
+      </div>
+      <div className="field">
+        <label htmlFor={`${id}-from`}>From</label>
+        <input
+          id={`${id}-from`}
+          type="datetime-local"
+          value={from}
+          onChange={(e) => setFrom(e.target.value)}
+        />
+      </div>
+      <div className="field">
+        <label htmlFor={`${id}-to`}>To</label>
+        <input
+          id={`${id}-to`}
+          type="datetime-local"
+          value={to}
+          onChange={(e) => setTo(e.target.value)}
+          aria-invalid={badRange}
+          aria-describedby={badRange ? `${id}-range-error` : undefined}
+        />
+        {badRange && (
+          <p id={`${id}-range-error`} className="field-error">
+            Must be after From.
+          </p>
+        )}
+      </div>
+      <div className="filters-actions">
+        <button type="submit" className="btn btn-primary" disabled={badRange}>
+          Apply times
+        </button>
+        <button
+          type="button"
+          className="btn btn-ghost"
+          onClick={() =>
+            onSearch({
+              token: undefined,
+              method: undefined,
+              outcome: undefined,
+              from: undefined,
+              to: undefined,
+              page: undefined,
+            })
+          }
+        >
+          Clear filters
+        </button>
+      </div>
+    </form>
+  );
+}
