@@ -256,7 +256,7 @@ describe("the console's refusals and reveals, on PGlite", runOn("pglite"), () =>
     await openSecret(s.page, "rotating");
     // The Overview names the policy.
     await s.page
-      .getByText(/1 h after a version is created/)
+      .getByText(/^1 (h|hour) after a version is created/)
       .first()
       .waitFor();
     await versionsTab(s.page).click();

@@ -46,6 +46,8 @@ describe("every screen of the console passes axe, on PGlite", runOn("pglite"), (
     await page.getByRole("heading", { name: exactly("Projects") }).waitFor();
     await s.step("projects");
     await openSecrets(s, server.projectName, REGION);
+    const view = page.getByRole("navigation", { name: "View" });
+    await view.getByRole("link", { name: exactly("Folders") }).click();
     await page
       .getByRole("link", { name: exactly("tour/") })
       .first()
@@ -58,7 +60,6 @@ describe("every screen of the console passes axe, on PGlite", runOn("pglite"), (
     await page.getByRole("link", { name: exactly("tour-secret") }).waitFor();
     await s.step("secrets folder tour");
 
-    const view = page.getByRole("navigation", { name: "View" });
     await view.getByRole("link", { name: exactly("List") }).click();
     await page.getByRole("link", { name: exactly("tour-once") }).waitFor();
     await s.step("secrets list");
