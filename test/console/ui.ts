@@ -185,6 +185,10 @@ export async function createSecretThroughForm(
     await form.getByLabel(exactly("Time to live")).fill(String(c.ephemeral.ttl.amount));
     await selectOption(form.getByLabel(exactly("Unit")), c.ephemeral.ttl.unit);
   }
+  if (options.readme) {
+    // The README shows the form from its top: the region, the value's source and the types.
+    await page.evaluate("window.scrollTo(0, 0)");
+  }
   await s.step(`${c.kind} filled`, options.readme ? { readme: "create-secret" } : {});
   // 9. Click Create secret: the Overview tab displays.
   await form.getByRole("button", { name: exactly("Create secret") }).click();
