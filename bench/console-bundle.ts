@@ -17,14 +17,24 @@ import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { bytes } from "./support/stats.ts";
 
-const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../packages/console/dist");
+/** The console's build; COFFER_CONSOLE_DIST points elsewhere (the budget test's own over-budget folder). */
+const DIST =
+  process.env.COFFER_CONSOLE_DIST ??
+  path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../packages/console/dist");
 
-/** The budget of the console's JavaScript, gzipped. */
+/**
+ * The budget of the console's JavaScript, gzipped. A desktop admin console
+ * on a LAN or a VPN: the first screen's chunk (React, the router,
+ * react-query, protobuf-es and connect, the API's descriptors and the
+ * screens) within 256 KiB, and everything, lazy chunks included (the YAML
+ * parser of bulk import), within 320 KiB. Raise it only with a reason
+ * written here.
+ */
 export const BUDGET = {
-  /** Every chunk, summed: what a first visit downloads at most. */
-  totalJsGzip: 300 * 1024,
+  /** Every chunk, summed: what a visit that opens every screen downloads. */
+  totalJsGzip: 320 * 1024,
   /** The largest chunk: what the first screen waits for. */
-  largestJsGzip: 250 * 1024,
+  largestJsGzip: 256 * 1024,
 };
 
 export interface Chunk {
