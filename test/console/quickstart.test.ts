@@ -38,9 +38,9 @@ function walk(backend: Backend, cases: Case[]) {
       await openSecrets(s, server.projectName, region);
       await s.step("secrets");
       await createSecretThroughForm(s, c, region, { readme });
-      await createVersionThroughDialog(s, c.kind, c.second, c.secondEnabled, { readme });
+      await createVersionThroughDialog(s, c.kind, c.second, c.secondEnabled);
       await versionRow(s.page, 2).waitFor();
-      await s.step(`${c.kind} versions after`);
+      await s.step(`${c.kind} versions after`, readme ? { readme: "versions" } : {});
 
       await verifyCase(server.secrets, c, { region, projectId: server.projectId });
       if (backend === "pglite" && i === cases.length - 1) {

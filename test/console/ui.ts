@@ -243,13 +243,12 @@ export async function createVersionThroughDialog(
   label: string,
   value: FormValue,
   enabled: boolean,
-  options: { readme?: boolean } = {},
 ): Promise<void> {
   const { page } = s;
   await versionsTab(page).click();
   await waitForCurrentTab(page, "Versions");
   await page.getByRole("table").first().waitFor();
-  await s.step(`${label} versions`, options.readme ? { readme: "versions" } : {});
+  await s.step(`${label} versions`);
   await page.getByRole("button", { name: CREATE_VERSION_BUTTON }).first().click();
   const dialog = page.getByRole("dialog");
   await dialog.waitFor();
