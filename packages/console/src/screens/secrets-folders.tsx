@@ -89,6 +89,7 @@ export function SecretsFolders({
                       {item.kind.value.protected && (
                         <span className="badge badge-info">Protected</span>
                       )}
+                      {item.kind.value.ephemeralPolicy && <span className="badge">Ephemeral</span>}
                       {item.kind.value.status === SecretStatus.LOCKED && (
                         <span className="badge badge-danger">Scheduled for deletion</span>
                       )}
