@@ -1,18 +1,20 @@
-import { Role } from "@coffer/api";
+import { Role, SecretType } from "@coffer/api";
 import { describe, expect, it } from "vitest";
 import { urlsCarrying } from "../support/browser.ts";
 import { runOn, useConsole } from "./support.ts";
 import { exactly, openSecrets, selectOption, signIn } from "./ui.ts";
 
 /**
- * The admins' screens: a token created in the console (its value shown
- * once, then usable, with exactly the grant asked for) and revoked there;
- * the audit trail showing a payload read done over gRPC. Checked over gRPC.
+ * The admins' screens and bulk import: a token created in the console (its
+ * value shown once, then usable, with exactly the grant asked for) and
+ * revoked there; the audit trail showing a payload read done over gRPC; a
+ * pasted JSON file previewed (new, existing, refused) and imported row by
+ * row. Each checked over gRPC.
  */
 
 const REGION = "fr-par";
 
-describe("the console's Tokens and Audit screens, on PGlite", runOn("pglite"), () => {
+describe("the console's Tokens, Audit and Import screens, on PGlite", runOn("pglite"), () => {
   const t = useConsole("pglite", { regions: [REGION] });
 
   it("creates a read-only token shown once, which then works as granted, and revokes it", async () => {
@@ -123,6 +125,66 @@ describe("the console's Tokens and Audit screens, on PGlite", runOn("pglite"), (
       .waitFor();
     await s.step("audit");
     expect(await page.getByText("audited-value").count(), "no payload in the audit trail").toBe(0);
+    await s.close();
+  });
+
+  it("imports a pasted JSON file into a folder after a preview, row by row", async () => {
+    const { server } = t;
+    const where = { region: REGION, projectId: server.projectId };
+    await server.secrets.createSecret({
+      ...where,
+      name: "API_URL",
+      path: "/imported",
+      firstVersion: { data: Buffer.from("https://old.example") },
+    });
+    const s = await t.session("bulk-import");
+    const { page } = s;
+    await signIn(s, server.token);
+    await openSecrets(s, server.projectName, REGION);
+    await page
+      .getByRole("navigation", { name: "Main" })
+      .getByRole("link", { name: exactly("Import") })
+      .click();
+    await page.getByRole("heading", { name: exactly("Import secrets") }).waitFor();
+    await page.getByLabel(exactly("Path")).fill("/imported");
+    const file = {
+      API_URL: "https://new.example",
+      DB_PASSWORD: "import-pw-1",
+      SETTINGS: { region: "eu", replicas: 2 },
+      NESTED: { deep: { x: 1 } },
+    };
+    await page.getByLabel(exactly("Or paste the file's content")).fill(JSON.stringify(file));
+    await page.getByRole("button", { name: exactly("Preview") }).click();
+    await page.getByRole("heading", { name: exactly("Preview") }).waitFor();
+    const row = (name: string) =>
+      page.getByRole("row").filter({ has: page.getByRole("rowheader", { name: exactly(name) }) });
+    expect(await row("API_URL").textContent()).toMatch(/already exists/i);
+    expect(await row("NESTED").textContent()).toMatch(/refused/i);
+    await selectOption(page.getByLabel(exactly("Action for API_URL")), "Add a new version");
+    await s.step("import preview");
+    // Nothing is written before "Import".
+    const before = await server.secrets.listSecrets({ ...where, path: "/imported" });
+    expect(before.secrets.map((x) => x.name)).toEqual(["API_URL"]);
+    await page.getByRole("button", { name: /^Import \d+ secrets?$/ }).click();
+    await page.getByRole("heading", { name: /result/i }).waitFor();
+    await s.step("import result");
+
+    const after = await server.secrets.listSecrets({ ...where, path: "/imported" });
+    const byName = new Map(after.secrets.map((x) => [x.name, x]));
+    expect([...byName.keys()].sort()).toEqual(["API_URL", "DB_PASSWORD", "SETTINGS"]);
+    const read = async (name: string) => {
+      const r = await server.secrets.accessSecretVersion({
+        ...where,
+        secretId: byName.get(name)?.id ?? "",
+        revision: "latest",
+      });
+      return { revision: r.revision, data: Buffer.from(r.data).toString() };
+    };
+    expect(await read("API_URL")).toEqual({ revision: 2, data: "https://new.example" });
+    expect(await read("DB_PASSWORD")).toEqual({ revision: 1, data: "import-pw-1" });
+    expect(JSON.parse((await read("SETTINGS")).data)).toEqual(file.SETTINGS);
+    expect(byName.get("SETTINGS")?.type).toBe(SecretType.KEY_VALUE);
+    expect(urlsCarrying(s.allUrls(), ["import-pw-1", "https://new.example"])).toEqual([]);
     await s.close();
   });
 });
