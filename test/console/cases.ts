@@ -19,6 +19,8 @@ export type Kind =
 /** What the form of each type is filled with. */
 export type FormValue =
   | { kind: "opaque"; text: string }
+  /** An opaque value imported from a file ("Import from a file"), any bytes. */
+  | { kind: "opaque"; file: { name: string; bytes: Buffer } }
   | { kind: "certificate"; pem: string }
   | { kind: "key_value"; rows: [string, string][] }
   | { kind: "basic_credentials"; username: string; password: string }
@@ -55,7 +57,7 @@ export interface Case {
 export function payloadOf(value: FormValue): Buffer {
   switch (value.kind) {
     case "opaque":
-      return Buffer.from(value.text);
+      return "file" in value ? value.file.bytes : Buffer.from(value.text);
     case "certificate":
       return Buffer.from(value.pem);
     case "key_value":
@@ -82,7 +84,7 @@ export function payloadOf(value: FormValue): Buffer {
 export function secretPartsOf(value: FormValue): string[] {
   switch (value.kind) {
     case "opaque":
-      return [value.text];
+      return "file" in value ? [value.file.bytes.toString("base64").slice(0, 24)] : [value.text];
     case "certificate":
       return [];
     case "key_value":
@@ -119,7 +121,14 @@ export function quickstartCases(): Case[] {
       tags: ["prod", "team-a"],
       protected: false,
       first: { kind: "opaque", text: `opaque-1-${word()}` },
-      second: { kind: "opaque", text: `opaque-2-${word()}` },
+      // Bytes that are not UTF-8 (0xff, 0xfe, NUL...): stored exactly as the file holds them.
+      second: {
+        kind: "opaque",
+        file: {
+          name: "api-key.bin",
+          bytes: Buffer.concat([Buffer.from([0xff, 0xfe, 0x00, 0x80]), randomBytes(2044)]),
+        },
+      },
       secondEnabled: true,
     },
     {

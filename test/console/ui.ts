@@ -1,4 +1,5 @@
 import type { Locator, Page } from "playwright-core";
+import { expect } from "vitest";
 import type { ConsoleSession } from "../support/browser.ts";
 import type { Case, FormValue } from "./cases.ts";
 
@@ -102,6 +103,20 @@ export async function setToggle(scope: Locator, name: RegExp, on: boolean): Prom
 export async function fillValue(scope: Locator | Page, value: FormValue): Promise<void> {
   switch (value.kind) {
     case "opaque":
+      if ("file" in value) {
+        await scope.getByRole("radio", { name: exactly("Import from a file") }).check();
+        await scope.getByLabel(exactly("Secret file")).setInputFiles({
+          name: value.file.name,
+          mimeType: "application/octet-stream",
+          buffer: value.file.bytes,
+        });
+        // The form says what it read: the file's name and size.
+        await scope
+          .getByText(`${value.file.bytes.length.toLocaleString("en-US")} bytes`)
+          .first()
+          .waitFor();
+        return;
+      }
       await scope.getByLabel(exactly("Secret value")).fill(value.text);
       return;
     case "certificate":
@@ -252,13 +267,10 @@ export async function createVersionThroughDialog(
   await page.getByRole("button", { name: CREATE_VERSION_BUTTON }).first().click();
   const dialog = page.getByRole("dialog");
   await dialog.waitFor();
-  const manual = dialog.getByRole("radio", { name: /manual/i });
-  if ((await manual.count()) > 0) await manual.first().check();
+  // "Add manually" is the default; fillValue switches to "Import from a file" for a file.
+  expect(await dialog.getByRole("radio", { name: exactly("Add manually") }).isChecked()).toBe(true);
   await fillValue(dialog, value);
-  const enable = dialog
-    .getByRole("switch", { name: /^\s*enable/i })
-    .or(dialog.getByRole("checkbox", { name: /^\s*enable/i }))
-    .first();
+  const enable = dialog.getByRole("switch", { name: exactly("Enable") });
   // The seed: the version is enabled by default.
   if (!(await enable.isChecked())) throw new Error("the Enable toggle is not on by default");
   if (!enabled) await enable.click();
