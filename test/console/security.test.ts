@@ -83,6 +83,8 @@ describe("the console's page security, on PGlite", runOn("pglite"), () => {
 
   it("refuses to be framed by another page", async () => {
     const s = await t.session("framed");
+    // Chromium logs the refusal itself: the error this test expects.
+    s.allowedErrors.push(/frame-ancestors/);
     // A page of another origin (about:blank's opener is none) framing the console.
     await s.page.setContent(`<iframe title="console" src="${t.server.baseUrl}/"></iframe>`);
     const frame = s.page.frames().find((f) => f !== s.page.mainFrame());
@@ -92,6 +94,7 @@ describe("the console's page security, on PGlite", runOn("pglite"), () => {
       .count()
       .catch(() => 0);
     expect(framedToken ?? 0, "the sign-in form rendered inside a frame").toBe(0);
+    expect(s.errors.join("\n"), "refused by frame-ancestors").toMatch(/frame-ancestors/);
     await s.close();
   });
 

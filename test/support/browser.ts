@@ -318,8 +318,16 @@ export class ConsoleSession {
     return { sessionStorage: stores.sessionStorage, localStorage: stores.localStorage, cookies };
   }
 
+  /**
+   * Closes the context; throws when the page reported an error or a CSP
+   * violation after the last step (a step throws for those before it).
+   */
   async close(): Promise<void> {
+    const problems = this.unexpectedErrors();
     await this.context.close();
+    if (problems.length > 0) {
+      throw new Error(`the page reported, after its last step:\n  ${problems.join("\n  ")}`);
+    }
   }
 }
 
