@@ -128,6 +128,44 @@ describe("the console's refusals and reveals, on PGlite", runOn("pglite"), () =>
     await s.close();
   });
 
+  it("shows the server's refusal of a name already taken next to the name field", async () => {
+    const { server } = t;
+    await seedSecret("taken", "/dup", "first");
+    const s = await t.session("name-taken");
+    s.allowedErrors.push(REFUSED_CALL);
+    await signIn(s, server.token);
+    await openSecrets(s, server.projectName, REGION);
+    await s.page
+      .getByRole("link", { name: CREATE_SECRET_LINK })
+      .or(s.page.getByRole("button", { name: CREATE_SECRET_LINK }))
+      .first()
+      .click();
+    const form = createSecretForm(s.page);
+    await form.getByLabel(exactly("Secret value")).fill("second");
+    await form.getByLabel(exactly("Path")).fill("/dup");
+    const name = form.getByLabel(SECRET_NAME_LABEL);
+    await name.fill("taken");
+    await form.getByRole("button", { name: exactly("Create secret") }).click();
+    await form
+      .getByText(/already exists/)
+      .first()
+      .waitFor();
+    expect(await name.getAttribute("aria-invalid")).toBe("true");
+    // The message is the field's description, so a screen reader reads it with the field.
+    const describedBy = (await name.getAttribute("aria-describedby")) ?? "";
+    const description = await Promise.all(
+      describedBy
+        .split(/\s+/)
+        .filter(Boolean)
+        .map((id) => s.page.locator(`[id="${id}"]`).textContent()),
+    );
+    expect(description.join(" ")).toMatch(/already exists/);
+    await s.step("name taken");
+    const { secrets } = await server.secrets.listSecrets({ ...where(), path: "/dup" });
+    expect(secrets.map((x) => x.name)).toEqual(["taken"]);
+    await s.close();
+  });
+
   it("refuses to delete a protected secret, showing the server's message", async () => {
     const { server } = t;
     const secret = await seedSecret("guarded", "/protected", "keep-me", { protected: true });
