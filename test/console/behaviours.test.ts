@@ -166,6 +166,34 @@ describe("the console's refusals and reveals, on PGlite", runOn("pglite"), () =>
     await s.close();
   });
 
+  it("says so when the connection is lost, and retries reads until it is back", async () => {
+    const { server } = t;
+    await seedSecret("steady", "/net", "steady-value");
+    const s = await t.session("connection-lost");
+    // The browser logs each failed request: expected while the connection is down.
+    s.allowedErrors.push(/net::ERR_/);
+    await signIn(s, server.token);
+    await openSecrets(s, server.projectName, REGION);
+    // Every API call fails as if the server were down.
+    const api = /\/coffer\.[\w.]+\.\w+Service\//;
+    await s.page.route(api, (route) => route.abort("connectionrefused"));
+    await s.page
+      .getByRole("navigation", { name: "View" })
+      .getByRole("link", { name: exactly("Folders") })
+      .click();
+    await s.page
+      .getByText(/connection to the server lost/i)
+      .first()
+      .waitFor();
+    await s.step("connection lost");
+    // Back: the read is retried, with no click.
+    await s.page.unroute(api);
+    await s.page.getByRole("link", { name: exactly("net/") }).waitFor({ timeout: 30_000 });
+    expect(await s.page.getByText(/connection to the server lost/i).count()).toBe(0);
+    await s.step("connection back");
+    await s.close();
+  });
+
   it("refuses to delete a protected secret, showing the server's message", async () => {
     const { server } = t;
     const secret = await seedSecret("guarded", "/protected", "keep-me", { protected: true });
