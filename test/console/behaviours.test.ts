@@ -222,7 +222,7 @@ describe("the console's refusals and reveals, on PGlite", runOn("pglite"), () =>
     await s.close();
   });
 
-  it("reveals on demand, hides on navigation, copies without showing, and keeps no payload", async () => {
+  it("reveals on demand, hides after 30 s and on navigation, copies without showing, and keeps no payload", async () => {
     const { server } = t;
     const payload = `reveal-me-${randomBytes(8).toString("hex")}`;
     await seedSecret("revealed", "/reveal", payload);
@@ -230,6 +230,8 @@ describe("the console's refusals and reveals, on PGlite", runOn("pglite"), () =>
     await s.context.grantPermissions(["clipboard-read", "clipboard-write"], {
       origin: server.baseUrl,
     });
+    // The page's clock, under the test's hand: 30 s pass in an instant.
+    await s.page.clock.install();
     await signIn(s, server.token);
     await openSecrets(s, server.projectName, REGION);
     await openSecret(s.page, "revealed");
@@ -240,6 +242,17 @@ describe("the console's refusals and reveals, on PGlite", runOn("pglite"), () =>
     await row.getByRole("button", { name: exactly("Reveal") }).click();
     await s.page.getByText(payload).first().waitFor();
     await s.step("revealed", { readme: "reveal" });
+
+    // Shown for 30 s, then hidden again.
+    await s.page.clock.runFor(29_000);
+    expect(await s.page.getByText(payload).count(), "still shown at 29 s").toBeGreaterThan(0);
+    await s.page.clock.runFor(2_000);
+    await s.page.getByText(payload).waitFor({ state: "detached" });
+    await versionRow(s.page, 1)
+      .getByRole("button", { name: exactly("Reveal") })
+      .waitFor();
+    await row.getByRole("button", { name: exactly("Reveal") }).click();
+    await s.page.getByText(payload).first().waitFor();
 
     // Hidden again on navigation, and not kept in any storage.
     await overviewTab(s.page).click();
