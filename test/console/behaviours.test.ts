@@ -222,6 +222,47 @@ describe("the console's refusals and reveals, on PGlite", runOn("pglite"), () =>
     await s.close();
   });
 
+  it("deletes a secret (scheduled for deletion), lists it under that filter, and restores it", async () => {
+    const { server } = t;
+    const secret = await seedSecret("disposable", "/trash", "bye");
+    await seedSecret("keeper", "/trash", "stay");
+    const s = await t.session("delete-restore");
+    await signIn(s, server.token);
+    await openSecrets(s, server.projectName, REGION);
+    await openSecret(s.page, "disposable");
+    await s.page.getByRole("button", { name: exactly("Delete secret") }).click();
+    const dialog = s.page.getByRole("dialog");
+    await dialog.getByRole("button", { name: exactly("Delete") }).click();
+    await dialog.waitFor({ state: "hidden" });
+    await s.page.getByText("Scheduled for deletion").first().waitFor();
+    await s.step("scheduled for deletion");
+    const deleted = await server.secrets.getSecret({ ...where(), secretId: secret.id });
+    expect(deleted.secret?.deletionRequestedAt).toBeDefined();
+
+    // The list hides it, unless asked for what is scheduled for deletion.
+    await s.page
+      .getByRole("navigation", { name: "Main" })
+      .getByRole("link", { name: exactly("Secrets") })
+      .click();
+    await s.page
+      .getByRole("navigation", { name: "View" })
+      .getByRole("link", { name: exactly("List") })
+      .click();
+    await s.page.getByRole("link", { name: exactly("keeper") }).waitFor();
+    expect(await s.page.getByRole("link", { name: exactly("disposable") }).count()).toBe(0);
+    await s.page.getByRole("checkbox", { name: /scheduled for deletion/i }).check();
+    await s.page.getByRole("button", { name: exactly("Apply filters") }).click();
+    await s.page.getByRole("link", { name: exactly("disposable") }).click();
+    await waitForCurrentTab(s.page, "Overview");
+
+    await s.page.getByRole("button", { name: exactly("Restore secret") }).click();
+    await s.page.getByRole("button", { name: exactly("Delete secret") }).waitFor();
+    await s.step("restored");
+    const restored = await server.secrets.getSecret({ ...where(), secretId: secret.id });
+    expect(restored.secret?.deletionRequestedAt).toBeUndefined();
+    await s.close();
+  });
+
   it("reveals on demand, hides after 30 s and on navigation, copies without showing, and keeps no payload", async () => {
     const { server } = t;
     const payload = `reveal-me-${randomBytes(8).toString("hex")}`;
