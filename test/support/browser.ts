@@ -80,7 +80,7 @@ function newestMtime(entry: string): number {
 }
 
 /**
- * Builds the console (`vite build` in packages/console) when dist/ is missing
+ * Builds the console (`npm run build` in packages/console) when dist/ is missing
  * or older than its sources, so that the server serves what the branch holds
  * (CI's `npm run build` has built it already). Two test files may call it
  * at once: a lock folder lets one build while the other waits.
@@ -109,12 +109,15 @@ export async function ensureConsoleBuilt(): Promise<void> {
   }
   try {
     if (!stale()) return;
-    const built = spawnSync("npx", ["vite", "build", "--logLevel", "warn"], {
+    // The package's own build (vite, then its build-info.json), as `npm run build` runs it.
+    const built = spawnSync("npm", ["run", "build", "--silent"], {
       cwd: CONSOLE_DIR,
       encoding: "utf8",
     });
     if (built.status !== 0) {
-      throw new Error(`vite build failed (${built.status}):\n${built.stdout}\n${built.stderr}`);
+      throw new Error(
+        `the console's build failed (${built.status}):\n${built.stdout}\n${built.stderr}`,
+      );
     }
   } finally {
     rmSync(lock, { recursive: true, force: true });
