@@ -1,14 +1,15 @@
 import { randomBytes } from "node:crypto";
 import { Role, SecretType, VersionStatus } from "@coffer/api";
-import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { urlsCarrying } from "../support/browser.ts";
+import { REFUSED_CALL, revealSingleAccessOnce } from "./flows.ts";
 import { runOn, useConsole } from "./support.ts";
 import {
   CREATE_SECRET_LINK,
   chooseType,
   createSecretForm,
   exactly,
+  openSecret,
   openSecrets,
   overviewTab,
   SECRET_NAME_LABEL,
@@ -28,22 +29,6 @@ import { findSecret } from "./verify.ts";
  */
 
 const REGION = "fr-par";
-
-/** The browser logs each refused call's HTTP status as an error: expected where a refusal is. */
-const REFUSED_CALL = /Failed to load resource: the server responded with a status of 4\d\d/;
-
-/** Opens a secret from the Secrets screen's flat list, by its name. */
-async function openSecret(page: Page, name: string): Promise<void> {
-  await page
-    .getByRole("navigation", { name: "View" })
-    .getByRole("link", { name: exactly("List") })
-    .click();
-  await page
-    .getByRole("link", { name: exactly(name) })
-    .first()
-    .click();
-  await waitForCurrentTab(page, "Overview");
-}
 
 /** The names of the API methods the page called, in order ("SecretService/CreateSecret"). */
 function calledMethods(urls: string[]): string[] {
@@ -319,51 +304,7 @@ describe("the console's refusals and reveals, on PGlite", runOn("pglite"), () =>
   });
 
   it("warns before revealing a single-access version, reveals it once, then refuses", async () => {
-    const { server } = t;
-    const payload = `once-${randomBytes(8).toString("hex")}`;
-    const secret = await seedSecret("one-time", "/once", payload, {
-      ephemeralPolicy: { expiresOnceAccessed: true },
-    });
-    const s = await t.session("single-access");
-    s.allowedErrors.push(REFUSED_CALL);
-    await signIn(s, server.token);
-    await openSecrets(s, server.projectName, REGION);
-    await openSecret(s.page, "one-time");
-    await versionsTab(s.page).click();
-    await versionRow(s.page, 1)
-      .getByRole("button", { name: exactly("Reveal") })
-      .click();
-    // Revealing consumes it: the console asks first.
-    const confirm = s.page.getByRole("dialog").or(s.page.getByRole("alertdialog")).first();
-    await confirm.waitFor();
-    expect(await confirm.textContent()).toMatch(/single access|only once|once/i);
-    await s.step("single access warning");
-    await confirm.getByRole("button", { name: /reveal/i }).click();
-    await s.page.getByText(payload).first().waitFor();
-    await s.step("single access revealed");
-
-    const version = await server.secrets.getSecretVersion({
-      ...where(),
-      secretId: secret.id,
-      revision: "1",
-    });
-    expect(VersionStatus[version.version?.status ?? 0], "consumed").not.toBe("ENABLED");
-
-    // Hide (navigate away and back): the console offers no second read, and
-    // the server refuses one.
-    await overviewTab(s.page).click();
-    await versionsTab(s.page).click();
-    const row = versionRow(s.page, 1);
-    await row.waitFor();
-    expect(await row.getByRole("button", { name: exactly("Reveal") }).count()).toBe(0);
-    expect(await row.getByRole("button", { name: exactly("Copy") }).count()).toBe(0);
-    expect(await row.textContent()).toMatch(/not readable/i);
-    await expect(
-      server.secrets.accessSecretVersion({ ...where(), secretId: secret.id, revision: "1" }),
-    ).rejects.toThrow(/disabled|not enabled|consumed|precondition/i);
-    expect(await s.page.getByText(payload).count(), "not shown a second time").toBe(0);
-    await s.step("single access refused");
-    await s.close();
+    await revealSingleAccessOnce(t.server, await t.session("single-access"), REGION);
   });
 
   it("creates a version under a time to live, and disabling the latest makes the previous the latest enabled", async () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { urlsCarrying } from "../support/browser.ts";
 import { type Case, quickstartCases, secretPartsOf } from "./cases.ts";
+import { revealSingleAccessOnce } from "./flows.ts";
 import { type Backend, runOn, useConsole } from "./support.ts";
 import {
   createSecretThroughForm,
@@ -23,9 +24,9 @@ import { verifyCase } from "./verify.ts";
  * them); a shorter walk on Postgres.
  */
 
+/** The walk of each case, on a server of `backend`; returns the file's fixture for more tests. */
 function walk(backend: Backend, cases: Case[]) {
   const t = useConsole(backend);
-
   it.each(cases.map((c, i) => ({ c, i, label: c.kind })))(
     "creates a $label secret and a second version by clicks",
     async ({ c, i }) => {
@@ -72,6 +73,7 @@ function walk(backend: Backend, cases: Case[]) {
       await s.close();
     },
   );
+  return t;
 }
 
 describe("the quickstart in the console, every type, on PGlite", runOn("pglite"), () => {
@@ -80,8 +82,12 @@ describe("the quickstart in the console, every type, on PGlite", runOn("pglite")
 
 describe("the quickstart in the console, on Postgres", runOn("postgres"), () => {
   const cases = quickstartCases();
-  walk(
+  const t = walk(
     "postgres",
     cases.filter((c) => c.kind === "database_credentials" || c.kind === "key_value"),
   );
+  // The single-access read is one SQL statement on each backend: once more, on Postgres.
+  it("reveals a single-access version once, then refuses", async () => {
+    await revealSingleAccessOnce(t.server, await t.session("single-access"), "fr-par");
+  });
 });

@@ -283,3 +283,16 @@ export async function createVersionThroughDialog(
 export function versionRow(page: Page, revision: number): Locator {
   return page.getByRole("row", { name: `Version ${revision}`, exact: true });
 }
+
+/** Opens a secret from the Secrets screen's flat list, by its name. */
+export async function openSecret(page: Page, name: string): Promise<void> {
+  await page
+    .getByRole("navigation", { name: "View" })
+    .getByRole("link", { name: exactly("List") })
+    .click();
+  await page
+    .getByRole("link", { name: exactly(name) })
+    .first()
+    .click();
+  await waitForCurrentTab(page, "Overview");
+}
