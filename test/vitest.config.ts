@@ -9,6 +9,7 @@ export default defineConfig({
       "interop/**/*.test.ts",
       "faults/**/*.test.ts",
       "fuzz/**/*.test.ts",
+      "console/**/*.test.ts",
     ],
     // Real processes: a fresh embedded database takes several seconds to
     // initialise, more when two files start servers at once on two cores.

@@ -1,0 +1,190 @@
+import { Role, SecretType } from "@coffer/api";
+import { describe, expect, it } from "vitest";
+import { urlsCarrying } from "../support/browser.ts";
+import { runOn, useConsole } from "./support.ts";
+import { exactly, openSecrets, selectOption, signIn } from "./ui.ts";
+
+/**
+ * The admins' screens and bulk import: a token created in the console (its
+ * value shown once, then usable, with exactly the grant asked for) and
+ * revoked there; the audit trail showing a payload read done over gRPC; a
+ * pasted JSON file previewed (new, existing, refused) and imported row by
+ * row. Each checked over gRPC.
+ */
+
+const REGION = "fr-par";
+
+describe("the console's Tokens, Audit and Import screens, on PGlite", runOn("pglite"), () => {
+  const t = useConsole("pglite", { regions: [REGION] });
+
+  it("creates a read-only token shown once, which then works as granted, and revokes it", async () => {
+    const { server } = t;
+    const s = await t.session("tokens");
+    const { page } = s;
+    await signIn(s, server.token);
+    await openSecrets(s, server.projectName, REGION);
+    await page
+      .getByRole("navigation", { name: "Main" })
+      .getByRole("link", { name: exactly("Tokens") })
+      .click();
+    const form = page.getByRole("form", { name: exactly("Create a token") });
+    await form.waitFor();
+    await form.getByLabel(exactly("Name")).fill("ci-reader");
+    await selectOption(form.getByLabel(exactly("Project (grant 1)")), server.projectName);
+    await selectOption(form.getByLabel(exactly("Role (grant 1)")), "Read only");
+    await form.getByLabel(/^Folder \(grant 1/).fill("/ci");
+    await s.step("create token");
+    await form.getByRole("button", { name: exactly("Create token") }).click();
+
+    const valueField = page.getByLabel(exactly("Token"), { exact: true });
+    await valueField.waitFor();
+    const value = await valueField.inputValue();
+    expect(value).toMatch(/^coffer_/);
+    await s.step("token created");
+
+    // The grant is exactly what was asked, and the value works as it says.
+    const { tokens } = await server.admin.listTokens({ projectId: server.projectId });
+    const made = tokens.find((tk) => tk.name === "ci-reader");
+    expect(made?.grants.map((g) => ({ ...g, $typeName: undefined }))).toEqual([
+      {
+        $typeName: undefined,
+        projectId: server.projectId,
+        role: Role.READ_ONLY,
+        pathPrefix: "/ci",
+      },
+    ]);
+    const where = { region: REGION, projectId: server.projectId };
+    const inside = await server.secrets.createSecret({
+      ...where,
+      name: "in-ci",
+      path: "/ci/app",
+      firstVersion: { data: Buffer.from("ci-value") },
+    });
+    await server.secrets.createSecret({
+      ...where,
+      name: "outside",
+      path: "/other",
+      firstVersion: { data: Buffer.from("other-value") },
+    });
+    const seen = await server.secretsAs(value).listSecrets(where);
+    expect(seen.secrets.map((x) => `${x.path}/${x.name}`)).toEqual(["/ci/app/in-ci"]);
+    await expect(
+      server
+        .secretsAs(value)
+        .accessSecretVersion({ region: REGION, secretId: inside.secret?.id ?? "", revision: "1" }),
+      "read_only reads no payload",
+    ).rejects.toThrow(/permission/i);
+
+    // Done: the value is gone from the page, and never was in a URL or storage.
+    await page.getByRole("button", { name: exactly("Done") }).click();
+    expect(await page.getByLabel(exactly("Token"), { exact: true }).count()).toBe(0);
+    expect(await page.locator(`input[value="${value}"]`).count()).toBe(0);
+    expect(urlsCarrying(s.allUrls(), [value])).toEqual([]);
+    expect(JSON.stringify(await s.storage())).not.toContain(value);
+
+    // Revoke it from the list.
+    const row = page.getByRole("row").filter({ hasText: "ci-reader" });
+    await row.getByRole("button", { name: /revoke/i }).click();
+    const confirm = page.getByRole("dialog");
+    await confirm.waitFor();
+    await s.step("revoke token");
+    await confirm.getByRole("button", { name: exactly("Revoke token") }).click();
+    await confirm.waitFor({ state: "hidden" });
+    await expect(
+      server.secretsAs(value).listSecrets(where),
+      "a revoked token is refused",
+    ).rejects.toThrow(/unauthenticated|token/i);
+    await s.close();
+  });
+
+  it("shows a payload read in the project's audit trail", async () => {
+    const { server } = t;
+    const { secret } = await server.secrets.createSecret({
+      region: REGION,
+      projectId: server.projectId,
+      name: "audited",
+      path: "/audit",
+      firstVersion: { data: Buffer.from("audited-value") },
+    });
+    await server.secrets.accessSecretVersion({
+      region: REGION,
+      secretId: secret?.id ?? "",
+      revision: "1",
+    });
+    const s = await t.session("audit");
+    const { page } = s;
+    await signIn(s, server.token);
+    await openSecrets(s, server.projectName, REGION);
+    await page
+      .getByRole("navigation", { name: "Main" })
+      .getByRole("link", { name: exactly("Audit") })
+      .click();
+    await page
+      .getByRole("cell", { name: /AccessSecretVersion/ })
+      .first()
+      .waitFor();
+    await s.step("audit");
+    expect(await page.getByText("audited-value").count(), "no payload in the audit trail").toBe(0);
+    await s.close();
+  });
+
+  it("imports a pasted JSON file into a folder after a preview, row by row", async () => {
+    const { server } = t;
+    const where = { region: REGION, projectId: server.projectId };
+    await server.secrets.createSecret({
+      ...where,
+      name: "API_URL",
+      path: "/imported",
+      firstVersion: { data: Buffer.from("https://old.example") },
+    });
+    const s = await t.session("bulk-import");
+    const { page } = s;
+    await signIn(s, server.token);
+    await openSecrets(s, server.projectName, REGION);
+    await page
+      .getByRole("navigation", { name: "Main" })
+      .getByRole("link", { name: exactly("Import") })
+      .click();
+    await page.getByRole("heading", { name: exactly("Import secrets") }).waitFor();
+    await page.getByLabel(exactly("Path")).fill("/imported");
+    const file = {
+      API_URL: "https://new.example",
+      DB_PASSWORD: "import-pw-1",
+      SETTINGS: { region: "eu", replicas: 2 },
+      NESTED: { deep: { x: 1 } },
+    };
+    await page.getByLabel(exactly("Or paste the file's content")).fill(JSON.stringify(file));
+    await page.getByRole("button", { name: exactly("Preview") }).click();
+    await page.getByRole("heading", { name: exactly("Preview") }).waitFor();
+    const row = (name: string) =>
+      page.getByRole("row").filter({ has: page.getByRole("rowheader", { name: exactly(name) }) });
+    expect(await row("API_URL").textContent()).toMatch(/already exists/i);
+    expect(await row("NESTED").textContent()).toMatch(/refused/i);
+    await selectOption(page.getByLabel(exactly("Action for API_URL")), "Add a new version");
+    await s.step("import preview");
+    // Nothing is written before "Import".
+    const before = await server.secrets.listSecrets({ ...where, path: "/imported" });
+    expect(before.secrets.map((x) => x.name)).toEqual(["API_URL"]);
+    await page.getByRole("button", { name: /^Import \d+ secrets?$/ }).click();
+    await page.getByRole("heading", { name: /result/i }).waitFor();
+    await s.step("import result");
+
+    const after = await server.secrets.listSecrets({ ...where, path: "/imported" });
+    const byName = new Map(after.secrets.map((x) => [x.name, x]));
+    expect([...byName.keys()].sort()).toEqual(["API_URL", "DB_PASSWORD", "SETTINGS"]);
+    const read = async (name: string) => {
+      const r = await server.secrets.accessSecretVersion({
+        ...where,
+        secretId: byName.get(name)?.id ?? "",
+        revision: "latest",
+      });
+      return { revision: r.revision, data: Buffer.from(r.data).toString() };
+    };
+    expect(await read("API_URL")).toEqual({ revision: 2, data: "https://new.example" });
+    expect(await read("DB_PASSWORD")).toEqual({ revision: 1, data: "import-pw-1" });
+    expect(JSON.parse((await read("SETTINGS")).data)).toEqual(file.SETTINGS);
+    expect(byName.get("SETTINGS")?.type).toBe(SecretType.KEY_VALUE);
+    expect(urlsCarrying(s.allUrls(), ["import-pw-1", "https://new.example"])).toEqual([]);
+    await s.close();
+  });
+});
