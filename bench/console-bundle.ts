@@ -23,18 +23,19 @@ const DIST =
   path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../packages/console/dist");
 
 /**
- * The budget of the console's JavaScript, gzipped. A desktop admin console
- * on a LAN or a VPN: the first screen's chunk (React, the router,
- * react-query, protobuf-es and connect, the API's descriptors and the
- * screens) within 256 KiB, and everything, lazy chunks included (the YAML
- * parser of bulk import), within 320 KiB. Raise it only with a reason
- * written here.
+ * The budget of the console's JavaScript, gzipped. The first screens (sign-in,
+ * projects, Secrets) are the entry chunk: React, the router, react-query,
+ * protobuf-es and connect, the API's descriptors and those screens, 151 KiB
+ * when this was set; every other screen is a lazy chunk of its own (the YAML
+ * parser of bulk import the largest, 30 KiB), 212 KiB in all. The budget
+ * leaves about 10 % over those: 168 KiB for the entry, 240 KiB in all.
+ * Raise it only with a reason written here.
  */
 export const BUDGET = {
   /** Every chunk, summed: what a visit that opens every screen downloads. */
-  totalJsGzip: 320 * 1024,
-  /** The largest chunk: what the first screen waits for. */
-  largestJsGzip: 256 * 1024,
+  totalJsGzip: 240 * 1024,
+  /** The largest chunk (the entry): what the first screen waits for. */
+  largestJsGzip: 168 * 1024,
 };
 
 export interface Chunk {
