@@ -52,14 +52,34 @@ export interface BundleFigures {
   css: Chunk[];
 }
 
-/** Sizes of dist/assets/*.js (and *.css), raw and gzipped at level 9. */
+/**
+ * The files of the build in dist/: those index.html names, and those they
+ * name, transitively (Vite's lazy imports and preload lists name chunks by
+ * file name). Not every file of dist/assets: a build restored from turbo's
+ * cache lands beside the files of an earlier build, which nothing loads.
+ */
+function filesOfBuild(dir: string, names: string[]): string[] {
+  const known = new Set(names);
+  const named = (text: string) =>
+    [...text.matchAll(/[\w.-]+\.(?:js|css)\b/g)].map((m) => m[0]).filter((n) => known.has(n));
+  const seen = new Set<string>();
+  const queue = named(readFileSync(path.join(DIST, "index.html"), "utf8"));
+  for (let name = queue.pop(); name !== undefined; name = queue.pop()) {
+    if (seen.has(name)) continue;
+    seen.add(name);
+    if (name.endsWith(".js")) queue.push(...named(readFileSync(path.join(dir, name), "utf8")));
+  }
+  return [...seen];
+}
+
+/** Sizes of the build's JavaScript (and CSS) in dist/assets, raw and gzipped at level 9. */
 export function measureBundle(): BundleFigures {
   const dir = path.join(DIST, "assets");
   let names: string[];
   try {
-    names = readdirSync(dir);
+    names = filesOfBuild(dir, readdirSync(dir));
   } catch {
-    throw new Error(`no ${dir}: build the console first (npm run build)`);
+    throw new Error(`no build in ${DIST}: build the console first (npm run build)`);
   }
   const size = (name: string): Chunk => {
     const data = readFileSync(path.join(dir, name));

@@ -36,6 +36,11 @@ describe("the console's bundle budget", () => {
       // Random text barely compresses: 400 KiB of it is over any chunk budget here.
       const big = randomBytes(300 * 1024).toString("base64");
       await writeFile(path.join(dist, "assets", "index-0123456789.js"), `export const x="${big}";`);
+      // Only what the page loads counts: index.html names the entry.
+      await writeFile(
+        path.join(dist, "index.html"),
+        `<script type="module" src="/assets/index-0123456789.js"></script>`,
+      );
       const run = checkBudget({ COFFER_CONSOLE_DIST: dist });
       expect(run.status).toBe(1);
       expect(run.stderr).toMatch(/over budget[\s\S]*largest chunk \(index-0123456789\.js\)/);
