@@ -193,6 +193,13 @@ describe.each(protocols)("AdminService over %s", (protocol) => {
     ]);
     expect(global.projects).toEqual([]);
 
+    // Audited like every call, under the asking token.
+    const asked = await admin.listAuditEvents({
+      tokenId: reader.token?.id ?? "",
+      method: "coffer.admin.v1.AdminService/GetCaller",
+    });
+    expect(asked.events.map((e) => e.outcome)).toEqual(["OK"]);
+
     await admin.revokeToken({ tokenId: reader.token?.id ?? "" });
     expect((await codeOf(client(reader.value).getCaller({}))).code).toBe(Code.Unauthenticated);
     expect((await codeOf(client().getCaller({}))).code).toBe(Code.Unauthenticated);
