@@ -1,7 +1,7 @@
 import { setMaxListeners } from "node:events";
 import type { Logger } from "pino";
 import { type Config, ConfigError, DEFAULT_WATCH_STREAMS_PER_TOKEN } from "./config.ts";
-import { consoleHandler } from "./console/serve-console.ts";
+import { consoleHandler, type FallbackHandler } from "./console/serve-console.ts";
 import { BUILD_HINT, type ConsoleSite, installedConsoleDir, loadConsole } from "./console/site.ts";
 import {
   type KeyRing,
@@ -28,6 +28,7 @@ import { buildServices, chainedServices, type Services } from "./rpc/services.ts
 import { listenConnect } from "./rpc/transports/connect-node.ts";
 import { listenGrpc } from "./rpc/transports/grpc-js.ts";
 import { type ListenOptions, RequestBudget } from "./rpc/transports/limits.ts";
+import { SCALEWAY_PREFIX, scalewayHandler } from "./scaleway/serve.ts";
 import { WatchFeeds } from "./watch/feed.ts";
 import { TokenStreams } from "./watch/token-streams.ts";
 
@@ -97,6 +98,30 @@ function openConsole(config: Config, logger: Logger): ConsoleSite | undefined {
   return site;
 }
 
+/**
+ * What the HTTP port serves besides the RPCs: the Scaleway-compatible REST
+ * API under SCALEWAY_PREFIX, then the web console (when on); anything else
+ * is connect's empty 404.
+ */
+function besideRpcs(
+  services: Services,
+  logger: Logger,
+  site: ConsoleSite | undefined,
+): FallbackHandler {
+  const scaleway = scalewayHandler(services.secret, { logger, readMaxBytes: MAX_REQUEST_BYTES });
+  const console = site && consoleHandler(site);
+  return (req, res) => {
+    if (req.url?.startsWith(SCALEWAY_PREFIX)) {
+      scaleway(req, res);
+    } else if (console !== undefined) {
+      console(req, res);
+    } else {
+      res.writeHead(404);
+      res.end();
+    }
+  };
+}
+
 /** Where a browser opens the console (a wildcard address is reached on the loopback). */
 function consoleUrl(config: Config, port: number): string {
   const { host } = config.httpListen;
@@ -135,7 +160,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     services,
     config.httpListen,
     listenOptions,
-    site && consoleHandler(site),
+    besideRpcs(services, logger, site),
   ).catch(async (err) => {
     await open.stop();
     throw err;

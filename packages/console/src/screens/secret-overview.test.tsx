@@ -28,7 +28,7 @@ function server(initial: Secret, unprotected: UnprotectSecretRequest[]) {
     getSecret: () => create(GetSecretResponseSchema, { secret }),
     deleteSecret: () => {
       throw new ConnectError(
-        `secret is protected: unprotect secret ${SECRET} first (UnprotectSecret) to delete it`,
+        "secret is protected: unprotect it first to delete it",
         Code.FailedPrecondition,
       );
     },

@@ -69,7 +69,9 @@ export async function accessVersionByPath(
   const ref = parseRevision(input.revision);
   noteFacts(caller.audit, { projectId });
   const missing = () =>
-    notFound(`secret "${name}" not found at path "${path}" in project ${projectId}`);
+    notFound(`secret "${name}" not found at path "${path}" in project ${projectId}`, {
+      resource: { type: "secret", id: `${path === "/" ? "" : path}/${name}` },
+    });
   const lookup = { by: "path", region: region.name, projectId, path, name } as const;
   return serve(domain, caller, region, lookup, ref, input, missing);
 }

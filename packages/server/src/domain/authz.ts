@@ -209,11 +209,13 @@ export function projectReadScopes(principal: Principal, projectId: string): Scop
 }
 
 export function projectNotFound(projectId: string): Error {
-  return notFound(`project ${projectId} not found`);
+  return notFound(`project ${projectId} not found`, {
+    resource: { type: "project", id: projectId },
+  });
 }
 
 export function secretNotFound(id: string): Error {
-  return notFound(`secret ${id} not found`);
+  return notFound(`secret ${id} not found`, { resource: { type: "secret", id } });
 }
 
 /** Guards the global-admin-only calls. */

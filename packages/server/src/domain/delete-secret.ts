@@ -28,9 +28,10 @@ export async function deleteSecret(
   return inTransactionThenAnnounce(domain, region, async (tx) => {
     const secret = await lockSecretForChange(tx, caller, region.name, id, input.etag);
     if (secret.protected) {
-      throw failedPrecondition(
-        `secret is protected: unprotect secret ${id} first (UnprotectSecret) to delete it`,
-      );
+      throw failedPrecondition("secret is protected: unprotect it first to delete it", {
+        precondition: "protected_resource",
+        resource: { type: "secret", id },
+      });
     }
     await recordInTransaction(tx, caller.audit, {});
     if (secret.ephemeralAction !== null) {

@@ -26,9 +26,30 @@ export class DomainError extends Error {
     readonly field?: string,
     /** What `field` broke, without the field's name ("is required (a string)"). */
     readonly rule?: string,
+    /** What the refusal is about, for clients that act on it (see RefusalDetail). */
+    readonly detail?: RefusalDetail,
   ) {
     super(message);
   }
+}
+
+/**
+ * What a refusal is about, beyond its message: `rpc/errors.ts` sends it as
+ * the standard google.rpc detail (ResourceInfo, PreconditionFailure,
+ * QuotaFailure), and the Scaleway-compatible REST API as its error body's
+ * `resource`, `resource_id`, `precondition` and quota fields.
+ */
+export interface RefusalDetail {
+  /**
+   * The resource missing (not_found) or refusing: its type (`secret`,
+   * `secret_version`, `project`, `token`) and id (a version's is
+   * `<secret id>/<revision>`; a secret addressed by path, its path and name).
+   */
+  resource?: { type: string; id: string };
+  /** The precondition broken (failed_precondition), as a word: `protected_resource`. */
+  precondition?: string;
+  /** The quota reached (resource_exhausted): its subject (`project:<id>`, `secret:<id>`). */
+  quota?: { subject: string; limit: number };
 }
 
 /**
@@ -42,8 +63,8 @@ export function invalid(field: string, rule: string): DomainError {
 /** The constructor of one kind of refusal, whose message is the whole story. */
 function refusal(
   kind: Exclude<DomainErrorKind, "invalid_argument">,
-): (message: string) => DomainError {
-  return (message) => new DomainError(kind, message);
+): (message: string, detail?: RefusalDetail) => DomainError {
+  return (message, detail) => new DomainError(kind, message, undefined, undefined, detail);
 }
 
 export const notFound = refusal("not_found");

@@ -23,6 +23,7 @@ export async function checkSecretQuota(
   if ((await countLiveSecrets(tx, region, projectId)) >= limit) {
     throw resourceExhausted(
       `project ${projectId} has reached its limit of ${limit} secrets in region ${region} (COFFER_MAX_SECRETS_PER_PROJECT); delete secrets or raise the limit`,
+      { quota: { subject: `project:${projectId}`, limit }, resource: { type: "secret", id: "" } },
     );
   }
 }
@@ -42,6 +43,10 @@ export async function checkVersionQuota(
   if ((await countKeptVersions(tx, secretId)) >= limit) {
     throw resourceExhausted(
       `secret ${secretId} has reached its limit of ${limit} versions (COFFER_MAX_VERSIONS_PER_SECRET); delete old versions (a deleted version stops counting once destroyed, at the end of the deletion window) or raise the limit`,
+      {
+        quota: { subject: `secret:${secretId}`, limit },
+        resource: { type: "secret_version", id: "" },
+      },
     );
   }
 }

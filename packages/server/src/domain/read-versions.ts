@@ -31,6 +31,7 @@ export function versionNotFound(secretId: string, revision: string) {
     revision === "latest_enabled"
       ? `secret ${secretId} has no enabled version`
       : `version ${revision} of secret ${secretId} not found`,
+    { resource: { type: "secret_version", id: `${secretId}/${revision}` } },
   );
 }
 

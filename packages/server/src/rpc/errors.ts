@@ -1,4 +1,11 @@
-import { BadRequestSchema } from "@coffer/api/google/rpc";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import {
+  BadRequestSchema,
+  PreconditionFailureSchema,
+  QuotaFailureSchema,
+  ResourceInfoSchema,
+  RetryInfoSchema,
+} from "@coffer/api/google/rpc";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { isDatabaseUnavailable, pgErrorCode, withoutQueryParameters } from "../db/errors.ts";
 import { DomainError, type DomainErrorKind } from "../domain/errors.ts";
@@ -22,7 +29,8 @@ const CODE: Record<DomainErrorKind, Code> = {
  * its field also carries it as a google.rpc.BadRequest field violation (field
  * path and rule), the standard detail every gRPC ecosystem decodes, so that a
  * client puts the rule next to the right input without parsing the message.
- * Known database conditions
+ * What a refusal is about travels likewise (ResourceInfo, PreconditionFailure,
+ * QuotaFailure: see refusalDetails). Known database conditions
  * get a code and a generic message; everything else is INTERNAL with only the
  * request id, and `internal` is told so that the cause is logged.
  */
@@ -32,7 +40,10 @@ export function toConnectError(
   internal: (cause: unknown) => void,
 ): ConnectError {
   if (err instanceof DomainError) {
-    return new ConnectError(err.message, CODE[err.kind], undefined, fieldViolation(err));
+    return new ConnectError(err.message, CODE[err.kind], undefined, [
+      ...fieldViolation(err),
+      ...refusalDetails(err),
+    ]);
   }
   if (err instanceof ConnectError) return err;
   const pg = pgErrorCode(err);
@@ -61,4 +72,69 @@ function fieldViolation(err: DomainError) {
       value: { fieldViolations: [{ field: err.field, description }] },
     },
   ];
+}
+
+/**
+ * A refusal's detail (domain/errors.ts RefusalDetail) as the standard
+ * google.rpc details: the missing or refusing resource (ResourceInfo), the
+ * broken precondition (PreconditionFailure), the quota reached
+ * (QuotaFailure). The Scaleway-compatible REST API reads them back
+ * (scaleway/errors.ts).
+ */
+function refusalDetails(err: DomainError) {
+  const { detail } = err;
+  if (detail === undefined) return [];
+  return [
+    ...(detail.resource === undefined
+      ? []
+      : [
+          {
+            desc: ResourceInfoSchema,
+            value: { resourceType: detail.resource.type, resourceName: detail.resource.id },
+          },
+        ]),
+    ...(detail.precondition === undefined
+      ? []
+      : [
+          {
+            desc: PreconditionFailureSchema,
+            value: {
+              violations: [
+                {
+                  type: detail.precondition,
+                  subject: detail.resource?.id ?? "",
+                  description: err.message,
+                },
+              ],
+            },
+          },
+        ]),
+    ...(detail.quota === undefined
+      ? []
+      : [
+          {
+            desc: QuotaFailureSchema,
+            value: {
+              violations: [
+                {
+                  subject: detail.quota.subject,
+                  description: `limit ${detail.quota.limit}: ${err.message}`,
+                },
+              ],
+            },
+          },
+        ]),
+  ];
+}
+
+/**
+ * A rate limit's refusal (RESOURCE_EXHAUSTED) with when to retry, as the
+ * standard google.rpc.RetryInfo: the time one call's share of the rate
+ * refills.
+ */
+export function rateLimited(message: string, ratePerSecond: number): ConnectError {
+  const delayMs = Math.max(1, Math.ceil(1000 / Math.max(ratePerSecond, 0.001)));
+  return new ConnectError(message, Code.ResourceExhausted, undefined, [
+    { desc: RetryInfoSchema, value: { retryDelay: durationFromMs(delayMs) } },
+  ]);
 }

@@ -1,5 +1,5 @@
 import { isIPv6 } from "node:net";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { rateLimited } from "./errors.ts";
 import { RateLimiter } from "./rate-limit.ts";
 
 /**
@@ -38,9 +38,9 @@ export class PeerLimiter {
   /** Takes one call from `peer`'s address, or throws RESOURCE_EXHAUSTED. */
   admit(peer: string | undefined): void {
     if (this.buckets.take(peerAddress(peer))) return;
-    throw new ConnectError(
+    throw rateLimited(
       `too many calls without a valid token from this address: at most ${this.buckets.ratePerSecond} per second (COFFER_PEER_RATE_LIMIT_RPS); retry after a short wait`,
-      Code.ResourceExhausted,
+      this.buckets.ratePerSecond,
     );
   }
 

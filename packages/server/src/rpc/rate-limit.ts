@@ -1,4 +1,4 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { rateLimited } from "./errors.ts";
 
 export interface RateLimiterOptions {
   /** Tokens added to each bucket per second: the sustained rate. Must be > 0. */
@@ -81,9 +81,9 @@ export class RateLimiter {
    */
   admit(tokenId: string): void {
     if (this.take(tokenId)) return;
-    throw new ConnectError(
+    throw rateLimited(
       `token ${tokenId} exceeded its rate limit of ${this.ratePerSecond} requests per second (COFFER_RATE_LIMIT_RPS); retry after a short wait`,
-      Code.ResourceExhausted,
+      this.ratePerSecond,
     );
   }
 

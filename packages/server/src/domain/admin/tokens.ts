@@ -258,7 +258,7 @@ export async function getCaller(
 }
 
 export function tokenNotFound(id: string): Error {
-  return notFound(`token ${id} not found`);
+  return notFound(`token ${id} not found`, { resource: { type: "token", id } });
 }
 
 /**

@@ -13,7 +13,8 @@
 // limitations under the License.
 
 // Vendored by Coffer from googleapis (google/rpc/error_details.proto): only
-// the messages Coffer sends, BadRequest and what it holds, with their
+// the messages Coffer sends (BadRequest and what it holds, RetryInfo,
+// QuotaFailure, PreconditionFailure, ResourceInfo), with their
 // package, names and field numbers exactly as published, so that every
 // language's standard decoder of google.rpc.BadRequest reads Coffer's errors.
 
@@ -23,13 +24,15 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Duration } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file google/rpc/error_details.proto.
  */
 export const file_google_rpc_error_details: GenFile = /*@__PURE__*/
-  fileDesc("Ch5nb29nbGUvcnBjL2Vycm9yX2RldGFpbHMucHJvdG8SCmdvb2dsZS5ycGMizAEKCkJhZFJlcXVlc3QSPwoQZmllbGRfdmlvbGF0aW9ucxgBIAMoCzIlLmdvb2dsZS5ycGMuQmFkUmVxdWVzdC5GaWVsZFZpb2xhdGlvbhp9Cg5GaWVsZFZpb2xhdGlvbhINCgVmaWVsZBgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIOCgZyZWFzb24YAyABKAkSNwoRbG9jYWxpemVkX21lc3NhZ2UYBCABKAsyHC5nb29nbGUucnBjLkxvY2FsaXplZE1lc3NhZ2UiMwoQTG9jYWxpemVkTWVzc2FnZRIOCgZsb2NhbGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCUJsCg5jb20uZ29vZ2xlLnJwY0IRRXJyb3JEZXRhaWxzUHJvdG9QAVo/Z29vZ2xlLmdvbGFuZy5vcmcvZ2VucHJvdG8vZ29vZ2xlYXBpcy9ycGMvZXJyZGV0YWlscztlcnJkZXRhaWxzogIDUlBDYgZwcm90bzM");
+  fileDesc("Ch5nb29nbGUvcnBjL2Vycm9yX2RldGFpbHMucHJvdG8SCmdvb2dsZS5ycGMizAEKCkJhZFJlcXVlc3QSPwoQZmllbGRfdmlvbGF0aW9ucxgBIAMoCzIlLmdvb2dsZS5ycGMuQmFkUmVxdWVzdC5GaWVsZFZpb2xhdGlvbhp9Cg5GaWVsZFZpb2xhdGlvbhINCgVmaWVsZBgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIOCgZyZWFzb24YAyABKAkSNwoRbG9jYWxpemVkX21lc3NhZ2UYBCABKAsyHC5nb29nbGUucnBjLkxvY2FsaXplZE1lc3NhZ2UiMwoQTG9jYWxpemVkTWVzc2FnZRIOCgZsb2NhbGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCSI7CglSZXRyeUluZm8SLgoLcmV0cnlfZGVsYXkYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24ieQoMUXVvdGFGYWlsdXJlEjYKCnZpb2xhdGlvbnMYASADKAsyIi5nb29nbGUucnBjLlF1b3RhRmFpbHVyZS5WaW9sYXRpb24aMQoJVmlvbGF0aW9uEg8KB3N1YmplY3QYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkilQEKE1ByZWNvbmRpdGlvbkZhaWx1cmUSPQoKdmlvbGF0aW9ucxgBIAMoCzIpLmdvb2dsZS5ycGMuUHJlY29uZGl0aW9uRmFpbHVyZS5WaW9sYXRpb24aPwoJVmlvbGF0aW9uEgwKBHR5cGUYASABKAkSDwoHc3ViamVjdBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCSJgCgxSZXNvdXJjZUluZm8SFQoNcmVzb3VyY2VfdHlwZRgBIAEoCRIVCg1yZXNvdXJjZV9uYW1lGAIgASgJEg0KBW93bmVyGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJQmwKDmNvbS5nb29nbGUucnBjQhFFcnJvckRldGFpbHNQcm90b1ABWj9nb29nbGUuZ29sYW5nLm9yZy9nZW5wcm90by9nb29nbGVhcGlzL3JwYy9lcnJkZXRhaWxzO2VycmRldGFpbHOiAgNSUENiBnByb3RvMw", [file_google_protobuf_duration]);
 
 /**
  * Describes violations in a client request. This error type focuses on the
@@ -129,4 +132,187 @@ export type LocalizedMessage = Message<"google.rpc.LocalizedMessage"> & {
  */
 export const LocalizedMessageSchema: GenMessage<LocalizedMessage> = /*@__PURE__*/
   messageDesc(file_google_rpc_error_details, 1);
+
+/**
+ * Describes when the clients can retry a failed request. Clients could ignore
+ * the recommendation here or retry when this information is missing from error
+ * responses.
+ *
+ * @generated from message google.rpc.RetryInfo
+ */
+export type RetryInfo = Message<"google.rpc.RetryInfo"> & {
+  /**
+   * Clients should wait at least this long between retrying the same request.
+   *
+   * @generated from field: google.protobuf.Duration retry_delay = 1;
+   */
+  retryDelay?: Duration | undefined;
+};
+
+/**
+ * Describes the message google.rpc.RetryInfo.
+ * Use `create(RetryInfoSchema)` to create a new message.
+ */
+export const RetryInfoSchema: GenMessage<RetryInfo> = /*@__PURE__*/
+  messageDesc(file_google_rpc_error_details, 2);
+
+/**
+ * Describes how a quota check failed.
+ *
+ * @generated from message google.rpc.QuotaFailure
+ */
+export type QuotaFailure = Message<"google.rpc.QuotaFailure"> & {
+  /**
+   * Describes all quota violations.
+   *
+   * @generated from field: repeated google.rpc.QuotaFailure.Violation violations = 1;
+   */
+  violations: QuotaFailure_Violation[];
+};
+
+/**
+ * Describes the message google.rpc.QuotaFailure.
+ * Use `create(QuotaFailureSchema)` to create a new message.
+ */
+export const QuotaFailureSchema: GenMessage<QuotaFailure> = /*@__PURE__*/
+  messageDesc(file_google_rpc_error_details, 3);
+
+/**
+ * A message type used to describe a single quota violation.
+ *
+ * @generated from message google.rpc.QuotaFailure.Violation
+ */
+export type QuotaFailure_Violation = Message<"google.rpc.QuotaFailure.Violation"> & {
+  /**
+   * The subject on which the quota check failed.
+   * For example, "clientip:<ip address of client>" or "project:<Google
+   * developer project id>".
+   *
+   * @generated from field: string subject = 1;
+   */
+  subject: string;
+
+  /**
+   * A description of how the quota check failed.
+   *
+   * @generated from field: string description = 2;
+   */
+  description: string;
+};
+
+/**
+ * Describes the message google.rpc.QuotaFailure.Violation.
+ * Use `create(QuotaFailure_ViolationSchema)` to create a new message.
+ */
+export const QuotaFailure_ViolationSchema: GenMessage<QuotaFailure_Violation> = /*@__PURE__*/
+  messageDesc(file_google_rpc_error_details, 3, 0);
+
+/**
+ * Describes what preconditions have failed.
+ *
+ * @generated from message google.rpc.PreconditionFailure
+ */
+export type PreconditionFailure = Message<"google.rpc.PreconditionFailure"> & {
+  /**
+   * Describes all precondition violations.
+   *
+   * @generated from field: repeated google.rpc.PreconditionFailure.Violation violations = 1;
+   */
+  violations: PreconditionFailure_Violation[];
+};
+
+/**
+ * Describes the message google.rpc.PreconditionFailure.
+ * Use `create(PreconditionFailureSchema)` to create a new message.
+ */
+export const PreconditionFailureSchema: GenMessage<PreconditionFailure> = /*@__PURE__*/
+  messageDesc(file_google_rpc_error_details, 4);
+
+/**
+ * A message type used to describe a single precondition failure.
+ *
+ * @generated from message google.rpc.PreconditionFailure.Violation
+ */
+export type PreconditionFailure_Violation = Message<"google.rpc.PreconditionFailure.Violation"> & {
+  /**
+   * The type of PreconditionFailure. We recommend using a service-specific
+   * enum type to define the supported precondition violation subjects.
+   *
+   * @generated from field: string type = 1;
+   */
+  type: string;
+
+  /**
+   * The subject, relative to the type, that failed.
+   *
+   * @generated from field: string subject = 2;
+   */
+  subject: string;
+
+  /**
+   * A description of how the precondition failed. Developers can use this
+   * description to understand how to fix the failure.
+   *
+   * @generated from field: string description = 3;
+   */
+  description: string;
+};
+
+/**
+ * Describes the message google.rpc.PreconditionFailure.Violation.
+ * Use `create(PreconditionFailure_ViolationSchema)` to create a new message.
+ */
+export const PreconditionFailure_ViolationSchema: GenMessage<PreconditionFailure_Violation> = /*@__PURE__*/
+  messageDesc(file_google_rpc_error_details, 4, 0);
+
+/**
+ * Describes the resource that is being accessed.
+ *
+ * @generated from message google.rpc.ResourceInfo
+ */
+export type ResourceInfo = Message<"google.rpc.ResourceInfo"> & {
+  /**
+   * A name for the type of resource being accessed, e.g. "sql table",
+   * "cloud storage bucket", "file", "Google calendar"; or the type URL
+   * of the resource: e.g. "type.googleapis.com/pubsub.v1.Topic".
+   *
+   * @generated from field: string resource_type = 1;
+   */
+  resourceType: string;
+
+  /**
+   * The name of the resource being accessed.  For example, a shared calendar
+   * name: "example.com_4fghdhgsrgh@group.calendar.google.com", if the current
+   * error is
+   * [google.rpc.Code.PERMISSION_DENIED][google.rpc.Code.PERMISSION_DENIED].
+   *
+   * @generated from field: string resource_name = 2;
+   */
+  resourceName: string;
+
+  /**
+   * The owner of the resource (optional).
+   * For example, "user:<owner email>" or "project:<Google developer project
+   * id>".
+   *
+   * @generated from field: string owner = 3;
+   */
+  owner: string;
+
+  /**
+   * Describes what error is encountered when accessing this resource.
+   * For example, updating a cloud project may require the `writer` permission
+   * on the developer console project.
+   *
+   * @generated from field: string description = 4;
+   */
+  description: string;
+};
+
+/**
+ * Describes the message google.rpc.ResourceInfo.
+ * Use `create(ResourceInfoSchema)` to create a new message.
+ */
+export const ResourceInfoSchema: GenMessage<ResourceInfo> = /*@__PURE__*/
+  messageDesc(file_google_rpc_error_details, 5);
 
