@@ -10,6 +10,7 @@ export default defineConfig({
       "faults/**/*.test.ts",
       "fuzz/**/*.test.ts",
       "console/**/*.test.ts",
+      "compat/**/*.test.ts",
     ],
     // Real processes: a fresh embedded database takes several seconds to
     // initialise, more when two files start servers at once on two cores.
