@@ -36,7 +36,7 @@ describeOnBackends("Scaleway SDK: refusals", (backend) => {
     // The rate-limited server starts beside the main one: one token's
     // second call in a second is already over its limit.
     const started = await Promise.allSettled([
-      startCompatServer(backend, "errors"),
+      startCompatServer(backend, "errors", { COFFER_MAX_VERSIONS_PER_SECRET: "3" }),
       startCompatServer(backend, "rate-limit", { COFFER_RATE_LIMIT_RPS: "1" }),
     ]);
     const [main, slow] = started;
@@ -91,6 +91,29 @@ describeOnBackends("Scaleway SDK: refusals", (backend) => {
     expect(err).toMatchObject({ status: 412, precondition: "protected_resource" });
     expect((err as Errors.PreconditionFailedError).helpMessage).toMatch(/protected/);
     expect((await api.getSecret({ secretId: id })).deletionRequestedAt).toBeUndefined();
+  });
+
+  it("AlreadyExistsError for a second secret of the same name at the same path", async () => {
+    await api.createSecret({ name: "twice", path: "/errors", protected: false });
+    const err = await refusal(
+      api.createSecret({ name: "twice", path: "/errors", protected: false }),
+    );
+    expect(err).toBeInstanceOf(Errors.AlreadyExistsError);
+    expect(err).toMatchObject({ status: 409, resource: "secret" });
+    expect((err as Errors.AlreadyExistsError).helpMessage).toContain("twice");
+  });
+
+  it("QuotasExceededError past the versions a secret may hold (COFFER_MAX_VERSIONS_PER_SECRET)", async () => {
+    const { id } = await api.createSecret({ name: "full", path: "/errors", protected: false });
+    for (let i = 0; i < 3; i++)
+      await api.createSecretVersion({ secretId: id, data: base64(`${i}`) });
+    const err = await refusal(api.createSecretVersion({ secretId: id, data: base64("one more") }));
+    expect(err).toBeInstanceOf(Errors.QuotasExceededError);
+    expect(err).toMatchObject({ status: 403 });
+    expect((err as Errors.QuotasExceededError).list).toEqual([
+      { resource: "secret_version", quota: 3, current: 3, scope: undefined },
+    ]);
+    expect((await api.getSecret({ secretId: id })).versionCount).toBe(3);
   });
 
   it("InvalidArgumentsError names a bad name, path, secret id and revision", async () => {
