@@ -137,6 +137,30 @@ describeOnBackends("Scaleway SDK: ephemeral policies", (backend) => {
     expect(byPath).toBeInstanceOf(Errors.PreconditionFailedError);
   });
 
+  it("updateSecretVersion cannot turn single access off: the version is still served only once", async () => {
+    const secret = await ephemeral("tightened", { expiresOnceAccessed: true, action: "disable" });
+    await api.createSecretVersion({ secretId: secret.id, data: base64("once only") });
+    const err = await refusal(
+      api.updateSecretVersion({
+        secretId: secret.id,
+        revision: "1",
+        ephemeralProperties: {
+          expiresAt: new Date(Date.now() + 3_600_000),
+          expiresOnceAccessed: false,
+          action: "disable",
+        },
+      }),
+    );
+    expect(err).toBeInstanceOf(Errors.PreconditionFailedError);
+    expect((err as Errors.PreconditionFailedError).helpMessage).toMatch(/single-access/);
+    const version = await api.getSecretVersion({ secretId: secret.id, revision: "1" });
+    expect(version.ephemeralProperties?.expiresOnceAccessed).toBe(true);
+    await api.accessSecretVersion({ secretId: secret.id, revision: "1" });
+    expect(
+      await refusal(api.accessSecretVersion({ secretId: secret.id, revision: "1" })),
+    ).toBeInstanceOf(Errors.PreconditionFailedError);
+  });
+
   it("50 concurrent REST accesses to a single-access version: one gets the payload, 49 are refused, as audited", async () => {
     const secret = await ephemeral("raced", { expiresOnceAccessed: true, action: "disable" });
     const payload = randomBytes(32);

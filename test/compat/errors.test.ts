@@ -134,6 +134,12 @@ describeOnBackends("Scaleway SDK: refusals", (backend) => {
     ]);
   });
 
+  it("InvalidArgumentsError names region for a region this server does not serve", async () => {
+    expect(await refusedArguments(api.getSecret({ secretId, region: "nl-ams" }))).toEqual([
+      "region",
+    ]);
+  });
+
   it("InvalidArgumentsError names data for a payload that is not base64, and nothing is stored", async () => {
     expect(
       await refusedArguments(api.createSecretVersion({ secretId, data: "not base64!" })),
