@@ -660,7 +660,8 @@ export type AuditEvent = Message<"coffer.admin.v1.AuditEvent"> & {
 
   /**
    * For a call refused without a valid token: the display prefix of the
-   * well-formed token it presented (e.g. "coffer_ab12"), else empty.
+   * well-formed token it presented (e.g. "coffer_ab12"), "uuid" for a
+   * Scaleway-style secret key (none of its characters), else empty.
    *
    * @generated from field: string token_prefix = 15;
    */
