@@ -11,7 +11,7 @@
  * embedded PGlite (no database URL, a data folder), bare servers
  * (bench/baselines/*-echo.ts) and bare database loops
  * (bench/baselines/*-loop.ts). Unary load comes from h2load (Debian's
- * nghttp2-client) with pre-encoded request bodies, so that the load
+ * nghttp2-client) with pre-encoded request bodies (REST: GETs, no body), so that the load
  * generator is native code and not a Node process competing with the
  * server; single access uses a Node client (64 concurrent readers).
  *
