@@ -11,7 +11,7 @@
  * embedded PGlite (no database URL, a data folder), bare servers
  * (bench/baselines/*-echo.ts) and bare database loops
  * (bench/baselines/*-loop.ts). Unary load comes from h2load (Debian's
- * nghttp2-client) with pre-encoded request bodies, so that the load
+ * nghttp2-client) with pre-encoded request bodies (REST: GETs, no body), so that the load
  * generator is native code and not a Node process competing with the
  * server; single access uses a Node client (64 concurrent readers).
  *
@@ -68,6 +68,7 @@ import {
 } from "./support/coffer.ts";
 import { type ProfileSummary, profilesIn, summarizeProfile } from "./support/cpu-profile.ts";
 import { grpcFrame } from "./support/grpc-frames.ts";
+import { h2cGet } from "./support/h2c-get.ts";
 import { ensureH2load, runH2loadLanes } from "./support/h2load.ts";
 import type { LoopResult, LoopSettings } from "./support/loop.ts";
 import {
@@ -213,6 +214,37 @@ async function sampleAccess(
   }
 }
 
+/**
+ * Asks one REST access (GET …/access) and checks its answer: status 200,
+ * JSON, the secret and revision asked, and `data` the expected payload in
+ * base64. Returns the answer's size in bytes.
+ */
+async function sampleRestAccess(
+  baseUrl: string,
+  token: string | undefined,
+  secretId: string,
+  expected: Uint8Array,
+): Promise<number> {
+  const res = await h2cGet(
+    baseUrl + restAccessPath(secretId),
+    token === undefined ? {} : { "x-auth-token": token },
+  );
+  const what = `sample REST access to ${new URL(baseUrl).host}`;
+  if (res.status !== 200 || res.contentType !== "application/json") {
+    // A refusal's body is Scaleway's error JSON (type, message), never a payload.
+    throw new Error(`${what}: HTTP ${res.status}, ${res.contentType}: ${res.body}`);
+  }
+  const json = JSON.parse(res.body.toString("utf8")) as Record<string, unknown>;
+  if (
+    json.secret_id !== secretId ||
+    json.revision !== 1 ||
+    json.data !== Buffer.from(expected).toString("base64")
+  ) {
+    throw new Error(`${what}: not the expected secret, revision or payload`);
+  }
+  return res.body.length;
+}
+
 /** OK audit events of a method on a secret (ListAuditEvents total_count), via the admin token. */
 async function okEvents(admin: Client<typeof AdminService>, method: string, secretId: string) {
   const res = await admin.listAuditEvents({
@@ -298,8 +330,11 @@ async function runLoopProcess(
 interface H2Target {
   name: string;
   url: string;
-  /** The request body, or a function giving each round's for each lane (called before the round). */
-  body: Buffer | ((lane: number) => Promise<Buffer>);
+  /**
+   * The request body, or a function giving each round's for each lane
+   * (called before the round); none: the requests are GETs.
+   */
+  body?: Buffer | ((lane: number) => Promise<Buffer>);
   /** h2load processes at once, each with `clients` × `streams` and its own body; default 1. */
   lanes?: number;
   headers: string[];
@@ -322,6 +357,7 @@ function h2Measurement(dir: string, t: H2Target, problems: string[]): () => Prom
   return async () => {
     round += 1;
     for (const lane of lanes) {
+      if (t.body === undefined) continue;
       await writeFile(bodyFile(lane), typeof t.body === "function" ? await t.body(lane) : t.body, {
         mode: 0o600,
       });
@@ -332,7 +368,7 @@ function h2Measurement(dir: string, t: H2Target, problems: string[]): () => Prom
       runH2loadLanes(
         lanes.map((lane) => ({
           url: t.url,
-          bodyFile: bodyFile(lane),
+          ...(t.body !== undefined && { bodyFile: bodyFile(lane) }),
           headers: t.headers,
           clients: t.clients,
           streams: t.streams,
@@ -398,6 +434,9 @@ function h2Measurement(dir: string, t: H2Target, problems: string[]): () => Prom
 const GRPC_HEADERS = ["content-type: application/grpc", "te: trailers"];
 const CONNECT_HEADERS = ["content-type: application/proto", "connect-protocol-version: 1"];
 const methodPath = (method: string) => `/${SecretService.typeName}/${method}`;
+/** Revision 1 of a secret, as the Scaleway-compatible REST API reads it (region: the server's default). */
+const restAccessPath = (secretId: string) =>
+  `/secret-manager/v1beta1/regions/local/secrets/${secretId}/versions/1/access`;
 const accessBody = (secretId: string) =>
   Buffer.from(
     toBinary(
@@ -613,24 +652,27 @@ interface Target {
   text: string;
 }
 
-/** Coffer's rate as a share of a baseline's, on medians, with the per-run ratios. */
+/**
+ * Coffer's rate as a share of a baseline's, on medians, with the per-run
+ * ratios; against its target where one was set (the REST ratios have none).
+ */
 function ratioTarget(
   what: string,
   coffer: Measurement | undefined,
   base: Measurement | undefined,
-  target: number,
+  target?: number,
 ): Target | undefined {
   if (coffer === undefined || base === undefined) return undefined;
   const ratio = median(coffer.samples.map((s) => s.rps)) / median(base.samples.map((s) => s.rps));
   const perRun = coffer.samples.map((s, i) => s.rps / (base.samples[i]?.rps ?? Number.NaN));
   const pct = (x: number) => `${(100 * x).toFixed(0)} %`;
-  const ok = ratio >= target;
+  const ok = target === undefined || ratio >= target;
   const cpuC = median(coffer.samples.map((s) => s.cpuUsPerCall));
   const cpuB = median(base.samples.map((s) => s.cpuUsPerCall));
   return {
     what,
     ok,
-    text: `${what}: ${pct(ratio)} of ${base.label} (per run ${perRun.map(pct).join(", ")}); target ≥ ${pct(target)}: **${ok ? "met" : `missed by ${(100 * (target - ratio)).toFixed(0)} points`}**. CPU per call: ${int(cpuC)} µs against ${int(cpuB)} µs (${(cpuC / cpuB).toFixed(1)}×, ${int(cpuC - cpuB)} µs more).`,
+    text: `${what}: ${pct(ratio)} of ${base.label} (per run ${perRun.map(pct).join(", ")}); ${target === undefined ? "no target set" : `target ≥ ${pct(target)}: **${ok ? "met" : `missed by ${(100 * (target - ratio)).toFixed(0)} points`}**`}. CPU per call: ${int(cpuC)} µs against ${int(cpuB)} µs (${(cpuC / cpuB).toFixed(1)}×, ${int(Math.abs(cpuC - cpuB))} µs ${cpuC < cpuB ? "less" : "more"}).`,
   };
 }
 
@@ -737,6 +779,8 @@ async function main(): Promise<void> {
     measurements.push({ ...m, samples: [], problems, run: run(problems) });
   };
   let pgCoffer: CofferSetup | undefined;
+  /** Bytes of the REST answers (Coffer's, the echo's), from the sample calls. */
+  let restBytes: { coffer: number; echo: number } | undefined;
   if (only.has("access") || only.has("writes") || only.has("single-access")) {
     log("starting Coffer on Postgres");
     const server = await startCoffer("coffer-pg", pgSettings, {
@@ -755,19 +799,25 @@ async function main(): Promise<void> {
     const auth = `authorization: Bearer ${s.accessToken}`;
     const grpcSecret = await createSecret(s, "access-grpc", payload);
     const connectSecret = await createSecret(s, "access-connect", payload);
+    const restSecret = await createSecret(s, "access-rest", payload);
     await sampleAccess(grpcTransport(s.server.grpcUrl, s.accessToken), grpcSecret, payload);
     await sampleAccess(connectTransport(s.server.url, s.accessToken), connectSecret, payload);
     const grpcjs = await startBaseline(dir, "grpc-js-echo");
     const h2 = await startBaseline(dir, "http2-echo");
     const connect = await startBaseline(dir, "connect-echo");
+    const rest = await startBaseline(dir, "rest-echo");
     await sampleAccess(grpcTransport(grpcjs.url), grpcSecret, ECHO_DATA);
     await sampleAccess(grpcTransport(h2.url), grpcSecret, ECHO_DATA);
     await sampleAccess(connectTransport(connect.url), connectSecret, ECHO_DATA);
+    restBytes = {
+      coffer: await sampleRestAccess(s.server.url, s.accessToken, restSecret, payload),
+      echo: await sampleRestAccess(rest.url, undefined, restSecret, ECHO_DATA),
+    };
     const audited = (secretId: string) => () => okEvents(s.audit, "AccessSecretVersion", secretId);
     const h2t = (
       name: string,
       url: string,
-      body: Buffer,
+      body: Buffer | undefined,
       headers: string[],
       pid: number,
       pg: boolean,
@@ -775,7 +825,7 @@ async function main(): Promise<void> {
     ): H2Target => ({
       name,
       url,
-      body,
+      ...(body !== undefined && { body }),
       headers,
       pid,
       pg,
@@ -898,6 +948,57 @@ async function main(): Promise<void> {
             connectBody,
             CONNECT_HEADERS,
             connect.child.pid,
+            false,
+          ),
+          p,
+        ),
+    );
+    // REST GETs over cleartext HTTP/2 (prior knowledge), on the same 4
+    // connections × 16 streams as Connect: the two then differ in their
+    // protocol layer only (a proto POST through connect-node against a JSON
+    // GET through the REST handler), not in the transport. Over HTTP/1.1,
+    // 64 calls in flight need 64 connections (h2load pipelines on fewer,
+    // and node answers a connection's pipelined requests one at a time):
+    // that would measure connection handling, not the call.
+    add(
+      {
+        key: "access-rest",
+        bench: "access",
+        label: "Coffer AccessSecretVersion, REST GET …/access (HTTP port, HTTP/2), Postgres",
+        check: "HTTP 200 from h2load, and an OK audit event per request (ListAuditEvents)",
+        coffer: s.server,
+      },
+      (p) =>
+        h2Measurement(
+          dir,
+          h2t(
+            "access-rest",
+            s.server.url + restAccessPath(restSecret),
+            undefined,
+            [`x-auth-token: ${s.accessToken}`],
+            s.server.child.pid,
+            true,
+            audited(restSecret),
+          ),
+          p,
+        ),
+    );
+    add(
+      {
+        key: "echo-rest",
+        bench: "access",
+        label: "bare node:http2 JSON GET echo (REST)",
+        check: sampled,
+      },
+      (p) =>
+        h2Measurement(
+          dir,
+          h2t(
+            "echo-rest",
+            rest.url + restAccessPath(restSecret),
+            undefined,
+            [],
+            rest.child.pid,
             false,
           ),
           p,
@@ -1092,6 +1193,9 @@ async function main(): Promise<void> {
             ratioTarget("gRPC", byKey("access-grpc"), byKey("echo-grpcjs"), 0.5),
             p99Target(byKey("access-grpc"), 10),
             ratioTarget("Connect", byKey("access-connect"), byKey("echo-connect"), 0.8),
+            ratioTarget("REST", byKey("access-rest"), byKey("echo-connect")),
+            ratioTarget("REST", byKey("access-rest"), byKey("echo-rest")),
+            ratioTarget("REST", byKey("access-rest"), byKey("access-connect")),
             ratioTarget("PGlite", byKey("access-pglite"), byKey("pglite-loop"), 0.5),
           ]
         : [ratioTarget("CreateSecretVersion", byKey("create-version"), byKey("insert-loop"), 0.5)]
@@ -1102,7 +1206,7 @@ async function main(): Promise<void> {
         : `## CreateSecretVersion (1 KiB) against a bare INSERT loop${args.profile ? " (profiled run)" : ""}`;
     const how =
       bench === "access"
-        ? `Load: h2load (one thread) with a pre-encoded request, ${ACCESS.clients} connections × ${ACCESS.streams} streams = ${ACCESS.clients * ACCESS.streams} in flight; gRPC requests framed, Connect ones as unary \`application/proto\` POSTs. Coffer: revision "1" of a secret with a 1 KiB payload, a \`secret_access\` token, each call authenticated, decrypted and audited. The echo baselines decode the request and encode a 1 KiB AccessSecretVersionResponse (protobuf-es), nothing else. The loops run in their own process with ${64} concurrent workers (Postgres: the \`postgres\` driver, pool of 10 as Coffer's default; PGlite: in-process, with a data folder), each call a primary-key select of a version row with a 1 KiB ciphertext, an AES-256-GCM unwrap of its data key and a decrypt.`
+        ? `Load: h2load (one thread) with a pre-encoded request, ${ACCESS.clients} connections × ${ACCESS.streams} streams = ${ACCESS.clients * ACCESS.streams} in flight; gRPC requests framed, Connect ones as unary \`application/proto\` POSTs, REST ones as GETs of \`/secret-manager/v1beta1/regions/local/secrets/{id}/versions/1/access\` with an \`X-Auth-Token\` header, all over cleartext HTTP/2 (REST on the same transport as Connect, so that only the protocol layer differs). Coffer: revision "1" of a secret with a 1 KiB payload, a \`secret_access\` token, each call authenticated, decrypted and audited. The echo baselines decode the request and encode a 1 KiB AccessSecretVersionResponse (protobuf-es), nothing else; the REST echo (node:http2's request/response API, no RPC library) reads the secret and revision from the path and answers the JSON of Coffer's answer, the payload in base64${restBytes === undefined ? "" : ` (${restBytes.echo} bytes; Coffer's: ${restBytes.coffer})`}, nothing else. The loops run in their own process with ${64} concurrent workers (Postgres: the \`postgres\` driver, pool of 10 as Coffer's default; PGlite: in-process, with a data folder), each call a primary-key select of a version row with a 1 KiB ciphertext, an AES-256-GCM unwrap of its data key and a decrypt.`
         : `Load: ${WRITES.lanes} h2load processes of ${WRITES.clients} connection × ${WRITES.streams} stream, each with a pre-encoded CreateSecretVersion request for its own secret (fresh secrets each round), so ${WRITES.lanes * WRITES.clients * WRITES.streams} writes are in flight on ${WRITES.lanes} secrets, as the loop's 16 workers write independent rows (the versions of one secret are numbered under its row lock, so writes to one secret are serialized by design), with a \`secret_write\` token; each call validates, encrypts under a fresh data key, and writes the version, its audit event and its watch event in one transaction. The loop: its own process, 16 workers, the \`postgres\` driver (pool of 10), per call a fresh data key, its wrap, the payload's encryption and one INSERT of a row of the same shape (no transaction block, no audit, no outbox).`;
     const lines = [
       title,

@@ -31,3 +31,19 @@ export function announce(port: number, close: () => void): void {
     process.exit(0);
   });
 }
+
+/**
+ * The JSON an echo baseline answers to a REST access: the fields and
+ * sizes of Coffer's answer (the 1 KiB payload in base64), built per call.
+ */
+export function echoJson(secretId: string, revision: number): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      secret_id: secretId,
+      revision,
+      data: Buffer.from(ECHO_DATA).toString("base64"),
+      data_crc32: 0x1234_5678,
+      type: "opaque",
+    }),
+  );
+}

@@ -40,8 +40,11 @@ export function ensureH2load(log: (line: string) => void): string {
 export interface H2loadOptions {
   /** Full URL of the method, e.g. http://127.0.0.1:50051/pkg.Service/Method. */
   url: string;
-  /** File holding the request body, sent with every request (`-d`). */
-  bodyFile: string;
+  /**
+   * File holding the request body, sent with every request (`-d`, which
+   * makes them POSTs); without one h2load sends GETs.
+   */
+  bodyFile?: string;
   /** `name: value` headers (`-H`). May hold a token: never printed from here. */
   headers: string[];
   /** Connections (`-c`). */
@@ -133,8 +136,7 @@ async function h2load(o: H2loadOptions): Promise<{ result: H2loadResult; latenci
     String(o.streams),
     "-n",
     String(o.requests),
-    "-d",
-    o.bodyFile,
+    ...(o.bodyFile === undefined ? [] : ["-d", o.bodyFile]),
     "--log-file",
     o.logFile,
     ...o.headers.flatMap((h) => ["-H", h]),

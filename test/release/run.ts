@@ -273,6 +273,28 @@ try {
     },
   );
 
+  // 4b. The Scaleway-compatible REST API, on the HTTP port of the installed server.
+  await step("the Scaleway-compatible REST API (X-Auth-Token, access by path)", async () => {
+    const query = new URLSearchParams({
+      project_id: projectId,
+      secret_path: "/app",
+      secret_name: "api-key",
+    });
+    const res = await fetch(
+      `${server.url}/secret-manager/v1beta1/regions/local/secrets-by-path/versions/latest_enabled/access?${query}`,
+      { headers: { "x-auth-token": sidecarToken } },
+    );
+    const type = res.headers.get("content-type");
+    const body = (await res.json()) as { data?: string; type?: string };
+    if (res.status !== 200 || type !== "application/json") {
+      throw new Error(`GET …/access answered ${res.status} (${type})`);
+    }
+    if (Buffer.from(body.data ?? "", "base64").toString() !== "k-1" || body.type !== "opaque") {
+      throw new Error("GET …/access did not answer the payload written by the CLI");
+    }
+    console.log("  GET …/secrets-by-path/versions/latest_enabled/access answered the payload");
+  });
+
   /**
    * Runs an agent (`start` spawns it in `folder`, with `agent.yaml` there)
    * until it wrote both secrets as `expected` says, then writes

@@ -154,6 +154,9 @@ export const ROLE_NAMES = [
   "secret_access",
 ] as const;
 
+/** The token formats `coffer token create --format` accepts, as the API's TokenFormat spells them. */
+export const TOKEN_FORMAT_NAMES = ["coffer", "scaleway"] as const;
+
 /** The version statuses `--status` accepts, as the API's VersionStatus spells them. */
 export const VERSION_STATUS_NAMES = [
   "enabled",

@@ -8,6 +8,8 @@ import {
   Role,
   RoleSchema,
   type Token,
+  TokenFormat,
+  TokenFormatSchema,
 } from "@coffer/api";
 import type { Runs } from "../args.ts";
 import { type Connection, connect, requireProject } from "../connection.ts";
@@ -107,6 +109,10 @@ function tokenDetails(t: Token): string {
 export const run: Runs<typeof TOKEN> = {
   async create(ctx, { values, args }) {
     const format = parseOutputFormat(values.output);
+    const tokenFormat =
+      values.format === undefined
+        ? TokenFormat.COFFER
+        : parseEnum<TokenFormat>(TokenFormatSchema, values.format, "--format");
     const specs = (values.grant ?? []).map(parseGrant);
     if (specs.length === 0 && !values["global-admin"]) {
       throw new UsageError("a token needs at least one --grant (or --global-admin)");
@@ -134,18 +140,25 @@ export const run: Runs<typeof TOKEN> = {
       name: args[0] as string,
       grants,
       ...(expiresAt !== undefined && { expiresAt: timestampFromDate(expiresAt) }),
+      format: tokenFormat,
     });
     if (format === "json") {
       await ctx.io.stdout.write(jsonText(CreateTokenResponseSchema, res));
       return undefined;
     }
     const t = res.token;
+    const what = `Created token ${t?.name ?? ""} (id ${t?.id ?? ""}): ${t?.grants.map(grantText).join(", ") ?? ""}${
+      t?.expiresAt ? `, expires ${formatTime(t.expiresAt)}` : ""
+    }.`;
+    if (res.accessKey === "") {
+      await ctx.io.stderr.write(`${what}\nIts value, shown this once (store it now):\n`);
+      await ctx.io.stdout.write(`${res.value}\n`);
+      return undefined;
+    }
     await ctx.io.stderr.write(
-      `Created token ${t?.name ?? ""} (id ${t?.id ?? ""}): ${t?.grants.map(grantText).join(", ") ?? ""}${
-        t?.expiresAt ? `, expires ${formatTime(t.expiresAt)}` : ""
-      }.\nIts value, shown this once (store it now):\n`,
+      `${what}\nIts access key id and secret key, shown this once (store them now); Scaleway's SDKs take them as accessKey and secretKey (env SCW_ACCESS_KEY and SCW_SECRET_KEY):\n`,
     );
-    await ctx.io.stdout.write(`${res.value}\n`);
+    await ctx.io.stdout.write(`SCW_ACCESS_KEY=${res.accessKey}\nSCW_SECRET_KEY=${res.value}\n`);
     return undefined;
   },
 

@@ -5,6 +5,7 @@ import {
   PAGE_OPTIONS,
   PROJECT_OPTION,
   ROLE_NAMES,
+  TOKEN_FORMAT_NAMES,
 } from "../flags.ts";
 
 /** What the commands of `coffer token` take; token-run.ts has what they do. */
@@ -17,7 +18,14 @@ ROLE@PROJECT:/path. Roles: ${ROLE_NAMES.join(", ")}.
 
 The value goes to stdout, alone on its line, so that it can be captured
 (TOKEN=$(coffer token create ...)); what it is goes to stderr. It is shown
-this once: the server keeps only its hash.`,
+this once: the server keeps only its hash.
+
+--format scaleway makes a Scaleway-style key instead, for Scaleway's SDKs,
+scw CLI and Terraform: an access key id (SCW..., not secret) and a secret
+key (a UUID, the token's value, which Coffer's own clients take as a token
+too). Both go to stdout as SCW_ACCESS_KEY=... and SCW_SECRET_KEY=... lines,
+the names Scaleway's tools read them from. Grants, expiry and revocation
+work as for any token.`,
     args: [{ name: "NAME", help: "a name for people, 1-255 characters" }],
     options: {
       grant: { type: "string", multiple: true, value: "GRANT", help: "ROLE[@PROJECT][:/path]" },
@@ -31,6 +39,11 @@ this once: the server keeps only its hash.`,
         value: "TIME",
         help: "expire at this time, e.g. 2030-01-01T00:00:00Z",
       },
+      format: {
+        type: "string",
+        value: "NAME",
+        help: `the value's form: ${TOKEN_FORMAT_NAMES.join(", ")} (default coffer; scaleway: an access key id and a secret key)`,
+      },
       ...PROJECT_OPTION,
       ...OUTPUT_OPTION,
       ...CONNECTION_OPTIONS,
@@ -38,6 +51,7 @@ this once: the server keeps only its hash.`,
     examples: [
       "coffer token create web-sidecar --grant secret_access:/prod/web",
       "coffer token create ci --grant secret_write --grant read_only@staging --expires-in 30d",
+      "coffer token create terraform --grant full_access:/infra --format scaleway > scw.env",
     ],
   },
   list: {

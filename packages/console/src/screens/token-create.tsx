@@ -1,5 +1,5 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { AdminService, type Project, Role, type Token } from "@coffer/api";
+import { AdminService, type Project, Role, type Token, TokenFormat } from "@coffer/api";
 import { useMutation } from "@connectrpc/connect-query";
 import { type FormEvent, useId, useState } from "react";
 import { describeError, type Problem } from "../api/errors.ts";
@@ -20,6 +20,12 @@ export const EXPIRIES = [
 ] as const;
 type ExpiryKey = (typeof EXPIRIES)[number]["key"];
 
+/** The key formats, Coffer's own first (the default). */
+export const FORMATS = [
+  { format: TokenFormat.COFFER, label: "Coffer token" },
+  { format: TokenFormat.SCALEWAY, label: "Scaleway-compatible (access key + secret key)" },
+] as const;
+
 /** A grant row of the form: the project ("" for every project), the role's key, the folder. */
 interface GrantRow {
   projectId: string;
@@ -38,10 +44,10 @@ export function prefixProblem(prefix: string): string | undefined {
 }
 
 /**
- * Creates a token with its grants and expiry. Its value is shown once,
- * here, with Copy: only its hash is stored on the server. The value lives
- * in this component's state until Done (or the page is left): never in the
- * query cache, a URL or storage.
+ * Creates a token with its grants, expiry and key format. Its value is
+ * shown once, here, with Copy: only its hash is stored on the server. The
+ * value lives in this component's state until Done (or the page is left):
+ * never in the query cache, a URL or storage.
  */
 export function CreateToken({
   projectId,
@@ -64,15 +70,18 @@ export function CreateToken({
   ]);
   const [expiry, setExpiry] = useState<ExpiryKey>("90d");
   const [customDate, setCustomDate] = useState("");
+  const [format, setFormat] = useState<TokenFormat>(TokenFormat.COFFER);
   const [localProblem, setLocalProblem] = useState<string | undefined>();
-  const [created, setCreated] = useState<{ token: Token; value: string } | undefined>();
+  const [created, setCreated] = useState<
+    { token: Token; value: string; accessKey: string } | undefined
+  >();
   const create = useMutation(AdminService.method.createToken, {
     // The answer holds the value: copied into this component's state, then
     // the mutation forgets it at once.
     gcTime: 0,
     onSuccess: (res) => {
       if (res.token !== undefined) {
-        setCreated({ token: res.token, value: res.value });
+        setCreated({ token: res.token, value: res.value, accessKey: res.accessKey });
         onCreated?.(res.token);
       }
       create.reset();
@@ -116,6 +125,7 @@ export function CreateToken({
         pathPrefix: g.projectId === "" ? "/" : g.pathPrefix.trim() || "/",
       })),
       ...(at !== undefined && { expiresAt: timestampFromDate(at) }),
+      format,
     });
   }
 
@@ -229,6 +239,27 @@ export function CreateToken({
             {expiryError}
           </p>
         )}
+      </div>
+
+      <div className="field field-inline">
+        <label htmlFor={`${id}-format`}>Key format</label>
+        <select
+          id={`${id}-format`}
+          value={format}
+          onChange={(e) => setFormat(Number(e.target.value) as TokenFormat)}
+          aria-describedby={`${id}-format-help`}
+        >
+          {FORMATS.map((f) => (
+            <option key={f.format} value={f.format}>
+              {f.label}
+            </option>
+          ))}
+        </select>
+        <p id={`${id}-format-help`} className="hint">
+          {format === TokenFormat.SCALEWAY
+            ? "For Scaleway's SDKs, scw CLI and Terraform: an access key and a secret key. Coffer's own clients take the secret key as a token."
+            : "A coffer_… token, for Coffer's CLI, agent, SDK and console."}
+        </p>
       </div>
 
       {shownAlone && <ProblemMessage error={create.error} />}
@@ -354,16 +385,63 @@ function GrantEditor({
   );
 }
 
-/** The new token's value, shown this once, with Copy. */
+/**
+ * The new token's value, shown this once, with Copy; for a Scaleway-style
+ * key, its access key beside its secret key (the value), each with Copy.
+ */
 function CreatedToken({
   token,
   value,
+  accessKey,
   onDone,
 }: {
   token: Token;
   value: string;
+  /** "" for a Coffer token. */
+  accessKey: string;
   onDone: () => void;
 }) {
+  const id = useId();
+  return (
+    <section className="card token-created" aria-labelledby={`${id}-title`}>
+      <h2 id={`${id}-title`} className="card-title">
+        Token “{token.name}” created
+      </h2>
+      {accessKey === "" ? (
+        <>
+          <div className="notice notice-warn" role="note">
+            Copy the token now: this is the only time it is shown. Coffer keeps only its hash, and
+            cannot show it again.
+          </div>
+          <CopyField label="Token" value={value} />
+        </>
+      ) : (
+        <>
+          <div className="notice notice-warn" role="note">
+            Copy the secret key now: this is the only time it is shown. Coffer keeps only its hash,
+            and cannot show it again. The access key stays listed with the token.
+          </div>
+          <CopyField label="Access key" value={accessKey} copies="access key" />
+          <CopyField label="Secret key" value={value} copies="secret key" />
+          <p className="hint">
+            Scaleway's SDKs, scw CLI and Terraform take these as the access key and the secret key
+            (SCW_ACCESS_KEY and SCW_SECRET_KEY).
+          </p>
+        </>
+      )}
+      <button type="button" className="btn" onClick={onDone}>
+        Done
+      </button>
+    </section>
+  );
+}
+
+/**
+ * A read-only value with its own Copy button, "Copied" status and copy
+ * error. `copies` names what the button copies, for assistive technology,
+ * when a screen has more than one ("Copy secret key").
+ */
+function CopyField({ label, value, copies }: { label: string; value: string; copies?: string }) {
   const id = useId();
   const clipboard = useClipboard();
   const [copyError, setCopyError] = useState<unknown>();
@@ -372,28 +450,16 @@ function CreatedToken({
     setCopyError(await clipboard.write(value));
   }
   return (
-    <section className="card token-created" aria-labelledby={`${id}-title`}>
-      <h2 id={`${id}-title`} className="card-title">
-        Token “{token.name}” created
-      </h2>
-      <div className="notice notice-warn" role="note">
-        Copy the token now: this is the only time it is shown. Coffer keeps only its hash, and
-        cannot show it again.
-      </div>
-      <div className="field">
-        <label htmlFor={`${id}-value`}>Token</label>
-        <div className="token-value">
-          <input id={`${id}-value`} className="mono" readOnly value={value} />
-          <button type="button" className="btn btn-primary" onClick={copy}>
-            Copy
-          </button>
-          <CopiedStatus copied={clipboard.copied} />
-        </div>
+    <div className="field">
+      <label htmlFor={`${id}-value`}>{label}</label>
+      <div className="token-value">
+        <input id={`${id}-value`} className="mono" readOnly value={value} />
+        <button type="button" className="btn btn-primary" onClick={copy}>
+          Copy{copies !== undefined && <span className="visually-hidden"> {copies}</span>}
+        </button>
+        <CopiedStatus copied={clipboard.copied} />
       </div>
       <ProblemMessage error={copyError} />
-      <button type="button" className="btn" onClick={onDone}>
-        Done
-      </button>
-    </section>
+    </div>
   );
 }

@@ -9,6 +9,7 @@ import {
   ProjectSchema,
   Role,
   type Token,
+  TokenFormat,
   TokenSchema,
 } from "@coffer/api";
 import { BadRequestSchema } from "@coffer/api/google/rpc";
@@ -23,6 +24,8 @@ import { TokensPanel } from "./tokens-panel.tsx";
 const P = "0f8fad5b-d9cb-469f-a165-70867728950e";
 const Q = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
 const VALUE = "coffer_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefghijkl";
+const ACCESS_KEY = "SCW0A1B2C3D4E5F6G7H8";
+const SECRET_KEY = "9b2e4c1a-7d3f-4e8a-b5c6-0123456789ab";
 const projects: Project[] = [
   create(ProjectSchema, { id: P, name: "billing" }),
   create(ProjectSchema, { id: Q, name: "search" }),
@@ -56,15 +59,19 @@ function transport() {
       createToken(req) {
         created.push(req);
         if (refusal !== undefined) throw refusal;
+        const scaleway = req.format === TokenFormat.SCALEWAY;
         const t = token({
           id: "22222222-2222-4222-8222-222222222222",
           name: req.name,
-          prefix: VALUE.slice(0, 11),
+          prefix: scaleway ? ACCESS_KEY : VALUE.slice(0, 11),
+          accessKey: scaleway ? ACCESS_KEY : "",
           grants: req.grants,
           ...(req.expiresAt && { expiresAt: req.expiresAt }),
         });
         tokens = [t, ...tokens];
-        return { token: t, value: VALUE };
+        return scaleway
+          ? { token: t, value: SECRET_KEY, accessKey: ACCESS_KEY }
+          : { token: t, value: VALUE };
       },
       revokeToken(req) {
         revoked.push(req.tokenId);
@@ -165,6 +172,7 @@ describe("the Tokens screen", () => {
     expect(created).toHaveLength(1);
     const req = created[0] as CreateTokenRequest;
     expect(req.name).toBe("billing API");
+    expect(req.format).toBe(TokenFormat.COFFER);
     expect(req.grants.map((g) => [g.projectId, g.role, g.pathPrefix])).toEqual([
       [P, Role.SECRET_ACCESS, "/prod"],
       [Q, Role.READ_ONLY, "/"],
@@ -197,6 +205,59 @@ describe("the Tokens screen", () => {
     fireEvent.click(screen.getByRole("button", { name: "Done" }));
     expect(document.body.innerHTML).not.toContain(VALUE);
     expect(screen.getByRole("button", { name: "Create token" })).toBeTruthy();
+  });
+
+  it("creates a Scaleway-compatible key, showing its access key and secret key once, each with Copy", async () => {
+    const writeText = vi.fn(async () => {});
+    Object.defineProperty(navigator, "clipboard", { value: { writeText }, configurable: true });
+    renderPanel();
+    await screen.findByRole("table", { name: "Tokens" });
+
+    change("Name", "terraform");
+    const format = screen.getByLabelText("Key format");
+    expect((format as HTMLSelectElement).value).toBe(String(TokenFormat.COFFER));
+    change("Key format", String(TokenFormat.SCALEWAY));
+    const help = document.getElementById(format.getAttribute("aria-describedby") ?? "");
+    expect(help?.textContent).toContain("an access key and a secret key");
+    await act(async () => {
+      fireEvent.click(screen.getByRole("button", { name: "Create token" }));
+    });
+
+    await screen.findByText("Token “terraform” created");
+    expect(created.map((r) => r.format)).toEqual([TokenFormat.SCALEWAY]);
+    expect((screen.getByLabelText("Access key") as HTMLInputElement).value).toBe(ACCESS_KEY);
+    expect((screen.getByLabelText("Secret key") as HTMLInputElement).value).toBe(SECRET_KEY);
+    expect(screen.getByRole("note").textContent).toContain("only time it is shown");
+    expect(document.body.textContent).toContain("SCW_ACCESS_KEY and SCW_SECRET_KEY");
+
+    // Each Copy copies its own value and says so next to itself.
+    await act(async () => {
+      fireEvent.click(screen.getByRole("button", { name: "Copy secret key" }));
+    });
+    expect(writeText).toHaveBeenLastCalledWith(SECRET_KEY);
+    expect(screen.getAllByRole("status").map((s) => s.textContent)).toEqual(["", "Copied"]);
+    await act(async () => {
+      fireEvent.click(screen.getByRole("button", { name: "Copy access key" }));
+    });
+    expect(writeText).toHaveBeenLastCalledWith(ACCESS_KEY);
+    expect(screen.getAllByRole("status").map((s) => s.textContent)).toEqual(["Copied", "Copied"]);
+    expect(
+      JSON.stringify(
+        queryClient
+          .getMutationCache()
+          .getAll()
+          .map((m) => m.state.data),
+      ),
+    ).not.toContain(SECRET_KEY);
+
+    // Listed by its whole access key; the secret key is gone once Done.
+    await waitFor(() => expect(screen.getAllByText("terraform").length).toBeGreaterThan(1));
+    fireEvent.click(screen.getByRole("button", { name: "Done" }));
+    expect(document.body.innerHTML).not.toContain(SECRET_KEY);
+    const table = screen.getByRole("table", { name: "Tokens" });
+    const cell = within(table).getByText(ACCESS_KEY);
+    expect(cell.textContent).toBe(ACCESS_KEY);
+    expect(cell.closest("tr")?.textContent).toContain("terraform");
   });
 
   it("checks a folder as you type, and shows the server's refusal next to the field it names", async () => {

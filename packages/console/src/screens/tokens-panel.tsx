@@ -131,7 +131,8 @@ export function TokensPanel({
                     {t.name}
                     {t.id === callerTokenId && <span className="badge badge-info">You</span>}
                   </th>
-                  <td className="mono">{t.prefix}…</td>
+                  {/* A Scaleway-style key's prefix is its whole access key id. */}
+                  <td className="mono">{t.accessKey !== "" ? t.accessKey : `${t.prefix}…`}</td>
                   <td>
                     <ul className="grant-list">
                       {t.grants.map((g) => (

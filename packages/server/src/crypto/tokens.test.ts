@@ -1,6 +1,9 @@
+import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import {
+  canonicalToken,
   displayPrefix,
+  generateScalewayKey,
   generateToken,
   hashToken,
   isWellFormedToken,
@@ -43,6 +46,57 @@ describe("tokens", () => {
     expect(isWellFormedToken(value.slice(0, -1))).toBe(false);
     expect(isWellFormedToken(`x${value}`)).toBe(false);
     expect(isWellFormedToken("")).toBe(false);
+  });
+});
+
+const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+describe("Scaleway-style keys", () => {
+  it("are an SCW access key id and a lower-case UUID v4 secret key, hashed as stored", () => {
+    const key = generateScalewayKey();
+    expect(key.accessKey).toMatch(/^SCW[A-Z0-9]{17}$/);
+    expect(key.value).toMatch(UUID_V4);
+    expect(key.prefix).toBe(key.accessKey);
+    const sha = createHash("sha256").update(key.value.toLowerCase()).digest();
+    expect(Buffer.from(key.hash).equals(sha)).toBe(true);
+  });
+
+  it("differ every time, and use the whole access key alphabet", () => {
+    const keys = Array.from({ length: 2_000 }, generateScalewayKey);
+    expect(new Set(keys.map((k) => k.value)).size).toBe(keys.length);
+    expect(new Set(keys.map((k) => k.accessKey)).size).toBe(keys.length);
+    // 34,000 draws from 36 characters: each is seen (a missing one has odds below 1e-400).
+    const seen = new Set(keys.flatMap((k) => [...k.accessKey.slice(3)]));
+    expect([...seen].sort().join("")).toBe("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+  });
+
+  it("are looked up by their lower-case form, typed in any case", () => {
+    const { value } = generateScalewayKey();
+    expect(canonicalToken(value)).toBe(value);
+    expect(canonicalToken(value.toUpperCase())).toBe(value);
+    const mixed = [...value].map((c, i) => (i % 2 ? c.toUpperCase() : c)).join("");
+    expect(canonicalToken(mixed)).toBe(value);
+  });
+
+  it("leave a Coffer token's case alone, and refuse what is shaped like neither", () => {
+    const { value } = generateToken();
+    expect(canonicalToken(value)).toBe(value);
+    expect(canonicalToken(value.toLowerCase())).toBeUndefined();
+    const uuid = generateScalewayKey().value;
+    for (const bad of [
+      "",
+      uuid.slice(1),
+      `${uuid}0`,
+      uuid.replaceAll("-", ""),
+      ` ${uuid}`,
+      uuid.replace(/^./, "g"),
+      // Not a version 4 UUID, or not the RFC 9562 variant.
+      `${uuid.slice(0, 14)}1${uuid.slice(15)}`,
+      `${uuid.slice(0, 19)}c${uuid.slice(20)}`,
+      "SCW0123456789ABCDEFG",
+    ]) {
+      expect(canonicalToken(bad)).toBeUndefined();
+    }
   });
 });
 

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, randomBytes, randomInt, randomUUID } from "node:crypto";
 import { crc32 } from "node:zlib";
 
 /**
@@ -117,6 +117,58 @@ function longestEvenRun(body: string): number {
   return longest;
 }
 
+/**
+ * Scaleway-style API keys, for Scaleway's own clients (SDKs, scw CLI,
+ * Terraform), which check a key's shape before sending it: the access key id
+ * must be `SCW` and 17 capital letters or digits, the secret key a UUID. Only
+ * the secret key is sent, and it is the bearer value: a random UUID v4 (122
+ * random bits, enough for a fast hash as for Coffer tokens). The access key
+ * id is not secret; it is what the token is recognised by.
+ */
+export const ACCESS_KEY_PREFIX = "SCW";
+const ACCESS_KEY_BODY = 17;
+const ACCESS_KEY_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+/** The UUIDs randomUUID makes (version 4, RFC 9562 variant), in either case. */
+const UUID_V4_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
+
+export interface NewScalewayKey extends NewToken {
+  /** `SCW` and 17 characters of [A-Z0-9]; also the stored prefix. */
+  accessKey: string;
+}
+
+/** A Scaleway-style key: a random access key id and a random UUID v4 secret key (the value). */
+export function generateScalewayKey(): NewScalewayKey {
+  let accessKey = ACCESS_KEY_PREFIX;
+  for (let i = 0; i < ACCESS_KEY_BODY; i++) {
+    // randomInt draws without modulo bias.
+    accessKey += ACCESS_KEY_ALPHABET[randomInt(ACCESS_KEY_ALPHABET.length)];
+  }
+  const value = randomUUID().toLowerCase();
+  return { value, accessKey, prefix: accessKey, hash: hashToken(value) };
+}
+
+/**
+ * The form of a presented bearer value that is hashed and looked up: a
+ * well-formed Coffer token as it is (its letters' case is part of it), a
+ * UUID v4 (a Scaleway-style secret key) in lower case, so that one typed in
+ * capitals works. Undefined for anything else, which is refused without a
+ * lookup.
+ */
+export function canonicalToken(value: string): string | undefined {
+  if (isWellFormedToken(value)) return value;
+  if (isScalewaySecretKey(value)) return value.toLowerCase();
+  return undefined;
+}
+
+/** Whether a value is shaped like a Scaleway-style secret key (a UUID v4, either case). */
+export function isScalewaySecretKey(value: string): boolean {
+  return UUID_V4_RE.test(value);
+}
+
+/**
+ * SHA-256 of a token value, as stored. Give it the canonical value
+ * ({@link canonicalToken}): a secret key in capitals hashes differently.
+ */
 export function hashToken(value: string): Uint8Array {
   return createHash("sha256").update(value, "utf8").digest();
 }

@@ -130,7 +130,11 @@ export interface StoredGrant {
 
 /**
  * Access tokens. Only a SHA-256 of the value is stored: the value is 256
- * random bits, so a fast hash is enough and lookups stay one index probe.
+ * random bits (122 for a Scaleway-style secret key), so a fast hash is
+ * enough and lookups stay one index probe. `prefix` is what a token is
+ * recognised by: `coffer_` and 4 characters of a Coffer token (not unique),
+ * or the whole access key id of a Scaleway-style key (`SCW...`, not secret,
+ * unique: Scaleway's clients name a key by it).
  */
 export const tokens = pgTable(
   "tokens",
@@ -152,6 +156,7 @@ export const tokens = pgTable(
   },
   (t) => [
     uniqueIndex("tokens_hash_key").on(t.hash),
+    uniqueIndex("tokens_access_key_key").on(t.prefix).where(sql`${t.prefix} like 'SCW%'`),
     index("tokens_created_by_idx").on(t.createdBy).where(sql`${t.createdBy} is not null`),
   ],
 );

@@ -2,10 +2,10 @@ import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateToken, tokenFromSecret } from "../crypto/tokens.ts";
+import { generateScalewayKey, generateToken, tokenFromSecret } from "../crypto/tokens.ts";
 import { backends, createTestToken } from "../testing/backends.ts";
 import { databasesFor, expectDomainError } from "../testing/domain-helpers.ts";
-import { Authenticator } from "./authenticate.ts";
+import { Authenticator, presentedPrefix, SECRET_KEY_MARKER } from "./authenticate.ts";
 import type { DomainDeps } from "./context.ts";
 
 const bearer = (value: string) => `Bearer ${value}`;
@@ -35,6 +35,44 @@ describe.each(backends)("authenticator's caches on $name", (backend) => {
     await expectDomainError(authenticator.authenticate(bearer("coffer_short")), "unauthenticated");
     await expectDomainError(authenticator.authenticate(null), "unauthenticated");
     expect(authenticator.lookups).toBe(2);
+  });
+
+  it("takes a Scaleway-style secret key in any case, as one token", async () => {
+    const authenticator = new Authenticator(() => dbs.db());
+    const grants = [{ projectId: "", role: "admin" as const, pathPrefix: "/" }];
+    const { id, value } = await createTestToken(domain, grants, { scaleway: true });
+    expect((await authenticator.authenticate(bearer(value))).tokenId).toBe(id);
+    const upper = await authenticator.authenticate(bearer(value.toUpperCase()));
+    expect(upper).toMatchObject({ tokenId: id, grants });
+    // One cache entry for both spellings: the capitals were not looked up again.
+    expect(authenticator.lookups).toBe(1);
+    expect(authenticator.cached(bearer(value.toUpperCase()))?.tokenId).toBe(id);
+    // An unknown secret key is looked up and refused like an unknown Coffer token.
+    await expectDomainError(
+      authenticator.authenticate(bearer(generateScalewayKey().value)),
+      "unauthenticated",
+    );
+    expect(authenticator.lookups).toBe(2);
+  });
+
+  it("refuses a malformed secret key without a lookup, and never records its characters", async () => {
+    const authenticator = new Authenticator(() => dbs.db());
+    const { value } = await createTestToken(domain, [], { scaleway: true });
+    for (const bad of [
+      value.slice(0, -1),
+      `${value}0`,
+      value.replaceAll("-", ""),
+      `{${value}}`,
+      `${value.slice(0, 14)}1${value.slice(15)}`,
+      `${value.slice(0, 8)}_${value.slice(9)}`,
+    ]) {
+      await expectDomainError(authenticator.authenticate(bearer(bad)), "unauthenticated");
+      expect(presentedPrefix(bearer(bad))).toBeUndefined();
+    }
+    expect(authenticator.lookups).toBe(0);
+    // A well-formed one (known or not) is recorded by a fixed marker only.
+    expect(presentedPrefix(bearer(value))).toBe(SECRET_KEY_MARKER);
+    expect(presentedPrefix(bearer(value.toUpperCase()))).toBe("uuid");
   });
 
   it("lets a token created on this replica in at once, though it was refused a moment before", async () => {

@@ -1,5 +1,11 @@
 import { LRUCache } from "lru-cache";
-import { displayPrefix, hashToken, isWellFormedToken } from "../crypto/tokens.ts";
+import {
+  canonicalToken,
+  displayPrefix,
+  hashToken,
+  isScalewaySecretKey,
+  isWellFormedToken,
+} from "../crypto/tokens.ts";
 import type { Db } from "../db/client.ts";
 import { findTokenByHash } from "../db/tokens.ts";
 import type { Grant, Principal, Role } from "./caller.ts";
@@ -90,8 +96,8 @@ export class Authenticator {
    * moments, with no I/O; undefined when it would take a lookup (or fail).
    */
   cached(header: string | null): Principal | undefined {
-    const value = bearer(header);
-    if (value === undefined || !isWellFormedToken(value)) return undefined;
+    const value = presented(header);
+    if (value === undefined) return undefined;
     const verified = this.verified.get(keyOf(hashToken(value)));
     return verified !== undefined && verified.until > Date.now() ? verified.principal : undefined;
   }
@@ -104,15 +110,13 @@ export class Authenticator {
    * the valid clients behind it. A token refused once loses this at once.
    */
   known(header: string | null): boolean {
-    const value = bearer(header);
-    return (
-      value !== undefined && isWellFormedToken(value) && this.verified.has(keyOf(hashToken(value)))
-    );
+    const value = presented(header);
+    return value !== undefined && this.verified.has(keyOf(hashToken(value)));
   }
 
   async authenticate(header: string | null): Promise<Principal> {
-    const value = bearer(header);
-    if (value === undefined || !isWellFormedToken(value)) throw refused();
+    const value = presented(header);
+    if (value === undefined) throw refused();
     const hash = hashToken(value);
     const key = keyOf(hash);
     const verified = this.verified.get(key);
@@ -181,7 +185,7 @@ export class Authenticator {
   /** A token was just created on this replica: it must not stay refused. */
   learnCreated(value: string): void {
     this.generation += 1;
-    this.refused.delete(keyOf(hashToken(value)));
+    this.refused.delete(keyOf(hashToken(canonicalToken(value) ?? value)));
   }
 
   /** How many verified tokens are remembered, lapsed ones included (for tests). */
@@ -199,19 +203,36 @@ function bearer(header: string | null): string | undefined {
   return header?.startsWith("Bearer ") ? header.slice(7).trim() : undefined;
 }
 
+/**
+ * The canonical value of the token a header presents (a Coffer token, or a
+ * Scaleway-style secret key in lower case), or undefined when it presents
+ * nothing shaped like a token: that is refused without a lookup.
+ */
+function presented(header: string | null): string | undefined {
+  const value = bearer(header);
+  return value === undefined ? undefined : canonicalToken(value);
+}
+
 function keyOf(hash: Uint8Array): string {
   return Buffer.from(hash).toString("base64");
 }
 
+/** What presentedPrefix records for a Scaleway-style secret key: none of its characters. */
+export const SECRET_KEY_MARKER = "uuid";
+
 /**
  * The display prefix (`coffer_` and 4 characters) of the token a header
- * presents, when it is a well-formed Coffer token; undefined otherwise. Only
- * a well-formed token's prefix is ever recorded: the start of a malformed
+ * presents, when it is a well-formed Coffer token; SECRET_KEY_MARKER for a
+ * Scaleway-style secret key (a UUID: every character of it is secret, and
+ * its access key id is not presented); undefined otherwise. Only a
+ * well-formed token's prefix is ever recorded: the start of a malformed
  * header may be anything, a password pasted by mistake included.
  */
 export function presentedPrefix(header: string | null): string | undefined {
   const value = bearer(header);
-  return value !== undefined && isWellFormedToken(value) ? displayPrefix(value) : undefined;
+  if (value === undefined) return undefined;
+  if (isWellFormedToken(value)) return displayPrefix(value);
+  return isScalewaySecretKey(value) ? SECRET_KEY_MARKER : undefined;
 }
 
 function refused() {

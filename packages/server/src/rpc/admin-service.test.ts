@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { AdminService, Role } from "@coffer/api";
+import { AdminService, Role, TokenFormat } from "@coffer/api";
 import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { generateToken } from "../crypto/tokens.ts";
@@ -80,6 +80,62 @@ describe.each(protocols)("AdminService over %s", (protocol) => {
     const again = await codeOf(admin.revokeToken({ tokenId: created.token?.id ?? "" }));
     expect(again.code).toBe(Code.FailedPrecondition);
     expect(again.message).toContain("already revoked");
+  });
+
+  it("creates a Scaleway-style key whose secret key is a token like any other", async () => {
+    const admin = client(bootstrap);
+    const { project } = await admin.createProject({ name: `scaleway ${protocol}` });
+    const projectId = project?.id ?? "";
+    const created = await admin.createToken({
+      name: "scw sdk",
+      grants: [{ projectId, role: Role.FULL_ACCESS, pathPrefix: "/prod" }],
+      format: TokenFormat.SCALEWAY,
+    });
+    expect(created.accessKey).toMatch(/^SCW[A-Z0-9]{17}$/);
+    expect(created.value).toMatch(
+      /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+    );
+    expect(created.token).toMatchObject({
+      prefix: created.accessKey,
+      accessKey: created.accessKey,
+    });
+
+    // Listed by its access key id, never with its secret key.
+    const listed = await admin.listTokens({ projectId });
+    expect(listed.tokens.map((t) => [t.id, t.accessKey])).toEqual([
+      [created.token?.id, created.accessKey],
+    ]);
+    expect(
+      JSON.stringify(listed, (_k, v) => (typeof v === "bigint" ? String(v) : v)),
+    ).not.toContain(created.value.slice(0, 8));
+
+    // Its grant works, typed in either case, and holds to its path.
+    for (const [i, value] of [created.value, created.value.toUpperCase()].entries()) {
+      const scw = server.client(protocol, value);
+      const { secret } = await scw.createSecret({ projectId, name: `db-${i}`, path: "/prod" });
+      expect(secret?.path).toBe("/prod");
+      const outside = await codeOf(scw.createSecret({ projectId, name: "x", path: "/dev" }));
+      expect(outside.code).toBe(Code.PermissionDenied);
+    }
+
+    // Audited as any creation, then revoked as any token.
+    const events = await admin.listAuditEvents({
+      projectId,
+      method: "coffer.admin.v1.AdminService/CreateToken",
+    });
+    expect(events.events.map((e) => e.targetTokenId)).toEqual([created.token?.id]);
+    await admin.revokeToken({ tokenId: created.token?.id ?? "" });
+    const revoked = await codeOf(server.client(protocol, created.value).listSecrets({ projectId }));
+    expect(revoked.code).toBe(Code.Unauthenticated);
+
+    // A Coffer token (the default) has no access key.
+    const plain = await admin.createToken({
+      name: "plain",
+      grants: [{ projectId, role: Role.READ_ONLY }],
+    });
+    expect(plain.accessKey).toBe("");
+    expect(plain.token?.accessKey).toBe("");
+    expect(plain.value).toMatch(/^coffer_/);
   });
 
   it("answers bad requests with INVALID_ARGUMENT naming the field", async () => {

@@ -17,6 +17,7 @@ import {
   auditEventToProto,
   grantsFromProto,
   projectToProto,
+  tokenFormatFromProto,
   tokenToProto,
 } from "./convert-admin.ts";
 
@@ -75,9 +76,10 @@ export function adminService(
         name: req.name,
         grants: grantsFromProto(req.grants),
         ...(req.expiresAt && { expiresAt: timestampFromProto(req.expiresAt, "expires_at") }),
+        format: tokenFormatFromProto(req.format, "format"),
       });
       deps.tokenCreated?.(r.value);
-      return { token: tokenToProto(r.token), value: r.value };
+      return { token: tokenToProto(r.token), value: r.value, accessKey: r.accessKey ?? "" };
     },
     listTokens: call(listTokens, (r) => ({
       tokens: r.tokens.map(tokenToProto),

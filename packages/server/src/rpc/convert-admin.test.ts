@@ -1,7 +1,13 @@
-import { Role } from "@coffer/api";
+import { Role, TokenFormat } from "@coffer/api";
 import { describe, expect, it } from "vitest";
 import { DomainError } from "../domain/errors.ts";
-import { auditEventToProto, roleFromProto, roleToProto, tokenToProto } from "./convert-admin.ts";
+import {
+  auditEventToProto,
+  roleFromProto,
+  roleToProto,
+  tokenFormatFromProto,
+  tokenToProto,
+} from "./convert-admin.ts";
 
 describe("admin conversions", () => {
   it("map every role both ways, UNSPECIFIED to the empty string", () => {
@@ -31,6 +37,15 @@ describe("admin conversions", () => {
     );
   });
 
+  it("read an unspecified token format as Coffer's own, and refuse an unknown one by field", () => {
+    expect(tokenFormatFromProto(TokenFormat.UNSPECIFIED, "format")).toBe("coffer");
+    expect(tokenFormatFromProto(TokenFormat.COFFER, "format")).toBe("coffer");
+    expect(tokenFormatFromProto(TokenFormat.SCALEWAY, "format")).toBe("scaleway");
+    expect(() => tokenFormatFromProto(7 as TokenFormat, "format")).toThrow(
+      "format: unknown token format 7",
+    );
+  });
+
   it("encode a token without expiry or revocation as unset times", () => {
     const t = tokenToProto({
       id: "t",
@@ -41,8 +56,10 @@ describe("admin conversions", () => {
       expiresAt: null,
       revokedAt: null,
       createdBy: null,
+      accessKey: null,
     });
     expect(t.createdBy).toBe("");
+    expect(t.accessKey).toBe("");
     expect(t.expiresAt).toBeUndefined();
     expect(t.revokedAt).toBeUndefined();
     expect(t.grants).toEqual([{ projectId: "", role: Role.ADMIN, pathPrefix: "/" }]);

@@ -6,10 +6,15 @@ import {
   type GrantSchema,
   type ProjectSchema,
   Role,
+  TokenFormat,
   type TokenSchema,
 } from "@coffer/api";
 import type { AuditRow, ProjectRow, StoredGrant } from "../db/schema.ts";
-import type { GrantInput, TokenView } from "../domain/admin/tokens.ts";
+import type {
+  TokenFormat as DomainTokenFormat,
+  GrantInput,
+  TokenView,
+} from "../domain/admin/tokens.ts";
 import type { Role as DomainRole } from "../domain/caller.ts";
 import { enumNames, optionalTimestamp } from "./convert.ts";
 
@@ -21,6 +26,13 @@ export function roleFromProto(role: Role, field: string): DomainRole | "" {
 }
 
 export const roleToProto = ROLES.toProto;
+
+const TOKEN_FORMATS = enumNames("token format", TokenFormat);
+
+/** A request's token format; UNSPECIFIED is Coffer's own. */
+export function tokenFormatFromProto(format: TokenFormat, field: string): DomainTokenFormat {
+  return TOKEN_FORMATS.fromProto(format, field) ?? "coffer";
+}
 
 export function grantsFromProto(grants: readonly Grant[]): GrantInput[] {
   return grants.map((g, i) => ({
@@ -49,6 +61,7 @@ export function tokenToProto(t: TokenView): MessageInitShape<typeof TokenSchema>
     expiresAt: optionalTimestamp(t.expiresAt),
     revokedAt: optionalTimestamp(t.revokedAt),
     createdBy: t.createdBy ?? "",
+    accessKey: t.accessKey ?? "",
   };
 }
 

@@ -1,8 +1,21 @@
-import { BadRequestSchema } from "@coffer/api/google/rpc";
+import {
+  BadRequestSchema,
+  PreconditionFailureSchema,
+  QuotaFailureSchema,
+  ResourceInfoSchema,
+  RetryInfoSchema,
+} from "@coffer/api/google/rpc";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { DomainError, type DomainErrorKind, invalid } from "../domain/errors.ts";
-import { toConnectError } from "./errors.ts";
+import {
+  DomainError,
+  type DomainErrorKind,
+  failedPrecondition,
+  invalid,
+  notFound,
+  resourceExhausted,
+} from "../domain/errors.ts";
+import { rateLimited, toConnectError } from "./errors.ts";
 
 const pgError = (code: string, message = "duplicate key value violates unique constraint") =>
   Object.assign(new Error(message), { code });
@@ -18,6 +31,49 @@ function map(err: unknown) {
 }
 
 describe("toConnectError", () => {
+  it("sends what a refusal is about as the standard google.rpc details", () => {
+    const missing = toConnectError(
+      notFound("secret s1 not found", { resource: { type: "secret", id: "s1" } }),
+      "req-1",
+      () => {},
+    );
+    expect(
+      missing.findDetails(ResourceInfoSchema).map((d) => [d.resourceType, d.resourceName]),
+    ).toEqual([["secret", "s1"]]);
+
+    const protectedDelete = toConnectError(
+      failedPrecondition("secret is protected", {
+        precondition: "protected_resource",
+        resource: { type: "secret", id: "s1" },
+      }),
+      "req-1",
+      () => {},
+    );
+    expect(
+      protectedDelete
+        .findDetails(PreconditionFailureSchema)
+        .flatMap((d) => d.violations.map((v) => [v.type, v.subject])),
+    ).toEqual([["protected_resource", "s1"]]);
+
+    const quota = toConnectError(
+      resourceExhausted("too many", { quota: { subject: "project:p1", limit: 10 } }),
+      "req-1",
+      () => {},
+    );
+    expect(
+      quota.findDetails(QuotaFailureSchema).flatMap((d) => d.violations.map((v) => v.subject)),
+    ).toEqual(["project:p1"]);
+    // A refusal without a detail carries none.
+    expect(toConnectError(notFound("gone"), "req-1", () => {}).details).toEqual([]);
+  });
+
+  it("says when to retry a rate limit, as google.rpc.RetryInfo", () => {
+    const e = rateLimited("slow down", 4);
+    expect(e.code).toBe(Code.ResourceExhausted);
+    const [retry] = e.findDetails(RetryInfoSchema);
+    expect(retry?.retryDelay).toMatchObject({ seconds: 0n, nanos: 250_000_000 });
+  });
+
   it.each<[DomainErrorKind, Code]>([
     ["invalid_argument", Code.InvalidArgument],
     ["not_found", Code.NotFound],

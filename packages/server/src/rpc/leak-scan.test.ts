@@ -6,12 +6,18 @@ import { Writable } from "node:stream";
 import { crc32 } from "node:zlib";
 import { toJsonString } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { EphemeralAction, ListAuditEventsResponseSchema, Role, SecretType } from "@coffer/api";
+import {
+  EphemeralAction,
+  ListAuditEventsResponseSchema,
+  Role,
+  SecretType,
+  TokenFormat,
+} from "@coffer/api";
 import { sql } from "drizzle-orm";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateKey } from "../crypto/key-ring.ts";
-import { generateToken } from "../crypto/tokens.ts";
+import { generateScalewayKey, generateToken } from "../crypto/tokens.ts";
 import { rowsOf } from "../db/raw-sql.ts";
 import { secretVersions } from "../db/schema.ts";
 import { createTestToken } from "../testing/backends.ts";
@@ -167,6 +173,18 @@ describe.each(serverBackends)("leak scan on $name", (backend) => {
     const revoked = secretToken("revoked token", doomed?.value ?? "");
     await call(adminApi.revokeToken({ tokenId: doomed?.token?.id ?? "" }), "OK");
     const unknown = secretToken("unknown token", generateToken().value);
+    // A Scaleway-style secret key, used in capitals too, and an unknown one.
+    const scwCreated = await call(
+      adminApi.createToken({
+        name: "scaleway",
+        grants: [{ projectId: P, role: Role.FULL_ACCESS, pathPrefix: "/" }],
+        format: TokenFormat.SCALEWAY,
+      }),
+      "OK",
+    );
+    const scw = secretToken("scaleway secret key", scwCreated?.value ?? "");
+    secretToken("scaleway secret key (capitals)", scw.toUpperCase());
+    const unknownScw = secretToken("unknown scaleway secret key", generateScalewayKey().value);
     const malformed = secretToken("malformed token", `coffer_${mark(0)}${"x".repeat(20)}`);
     await call(adminApi.listTokens({ projectId: P, includeInactive: true }), "OK");
 
@@ -246,6 +264,8 @@ describe.each(serverBackends)("leak scan on $name", (backend) => {
       "FAILED_PRECONDITION",
     );
     await call(c(reader).getSecretVersion({ secretId: kvId, revision: "1" }), "OK");
+    await call(c(scw).accessSecretVersion({ secretId: opaqueId, revision: "1" }), "OK");
+    await call(c(scw.toUpperCase()).listSecrets({ projectId: P }), "OK");
     await call(c(reader).listSecrets({ projectId: P }), "OK");
 
     // Refused calls that carry payloads.
@@ -259,7 +279,7 @@ describe.each(serverBackends)("leak scan on $name", (backend) => {
       c(reader).accessSecretVersion({ secretId: kvId, revision: "1" }),
       "PERMISSION_DENIED",
     );
-    for (const client of [c(), c(revoked), c(unknown), c(malformed), wrongScheme]) {
+    for (const client of [c(), c(revoked), c(unknown), c(unknownScw), c(malformed), wrongScheme]) {
       await call(
         client.createSecretVersion({ secretId: opaqueId, data: refusedPayload(2) }),
         "UNAUTHENTICATED",
@@ -403,13 +423,15 @@ describe.each(serverBackends)("leak scan on $name", (backend) => {
     const logText = logged.join("");
     // Each call has its event, its audit line and its log line, but for the
     // three oversized requests that the transports refuse before any handler,
-    // and the ten refused without a valid token: those are aggregated per
+    // and the twelve refused without a valid token: those are aggregated per
     // token prefix (or none), method and minute, so the three callers without
-    // a well-formed token share one event and one log line per method.
+    // a well-formed token share one event and one log line per method, and a
+    // Scaleway-style secret key is counted under the prefix "uuid".
     const refused = rows.filter((r) => r.includes('"outcome":"UNAUTHENTICATED"'));
-    expect(rows.length - refused.length).toBe(calls - 3 - 10);
-    expect(refused.length).toBeGreaterThanOrEqual(6);
-    expect(refused.length).toBeLessThanOrEqual(10);
+    expect(rows.length - refused.length).toBe(calls - 3 - 12);
+    expect(refused.length).toBeGreaterThanOrEqual(8);
+    expect(refused.length).toBeLessThanOrEqual(12);
+    expect(refused.filter((r) => r.includes('"token_prefix":"uuid"')).length).toBeGreaterThan(0);
     // An aggregated event that counted more than one call gets a second line with its final count.
     const auditLines = auditLog.trim().split("\n").length;
     expect(auditLines).toBeGreaterThanOrEqual(rows.length);

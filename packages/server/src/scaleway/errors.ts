@@ -30,6 +30,8 @@ export interface RestErrorContext {
   hadToken: boolean;
   /** `read` for reads and accesses, `write` for the rest (PERMISSION_DENIED's action). */
   action: "read" | "write";
+  /** Scaleway's names of the method's fields where they differ (`path` is `secret_path`). */
+  fields?: Readonly<Record<string, string>> | undefined;
 }
 
 export function restError(err: ConnectError, context: RestErrorContext): RestError {
@@ -47,7 +49,7 @@ export function restError(err: ConnectError, context: RestErrorContext): RestErr
             violations.length === 0
               ? [{ argument_name: "", reason: "constraint", help_message: message }]
               : violations.map((v) => ({
-                  argument_name: v.field,
+                  argument_name: context.fields?.[v.field] ?? v.field,
                   reason: reasonOf(v.description),
                   help_message: v.description,
                 })),

@@ -38,6 +38,8 @@ export interface Route<K extends Rpc = Rpc> {
   rpc: K;
   /** What the route is about, for errors that do not say (not_found, permissions_denied). */
   resource: "secret" | "secret_version";
+  /** Scaleway's names of the method's fields where they differ (`path` is `secret_path`). */
+  fields?: Readonly<Record<string, string>>;
   request(input: RouteInput): MessageInitShape<Methods[K]["input"]>;
   /** The JSON answer; undefined is `204 No Content`. */
   answer(response: MessageShape<Methods[K]["output"]>, params: RouteInput["params"]): unknown;
@@ -381,6 +383,7 @@ export const ROUTES: readonly Route[] = [
     path: ["secrets-by-path", "versions", ":revision", "access"],
     rpc: "accessSecretVersionByPath",
     resource: "secret",
+    fields: { path: "secret_path", name: "secret_name" },
     request: (input) => ({
       ...withRegion(input),
       projectId: input.query.string("project_id") ?? "",

@@ -83,6 +83,7 @@ export function scalewayHandler(
       }
       const { route, params } = match;
       context.resource = route.resource;
+      context.fields = route.fields;
       context.resourceId =
         route.resource === "secret_version"
           ? `${params.secret_id}/${params.revision}`

@@ -3,7 +3,7 @@ import pino from "pino";
 import postgres from "postgres";
 import { type Config, DEFAULT_CONNECTION_LIMITS, type RegionDatabase } from "../config.ts";
 import { generateKey, type KeyRing } from "../crypto/key-ring.ts";
-import { generateToken } from "../crypto/tokens.ts";
+import { generateScalewayKey, generateToken } from "../crypto/tokens.ts";
 import { type Database, type Db, openDatabase } from "../db/client.ts";
 import { migrate } from "../db/migrate.ts";
 import { projects, tokens } from "../db/schema.ts";
@@ -235,14 +235,15 @@ export async function ensureAdminToken(domain: DomainDeps): Promise<void> {
 
 /**
  * Stores a token with these grants in a domain's home database and returns
- * its value, for tests that call a running server.
+ * its value, for tests that call a running server. With `scaleway`, the
+ * token is a Scaleway-style key and the value its secret key.
  */
 export async function createTestToken(
   domain: DomainDeps,
   grants: Grant[],
-  options: { expiresAt?: Date; name?: string } = {},
+  options: { expiresAt?: Date; name?: string; scaleway?: boolean } = {},
 ): Promise<{ id: string; value: string }> {
-  const token = generateToken();
+  const token = options.scaleway ? generateScalewayKey() : generateToken();
   const id = randomUUID();
   await domain.regions
     .resolve("")

@@ -1,7 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateToken, hashToken, isWellFormedToken } from "../../crypto/tokens.ts";
+import {
+  generateScalewayKey,
+  generateToken,
+  hashToken,
+  isWellFormedToken,
+} from "../../crypto/tokens.ts";
+import { pgErrorCode } from "../../db/errors.ts";
 import { auditEvents } from "../../db/schema.ts";
 import { insertToken } from "../../db/tokens.ts";
 import { backends } from "../../testing/backends.ts";
@@ -208,6 +214,54 @@ describe.each(backends)("admin calls on $name", (backend) => {
         sql`select outcome, project_id from ${auditEvents} where id = ${caller.audit?.id ?? ""}`,
       );
       expect(events).toEqual([{ outcome: "OK", project_id: p1 }]);
+    });
+
+    it("in the Scaleway form, store the access key id as prefix and only the secret key's hash", async () => {
+      const { token, value, accessKey } = await createToken(
+        domain,
+        globalAdmin(),
+        tokenInput([grant(p1, "secret_access")], { format: "scaleway" }),
+      );
+      expect(accessKey).toMatch(/^SCW[A-Z0-9]{17}$/);
+      expect(token).toMatchObject({ prefix: accessKey, accessKey });
+      const [row] = await query<TokenRowInDb>(
+        dbs.db("home"),
+        sql`select * from tokens where id = ${token.id}`,
+      );
+      expect(row?.prefix).toBe(accessKey);
+      expect(Buffer.from(row?.hash ?? []).equals(Buffer.from(hashToken(value)))).toBe(true);
+      const stored = JSON.stringify(row, (_k, v) =>
+        v instanceof Uint8Array ? Buffer.from(v).toString("hex") : v,
+      );
+      // The secret key's long groups (the 4-digit ones could turn up in any hex by chance).
+      for (const part of value.split("-").filter((p) => p.length >= 8)) {
+        expect(stored).not.toContain(part);
+      }
+      const authenticator = new Authenticator(() => dbs.db("home"));
+      expect((await authenticator.authenticate(`Bearer ${value}`)).tokenId).toBe(token.id);
+
+      // A Coffer token has none.
+      const plain = await createToken(domain, globalAdmin(), tokenInput([grant(p1, "read_only")]));
+      expect(plain.accessKey).toBeUndefined();
+      expect(plain.token.accessKey).toBeNull();
+    });
+
+    it("keep access key ids unique, while Coffer prefixes may repeat", async () => {
+      const row = (prefix: string) => ({
+        id: randomUUID(),
+        name: "dup",
+        prefix,
+        hash: generateScalewayKey().hash,
+        grants: [],
+        expiresAt: null,
+        createdBy: null,
+      });
+      const { accessKey } = generateScalewayKey();
+      await insertToken(dbs.db("home"), row(accessKey));
+      const dup = await insertToken(dbs.db("home"), row(accessKey)).catch((e: unknown) => e);
+      expect(pgErrorCode(dup)).toBe("23505");
+      await insertToken(dbs.db("home"), row("coffer_same"));
+      await insertToken(dbs.db("home"), row("coffer_same"));
     });
 
     it("authenticate once created, and stop at once when revoked on this replica", async () => {

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { generateToken } from "../../crypto/tokens.ts";
+import { ACCESS_KEY_PREFIX, generateScalewayKey, generateToken } from "../../crypto/tokens.ts";
 import { insertAuditEvents } from "../../db/audit.ts";
 import { existingProjects, findProjects } from "../../db/projects.ts";
 import type { ProjectRow, StoredGrant, TokenRow } from "../../db/schema.ts";
@@ -36,8 +36,19 @@ import { type ListPage, openPage, type PageInput } from "../paging.ts";
 import { normalizePath, validateLabel, validateUuid } from "../validation.ts";
 import { validateTime } from "./time.ts";
 
-/** A token as the admin API shows it: never its value, and not its hash either. */
-export type TokenView = Omit<TokenRow, "hash">;
+/**
+ * A token as the admin API shows it: never its value, and not its hash
+ * either. `accessKey` is a Scaleway-style key's access key id (its prefix),
+ * null for a Coffer token.
+ */
+export type TokenView = Omit<TokenRow, "hash"> & { accessKey: string | null };
+
+/**
+ * The form of a token's value: Coffer's own, or a Scaleway-style key (an
+ * access key id and a UUID secret key) for Scaleway's clients. Nothing else
+ * differs between them.
+ */
+export type TokenFormat = "coffer" | "scaleway";
 
 /** Most grants on one token. */
 export const MAX_GRANTS = 100;
@@ -55,11 +66,14 @@ export interface CreateTokenInput {
   name: string;
   grants: readonly GrantInput[];
   expiresAt?: Date;
+  /** Unset: "coffer". */
+  format?: TokenFormat;
 }
 
 function view(row: TokenRow): TokenView {
   const { hash: _hash, ...rest } = row;
-  return rest;
+  // A Coffer token's prefix is always `coffer_...`, so `SCW` names the other form.
+  return { ...rest, accessKey: row.prefix.startsWith(ACCESS_KEY_PREFIX) ? row.prefix : null };
 }
 
 /** The project an admin call on a token is filed under in the audit trail: its first one. */
@@ -122,12 +136,18 @@ function validateGrants(grants: readonly GrantInput[]): StoredGrant[] {
  * refused rather than clamped, so nobody gets a shorter-lived token than they
  * asked for without noticing). A creator that never expires sets no limit.
  * Revoking the creator later revokes this token too (revokeToken).
+ *
+ * With format "scaleway" the value is a Scaleway-style secret key and the
+ * result carries its access key id too, which is also the stored prefix; a
+ * unique index keeps access key ids apart (two random ones collide with a
+ * chance of 36^-17: the index turns that into ALREADY_EXISTS rather than
+ * two tokens answering to one name).
  */
 export async function createToken(
   domain: DomainDeps,
   caller: Caller,
   input: CreateTokenInput,
-): Promise<{ token: TokenView; value: string }> {
+): Promise<{ token: TokenView; value: string; accessKey?: string }> {
   const region = resolveAndNoteHome(domain, caller);
   const administered = requireAdmin(caller.principal);
   const principal = requirePrincipal(caller.principal);
@@ -149,7 +169,8 @@ export async function createToken(
     }
   }
   const projectIds = [...new Set(grants.map((g) => g.projectId).filter((p) => p !== ""))];
-  const token = generateToken();
+  const scaleway = input.format === "scaleway" ? generateScalewayKey() : undefined;
+  const token = scaleway ?? generateToken();
   const id = randomUUID();
   const row = await inTransaction(region.db, async (tx) => {
     // Held until commit: a concurrent revocation of the creator waits for
@@ -185,7 +206,11 @@ export async function createToken(
     });
     return inserted;
   });
-  return { token: view(row), value: token.value };
+  return {
+    token: view(row),
+    value: token.value,
+    ...(scaleway !== undefined && { accessKey: scaleway.accessKey }),
+  };
 }
 
 export interface ListTokensInput extends PageInput {

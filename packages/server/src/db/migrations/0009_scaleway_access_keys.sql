@@ -1,0 +1,1 @@
+CREATE UNIQUE INDEX "tokens_access_key_key" ON "tokens" USING btree ("prefix") WHERE "tokens"."prefix" like 'SCW%';
