@@ -10,7 +10,13 @@ import {
   REGION,
   startCompatServer,
 } from "./support/backends.ts";
-import { adminOf, cofferSecrets, createProject, createToken, Role } from "./support/coffer.ts";
+import {
+  adminOf,
+  cofferSecrets,
+  createProject,
+  createScalewayKey,
+  Role,
+} from "./support/coffer.ts";
 import { base64, bytesOf, type ScalewaySecrets, scalewaySecrets } from "./support/scaleway.ts";
 
 /**
@@ -90,10 +96,11 @@ describeOnBackends("one secret over REST, gRPC and Connect", (backend) => {
     coffer = await startCompatServer(backend, "cross");
     const admin = adminOf(coffer.server);
     projectId = await createProject(admin);
-    const token = await createToken(admin, projectId, Role.FULL_ACCESS);
-    rest = scalewaySecrets(coffer.server, token.value, projectId);
-    grpc = cofferSecrets(coffer.server, token.value, "grpc");
-    connect = cofferSecrets(coffer.server, token.value, "connect");
+    // One key for every door: Coffer's own API takes its secret key as a bearer token.
+    const key = await createScalewayKey(admin, projectId, Role.FULL_ACCESS);
+    rest = scalewaySecrets(coffer.server, key, projectId);
+    grpc = cofferSecrets(coffer.server, key.secretKey, "grpc");
+    connect = cofferSecrets(coffer.server, key.secretKey, "connect");
   });
 
   afterAll(async () => {

@@ -8,7 +8,7 @@ import {
   REGION,
   startCompatServer,
 } from "./support/backends.ts";
-import { type Admin, adminOf, createProject, createToken, Role } from "./support/coffer.ts";
+import { type Admin, adminOf, createProject, createScalewayKey, Role } from "./support/coffer.ts";
 import {
   base64,
   bytesOf,
@@ -43,8 +43,8 @@ describeOnBackends("Scaleway SDK: ephemeral policies", (backend) => {
     coffer = await startCompatServer(backend, "ephemeral");
     admin = adminOf(coffer.server);
     projectId = await createProject(admin);
-    const token = await createToken(admin, projectId, Role.FULL_ACCESS);
-    api = scalewaySecrets(coffer.server, token.value, projectId);
+    const key = await createScalewayKey(admin, projectId, Role.FULL_ACCESS);
+    api = scalewaySecrets(coffer.server, key, projectId);
   });
 
   afterAll(async () => {

@@ -4,7 +4,14 @@ import { Errors } from "@scaleway/sdk-client";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { newToken, type ServerProcess } from "../support/server-process.ts";
 import { type CompatServer, describeOnBackends, startCompatServer } from "./support/backends.ts";
-import { type Admin, adminOf, createProject, createToken, Role } from "./support/coffer.ts";
+import {
+  type Admin,
+  adminOf,
+  createProject,
+  createScalewayKey,
+  createToken,
+  Role,
+} from "./support/coffer.ts";
 import { base64, refusal, type ScalewaySecrets, scalewaySecrets } from "./support/scaleway.ts";
 
 /**
@@ -46,8 +53,8 @@ describeOnBackends("Scaleway SDK: refusals", (backend) => {
     server = (coffer as CompatServer).server;
     admin = adminOf(server);
     projectId = await createProject(admin);
-    const token = await createToken(admin, projectId, Role.FULL_ACCESS);
-    api = scalewaySecrets(server, token.value, projectId);
+    const key = await createScalewayKey(admin, projectId, Role.FULL_ACCESS);
+    api = scalewaySecrets(server, key, projectId);
     secretId = (await api.createSecret({ name: "target", path: "/errors", protected: false })).id;
     await api.createSecretVersion({ secretId, data: base64("payload") });
   });
@@ -171,8 +178,8 @@ describeOnBackends("Scaleway SDK: refusals", (backend) => {
   });
 
   it("PermissionsDeniedError for a read_only token writing or reading a payload", async () => {
-    const readOnly = await createToken(admin, projectId, Role.READ_ONLY);
-    const reader = scalewaySecrets(server, readOnly.value, projectId);
+    const readOnly = await createScalewayKey(admin, projectId, Role.READ_ONLY);
+    const reader = scalewaySecrets(server, readOnly, projectId);
     // What it may do, it does.
     expect((await reader.getSecret({ secretId })).id).toBe(secretId);
 
@@ -194,8 +201,8 @@ describeOnBackends("Scaleway SDK: refusals", (backend) => {
 
   it("a token of another project learns nothing: ResourceNotFoundError for the project and its secrets", async () => {
     const elsewhere = await createProject(admin);
-    const outsider = await createToken(admin, elsewhere, Role.FULL_ACCESS);
-    const other = scalewaySecrets(server, outsider.value, elsewhere);
+    const outsider = await createScalewayKey(admin, elsewhere, Role.FULL_ACCESS);
+    const other = scalewaySecrets(server, outsider, elsewhere);
     // Its grants do not reveal that a project or a secret exists outside them.
     const create = await refusal(other.createSecret({ projectId, name: "in", protected: false }));
     expect(create).toBeInstanceOf(Errors.ResourceNotFoundError);
@@ -208,33 +215,48 @@ describeOnBackends("Scaleway SDK: refusals", (backend) => {
     expect(get).toMatchObject({ resource: "secret", resourceId: secretId });
   });
 
-  it("DeniedAuthenticationError without a token, with an unknown token and with a revoked one", async () => {
+  it("DeniedAuthenticationError without a credential, and with an unknown or malformed one", async () => {
     const anonymous = await refusal(scalewaySecrets(server, undefined).getSecret({ secretId }));
     expect(anonymous).toBeInstanceOf(Errors.DeniedAuthenticationError);
     expect(anonymous).toMatchObject({ status: 401, reason: "invalid_argument" });
 
-    const unknown = await refusal(scalewaySecrets(server, newToken()).getSecret({ secretId }));
-    expect(unknown).toBeInstanceOf(Errors.DeniedAuthenticationError);
-    expect(unknown).toMatchObject({ status: 401, reason: "not_found" });
+    // Well-formed, never issued: a Scaleway-style key and a Coffer token.
+    const strangers = [
+      scalewaySecrets(server, { accessKey: "SCW0123456789ABCDEFG", secretKey: randomUUID() }),
+      scalewaySecrets(server, newToken()),
+    ];
+    for (const stranger of strangers) {
+      const unknown = await refusal(stranger.getSecret({ secretId }));
+      expect(unknown).toBeInstanceOf(Errors.DeniedAuthenticationError);
+      expect(unknown).toMatchObject({ status: 401, reason: "not_found" });
+    }
 
     const garbage = await refusal(scalewaySecrets(server, "garbage").getSecret({ secretId }));
     expect(garbage).toBeInstanceOf(Errors.DeniedAuthenticationError);
+  });
 
-    const revoked = await createToken(admin, projectId, Role.FULL_ACCESS);
-    const before = scalewaySecrets(server, revoked.value, projectId);
-    expect((await before.getSecret({ secretId })).id).toBe(secretId);
-    await admin.revokeToken({ tokenId: revoked.id });
-    const after = await refusal(before.getSecret({ secretId }));
-    expect(after).toBeInstanceOf(Errors.DeniedAuthenticationError);
-    expect(after).toMatchObject({ status: 401, reason: "not_found" });
+  it("DeniedAuthenticationError once a key or a token is revoked", async () => {
+    const key = await createScalewayKey(admin, projectId, Role.FULL_ACCESS);
+    const token = await createToken(admin, projectId, Role.FULL_ACCESS);
+    for (const { id, auth } of [
+      { id: key.id, auth: key },
+      { id: token.id, auth: token.value },
+    ]) {
+      const client = scalewaySecrets(server, auth, projectId);
+      expect((await client.getSecret({ secretId })).id).toBe(secretId);
+      await admin.revokeToken({ tokenId: id });
+      const after = await refusal(client.getSecret({ secretId }));
+      expect(after).toBeInstanceOf(Errors.DeniedAuthenticationError);
+      expect(after).toMatchObject({ status: 401, reason: "not_found" });
+    }
   });
 
   it("TooManyRequestsError past the token's rate limit, with when to retry", async () => {
     const slow = (limited as CompatServer).server;
     const slowAdmin = adminOf(slow);
     const project = await createProject(slowAdmin);
-    const token = await createToken(slowAdmin, project, Role.FULL_ACCESS);
-    const client = scalewaySecrets(slow, token.value, project);
+    const key = await createScalewayKey(slowAdmin, project, Role.FULL_ACCESS);
+    const client = scalewaySecrets(slow, key, project);
     const outcomes = await Promise.allSettled(
       Array.from({ length: 8 }, () =>
         client.listSecrets({ projectId: project, scheduledForDeletion: false }),

@@ -4,7 +4,7 @@ import { Errors } from "@scaleway/sdk-client";
 import type { Secretv1beta1 } from "@scaleway/sdk-secret";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { type CompatServer, describeOnBackends, startCompatServer } from "./support/backends.ts";
-import { adminOf, createProject, createToken, Role } from "./support/coffer.ts";
+import { adminOf, createProject, createScalewayKey, Role } from "./support/coffer.ts";
 import {
   base64,
   bytesOf,
@@ -111,8 +111,8 @@ describeOnBackends("Scaleway SDK: payloads", (backend) => {
     coffer = await startCompatServer(backend, "payloads");
     const admin = adminOf(coffer.server);
     const projectId = await createProject(admin);
-    const token = await createToken(admin, projectId, Role.FULL_ACCESS);
-    api = scalewaySecrets(coffer.server, token.value, projectId);
+    const key = await createScalewayKey(admin, projectId, Role.FULL_ACCESS);
+    api = scalewaySecrets(coffer.server, key, projectId);
   });
 
   afterAll(async () => {

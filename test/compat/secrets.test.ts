@@ -8,7 +8,7 @@ import {
   REGION,
   startCompatServer,
 } from "./support/backends.ts";
-import { adminOf, createProject, createToken, Role } from "./support/coffer.ts";
+import { adminOf, createProject, createScalewayKey, createToken, Role } from "./support/coffer.ts";
 import { refusal, type ScalewaySecrets, scalewaySecrets } from "./support/scaleway.ts";
 
 /**
@@ -35,12 +35,12 @@ describeOnBackends("Scaleway SDK: secrets", (backend) => {
     server = coffer.server;
     const admin = adminOf(server);
     [projectId, pagedProjectId] = await Promise.all([createProject(admin), createProject(admin)]);
-    const [token, pagedToken] = await Promise.all([
-      createToken(admin, projectId, Role.FULL_ACCESS),
-      createToken(admin, pagedProjectId, Role.FULL_ACCESS),
+    const [key, pagedKey] = await Promise.all([
+      createScalewayKey(admin, projectId, Role.FULL_ACCESS),
+      createScalewayKey(admin, pagedProjectId, Role.FULL_ACCESS),
     ]);
-    api = scalewaySecrets(server, token.value, projectId);
-    pagedApi = scalewaySecrets(server, pagedToken.value, pagedProjectId);
+    api = scalewaySecrets(server, key, projectId);
+    pagedApi = scalewaySecrets(server, pagedKey, pagedProjectId);
   });
 
   afterAll(async () => {
@@ -83,6 +83,19 @@ describeOnBackends("Scaleway SDK: secrets", (backend) => {
 
     const read = await api.getSecret({ secretId: created.id });
     expect(read).toEqual(created);
+  });
+
+  it("a Coffer token works too, sent as X-Auth-Token by an interceptor", async () => {
+    const token = await createToken(adminOf(server), projectId, Role.FULL_ACCESS);
+    const withToken = scalewaySecrets(server, token.value, projectId);
+    const created = await withToken.createSecret({
+      name: "with-coffer-token",
+      path: "/token",
+      protected: false,
+    });
+    // The same secret, whichever credential reads it.
+    expect(await api.getSecret({ secretId: created.id })).toEqual(created);
+    expect(await withToken.getSecret({ secretId: created.id })).toEqual(created);
   });
 
   it("createSecret takes the SDK's defaults: the default project, type opaque, path /", async () => {
@@ -269,8 +282,8 @@ describeOnBackends("Scaleway SDK: secrets", (backend) => {
 
   it("listSecretTypes lists the types in use, and .all() returns each exactly once", async () => {
     const typed = await createProject(adminOf(server));
-    const token = await createToken(adminOf(server), typed, Role.FULL_ACCESS);
-    const typedApi = scalewaySecrets(server, token.value, typed);
+    const key = await createScalewayKey(adminOf(server), typed, Role.FULL_ACCESS);
+    const typedApi = scalewaySecrets(server, key, typed);
     for (const type of ["opaque", "key_value", "basic_credentials", "opaque"] as const) {
       await typedApi.createSecret({
         name: `t-${Math.random()}`.replace(".", ""),

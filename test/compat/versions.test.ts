@@ -8,7 +8,7 @@ import {
   REGION,
   startCompatServer,
 } from "./support/backends.ts";
-import { adminOf, createProject, createToken, Role } from "./support/coffer.ts";
+import { adminOf, createProject, createScalewayKey, Role } from "./support/coffer.ts";
 import {
   base64,
   bytesOf,
@@ -32,8 +32,8 @@ describeOnBackends("Scaleway SDK: versions", (backend) => {
     coffer = await startCompatServer(backend, "versions");
     const admin = adminOf(coffer.server);
     const projectId = await createProject(admin);
-    const token = await createToken(admin, projectId, Role.FULL_ACCESS);
-    api = scalewaySecrets(coffer.server, token.value, projectId);
+    const key = await createScalewayKey(admin, projectId, Role.FULL_ACCESS);
+    api = scalewaySecrets(coffer.server, key, projectId);
   });
 
   afterAll(async () => {

@@ -5,6 +5,7 @@ import {
   createCofferClient,
   createCofferTransport,
   Role,
+  TokenFormat,
 } from "@coffer/client";
 import { type Client, createClient } from "@connectrpc/connect";
 import type { ServerProcess } from "../../support/server-process.ts";
@@ -46,19 +47,44 @@ export async function createProject(admin: Admin): Promise<string> {
   return project.id;
 }
 
-/** A new token's id and value, with one `role` on `projectId` (all of it, or below `pathPrefix`). */
+/** A new Coffer token's id and value, with one `role` on all of `projectId`. */
 export async function createToken(
   admin: Admin,
   projectId: string,
   role: Role,
-  pathPrefix = "/",
 ): Promise<{ id: string; value: string }> {
   const { token, value } = await admin.createToken({
     name: `compat-${Role[role].toLowerCase()}`,
-    grants: [{ projectId, role, pathPrefix }],
+    grants: [{ projectId, role, pathPrefix: "/" }],
   });
   if (token === undefined) throw new Error("CreateToken answered no token");
   return { id: token.id, value };
+}
+
+/** A Scaleway-style API key: what a Scaleway client is configured with. */
+export interface ScalewayKey {
+  /** "SCW" and 17 capital letters or digits; not secret. */
+  accessKey: string;
+  /** A UUID: the bearer value, sent as X-Auth-Token. */
+  secretKey: string;
+}
+
+/**
+ * A new Scaleway-style key (CreateToken with TOKEN_FORMAT_SCALEWAY), with
+ * one `role` on all of `projectId`, and its token's id (to revoke it).
+ */
+export async function createScalewayKey(
+  admin: Admin,
+  projectId: string,
+  role: Role,
+): Promise<ScalewayKey & { id: string }> {
+  const { token, value, accessKey } = await admin.createToken({
+    name: `compat-scaleway-${Role[role].toLowerCase()}`,
+    grants: [{ projectId, role, pathPrefix: "/" }],
+    format: TokenFormat.SCALEWAY,
+  });
+  if (token === undefined) throw new Error("CreateToken answered no token");
+  return { id: token.id, accessKey, secretKey: value };
 }
 
 export { Role };

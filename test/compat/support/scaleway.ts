@@ -2,40 +2,43 @@ import { createClient } from "@scaleway/sdk-client";
 import { Secretv1beta1 } from "@scaleway/sdk-secret";
 import type { ServerProcess } from "../../support/server-process.ts";
 import { REGION } from "./backends.ts";
+import type { ScalewayKey } from "./coffer.ts";
 
 /** The Scaleway Secret Manager client, as a Scaleway user writes it. */
 export type ScalewaySecrets = Secretv1beta1.API;
 
 /**
  * The real `@scaleway/sdk-secret` client pointed at a Coffer server's HTTP
- * port, authenticated with a Coffer token. A Coffer token is not a UUID, so
- * it cannot be the SDK's `secretKey` (which it checks): an interceptor sends
- * it as `X-Auth-Token`, the header the SDK would send its secret key in.
- * Without a token, the requests carry none.
+ * port, configured as a Scaleway user configures it: with a Scaleway-style
+ * key (access key and secret key, which the SDK checks and sends as
+ * `X-Auth-Token`). With a Coffer token instead, which is not a UUID and so
+ * cannot be the SDK's secret key, an interceptor sends the token in that
+ * header. Without either, the requests carry no credential.
  */
 export function scalewaySecrets(
   server: ServerProcess,
-  token: string | undefined,
+  auth: ScalewayKey | string | undefined,
   defaultProjectId?: string,
 ): ScalewaySecrets {
   const client = createClient({
     apiURL: server.httpUrl,
     defaultRegion: REGION,
     ...(defaultProjectId !== undefined && { defaultProjectId }),
-    interceptors:
-      token === undefined
-        ? []
-        : [
-            {
-              request: ({ request }) => {
-                const withToken = request.clone();
-                withToken.headers.set("X-Auth-Token", token);
-                return withToken;
-              },
-            },
-          ],
+    ...(typeof auth === "object" && { accessKey: auth.accessKey, secretKey: auth.secretKey }),
+    interceptors: typeof auth === "string" ? [sendAsAuthToken(auth)] : [],
   });
   return new Secretv1beta1.API(client);
+}
+
+/** An interceptor that sends `token` as the SDK sends its secret key. */
+function sendAsAuthToken(token: string) {
+  return {
+    request: ({ request }: { request: Request }) => {
+      const withToken = request.clone();
+      withToken.headers.set("X-Auth-Token", token);
+      return withToken;
+    },
+  };
 }
 
 /** The error a call rejected with; fails the test when it resolved. */
