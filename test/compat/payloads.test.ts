@@ -176,4 +176,20 @@ describeOnBackends("Scaleway SDK: payloads", (backend) => {
     expect(details[0]?.helpMessage).toContain("65536");
     expect((await api.getSecret({ secretId })).versionCount).toBe(1);
   });
+
+  it("refuses a request body past the port's limit (512 KiB) unread, with status 413", async () => {
+    const { id: secretId } = await api.createSecret({
+      name: "huge",
+      path: "/limits",
+      protected: false,
+    });
+    const err = await refusal(
+      api.createSecretVersion({ secretId, data: base64(randomBytes(1024 * 1024)) }),
+    );
+    // Not an argument error: the body was not read, so no field can be named.
+    expect(err).toBeInstanceOf(Errors.ScalewayError);
+    expect(err).toMatchObject({ status: 413 });
+    expect(err.message).toContain("64 KiB");
+    expect((await api.getSecret({ secretId })).versionCount).toBe(0);
+  });
 });
