@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { crc32 } from "node:zlib";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { type CofferClient, type Secret, SecretType, type SecretVersion } from "@coffer/client";
+import { Errors } from "@scaleway/sdk-client";
 import type { Secretv1beta1 } from "@scaleway/sdk-secret";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import {
@@ -17,7 +18,13 @@ import {
   createScalewayKey,
   Role,
 } from "./support/coffer.ts";
-import { base64, bytesOf, type ScalewaySecrets, scalewaySecrets } from "./support/scaleway.ts";
+import {
+  base64,
+  bytesOf,
+  refusal,
+  type ScalewaySecrets,
+  scalewaySecrets,
+} from "./support/scaleway.ts";
 
 /**
  * One secret, two doors: what the Scaleway REST API writes, gRPC and
@@ -197,5 +204,26 @@ describeOnBackends("one secret over REST, gRPC and Connect", (backend) => {
     await connect.disableSecretVersion({ secretId: created.id, revision: "1" });
     const overRest = await rest.getSecretVersion({ secretId: created.id, revision: "1" });
     expect(overRest.status).toBe("disabled");
+  });
+
+  it("a version destroyed over gRPC (Coffer's own DestroySecretVersion) reads deleted over REST", async () => {
+    const created = await rest.createSecret({ name: "leaked", path: "/cross", protected: false });
+    await rest.createSecretVersion({ secretId: created.id, data: base64("leaked credential") });
+    // Destroying needs the admin role: the server's bootstrap token has it.
+    const admin = cofferSecrets(
+      (coffer as CompatServer).server,
+      coffer?.server.token ?? "",
+      "grpc",
+    );
+    const { version } = await admin.destroySecretVersion({ secretId: created.id, revision: "1" });
+
+    const overRest = await rest.getSecretVersion({ secretId: created.id, revision: "1" });
+    expect(overRest.status).toBe("deleted");
+    expect(overRest.deletedAt?.getTime()).toBe(millis(version?.deletedAt));
+    const listed = await rest.listSecretVersions({ secretId: created.id, status: ["deleted"] });
+    expect(listed.versions.map((v) => [v.revision, v.status])).toEqual([[1, "deleted"]]);
+    const err = await refusal(rest.accessSecretVersion({ secretId: created.id, revision: "1" }));
+    expect(err).toBeInstanceOf(Errors.PreconditionFailedError);
+    expect((err as Errors.PreconditionFailedError).helpMessage).toMatch(/destroyed/);
   });
 });

@@ -137,6 +137,18 @@ describeOnBackends("Scaleway SDK: ephemeral policies", (backend) => {
     expect(byPath).toBeInstanceOf(Errors.PreconditionFailedError);
   });
 
+  it("expires_once_accessed with action delete: once served, the version reads deleted", async () => {
+    const secret = await ephemeral("burn", { expiresOnceAccessed: true, action: "delete" });
+    await api.createSecretVersion({ secretId: secret.id, data: base64("burn after reading") });
+    const served = await api.accessSecretVersion({ secretId: secret.id, revision: "1" });
+    expect(bytesOf(served.data).toString()).toBe("burn after reading");
+    const version = await api.getSecretVersion({ secretId: secret.id, revision: "1" });
+    expect(version.status).toBe("deleted");
+    expect(version.deletedAt).toBeInstanceOf(Date);
+    const err = await refusal(api.accessSecretVersion({ secretId: secret.id, revision: "1" }));
+    expect(err).toBeInstanceOf(Errors.PreconditionFailedError);
+  });
+
   it("updateSecretVersion cannot turn single access off: the version is still served only once", async () => {
     const secret = await ephemeral("tightened", { expiresOnceAccessed: true, action: "disable" });
     await api.createSecretVersion({ secretId: secret.id, data: base64("once only") });
