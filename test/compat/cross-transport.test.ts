@@ -210,12 +210,9 @@ describeOnBackends("one secret over REST, gRPC and Connect", (backend) => {
     const created = await rest.createSecret({ name: "leaked", path: "/cross", protected: false });
     await rest.createSecretVersion({ secretId: created.id, data: base64("leaked credential") });
     // Destroying needs the admin role: the server's bootstrap token has it.
-    const admin = cofferSecrets(
-      (coffer as CompatServer).server,
-      coffer?.server.token ?? "",
-      "grpc",
-    );
-    const { version } = await admin.destroySecretVersion({ secretId: created.id, revision: "1" });
+    const { server } = coffer as CompatServer;
+    const asAdmin = cofferSecrets(server, server.token, "grpc");
+    const { version } = await asAdmin.destroySecretVersion({ secretId: created.id, revision: "1" });
 
     const overRest = await rest.getSecretVersion({ secretId: created.id, revision: "1" });
     expect(overRest.status).toBe("deleted");
