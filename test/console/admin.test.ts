@@ -97,6 +97,61 @@ describe("the console's Tokens, Audit and Import screens, on PGlite", runOn("pgl
     await s.close();
   });
 
+  it("creates a Scaleway-compatible key, shown once as an access key and a secret key, which works over the REST API", async () => {
+    const { server } = t;
+    const s = await t.session("scaleway-key");
+    const { page } = s;
+    await signIn(s, server.token);
+    await openSecrets(s, server.projectName, REGION);
+    await page
+      .getByRole("navigation", { name: "Main" })
+      .getByRole("link", { name: exactly("Tokens") })
+      .click();
+    const form = page.getByRole("form", { name: exactly("Create a token") });
+    await form.waitFor();
+    await form.getByLabel(exactly("Name")).fill("eso");
+    await selectOption(form.getByLabel(exactly("Key format")), "Scaleway-compatible");
+    await selectOption(form.getByLabel(exactly("Project (grant 1)")), server.projectName);
+    await selectOption(form.getByLabel(exactly("Role (grant 1)")), "Read only");
+    await s.step("create scaleway key");
+    await form.getByRole("button", { name: exactly("Create token") }).click();
+
+    const accessField = page.getByLabel(exactly("Access key"), { exact: true });
+    await accessField.waitFor();
+    const accessKey = await accessField.inputValue();
+    const secretKey = await page.getByLabel(exactly("Secret key"), { exact: true }).inputValue();
+    // The shapes Scaleway's clients check before they send a request.
+    expect(accessKey).toMatch(/^SCW[A-Z0-9]{17}$/);
+    expect(secretKey).toMatch(
+      /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+    );
+    await s.step("scaleway key created");
+
+    await server.secrets.createSecret({
+      region: REGION,
+      projectId: server.projectId,
+      name: "for-eso",
+      path: "/eso",
+    });
+    const listed = await fetch(
+      `${server.baseUrl}/secret-manager/v1beta1/regions/${REGION}/secrets?project_id=${server.projectId}&path=/eso`,
+      { headers: { "x-auth-token": secretKey } },
+    );
+    expect(listed.status).toBe(200);
+    expect(listed.headers.get("content-type")).toBe("application/json");
+    const body = (await listed.json()) as { secrets: { name: string }[]; total_count: number };
+    expect(body.secrets.map((x) => x.name)).toEqual(["for-eso"]);
+
+    await page.getByRole("button", { name: exactly("Done") }).click();
+    expect(urlsCarrying(s.allUrls(), [secretKey])).toEqual([]);
+    expect(JSON.stringify(await s.storage())).not.toContain(secretKey);
+    // Listed by its access key, never by its secret key.
+    const row = page.getByRole("row").filter({ hasText: "eso" });
+    await expect(row.textContent()).resolves.toContain(accessKey);
+    await expect(row.textContent()).resolves.not.toContain(secretKey);
+    await s.close();
+  });
+
   it("shows a payload read in the project's audit trail", async () => {
     const { server } = t;
     const { secret } = await server.secrets.createSecret({

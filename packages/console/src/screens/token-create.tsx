@@ -23,7 +23,7 @@ type ExpiryKey = (typeof EXPIRIES)[number]["key"];
 /** The key formats, Coffer's own first (the default). */
 export const FORMATS = [
   { format: TokenFormat.COFFER, label: "Coffer token" },
-  { format: TokenFormat.SCALEWAY, label: "Scaleway-compatible (access key + secret key)" },
+  { format: TokenFormat.SCALEWAY, label: "Scaleway-compatible" },
 ] as const;
 
 /** A grant row of the form: the project ("" for every project), the role's key, the folder. */
