@@ -94,6 +94,30 @@ describeOnBackends("Scaleway SDK: ephemeral policies", (backend) => {
     expect(listed.secrets.map((s) => s.name).sort()).toEqual(["ttl-1s", "ttl-365d"]);
   });
 
+  it("updateSecret changes an ephemeral policy, as Scaleway's recorded exchange does (1800s/disable to 18000s/delete)", async () => {
+    const secret = await ephemeral("changed-policy", {
+      timeToLive: "1800.000000000s",
+      action: "disable",
+    });
+    expect(secret.ephemeralPolicy).toEqual({
+      timeToLive: "1800s",
+      expiresOnceAccessed: false,
+      action: "disable",
+    });
+    const updated = await api.updateSecret({
+      secretId: secret.id,
+      ephemeralPolicy: { timeToLive: "18000s", action: "delete" },
+    });
+    expect(updated.ephemeralPolicy).toEqual({
+      timeToLive: "18000s",
+      expiresOnceAccessed: false,
+      action: "delete",
+    });
+    expect((await api.getSecret({ secretId: secret.id })).ephemeralPolicy).toEqual(
+      updated.ephemeralPolicy,
+    );
+  });
+
   it("a version with a time to live expires: its action disables it", async () => {
     const secret = await ephemeral("expiring", { timeToLive: "1s", action: "disable" });
     const created = await api.createSecretVersion({ secretId: secret.id, data: base64("brief") });
