@@ -325,5 +325,9 @@ describeOnBackends("Scaleway SDK: secrets", (backend) => {
     const paged = await api.browseSecrets({ projectId, prefix: "/browse", page: 2, pageSize: 2 });
     expect(paged.items.map((i) => i.name)).toEqual(["top"]);
     expect(paged.totalCount).toBe(3);
+
+    // The SDK sends no project when it browses: a key for one project browses that one.
+    const unnamed = await api.browseSecrets({ prefix: "/browse" });
+    expect(unnamed.items.map((i) => i.name)).toEqual(["other", "sub", "top"]);
   });
 });

@@ -49,3 +49,18 @@ export function resolveAddress<F extends keyof typeof ID_FIELDS>(
   const region = resolveAndNoteRegion(domain, caller, input.region);
   return { region, id: validateUuid(input[idField], ID_FIELDS[idField]) };
 }
+
+/**
+ * The project a project-wide read names (browse, tags, types), or, when it
+ * names none, the one project the caller's grants name: a token made for one
+ * project need not repeat it (Scaleway's SDK sends no project when it
+ * browses). A caller with grants on several projects, or on every project (a
+ * global admin), must name it, and is refused naming `project_id`.
+ */
+export function namedOrOnlyProject(caller: Caller, projectId: string): string {
+  if (projectId !== "") return projectId;
+  const grants = caller.principal?.grants ?? [];
+  const projects = new Set(grants.map((g) => g.projectId));
+  const [only] = projects;
+  return projects.size === 1 && only !== undefined ? only : "";
+}

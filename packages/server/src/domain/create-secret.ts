@@ -113,6 +113,7 @@ export async function createSecret(
     if (pgErrorCode(err) === "23505") {
       throw alreadyExists(
         `a secret named "${name}" already exists at path "${path}" in this project and region`,
+        { resource: { type: "secret", id: `${path === "/" ? "" : path}/${name}` } },
       );
     }
     throw err;

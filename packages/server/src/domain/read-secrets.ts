@@ -8,7 +8,7 @@ import {
   type SecretView,
   secretOrderKinds,
 } from "../db/secrets.ts";
-import { resolveAddress, resolveAndNoteRegion } from "./addressing.ts";
+import { namedOrOnlyProject, resolveAddress, resolveAndNoteRegion } from "./addressing.ts";
 import { noteFacts } from "./audit.ts";
 import { authorizedSecret, projectReadScopes, requirePrincipal, scopesFor } from "./authz.ts";
 import type { Caller } from "./caller.ts";
@@ -104,7 +104,12 @@ export async function browseSecrets(
   caller: Caller,
   input: { region: string; projectId: string; prefix: string } & PageInput,
 ): Promise<{ currentPath: string; items: BrowseItem[] } & ListPage> {
-  const { region, id: projectId } = resolveAddress(domain, caller, input, "projectId");
+  const { region, id: projectId } = resolveAddress(
+    domain,
+    caller,
+    { ...input, projectId: namedOrOnlyProject(caller, input.projectId) },
+    "projectId",
+  );
   const prefix = normalizePath(input.prefix, "prefix");
   // A browse key is ["f", folder] or ["s", name, path, id]: folders come first.
   const page = openPage(input, "browse", { region: region.name, projectId, prefix }, (k) =>
@@ -180,7 +185,12 @@ export async function listTags(
   caller: Caller,
   input: { region: string; projectId: string } & PageInput,
 ): Promise<{ tags: string[] } & ListPage> {
-  const { region, id: projectId } = resolveAddress(domain, caller, input, "projectId");
+  const { region, id: projectId } = resolveAddress(
+    domain,
+    caller,
+    { ...input, projectId: namedOrOnlyProject(caller, input.projectId) },
+    "projectId",
+  );
   const page = openPage(input, "tags", { region: region.name, projectId }, ["text"]);
   noteFacts(caller.audit, { projectId });
   const found = await queryTags(
@@ -198,7 +208,12 @@ export async function listSecretTypes(
   caller: Caller,
   input: { region: string; projectId: string } & PageInput,
 ): Promise<{ types: SecretKind[] } & ListPage> {
-  const { region, id: projectId } = resolveAddress(domain, caller, input, "projectId");
+  const { region, id: projectId } = resolveAddress(
+    domain,
+    caller,
+    { ...input, projectId: namedOrOnlyProject(caller, input.projectId) },
+    "projectId",
+  );
   const page = openPage(input, "types", { region: region.name, projectId }, ["text"]);
   noteFacts(caller.audit, { projectId });
   const scopes = projectReadScopes(requirePrincipal(caller.principal), projectId);

@@ -423,6 +423,24 @@ describe.each(backends)("secrets on $name", (backend) => {
       "failed_precondition",
       "scheduled for deletion and cannot be accessed",
     );
+
+    // No project named: a token whose grants name one project reads that
+    // one; a global admin (every project) must name it.
+    const oneProject: typeof caller = {
+      ...caller,
+      principal: {
+        tokenId: randomUUID(),
+        grants: [{ projectId, role: "read_only", pathPrefix: "" }],
+      },
+    };
+    const unnamed = { region: "", projectId: "", page: 0, pageSize: 0 };
+    expect(
+      (await browseSecrets(domain, oneProject, { ...unnamed, prefix: "/f" })).items.map(
+        (i) => i.name,
+      ),
+    ).toEqual([keep.name]);
+    expect((await listTags(domain, oneProject, unnamed)).tags).toEqual(["kept"]);
+    await expectInvalid(browseSecrets(domain, caller, { ...unnamed, prefix: "/f" }), "project_id");
     await expectDomainError(
       accessVersionByPath(domain, caller, {
         region: "",

@@ -34,6 +34,9 @@ export interface RestErrorContext {
   fields?: Readonly<Record<string, string>> | undefined;
 }
 
+const REST_UNAUTHENTICATED =
+  "a valid key is required: send X-Auth-Token: <secret key> (or Authorization: Bearer <token>) with a key that is neither revoked nor expired";
+
 export function restError(err: ConnectError, context: RestErrorContext): RestError {
   const message = err.rawMessage;
   switch (err.code) {
@@ -69,17 +72,19 @@ export function restError(err: ConnectError, context: RestErrorContext): RestErr
         },
       };
     }
-    case Code.AlreadyExists:
+    case Code.AlreadyExists: {
+      const [info] = err.findDetails(ResourceInfoSchema);
       return {
         status: 409,
         body: {
           type: "already_exists",
           message: "resource already exists",
-          resource: context.resource,
-          resource_id: context.resourceId,
+          resource: info?.resourceType ?? context.resource,
+          resource_id: info?.resourceName ?? context.resourceId,
           help_message: message,
         },
       };
+    }
     case Code.FailedPrecondition: {
       const [violation] = err.findDetails(PreconditionFailureSchema).flatMap((d) => d.violations);
       return {
@@ -109,7 +114,8 @@ export function restError(err: ConnectError, context: RestErrorContext): RestErr
         status: 401,
         body: {
           type: "denied_authentication",
-          message,
+          // The chain's message tells gRPC clients of `authorization`.
+          message: REST_UNAUTHENTICATED,
           method: "api_key",
           // Never says which of unknown, revoked or expired: neither does gRPC.
           reason: context.hadToken ? "not_found" : "invalid_argument",
