@@ -1,7 +1,8 @@
+import http2 from "node:http2";
 import { crc32 } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestToken, PROJECT } from "../testing/backends.ts";
-import { type Rest, type RestAnswer, restClient } from "../testing/rest.ts";
+import { REST_PREFIX, type Rest, type RestAnswer, restClient } from "../testing/rest.ts";
 import { serverBackends, type TestServer } from "../testing/rpc-servers.ts";
 import { ADD_OWNER, ROUTES } from "./routes.ts";
 
@@ -84,9 +85,44 @@ function expectNoContent(res: RestAnswer) {
 
 const b64 = (text: string) => Buffer.from(text).toString("base64");
 
+/** One REST call over cleartext HTTP/2 (prior knowledge), as a Go client may make it. */
+function overHttp2(
+  port: number,
+  method: string,
+  path: string,
+  token: string,
+  body?: string,
+): Promise<{ status: number; headers: http2.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    session.on("error", reject);
+    const stream = session.request({
+      ":method": method,
+      ":path": `${REST_PREFIX}/local${path}`,
+      "x-auth-token": token,
+      ...(body !== undefined && { "content-type": "application/json" }),
+    });
+    let headers: http2.IncomingHttpHeaders = {};
+    let text = "";
+    stream.on("response", (h) => {
+      headers = h;
+    });
+    stream.on("data", (chunk) => {
+      text += chunk;
+    });
+    stream.on("end", () => {
+      session.close();
+      resolve({ status: Number(headers[":status"]), headers, body: text });
+    });
+    stream.on("error", reject);
+    stream.end(body);
+  });
+}
+
 describe.each(serverBackends)("the REST contract on $name", (backend) => {
   let running: TestServer;
   let rest: Rest;
+  let token: string;
   /** Every method and path answered 2xx, to check that every route was exercised. */
   const answered: string[] = [];
   let secretId = "";
@@ -95,10 +131,12 @@ describe.each(serverBackends)("the REST contract on $name", (backend) => {
 
   beforeAll(async () => {
     running = await backend.start();
-    const token = await createTestToken(running.server.domain, [
-      { projectId: "", role: "admin", pathPrefix: "/" },
-    ]);
-    const raw = restClient(running.server.httpPort, token.value);
+    token = (
+      await createTestToken(running.server.domain, [
+        { projectId: "", role: "admin", pathPrefix: "/" },
+      ])
+    ).value;
+    const raw = restClient(running.server.httpPort, token);
     rest = async (method, path, call) => {
       const res = await raw(method, path, call);
       if (res.status < 300) answered.push(`${method} ${path.split("?")[0]}`);
@@ -494,6 +532,30 @@ describe.each(serverBackends)("the REST contract on $name", (backend) => {
     expectJson(res);
     expectSecret(res.json);
     expect(res.json).toMatchObject({ id: secretId, deletion_requested_at: null });
+  });
+
+  it("answers alike over cleartext HTTP/2", async () => {
+    const get = await overHttp2(running.server.httpPort, "GET", `/secrets/${secretId}`, token);
+    expect(get.status).toBe(200);
+    expect(get.headers["content-type"]).toBe("application/json");
+    expectSecret(JSON.parse(get.body));
+    const created = await overHttp2(
+      running.server.httpPort,
+      "POST",
+      `/secrets/${secretId}/versions`,
+      token,
+      JSON.stringify({ data: b64('{"over":"h2"}') }),
+    );
+    expect(created.status, created.body).toBe(200);
+    const { revision } = JSON.parse(created.body);
+    const deleted = await overHttp2(
+      running.server.httpPort,
+      "DELETE",
+      `/secrets/${secretId}/versions/${revision}`,
+      token,
+    );
+    expect({ status: deleted.status, body: deleted.body }).toEqual({ status: 204, body: "" });
+    expect(deleted.headers["content-type"]).toBeUndefined();
   });
 
   it("exercised every route of the API", () => {
