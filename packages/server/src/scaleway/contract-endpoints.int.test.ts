@@ -461,6 +461,21 @@ describe.each(serverBackends)("the REST contract on $name", (backend) => {
     });
     expect(paged.json.secrets).toHaveLength(1);
     expect(paged.json.total_count).toBe(res.json.total_count);
+    // The JS SDK's `.all()` sends no page first: that is page 1.
+    const ids = async (query: Record<string, string>) =>
+      (
+        await rest("GET", "/secrets", {
+          query: { project_id: PROJECT, page_size: "1", order_by: "name_asc", ...query },
+        })
+      ).json.secrets.map((s: { id: string }) => s.id);
+    expect(await ids({})).toEqual(await ids({ page: "1" }));
+    expect(await ids({})).not.toEqual(await ids({ page: "2" }));
+    // A page far past the end is empty, with the count still there.
+    const far = await rest("GET", "/secrets", {
+      query: { project_id: PROJECT, page: "1000000", page_size: "1000" },
+    });
+    expectJson(far, ["secrets", "total_count"]);
+    expect(far.json).toEqual({ secrets: [], total_count: res.json.total_count });
   });
 
   it("6 BrowseSecrets: folders and secrets under a prefix, / by default", async () => {

@@ -226,6 +226,8 @@ describe.each(serverBackends)("REST refusals on $name", (backend) => {
       ["a page that is no number", { page: "first" }, "page"],
       ["a page given twice", { page: ["1", "2"] }, "page"],
       ["a negative page size", { page_size: "-1" }, "page_size"],
+      ["a page past Coffer's last", { page: "1000001" }, "page"],
+      ["a page size past Coffer's largest", { page_size: "1001" }, "page_size"],
       ["a boolean spelt 1", { ephemeral: "1" }, "ephemeral"],
       ["an unknown parameter", { pagesize: "10" }, "pagesize"],
       ["an order Scaleway does not have", { order_by: "random" }, "order_by"],
