@@ -52,6 +52,7 @@ function exchange(port: number, request: string | Buffer): Promise<string> {
 describe.each(serverBackends)("REST refusals on $name", (backend) => {
   let running: TestServer;
   let rest: Rest;
+  let token: string;
   let secretId = "";
   const name = `refusals-${Date.now()}`;
   const rows = () => rowsOf(running.server.domain);
@@ -68,10 +69,12 @@ describe.each(serverBackends)("REST refusals on $name", (backend) => {
 
   beforeAll(async () => {
     running = await backend.start();
-    const token = await createTestToken(running.server.domain, [
-      { projectId: "", role: "admin", pathPrefix: "/" },
-    ]);
-    rest = restClient(running.server.httpPort, token.value);
+    token = (
+      await createTestToken(running.server.domain, [
+        { projectId: "", role: "admin", pathPrefix: "/" },
+      ])
+    ).value;
+    rest = restClient(running.server.httpPort, token);
     const created = await rest("POST", "/secrets", {
       body: { project_id: PROJECT, name, path: "/refusals", type: "key_value" },
     });
@@ -295,6 +298,22 @@ describe.each(serverBackends)("REST refusals on $name", (backend) => {
     ])("answers 404 unknown_resource to %s %s", async (method, path) => {
       const res = await refusedWrite(method, path.replace("{id}", secretId));
       expectRefusal(res, 404, "unknown_resource");
+    });
+
+    it.each([
+      ["dot segments out of the prefix", "/secret-manager/v1beta1/regions/../regionsX/tags"],
+      ["encoded dot segments", "/secret-manager/v1beta1/regions/local/%2e%2e/local/tags"],
+      ["dot segments within it", "/secret-manager/v1beta1/regions/local/tags/../tags"],
+      ["an empty region", "/secret-manager/v1beta1/regions//tags"],
+    ])("answers 404 unknown_resource to a path with %s, as sent", async (_why, path) => {
+      // fetch would resolve the dot segments: the request line is written by hand.
+      const answer = await exchange(
+        running.server.httpPort,
+        `GET ${path}?project_id=${PROJECT} HTTP/1.1\r\nHost: coffer\r\nX-Auth-Token: ${token}\r\nConnection: close\r\n\r\n`,
+      );
+      expect(answer).toMatch(/^HTTP\/1\.1 404 /);
+      expect(answer).toMatch(/\r\ncontent-type: application\/json\r\n/i);
+      expect(answer).toContain('"type":"unknown_resource"');
     });
 
     it("answers 404 unknown_resource under the prefix without a region", async () => {
