@@ -316,8 +316,13 @@ describe.each(serverBackends)("REST refusals on $name", (backend) => {
       expect(answer).toContain('"type":"unknown_resource"');
     });
 
-    it("answers 404 unknown_resource under the prefix without a region", async () => {
-      const res = await fetch(`http://127.0.0.1:${running.server.httpPort}${REST_PREFIX}/`);
+    it.each([
+      `${REST_PREFIX}/`,
+      REST_PREFIX,
+      "/secret-manager/v1/regions/local/secrets",
+      "/secret-manager/",
+    ])("answers 404 unknown_resource to %s, a wrong base path", async (path) => {
+      const res = await fetch(`http://127.0.0.1:${running.server.httpPort}${path}`);
       expect(res.status).toBe(404);
       expect(res.headers.get("content-type")).toBe("application/json");
       expect(((await res.json()) as { type: string }).type).toBe("unknown_resource");

@@ -19,6 +19,13 @@ import { ADD_OWNER, ROUTES, type Route } from "./routes.ts";
 /** Where the Scaleway-compatible API lives on the HTTP port. */
 export const SCALEWAY_PREFIX = "/secret-manager/v1beta1/regions/";
 
+/**
+ * The paths this handler answers: the whole `/secret-manager/` namespace,
+ * so that a client with a wrong base path (another version, no region) is
+ * told `unknown_resource` in JSON rather than given an empty 404.
+ */
+export const SCALEWAY_NAMESPACE = "/secret-manager/";
+
 type NodeHandler = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
 type Request = Parameters<NodeHandler>[0];
 type Response = Parameters<NodeHandler>[1];
