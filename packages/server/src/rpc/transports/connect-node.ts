@@ -223,6 +223,9 @@ function answerHeaderOverflow(server: http.Server | http2.Http2SecureServer): vo
     if (event !== "clientError" || err?.code !== "HPE_HEADER_OVERFLOW" || socket === undefined) {
       return emit(event, ...args);
     }
+    // A response still on its way to a pipelined request before this one:
+    // node's own handling, which never writes into the middle of it.
+    if ((socket as { _httpMessage?: unknown })._httpMessage != null) return emit(event, ...args);
     if (socket.writable) {
       socket.end(headerOverflowAnswer());
       setTimeout(() => socket.destroy(), 1_000).unref();
