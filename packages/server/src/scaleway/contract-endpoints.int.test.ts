@@ -571,6 +571,15 @@ describe.each(serverBackends)("the REST contract on $name", (backend) => {
     );
     expect({ status: deleted.status, body: deleted.body }).toEqual({ status: 204, body: "" });
     expect(deleted.headers["content-type"]).toBeUndefined();
+    const tooLarge = await overHttp2(
+      running.server.httpPort,
+      "POST",
+      `/secrets/${secretId}/versions`,
+      token,
+      JSON.stringify({ data: "A".repeat(600 * 1024) }),
+    );
+    expect(tooLarge.status).toBe(413);
+    expect(JSON.parse(tooLarge.body).type).toBe("invalid_request_error");
   });
 
   it("exercised every route of the API", () => {

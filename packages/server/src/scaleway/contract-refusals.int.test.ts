@@ -279,6 +279,8 @@ describe.each(serverBackends)("REST refusals on $name", (backend) => {
       const res = await refusedWrite("POST", `/secrets/${secretId}/versions`, { body: { data } });
       const body = expectRefusal(res, 413, "invalid_request_error");
       expect(body.message).toContain("524288 bytes");
+      // The rest of the body is not read, so the connection is not kept.
+      expect(res.headers.get("connection")).toBe("close");
     });
 
     it("refuses a payload past 64 KiB that fits the port", async () => {

@@ -130,7 +130,12 @@ export function scalewayHandler(
       }
       return reply(res, 200, requestId, json);
     } catch (e) {
-      if (e instanceof RestRefusal) return reply(res, e.status, requestId, e.body);
+      if (e instanceof RestRefusal) {
+        // The rest of the body is not read: the port closes the connection
+        // after this answer (connect-node.ts guardRequest), and says so.
+        if (e.status === 413 && req.httpVersionMajor === 1) res.setHeader("connection", "close");
+        return reply(res, e.status, requestId, e.body);
+      }
       const err =
         e instanceof ConnectError
           ? e
