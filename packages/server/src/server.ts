@@ -28,7 +28,7 @@ import { buildServices, chainedServices, type Services } from "./rpc/services.ts
 import { listenConnect } from "./rpc/transports/connect-node.ts";
 import { listenGrpc } from "./rpc/transports/grpc-js.ts";
 import { type ListenOptions, RequestBudget } from "./rpc/transports/limits.ts";
-import { SCALEWAY_PREFIX, scalewayHandler } from "./scaleway/serve.ts";
+import { SCALEWAY_NAMESPACE, scalewayHandler } from "./scaleway/serve.ts";
 import { WatchFeeds } from "./watch/feed.ts";
 import { TokenStreams } from "./watch/token-streams.ts";
 
@@ -100,7 +100,7 @@ function openConsole(config: Config, logger: Logger): ConsoleSite | undefined {
 
 /**
  * What the HTTP port serves besides the RPCs: the Scaleway-compatible REST
- * API under SCALEWAY_PREFIX, then the web console (when on); anything else
+ * API under SCALEWAY_NAMESPACE, then the web console (when on); anything else
  * is connect's empty 404.
  */
 function besideRpcs(
@@ -111,7 +111,7 @@ function besideRpcs(
   const scaleway = scalewayHandler(services.secret, { logger, readMaxBytes: MAX_REQUEST_BYTES });
   const console = site && consoleHandler(site);
   return (req, res) => {
-    if (req.url?.startsWith(SCALEWAY_PREFIX)) {
+    if (req.url?.startsWith(SCALEWAY_NAMESPACE)) {
       scaleway(req, res);
     } else if (console !== undefined) {
       console(req, res);

@@ -1,5 +1,4 @@
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { invalid } from "../domain/errors.ts";
 
 /**
@@ -174,17 +173,42 @@ export function parseDuration(text: string, field: string): Duration {
   return { seconds: BigInt(m[1] ?? "0"), nanos } as Duration;
 }
 
-const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
+const RFC3339 =
+  /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:[Zz]|([+-])(\d{2}):(\d{2}))$/;
 
+/**
+ * An RFC 3339 time, to the nanosecond: Scaleway writes microseconds, which a
+ * `Date` would cut to milliseconds. A day or an hour out of range (February
+ * 30th, 24:00) is refused, not rolled over as `Date` would.
+ */
 export function parseTimestamp(text: string, field: string): Timestamp {
-  const at = new Date(text);
-  if (!RFC3339.test(text) || !Number.isFinite(at.getTime())) {
+  const m = RFC3339.exec(text);
+  const [year, month, day, hour, minute, second] = (m?.slice(1, 7) ?? []).map(Number);
+  const utc = Date.UTC(year ?? 0, (month ?? 0) - 1, day ?? 0, hour ?? 0, minute ?? 0, second ?? 0);
+  const back = new Date(utc);
+  const offsetHours = Number(m?.[9] ?? 0);
+  const offsetMinutes = Number(m?.[10] ?? 0);
+  if (
+    m === null ||
+    back.getUTCFullYear() !== year ||
+    back.getUTCMonth() !== (month ?? 0) - 1 ||
+    back.getUTCDate() !== day ||
+    back.getUTCHours() !== hour ||
+    back.getUTCMinutes() !== minute ||
+    back.getUTCSeconds() !== second ||
+    offsetHours > 23 ||
+    offsetMinutes > 59
+  ) {
     throw invalid(
       field,
       `must be an RFC 3339 time such as "2026-07-03T15:27:54Z" (got ${quoted(text)})`,
     );
   }
-  return timestampFromDate(at);
+  const offset = (m[8] === "-" ? -1 : 1) * (offsetHours * 3600 + offsetMinutes * 60);
+  return {
+    seconds: BigInt(utc / 1000 - offset),
+    nanos: Number((m[7] ?? "").padEnd(9, "0")),
+  } as Timestamp;
 }
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;

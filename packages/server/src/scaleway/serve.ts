@@ -19,6 +19,13 @@ import { ADD_OWNER, ROUTES, type Route } from "./routes.ts";
 /** Where the Scaleway-compatible API lives on the HTTP port. */
 export const SCALEWAY_PREFIX = "/secret-manager/v1beta1/regions/";
 
+/**
+ * The paths this handler answers: the whole `/secret-manager/` namespace,
+ * so that a client with a wrong base path (another version, no region) is
+ * told `unknown_resource` in JSON rather than given an empty 404.
+ */
+export const SCALEWAY_NAMESPACE = "/secret-manager/";
+
 type NodeHandler = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
 type Request = Parameters<NodeHandler>[0];
 type Response = Parameters<NodeHandler>[1];
@@ -58,6 +65,9 @@ export function scalewayHandler(
   >;
   const serve = async (req: Request, res: Response): Promise<void> => {
     const url = new URL(req.url ?? "/", "http://coffer");
+    // The path as sent, not as URL normalizes it: dot segments resolved
+    // ("regions/../x", "%2e%2e") would serve a path outside the prefix.
+    const pathname = (req.url ?? "/").split("?", 1)[0] ?? "/";
     const requestId = sane(header(req, "x-request-id")) ?? randomUUID();
     const token = header(req, "x-auth-token") ?? bearerValue(header(req, "authorization"));
     const context: RestErrorContext = {
@@ -67,18 +77,18 @@ export function scalewayHandler(
       action: req.method === "GET" ? "read" : "write",
     };
     try {
-      const match = matchRoute(req.method ?? "GET", url.pathname);
+      const match = matchRoute(req.method ?? "GET", pathname);
       if (match.kind === "none") {
         return reply(res, 404, requestId, {
           type: "unknown_resource",
-          message: `no such endpoint: ${req.method} ${url.pathname}; see the Scaleway Secret Manager v1beta1 API`,
+          message: `no such endpoint: ${req.method} ${pathname}; see the Scaleway Secret Manager v1beta1 API`,
         });
       }
       if (match.kind === "method") {
         res.setHeader("allow", match.allow.join(", "));
         return reply(res, 405, requestId, {
           type: "invalid_request_error",
-          message: `${req.method} is not allowed on ${url.pathname}: ${match.allow.join(" or ")}`,
+          message: `${req.method} is not allowed on ${pathname}: ${match.allow.join(" or ")}`,
         });
       }
       const { route, params } = match;
@@ -103,7 +113,7 @@ export function scalewayHandler(
         method: desc,
         protocolName: "rest",
         requestMethod: req.method ?? "GET",
-        url: url.pathname,
+        url: pathname,
         requestHeader: {
           "x-request-id": requestId,
           ...(token !== undefined && { authorization: `Bearer ${token}` }),
@@ -121,7 +131,12 @@ export function scalewayHandler(
       }
       return reply(res, 200, requestId, json);
     } catch (e) {
-      if (e instanceof RestRefusal) return reply(res, e.status, requestId, e.body);
+      if (e instanceof RestRefusal) {
+        // The rest of the body is not read: the port closes the connection
+        // after this answer (connect-node.ts guardRequest), and says so.
+        if (e.status === 413 && req.httpVersionMajor === 1) res.setHeader("connection", "close");
+        return reply(res, e.status, requestId, e.body);
+      }
       const err =
         e instanceof ConnectError
           ? e
@@ -153,7 +168,9 @@ type Match =
  * the secret "browse"): the paths with the fewest parameters that match win.
  */
 function matchRoute(method: string, pathname: string): Match {
+  if (!pathname.startsWith(SCALEWAY_PREFIX)) return { kind: "none" };
   const [regionPart = "", ...segments] = pathname.slice(SCALEWAY_PREFIX.length).split("/");
+  if (regionPart === "") return { kind: "none" };
   const matched = ALL_ROUTES.flatMap((route) => {
     const params = matchPath(route.path, segments);
     return params === undefined ? [] : [{ route, params }];

@@ -1,5 +1,6 @@
 import http from "node:http";
 import http2 from "node:http2";
+import type { Duplex } from "node:stream";
 import { Code, ConnectError, type ConnectRouter, createContextValues } from "@connectrpc/connect";
 import { type ConnectNodeAdapterOptions, connectNodeAdapter } from "@connectrpc/connect-node";
 import { routes, type Services } from "../services.ts";
@@ -81,6 +82,7 @@ export async function listenConnect(
     return serverOf(listener, server, undefined, trackSessions(server, limits, listener));
   }
   const h1 = http.createServer(h1Options(limits), handler);
+  answerHeaderOverflow(h1);
   startHeaderChecks(h1);
   const h2 = http2.createServer(
     { settings: { maxConcurrentStreams: limits.maxStreamsPerConnection } },
@@ -196,8 +198,58 @@ function createTlsServer(
     requestTimeout: h1.requestTimeout,
     connectionsCheckingInterval: h1.connectionsCheckingInterval,
   });
+  answerHeaderOverflow(server);
   startHeaderChecks(server);
   return server;
+}
+
+/**
+ * HTTP/1.1 headers past node's limit (`http.maxHeaderSize`, 16 KiB unless
+ * `--max-http-header-size` says otherwise), most often a URL with a huge
+ * query string: node answers a bare 431 without a body, which a REST client
+ * reports as an empty, unparseable error. This answers the same 431 with a
+ * JSON body in the shape every REST refusal has (`type`, `message`), then
+ * closes the connection, as node does.
+ *
+ * Every other client error keeps node's own answer (400, 408, 413, or none
+ * when a response is already on its way), which node gives only when no
+ * "clientError" listener exists: so the event is intercepted here for this
+ * one error rather than listened to.
+ */
+function answerHeaderOverflow(server: http.Server | http2.Http2SecureServer): void {
+  const emit = server.emit.bind(server) as (event: string | symbol, ...args: unknown[]) => boolean;
+  server.emit = ((event: string | symbol, ...args: unknown[]) => {
+    const [err, socket] = args as [NodeJS.ErrnoException | undefined, Duplex | undefined];
+    if (event !== "clientError" || err?.code !== "HPE_HEADER_OVERFLOW" || socket === undefined) {
+      return emit(event, ...args);
+    }
+    // A response still on its way to a pipelined request before this one:
+    // node's own handling, which never writes into the middle of it.
+    if ((socket as { _httpMessage?: unknown })._httpMessage != null) return emit(event, ...args);
+    if (socket.writable) {
+      socket.end(headerOverflowAnswer());
+      setTimeout(() => socket.destroy(), 1_000).unref();
+    } else {
+      socket.destroy();
+    }
+    return true;
+  }) as typeof server.emit;
+}
+
+function headerOverflowAnswer(): string {
+  const body = JSON.stringify({
+    type: "invalid_request_error",
+    message: `the request's headers, its URL included, are larger than ${http.maxHeaderSize} bytes; send fewer or shorter query parameters`,
+  });
+  return [
+    "HTTP/1.1 431 Request Header Fields Too Large",
+    "Content-Type: application/json",
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    "Cache-Control: no-store",
+    "Connection: close",
+    "",
+    body,
+  ].join("\r\n");
 }
 
 /**

@@ -1,3 +1,5 @@
+import http from "node:http";
+import https from "node:https";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { ListSecretTypesRequestSchema, SecretService } from "@coffer/api";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -209,6 +211,38 @@ describe("TLS and bearer tokens", () => {
       expect(await call(mtlsServer, v, { tls, token: token.value })).toBe("OK");
     },
   );
+});
+
+describe("TLS and HTTP/1.1 headers past node's limit", () => {
+  it("answers 431 with a JSON body, as in cleartext", async () => {
+    const huge = "a".repeat(http.maxHeaderSize + 1);
+    const answer = await new Promise<{ status?: number; type?: string; body: string }>(
+      (resolve, reject) => {
+        const req = https.request(
+          {
+            host: "127.0.0.1",
+            port: tlsServer.httpPort,
+            path: `/secret-manager/v1beta1/regions/local/secrets?name=${huge}`,
+            ca: certs.ca.cert.pem,
+          },
+          (res) => {
+            let body = "";
+            res.on("data", (c) => {
+              body += c;
+            });
+            res.on("end", () =>
+              resolve({ status: res.statusCode, type: res.headers["content-type"], body }),
+            );
+          },
+        );
+        req.on("error", reject);
+        req.end();
+      },
+    );
+    expect(answer.status).toBe(431);
+    expect(answer.type).toBe("application/json");
+    expect(JSON.parse(answer.body)).toMatchObject({ type: "invalid_request_error" });
+  });
 });
 
 describe("TLS shutdown", () => {
