@@ -59,32 +59,26 @@ export function restError(err: ConnectError, context: RestErrorContext): RestErr
         },
       };
     }
-    case Code.NotFound: {
-      const [info] = err.findDetails(ResourceInfoSchema);
+    case Code.NotFound:
       return {
         status: 404,
         body: {
           type: "not_found",
           message: "resource is not found",
-          resource: info?.resourceType ?? context.resource,
-          resource_id: info?.resourceName ?? context.resourceId,
+          ...resourceOf(err, context),
           help_message: message,
         },
       };
-    }
-    case Code.AlreadyExists: {
-      const [info] = err.findDetails(ResourceInfoSchema);
+    case Code.AlreadyExists:
       return {
         status: 409,
         body: {
           type: "already_exists",
           message: "resource already exists",
-          resource: info?.resourceType ?? context.resource,
-          resource_id: info?.resourceName ?? context.resourceId,
+          ...resourceOf(err, context),
           help_message: message,
         },
       };
-    }
     case Code.FailedPrecondition: {
       const [violation] = err.findDetails(PreconditionFailureSchema).flatMap((d) => d.violations);
       return {
@@ -143,6 +137,19 @@ export function restError(err: ConnectError, context: RestErrorContext): RestErr
     default:
       return { status: 500, body: { type: "internal_error", message } };
   }
+}
+
+/**
+ * The resource a refusal is about: the one its google.rpc.ResourceInfo names
+ * (the domain's detail), else the one the route addresses. ESO tells "no
+ * such secret" by `not_found` with these two fields.
+ */
+function resourceOf(err: ConnectError, context: RestErrorContext) {
+  const [info] = err.findDetails(ResourceInfoSchema);
+  return {
+    resource: info?.resourceType ?? context.resource,
+    resource_id: info?.resourceName ?? context.resourceId,
+  };
 }
 
 /**
