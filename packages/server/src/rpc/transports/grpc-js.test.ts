@@ -119,7 +119,36 @@ const secretService: Partial<ServiceImpl<typeof SecretService>> = {
     d.resolve({ timeoutMs: ctx.timeoutMs(), reason: aborted(ctx) });
     throw await (await d.promise).reason;
   },
+  // Reads its signal only when told to: the adapter makes the signal at the
+  // first read, which must still show what happened before it.
+  async enableSecretVersion(req, ctx) {
+    const late = lateReads.get(req.secretId);
+    if (late === undefined) throw new Error(`no late read for ${req.secretId}`);
+    late.entered.resolve(ctx);
+    await late.read.promise;
+    late.seen.resolve({ aborted: ctx.signal.aborted, reason: ctx.signal.reason });
+    return {};
+  },
 };
+
+/** A handler that reads its signal late: when it entered, when to read, what it saw. */
+const lateReads = new Map<
+  string,
+  {
+    entered: ReturnType<typeof deferred<HandlerContext>>;
+    read: ReturnType<typeof deferred<void>>;
+    seen: ReturnType<typeof deferred<{ aborted: boolean; reason: unknown }>>;
+  }
+>();
+function lateRead(id: string) {
+  const late = {
+    entered: deferred<HandlerContext>(),
+    read: deferred<void>(),
+    seen: deferred<{ aborted: boolean; reason: unknown }>(),
+  };
+  lateReads.set(id, late);
+  return late;
+}
 
 async function listen(register: (server: grpc.Server) => void) {
   const server = new grpc.Server();
@@ -344,6 +373,38 @@ describe("grpc-js adapter, SecretService through a proto-loader client", () => {
     const reason = await seen.reason;
     expect(reason).toBeInstanceOf(ConnectError);
     expect((reason as ConnectError).code).toBe(Code.Canceled);
+  });
+
+  it("shows a cancel that came before the handler first read its signal", async () => {
+    const late = lateRead("late-cancel");
+    const { status } = await call(
+      "EnableSecretVersion",
+      { secretId: "late-cancel" },
+      undefined,
+      undefined,
+      (c) => {
+        void late.entered.promise.then(() => c.cancel());
+      },
+    );
+    expect(status.code).toBe(grpc.status.CANCELLED);
+    // The server hears of the cancel a moment after the client's status.
+    await new Promise((r) => setTimeout(r, 100));
+    late.read.resolve();
+    const seen = await late.seen.promise;
+    expect(seen.aborted).toBe(true);
+    expect((seen.reason as ConnectError).code).toBe(Code.Canceled);
+    expect((seen.reason as ConnectError).rawMessage).toBe("the client canceled the call");
+  });
+
+  it("shows a call as over to a signal first read after it ended", async () => {
+    const late = lateRead("late-over");
+    late.read.resolve();
+    const { status } = await call("EnableSecretVersion", { secretId: "late-over" });
+    expect(status.code).toBe(grpc.status.OK);
+    expect(await late.seen.promise).toEqual({ aborted: false, reason: undefined });
+    const ctx = await late.entered.promise;
+    expect(ctx.signal.aborted).toBe(true);
+    expect((ctx.signal.reason as ConnectError).rawMessage).toBe("the call is over");
   });
 });
 
