@@ -2,8 +2,9 @@ import http from "node:http";
 import http2 from "node:http2";
 import type { Duplex } from "node:stream";
 import { Code, ConnectError, type ConnectRouter, createContextValues } from "@connectrpc/connect";
-import { type ConnectNodeAdapterOptions, connectNodeAdapter } from "@connectrpc/connect-node";
+import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import { routes, type Services } from "../services.ts";
+import { connectAdapter } from "./connect-adapter.ts";
 import {
   type BudgetHolder,
   type ConnectionLimits,
@@ -45,7 +46,7 @@ export async function listenConnect(
   fallback?: ConnectNodeAdapterOptions["fallback"],
 ): Promise<Listening> {
   const { limits, budget } = options;
-  const adapter = connectNodeAdapter({
+  const adapter = connectAdapter({
     routes: (router: ConnectRouter) => {
       routes(services)(router);
       // connect-node reads `router.handlers` after this returns.

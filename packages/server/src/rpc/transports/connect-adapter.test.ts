@@ -1,0 +1,181 @@
+import http from "node:http";
+import http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { SecretService } from "@coffer/api";
+import { Code, ConnectError, createContextKey, createContextValues } from "@connectrpc/connect";
+import {
+  createAsyncIterable,
+  type UniversalHandler,
+  type UniversalServerRequest,
+} from "@connectrpc/connect/protocol";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connectAdapter } from "./connect-adapter.ts";
+
+const pathKey = createContextKey<string>("", { description: "path" });
+
+/**
+ * A server whose one route is a bare universal handler that keeps the
+ * request it was given and answers once told to; ListTags is a real
+ * Connect method, served by connect's own handler.
+ */
+function start(server: http.Server | http2.Http2Server) {
+  const seen: UniversalServerRequest[] = [];
+  const answers: (() => void)[] = [];
+  const bare = Object.assign(
+    async (req: UniversalServerRequest) => {
+      const answered = new Promise<void>((resolve) => answers.push(resolve));
+      seen.push(req);
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of req.body as AsyncIterable<Uint8Array>) chunks.push(chunk);
+      await answered;
+      return { status: 200, body: createAsyncIterable([Buffer.concat(chunks)]) };
+    },
+    { requestPath: "/bare", method: SecretService.method.listTags, service: SecretService },
+  ) as unknown as UniversalHandler;
+  const adapter = connectAdapter({
+    routes: (router) => {
+      router.service(SecretService, {
+        listTags: (_req, ctx) => ({ tags: [ctx.values.get(pathKey), ctx.url] }),
+      });
+      router.handlers.push(bare);
+    },
+    contextValues: (req) => createContextValues().set(pathKey, req.url ?? ""),
+  });
+  server.on("request", adapter);
+  /** Lets the latest request's handler answer. */
+  return { seen, answer: () => answers.at(-1)?.() };
+}
+
+function listen(server: http.Server | http2.Http2Server): Promise<number> {
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () => resolve((server.address() as AddressInfo).port)),
+  );
+}
+
+async function settled(signal: AbortSignal): Promise<unknown> {
+  for (let i = 0; i < 100 && !signal.aborted; i++) await new Promise((r) => setTimeout(r, 10));
+  return signal.reason;
+}
+
+describe("connectAdapter over HTTP/2", () => {
+  const server = http2.createServer();
+  const state = start(server);
+  let session: http2.ClientHttp2Session;
+
+  beforeAll(async () => {
+    const port = await listen(server);
+    session = http2.connect(`http://127.0.0.1:${port}`);
+  });
+  afterAll(() => {
+    session.close();
+    server.close();
+  });
+
+  function request(path: string, body: string, headers: http2.OutgoingHttpHeaders = {}) {
+    const stream = session.request({ ":method": "POST", ":path": path, ...headers });
+    stream.end(body);
+    const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
+      let status = 0;
+      let text = "";
+      stream.on("response", (h) => {
+        status = Number(h[":status"]);
+      });
+      stream.setEncoding("utf8");
+      stream.on("data", (d: string) => {
+        text += d;
+      });
+      stream.on("end", () => resolve({ status, body: text }));
+      stream.on("error", reject);
+    });
+    return { stream, answer };
+  }
+
+  it("serves connect's handlers with the request's headers, URL and context values", async () => {
+    const { answer } = request("/coffer.secretmanager.v1.SecretService/ListTags?x=1", "{}", {
+      "content-type": "application/json",
+    });
+    const { status, body } = await answer;
+    expect(status).toBe(200);
+    const tags = (JSON.parse(body) as { tags: string[] }).tags;
+    expect(tags[0]).toBe("/coffer.secretmanager.v1.SecretService/ListTags?x=1");
+    expect(tags[1]).toMatch(
+      /^http:\/\/127\.0\.0\.1:\d+\/coffer\.secretmanager\.v1\.SecretService\/ListTags\?x=1$/,
+    );
+  });
+
+  it("answers an unknown path with connect's empty 404", async () => {
+    const { status, body } = await request("/nowhere", "").answer;
+    expect(status).toBe(404);
+    expect(body).toBe("");
+  });
+
+  it("gives the body as sent, then aborts the signal with a ready-made reason once the response is out", async () => {
+    const before = state.seen.length;
+    const { answer } = request("/bare", "hello", { "x-probe": "1" });
+    while (state.seen.length === before) await new Promise((r) => setTimeout(r, 5));
+    const req = state.seen[before] as UniversalServerRequest;
+    expect(req.header.get("x-probe")).toBe("1");
+    const names: string[] = [];
+    req.header.forEach((_, name) => names.push(name));
+    expect(names.filter((n) => n.startsWith(":"))).toEqual([]);
+    expect(req.signal.aborted).toBe(false);
+    state.answer();
+    expect((await answer).body).toBe("hello");
+    const reason = await settled(req.signal);
+    // Not a DOMException built for the occasion: one reason, shared by every call.
+    expect(reason).toBeInstanceOf(ConnectError);
+    expect((reason as ConnectError).rawMessage).toBe("the response was sent");
+  });
+
+  it("aborts the signal with CANCELED when the client resets the stream before its answer", async () => {
+    const before = state.seen.length;
+    const { stream, answer } = request("/bare", "x");
+    answer.catch(() => undefined);
+    while (state.seen.length === before) await new Promise((r) => setTimeout(r, 5));
+    const req = state.seen[before] as UniversalServerRequest;
+    stream.close(http2.constants.NGHTTP2_CANCEL);
+    const reason = await settled(req.signal);
+    expect(reason).toBeInstanceOf(ConnectError);
+    expect((reason as ConnectError).code).toBe(Code.Canceled);
+    expect((reason as ConnectError).rawMessage).not.toBe("the response was sent");
+    state.answer();
+  });
+});
+
+describe("connectAdapter over HTTP/1.1", () => {
+  const server = http.createServer();
+  const state = start(server);
+  let port = 0;
+
+  beforeAll(async () => {
+    port = await listen(server);
+  });
+  afterAll(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+
+  it("aborts the signal with the ready-made reason once the response is out", async () => {
+    const before = state.seen.length;
+    const done = fetch(`http://127.0.0.1:${port}/bare`, { method: "POST", body: "h1" });
+    while (state.seen.length === before) await new Promise((r) => setTimeout(r, 5));
+    const req = state.seen[before] as UniversalServerRequest;
+    state.answer();
+    expect(await (await done).text()).toBe("h1");
+    expect(((await settled(req.signal)) as ConnectError).rawMessage).toBe("the response was sent");
+  });
+
+  it("aborts the signal with CANCELED when the client leaves before its answer", async () => {
+    const before = state.seen.length;
+    const client = http.request({ port, host: "127.0.0.1", method: "POST", path: "/bare" });
+    client.on("error", () => undefined);
+    client.end("gone");
+    while (state.seen.length === before) await new Promise((r) => setTimeout(r, 5));
+    const req = state.seen[before] as UniversalServerRequest;
+    client.destroy();
+    const reason = await settled(req.signal);
+    expect(reason).toBeInstanceOf(ConnectError);
+    expect([Code.Canceled, Code.Aborted]).toContain((reason as ConnectError).code);
+    state.answer();
+  });
+});
