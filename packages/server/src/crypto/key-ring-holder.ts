@@ -1,4 +1,5 @@
 import { timingSafeEqual } from "node:crypto";
+import { wipeDataKeys } from "./data-key-cache.ts";
 import type { KeyRing } from "./key-ring.ts";
 
 /**
@@ -38,7 +39,10 @@ export class KeyRingHolder {
         );
       }
     }
+    const replaced = this.#ring;
     this.#ring = ring;
+    // The new ring starts with no data keys; the old one's are zeroed.
+    if (replaced !== ring) wipeDataKeys(replaced);
   }
 }
 
