@@ -377,18 +377,10 @@ function sendHeaders(call: Call, context: CallContext): void {
   // Without headers of its own, grpc-js sends empty ones before the first
   // message, or a trailers-only response on error. A second call is ignored
   // by grpc-js, so headers set after the first message are lost, as the
-  // HandlerContext contract says.
-  if (!isEmpty(context.responseHeader)) {
-    call.sendMetadata(toMetadata(context.responseHeader));
-  }
-}
-
-function isEmpty(headers: Headers): boolean {
-  let empty = true;
-  headers.forEach(() => {
-    empty = false;
-  });
-  return empty;
+  // HandlerContext contract says. One pass over the headers: they are
+  // never empty (the chain sets x-request-id on every call).
+  const metadata = toMetadata(context.responseHeader);
+  if (metadata !== undefined) call.sendMetadata(metadata);
 }
 
 function toHeaders(metadata: grpc.Metadata): Headers {
@@ -419,12 +411,14 @@ const reservedKeys = new Set([
   "host",
 ]);
 
-function toMetadata(headers: Headers): grpc.Metadata {
-  const metadata = new grpc.Metadata();
+/** The headers gRPC may carry, as metadata; undefined when none is left. */
+function toMetadata(headers: Headers): grpc.Metadata | undefined {
+  let metadata: grpc.Metadata | undefined;
   headers.forEach((value, key) => {
     if (reservedKeys.has(key) || (key.startsWith("grpc-") && key !== "grpc-status-details-bin")) {
       return;
     }
+    metadata ??= new grpc.Metadata();
     try {
       if (key.endsWith("-bin")) {
         // Headers joins repeated values with ", "; binary values are base64,
