@@ -9,9 +9,7 @@ export const DATA_KEY_CACHE_SIZE = 1024;
  * version read again and again (a service reading its database password at
  * every start or request: the usual load) pays one AES-GCM, its payload's,
  * not two. In the profile of 2026-12-05 the unwrap was 3.6 % of a gRPC
- * access's CPU and the payload's decrypt 1.3 %; with the key held, open()
- * fell to 3.4 %, not 1.3: a call's first cipher pays a cold start (in
- * createDecipheriv) either way. So this saves about 2 µs per read.
+ * access's CPU, the payload's decrypt 1.3 %.
  *
  * What is kept, and why that is acceptable:
  * - Only keys whose unwrap passed GCM's check under this ring, and whose
