@@ -1,5 +1,4 @@
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
-import { dataKeyId, dataKeysOf } from "./data-key-cache.ts";
 import type { KeyRing } from "./key-ring.ts";
 
 const ALGORITHM = "aes-256-gcm";
@@ -66,18 +65,9 @@ export function seal(plaintext: Uint8Array, aad: Uint8Array, ring: KeyRing): Sea
  * or payload were altered, truncated, or bound to other associated data.
  */
 export function open(sealed: Sealed, aad: Uint8Array, ring: KeyRing): Uint8Array {
-  // A data key unwrapped before under this ring, from these very bytes and
-  // key id, skips its unwrap (see DataKeyCache); the payload is always
-  // decrypted and checked.
-  const cache = dataKeysOf(ring);
-  const id = dataKeyId(sealed.keyId, sealed.wrappedKey);
-  const held = cache.get(id);
-  if (held !== undefined) return decrypt(held, sealed.ciphertext, aad, "payload");
   const dataKey = unwrap(sealed, ring);
   try {
-    const plaintext = decrypt(dataKey, sealed.ciphertext, aad, "payload");
-    cache.set(id, dataKey);
-    return plaintext;
+    return decrypt(dataKey, sealed.ciphertext, aad, "payload");
   } finally {
     dataKey.fill(0);
   }

@@ -1,5 +1,4 @@
 import { timingSafeEqual } from "node:crypto";
-import { wipeDataKeys } from "./data-key-cache.ts";
 import type { KeyRing } from "./key-ring.ts";
 
 /**
@@ -39,10 +38,7 @@ export class KeyRingHolder {
         );
       }
     }
-    const replaced = this.#ring;
     this.#ring = ring;
-    // The new ring starts with no data keys; the old one's are zeroed.
-    if (replaced !== ring) wipeDataKeys(replaced);
   }
 }
 

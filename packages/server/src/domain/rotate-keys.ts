@@ -1,4 +1,3 @@
-import { wipeDataKeys } from "../crypto/data-key-cache.ts";
 import { CryptoError, rewrap } from "../crypto/envelope.ts";
 import { addKeyToFile, type KeyRing, KeyRingError } from "../crypto/key-ring.ts";
 import type { KeyRingHolder } from "../crypto/key-ring-holder.ts";
@@ -157,9 +156,6 @@ export async function rotateMasterKeyOnline(
     const result = await rotateMasterKey(domain, caller, options);
     return addedKeyId === undefined ? result : { ...result, addedKeyId };
   } finally {
-    // No row is wrapped as before any more (or the rotation failed): the
-    // data keys unwrapped meanwhile are zeroed rather than left to age out.
-    wipeDataKeys(source.holder.get());
     rotating.delete(source.holder);
   }
 }
