@@ -43,8 +43,8 @@
  * over its measured window (bench/support/batch-metrics.ts), or "no
  * batching metric" for a server without them.
  *
- * On 2 cores, `--runs 3 --seconds 10` (the defaults) takes about 15
- * minutes; `--seconds 5` about 9.
+ * On 2 cores, `--runs 3 --seconds 10` (the defaults) takes about 12
+ * minutes (13 with BENCH_BEFORE_ROOT); `--seconds 5` about 7.
  *
  * WatchSecrets is measured by `npm run bench:watch` (the `watch` sections of
  * RESULTS.md), not here.
@@ -671,6 +671,8 @@ const median = (v: number[]) => {
 };
 const mmm = (v: number[], f: (x: number) => string) =>
   v.length === 0 ? "-" : `${f(Math.min(...v))} / **${f(median(v))}** / ${f(Math.max(...v))}`;
+/** Milliseconds of latency: one decimal, two below 1 ms (a lone caller's calls take well under one). */
+const latency = (x: number) => (x < 1 ? x.toFixed(2) : ms(x));
 const int = (x: number) => (Number.isNaN(x) ? "-" : Math.round(x).toLocaleString("en"));
 
 function header(command: string): string[] {
@@ -733,10 +735,10 @@ function table(ms_: Measurement[]): string[] {
         int,
       )} | ${mmm(
         s.map((x) => x.p50Ms),
-        ms,
+        latency,
       )} | ${mmm(
         s.map((x) => x.p99Ms),
-        ms,
+        latency,
       )} | ${mmm(
         s.map((x) => x.cpuUsPerCall),
         int,
@@ -799,7 +801,7 @@ function loneTarget(
 ): Target | undefined {
   if (after === undefined) return undefined;
   const fig = (m: Measurement) =>
-    `p50 ${ms(median(m.samples.map((s) => s.p50Ms)))} ms, p99 ${ms(median(m.samples.map((s) => s.p99Ms)))} ms, ${int(median(m.samples.map((s) => s.rps)))} calls/s, ${int(median(m.samples.map((s) => s.cpuUsPerCall)))} µs of server CPU per call`;
+    `p50 ${latency(median(m.samples.map((s) => s.p50Ms)))} ms, p99 ${latency(median(m.samples.map((s) => s.p99Ms)))} ms, ${int(median(m.samples.map((s) => s.rps)))} calls/s, ${int(median(m.samples.map((s) => s.cpuUsPerCall)))} µs of server CPU per call`;
   if (before === undefined) {
     return {
       what: after.label,
@@ -1398,7 +1400,7 @@ async function main(): Promise<void> {
       const s = await m.run();
       m.samples.push(s);
       log(
-        `[${m.bench}] run ${run}/${RUNS} ${m.key}: ${int(s.rps)} req/s, p50 ${ms(s.p50Ms)} ms, p99 ${ms(s.p99Ms)} ms, ${int(s.cpuUsPerCall)} µs CPU/call${s.pgUsPerCall === undefined ? "" : ` (+ Postgres ${int(s.pgUsPerCall)} µs)`}, ${int(s.calls)} calls, machine ${s.machineBusy.toFixed(0)} % busy${m.coffer === undefined ? "" : `; ${formatBatches(s.batches)}`}${m.problems.length > 0 ? `; ${m.problems.length} problem(s)` : ""}`,
+        `[${m.bench}] run ${run}/${RUNS} ${m.key}: ${int(s.rps)} req/s, p50 ${latency(s.p50Ms)} ms, p99 ${latency(s.p99Ms)} ms, ${int(s.cpuUsPerCall)} µs CPU/call${s.pgUsPerCall === undefined ? "" : ` (+ Postgres ${int(s.pgUsPerCall)} µs)`}, ${int(s.calls)} calls, machine ${s.machineBusy.toFixed(0)} % busy${m.coffer === undefined ? "" : `; ${formatBatches(s.batches)}`}${m.problems.length > 0 ? `; ${m.problems.length} problem(s)` : ""}`,
       );
     }
     if (only.has("single-access") && pgCoffer !== undefined) {

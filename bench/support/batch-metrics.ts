@@ -136,7 +136,7 @@ const millis = (s: number) => `${+(s * 1000).toPrecision(3)} ms`;
 /**
  * One line for a report: `access: 1,234 batches, mean 15.2 calls (p50 ≤ 16 /
  * p90 ≤ 32 / max ≤ 64), queue wait mean 0.41 ms (p90 ≤ 1 ms)`; "no batching
- * metric" for a server without them, "no batch" when none was served.
+ * metric" for a server without them, "no batch in the window" when none was served.
  */
 export function formatBatches(w: BatchWindow[] | undefined): string {
   if (w === undefined) return "no batching metric";
