@@ -711,14 +711,15 @@ function batchCell(m: Measurement): string {
   const s = m.samples;
   const mid = [...s].sort((a, b) => a.rps - b.rps)[Math.floor((s.length - 1) / 2)];
   if (mid === undefined) return "-";
+  if (mid.batches === undefined || s.length === 1) return formatBatches(mid.batches);
   const means = s.map((x) =>
     x.batches === undefined
       ? "-"
-      : x.batches.map((w) => `${w.name} ${w.size.mean.toFixed(1)}`).join(", ") || "none",
+      : x.batches
+          .map((w) => `${x.batches?.length === 1 ? "" : `${w.name} `}${w.size.mean.toFixed(1)}`)
+          .join(", ") || "none",
   );
-  const perRun =
-    s.length > 1 && mid.batches !== undefined ? `; mean per run: ${means.join(" / ")}` : "";
-  return `${s.length > 1 ? "median run: " : ""}${formatBatches(mid.batches)}${perRun}`;
+  return `run of median rate: ${formatBatches(mid.batches)}; mean batch per run: ${means.join(" / ")}`;
 }
 
 function table(ms_: Measurement[]): string[] {

@@ -131,7 +131,8 @@ function delta(a: Histogram | undefined, b: Histogram | undefined): HistogramDel
 const bound = (x: number, f: (v: number) => string) =>
   x === Number.POSITIVE_INFINITY ? "> last bucket" : `≤ ${f(x)}`;
 const calls = (v: number) => v.toLocaleString("en");
-const millis = (s: number) => `${+(s * 1000).toPrecision(3)} ms`;
+const millis = (s: number) =>
+  s >= 0.001 ? `${+(s * 1e3).toFixed(1)} ms` : `${+(s * 1e6).toFixed(1)} µs`;
 
 /**
  * One line for a report: `access: 1,234 batches, mean 15.2 calls (p50 ≤ 16 /
