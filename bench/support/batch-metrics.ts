@@ -132,7 +132,7 @@ const bound = (x: number, f: (v: number) => string) =>
   x === Number.POSITIVE_INFINITY ? "> last bucket" : `≤ ${f(x)}`;
 const calls = (v: number) => v.toLocaleString("en");
 const millis = (s: number) =>
-  s >= 0.001 ? `${+(s * 1e3).toFixed(1)} ms` : `${+(s * 1e6).toFixed(1)} µs`;
+  s >= 0.001 ? `${+(s * 1e3).toPrecision(3)} ms` : `${+(s * 1e6).toPrecision(3)} µs`;
 
 /**
  * One line for a report: `access: 1,234 batches, mean 15.2 calls (p50 ≤ 16 /
