@@ -27,6 +27,25 @@
  * once on the "after" one to record an optimization; the sections name the
  * server's root and commit.
  *
+ * `BENCH_BEFORE_ROOT=/path/to/other/checkout` (installed and built the same
+ * way) adds, in the same run, that checkout's server on a fresh database of
+ * its own, measured as a lone caller beside this one's (issue 16: "one
+ * access with no other load, no slower than today").
+ *
+ * Issue 16's figures: besides the saturating load (64 in flight), the gRPC
+ * access is driven at half the rate it saturated at in the same run
+ * (h2load `--rps`; p99 target < 10 ms) and by a lone caller (one
+ * connection, one stream in flight); the PGlite access is set against a
+ * bare PGlite loop making one call at a time (the 64-worker loop stays,
+ * without a target); single access races on one and on two server
+ * processes sharing the Postgres database. Every Coffer server serves
+ * `GET /metrics`; each Coffer figure shows the group-commit batch sizes
+ * over its measured window (bench/support/batch-metrics.ts), or "no
+ * batching metric" for a server without them.
+ *
+ * On 2 cores, `--runs 3 --seconds 10` (the defaults) takes about 12
+ * minutes (13 with BENCH_BEFORE_ROOT); `--seconds 5` about 7.
+ *
  * WatchSecrets is measured by `npm run bench:watch` (the `watch` sections of
  * RESULTS.md), not here.
  */
@@ -57,6 +76,13 @@ import {
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import postgres from "postgres";
 import { ECHO_DATA, PAYLOAD_BYTES } from "./baselines/echo-payload.ts";
+import {
+  addScrapes,
+  type BatchWindow,
+  batchDelta,
+  formatBatches,
+  scrapeBatchMetrics,
+} from "./support/batch-metrics.ts";
 import { cleanup, cleanupOnSignals, onCleanup } from "./support/cleanup.ts";
 import {
   type CofferProcess,
@@ -122,12 +148,20 @@ const ATTEMPTS = Number(args.attempts);
 const SERVER_ROOT = process.env.BENCH_SERVER_ROOT
   ? path.resolve(process.env.BENCH_SERVER_ROOT)
   : undefined;
+/** The "before" checkout whose server is measured beside this one's as a lone caller. */
+const BEFORE_ROOT = process.env.BENCH_BEFORE_ROOT
+  ? path.resolve(process.env.BENCH_BEFORE_ROOT)
+  : undefined;
 /** Streams in flight for the access benchmark: CONNECTIONS × STREAMS_PER_CONNECTION. */
 const ACCESS = { clients: 4, streams: 16 };
+/** A lone caller: one connection, one request in flight. */
+const LONE = { clients: 1, streams: 1 };
 /** 16 h2load lanes of one connection and one stream, each writing its own secret. */
 const WRITES = { clients: 1, streams: 1, lanes: 16 };
 const SINGLE_ACCESS_VERSIONS = 1000;
 const SINGLE_ACCESS_READERS = 64;
+/** Server processes on the one Postgres database that the single-access readers are spread over. */
+const SINGLE_ACCESS_PROCESSES = [1, 2] as const;
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
@@ -147,6 +181,8 @@ interface Sample {
   /** Whole machine busy over the window, % of all cores. */
   machineBusy: number;
   window: { from: number; to: number };
+  /** What the Coffer server's batch histograms gained over the window; undefined: none exposed. */
+  batches?: BatchWindow[];
 }
 
 interface Measurement {
@@ -163,6 +199,7 @@ interface Measurement {
 }
 
 interface SingleAccessRun {
+  processes: number;
   seconds: number;
   calls: number;
   served: number;
@@ -171,8 +208,10 @@ interface SingleAccessRun {
   otherErrors: number;
   /** Versions the database shows consumed (consumed_at set). */
   consumedInDb: number;
+  /** Every server process's CPU over the race, per call. */
   cpuUsPerCall: number;
   perReader: { min: number; median: number; max: number };
+  batches?: BatchWindow[];
 }
 
 // ---------------------------------------------------------------- clients
@@ -346,6 +385,13 @@ interface H2Target {
   warmup: number;
   /** Checks after the measured requests that all `sent` (warm-up included) succeeded. */
   count?: () => Promise<number>;
+  /**
+   * A fixed rate, calls/s over all connections, read at the start of each
+   * round (h2load `--rps`, split evenly); absent: as fast as the streams go.
+   */
+  rate?: () => number;
+  /** The Coffer server's `GET /metrics`, read around the measured requests. */
+  metricsUrl?: string;
 }
 
 /** A warm-up and a measured h2load run of about SECONDS, with the server's CPU over the latter. */
@@ -363,6 +409,11 @@ function h2Measurement(dir: string, t: H2Target, problems: string[]): () => Prom
       });
     }
     const before = t.count === undefined ? 0 : await t.count();
+    const rate = t.rate?.();
+    if (rate !== undefined && !(rate > 0)) {
+      throw new Error(`${t.name}: no rate to drive it at (${rate})`);
+    }
+    const connections = t.clients * lanes.length;
     // Each lane sends its share of `requests` (rounded up to whole lanes).
     const run = (requests: number, log: string, timeoutMs: number) =>
       runH2loadLanes(
@@ -373,20 +424,30 @@ function h2Measurement(dir: string, t: H2Target, problems: string[]): () => Prom
           clients: t.clients,
           streams: t.streams,
           requests: Math.ceil(requests / lanes.length),
+          ...(rate !== undefined && { rps: rate / connections }),
           logFile: path.join(dir, "logs", `${t.name}-${round}${log}-${lane}.h2load`),
           timeoutMs,
         })),
       );
     const inFlight = t.clients * t.streams * lanes.length;
+    // At a fixed rate: one second of it, then SECONDS of it.
     const warmup =
       lanes.length *
       Math.ceil(
-        (lastRate > 0 ? Math.max(inFlight, Math.round(lastRate)) : t.warmup) / lanes.length,
+        (rate !== undefined
+          ? Math.max(inFlight, Math.round(rate))
+          : lastRate > 0
+            ? Math.max(inFlight, Math.round(lastRate))
+            : t.warmup) / lanes.length,
       );
     const w = await run(warmup, "-warmup", 120_000);
     const requests =
       lanes.length *
-      Math.ceil(Math.max(200, Math.round(Math.max(lastRate, w.rps) * SECONDS)) / lanes.length);
+      Math.ceil(
+        Math.max(200, Math.round((rate ?? Math.max(lastRate, w.rps)) * SECONDS)) / lanes.length,
+      );
+    // Read outside the CPU window: a scrape costs the server a little.
+    const metricsBefore = await scrapeBatchMetrics(t.metricsUrl);
     const a = {
       ticks: cpuTicksOf(t.pid),
       pg: t.pg ? postgresTicks() : 0,
@@ -400,6 +461,7 @@ function h2Measurement(dir: string, t: H2Target, problems: string[]): () => Prom
       m: machineTicks(),
       at: monotonicUs(),
     };
+    const batches = batchDelta(metricsBefore, await scrapeBatchMetrics(t.metricsUrl));
     lastRate = h.rps;
     const sent = warmup + requests;
     for (const [what, r, n] of [
@@ -427,10 +489,13 @@ function h2Measurement(dir: string, t: H2Target, problems: string[]): () => Prom
       calls: requests,
       machineBusy: (100 * (b.m.busy - a.m.busy)) / Math.max(1, b.m.total - a.m.total),
       window: { from: a.at, to: b.at },
+      ...(batches !== undefined && { batches }),
     };
   };
 }
 
+/** What h2Measurement reads of a Coffer server: its pid (CPU) and its metrics (batches). */
+const served = (c: CofferProcess) => ({ pid: c.child.pid, metricsUrl: c.metricsUrl });
 const GRPC_HEADERS = ["content-type: application/grpc", "te: trailers"];
 const CONNECT_HEADERS = ["content-type: application/proto", "connect-protocol-version: 1"];
 const methodPath = (method: string) => `/${SecretService.typeName}/${method}`;
@@ -488,8 +553,15 @@ async function createSecret(s: CofferSetup, name: string, payload: Uint8Array): 
 
 // ---------------------------------------------------------------- single access
 
+/**
+ * One race: a fresh single-access secret with SINGLE_ACCESS_VERSIONS
+ * versions, read by SINGLE_ACCESS_READERS readers spread round-robin over
+ * `servers` (processes on one database; the first is `s`'s), ATTEMPTS
+ * readers per version.
+ */
 async function singleAccessRun(
   s: CofferSetup,
+  servers: CofferProcess[],
   round: number,
   pgUrl: string,
 ): Promise<SingleAccessRun> {
@@ -510,17 +582,23 @@ async function singleAccessRun(
       }
     }),
   );
-  const reader = createClient(SecretService, connectTransport(s.server.url, s.accessToken));
+  const readers = servers.map((server) =>
+    createClient(SecretService, connectTransport(server.url, s.accessToken)),
+  );
   const served = new Array<number>(SINGLE_ACCESS_VERSIONS + 1).fill(0);
   const perReader = new Array<number>(SINGLE_ACCESS_READERS).fill(0);
   let cursor = 0;
   let otherErrors = 0;
   let calls = 0;
   const total = SINGLE_ACCESS_VERSIONS * ATTEMPTS;
-  const ticks = cpuTicksOf(s.server.child.pid);
+  const cpuOfServers = () => servers.reduce((n, x) => n + cpuTicksOf(x.child.pid), 0);
+  const scrape = () => Promise.all(servers.map((x) => scrapeBatchMetrics(x.metricsUrl)));
+  const metricsBefore = addScrapes(await scrape());
+  const ticks = cpuOfServers();
   const t0 = performance.now();
   await Promise.all(
     perReader.map(async (_, r) => {
+      const reader = readers[r % readers.length] as (typeof readers)[number];
       // Consecutive attempts go to the same revision: ATTEMPTS readers race for each version.
       while (cursor < total) {
         const revision = Math.floor(cursor / ATTEMPTS) + 1;
@@ -541,7 +619,8 @@ async function singleAccessRun(
     }),
   );
   const seconds = (performance.now() - t0) / 1000;
-  const cpu = cpuTicksOf(s.server.child.pid) - ticks;
+  const cpu = cpuOfServers() - ticks;
+  const batches = batchDelta(metricsBefore, addScrapes(await scrape()));
   const sql = postgres(pgUrl, { max: 1, onnotice: () => {} });
   let consumedInDb = -1;
   try {
@@ -554,6 +633,7 @@ async function singleAccessRun(
   const sorted = [...perReader].sort((a, b) => a - b);
   const counts = served.slice(1);
   return {
+    processes: servers.length,
     seconds,
     calls,
     served: counts.reduce((a, b) => a + b, 0),
@@ -567,6 +647,7 @@ async function singleAccessRun(
       median: sorted[Math.floor(sorted.length / 2)] ?? 0,
       max: sorted.at(-1) ?? 0,
     },
+    ...(batches !== undefined && { batches }),
   };
 }
 
@@ -590,6 +671,8 @@ const median = (v: number[]) => {
 };
 const mmm = (v: number[], f: (x: number) => string) =>
   v.length === 0 ? "-" : `${f(Math.min(...v))} / **${f(median(v))}** / ${f(Math.max(...v))}`;
+/** Milliseconds of latency: one decimal, two below 1 ms (a lone caller's calls take well under one). */
+const latency = (x: number) => (x < 1 ? x.toFixed(2) : ms(x));
 const int = (x: number) => (Number.isNaN(x) ? "-" : Math.round(x).toLocaleString("en"));
 
 function header(command: string): string[] {
@@ -619,10 +702,30 @@ function header(command: string): string[] {
   return out;
 }
 
+/**
+ * The batch sizes of a Coffer measurement: the run of median rate in full,
+ * and each run's mean batch; "-" for a baseline.
+ */
+function batchCell(m: Measurement): string {
+  if (m.coffer === undefined) return "-";
+  const s = m.samples;
+  const mid = [...s].sort((a, b) => a.rps - b.rps)[Math.floor((s.length - 1) / 2)];
+  if (mid === undefined) return "-";
+  if (mid.batches === undefined || s.length === 1) return formatBatches(mid.batches);
+  const means = s.map((x) =>
+    x.batches === undefined
+      ? "-"
+      : x.batches
+          .map((w) => `${x.batches?.length === 1 ? "" : `${w.name} `}${w.size.mean.toFixed(1)}`)
+          .join(", ") || "none",
+  );
+  return `run of median rate: ${formatBatches(mid.batches)}; mean batch per run: ${means.join(" / ")}`;
+}
+
 function table(ms_: Measurement[]): string[] {
   const out = [
-    "| measurement | req/s | p50 ms | p99 ms | CPU µs per call: process under test | CPU µs per call: Postgres (all backends) | machine busy | calls verified by |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    "| measurement | req/s | p50 ms | p99 ms | CPU µs per call: process under test | CPU µs per call: Postgres (all backends) | machine busy | batches (group commit, over the measured window) | calls verified by |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
   ];
   for (const m of ms_) {
     const s = m.samples;
@@ -633,14 +736,14 @@ function table(ms_: Measurement[]): string[] {
         int,
       )} | ${mmm(
         s.map((x) => x.p50Ms),
-        ms,
+        latency,
       )} | ${mmm(
         s.map((x) => x.p99Ms),
-        ms,
+        latency,
       )} | ${mmm(
         s.map((x) => x.cpuUsPerCall),
         int,
-      )} | ${pg.length > 0 ? mmm(pg, int) : "-"} | ${int(median(s.map((x) => x.machineBusy)))} % | ${m.check} |`,
+      )} | ${pg.length > 0 ? mmm(pg, int) : "-"} | ${int(median(s.map((x) => x.machineBusy)))} % | ${batchCell(m)} | ${m.check} |`,
     );
   }
   return out;
@@ -684,6 +787,37 @@ function p99Target(m: Measurement | undefined, limitMs: number): Target | undefi
     what: `${m.label} p99`,
     ok,
     text: `${m.label} p99: ${ms(p99)} ms; target < ${limitMs} ms: **${ok ? "met" : `missed by ${ms(p99 - limitMs)} ms`}**.`,
+  };
+}
+
+/**
+ * The lone caller against the "before" server's lone caller of the same
+ * run: "no slower" is met when the median p50 is at most 5 % above
+ * before's (the margin is run-to-run noise on an idle machine); without a
+ * "before" server the figure is recorded, not judged.
+ */
+function loneTarget(
+  after: Measurement | undefined,
+  before: Measurement | undefined,
+): Target | undefined {
+  if (after === undefined) return undefined;
+  const fig = (m: Measurement) =>
+    `p50 ${latency(median(m.samples.map((s) => s.p50Ms)))} ms, p99 ${latency(median(m.samples.map((s) => s.p99Ms)))} ms, ${int(median(m.samples.map((s) => s.rps)))} calls/s, ${int(median(m.samples.map((s) => s.cpuUsPerCall)))} µs of server CPU per call`;
+  if (before === undefined) {
+    return {
+      what: after.label,
+      ok: true,
+      text: `${after.label}: ${fig(after)}; no "before" server in this run (BENCH_BEFORE_ROOT unset), so "no slower than today" is not judged here.`,
+    };
+  }
+  const p50 = (m: Measurement) => median(m.samples.map((s) => s.p50Ms));
+  const ratio = p50(after) / p50(before);
+  const perRun = after.samples.map((s, i) => s.p50Ms / (before.samples[i]?.p50Ms ?? Number.NaN));
+  const ok = ratio <= 1.05;
+  return {
+    what: after.label,
+    ok,
+    text: `${after.label}: ${fig(after)}; ${before.label}: ${fig(before)}. Median p50 ${(100 * ratio).toFixed(0)} % of before's (per run ${perRun.map((x) => `${(100 * x).toFixed(0)} %`).join(", ")}); target "no slower than today" (≤ 105 %): **${ok ? "met" : "missed"}**.`,
   };
 }
 
@@ -787,6 +921,7 @@ async function main(): Promise<void> {
       logFile: path.join(dir, "logs", "coffer-pg.log"),
       nodeFlags: nodeFlags("coffer-pg"),
       env,
+      metrics: true,
       ...(SERVER_ROOT !== undefined && { serverRoot: SERVER_ROOT }),
     });
     pgCoffer = await setupCoffer(server, pgSettings, "bench-pg");
@@ -819,19 +954,22 @@ async function main(): Promise<void> {
       url: string,
       body: Buffer | undefined,
       headers: string[],
-      pid: number,
+      proc: { pid: number; metricsUrl?: string },
       pg: boolean,
       count?: () => Promise<number>,
+      more: Partial<H2Target> = {},
     ): H2Target => ({
       name,
       url,
       ...(body !== undefined && { body }),
       headers,
-      pid,
+      pid: proc.pid,
+      metricsUrl: proc.metricsUrl,
       pg,
       ...ACCESS,
       warmup: 1000,
       ...(count !== undefined && { count }),
+      ...more,
     });
     const grpcBody = grpcFrame(accessBody(grpcSecret));
     const sampled = "HTTP 200 from h2load for every request, and one sample call's payload checked";
@@ -851,13 +989,97 @@ async function main(): Promise<void> {
             s.server.grpcUrl + methodPath("AccessSecretVersion"),
             grpcBody,
             [...GRPC_HEADERS, auth],
-            s.server.child.pid,
+            served(s.server),
             true,
             audited(grpcSecret),
           ),
           p,
         ),
     );
+    const saturated = measurements.find((m) => m.key === "access-grpc") as Measurement;
+    add(
+      {
+        key: "access-grpc-half",
+        bench: "access",
+        label:
+          "Coffer AccessSecretVersion, gRPC, Postgres, at half the rate the line above reached in the same run",
+        check: "HTTP 200 from h2load, and an OK audit event per request (ListAuditEvents)",
+        coffer: s.server,
+      },
+      (p) =>
+        h2Measurement(
+          dir,
+          h2t(
+            "access-grpc-half",
+            s.server.grpcUrl + methodPath("AccessSecretVersion"),
+            grpcBody,
+            [...GRPC_HEADERS, auth],
+            served(s.server),
+            true,
+            audited(grpcSecret),
+            { rate: () => (saturated.samples.at(-1)?.rps ?? Number.NaN) / 2 },
+          ),
+          p,
+        ),
+    );
+    const lone = (key: string, label: string, c: CofferSetup, secretId: string) =>
+      add(
+        {
+          key,
+          bench: "access",
+          label,
+          check: "HTTP 200 from h2load, and an OK audit event per request (ListAuditEvents)",
+          coffer: c.server,
+        },
+        (p) =>
+          h2Measurement(
+            dir,
+            h2t(
+              key,
+              c.server.grpcUrl + methodPath("AccessSecretVersion"),
+              grpcFrame(accessBody(secretId)),
+              [...GRPC_HEADERS, `authorization: Bearer ${c.accessToken}`],
+              served(c.server),
+              true,
+              () => okEvents(c.audit, "AccessSecretVersion", secretId),
+              { ...LONE, warmup: 500 },
+            ),
+            p,
+          ),
+      );
+    lone(
+      "access-grpc-lone",
+      "Coffer AccessSecretVersion, gRPC, Postgres, one caller (1 connection, 1 call in flight)",
+      s,
+      grpcSecret,
+    );
+    if (BEFORE_ROOT !== undefined) {
+      log(`starting the "before" Coffer (${BEFORE_ROOT}) on a database of its own`);
+      const beforeSettings = serverSettings(
+        await createDatabase(args["database-url"]),
+        path.join(dir, "data-before"),
+      );
+      const beforeServer = await startCoffer("coffer-before", beforeSettings, {
+        logFile: path.join(dir, "logs", "coffer-before.log"),
+        nodeFlags: nodeFlags("coffer-before"),
+        env,
+        metrics: true,
+        serverRoot: BEFORE_ROOT,
+      });
+      const before = await setupCoffer(beforeServer, beforeSettings, "bench-before");
+      const beforeSecret = await createSecret(before, "access-grpc-lone", payload);
+      await sampleAccess(
+        grpcTransport(beforeServer.grpcUrl, before.accessToken),
+        beforeSecret,
+        payload,
+      );
+      lone(
+        "access-grpc-lone-before",
+        `"before" Coffer (${path.basename(BEFORE_ROOT)} at \`${sh("git", ["rev-parse", "--short", "HEAD"], BEFORE_ROOT)}\`) AccessSecretVersion, gRPC, Postgres, one caller`,
+        before,
+        beforeSecret,
+      );
+    }
     add(
       { key: "echo-grpcjs", bench: "access", label: "(a) bare @grpc/grpc-js echo", check: sampled },
       (p) =>
@@ -868,7 +1090,7 @@ async function main(): Promise<void> {
             grpcjs.url + methodPath("AccessSecretVersion"),
             grpcBody,
             GRPC_HEADERS,
-            grpcjs.child.pid,
+            grpcjs.child,
             false,
           ),
           p,
@@ -884,7 +1106,7 @@ async function main(): Promise<void> {
             h2.url + methodPath("AccessSecretVersion"),
             grpcBody,
             GRPC_HEADERS,
-            h2.child.pid,
+            h2.child,
             false,
           ),
           p,
@@ -925,7 +1147,7 @@ async function main(): Promise<void> {
             s.server.url + methodPath("AccessSecretVersion"),
             connectBody,
             [...CONNECT_HEADERS, auth],
-            s.server.child.pid,
+            served(s.server),
             true,
             audited(connectSecret),
           ),
@@ -947,7 +1169,7 @@ async function main(): Promise<void> {
             connect.url + methodPath("AccessSecretVersion"),
             connectBody,
             CONNECT_HEADERS,
-            connect.child.pid,
+            connect.child,
             false,
           ),
           p,
@@ -976,7 +1198,7 @@ async function main(): Promise<void> {
             s.server.url + restAccessPath(restSecret),
             undefined,
             [`x-auth-token: ${s.accessToken}`],
-            s.server.child.pid,
+            served(s.server),
             true,
             audited(restSecret),
           ),
@@ -993,14 +1215,7 @@ async function main(): Promise<void> {
       (p) =>
         h2Measurement(
           dir,
-          h2t(
-            "echo-rest",
-            rest.url + restAccessPath(restSecret),
-            undefined,
-            [],
-            rest.child.pid,
-            false,
-          ),
+          h2t("echo-rest", rest.url + restAccessPath(restSecret), undefined, [], rest.child, false),
           p,
         ),
     );
@@ -1012,6 +1227,7 @@ async function main(): Promise<void> {
       nodeFlags: nodeFlags("coffer-pglite"),
       env,
       embedded: true,
+      metrics: true,
       ...(SERVER_ROOT !== undefined && { serverRoot: SERVER_ROOT }),
     });
     const lite = await setupCoffer(liteServer, liteSettings, "bench-pglite");
@@ -1034,39 +1250,53 @@ async function main(): Promise<void> {
             liteServer.grpcUrl + methodPath("AccessSecretVersion"),
             grpcFrame(accessBody(liteSecret)),
             [...GRPC_HEADERS, `authorization: Bearer ${lite.accessToken}`],
-            liteServer.child.pid,
+            served(liteServer),
             false,
             () => okEvents(lite.audit, "AccessSecretVersion", liteSecret),
           ),
           p,
         ),
     );
-    add(
-      {
-        key: "pglite-loop",
-        bench: "access",
-        label: "bare PGlite pk select + AES-256-GCM decrypt loop (one process)",
-        check: "the loop counts calls that returned and decrypted a row (errors reported)",
-      },
-      (p) => {
-        let round = 0;
-        return async () => {
-          round += 1;
-          const r = await runLoopProcess(
-            dir,
-            "pglite-loop",
-            {
-              concurrency: 64,
-              seconds: SECONDS,
-              warmupSeconds: 1,
-              target: path.join(dir, `pglite-loop-${round}`),
-            },
-            false,
-          );
-          if (r.errors > 0) p.push(`pglite-loop: ${r.errors} calls failed`);
-          return r;
-        };
-      },
+    // Issue 16 sets PGlite against a loop making one call at a time (PGlite
+    // runs one query at a time anyway); the 64-worker loop, the baseline of
+    // the readings before it, stays beside it without a target.
+    const pgliteLoop = (key: string, concurrency: number, label: string) =>
+      add(
+        {
+          key,
+          bench: "access",
+          label,
+          check: "the loop counts calls that returned and decrypted a row (errors reported)",
+        },
+        (p) => {
+          let round = 0;
+          return async () => {
+            round += 1;
+            const r = await runLoopProcess(
+              dir,
+              "pglite-loop",
+              {
+                concurrency,
+                seconds: SECONDS,
+                warmupSeconds: 1,
+                target: path.join(dir, `${key}-${round}`),
+              },
+              false,
+            );
+            if (r.errors > 0) p.push(`${key}: ${r.errors} calls failed`);
+            return r;
+          };
+        },
+      );
+    pgliteLoop(
+      "pglite-loop-1",
+      1,
+      "bare PGlite pk select + AES-256-GCM decrypt loop, one call at a time (one process)",
+    );
+    pgliteLoop(
+      "pglite-loop",
+      64,
+      "bare PGlite pk select + AES-256-GCM decrypt loop, 64 concurrent workers (one process)",
     );
   }
 
@@ -1107,6 +1337,7 @@ async function main(): Promise<void> {
             headers: [...GRPC_HEADERS, `authorization: Bearer ${s.writeToken}`],
             ...WRITES,
             pid: s.server.child.pid,
+            metricsUrl: s.server.metricsUrl,
             pg: true,
             warmup: 320,
             count: async () => {
@@ -1138,6 +1369,31 @@ async function main(): Promise<void> {
     );
   }
 
+  /**
+   * More server processes on the Postgres database, for one single-access
+   * race: started for it and stopped after, so that they are not there (and
+   * not woken by the watch notifications of the writes) during the other
+   * measurements. Same settings, key ring and admin token as coffer-pg.
+   */
+  const startPeers = async (n: number, run: number) => {
+    const peers: CofferProcess[] = [];
+    for (let i = 2; i < n + 2; i++) {
+      const name = `coffer-pg-${i}`;
+      peers.push(
+        await startCoffer(
+          name,
+          { ...pgSettings, dataDir: path.join(dir, `data-pg-${i}`) },
+          {
+            logFile: path.join(dir, "logs", `${name}-run${run}.log`),
+            env,
+            metrics: true,
+            ...(SERVER_ROOT !== undefined && { serverRoot: SERVER_ROOT }),
+          },
+        ),
+      );
+    }
+    return peers;
+  };
   const single: SingleAccessRun[] = [];
   for (let run = 1; run <= RUNS; run++) {
     for (const m of measurements) {
@@ -1145,18 +1401,25 @@ async function main(): Promise<void> {
       const s = await m.run();
       m.samples.push(s);
       log(
-        `[${m.bench}] run ${run}/${RUNS} ${m.key}: ${int(s.rps)} req/s, p50 ${ms(s.p50Ms)} ms, p99 ${ms(s.p99Ms)} ms, ${int(s.cpuUsPerCall)} µs CPU/call${s.pgUsPerCall === undefined ? "" : ` (+ Postgres ${int(s.pgUsPerCall)} µs)`}, ${int(s.calls)} calls, machine ${s.machineBusy.toFixed(0)} % busy${m.problems.length > 0 ? `; ${m.problems.length} problem(s)` : ""}`,
+        `[${m.bench}] run ${run}/${RUNS} ${m.key}: ${int(s.rps)} req/s, p50 ${latency(s.p50Ms)} ms, p99 ${latency(s.p99Ms)} ms, ${int(s.cpuUsPerCall)} µs CPU/call${s.pgUsPerCall === undefined ? "" : ` (+ Postgres ${int(s.pgUsPerCall)} µs)`}, ${int(s.calls)} calls, machine ${s.machineBusy.toFixed(0)} % busy${m.coffer === undefined ? "" : `; ${formatBatches(s.batches)}`}${m.problems.length > 0 ? `; ${m.problems.length} problem(s)` : ""}`,
       );
     }
     if (only.has("single-access") && pgCoffer !== undefined) {
-      log(
-        `[single-access] run ${run}/${RUNS}: ${SINGLE_ACCESS_VERSIONS} versions, ${SINGLE_ACCESS_READERS} readers, ${ATTEMPTS} attempts each...`,
-      );
-      const r = await singleAccessRun(pgCoffer, run, databaseUrl);
-      single.push(r);
-      log(
-        `[single-access] run ${run}/${RUNS}: ${r.seconds.toFixed(2)} s, ${r.served} served, ${r.doubleReads} double reads, ${r.neverServed} never served, ${r.otherErrors} other errors, ${r.consumedInDb} consumed in the database`,
-      );
+      for (const processes of SINGLE_ACCESS_PROCESSES) {
+        log(
+          `[single-access] run ${run}/${RUNS}: ${SINGLE_ACCESS_VERSIONS} versions, ${SINGLE_ACCESS_READERS} readers over ${processes} process(es), ${ATTEMPTS} attempts each...`,
+        );
+        const others = await startPeers(processes - 1, run);
+        try {
+          const r = await singleAccessRun(pgCoffer, [pgCoffer.server, ...others], run, databaseUrl);
+          single.push(r);
+          log(
+            `[single-access] run ${run}/${RUNS}, ${processes} process(es): ${r.seconds.toFixed(2)} s, ${r.served} served, ${r.doubleReads} double reads, ${r.neverServed} never served, ${r.otherErrors} other errors, ${r.consumedInDb} consumed in the database; ${formatBatches(r.batches)}`,
+          );
+        } finally {
+          for (const o of others) await o.stop();
+        }
+      }
     }
   }
 
@@ -1190,15 +1453,17 @@ async function main(): Promise<void> {
     const targets = (
       bench === "access"
         ? [
-            ratioTarget("gRPC", byKey("access-grpc"), byKey("echo-grpcjs"), 0.5),
-            p99Target(byKey("access-grpc"), 10),
-            ratioTarget("Connect", byKey("access-connect"), byKey("echo-connect"), 0.8),
+            ratioTarget("gRPC", byKey("access-grpc"), byKey("echo-grpcjs"), 0.45),
+            p99Target(byKey("access-grpc-half"), 10),
+            loneTarget(byKey("access-grpc-lone"), byKey("access-grpc-lone-before")),
+            ratioTarget("Connect", byKey("access-connect"), byKey("echo-connect"), 0.7),
             ratioTarget("REST", byKey("access-rest"), byKey("echo-connect")),
             ratioTarget("REST", byKey("access-rest"), byKey("echo-rest")),
             ratioTarget("REST", byKey("access-rest"), byKey("access-connect")),
-            ratioTarget("PGlite", byKey("access-pglite"), byKey("pglite-loop"), 0.5),
+            ratioTarget("PGlite", byKey("access-pglite"), byKey("pglite-loop-1"), 0.8),
+            ratioTarget("PGlite", byKey("access-pglite"), byKey("pglite-loop")),
           ]
-        : [ratioTarget("CreateSecretVersion", byKey("create-version"), byKey("insert-loop"), 0.5)]
+        : [ratioTarget("CreateSecretVersion", byKey("create-version"), byKey("insert-loop"), 0.35)]
     ).filter((t): t is Target => t !== undefined);
     const title =
       bench === "access"
@@ -1206,7 +1471,7 @@ async function main(): Promise<void> {
         : `## CreateSecretVersion (1 KiB) against a bare INSERT loop${args.profile ? " (profiled run)" : ""}`;
     const how =
       bench === "access"
-        ? `Load: h2load (one thread) with a pre-encoded request, ${ACCESS.clients} connections × ${ACCESS.streams} streams = ${ACCESS.clients * ACCESS.streams} in flight; gRPC requests framed, Connect ones as unary \`application/proto\` POSTs, REST ones as GETs of \`/secret-manager/v1beta1/regions/local/secrets/{id}/versions/1/access\` with an \`X-Auth-Token\` header, all over cleartext HTTP/2 (REST on the same transport as Connect, so that only the protocol layer differs). Coffer: revision "1" of a secret with a 1 KiB payload, a \`secret_access\` token, each call authenticated, decrypted and audited. The echo baselines decode the request and encode a 1 KiB AccessSecretVersionResponse (protobuf-es), nothing else; the REST echo (node:http2's request/response API, no RPC library) reads the secret and revision from the path and answers the JSON of Coffer's answer, the payload in base64${restBytes === undefined ? "" : ` (${restBytes.echo} bytes; Coffer's: ${restBytes.coffer})`}, nothing else. The loops run in their own process with ${64} concurrent workers (Postgres: the \`postgres\` driver, pool of 10 as Coffer's default; PGlite: in-process, with a data folder), each call a primary-key select of a version row with a 1 KiB ciphertext, an AES-256-GCM unwrap of its data key and a decrypt.`
+        ? `Load: h2load (one thread) with a pre-encoded request, ${ACCESS.clients} connections × ${ACCESS.streams} streams = ${ACCESS.clients * ACCESS.streams} in flight; gRPC requests framed, Connect ones as unary \`application/proto\` POSTs, REST ones as GETs of \`/secret-manager/v1beta1/regions/local/secrets/{id}/versions/1/access\` with an \`X-Auth-Token\` header, all over cleartext HTTP/2 (REST on the same transport as Connect, so that only the protocol layer differs). Coffer: revision "1" of a secret with a 1 KiB payload, a \`secret_access\` token, each call authenticated, decrypted and audited. The echo baselines decode the request and encode a 1 KiB AccessSecretVersionResponse (protobuf-es), nothing else; the REST echo (node:http2's request/response API, no RPC library) reads the secret and revision from the path and answers the JSON of Coffer's answer, the payload in base64${restBytes === undefined ? "" : ` (${restBytes.echo} bytes; Coffer's: ${restBytes.coffer})`}, nothing else. The loops run in their own process with ${64} concurrent workers (Postgres: the \`postgres\` driver, pool of 10 as Coffer's default; PGlite: in-process, with a data folder), each call a primary-key select of a version row with a 1 KiB ciphertext, an AES-256-GCM unwrap of its data key and a decrypt; the PGlite loop also runs with one worker (one call at a time), the baseline issue 16 names. The gRPC access is also driven at half the rate it reached in the same run (h2load \`--rps\`, split over the same ${ACCESS.clients} connections × ${ACCESS.streams} streams; latency is timed from each request's start, so a stall that delays the next sends is not counted against them), and by a lone caller (${LONE.clients} connection, ${LONE.streams} call in flight, nothing else running)${BEFORE_ROOT === undefined ? "" : `, on this checkout's server and on the "before" checkout's (\`BENCH_BEFORE_ROOT=${BEFORE_ROOT}\`, its own database, same settings)`}. Every Coffer server serves \`GET /metrics\`; the batches column is what its group-commit histograms (\`coffer_*_batch_size\`, \`coffer_*_queue_wait_seconds\`) gained over the measured window, with bucket upper bounds for the percentiles.`
         : `Load: ${WRITES.lanes} h2load processes of ${WRITES.clients} connection × ${WRITES.streams} stream, each with a pre-encoded CreateSecretVersion request for its own secret (fresh secrets each round), so ${WRITES.lanes * WRITES.clients * WRITES.streams} writes are in flight on ${WRITES.lanes} secrets, as the loop's 16 workers write independent rows (the versions of one secret are numbered under its row lock, so writes to one secret are serialized by design), with a \`secret_write\` token; each call validates, encrypts under a fresh data key, and writes the version, its audit event and its watch event in one transaction. The loop: its own process, 16 workers, the \`postgres\` driver (pool of 10), per call a fresh data key, its wrap, the payload's encryption and one INSERT of a row of the same shape (no transaction block, no audit, no outbox).`;
     const lines = [
       title,
@@ -1219,7 +1484,7 @@ async function main(): Promise<void> {
       "",
       ...table(ms_),
       "",
-      "Targets (on the medians):",
+      "Targets (issue 16's, on the medians):",
       "",
       ...targets.map((t) => `- ${t.text}`),
       "",
@@ -1233,40 +1498,60 @@ async function main(): Promise<void> {
     });
   }
   if (single.length > 0) {
-    const f = (pick: (r: SingleAccessRun) => number, fmt: (x: number) => string) =>
-      mmm(single.map(pick), fmt);
+    const variants = SINGLE_ACCESS_PROCESSES.map((n) => single.filter((r) => r.processes === n));
+    const row = (what: string, pick: (r: SingleAccessRun) => number, fmt: (x: number) => string) =>
+      `| ${what} | ${variants.map((v) => mmm(v.map(pick), fmt)).join(" | ")} |`;
+    const midRun = (v: SingleAccessRun[]) =>
+      [...v].sort((a, b) => a.seconds - b.seconds)[Math.floor((v.length - 1) / 2)];
+    const exact = (v: SingleAccessRun[]) =>
+      v.every((r) => r.doubleReads === 0 && r.neverServed === 0 && r.otherErrors === 0);
+    const verdict = (v: SingleAccessRun[]) =>
+      `${v[0]?.processes} process${v[0]?.processes === 1 ? "" : "es"}: ${v.every((r) => r.doubleReads === 0) ? "**no double read** in any run" : "**DOUBLE READS**: a single-access version was served more than once"}; ${v.every((r) => r.neverServed === 0 && r.otherErrors === 0) ? "every version served exactly once" : "**some versions were never served or calls failed otherwise** (see the table)"}.`;
     const lines = [
-      `## Single access: ${SINGLE_ACCESS_VERSIONS.toLocaleString("en")} single-access versions, ${SINGLE_ACCESS_READERS} concurrent readers${args.profile ? " (profiled run)" : ""}`,
+      `## Single access: ${SINGLE_ACCESS_VERSIONS.toLocaleString("en")} single-access versions, ${SINGLE_ACCESS_READERS} concurrent readers, on ${SINGLE_ACCESS_PROCESSES.join(" and ")} server processes${args.profile ? " (profiled run)" : ""}`,
       "",
       ...top,
       "",
-      `One secret with an ephemeral policy (expires once accessed, action disable) and ${SINGLE_ACCESS_VERSIONS} versions of 1 KiB, on the Postgres server; ${SINGLE_ACCESS_READERS} readers in the bench process (connect-node, Connect over one HTTP/2 connection, a \`secret_access\` token, no client retries) take attempts from one shared counter, ${ATTEMPTS} consecutive attempts per revision, so ${ATTEMPTS} readers race for each version. A payload served counts for its revision; FAILED_PRECONDITION is the expected answer to the losers.`,
+      `One secret with an ephemeral policy (expires once accessed, action disable) and ${SINGLE_ACCESS_VERSIONS} versions of 1 KiB, fresh each race, on the Postgres database; ${SINGLE_ACCESS_READERS} readers in the bench process (connect-node, Connect, one HTTP/2 connection per server process, a \`secret_access\` token, no client retries), spread round-robin over the server processes, take attempts from one shared counter, ${ATTEMPTS} consecutive attempts per revision, so ${ATTEMPTS} readers race for each version. With 2 processes, the second (same settings and key ring, same database) is started for the race and stopped after it. A payload served counts for its revision; FAILED_PRECONDITION is the expected answer to the losers. Server CPU: every server process of the race, per call.`,
       "",
-      "| figure | min / **median** / max |",
-      "| --- | --- |",
-      `| total time, s | ${f(
+      `| figure | ${SINGLE_ACCESS_PROCESSES.map((n) => `${n} process${n === 1 ? "" : "es"}: min / **median** / max`).join(" | ")} |`,
+      `| --- | ${SINGLE_ACCESS_PROCESSES.map(() => "---").join(" | ")} |`,
+      row(
+        "total time, s",
         (r) => r.seconds,
         (x) => x.toFixed(2),
-      )} |`,
-      `| attempts (calls) | ${f((r) => r.calls, int)} |`,
-      `| payloads served | ${f((r) => r.served, int)} |`,
-      `| double reads (a version served more than once; must be 0) | ${f((r) => r.doubleReads, int)} |`,
-      `| versions never served | ${f((r) => r.neverServed, int)} |`,
-      `| errors other than FAILED_PRECONDITION | ${f((r) => r.otherErrors, int)} |`,
-      `| versions consumed in the database (consumed_at set) | ${f((r) => r.consumedInDb, int)} |`,
-      `| payloads per reader: min / median / max (median run) | ${(() => {
-        const r = single[Math.floor((single.length - 1) / 2)];
-        return r === undefined
-          ? "-"
-          : `${r.perReader.min} / ${r.perReader.median} / ${r.perReader.max}`;
-      })()} |`,
-      `| server CPU µs per call | ${f((r) => r.cpuUsPerCall, int)} |`,
+      ),
+      row("attempts (calls)", (r) => r.calls, int),
+      row("payloads served", (r) => r.served, int),
+      row("double reads (a version served more than once; must be 0)", (r) => r.doubleReads, int),
+      row("versions never served (must be 0)", (r) => r.neverServed, int),
+      row("errors other than FAILED_PRECONDITION", (r) => r.otherErrors, int),
+      row("versions consumed in the database (consumed_at set)", (r) => r.consumedInDb, int),
+      `| payloads per reader: min / median / max (median run) | ${variants
+        .map((v) => {
+          const r = midRun(v);
+          return r === undefined
+            ? "-"
+            : `${r.perReader.min} / ${r.perReader.median} / ${r.perReader.max}`;
+        })
+        .join(" | ")} |`,
+      row("server CPU µs per call", (r) => r.cpuUsPerCall, int),
+      `| batches (median run) | ${variants
+        .map((v) => {
+          const r = midRun(v);
+          return r === undefined ? "-" : formatBatches(r.batches);
+        })
+        .join(" | ")} |`,
       "",
-      `Verdict: ${single.every((r) => r.doubleReads === 0) ? "**no double read** in any run" : "**DOUBLE READS**: a single-access version was served more than once"}; ${single.every((r) => r.neverServed === 0 && r.otherErrors === 0) ? "every version served exactly once" : "some versions were never served or calls failed otherwise (see the table)"}.`,
+      `Verdict: ${variants.map(verdict).join(" ")}`,
       "",
       "WatchSecrets (propagation, memory per idle stream) is measured by `npm run bench:watch`: see the `watch` sections; not repeated here.",
     ];
-    sections.push({ key: `single-access${suffix}`, body: lines.join("\n"), missed: false });
+    sections.push({
+      key: `single-access${suffix}`,
+      body: lines.join("\n"),
+      missed: !variants.every(exact),
+    });
   }
   for (const s of sections) process.stdout.write(`${s.body}\n\n`);
   if (!args["no-write"]) {
@@ -1276,7 +1561,10 @@ async function main(): Promise<void> {
     }
     log(`wrote ${path.relative(REPO_ROOT, RESULTS)}`);
   }
-  if (measurements.some((m) => m.problems.length > 0) || single.some((r) => r.doubleReads > 0)) {
+  if (
+    measurements.some((m) => m.problems.length > 0) ||
+    single.some((r) => r.doubleReads > 0 || r.neverServed > 0)
+  ) {
     process.exitCode = 1;
   }
 }

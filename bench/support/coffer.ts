@@ -59,6 +59,8 @@ export interface CofferProcess {
   /** The gRPC (grpc-js) listener. */
   grpcUrl: string;
   grpcPort: number;
+  /** `GET /metrics` (COFFER_METRICS_LISTEN), when started with `metrics`. */
+  metricsUrl?: string;
   stop(): Promise<void>;
 }
 
@@ -85,9 +87,12 @@ export async function startCoffer(
     serverRoot?: string;
     /** Leave COFFER_DATABASE_URL unset: the embedded PGlite database in the data dir. */
     embedded?: boolean;
+    /** Serve `GET /metrics` on a port of its own (read by bench/support/batch-metrics.ts). */
+    metrics?: boolean;
   },
 ): Promise<CofferProcess> {
   const [httpPort, grpcPort] = [await freePort(), await freePort()];
+  const metricsPort = options.metrics ? await freePort() : undefined;
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("COFFER_")) env[k] = v;
   Object.assign(env, {
@@ -99,6 +104,7 @@ export async function startCoffer(
     COFFER_LOG_LEVEL: "warn",
     COFFER_HTTP_LISTEN: `127.0.0.1:${httpPort}`,
     COFFER_GRPC_LISTEN: `127.0.0.1:${grpcPort}`,
+    ...(metricsPort !== undefined && { COFFER_METRICS_LISTEN: `127.0.0.1:${metricsPort}` }),
     ...options.env,
   });
   if (options.embedded) delete env.COFFER_DATABASE_URL;
@@ -147,6 +153,7 @@ export async function startCoffer(
     port: httpPort,
     grpcUrl: `http://127.0.0.1:${grpcPort}`,
     grpcPort,
+    ...(metricsPort !== undefined && { metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` }),
     stop,
   };
 }

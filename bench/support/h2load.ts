@@ -53,6 +53,12 @@ export interface H2loadOptions {
   streams: number;
   /** Requests in all (`-n`). */
   requests: number;
+  /**
+   * Requests per second for each connection (`--rps`); absent: as fast as
+   * the streams allow. Latency is still timed from each request's start,
+   * not from when the schedule meant to send it.
+   */
+  rps?: number;
   /** Per-request log (`--log-file`), read for the latency percentiles. */
   logFile: string;
   /** The run is killed after this long (a hung server must not hang the bench). */
@@ -136,6 +142,7 @@ async function h2load(o: H2loadOptions): Promise<{ result: H2loadResult; latenci
     String(o.streams),
     "-n",
     String(o.requests),
+    ...(o.rps === undefined ? [] : ["--rps", o.rps.toFixed(2)]),
     ...(o.bodyFile === undefined ? [] : ["-d", o.bodyFile]),
     "--log-file",
     o.logFile,
