@@ -138,5 +138,5 @@ async function serveBatch(db: Db, batch: readonly Pending[]): Promise<void> {
     );
     return;
   }
-  batch.forEach((p, i) => p.resolve(rows[i]));
+  for (const [i, p] of batch.entries()) p.resolve(rows[i]);
 }
