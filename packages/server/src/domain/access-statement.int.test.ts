@@ -97,9 +97,14 @@ describe.each(backends)("access in one statement on $name", (backend) => {
   let statements: () => number;
   let url: string | undefined;
   let domain: DomainDeps;
+  /** The size of every batch the access queue served. */
+  const batches: number[] = [];
   beforeAll(async () => {
     ({ database, statements, url } = await countingDatabase(backend));
-    domain = testDomain({ main: database });
+    domain = testDomain(
+      { main: database },
+      { accessBatching: { max: 64, onBatch: (_region, size) => void batches.push(size) } },
+    );
   }, 180_000);
   afterAll(() => database?.close());
 
@@ -173,6 +178,39 @@ describe.each(backends)("access in one statement on $name", (backend) => {
     );
     expect(c.audit?.written).toBe(false);
     expect(await eventOf(c)).toEqual([]);
+  });
+
+  it("serves concurrent accesses in batches of one statement each, every call with its own event", async () => {
+    const secrets = await Promise.all(
+      Array.from({ length: 100 }, async (_, i) => {
+        const { secret } = await newSecret(domain, { path: "/batch" }, `payload ${i}`);
+        return secret;
+      }),
+    );
+    const callers = secrets.map(audited);
+    batches.length = 0;
+    const { result, n } = await counted(() =>
+      Promise.all(
+        secrets.map((secret, i) =>
+          accessVersion(domain, callers[i] as Caller, {
+            region: "",
+            secretId: secret.id,
+            revision: "latest",
+          }),
+        ),
+      ),
+    );
+    // 100 calls made in one turn of the event loop: a batch of 64 (the cap), then the other 36.
+    expect(batches).toEqual([64, 36]);
+    expect(n).toBe(2);
+    expect(result.map((r) => textOf(r.data))).toEqual(secrets.map((_, i) => `payload ${i}`));
+    for (const [i, c] of callers.entries()) {
+      expect(c.audit?.written).toBe(true);
+      const events = await eventOf(c);
+      expect(events.map((e) => [e.outcome, e.secretId, e.revision])).toEqual([
+        ["OK", secrets[i]?.id, 1],
+      ]);
+    }
   });
 
   it("consumes a single-access version in the same one statement", async () => {
