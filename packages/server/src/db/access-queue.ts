@@ -1,5 +1,6 @@
 import { performance } from "node:perf_hooks";
-import { type AccessParams, type AccessRow, accessBatch } from "./access.ts";
+import { type AccessParams, type AccessRow, accessInOneStatement } from "./access.ts";
+import { accessBatch } from "./access-batch.ts";
 import type { Db } from "./client.ts";
 import { pgErrorCode } from "./errors.ts";
 import { retryingConflicts } from "./tx.ts";
@@ -107,7 +108,10 @@ function sameKeys(a: readonly string[], b: readonly string[]): boolean {
 }
 
 /**
- * Serves a batch, retried as a whole on a deadlock or serialization failure
+ * Serves a batch. A batch of one runs the single-call statement
+ * (accessInOneStatement): cheaper to plan than the batch statement, so a
+ * lone caller waits no longer than before batching. A larger batch is
+ * retried as a whole on a deadlock or serialization failure
  * (retryingConflicts: a failed statement rolled back every call in it).
  * When it still fails with an error of the database's, each call runs
  * alone, so that one caller's row cannot fail the others: each then gets
@@ -115,6 +119,11 @@ function sameKeys(a: readonly string[], b: readonly string[]): boolean {
  * database unreachable) fails every call at once.
  */
 async function serveBatch(db: Db, batch: readonly Pending[]): Promise<void> {
+  const [only] = batch;
+  if (only !== undefined && batch.length === 1) {
+    await alone(db, only);
+    return;
+  }
   let rows: (AccessRow | undefined)[];
   try {
     rows = await retryingConflicts(() =>
@@ -124,19 +133,17 @@ async function serveBatch(db: Db, batch: readonly Pending[]): Promise<void> {
       ),
     );
   } catch (err) {
-    if (batch.length === 1 || pgErrorCode(err) === undefined) {
+    if (pgErrorCode(err) === undefined) {
       for (const p of batch) p.reject(err);
       return;
     }
-    await Promise.all(
-      batch.map((p) =>
-        retryingConflicts(() => accessBatch(db, [p.params])).then(
-          ([row]) => p.resolve(row),
-          p.reject,
-        ),
-      ),
-    );
+    await Promise.all(batch.map((p) => alone(db, p)));
     return;
   }
   for (const [i, p] of batch.entries()) p.resolve(rows[i]);
+}
+
+/** Serves one call in a statement of its own (retried on conflicts inside accessInOneStatement). */
+function alone(db: Db, p: Pending): Promise<void> {
+  return accessInOneStatement(db, p.params).then(p.resolve, p.reject);
 }
