@@ -133,7 +133,7 @@ function drawCall(random: () => number, fresh: readonly string[]): Call {
 }
 
 function callerFor(principal: string): Caller {
-  const grants = PRINCIPALS[principal];
+  const grants = PRINCIPALS[principal] ?? [];
   const audit = newCallAudit("coffer.secretmanager.v1.SecretService/AccessSecretVersion", "prop");
   const tokenId = caller.principal?.tokenId ?? "";
   audit.tokenId = tokenId;
