@@ -71,8 +71,8 @@ describe("batched accesses on Postgres", runUnless(postgresMissing), () => {
     };
     const [a, b] = [await start(env), await start(env)] as [ServerProcess, ServerProcess];
     const projectId = await a.createProject();
-    const clients = [secrets(a), secrets(b)];
-    const { secret } = await clients[0]!.createSecret({
+    const clients = [secrets(a), secrets(b)] as const;
+    const { secret } = await clients[0].createSecret({
       projectId,
       name: "race",
       ephemeralPolicy: { expiresOnceAccessed: true, action: EphemeralAction.DISABLE },
@@ -80,14 +80,14 @@ describe("batched accesses on Postgres", runUnless(postgresMissing), () => {
     const secretId = secret?.id ?? "";
     for (let round = 0; round < 5; round++) {
       const payload = `round-${round}-${randomUUID()}`;
-      const { version } = await clients[0]!.createSecretVersion({
+      const { version } = await clients[0].createSecretVersion({
         secretId,
         data: Buffer.from(payload),
       });
       const revision = String(version?.revision);
       const outcomes = await Promise.allSettled(
         Array.from({ length: 200 }, (_, i) =>
-          clients[i % 2]!.accessSecretVersion({ secretId, revision }),
+          clients[i % 2 === 0 ? 0 : 1].accessSecretVersion({ secretId, revision }),
         ),
       );
       const served = outcomes.flatMap((o) =>
