@@ -70,13 +70,16 @@ class AccessQueue {
   private async flush(): Promise<void> {
     const batch = this.take();
     const now = performance.now();
-    this.batching.onBatch?.(
-      this.region,
-      batch.length,
-      batch.map((p) => (now - p.queuedAt) / 1000),
-    );
     try {
+      this.batching.onBatch?.(
+        this.region,
+        batch.length,
+        batch.map((p) => (now - p.queuedAt) / 1000),
+      );
       await serveBatch(this.db, batch);
+    } catch (err) {
+      // serveBatch settles every call itself: only the observer can throw here.
+      for (const p of batch) p.reject(err);
     } finally {
       if (this.waiting.length > 0) setImmediate(() => void this.flush());
       else this.busy = false;

@@ -6,6 +6,7 @@ import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateKey } from "../crypto/key-ring.ts";
 import type { Database, Db } from "../db/client.ts";
+import { pgErrorCode } from "../db/errors.ts";
 import { migrate } from "../db/migrate.ts";
 import * as schema from "../db/schema.ts";
 import { auditEvents } from "../db/schema.ts";
@@ -211,6 +212,47 @@ describe.each(backends)("access in one statement on $name", (backend) => {
         ["OK", secrets[i]?.id, 1],
       ]);
     }
+  });
+
+  it("serves the rest of a batch when one call's row fails it, that call alone getting the error", async () => {
+    const secrets = await Promise.all(
+      Array.from({ length: 4 }, async (_, i) => (await newSecret(domain, {}, `own ${i}`)).secret),
+    );
+    const first = audited();
+    await accessVersion(domain, first, {
+      region: "",
+      secretId: secrets[0]?.id ?? "",
+      revision: "1",
+    });
+    // Its audit event's id is taken: this call's row fails any statement it is in.
+    const clash = audited();
+    if (clash.audit && first.audit) clash.audit.id = first.audit.id;
+    const callers = [audited(), clash, audited(), audited()];
+    batches.length = 0;
+    const outcomes = await Promise.allSettled(
+      secrets.map((secret, i) =>
+        accessVersion(domain, callers[i] as Caller, {
+          region: "",
+          secretId: secret.id,
+          revision: "1",
+        }),
+      ),
+    );
+    expect(batches).toEqual([4]);
+    expect(outcomes.map((o) => o.status)).toEqual([
+      "fulfilled",
+      "rejected",
+      "fulfilled",
+      "fulfilled",
+    ]);
+    // Its own error: the audit event's id is taken (unique_violation).
+    expect(pgErrorCode((outcomes[1] as PromiseRejectedResult).reason)).toBe("23505");
+    for (const i of [0, 2, 3]) {
+      const o = outcomes[i] as PromiseFulfilledResult<{ data: Uint8Array }>;
+      expect(textOf(o.value.data)).toBe(`own ${i}`);
+      expect(await eventOf(callers[i] as Caller)).toHaveLength(1);
+    }
+    expect(clash.audit?.written).toBe(false);
   });
 
   it("consumes a single-access version in the same one statement", async () => {
