@@ -1,10 +1,25 @@
 import { randomUUID } from "node:crypto";
-import { inArray } from "drizzle-orm";
+import { inArray, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Database } from "../db/client.ts";
+import { type Database, openDatabase } from "../db/client.ts";
 import { auditEvents } from "../db/schema.ts";
-import { backends, OTHER_PROJECT, PROJECT, testDomain } from "../testing/backends.ts";
-import { addVersion, caller, expireNow, newSecret, textOf } from "../testing/domain-helpers.ts";
+import {
+  backends,
+  dropPostgresDatabase,
+  OTHER_PROJECT,
+  PROJECT,
+  postgresBackend,
+  testDomain,
+  testKeyRing,
+} from "../testing/backends.ts";
+import {
+  addVersion,
+  caller,
+  expireNow,
+  newSecret,
+  query,
+  textOf,
+} from "../testing/domain-helpers.ts";
 import { accessVersion, accessVersionByPath } from "./access-version.ts";
 import { newCallAudit } from "./audit.ts";
 import type { Caller, Grant } from "./caller.ts";
@@ -280,5 +295,72 @@ describe.each(backends)("group commit against one call at a time on $name", (bac
         expect(states[0]).toEqual(states[1]);
       }
     }
+  }, 120_000);
+});
+
+describe.runIf(postgresBackend)("batches of two replicas on one Postgres", () => {
+  it("lock in one order: batches racing for the same single-access versions in opposite orders never deadlock", async () => {
+    const url = (await postgresBackend?.freshUrl?.()) ?? "";
+    const replicas = await Promise.all(
+      [0, 1].map(() => openDatabase({ driver: "postgres", url, poolSize: 4 })),
+    );
+    const keyRing = testKeyRing();
+    const [a, b] = replicas.map((database) =>
+      testDomain({ main: database }, { keyRing, accessBatching: { max: 64 } }),
+    ) as [DomainDeps, DomainDeps];
+    const deadlocks = async () => {
+      const [row] = await query<{ deadlocks: string }>(
+        a.regions.resolve("").db,
+        sql`select deadlocks::text from pg_stat_database where datname = current_database()`,
+      );
+      return Number(row?.deadlocks);
+    };
+    const before = await deadlocks();
+    const ids: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      const { secret } = await newSecret(
+        a,
+        { ephemeralPolicy: { expiresOnceAccessed: true, action: "disable" } },
+        `race ${i}`,
+      );
+      ids.push(secret.id);
+    }
+    const served = new Map<string, number>();
+    for (let round = 0; round < 10; round++) {
+      const revision = String(round + 1);
+      if (round > 0) {
+        for (const id of ids) await addVersion(a, id, `race ${id} ${revision}`);
+      }
+      const orders = [ids, [...ids].reverse(), [...ids].sort(), [...ids].reverse()];
+      const outcomes = await Promise.allSettled(
+        orders.flatMap((order, o) =>
+          order.map((secretId) =>
+            accessVersion(o % 2 === 0 ? a : b, caller, { region: "", secretId, revision }),
+          ),
+        ),
+      );
+      for (const o of outcomes) {
+        if (o.status === "fulfilled") {
+          const key = `${o.value.secretId}/${o.value.revision}`;
+          served.set(key, (served.get(key) ?? 0) + 1);
+        } else {
+          expect(String(o.reason.message)).toContain("was already accessed");
+        }
+      }
+    }
+    expect(served.size).toBe(40 * 10);
+    expect([...served.values()].every((n) => n === 1)).toBe(true);
+    // Backends report their statistics when they end: close the pools first.
+    await replicas[1]?.close();
+    const admin = await openDatabase({ driver: "postgres", url, poolSize: 1 });
+    await replicas[0]?.close();
+    await new Promise((r) => setTimeout(r, 500));
+    const [row] = await query<{ deadlocks: string }>(
+      admin.db,
+      sql`select deadlocks::text from pg_stat_database where datname = current_database()`,
+    );
+    expect(Number(row?.deadlocks) - before).toBe(0);
+    await admin.close();
+    await dropPostgresDatabase(url);
   }, 120_000);
 });
