@@ -23,12 +23,13 @@ interface Pending {
 /**
  * Group commit for accesses: the calls of each region database join its
  * queue, and one statement serves a batch of them and writes all their
- * audit events, in one commit (db/access.ts). A batch is flushed from
+ * audit events, in one commit (db/access-batch.ts). A batch is flushed from
  * setImmediate, once the calls that arrived with the current turn of the
  * event loop have joined (a microtask would flush before the I/O callbacks
  * that bring the others, and on PGlite, whose WebAssembly runs
- * synchronously, never batch at all). While a batch is served the next one
- * forms; there is no timer, so a lone caller is served at once.
+ * synchronously, never batch at all). One batch per database is served at
+ * a time, and the next one forms meanwhile; there is no timer, so a lone
+ * caller is served at once.
  */
 export class AccessQueues {
   private readonly queues = new WeakMap<Db, AccessQueue>();
