@@ -175,8 +175,9 @@ describe.each(serverBackends)("Prometheus metrics on $name", (backend) => {
       sample(after, "coffer_access_batch_size_sum", { region: "local" }) -
       sample(before, "coffer_access_batch_size_sum", { region: "local" });
     expect(served).toBe(40);
+    // Calls that arrive together share batches, on PGlite too.
     expect(batches).toBeGreaterThanOrEqual(1);
-    expect(batches).toBeLessThanOrEqual(40);
+    expect(batches).toBeLessThan(40);
     expect(
       count(after, "coffer_access_queue_wait_seconds") -
         count(before, "coffer_access_queue_wait_seconds"),
