@@ -111,7 +111,12 @@ describe("batched accesses on Postgres", runUnless(postgresMissing), () => {
   it("keeps the audit event of every answered access across a kill -9 under batched load", async () => {
     dir = await makeTempDir("faults-kill-access");
     db = await freshDatabase("killaccess");
-    const env = { ...db.env, COFFER_BOOTSTRAP_TOKEN: newToken(), COFFER_DATA_DIR: dir };
+    const env = {
+      ...db.env,
+      COFFER_BOOTSTRAP_TOKEN: newToken(),
+      COFFER_DATA_DIR: dir,
+      COFFER_METRICS_LISTEN: "127.0.0.1:0",
+    };
     const first = await start(env);
     const client = secrets(first);
     const projectId = await first.createProject();
@@ -143,6 +148,9 @@ describe("batched accesses on Postgres", runUnless(postgresMissing), () => {
     };
     const readers = Array.from({ length: 64 }, (_, r) => reader(r));
     await until("2,000 accesses are answered", () => answered.length >= 2_000, 60_000);
+    // The load is batched: far fewer statements than calls.
+    const { calls, batches } = await batching(first);
+    expect(batches).toBeLessThan(calls / 2);
     first.kill();
     const exit = await first.exited;
     await Promise.all(readers);
