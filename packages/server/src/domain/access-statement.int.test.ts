@@ -355,6 +355,38 @@ describe.each(backends)("access in one statement on $name", (backend) => {
     expect(textOf(read.data)).toBe("keep me");
   });
 
+  it("batches only calls made with the same master keys (a key ring rolled out meanwhile)", async () => {
+    const { secret } = await newSecret(
+      domain,
+      { ephemeralPolicy: { expiresOnceAccessed: true, action: "delete" } },
+      "keyed",
+    );
+    const { secret: plain } = await newSecret(domain, {}, "plain");
+    // The same queues (one per database), another ring: its calls form batches of their own.
+    const stranger: DomainDeps = {
+      ...domain,
+      keyRing: () => ({ activeId: "other", keys: new Map([["other", generateKey()]]) }),
+    };
+    batches.length = 0;
+    const input = (secretId: string) => ({ region: "", secretId, revision: "1" });
+    const outcomes = await Promise.allSettled([
+      accessVersion(stranger, audited(), input(secret.id)),
+      accessVersion(domain, audited(), input(plain.id)),
+      accessVersion(stranger, audited(), input(plain.id)),
+      accessVersion(domain, audited(), input(plain.id)),
+    ]);
+    expect(batches).toEqual([2, 2]);
+    expect(outcomes.map((o) => o.status)).toEqual([
+      "rejected",
+      "fulfilled",
+      "rejected",
+      "fulfilled",
+    ]);
+    // The stranger could not spend the single-access version: it is still there.
+    const read = await accessVersion(domain, caller, input(secret.id));
+    expect(textOf(read.data)).toBe("keyed");
+  });
+
   it("creates a version in four statements (BEGIN, lock, one write, COMMIT), with its event", async () => {
     const { secret } = await newSecret(domain, {}, "v1");
     const c = audited();
