@@ -105,10 +105,10 @@ const REVISION_RANGE = { lo: 1, hi: 2_147_483_647 };
 /**
  * Serves a payload. The read, the single-access consumption (when the
  * version is single-access) and the audit event are one SQL statement, which
- * serves the other calls queued with this one (group commit, see
- * db/access-queue.ts and db/access.ts): no payload leaves without its
- * committed event, and a caller who may not read it, or a version that
- * cannot be served, changes nothing. Only when the statement did not serve does this explain why, with
+ * also serves the other calls queued with this one (group commit, see
+ * db/access-queue.ts): no payload leaves before its event is committed, and
+ * a caller who may not read it, or a version that cannot be served, changes
+ * nothing. Only when the statement did not serve does this explain why, with
  * further queries and today's errors.
  *
  * Decryption follows the statement. A version whose master key this replica
