@@ -282,6 +282,17 @@ describe("bounds on refused callers and the audit trail", () => {
   });
 });
 
+describe("COFFER_ACCESS_BATCH_MAX", () => {
+  it("caps a batch of accesses at 64 by default, and takes 1 to 1024", () => {
+    expect(loadConfig({}).accessBatchMax).toBe(64);
+    expect(loadConfig({ COFFER_ACCESS_BATCH_MAX: "1" }).accessBatchMax).toBe(1);
+    expect(loadConfig({ COFFER_ACCESS_BATCH_MAX: "1024" }).accessBatchMax).toBe(1024);
+    for (const bad of ["0", "1025", "2.5", "many"]) {
+      expect(fails({ COFFER_ACCESS_BATCH_MAX: bad })).toMatch(/COFFER_ACCESS_BATCH_MAX: /);
+    }
+  });
+});
+
 describe("COFFER_CONSOLE", () => {
   it("serves the web console by default, and not when off", () => {
     expect(loadConfig({}).console).toEqual({});

@@ -99,7 +99,15 @@ export interface Config {
   auditRetentionMs?: number;
   /** How long connections may take and how many they may be, on each API port. */
   connections: ConnectionLimits;
+  /**
+   * `COFFER_ACCESS_BATCH_MAX`: the most accesses one statement serves (group
+   * commit, db/access-queue.ts); DEFAULT_ACCESS_BATCH_MAX when absent.
+   */
+  accessBatchMax?: number;
 }
+
+/** Accesses served by one statement at most, by default (bench/RESULTS.md says why). */
+export const DEFAULT_ACCESS_BATCH_MAX = 64;
 
 /**
  * The defaults of {@link ConnectionLimits}; the README says why each.
@@ -243,6 +251,12 @@ const settings = z.object({
   // Issue 11 item 6: bounds on what callers without a valid token cost.
   COFFER_PEER_RATE_LIMIT_RPS: z.coerce.number().int().min(0).max(1_000_000).default(20),
   COFFER_AUDIT_RETENTION: duration(DAY, 36_500 * DAY).default(366 * DAY),
+  COFFER_ACCESS_BATCH_MAX: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1024)
+    .default(DEFAULT_ACCESS_BATCH_MAX),
   COFFER_HEALTH_INTERVAL: duration(100, 3_600_000).default(5_000),
   COFFER_METRICS_LISTEN: listen.optional(),
   COFFER_CONSOLE: z.enum(["on", "off"]).default("on"),
@@ -343,6 +357,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     peerRateLimitRps: s.COFFER_PEER_RATE_LIMIT_RPS,
     auditRetentionMs: s.COFFER_AUDIT_RETENTION,
+    accessBatchMax: s.COFFER_ACCESS_BATCH_MAX,
     connections: {
       headersTimeoutMs: s.COFFER_HEADERS_TIMEOUT,
       bodyTimeoutMs: s.COFFER_BODY_TIMEOUT,

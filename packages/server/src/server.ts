@@ -1,6 +1,11 @@
 import { setMaxListeners } from "node:events";
 import type { Logger } from "pino";
-import { type Config, ConfigError, DEFAULT_WATCH_STREAMS_PER_TOKEN } from "./config.ts";
+import {
+  type Config,
+  ConfigError,
+  DEFAULT_ACCESS_BATCH_MAX,
+  DEFAULT_WATCH_STREAMS_PER_TOKEN,
+} from "./config.ts";
 import { consoleHandler, type FallbackHandler } from "./console/serve-console.ts";
 import { BUILD_HINT, type ConsoleSite, installedConsoleDir, loadConsole } from "./console/site.ts";
 import {
@@ -10,6 +15,7 @@ import {
   parseMasterKeys,
 } from "./crypto/key-ring.ts";
 import { KeyRingHolder } from "./crypto/key-ring-holder.ts";
+import { AccessQueues } from "./db/access-queue.ts";
 import { type Database, openDatabase } from "./db/client.ts";
 import { migrate } from "./db/migrate.ts";
 import { bootstrapAdminToken } from "./domain/admin/bootstrap.ts";
@@ -283,20 +289,6 @@ export async function openServer(config: Config, logger: Logger): Promise<OpenSe
       await Promise.all([...databases.values()].map((d) => d.close()));
       throw err;
     });
-  const domain: DomainDeps = {
-    regions,
-    announce: (region) => feeds.announce(region),
-    keyRing: keys.holder.get,
-    deletionWindowMs: config.deletionWindowMs,
-    watchRetentionMs: config.watchRetentionMs,
-    ...(config.auditRetentionMs !== undefined && { auditRetentionMs: config.auditRetentionMs }),
-    limits: config.limits,
-  };
-
-  const health = new HealthStatus(
-    config.regions,
-    chainedServices.map((s) => s.typeName),
-  );
   const metrics =
     config.metricsListen === undefined
       ? undefined
@@ -309,6 +301,26 @@ export async function openServer(config: Config, logger: Logger): Promise<OpenSe
           }),
           watchStreams: () => feeds.streams,
         });
+  const domain: DomainDeps = {
+    regions,
+    announce: (region) => feeds.announce(region),
+    keyRing: keys.holder.get,
+    deletionWindowMs: config.deletionWindowMs,
+    watchRetentionMs: config.watchRetentionMs,
+    ...(config.auditRetentionMs !== undefined && { auditRetentionMs: config.auditRetentionMs }),
+    limits: config.limits,
+    accessQueues: new AccessQueues({
+      max: config.accessBatchMax ?? DEFAULT_ACCESS_BATCH_MAX,
+      ...(metrics !== undefined && {
+        onBatch: (region, size, waits) => metrics.observeAccessBatch(region, size, waits),
+      }),
+    }),
+  };
+
+  const health = new HealthStatus(
+    config.regions,
+    chainedServices.map((s) => s.typeName),
+  );
   let probed = false;
   const probe = await startDatabaseProbe(
     regions.all(),

@@ -9,6 +9,7 @@ import {
   loadKeyFile,
   parseMasterKeys,
 } from "../crypto/key-ring.ts";
+import { AccessQueues } from "../db/access-queue.ts";
 import { type Database, openDatabase } from "../db/client.ts";
 import { DataDirLockedError } from "../db/data-dir-lock.ts";
 import { rowsOf } from "../db/raw-sql.ts";
@@ -106,6 +107,8 @@ export async function rotateKeysCommand(
         deletionWindowMs: config.deletionWindowMs,
         watchRetentionMs: config.watchRetentionMs,
         limits: config.limits,
+        // Rewrapping reads no payload: no access is ever queued.
+        accessQueues: new AccessQueues({ max: 1 }),
       };
       say(`rewrapping data keys with master key ${ring.activeId}`);
       const result = await rotateMasterKey(

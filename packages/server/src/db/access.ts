@@ -24,7 +24,10 @@ export interface AccessParams {
   /** Where the caller may read payloads: "all" for a global admin. */
   scopes: { projects: string[]; prefixes: string[] } | "all";
   noConsume: boolean;
-  /** Ids of the master keys this replica holds: a version under another key is never consumed. */
+  /**
+   * Ids of the master keys this replica holds: a version under another key
+   * is never consumed. One batch serves calls with the same ids only.
+   */
   keyIds: string[];
   /** The call's audit event, written by the statement when it serves; absent: none is written. */
   audit?: StatementAudit;
@@ -171,7 +174,8 @@ function statementsFor(db: Db): { id: Prepared; path: Prepared } {
   return found;
 }
 
-interface RawRow {
+/** A row of an access statement, single or batched (db/access-batch.ts). */
+export interface RawAccessRow {
   secret_id: string;
   project_id: string;
   path: string;
@@ -191,7 +195,8 @@ interface RawRow {
 }
 
 /**
- * Runs the access statement; undefined when the secret does not exist (in
+ * Runs the access statement for one call (a batch of one: see
+ * db/access-queue.ts); undefined when the secret does not exist (in
  * that region, or at that address). A deadlock (a consumption meeting a
  * version change of the same secret) is retried by retryingConflicts, the
  * loop inTransaction uses.
@@ -219,11 +224,11 @@ export async function accessInOneStatement(
     ...statementAuditValues(audit),
   };
   const statement = lookup.by === "id" ? statements.id : statements.path;
-  const [row] = rowsOf<RawRow>(await retryingConflicts(() => statement.execute(values)));
+  const [row] = rowsOf<RawAccessRow>(await retryingConflicts(() => statement.execute(values)));
   return row === undefined ? undefined : toAccessRow(row);
 }
 
-function toAccessRow(r: RawRow): AccessRow {
+export function toAccessRow(r: RawAccessRow): AccessRow {
   return {
     secretId: r.secret_id,
     projectId: r.project_id,

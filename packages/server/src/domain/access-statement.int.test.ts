@@ -6,6 +6,7 @@ import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateKey } from "../crypto/key-ring.ts";
 import type { Database, Db } from "../db/client.ts";
+import { pgErrorCode } from "../db/errors.ts";
 import { migrate } from "../db/migrate.ts";
 import * as schema from "../db/schema.ts";
 import { auditEvents } from "../db/schema.ts";
@@ -97,9 +98,14 @@ describe.each(backends)("access in one statement on $name", (backend) => {
   let statements: () => number;
   let url: string | undefined;
   let domain: DomainDeps;
+  /** The size of every batch the access queue served. */
+  const batches: number[] = [];
   beforeAll(async () => {
     ({ database, statements, url } = await countingDatabase(backend));
-    domain = testDomain({ main: database });
+    domain = testDomain(
+      { main: database },
+      { accessBatching: { max: 64, onBatch: (_region, size) => void batches.push(size) } },
+    );
   }, 180_000);
   afterAll(() => database?.close());
 
@@ -173,6 +179,80 @@ describe.each(backends)("access in one statement on $name", (backend) => {
     );
     expect(c.audit?.written).toBe(false);
     expect(await eventOf(c)).toEqual([]);
+  });
+
+  it("serves concurrent accesses in batches of one statement each, every call with its own event", async () => {
+    const secrets = await Promise.all(
+      Array.from({ length: 100 }, async (_, i) => {
+        const { secret } = await newSecret(domain, { path: "/batch" }, `payload ${i}`);
+        return secret;
+      }),
+    );
+    const callers = secrets.map(audited);
+    batches.length = 0;
+    const { result, n } = await counted(() =>
+      Promise.all(
+        secrets.map((secret, i) =>
+          accessVersion(domain, callers[i] as Caller, {
+            region: "",
+            secretId: secret.id,
+            revision: "latest",
+          }),
+        ),
+      ),
+    );
+    // 100 calls made in one turn of the event loop: a batch of 64 (the cap), then the other 36.
+    expect(batches).toEqual([64, 36]);
+    expect(n).toBe(2);
+    expect(result.map((r) => textOf(r.data))).toEqual(secrets.map((_, i) => `payload ${i}`));
+    for (const [i, c] of callers.entries()) {
+      expect(c.audit?.written).toBe(true);
+      const events = await eventOf(c);
+      expect(events.map((e) => [e.outcome, e.secretId, e.revision])).toEqual([
+        ["OK", secrets[i]?.id, 1],
+      ]);
+    }
+  });
+
+  it("serves the rest of a batch when one call's row fails it, that call alone getting the error", async () => {
+    const secrets = await Promise.all(
+      Array.from({ length: 4 }, async (_, i) => (await newSecret(domain, {}, `own ${i}`)).secret),
+    );
+    const first = audited();
+    await accessVersion(domain, first, {
+      region: "",
+      secretId: secrets[0]?.id ?? "",
+      revision: "1",
+    });
+    // Its audit event's id is taken: this call's row fails any statement it is in.
+    const clash = audited();
+    if (clash.audit && first.audit) clash.audit.id = first.audit.id;
+    const callers = [audited(), clash, audited(), audited()];
+    batches.length = 0;
+    const outcomes = await Promise.allSettled(
+      secrets.map((secret, i) =>
+        accessVersion(domain, callers[i] as Caller, {
+          region: "",
+          secretId: secret.id,
+          revision: "1",
+        }),
+      ),
+    );
+    expect(batches).toEqual([4]);
+    expect(outcomes.map((o) => o.status)).toEqual([
+      "fulfilled",
+      "rejected",
+      "fulfilled",
+      "fulfilled",
+    ]);
+    // Its own error: the audit event's id is taken (unique_violation).
+    expect(pgErrorCode((outcomes[1] as PromiseRejectedResult).reason)).toBe("23505");
+    for (const i of [0, 2, 3]) {
+      const o = outcomes[i] as PromiseFulfilledResult<{ data: Uint8Array }>;
+      expect(textOf(o.value.data)).toBe(`own ${i}`);
+      expect(await eventOf(callers[i] as Caller)).toHaveLength(1);
+    }
+    expect(clash.audit?.written).toBe(false);
   });
 
   it("consumes a single-access version in the same one statement", async () => {
@@ -273,6 +353,38 @@ describe.each(backends)("access in one statement on $name", (backend) => {
       revision: "1",
     });
     expect(textOf(read.data)).toBe("keep me");
+  });
+
+  it("batches only calls made with the same master keys (a key ring rolled out meanwhile)", async () => {
+    const { secret } = await newSecret(
+      domain,
+      { ephemeralPolicy: { expiresOnceAccessed: true, action: "delete" } },
+      "keyed",
+    );
+    const { secret: plain } = await newSecret(domain, {}, "plain");
+    // The same queues (one per database), another ring: its calls form batches of their own.
+    const stranger: DomainDeps = {
+      ...domain,
+      keyRing: () => ({ activeId: "other", keys: new Map([["other", generateKey()]]) }),
+    };
+    batches.length = 0;
+    const input = (secretId: string) => ({ region: "", secretId, revision: "1" });
+    const outcomes = await Promise.allSettled([
+      accessVersion(stranger, audited(), input(secret.id)),
+      accessVersion(domain, audited(), input(plain.id)),
+      accessVersion(stranger, audited(), input(plain.id)),
+      accessVersion(domain, audited(), input(plain.id)),
+    ]);
+    expect(batches).toEqual([2, 2]);
+    expect(outcomes.map((o) => o.status)).toEqual([
+      "rejected",
+      "fulfilled",
+      "rejected",
+      "fulfilled",
+    ]);
+    // The stranger could not spend the single-access version: it is still there.
+    const read = await accessVersion(domain, caller, input(secret.id));
+    expect(textOf(read.data)).toBe("keyed");
   });
 
   it("creates a version in four statements (BEGIN, lock, one write, COMMIT), with its event", async () => {

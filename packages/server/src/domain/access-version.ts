@@ -1,12 +1,7 @@
 import { crc32 } from "node:zlib";
 import { open, versionAad } from "../crypto/envelope.ts";
 import type { KeyRing } from "../crypto/key-ring.ts";
-import {
-  type AccessParams,
-  type AccessRow,
-  accessInOneStatement,
-  type SecretLookup,
-} from "../db/access.ts";
+import type { AccessParams, AccessRow, SecretLookup } from "../db/access.ts";
 import type { Db, Executor } from "../db/client.ts";
 import { findSecret, findSecretByPath } from "../db/secrets.ts";
 import { findVersion, type SealedRow, unconsumeVersion } from "../db/versions.ts";
@@ -109,9 +104,10 @@ const REVISION_RANGE = { lo: 1, hi: 2_147_483_647 };
 
 /**
  * Serves a payload. The read, the single-access consumption (when the
- * version is single-access) and the audit event are one SQL statement (one
- * round trip, see db/access.ts): no payload leaves without its event, and a
- * caller who may not read it, or a version that cannot be served, changes
+ * version is single-access) and the audit event are one SQL statement, which
+ * also serves the other calls queued with this one (group commit, see
+ * db/access-queue.ts): no payload leaves before its event is committed, and
+ * a caller who may not read it, or a version that cannot be served, changes
  * nothing. Only when the statement did not serve does this explain why, with
  * further queries and today's errors.
  *
@@ -134,7 +130,7 @@ async function serve(
   const ring = domain.keyRing();
   let row: AccessRow | undefined;
   try {
-    row = await accessInOneStatement(region.db, {
+    row = await domain.accessQueues.access(region, {
       lookup,
       ...(ref.kind === "number" ? { lo: ref.revision, hi: ref.revision } : REVISION_RANGE),
       enabledOnly: ref.kind === "latest_enabled",

@@ -1,4 +1,5 @@
 import type { KeyRing } from "../crypto/key-ring.ts";
+import type { AccessQueues } from "../db/access-queue.ts";
 import type { Database, Db } from "../db/client.ts";
 import { invalid } from "./errors.ts";
 
@@ -18,6 +19,8 @@ export interface DomainDeps {
   /** How long audit events are kept (`COFFER_AUDIT_RETENTION`; absent: the sweeper's default). */
   auditRetentionMs?: number;
   limits: DomainLimits;
+  /** Group commit: every access goes through its region database's queue (db/access-queue.ts). */
+  accessQueues: AccessQueues;
 }
 
 /**

@@ -194,6 +194,11 @@ async function rotateRegion(
       rewrapped += changed;
       if (changed > 0) onProgress?.({ region, rewrapped, done: false });
       if (rows.length < batchSize) break;
+      // On the embedded database queries answer through microtasks only: a
+      // rotation that never yields holds the event loop, and with it the
+      // accesses queued for their next batch (flushed from setImmediate,
+      // db/access-queue.ts), until it ends.
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
     // A pass that saw nothing was a single statement finding no row: at that
     // moment, no row in the region depended on another key.

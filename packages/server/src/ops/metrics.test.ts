@@ -148,6 +148,42 @@ describe.each(serverBackends)("Prometheus metrics on $name", (backend) => {
     ]);
   });
 
+  it("shows the size of each access batch and how long its calls queued", async () => {
+    const grpc = createGrpcTransport({
+      baseUrl: `http://127.0.0.1:${s.server.grpcPort}`,
+      interceptors: [auth(s.adminToken)],
+    });
+    const admin = createClient(AdminService, grpc);
+    const secrets = createClient(SecretService, grpc);
+    const { project } = await admin.createProject({ name: "batched" });
+    const { secret } = await secrets.createSecret({
+      projectId: project?.id ?? "",
+      name: "batched",
+      firstVersion: { data: new TextEncoder().encode("batched payload") },
+    });
+    const secretId = secret?.id ?? "";
+    const before = await scrape();
+    const count = (text: string, name: string) =>
+      sample(text, `${name}_count`, { region: "local" });
+    await Promise.all(
+      Array.from({ length: 40 }, () => secrets.accessSecretVersion({ secretId, revision: "1" })),
+    );
+    const after = await scrape();
+    const batches =
+      count(after, "coffer_access_batch_size") - count(before, "coffer_access_batch_size");
+    const served =
+      sample(after, "coffer_access_batch_size_sum", { region: "local" }) -
+      sample(before, "coffer_access_batch_size_sum", { region: "local" });
+    expect(served).toBe(40);
+    // Calls that arrive together share batches, on PGlite too.
+    expect(batches).toBeGreaterThanOrEqual(1);
+    expect(batches).toBeLessThan(40);
+    expect(
+      count(after, "coffer_access_queue_wait_seconds") -
+        count(before, "coffer_access_queue_wait_seconds"),
+    ).toBe(40);
+  });
+
   it("reports the version and the commit in coffer_build_info", async () => {
     const { version } = JSON.parse(
       readFileSync(new URL("../../package.json", import.meta.url), "utf8"),

@@ -25,6 +25,8 @@ export class Metrics {
   private readonly latency: Histogram<"method">;
   private readonly databaseUp: Gauge<"region">;
   private readonly pingSeconds: Gauge<"region">;
+  private readonly accessBatchSize: Histogram<"region">;
+  private readonly accessQueueWait: Histogram<"region">;
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
@@ -69,6 +71,20 @@ export class Metrics {
       labelNames: ["region"],
       registers,
     });
+    this.accessBatchSize = new Histogram({
+      name: "coffer_access_batch_size",
+      help: "Accesses served by one statement and one commit (group commit; COFFER_ACCESS_BATCH_MAX caps it), by region.",
+      labelNames: ["region"],
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+      registers,
+    });
+    this.accessQueueWait = new Histogram({
+      name: "coffer_access_queue_wait_seconds",
+      help: "How long an access waited in its region's queue for its batch to start, by region.",
+      labelNames: ["region"],
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
     const poolMax = new Gauge({
       name: "coffer_database_pool_max_connections",
       help: "Connections the region's pool may open (COFFER_DATABASE_POOL_SIZE; 1 for embedded PGlite).",
@@ -84,6 +100,12 @@ export class Metrics {
   observeCall(method: string, code: string, durationMs: number): void {
     this.calls.inc({ method, code });
     this.latency.observe({ method }, durationMs / 1000);
+  }
+
+  /** Feeds the access queues (db/access-queue.ts): one batch, and how long each of its calls waited. */
+  observeAccessBatch(region: string, size: number, waitsSeconds: readonly number[]): void {
+    this.accessBatchSize.observe({ region }, size);
+    for (const wait of waitsSeconds) this.accessQueueWait.observe({ region }, wait);
   }
 
   /** Feeds the database probe: one ping's result. */

@@ -1,9 +1,15 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import pino from "pino";
 import postgres from "postgres";
-import { type Config, DEFAULT_CONNECTION_LIMITS, type RegionDatabase } from "../config.ts";
+import {
+  type Config,
+  DEFAULT_ACCESS_BATCH_MAX,
+  DEFAULT_CONNECTION_LIMITS,
+  type RegionDatabase,
+} from "../config.ts";
 import { generateKey, type KeyRing } from "../crypto/key-ring.ts";
 import { generateScalewayKey, generateToken } from "../crypto/tokens.ts";
+import { type AccessBatching, AccessQueues } from "../db/access-queue.ts";
 import { type Database, type Db, openDatabase } from "../db/client.ts";
 import { migrate } from "../db/migrate.ts";
 import { projects, tokens } from "../db/schema.ts";
@@ -134,7 +140,12 @@ export function testKeyRing(): KeyRing {
 /** A domain over one database per region (the first region is the default). */
 export function testDomain(
   databases: Record<string, Database>,
-  options: { keyRing?: KeyRing; deletionWindowMs?: number; limits?: Partial<DomainLimits> } = {},
+  options: {
+    keyRing?: KeyRing;
+    deletionWindowMs?: number;
+    limits?: Partial<DomainLimits>;
+    accessBatching?: AccessBatching;
+  } = {},
 ): DomainDeps {
   const ring = options.keyRing ?? testKeyRing();
   return {
@@ -144,6 +155,7 @@ export function testDomain(
     deletionWindowMs: options.deletionWindowMs ?? 7 * 86_400_000,
     watchRetentionMs: 86_400_000,
     limits: { secretsPerProject: 10_000, versionsPerSecret: 1_000, ...options.limits },
+    accessQueues: new AccessQueues(options.accessBatching ?? { max: DEFAULT_ACCESS_BATCH_MAX }),
   };
 }
 
