@@ -3,6 +3,7 @@ import {
   type AnyPgColumn,
   bigint,
   boolean,
+  check,
   customType,
   index,
   integer,
@@ -45,6 +46,16 @@ export const secrets = pgTable(
     ephemeralAction: text("ephemeral_action"),
     /** The highest revision ever given out: revisions are never reused. */
     lastRevision: integer("last_revision").notNull().default(0),
+    /**
+     * How many of its versions keep their payload (status other than
+     * `deleted`): what the version quota counts, read from the locked row
+     * instead of counted. A version's insert adds to it in the same
+     * statement (db/versions.ts, domain/create-secret.ts); every other
+     * change (destroy, a `delete` action, an undone consumption, a version
+     * deleted with its secret) is counted by a trigger on secret_versions
+     * (migration 0010), so no status change can forget it.
+     */
+    keptVersions: integer("kept_versions").notNull().default(0),
     /** Bumped by every mutation of the secret or its versions; the etag. */
     generation: bigint("generation", { mode: "number" }).notNull().default(1),
     createdAt: ts("created_at").notNull().defaultNow(),
@@ -59,6 +70,7 @@ export const secrets = pgTable(
     index("secrets_deletion_idx")
       .on(t.deletionRequestedAt)
       .where(sql`${t.deletionRequestedAt} is not null`),
+    check("secrets_kept_versions_check", sql`${t.keptVersions} >= 0`),
   ],
 );
 

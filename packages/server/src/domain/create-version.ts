@@ -29,9 +29,10 @@ export interface CreateVersionInput {
  *
  * Four round trips: BEGIN, the lock (which must come first, in a statement
  * of its own, so that the next statement's snapshot sees every version
- * committed before the lock was granted), one statement for the quota,
- * `disable_previous`, the insert, the secret's bump and the audit event
- * (insertVersionWithEvent), and COMMIT.
+ * committed before the lock was granted; the locked row also carries the
+ * count the version quota checks), one statement for `disable_previous`, the
+ * insert, the secret's bump and the audit event (insertVersionWithEvent),
+ * and COMMIT.
  */
 export async function createVersion(
   domain: DomainDeps,
@@ -44,6 +45,7 @@ export async function createVersion(
   const created = await inTransactionThenAnnounce(domain, region, async (tx) => {
     const secret = await lockSecretForChange(tx, caller, region.name, id, input.etag);
     validatePayload(secret.type as SecretKind, input.data);
+    checkVersionQuota(domain, secret);
     const revision = secret.lastRevision + 1;
     const policy = propertiesFromPolicy(secret, input.enabled);
     const row = await insertVersionWithEvent(
@@ -60,15 +62,9 @@ export async function createVersion(
         expiresOnceAccessed: policy.expiresOnceAccessed,
         ephemeralAction: policy.ephemeralAction,
       },
-      domain.limits.versionsPerSecret,
       input.disablePrevious,
       auditParams(caller.audit),
     );
-    if (row === undefined) {
-      // Over the quota, nothing written: the same check says why, under the same lock.
-      await checkVersionQuota(tx, domain, id);
-      throw new Error("the version quota refused a create that its check then allowed");
-    }
     markRecorded(caller.audit, { revision });
     return row;
   });
