@@ -225,7 +225,8 @@ a as (
 )
 select ins.* from ins`);
 
-interface InsertedRow {
+/** A version as the create statements return it. */
+export interface InsertedRow {
   secret_id: string;
   revision: number;
   status: string;
@@ -265,6 +266,11 @@ export async function insertVersionWithEvent(
     }),
   );
   if (row === undefined) throw new Error("the create-version statement returned no row");
+  return insertedVersion(row);
+}
+
+/** The metadata of a version just created, from the row its statement returned. */
+export function insertedVersion(row: InsertedRow): VersionMeta & { latest: boolean } {
   const date = (t: string | null) => (t === null ? null : new Date(t));
   return {
     secretId: row.secret_id,
