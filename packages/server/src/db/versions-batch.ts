@@ -14,9 +14,11 @@ import type { InsertedRow, NewVersion } from "./versions.ts";
  */
 
 /**
- * Locks the secrets with these ids for the rest of the transaction, in id
- * order (two batches, on any number of replicas, never wait for each other
- * in a cycle), and returns them by id. The caller checks the region.
+ * Locks, for the rest of the transaction, those of the secrets with these ids
+ * that no other transaction holds, and returns them by id. A secret another
+ * transaction holds is skipped, not waited for: one busy secret must not hold
+ * up every create of a batch (its create runs on its own). The caller checks
+ * the region.
  */
 export async function lockSecrets(ex: Executor, ids: string[]): Promise<Map<string, SecretRow>> {
   const rows = await ex
@@ -24,7 +26,7 @@ export async function lockSecrets(ex: Executor, ids: string[]): Promise<Map<stri
     .from(secrets)
     .where(inArray(secrets.id, ids))
     .orderBy(asc(secrets.id))
-    .for("update");
+    .for("update", { skipLocked: true });
   return new Map(rows.map((r) => [r.id, r]));
 }
 

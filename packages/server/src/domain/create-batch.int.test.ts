@@ -233,4 +233,36 @@ describe.each(backends)("batched creates on $name", (backend) => {
     );
     for (const r of rows) expect(r).toMatchObject({ kept_versions: 21, last_revision: 21, n: 21 });
   });
+
+  it.runIf(backend.name === "postgres")(
+    "does not hold a batch up behind a secret another transaction has locked",
+    async () => {
+      const busy = await plain(domain);
+      const free = await plain(domain);
+      let release = () => {};
+      let locked = () => {};
+      const lockTaken = new Promise<void>((r) => {
+        locked = r;
+      });
+      const held = dbs.db().transaction(async (tx) => {
+        await tx.execute(sql`select 1 from secrets where id = ${busy} for update`);
+        await new Promise<void>((r) => {
+          release = r;
+          locked();
+        });
+      });
+      await lockTaken;
+      let busyDone = false;
+      const waiting = create(domain, busy).then((v) => {
+        busyDone = true;
+        return v;
+      });
+      const through = await create(domain, free);
+      expect(through.revision).toBe(2);
+      expect(busyDone).toBe(false);
+      release();
+      await held;
+      expect((await waiting).revision).toBe(2);
+    },
+  );
 });

@@ -22,7 +22,9 @@ import {
  * so that BEGIN, the round trips and COMMIT are paid once per batch instead
  * of once per call. Each caller still gets exactly what it would alone: its
  * checks run on its own locked secret row, and a refused create (etag,
- * permission, quota, payload) fails alone while the others are written.
+ * permission, quota, payload) fails alone while the others are written. A
+ * create whose secret another transaction holds is not waited for: it runs
+ * on its own (createAlone), so one busy secret never stalls the batch.
  *
  * No timer: a batch is whatever queued while the previous one ran (the
  * flush is scheduled with setImmediate, after the I/O callbacks that queue
@@ -108,7 +110,16 @@ export function createInBatch(
   return new Promise((resolve, reject) => q.push({ domain, request, resolve, reject }));
 }
 
-type Outcome = { job: Job; version: NewVersion } | { job: Job; error: unknown };
+/**
+ * What the batch's transaction decided for a create: its version, its
+ * refusal, or `alone` when its secret's row was not locked by the batch
+ * (held by another transaction, or not found: createAlone waits for the
+ * lock, or says why there is none, without holding the batch up).
+ */
+type Outcome =
+  | { job: Job; version: NewVersion }
+  | { job: Job; error: unknown }
+  | { job: Job; alone: true };
 
 async function flush(db: Db, batch: Job[]): Promise<void> {
   if (batch.length === 1) {
@@ -127,8 +138,9 @@ async function flush(db: Db, batch: Job[]): Promise<void> {
       const outcomes = batch.map((job): Outcome => {
         const { request } = job;
         const row = locked.get(request.secretId);
+        if (row === undefined) return { job, alone: true };
         try {
-          const inRegion = row?.region === request.region ? row : undefined;
+          const inRegion = row.region === request.region ? row : undefined;
           return { job, version: versionToInsert(job.domain, request, inRegion) };
         } catch (error) {
           return { job, error };
@@ -158,6 +170,10 @@ async function flush(db: Db, batch: Job[]): Promise<void> {
   const changed = new Map<string, DomainDeps>();
   for (const outcome of outcomes) {
     const { job } = outcome;
+    if ("alone" in outcome) {
+      void alone(db, job);
+      continue;
+    }
     if ("error" in outcome) {
       job.reject(outcome.error);
       continue;
