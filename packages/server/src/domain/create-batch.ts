@@ -67,10 +67,16 @@ class CreateQueue {
       this.scheduled = false;
       const batch = this.take();
       this.flushing++;
-      void flush(this.db, batch).finally(() => {
-        this.flushing--;
-        this.schedule();
-      });
+      void flush(this.db, batch)
+        // A bug past the transaction must not leave callers waiting forever
+        // (rejecting a settled promise does nothing).
+        .catch((err: unknown) => {
+          for (const job of batch) job.reject(err);
+        })
+        .finally(() => {
+          this.flushing--;
+          this.schedule();
+        });
       this.schedule();
     });
   }
