@@ -114,6 +114,26 @@ export const secretVersions = pgTable(
   ],
 );
 
+/**
+ * How many live secrets (not scheduled for deletion) each project has in
+ * each region of this database: what the secret quota reads instead of
+ * counting them (domain/limits.ts). Kept by a trigger on secrets (migration
+ * 0011), so every path that adds, deletes, restores or destroys a secret
+ * counts.
+ */
+export const projectSecretCounts = pgTable(
+  "project_secret_counts",
+  {
+    projectId: uuid("project_id").notNull(),
+    region: text("region").notNull(),
+    live: integer("live").notNull().default(0),
+  },
+  (t) => [
+    primaryKey({ columns: [t.projectId, t.region] }),
+    check("project_secret_counts_live_check", sql`${t.live} >= 0`),
+  ],
+);
+
 export type SecretRow = typeof secrets.$inferSelect;
 export type VersionRow = typeof secretVersions.$inferSelect;
 

@@ -9,8 +9,9 @@ import { resourceExhausted } from "./errors.ts";
  * region. Call it inside the transaction that makes a secret live, before
  * the row is written: it takes the project's lock first, so concurrent
  * creates on any number of replicas are counted one after another and
- * cannot overshoot. (The count runs after the lock is granted, and under
- * READ COMMITTED each statement sees what earlier holders committed.)
+ * cannot overshoot. (The count, one row of project_secret_counts, is read
+ * after the lock is granted, and under READ COMMITTED each statement sees
+ * what earlier holders committed.)
  */
 export async function checkSecretQuota(
   tx: Tx,
