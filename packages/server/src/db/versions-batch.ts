@@ -1,7 +1,7 @@
 import { asc, inArray, type SQL, sql } from "drizzle-orm";
 import type { StatementAudit } from "./audit.ts";
 import type { Executor } from "./client.ts";
-import { rowsOf } from "./raw-sql.ts";
+import { executeRendered, render, rowsOf } from "./raw-sql.ts";
 import { type SecretRow, secrets } from "./schema.ts";
 import { expiresIn, servableIn } from "./version-rules.ts";
 import type { InsertedRow, NewVersion } from "./versions.ts";
@@ -45,8 +45,9 @@ export interface BatchedVersion {
  * and etag, and write the call's audit event). Returns the inserted rows,
  * in no particular order.
  *
- * The statement's text depends only on the batch's size, so Postgres plans
- * it once per size and connection (a named statement, by its text).
+ * The statement's text depends only on the batch's size: it runs as a named
+ * statement, which postgres-js prepares once per text and connection, so
+ * Postgres parses and plans it once per batch size.
  */
 export async function insertVersionsWithEvents(
   ex: Executor,
@@ -59,7 +60,7 @@ export async function insertVersionsWithEvents(
       ${disablePrevious}::boolean, ${audit?.id ?? null}::uuid, ${audit?.tokenId ?? null}::uuid,
       ${audit?.method ?? null}::text, ${audit?.requestId ?? null}::text, ${audit?.peer ?? null}::text)`;
   });
-  const result = await ex.execute(sql`with input (secret_id, revision, status, description,
+  const statement = sql`with input (secret_id, revision, status, description,
     data_crc32, key_id, wrapped_key, ciphertext, ttl_ms, once, action, disable_previous,
     audit_id, token_id, method, request_id, peer) as (
   values ${sql.join(rows, sql`, `)}
@@ -98,6 +99,7 @@ a as (
   where i.audit_id is not null
   returning 1
 )
-select ins.* from ins`);
-  return rowsOf<InsertedRow>(result);
+select ins.* from ins`;
+  const name = `coffer_create_versions_${batch.length}`;
+  return rowsOf<InsertedRow>(await executeRendered(ex, render(statement), name, {}));
 }
