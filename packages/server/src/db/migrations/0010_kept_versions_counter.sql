@@ -10,6 +10,10 @@
 -- expiry or by a single access, a consumption undone) and a version deleted
 -- (with its secret). The trigger's UPDATE takes the secret's row lock, which
 -- every create holds while it reads the counter, so the quota stays exact.
+-- A server older than this migration, still running during a rolling
+-- upgrade, inserts versions without counting them: the count then stays
+-- low by that many until the secret's versions are destroyed (the quota is
+-- soft by that much); stop old replicas before new ones migrate.
 ALTER TABLE "secrets" ADD COLUMN "kept_versions" integer DEFAULT 0 NOT NULL;--> statement-breakpoint
 UPDATE "secrets" s SET "kept_versions" = k.n
 FROM (
