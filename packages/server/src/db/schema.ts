@@ -49,11 +49,8 @@ export const secrets = pgTable(
     /**
      * How many of its versions keep their payload (status other than
      * `deleted`): what the version quota counts, read from the locked row
-     * instead of counted. A version's insert adds to it in the same
-     * statement (db/versions.ts, domain/create-secret.ts); every other
-     * change (destroy, a `delete` action, an undone consumption, a version
-     * deleted with its secret) is counted by a trigger on secret_versions
-     * (migration 0010), so no status change can forget it.
+     * instead of counted. Kept by triggers on secret_versions (migration
+     * 0010), so no insert, status change or delete can forget it.
      */
     keptVersions: integer("kept_versions").notNull().default(0),
     /** Bumped by every mutation of the secret or its versions; the etag. */

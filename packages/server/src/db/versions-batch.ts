@@ -41,8 +41,8 @@ export interface BatchedVersion {
  * Writes a batch of versions, each of a different secret whose row the
  * transaction holds (lockSecrets), in one statement: for each, what
  * insertVersionWithEvent does for one (disable the latest enabled version
- * when asked, insert, move the secret's last revision, kept-version count
- * and etag, and write the call's audit event). Returns the inserted rows,
+ * when asked, insert, move the secret's last revision and etag, and write
+ * the call's audit event). Returns the inserted rows,
  * in no particular order.
  *
  * The statement's text depends only on the batch's size: it runs as a named
@@ -85,8 +85,7 @@ ins as (
     ephemeral_action, created_at::text, updated_at::text
 ),
 up as (
-  update secrets s set last_revision = i.revision, kept_versions = s.kept_versions + 1,
-    generation = s.generation + 1, updated_at = now()
+  update secrets s set last_revision = i.revision, generation = s.generation + 1, updated_at = now()
   from input i where s.id = i.secret_id
   returning 1
 ),

@@ -190,8 +190,9 @@ export interface NewVersion {
  * version committed before the lock was granted, and the quota was checked
  * against the locked row's `kept_versions`): disables the latest enabled
  * version when asked (before the insert, so watchers see "disabled" then
- * "created", as before), inserts the version, moves the secret's last
- * revision, kept-version count and etag, and writes the call's audit event.
+ * "created", as before), inserts the version (a trigger counts it in the
+ * secret's kept_versions), moves the secret's last revision and etag, and
+ * writes the call's audit event.
  */
 const insertStatement = render(sql`with prev as (
   update secret_versions set status = 'disabled', updated_at = now()
@@ -215,8 +216,7 @@ ins as (
     ephemeral_action, created_at::text, updated_at::text
 ),
 up as (
-  update secrets set last_revision = ${sql.placeholder("revision")}::int, kept_versions = kept_versions + 1,
-    generation = generation + 1, updated_at = now()
+  update secrets set last_revision = ${sql.placeholder("revision")}::int, generation = generation + 1, updated_at = now()
   where id = (select secret_id from ins)
   returning 1
 ),

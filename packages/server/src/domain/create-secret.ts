@@ -86,8 +86,6 @@ export async function createSecret(
         expiresOnceAccessed: policy?.expiresOnceAccessed ?? null,
         ephemeralAction: policy?.ephemeralAction ?? null,
         lastRevision: first ? 1 : 0,
-        // The first version, inserted below, is counted here (db/schema.ts keptVersions).
-        keptVersions: first ? 1 : 0,
       };
       await tx.insert(secrets).values(row);
       if (first !== undefined && sealed !== undefined) {

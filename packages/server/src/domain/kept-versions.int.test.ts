@@ -181,6 +181,7 @@ describe.each(backends)("kept-version counter on $name", (backend) => {
     await destroyVersion(domain, caller, ref(c.id, 1));
     // Back to the schema before 0010, keeping the rows, then migrate again.
     for (const statement of [
+      sql`drop trigger kept_versions_insert on secret_versions`,
       sql`drop trigger kept_versions_status on secret_versions`,
       sql`drop trigger kept_versions_delete on secret_versions`,
       sql`drop function coffer_count_kept_versions()`,

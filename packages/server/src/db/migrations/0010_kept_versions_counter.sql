@@ -3,17 +3,14 @@
 --
 -- secrets.kept_versions counts a secret's versions whose payload is kept
 -- (status other than 'deleted'), so that the version quota reads one locked
--- row instead of counting versions on every create. Inserts add to it in the
--- statement that inserts (db/versions.ts, domain/create-secret.ts); the
--- triggers below count every other change: a status moving to or from
--- 'deleted' (DestroySecretVersion, the sweeper, a `delete` action fired by
--- expiry or by a single access, a consumption undone) and a version deleted
--- (with its secret). The trigger's UPDATE takes the secret's row lock, which
--- every create holds while it reads the counter, so the quota stays exact.
--- A server older than this migration, still running during a rolling
--- upgrade, inserts versions without counting them: the count then stays
--- low by that many until the secret's versions are destroyed (the quota is
--- soft by that much); stop old replicas before new ones migrate.
+-- row instead of counting versions on every create. Triggers count every
+-- change, whatever statement or server version makes it (a replica still
+-- running older code during a rolling upgrade included): a version inserted,
+-- a status moving to or from 'deleted' (DestroySecretVersion, the sweeper, a
+-- `delete` action fired by expiry or by a single access, a consumption
+-- undone), a version deleted (with its secret). The trigger's UPDATE takes
+-- the secret's row lock, which every create holds while it reads the
+-- counter, so the quota stays exact.
 ALTER TABLE "secrets" ADD COLUMN "kept_versions" integer DEFAULT 0 NOT NULL;--> statement-breakpoint
 UPDATE "secrets" s SET "kept_versions" = k.n
 FROM (
@@ -26,6 +23,8 @@ CREATE FUNCTION coffer_count_kept_versions() RETURNS trigger LANGUAGE plpgsql AS
 BEGIN
   IF TG_OP = 'DELETE' THEN
     UPDATE secrets SET kept_versions = kept_versions - 1 WHERE id = OLD.secret_id;
+  ELSIF TG_OP = 'INSERT' THEN
+    UPDATE secrets SET kept_versions = kept_versions + 1 WHERE id = NEW.secret_id;
   ELSE
     UPDATE secrets
     SET kept_versions = kept_versions + CASE WHEN NEW.status = 'deleted' THEN -1 ELSE 1 END
@@ -33,6 +32,9 @@ BEGIN
   END IF;
   RETURN NULL;
 END $$;--> statement-breakpoint
+CREATE TRIGGER kept_versions_insert AFTER INSERT ON secret_versions
+  FOR EACH ROW WHEN (NEW.status <> 'deleted')
+  EXECUTE FUNCTION coffer_count_kept_versions();--> statement-breakpoint
 -- WHEN is evaluated without calling the function: only changes of
 -- "kept-ness" pay for it (not a disable, a key rotation or a consumption
 -- whose action is `disable`).
