@@ -3,6 +3,7 @@ import {
   type AnyPgColumn,
   bigint,
   boolean,
+  check,
   customType,
   index,
   integer,
@@ -45,6 +46,13 @@ export const secrets = pgTable(
     ephemeralAction: text("ephemeral_action"),
     /** The highest revision ever given out: revisions are never reused. */
     lastRevision: integer("last_revision").notNull().default(0),
+    /**
+     * How many of its versions keep their payload (status other than
+     * `deleted`): what the version quota counts, read from the locked row
+     * instead of counted. Kept by triggers on secret_versions (migration
+     * 0010), so no insert, status change or delete can forget it.
+     */
+    keptVersions: integer("kept_versions").notNull().default(0),
     /** Bumped by every mutation of the secret or its versions; the etag. */
     generation: bigint("generation", { mode: "number" }).notNull().default(1),
     createdAt: ts("created_at").notNull().defaultNow(),
@@ -59,6 +67,7 @@ export const secrets = pgTable(
     index("secrets_deletion_idx")
       .on(t.deletionRequestedAt)
       .where(sql`${t.deletionRequestedAt} is not null`),
+    check("secrets_kept_versions_check", sql`${t.keptVersions} >= 0`),
   ],
 );
 
@@ -99,6 +108,26 @@ export const secretVersions = pgTable(
     index("secret_versions_deletion_idx")
       .on(t.deletionRequestedAt)
       .where(sql`${t.status} = 'scheduled_for_deletion'`),
+  ],
+);
+
+/**
+ * How many live secrets (not scheduled for deletion) each project has in
+ * each region of this database: what the secret quota reads instead of
+ * counting them (domain/limits.ts). Kept by a trigger on secrets (migration
+ * 0011), so every path that adds, deletes, restores or destroys a secret
+ * counts.
+ */
+export const projectSecretCounts = pgTable(
+  "project_secret_counts",
+  {
+    projectId: uuid("project_id").notNull(),
+    region: text("region").notNull(),
+    live: integer("live").notNull().default(0),
+  },
+  (t) => [
+    primaryKey({ columns: [t.projectId, t.region] }),
+    check("project_secret_counts_live_check", sql`${t.live} >= 0`),
   ],
 );
 

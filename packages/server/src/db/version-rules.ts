@@ -56,6 +56,6 @@ export function ephemeralActionSet(alias: string): SQL {
  * clock, which is also the clock that decides expiry (servableIn). Null when
  * `ttlMs` is.
  */
-export function expiresIn(ttlMs: number | Placeholder): SQL {
+export function expiresIn(ttlMs: number | Placeholder | SQL): SQL {
   return sql`now() + ${ttlMs}::bigint * interval '1 millisecond'`;
 }

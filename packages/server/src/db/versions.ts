@@ -168,15 +168,6 @@ export async function listVersions(
   );
 }
 
-/** The number of a secret's versions whose payload is not destroyed (status other than `deleted`). */
-export async function countKeptVersions(ex: Executor, secretId: string): Promise<number> {
-  const [row] = await ex
-    .select({ n: sql<number>`count(*)`.mapWith(Number) })
-    .from(secretVersions)
-    .where(and(eq(secretVersions.secretId, secretId), sql`${secretVersions.status} <> 'deleted'`));
-  return row?.n ?? 0;
-}
-
 /** A new version as CreateSecretVersion stores it. */
 export interface NewVersion {
   secretId: string;
@@ -196,20 +187,16 @@ export interface NewVersion {
 /**
  * Adds a version in one statement, under the secret's row lock (taken by an
  * earlier statement of the transaction, so this one's snapshot sees every
- * version committed before the lock was granted): checks the quota of kept
- * versions, disables the latest enabled version when asked (before the
- * insert, so watchers see "disabled" then "created", as before), inserts the
- * version, moves the secret's last revision and etag, and writes the call's
- * audit event. Over the quota, it writes nothing and says so.
+ * version committed before the lock was granted, and the quota was checked
+ * against the locked row's `kept_versions`): disables the latest enabled
+ * version when asked (before the insert, so watchers see "disabled" then
+ * "created", as before), inserts the version (a trigger counts it in the
+ * secret's kept_versions), moves the secret's last revision and etag, and
+ * writes the call's audit event.
  */
-const insertStatement = render(sql`with quota as (
-  select count(*) < ${sql.placeholder("limit")}::int as ok from secret_versions
-  where secret_id = ${sql.placeholder("secretId")}::uuid and status <> 'deleted'
-),
-prev as (
+const insertStatement = render(sql`with prev as (
   update secret_versions set status = 'disabled', updated_at = now()
   where secret_id = ${sql.placeholder("secretId")}::uuid and ${sql.placeholder("disablePrevious")}::boolean
-    and (select ok from quota)
     and revision = (
       select revision from secret_versions
       where secret_id = ${sql.placeholder("secretId")}::uuid and ${servableIn("secret_versions")}
@@ -224,8 +211,7 @@ ins as (
     ${sql.placeholder("wrappedKey")}::bytea, ${sql.placeholder("ciphertext")}::bytea,
     ${expiresIn(sql.placeholder("ttlMs"))},
     ${sql.placeholder("once")}::boolean, ${sql.placeholder("action")}::text
-  from quota, (select count(*) from prev) as disabled_first
-  where quota.ok
+  from (select count(*) from prev) as disabled_first
   returning secret_id, revision, status, description, expires_at::text, expires_once_accessed,
     ephemeral_action, created_at::text, updated_at::text
 ),
@@ -237,11 +223,11 @@ up as (
 a as (
   ${okEventInsert("s", sql`ins.revision`, sql`ins join secrets s on s.id = ins.secret_id`, sql`true`)}
 )
-select quota.ok, ins.* from quota left join ins on true`);
+select ins.* from ins`);
 
-interface InsertedRow {
-  ok: boolean;
-  secret_id: string | null;
+/** A version as the create statements return it. */
+export interface InsertedRow {
+  secret_id: string;
   revision: number;
   status: string;
   description: string;
@@ -253,20 +239,17 @@ interface InsertedRow {
 }
 
 /**
- * Runs the statement above; undefined when the quota of `limit` kept
- * versions is reached (nothing written). The audit event, when `audit` is
- * given, names the secret as the secrets row says.
+ * Runs the statement above. The audit event, when `audit` is given, names the
+ * secret as the secrets row says.
  */
 export async function insertVersionWithEvent(
   tx: Executor,
   v: NewVersion,
-  limit: number,
   disablePrevious: boolean,
   audit: StatementAudit | undefined,
-): Promise<(VersionMeta & { latest: boolean }) | undefined> {
+): Promise<VersionMeta & { latest: boolean }> {
   const [row] = rowsOf<InsertedRow>(
     await executeRendered(tx, insertStatement, "coffer_create_version", {
-      limit,
       secretId: v.secretId,
       disablePrevious,
       revision: v.revision,
@@ -283,7 +266,11 @@ export async function insertVersionWithEvent(
     }),
   );
   if (row === undefined) throw new Error("the create-version statement returned no row");
-  if (!row.ok || row.secret_id === null) return undefined;
+  return insertedVersion(row);
+}
+
+/** The metadata of a version just created, from the row its statement returned. */
+export function insertedVersion(row: InsertedRow): VersionMeta & { latest: boolean } {
   const date = (t: string | null) => (t === null ? null : new Date(t));
   return {
     secretId: row.secret_id,

@@ -1,14 +1,8 @@
-import { seal, versionAad } from "../crypto/envelope.ts";
-import { inTransactionThenAnnounce } from "../db/tx.ts";
-import { insertVersionWithEvent, type VersionMeta } from "../db/versions.ts";
 import { resolveAddress } from "./addressing.ts";
-import { auditParams, markRecorded } from "./audit.ts";
 import type { Caller } from "./caller.ts";
 import type { DomainDeps } from "./context.ts";
-import { propertiesFromPolicy } from "./ephemeral-policy.ts";
-import { checkVersionQuota } from "./limits.ts";
-import { type SecretKind, validatePayload } from "./payload-types.ts";
-import { lockSecretForChange } from "./secret-lock.ts";
+import { createInBatch } from "./create-batch.ts";
+import type { CreatedVersion } from "./new-version.ts";
 import { checkCrc32, validateDescription } from "./validation.ts";
 
 export interface CreateVersionInput {
@@ -27,50 +21,23 @@ export interface CreateVersionInput {
  * secret row is locked, so two creates never take the same number, and a
  * destroyed revision is never given out again).
  *
- * Four round trips: BEGIN, the lock (which must come first, in a statement
- * of its own, so that the next statement's snapshot sees every version
- * committed before the lock was granted), one statement for the quota,
- * `disable_previous`, the insert, the secret's bump and the audit event
- * (insertVersionWithEvent), and COMMIT.
+ * Concurrent creates in a region are written together (create-batch.ts);
+ * a create alone takes createAlone's four round trips (new-version.ts).
  */
 export async function createVersion(
   domain: DomainDeps,
   caller: Caller,
   input: CreateVersionInput,
-): Promise<VersionMeta & { latest: boolean }> {
+): Promise<CreatedVersion> {
   const { region, id } = resolveAddress(domain, caller, input, "secretId");
   const description = validateDescription(input.description);
   const crc = checkCrc32(input.data, input.dataCrc32);
-  const created = await inTransactionThenAnnounce(domain, region, async (tx) => {
-    const secret = await lockSecretForChange(tx, caller, region.name, id, input.etag);
-    validatePayload(secret.type as SecretKind, input.data);
-    const revision = secret.lastRevision + 1;
-    const policy = propertiesFromPolicy(secret, input.enabled);
-    const row = await insertVersionWithEvent(
-      tx,
-      {
-        secretId: id,
-        revision,
-        status: input.enabled ? "enabled" : "disabled",
-        description,
-        dataCrc32: crc,
-        ...seal(input.data, versionAad(id, revision), domain.keyRing()),
-        // The same expiry propertiesFromPolicy gives: now + time_to_live, on the database's clock.
-        ttlMs: policy.expiresAt === null ? null : secret.ttlMs,
-        expiresOnceAccessed: policy.expiresOnceAccessed,
-        ephemeralAction: policy.ephemeralAction,
-      },
-      domain.limits.versionsPerSecret,
-      input.disablePrevious,
-      auditParams(caller.audit),
-    );
-    if (row === undefined) {
-      // Over the quota, nothing written: the same check says why, under the same lock.
-      await checkVersionQuota(tx, domain, id);
-      throw new Error("the version quota refused a create that its check then allowed");
-    }
-    markRecorded(caller.audit, { revision });
-    return row;
+  return createInBatch(domain, region, {
+    caller,
+    region: region.name,
+    secretId: id,
+    input,
+    description,
+    crc,
   });
-  return created;
 }

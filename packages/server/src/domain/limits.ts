@@ -1,6 +1,6 @@
 import type { Tx } from "../db/client.ts";
+import type { SecretRow } from "../db/schema.ts";
 import { countLiveSecrets, lockProjectSecrets } from "../db/secrets.ts";
-import { countKeptVersions } from "../db/versions.ts";
 import type { DomainDeps } from "./context.ts";
 import { resourceExhausted } from "./errors.ts";
 
@@ -9,8 +9,9 @@ import { resourceExhausted } from "./errors.ts";
  * region. Call it inside the transaction that makes a secret live, before
  * the row is written: it takes the project's lock first, so concurrent
  * creates on any number of replicas are counted one after another and
- * cannot overshoot. (The count runs after the lock is granted, and under
- * READ COMMITTED each statement sees what earlier holders committed.)
+ * cannot overshoot. (The count, one row of project_secret_counts, is read
+ * after the lock is granted, and under READ COMMITTED each statement sees
+ * what earlier holders committed.)
  */
 export async function checkSecretQuota(
   tx: Tx,
@@ -30,17 +31,18 @@ export async function checkSecretQuota(
 
 /**
  * Refuses when the secret already has its limit of versions whose payload is
- * not destroyed. The caller must hold the secret's row lock
- * (lockSecretForChange), which serializes every version change of the
- * secret.
+ * not destroyed: its `kept_versions`, as read by the row lock
+ * (lockSecretForChange) that the caller holds until it commits. Every change
+ * to that count updates the row, so waits for the lock: the count read is
+ * exact until then, however many creates, destroys and sweeps run at once.
  */
-export async function checkVersionQuota(
-  tx: Tx,
+export function checkVersionQuota(
   domain: Pick<DomainDeps, "limits">,
-  secretId: string,
-): Promise<void> {
+  secret: Pick<SecretRow, "id" | "keptVersions">,
+): void {
   const limit = domain.limits.versionsPerSecret;
-  if ((await countKeptVersions(tx, secretId)) >= limit) {
+  const secretId = secret.id;
+  if (secret.keptVersions >= limit) {
     throw resourceExhausted(
       `secret ${secretId} has reached its limit of ${limit} versions (COFFER_MAX_VERSIONS_PER_SECRET); delete old versions (a deleted version stops counting once destroyed, at the end of the deletion window) or raise the limit`,
       {

@@ -19,12 +19,22 @@ export async function lockSecretForChange(
   etag: string,
   permission: Permission = "write",
 ): Promise<SecretRow> {
-  const secret = authorizedSecret(
-    caller,
-    secretId,
-    permission,
-    await lockSecret(tx, region, secretId),
-  );
+  return allowChange(caller, secretId, etag, await lockSecret(tx, region, secretId), permission);
+}
+
+/**
+ * lockSecretForChange's checks, on a secret row already locked (undefined
+ * when it is not in the region): returns the row, or throws what the caller
+ * is told.
+ */
+export function allowChange(
+  caller: Caller,
+  secretId: string,
+  etag: string,
+  locked: SecretRow | undefined,
+  permission: Permission = "write",
+): SecretRow {
+  const secret = authorizedSecret(caller, secretId, permission, locked);
   checkEtag(secret, etag);
   if (secret.deletionRequestedAt !== null) {
     throw failedPrecondition(

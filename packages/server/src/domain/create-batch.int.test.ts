@@ -1,0 +1,268 @@
+import { randomUUID } from "node:crypto";
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ADMIN_PRINCIPAL, backends, PROJECT, testDomain } from "../testing/backends.ts";
+import {
+  addVersion,
+  caller,
+  databasesFor,
+  newSecret,
+  query,
+  utf8,
+} from "../testing/domain-helpers.ts";
+import { newCallAudit } from "./audit.ts";
+import type { Caller } from "./caller.ts";
+import type { DomainDeps } from "./context.ts";
+import { createVersion } from "./create-version.ts";
+import { deleteSecret } from "./delete-secret.ts";
+import { DomainError } from "./errors.ts";
+import { etagOf } from "./etag.ts";
+
+/**
+ * Group commit of creates (create-batch.ts): creates started together are
+ * written by one transaction, and each caller must get exactly what it gets
+ * when its create runs alone, with its own audit event.
+ */
+
+const LIMIT = 3;
+
+/** One kind of create, and the secret it is made on. */
+interface Case {
+  name: string;
+  setup(domain: DomainDeps): Promise<string>;
+  call(domain: DomainDeps, secretId: string): Promise<unknown>;
+}
+
+const reader: Caller = {
+  requestId: "reader",
+  principal: {
+    tokenId: randomUUID(),
+    grants: [{ projectId: PROJECT, role: "read_only", pathPrefix: "/" }],
+  },
+};
+
+function audited(): Caller {
+  return {
+    ...caller,
+    principal: ADMIN_PRINCIPAL,
+    audit: newCallAudit("CreateSecretVersion", `req-${randomUUID()}`),
+  };
+}
+
+const create = (
+  domain: DomainDeps,
+  secretId: string,
+  overrides: Partial<Parameters<typeof createVersion>[2]> = {},
+  who: Caller = audited(),
+) =>
+  createVersion(domain, who, {
+    region: "",
+    secretId,
+    data: utf8("payload"),
+    description: "batched",
+    enabled: true,
+    disablePrevious: false,
+    etag: "",
+    ...overrides,
+  });
+
+/** The etag of the last secret the "current etag" case made (each of its calls follows its setup). */
+let currentEtag = "";
+
+const plain = async (domain: DomainDeps) => (await newSecret(domain, {}, "v1")).secret.id;
+
+const CASES: Case[] = [
+  { name: "plain", setup: plain, call: (d, id) => create(d, id) },
+  {
+    name: "disable_previous",
+    setup: plain,
+    call: (d, id) => create(d, id, { disablePrevious: true }),
+  },
+  { name: "disabled", setup: plain, call: (d, id) => create(d, id, { enabled: false }) },
+  {
+    name: "current etag",
+    setup: async (d) => {
+      const { secret } = await newSecret(d, {}, "v1");
+      currentEtag = etagOf(secret);
+      return secret.id;
+    },
+    call: (d, id) => create(d, id, { etag: currentEtag }),
+  },
+  {
+    name: "stale etag",
+    setup: plain,
+    call: (d, id) => create(d, id, { etag: etagOf({ generation: 1 }) }),
+  },
+  {
+    name: "at the quota",
+    setup: async (d) => {
+      const id = await plain(d);
+      for (let i = 2; i <= LIMIT; i++) await addVersion(d, id, `v${i}`);
+      return id;
+    },
+    call: (d, id) => create(d, id),
+  },
+  {
+    name: "scheduled for deletion",
+    setup: async (d) => {
+      const id = await plain(d);
+      await deleteSecret(d, caller, { region: "", secretId: id, etag: "" });
+      return id;
+    },
+    call: (d, id) => create(d, id),
+  },
+  { name: "missing", setup: async () => randomUUID(), call: (d, id) => create(d, id) },
+  { name: "read-only caller", setup: plain, call: (d, id) => create(d, id, {}, reader) },
+  {
+    name: "payload not of the secret's type",
+    setup: async (d) => (await newSecret(d, { type: "key_value" }, '{"a":"b"}')).secret.id,
+    call: (d, id) => create(d, id, { data: utf8("not json") }),
+  },
+  {
+    name: "ephemeral",
+    setup: async (d) =>
+      (
+        await newSecret(
+          d,
+          { ephemeralPolicy: { ttlMs: 3_600_000, expiresOnceAccessed: true } },
+          "v1",
+        )
+      ).secret.id,
+    call: (d, id) => create(d, id),
+  },
+];
+
+/** What a caller observes, with the secret's id taken out of messages. */
+async function observe(call: Promise<unknown>, secretId: string) {
+  try {
+    const v = (await call) as Record<string, unknown>;
+    return {
+      ok: {
+        revision: v.revision,
+        status: v.status,
+        latest: v.latest,
+        expires: v.expiresAt !== null,
+        once: v.expiresOnceAccessed,
+      },
+    };
+  } catch (err) {
+    if (!(err instanceof DomainError)) throw err;
+    return { error: err.kind, message: err.message.replaceAll(secretId, "<id>") };
+  }
+}
+
+describe.each(backends)("batched creates on $name", (backend) => {
+  const dbs = databasesFor(backend);
+  let domain: DomainDeps;
+  beforeAll(async () => {
+    await dbs.open();
+    domain = testDomain(
+      { "test-region": dbs.database() },
+      { limits: { versionsPerSecret: LIMIT } },
+    );
+  });
+  afterAll(() => dbs.close());
+
+  it("answers each create of a batch as it answers it alone, with its own audit event", async () => {
+    const alone = [];
+    for (const c of CASES) {
+      const id = await c.setup(domain);
+      alone.push(await observe(c.call(domain, id), id));
+    }
+    const ids: string[] = [];
+    for (const c of CASES) ids.push(await c.setup(domain));
+    const callers = CASES.map((c, i) => c.call(domain, ids[i] as string));
+    const together = await Promise.all(callers.map((p, i) => observe(p, ids[i] as string)));
+    expect(together).toEqual(alone);
+    // Not vacuous: some succeeded, some were refused.
+    expect(together.filter((o) => "ok" in o).length).toBeGreaterThan(3);
+    expect(together.filter((o) => "error" in o).length).toBeGreaterThan(3);
+
+    const db = dbs.db();
+    const created = await query<{ secret_id: string; revision: number; created_at: string }>(
+      db,
+      sql`select secret_id::text, revision, created_at::text from secret_versions
+        where secret_id in ${ids} and description = 'batched'`,
+    );
+    // Those written were written by one transaction (now() is the transaction's start).
+    expect(new Set(created.map((r) => r.created_at)).size).toBe(1);
+    expect(created.length).toBe(together.filter((o) => "ok" in o).length);
+    const events = await query<{ secret_id: string; revision: number; n: number }>(
+      db,
+      sql`select secret_id::text, revision, count(*)::int as n from audit_events
+        where method = 'CreateSecretVersion' and secret_id in ${ids} group by 1, 2`,
+    );
+    expect(events.map((e) => [e.secret_id, e.revision, e.n]).sort()).toEqual(
+      created.map((r) => [r.secret_id, r.revision, 1]).sort(),
+    );
+    // disable_previous disabled the version before, and only it.
+    const [disabled] = await query<{ status: string }>(
+      db,
+      sql`select status from secret_versions where secret_id = ${ids[1]} and revision = 1`,
+    );
+    expect(disabled?.status).toBe("disabled");
+  });
+
+  it("numbers revisions contiguously and keeps counters exact with many writers on many secrets", async () => {
+    const wide = testDomain(
+      { "test-region": dbs.database() },
+      { limits: { versionsPerSecret: 1_000 } },
+    );
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) ids.push(await plain(wide));
+    const results = await Promise.all(
+      Array.from({ length: 120 }, (_, i) => create(wide, ids[i % ids.length] as string)),
+    );
+    for (const id of ids) {
+      const revisions = results
+        .filter((r) => r.secretId === id)
+        .map((r) => r.revision)
+        .sort((a, b) => a - b);
+      expect(revisions).toEqual(Array.from({ length: 20 }, (_, i) => i + 2));
+    }
+    const rows = await query<{
+      id: string;
+      kept_versions: number;
+      last_revision: number;
+      n: number;
+    }>(
+      dbs.db(),
+      sql`select s.id::text, s.kept_versions, s.last_revision,
+        (select count(*)::int from secret_versions v where v.secret_id = s.id and v.status <> 'deleted') as n
+      from secrets s where s.id in ${ids}`,
+    );
+    for (const r of rows) expect(r).toMatchObject({ kept_versions: 21, last_revision: 21, n: 21 });
+  });
+
+  it.runIf(backend.name === "postgres")(
+    "does not hold a batch up behind a secret another transaction has locked",
+    async () => {
+      const busy = await plain(domain);
+      const free = await plain(domain);
+      let release = () => {};
+      let locked = () => {};
+      const lockTaken = new Promise<void>((r) => {
+        locked = r;
+      });
+      const held = dbs.db().transaction(async (tx) => {
+        await tx.execute(sql`select 1 from secrets where id = ${busy} for update`);
+        await new Promise<void>((r) => {
+          release = r;
+          locked();
+        });
+      });
+      await lockTaken;
+      let busyDone = false;
+      const waiting = create(domain, busy).then((v) => {
+        busyDone = true;
+        return v;
+      });
+      const through = await create(domain, free);
+      expect(through.revision).toBe(2);
+      expect(busyDone).toBe(false);
+      release();
+      await held;
+      expect((await waiting).revision).toBe(2);
+    },
+  );
+});

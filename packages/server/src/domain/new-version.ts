@@ -1,0 +1,89 @@
+import { seal, versionAad } from "../crypto/envelope.ts";
+import type { Db } from "../db/client.ts";
+import type { SecretRow } from "../db/schema.ts";
+import { lockSecret } from "../db/secrets.ts";
+import { inTransactionThenAnnounce } from "../db/tx.ts";
+import { insertVersionWithEvent, type NewVersion, type VersionMeta } from "../db/versions.ts";
+import { auditParams, markRecorded } from "./audit.ts";
+import type { Caller } from "./caller.ts";
+import type { DomainDeps } from "./context.ts";
+import type { CreateVersionInput } from "./create-version.ts";
+import { propertiesFromPolicy } from "./ephemeral-policy.ts";
+import { checkVersionQuota } from "./limits.ts";
+import { type SecretKind, validatePayload } from "./payload-types.ts";
+import { allowChange } from "./secret-lock.ts";
+
+/**
+ * What writing one new version takes once its request is validated
+ * (create-version.ts): the checks against its locked secret, and its
+ * transaction when it is written alone (create-batch.ts writes several).
+ */
+
+/** A create whose input is validated, waiting for its secret's lock. */
+export interface VersionRequest {
+  caller: Caller;
+  region: string;
+  secretId: string;
+  input: CreateVersionInput;
+  description: string;
+  crc: number;
+}
+
+export type CreatedVersion = VersionMeta & { latest: boolean };
+
+/**
+ * One create in its own transaction, in four round trips: BEGIN, the lock
+ * (which must come first, in a statement of its own, so that the next
+ * statement's snapshot sees every version committed before the lock was
+ * granted; the locked row also carries the count the version quota checks),
+ * one statement for `disable_previous`, the insert, the secret's bump and the
+ * audit event (insertVersionWithEvent), and COMMIT.
+ */
+export function createAlone(
+  domain: DomainDeps,
+  region: { name: string; db: Db },
+  request: VersionRequest,
+): Promise<CreatedVersion> {
+  return inTransactionThenAnnounce(domain, region, async (tx) => {
+    const secret = await lockSecret(tx, region.name, request.secretId);
+    const version = versionToInsert(domain, request, secret);
+    const row = await insertVersionWithEvent(
+      tx,
+      version,
+      request.input.disablePrevious,
+      auditParams(request.caller.audit),
+    );
+    markRecorded(request.caller.audit, { revision: version.revision });
+    return row;
+  });
+}
+
+/**
+ * Checks a create against its secret's locked row (undefined when the secret
+ * is not in the region) and seals its payload: the version to insert, or the
+ * error the caller is told.
+ */
+export function versionToInsert(
+  domain: DomainDeps,
+  request: VersionRequest,
+  locked: SecretRow | undefined,
+): NewVersion {
+  const { caller, secretId: id, input } = request;
+  const secret = allowChange(caller, id, input.etag, locked);
+  validatePayload(secret.type as SecretKind, input.data);
+  checkVersionQuota(domain, secret);
+  const revision = secret.lastRevision + 1;
+  const policy = propertiesFromPolicy(secret, input.enabled);
+  return {
+    secretId: id,
+    revision,
+    status: input.enabled ? "enabled" : "disabled",
+    description: request.description,
+    dataCrc32: request.crc,
+    ...seal(input.data, versionAad(id, revision), domain.keyRing()),
+    // The same expiry propertiesFromPolicy gives: now + time_to_live, on the database's clock.
+    ttlMs: policy.expiresAt === null ? null : secret.ttlMs,
+    expiresOnceAccessed: policy.expiresOnceAccessed,
+    ephemeralAction: policy.ephemeralAction,
+  };
+}
