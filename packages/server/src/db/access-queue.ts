@@ -23,14 +23,13 @@ interface Pending {
 /**
  * Group commit for accesses: the calls of each region database join its
  * queue, and one statement serves a batch of them and writes all their
- * audit events, in one commit (db/access-batch.ts). A call that finds its
- * database idle is served at once, alone, as before batching; the calls
- * that arrive while a batch is served wait for it, and are flushed together
- * from setImmediate once it is done, after the calls that arrived with that
- * turn of the event loop have joined (a microtask would flush before the
- * I/O callbacks that bring the others, and on PGlite, whose WebAssembly runs
+ * audit events, in one commit (db/access-batch.ts). A batch is flushed from
+ * setImmediate, once the calls that arrived with the current turn of the
+ * event loop have joined (a microtask would flush before the I/O callbacks
+ * that bring the others, and on PGlite, whose WebAssembly runs
  * synchronously, never batch at all). One batch per database is served at
- * a time, and the next one forms meanwhile; there is no timer.
+ * a time, and the next one forms meanwhile; there is no timer, so a lone
+ * caller is served at once.
  */
 export class AccessQueues {
   private readonly queues = new WeakMap<Db, AccessQueue>();
@@ -61,23 +60,16 @@ class AccessQueue {
 
   enqueue(params: AccessParams): Promise<AccessRow | undefined> {
     return new Promise((resolve, reject) => {
-      const call = { params, queuedAt: performance.now(), resolve, reject };
-      if (this.busy) {
-        this.waiting.push(call);
-        return;
+      this.waiting.push({ params, queuedAt: performance.now(), resolve, reject });
+      if (!this.busy) {
+        this.busy = true;
+        setImmediate(() => void this.flush());
       }
-      // An idle database: the call is served at once, alone, and the calls
-      // that arrive meanwhile form the next batch behind it.
-      this.busy = true;
-      void this.serve([call]);
     });
   }
 
-  private flush(): Promise<void> {
-    return this.serve(this.take());
-  }
-
-  private async serve(batch: Pending[]): Promise<void> {
+  private async flush(): Promise<void> {
+    const batch = this.take();
     const now = performance.now();
     try {
       this.batching.onBatch?.(

@@ -201,10 +201,9 @@ describe.each(backends)("access in one statement on $name", (backend) => {
         ),
       ),
     );
-    // 100 calls made in one turn of the event loop: the first served at once
-    // (the database was idle), then a batch of 64 (the cap), then the other 35.
-    expect(batches).toEqual([1, 64, 35]);
-    expect(n).toBe(3);
+    // 100 calls made in one turn of the event loop: a batch of 64 (the cap), then the other 36.
+    expect(batches).toEqual([64, 36]);
+    expect(n).toBe(2);
     expect(result.map((r) => textOf(r.data))).toEqual(secrets.map((_, i) => `payload ${i}`));
     for (const [i, c] of callers.entries()) {
       expect(c.audit?.written).toBe(true);
@@ -239,8 +238,7 @@ describe.each(backends)("access in one statement on $name", (backend) => {
         }),
       ),
     );
-    // The first served at once, alone; the clash in the batch of the other three.
-    expect(batches).toEqual([1, 3]);
+    expect(batches).toEqual([4]);
     expect(outcomes.map((o) => o.status)).toEqual([
       "fulfilled",
       "rejected",
@@ -377,9 +375,7 @@ describe.each(backends)("access in one statement on $name", (backend) => {
       accessVersion(stranger, audited(), input(plain.id)),
       accessVersion(domain, audited(), input(plain.id)),
     ]);
-    // The first (the stranger's) is served at once, alone; behind it, the two
-    // calls of this ring form one batch, and the stranger's other call its own.
-    expect(batches).toEqual([1, 2, 1]);
+    expect(batches).toEqual([2, 2]);
     expect(outcomes.map((o) => o.status)).toEqual([
       "rejected",
       "fulfilled",
