@@ -210,7 +210,8 @@ export class Authenticator {
   }
 }
 
-function bearer(header: string | null): string | undefined {
+/** The token of an `authorization: Bearer <token>` header; undefined for any other header. */
+export function bearer(header: string | null | undefined): string | undefined {
   return header?.startsWith("Bearer ") ? header.slice(7).trim() : undefined;
 }
 

@@ -101,10 +101,15 @@ export type Step = (call: ChainCall) => void | Promise<void>;
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
+/** A client's request id when it is sane (1–64 of A-Z a-z 0-9 . _ -); undefined otherwise. */
+export function saneRequestId(asked: string | null | undefined): string | undefined {
+  return asked != null && REQUEST_ID.test(asked) ? asked : undefined;
+}
+
 /** The client's `x-request-id` when sane, else a new one; echoed in the response headers. */
 export const assignRequestId: Step = (call) => {
   const asked = call.ctx.requestHeader.get("x-request-id");
-  call.requestId = asked !== null && REQUEST_ID.test(asked) ? asked : randomUUID();
+  call.requestId = saneRequestId(asked) ?? randomUUID();
   call.ctx.responseHeader.set("x-request-id", call.requestId);
 };
 

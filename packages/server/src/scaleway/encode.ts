@@ -8,6 +8,7 @@ import {
   type SecretVersion,
   VersionStatus,
 } from "@coffer/api";
+import { enumNames } from "../rpc/convert.ts";
 
 /**
  * Coffer's resources as the Scaleway Secret Manager API writes them:
@@ -18,16 +19,24 @@ import {
  * master key ring encrypts every secret).
  */
 
-/** Scaleway's name of a Coffer enum value: the proto name after its prefix, in lower case. */
-function nameOf(values: Record<string, string | number>, value: number, unknown: string): string {
-  const key = values[value];
-  return value === 0 || typeof key !== "string" ? unknown : key.toLowerCase();
+/**
+ * Scaleway's names of Coffer's enum values: the domain's names (rpc/convert.ts
+ * enumNames: the proto name after its prefix, in lower case), and
+ * `unknown_*` for UNSPECIFIED.
+ */
+function scalewayNames<E extends Record<string, string | number>>(
+  what: string,
+  values: E,
+  unknown: string,
+): (value: number) => string {
+  const names = enumNames(what, values);
+  return (value) => names.fromProto(value, what) ?? unknown;
 }
 
-export const typeName = (t: SecretType) => nameOf(SecretType, t, "unknown_type");
-const actionName = (a: EphemeralAction) => nameOf(EphemeralAction, a, "unknown_action");
-const versionStatusName = (s: VersionStatus) => nameOf(VersionStatus, s, "unknown_status");
-const secretStatusName = (s: SecretStatus) => nameOf(SecretStatus, s, "unknown_status");
+export const typeName = scalewayNames("secret type", SecretType, "unknown_type");
+const actionName = scalewayNames("ephemeral action", EphemeralAction, "unknown_action");
+const versionStatusName = scalewayNames("version status", VersionStatus, "unknown_status");
+const secretStatusName = scalewayNames("secret status", SecretStatus, "unknown_status");
 
 /** RFC 3339 with microseconds, in UTC, as Scaleway writes times; null when unset. */
 export function time(t: Timestamp | undefined): string | null {

@@ -9,7 +9,9 @@ import {
 } from "@connectrpc/connect";
 import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
+import { bearer } from "../domain/authenticate.ts";
 import { invalid } from "../domain/errors.ts";
+import { saneRequestId } from "../rpc/chain-steps.ts";
 import { toConnectError } from "../rpc/errors.ts";
 import { peerFromNodeRequest, peerKey } from "../rpc/transports/peer.ts";
 import { BodyFields, QueryFields } from "./decode.ts";
@@ -68,8 +70,8 @@ export function scalewayHandler(
     // The path as sent, not as URL normalizes it: dot segments resolved
     // ("regions/../x", "%2e%2e") would serve a path outside the prefix.
     const pathname = (req.url ?? "/").split("?", 1)[0] ?? "/";
-    const requestId = sane(header(req, "x-request-id")) ?? randomUUID();
-    const token = header(req, "x-auth-token") ?? bearerValue(header(req, "authorization"));
+    const requestId = saneRequestId(header(req, "x-request-id")) ?? randomUUID();
+    const token = header(req, "x-auth-token") ?? bearer(header(req, "authorization"));
     const context: RestErrorContext = {
       resource: "secret",
       resourceId: "",
@@ -98,9 +100,6 @@ export function scalewayHandler(
         route.resource === "secret_version"
           ? `${params.secret_id}/${params.revision}`
           : (params.secret_id ?? "");
-      if (route.rpc === "accessSecretVersion" || route.rpc === "accessSecretVersionByPath") {
-        context.action = "read";
-      }
       const body = WITH_BODY.has(route.method)
         ? BodyFields.parse(await readBody(req, options.readMaxBytes))
         : new BodyFields({});
@@ -266,14 +265,4 @@ function reply(res: Response, status: number, requestId: string, body: unknown):
 function header(req: Request, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
-}
-
-function bearerValue(h: string | undefined): string | undefined {
-  return h?.startsWith("Bearer ") ? h.slice(7).trim() : undefined;
-}
-
-const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
-
-function sane(id: string | undefined): string | undefined {
-  return id !== undefined && REQUEST_ID.test(id) ? id : undefined;
 }
