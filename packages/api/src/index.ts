@@ -5,5 +5,6 @@
  */
 
 export * from "./gen/coffer/admin/v1/admin_service_pb.ts";
+export * from "./gen/coffer/auth/v1/auth_service_pb.ts";
 export * from "./gen/coffer/secretmanager/v1/resources_pb.ts";
 export * from "./gen/coffer/secretmanager/v1/secret_service_pb.ts";

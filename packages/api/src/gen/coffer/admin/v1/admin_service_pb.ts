@@ -4,15 +4,15 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file coffer/admin/v1/admin_service.proto.
  */
 export const file_coffer_admin_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNjb2ZmZXIvYWRtaW4vdjEvYWRtaW5fc2VydmljZS5wcm90bxIPY29mZmVyLmFkbWluLnYxIlUKBUdyYW50EhIKCnByb2plY3RfaWQYASABKAkSIwoEcm9sZRgCIAEoDjIVLmNvZmZlci5hZG1pbi52MS5Sb2xlEhMKC3BhdGhfcHJlZml4GAMgASgJIlMKB1Byb2plY3QSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKRAgoFVG9rZW4SCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZwcmVmaXgYAyABKAkSJgoGZ3JhbnRzGAQgAygLMhYuY29mZmVyLmFkbWluLnYxLkdyYW50Ei4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmNyZWF0ZWRfYnkYCCABKAkSEgoKYWNjZXNzX2tleRgJIAEoCSIkChRDcmVhdGVQcm9qZWN0UmVxdWVzdBIMCgRuYW1lGAEgASgJIkIKFUNyZWF0ZVByb2plY3RSZXNwb25zZRIpCgdwcm9qZWN0GAEgASgLMhguY29mZmVyLmFkbWluLnYxLlByb2plY3QiOAoUVXBkYXRlUHJvamVjdFJlcXVlc3QSEgoKcHJvamVjdF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJIkIKFVVwZGF0ZVByb2plY3RSZXNwb25zZRIpCgdwcm9qZWN0GAEgASgLMhguY29mZmVyLmFkbWluLnYxLlByb2plY3QiOQoURGVsZXRlUHJvamVjdFJlcXVlc3QSEgoKcHJvamVjdF9pZBgBIAEoCRINCgVmb3JjZRgCIAEoCCJ1ChVEZWxldGVQcm9qZWN0UmVzcG9uc2USKQoHcHJvamVjdBgBIAEoCzIYLmNvZmZlci5hZG1pbi52MS5Qcm9qZWN0EhkKEWRlc3Ryb3llZF9zZWNyZXRzGAIgASgEEhYKDnVwZGF0ZWRfdG9rZW5zGAMgASgEIhIKEEdldENhbGxlclJlcXVlc3QiZgoRR2V0Q2FsbGVyUmVzcG9uc2USJQoFdG9rZW4YASABKAsyFi5jb2ZmZXIuYWRtaW4udjEuVG9rZW4SKgoIcHJvamVjdHMYAiADKAsyGC5jb2ZmZXIuYWRtaW4udjEuUHJvamVjdCJKChNMaXN0UHJvamVjdHNSZXF1ZXN0EgwKBHBhZ2UYASABKA0SEQoJcGFnZV9zaXplGAIgASgNEhIKCnBhZ2VfdG9rZW4YAyABKAkicAoUTGlzdFByb2plY3RzUmVzcG9uc2USKgoIcHJvamVjdHMYASADKAsyGC5jb2ZmZXIuYWRtaW4udjEuUHJvamVjdBITCgt0b3RhbF9jb3VudBgCIAEoBBIXCg9uZXh0X3BhZ2VfdG9rZW4YAyABKAkiqAEKEkNyZWF0ZVRva2VuUmVxdWVzdBIMCgRuYW1lGAEgASgJEiYKBmdyYW50cxgCIAMoCzIWLmNvZmZlci5hZG1pbi52MS5HcmFudBIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCgZmb3JtYXQYBCABKA4yHC5jb2ZmZXIuYWRtaW4udjEuVG9rZW5Gb3JtYXQiXwoTQ3JlYXRlVG9rZW5SZXNwb25zZRIlCgV0b2tlbhgBIAEoCzIWLmNvZmZlci5hZG1pbi52MS5Ub2tlbhINCgV2YWx1ZRgCIAEoCRISCgphY2Nlc3Nfa2V5GAMgASgJInYKEUxpc3RUb2tlbnNSZXF1ZXN0EhIKCnByb2plY3RfaWQYASABKAkSGAoQaW5jbHVkZV9pbmFjdGl2ZRgCIAEoCBIMCgRwYWdlGAMgASgNEhEKCXBhZ2Vfc2l6ZRgEIAEoDRISCgpwYWdlX3Rva2VuGAUgASgJImoKEkxpc3RUb2tlbnNSZXNwb25zZRImCgZ0b2tlbnMYASADKAsyFi5jb2ZmZXIuYWRtaW4udjEuVG9rZW4SEwoLdG90YWxfY291bnQYAiABKAQSFwoPbmV4dF9wYWdlX3Rva2VuGAMgASgJIiYKElJldm9rZVRva2VuUmVxdWVzdBIQCgh0b2tlbl9pZBgBIAEoCSI8ChNSZXZva2VUb2tlblJlc3BvbnNlEiUKBXRva2VuGAEgASgLMhYuY29mZmVyLmFkbWluLnYxLlRva2VuIsgCCgpBdWRpdEV2ZW50EgoKAmlkGAEgASgJEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHRva2VuX2lkGAMgASgJEhIKCnByb2plY3RfaWQYBCABKAkSDgoGbWV0aG9kGAUgASgJEhEKCXNlY3JldF9pZBgGIAEoCRITCgtzZWNyZXRfcGF0aBgHIAEoCRITCgtzZWNyZXRfbmFtZRgIIAEoCRIQCghyZXZpc2lvbhgJIAEoDRIPCgdvdXRjb21lGAogASgJEhIKCnJlcXVlc3RfaWQYCyABKAkSDAoEcGVlchgMIAEoCRIOCgZyZWdpb24YDSABKAkSDQoFY291bnQYDiABKA0SFAoMdG9rZW5fcHJlZml4GA8gASgJEhcKD3RhcmdldF90b2tlbl9pZBgQIAEoCSKVAgoWTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBIOCgZyZWdpb24YASABKAkSEgoKcHJvamVjdF9pZBgCIAEoCRIRCglzZWNyZXRfaWQYAyABKAkSEAoIdG9rZW5faWQYBCABKAkSDgoGbWV0aG9kGAUgASgJEg8KB291dGNvbWUYBiABKAkSLgoKc3RhcnRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBHBhZ2UYCSABKA0SEQoJcGFnZV9zaXplGAogASgNEhIKCnBhZ2VfdG9rZW4YCyABKAkidAoXTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USKwoGZXZlbnRzGAEgAygLMhsuY29mZmVyLmFkbWluLnYxLkF1ZGl0RXZlbnQSEwoLdG90YWxfY291bnQYAiABKAQSFwoPbmV4dF9wYWdlX3Rva2VuGAMgASgJIhgKFlJvdGF0ZU1hc3RlcktleVJlcXVlc3QiQwoXUm90YXRlTWFzdGVyS2V5UmVzcG9uc2USFQoNYWN0aXZlX2tleV9pZBgBIAEoCRIRCglyZXdyYXBwZWQYAiABKAQqhQEKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEg4KClJPTEVfQURNSU4QARIUChBST0xFX0ZVTExfQUNDRVNTEAISFQoRUk9MRV9TRUNSRVRfV1JJVEUQAxISCg5ST0xFX1JFQURfT05MWRAEEhYKElJPTEVfU0VDUkVUX0FDQ0VTUxAFKl8KC1Rva2VuRm9ybWF0EhwKGFRPS0VOX0ZPUk1BVF9VTlNQRUNJRklFRBAAEhcKE1RPS0VOX0ZPUk1BVF9DT0ZGRVIQARIZChVUT0tFTl9GT1JNQVRfU0NBTEVXQVkQAjLKBwoMQWRtaW5TZXJ2aWNlEl4KDUNyZWF0ZVByb2plY3QSJS5jb2ZmZXIuYWRtaW4udjEuQ3JlYXRlUHJvamVjdFJlcXVlc3QaJi5jb2ZmZXIuYWRtaW4udjEuQ3JlYXRlUHJvamVjdFJlc3BvbnNlElcKCUdldENhbGxlchIhLmNvZmZlci5hZG1pbi52MS5HZXRDYWxsZXJSZXF1ZXN0GiIuY29mZmVyLmFkbWluLnYxLkdldENhbGxlclJlc3BvbnNlIgOQAgESYAoMTGlzdFByb2plY3RzEiQuY29mZmVyLmFkbWluLnYxLkxpc3RQcm9qZWN0c1JlcXVlc3QaJS5jb2ZmZXIuYWRtaW4udjEuTGlzdFByb2plY3RzUmVzcG9uc2UiA5ACARJeCg1VcGRhdGVQcm9qZWN0EiUuY29mZmVyLmFkbWluLnYxLlVwZGF0ZVByb2plY3RSZXF1ZXN0GiYuY29mZmVyLmFkbWluLnYxLlVwZGF0ZVByb2plY3RSZXNwb25zZRJeCg1EZWxldGVQcm9qZWN0EiUuY29mZmVyLmFkbWluLnYxLkRlbGV0ZVByb2plY3RSZXF1ZXN0GiYuY29mZmVyLmFkbWluLnYxLkRlbGV0ZVByb2plY3RSZXNwb25zZRJYCgtDcmVhdGVUb2tlbhIjLmNvZmZlci5hZG1pbi52MS5DcmVhdGVUb2tlblJlcXVlc3QaJC5jb2ZmZXIuYWRtaW4udjEuQ3JlYXRlVG9rZW5SZXNwb25zZRJaCgpMaXN0VG9rZW5zEiIuY29mZmVyLmFkbWluLnYxLkxpc3RUb2tlbnNSZXF1ZXN0GiMuY29mZmVyLmFkbWluLnYxLkxpc3RUb2tlbnNSZXNwb25zZSIDkAIBElgKC1Jldm9rZVRva2VuEiMuY29mZmVyLmFkbWluLnYxLlJldm9rZVRva2VuUmVxdWVzdBokLmNvZmZlci5hZG1pbi52MS5SZXZva2VUb2tlblJlc3BvbnNlEmkKD0xpc3RBdWRpdEV2ZW50cxInLmNvZmZlci5hZG1pbi52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiguY29mZmVyLmFkbWluLnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlIgOQAgESZAoPUm90YXRlTWFzdGVyS2V5EicuY29mZmVyLmFkbWluLnYxLlJvdGF0ZU1hc3RlcktleVJlcXVlc3QaKC5jb2ZmZXIuYWRtaW4udjEuUm90YXRlTWFzdGVyS2V5UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CiNjb2ZmZXIvYWRtaW4vdjEvYWRtaW5fc2VydmljZS5wcm90bxIPY29mZmVyLmFkbWluLnYxIlUKBUdyYW50EhIKCnByb2plY3RfaWQYASABKAkSIwoEcm9sZRgCIAEoDjIVLmNvZmZlci5hZG1pbi52MS5Sb2xlEhMKC3BhdGhfcHJlZml4GAMgASgJIlMKB1Byb2plY3QSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLGAgoFVG9rZW4SCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZwcmVmaXgYAyABKAkSJgoGZ3JhbnRzGAQgAygLMhYuY29mZmVyLmFkbWluLnYxLkdyYW50Ei4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmNyZWF0ZWRfYnkYCCABKAkSEgoKYWNjZXNzX2tleRgJIAEoCRISCgpiaW5kaW5nX2lkGAogASgJEg4KBmlzc3VlchgLIAEoCRIPCgdzdWJqZWN0GAwgASgJIiQKFENyZWF0ZVByb2plY3RSZXF1ZXN0EgwKBG5hbWUYASABKAkiQgoVQ3JlYXRlUHJvamVjdFJlc3BvbnNlEikKB3Byb2plY3QYASABKAsyGC5jb2ZmZXIuYWRtaW4udjEuUHJvamVjdCI4ChRVcGRhdGVQcm9qZWN0UmVxdWVzdBISCgpwcm9qZWN0X2lkGAEgASgJEgwKBG5hbWUYAiABKAkiQgoVVXBkYXRlUHJvamVjdFJlc3BvbnNlEikKB3Byb2plY3QYASABKAsyGC5jb2ZmZXIuYWRtaW4udjEuUHJvamVjdCI5ChREZWxldGVQcm9qZWN0UmVxdWVzdBISCgpwcm9qZWN0X2lkGAEgASgJEg0KBWZvcmNlGAIgASgIInUKFURlbGV0ZVByb2plY3RSZXNwb25zZRIpCgdwcm9qZWN0GAEgASgLMhguY29mZmVyLmFkbWluLnYxLlByb2plY3QSGQoRZGVzdHJveWVkX3NlY3JldHMYAiABKAQSFgoOdXBkYXRlZF90b2tlbnMYAyABKAQiEgoQR2V0Q2FsbGVyUmVxdWVzdCJmChFHZXRDYWxsZXJSZXNwb25zZRIlCgV0b2tlbhgBIAEoCzIWLmNvZmZlci5hZG1pbi52MS5Ub2tlbhIqCghwcm9qZWN0cxgCIAMoCzIYLmNvZmZlci5hZG1pbi52MS5Qcm9qZWN0IkoKE0xpc3RQcm9qZWN0c1JlcXVlc3QSDAoEcGFnZRgBIAEoDRIRCglwYWdlX3NpemUYAiABKA0SEgoKcGFnZV90b2tlbhgDIAEoCSJwChRMaXN0UHJvamVjdHNSZXNwb25zZRIqCghwcm9qZWN0cxgBIAMoCzIYLmNvZmZlci5hZG1pbi52MS5Qcm9qZWN0EhMKC3RvdGFsX2NvdW50GAIgASgEEhcKD25leHRfcGFnZV90b2tlbhgDIAEoCSKoAQoSQ3JlYXRlVG9rZW5SZXF1ZXN0EgwKBG5hbWUYASABKAkSJgoGZ3JhbnRzGAIgAygLMhYuY29mZmVyLmFkbWluLnYxLkdyYW50Ei4KCmV4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKBmZvcm1hdBgEIAEoDjIcLmNvZmZlci5hZG1pbi52MS5Ub2tlbkZvcm1hdCJfChNDcmVhdGVUb2tlblJlc3BvbnNlEiUKBXRva2VuGAEgASgLMhYuY29mZmVyLmFkbWluLnYxLlRva2VuEg0KBXZhbHVlGAIgASgJEhIKCmFjY2Vzc19rZXkYAyABKAkidgoRTGlzdFRva2Vuc1JlcXVlc3QSEgoKcHJvamVjdF9pZBgBIAEoCRIYChBpbmNsdWRlX2luYWN0aXZlGAIgASgIEgwKBHBhZ2UYAyABKA0SEQoJcGFnZV9zaXplGAQgASgNEhIKCnBhZ2VfdG9rZW4YBSABKAkiagoSTGlzdFRva2Vuc1Jlc3BvbnNlEiYKBnRva2VucxgBIAMoCzIWLmNvZmZlci5hZG1pbi52MS5Ub2tlbhITCgt0b3RhbF9jb3VudBgCIAEoBBIXCg9uZXh0X3BhZ2VfdG9rZW4YAyABKAkiJgoSUmV2b2tlVG9rZW5SZXF1ZXN0EhAKCHRva2VuX2lkGAEgASgJIjwKE1Jldm9rZVRva2VuUmVzcG9uc2USJQoFdG9rZW4YASABKAsyFi5jb2ZmZXIuYWRtaW4udjEuVG9rZW4ijQMKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIdG9rZW5faWQYAyABKAkSEgoKcHJvamVjdF9pZBgEIAEoCRIOCgZtZXRob2QYBSABKAkSEQoJc2VjcmV0X2lkGAYgASgJEhMKC3NlY3JldF9wYXRoGAcgASgJEhMKC3NlY3JldF9uYW1lGAggASgJEhAKCHJldmlzaW9uGAkgASgNEg8KB291dGNvbWUYCiABKAkSEgoKcmVxdWVzdF9pZBgLIAEoCRIMCgRwZWVyGAwgASgJEg4KBnJlZ2lvbhgNIAEoCRINCgVjb3VudBgOIAEoDRIUCgx0b2tlbl9wcmVmaXgYDyABKAkSFwoPdGFyZ2V0X3Rva2VuX2lkGBAgASgJEg4KBmlzc3VlchgRIAEoCRIPCgdzdWJqZWN0GBIgASgJEhIKCmJpbmRpbmdfaWQYEyABKAkSDgoGcmVhc29uGBQgASgJIpUCChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0Eg4KBnJlZ2lvbhgBIAEoCRISCgpwcm9qZWN0X2lkGAIgASgJEhEKCXNlY3JldF9pZBgDIAEoCRIQCgh0b2tlbl9pZBgEIAEoCRIOCgZtZXRob2QYBSABKAkSDwoHb3V0Y29tZRgGIAEoCRIuCgpzdGFydF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEcGFnZRgJIAEoDRIRCglwYWdlX3NpemUYCiABKA0SEgoKcGFnZV90b2tlbhgLIAEoCSJ0ChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRIrCgZldmVudHMYASADKAsyGy5jb2ZmZXIuYWRtaW4udjEuQXVkaXRFdmVudBITCgt0b3RhbF9jb3VudBgCIAEoBBIXCg9uZXh0X3BhZ2VfdG9rZW4YAyABKAkiGAoWUm90YXRlTWFzdGVyS2V5UmVxdWVzdCJDChdSb3RhdGVNYXN0ZXJLZXlSZXNwb25zZRIVCg1hY3RpdmVfa2V5X2lkGAEgASgJEhEKCXJld3JhcHBlZBgCIAEoBCLcAQoNVHJ1c3RlZElzc3VlchIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhIKCmlzc3Vlcl91cmwYAyABKAkSEQoJYXVkaWVuY2VzGAQgAygJEhMKCWRpc2NvdmVyeRgFIAEoCEgAEhIKCGp3a3NfdXJsGAYgASgJSAASFQoLc3RhdGljX2p3a3MYByABKAlIABIuCgpjcmVhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpjcmVhdGVkX2J5GAkgASgJQgYKBGtleXMiPAoOQ2xhaW1Db25kaXRpb24SDQoFY2xhaW0YASABKAkSDQoFdmFsdWUYAiABKAkSDAoEZ2xvYhgDIAEoCCKNAgoPSWRlbnRpdHlCaW5kaW5nEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEQoJaXNzdWVyX2lkGAMgASgJEjMKCmNvbmRpdGlvbnMYBCADKAsyHy5jb2ZmZXIuYWRtaW4udjEuQ2xhaW1Db25kaXRpb24SJgoGZ3JhbnRzGAUgAygLMhYuY29mZmVyLmFkbWluLnYxLkdyYW50EiwKCXRva2VuX3R0bBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpjcmVhdGVkX2J5GAggASgJIkwKGkNyZWF0ZVRydXN0ZWRJc3N1ZXJSZXF1ZXN0Ei4KBmlzc3VlchgBIAEoCzIeLmNvZmZlci5hZG1pbi52MS5UcnVzdGVkSXNzdWVyIk0KG0NyZWF0ZVRydXN0ZWRJc3N1ZXJSZXNwb25zZRIuCgZpc3N1ZXIYASABKAsyHi5jb2ZmZXIuYWRtaW4udjEuVHJ1c3RlZElzc3VlciJQChlMaXN0VHJ1c3RlZElzc3VlcnNSZXF1ZXN0EgwKBHBhZ2UYASABKA0SEQoJcGFnZV9zaXplGAIgASgNEhIKCnBhZ2VfdG9rZW4YAyABKAkiewoaTGlzdFRydXN0ZWRJc3N1ZXJzUmVzcG9uc2USLwoHaXNzdWVycxgBIAMoCzIeLmNvZmZlci5hZG1pbi52MS5UcnVzdGVkSXNzdWVyEhMKC3RvdGFsX2NvdW50GAIgASgEEhcKD25leHRfcGFnZV90b2tlbhgDIAEoCSIvChpEZWxldGVUcnVzdGVkSXNzdWVyUmVxdWVzdBIRCglpc3N1ZXJfaWQYASABKAkifwobRGVsZXRlVHJ1c3RlZElzc3VlclJlc3BvbnNlEi4KBmlzc3VlchgBIAEoCzIeLmNvZmZlci5hZG1pbi52MS5UcnVzdGVkSXNzdWVyEhgKEGRlbGV0ZWRfYmluZGluZ3MYAiABKAQSFgoOcmV2b2tlZF90b2tlbnMYAyABKAQiUQocQ3JlYXRlSWRlbnRpdHlCaW5kaW5nUmVxdWVzdBIxCgdiaW5kaW5nGAEgASgLMiAuY29mZmVyLmFkbWluLnYxLklkZW50aXR5QmluZGluZyJSCh1DcmVhdGVJZGVudGl0eUJpbmRpbmdSZXNwb25zZRIxCgdiaW5kaW5nGAEgASgLMiAuY29mZmVyLmFkbWluLnYxLklkZW50aXR5QmluZGluZyJ5ChtMaXN0SWRlbnRpdHlCaW5kaW5nc1JlcXVlc3QSEQoJaXNzdWVyX2lkGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSDAoEcGFnZRgDIAEoDRIRCglwYWdlX3NpemUYBCABKA0SEgoKcGFnZV90b2tlbhgFIAEoCSKAAQocTGlzdElkZW50aXR5QmluZGluZ3NSZXNwb25zZRIyCghiaW5kaW5ncxgBIAMoCzIgLmNvZmZlci5hZG1pbi52MS5JZGVudGl0eUJpbmRpbmcSEwoLdG90YWxfY291bnQYAiABKAQSFwoPbmV4dF9wYWdlX3Rva2VuGAMgASgJIjIKHERlbGV0ZUlkZW50aXR5QmluZGluZ1JlcXVlc3QSEgoKYmluZGluZ19pZBgBIAEoCSJqCh1EZWxldGVJZGVudGl0eUJpbmRpbmdSZXNwb25zZRIxCgdiaW5kaW5nGAEgASgLMiAuY29mZmVyLmFkbWluLnYxLklkZW50aXR5QmluZGluZxIWCg5yZXZva2VkX3Rva2VucxgCIAEoBCqFAQoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASDgoKUk9MRV9BRE1JThABEhQKEFJPTEVfRlVMTF9BQ0NFU1MQAhIVChFST0xFX1NFQ1JFVF9XUklURRADEhIKDlJPTEVfUkVBRF9PTkxZEAQSFgoSUk9MRV9TRUNSRVRfQUNDRVNTEAUqXwoLVG9rZW5Gb3JtYXQSHAoYVE9LRU5fRk9STUFUX1VOU1BFQ0lGSUVEEAASFwoTVE9LRU5fRk9STUFUX0NPRkZFUhABEhkKFVRPS0VOX0ZPUk1BVF9TQ0FMRVdBWRACMowNCgxBZG1pblNlcnZpY2USXgoNQ3JlYXRlUHJvamVjdBIlLmNvZmZlci5hZG1pbi52MS5DcmVhdGVQcm9qZWN0UmVxdWVzdBomLmNvZmZlci5hZG1pbi52MS5DcmVhdGVQcm9qZWN0UmVzcG9uc2USVwoJR2V0Q2FsbGVyEiEuY29mZmVyLmFkbWluLnYxLkdldENhbGxlclJlcXVlc3QaIi5jb2ZmZXIuYWRtaW4udjEuR2V0Q2FsbGVyUmVzcG9uc2UiA5ACARJgCgxMaXN0UHJvamVjdHMSJC5jb2ZmZXIuYWRtaW4udjEuTGlzdFByb2plY3RzUmVxdWVzdBolLmNvZmZlci5hZG1pbi52MS5MaXN0UHJvamVjdHNSZXNwb25zZSIDkAIBEl4KDVVwZGF0ZVByb2plY3QSJS5jb2ZmZXIuYWRtaW4udjEuVXBkYXRlUHJvamVjdFJlcXVlc3QaJi5jb2ZmZXIuYWRtaW4udjEuVXBkYXRlUHJvamVjdFJlc3BvbnNlEl4KDURlbGV0ZVByb2plY3QSJS5jb2ZmZXIuYWRtaW4udjEuRGVsZXRlUHJvamVjdFJlcXVlc3QaJi5jb2ZmZXIuYWRtaW4udjEuRGVsZXRlUHJvamVjdFJlc3BvbnNlElgKC0NyZWF0ZVRva2VuEiMuY29mZmVyLmFkbWluLnYxLkNyZWF0ZVRva2VuUmVxdWVzdBokLmNvZmZlci5hZG1pbi52MS5DcmVhdGVUb2tlblJlc3BvbnNlEloKCkxpc3RUb2tlbnMSIi5jb2ZmZXIuYWRtaW4udjEuTGlzdFRva2Vuc1JlcXVlc3QaIy5jb2ZmZXIuYWRtaW4udjEuTGlzdFRva2Vuc1Jlc3BvbnNlIgOQAgESWAoLUmV2b2tlVG9rZW4SIy5jb2ZmZXIuYWRtaW4udjEuUmV2b2tlVG9rZW5SZXF1ZXN0GiQuY29mZmVyLmFkbWluLnYxLlJldm9rZVRva2VuUmVzcG9uc2USaQoPTGlzdEF1ZGl0RXZlbnRzEicuY29mZmVyLmFkbWluLnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaKC5jb2ZmZXIuYWRtaW4udjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2UiA5ACARJkCg9Sb3RhdGVNYXN0ZXJLZXkSJy5jb2ZmZXIuYWRtaW4udjEuUm90YXRlTWFzdGVyS2V5UmVxdWVzdBooLmNvZmZlci5hZG1pbi52MS5Sb3RhdGVNYXN0ZXJLZXlSZXNwb25zZRJwChNDcmVhdGVUcnVzdGVkSXNzdWVyEisuY29mZmVyLmFkbWluLnYxLkNyZWF0ZVRydXN0ZWRJc3N1ZXJSZXF1ZXN0GiwuY29mZmVyLmFkbWluLnYxLkNyZWF0ZVRydXN0ZWRJc3N1ZXJSZXNwb25zZRJyChJMaXN0VHJ1c3RlZElzc3VlcnMSKi5jb2ZmZXIuYWRtaW4udjEuTGlzdFRydXN0ZWRJc3N1ZXJzUmVxdWVzdBorLmNvZmZlci5hZG1pbi52MS5MaXN0VHJ1c3RlZElzc3VlcnNSZXNwb25zZSIDkAIBEnAKE0RlbGV0ZVRydXN0ZWRJc3N1ZXISKy5jb2ZmZXIuYWRtaW4udjEuRGVsZXRlVHJ1c3RlZElzc3VlclJlcXVlc3QaLC5jb2ZmZXIuYWRtaW4udjEuRGVsZXRlVHJ1c3RlZElzc3VlclJlc3BvbnNlEnYKFUNyZWF0ZUlkZW50aXR5QmluZGluZxItLmNvZmZlci5hZG1pbi52MS5DcmVhdGVJZGVudGl0eUJpbmRpbmdSZXF1ZXN0Gi4uY29mZmVyLmFkbWluLnYxLkNyZWF0ZUlkZW50aXR5QmluZGluZ1Jlc3BvbnNlEngKFExpc3RJZGVudGl0eUJpbmRpbmdzEiwuY29mZmVyLmFkbWluLnYxLkxpc3RJZGVudGl0eUJpbmRpbmdzUmVxdWVzdBotLmNvZmZlci5hZG1pbi52MS5MaXN0SWRlbnRpdHlCaW5kaW5nc1Jlc3BvbnNlIgOQAgESdgoVRGVsZXRlSWRlbnRpdHlCaW5kaW5nEi0uY29mZmVyLmFkbWluLnYxLkRlbGV0ZUlkZW50aXR5QmluZGluZ1JlcXVlc3QaLi5jb2ZmZXIuYWRtaW4udjEuRGVsZXRlSWRlbnRpdHlCaW5kaW5nUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * One role on one project, optionally narrowed to a path and what is below it.
@@ -136,6 +136,24 @@ export type Token = Message<"coffer.admin.v1.Token"> & {
    * @generated from field: string access_key = 9;
    */
   accessKey: string;
+
+  /**
+   * For a token from AuthService.ExchangeToken: the identity binding that
+   * granted it, and the JWT's issuer and subject. Empty otherwise.
+   *
+   * @generated from field: string binding_id = 10;
+   */
+  bindingId: string;
+
+  /**
+   * @generated from field: string issuer = 11;
+   */
+  issuer: string;
+
+  /**
+   * @generated from field: string subject = 12;
+   */
+  subject: string;
 };
 
 /**
@@ -669,11 +687,41 @@ export type AuditEvent = Message<"coffer.admin.v1.AuditEvent"> & {
 
   /**
    * For CreateToken and RevokeToken: the token created or revoked (a
-   * cascading revocation writes one event per token it revoked).
+   * cascading revocation writes one event per token it revoked). For
+   * ExchangeToken: the token issued.
    *
    * @generated from field: string target_token_id = 16;
    */
   targetTokenId: string;
+
+  /**
+   * For ExchangeToken: the JWT's issuer (its "iss" claim, when the JWT could
+   * be read), subject ("sub") and the binding that matched (when one did).
+   * Never the JWT itself.
+   *
+   * @generated from field: string issuer = 17;
+   */
+  issuer: string;
+
+  /**
+   * @generated from field: string subject = 18;
+   */
+  subject: string;
+
+  /**
+   * @generated from field: string binding_id = 19;
+   */
+  bindingId: string;
+
+  /**
+   * For a refused ExchangeToken: why, for the admin reading the trail (the
+   * caller is told only UNAUTHENTICATED), e.g. "expired", "audience not
+   * accepted", "unknown key id", "signature does not verify", "no binding
+   * matches".
+   *
+   * @generated from field: string reason = 20;
+   */
+  reason: string;
 };
 
 /**
@@ -827,6 +875,490 @@ export type RotateMasterKeyResponse = Message<"coffer.admin.v1.RotateMasterKeyRe
  */
 export const RotateMasterKeyResponseSchema: GenMessage<RotateMasterKeyResponse> = /*@__PURE__*/
   messageDesc(file_coffer_admin_v1_admin_service, 23);
+
+/**
+ * An issuer of JWTs that Coffer accepts in AuthService.ExchangeToken.
+ *
+ * @generated from message coffer.admin.v1.TrustedIssuer
+ */
+export type TrustedIssuer = Message<"coffer.admin.v1.TrustedIssuer"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * 1-255 characters, for people; unique among issuers.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * The exact "iss" claim of its tokens, e.g.
+   * "https://token.actions.githubusercontent.com" or
+   * "https://kubernetes.default.svc.cluster.local". Unique among issuers.
+   *
+   * @generated from field: string issuer_url = 3;
+   */
+  issuerUrl: string;
+
+  /**
+   * The "aud" values accepted: a token must name at least one of them. At
+   * least one; each 1-255 characters.
+   *
+   * @generated from field: repeated string audiences = 4;
+   */
+  audiences: string[];
+
+  /**
+   * Where its keys come from: exactly one of the three.
+   *
+   * @generated from oneof coffer.admin.v1.TrustedIssuer.keys
+   */
+  keys: {
+    /**
+     * OIDC discovery: "<issuer_url>/.well-known/openid-configuration" names
+     * the JWKS URL.
+     *
+     * @generated from field: bool discovery = 5;
+     */
+    value: boolean;
+    case: "discovery";
+  } | {
+    /**
+     * A JWKS URL, fetched directly.
+     *
+     * @generated from field: string jwks_url = 6;
+     */
+    value: string;
+    case: "jwksUrl";
+  } | {
+    /**
+     * A JWKS document (JSON, public keys only), for issuers Coffer cannot
+     * reach (e.g. a cluster's private API server): `kubectl get --raw
+     * /openid/v1/jwks`.
+     *
+     * @generated from field: string static_jwks = 7;
+     */
+    value: string;
+    case: "staticJwks";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 8;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * The token whose call created it.
+   *
+   * @generated from field: string created_by = 9;
+   */
+  createdBy: string;
+};
+
+/**
+ * Describes the message coffer.admin.v1.TrustedIssuer.
+ * Use `create(TrustedIssuerSchema)` to create a new message.
+ */
+export const TrustedIssuerSchema: GenMessage<TrustedIssuer> = /*@__PURE__*/
+  messageDesc(file_coffer_admin_v1_admin_service, 24);
+
+/**
+ * One condition on a JWT claim. A binding matches when all of its
+ * conditions do.
+ *
+ * @generated from message coffer.admin.v1.ClaimCondition
+ */
+export type ClaimCondition = Message<"coffer.admin.v1.ClaimCondition"> & {
+  /**
+   * A top-level claim name ("sub", "repository", "ref"), or a JSON Pointer
+   * (RFC 6901) into nested claims, starting with "/":
+   * "/kubernetes.io/namespace", "/kubernetes.io/serviceaccount/name".
+   *
+   * @generated from field: string claim = 1;
+   */
+  claim: string;
+
+  /**
+   * The value the claim must have. A claim that is a list (like "aud")
+   * matches when one of its items does; a number or boolean is compared as
+   * its JSON text; a missing claim never matches.
+   *
+   * @generated from field: string value = 2;
+   */
+  value: string;
+
+  /**
+   * When set, value is a glob: "*" matches any run of characters (including
+   * none, and including "/" and ":"), "?" one character; everything else,
+   * itself. Unset: exact.
+   *
+   * @generated from field: bool glob = 3;
+   */
+  glob: boolean;
+};
+
+/**
+ * Describes the message coffer.admin.v1.ClaimCondition.
+ * Use `create(ClaimConditionSchema)` to create a new message.
+ */
+export const ClaimConditionSchema: GenMessage<ClaimCondition> = /*@__PURE__*/
+  messageDesc(file_coffer_admin_v1_admin_service, 25);
+
+/**
+ * Maps identities (JWTs of one issuer whose claims match every condition) to
+ * grants. An exchange is refused when more than one binding matches, unless
+ * they all give the same grants.
+ *
+ * @generated from message coffer.admin.v1.IdentityBinding
+ */
+export type IdentityBinding = Message<"coffer.admin.v1.IdentityBinding"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * 1-255 characters, for people.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * The trusted issuer whose tokens it matches.
+   *
+   * @generated from field: string issuer_id = 3;
+   */
+  issuerId: string;
+
+  /**
+   * At least one condition.
+   *
+   * @generated from field: repeated coffer.admin.v1.ClaimCondition conditions = 4;
+   */
+  conditions: ClaimCondition[];
+
+  /**
+   * At least one grant, as a token's.
+   *
+   * @generated from field: repeated coffer.admin.v1.Grant grants = 5;
+   */
+  grants: Grant[];
+
+  /**
+   * The longest life of a token it issues: 1 minute to 1 hour; unset: 15
+   * minutes.
+   *
+   * @generated from field: google.protobuf.Duration token_ttl = 6;
+   */
+  tokenTtl?: Duration | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 7;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * The token whose call created it.
+   *
+   * @generated from field: string created_by = 8;
+   */
+  createdBy: string;
+};
+
+/**
+ * Describes the message coffer.admin.v1.IdentityBinding.
+ * Use `create(IdentityBindingSchema)` to create a new message.
+ */
+export const IdentityBindingSchema: GenMessage<IdentityBinding> = /*@__PURE__*/
+  messageDesc(file_coffer_admin_v1_admin_service, 26);
+
+/**
+ * @generated from message coffer.admin.v1.CreateTrustedIssuerRequest
+ */
+export type CreateTrustedIssuerRequest = Message<"coffer.admin.v1.CreateTrustedIssuerRequest"> & {
+  /**
+   * The issuer; id, created_at and created_by are ignored.
+   *
+   * @generated from field: coffer.admin.v1.TrustedIssuer issuer = 1;
+   */
+  issuer?: TrustedIssuer | undefined;
+};
+
+/**
+ * Describes the message coffer.admin.v1.CreateTrustedIssuerRequest.
+ * Use `create(CreateTrustedIssuerRequestSchema)` to create a new message.
+ */
+export const CreateTrustedIssuerRequestSchema: GenMessage<CreateTrustedIssuerRequest> = /*@__PURE__*/
+  messageDesc(file_coffer_admin_v1_admin_service, 27);
+
+/**
+ * @generated from message coffer.admin.v1.CreateTrustedIssuerResponse
+ */
+export type CreateTrustedIssuerResponse = Message<"coffer.admin.v1.CreateTrustedIssuerResponse"> & {
+  /**
+   * @generated from field: coffer.admin.v1.TrustedIssuer issuer = 1;
+   */
+  issuer?: TrustedIssuer | undefined;
+};
+
+/**
+ * Describes the message coffer.admin.v1.CreateTrustedIssuerResponse.
+ * Use `create(CreateTrustedIssuerResponseSchema)` to create a new message.
+ */
+export const CreateTrustedIssuerResponseSchema: GenMessage<CreateTrustedIssuerResponse> = /*@__PURE__*/
+  messageDesc(file_coffer_admin_v1_admin_service, 28);
+
+/**
+ * @generated from message coffer.admin.v1.ListTrustedIssuersRequest
+ */
+export type ListTrustedIssuersRequest = Message<"coffer.admin.v1.ListTrustedIssuersRequest"> & {
+  /**
+   * @generated from field: uint32 page = 1;
+   */
+  page: number;
+
+  /**
+   * @generated from field: uint32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message coffer.admin.v1.ListTrustedIssuersRequest.
+ * Use `create(ListTrustedIssuersRequestSchema)` to create a new message.
+ */
+export const ListTrustedIssuersRequestSchema: GenMessage<ListTrustedIssuersRequest> = /*@__PURE__*/
+  messageDesc(file_coffer_admin_v1_admin_service, 29);
+
+/**
+ * @generated from message coffer.admin.v1.ListTrustedIssuersResponse
+ */
+export type ListTrustedIssuersResponse = Message<"coffer.admin.v1.ListTrustedIssuersResponse"> & {
+  /**
+   * @generated from field: repeated coffer.admin.v1.TrustedIssuer issuers = 1;
+   */
+  issuers: TrustedIssuer[];
+
+  /**
+   * @generated from field: uint64 total_count = 2;
+   */
+  totalCount: bigint;
+
+  /**
+   * @generated from field: string next_page_token = 3;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message coffer.admin.v1.ListTrustedIssuersResponse.
+ * Use `create(ListTrustedIssuersResponseSchema)` to create a new message.
+ */
+export const ListTrustedIssuersResponseSchema: GenMessage<ListTrustedIssuersResponse> = /*@__PURE__*/
+  messageDesc(file_coffer_admin_v1_admin_service, 30);
+
+/**
+ * @generated from message coffer.admin.v1.DeleteTrustedIssuerRequest
+ */
+export type DeleteTrustedIssuerRequest = Message<"coffer.admin.v1.DeleteTrustedIssuerRequest"> & {
+  /**
+   * @generated from field: string issuer_id = 1;
+   */
+  issuerId: string;
+};
+
+/**
+ * Describes the message coffer.admin.v1.DeleteTrustedIssuerRequest.
+ * Use `create(DeleteTrustedIssuerRequestSchema)` to create a new message.
+ */
+export const DeleteTrustedIssuerRequestSchema: GenMessage<DeleteTrustedIssuerRequest> = /*@__PURE__*/
+  messageDesc(file_coffer_admin_v1_admin_service, 31);
+
+/**
+ * @generated from message coffer.admin.v1.DeleteTrustedIssuerResponse
+ */
+export type DeleteTrustedIssuerResponse = Message<"coffer.admin.v1.DeleteTrustedIssuerResponse"> & {
+  /**
+   * @generated from field: coffer.admin.v1.TrustedIssuer issuer = 1;
+   */
+  issuer?: TrustedIssuer | undefined;
+
+  /**
+   * Bindings deleted with it.
+   *
+   * @generated from field: uint64 deleted_bindings = 2;
+   */
+  deletedBindings: bigint;
+
+  /**
+   * Tokens exchanged through them that were revoked.
+   *
+   * @generated from field: uint64 revoked_tokens = 3;
+   */
+  revokedTokens: bigint;
+};
+
+/**
+ * Describes the message coffer.admin.v1.DeleteTrustedIssuerResponse.
+ * Use `create(DeleteTrustedIssuerResponseSchema)` to create a new message.
+ */
+export const DeleteTrustedIssuerResponseSchema: GenMessage<DeleteTrustedIssuerResponse> = /*@__PURE__*/
+  messageDesc(file_coffer_admin_v1_admin_service, 32);
+
+/**
+ * @generated from message coffer.admin.v1.CreateIdentityBindingRequest
+ */
+export type CreateIdentityBindingRequest = Message<"coffer.admin.v1.CreateIdentityBindingRequest"> & {
+  /**
+   * The binding; id, created_at and created_by are ignored.
+   *
+   * @generated from field: coffer.admin.v1.IdentityBinding binding = 1;
+   */
+  binding?: IdentityBinding | undefined;
+};
+
+/**
+ * Describes the message coffer.admin.v1.CreateIdentityBindingRequest.
+ * Use `create(CreateIdentityBindingRequestSchema)` to create a new message.
+ */
+export const CreateIdentityBindingRequestSchema: GenMessage<CreateIdentityBindingRequest> = /*@__PURE__*/
+  messageDesc(file_coffer_admin_v1_admin_service, 33);
+
+/**
+ * @generated from message coffer.admin.v1.CreateIdentityBindingResponse
+ */
+export type CreateIdentityBindingResponse = Message<"coffer.admin.v1.CreateIdentityBindingResponse"> & {
+  /**
+   * @generated from field: coffer.admin.v1.IdentityBinding binding = 1;
+   */
+  binding?: IdentityBinding | undefined;
+};
+
+/**
+ * Describes the message coffer.admin.v1.CreateIdentityBindingResponse.
+ * Use `create(CreateIdentityBindingResponseSchema)` to create a new message.
+ */
+export const CreateIdentityBindingResponseSchema: GenMessage<CreateIdentityBindingResponse> = /*@__PURE__*/
+  messageDesc(file_coffer_admin_v1_admin_service, 34);
+
+/**
+ * @generated from message coffer.admin.v1.ListIdentityBindingsRequest
+ */
+export type ListIdentityBindingsRequest = Message<"coffer.admin.v1.ListIdentityBindingsRequest"> & {
+  /**
+   * Only the bindings of this issuer; empty: every issuer.
+   *
+   * @generated from field: string issuer_id = 1;
+   */
+  issuerId: string;
+
+  /**
+   * Only bindings with a grant on this project; empty: every one the caller
+   * may see.
+   *
+   * @generated from field: string project_id = 2;
+   */
+  projectId: string;
+
+  /**
+   * @generated from field: uint32 page = 3;
+   */
+  page: number;
+
+  /**
+   * @generated from field: uint32 page_size = 4;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 5;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message coffer.admin.v1.ListIdentityBindingsRequest.
+ * Use `create(ListIdentityBindingsRequestSchema)` to create a new message.
+ */
+export const ListIdentityBindingsRequestSchema: GenMessage<ListIdentityBindingsRequest> = /*@__PURE__*/
+  messageDesc(file_coffer_admin_v1_admin_service, 35);
+
+/**
+ * @generated from message coffer.admin.v1.ListIdentityBindingsResponse
+ */
+export type ListIdentityBindingsResponse = Message<"coffer.admin.v1.ListIdentityBindingsResponse"> & {
+  /**
+   * @generated from field: repeated coffer.admin.v1.IdentityBinding bindings = 1;
+   */
+  bindings: IdentityBinding[];
+
+  /**
+   * @generated from field: uint64 total_count = 2;
+   */
+  totalCount: bigint;
+
+  /**
+   * @generated from field: string next_page_token = 3;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message coffer.admin.v1.ListIdentityBindingsResponse.
+ * Use `create(ListIdentityBindingsResponseSchema)` to create a new message.
+ */
+export const ListIdentityBindingsResponseSchema: GenMessage<ListIdentityBindingsResponse> = /*@__PURE__*/
+  messageDesc(file_coffer_admin_v1_admin_service, 36);
+
+/**
+ * @generated from message coffer.admin.v1.DeleteIdentityBindingRequest
+ */
+export type DeleteIdentityBindingRequest = Message<"coffer.admin.v1.DeleteIdentityBindingRequest"> & {
+  /**
+   * @generated from field: string binding_id = 1;
+   */
+  bindingId: string;
+};
+
+/**
+ * Describes the message coffer.admin.v1.DeleteIdentityBindingRequest.
+ * Use `create(DeleteIdentityBindingRequestSchema)` to create a new message.
+ */
+export const DeleteIdentityBindingRequestSchema: GenMessage<DeleteIdentityBindingRequest> = /*@__PURE__*/
+  messageDesc(file_coffer_admin_v1_admin_service, 37);
+
+/**
+ * @generated from message coffer.admin.v1.DeleteIdentityBindingResponse
+ */
+export type DeleteIdentityBindingResponse = Message<"coffer.admin.v1.DeleteIdentityBindingResponse"> & {
+  /**
+   * @generated from field: coffer.admin.v1.IdentityBinding binding = 1;
+   */
+  binding?: IdentityBinding | undefined;
+
+  /**
+   * Tokens exchanged through it that were revoked.
+   *
+   * @generated from field: uint64 revoked_tokens = 2;
+   */
+  revokedTokens: bigint;
+};
+
+/**
+ * Describes the message coffer.admin.v1.DeleteIdentityBindingResponse.
+ * Use `create(DeleteIdentityBindingResponseSchema)` to create a new message.
+ */
+export const DeleteIdentityBindingResponseSchema: GenMessage<DeleteIdentityBindingResponse> = /*@__PURE__*/
+  messageDesc(file_coffer_admin_v1_admin_service, 38);
 
 /**
  * A role, granted on a project. Roles do not nest, except that admin and
@@ -1040,6 +1572,73 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof RotateMasterKeyRequestSchema;
     output: typeof RotateMasterKeyResponseSchema;
+  },
+  /**
+   * Trusts a JWT issuer for AuthService.ExchangeToken. Needs a global admin
+   * token. Its keys come from OIDC discovery, a JWKS URL, or static keys.
+   *
+   * @generated from rpc coffer.admin.v1.AdminService.CreateTrustedIssuer
+   */
+  createTrustedIssuer: {
+    methodKind: "unary";
+    input: typeof CreateTrustedIssuerRequestSchema;
+    output: typeof CreateTrustedIssuerResponseSchema;
+  },
+  /**
+   * Lists the trusted issuers. Any admin (global or of a project) may list
+   * them, to bind identities to its projects.
+   *
+   * @generated from rpc coffer.admin.v1.AdminService.ListTrustedIssuers
+   */
+  listTrustedIssuers: {
+    methodKind: "unary";
+    input: typeof ListTrustedIssuersRequestSchema;
+    output: typeof ListTrustedIssuersResponseSchema;
+  },
+  /**
+   * Stops trusting an issuer: deletes its identity bindings and revokes
+   * every token exchanged through them. Needs a global admin token.
+   *
+   * @generated from rpc coffer.admin.v1.AdminService.DeleteTrustedIssuer
+   */
+  deleteTrustedIssuer: {
+    methodKind: "unary";
+    input: typeof DeleteTrustedIssuerRequestSchema;
+    output: typeof DeleteTrustedIssuerResponseSchema;
+  },
+  /**
+   * Binds the identities whose JWT claims match a set of conditions to
+   * grants. Needs admin on every project it grants on (a global admin grant
+   * needs a global admin), as CreateToken does.
+   *
+   * @generated from rpc coffer.admin.v1.AdminService.CreateIdentityBinding
+   */
+  createIdentityBinding: {
+    methodKind: "unary";
+    input: typeof CreateIdentityBindingRequestSchema;
+    output: typeof CreateIdentityBindingResponseSchema;
+  },
+  /**
+   * Lists identity bindings: every one for a global admin, those granting on
+   * projects the caller administers otherwise.
+   *
+   * @generated from rpc coffer.admin.v1.AdminService.ListIdentityBindings
+   */
+  listIdentityBindings: {
+    methodKind: "unary";
+    input: typeof ListIdentityBindingsRequestSchema;
+    output: typeof ListIdentityBindingsResponseSchema;
+  },
+  /**
+   * Deletes a binding and revokes every token exchanged through it. Needs
+   * admin on every project it grants on.
+   *
+   * @generated from rpc coffer.admin.v1.AdminService.DeleteIdentityBinding
+   */
+  deleteIdentityBinding: {
+    methodKind: "unary";
+    input: typeof DeleteIdentityBindingRequestSchema;
+    output: typeof DeleteIdentityBindingResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_coffer_admin_v1_admin_service, 0);
