@@ -71,6 +71,8 @@ describe("two server processes on one Postgres database", onPostgres, () => {
   let admin: postgres.Sql | undefined;
   let databaseName: string | undefined;
   let dataDir: string | undefined;
+  /** The replicas' database, for a test that holds locks in it. */
+  let databaseUrl = "";
   const servers: ServerProcess[] = [];
   let a: Clients;
   let b: Clients;
@@ -83,6 +85,7 @@ describe("two server processes on one Postgres database", onPostgres, () => {
     await admin.unsafe(`create database ${databaseName}`);
     const url = new URL(testDatabaseUrl);
     url.pathname = `/${databaseName}`;
+    databaseUrl = url.toString();
     dataDir = await makeTempDir("postgres");
     const env = {
       COFFER_DATABASE_URL: url.toString(),
@@ -246,7 +249,25 @@ describe("two server processes on one Postgres database", onPostgres, () => {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     expect(results.filter((r) => r.ok).length).toBeGreaterThanOrEqual(100);
+    // Hold the lanes' calls in flight when the signal comes: every access
+    // writes its audit row, and a lock on the audit table makes those writes
+    // wait. (Without it, batched accesses can all be answered in the instant
+    // the signal arrives, leaving nothing to drain.)
+    const holder = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const held = holder.begin(async (tx) => {
+      await tx.unsafe("lock table audit_events in exclusive mode");
+      await released;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
     second.signal("SIGTERM");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    release();
+    await held;
+    await holder.end();
     const exit = await second.exited;
     running = false;
     await Promise.all(lanes);
