@@ -315,6 +315,9 @@ export async function openServer(config: Config, logger: Logger): Promise<OpenSe
         onBatch: (region, size, waits) => metrics.observeAccessBatch(region, size, waits),
       }),
     }),
+    ...(metrics !== undefined && {
+      onCreateBatch: (region, size, waits) => metrics.observeCreateBatch(region, size, waits),
+    }),
   };
 
   const health = new HealthStatus(

@@ -21,6 +21,8 @@ export interface DomainDeps {
   limits: DomainLimits;
   /** Group commit: every access goes through its region database's queue (db/access-queue.ts). */
   accessQueues: AccessQueues;
+  /** Told of each batch of creates (domain/create-batch.ts) as it starts: its region, its size, how long each waited (seconds). */
+  onCreateBatch?: (region: string, size: number, waitsSeconds: readonly number[]) => void;
 }
 
 /**

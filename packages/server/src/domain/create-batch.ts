@@ -1,3 +1,4 @@
+import { performance } from "node:perf_hooks";
 import type { Db } from "../db/client.ts";
 import { inTransaction } from "../db/tx.ts";
 import { insertedVersion, type NewVersion } from "../db/versions.ts";
@@ -44,6 +45,8 @@ interface Job {
   /** The caller's domain: the one database may serve domains with other limits (tests do). */
   domain: DomainDeps;
   request: VersionRequest;
+  /** performance.now() when it joined the queue. */
+  queuedAt: number;
   resolve: (created: CreatedVersion) => void;
   reject: (err: unknown) => void;
 }
@@ -66,6 +69,7 @@ class CreateQueue {
     setImmediate(() => {
       this.scheduled = false;
       const batch = this.take();
+      observe(batch);
       this.flushing++;
       void flush(this.db, batch)
         // A bug past the transaction must not leave callers waiting forever
@@ -113,7 +117,21 @@ export function createInBatch(
     queues.set(region.db, queue);
   }
   const q = queue;
-  return new Promise((resolve, reject) => q.push({ domain, request, resolve, reject }));
+  return new Promise((resolve, reject) =>
+    q.push({ domain, request, queuedAt: performance.now(), resolve, reject }),
+  );
+}
+
+/** Tells the batch's domain (its metrics) of the batch: size and waits. */
+function observe(batch: Job[]): void {
+  const first = batch[0];
+  if (first?.domain.onCreateBatch === undefined) return;
+  const now = performance.now();
+  first.domain.onCreateBatch(
+    first.request.region,
+    batch.length,
+    batch.map((j) => (now - j.queuedAt) / 1000),
+  );
 }
 
 /**

@@ -184,6 +184,46 @@ describe.each(serverBackends)("Prometheus metrics on $name", (backend) => {
     ).toBe(40);
   });
 
+  it("shows the size of each create batch and how long its creates queued", async () => {
+    const grpc = createGrpcTransport({
+      baseUrl: `http://127.0.0.1:${s.server.grpcPort}`,
+      interceptors: [auth(s.adminToken)],
+    });
+    const admin = createClient(AdminService, grpc);
+    const secrets = createClient(SecretService, grpc);
+    const { project } = await admin.createProject({ name: "batched-creates" });
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const { secret } = await secrets.createSecret({
+        projectId: project?.id ?? "",
+        name: `created-${i}`,
+      });
+      ids.push(secret?.id ?? "");
+    }
+    const before = await scrape();
+    const count = (text: string, name: string) =>
+      sample(text, `${name}_count`, { region: "local" });
+    // One create per secret: a batch takes at most one create of a secret.
+    await Promise.all(
+      ids.map((secretId) =>
+        secrets.createSecretVersion({ secretId, data: new TextEncoder().encode("v1") }),
+      ),
+    );
+    const after = await scrape();
+    const batches =
+      count(after, "coffer_create_batch_size") - count(before, "coffer_create_batch_size");
+    expect(
+      sample(after, "coffer_create_batch_size_sum", { region: "local" }) -
+        sample(before, "coffer_create_batch_size_sum", { region: "local" }),
+    ).toBe(20);
+    expect(batches).toBeGreaterThanOrEqual(1);
+    expect(batches).toBeLessThan(20);
+    expect(
+      count(after, "coffer_create_queue_wait_seconds") -
+        count(before, "coffer_create_queue_wait_seconds"),
+    ).toBe(20);
+  });
+
   it("reports the version and the commit in coffer_build_info", async () => {
     const { version } = JSON.parse(
       readFileSync(new URL("../../package.json", import.meta.url), "utf8"),

@@ -26,6 +26,8 @@ export class Metrics {
   private readonly databaseUp: Gauge<"region">;
   private readonly pingSeconds: Gauge<"region">;
   private readonly accessBatchSize: Histogram<"region">;
+  private readonly createBatchSize: Histogram<"region">;
+  private readonly createQueueWait: Histogram<"region">;
   private readonly accessQueueWait: Histogram<"region">;
 
   constructor(sources: MetricsSources) {
@@ -85,6 +87,20 @@ export class Metrics {
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers,
     });
+    this.createBatchSize = new Histogram({
+      name: "coffer_create_batch_size",
+      help: "Version creates written by one transaction (group commit, at most 64), by region.",
+      labelNames: ["region"],
+      buckets: [1, 2, 4, 8, 16, 32, 64],
+      registers,
+    });
+    this.createQueueWait = new Histogram({
+      name: "coffer_create_queue_wait_seconds",
+      help: "How long a version create waited in its region's queue for its batch to start, by region.",
+      labelNames: ["region"],
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
     const poolMax = new Gauge({
       name: "coffer_database_pool_max_connections",
       help: "Connections the region's pool may open (COFFER_DATABASE_POOL_SIZE; 1 for embedded PGlite).",
@@ -106,6 +122,12 @@ export class Metrics {
   observeAccessBatch(region: string, size: number, waitsSeconds: readonly number[]): void {
     this.accessBatchSize.observe({ region }, size);
     for (const wait of waitsSeconds) this.accessQueueWait.observe({ region }, wait);
+  }
+
+  /** Feeds the create queues (domain/create-batch.ts): one batch, and how long each of its creates waited. */
+  observeCreateBatch(region: string, size: number, waitsSeconds: readonly number[]): void {
+    this.createBatchSize.observe({ region }, size);
+    for (const wait of waitsSeconds) this.createQueueWait.observe({ region }, wait);
   }
 
   /** Feeds the database probe: one ping's result. */
