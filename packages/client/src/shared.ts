@@ -42,6 +42,16 @@ export type {
   SshKeyPayload,
 } from "./secret-value.ts";
 export {
+  type ExchangeSource,
+  exchangingProvider,
+  type JwtExchangeOptions,
+  type JwtTokenProvider,
+  type RenewableTokenProvider,
+  TokenExchangeError,
+  type TokenProvider,
+  type TokenRenewal,
+} from "./token-provider.ts";
+export {
   type ReconnectEvent,
   SecretWatch,
   type WatchClient,
