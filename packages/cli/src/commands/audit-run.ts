@@ -1,6 +1,11 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { AdminService, ListAuditEventsResponseSchema, SecretService } from "@coffer/api";
+import {
+  AdminService,
+  AuthService,
+  ListAuditEventsResponseSchema,
+  SecretService,
+} from "@coffer/api";
 import type { Runs } from "../args.ts";
 import { connect, requireProject } from "../connection.ts";
 import { UsageError } from "../errors.ts";
@@ -10,7 +15,7 @@ import { listPages, printListing, resolveSecretId } from "../resolve.ts";
 import { CONNECT_CODES } from "../rpc-errors.ts";
 import type { AUDIT } from "./audit.ts";
 
-const SERVICES = [SecretService, AdminService];
+const SERVICES = [SecretService, AdminService, AuthService];
 
 /**
  * A method filter as its full name: `AccessSecretVersion` becomes
