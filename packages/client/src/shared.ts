@@ -29,6 +29,7 @@ export {
   SecretTypeError,
   SingleAccessError,
   secretTypeName,
+  TokenExchangeError,
 } from "./errors.ts";
 export { allPages } from "./pages.ts";
 export { isRetrySafe, type RetryEvent, type RetryOptions, retryInterceptor } from "./retry.ts";
@@ -47,7 +48,6 @@ export {
   type JwtExchangeOptions,
   type JwtTokenProvider,
   type RenewableTokenProvider,
-  TokenExchangeError,
   type TokenProvider,
   type TokenRenewal,
 } from "./token-provider.ts";

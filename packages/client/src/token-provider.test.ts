@@ -6,9 +6,10 @@ import { AuthService, type ExchangeTokenRequest, SecretService } from "@coffer/a
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { cofferInterceptors } from "./coffer.ts";
+import { TokenExchangeError } from "./errors.ts";
 import { createFake } from "./fake-coffer.ts";
 import { jwtTokenProvider } from "./index.ts";
-import { TokenExchangeError, type TokenRenewal } from "./token-provider.ts";
+import type { TokenRenewal } from "./token-provider.ts";
 
 const MINUTE = 60_000;
 const JWT_1 = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJvbmUifQ.c2lnbmF0dXJlLW9uZQ";

@@ -1,6 +1,7 @@
 import { durationFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { AuthService } from "@coffer/api";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { TokenExchangeError } from "./errors.ts";
 
 /**
  * Where a client's bearer token comes from: a function asked before every
@@ -86,21 +87,6 @@ export interface JwtTokenProvider extends RenewableTokenProvider {
   renew(): Promise<string>;
   /** Calls `listener` after each exchange; returns the function that removes it. */
   onRenew(listener: (renewal: TokenRenewal) => void): () => void;
-}
-
-/**
- * An exchange that failed: the JWT could not be read, or the server refused
- * it (UNAUTHENTICATED) or could not be reached (UNAVAILABLE...). A
- * ConnectError, so that the call it stopped fails with a code the caller
- * already handles; the message says what to check.
- */
-export class TokenExchangeError extends ConnectError {
-  // Its name stays "ConnectError": connect-es recognises its errors by name
-  // (across copies of the package), and would otherwise turn this one into
-  // an UNKNOWN error. So `instanceof` checks the prototype chain here.
-  static override [Symbol.hasInstance](v: unknown): boolean {
-    return Function.prototype[Symbol.hasInstance].call(TokenExchangeError, v);
-  }
 }
 
 /** A background renewal that failed is tried again after this long, not on every call. */
