@@ -122,7 +122,17 @@ export function exchangingProvider(source: ExchangeSource): JwtTokenProvider {
           expiresAt: new Date(next.expiresAt),
           renewAt: new Date(next.renewAt),
         };
-        for (const listener of listeners) listener(renewal);
+        for (const listener of listeners) {
+          try {
+            listener(renewal);
+          } catch (err) {
+            // A listener's bug is not a failed exchange: it surfaces as an
+            // uncaught error, and the token is still served.
+            queueMicrotask(() => {
+              throw err;
+            });
+          }
+        }
         return next;
       } catch (err) {
         retryAfter = Date.now() + RENEW_RETRY_MS;
