@@ -25,9 +25,9 @@ import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
  * its files without a gap across the renewals.
  *
  * TODO-LEAD: written against the intended server (AuthService.ExchangeToken,
- * the issuer and binding RPCs), which is not on this branch: unrun. Remove
- * `.skip` once the server's work is merged, and swap support/oidc-issuer.ts
- * for @coffer/server/testing's issuer if it has one.
+ * the issuer and binding RPCs), which is not on this branch. Remove `.skip`
+ * once the server's work is merged, and import `startOidcIssuer` from
+ * @coffer/server/testing instead of support/oidc-issuer.ts (same names).
  */
 
 const AUDIENCE = "coffer-e2e";
@@ -58,7 +58,7 @@ describe.skip("coffer-agent signing in with a JWT file (server.auth.jwt_file)", 
 
   beforeAll(async () => {
     dataDir = await makeTempDir("agent-jwt");
-    issuer = await startOidcIssuer();
+    issuer = await startOidcIssuer({ audience: AUDIENCE });
     ({ server, admin, projectId } = await startAgentFixture(dataDir, "agent-jwt"));
     const adminApi = createClient(
       AdminService,
@@ -68,7 +68,7 @@ describe.skip("coffer-agent signing in with a JWT file (server.auth.jwt_file)", 
       issuer: {
         name: "e2e-cluster",
         issuerUrl: issuer.url,
-        audiences: [AUDIENCE],
+        audiences: [issuer.audience],
         keys: { case: "jwksUrl", value: issuer.jwksUrl },
       },
     });
@@ -99,14 +99,13 @@ describe.skip("coffer-agent signing in with a JWT file (server.auth.jwt_file)", 
 
   /** A service-account JWT as Kubernetes projects it, living JWT_LIFE seconds. */
   async function serviceAccountJwt(): Promise<string> {
-    const jwt = await (issuer as OidcIssuer).sign(
-      {
+    const jwt = await (issuer as OidcIssuer).sign({
+      claims: {
         sub: SUBJECT,
-        aud: [AUDIENCE],
         "kubernetes.io": { namespace: "prod", serviceaccount: { name: "web", uid: "u-1" } },
       },
-      JWT_LIFE,
-    );
+      expiresInS: JWT_LIFE,
+    });
     jwts.push(jwt);
     return jwt;
   }
@@ -218,14 +217,10 @@ describe.skip("coffer-agent signing in with a JWT file (server.auth.jwt_file)", 
     const work = path.join(dataDir as string, "agent-refused");
     await mkdir(work, { recursive: true });
     const jwtFile = path.join(work, "token");
-    const jwt = await (issuer as OidcIssuer).sign(
-      {
-        sub: "system:serviceaccount:prod:other",
-        aud: [AUDIENCE],
-        "kubernetes.io": { namespace: "prod" },
-      },
-      JWT_LIFE,
-    );
+    const jwt = await (issuer as OidcIssuer).sign({
+      claims: { sub: "system:serviceaccount:prod:other", "kubernetes.io": { namespace: "prod" } },
+      expiresInS: JWT_LIFE,
+    });
     await writeFile(jwtFile, jwt, { mode: 0o600 });
     const config = await writeAgentConfig(path.join(work, "agent.yaml"), {
       server: { url: server?.httpUrl, auth: { jwt_file: jwtFile } },

@@ -9,22 +9,31 @@ import { exportJWK, generateKeyPair, type JWTPayload, SignJWT } from "jose";
  * HTTP on 127.0.0.1 (Coffer accepts http:// issuers on loopback only), and
  * JWTs signed by it. Stop it in afterAll.
  *
- * TODO-LEAD: the server's helper adds one to @coffer/server/testing
- * (`startOidcIssuer`); swap this one for it once it lands.
+ * TODO-LEAD: @coffer/server/testing's `startOidcIssuer` (the server's
+ * helper) does this and more, with the same names for what is used here
+ * (`url`, `jwksUrl`, `audience`, `sign({ claims, expiresInS })`, `close`);
+ * once it is merged, import it instead and delete this file.
  */
 export interface OidcIssuer {
   /** The issuer URL: the `iss` of its tokens, and the base of discovery. */
-  url: string;
+  readonly url: string;
   /** The JWKS URL. */
-  jwksUrl: string;
-  /** A JWT with these claims, `iss` set, `iat` now and `exp` after `lifeSeconds`. */
-  sign(claims: JWTPayload, lifeSeconds: number): Promise<string>;
+  readonly jwksUrl: string;
+  /** The audience its tokens name by default. */
+  readonly audience: string;
   /** How many times the key set was fetched. */
   readonly jwksFetches: number;
+  /** A JWT with `iss`, `aud`, `sub` ("test-subject"), `iat` and `exp` (600 s), and `claims` over them. */
+  sign(options?: {
+    claims?: JWTPayload & Record<string, unknown>;
+    expiresInS?: number;
+  }): Promise<string>;
   close(): Promise<void>;
 }
 
-export async function startOidcIssuer(): Promise<OidcIssuer> {
+/** Starts an issuer whose tokens name `audience` (default "coffer"). */
+export async function startOidcIssuer(options: { audience?: string } = {}): Promise<OidcIssuer> {
+  const audience = options.audience ?? "coffer";
   const { privateKey, publicKey } = await generateKeyPair("ES256", { extractable: true });
   const kid = "e2e-key-1";
   const jwk = { ...(await exportJWK(publicKey)), kid, alg: "ES256", use: "sig" };
@@ -53,17 +62,22 @@ export async function startOidcIssuer(): Promise<OidcIssuer> {
   return {
     url,
     jwksUrl: `${url}/jwks`,
-    sign: (claims, lifeSeconds) => {
-      const now = Math.floor(Date.now() / 1000);
-      return new SignJWT(claims)
-        .setProtectedHeader({ alg: "ES256", kid, typ: "JWT" })
-        .setIssuer(url)
-        .setIssuedAt(now)
-        .setExpirationTime(now + lifeSeconds)
-        .sign(privateKey);
-    },
+    audience,
     get jwksFetches() {
       return jwksFetches;
+    },
+    sign: ({ claims = {}, expiresInS = 600 } = {}) => {
+      const now = Math.floor(Date.now() / 1000);
+      return new SignJWT({
+        iss: url,
+        aud: audience,
+        sub: "test-subject",
+        iat: now,
+        exp: now + expiresInS,
+        ...claims,
+      })
+        .setProtectedHeader({ alg: "ES256", kid, typ: "JWT" })
+        .sign(privateKey);
     },
     close: () =>
       new Promise<void>((resolve) => {
