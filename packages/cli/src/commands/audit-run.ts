@@ -87,6 +87,9 @@ export const run: Runs<typeof AUDIT> = {
       });
       return { items: res.events, total: res.totalCount, next: res.nextPageToken };
     });
+    // Exchanges (ExchangeToken) say who signed in, and why one was refused:
+    // columns shown only when a listed event has them.
+    const exchanges = listing.items.some((e) => e.subject !== "" || e.reason !== "");
     return printListing(ctx, format, listing, {
       json: (l) =>
         jsonText(
@@ -97,7 +100,17 @@ export const run: Runs<typeof AUDIT> = {
             nextPageToken: l.next,
           }),
         ),
-      columns: ["TIME", "METHOD", "OUTCOME", "SECRET", "REVISION", "TOKEN", "PEER", "REQUEST"],
+      columns: [
+        "TIME",
+        "METHOD",
+        "OUTCOME",
+        "SECRET",
+        "REVISION",
+        "TOKEN",
+        "PEER",
+        "REQUEST",
+        ...(exchanges ? ["SUBJECT", "REASON"] : []),
+      ],
       row: (e) => [
         formatTime(e.time),
         shortMethod(e.method),
@@ -108,6 +121,7 @@ export const run: Runs<typeof AUDIT> = {
         e.tokenId || e.tokenPrefix,
         e.peer,
         e.requestId,
+        ...(exchanges ? [e.subject, e.reason] : []),
       ],
       noun: "audit events",
     });

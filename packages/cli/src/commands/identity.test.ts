@@ -280,6 +280,36 @@ describe("coffer binding", () => {
   });
 });
 
+describe("coffer audit list, for exchanges", () => {
+  it("shows the subject and the reason of refused exchanges, only when events have them", async () => {
+    const event = {
+      id: "e1",
+      time: "2026-12-06T00:00:00Z",
+      method: "coffer.auth.v1.AuthService/ExchangeToken",
+      outcome: "UNAUTHENTICATED",
+      count: 1,
+      requestId: "r1",
+      peer: "127.0.0.1",
+    };
+    fake.on("ListAuditEvents", () => ({
+      events: [
+        { ...event, subject: "repo:acme/shop:ref:refs/heads/main", reason: "no binding matches" },
+      ],
+      totalCount: "1",
+    }));
+    const r = await admin("audit", "list", "--method", "ExchangeToken");
+    expect(r.code, r.stderr).toBe(0);
+    expect(fake.calls[0]?.message).toMatchObject({
+      method: "coffer.auth.v1.AuthService/ExchangeToken",
+    });
+    expect(r.stdout.split("\n")[0]).toMatch(/\bSUBJECT\s+REASON$/);
+    expect(r.stdout).toMatch(/repo:acme\/shop:ref:refs\/heads\/main\s+no binding matches/);
+    fake.on("ListAuditEvents", () => ({ events: [event], totalCount: "1" }));
+    const plain = await admin("audit", "list");
+    expect(plain.stdout.split("\n")[0]).not.toContain("REASON");
+  });
+});
+
 describe("signing in with a JWT file", () => {
   let jwtFile = "";
   beforeAll(async () => {
