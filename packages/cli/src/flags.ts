@@ -37,7 +37,7 @@ export const CONNECTION_OPTIONS = {
   "jwt-file": {
     type: "string",
     value: "FILE",
-    help: "sign in with the JWT in FILE (a CI job's OIDC token...), exchanged for a short-lived token; env COFFER_JWT_FILE, used when COFFER_TOKEN is unset",
+    help: "sign in with the JWT in FILE instead of a token; env COFFER_JWT_FILE (when COFFER_TOKEN is unset)",
     group: "connection",
   },
   timeout: {

@@ -48,7 +48,7 @@ ${ROLE_NAMES.join(", ")}.
     },
     examples: [
       "coffer binding create --name web-prod --issuer prod-cluster --claim /kubernetes.io/namespace=prod --claim /kubernetes.io/serviceaccount/name=web --grant secret_access:/prod/web",
-      "coffer binding create --name deploy --issuer github --claim repository=acme/shop --claim-glob ref=refs/tags/v* --grant read_only:/deploy --ttl 10m",
+      "coffer binding create --name deploy --issuer github --claim repository=acme/shop --claim-glob 'ref=refs/tags/v*' --grant read_only:/deploy --ttl 10m",
     ],
   },
   list: {
