@@ -479,7 +479,7 @@ describe("startAgent with an exchanged token (server.auth)", () => {
   it("renews before expiry and moves its watch to a new stream: no event lost or repeated, no gap", async () => {
     const fake = new FakeCoffer();
     const id = fake.createSecret("/", "a", { data: "v1" });
-    const { state, token } = exchanges(fake, 900);
+    const { state, token } = exchanges(fake, 1_500);
     const log = memoryLogger();
     const agent = await startAgent(config(fake, [file("a", "a")]), {
       client: fake.clientWith(token),
@@ -503,7 +503,7 @@ describe("startAgent with an exchanged token (server.auth)", () => {
         await new Promise((r) => setTimeout(r, 5));
       }
     })();
-    const VERSIONS = 30;
+    const VERSIONS = 40;
     let slowest = 0;
     for (let i = 2; i <= VERSIONS; i++) {
       fake.addVersion(id, `v${i}`);
