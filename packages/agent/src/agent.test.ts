@@ -1,7 +1,9 @@
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { AuthService, exchangingProvider } from "@coffer/client";
+import { Code, ConnectError, createRouterTransport } from "@connectrpc/connect";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type AgentHandle, runOnce, startAgent } from "./agent.ts";
 import type { AgentConfig, SecretFileConfig } from "./config.ts";
@@ -431,6 +433,145 @@ describe("startAgent", () => {
     } finally {
       process.off("SIGHUP", onHup);
     }
+  });
+});
+
+/** Looks like a JWT; must never reach a log. */
+const JWT = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2EifQ.c2lnbmVk";
+
+/**
+ * A fake AuthService whose tokens live `lifeMs` and then expire at the fake
+ * Coffer (their streams end with UNAUTHENTICATED, as the server ends them),
+ * with a provider exchanging through it as `server.auth` would.
+ */
+function exchanges(fake: FakeCoffer, lifeMs: number) {
+  const state = { issued: [] as string[], refuse: false };
+  const transport = createRouterTransport(({ service }) => {
+    service(AuthService, {
+      exchangeToken() {
+        if (state.refuse) {
+          throw new ConnectError("this JWT is not accepted", Code.Unauthenticated);
+        }
+        const value = `coffer_exchanged_${state.issued.length + 1}`;
+        state.issued.push(value);
+        const now = Date.now();
+        setTimeout(() => fake.expireToken(value), lifeMs).unref();
+        return {
+          value,
+          token: {
+            id: `id-${state.issued.length}`,
+            createdAt: timestampFromMs(now),
+            expiresAt: timestampFromMs(now + lifeMs),
+          },
+        };
+      },
+    });
+  });
+  const token = exchangingProvider({
+    transport,
+    jwt: () => JWT,
+    jwtSource: "the JWT file /var/run/secrets/coffer/token",
+  });
+  return { state, token };
+}
+
+describe("startAgent with an exchanged token (server.auth)", () => {
+  it("renews before expiry and moves its watch to a new stream: no event lost or repeated, no gap", async () => {
+    const fake = new FakeCoffer();
+    const id = fake.createSecret("/", "a", { data: "v1" });
+    const { state, token } = exchanges(fake, 1_500);
+    const log = memoryLogger();
+    const agent = await startAgent(config(fake, [file("a", "a")]), {
+      client: fake.clientWith(token),
+      token,
+      logger: log.logger,
+      backoff: { initialDelayMs: 5, maxDelayMs: 50 },
+    });
+    agents.push(agent);
+    await agent.ready;
+    expect(await read("a")).toBe("v1");
+
+    // While the token is renewed four times or more, the file is never
+    // missing and the watch never down.
+    let missing = 0;
+    let down = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        if ((await read("a")) === undefined) missing += 1;
+        if (!agent.status().connected || !agent.status().ready) down += 1;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    const VERSIONS = 40;
+    let slowest = 0;
+    for (let i = 2; i <= VERSIONS; i++) {
+      fake.addVersion(id, `v${i}`);
+      const t0 = Date.now();
+      await until(async () => (await read("a")) === `v${i}`, 1_000);
+      slowest = Math.max(slowest, Date.now() - t0);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    sampling = false;
+    await sampler;
+
+    expect(state.issued.length).toBeGreaterThanOrEqual(4);
+    expect(missing).toBe(0);
+    expect(down).toBe(0);
+    expect(slowest).toBeLessThan(1_000);
+    const moves = log.lines.filter(
+      (l) => l.msg === "watch moved to a stream with the renewed token",
+    );
+    expect(moves.length).toBeGreaterThanOrEqual(3);
+    // Never the server ending a stream under the agent: every switch came first.
+    expect(log.lines.filter((l) => String(l.msg).includes("reconnecting"))).toEqual([]);
+    // Each stream opened with a token of its own, each token renewed in time.
+    expect(new Set(fake.watchTokens).size).toBe(fake.watchTokens.length);
+    // Every event once; every revision written once.
+    const events = log.lines.filter(
+      (l) => l.msg === "event received" && l.kind === "VERSION_CREATED",
+    );
+    expect(events.map((l) => l.revision)).toEqual(
+      Array.from({ length: VERSIONS - 1 }, (_, i) => i + 2),
+    );
+    const writes = log.lines
+      .filter((l) => l.msg === "file written" && l.destination === at("a"))
+      .map((l) => l.revision);
+    expect(writes).toEqual(Array.from({ length: VERSIONS }, (_, i) => i + 1));
+    expect(log.lines.filter((l) => l.msg === "Coffer token renewed").length).toBeGreaterThanOrEqual(
+      3,
+    );
+    expect(log.text()).not.toContain("coffer_exchanged");
+    expect(log.text()).not.toContain(JWT);
+  });
+
+  it("keeps retrying a refused renewal, says what to check, and catches up once the JWT is accepted", async () => {
+    const fake = new FakeCoffer();
+    const id = fake.createSecret("/", "a", { data: "v1" });
+    const { state, token } = exchanges(fake, 600);
+    const log = memoryLogger();
+    const agent = await startAgent(config(fake, [file("a", "a")]), {
+      client: fake.clientWith(token),
+      token,
+      logger: log.logger,
+      backoff: { initialDelayMs: 20, maxDelayMs: 50 },
+    });
+    agents.push(agent);
+    await agent.ready;
+    state.refuse = true;
+    await until(() => log.lines.some((l) => l.msg === "cannot renew the Coffer token; retrying"));
+    // The token runs out: the stream ends, the file stays.
+    await until(() => !agent.status().connected);
+    fake.addVersion(id, "v2");
+    expect(await read("a")).toBe("v1");
+    const refusal = log.lines.find((l) => l.msg === "cannot renew the Coffer token; retrying");
+    expect(String(refusal?.err)).toContain("the JWT file /var/run/secrets/coffer/token");
+    expect(String(refusal?.err)).toContain("identity binding");
+    state.refuse = false;
+    await until(async () => (await read("a")) === "v2");
+    expect(agent.status()).toMatchObject({ ready: true, connected: true });
+    expect(log.text()).not.toContain("coffer_exchanged");
+    expect(log.text()).not.toContain(JWT);
   });
 });
 

@@ -2,6 +2,7 @@ import {
   Backoff,
   type BackoffOptions,
   createCofferClient,
+  jwtTokenProvider,
   WatchEventKind,
   type WatchSecretsResponse,
 } from "@coffer/client";
@@ -21,6 +22,7 @@ import {
 } from "./reconcile.ts";
 import { UnitRunner } from "./runner.ts";
 import { StateStore } from "./state.ts";
+import { keepRenewing, type RenewingToken, renewalsOf } from "./token-renewal.ts";
 import { runWatch, type WatchSelectorInit } from "./watch.ts";
 
 /** A cursor that moved with no work of the agent's own is saved at most this late. */
@@ -34,6 +36,11 @@ export interface AgentOptions {
   logger?: Logger;
   /** Backoff of reconnects and retries (default 100 ms doubling to 30 s). */
   backoff?: BackoffOptions;
+  /**
+   * The renewing token that `client` signs in with (tests give both);
+   * otherwise built from `config.server.auth` when set.
+   */
+  token?: RenewingToken;
 }
 
 /** What a file's last reconcile found. */
@@ -110,14 +117,7 @@ async function prepare(
     }
     unit.secretId ??= state.singleAccess(unit.key)?.secretId;
   }
-  const client =
-    options.client ??
-    createCofferClient({
-      url: config.server.url,
-      protocol: config.server.protocol,
-      token: config.server.token,
-      ...(config.server.tls !== undefined && { tls: config.server.tls }),
-    });
+  const { client, token } = connect(config, options);
   const backoff = () => new Backoff(options.backoff);
 
   const debouncers: Debouncer[] = [];
@@ -199,7 +199,34 @@ async function prepare(
     });
     await Promise.all(debouncers.map((d) => d.close(true)));
   };
-  return { logger, state, units, client, tracks, fileStatuses, closeAll, backoff };
+  return { logger, state, units, client, token, tracks, fileStatuses, closeAll, backoff };
+}
+
+/**
+ * The client, signing in with the configured token, or with exchanges of
+ * the JWT file (`server.auth`), whose renewing token is returned too.
+ */
+function connect(
+  config: AgentConfig,
+  options: AgentOptions,
+): { client: AgentClient; token: RenewingToken | undefined } {
+  if (options.client !== undefined) return { client: options.client, token: options.token };
+  const server = config.server;
+  const target = {
+    url: server.url,
+    protocol: server.protocol,
+    ...(server.tls !== undefined && { tls: server.tls }),
+  };
+  if (server.auth === undefined) {
+    return { client: createCofferClient({ ...target, token: server.token }), token: undefined };
+  }
+  const provider = jwtTokenProvider({
+    ...target,
+    jwtFile: server.auth.jwtFile,
+    timeoutMs: server.callTimeoutMs,
+    ...(server.auth.ttlMs !== undefined && { ttlMs: server.auth.ttlMs }),
+  });
+  return { client: createCofferClient({ ...target, token: provider }), token: provider };
 }
 
 function fileState(outcome: Outcome | undefined): FileState {
@@ -389,12 +416,15 @@ export async function startAgent(
     {
       server: config.server.url,
       protocol: config.server.protocol,
+      // Where the JWT is read from (a path, not a secret); never the JWT or a token.
+      ...(config.server.auth !== undefined && { jwtFile: config.server.auth.jwtFile }),
       projectId: config.projectId,
       files: config.secrets.length,
       cursor: state.cursor,
     },
     "agent starting",
   );
+  if (p.token !== undefined) keepRenewing(p.token, { logger, signal, backoff: p.backoff() });
   const watching = runWatch({
     client: p.client,
     logger,
@@ -406,6 +436,7 @@ export async function startAgent(
     signal,
     ...(options.backoff !== undefined && { backoff: options.backoff }),
     onMessage,
+    ...(p.token !== undefined && { onTokenRenewed: renewalsOf(p.token) }),
     onConnection: (up) => {
       connected = up;
     },

@@ -9,6 +9,8 @@ const context = (overrides: Partial<ConfigContext> = {}): ConfigContext => ({
   env: { COFFER_TOKEN: "tok-from-env" },
   readFile: async (file) => {
     if (file === "/etc/coffer/token") return Buffer.from("tok-from-file\n");
+    if (file === "/var/run/secrets/coffer/token") return Buffer.from("eyJhbGciOi.jwt.sig\n");
+    if (file === "/etc/coffer/empty-jwt") return Buffer.from("\n");
     if (file.endsWith(".pem")) return Buffer.from(`pem of ${file}`);
     throw Object.assign(new Error("nope"), { code: "ENOENT" });
   },
@@ -152,6 +154,64 @@ secrets:
       context({ env: { MY_TOKEN: " t " } }),
     );
     expect(config.server.token).toBe("t");
+  });
+
+  it("signs in with a JWT file instead of a token with server.auth", async () => {
+    const withAuth = (auth: string) =>
+      minimal.replace("url: http://127.0.0.1:8080", `url: http://h:1\n  auth: ${auth}`);
+    const config = await parseAgentConfig(
+      withAuth("{ jwt_file: /var/run/secrets/coffer/token, ttl: 10m }"),
+      context({ env: {} }),
+    );
+    expect(config.server).toEqual({
+      url: "http://h:1",
+      protocol: "connect",
+      token: "",
+      auth: { jwtFile: "/var/run/secrets/coffer/token", ttlMs: 600_000 },
+      callTimeoutMs: 30_000,
+    });
+    // Neither the JWT nor COFFER_TOKEN is needed or kept.
+    expect(JSON.stringify(config)).not.toContain("eyJ");
+    const noTtl = await parseAgentConfig(
+      withAuth("{ jwt_file: /var/run/secrets/coffer/token }"),
+      context({ env: {} }),
+    );
+    expect(noTtl.server.auth).toEqual({ jwtFile: "/var/run/secrets/coffer/token" });
+  });
+
+  it("refuses server.auth beside a token, without jwt_file, with an unreadable file or a bad ttl", async () => {
+    const withAuth = (lines: string) =>
+      minimal.replace("url: http://127.0.0.1:8080", `url: http://h:1\n${lines}`);
+    expect(
+      await errorOf(
+        withAuth("  token_file: token\n  auth: { jwt_file: /var/run/secrets/coffer/token }"),
+      ),
+    ).toContain(
+      "server.auth: signs in with a JWT instead of a token: remove token_file and token_env",
+    );
+    expect(
+      await errorOf(
+        withAuth("  token_env: X\n  auth: { jwt_file: /var/run/secrets/coffer/token }"),
+      ),
+    ).toContain("remove token_file and token_env");
+    expect(await errorOf(withAuth("  auth: { ttl: 5m }"))).toContain(
+      "server.auth.jwt_file: is required",
+    );
+    expect(await errorOf(withAuth("  auth: /x"))).toContain(
+      "server.auth: must be a mapping with jwt_file",
+    );
+    expect(await errorOf(withAuth("  auth: { jwt_file: jwt }"))).toContain(
+      "server.auth.jwt_file: cannot read /etc/coffer/jwt (ENOENT)",
+    );
+    expect(await errorOf(withAuth("  auth: { jwt_file: empty-jwt }"))).toContain(
+      "server.auth.jwt_file: /etc/coffer/empty-jwt is empty",
+    );
+    expect(
+      await errorOf(withAuth("  auth: { jwt_file: /var/run/secrets/coffer/token, ttl: 30s }")),
+    ).toMatch(/server\.auth\.ttl: .*30s/);
+    expect(
+      await errorOf(withAuth("  auth: { jwt_file: /var/run/secrets/coffer/token, jwt: x }")),
+    ).toContain('server.auth: unknown field "jwt"');
   });
 
   it("names the field path and the rule of each problem", async () => {

@@ -52,6 +52,14 @@ export interface SecretFileConfig {
   onChange?: OnChangeConfig;
 }
 
+/** `server.auth`: where the platform's JWT is, and the Coffer token's life to ask for. */
+export interface AgentJwtAuth {
+  /** Absolute path of the JWT, read again at each renewal (Kubernetes rotates it). */
+  jwtFile: string;
+  /** The token life asked for; unset: the identity binding's token_ttl. */
+  ttlMs?: number;
+}
+
 /** TLS material for an https:// server URL, read from its files. */
 export interface AgentTlsConfig {
   ca?: Buffer;
@@ -64,8 +72,13 @@ export interface AgentConfig {
   server: {
     url: string;
     protocol: AgentProtocol;
-    /** The bearer token (from token_file or token_env). Never logged. */
+    /** The bearer token (from token_file or token_env); empty with `auth`. Never logged. */
     token: string;
+    /**
+     * Sign in with a platform's JWT instead (`server.auth`): the agent
+     * exchanges it for short-lived Coffer tokens and renews them.
+     */
+    auth?: AgentJwtAuth;
     /** The environment variable the token came from (never passed to on_change commands). */
     tokenEnv?: string;
     tls?: AgentTlsConfig;
@@ -305,6 +318,15 @@ const schema = z.strictObject({
             z.refine((v) => ENV_NAME.test(v), { error: "must be an environment variable name" }),
           ),
       ),
+      auth: z.optional(
+        z.strictObject(
+          {
+            jwt_file: nonEmpty("a file path"),
+            ttl: z.optional(duration(60_000, 3_600_000)),
+          },
+          { error: "must be a mapping with jwt_file" },
+        ),
+      ),
       tls: z.optional(
         z.strictObject({
           ca_file: z.optional(nonEmpty("a file path")),
@@ -428,7 +450,28 @@ async function resolve(raw: RawConfig, context: ConfigContext): Promise<AgentCon
   let token = "";
   let tokenEnv: string | undefined;
   const server = raw.server;
-  if (server.token_file !== undefined && server.token_env !== undefined) {
+  let auth: AgentJwtAuth | undefined;
+  if (server.auth !== undefined) {
+    if (server.token_file !== undefined || server.token_env !== undefined) {
+      problems.push(
+        "server.auth: signs in with a JWT instead of a token: remove token_file and token_env",
+      );
+    }
+    const jwtFile = abs(server.auth.jwt_file);
+    auth = {
+      jwtFile,
+      ...(server.auth.ttl !== undefined && { ttlMs: server.auth.ttl }),
+    };
+    // Read once now so that a wrong path fails at start, in the config's
+    // words; the agent reads it again at each exchange.
+    try {
+      if ((await read(jwtFile)).toString("utf8").trim() === "") {
+        problems.push(`server.auth.jwt_file: ${jwtFile} is empty`);
+      }
+    } catch (err) {
+      problems.push(`server.auth.jwt_file: cannot read ${jwtFile} (${errCode(err)})`);
+    }
+  } else if (server.token_file !== undefined && server.token_env !== undefined) {
     problems.push("server: set token_file or token_env, not both");
   } else if (server.token_file !== undefined) {
     try {
@@ -443,7 +486,7 @@ async function resolve(raw: RawConfig, context: ConfigContext): Promise<AgentCon
     token = context.env[name]?.trim() ?? "";
     if (token === "") {
       problems.push(
-        `server.token_env: environment variable ${name} is not set (or set server.token_file)`,
+        `server.token_env: environment variable ${name} is not set (or set server.token_file or server.auth.jwt_file)`,
       );
     }
   }
@@ -523,6 +566,7 @@ async function resolve(raw: RawConfig, context: ConfigContext): Promise<AgentCon
       url: server.url,
       protocol: server.protocol ?? "connect",
       token,
+      ...(auth !== undefined && { auth }),
       ...(tokenEnv !== undefined && { tokenEnv }),
       ...(tls !== undefined && { tls }),
       callTimeoutMs: server.timeout ?? 30_000,

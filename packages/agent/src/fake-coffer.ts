@@ -65,7 +65,10 @@ export class FakeCoffer {
   readonly #secrets = new Map<string, FakeSecret>();
   readonly #events: WatchSecretsResponse[] = [];
   readonly #listeners = new Set<() => void>();
-  #streams = new Set<{ fail: (err: Error) => void }>();
+  #streams = new Set<{ fail: (err: Error) => void; token: string | undefined }>();
+  readonly #expired = new Set<string>();
+  /** The token each watch call of {@link clientWith}'s client came with, in order. */
+  watchTokens: string[] = [];
   /** Events at or below this cursor are gone: resuming from one gets RESYNC. */
   retainedAfter = 0;
   /** Makes accesses fail. */
@@ -184,6 +187,38 @@ export class FakeCoffer {
     } as unknown as AgentClient;
   }
 
+  /**
+   * A client whose calls carry the token `token()` gives when each is made,
+   * as a client with a token provider: a call with an expired token (see
+   * {@link expireToken}) is UNAUTHENTICATED.
+   */
+  clientWith(token: () => string | Promise<string>): AgentClient {
+    const checked = async () => {
+      const t = await token();
+      if (this.#expired.has(t)) throw new ConnectError("token expired", Code.Unauthenticated);
+      return t;
+    };
+    return {
+      accessSecretVersion: async (req: AccessRequest) => {
+        await checked();
+        return this.#access(req, undefined);
+      },
+      accessSecretVersionByPath: async (req: AccessRequest) => {
+        await checked();
+        return this.#access(req, { path: req.path ?? "/", name: req.name ?? "" });
+      },
+      watchSecrets: (req: { sinceCursor?: string }, options?: { signal?: AbortSignal }) =>
+        this.#watch(req.sinceCursor ?? "", options?.signal, checked),
+    } as unknown as AgentClient;
+  }
+
+  /** As the server when a token expires: its streams end with UNAUTHENTICATED, its calls are refused. */
+  expireToken(token: string): void {
+    this.#expired.add(token);
+    const err = new ConnectError("token expired", Code.Unauthenticated);
+    for (const s of this.#streams) if (s.token === token) s.fail(err);
+  }
+
   #get(id: string): FakeSecret {
     const secret = this.#secrets.get(id);
     if (secret === undefined) throw new Error("no such secret");
@@ -294,12 +329,16 @@ export class FakeCoffer {
   async *#watch(
     since: string,
     signal: AbortSignal | undefined,
+    token?: () => Promise<string>,
   ): AsyncGenerator<WatchSecretsResponse> {
     this.watchCalls.push(since);
+    const used = await token?.();
+    if (used !== undefined) this.watchTokens.push(used);
     if (this.watchDown !== undefined) throw this.watchDown;
     let failure: Error | undefined;
     let wake: () => void = () => {};
     const stream = {
+      token: used,
       fail: (err: Error) => {
         failure = err;
         wake();

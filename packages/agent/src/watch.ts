@@ -3,7 +3,9 @@ import {
   Backoff,
   type BackoffOptions,
   type ReconnectEvent,
+  type SecretWatch,
   sleep,
+  WatchEventKind,
   type WatchSecretsResponse,
   type WatchSelectorSchema,
   watchSecrets,
@@ -33,6 +35,25 @@ export interface WatchOptions {
   onConnection?: (connected: boolean) => void;
   /** Delays between reconnections (default 100 ms doubling up to 30 s, full jitter). */
   backoff?: BackoffOptions;
+  /**
+   * Subscribes to renewals of the client's token (a `jwtTokenProvider`'s
+   * `onRenew`); returns the unsubscribe. Each renewal moves the watch to a
+   * stream opened with the new token (see {@link runWatch}).
+   */
+  onTokenRenewed?: (listener: () => void) => () => void;
+}
+
+/** One WatchSecrets stream of {@link runWatch}, on the client's resumable watch. */
+interface Stream {
+  readonly watch: SecretWatch;
+  readonly controller: AbortController;
+  /**
+   * Cursors of the events the stream before this one passed on after this
+   * one was opened: this one replays them first, and they are skipped.
+   */
+  readonly replayed: string[];
+  /** Resolves when the stream ends: with the error it ended with, or undefined once aborted. */
+  done: Promise<ConnectError | undefined>;
 }
 
 /**
@@ -47,56 +68,148 @@ export interface WatchOptions {
  * removed) is logged and retried here after a backoff, from the same
  * cursor, since an agent runs unattended and its token may be fixed under
  * it.
+ *
+ * A token that renews (an exchanged one, `server.auth.jwt_file`) is
+ * followed make-before-break: the server ends a stream when the token it
+ * was opened with expires, so on each renewal a second stream is opened
+ * with the new token from the last cursor, while the first one goes on
+ * passing events; once the new one has sent its first message it takes
+ * over and the old one is closed. The events the old one passed on in
+ * between come again on the new one and are skipped, so each reaches
+ * `onMessage` once, and the connection never reports down.
  */
 export async function runWatch(options: WatchOptions): Promise<void> {
   const { client, logger, signal } = options;
   const backoff = new Backoff(options.backoff);
   let cursor = options.cursor;
   let connected = false;
+  /** The stream whose messages are passed on. */
+  let active: Stream | undefined;
+  /** A stream opened with a renewed token, until its first message. */
+  let incoming: Stream | undefined;
   const down = () => {
     if (!connected) return;
     connected = false;
     options.onConnection?.(false);
   };
-  const onReconnect = (r: ReconnectEvent) => {
-    down();
-    logReason(logger, r.cursor, r.error, options.heartbeatIntervalMs * 3);
-    logger.info({ delayMs: r.delayMs, attempt: r.attempt }, "reconnecting to the watch stream");
+
+  const deliver = (stream: Stream, event: WatchSecretsResponse) => {
+    if (stream === incoming) {
+      // Its first message: the new stream works, so it takes over.
+      const old = active;
+      active = stream;
+      incoming = undefined;
+      old?.controller.abort();
+      logger.info({ cursor: event.cursor }, "watch moved to a stream with the renewed token");
+    }
+    if (stream !== active) return;
+    const heartbeat = event.kind === WatchEventKind.HEARTBEAT;
+    if (stream.replayed.length > 0) {
+      if (heartbeat) return;
+      if (stream.replayed[0] === event.cursor) {
+        stream.replayed.shift();
+        return;
+      }
+      // Not the replay expected (a RESYNC...): pass everything on from here.
+      stream.replayed.length = 0;
+    }
+    backoff.reset();
+    if (event.cursor !== "") cursor = event.cursor;
+    if (incoming !== undefined && !heartbeat) incoming.replayed.push(event.cursor);
+    const first = !connected;
+    if (first) {
+      connected = true;
+      options.onConnection?.(true);
+    }
+    options.onMessage(event, first);
   };
-  while (!signal.aborted) {
+
+  const open = (since: string): Stream => {
+    const controller = new AbortController();
+    const stop = () => controller.abort();
+    signal.addEventListener("abort", stop, { once: true });
+    let stream: Stream;
+    const onReconnect = (r: ReconnectEvent) => {
+      if (stream !== active) return;
+      down();
+      logReason(logger, r.cursor, r.error, options.heartbeatIntervalMs * 3);
+      logger.info({ delayMs: r.delayMs, attempt: r.attempt }, "reconnecting to the watch stream");
+    };
     const watch = watchSecrets(client, {
       projectId: options.projectId,
       region: options.region,
       selectors: options.selectors,
-      since: cursor,
+      since,
       heartbeats: true,
       heartbeatIntervalMs: options.heartbeatIntervalMs,
-      signal,
+      signal: controller.signal,
       ...(options.backoff !== undefined && { backoff: options.backoff }),
       onReconnect,
     });
-    try {
-      for await (const event of watch) {
-        backoff.reset();
-        const first = !connected;
-        if (first) {
-          connected = true;
-          options.onConnection?.(true);
-        }
-        options.onMessage(event, first);
+    stream = { watch, controller, replayed: [], done: Promise.resolve(undefined) };
+    stream.done = (async () => {
+      try {
+        for await (const event of watch) deliver(stream, event);
+        return undefined;
+      } catch (err) {
+        // Only errors the client will not retry reach here (UNAUTHENTICATED,
+        // PERMISSION_DENIED, NOT_FOUND...).
+        return ConnectError.from(err);
+      } finally {
+        signal.removeEventListener("abort", stop);
       }
-    } catch (err) {
-      // Only errors the client will not retry reach here (UNAUTHENTICATED,
-      // PERMISSION_DENIED, NOT_FOUND...).
-      logReason(logger, watch.cursor, ConnectError.from(err), options.heartbeatIntervalMs * 3);
-    } finally {
-      cursor = watch.cursor;
+    })();
+    return stream;
+  };
+
+  const renewed = () => {
+    if (signal.aborted || active === undefined) return;
+    // A renewal while the previous one is still connecting: start over with the newest token.
+    incoming?.controller.abort();
+    const next = open(cursor);
+    incoming = next;
+    void next.done.then((error) => {
+      if (next !== incoming) return;
+      // It never sent a message: the old stream goes on while its token lasts.
+      incoming = undefined;
+      if (error !== undefined) {
+        logger.warn(
+          { cursor, code: Code[error.code], err: error.message },
+          "cannot open a watch stream with the renewed token; keeping the current one",
+        );
+      }
+    });
+  };
+  const unsubscribe = options.onTokenRenewed?.(renewed);
+
+  try {
+    active = open(cursor);
+    while (!signal.aborted) {
+      const stream: Stream = active;
+      const error = await stream.done;
+      if (signal.aborted) break;
+      // Replaced by a stream with a renewed token: follow that one.
+      if (stream !== active) continue;
       down();
+      if (error !== undefined) {
+        logReason(logger, stream.watch.cursor, error, options.heartbeatIntervalMs * 3);
+      }
+      if (incoming !== undefined) {
+        active = incoming;
+        incoming = undefined;
+        continue;
+      }
+      const delayMs = backoff.next();
+      logger.info({ delayMs, attempt: backoff.attempts }, "reconnecting to the watch stream");
+      await sleep(delayMs, signal);
+      if (!signal.aborted) active = open(cursor);
     }
-    if (signal.aborted) break;
-    const delayMs = backoff.next();
-    logger.info({ delayMs, attempt: backoff.attempts }, "reconnecting to the watch stream");
-    await sleep(delayMs, signal);
+  } finally {
+    unsubscribe?.();
+    incoming?.controller.abort();
+    active?.controller.abort();
+    await Promise.all([active?.done, incoming?.done]);
+    down();
   }
 }
 

@@ -29,6 +29,27 @@ const PROFILE = {
 };
 
 describe("resolveSettings", () => {
+  it("signs in with a JWT file: --jwt-file first, then COFFER_TOKEN, then COFFER_JWT_FILE, then the profile", async () => {
+    await writeFile(file, JSON.stringify(PROFILE), { mode: 0o600 });
+    const settings = (env: NodeJS.ProcessEnv, flag?: string) =>
+      resolveSettings(memoryContext({ env: { COFFER_CONFIG: file, ...env } }), {
+        ...(flag !== undefined && { "jwt-file": flag }),
+      });
+    expect(await settings({ COFFER_JWT_FILE: "/ci/oidc" })).toMatchObject({
+      token: undefined,
+      jwtFile: "/ci/oidc",
+    });
+    expect(await settings({ COFFER_JWT_FILE: "/ci/oidc", COFFER_TOKEN: "tok-env" })).toMatchObject({
+      token: "tok-env",
+      jwtFile: undefined,
+    });
+    expect(await settings({ COFFER_TOKEN: "tok-env" }, "/flag/jwt")).toMatchObject({
+      token: undefined,
+      jwtFile: "/flag/jwt",
+    });
+    expect(await settings({})).toMatchObject({ token: "tok-profile", jwtFile: undefined });
+  });
+
   it("takes each setting from its flag, else its variable, else the profile, else the default", async () => {
     await writeFile(file, JSON.stringify(PROFILE), { mode: 0o600 });
     const fromProfile = await resolveSettings(memoryContext({ env: { COFFER_CONFIG: file } }), {});

@@ -22,6 +22,12 @@ export interface Settings {
   url: string;
   protocol: CofferProtocol;
   token: string | undefined;
+  /**
+   * Sign in with the JWT in this file instead of a token (`--jwt-file`, or
+   * COFFER_JWT_FILE when COFFER_TOKEN is unset): it is exchanged for a
+   * short-lived Coffer token at the first call.
+   */
+  jwtFile: string | undefined;
   /** As given: an id or a name, resolved by {@link requireProject}. */
   project: string | undefined;
   region: string;
@@ -69,10 +75,17 @@ export async function resolveSettings(
   const timeoutMs =
     values.timeout === undefined ? 30_000 : parseDuration(values.timeout, "--timeout");
   if (timeoutMs < 1) throw new UsageError("--timeout must be at least 1ms");
+  // A token wins over a JWT file, as a variable wins over the profile; the
+  // flag, asked for on this command line, wins over both.
+  const flagJwt = values["jwt-file"];
+  const envToken = env.COFFER_TOKEN || undefined;
+  const jwtFile =
+    flagJwt ?? (envToken === undefined ? env.COFFER_JWT_FILE || undefined : undefined);
   return {
     url,
     protocol,
-    token: (env.COFFER_TOKEN || undefined) ?? profile?.token,
+    token: jwtFile !== undefined ? undefined : (envToken ?? profile?.token),
+    jwtFile,
     project: pick(values.project, "COFFER_PROJECT", "project"),
     region: pick(values.region, "COFFER_REGION", "region") ?? "",
     timeoutMs,
@@ -123,31 +136,42 @@ export async function connect(
 ): Promise<Connection> {
   const settings = await resolveSettings(ctx, values);
   ctx.errorContext.url = settings.url;
+  if (settings.jwtFile !== undefined) ctx.errorContext.jwtFile = settings.jwtFile;
   return connectWith(settings);
 }
 
 /** {@link connect} with settings already resolved (and possibly changed, as by `coffer login`). */
 export async function connectWith(settings: Settings): Promise<Connection> {
-  if (settings.token === undefined) {
+  if (settings.token === undefined && settings.jwtFile === undefined) {
     throw new CliError(
       "no token: Coffer needs one for every call",
       ExitCode.Denied,
-      `export COFFER_TOKEN=coffer_... (the admin token "coffer server" printed on its first start, or one from "coffer token create"), or run "coffer login --url ${settings.url} --token TOKEN" to store it in ${settings.profileFile}`,
+      `export COFFER_TOKEN=coffer_... (the admin token "coffer server" printed on its first start, or one from "coffer token create"), or run "coffer login --url ${settings.url} --token TOKEN" to store it in ${settings.profileFile}; a workload with a JWT (a CI job's OIDC token) sets COFFER_JWT_FILE instead`,
     );
   }
   const tls = await readTls(settings);
   // Loaded here, not at the top: help and argument errors need no transport,
   // and every command starts faster without it.
-  const [{ createCofferTransport }, { createClient }] = await Promise.all([
+  const [{ createCofferTransport, jwtTokenProvider }, { createClient }] = await Promise.all([
     import("@coffer/client"),
     import("@connectrpc/connect"),
   ]);
-  const transport = createCofferTransport({
+  const target = {
     url: settings.url,
     protocol: settings.protocol,
-    token: settings.token,
-    timeoutMs: settings.timeoutMs,
     ...(tls !== undefined && { tls }),
+  };
+  const token =
+    settings.token ??
+    jwtTokenProvider({
+      ...target,
+      jwtFile: settings.jwtFile as string,
+      timeoutMs: settings.timeoutMs,
+    });
+  const transport = createCofferTransport({
+    ...target,
+    token,
+    timeoutMs: settings.timeoutMs,
   });
   return {
     settings,

@@ -58,6 +58,8 @@ export class UsageError extends CliError {
 /** What the connection was, for hints about an error (never holds the token). */
 export interface ErrorContext {
   url?: string;
+  /** The JWT file the command signed in with, when it did (a path, never the JWT). */
+  jwtFile?: string;
   /** The command as typed, e.g. "coffer version access", for "--help" hints. */
   command?: string;
 }

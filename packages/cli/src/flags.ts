@@ -34,6 +34,12 @@ export const CONNECTION_OPTIONS = {
     help: 'the profile in the profile file; env COFFER_PROFILE (default "default")',
     group: "connection",
   },
+  "jwt-file": {
+    type: "string",
+    value: "FILE",
+    help: "sign in with the JWT in FILE instead of a token; env COFFER_JWT_FILE (when COFFER_TOKEN is unset)",
+    group: "connection",
+  },
   timeout: {
     type: "string",
     value: "DURATION",

@@ -58,6 +58,9 @@ export function describeError(
 function hintFor(code: Code, context: ErrorContext): string | undefined {
   switch (code) {
     case Code.Unauthenticated:
+      if (context.jwtFile !== undefined) {
+        return `signed in with the JWT file ${context.jwtFile} (--jwt-file or COFFER_JWT_FILE); an admin sees why an exchange was refused with "coffer audit list --method ExchangeToken"`;
+      }
       return 'the token was refused: set COFFER_TOKEN to a valid token, or run "coffer login --url URL --token TOKEN"';
     case Code.PermissionDenied:
       return "the token's role does not allow this call; ask an admin for a token with the right grant";

@@ -1,16 +1,22 @@
 import type { SecretType } from "@coffer/api";
-import type { Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { type AccessOptions, accessSecret, type SecretRef } from "./access.ts";
 import { verifyChecksums } from "./checksum.ts";
 import type { CofferClient } from "./client.ts";
-import { type RetryOptions, retryInterceptor } from "./retry.ts";
+import { isRetrySafe, type RetryOptions, retryInterceptor } from "./retry.ts";
 import type { SecretValue } from "./secret-value.ts";
+import type { RenewableTokenProvider, TokenProvider } from "./token-provider.ts";
 import { type SecretWatch, type WatchOptions, watchSecrets } from "./watch.ts";
 
 /** The options that Node and browser clients share. */
 export interface CofferCommonOptions {
-  /** Bearer token sent as `authorization: Bearer <token>` on every call. */
-  token?: string;
+  /**
+   * Bearer token sent as `authorization: Bearer <token>` on every call: a
+   * string, or a {@link TokenProvider} asked before each call and each watch
+   * connection (such as {@link jwtTokenProvider}, which exchanges a
+   * platform's JWT and renews the token before it expires).
+   */
+  token?: string | TokenProvider;
   /** Deadline of every unary call, in milliseconds, retries included; watches have none. */
   timeoutMs?: number;
   /**
@@ -90,13 +96,44 @@ export function cofferOver(rpc: CofferClient, defaults: CofferDefaults = {}): Co
 export function cofferInterceptors(options: CofferCommonOptions): Interceptor[] {
   const interceptors: Interceptor[] = [verifyChecksums, ...(options.interceptors ?? [])];
   const token = options.token;
-  if (token !== undefined) {
+  if (typeof token === "string") {
     interceptors.push((next) => (req) => {
       req.header.set("authorization", `Bearer ${token}`);
       return next(req);
     });
+  } else if (token !== undefined) {
+    interceptors.push(providedToken(token));
   }
   const retry = options.retry ?? false;
   if (retry !== false) interceptors.push(retryInterceptor(retry === true ? {} : retry));
   return interceptors;
+}
+
+/**
+ * Sets the token a provider gives. When the provider can renew (it has
+ * `invalidate`) and the server answers UNAUTHENTICATED, the token was
+ * revoked or expired early (a machine that slept, a clock that jumped): the
+ * provider is told, and a call that {@link isRetrySafe} allows is sent once
+ * more with the token it gives then. Other calls fail as they are: a write
+ * is never sent twice by the client.
+ */
+function providedToken(provider: TokenProvider | RenewableTokenProvider): Interceptor {
+  const renewable = "invalidate" in provider ? provider : undefined;
+  return (next) => async (req) => {
+    const used = await provider();
+    req.header.set("authorization", `Bearer ${used}`);
+    if (renewable === undefined || req.stream || !isRetrySafe(req.method, req.message)) {
+      return next(req);
+    }
+    try {
+      return await next(req);
+    } catch (err) {
+      if (ConnectError.from(err).code !== Code.Unauthenticated || req.signal.aborted) throw err;
+      renewable.invalidate(used);
+      const fresh = await provider();
+      if (fresh === used) throw err;
+      req.header.set("authorization", `Bearer ${fresh}`);
+      return next(req);
+    }
+  };
 }

@@ -114,6 +114,20 @@ export class SecretTypeError extends ConnectError {
  * and `ConnectError.from` (which check the name) still take them as
  * ConnectErrors; their own `instanceof` checks the prototype chain.
  */
+/**
+ * A JWT exchange of a `jwtTokenProvider` that failed: the JWT could not be
+ * read, or the server refused it (UNAUTHENTICATED) or could not be reached
+ * (UNAVAILABLE...). The call it stopped fails with it, with a code the
+ * caller already handles; the message names the JWT's source and what to
+ * check, never the JWT or a token.
+ */
+export class TokenExchangeError extends ConnectError {
+  /** `instanceof TokenExchangeError` by prototype (ConnectError's own check is by name). */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return isInstance(TokenExchangeError, value);
+  }
+}
+
 function isInstance(cls: { prototype: object }, value: unknown): boolean {
   return value instanceof Object && Object.prototype.isPrototypeOf.call(cls.prototype, value);
 }

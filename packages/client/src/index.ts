@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import { SecretService } from "@coffer/api";
 import {
   Code,
@@ -19,6 +20,11 @@ import {
   cofferInterceptors,
   cofferOver,
 } from "./coffer.ts";
+import {
+  exchangingProvider,
+  type JwtExchangeOptions,
+  type JwtTokenProvider,
+} from "./token-provider.ts";
 
 export * from "@coffer/api";
 export * from "./shared.ts";
@@ -112,6 +118,65 @@ export function createCofferTransport(options: CofferClientOptions): Transport {
     case "connect":
       return createConnectTransport({ ...common, httpVersion: options.httpVersion ?? "2" });
   }
+}
+
+/** Options of {@link jwtTokenProvider}: where the server is, and where the JWT is. */
+export interface JwtTokenProviderOptions
+  extends JwtExchangeOptions,
+    Partial<Pick<CofferClientOptions, "url" | "protocol" | "httpVersion" | "tls">> {
+  /** A transport to reach the server on, instead of `url` (it must add no token of its own). */
+  transport?: Transport;
+  /** The JWT's file, read again at each exchange (Kubernetes and CI runners rotate it). */
+  jwtFile?: string;
+  /** A function giving the current JWT, instead of `jwtFile`. */
+  jwt?: () => string | Promise<string>;
+}
+
+/**
+ * A token provider that signs in with a platform's JWT instead of a stored
+ * Coffer token: it exchanges the JWT (from `jwtFile`, re-read at each
+ * exchange, or from `jwt()`) through `AuthService.ExchangeToken`, caches the
+ * short-lived Coffer token and renews it when two thirds of its life have
+ * passed. Give it as `token` to {@link createCoffer} or
+ * {@link createCofferClient}; see {@link JwtTokenProvider}.
+ *
+ * @example
+ * const token = jwtTokenProvider({
+ *   url: "https://coffer.internal:8080",
+ *   jwtFile: "/var/run/secrets/coffer/token",
+ * });
+ * const coffer = createCoffer({ url: "https://coffer.internal:8080", token, projectId });
+ */
+export function jwtTokenProvider(options: JwtTokenProviderOptions): JwtTokenProvider {
+  const { jwtFile, jwt } = options;
+  if ((jwtFile === undefined) === (jwt === undefined)) {
+    throw new TypeError("jwtTokenProvider needs exactly one of jwtFile or jwt");
+  }
+  const transport = options.transport ?? exchangeTransport(options);
+  return exchangingProvider({
+    ...options,
+    transport,
+    ...(jwtFile !== undefined
+      ? {
+          jwt: () => readFile(jwtFile, "utf8"),
+          jwtSource: `the JWT file ${jwtFile}`,
+          readHint:
+            "check that the file exists and is readable by this process (in Kubernetes: the projected service-account token volume is mounted there)",
+        }
+      : { jwt: jwt as () => string | Promise<string>, jwtSource: "the JWT from the jwt option" }),
+  });
+}
+
+function exchangeTransport(options: JwtTokenProviderOptions): Transport {
+  if (options.url === undefined) {
+    throw new TypeError("jwtTokenProvider needs url (or transport)");
+  }
+  return createCofferTransport({
+    url: options.url,
+    ...(options.protocol !== undefined && { protocol: options.protocol }),
+    ...(options.httpVersion !== undefined && { httpVersion: options.httpVersion }),
+    ...(options.tls !== undefined && { tls: options.tls }),
+  });
 }
 
 /**

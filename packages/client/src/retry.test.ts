@@ -75,6 +75,12 @@ const RETRIED: Record<string, Record<string, boolean>> = {
     CreateToken: false,
     RevokeToken: false,
     RotateMasterKey: false,
+    ListTrustedIssuers: true,
+    ListIdentityBindings: true,
+    CreateTrustedIssuer: false,
+    DeleteTrustedIssuer: false,
+    CreateIdentityBinding: false,
+    DeleteIdentityBinding: false,
   },
 };
 

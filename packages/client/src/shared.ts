@@ -29,6 +29,7 @@ export {
   SecretTypeError,
   SingleAccessError,
   secretTypeName,
+  TokenExchangeError,
 } from "./errors.ts";
 export { allPages } from "./pages.ts";
 export { isRetrySafe, type RetryEvent, type RetryOptions, retryInterceptor } from "./retry.ts";
@@ -41,6 +42,15 @@ export type {
   SecretValueOf,
   SshKeyPayload,
 } from "./secret-value.ts";
+export {
+  type ExchangeSource,
+  exchangingProvider,
+  type JwtExchangeOptions,
+  type JwtTokenProvider,
+  type RenewableTokenProvider,
+  type TokenProvider,
+  type TokenRenewal,
+} from "./token-provider.ts";
 export {
   type ReconnectEvent,
   SecretWatch,

@@ -8,6 +8,9 @@ describe("@coffer/client/web", () => {
     expect(bundle.inputs.some((f) => f.includes("@connectrpc/connect-web"))).toBe(true);
     expect(bundle.inputs.filter((f) => f.includes("connect-node"))).toEqual([]);
     expect(bundle.code).toContain("createCoffer");
+    // The JWT exchange comes without the Node entry's file reading.
+    expect(bundle.code).toContain("jwtTokenProvider");
+    expect(bundle.code).not.toContain("jwtFile");
   });
 
   it("would notice a Node built-in: the Node entry has several", async () => {

@@ -16,6 +16,11 @@ import {
   cofferInterceptors,
   cofferOver,
 } from "./coffer.ts";
+import {
+  exchangingProvider,
+  type JwtExchangeOptions,
+  type JwtTokenProvider,
+} from "./token-provider.ts";
 
 export * from "@coffer/api";
 export * from "./shared.ts";
@@ -77,4 +82,32 @@ export function createCofferTransport(options: CofferWebClientOptions): Transpor
     case "connect":
       return createConnectTransport(common);
   }
+}
+
+/** Options of the browser {@link jwtTokenProvider}. There is no `jwtFile`: a browser reads no files. */
+export interface JwtTokenProviderOptions
+  extends JwtExchangeOptions,
+    Partial<Pick<CofferWebClientOptions, "url" | "protocol" | "fetch">> {
+  /** A transport to reach the server on, instead of `url` (it must add no token of its own). */
+  transport?: Transport;
+  /** Gives the current JWT (an OIDC ID token, say); asked at each exchange. */
+  jwt: () => string | Promise<string>;
+}
+
+/**
+ * A token provider that exchanges a JWT for a short-lived Coffer token and
+ * renews it, as the Node entry's `jwtTokenProvider` (without `jwtFile`).
+ */
+export function jwtTokenProvider(options: JwtTokenProviderOptions): JwtTokenProvider {
+  if (options.transport === undefined && options.url === undefined) {
+    throw new TypeError("jwtTokenProvider needs url (or transport)");
+  }
+  const transport =
+    options.transport ??
+    createCofferTransport({
+      url: options.url as string,
+      ...(options.protocol !== undefined && { protocol: options.protocol }),
+      ...(options.fetch !== undefined && { fetch: options.fetch }),
+    });
+  return exchangingProvider({ ...options, transport, jwtSource: "the JWT from the jwt option" });
 }

@@ -11,6 +11,7 @@ describe("audit filters", () => {
     expect(fullMethodName("coffer.secretmanager.v1.SecretService/GetSecret")).toBe(
       "coffer.secretmanager.v1.SecretService/GetSecret",
     );
+    expect(fullMethodName("ExchangeToken")).toBe("coffer.auth.v1.AuthService/ExchangeToken");
     expect(() => fullMethodName("Frobnicate")).toThrow(UsageError);
   });
 

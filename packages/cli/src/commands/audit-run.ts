@@ -1,6 +1,11 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { AdminService, ListAuditEventsResponseSchema, SecretService } from "@coffer/api";
+import {
+  AdminService,
+  AuthService,
+  ListAuditEventsResponseSchema,
+  SecretService,
+} from "@coffer/api";
 import type { Runs } from "../args.ts";
 import { connect, requireProject } from "../connection.ts";
 import { UsageError } from "../errors.ts";
@@ -10,7 +15,7 @@ import { listPages, printListing, resolveSecretId } from "../resolve.ts";
 import { CONNECT_CODES } from "../rpc-errors.ts";
 import type { AUDIT } from "./audit.ts";
 
-const SERVICES = [SecretService, AdminService];
+const SERVICES = [SecretService, AdminService, AuthService];
 
 /**
  * A method filter as its full name: `AccessSecretVersion` becomes
@@ -82,6 +87,9 @@ export const run: Runs<typeof AUDIT> = {
       });
       return { items: res.events, total: res.totalCount, next: res.nextPageToken };
     });
+    // Exchanges (ExchangeToken) say who signed in, and why one was refused:
+    // columns shown only when a listed event has them.
+    const exchanges = listing.items.some((e) => e.subject !== "" || e.reason !== "");
     return printListing(ctx, format, listing, {
       json: (l) =>
         jsonText(
@@ -92,7 +100,17 @@ export const run: Runs<typeof AUDIT> = {
             nextPageToken: l.next,
           }),
         ),
-      columns: ["TIME", "METHOD", "OUTCOME", "SECRET", "REVISION", "TOKEN", "PEER", "REQUEST"],
+      columns: [
+        "TIME",
+        "METHOD",
+        "OUTCOME",
+        "SECRET",
+        "REVISION",
+        "TOKEN",
+        "PEER",
+        "REQUEST",
+        ...(exchanges ? ["SUBJECT", "REASON"] : []),
+      ],
       row: (e) => [
         formatTime(e.time),
         shortMethod(e.method),
@@ -103,6 +121,7 @@ export const run: Runs<typeof AUDIT> = {
         e.tokenId || e.tokenPrefix,
         e.peer,
         e.requestId,
+        ...(exchanges ? [e.subject, e.reason] : []),
       ],
       noun: "audit events",
     });

@@ -2,6 +2,8 @@ import { group } from "../args.ts";
 import { EXIT_CODE_HELP } from "../errors.ts";
 import { agentCommand } from "./agent.ts";
 import { auditGroup } from "./audit.ts";
+import { bindingGroup } from "./binding.ts";
+import { issuerGroup } from "./issuer.ts";
 import { loginCommand, profileGroup } from "./profile.ts";
 import { projectGroup } from "./project.ts";
 import { regionGroup } from "./region.ts";
@@ -27,6 +29,8 @@ prints as COFFER_TOKEN, then e.g.:
     projectGroup,
     regionGroup,
     tokenGroup,
+    issuerGroup,
+    bindingGroup,
     auditGroup,
     loginCommand,
     profileGroup,
@@ -36,6 +40,9 @@ prints as COFFER_TOKEN, then e.g.:
   footer: `Environment:
   COFFER_URL, COFFER_TOKEN, COFFER_PROJECT, COFFER_REGION, COFFER_PROTOCOL
                   connection settings (flags override them; they override the profile)
+  COFFER_JWT_FILE sign in with the JWT in this file when no token is set (a CI
+                  job's OIDC token, a service-account token): exchanged for a
+                  short-lived token; needs a trusted issuer and a binding
   COFFER_PROFILE  the profile to use (default "default")
   COFFER_CONFIG   the profile file (default ~/.config/coffer/config.json, mode 0600)
 

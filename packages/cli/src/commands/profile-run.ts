@@ -104,6 +104,7 @@ export const run: Runs<typeof PROFILE> = {
         url,
         protocol: (merged.protocol ?? "connect") as CofferProtocol,
         token: merged.token,
+        jwtFile: undefined,
         project: undefined,
         region: merged.region ?? "",
         timeoutMs: 15_000,

@@ -67,7 +67,11 @@ export function grantText(g: Grant): string {
   return `${enumName(RoleSchema, g.role)}@${where}${path}`;
 }
 
-async function resolveGrants(conn: Connection, specs: GrantSpec[]): Promise<Grant[]> {
+/**
+ * The grants of `--grant` flags, their projects resolved: the current one
+ * when none is named, a name looked up. Shared with `coffer binding create`.
+ */
+export async function resolveGrants(conn: Connection, specs: GrantSpec[]): Promise<Grant[]> {
   const grants: Grant[] = [];
   let current: string | undefined;
   for (const spec of specs) {
