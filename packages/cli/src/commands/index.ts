@@ -8,6 +8,7 @@ import { regionGroup } from "./region.ts";
 import { secretGroup } from "./secret.ts";
 import { serverCommand } from "./server.ts";
 import { tokenGroup } from "./token.ts";
+import { exportCommand, importCommand } from "./transfer.ts";
 import { versionGroup } from "./version.ts";
 
 /** The whole command tree of `coffer`. */
@@ -28,6 +29,8 @@ prints as COFFER_TOKEN, then e.g.:
     regionGroup,
     tokenGroup,
     auditGroup,
+    importCommand,
+    exportCommand,
     loginCommand,
     profileGroup,
     serverCommand,

@@ -9,6 +9,9 @@ import { parseDotenv } from "./dotenv.ts";
 
 export type ImportFormat = "env" | "json" | "yaml";
 
+/** Largest import file: many secrets of up to 64 KiB each, but not without end. */
+export const MAX_IMPORT_FILE_BYTES = 1_048_576;
+
 /** One top-level entry of the file: its name, its value as parsed, and where it is. */
 export interface ImportEntry {
   name: string;
