@@ -169,9 +169,9 @@ export function importTable(
   const headers = ["NAME", "TYPE", "ACTION", ...(results ? ["RESULT"] : []), "DETAIL"];
   const cells = rows.map((row) => {
     const result = results?.get(row);
-    const detail = [row.where, row.note, result?.outcome === "failed" ? result.error : undefined]
-      .filter((d) => d !== undefined && d !== "")
-      .join(": ");
+    // A failed row says why it failed rather than what was planned.
+    const note = result?.outcome === "failed" ? result.error : row.note;
+    const detail = note === undefined ? row.where : `${row.where}: ${note}`;
     return [
       row.name,
       row.kind ? KIND_LABELS[row.kind].toLowerCase() : "-",
