@@ -74,7 +74,10 @@ export async function parseImportFile(text: string, format: ImportFormat): Promi
       );
     }
   } else {
-    const { parse: parseYaml } = await import("yaml");
+    const yaml = await import("yaml");
+    // Node's build of yaml is CommonJS: bundled by esbuild into a chunk of
+    // the CLI (coffer import), a dynamic import of it has only a default export.
+    const parseYaml = yaml.parse ?? (yaml as unknown as { default: typeof yaml }).default.parse;
     try {
       value = parseYaml(text, { maxAliasCount: 100 });
     } catch (err) {
