@@ -209,11 +209,17 @@ export const run: Run<typeof TRANSFER.import> = async (ctx, { values, args }) =>
     throw new UsageError("--path is required: the folder to import into, e.g. --path /prod");
   }
   const folder = parseFolder(values.path, "--path");
+  const flagFormat = values.format === undefined ? undefined : parseFileFormat(values.format);
+  const dryRun = values["dry-run"] ?? false;
+  // Refused before anything is read or called: the answer would need stdin.
+  if (!dryRun && !values.yes && (file === "-" || !ctx.io.stdin.isTTY)) {
+    throw new UsageError(
+      "give --yes to import without a prompt (or --dry-run to only see the plan)",
+    );
+  }
   const text = await readImportFile(ctx, file);
   const format =
-    values.format !== undefined
-      ? parseFileFormat(values.format)
-      : ((file === "-" ? undefined : formatOfName(basename(file))) ?? guessFormat(text));
+    flagFormat ?? (file === "-" ? undefined : formatOfName(basename(file))) ?? guessFormat(text);
   let entries: Awaited<ReturnType<typeof parseImportFile>>;
   try {
     entries = await parseImportFile(text, format);
@@ -247,7 +253,6 @@ export const run: Run<typeof TRANSFER.import> = async (ctx, { values, args }) =>
   }
   const rows = importRows(plan, compared, values["new-versions"] ?? false);
   const toApply = rowsToApply(rows);
-  const dryRun = values["dry-run"] ?? false;
   const context = { path: folder, format: formatName(format), dryRun };
   const header = `${entries.length} ${entries.length === 1 ? "entry" : "entries"} from ${file === "-" ? "stdin" : file} (${formatName(format)}) into ${folder}: ${summary(rows)}.\n`;
 
@@ -261,11 +266,6 @@ export const run: Run<typeof TRANSFER.import> = async (ctx, { values, args }) =>
   }
   if (output === "table") await ctx.io.stdout.write(header + importTable(rows));
   if (!values.yes) {
-    if (file === "-" || !ctx.io.stdin.isTTY) {
-      throw new UsageError(
-        "give --yes to import without a prompt (or --dry-run to only see the plan)",
-      );
-    }
     const ok = await confirm(
       ctx,
       `Write ${toApply.length} ${toApply.length === 1 ? "secret" : "secrets"} to ${folder}?`,
