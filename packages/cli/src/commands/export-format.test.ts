@@ -69,6 +69,14 @@ describe("formatExport", () => {
     }
   });
 
+  it("quotes in YAML the strings that YAML 1.1 readers would take for booleans or numbers", () => {
+    const text = formatExport(
+      [secret("a", "opaque", "on"), secret("b", "opaque", "0123"), secret("n", "opaque", "x")],
+      "yaml",
+    );
+    expect(text).toBe('a: "on"\nb: "0123"\n"n": x\n');
+  });
+
   it("refuses payloads that are not UTF-8 text, naming the secrets and not the bytes", () => {
     const binary = { name: "blob", kind: "opaque" as const, data: new Uint8Array([0xff, 0x00]) };
     const refuse = () => formatExport([secrets[0] as ExportedSecret, binary], "json");

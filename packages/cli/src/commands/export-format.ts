@@ -83,5 +83,8 @@ export function formatExport(secrets: readonly ExportedSecret[], format: ImportF
   const object = Object.fromEntries(values);
   if (format === "json") return `${JSON.stringify(object, null, 2)}\n`;
   // No line folding, no aliases: the text reads back as the same strings.
-  return stringifyYaml(object, { lineWidth: 0, aliasDuplicateObjects: false });
+  // Written by YAML 1.1's rules, so that a string a 1.1 reader (PyYAML, Ruby)
+  // would take for something else (on, no, 0123, 1_000) is quoted; coffer
+  // import reads YAML 1.2, where those quotes change nothing.
+  return stringifyYaml(object, { lineWidth: 0, aliasDuplicateObjects: false, version: "1.1" });
 }

@@ -264,7 +264,10 @@ export const run: Run<typeof TRANSFER.import> = async (ctx, { values, args }) =>
     }
     return undefined;
   }
-  if (output === "table") await ctx.io.stdout.write(header + importTable(rows));
+  if (output === "table") {
+    // Asked first, a person sees the plan; with --yes the result table says it all.
+    await ctx.io.stdout.write(values.yes ? header : header + importTable(rows));
+  }
   if (!values.yes) {
     const ok = await confirm(
       ctx,
@@ -280,7 +283,7 @@ export const run: Run<typeof TRANSFER.import> = async (ctx, { values, args }) =>
   const failed = [...results.values()].filter((r) => r.outcome === "failed").length;
   if (output === "json") await ctx.io.stdout.write(importJson(context, rows, results));
   else {
-    await ctx.io.stdout.write(`\nResult:\n${importTable(rows, results)}`);
+    await ctx.io.stdout.write(`${values.yes ? "" : "\n"}${importTable(rows, results)}`);
     await ctx.io.stdout.write(`${results.size - failed} written, ${failed} failed.\n`);
   }
   return failed > 0 ? ExitCode.Failure : undefined;
