@@ -97,6 +97,9 @@ export const run: Run<typeof TRANSFER.export> = async (ctx: Context, { values })
   const conn = await connect(ctx, values);
   const projectId = await requireProject(conn);
   const secrets = await secretsIn(conn, projectId, folder);
+  if (secrets.length === 0) {
+    await ctx.io.stderr.write(`coffer: note: no secrets directly in ${folder}\n`);
+  }
   const singleAccess = secrets.filter((s) => s.ephemeralPolicy?.expiresOnceAccessed);
   if (singleAccess.length > 0 && !values["single-access"]) {
     throw new CliError(
