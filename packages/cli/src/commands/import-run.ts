@@ -38,6 +38,10 @@ import type { TRANSFER } from "./transfer.ts";
 
 /** Reads FILE ("-": stdin) as UTF-8 text of at most 1 MiB. */
 async function readImportFile(ctx: Context, file: string): Promise<string> {
+  const tooLarge = () =>
+    new UsageError(
+      `FILE is larger than an import file may be (1 MiB, ${MAX_IMPORT_FILE_BYTES} bytes)`,
+    );
   let bytes: Uint8Array;
   if (file === "-") {
     const chunks: Buffer[] = [];
@@ -45,18 +49,13 @@ async function readImportFile(ctx: Context, file: string): Promise<string> {
     for await (const chunk of ctx.io.stdin) {
       const buf = typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Buffer);
       size += buf.length;
-      if (size > MAX_IMPORT_FILE_BYTES) break;
+      if (size > MAX_IMPORT_FILE_BYTES) throw tooLarge();
       chunks.push(buf);
     }
     bytes = Buffer.concat(chunks);
-    if (size > MAX_IMPORT_FILE_BYTES) bytes = new Uint8Array(MAX_IMPORT_FILE_BYTES + 1);
   } else {
     bytes = await readFromFile(file, "FILE");
-  }
-  if (bytes.byteLength > MAX_IMPORT_FILE_BYTES) {
-    throw new UsageError(
-      `FILE is larger than an import file may be (1 MiB, ${MAX_IMPORT_FILE_BYTES} bytes)`,
-    );
+    if (bytes.byteLength > MAX_IMPORT_FILE_BYTES) throw tooLarge();
   }
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
