@@ -1,35 +1,17 @@
 import { constants, type FileHandle, lstat, open, unlink } from "node:fs/promises";
 import { basename } from "node:path";
-import type { Secret } from "@coffer/api";
 import { formatOfName, type ImportFormat, kindOfSecretType } from "@coffer/console/import";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Run } from "../args.ts";
-import { type Connection, connect, requireProject } from "../connection.ts";
+import { connect, requireProject } from "../connection.ts";
 import type { Context } from "../context.ts";
 import { CliError, ExitCode, UsageError } from "../errors.ts";
 import { fullPath } from "../output.ts";
 import { parseFolder } from "../refs.ts";
 import { type ExportedSecret, formatExport, unexportableNames } from "./export-format.ts";
 import { formatName, parseFileFormat } from "./file-format.ts";
+import { secretsInFolder } from "./folder-secrets.ts";
 import type { TRANSFER } from "./transfer.ts";
-
-/** Every live secret directly in `folder`, by name. */
-async function secretsIn(conn: Connection, projectId: string, folder: string): Promise<Secret[]> {
-  const found: Secret[] = [];
-  let pageToken = "";
-  do {
-    const page = await conn.secrets.listSecrets({
-      region: conn.settings.region,
-      projectId,
-      path: folder,
-      pageSize: 1000,
-      pageToken,
-    });
-    found.push(...page.secrets);
-    pageToken = page.nextPageToken;
-  } while (pageToken !== "");
-  return found;
-}
 
 /**
  * Opens --output-file for writing, created with mode 0600 by this call
@@ -96,7 +78,7 @@ export const run: Run<typeof TRANSFER.export> = async (ctx: Context, { values })
 
   const conn = await connect(ctx, values);
   const projectId = await requireProject(conn);
-  const secrets = await secretsIn(conn, projectId, folder);
+  const secrets = await secretsInFolder(conn, projectId, folder);
   if (secrets.length === 0) {
     await ctx.io.stderr.write(`coffer: note: no secrets directly in ${folder}\n`);
   }

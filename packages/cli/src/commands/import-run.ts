@@ -23,6 +23,7 @@ import { readFromFile } from "../payload.ts";
 import { parseFolder } from "../refs.ts";
 import { CONNECT_CODES } from "../rpc-errors.ts";
 import { formatName, parseFileFormat } from "./file-format.ts";
+import { secretsInFolder } from "./folder-secrets.ts";
 import {
   type Comparison,
   type ImportRow,
@@ -62,28 +63,6 @@ async function readImportFile(ctx: Context, file: string): Promise<string> {
   } catch {
     throw new UsageError("FILE is not UTF-8 text; import a .env, JSON or YAML file");
   }
-}
-
-/** Every live secret directly in `folder`, by name. */
-async function secretsIn(
-  conn: Connection,
-  projectId: string,
-  folder: string,
-): Promise<Map<string, Secret>> {
-  const found = new Map<string, Secret>();
-  let pageToken = "";
-  do {
-    const page = await conn.secrets.listSecrets({
-      region: conn.settings.region,
-      projectId,
-      path: folder,
-      pageSize: 1000,
-      pageToken,
-    });
-    for (const s of page.secrets) found.set(s.name, s);
-    pageToken = page.nextPageToken;
-  } while (pageToken !== "");
-  return found;
 }
 
 const READS_PAYLOADS = new Set<Role>([Role.ADMIN, Role.FULL_ACCESS, Role.SECRET_ACCESS]);
@@ -230,7 +209,7 @@ export const run: Run<typeof TRANSFER.import> = async (ctx, { values, args }) =>
 
   const conn = await connect(ctx, values);
   const projectId = await requireProject(conn);
-  const secrets = await secretsIn(conn, projectId, folder);
+  const secrets = new Map((await secretsInFolder(conn, projectId, folder)).map((s) => [s.name, s]));
   const existing = new Map<string, ExistingSecret>(
     [...secrets].map(([name, s]) => [name, { id: s.id, kind: kindOfSecretType(s.type) }]),
   );
