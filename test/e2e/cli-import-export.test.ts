@@ -12,7 +12,7 @@ import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
  * `coffer import` and `coffer export` as people run them: real CLI processes
  * against a real server. A generated 500-line .env (every rule of the .env
  * grammar) goes in and comes back out with the values the rules promise;
- * JSON and YAML likewise; a dry run changes nothing, a second run finds
+ * JSON and YAML likewise, as large files and small ones with every type rule; a dry run changes nothing, a second run finds
  * everything unchanged, --new-versions adds versions where values changed;
  * exports go to stdout or to a new 0600 file; single-access secrets are
  * refused unless asked for; a broken file is refused naming the line and
@@ -194,6 +194,50 @@ describe("coffer import and export against a real server", { timeout: SLOW }, ()
     ]);
     const access = await coffer(["version", "access", "/rt/DUP_0", "--raw"]);
     expect(access.out).toBe("changed too");
+  });
+
+  it("round-trips a large JSON file and a large YAML file of the same values", async () => {
+    // The .env fixture's values (quotes, escapes, line breaks, unicode) and
+    // twenty key/value objects, as JSON, and as YAML written by hand: plain
+    // keys, literal blocks for multi-line values, double quotes otherwise.
+    const values: Record<string, string | Record<string, string | number | boolean>> =
+      Object.fromEntries(generateEnv(500).expected);
+    for (let i = 0; i < 20; i++) {
+      values[`kv_${i}`] = { user: `u ${i}`, port: 5000 + i, tls: i % 2 === 0, note: `a\nb ${i}` };
+    }
+    const yamlLines: string[] = [];
+    for (const [key, value] of Object.entries(values)) {
+      if (typeof value === "object") {
+        yamlLines.push(`${key}:`);
+        for (const [k, v] of Object.entries(value)) yamlLines.push(`  ${k}: ${JSON.stringify(v)}`);
+      } else if (value.includes("\n") && /^\S/.test(value) && !/\s$/.test(value)) {
+        yamlLines.push(`${key}: |-`, ...value.split("\n").map((l) => (l === "" ? "" : `  ${l}`)));
+      } else {
+        yamlLines.push(`${key}: ${JSON.stringify(value)}`);
+      }
+    }
+    expect(yamlLines.length).toBeGreaterThanOrEqual(500);
+    await writeFile(path.join(dir as string, "big.json"), JSON.stringify(values, null, 2));
+    await writeFile(path.join(dir as string, "big.yaml"), `${yamlLines.join("\n")}\n`);
+
+    for (const [file, folder] of [
+      ["big.json", "/bigjson"],
+      ["big.yaml", "/bigyaml"],
+    ] as const) {
+      const imported = await importJson([file, "--path", folder, "--yes"]);
+      expect(imported.rows.filter((r) => r.result?.outcome === "created")).toHaveLength(
+        Object.keys(values).length,
+      );
+      const asJson = await coffer(["export", "--path", folder, "--format", "json"]);
+      expect(asJson.code).toBe(0);
+      expect(JSON.parse(asJson.out)).toEqual(values);
+      const asYaml = await coffer(["export", "--path", folder, "--format", "yaml"]);
+      const again = await importJson(["-", "--format", "yaml", "--path", folder, "--dry-run"], {
+        stdin: asYaml.out,
+      });
+      expect(again.rows.every((r) => r.action === "unchanged")).toBe(true);
+      expect(again.rows).toHaveLength(Object.keys(values).length);
+    }
   });
 
   it("round-trips JSON and YAML files, key/value objects among them", async () => {
