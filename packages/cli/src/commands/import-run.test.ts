@@ -114,6 +114,26 @@ describe("coffer import", () => {
     expect(calls).toEqual([]);
   });
 
+  it("asks on a terminal: y writes, anything else writes nothing", async () => {
+    for (const [answer, code, writes] of [
+      ["y\n", 1, ["create NEW", "create BROKEN"]],
+      ["no\n", 1, []],
+    ] as const) {
+      calls.length = 0;
+      const ctx = memoryContext({ stdin: answer });
+      Object.assign(ctx.io.stdin, { isTTY: true });
+      const status = await runCommand(
+        ["import", path.join(dir, "app.env"), "--path", "/prod"],
+        ctx,
+      );
+      expect(status).toBe(code);
+      expect(ctx.stderr.text).toContain("Write 2 secrets to /prod? [y/N] ");
+      expect(ctx.stdout.text).toContain("NAME    TYPE    ACTION     DETAIL\n");
+      expect(calls.filter((c) => !c.startsWith("access"))).toEqual(writes);
+      if (writes.length === 0) expect(ctx.stderr.text).toContain("coffer: nothing was written\n");
+    }
+  });
+
   it("needs --path, and a known --format", async () => {
     const ctx = memoryContext();
     expect(await runCommand(["import", path.join(dir, "app.env")], ctx)).toBe(2);
