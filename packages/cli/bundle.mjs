@@ -27,6 +27,12 @@ const result = await build({
   // The workspace's packages from their sources, like the package's tests.
   conditions: ["@coffer/source"],
   external: ["@coffer/server", "@coffer/agent"],
+  // A bundled CommonJS dependency (yaml, read by `coffer import` and written
+  // by `coffer export`) may call require() for a Node built-in, which an ES
+  // module has no binding for: give every output file one.
+  banner: {
+    js: 'import { createRequire as __cofferRequire } from "node:module"; const require = __cofferRequire(import.meta.url);',
+  },
   minify: true,
   // Stack traces map to the sources with --enable-source-maps.
   sourcemap: "linked",

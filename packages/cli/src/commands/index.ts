@@ -10,6 +10,7 @@ import { regionGroup } from "./region.ts";
 import { secretGroup } from "./secret.ts";
 import { serverCommand } from "./server.ts";
 import { tokenGroup } from "./token.ts";
+import { exportCommand, importCommand } from "./transfer.ts";
 import { versionGroup } from "./version.ts";
 
 /** The whole command tree of `coffer`. */
@@ -32,6 +33,8 @@ prints as COFFER_TOKEN, then e.g.:
     issuerGroup,
     bindingGroup,
     auditGroup,
+    importCommand,
+    exportCommand,
     loginCommand,
     profileGroup,
     serverCommand,

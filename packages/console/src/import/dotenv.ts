@@ -3,10 +3,16 @@
  * lines, and after an unquoted value when a space precedes them), an
  * optional `export ` prefix, single quotes (literal), double quotes (with
  * `\n`, `\r`, `\t`, `\"`, `\\` escapes) and backticks (literal); quoted
- * values may span lines. Variables (`${X}`) are not expanded: a secret is
- * stored as written.
+ * values may span lines (a line break in them is stored as `\n`, also when
+ * the file's lines end in `\r\n`). Variables (`${X}`) are not expanded: a
+ * secret is stored as written. A key may be given twice: both entries are
+ * returned, and the plan imports the later one (plan.ts).
  *
- * Errors name a line and a rule, never the value found there (it is secret).
+ * Errors name a line and a rule, never the text found there (a misplaced
+ * value is secret, and so may be what stands where a key was expected).
+ *
+ * {@link formatDotenv} writes values so that this parser reads them back
+ * exactly.
  */
 
 /** One `KEY=value` of a .env file, with the line it starts on (1-based). */
@@ -62,7 +68,7 @@ export function parseDotenv(text: string): EnvEntry[] {
     if (!KEY.test(key)) {
       throw new EnvSyntaxError(
         startLine,
-        `the key must be letters, digits, "_", "." or "-", starting with a letter or "_" (got ${JSON.stringify(key.slice(0, 40))})`,
+        `the key must be letters, digits, "_", "." or "-", starting with a letter or "_"`,
       );
     }
     i = eq + 1;
@@ -85,6 +91,11 @@ export function parseDotenv(text: string): EnvEntry[] {
           out += ESCAPES[next] ?? `\\${next}`;
           if (next === "\n") line++;
           i += 2;
+          continue;
+        }
+        if (c === "\r" && src[i + 1] === "\n") {
+          // A CRLF file's line break inside a value is the same value as an LF file's.
+          i++;
           continue;
         }
         if (c === "\n") line++;
@@ -111,6 +122,50 @@ export function parseDotenv(text: string): EnvEntry[] {
     entries.push({ key, value, line: startLine });
   }
   return entries;
+}
+
+/** Whether `key` can be a .env key as {@link parseDotenv} reads them. */
+export function isDotenvKey(key: string): boolean {
+  return KEY.test(key);
+}
+
+/**
+ * One value as a .env value that {@link parseDotenv} reads back exactly:
+ * in single quotes (literal) when it holds no single quote and no line
+ * break; otherwise in double quotes, with `\\`, `\"`, `\n`, `\r` and `\$`
+ * escaped (the `$` so that readers that expand variables, as Docker Compose
+ * does, leave it alone). Every value is quoted, so leading and trailing
+ * spaces, `#` and `=` survive, and any reader sees where it ends.
+ */
+export function quoteDotenvValue(value: string): string {
+  if (!value.includes("'") && !/[\r\n]/.test(value)) return `'${value}'`;
+  const escaped = value.replace(/[\\"\n\r$]/g, (c) => DOUBLE_QUOTED_ESCAPES[c] ?? c);
+  return `"${escaped}"`;
+}
+
+const DOUBLE_QUOTED_ESCAPES: Record<string, string> = {
+  "\\": "\\\\",
+  '"': '\\"',
+  "\n": "\\n",
+  "\r": "\\r",
+  $: "\\$",
+};
+
+/**
+ * A .env file of `KEY='value'` lines, in the order given.
+ * @throws Error naming the first key that is not a .env key (see {@link isDotenvKey}).
+ */
+export function formatDotenv(entries: readonly { key: string; value: string }[]): string {
+  return entries
+    .map(({ key, value }) => {
+      if (!isDotenvKey(key)) {
+        throw new Error(
+          `"${key}" cannot be a .env key: it must be letters, digits, "_", "." or "-", starting with a letter or "_"`,
+        );
+      }
+      return `${key}=${quoteDotenvValue(value)}\n`;
+    })
+    .join("");
 }
 
 function lineEnd(src: string, from: number): number {

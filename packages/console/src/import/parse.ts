@@ -9,6 +9,9 @@ import { parseDotenv } from "./dotenv.ts";
 
 export type ImportFormat = "env" | "json" | "yaml";
 
+/** Largest import file: many secrets of up to 64 KiB each, but not without end. */
+export const MAX_IMPORT_FILE_BYTES = 1_048_576;
+
 /** One top-level entry of the file: its name, its value as parsed, and where it is. */
 export interface ImportEntry {
   name: string;
@@ -71,7 +74,10 @@ export async function parseImportFile(text: string, format: ImportFormat): Promi
       );
     }
   } else {
-    const { parse: parseYaml } = await import("yaml");
+    const yaml = await import("yaml");
+    // Node's build of yaml is CommonJS: bundled by esbuild into a chunk of
+    // the CLI (coffer import), a dynamic import of it has only a default export.
+    const parseYaml = yaml.parse ?? (yaml as unknown as { default: typeof yaml }).default.parse;
     try {
       value = parseYaml(text, { maxAliasCount: 100 });
     } catch (err) {

@@ -8,6 +8,7 @@ import {
   guessFormat,
   ImportFileError,
   type ImportFormat,
+  MAX_IMPORT_FILE_BYTES,
   parseImportFile,
 } from "../import/parse.ts";
 import {
@@ -47,9 +48,6 @@ import { DataTable } from "../ui/data-table.tsx";
  * The file's values stay in this screen's state only (never in a query
  * cache); they are dropped once the import has run.
  */
-
-/** Largest import file: many secrets of up to 64 KiB each, but not without end. */
-export const MAX_IMPORT_FILE_BYTES = 1_048_576;
 
 const ACTION_LABELS: Record<RowAction, string> = {
   create: "Create",
