@@ -5,6 +5,7 @@ import { auditGroup } from "./audit.ts";
 import { loginCommand, profileGroup } from "./profile.ts";
 import { projectGroup } from "./project.ts";
 import { regionGroup } from "./region.ts";
+import { runCommand } from "./run.ts";
 import { secretGroup } from "./secret.ts";
 import { serverCommand } from "./server.ts";
 import { tokenGroup } from "./token.ts";
@@ -24,6 +25,7 @@ prints as COFFER_TOKEN, then e.g.:
   children: [
     secretGroup,
     versionGroup,
+    runCommand,
     projectGroup,
     regionGroup,
     tokenGroup,
