@@ -100,35 +100,35 @@ export async function loadVariables(
     });
     read.set(t, value);
   };
-  // First without consuming anything: every single-access version is then
-  // known (and refused together) before the first one is spent.
-  await eachLimited(targets, async (t) => {
-    try {
-      await readOne(t, false);
-    } catch (err) {
-      if (err instanceof SingleAccessError) singleAccess.push(t);
-      else if (!t.explicit && isUnreadable(err)) skipped.push(`${t.label}: ${reason(err)}`);
-      else throw named(err, t);
-    }
-  });
-  if (singleAccess.length > 0 && !options.consumeSingleAccess) {
-    throw new CliError(
-      `single-access secret${singleAccess.length > 1 ? "s" : ""} ${singleAccess.map((t) => t.label).join(", ")}: reading consumes ${singleAccess.length > 1 ? "them" : "it"}`,
-      ExitCode.Conflict,
-      "add --single-access to read and consume them, or leave them out",
-    );
-  }
-  const consumed: string[] = [];
-  for (const t of singleAccess) {
-    await readOne(t, true).catch((err) => {
-      throw named(err, t);
-    });
-    consumed.push(`${t.label} (version ${read.get(t)?.revision})`);
-  }
-  // One secret named twice (by --path and --secret, or by id and location) counts once.
-  const seen = new Set<string>();
-  const variables: Variable[] = [];
   try {
+    // First without consuming anything: every single-access version is then
+    // known (and refused together) before the first one is spent.
+    await eachLimited(targets, async (t) => {
+      try {
+        await readOne(t, false);
+      } catch (err) {
+        if (err instanceof SingleAccessError) singleAccess.push(t);
+        else if (!t.explicit && isUnreadable(err)) skipped.push(`${t.label}: ${reason(err)}`);
+        else throw named(err, t);
+      }
+    });
+    if (singleAccess.length > 0 && !options.consumeSingleAccess) {
+      throw new CliError(
+        `single-access secret${singleAccess.length > 1 ? "s" : ""} ${singleAccess.map((t) => t.label).join(", ")}: reading consumes ${singleAccess.length > 1 ? "them" : "it"}`,
+        ExitCode.Conflict,
+        "add --single-access to read and consume them, or leave them out",
+      );
+    }
+    const consumed: string[] = [];
+    for (const t of singleAccess) {
+      await readOne(t, true).catch((err) => {
+        throw named(err, t);
+      });
+      consumed.push(`${t.label} (version ${read.get(t)?.revision})`);
+    }
+    // One secret named twice (by --path and --secret, or by id and location) counts once.
+    const seen = new Set<string>();
+    const variables: Variable[] = [];
     for (const t of targets) {
       const value = read.get(t);
       if (value === undefined || seen.has(value.secretId)) continue;
@@ -137,23 +137,24 @@ export async function loadVariables(
       const secret: ReadSecret = { label: t.label, name, type: value.type, bytes: value.bytes };
       variables.push(...variablesOf(secret, options.prefix));
     }
+    if (seen.size === 0) {
+      throw new CliError(
+        `no secret to run with${selection.folder !== undefined ? ` in ${selection.folder}` : ""}${skipped.length > 0 ? ` (skipped: ${skipped.join("; ")})` : ""}`,
+        ExitCode.NotFound,
+        '"coffer secret browse" shows what is there; --path reads one folder, not its subfolders',
+      );
+    }
+    return {
+      variables: mergeVariables(variables),
+      secretCount: seen.size,
+      skipped,
+      consumed,
+      secretIds: [...seen],
+    };
   } finally {
+    // Strings cannot be wiped; the bytes they were made of can.
     for (const value of read.values()) value.wipe();
   }
-  if (seen.size === 0) {
-    throw new CliError(
-      `no secret to run with${selection.folder !== undefined ? ` in ${selection.folder}` : ""}${skipped.length > 0 ? ` (skipped: ${skipped.join("; ")})` : ""}`,
-      ExitCode.NotFound,
-      '"coffer secret browse" shows what is there; --path reads one folder, not its subfolders',
-    );
-  }
-  return {
-    variables: mergeVariables(variables),
-    secretCount: seen.size,
-    skipped,
-    consumed,
-    secretIds: [...seen],
-  };
 }
 
 async function targetsOf(

@@ -37,7 +37,7 @@ instead. A change that cannot be read (an error) leaves COMMAND running.`,
     args: [
       {
         name: "COMMAND",
-        help: 'the program and its arguments, after "--" (run through no shell: use sh -c "..." for one)',
+        help: 'the program and its arguments, after "--"; no shell runs it (use sh -c "...")',
         variadic: true,
       },
     ],
