@@ -18,7 +18,7 @@ import {
 import { type Connection, connect, requireProject } from "../connection.ts";
 import type { Context } from "../context.ts";
 import { checkPrefix, type Variable } from "../env-names.ts";
-import { type ExitCode, UsageError } from "../errors.ts";
+import { CliError, ExitCode, UsageError } from "../errors.ts";
 import { enumName } from "../output.ts";
 import { parseDuration } from "../refs.ts";
 import { describeError } from "../rpc-errors.ts";
@@ -94,7 +94,23 @@ export const run: Runs<typeof RUN> = {
         prefix,
         consumeSingleAccess: values["single-access"] === true,
       });
-    let loaded = await load();
+    // With --watch, the stream is open before the secrets are read, so that
+    // no change can fall between the read and the watch.
+    const watchStop = new AbortController();
+    const stream = watch
+      ? await openWatch(conn, projectId, selection, watchStop.signal).catch((err: unknown) => {
+          watchStop.abort();
+          throw err;
+        })
+      : undefined;
+    let loaded: Loaded;
+    try {
+      loaded = await load();
+    } catch (err) {
+      watchStop.abort();
+      throw err;
+    }
+    if (watch) await note("watching the secrets for changes");
     for (const s of loaded.skipped) await note(`skipped ${s}`);
     for (const c of loaded.consumed)
       await note(`consumed single-access ${c}: it cannot be read again`);
@@ -116,11 +132,10 @@ export const run: Runs<typeof RUN> = {
       process.on(signal, handler);
       return () => process.off(signal, handler);
     });
-    const watchStop = new AbortController();
     try {
       child = await startChild(command, commandArgs, env);
       let finished = false;
-      if (watch) {
+      if (stream !== undefined) {
         const restart = async (next: Loaded) => {
           const before = loaded;
           loaded = next;
@@ -155,8 +170,7 @@ export const run: Runs<typeof RUN> = {
             restarting = undefined;
           }
         };
-        void follow(ctx, conn, projectId, selection, loaded, watchStop.signal, {
-          note,
+        void follow(ctx, stream, selection, () => loaded.secretIds, watchStop.signal, {
           reload: async (why) => {
             await note(`${why}; reading the secrets again`);
             let next: Loaded;
@@ -172,7 +186,6 @@ export const run: Runs<typeof RUN> = {
             await restart(next);
           },
         });
-        await note(`watching the secrets for changes`);
       }
       for (;;) {
         const exit = await (child as Child).exited;
@@ -199,33 +212,73 @@ export const run: Runs<typeof RUN> = {
 };
 
 /**
- * Follows WatchSecrets for the selection, and calls `reload` once per burst
- * of events that concern it (or a RESYNC), one reload at a time. A watch
- * that fails for good (a revoked token) is reported and given up: the
- * child keeps running.
+ * Opens WatchSecrets for the selection (a folder's secrets are watched
+ * through its prefix, and the events below it ignored) and waits for its
+ * first message, the heartbeat the server sends once the stream is
+ * established.
+ * @throws the watch's error when it cannot be established (no permission).
  */
-async function follow(
-  ctx: Context,
+async function openWatch(
   conn: Connection,
   projectId: string,
   selection: Selection,
-  loaded: Loaded,
   signal: AbortSignal,
-  hooks: { note(text: string): Promise<void>; reload(why: string): Promise<void> },
-): Promise<void> {
+): Promise<AsyncIterator<WatchEvent>> {
   const selectors: WatchSelectorSpec[] = [];
   if (selection.folder !== undefined) selectors.push({ pathPrefix: selection.folder });
   for (const n of selection.named) {
     selectors.push(n.kind === "id" ? { secretId: n.id } : { path: n.path, name: n.name });
   }
-  const ids = new Set([
-    ...loaded.secretIds,
-    ...selection.named.flatMap((n) => (n.kind === "id" ? [n.id] : [])),
-  ]);
+  const iterator = watchSecrets(conn.secrets, {
+    projectId,
+    region: conn.settings.region,
+    selectors,
+    heartbeats: true,
+    signal,
+  })[Symbol.asyncIterator]();
+  // The watch retries a server that cannot be reached, forever: the
+  // first message gets the calls' deadline.
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new CliError(
+            `the watch stream did not open within ${conn.settings.timeoutMs} ms`,
+            ExitCode.Unavailable,
+            `is a server running at ${conn.settings.url}?`,
+          ),
+        ),
+      conn.settings.timeoutMs,
+    );
+  });
+  try {
+    await Promise.race([iterator.next(), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+  return iterator;
+}
+
+/**
+ * Follows the watch, and calls `reload` once per burst of events that
+ * concern the selection (or a RESYNC), one reload at a time. A watch that
+ * fails for good (a revoked token) is reported and given up: the child
+ * keeps running.
+ */
+async function follow(
+  ctx: Context,
+  stream: AsyncIterator<WatchEvent>,
+  selection: Selection,
+  secretIds: () => string[],
+  signal: AbortSignal,
+  hooks: { reload(why: string): Promise<void> },
+): Promise<void> {
   const concerns = (e: WatchEvent): boolean => {
     if (e.kind === WatchEventKind.RESYNC) return true;
     if (e.kind === WatchEventKind.HEARTBEAT) return false;
-    if (ids.has(e.secretId)) return true;
+    if (secretIds().includes(e.secretId)) return true;
+    if (selection.named.some((n) => n.kind === "id" && n.id === e.secretId)) return true;
     const places = [
       { path: e.path, name: e.name },
       ...(e.previousLocation ? [e.previousLocation] : []),
@@ -250,13 +303,10 @@ async function follow(
     }, SETTLE_MS);
   };
   try {
-    const watch = watchSecrets(conn.secrets, {
-      projectId,
-      region: conn.settings.region,
-      selectors,
-      signal,
-    });
-    for await (const event of watch) {
+    for (;;) {
+      const next = await stream.next();
+      if (next.done) return;
+      const event = next.value;
       if (!concerns(event)) continue;
       const where =
         event.kind === WatchEventKind.RESYNC
