@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, readFile, stat } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -519,25 +519,54 @@ describe("coffer run and --generate against a real server", { timeout: SLOW }, (
 
   it("wrote none of the values to disk: the working folder and the temporary folder", async () => {
     expect(values.length).toBeGreaterThan(5);
-    const needles = values.flatMap((v) => [
-      Buffer.from(v),
-      Buffer.from(Buffer.from(v).toString("base64")),
-    ]);
-    const found: string[] = [];
-    for (const root of new Set([work, tmpdir()])) {
-      for await (const file of filesChangedSince(root, startedAt - 1000)) {
-        let content: Buffer;
-        try {
-          content = await readFile(file);
-        } catch {
-          continue; // Gone meanwhile, or not ours to read.
-        }
-        if (needles.some((n) => content.includes(n))) found.push(file);
-      }
-    }
+    // The scan finds what is there: a planted canary, in base64.
+    const canary = unique("canary");
+    const planted = path.join(work, "planted.txt");
+    await writeFile(planted, Buffer.from(canary).toString("base64"));
+    const canaryScan = await scan([work, tmpdir()], [canary], startedAt - 1000);
+    expect(canaryScan.found).toEqual([planted]);
+    await rm(planted);
+
+    const { found, scanned } = await scan([work, tmpdir()], values, startedAt - 1000);
+    // The server's data files changed during the run, at least.
+    expect(scanned).toBeGreaterThan(0);
     expect(found).toEqual([]);
   });
 });
+
+/**
+ * The files under `roots` changed at or after `since` that hold one of
+ * `values`, as UTF-8 or in base64.
+ */
+async function scan(
+  roots: string[],
+  values: string[],
+  since: number,
+): Promise<{ found: string[]; scanned: number }> {
+  const needles = values.flatMap((v) => [
+    Buffer.from(v),
+    Buffer.from(Buffer.from(v).toString("base64")),
+  ]);
+  const found: string[] = [];
+  let scanned = 0;
+  const seen = new Set<string>();
+  for (const root of roots) {
+    for await (const file of filesChangedSince(root, since)) {
+      // The work folder is under the temporary folder: each file once.
+      if (seen.has(file)) continue;
+      seen.add(file);
+      let content: Buffer;
+      try {
+        content = await readFile(file);
+      } catch {
+        continue; // Gone meanwhile, or not ours to read.
+      }
+      scanned += 1;
+      if (needles.some((n) => content.includes(n))) found.push(file);
+    }
+  }
+  return { found, scanned };
+}
 
 /** Regular files under `root` changed at or after `since` (ms), up to 64 MiB each. */
 async function* filesChangedSince(root: string, since: number): AsyncGenerator<string> {
