@@ -354,7 +354,10 @@ export function renderHelp(node: Node, path: string[]): string {
     `${name}: ${node.summary}`,
     "",
     "Usage:",
-    `  ${[name, args, "[flags]"].filter(Boolean).join(" ")}`,
+    // A variadic last argument takes flags too, once after "--".
+    node.args?.at(-1)?.variadic
+      ? `  ${name} [flags] -- ${args}`
+      : `  ${[name, args, "[flags]"].filter(Boolean).join(" ")}`,
   );
   if (node.description) out.push("", node.description.trimEnd());
   if (node.args && node.args.length > 0) {

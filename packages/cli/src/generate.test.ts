@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseCommandLine } from "./args.ts";
+import { parseCommandLine, renderHelp } from "./args.ts";
 import { root } from "./commands/index.ts";
 import { UsageError } from "./errors.ts";
 import { GLOBAL_OPTIONS } from "./flags.ts";
@@ -146,6 +146,18 @@ describe("the command line of --generate and coffer run", () => {
     expect(p.values.generate).toBe("");
     expect(p.args).toEqual(["/a"]);
     expect(parse("secret", "create", "--generate", "12", "/a").args).toEqual(["/a"]);
+  });
+
+  it("help shows the optional value and where the command goes", () => {
+    const help = (...path: string[]) => {
+      const parsed = parseCommandLine(root, [...path, "--help"], GLOBAL_OPTIONS);
+      if (parsed.kind !== "help") throw new Error(`parsed as ${parsed.kind}`);
+      return renderHelp(parsed.node, parsed.path);
+    };
+    expect(help("secret", "create")).toMatch(
+      / {2}--generate \[LENGTH\] +the payload is a random value/,
+    );
+    expect(help("run")).toContain("Usage:\n  coffer run [flags] -- COMMAND...\n");
   });
 
   it("coffer run keeps everything after -- as the command, flags included", () => {
