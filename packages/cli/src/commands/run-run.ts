@@ -159,7 +159,9 @@ export const run: Runs<typeof RUN> = {
             const stopped = await stopChild(old, graceMs);
             if (stopped.killed)
               await note(`${command} did not exit within ${graceMs} ms of SIGTERM: killed it`);
-            if (stopSignal !== undefined) return;
+            // Stopped meanwhile (a signal, or the old child exited on its
+            // own first and coffer is exiting with it): start nothing.
+            if (stopSignal !== undefined || finished) return;
             child = await startChild(command, commandArgs, env);
           })();
           try {
