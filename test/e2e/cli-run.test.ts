@@ -50,7 +50,7 @@ describe("coffer run and --generate against a real server", { timeout: SLOW }, (
   const startedAt = Date.now();
 
   /** Starts `coffer args...` from the work folder, with the session's environment plus `extra`. */
-  function start(args: string[], extra: Record<string, string> = {}): Running {
+  function start(args: string[], extra: Record<string, string> = {}, stdin?: string): Running {
     const childEnv: NodeJS.ProcessEnv = {};
     for (const [key, value] of Object.entries(process.env)) {
       if (!key.startsWith("COFFER_")) childEnv[key] = value;
@@ -59,9 +59,10 @@ describe("coffer run and --generate against a real server", { timeout: SLOW }, (
     const child = spawn(process.execPath, ["--import", TSX_LOADER, CLI_MAIN, ...args], {
       cwd: work,
       env: childEnv,
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: [stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"],
     });
     live.add(child);
+    if (stdin !== undefined) child.stdin?.end(stdin);
     const stdout: string[] = [];
     const stderr: string[] = [];
     const waiters = new Set<() => void>();
@@ -83,8 +84,8 @@ describe("coffer run and --generate against a real server", { timeout: SLOW }, (
       });
     };
     const stamps = new Map<number, number>();
-    lines(child.stdout, stdout);
-    lines(child.stderr, stderr);
+    lines(child.stdout as NodeJS.ReadableStream, stdout);
+    lines(child.stderr as NodeJS.ReadableStream, stderr);
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
       child.once("close", (code, signal) => {
         live.delete(child);
@@ -134,8 +135,8 @@ describe("coffer run and --generate against a real server", { timeout: SLOW }, (
   }
 
   /** Runs `coffer args...` to its end. */
-  async function coffer(args: string[], extra: Record<string, string> = {}) {
-    const r = start(args, extra);
+  async function coffer(args: string[], extra: Record<string, string> = {}, stdin?: string) {
+    const r = start(args, extra, stdin);
     const timer = setTimeout(() => r.child.kill("SIGKILL"), 60_000);
     const exit = await r.exited;
     clearTimeout(timer);
@@ -264,6 +265,26 @@ describe("coffer run and --generate against a real server", { timeout: SLOW }, (
     ]);
     expect(one.err).toBe("");
     expect(JSON.parse(one.out)).toEqual({ MY_DB_PASSWORD: password });
+  });
+
+  it("gives the child coffer's stdin, stdout and stderr", async () => {
+    const r = await coffer(
+      [
+        "run",
+        "--secret",
+        "/app/db-password",
+        "-q",
+        "--",
+        process.execPath,
+        "-e",
+        "let t = ''; process.stdin.on('data', (c) => (t += c)).on('end', () => { console.log('in:' + t); console.error('to stderr'); });",
+      ],
+      {},
+      "piped text",
+    );
+    expect(r.code).toBe(0);
+    expect(r.out).toBe("in:piped text");
+    expect(r.err).toBe("to stderr");
   });
 
   it("refuses two secrets that map to one variable, before the child starts", async () => {
