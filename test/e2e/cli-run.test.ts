@@ -448,6 +448,50 @@ describe("coffer run and --generate against a real server", { timeout: SLOW }, (
     expect(await r.exited).toEqual({ code: 0, signal: null });
   });
 
+  it("--watch keeps the child when a change cannot be read, and kills one that ignores SIGTERM after --grace", async () => {
+    const id = await createSecret("/stubborn", "key", SecretType.OPAQUE, unique("k1"));
+    const r = start([
+      "run",
+      "--path",
+      "/stubborn",
+      "--watch",
+      "--grace",
+      "300ms",
+      "--",
+      process.execPath,
+      "-e",
+      "console.log('start ' + process.pid); process.on('SIGTERM', () => console.log('ignored')); setInterval(() => {}, 1000);",
+    ]);
+    try {
+      const first = await r.line(/^start \d+$/);
+      await waitFor(() => r.stderr.includes("coffer: watching the secrets for changes"));
+      await sleep(500);
+      // A new secret whose name clashes: the reload fails, the child stays.
+      await createSecret("/stubborn", "KEY", SecretType.OPAQUE, unique("clash"));
+      await waitFor(() =>
+        r.stderr.some((l) =>
+          /^coffer: could not read the secrets after a change: two secrets map to the same environment variable: KEY comes from .*; .* keeps running with the values it has$/.test(
+            l,
+          ),
+        ),
+      );
+      expect(r.stdout.filter((l) => l.startsWith("start "))).toEqual([first.text]);
+      // Clash gone, new value: a restart, which takes the SIGKILL after 300 ms.
+      const clash = await admin.listSecrets({ projectId, path: "/stubborn", name: "KEY" });
+      await admin.deleteSecret({ secretId: clash.secrets[0]?.id ?? "" });
+      await admin.createSecretVersion({ secretId: id, data: Buffer.from(unique("k2")) });
+      await waitFor(() => r.stdout.filter((l) => l.startsWith("start ")).length === 2);
+      expect(r.stdout).toContain("ignored");
+      expect(
+        r.stderr.some((l) => /did not exit within 300 ms of SIGTERM: killed it$/.test(l)),
+      ).toBe(true);
+    } finally {
+      r.child.kill("SIGINT");
+    }
+    // The second child ignores SIGTERM only: SIGINT ends it, and coffer with it.
+    expect(await r.exited).toEqual({ code: 130, signal: null });
+  });
+
   it("--watch --watch-signal SIGHUP signals the same child instead", async () => {
     const id = await createSecret("/hup", "conf", SecretType.OPAQUE, unique("c1"));
     const r = start([
