@@ -267,6 +267,40 @@ describe("coffer run and --generate against a real server", { timeout: SLOW }, (
     expect(JSON.parse(one.out)).toEqual({ MY_DB_PASSWORD: password });
   });
 
+  it("works with a secret_access token by /path/name (--path needs a role that lists)", async () => {
+    const made = await coffer(["token", "create", "runner", "--grant", "secret_access:/app"]);
+    expect(made.code).toBe(0);
+    const token = made.out.trim();
+    const byName = await coffer(
+      ["run", "--secret", "/app/db-password", "-q", "--", ...printEnv("^DB_PASSWORD$")],
+      { COFFER_TOKEN: token },
+    );
+    expect(byName.code).toBe(0);
+    expect(Object.keys(JSON.parse(byName.out))).toEqual(["DB_PASSWORD"]);
+    const folder = await coffer(["run", "--path", "/app", "--", ...printEnv("^DB_")], {
+      COFFER_TOKEN: token,
+    });
+    expect(folder.code).toBe(4);
+    expect(folder.out).toBe("");
+    // The watch takes it too: coffer says so before starting the child.
+    const watching = start(
+      [
+        "run",
+        "--secret",
+        "/app/db-password",
+        "--watch",
+        "--",
+        process.execPath,
+        "-e",
+        "console.log('up')",
+      ],
+      { COFFER_TOKEN: token },
+    );
+    expect(await watching.exited).toEqual({ code: 0, signal: null });
+    expect(watching.stderr[0]).toBe("coffer: watching the secrets for changes");
+    expect(watching.stdout).toEqual(["up"]);
+  });
+
   it("gives the child coffer's stdin, stdout and stderr", async () => {
     const r = await coffer(
       [
