@@ -461,17 +461,22 @@ describe("coffer run and --generate against a real server", { timeout: SLOW }, (
       "--",
       process.execPath,
       "-e",
-      "console.log('start ' + process.env.TOKEN); process.on('SIGTERM', () => { console.log('stop ' + process.pid); process.exit(0); }); setInterval(() => {}, 1000);",
+      // performance.timeOrigin: when the process started, before Node's own boot.
+      "console.log('start ' + process.env.TOKEN + ' ' + Math.round(performance.timeOrigin)); process.on('SIGTERM', () => { console.log('stop ' + process.pid); process.exit(0); }); setInterval(() => {}, 1000);",
     ]);
     try {
-      await r.line(new RegExp(`^start ${first}$`));
+      await r.line(new RegExp(`^start ${first} \\d+$`));
       // The watch is established once coffer says so.
       await waitFor(() => r.stderr.includes("coffer: watching the secrets for changes"));
       await sleep(500);
       await admin.createSecretVersion({ secretId: id, data: Buffer.from(second) });
       const created = Date.now();
-      const restarted = await r.line(new RegExp(`^start ${second}$`));
-      expect(restarted.at - created).toBeLessThan(1000);
+      const restarted = await r.line(new RegExp(`^start ${second} \\d+$`));
+      // The new child was started within a second of the change; what it
+      // printed arrives after Node's boot, slower on a loaded machine.
+      const startedAt = Number(restarted.text.split(" ")[2]);
+      expect(startedAt - created, r.stderr.join("\n")).toBeLessThan(1000);
+      expect(restarted.at - created, r.stderr.join("\n")).toBeLessThan(5000);
       expect(r.stdout.some((l) => l.startsWith("stop "))).toBe(true);
       expect(r.stderr).toContain(`coffer: TOKEN changed; restarting ${process.execPath}`);
       // Never a value on stderr.

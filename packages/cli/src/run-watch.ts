@@ -17,8 +17,12 @@ import type { Selection } from "./run-secrets.ts";
  * reloads it asks for. Only events reach here, never values.
  */
 
-/** A burst of events (a new version and the previous one disabled) is read once, this long after the first. */
-const SETTLE_MS = 150;
+/**
+ * Events that come together (a new version and the previous one disabled,
+ * written by one transaction and delivered in one tick of the server's
+ * feed) are read once, this long after the first.
+ */
+const SETTLE_MS = 50;
 
 /**
  * Opens WatchSecrets for the selection (a folder's secrets are watched
