@@ -216,8 +216,12 @@ export function parseCommandLine(root: Group, argv: string[], globals: OptionSet
     const spec = Object.hasOwn(options, token.name) ? options[token.name] : undefined;
     if (spec === undefined) {
       const flags = Object.entries(options).map(([n]) => `--${n}`);
+      const variadic = leaf.args?.at(-1);
       throw usage(
         `unknown flag ${token.rawName} for "${name}"${suggest(`--${token.name}`, flags)}`,
+        variadic?.variadic
+          ? `${variadic.name}'s own flags go after "--": ${name} [flags] -- ${variadic.name}...`
+          : undefined,
       );
     }
     const flag = token.rawName.startsWith("--") ? token.rawName : `-${spec.short}`;

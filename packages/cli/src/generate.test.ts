@@ -160,6 +160,23 @@ describe("the command line of --generate and coffer run", () => {
     expect(help("run")).toContain("Usage:\n  coffer run [flags] -- COMMAND...\n");
   });
 
+  it("coffer run says where the program's flags go", () => {
+    try {
+      parseCommandLine(
+        root,
+        ["run", "--path", "/p", "node", "--inspect", "app.js"],
+        GLOBAL_OPTIONS,
+      );
+      throw new Error("expected a UsageError");
+    } catch (err) {
+      expect(err).toBeInstanceOf(UsageError);
+      expect((err as UsageError).message).toBe('unknown flag --inspect for "coffer run"');
+      expect((err as UsageError).hint).toBe(
+        'COMMAND\'s own flags go after "--": coffer run [flags] -- COMMAND...\nsee "coffer run --help"',
+      );
+    }
+  });
+
   it("coffer run keeps everything after -- as the command, flags included", () => {
     const p = parse("run", "--path", "/prod", "--watch", "--", "node", "-e", "x", "--path", "y");
     expect(p.values).toMatchObject({ path: "/prod", watch: true });
