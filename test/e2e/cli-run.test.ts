@@ -411,31 +411,31 @@ describe("coffer run and --generate against a real server", { timeout: SLOW }, (
     expect(await hup.exited).toEqual({ code: 0, signal: null });
   });
 
-  it("refuses single-access secrets unless --single-access, which consumes them", async () => {
-    const otp = unique("otp");
-    values.push(otp);
-    await createSecret("/once", "otp", SecretType.OPAQUE, otp, { singleAccess: true });
-    const refused = await coffer(["run", "--path", "/once", "--", ...printEnv("^OTP$")]);
+  it("refuses single-access secrets unless --single-access, which consumes each once", async () => {
+    const otp1 = unique("otp1");
+    const otp2 = unique("otp2");
+    values.push(otp1, otp2);
+    const id = await createSecret("/once", "otp", SecretType.OPAQUE, otp1, { singleAccess: true });
+    await admin.createSecretVersion({ secretId: id, data: Buffer.from(otp2) });
+    // Named twice (its folder and its name): refused once, by name.
+    const both = ["--path", "/once", "--secret", "otp"];
+    const refused = await coffer(["run", ...both, "--", ...printEnv("^OTP$")]);
     expect(refused.code).toBe(5);
     expect(refused.out).toBe("");
     expect(refused.err).toBe(
       "coffer: single-access secret /once/otp: reading consumes it\nhint: add --single-access to read and consume them, or leave them out",
     );
 
-    // Still unspent: the opt-in reads it, once.
-    const consumed = await coffer([
-      "run",
-      "--path",
-      "/once",
-      "--single-access",
-      "--",
-      ...printEnv("^OTP$"),
-    ]);
+    // Still unspent: the opt-in reads the newest, once, though named twice.
+    const consumed = await coffer(["run", ...both, "--single-access", "--", ...printEnv("^OTP$")]);
     expect(consumed.code).toBe(0);
-    expect(JSON.parse(consumed.out)).toEqual({ OTP: otp });
-    expect(consumed.err).toContain(
-      "coffer: consumed single-access /once/otp (version 1): it cannot be read again",
-    );
+    expect(JSON.parse(consumed.out)).toEqual({ OTP: otp2 });
+    expect(consumed.err.split("\n").filter((l) => l.includes("consumed"))).toEqual([
+      "coffer: consumed single-access /once/otp (version 2): it cannot be read again",
+    ]);
+    // Version 1 was not spent with it: it is the next one served.
+    const older = await coffer(["run", ...both, "--single-access", "--", ...printEnv("^OTP$")]);
+    expect(JSON.parse(older.out)).toEqual({ OTP: otp1 });
     const again = await coffer([
       "run",
       "--secret",

@@ -90,7 +90,8 @@ export async function loadVariables(
   const region = conn.settings.region;
   const targets = await targetsOf(conn, projectId, selection);
   const skipped: string[] = [];
-  const singleAccess: Target[] = [];
+  // By secret id: one secret named twice (by --path and --secret) is spent once.
+  const singleAccess = new Map<string, Target>();
   const read = new Map<Target, SecretValue>();
   const readOne = async (t: Target, consume: boolean) => {
     const value = await accessSecret(conn.secrets, t.ref, {
@@ -107,20 +108,22 @@ export async function loadVariables(
       try {
         await readOne(t, false);
       } catch (err) {
-        if (err instanceof SingleAccessError) singleAccess.push(t);
-        else if (!t.explicit && isUnreadable(err)) skipped.push(`${t.label}: ${reason(err)}`);
+        if (err instanceof SingleAccessError) {
+          if (!singleAccess.has(err.secretId)) singleAccess.set(err.secretId, t);
+        } else if (!t.explicit && isUnreadable(err)) skipped.push(`${t.label}: ${reason(err)}`);
         else throw named(err, t);
       }
     });
-    if (singleAccess.length > 0 && !options.consumeSingleAccess) {
+    const spendable = [...singleAccess.values()];
+    if (spendable.length > 0 && !options.consumeSingleAccess) {
       throw new CliError(
-        `single-access secret${singleAccess.length > 1 ? "s" : ""} ${singleAccess.map((t) => t.label).join(", ")}: reading consumes ${singleAccess.length > 1 ? "them" : "it"}`,
+        `single-access secret${spendable.length > 1 ? "s" : ""} ${spendable.map((t) => t.label).join(", ")}: reading consumes ${spendable.length > 1 ? "them" : "it"}`,
         ExitCode.Conflict,
         "add --single-access to read and consume them, or leave them out",
       );
     }
     const consumed: string[] = [];
-    for (const t of singleAccess) {
+    for (const t of spendable) {
       await readOne(t, true).catch((err) => {
         throw named(err, t);
       });
