@@ -21,7 +21,8 @@ prints as COFFER_TOKEN, then e.g.:
 
   coffer project create demo                  # prints: export COFFER_PROJECT=...
   coffer secret create /prod/db --type database_credentials --from-file db.json
-  coffer version access /prod/db --field password --raw`,
+  coffer version access /prod/db --field password --raw
+  coffer run --path /prod -- node server.js    # the secrets in its environment`,
   children: [
     secretGroup,
     versionGroup,
