@@ -108,11 +108,15 @@ export async function follow(
     if (pending !== undefined) return;
     pending = why;
     setTimeout(() => {
-      running = running.then(async () => {
-        const reason = pending as string;
-        pending = undefined;
-        if (!signal.aborted) await hooks.reload(reason);
-      });
+      running = running
+        .then(async () => {
+          const reason = pending as string;
+          pending = undefined;
+          if (!signal.aborted) await hooks.reload(reason);
+        })
+        // reload reports its own failures; a stderr that cannot be written
+        // to must not end the run with an unhandled rejection.
+        .catch(() => {});
     }, SETTLE_MS);
   };
   try {
