@@ -364,6 +364,8 @@ describe("coffer run and --generate against a real server", { timeout: SLOW }, (
     expect(missing.err).toMatch(/cannot run "coffer-no-such-program": no such command/);
   });
 
+  // Children install their signal handlers before they print the line a
+  // test waits for: a signal sent on that line must find the handler.
   it("forwards SIGTERM to the child and exits with its code, or 128 + 15 when it dies of it", async () => {
     const handles = start([
       "run",
@@ -462,7 +464,7 @@ describe("coffer run and --generate against a real server", { timeout: SLOW }, (
       process.execPath,
       "-e",
       // performance.timeOrigin: when the process started, before Node's own boot.
-      "console.log('start ' + process.env.TOKEN + ' ' + Math.round(performance.timeOrigin)); process.on('SIGTERM', () => { console.log('stop ' + process.pid); process.exit(0); }); setInterval(() => {}, 1000);",
+      "process.on('SIGTERM', () => { console.log('stop ' + process.pid); process.exit(0); }); console.log('start ' + process.env.TOKEN + ' ' + Math.round(performance.timeOrigin)); setInterval(() => {}, 1000);",
     ]);
     try {
       await r.line(new RegExp(`^start ${first} \\d+$`));
@@ -499,7 +501,7 @@ describe("coffer run and --generate against a real server", { timeout: SLOW }, (
       "--",
       process.execPath,
       "-e",
-      "console.log('start ' + process.pid); process.on('SIGTERM', () => console.log('ignored')); setInterval(() => {}, 1000);",
+      "process.on('SIGTERM', () => console.log('ignored')); console.log('start ' + process.pid); setInterval(() => {}, 1000);",
     ]);
     try {
       const first = await r.line(/^start \d+$/);
@@ -543,7 +545,7 @@ describe("coffer run and --generate against a real server", { timeout: SLOW }, (
       "--",
       process.execPath,
       "-e",
-      "console.log('start ' + process.pid); process.on('SIGHUP', () => console.log('hup ' + process.pid)); setInterval(() => {}, 1000);",
+      "process.on('SIGHUP', () => console.log('hup ' + process.pid)); console.log('start ' + process.pid); setInterval(() => {}, 1000);",
     ]);
     try {
       const started = await r.line(/^start \d+$/);
