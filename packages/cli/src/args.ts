@@ -26,6 +26,12 @@ export interface OptionSpec {
   value?: string;
   help: string;
   group?: OptionGroup;
+  /**
+   * A string flag whose value may be left out (`--generate` or `--generate
+   * 40`): the next argument is its value only when it matches this pattern;
+   * a bare flag's value is "".
+   */
+  optionalValue?: RegExp;
 }
 
 export type OptionSet = Record<string, OptionSpec>;
@@ -45,6 +51,8 @@ export interface ArgSpec {
   name: string;
   help: string;
   optional?: boolean;
+  /** The last argument only: it takes every argument left (`-- COMMAND ARGS...`). */
+  variadic?: boolean;
 }
 
 /** What a command's implementation receives. */
@@ -197,20 +205,40 @@ export function parseCommandLine(root: Group, argv: string[], globals: OptionSet
   const name = path.join(" ");
   const usage = (message: string, hint?: string) =>
     new UsageError(message, [hint, `see "${name} --help"`].filter(Boolean).join("\n"));
-  for (const token of tokens) {
+  // Positionals that an optional-valued flag took as its value.
+  const taken = new Set<number>();
+  for (const [t, token] of tokens.entries()) {
     if (token.kind === "positional") {
-      args.push(token.value);
+      if (!taken.has(t)) args.push(token.value);
       continue;
     }
     if (token.kind === "option-terminator") continue;
     const spec = Object.hasOwn(options, token.name) ? options[token.name] : undefined;
     if (spec === undefined) {
       const flags = Object.entries(options).map(([n]) => `--${n}`);
+      const variadic = leaf.args?.at(-1);
       throw usage(
         `unknown flag ${token.rawName} for "${name}"${suggest(`--${token.name}`, flags)}`,
+        variadic?.variadic
+          ? `${variadic.name}'s own flags go after "--": ${name} [flags] -- ${variadic.name}...`
+          : undefined,
       );
     }
     const flag = token.rawName.startsWith("--") ? token.rawName : `-${spec.short}`;
+    if (spec.optionalValue !== undefined) {
+      const next = tokens[t + 1];
+      let value = token.value ?? "";
+      if (
+        token.value === undefined &&
+        next?.kind === "positional" &&
+        spec.optionalValue.test(next.value)
+      ) {
+        value = next.value;
+        taken.add(t + 1);
+      }
+      values[token.name] = value;
+      continue;
+    }
     if (spec.type === "boolean") {
       if (token.value !== undefined) throw usage(`${flag} takes no value`);
       if (token.name === "help") help = true;
@@ -236,7 +264,7 @@ export function parseCommandLine(root: Group, argv: string[], globals: OptionSet
   }
   if (help) return { kind: "help", node: leaf, path };
   const specs = leaf.args ?? [];
-  if (args.length > specs.length) {
+  if (args.length > specs.length && !specs[specs.length - 1]?.variadic) {
     const extra = args[specs.length] as string;
     throw usage(
       `unexpected argument "${extra}" for "${name}"${extra.startsWith("-") ? ` (flags after "--" are arguments)` : ""}`,
@@ -264,7 +292,9 @@ function toParseArgsOptions(
     {};
   for (const [name, o] of Object.entries(options)) {
     out[name] = {
-      type: o.type,
+      // Parsed as a switch, so that parseArgs never takes the next argument:
+      // the loop above decides whether it is the value.
+      type: o.optionalValue !== undefined ? "boolean" : o.type,
       ...(o.short !== undefined && { short: o.short }),
       ...(o.multiple && { multiple: true }),
     };
@@ -321,12 +351,17 @@ export function renderHelp(node: Node, path: string[]): string {
     if (node.footer) out.push("", node.footer.trimEnd());
     return `${out.join("\n")}\n`;
   }
-  const args = (node.args ?? []).map((a) => (a.optional ? `[${a.name}]` : a.name)).join(" ");
+  const args = (node.args ?? [])
+    .map((a) => (a.optional ? `[${a.name}]` : a.name) + (a.variadic ? "..." : ""))
+    .join(" ");
   out.push(
     `${name}: ${node.summary}`,
     "",
     "Usage:",
-    `  ${[name, args, "[flags]"].filter(Boolean).join(" ")}`,
+    // A variadic last argument takes flags too, once after "--".
+    node.args?.at(-1)?.variadic
+      ? `  ${name} [flags] -- ${args}`
+      : `  ${[name, args, "[flags]"].filter(Boolean).join(" ")}`,
   );
   if (node.description) out.push("", node.description.trimEnd());
   if (node.args && node.args.length > 0) {
@@ -340,7 +375,9 @@ export function renderHelp(node: Node, path: string[]): string {
       .filter(([, o]) => (o.group ?? "command") === g)
       .map(([n, o]) => {
         const short = o.short ? `-${o.short}, ` : "    ";
-        const value = o.type === "string" ? ` ${o.value ?? "VALUE"}` : "";
+        const placeholder = o.value ?? "VALUE";
+        const value =
+          o.type !== "string" ? "" : o.optionalValue ? ` [${placeholder}]` : ` ${placeholder}`;
         return [`${short}--${n}${value}`, o.multiple ? `${o.help} (repeatable)` : o.help] as const;
       });
     if (rows.length === 0) continue;

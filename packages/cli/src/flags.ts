@@ -124,6 +124,28 @@ export const DATA_OPTIONS = {
 } as const satisfies OptionSet;
 
 /**
+ * A random payload instead of one given: generate.ts reads these. The
+ * charset names are written out here, as the enum names below are.
+ */
+export const GENERATE_OPTIONS = {
+  generate: {
+    type: "string",
+    value: "LENGTH",
+    optionalValue: /^[0-9]+$/,
+    help: "the payload is a random value of LENGTH characters (default 32, 4 to 65536) from the OS's CSPRNG, not shown; opaque secrets only",
+  },
+  charset: {
+    type: "string",
+    value: "SET",
+    help: "--generate's characters: alnum (default), alpha, numeric, hex, base64url, symbols, or the characters themselves (e.g. abc123)",
+  },
+  "show-generated": {
+    type: "boolean",
+    help: "print the generated value alone on stdout (what was done goes to stderr)",
+  },
+} as const satisfies OptionSet;
+
+/**
  * What each type's payload looks like, for `--help`: the text a user puts in
  * the file given to --from-file (or in --data).
  */

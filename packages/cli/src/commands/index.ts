@@ -7,6 +7,7 @@ import { issuerGroup } from "./issuer.ts";
 import { loginCommand, profileGroup } from "./profile.ts";
 import { projectGroup } from "./project.ts";
 import { regionGroup } from "./region.ts";
+import { runCommand } from "./run.ts";
 import { secretGroup } from "./secret.ts";
 import { serverCommand } from "./server.ts";
 import { tokenGroup } from "./token.ts";
@@ -23,10 +24,12 @@ prints as COFFER_TOKEN, then e.g.:
 
   coffer project create demo                  # prints: export COFFER_PROJECT=...
   coffer secret create /prod/db --type database_credentials --from-file db.json
-  coffer version access /prod/db --field password --raw`,
+  coffer version access /prod/db --field password --raw
+  coffer run --path /prod -- node server.js    # the secrets in its environment`,
   children: [
     secretGroup,
     versionGroup,
+    runCommand,
     projectGroup,
     regionGroup,
     tokenGroup,

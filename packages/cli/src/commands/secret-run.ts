@@ -30,6 +30,13 @@ import { type Connection, connect, requireProject } from "../connection.ts";
 import type { Context } from "../context.ts";
 import { CliError, ExitCode, UsageError } from "../errors.ts";
 import {
+  checkGeneratedType,
+  checkShowGenerated,
+  generatedNote,
+  generatePayload,
+  parseGenerate,
+} from "../generate.ts";
+import {
   enumName,
   formatDetails,
   formatTime,
@@ -221,11 +228,17 @@ export const run: Runs<typeof SECRET> = {
         ? SecretType.OPAQUE
         : parseEnum<SecretType>(SecretTypeSchema, values.type, "--type");
     const policy = policyFrom(values, undefined);
-    const read = await readPayload(ctx, values, { required: false });
+    const generated = parseGenerate(values);
+    if (generated !== undefined) checkGeneratedType(enumName(SecretTypeSchema, type));
+    checkShowGenerated(values, format);
+    const read =
+      generated !== undefined
+        ? generatePayload(generated)
+        : await readPayload(ctx, values, { required: false });
     const data = read === undefined ? undefined : shapePayload(type, read);
     if (data === undefined && values["version-description"] !== undefined) {
       throw new UsageError(
-        "--version-description needs a first version: give --data or --from-file",
+        "--version-description needs a first version: give --data, --from-file or --generate",
       );
     }
     const conn = await connect(ctx, values);
@@ -251,7 +264,7 @@ export const run: Runs<typeof SECRET> = {
       })
       .catch(
         inFlagTerms({
-          "first_version.data": payloadSource(values),
+          "first_version.data": generated !== undefined ? "--generate" : payloadSource(values),
           "first_version.description": "--version-description",
           description: "--description",
           tags: "--tag",
@@ -259,14 +272,23 @@ export const run: Runs<typeof SECRET> = {
           "ephemeral_policy.action": "--expiry-action",
         }),
       );
+    if (generated !== undefined && !values["show-generated"]) {
+      await ctx.io.stderr.write(generatedNote(generated));
+    }
     if (format === "json") return write(ctx, jsonText(CreateSecretResponseSchema, res));
     const s = res.secret;
     const version = res.firstVersion
       ? ` with version ${res.firstVersion.revision}`
       : " (no version yet)";
-    await ctx.io.stdout.write(
-      `Created secret ${ref.text} (${enumName(SecretTypeSchema, s?.type ?? type)})${version}.\nid: ${s?.id ?? ""}\n`,
-    );
+    const done = `Created secret ${ref.text} (${enumName(SecretTypeSchema, s?.type ?? type)})${version}.\nid: ${s?.id ?? ""}\n`;
+    if (generated !== undefined && values["show-generated"] && data !== undefined) {
+      // The value alone on stdout, for VALUE=$(coffer secret create ...).
+      await ctx.io.stderr.write(done);
+      await ctx.io.stdout.write(data);
+      await ctx.io.stdout.write("\n");
+      return undefined;
+    }
+    await ctx.io.stdout.write(done);
     return undefined;
   },
 

@@ -2,6 +2,7 @@ import { type CommandSpec, commands, group, type OptionSet } from "../args.ts";
 import {
   CONNECTION_OPTIONS,
   DATA_OPTIONS,
+  GENERATE_OPTIONS,
   OUTPUT_OPTION,
   PAGE_OPTIONS,
   PAYLOAD_SHAPES,
@@ -55,10 +56,11 @@ function protection(protect: boolean) {
 export const SECRET = {
   create: {
     summary: "create a secret, optionally with its first version",
-    description: `The secret is created at the path and name given. With --data or
---from-file, its first version is created too, enabled. The payload is checked
-against the type, and its CRC-32 is sent so the server checks it arrived
-intact.
+    description: `The secret is created at the path and name given. With --data,
+--from-file or --generate, its first version is created too, enabled. The
+payload is checked against the type, and its CRC-32 is sent so the server
+checks it arrived intact. --generate makes a random value (opaque secrets),
+which is never printed unless --show-generated is given.
 
 ${PAYLOAD_SHAPES}`,
     args: [{ name: "SECRET", help: "where: /path/name, e.g. /prod/db (/db for the root folder)" }],
@@ -69,6 +71,7 @@ ${PAYLOAD_SHAPES}`,
         help: `payload type, fixed for life: ${SECRET_TYPE_NAMES.join(", ")} (default opaque)`,
       },
       ...DATA_OPTIONS,
+      ...GENERATE_OPTIONS,
       description: {
         type: "string",
         value: "TEXT",
@@ -87,6 +90,7 @@ ${PAYLOAD_SHAPES}`,
     examples: [
       "coffer secret create /prod/db --type database_credentials --from-file db.json",
       "coffer secret create /prod/api-key --from-file - < key.txt",
+      "coffer secret create /prod/session-key --generate 48 --charset base64url",
       "coffer secret create /ci/bootstrap --single-access --expiry-action delete --from-file token.txt",
       "coffer secret create /ops/deploy-key --type ssh_key --from-file ~/.ssh/id_ed25519",
       "coffer secret create /web/tls --type certificate --from-file fullchain-and-key.pem",

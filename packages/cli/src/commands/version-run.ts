@@ -16,6 +16,7 @@ import {
   GetSecretVersionResponseSchema,
   ListSecretVersionsResponseSchema,
   RestoreSecretVersionResponseSchema,
+  SecretTypeSchema,
   type SecretVersion,
   UpdateSecretVersionResponseSchema,
   type VersionStatus,
@@ -25,6 +26,13 @@ import type { Run, Runs } from "../args.ts";
 import { connect, requireProject } from "../connection.ts";
 import type { Context } from "../context.ts";
 import { CliError, ExitCode, UsageError } from "../errors.ts";
+import {
+  checkGeneratedType,
+  checkShowGenerated,
+  generatedNote,
+  generatePayload,
+  parseGenerate,
+} from "../generate.ts";
 import {
   enumName,
   formatDetails,
@@ -185,14 +193,27 @@ export const run: Runs<typeof VERSION> = {
   async create(ctx, { values, args }) {
     const ref = parseSecretRef(args[0] as string);
     const format = parseOutputFormat(values.output);
-    const read = (await readPayload(ctx, values, { required: true })) as Uint8Array;
+    const generated = parseGenerate(values);
+    checkShowGenerated(values, format);
+    const read =
+      generated !== undefined
+        ? undefined
+        : ((await readPayload(ctx, values, { required: true })) as Uint8Array);
     const conn = await connect(ctx, values);
     const secretId = await resolveSecretId(conn, ref);
-    // The secret's type decides the shape (an ssh_key from a raw key file).
-    const type = mayNeedShaping(read)
-      ? (await conn.secrets.getSecret({ region: conn.settings.region, secretId })).secret?.type
-      : undefined;
-    const data = type === undefined ? read : shapePayload(type, read);
+    const getType = async () =>
+      (await conn.secrets.getSecret({ region: conn.settings.region, secretId })).secret?.type;
+    let data: Uint8Array;
+    if (generated !== undefined) {
+      // Checked before anything is created: a random value fits opaque secrets only.
+      checkGeneratedType(enumName(SecretTypeSchema, (await getType()) ?? 0));
+      data = generatePayload(generated);
+    } else {
+      const payload = read as Uint8Array;
+      // The secret's type decides the shape (an ssh_key from a raw key file).
+      const type = mayNeedShaping(payload) ? await getType() : undefined;
+      data = type === undefined ? payload : shapePayload(type, payload);
+    }
     const res = await conn.secrets
       .createSecretVersion({
         region: conn.settings.region,
@@ -205,14 +226,25 @@ export const run: Runs<typeof VERSION> = {
         etag: values.etag ?? "",
       })
       .catch(
-        inFlagTerms({ data: payloadSource(values), description: "--description", etag: "--etag" }),
+        inFlagTerms({
+          data: generated !== undefined ? "--generate" : payloadSource(values),
+          description: "--description",
+          etag: "--etag",
+        }),
       );
+    if (generated !== undefined && !values["show-generated"]) {
+      await ctx.io.stderr.write(generatedNote(generated));
+    }
     if (format === "json") return write(ctx, jsonText(CreateSecretVersionResponseSchema, res));
     const v = res.version;
-    return write(
-      ctx,
-      `Created version ${v?.revision ?? "?"} of ${ref.text} (${enumName(VersionStatusSchema, v?.status ?? 0)}).\n`,
-    );
+    const done = `Created version ${v?.revision ?? "?"} of ${ref.text} (${enumName(VersionStatusSchema, v?.status ?? 0)}).\n`;
+    if (generated !== undefined && values["show-generated"]) {
+      // The value alone on stdout, for VALUE=$(coffer version create ...).
+      await ctx.io.stderr.write(done);
+      await ctx.io.stdout.write(data);
+      return write(ctx, "\n");
+    }
+    return write(ctx, done);
   },
 
   async get(ctx, { values, args }) {

@@ -2,6 +2,7 @@ import { type CommandSpec, commands, group, type OptionSet } from "../args.ts";
 import {
   CONNECTION_OPTIONS,
   DATA_OPTIONS,
+  GENERATE_OPTIONS,
   OUTPUT_OPTION,
   PAGE_OPTIONS,
   PAYLOAD_SHAPES,
@@ -75,14 +76,16 @@ function stateCommand(verb: StateVerb) {
 export const VERSION = {
   create: {
     summary: "add a version to a secret",
-    description: `The payload comes from --data, --from-file, or stdin when it is piped.
-It must fit the secret's type. The new version is enabled unless --disabled;
+    description: `The payload comes from --data, --from-file, --generate (a random value,
+opaque secrets only, never printed unless --show-generated), or stdin when it
+is piped. It must fit the secret's type. The new version is enabled unless --disabled;
 --disable-previous disables the version that was the latest enabled one.
 
 ${PAYLOAD_SHAPES}`,
     args: [SECRET_ARG],
     options: {
       ...DATA_OPTIONS,
+      ...GENERATE_OPTIONS,
       description: { type: "string", value: "TEXT", help: "a description of the version" },
       disabled: { type: "boolean", help: "create it disabled" },
       "disable-previous": { type: "boolean", help: "disable the previous latest enabled version" },
@@ -92,6 +95,7 @@ ${PAYLOAD_SHAPES}`,
     examples: [
       "coffer version create /prod/db --from-file db.json --disable-previous",
       "vault-export | coffer version create /prod/api-key",
+      "coffer version create /prod/session-key --generate 64 --charset hex --disable-previous",
     ],
   },
   get: {
