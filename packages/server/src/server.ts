@@ -356,6 +356,10 @@ export async function openServer(config: Config, logger: Logger): Promise<OpenSe
     rateLimiter: rps > 0 ? new RateLimiter({ ratePerSecond: rps }) : undefined,
     peerLimiter: peerRps > 0 ? new PeerLimiter({ ratePerSecond: peerRps }) : undefined,
     observe,
+    jwks: {
+      ...(config.jwksMaxAgeMs !== undefined && { maxAgeMs: config.jwksMaxAgeMs }),
+      ...(config.jwksRefreshFloorMs !== undefined && { refreshFloorMs: config.jwksRefreshFloorMs }),
+    },
   });
 
   const stopSweeper = startSweeper(
@@ -364,7 +368,8 @@ export async function openServer(config: Config, logger: Logger): Promise<OpenSe
     (region, err) => logger.warn({ region, err }, "sweep failed; will retry"),
     (region, counts) => {
       const { expired, versionsDestroyed, secretsDestroyed, auditEventsPruned } = counts;
-      if (expired + versionsDestroyed + secretsDestroyed + auditEventsPruned > 0) {
+      const total = expired + versionsDestroyed + secretsDestroyed + auditEventsPruned;
+      if (total + counts.exchangedTokensPruned > 0) {
         logger.info({ region, ...counts }, "swept");
       }
     },
