@@ -98,7 +98,8 @@ export function globToRegExp(glob: string): RegExp {
   for (const char of glob) {
     if (char === "*") source += "[^]*";
     else if (char === "?") source += "[^]";
-    else source += char.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
+    // Only syntax characters (and "/") may be escaped in a `u` pattern.
+    else source += char.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
   }
   return new RegExp(`^${source}$`, "u");
 }
