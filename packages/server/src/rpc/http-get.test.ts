@@ -132,6 +132,8 @@ describe("reads over HTTP GET", () => {
         "ListSecrets",
         "ListTags",
         "ListTokens",
+        "ListTrustedIssuers",
+        "ListIdentityBindings",
       ].sort(),
     );
   });

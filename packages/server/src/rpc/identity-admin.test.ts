@@ -161,6 +161,11 @@ describe.each(inMemoryBackends)("trusted issuers and identity bindings ($name)",
       'issuer.static_jwks: key 1 holds private key material ("d")',
     ],
     [
+      "static keys holding an escaped NUL",
+      { keys: { case: "staticJwks", value: '{"keys":[{"kty":"EC","kid":"a\\u0000b"}]}' } },
+      "issuer.static_jwks: holds a string that must not contain the NUL character",
+    ],
+    [
       "a static HMAC key",
       {
         keys: {

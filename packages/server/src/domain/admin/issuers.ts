@@ -19,7 +19,7 @@ import type { DomainDeps } from "../context.ts";
 import { alreadyExists, invalid, notFound } from "../errors.ts";
 import { fetchableUrlProblem } from "../identity/fetch.ts";
 import { type ListPage, openPage, type PageInput } from "../paging.ts";
-import { validateLabel, validateText, validateUuid } from "../validation.ts";
+import { textProblem, validateLabel, validateText, validateUuid } from "../validation.ts";
 import { revokeBindingTokens } from "./bindings.ts";
 
 /** Where a new issuer's keys come from, as the request says. */
@@ -86,6 +86,26 @@ function validateAudiences(values: readonly string[]): string[] {
   return [...new Set(values.map((a, i) => validateLabel(a, `${field}[${i}]`)))];
 }
 
+/**
+ * The rule a parsed JSON value breaks for Postgres (jsonb refuses what text
+ * refuses: NUL, lone surrogates, which JSON escapes can spell), or undefined.
+ */
+function unstorable(value: unknown): string | undefined {
+  if (typeof value === "string") return textProblem(value);
+  if (Array.isArray(value)) {
+    for (const item of value) {
+      const problem = unstorable(item);
+      if (problem !== undefined) return problem;
+    }
+  } else if (value !== null && typeof value === "object") {
+    for (const [k, v] of Object.entries(value)) {
+      const problem = textProblem(k) ?? unstorable(v);
+      if (problem !== undefined) return problem;
+    }
+  }
+  return undefined;
+}
+
 /** Parses and checks a static JWKS: JSON, public keys only, each of a type JWTs are verified with. */
 function validateStaticJwks(text: string): { keys: Record<string, unknown>[] } {
   const field = "issuer.static_jwks";
@@ -96,6 +116,8 @@ function validateStaticJwks(text: string): { keys: Record<string, unknown>[] } {
   } catch {
     throw invalid(field, `${shape} (it is not JSON)`);
   }
+  const stored = unstorable(doc);
+  if (stored !== undefined) throw invalid(field, `holds a string that ${stored}`);
   const keys = (doc as { keys?: unknown } | null)?.keys;
   if (typeof doc !== "object" || doc === null || !Array.isArray(keys)) throw invalid(field, shape);
   if (keys.length === 0 || keys.length > MAX_STATIC_KEYS) {
