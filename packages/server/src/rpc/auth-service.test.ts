@@ -12,8 +12,13 @@ import { auditEvents } from "../db/schema.ts";
 import { EXCHANGE_REFUSED } from "../domain/identity/exchange.ts";
 import { OTHER_PROJECT, PROJECT } from "../testing/backends.ts";
 import type { AdminClient, Protocol } from "../testing/clients.ts";
-import { type InMemoryServer, inMemoryBackends } from "../testing/in-memory-server.ts";
+import {
+  type InMemoryServer,
+  inMemoryBackends,
+  startInMemoryServer,
+} from "../testing/in-memory-server.ts";
 import { startOidcIssuer, type TestOidcIssuer, trustTestIssuer } from "../testing/oidc-issuer.ts";
+import { serverBackends, type TestServer } from "../testing/rpc-servers.ts";
 
 // AuthService.ExchangeToken through the whole server (in memory: the call
 // chain, the domain, a real database on each backend), against a real OIDC
@@ -453,5 +458,64 @@ describe.each(inMemoryBackends)("ExchangeToken ($name)", (backend) => {
     expect(leaks).toEqual([]);
     // And the log lines of the exchanges are there, without bodies.
     expect(logs).toContain(METHOD);
+  });
+});
+
+describe("ExchangeToken over the real ports (grpc-js and connect-node)", () => {
+  const backend = serverBackends.find((b) => b.name === "pglite");
+  let s: TestServer;
+  let issuer: TestOidcIssuer;
+  beforeAll(async () => {
+    issuer = await startOidcIssuer({ alg: "ES256" });
+    if (backend === undefined) throw new Error("no PGlite backend");
+    s = await backend.start();
+    await trustTestIssuer(s.adminClient("grpc", s.adminToken), issuer, {
+      grants: [{ projectId: PROJECT, role: Role.READ_ONLY, pathPrefix: "/" }],
+      keys: "jwks_url",
+    });
+  }, 120_000);
+  afterAll(async () => {
+    await s?.stop();
+    await issuer?.close();
+  });
+
+  it.each<Protocol>(["grpc", "connect", "grpc-web"])(
+    "exchanges and calls with the token (%s)",
+    async (protocol) => {
+      const r = await s.authClient(protocol).exchangeToken({ jwt: await issuer.sign() });
+      const listed = await s.client(protocol, r.value).listSecrets({ projectId: PROJECT });
+      expect(listed.totalCount).toBeGreaterThanOrEqual(0n);
+      const refused = await outcome(s.authClient(protocol).exchangeToken({ jwt: "x.y.z" }));
+      expect(refused).toEqual({ code: Code.Unauthenticated, message: EXCHANGE_REFUSED });
+    },
+  );
+});
+
+describe("ExchangeToken and the per-address limit", () => {
+  let s: InMemoryServer;
+  let issuer: TestOidcIssuer;
+  beforeAll(async () => {
+    issuer = await startOidcIssuer();
+    // One refused call per second per address, bursts of two.
+    s = await startInMemoryServer({ peerRateLimitRps: 1 });
+    await trustTestIssuer(s.adminClient("connect", s.adminToken), issuer, {
+      grants: [{ projectId: PROJECT, role: Role.READ_ONLY, pathPrefix: "/" }],
+    });
+  }, 120_000);
+  afterAll(async () => {
+    await s?.stop();
+    await issuer?.close();
+  });
+
+  it("charges refused exchanges to the caller's address, and gives accepted ones back", async () => {
+    const auth = s.authClient("connect");
+    // Accepted exchanges cost nothing, however many.
+    for (let i = 0; i < 5; i++) {
+      expect((await outcome(auth.exchangeToken({ jwt: await issuer.sign() }))).code).toBe(0);
+    }
+    const codes: (Code | 0)[] = [];
+    for (let i = 0; i < 4; i++) codes.push((await outcome(auth.exchangeToken({ jwt: "x" }))).code);
+    expect(codes.slice(0, 2)).toEqual([Code.Unauthenticated, Code.Unauthenticated]);
+    expect(codes.slice(2)).toContain(Code.ResourceExhausted);
   });
 });
