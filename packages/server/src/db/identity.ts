@@ -229,3 +229,22 @@ export async function pruneExchangedTokens(
   );
   return Number(row?.n ?? 0);
 }
+
+/**
+ * Removes every grant on a project from every binding (the project is being
+ * deleted), and deletes the bindings left with none; returns how many were
+ * deleted. Their tokens lose the same grants by removeProjectGrants.
+ */
+export async function removeProjectFromBindings(ex: Executor, projectId: string): Promise<number> {
+  await ex.execute(sql`
+    update ${identityBindings} set
+      grants = coalesce(
+        (select jsonb_agg(g) from jsonb_array_elements(${identityBindings.grants}) g where g->>'projectId' <> ${projectId}),
+        '[]'::jsonb)
+    where ${identityBindings.grants} @> jsonb_build_array(jsonb_build_object('projectId', ${projectId}::text))`);
+  const gone = await ex
+    .delete(identityBindings)
+    .where(sql`${identityBindings.grants} = '[]'::jsonb`)
+    .returning({ id: identityBindings.id });
+  return gone.length;
+}

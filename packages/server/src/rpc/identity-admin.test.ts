@@ -335,6 +335,32 @@ describe.each(inMemoryBackends)("trusted issuers and identity bindings ($name)",
     expect(second.totalCount).toBe(first.totalCount);
   });
 
+  it("takes a deleted project's grants off bindings, and deletes those left with none", async () => {
+    const { project } = await admin.createProject({ name: `doomed-${randomUUID()}` });
+    const doomed = project?.id ?? "";
+    const mixed = (
+      await admin.createIdentityBinding(
+        binding({
+          grants: [
+            { projectId: PROJECT, role: Role.READ_ONLY, pathPrefix: "/" },
+            { projectId: doomed, role: Role.READ_ONLY, pathPrefix: "/" },
+          ],
+        }),
+      )
+    ).binding;
+    const only = (
+      await admin.createIdentityBinding(
+        binding({ grants: [{ projectId: doomed, role: Role.READ_ONLY, pathPrefix: "/" }] }),
+      )
+    ).binding;
+    await admin.deleteProject({ projectId: doomed });
+    const left = new Map(
+      (await admin.listIdentityBindings({ pageSize: 1000 })).bindings.map((b) => [b.id, b]),
+    );
+    expect(left.get(mixed?.id ?? "")?.grants.map((g) => g.projectId)).toEqual([PROJECT]);
+    expect(left.has(only?.id ?? "")).toBe(false);
+  });
+
   it("deletes an issuer with its bindings", async () => {
     const made = (
       await admin.createTrustedIssuer(issuer({ keys: { case: "staticJwks", value: JWKS } }))
