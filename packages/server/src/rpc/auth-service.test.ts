@@ -278,6 +278,16 @@ describe.each(inMemoryBackends)("ExchangeToken ($name)", (backend) => {
       ],
       ["no exp", () => issuer.sign({ claims: { exp: undefined } }), "no exp claim"],
       [
+        "an exp that is not a number",
+        () => issuer.sign({ claims: { exp: "soon" } }),
+        "exp claim not valid",
+      ],
+      [
+        "an iat that is not a number",
+        () => issuer.sign({ claims: { iat: "now" } }),
+        "iat claim not valid",
+      ],
+      [
         "a wrong audience",
         () => issuer.sign({ claims: { aud: "someone-else" } }),
         "audience not accepted",

@@ -29,7 +29,7 @@ export interface TestSignOptions {
   /** The key to sign with; default: the newest published key. */
   kid?: string;
   /** Claims set or overridden; `iss`, `aud`, `sub`, `iat`, `exp` have defaults (undefined removes one). */
-  claims?: JWTPayload & Record<string, unknown>;
+  claims?: Record<string, unknown>;
   /** Seconds from now until `exp` (default 600); ignored when claims.exp is given. */
   expiresInS?: number;
   /** Extra protected-header members (e.g. a `typ`); `alg` and `kid` come from the key. */

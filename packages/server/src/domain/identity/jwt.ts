@@ -149,6 +149,7 @@ export function reasonOf(e: unknown): string {
   if (e instanceof errors.JWTExpired) return "expired";
   if (e instanceof errors.JWTClaimValidationFailed) {
     if (e.reason === "missing") return `no ${e.claim} claim`;
+    if (e.reason === "invalid") return `${e.claim} claim not valid`;
     switch (e.claim) {
       case "nbf":
         return "not yet valid (nbf)";
