@@ -357,6 +357,11 @@ export async function openServer(config: Config, logger: Logger): Promise<OpenSe
     peerLimiter: peerRps > 0 ? new PeerLimiter({ ratePerSecond: peerRps }) : undefined,
     observe,
     jwks: {
+      onFetchFailed: (issuer, reason) =>
+        logger.warn(
+          { issuer_id: issuer.id, issuer: issuer.issuerUrl, reason },
+          "a trusted issuer's keys could not be fetched; its tokens are refused until they can",
+        ),
       ...(config.jwksMaxAgeMs !== undefined && { maxAgeMs: config.jwksMaxAgeMs }),
       ...(config.jwksRefreshFloorMs !== undefined && { refreshFloorMs: config.jwksRefreshFloorMs }),
     },

@@ -113,10 +113,33 @@ describe("the trusted issuers' key cache", () => {
     const iss = row(gone);
     await gone.close();
     const c = clock();
-    const keys = new KeyCache({ refreshFloorMs: 30_000, now: c.now });
+    const failures: string[] = [];
+    const keys = new KeyCache({
+      refreshFloorMs: 30_000,
+      now: c.now,
+      onFetchFailed: (_issuer, reason) => failures.push(reason),
+    });
     const verify = () => reasonOf(verifyJwt(jwt, async () => iss, keys, c.now));
     expect(await verify()).toBe("keys unavailable: key fetch failed (network)");
     expect(await verify()).toBe("keys unavailable: key fetch failed (network)");
+    // One fetch, one failure reported: the second call was within the floor.
+    expect(failures).toEqual(["key fetch failed (network)"]);
+  });
+});
+
+describe("discovery", () => {
+  it("refuses a discovery document that names another issuer", async () => {
+    const issuer = await startOidcIssuer();
+    try {
+      // Trusted as ".../" while the issuer calls itself "...": not the same issuer.
+      const iss = { ...row(issuer), issuerUrl: `${issuer.url}/` };
+      const jwt = await issuer.sign({ claims: { iss: iss.issuerUrl } });
+      const reason = await reasonOf(verifyJwt(jwt, async () => iss, new KeyCache()));
+      expect(reason).toBe("keys unavailable: the discovery document names another issuer");
+      expect(issuer.jwksFetches).toBe(0);
+    } finally {
+      await issuer.close();
+    }
   });
 });
 

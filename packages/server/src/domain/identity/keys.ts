@@ -36,6 +36,8 @@ export interface KeyCacheOptions {
   refreshFloorMs?: number;
   /** For tests: the clock. */
   now?: () => number;
+  /** Told when fetching an issuer's keys fails (the server logs it: the reason names no key material). */
+  onFetchFailed?: (issuer: { id: string; issuerUrl: string }, reason: string) => void;
 }
 
 /** A key could not be found for a JWT: its reason is for the audit trail. */
@@ -68,6 +70,7 @@ export class KeyCache {
   private readonly maxAgeMs: number;
   private readonly floorMs: number;
   private readonly now: () => number;
+  private readonly onFetchFailed: NonNullable<KeyCacheOptions["onFetchFailed"]>;
   /** JWKS documents fetched so far (for metrics and tests). */
   fetches = 0;
 
@@ -75,6 +78,7 @@ export class KeyCache {
     this.maxAgeMs = options.maxAgeMs ?? DEFAULT_JWKS_MAX_AGE_MS;
     this.floorMs = options.refreshFloorMs ?? DEFAULT_JWKS_REFRESH_FLOOR_MS;
     this.now = options.now ?? Date.now;
+    this.onFetchFailed = options.onFetchFailed ?? (() => {});
   }
 
   /** The key lookup jose's jwtVerify calls for a JWT of this issuer. */
@@ -180,6 +184,7 @@ export class KeyCache {
           // A stale set is dropped, not kept: past its age it must not verify.
           if (this.now() - entry.fetchedAt > this.maxAgeMs) delete entry.keys;
           entry.lastError = e instanceof FetchFailed ? e.message : "key fetch failed";
+          this.onFetchFailed(issuer, entry.lastError);
         },
       )
       .finally(() => {
