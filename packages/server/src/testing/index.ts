@@ -18,7 +18,9 @@ export {
 } from "./backends.ts";
 export { createTestCertificates } from "./certs.ts";
 export {
+  type AdminClient,
   type AuthClient,
+  adminClient,
   authClient,
   type TransportOptions,
   testTransport,
@@ -29,6 +31,7 @@ export {
   type TestKeyAlg,
   type TestOidcIssuer,
   type TestSignOptions,
+  type TrustTestIssuerOptions,
   trustTestIssuer,
 } from "./oidc-issuer.ts";
 export { serverBackends, type TestServer } from "./rpc-servers.ts";
