@@ -28,6 +28,20 @@ export async function findIssuer(ex: Executor, id: string): Promise<TrustedIssue
   return row;
 }
 
+/**
+ * An issuer, locked until the transaction ends: FOR UPDATE by its delete,
+ * FOR SHARE by a binding's creation, so that a binding is never created for
+ * an issuer being deleted (it waits, then finds none).
+ */
+export async function lockIssuer(
+  ex: Executor,
+  id: string,
+  mode: "update" | "share",
+): Promise<TrustedIssuerRow | undefined> {
+  const [row] = await ex.select().from(trustedIssuers).where(eq(trustedIssuers.id, id)).for(mode);
+  return row;
+}
+
 /** The issuer whose `iss` is exactly this (issuer URLs are unique). */
 export async function findIssuerByUrl(
   ex: Executor,

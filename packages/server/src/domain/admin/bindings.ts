@@ -3,9 +3,9 @@ import { insertAuditEvents } from "../../db/audit.ts";
 import type { Executor } from "../../db/client.ts";
 import {
   deleteBindingRows,
-  findIssuer,
   insertBinding,
   lockBinding,
+  lockIssuer,
   listBindings as queryBindings,
   revokeTokensOfBindings,
 } from "../../db/identity.ts";
@@ -76,7 +76,7 @@ export async function createIdentityBinding(
   requireMayGrant(principal, administered, grants);
   const projectIds = [...new Set(grants.map((g) => g.projectId).filter((p) => p !== ""))];
   return inTransaction(region.db, async (tx) => {
-    const issuer = await findIssuer(tx, issuerId);
+    const issuer = await lockIssuer(tx, issuerId, "share");
     if (issuer === undefined) throw issuerNotFound(issuerId);
     const existing = await existingProjects(tx, projectIds);
     const missing = projectIds.find((p) => !existing.has(p));

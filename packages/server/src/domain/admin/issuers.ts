@@ -4,9 +4,9 @@ import { pgErrorCode } from "../../db/errors.ts";
 import {
   deleteBindingRows,
   deleteIssuerRow,
-  findIssuer,
   insertIssuer,
   lockBindingsOfIssuer,
+  lockIssuer,
   listIssuers as queryIssuers,
 } from "../../db/identity.ts";
 import type { TrustedIssuerRow } from "../../db/schema.ts";
@@ -244,7 +244,7 @@ export async function deleteTrustedIssuer(
   requireGlobalAdmin(requirePrincipal(caller.principal));
   const id = validateUuid(input.issuerId, "issuer_id");
   const result = await inTransaction(region.db, async (tx) => {
-    const issuer = await findIssuer(tx, id);
+    const issuer = await lockIssuer(tx, id, "update");
     if (issuer === undefined) throw issuerNotFound(id);
     noteFacts(caller.audit, { issuer: issuer.issuerUrl });
     const bindings = await lockBindingsOfIssuer(tx, id);
