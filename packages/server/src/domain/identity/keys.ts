@@ -28,7 +28,11 @@ import { FetchFailed, fetchJson } from "./fetch.ts";
 export const DEFAULT_JWKS_MAX_AGE_MS = 10 * 60_000;
 export const DEFAULT_JWKS_REFRESH_FLOOR_MS = 30_000;
 
-/** Most issuers whose keys are remembered; past it the least recently used goes first. */
+/**
+ * Most issuers whose keys are remembered; past it the least recently used
+ * goes first. Entries are by issuer id: a deleted issuer's entry is never
+ * used again (a new issuer gets a new id) and ages out.
+ */
 const MAX_ISSUERS = 1000;
 
 export interface KeyCacheOptions {
@@ -94,12 +98,6 @@ export class KeyCache {
       };
     }
     return (header, token) => this.fetched(issuer, header, token);
-  }
-
-  /** Forgets an issuer's keys (it was deleted here). */
-  forget(issuerId: string): void {
-    this.entries.delete(issuerId);
-    this.statics.delete(issuerId);
   }
 
   private staticSet(issuer: TrustedIssuerRow): LocalSet {
