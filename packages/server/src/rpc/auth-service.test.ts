@@ -1,4 +1,7 @@
 import { randomUUID } from "node:crypto";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { Writable } from "node:stream";
 import { crc32 } from "node:zlib";
 import { durationFromMs, timestampDate } from "@bufbuild/protobuf/wkt";
@@ -527,5 +530,49 @@ describe("ExchangeToken and the per-address limit", () => {
     for (let i = 0; i < 4; i++) codes.push((await outcome(auth.exchangeToken({ jwt: "x" }))).code);
     expect(codes.slice(0, 2)).toEqual([Code.Unauthenticated, Code.Unauthenticated]);
     expect(codes.slice(2)).toContain(Code.ResourceExhausted);
+  });
+});
+
+describe("ExchangeToken in the JSON-lines audit log", () => {
+  it("copies the issuer, subject, binding, token and reason, never the JWT", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "coffer-exchange-audit-"));
+    const issuer = await startOidcIssuer();
+    const s = await startInMemoryServer({ auditLog: path.join(dir, "audit.jsonl") });
+    try {
+      const { bindingId } = await trustTestIssuer(s.adminClient("connect", s.adminToken), issuer, {
+        grants: [{ projectId: PROJECT, role: Role.READ_ONLY, pathPrefix: "/" }],
+      });
+      const accepted = await issuer.sign();
+      const refused = await issuer.sign({ claims: { aud: "elsewhere" } });
+      const ok = await s.authClient("grpc").exchangeToken({ jwt: accepted });
+      await outcome(s.authClient("grpc").exchangeToken({ jwt: refused }));
+      await s.stop();
+      const text = await readFile(path.join(dir, "audit.jsonl"), "utf8");
+      const lines = text
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .filter((l) => l.method === METHOD);
+      expect(lines).toEqual([
+        expect.objectContaining({
+          outcome: "OK",
+          issuer: issuer.url,
+          subject: "test-subject",
+          binding_id: bindingId,
+          target_token_id: ok.token?.id,
+        }),
+        expect.objectContaining({
+          outcome: "UNAUTHENTICATED",
+          issuer: issuer.url,
+          subject: "test-subject",
+          reason: "audience not accepted",
+        }),
+      ]);
+      for (const jwt of [accepted, refused]) expect(text).not.toContain(jwt.split(".")[2]);
+    } finally {
+      await s.stop();
+      await issuer.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
