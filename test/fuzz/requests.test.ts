@@ -676,6 +676,97 @@ describe("fuzzed requests to every RPC", () => {
           pageToken: anyPageToken,
         }),
       ],
+      [
+        "admin",
+        "createTrustedIssuer",
+        2,
+        fc.record({
+          issuer: fc.record({
+            name: label,
+            issuerUrl: fc.oneof(
+              fc.uuid().map((u) => `https://${u}.example.com`),
+              fc.constantFrom("", "http://issuer.example.com", "http://127.0.0.1:9", "not a url"),
+              anyText,
+            ),
+            audiences: fc.array(label, { maxLength: 22 }),
+            keys: fc.oneof(
+              fc.constant({ case: undefined }),
+              fc.boolean().map((value) => ({ case: "discovery" as const, value })),
+              fc
+                .oneof(
+                  fc.constantFrom("https://k.example.com/jwks", "http://10.0.0.1/jwks"),
+                  anyText,
+                )
+                .map((value) => ({ case: "jwksUrl" as const, value })),
+              fc
+                .oneof(
+                  fc.constantFrom(
+                    "",
+                    "{}",
+                    '{"keys":[]}',
+                    '{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}',
+                    '{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}',
+                    '{"keys":[{"kty":"EC","kid":"a\\u0000"}]}',
+                  ),
+                  anyText,
+                  fc.json(),
+                )
+                .map((value) => ({ case: "staticJwks" as const, value })),
+            ),
+          }),
+        }),
+      ],
+      [
+        "admin",
+        "listTrustedIssuers",
+        1,
+        fc.record({ page: anyPage, pageSize: anyPageSize, pageToken: anyPageToken }),
+      ],
+      ["admin", "deleteTrustedIssuer", 1, fc.record({ issuerId: fc.oneof(validUuid, badUuid) })],
+      [
+        "admin",
+        "createIdentityBinding",
+        2,
+        fc.record({
+          binding: fc.record({
+            name: label,
+            issuerId: fc.oneof(validUuid, badUuid),
+            conditions: fc.array(
+              fc.record({
+                claim: fc.oneof(
+                  fc.constantFrom("sub", "/kubernetes.io/namespace", "/a~2", ""),
+                  anyText,
+                ),
+                value: fc.oneof(fc.constantFrom("prod", "*", ""), anyText),
+                glob: fc.boolean(),
+              }),
+              { maxLength: 34 },
+            ),
+            grants: fc.array(
+              fc.record({
+                projectId: fc.oneof(fc.constant(""), project()),
+                role: anyEnum(5),
+                pathPrefix: fc.oneof(fc.constant(""), anyPath),
+              }),
+              { maxLength: 4 },
+            ),
+            tokenTtl: opt(anyDuration),
+          }),
+        }),
+      ],
+      [
+        "admin",
+        "listIdentityBindings",
+        1,
+        fc.record({
+          issuerId: fc.oneof(fc.constant(""), validUuid, badUuid),
+          projectId: fc.oneof(fc.constant(""), project()),
+          page: anyPage,
+          pageSize: anyPageSize,
+          pageToken: anyPageToken,
+        }),
+      ],
+      ["admin", "deleteIdentityBinding", 1, fc.record({ bindingId: fc.oneof(validUuid, badUuid) })],
       ["admin", "rotateMasterKey", 1, fc.constant({})],
       ["admin", "getCaller", 1, fc.constant({})],
       ["secrets", "listRegions", 1, fc.constant({})],

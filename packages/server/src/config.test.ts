@@ -282,6 +282,23 @@ describe("bounds on refused callers and the audit trail", () => {
   });
 });
 
+describe("COFFER_JWKS_MAX_AGE and COFFER_JWKS_REFRESH_FLOOR", () => {
+  it("keep fetched keys 10 minutes at most, and refresh an issuer's keys at most every 30 s", () => {
+    const c = loadConfig({});
+    expect(c.jwksMaxAgeMs).toBe(600_000);
+    expect(c.jwksRefreshFloorMs).toBe(30_000);
+  });
+
+  it("are read as durations, and refused by name when out of range", () => {
+    const c = loadConfig({ COFFER_JWKS_MAX_AGE: "1m", COFFER_JWKS_REFRESH_FLOOR: "0s" });
+    expect(c.jwksMaxAgeMs).toBe(60_000);
+    expect(c.jwksRefreshFloorMs).toBe(0);
+    const message = fails({ COFFER_JWKS_MAX_AGE: "100ms", COFFER_JWKS_REFRESH_FLOOR: "2h" });
+    expect(message).toMatch(/COFFER_JWKS_MAX_AGE: /);
+    expect(message).toMatch(/COFFER_JWKS_REFRESH_FLOOR: /);
+  });
+});
+
 describe("COFFER_ACCESS_BATCH_MAX", () => {
   it("caps a batch of accesses at 64 by default, and takes 1 to 1024", () => {
     expect(loadConfig({}).accessBatchMax).toBe(64);

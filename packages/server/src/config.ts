@@ -6,6 +6,7 @@ import { durationRangeRule, durationRule, parseDuration } from "@coffer/api/dura
 import { z } from "zod";
 import { isWellFormedToken, weakTokenReason } from "./crypto/tokens.ts";
 import type { DatabaseTarget } from "./db/client.ts";
+import { DEFAULT_JWKS_MAX_AGE_MS, DEFAULT_JWKS_REFRESH_FLOOR_MS } from "./domain/identity/keys.ts";
 
 /** A listen address, `host:port` (port 0 picks a free port). */
 export interface ListenAddress {
@@ -99,6 +100,18 @@ export interface Config {
   auditRetentionMs?: number;
   /** How long connections may take and how many they may be, on each API port. */
   connections: ConnectionLimits;
+  /**
+   * `COFFER_JWKS_MAX_AGE`: how long a trusted issuer's fetched keys are used
+   * before they are fetched again (a key removed at the issuer stops
+   * working within it); DEFAULT_JWKS_MAX_AGE_MS when absent.
+   */
+  jwksMaxAgeMs?: number;
+  /**
+   * `COFFER_JWKS_REFRESH_FLOOR`: the least time between two fetches of one
+   * issuer's keys on an unknown key id or after a failure;
+   * DEFAULT_JWKS_REFRESH_FLOOR_MS when absent.
+   */
+  jwksRefreshFloorMs?: number;
   /**
    * `COFFER_ACCESS_BATCH_MAX`: the most accesses one statement serves (group
    * commit, db/access-queue.ts); DEFAULT_ACCESS_BATCH_MAX when absent.
@@ -258,6 +271,9 @@ const settings = z.object({
     .max(1024)
     .default(DEFAULT_ACCESS_BATCH_MAX),
   COFFER_HEALTH_INTERVAL: duration(100, 3_600_000).default(5_000),
+  // Trusted issuers' keys (domain/identity/keys.ts).
+  COFFER_JWKS_MAX_AGE: duration(1000, DAY).default(DEFAULT_JWKS_MAX_AGE_MS),
+  COFFER_JWKS_REFRESH_FLOOR: duration(0, 3_600_000).default(DEFAULT_JWKS_REFRESH_FLOOR_MS),
   COFFER_METRICS_LISTEN: listen.optional(),
   COFFER_CONSOLE: z.enum(["on", "off"]).default("on"),
   // Connection limits of both API ports (ConnectionLimits).
@@ -358,6 +374,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     peerRateLimitRps: s.COFFER_PEER_RATE_LIMIT_RPS,
     auditRetentionMs: s.COFFER_AUDIT_RETENTION,
     accessBatchMax: s.COFFER_ACCESS_BATCH_MAX,
+    jwksMaxAgeMs: s.COFFER_JWKS_MAX_AGE,
+    jwksRefreshFloorMs: s.COFFER_JWKS_REFRESH_FLOOR,
     connections: {
       headersTimeoutMs: s.COFFER_HEADERS_TIMEOUT,
       bodyTimeoutMs: s.COFFER_BODY_TIMEOUT,

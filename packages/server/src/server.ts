@@ -359,6 +359,15 @@ export async function openServer(config: Config, logger: Logger): Promise<OpenSe
     rateLimiter: rps > 0 ? new RateLimiter({ ratePerSecond: rps }) : undefined,
     peerLimiter: peerRps > 0 ? new PeerLimiter({ ratePerSecond: peerRps }) : undefined,
     observe,
+    jwks: {
+      onFetchFailed: (issuer, reason) =>
+        logger.warn(
+          { issuer_id: issuer.id, issuer: issuer.issuerUrl, reason },
+          "a trusted issuer's keys could not be fetched; its tokens are refused until they can",
+        ),
+      ...(config.jwksMaxAgeMs !== undefined && { maxAgeMs: config.jwksMaxAgeMs }),
+      ...(config.jwksRefreshFloorMs !== undefined && { refreshFloorMs: config.jwksRefreshFloorMs }),
+    },
   });
 
   const stopSweeper = startSweeper(
@@ -367,7 +376,8 @@ export async function openServer(config: Config, logger: Logger): Promise<OpenSe
     (region, err) => logger.warn({ region, err }, "sweep failed; will retry"),
     (region, counts) => {
       const { expired, versionsDestroyed, secretsDestroyed, auditEventsPruned } = counts;
-      if (expired + versionsDestroyed + secretsDestroyed + auditEventsPruned > 0) {
+      const total = expired + versionsDestroyed + secretsDestroyed + auditEventsPruned;
+      if (total + counts.exchangedTokensPruned > 0) {
         logger.info({ region, ...counts }, "swept");
       }
     },

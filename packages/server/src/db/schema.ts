@@ -182,13 +182,95 @@ export const tokens = pgTable(
      * token revokes every token it created, transitively (domain/admin/tokens.ts).
      */
     createdBy: uuid("created_by").references((): AnyPgColumn => tokens.id),
+    /**
+     * For a token from AuthService.ExchangeToken: the identity binding that
+     * granted it (null once the binding is deleted: its tokens were revoked
+     * then), and the JWT's issuer and subject (kept, for the record).
+     */
+    bindingId: uuid("binding_id").references((): AnyPgColumn => identityBindings.id, {
+      onDelete: "set null",
+    }),
+    issuer: text("issuer"),
+    subject: text("subject"),
   },
   (t) => [
     uniqueIndex("tokens_hash_key").on(t.hash),
     uniqueIndex("tokens_access_key_key").on(t.prefix).where(sql`${t.prefix} like 'SCW%'`),
     index("tokens_created_by_idx").on(t.createdBy).where(sql`${t.createdBy} is not null`),
+    index("tokens_binding_idx").on(t.bindingId).where(sql`${t.bindingId} is not null`),
+    // The sweeper's retention of exchanged tokens reads them by expiry.
+    index("tokens_exchanged_expiry_idx").on(t.expiresAt).where(sql`${t.issuer} is not null`),
   ],
 );
+
+/** Where a trusted issuer's keys come from. */
+export type KeySource = "discovery" | "jwks_url" | "static";
+
+/**
+ * Issuers of JWTs that AuthService.ExchangeToken accepts (home region).
+ * `jwks_url` is set for key_source jwks_url, `static_jwks` (a JWKS document
+ * of public keys) for static; discovery needs neither.
+ */
+export const trustedIssuers = pgTable(
+  "trusted_issuers",
+  {
+    id: uuid("id").primaryKey(),
+    name: text("name").notNull(),
+    issuerUrl: text("issuer_url").notNull(),
+    audiences: text("audiences").array().notNull(),
+    keySource: text("key_source").$type<KeySource>().notNull(),
+    jwksUrl: text("jwks_url"),
+    staticJwks: jsonb("static_jwks").$type<{ keys: Record<string, unknown>[] }>(),
+    createdAt: ts("created_at").notNull().defaultNow(),
+    /** The token whose call created it (no foreign key: a record, kept when that token is swept). */
+    createdBy: uuid("created_by"),
+  },
+  (t) => [
+    uniqueIndex("trusted_issuers_name_key").on(t.name),
+    uniqueIndex("trusted_issuers_issuer_url_key").on(t.issuerUrl),
+    check(
+      "trusted_issuers_key_source_check",
+      sql`(${t.keySource} = 'discovery' and ${t.jwksUrl} is null and ${t.staticJwks} is null)
+        or (${t.keySource} = 'jwks_url' and ${t.jwksUrl} is not null and ${t.staticJwks} is null)
+        or (${t.keySource} = 'static' and ${t.jwksUrl} is null and ${t.staticJwks} is not null)`,
+    ),
+  ],
+);
+
+/** One claim condition of a binding, as stored. */
+export interface StoredCondition {
+  claim: string;
+  value: string;
+  glob: boolean;
+}
+
+/**
+ * Identity bindings: JWTs of one issuer whose claims match every condition
+ * get a token with these grants. Deleted with their issuer.
+ */
+export const identityBindings = pgTable(
+  "identity_bindings",
+  {
+    id: uuid("id").primaryKey(),
+    name: text("name").notNull(),
+    issuerId: uuid("issuer_id")
+      .notNull()
+      .references(() => trustedIssuers.id, { onDelete: "cascade" }),
+    conditions: jsonb("conditions").$type<StoredCondition[]>().notNull(),
+    grants: jsonb("grants").$type<StoredGrant[]>().notNull(),
+    tokenTtlMs: integer("token_ttl_ms").notNull(),
+    createdAt: ts("created_at").notNull().defaultNow(),
+    /** The token whose call created it (no foreign key, as trusted_issuers.created_by). */
+    createdBy: uuid("created_by"),
+  },
+  (t) => [
+    index("identity_bindings_issuer_idx").on(t.issuerId),
+    check("identity_bindings_token_ttl_check", sql`${t.tokenTtlMs} between 60000 and 3600000`),
+  ],
+);
+
+export type TrustedIssuerRow = typeof trustedIssuers.$inferSelect;
+export type IdentityBindingRow = typeof identityBindings.$inferSelect;
 
 /**
  * One row per call, allowed or denied. Written in the region where the call
@@ -225,6 +307,15 @@ export const auditEvents = pgTable(
     tokenPrefix: text("token_prefix"),
     /** The token a token-management call created or revoked. */
     targetTokenId: uuid("target_token_id"),
+    /**
+     * For ExchangeToken: the JWT's issuer and subject (as the JWT claims
+     * them, when it could be read), the binding that matched, and for a
+     * refusal, why. Never the JWT.
+     */
+    issuer: text("issuer"),
+    subject: text("subject"),
+    bindingId: uuid("binding_id"),
+    reason: text("reason"),
   },
   (t) => [
     index("audit_events_time_idx").on(t.time),

@@ -49,8 +49,12 @@ export interface NewTokenRow {
   hash: Uint8Array;
   grants: StoredGrant[];
   expiresAt: Date | null;
-  /** The token whose call creates this one; null for the bootstrap admin token. */
+  /** The token whose call creates this one; null for the bootstrap admin token and exchanged tokens. */
   createdBy: string | null;
+  /** For an exchanged token (AuthService.ExchangeToken): its binding, and the JWT's issuer and subject. */
+  bindingId?: string | null;
+  issuer?: string | null;
+  subject?: string | null;
 }
 
 /** Inserts a token and returns its row (with the database's creation time). */

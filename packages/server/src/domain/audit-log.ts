@@ -19,8 +19,13 @@ export interface AuditEventLine {
   count?: number;
   /** The display prefix of the token a refused call presented. */
   token_prefix?: string;
-  /** The token a token-management call created or revoked. */
+  /** The token a token-management call created or revoked, or that an exchange issued. */
   target_token_id?: string;
+  /** For ExchangeToken: the JWT's issuer and subject, the binding, and a refusal's reason. */
+  issuer?: string;
+  subject?: string;
+  binding_id?: string;
+  reason?: string;
 }
 
 /** A copy of the audit trail as JSON lines, for log shippers and SIEMs. */

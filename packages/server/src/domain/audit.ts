@@ -12,8 +12,14 @@ export interface AuditFacts {
   secretPath?: string;
   secretName?: string;
   revision?: number;
-  /** The token a token-management call created or revoked. */
+  /** The token a token-management call created or revoked, or the token an exchange issued. */
   targetTokenId?: string;
+  /** For ExchangeToken: the JWT's issuer and subject, the binding that matched. */
+  issuer?: string;
+  subject?: string;
+  bindingId?: string;
+  /** For a refused ExchangeToken: why (the caller is not told). */
+  reason?: string;
 }
 
 /**
@@ -81,6 +87,10 @@ export function auditRow(audit: CallAudit, outcome: string): NewAuditEvent {
     requestId: audit.requestId,
     peer: audit.peer ?? null,
     targetTokenId: f.targetTokenId ?? null,
+    issuer: f.issuer ?? null,
+    subject: f.subject ?? null,
+    bindingId: f.bindingId ?? null,
+    reason: f.reason ?? null,
   };
 }
 

@@ -29,6 +29,7 @@ const nothing: SweepCounts = {
   secretsDestroyed: 0,
   watchEventsPruned: 0,
   auditEventsPruned: 0,
+  exchangedTokensPruned: 0,
 };
 
 describe.each(backends)("sweeper on $name", (backend) => {

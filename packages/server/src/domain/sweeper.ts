@@ -1,5 +1,6 @@
 import { type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
+import { pruneExchangedTokens } from "../db/identity.ts";
 import { rowsOf } from "../db/raw-sql.ts";
 import { ephemeralActionSet } from "../db/version-rules.ts";
 import { pruneEvents } from "../db/watch-events.ts";
@@ -14,7 +15,16 @@ export interface SweepCounts {
   secretsDestroyed: number;
   watchEventsPruned: number;
   auditEventsPruned: number;
+  exchangedTokensPruned: number;
 }
+
+/**
+ * How long an exchanged token's row is kept after it expired: a day, so that
+ * ListTokens with include_inactive still shows recent ones. Every exchange
+ * adds a row (an agent renewing every 10 minutes, 144 a day), so they are
+ * deleted after that; their audit events stay (they name the token by id).
+ */
+export const EXCHANGED_TOKEN_RETENTION_MS = 86_400_000;
 
 /** `COFFER_AUDIT_RETENTION`'s default: a year, and a day to spare for leap years and time zones. */
 export const DEFAULT_AUDIT_RETENTION_MS = 366 * 86_400_000;
@@ -28,7 +38,8 @@ export const DEFAULT_AUDIT_RETENTION_MS = 366 * 86_400_000;
  *    stays as a tombstone so the revision is never reused);
  * 3. destroys secrets scheduled for deletion longer than the window;
  * 4. prunes watch events older than their retention;
- * 5. deletes audit events older than theirs (`COFFER_AUDIT_RETENTION`).
+ * 5. deletes audit events older than theirs (`COFFER_AUDIT_RETENTION`);
+ * 6. deletes exchanged tokens expired longer than EXCHANGED_TOKEN_RETENTION_MS.
  *
  * Safe with several replicas sweeping at once: each statement picks its rows
  * with FOR UPDATE SKIP LOCKED and re-checks their state, so a row is handled
@@ -71,7 +82,18 @@ export async function sweepRegion(
   for (let n = BATCH; n === BATCH; auditEventsPruned += n) {
     n = await pruneAuditEvents(db, auditRetentionMs, BATCH);
   }
-  return { expired, versionsDestroyed, secretsDestroyed, watchEventsPruned, auditEventsPruned };
+  let exchangedTokensPruned = 0;
+  for (let n = BATCH; n === BATCH; exchangedTokensPruned += n) {
+    n = await pruneExchangedTokens(db, EXCHANGED_TOKEN_RETENTION_MS, BATCH);
+  }
+  return {
+    expired,
+    versionsDestroyed,
+    secretsDestroyed,
+    watchEventsPruned,
+    auditEventsPruned,
+    exchangedTokensPruned,
+  };
 }
 
 /**

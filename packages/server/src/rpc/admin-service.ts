@@ -1,6 +1,16 @@
 import type { AdminService } from "@coffer/api";
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
 import { listAuditEvents } from "../domain/admin/audit.ts";
+import {
+  createIdentityBinding,
+  deleteIdentityBinding,
+  listIdentityBindings,
+} from "../domain/admin/bindings.ts";
+import {
+  createTrustedIssuer,
+  deleteTrustedIssuer,
+  listTrustedIssuers,
+} from "../domain/admin/issuers.ts";
 import {
   createProject,
   deleteProject,
@@ -15,7 +25,11 @@ import { callerOf, passingTo } from "./chain.ts";
 import { pageToProto, timestampFromProto } from "./convert.ts";
 import {
   auditEventToProto,
+  bindingFromProto,
+  bindingToProto,
   grantsFromProto,
+  issuerFromProto,
+  issuerToProto,
   projectToProto,
   tokenFormatFromProto,
   tokenToProto,
@@ -101,16 +115,41 @@ export function adminService(
       const r = await rotateMasterKeyAsAdmin(domain, callerOf(ctx), deps.keys);
       return { activeKeyId: r.activeKeyId, rewrapped: BigInt(r.rewrapped) };
     },
-    // TEMPORARY (issue 17 in progress): replaced by the identity work before it lands.
-    createTrustedIssuer: notYet,
-    listTrustedIssuers: notYet,
-    deleteTrustedIssuer: notYet,
-    createIdentityBinding: notYet,
-    listIdentityBindings: notYet,
-    deleteIdentityBinding: notYet,
+    async createTrustedIssuer(req, ctx) {
+      const issuer = await createTrustedIssuer(domain, callerOf(ctx), issuerFromProto(req.issuer));
+      return { issuer: issuerToProto(issuer) };
+    },
+    listTrustedIssuers: call(listTrustedIssuers, (r) => ({
+      issuers: r.issuers.map(issuerToProto),
+      ...pageToProto(r),
+    })),
+    async deleteTrustedIssuer(req, ctx) {
+      const r = await deleteTrustedIssuer(domain, callerOf(ctx), req, (ids) =>
+        deps.tokensRevoked(ids),
+      );
+      return {
+        issuer: issuerToProto(r.issuer),
+        deletedBindings: BigInt(r.deletedBindings),
+        revokedTokens: BigInt(r.revokedTokens),
+      };
+    },
+    async createIdentityBinding(req, ctx) {
+      const binding = await createIdentityBinding(
+        domain,
+        callerOf(ctx),
+        bindingFromProto(req.binding),
+      );
+      return { binding: bindingToProto(binding) };
+    },
+    listIdentityBindings: call(listIdentityBindings, (r) => ({
+      bindings: r.bindings.map(bindingToProto),
+      ...pageToProto(r),
+    })),
+    async deleteIdentityBinding(req, ctx) {
+      const r = await deleteIdentityBinding(domain, callerOf(ctx), req, (ids) =>
+        deps.tokensRevoked(ids),
+      );
+      return { binding: bindingToProto(r.binding), revokedTokens: BigInt(r.revokedTokens) };
+    },
   };
-}
-
-function notYet(): never {
-  throw new ConnectError("not implemented yet", Code.Unimplemented);
 }

@@ -12,6 +12,7 @@ import { projects, tokens } from "../db/schema.ts";
 import type { Grant, Role } from "../domain/caller.ts";
 import {
   createAt,
+  exchangedMatrixTokens,
   expected,
   GRANTED,
   isUnder,
@@ -22,6 +23,8 @@ import {
   PAYLOAD,
   PERMISSIONS,
   PLACES,
+  PRINCIPALS,
+  type PrincipalKind,
   Q,
   ROLES,
   RPCS,
@@ -38,6 +41,7 @@ import {
 import { createTestToken } from "../testing/backends.ts";
 import type { Protocol, SecretClient } from "../testing/clients.ts";
 import { type InMemoryServer, inMemoryBackends } from "../testing/in-memory-server.ts";
+import { startOidcIssuer, type TestOidcIssuer } from "../testing/oidc-issuer.ts";
 import { bytesIn, outcomeOf } from "../testing/rpc-servers.ts";
 
 /**
@@ -60,6 +64,15 @@ const PROTOCOL: Record<Role | "admin-setup", Protocol> = {
   secret_write: "grpc-web",
   read_only: "grpc",
   secret_access: "connect",
+};
+
+/** An exchanged token's client speaks yet another protocol than its static twin's. */
+const EXCHANGED_PROTOCOL: Record<Role, Protocol> = {
+  admin: "connect",
+  full_access: "grpc-web",
+  secret_write: "grpc",
+  read_only: "connect",
+  secret_access: "grpc",
 };
 
 /**
@@ -172,6 +185,11 @@ describe.each(inMemoryBackends)("authorization matrix on $name", (backend) => {
   let running: InMemoryServer;
   let admin: SecretClient;
   const clients = {} as Record<Role, SecretClient>;
+  /** The same grants, on tokens from AuthService.ExchangeToken. */
+  const exchanged = {} as Record<Role, SecretClient>;
+  const clientOf = (role: Role, principal: PrincipalKind) =>
+    principal === "static token" ? clients[role] : exchanged[role];
+  let issuer: TestOidcIssuer;
   /** Callers without a valid token, each with the client it calls through. */
   const unauthenticated = {} as Record<TokenCase, SecretClient>;
   /** What a caller without a token is told. */
@@ -188,6 +206,15 @@ describe.each(inMemoryBackends)("authorization matrix on $name", (backend) => {
     const tokens = await matrixTokens(running.server.domain);
     admin = running.client(PROTOCOL["admin-setup"], tokens.admin);
     for (const role of ROLES) clients[role] = running.client(PROTOCOL[role], tokens.roles[role]);
+    issuer = await startOidcIssuer();
+    const exchangedTokens = await exchangedMatrixTokens(
+      running.adminClient("connect", tokens.admin),
+      running.authClient("grpc"),
+      issuer,
+    );
+    for (const role of ROLES) {
+      exchanged[role] = running.client(EXCHANGED_PROTOCOL[role], exchangedTokens[role]);
+    }
     const { invalid } = tokens;
     Object.assign(unauthenticated, {
       "no token": running.client("grpc-web", invalid["no token"]),
@@ -202,7 +229,10 @@ describe.each(inMemoryBackends)("authorization matrix on $name", (backend) => {
     refusal = anonymous.message;
     ({ fixtures, tokenTarget } = await seedMatrix(admin));
   }, 180_000);
-  afterAll(() => running?.stop());
+  afterAll(async () => {
+    await running?.stop();
+    await issuer?.close();
+  });
 
   it("refuses a token at once when the admin API revokes it, even right after a call", async () => {
     const adminApi = running.adminClient("connect", running.adminToken);
@@ -446,119 +476,128 @@ describe.each(inMemoryBackends)("authorization matrix on $name", (backend) => {
   describe.each(RPCS)("$name", (rpc) => {
     const cases = [
       ...ROLES.flatMap((role) =>
-        [...SCOPES, ...(rpc.name === "ListSecrets" ? (["all projects"] as const) : [])].map(
-          (scope) => ({ role, scope, want: expected(rpc, role, scope) }),
+        [...SCOPES, ...(rpc.name === "ListSecrets" ? (["all projects"] as const) : [])].flatMap(
+          (scope) =>
+            PRINCIPALS.map((principal) => ({
+              role,
+              principal,
+              scope,
+              want: expected(rpc, role, scope),
+            })),
         ),
       ),
     ];
 
-    it.concurrent.each(cases)("$role, $scope -> $want", async ({ role, scope, want }) => {
-      const c = clients[role];
-      if (rpc.kind === "create") {
-        const place = PLACES[scope as Scope];
-        // A refused create aims at a name that exists: refusal must come
-        // before, and say nothing of, the name being taken.
-        const name = want === "OK" ? unique("created") : "db";
-        const call = () =>
-          c.createSecret({
-            ...place,
-            name,
-            type: SecretType.KEY_VALUE,
-            firstVersion: { data: PAYLOAD },
-          });
-        const got = await outcomeOf(call());
-        expect(got.code, got.message).toBe(want);
-        const there = await admin.listSecrets({ ...place, name });
-        expect(there.totalCount).toBe(1n);
-        if (want === "OK") {
-          expect(bytesIn(got.response)).toEqual([]);
-          expect(checksumsIn(got.response)).toEqual([]);
-        }
-        if (want === "NOT_FOUND") {
-          const other = randomUUID();
-          const missing = await outcomeOf(
+    it.concurrent.each(cases)(
+      "$role ($principal), $scope -> $want",
+      async ({ role, principal, scope, want }) => {
+        const c = clientOf(role, principal);
+        if (rpc.kind === "create") {
+          const place = PLACES[scope as Scope];
+          // A refused create aims at a name that exists: refusal must come
+          // before, and say nothing of, the name being taken.
+          const name = want === "OK" ? unique("created") : "db";
+          const call = () =>
             c.createSecret({
-              projectId: other,
-              path: place.path,
+              ...place,
               name,
               type: SecretType.KEY_VALUE,
-            }),
-          );
-          expect(missing.code).toBe("NOT_FOUND");
-          expect(shape(got.message, { projectId: place.projectId })).toBe(
-            shape(missing.message, { projectId: other }),
-          );
+              firstVersion: { data: PAYLOAD },
+            });
+          const got = await outcomeOf(call());
+          expect(got.code, got.message).toBe(want);
+          const there = await admin.listSecrets({ ...place, name });
+          expect(there.totalCount).toBe(1n);
+          if (want === "OK") {
+            expect(bytesIn(got.response)).toEqual([]);
+            expect(checksumsIn(got.response)).toEqual([]);
+          }
+          if (want === "NOT_FOUND") {
+            const other = randomUUID();
+            const missing = await outcomeOf(
+              c.createSecret({
+                projectId: other,
+                path: place.path,
+                name,
+                type: SecretType.KEY_VALUE,
+              }),
+            );
+            expect(missing.code).toBe("NOT_FOUND");
+            expect(shape(got.message, { projectId: place.projectId })).toBe(
+              shape(missing.message, { projectId: other }),
+            );
+          }
+          return;
         }
-        return;
-      }
 
-      if (rpc.kind === "project") {
-        const projectId = scope === "out of project" ? Q : scope === "all projects" ? "" : P;
-        const got = await outcomeOf(rpc.call(c, projectId));
+        if (rpc.kind === "project") {
+          const projectId = scope === "out of project" ? Q : scope === "all projects" ? "" : P;
+          const got = await outcomeOf(rpc.call(c, projectId));
+          expect(got.code, got.message).toBe(want);
+          if (want === "OK") {
+            expect(bytesIn(got.response)).toEqual([]);
+            const check = CHECKS[rpc.name];
+            if (check === undefined) throw new Error(`no check of ${rpc.name}'s answer`);
+            await check(c, role, scope);
+          }
+          if (want === "NOT_FOUND") {
+            const other = randomUUID();
+            const missing = await outcomeOf(rpc.call(c, other));
+            expect(missing.code).toBe("NOT_FOUND");
+            expect(shape(got.message, { projectId })).toBe(
+              shape(missing.message, { projectId: other }),
+            );
+          }
+          return;
+        }
+
+        const place = PLACES[scope as Scope];
+        const target = rpc.mutates
+          ? await createAt(admin, place, unique("t"), { protected: rpc.mutates.protected ?? false })
+          : fixture(scope as Scope);
+        let before = target.etag;
+        if (rpc.mutates?.prepare) {
+          await rpc.mutates.prepare(admin, target);
+          before = await etagOf(target);
+        }
+
+        const got = await outcomeOf(rpc.call(c, target));
         expect(got.code, got.message).toBe(want);
+
+        if (rpc.mutates) {
+          // A refused change changes nothing; an allowed one changes the secret.
+          const after = await etagOf(target);
+          if (want === "OK") expect(after).not.toBe(before);
+          else expect(after).toBe(before);
+        }
         if (want === "OK") {
-          expect(bytesIn(got.response)).toEqual([]);
-          const check = CHECKS[rpc.name];
-          if (check === undefined) throw new Error(`no check of ${rpc.name}'s answer`);
-          await check(c, role, scope);
+          const payloads = bytesIn(got.response);
+          if (rpc.perm === "access") {
+            expect(payloads.map((p) => p.path)).toEqual(["response.data"]);
+            expect(Buffer.from(payloads[0]?.bytes ?? []).equals(Buffer.from(PAYLOAD))).toBe(true);
+            // The checksum comes with the payload, and only with it.
+            expect(checksumsIn(got.response)).toEqual(["response.dataCrc32"]);
+            expect(got.response).toHaveProperty("dataCrc32", crc32(PAYLOAD));
+          } else {
+            // Metadata calls never carry a payload, nor its checksum, whoever calls them.
+            expect(payloads).toEqual([]);
+            expect(checksumsIn(got.response)).toEqual([]);
+          }
+        }
+        if (got.response !== undefined && !PERMISSIONS[role].includes("access")) {
+          expect(got.response).not.toHaveProperty("data");
         }
         if (want === "NOT_FOUND") {
-          const other = randomUUID();
-          const missing = await outcomeOf(rpc.call(c, other));
-          expect(missing.code).toBe("NOT_FOUND");
-          expect(shape(got.message, { projectId })).toBe(
-            shape(missing.message, { projectId: other }),
-          );
+          // No existence leak: the hidden secret's answer reads exactly like
+          // the answer for one that does not exist.
+          const missing = { ...target, id: randomUUID(), name: unique("missing") };
+          const absent = await outcomeOf(rpc.call(c, missing));
+          expect(absent.code).toBe("NOT_FOUND");
+          expect(shape(got.message, target)).toBe(shape(absent.message, missing));
+          expect(got.message).not.toMatch(/permission|grant|role|token/i);
         }
-        return;
-      }
-
-      const place = PLACES[scope as Scope];
-      const target = rpc.mutates
-        ? await createAt(admin, place, unique("t"), { protected: rpc.mutates.protected ?? false })
-        : fixture(scope as Scope);
-      let before = target.etag;
-      if (rpc.mutates?.prepare) {
-        await rpc.mutates.prepare(admin, target);
-        before = await etagOf(target);
-      }
-
-      const got = await outcomeOf(rpc.call(c, target));
-      expect(got.code, got.message).toBe(want);
-
-      if (rpc.mutates) {
-        // A refused change changes nothing; an allowed one changes the secret.
-        const after = await etagOf(target);
-        if (want === "OK") expect(after).not.toBe(before);
-        else expect(after).toBe(before);
-      }
-      if (want === "OK") {
-        const payloads = bytesIn(got.response);
-        if (rpc.perm === "access") {
-          expect(payloads.map((p) => p.path)).toEqual(["response.data"]);
-          expect(Buffer.from(payloads[0]?.bytes ?? []).equals(Buffer.from(PAYLOAD))).toBe(true);
-          // The checksum comes with the payload, and only with it.
-          expect(checksumsIn(got.response)).toEqual(["response.dataCrc32"]);
-          expect(got.response).toHaveProperty("dataCrc32", crc32(PAYLOAD));
-        } else {
-          // Metadata calls never carry a payload, nor its checksum, whoever calls them.
-          expect(payloads).toEqual([]);
-          expect(checksumsIn(got.response)).toEqual([]);
-        }
-      }
-      if (got.response !== undefined && !PERMISSIONS[role].includes("access")) {
-        expect(got.response).not.toHaveProperty("data");
-      }
-      if (want === "NOT_FOUND") {
-        // No existence leak: the hidden secret's answer reads exactly like
-        // the answer for one that does not exist.
-        const missing = { ...target, id: randomUUID(), name: unique("missing") };
-        const absent = await outcomeOf(rpc.call(c, missing));
-        expect(absent.code).toBe("NOT_FOUND");
-        expect(shape(got.message, target)).toBe(shape(absent.message, missing));
-        expect(got.message).not.toMatch(/permission|grant|role|token/i);
-      }
-    });
+      },
+    );
 
     it.concurrent.each(TOKEN_CASES.map((who) => ({ who })))(
       "$who -> UNAUTHENTICATED",

@@ -75,6 +75,8 @@ export interface ChainCall {
   /** What the caller gets: `error`, or the failure a record step added (an unwritable audit event). */
   failure: ConnectError | undefined;
   durationMs: number;
+  /** For a call without a token: gives back the peer's charge when the call succeeds. */
+  refund?: () => void;
 }
 
 /** A call before any step ran. */
@@ -161,6 +163,33 @@ export function authenticate(deps: Pick<StepDeps, "peerLimiter" | "authenticator
     });
   };
 }
+
+/**
+ * For the calls that need no token (AuthService.ExchangeToken): the caller
+ * has no principal, and the peer address is charged before the handler as
+ * a call with an unknown token is (chargePeer), given back when the call
+ * succeeds (refundOnSuccess): a flood of made-up JWTs, each an audit event
+ * and perhaps a key fetch, is bounded per address.
+ */
+export function admitAnonymous(deps: Pick<StepDeps, "peerLimiter">): Step {
+  return (call) => {
+    const limiter = deps.peerLimiter;
+    if (limiter !== undefined) {
+      limiter.admit(call.peer);
+      call.refund = () => limiter.refund(call.peer);
+    }
+    call.ctx.values.set(callerKey, {
+      requestId: call.requestId,
+      ...(call.peer !== undefined && { peer: call.peer }),
+      audit: call.audit,
+    });
+  };
+}
+
+/** Gives back a call's pre-authentication charge (admitAnonymous) when it succeeded. */
+export const refundOnSuccess: Step = (call) => {
+  if (call.failure === undefined) call.refund?.();
+};
 
 /** The token's call rate (RESOURCE_EXHAUSTED past it). */
 export function rateLimit(deps: Pick<StepDeps, "rateLimiter">): Step {
@@ -335,5 +364,9 @@ function auditLine(audit: CallAudit, outcome: string): AuditEventLine {
     request_id: audit.requestId,
     peer: audit.peer,
     target_token_id: f.targetTokenId,
+    issuer: f.issuer,
+    subject: f.subject,
+    binding_id: f.bindingId,
+    reason: f.reason,
   };
 }

@@ -8,6 +8,7 @@ import type { Caller } from "../domain/caller.ts";
 import type { DomainDeps } from "../domain/context.ts";
 import type { DeniedCalls } from "../domain/denied-calls.ts";
 import {
+  admitAnonymous,
   aggregateRefusal,
   assignRequestId,
   authenticate,
@@ -21,6 +22,7 @@ import {
   notePeer,
   observeCall,
   rateLimit,
+  refundOnSuccess,
   type Step,
   stopClock,
   writeAudit,
@@ -88,11 +90,33 @@ const STREAM_REAUTH_MS = 5_000;
  * counted in aggregated events instead (aggregateRefusal), so that a flood of
  * them is bounded in the audit table and the logs.
  */
-export function chainSteps(deps: CallChainDeps): { admission: Step[]; record: Step[] } {
-  return {
-    admission: [assignRequestId, notePeer, authenticate(deps), rateLimit(deps)],
-    record: [writeAudit(deps), copyToAuditLog(deps), stopClock, observeCall(deps), logCall(deps)],
-  };
+export function chainSteps(
+  deps: CallChainDeps,
+  options: ChainOptions = {},
+): { admission: Step[]; record: Step[] } {
+  const record = [
+    writeAudit(deps),
+    copyToAuditLog(deps),
+    stopClock,
+    observeCall(deps),
+    logCall(deps),
+  ];
+  if (options.anonymous) {
+    return {
+      admission: [assignRequestId, notePeer, admitAnonymous(deps)],
+      record: [...record, refundOnSuccess],
+    };
+  }
+  return { admission: [assignRequestId, notePeer, authenticate(deps), rateLimit(deps)], record };
+}
+
+export interface ChainOptions {
+  /**
+   * The service's calls need no bearer token (AuthService): instead of
+   * authenticate and the token's rate limit, admitAnonymous charges the
+   * peer address (given back on success); everything else is the same.
+   */
+  anonymous?: boolean;
 }
 
 /**
@@ -104,9 +128,10 @@ export function withCallChain<S extends DescService>(
   service: S,
   impl: ServiceImpl<S>,
   deps: CallChainDeps,
+  options: ChainOptions = {},
 ): ServiceImpl<S> {
   const { authenticator } = deps;
-  const steps = chainSteps(deps);
+  const steps = chainSteps(deps, options);
   const aggregated = aggregateRefusal(deps);
   const wrapped: Record<string, unknown> = {};
   for (const method of service.methods) {

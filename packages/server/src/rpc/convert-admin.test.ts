@@ -57,8 +57,12 @@ describe("admin conversions", () => {
       revokedAt: null,
       createdBy: null,
       accessKey: null,
+      bindingId: null,
+      issuer: null,
+      subject: null,
     });
     expect(t.createdBy).toBe("");
+    expect([t.bindingId, t.issuer, t.subject]).toEqual(["", "", ""]);
     expect(t.accessKey).toBe("");
     expect(t.expiresAt).toBeUndefined();
     expect(t.revokedAt).toBeUndefined();
@@ -83,6 +87,10 @@ describe("admin conversions", () => {
       count: 1,
       tokenPrefix: null,
       targetTokenId: null,
+      issuer: null,
+      subject: null,
+      bindingId: null,
+      reason: null,
     });
     expect(e).toMatchObject({
       tokenId: "",
@@ -94,6 +102,41 @@ describe("admin conversions", () => {
       count: 1,
       tokenPrefix: "",
       targetTokenId: "",
+      issuer: "",
+      subject: "",
+      bindingId: "",
+      reason: "",
+    });
+  });
+
+  it("carry an exchange's issuer, subject, binding and reason into the event", () => {
+    const e = auditEventToProto({
+      id: "e",
+      time: new Date(0),
+      tokenId: null,
+      projectId: null,
+      method: "coffer.auth.v1.AuthService/ExchangeToken",
+      secretId: null,
+      secretPath: null,
+      secretName: null,
+      revision: null,
+      outcome: "UNAUTHENTICATED",
+      requestId: "r",
+      peer: null,
+      region: "local",
+      count: 1,
+      tokenPrefix: null,
+      targetTokenId: null,
+      issuer: "https://issuer.example",
+      subject: "system:serviceaccount:prod:api",
+      bindingId: "b",
+      reason: "expired",
+    });
+    expect(e).toMatchObject({
+      issuer: "https://issuer.example",
+      subject: "system:serviceaccount:prod:api",
+      bindingId: "b",
+      reason: "expired",
     });
   });
 });

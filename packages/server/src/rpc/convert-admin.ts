@@ -1,22 +1,36 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   type AuditEventSchema,
+  type ClaimCondition,
   type Grant,
   type GrantSchema,
+  type IdentityBinding,
+  type IdentityBindingSchema,
   type ProjectSchema,
   Role,
   TokenFormat,
   type TokenSchema,
+  type TrustedIssuer,
+  type TrustedIssuerSchema,
 } from "@coffer/api";
-import type { AuditRow, ProjectRow, StoredGrant } from "../db/schema.ts";
+import type {
+  AuditRow,
+  IdentityBindingRow,
+  ProjectRow,
+  StoredCondition,
+  StoredGrant,
+  TrustedIssuerRow,
+} from "../db/schema.ts";
+import type { CreateBindingInput } from "../domain/admin/bindings.ts";
+import type { CreateIssuerInput } from "../domain/admin/issuers.ts";
 import type {
   TokenFormat as DomainTokenFormat,
   GrantInput,
   TokenView,
 } from "../domain/admin/tokens.ts";
 import type { Role as DomainRole } from "../domain/caller.ts";
-import { enumNames, optionalTimestamp } from "./convert.ts";
+import { durationToMs, enumNames, optionalTimestamp } from "./convert.ts";
 
 const ROLES = enumNames("role", Role);
 
@@ -34,10 +48,10 @@ export function tokenFormatFromProto(format: TokenFormat, field: string): Domain
   return TOKEN_FORMATS.fromProto(format, field) ?? "coffer";
 }
 
-export function grantsFromProto(grants: readonly Grant[]): GrantInput[] {
+export function grantsFromProto(grants: readonly Grant[], field = "grants"): GrantInput[] {
   return grants.map((g, i) => ({
     projectId: g.projectId,
-    role: roleFromProto(g.role, `grants[${i}].role`),
+    role: roleFromProto(g.role, `${field}[${i}].role`),
     pathPrefix: g.pathPrefix,
   }));
 }
@@ -62,6 +76,9 @@ export function tokenToProto(t: TokenView): MessageInitShape<typeof TokenSchema>
     revokedAt: optionalTimestamp(t.revokedAt),
     createdBy: t.createdBy ?? "",
     accessKey: t.accessKey ?? "",
+    bindingId: t.bindingId ?? "",
+    issuer: t.issuer ?? "",
+    subject: t.subject ?? "",
   };
 }
 
@@ -85,5 +102,74 @@ export function auditEventToProto(
     count: e.count,
     tokenPrefix: e.tokenPrefix ?? "",
     targetTokenId: e.targetTokenId ?? "",
+    issuer: e.issuer ?? "",
+    subject: e.subject ?? "",
+    bindingId: e.bindingId ?? "",
+    reason: e.reason ?? "",
+  };
+}
+
+/** A CreateTrustedIssuer request's issuer, as the domain takes it (id, created_at, created_by ignored). */
+export function issuerFromProto(i: TrustedIssuer | undefined): CreateIssuerInput {
+  const keys = i?.keys;
+  return {
+    name: i?.name ?? "",
+    issuerUrl: i?.issuerUrl ?? "",
+    audiences: i?.audiences ?? [],
+    keys:
+      keys?.case === "discovery"
+        ? { discovery: keys.value }
+        : keys?.case === "jwksUrl"
+          ? { jwksUrl: keys.value }
+          : keys?.case === "staticJwks"
+            ? { staticJwks: keys.value }
+            : undefined,
+  };
+}
+
+export function issuerToProto(i: TrustedIssuerRow): MessageInitShape<typeof TrustedIssuerSchema> {
+  return {
+    id: i.id,
+    name: i.name,
+    issuerUrl: i.issuerUrl,
+    audiences: i.audiences,
+    keys:
+      i.keySource === "discovery"
+        ? { case: "discovery", value: true }
+        : i.keySource === "jwks_url"
+          ? { case: "jwksUrl", value: i.jwksUrl ?? "" }
+          : { case: "staticJwks", value: JSON.stringify(i.staticJwks) },
+    createdAt: timestampFromDate(i.createdAt),
+    createdBy: i.createdBy ?? "",
+  };
+}
+
+function conditionFromProto(c: ClaimCondition): StoredCondition {
+  return { claim: c.claim, value: c.value, glob: c.glob };
+}
+
+/** A CreateIdentityBinding request's binding (id, created_at, created_by ignored). */
+export function bindingFromProto(b: IdentityBinding | undefined): CreateBindingInput {
+  return {
+    name: b?.name ?? "",
+    issuerId: b?.issuerId ?? "",
+    conditions: (b?.conditions ?? []).map(conditionFromProto),
+    grants: grantsFromProto(b?.grants ?? [], "binding.grants"),
+    ...(b?.tokenTtl && { tokenTtlMs: durationToMs(b.tokenTtl, "binding.token_ttl") }),
+  };
+}
+
+export function bindingToProto(
+  b: IdentityBindingRow,
+): MessageInitShape<typeof IdentityBindingSchema> {
+  return {
+    id: b.id,
+    name: b.name,
+    issuerId: b.issuerId,
+    conditions: b.conditions.map((c) => ({ claim: c.claim, value: c.value, glob: c.glob })),
+    grants: b.grants.map(grantToProto),
+    tokenTtl: durationFromMs(b.tokenTtlMs),
+    createdAt: timestampFromDate(b.createdAt),
+    createdBy: b.createdBy ?? "",
   };
 }

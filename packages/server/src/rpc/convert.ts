@@ -75,7 +75,7 @@ export const typeFromKind = SECRET_TYPES.toProto;
 const ACTIONS = enumNames("ephemeral action", EphemeralAction);
 
 /** A Duration as milliseconds, refusing negative or sub-millisecond-garbage values by name. */
-function durationToMs(d: Duration, field: string): number {
+export function durationToMs(d: Duration, field: string): number {
   if (d.seconds < 0n || d.nanos < 0 || d.nanos > 999_999_999) {
     throw invalid(field, "must be a positive duration");
   }

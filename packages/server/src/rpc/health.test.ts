@@ -1,4 +1,4 @@
-import { AdminService, SecretService } from "@coffer/api";
+import { AdminService, AuthService, SecretService } from "@coffer/api";
 import { Health, HealthCheckResponse_ServingStatus as S } from "@coffer/api/grpc/health/v1";
 import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
 import {
@@ -79,6 +79,7 @@ async function statuses(client: Client<typeof Health>, names: string[]): Promise
 
 const SECRETS = SecretService.typeName;
 const ADMIN = AdminService.typeName;
+const AUTH = AuthService.typeName;
 
 let running: TestServer[] = [];
 let watches: HealthWatch[] = [];
@@ -118,7 +119,8 @@ describe.each(serverBackends)("grpc.health.v1 on $name", (backend) => {
     const server = shared.server;
     for (const protocol of protocols) {
       const client = healthClient(server, protocol);
-      expect(await statuses(client, ["", SECRETS, ADMIN, "coffer.region.local"])).toEqual([
+      expect(await statuses(client, ["", SECRETS, ADMIN, AUTH, "coffer.region.local"])).toEqual([
+        "SERVING",
         "SERVING",
         "SERVING",
         "SERVING",
@@ -135,6 +137,7 @@ describe.each(serverBackends)("grpc.health.v1 on $name", (backend) => {
         "": "SERVING",
         [SECRETS]: "SERVING",
         [ADMIN]: "SERVING",
+        [AUTH]: "SERVING",
         "coffer.region.local": "SERVING",
       });
       const w = watch(server, protocol, "");

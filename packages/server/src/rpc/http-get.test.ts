@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { AdminService, SecretService } from "@coffer/api";
+import { AdminService, AuthService, SecretService } from "@coffer/api";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { auditEvents } from "../db/schema.ts";
@@ -105,7 +105,7 @@ describe("reads over HTTP GET", () => {
 
   it("serves exactly the methods marked NO_SIDE_EFFECTS over GET, never an access or a write", async () => {
     const overGet: string[] = [];
-    for (const service of [SecretService, AdminService]) {
+    for (const service of [SecretService, AdminService, AuthService]) {
       for (const method of service.methods.filter((m) => m.methodKind === "unary")) {
         const res = await get(
           `${service.typeName}/${method.name}`,
@@ -132,6 +132,8 @@ describe("reads over HTTP GET", () => {
         "ListSecrets",
         "ListTags",
         "ListTokens",
+        "ListTrustedIssuers",
+        "ListIdentityBindings",
       ].sort(),
     );
   });

@@ -22,6 +22,7 @@ import { rowsOf } from "../db/raw-sql.ts";
 import { secretVersions } from "../db/schema.ts";
 import { createTestToken } from "../testing/backends.ts";
 import { type Protocol, type SecretClient, secretClient } from "../testing/clients.ts";
+import { startOidcIssuer, trustTestIssuer } from "../testing/oidc-issuer.ts";
 import { bytesIn, outcomeOf, serverBackends, type TestServer } from "../testing/rpc-servers.ts";
 
 /**
@@ -394,6 +395,39 @@ describe.each(serverBackends)("leak scan on $name", (backend) => {
       "INTERNAL",
     );
 
+    // Workload identity: JWTs (accepted and refused) and the token exchanged
+    // for one. A JWT's signature is what makes it usable: it must never show.
+    const oidc = await startOidcIssuer();
+    try {
+      await trustTestIssuer(adminApi, oidc, {
+        grants: [{ projectId: P, role: Role.FULL_ACCESS, pathPrefix: "/" }],
+      });
+      const jwt = (name: string, value: string) => {
+        needles.push({ name: `${name} (signature)`, text: value.split(".")[2] ?? value });
+        return value;
+      };
+      const exchanged = await call(
+        running
+          .authClient(protocol())
+          .exchangeToken({ jwt: jwt("accepted JWT", await oidc.sign()) }),
+        "OK",
+      );
+      const workload = secretToken("exchanged token", exchanged?.value ?? "");
+      await call(c(workload).accessSecretVersion({ secretId: opaqueId, revision: "1" }), "OK");
+      for (const [name, refused] of [
+        ["expired JWT", await oidc.sign({ expiresInS: -120 })],
+        ["JWT of no binding", await oidc.sign({ claims: { sub: "nobody" } })],
+        ["JWT of another audience", await oidc.sign({ claims: { aud: "elsewhere" } })],
+      ] as const) {
+        await call(
+          running.authClient(protocol()).exchangeToken({ jwt: jwt(name, refused) }),
+          "UNAUTHENTICATED",
+        );
+      }
+    } finally {
+      await oidc.close();
+    }
+
     // The audit list, as the admin API shows it.
     const events = await call(adminApi.listAuditEvents({ pageSize: 1000 }), "OK");
     const listedEvents = events ? toJsonString(ListAuditEventsResponseSchema, events as never) : "";
@@ -427,8 +461,13 @@ describe.each(serverBackends)("leak scan on $name", (backend) => {
     // token prefix (or none), method and minute, so the three callers without
     // a well-formed token share one event and one log line per method, and a
     // Scaleway-style secret key is counted under the prefix "uuid".
-    const refused = rows.filter((r) => r.includes('"outcome":"UNAUTHENTICATED"'));
-    expect(rows.length - refused.length).toBe(calls - 3 - 12);
+    // (A refused ExchangeToken is an event of its own, with its reason: it is
+    // refused by its handler, not for want of a token. The two AdminService
+    // calls of trustTestIssuer were made outside `call`.)
+    const refused = rows.filter(
+      (r) => r.includes('"outcome":"UNAUTHENTICATED"') && !r.includes("AuthService/ExchangeToken"),
+    );
+    expect(rows.length - refused.length).toBe(calls - 3 - 12 + 2);
     expect(refused.length).toBeGreaterThanOrEqual(8);
     expect(refused.length).toBeLessThanOrEqual(12);
     expect(refused.filter((r) => r.includes('"token_prefix":"uuid"')).length).toBeGreaterThan(0);

@@ -126,6 +126,7 @@ function callDynamically(
 
 const SERVICES = [
   "coffer.admin.v1.AdminService",
+  "coffer.auth.v1.AuthService",
   "coffer.secretmanager.v1.SecretService",
   "grpc.health.v1.Health",
   "grpc.reflection.v1.ServerReflection",
@@ -190,6 +191,14 @@ describe.each(["v1", "v1alpha"])("grpc.reflection.%s on the gRPC port", (version
       secretId: "0f8fad5b-d9cb-469f-a165-70867728950e",
     });
     expect(unauthenticated.code).toBe(grpc.status.UNAUTHENTICATED);
+
+    // AuthService too, whose one call needs no token: a JWT not accepted is UNAUTHENTICATED.
+    const auth = registryOf(
+      await session.ask({ fileContainingSymbol: "coffer.auth.v1.AuthService" }),
+    ).registry.getService("coffer.auth.v1.AuthService");
+    if (auth === undefined) throw new Error("no AuthService in the reflected files");
+    const refused = await callDynamically(address, auth, "ExchangeToken", { jwt: "a.b.c" });
+    expect(refused.code).toBe(grpc.status.UNAUTHENTICATED);
   });
 
   it("resolves methods, nested types, enum values and fields; a file by name; the health service, callable", async () => {
@@ -198,6 +207,7 @@ describe.each(["v1", "v1alpha"])("grpc.reflection.%s on the gRPC port", (version
       ["coffer.secretmanager.v1.SECRET_TYPE_KEY_VALUE", "resources.proto"],
       ["coffer.secretmanager.v1.GetSecretRequest.secret_id", "secret_service.proto"],
       [".coffer.admin.v1.AdminService", "admin_service.proto"],
+      ["coffer.auth.v1.AuthService.ExchangeToken", "auth_service.proto"],
       ["grpc.health.v1.HealthCheckResponse.ServingStatus", "health.proto"],
       ["google.protobuf.Timestamp", "timestamp.proto"],
     ]) {

@@ -1,15 +1,17 @@
 import type { DescService } from "@bufbuild/protobuf";
-import { AdminService, SecretService } from "@coffer/api";
+import { AdminService, AuthService, SecretService } from "@coffer/api";
 import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { AuditLog } from "../domain/audit-log.ts";
 import type { Authenticator } from "../domain/authenticate.ts";
 import type { DomainDeps } from "../domain/context.ts";
 import type { DeniedCalls } from "../domain/denied-calls.ts";
+import { KeyCache, type KeyCacheOptions } from "../domain/identity/keys.ts";
 import type { RingSource } from "../domain/rotate-keys.ts";
 import type { HealthStatus } from "../ops/health.ts";
 import type { WatchFeeds } from "../watch/feed.ts";
 import { adminService } from "./admin-service.ts";
+import { authService } from "./auth-service.ts";
 import { type CallObserver, withCallChain } from "./chain.ts";
 import { Health, healthService } from "./health.ts";
 import type { PeerLimiter } from "./peer-limit.ts";
@@ -21,7 +23,7 @@ import { secretService } from "./secret-service.ts";
  * The services behind the call chain, which the health status lists by name
  * (Health itself and reflection are outside the chain and not listed).
  */
-export const chainedServices: readonly DescService[] = [SecretService, AdminService];
+export const chainedServices: readonly DescService[] = [SecretService, AdminService, AuthService];
 
 /** What the services are built from: the server opens, starts and owns all of it. */
 export interface ServicesDeps {
@@ -44,6 +46,8 @@ export interface ServicesDeps {
   deniedCalls?: DeniedCalls | undefined;
   /** Called once per finished call (metrics). */
   observe?: CallObserver | undefined;
+  /** The trusted issuers' key cache (COFFER_JWKS_MAX_AGE, COFFER_JWKS_REFRESH_FLOOR): one, or its options. */
+  jwks?: KeyCache | KeyCacheOptions | undefined;
 }
 
 /** One service as a transport registers it. */
@@ -59,7 +63,7 @@ function served<S extends DescService>(desc: S, impl: ServiceImpl<S>): ServedSer
 
 /**
  * Every service Coffer serves, built once and shared by every transport:
- * SecretService and AdminService already wrapped in the call chain
+ * SecretService, AdminService and AuthService already wrapped in the call chain
  * (authentication, limits, audit, logging, error mapping), and Health, which
  * is outside it. A transport takes this value and serves `served`; nothing
  * else about the services is its business.
@@ -67,6 +71,7 @@ function served<S extends DescService>(desc: S, impl: ServiceImpl<S>): ServedSer
 export interface Services {
   secret: ServiceImpl<typeof SecretService>;
   admin: ServiceImpl<typeof AdminService>;
+  auth: ServiceImpl<typeof AuthService>;
   health: ServiceImpl<typeof Health>;
   /** What a transport registers, in order. */
   served: readonly ServedService[];
@@ -98,12 +103,28 @@ export function buildServices(deps: ServicesDeps): Services {
     }),
     chain,
   );
+  const keys = deps.jwks instanceof KeyCache ? deps.jwks : new KeyCache(deps.jwks ?? {});
+  const auth = withCallChain(
+    AuthService,
+    authService(domain, {
+      keys,
+      tokenCreated: (value) => authenticator.learnCreated(value),
+    }),
+    chain,
+    { anonymous: true },
+  );
   const health = healthService(deps.health);
   return {
     secret,
     admin,
+    auth,
     health,
-    served: [served(SecretService, secret), served(AdminService, admin), served(Health, health)],
+    served: [
+      served(SecretService, secret),
+      served(AdminService, admin),
+      served(AuthService, auth),
+      served(Health, health),
+    ],
     descriptors: [...chainedServices, Health, ...reflectionServices],
   };
 }

@@ -1,6 +1,6 @@
 import { create, type DescField, type DescMessage, type Message } from "@bufbuild/protobuf";
 import { type ReflectMessage, reflect } from "@bufbuild/protobuf/reflect";
-import { AdminService, SecretService } from "@coffer/api";
+import { AdminService, AuthService, SecretService } from "@coffer/api";
 import { BadRequestSchema } from "@coffer/api/google/rpc";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -75,7 +75,7 @@ function requestWith(desc: DescMessage, path: DescField[], value: string) {
   return { request: root, field: names.join(".") };
 }
 
-const cases = [SecretService, AdminService].flatMap((service) =>
+const cases = [SecretService, AdminService, AuthService].flatMap((service) =>
   service.methods.flatMap((method) =>
     stringPaths(method.input).map((path) => ({ service, method, path })),
   ),
@@ -83,7 +83,7 @@ const cases = [SecretService, AdminService].flatMap((service) =>
 
 describe.each(["grpc", "connect"] as const)("over %s", (protocol) => {
   const call = async (
-    service: typeof SecretService | typeof AdminService,
+    service: typeof SecretService | typeof AdminService | typeof AuthService,
     method: string,
     request: unknown,
   ): Promise<ConnectError | undefined> => {

@@ -1,12 +1,13 @@
 import { randomUUID } from "node:crypto";
-import { SecretType } from "@coffer/api";
+import { Role as ProtoRole, SecretType } from "@coffer/api";
 import { eq } from "drizzle-orm";
 import { generateToken } from "../crypto/tokens.ts";
 import { projects, tokens } from "../db/schema.ts";
 import type { Grant, Role } from "../domain/caller.ts";
 import type { DomainDeps } from "../domain/context.ts";
 import { createTestToken } from "./backends.ts";
-import type { SecretClient } from "./clients.ts";
+import type { AdminClient, AuthClient, SecretClient } from "./clients.ts";
+import { type TestOidcIssuer, trustTestIssuer } from "./oidc-issuer.ts";
 
 /**
  * The authorization matrix's cases (issue 3, item 8), shared by every
@@ -393,4 +394,59 @@ export async function seedMatrix(admin: SecretClient): Promise<MatrixFixtures> {
   await listed("root", { projectId: P, path: "/" });
   await admin.createSecret({ projectId: P, path: "/prod/app", name: "listed", tags: [LIST_TAG] });
   return { fixtures, tokenTarget };
+}
+
+/**
+ * The principals of the matrix: a token stored as CreateToken stores it, and
+ * a token from AuthService.ExchangeToken with the same grants (through an
+ * identity binding). They must get the same outcome in every case.
+ */
+export const PRINCIPALS = ["static token", "exchanged token"] as const;
+export type PrincipalKind = (typeof PRINCIPALS)[number];
+
+const PROTO_ROLE: Record<Role, ProtoRole> = {
+  admin: ProtoRole.ADMIN,
+  full_access: ProtoRole.FULL_ACCESS,
+  secret_write: ProtoRole.SECRET_WRITE,
+  read_only: ProtoRole.READ_ONLY,
+  secret_access: ProtoRole.SECRET_ACCESS,
+};
+
+/**
+ * For each role, a token exchanged for a JWT of `issuer` through a binding
+ * that grants that role on P at GRANTED (the matrix's static tokens'
+ * grants). `admin` is a global admin AdminService client.
+ */
+export async function exchangedMatrixTokens(
+  admin: AdminClient,
+  auth: AuthClient,
+  issuer: TestOidcIssuer,
+): Promise<Record<Role, string>> {
+  const { issuerId } = await trustTestIssuer(admin, issuer, {
+    grants: [{ projectId: P, role: ProtoRole.ADMIN, pathPrefix: GRANTED }],
+    conditions: [{ claim: "sub", value: "matrix-admin" }],
+    tokenTtlS: 3600,
+  });
+  const out = {} as Record<Role, string>;
+  for (const role of ROLES) {
+    if (role !== "admin") {
+      await admin.createIdentityBinding({
+        binding: {
+          name: `matrix ${role}`,
+          issuerId,
+          conditions: [{ claim: "sub", value: `matrix-${role}` }],
+          grants: [{ projectId: P, role: PROTO_ROLE[role], pathPrefix: GRANTED }],
+          tokenTtl: { seconds: 3600n, nanos: 0 },
+        },
+      });
+    }
+    const jwt = await issuer.sign({ claims: { sub: `matrix-${role}` }, expiresInS: 3600 });
+    const { value, token } = await auth.exchangeToken({ jwt });
+    const grants = token?.grants.map((g) => [g.projectId, g.role, g.pathPrefix]);
+    if (JSON.stringify(grants) !== JSON.stringify([[P, PROTO_ROLE[role], GRANTED]])) {
+      throw new Error(`the exchanged ${role} token has other grants than the static one`);
+    }
+    out[role] = value;
+  }
+  return out;
 }

@@ -1,4 +1,4 @@
-import { AdminService, SecretService } from "@coffer/api";
+import { AdminService, AuthService, SecretService } from "@coffer/api";
 import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import {
   createConnectTransport,
@@ -24,6 +24,9 @@ export type SecretClient = Client<typeof SecretService>;
 
 /** A typed client of every AdminService RPC. */
 export type AdminClient = Client<typeof AdminService>;
+
+/** A typed client of AuthService (ExchangeToken needs no token). */
+export type AuthClient = Client<typeof AuthService>;
 
 export interface TransportOptions {
   /** The server's base URL: the gRPC port for "grpc", the HTTP port otherwise. */
@@ -78,6 +81,11 @@ export function adminClient(options: TransportOptions): AdminClient {
   return createClient(AdminService, testTransport(options));
 }
 
+/** An AuthService client on a test server. */
+export function authClient(options: TransportOptions): AuthClient {
+  return createClient(AuthService, testTransport(options));
+}
+
 /**
  * A test server and its clients, of either tier: on ports (rpc-servers.ts,
  * `S` a RunningServer) or in memory (in-memory-server.ts, `S` an OpenServer).
@@ -92,6 +100,8 @@ export interface ServerUnderTest<S> {
   client(protocol: Protocol, token?: string): SecretClient;
   /** An AdminService client over `protocol`, with `token` when given. */
   adminClient(protocol: Protocol, token?: string): AdminClient;
+  /** An AuthService client over `protocol` (no token: ExchangeToken needs none). */
+  authClient(protocol: Protocol): AuthClient;
 }
 
 /** Starts a server under test on one backend: PGlite, or Postgres on a fresh database. */

@@ -1,4 +1,4 @@
-import { AdminService, SecretService } from "@coffer/api";
+import { AdminService, AuthService, SecretService } from "@coffer/api";
 import {
   createClient,
   createConnectRouter,
@@ -102,6 +102,7 @@ function inMemory(
     },
     client: (protocol, token) => createClient(SecretService, transport(protocol, token)),
     adminClient: (protocol, token) => createClient(AdminService, transport(protocol, token)),
+    authClient: (protocol) => createClient(AuthService, transport(protocol, undefined)),
   };
 }
 

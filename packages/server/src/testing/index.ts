@@ -17,7 +17,23 @@ export {
   testConfig,
 } from "./backends.ts";
 export { createTestCertificates } from "./certs.ts";
+export {
+  type AdminClient,
+  type AuthClient,
+  adminClient,
+  authClient,
+  type TransportOptions,
+  testTransport,
+} from "./clients.ts";
 export { makePostgresTemplate, pgliteTemplateTar } from "./global-setup.ts";
+export {
+  startOidcIssuer,
+  type TestKeyAlg,
+  type TestOidcIssuer,
+  type TestSignOptions,
+  type TrustTestIssuerOptions,
+  trustTestIssuer,
+} from "./oidc-issuer.ts";
 export { serverBackends, type TestServer } from "./rpc-servers.ts";
 export { sweepNow } from "./sweep.ts";
 export { loadPgliteTemplate } from "./templates.ts";

@@ -15,6 +15,7 @@ import {
 } from "./backends.ts";
 import {
   adminClient,
+  authClient,
   type Protocol,
   type ServerUnderTest,
   type ServerUnderTestBackend,
@@ -49,6 +50,7 @@ function running(
       secretClient({ url: url(protocol), protocol, ...(token !== undefined && { token }) }),
     adminClient: (protocol, token) =>
       adminClient({ url: url(protocol), protocol, ...(token !== undefined && { token }) }),
+    authClient: (protocol) => authClient({ url: url(protocol), protocol }),
   };
 }
 

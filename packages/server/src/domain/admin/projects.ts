@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { pgErrorCode } from "../../db/errors.ts";
+import { removeProjectFromBindings } from "../../db/identity.ts";
 import {
   deleteProjectRow,
   insertProject,
@@ -146,6 +147,8 @@ export async function deleteProject(
               );
       }
     }
+    // Bindings lose the project's grants as tokens do; one left with none goes.
+    await removeProjectFromBindings(tx, projectId);
     const updated = await removeProjectGrants(tx, projectId);
     await deleteProjectRow(tx, projectId);
     await recordInTransaction(tx, caller.audit, { projectId });

@@ -15,6 +15,7 @@ import { inTransaction } from "../../db/tx.ts";
 import { resolveAndNoteHome } from "../addressing.ts";
 import { auditRow, noteFacts, recordInTransaction } from "../audit.ts";
 import {
+  type Administered,
   isRole,
   mayManage,
   projectNotFound,
@@ -23,7 +24,7 @@ import {
   requirePrincipal,
   requireProjectAdmin,
 } from "../authz.ts";
-import type { Caller } from "../caller.ts";
+import type { Caller, Principal } from "../caller.ts";
 import type { DomainDeps } from "../context.ts";
 import {
   failedPrecondition,
@@ -70,28 +71,28 @@ export interface CreateTokenInput {
   format?: TokenFormat;
 }
 
-function view(row: TokenRow): TokenView {
+export function tokenView(row: TokenRow): TokenView {
   const { hash: _hash, ...rest } = row;
   // A Coffer token's prefix is always `coffer_...`, so `SCW` names the other form.
   return { ...rest, accessKey: row.prefix.startsWith(ACCESS_KEY_PREFIX) ? row.prefix : null };
 }
 
 /** The project an admin call on a token is filed under in the audit trail: its first one. */
-function auditProject(grants: readonly StoredGrant[]): string | undefined {
+export function auditProject(grants: readonly StoredGrant[]): string | undefined {
   return grants.find((g) => g.projectId !== "")?.projectId;
 }
 
 /** Validates and normalises grants; exact duplicates are folded. */
-function validateGrants(grants: readonly GrantInput[]): StoredGrant[] {
+export function validateGrants(grants: readonly GrantInput[], name = "grants"): StoredGrant[] {
   if (grants.length === 0) {
-    throw invalid("grants", "must hold at least one grant (a project, a role and a path prefix)");
+    throw invalid(name, "must hold at least one grant (a project, a role and a path prefix)");
   }
   if (grants.length > MAX_GRANTS) {
-    throw invalid("grants", `must hold at most ${MAX_GRANTS} grants (got ${grants.length})`);
+    throw invalid(name, `must hold at most ${MAX_GRANTS} grants (got ${grants.length})`);
   }
   const out = new Map<string, StoredGrant>();
   for (const [i, g] of grants.entries()) {
-    const field = `grants[${i}]`;
+    const field = `${name}[${i}]`;
     if (g.role === "") throw invalid(`${field}.role`, `is required: one of ${ROLE_NAMES}`);
     if (!isRole(g.role)) {
       throw invalid(
@@ -122,6 +123,27 @@ function validateGrants(grants: readonly GrantInput[]): StoredGrant[] {
     out.set(`${grant.projectId} ${grant.role} ${grant.pathPrefix}`, grant);
   }
   return [...out.values()];
+}
+
+/**
+ * Checks that the caller may give these grants (to a token, or to the
+ * identities of a binding): admin on every project granted, and global admin
+ * for a global admin grant. A project the caller cannot see is NOT_FOUND.
+ */
+export function requireMayGrant(
+  principal: Principal,
+  administered: Administered,
+  grants: readonly StoredGrant[],
+): void {
+  for (const g of grants) {
+    if (g.projectId === "") {
+      if (administered !== "all") {
+        throw permissionDenied("only a global admin may grant the global admin role");
+      }
+    } else {
+      requireProjectAdmin(principal, administered, g.projectId);
+    }
+  }
 }
 
 /**
@@ -159,15 +181,7 @@ export async function createToken(
       throw invalid("expires_at", "must be in the future (or unset: the token never expires)");
     }
   }
-  for (const g of grants) {
-    if (g.projectId === "") {
-      if (administered !== "all") {
-        throw permissionDenied("only a global admin may grant the global admin role");
-      }
-    } else {
-      requireProjectAdmin(principal, administered, g.projectId);
-    }
-  }
+  requireMayGrant(principal, administered, grants);
   const projectIds = [...new Set(grants.map((g) => g.projectId).filter((p) => p !== ""))];
   const scaleway = input.format === "scaleway" ? generateScalewayKey() : undefined;
   const token = scaleway ?? generateToken();
@@ -207,7 +221,7 @@ export async function createToken(
     return inserted;
   });
   return {
-    token: view(row),
+    token: tokenView(row),
     value: token.value,
     ...(scaleway !== undefined && { accessKey: scaleway.accessKey }),
   };
@@ -256,7 +270,7 @@ export async function listTokens(
     },
     page,
   );
-  return { tokens: found.rows.map(view), ...page.listPage(found) };
+  return { tokens: found.rows.map(tokenView), ...page.listPage(found) };
 }
 
 /**
@@ -279,7 +293,7 @@ export async function getCaller(
     throw unauthenticated("the token making this call was revoked");
   }
   const projectIds = [...new Set(row.grants.map((g) => g.projectId).filter((p) => p !== ""))];
-  return { token: view(row), projects: await findProjects(region.db, projectIds) };
+  return { token: tokenView(row), projects: await findProjects(region.db, projectIds) };
 }
 
 export function tokenNotFound(id: string): Error {
@@ -343,5 +357,5 @@ export async function revokeToken(
     return { revoked, descendants };
   });
   onRevoked([row.revoked.id, ...row.descendants.map((d) => d.id)]);
-  return view(row.revoked);
+  return tokenView(row.revoked);
 }
