@@ -3,6 +3,7 @@ import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { AdminService, type CofferClient, createCofferTransport, Role } from "@coffer/client";
+import { startOidcIssuer, type TestOidcIssuer } from "@coffer/server/testing";
 import { createClient } from "@connectrpc/connect";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -11,7 +12,6 @@ import {
   startAgentFixture,
   writeAgentConfig,
 } from "../support/agent-process.ts";
-import { type OidcIssuer, startOidcIssuer } from "../support/oidc-issuer.ts";
 import type { ServerProcess } from "../support/server-process.ts";
 import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
 
@@ -23,13 +23,6 @@ import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
  * the exchanged Coffer tokens do too (a token never outlives its JWT): the
  * agent renews them every 20 s or so, and must keep its watch stream and
  * its files without a gap across the renewals.
- *
- * TODO-LEAD: the server's work (AuthService.ExchangeToken, the issuer and
- * binding RPCs) is not on this branch, so the suite is skipped here. Both
- * tests passed once with branch idserver (0f6b458) merged in uncommitted
- * (and failed with the agent's stream switch removed). Remove `.skip` once
- * the server's work is merged, and import `startOidcIssuer` from
- * @coffer/server/testing instead of support/oidc-issuer.ts (same names).
  */
 
 const AUDIENCE = "coffer-e2e";
@@ -48,10 +41,10 @@ async function until(what: string, check: () => Promise<boolean>, ms = 20_000): 
 
 const contentOf = (file: string) => readFile(file, "utf8").catch(() => undefined);
 
-describe.skip("coffer-agent signing in with a JWT file (server.auth.jwt_file)", () => {
+describe("coffer-agent signing in with a JWT file (server.auth.jwt_file)", () => {
   let dataDir: string | undefined;
   let server: ServerProcess | undefined;
-  let issuer: OidcIssuer | undefined;
+  let issuer: TestOidcIssuer | undefined;
   let admin: CofferClient;
   let projectId = "";
   const running: AgentProcess[] = [];
@@ -101,7 +94,7 @@ describe.skip("coffer-agent signing in with a JWT file (server.auth.jwt_file)", 
 
   /** A service-account JWT as Kubernetes projects it, living JWT_LIFE seconds. */
   async function serviceAccountJwt(): Promise<string> {
-    const jwt = await (issuer as OidcIssuer).sign({
+    const jwt = await (issuer as TestOidcIssuer).sign({
       claims: {
         sub: SUBJECT,
         "kubernetes.io": { namespace: "prod", serviceaccount: { name: "web", uid: "u-1" } },
@@ -219,7 +212,7 @@ describe.skip("coffer-agent signing in with a JWT file (server.auth.jwt_file)", 
     const work = path.join(dataDir as string, "agent-refused");
     await mkdir(work, { recursive: true });
     const jwtFile = path.join(work, "token");
-    const jwt = await (issuer as OidcIssuer).sign({
+    const jwt = await (issuer as TestOidcIssuer).sign({
       claims: { sub: "system:serviceaccount:prod:other", "kubernetes.io": { namespace: "prod" } },
       expiresInS: JWT_LIFE,
     });
