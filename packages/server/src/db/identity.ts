@@ -93,16 +93,21 @@ export async function insertBinding(
   return inserted;
 }
 
-/** A binding, locked FOR UPDATE until the transaction ends (a delete). */
+/**
+ * A binding, locked until the transaction ends: FOR UPDATE by a delete, FOR
+ * SHARE by an exchange (which must not issue a token from a binding being
+ * deleted); undefined once deleted.
+ */
 export async function lockBinding(
   ex: Executor,
   id: string,
+  mode: "update" | "share",
 ): Promise<IdentityBindingRow | undefined> {
   const [row] = await ex
     .select()
     .from(identityBindings)
     .where(eq(identityBindings.id, id))
-    .for("update");
+    .for(mode);
   return row;
 }
 
@@ -202,19 +207,6 @@ export async function revokeTokensOfBindings(
     .set({ revokedAt: sql`now()` })
     .where(and(inArray(tokens.bindingId, [...bindingIds]), isNull(tokens.revokedAt)))
     .returning();
-}
-
-/** A binding, locked FOR SHARE until the transaction ends; undefined once deleted. */
-export async function lockBindingShared(
-  ex: Executor,
-  id: string,
-): Promise<IdentityBindingRow | undefined> {
-  const [row] = await ex
-    .select()
-    .from(identityBindings)
-    .where(eq(identityBindings.id, id))
-    .for("share");
-  return row;
 }
 
 /**

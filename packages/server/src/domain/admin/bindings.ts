@@ -187,7 +187,7 @@ export async function deleteIdentityBinding(
   const administered = requireAdmin(caller.principal);
   const id = validateUuid(input.bindingId, "binding_id");
   const result = await inTransaction(region.db, async (tx) => {
-    const binding = await lockBinding(tx, id);
+    const binding = await lockBinding(tx, id, "update");
     if (binding === undefined || !mayManage(administered, binding.grants)) {
       throw bindingNotFound(id);
     }

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { generateToken } from "../../crypto/tokens.ts";
-import { bindingsOfIssuer, findIssuerByUrl, lockBindingShared } from "../../db/identity.ts";
+import { bindingsOfIssuer, findIssuerByUrl, lockBinding } from "../../db/identity.ts";
 import type { IdentityBindingRow, StoredGrant } from "../../db/schema.ts";
 import { insertToken } from "../../db/tokens.ts";
 import { inTransaction } from "../../db/tx.ts";
@@ -143,7 +143,7 @@ export async function exchangeToken(
     .slice(0, MAX_TOKEN_NAME)
     .join("");
   const row = await inTransaction(region.db, async (tx) => {
-    if ((await lockBindingShared(tx, binding.id)) === undefined) {
+    if ((await lockBinding(tx, binding.id, "share")) === undefined) {
       throw refuse(caller, "no binding matches (the binding was deleted)", facts);
     }
     const inserted = await insertToken(tx, {
