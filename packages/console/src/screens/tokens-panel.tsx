@@ -8,6 +8,7 @@ import { ConfirmDialog } from "../ui/dialog.tsx";
 import { Pager } from "../ui/pager.tsx";
 import { ProblemMessage, QueryState } from "../ui/problem.tsx";
 import { Time } from "../ui/time.tsx";
+import { bindingLabel, IdentityFacts, useBindingNames } from "./identity.tsx";
 import { CreateToken } from "./token-create.tsx";
 import { grantLabel } from "./token-roles.ts";
 
@@ -71,6 +72,8 @@ export function TokensPanel({
     },
   });
   const tokens = list.data?.tokens ?? [];
+  const bindingNames = useBindingNames(tokens.some((t) => t.bindingId !== ""));
+  const names = new Map(tokens.map((t) => [t.id, t.name]));
   const total = Number(list.data?.totalCount ?? 0);
 
   return (
@@ -117,6 +120,7 @@ export function TokensPanel({
               "Name",
               "Prefix",
               "Grants",
+              "Created by",
               "Created",
               "Expires",
               "Status",
@@ -141,6 +145,13 @@ export function TokensPanel({
                         </li>
                       ))}
                     </ul>
+                  </td>
+                  <td>
+                    <Origin
+                      token={t}
+                      creatorName={t.createdBy === callerTokenId ? "You" : names.get(t.createdBy)}
+                      bindingNames={bindingNames}
+                    />
                   </td>
                   <td>
                     <Time at={t.createdAt} />
@@ -194,4 +205,38 @@ export function TokensPanel({
       )}
     </>
   );
+}
+
+/**
+ * Where a token came from: the token that created it (by name when listed
+ * here, else the start of its id), none for the bootstrap admin token, or,
+ * for a token from ExchangeToken (which has no creator), the binding that
+ * granted it and the issuer and subject of the JWT it was exchanged for.
+ */
+function Origin({
+  token: t,
+  creatorName,
+  bindingNames,
+}: {
+  token: Token;
+  creatorName: string | undefined;
+  bindingNames: ReadonlyMap<string, string>;
+}) {
+  if (t.bindingId !== "") {
+    return (
+      <>
+        <span className="badge badge-info">Exchanged</span>
+        <IdentityFacts
+          facts={[
+            ["Binding", bindingLabel(t.bindingId, bindingNames)],
+            ...(t.subject !== "" ? [["Subject", t.subject, true] as const] : []),
+            ["Issuer", t.issuer, true],
+          ]}
+        />
+      </>
+    );
+  }
+  if (t.createdBy === "") return <span className="muted">Bootstrap</span>;
+  if (creatorName !== undefined) return <>{creatorName}</>;
+  return <span className="mono">{`${t.createdBy.slice(0, 8)}…`}</span>;
 }
