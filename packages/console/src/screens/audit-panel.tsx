@@ -115,8 +115,10 @@ export function AuditPanel({
   const list = events.data?.events ?? [];
   const bindingNames = useBindingNames(list.some((e) => e.bindingId !== ""));
   const projectNames = new Map(projects.map((p) => [p.id, p.name]));
-  // The Detail column, only when a listed event has some: most pages have none.
+  // Columns only when a listed event fills them: most pages have no detail,
+  // and a page of sign-ins (or of token changes) names no secret.
   const detailed = list.some(hasDetail);
+  const secrets = !detailed || list.some((e) => e.secretId !== "");
   const total = Number(events.data?.totalCount ?? 0);
   const filtered =
     search.token !== undefined ||
@@ -189,8 +191,8 @@ export function AuditPanel({
             "Outcome",
             everyProject && "Project",
             "Token",
-            "Secret",
-            "Revision",
+            secrets && "Secret",
+            secrets && "Revision",
             detailed && "Detail",
             "From",
             "Request id",
@@ -199,6 +201,9 @@ export function AuditPanel({
           {list.map((e) => {
             const t = tokenNames.get(e.tokenId);
             const target = tokenNames.get(e.targetTokenId);
+            // An issued token's name repeats the binding and subject beside it: its prefix says the rest.
+            const targetName =
+              target && (e.method === EXCHANGE_TOKEN ? `${target.prefix}…` : tokenLabel(target));
             return (
               <EventRow
                 key={e.id}
@@ -209,12 +214,13 @@ export function AuditPanel({
                   detailed ? (
                     <EventDetail
                       event={e}
-                      targetName={target && tokenLabel(target)}
+                      targetName={targetName}
                       bindingNames={bindingNames}
                       onSearch={onSearch}
                     />
                   ) : undefined
                 }
+                secrets={secrets}
                 onSearch={onSearch}
               />
             );
@@ -302,6 +308,7 @@ function EventRow({
   tokenName,
   project,
   detail,
+  secrets,
   onSearch,
 }: {
   event: AuditEvent;
@@ -310,6 +317,8 @@ function EventRow({
   project: string | undefined;
   /** The Detail cell's content, when the list has that column. */
   detail: ReactNode;
+  /** Whether the list has the Secret and Revision columns. */
+  secrets: boolean;
   onSearch: (changes: Partial<AuditSearch>) => void;
 }) {
   const ok = e.outcome === "OK";
@@ -345,21 +354,23 @@ function EventRow({
           <span className="muted">{token}</span>
         )}
       </td>
-      <td>
-        {e.secretId !== "" ? (
-          <button
-            type="button"
-            className="btn-link mono"
-            onClick={() => onSearch({ secret: e.secretId })}
-          >
-            {secretLabel || `${e.secretId.slice(0, 8)}…`}
-            <span className="visually-hidden">: show this secret's events only</span>
-          </button>
-        ) : (
-          <span className="muted">—</span>
-        )}
-      </td>
-      <td>{e.revision > 0 ? e.revision : "—"}</td>
+      {secrets && (
+        <td>
+          {e.secretId !== "" ? (
+            <button
+              type="button"
+              className="btn-link mono"
+              onClick={() => onSearch({ secret: e.secretId })}
+            >
+              {secretLabel || `${e.secretId.slice(0, 8)}…`}
+              <span className="visually-hidden">: show this secret's events only</span>
+            </button>
+          ) : (
+            <span className="muted">—</span>
+          )}
+        </td>
+      )}
+      {secrets && <td>{e.revision > 0 ? e.revision : "—"}</td>}
       {detail !== undefined && <td className="audit-detail">{detail}</td>}
       <td className="mono">{e.peer || "—"}</td>
       <td className="audit-request">{e.requestId}</td>
@@ -428,7 +439,7 @@ function Filters({
           value={search.all ? "all" : ""}
           onChange={(scope) => onSearch({ all: scope === "all" || undefined, page: undefined })}
           any="This project"
-          options={[["all", "Every project, and none"]]}
+          options={[["all", "Every project"]]}
         />
       )}
       <div className="field">

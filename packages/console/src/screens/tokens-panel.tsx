@@ -73,7 +73,6 @@ export function TokensPanel({
   });
   const tokens = list.data?.tokens ?? [];
   const bindingNames = useBindingNames(tokens.some((t) => t.bindingId !== ""));
-  const names = new Map(tokens.map((t) => [t.id, t.name]));
   const total = Number(list.data?.totalCount ?? 0);
 
   return (
@@ -116,11 +115,11 @@ export function TokensPanel({
         {tokens.length > 0 && (
           <DataTable
             caption="Tokens"
+            className="tokens-table"
             columns={[
               "Name",
               "Prefix",
               "Grants",
-              "Created by",
               "Created",
               "Expires",
               "Status",
@@ -134,6 +133,7 @@ export function TokensPanel({
                   <th scope="row">
                     {t.name}
                     {t.id === callerTokenId && <span className="badge badge-info">You</span>}
+                    {t.bindingId !== "" && <Exchanged token={t} bindingNames={bindingNames} />}
                   </th>
                   {/* A Scaleway-style key's prefix is its whole access key id. */}
                   <td className="mono">{t.accessKey !== "" ? t.accessKey : `${t.prefix}…`}</td>
@@ -145,13 +145,6 @@ export function TokensPanel({
                         </li>
                       ))}
                     </ul>
-                  </td>
-                  <td>
-                    <Origin
-                      token={t}
-                      creatorName={t.createdBy === callerTokenId ? "You" : names.get(t.createdBy)}
-                      bindingNames={bindingNames}
-                    />
                   </td>
                   <td>
                     <Time at={t.createdAt} />
@@ -208,35 +201,26 @@ export function TokensPanel({
 }
 
 /**
- * Where a token came from: the token that created it (by name when listed
- * here, else the start of its id), none for the bootstrap admin token, or,
- * for a token from ExchangeToken (which has no creator), the binding that
- * granted it and the issuer and subject of the JWT it was exchanged for.
+ * A token from ExchangeToken has no creator: instead, the binding that
+ * granted it, and the subject and issuer of the JWT it was exchanged for.
  */
-function Origin({
+function Exchanged({
   token: t,
-  creatorName,
   bindingNames,
 }: {
   token: Token;
-  creatorName: string | undefined;
   bindingNames: ReadonlyMap<string, string>;
 }) {
-  if (t.bindingId !== "") {
-    return (
-      <>
-        <span className="badge badge-info">Exchanged</span>
-        <IdentityFacts
-          facts={[
-            ["Binding", bindingLabel(t.bindingId, bindingNames)],
-            ...(t.subject !== "" ? [["Subject", t.subject, true] as const] : []),
-            ["Issuer", t.issuer, true],
-          ]}
-        />
-      </>
-    );
-  }
-  if (t.createdBy === "") return <span className="muted">Bootstrap</span>;
-  if (creatorName !== undefined) return <>{creatorName}</>;
-  return <span className="mono">{`${t.createdBy.slice(0, 8)}…`}</span>;
+  return (
+    <div className="token-origin">
+      <span className="badge badge-info">Exchanged</span>
+      <IdentityFacts
+        facts={[
+          ["Binding", bindingLabel(t.bindingId, bindingNames)],
+          ...(t.subject !== "" ? [["Subject", t.subject, true] as const] : []),
+          ["Issuer", t.issuer, true],
+        ]}
+      />
+    </div>
+  );
 }
