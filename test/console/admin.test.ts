@@ -261,6 +261,25 @@ describe("the console's Tokens, Audit and Import screens, on PGlite", runOn("pgl
       await token.scrollIntoViewIfNeeded();
       await s.step("tokens exchanged");
 
+      // The issuer and its binding, read only, in Identities.
+      await page
+        .getByRole("navigation", { name: "Main" })
+        .getByRole("link", { name: exactly("Identities") })
+        .click();
+      const issuerRow = page
+        .getByRole("table", { name: "Trusted issuers" })
+        .getByRole("row")
+        .filter({ hasText: "github-actions" });
+      await issuerRow.waitFor();
+      expect(await issuerRow.textContent()).toContain(issuer.url);
+      const bindingRow = page
+        .getByRole("table", { name: "Identity bindings" })
+        .getByRole("row")
+        .filter({ hasText: "github-actions binding" });
+      await bindingRow.filter({ hasText: `sub = ${subject}` }).waitFor();
+      expect(await bindingRow.textContent()).toContain("/deploy and below");
+      await s.step("identities");
+
       // No JWT (nor its signature) and no issued value anywhere the console went.
       const secrets = [...jwts, ...jwts.map((j) => j.split(".")[2] ?? ""), issued.value];
       expect(urlsCarrying(s.allUrls(), secrets)).toEqual([]);

@@ -121,7 +121,9 @@ export function IdentitiesPanel({
                   {b.name}
                   <div className="identity-id mono">{b.id}</div>
                 </th>
-                <td>{issuerNames.get(b.issuerId) ?? `${b.issuerId.slice(0, 8)}…`}</td>
+                <td className="nowrap">
+                  {issuerNames.get(b.issuerId) ?? `${b.issuerId.slice(0, 8)}…`}
+                </td>
                 <td>
                   <ul className="grant-list mono identity-wrap">
                     {b.conditions.map((c) => (
