@@ -283,9 +283,18 @@ describe("the Audit screen", () => {
   });
 
   it("shows who signed in with a JWT, through which binding, the token issued, and a refusal's reason", async () => {
+    // A token change names a token too, but keeps to the usual columns.
+    events.push(
+      event({
+        method: "coffer.admin.v1.AdminService/CreateToken",
+        tokenId: TOKEN,
+        targetTokenId: ISSUED,
+        requestId: "req-create",
+      }),
+    );
     const base = events.length;
     renderPanel();
-    await rowOf("req-access");
+    await rowOf("req-create");
     // No event here has a detail: no Detail column, no binding asked for.
     expect(screen.queryByRole("columnheader", { name: "Detail" })).toBeNull();
     expect(bindingLists).toBe(0);

@@ -202,8 +202,7 @@ export function AuditPanel({
             const t = tokenNames.get(e.tokenId);
             const target = tokenNames.get(e.targetTokenId);
             // An issued token's name repeats the binding and subject beside it: its prefix says the rest.
-            const targetName =
-              target && (e.method === EXCHANGE_TOKEN ? `${target.prefix}…` : tokenLabel(target));
+            const targetName = target && `${target.prefix}…`;
             return (
               <EventRow
                 key={e.id}
@@ -242,24 +241,25 @@ function tokenLabel(t: { name: string; prefix: string }): string {
   return `${t.name} (${t.prefix}…)`;
 }
 
-/** Whether an event has more to say than its columns: a sign-in's identity, a token made or revoked. */
+/**
+ * Whether an event has more to say than the columns: a sign-in with a JWT.
+ * (Token changes keep to the usual columns, so that the everyday trail
+ * stays as narrow as it was.)
+ */
 function hasDetail(e: AuditEvent): boolean {
-  return e.issuer !== "" || e.subject !== "" || e.reason !== "" || e.targetTokenId !== "";
-}
-
-/** What an event did to a token, by method. */
-function targetLabel(method: string): string {
-  if (method === EXCHANGE_TOKEN) return "Issued";
-  if (method.endsWith("/CreateToken")) return "Created";
-  if (method.endsWith("/RevokeToken")) return "Revoked";
-  return "Token";
+  return (
+    e.method === EXCHANGE_TOKEN ||
+    e.issuer !== "" ||
+    e.subject !== "" ||
+    e.bindingId !== "" ||
+    e.reason !== ""
+  );
 }
 
 /**
- * An event's detail: for ExchangeToken, who signed in (the subject and
- * issuer the JWT claimed, the binding that matched), the token issued, or
- * why it was refused; for CreateToken and RevokeToken, the token made or
- * revoked. A token is a button that shows its calls.
+ * A sign-in's detail: who signed in (the subject and issuer the JWT
+ * claimed, the binding that matched) and the token issued, a button that
+ * shows its calls; or why it was refused.
  */
 function EventDetail({
   event: e,
@@ -282,10 +282,10 @@ function EventDetail({
         ...(e.bindingId !== ""
           ? [["Binding", bindingLabel(e.bindingId, bindingNames)] as const]
           : []),
-        ...(e.targetTokenId !== ""
+        ...(e.method === EXCHANGE_TOKEN && e.targetTokenId !== ""
           ? [
               [
-                targetLabel(e.method),
+                "Issued",
                 <button
                   key="target"
                   type="button"
