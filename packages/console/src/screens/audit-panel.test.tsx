@@ -393,12 +393,15 @@ describe("the Audit screen", () => {
     expect(requests.at(-1)?.projectId).toBe(P);
   });
 
-  it("keeps a project admin to its project, whatever the URL says", async () => {
+  it("keeps a project admin to its project, whatever the URL says, and says where refusals go", async () => {
     renderPanel({ all: true });
     await rowOf("req-access");
     expect(requests.at(-1)?.projectId).toBe(P);
     expect(screen.queryByLabelText("Projects")).toBeNull();
     expect(screen.queryByText(/Events of every project/)).toBeNull();
+    expect(screen.queryByText(/A refused sign-in belongs to no project/)).toBeNull();
+    fireEvent.change(screen.getByLabelText("Method"), { target: { value: EXCHANGE } });
+    expect(await screen.findByText(/only a global admin sees those/)).toBeTruthy();
   });
 
   it("says so when nothing matches", async () => {

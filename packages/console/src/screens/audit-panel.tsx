@@ -163,6 +163,12 @@ export function AuditPanel({
           </button>
         </div>
       )}
+      {search.method === EXCHANGE_TOKEN && !globalAdmin && (
+        <p className="notice notice-info">
+          A refused sign-in belongs to no project, since no binding vouched for it: only a global
+          admin sees those.
+        </p>
+      )}
       <Filters
         search={search}
         globalAdmin={globalAdmin}
