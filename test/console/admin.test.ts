@@ -1,3 +1,4 @@
+import { timestampDate, timestampNow } from "@bufbuild/protobuf/wkt";
 import { Role, SecretType } from "@coffer/api";
 import { authClient, startOidcIssuer, trustTestIssuer } from "@coffer/server/testing";
 import { describe, expect, it } from "vitest";
@@ -205,6 +206,10 @@ describe("the console's Tokens, Audit and Import screens, on PGlite", runOn("pgl
       ];
       const [good, unbound, expired] = jwts as [string, string, string];
       const issued = await auth.exchangeToken({ jwt: good });
+      // A token never outlives its JWT: this one expires within seconds.
+      const shortJwt = await issuer.sign({ claims: { sub: subject }, expiresInS: 3 });
+      const short = await auth.exchangeToken({ jwt: shortJwt });
+      const shortEnds = timestampDate(short.token?.expiresAt ?? timestampNow()).getTime();
       expect(issued.token?.subject).toBe(subject);
       for (const jwt of [unbound, expired]) {
         await expect(auth.exchangeToken({ jwt }), "refused").rejects.toThrow(/not accepted/);
@@ -226,8 +231,10 @@ describe("the console's Tokens, Audit and Import screens, on PGlite", runOn("pgl
         .filter({ hasText: "Bindinggithub-actions binding" })
         .filter({ hasText: `Issued${issued.token?.prefix}…` })
         .waitFor();
-      expect(await accepted.count(), "the refusals are filed under no project").toBe(1);
-      const row = await accepted.textContent();
+      expect(await accepted.count(), "the refusals are filed under no project").toBe(2);
+      const row = await accepted
+        .filter({ hasText: `Issued${issued.token?.prefix}…` })
+        .textContent();
       expect(row).toContain(`Subject${subject}`);
       expect(row).toContain(`Issuer${issuer.url}`);
       expect(row).toContain("Bindinggithub-actions binding");
@@ -245,6 +252,7 @@ describe("the console's Tokens, Audit and Import screens, on PGlite", runOn("pgl
       await refused.first().scrollIntoViewIfNeeded();
       await s.step("audit refused sign-ins");
 
+      await new Promise((r) => setTimeout(r, Math.max(0, shortEnds - Date.now() + 200)));
       await page
         .getByRole("navigation", { name: "Main" })
         .getByRole("link", { name: exactly("Tokens") })
@@ -258,7 +266,12 @@ describe("the console's Tokens, Audit and Import screens, on PGlite", runOn("pgl
       expect(tokenRow).toContain("Bindinggithub-actions binding");
       expect(tokenRow).toContain(`Subject${subject}`);
       expect(tokenRow).toContain("Active");
-      await token.scrollIntoViewIfNeeded();
+      expect(await token.count(), "the expired exchanged token is hidden").toBe(1);
+      await page.getByLabel(exactly("Show revoked and expired tokens")).check();
+      const expiredRow = token.filter({ hasText: "Expired" });
+      await expiredRow.waitFor();
+      expect(await expiredRow.textContent()).toContain(`${short.token?.prefix}…`);
+      await token.last().scrollIntoViewIfNeeded();
       await s.step("tokens exchanged");
 
       // The issuer and its binding, read only, in Identities.
@@ -281,7 +294,8 @@ describe("the console's Tokens, Audit and Import screens, on PGlite", runOn("pgl
       await s.step("identities");
 
       // No JWT (nor its signature) and no issued value anywhere the console went.
-      const secrets = [...jwts, ...jwts.map((j) => j.split(".")[2] ?? ""), issued.value];
+      const all = [...jwts, shortJwt];
+      const secrets = [...all, ...all.map((j) => j.split(".")[2] ?? ""), issued.value, short.value];
       expect(urlsCarrying(s.allUrls(), secrets)).toEqual([]);
       const html = await page.content();
       for (const x of secrets)
