@@ -116,7 +116,7 @@ export function AuditPanel({
   const bindingNames = useBindingNames(list.some((e) => e.bindingId !== ""));
   const projectNames = new Map(projects.map((p) => [p.id, p.name]));
   // Columns only when a listed event fills them: most pages have no detail,
-  // and a page of sign-ins (or of token changes) names no secret.
+  // and a page of sign-ins names no secret.
   const detailed = list.some(hasDetail);
   const secrets = !detailed || list.some((e) => e.secretId !== "");
   const total = Number(events.data?.totalCount ?? 0);
