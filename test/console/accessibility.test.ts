@@ -129,7 +129,7 @@ describe("the console's accessibility, on PGlite", runOn("pglite"), () => {
     await page.getByRole("form", { name: exactly("Create secret") }).waitFor();
     await s.step("create secret");
 
-    for (const screen of ["Import", "Audit", "Tokens"]) {
+    for (const screen of ["Import", "Audit", "Tokens", "Identities"]) {
       await nav.getByRole("link", { name: exactly(screen) }).click();
       await page.getByRole("heading", { level: 1 }).first().waitFor();
       await page.waitForLoadState("networkidle");

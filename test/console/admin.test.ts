@@ -1,4 +1,6 @@
+import { timestampDate, timestampNow } from "@bufbuild/protobuf/wkt";
 import { Role, SecretType } from "@coffer/api";
+import { authClient, startOidcIssuer, trustTestIssuer } from "@coffer/server/testing";
 import { describe, expect, it } from "vitest";
 import { urlsCarrying } from "../support/browser.ts";
 import { runOn, useConsole } from "./support.ts";
@@ -9,7 +11,8 @@ import { exactly, openSecrets, selectOption, signIn } from "./ui.ts";
  * value shown once, then usable, with exactly the grant asked for) and
  * revoked there; the audit trail showing a payload read done over gRPC; a
  * pasted JSON file previewed (new, existing, refused) and imported row by
- * row. Each checked over gRPC.
+ * row; a workload's sign-in with a JWT, accepted and refused, in the audit
+ * trail and the token list. Each checked over gRPC.
  */
 
 const REGION = "fr-par";
@@ -181,6 +184,126 @@ describe("the console's Tokens, Audit and Import screens, on PGlite", runOn("pgl
     await s.step("audit");
     expect(await page.getByText("audited-value").count(), "no payload in the audit trail").toBe(0);
     await s.close();
+  });
+
+  it("shows a workload's sign-in with a JWT, and the refused ones with their reason, in Audit and Tokens", async () => {
+    const { server } = t;
+    const issuer = await startOidcIssuer();
+    try {
+      // What an admin does with `coffer issuer create` and `coffer binding create`.
+      const subject = "repo:acme/payments:ref:refs/heads/main";
+      await trustTestIssuer(server.admin, issuer, {
+        name: "github-actions",
+        conditions: [{ claim: "sub", value: subject }],
+        grants: [{ projectId: server.projectId, role: Role.SECRET_ACCESS, pathPrefix: "/deploy" }],
+      });
+      // A workload's exchange, over the HTTP port as the client makes it, and two refusals.
+      const auth = authClient({ url: server.baseUrl });
+      const jwts = [
+        await issuer.sign({ claims: { sub: subject } }),
+        await issuer.sign({ claims: { sub: "repo:acme/payments:ref:refs/heads/evil" } }),
+        await issuer.sign({ claims: { sub: subject }, expiresInS: -3600 }),
+      ];
+      const [good, unbound, expired] = jwts as [string, string, string];
+      const issued = await auth.exchangeToken({ jwt: good });
+      // A token never outlives its JWT: this one expires within seconds.
+      const shortJwt = await issuer.sign({ claims: { sub: subject }, expiresInS: 3 });
+      const short = await auth.exchangeToken({ jwt: shortJwt });
+      const shortEnds = timestampDate(short.token?.expiresAt ?? timestampNow()).getTime();
+      expect(issued.token?.subject).toBe(subject);
+      for (const jwt of [unbound, expired]) {
+        await expect(auth.exchangeToken({ jwt }), "refused").rejects.toThrow(/not accepted/);
+      }
+
+      const s = await t.session("sign-in-audit");
+      const { page } = s;
+      await signIn(s, server.token);
+      await openSecrets(s, server.projectName, REGION);
+      await page
+        .getByRole("navigation", { name: "Main" })
+        .getByRole("link", { name: exactly("Audit") })
+        .click();
+      await selectOption(page.getByLabel(exactly("Method")), "ExchangeToken");
+      // The accepted exchange is filed under the project its binding grants on.
+      const accepted = page.getByRole("row").filter({ hasText: "ExchangeToken" });
+      // Binding and token names come from their own lists: wait for both.
+      await accepted
+        .filter({ hasText: "Bindinggithub-actions binding" })
+        .filter({ hasText: `Issued${issued.token?.prefix}…` })
+        .waitFor();
+      expect(await accepted.count(), "the refusals are filed under no project").toBe(2);
+      const row = await accepted
+        .filter({ hasText: `Issued${issued.token?.prefix}…` })
+        .textContent();
+      expect(row).toContain(`Subject${subject}`);
+      expect(row).toContain(`Issuer${issuer.url}`);
+      expect(row).toContain("Bindinggithub-actions binding");
+      expect(row).toContain(`Issued${issued.token?.prefix}…`);
+      await s.step("audit sign-in");
+
+      // A global admin reads the refusals: every project's events, and none's.
+      await selectOption(page.getByLabel(exactly("Projects")), "Every project");
+      const refused = page.getByRole("row").filter({ hasText: "Unauthenticated" });
+      await refused.filter({ hasText: "Reasonexpired" }).waitFor();
+      await refused.filter({ hasText: "Reasonno binding matches" }).waitFor();
+      expect(await refused.filter({ hasText: "refs/heads/evil" }).textContent()).toContain(
+        "Reasonno binding matches",
+      );
+      await refused.first().scrollIntoViewIfNeeded();
+      await s.step("audit refused sign-ins");
+
+      await new Promise((r) => setTimeout(r, Math.max(0, shortEnds - Date.now() + 200)));
+      await page
+        .getByRole("navigation", { name: "Main" })
+        .getByRole("link", { name: exactly("Tokens") })
+        .click();
+      const token = page
+        .getByRole("row")
+        .filter({ hasText: "Exchanged" })
+        .filter({ hasText: "Bindinggithub-actions binding" });
+      await token.waitFor();
+      const tokenRow = await token.textContent();
+      expect(tokenRow).toContain("Bindinggithub-actions binding");
+      expect(tokenRow).toContain(`Subject${subject}`);
+      expect(tokenRow).toContain("Active");
+      expect(await token.count(), "the expired exchanged token is hidden").toBe(1);
+      await page.getByLabel(exactly("Show revoked and expired tokens")).check();
+      const expiredRow = token.filter({ hasText: "Expired" });
+      await expiredRow.waitFor();
+      expect(await expiredRow.textContent()).toContain(`${short.token?.prefix}…`);
+      await token.last().scrollIntoViewIfNeeded();
+      await s.step("tokens exchanged");
+
+      // The issuer and its binding, read only, in Identities.
+      await page
+        .getByRole("navigation", { name: "Main" })
+        .getByRole("link", { name: exactly("Identities") })
+        .click();
+      const issuerRow = page
+        .getByRole("table", { name: "Trusted issuers" })
+        .getByRole("row")
+        .filter({ hasText: "github-actions" });
+      await issuerRow.waitFor();
+      expect(await issuerRow.textContent()).toContain(issuer.url);
+      const bindingRow = page
+        .getByRole("table", { name: "Identity bindings" })
+        .getByRole("row")
+        .filter({ hasText: "github-actions binding" });
+      await bindingRow.filter({ hasText: `sub = ${subject}` }).waitFor();
+      expect(await bindingRow.textContent()).toContain("/deploy and below");
+      await s.step("identities");
+
+      // No JWT (nor its signature) and no issued value anywhere the console went.
+      const all = [...jwts, shortJwt];
+      const secrets = [...all, ...all.map((j) => j.split(".")[2] ?? ""), issued.value, short.value];
+      expect(urlsCarrying(s.allUrls(), secrets)).toEqual([]);
+      const html = await page.content();
+      for (const x of secrets)
+        expect(html.includes(x), "no JWT or token value on the page").toBe(false);
+      await s.close();
+    } finally {
+      await issuer.close();
+    }
   });
 
   it("imports a pasted JSON file into a folder after a preview, row by row", async () => {

@@ -152,6 +152,12 @@ const tokensRoute = createRoute({
   component: lazyRouteComponent(() => import("./screens/tokens.tsx"), "TokensScreen"),
 });
 
+const identitiesRoute = createRoute({
+  getParentRoute: () => placeRoute,
+  path: "/identities",
+  component: lazyRouteComponent(() => import("./screens/identities.tsx"), "IdentitiesScreen"),
+});
+
 export const routeTree = rootRoute.addChildren([
   signInRoute,
   indexRoute,
@@ -164,6 +170,7 @@ export const routeTree = rootRoute.addChildren([
     importRoute,
     auditRoute,
     tokensRoute,
+    identitiesRoute,
   ]),
 ]);
 

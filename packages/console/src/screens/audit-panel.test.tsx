@@ -4,7 +4,10 @@ import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   AdminService,
   type AuditEventSchema,
+  AuthService,
+  IdentityBindingSchema,
   type ListAuditEventsRequest,
+  ProjectSchema,
   SecretSchema,
   SecretService,
   type Token,
@@ -29,6 +32,11 @@ const P = "0f8fad5b-d9cb-469f-a165-70867728950e";
 const SECRET = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
 const TOKEN = "11111111-1111-4111-8111-111111111111";
 const ACCESS = "coffer.secretmanager.v1.SecretService/AccessSecretVersion";
+const EXCHANGE = "coffer.auth.v1.AuthService/ExchangeToken";
+const BINDING = "44444444-4444-4444-8444-444444444444";
+const ISSUED = "55555555-5555-4555-8555-555555555555";
+const ISSUER = "https://token.actions.githubusercontent.com";
+const SUBJECT = "repo:acme/payments:ref:refs/heads/main";
 
 type EventInit = MessageInitShape<typeof AuditEventSchema>;
 const event = (over: EventInit): EventInit => ({
@@ -54,6 +62,7 @@ function transport() {
         requests.push(req);
         const shown = events.filter(
           (e) =>
+            (req.projectId === "" || e.projectId === req.projectId) &&
             (req.secretId === "" || e.secretId === req.secretId) &&
             (req.tokenId === "" || e.tokenId === req.tokenId) &&
             (req.method === "" || e.method === req.method) &&
@@ -62,8 +71,22 @@ function transport() {
         return { events: shown, totalCount: BigInt(shown.length) };
       },
       listTokens: () => ({
-        tokens: [create(TokenSchema, { id: TOKEN, name: "billing agent", prefix: "coffer_ab12" })],
+        tokens: [
+          create(TokenSchema, { id: TOKEN, name: "billing agent", prefix: "coffer_ab12" }),
+          create(TokenSchema, {
+            id: ISSUED,
+            name: `deploy: ${SUBJECT}`,
+            prefix: "coffer_ex01",
+            bindingId: BINDING,
+            issuer: ISSUER,
+            subject: SUBJECT,
+          }),
+        ],
       }),
+      listIdentityBindings: () => {
+        bindingLists += 1;
+        return { bindings: [create(IdentityBindingSchema, { id: BINDING, name: "deploy" })] };
+      },
     });
     service(SecretService, {
       getSecret: (req) => ({
@@ -79,6 +102,9 @@ let currentSearch: AuditSearch = {};
 
 /** The signed-in token, when a test gives one. */
 let callerToken: Token | undefined;
+let globalAdmin = false;
+/** How many times the panel listed identity bindings. */
+let bindingLists = 0;
 
 function Harness() {
   const [search, setSearch] = useState<AuditSearch>(initialSearch);
@@ -88,6 +114,8 @@ function Harness() {
       projectId={P}
       region="fr-par"
       callerToken={callerToken}
+      globalAdmin={globalAdmin}
+      projects={[create(ProjectSchema, { id: P, name: "billing" })]}
       search={search}
       onSearch={(changes) => setSearch((prev) => ({ ...prev, page: undefined, ...changes }))}
     />
@@ -116,6 +144,8 @@ function renderPanel(initial: AuditSearch = {}) {
 beforeEach(() => {
   requests = [];
   callerToken = undefined;
+  globalAdmin = false;
+  bindingLists = 0;
   events = [
     event({
       tokenId: TOKEN,
@@ -252,6 +282,128 @@ describe("the Audit screen", () => {
     expect(denied.textContent).toContain("bootstrap admin (coffer_gl0b…)");
   });
 
+  it("shows who signed in with a JWT, through which binding, the token issued, and a refusal's reason", async () => {
+    // A token change names a token too, but keeps to the usual columns.
+    events.push(
+      event({
+        method: "coffer.admin.v1.AdminService/CreateToken",
+        tokenId: TOKEN,
+        targetTokenId: ISSUED,
+        requestId: "req-create",
+      }),
+    );
+    const base = events.length;
+    renderPanel();
+    await rowOf("req-create");
+    // No event here has a detail: no Detail column, no binding asked for.
+    expect(screen.queryByRole("columnheader", { name: "Detail" })).toBeNull();
+    expect(bindingLists).toBe(0);
+    cleanup();
+
+    events = [
+      event({
+        method: EXCHANGE,
+        targetTokenId: ISSUED,
+        issuer: ISSUER,
+        subject: SUBJECT,
+        bindingId: BINDING,
+        requestId: "req-exchange",
+      }),
+      event({
+        method: EXCHANGE,
+        outcome: "UNAUTHENTICATED",
+        issuer: ISSUER,
+        subject: "repo:acme/payments:ref:refs/heads/evil",
+        reason: "no binding matches",
+        requestId: "req-refused",
+      }),
+      ...events.slice(0, base),
+    ];
+    const view = renderPanel();
+    const exchange = await rowOf("req-exchange");
+    expect(screen.getByRole("columnheader", { name: "Detail" })).toBeTruthy();
+    expect(exchange.textContent).toContain("ExchangeToken");
+    expect(exchange.textContent).toContain("a JWT");
+    await waitFor(() => expect(exchange.textContent).toContain("Bindingdeploy"));
+    expect(exchange.textContent).toContain(`Subject${SUBJECT}`);
+    expect(exchange.textContent).toContain(`Issuer${ISSUER}`);
+    expect(exchange.textContent).toContain("Issuedcoffer_ex01…");
+    expect(exchange.textContent).not.toContain("Reason");
+
+    const refused = await rowOf("req-refused");
+    expect(within(refused).getByText("Unauthenticated").className).toContain("badge-danger");
+    expect(refused.textContent).toContain("Reasonno binding matches");
+    expect(refused.textContent).toContain("Subjectrepo:acme/payments:ref:refs/heads/evil");
+    expect(refused.textContent).not.toContain("Binding");
+    expect(refused.textContent).not.toContain("Issued");
+
+    // Other events keep an empty Detail cell.
+    expect((await rowOf("req-access")).textContent).toContain("—");
+
+    // The issued token is a filter: the calls made with it.
+    fireEvent.click(within(exchange).getByRole("button", { name: /^coffer_ex01…/ }));
+    await waitFor(() => expect(view.search()).toEqual({ token: ISSUED }));
+  });
+
+  it("filters by ExchangeToken, AuthService's method", async () => {
+    events = [event({ method: EXCHANGE, subject: "web", requestId: "req-exchange" }), ...events];
+    const view = renderPanel();
+    await rowOf("req-access");
+    fireEvent.change(screen.getByLabelText("Method"), { target: { value: EXCHANGE } });
+    await waitFor(() => expect(requests.at(-1)?.method).toBe(EXCHANGE));
+    expect(view.search()).toEqual({ method: EXCHANGE });
+    await rowOf("req-exchange");
+    expect(screen.queryByText("req-access")).toBeNull();
+    // A page of sign-ins names no secret: no Secret or Revision column, a Detail one.
+    expect(screen.getByRole("columnheader", { name: "Detail" })).toBeTruthy();
+    expect(screen.queryByRole("columnheader", { name: "Secret" })).toBeNull();
+    expect(screen.queryByRole("columnheader", { name: "Revision" })).toBeNull();
+  });
+
+  it("lets a global admin list every project's events, refused sign-ins filed under none included", async () => {
+    events = [
+      event({
+        projectId: "",
+        method: EXCHANGE,
+        outcome: "UNAUTHENTICATED",
+        subject: "intruder",
+        reason: "issuer not trusted",
+        requestId: "req-refused",
+      }),
+      ...events,
+    ];
+    globalAdmin = true;
+    const view = renderPanel();
+    await rowOf("req-access");
+    expect(screen.queryByText("req-refused")).toBeNull();
+    expect(screen.queryByRole("columnheader", { name: "Project" })).toBeNull();
+
+    fireEvent.change(screen.getByLabelText("Projects"), { target: { value: "all" } });
+    const refused = await rowOf("req-refused");
+    expect(requests.at(-1)?.projectId).toBe("");
+    expect(view.search()).toEqual({ all: true });
+    expect(screen.getByText(/Events of every project/)).toBeTruthy();
+    expect(screen.getByRole("columnheader", { name: "Project" })).toBeTruthy();
+    expect(refused.textContent).toContain("none");
+    expect(refused.textContent).toContain("Reasonissuer not trusted");
+    expect((await rowOf("req-access")).textContent).toContain("billing");
+
+    fireEvent.click(screen.getByRole("button", { name: "Show this project's events only" }));
+    await waitFor(() => expect(screen.queryByText("req-refused")).toBeNull());
+    expect(requests.at(-1)?.projectId).toBe(P);
+  });
+
+  it("keeps a project admin to its project, whatever the URL says, and says where refusals go", async () => {
+    renderPanel({ all: true });
+    await rowOf("req-access");
+    expect(requests.at(-1)?.projectId).toBe(P);
+    expect(screen.queryByLabelText("Projects")).toBeNull();
+    expect(screen.queryByText(/Events of every project/)).toBeNull();
+    expect(screen.queryByText(/A refused sign-in belongs to no project/)).toBeNull();
+    fireEvent.change(screen.getByLabelText("Method"), { target: { value: EXCHANGE } });
+    expect(await screen.findByText(/only a global admin sees those/)).toBeTruthy();
+  });
+
   it("says so when nothing matches", async () => {
     events = [];
     renderPanel({ outcome: "INTERNAL" });
@@ -281,9 +433,18 @@ describe("the audit search params", () => {
     expect(validateAuditSearch({ method: "x; drop", outcome: "ok", page: 1 })).toEqual({});
   });
 
-  it("offer every method of both services", () => {
+  it("offer every method of the three services, ExchangeToken included", () => {
     expect(METHODS.map((m) => m.name)).toContain(ACCESS);
     expect(METHODS.map((m) => m.name)).toContain("coffer.admin.v1.AdminService/CreateToken");
-    expect(METHODS.length).toBe(SecretService.methods.length + AdminService.methods.length);
+    expect(METHODS).toContainEqual({ name: EXCHANGE, label: "ExchangeToken" });
+    expect(METHODS.length).toBe(
+      SecretService.methods.length + AdminService.methods.length + AuthService.methods.length,
+    );
+  });
+
+  it("keep the every-project scope only when it says true", () => {
+    expect(validateAuditSearch({ all: true })).toEqual({ all: true });
+    expect(validateAuditSearch({ all: "true" })).toEqual({ all: true });
+    expect(validateAuditSearch({ all: 1 })).toEqual({});
   });
 });

@@ -1,8 +1,15 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { AdminService, type AuditEvent, SecretService, type Token } from "@coffer/api";
+import {
+  AdminService,
+  type AuditEvent,
+  AuthService,
+  type Project,
+  SecretService,
+  type Token,
+} from "@coffer/api";
 import { skipToken, useQuery } from "@connectrpc/connect-query";
 import { Link } from "@tanstack/react-router";
-import { type FormEvent, useEffect, useId, useState } from "react";
+import { type FormEvent, type ReactNode, useEffect, useId, useState } from "react";
 import { DataTable } from "../ui/data-table.tsx";
 import { SelectField } from "../ui/fields.tsx";
 import { fullPath } from "../ui/format.ts";
@@ -10,13 +17,15 @@ import { Pager } from "../ui/pager.tsx";
 import { QueryState } from "../ui/problem.tsx";
 import { Time } from "../ui/time.tsx";
 import type { AuditSearch } from "./audit-search.ts";
+import { bindingLabel, EXCHANGE_TOKEN, IdentityFacts, useBindingNames } from "./identity.tsx";
 
 const PAGE_SIZE = 50;
 
-/** Every method the audit trail can name: the two services' methods, by short name. */
+/** Every method the audit trail can name: the three services' methods, by short name. */
 export const METHODS: readonly { name: string; label: string }[] = [
   ...SecretService.methods,
   ...AdminService.methods,
+  ...AuthService.methods,
 ]
   .map((m) => ({ name: `${m.parent.typeName}/${m.name}`, label: m.name }))
   .sort((a, b) => a.label.localeCompare(b.label));
@@ -60,6 +69,7 @@ export function AuditPanel({
   onSearch,
   globalAdmin = false,
   callerToken,
+  projects = [],
 }: {
   projectId: string;
   region: string;
@@ -69,13 +79,16 @@ export function AuditPanel({
   globalAdmin?: boolean;
   /** The signed-in token, named even when no grant of it is on the project. */
   callerToken?: Token | undefined;
+  /** Names for the events' projects, when a global admin lists every project's. */
+  projects?: readonly Project[];
 }) {
   const page = search.page ?? 1;
+  const everyProject = globalAdmin && search.all === true;
   const startTime = localTime(search.from);
   const endTime = localTime(search.to);
   const events = useQuery(AdminService.method.listAuditEvents, {
     region,
-    projectId,
+    projectId: everyProject ? "" : projectId,
     secretId: search.secret ?? "",
     tokenId: search.token ?? "",
     method: search.method ?? "",
@@ -100,6 +113,12 @@ export function AuditPanel({
     search.secret === undefined ? skipToken : { region, secretId: search.secret },
   );
   const list = events.data?.events ?? [];
+  const bindingNames = useBindingNames(list.some((e) => e.bindingId !== ""));
+  const projectNames = new Map(projects.map((p) => [p.id, p.name]));
+  // Columns only when a listed event fills them: most pages have no detail,
+  // and a page of sign-ins names no secret.
+  const detailed = list.some(hasDetail);
+  const secrets = !detailed || list.some((e) => e.secretId !== "");
   const total = Number(events.data?.totalCount ?? 0);
   const filtered =
     search.token !== undefined ||
@@ -135,8 +154,24 @@ export function AuditPanel({
           </button>
         </div>
       )}
+      {everyProject && (
+        <div className="notice notice-info audit-scope">
+          Events of every project in region <strong>{region}</strong>, and of calls filed under
+          none, such as sign-ins no binding vouched for.{" "}
+          <button type="button" className="btn-link" onClick={() => onSearch({ all: undefined })}>
+            Show this project's events only
+          </button>
+        </div>
+      )}
+      {search.method === EXCHANGE_TOKEN && !globalAdmin && (
+        <p className="notice notice-info">
+          A refused sign-in belongs to no project, since no binding vouched for it: only a global
+          admin sees those.
+        </p>
+      )}
       <Filters
         search={search}
+        globalAdmin={globalAdmin}
         tokens={[...tokenNames.values()].map((t) => ({ id: t.id, label: tokenLabel(t) }))}
         onSearch={onSearch}
       />
@@ -160,17 +195,39 @@ export function AuditPanel({
             "Time",
             "Method",
             "Outcome",
+            everyProject && "Project",
             "Token",
-            "Secret",
-            "Revision",
+            secrets && "Secret",
+            secrets && "Revision",
+            detailed && "Detail",
             "From",
             "Request id",
           ]}
         >
           {list.map((e) => {
             const t = tokenNames.get(e.tokenId);
+            const target = tokenNames.get(e.targetTokenId);
+            // An issued token's name repeats the binding and subject beside it: its prefix says the rest.
+            const targetName = target && `${target.prefix}…`;
             return (
-              <EventRow key={e.id} event={e} tokenName={t && tokenLabel(t)} onSearch={onSearch} />
+              <EventRow
+                key={e.id}
+                event={e}
+                tokenName={t && tokenLabel(t)}
+                project={everyProject ? (projectNames.get(e.projectId) ?? e.projectId) : undefined}
+                detail={
+                  detailed ? (
+                    <EventDetail
+                      event={e}
+                      targetName={targetName}
+                      bindingNames={bindingNames}
+                      onSearch={onSearch}
+                    />
+                  ) : undefined
+                }
+                secrets={secrets}
+                onSearch={onSearch}
+              />
             );
           })}
         </DataTable>
@@ -190,13 +247,84 @@ function tokenLabel(t: { name: string; prefix: string }): string {
   return `${t.name} (${t.prefix}…)`;
 }
 
+/**
+ * Whether an event has more to say than the columns: a sign-in with a JWT.
+ * (Token changes keep to the usual columns, so that the everyday trail
+ * stays as narrow as it was.)
+ */
+function hasDetail(e: AuditEvent): boolean {
+  return (
+    e.method === EXCHANGE_TOKEN ||
+    e.issuer !== "" ||
+    e.subject !== "" ||
+    e.bindingId !== "" ||
+    e.reason !== ""
+  );
+}
+
+/**
+ * A sign-in's detail: who signed in (the subject and issuer the JWT
+ * claimed, the binding that matched) and the token issued, a button that
+ * shows its calls; or why it was refused.
+ */
+function EventDetail({
+  event: e,
+  targetName,
+  bindingNames,
+  onSearch,
+}: {
+  event: AuditEvent;
+  targetName: string | undefined;
+  bindingNames: ReadonlyMap<string, string>;
+  onSearch: (changes: Partial<AuditSearch>) => void;
+}) {
+  if (!hasDetail(e)) return <span className="muted">—</span>;
+  return (
+    <IdentityFacts
+      facts={[
+        ...(e.reason !== "" ? [["Reason", e.reason] as const] : []),
+        ...(e.subject !== "" ? [["Subject", e.subject, true] as const] : []),
+        ...(e.issuer !== "" ? [["Issuer", e.issuer, true] as const] : []),
+        ...(e.bindingId !== ""
+          ? [["Binding", bindingLabel(e.bindingId, bindingNames)] as const]
+          : []),
+        ...(e.method === EXCHANGE_TOKEN && e.targetTokenId !== ""
+          ? [
+              [
+                "Issued",
+                <button
+                  key="target"
+                  type="button"
+                  className="btn-link"
+                  onClick={() => onSearch({ token: e.targetTokenId })}
+                >
+                  {targetName ?? `${e.targetTokenId.slice(0, 8)}…`}
+                  <span className="visually-hidden">: show this token's calls only</span>
+                </button>,
+              ] as const,
+            ]
+          : []),
+      ]}
+    />
+  );
+}
+
 function EventRow({
   event: e,
   tokenName,
+  project,
+  detail,
+  secrets,
   onSearch,
 }: {
   event: AuditEvent;
   tokenName: string | undefined;
+  /** The project's name, when the list spans every project ("" for none). */
+  project: string | undefined;
+  /** The Detail cell's content, when the list has that column. */
+  detail: ReactNode;
+  /** Whether the list has the Secret and Revision columns. */
+  secrets: boolean;
   onSearch: (changes: Partial<AuditSearch>) => void;
 }) {
   const ok = e.outcome === "OK";
@@ -204,6 +332,8 @@ function EventRow({
   let token: string;
   if (e.tokenId !== "") token = tokenName ?? `${e.tokenId.slice(0, 8)}…`;
   else if (e.tokenPrefix !== "") token = `no valid token (${e.tokenPrefix}…)`;
+  // ExchangeToken needs no token: the caller presents its platform's JWT.
+  else if (e.method === EXCHANGE_TOKEN) token = "a JWT";
   else token = "no token";
   return (
     <tr>
@@ -219,6 +349,7 @@ function EventRow({
           {outcomeLabel(e.outcome)}
         </span>
       </td>
+      {project !== undefined && <td>{project || <span className="muted">none</span>}</td>}
       <td>
         {e.tokenId !== "" ? (
           <button type="button" className="btn-link" onClick={() => onSearch({ token: e.tokenId })}>
@@ -229,21 +360,24 @@ function EventRow({
           <span className="muted">{token}</span>
         )}
       </td>
-      <td>
-        {e.secretId !== "" ? (
-          <button
-            type="button"
-            className="btn-link mono"
-            onClick={() => onSearch({ secret: e.secretId })}
-          >
-            {secretLabel || `${e.secretId.slice(0, 8)}…`}
-            <span className="visually-hidden">: show this secret's events only</span>
-          </button>
-        ) : (
-          <span className="muted">—</span>
-        )}
-      </td>
-      <td>{e.revision > 0 ? e.revision : "—"}</td>
+      {secrets && (
+        <td>
+          {e.secretId !== "" ? (
+            <button
+              type="button"
+              className="btn-link mono"
+              onClick={() => onSearch({ secret: e.secretId })}
+            >
+              {secretLabel || `${e.secretId.slice(0, 8)}…`}
+              <span className="visually-hidden">: show this secret's events only</span>
+            </button>
+          ) : (
+            <span className="muted">—</span>
+          )}
+        </td>
+      )}
+      {secrets && <td>{e.revision > 0 ? e.revision : "—"}</td>}
+      {detail !== undefined && <td className="audit-detail">{detail}</td>}
       <td className="mono">{e.peer || "—"}</td>
       <td className="audit-request">{e.requestId}</td>
     </tr>
@@ -252,10 +386,12 @@ function EventRow({
 
 function Filters({
   search,
+  globalAdmin,
   tokens,
   onSearch,
 }: {
   search: AuditSearch;
+  globalAdmin: boolean;
   tokens: readonly { id: string; label: string }[];
   onSearch: (changes: Partial<AuditSearch>) => void;
 }) {
@@ -302,6 +438,16 @@ function Filters({
         any="Any outcome"
         options={OUTCOMES.map((o) => [o.code, o.label] as const)}
       />
+      {globalAdmin && (
+        <SelectField
+          id={`${id}-scope`}
+          label="Projects"
+          value={search.all ? "all" : ""}
+          onChange={(scope) => onSearch({ all: scope === "all" || undefined, page: undefined })}
+          any="This project"
+          options={[["all", "Every project"]]}
+        />
+      )}
       <div className="field">
         <label htmlFor={`${id}-from`}>From</label>
         <input
@@ -336,6 +482,7 @@ function Filters({
           className="btn btn-ghost"
           onClick={() =>
             onSearch({
+              all: undefined,
               token: undefined,
               method: undefined,
               outcome: undefined,

@@ -6,6 +6,11 @@
 export interface AuditSearch {
   /** A secret's id: that secret's events only. */
   secret?: string;
+  /**
+   * Every project's events, and those filed under none (a refused sign-in
+   * vouched for by no binding): a global admin's view; others ignore it.
+   */
+  all?: true;
   /** A token's id: the calls made with it. */
   token?: string;
   /** A full method name, e.g. "coffer.secretmanager.v1.SecretService/AccessSecretVersion". */
@@ -30,6 +35,7 @@ export function validateAuditSearch(s: Record<string, unknown>): AuditSearch {
   const out: AuditSearch = {};
   const secret = str(s.secret);
   if (secret !== undefined && UUID.test(secret)) out.secret = secret;
+  if (s.all === true || s.all === "true") out.all = true;
   const token = str(s.token);
   if (token !== undefined && UUID.test(token)) out.token = token;
   const method = str(s.method);

@@ -1,5 +1,6 @@
 import { getRouteApi } from "@tanstack/react-router";
 import { isGlobalAdmin } from "../session/caller.ts";
+import { useProjects } from "../session/projects.ts";
 import { PageHead } from "../ui/page-head.tsx";
 import { useTitle } from "../ui/title.ts";
 import "./admin.css";
@@ -18,11 +19,12 @@ export function AuditScreen() {
   const search = route.useSearch();
   const navigate = route.useNavigate();
   useTitle("Audit");
+  const { projects } = useProjects();
   return (
     <div className="page">
       <PageHead title="Audit">
         Every call on this project in region <strong>{region}</strong>, allowed or refused, newest
-        first. Token and project changes are kept in the default region.
+        first. Token and project changes, and sign-ins with a JWT, are kept in the default region.
       </PageHead>
       <AdminOnly projectId={projectId} task="read its audit trail">
         {(caller) => (
@@ -32,6 +34,7 @@ export function AuditScreen() {
             search={search}
             globalAdmin={isGlobalAdmin(caller)}
             callerToken={caller.token}
+            projects={projects}
             onSearch={(changes) =>
               navigate({ search: (prev) => ({ ...prev, page: undefined, ...changes }) })
             }

@@ -4,6 +4,7 @@ import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   AdminService,
   type CreateTokenRequest,
+  IdentityBindingSchema,
   type ListTokensRequest,
   type Project,
   ProjectSchema,
@@ -26,6 +27,8 @@ const Q = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
 const VALUE = "coffer_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefghijkl";
 const ACCESS_KEY = "SCW0A1B2C3D4E5F6G7H8";
 const SECRET_KEY = "9b2e4c1a-7d3f-4e8a-b5c6-0123456789ab";
+const BINDING = "44444444-4444-4444-8444-444444444444";
+const ISSUER = "https://token.actions.githubusercontent.com";
 const projects: Project[] = [
   create(ProjectSchema, { id: P, name: "billing" }),
   create(ProjectSchema, { id: Q, name: "search" }),
@@ -53,9 +56,19 @@ function transport() {
     service(AdminService, {
       listTokens(req) {
         listed.push(req);
-        const shown = tokens.filter((t) => req.includeInactive || t.revokedAt === undefined);
+        // As the server: revoked and expired tokens only when asked.
+        const now = Date.now();
+        const shown = tokens.filter(
+          (t) =>
+            req.includeInactive ||
+            (t.revokedAt === undefined &&
+              (t.expiresAt === undefined || timestampDate(t.expiresAt).getTime() > now)),
+        );
         return { tokens: shown, totalCount: BigInt(shown.length) };
       },
+      listIdentityBindings: () => ({
+        bindings: [create(IdentityBindingSchema, { id: BINDING, name: "deploy" })],
+      }),
       createToken(req) {
         created.push(req);
         if (refusal !== undefined) throw refusal;
@@ -320,6 +333,76 @@ describe("the Tokens screen", () => {
     expect(revoked).toEqual(["11111111-1111-4111-8111-111111111111"]);
     await waitFor(() => expect(screen.queryByRole("dialog")).toBeNull());
     await waitFor(() => expect(screen.queryByText("ci")).toBeNull());
+  });
+});
+
+describe("exchanged tokens", () => {
+  const exchanged = (over: MessageInitShape<typeof TokenSchema>) =>
+    token({
+      name: "deploy: repo:acme/payments:ref:refs/heads/main",
+      prefix: "coffer_ex01",
+      grants: [{ projectId: P, role: Role.SECRET_ACCESS, pathPrefix: "/prod" }],
+      createdBy: "",
+      bindingId: BINDING,
+      issuer: ISSUER,
+      subject: "repo:acme/payments:ref:refs/heads/main",
+      ...over,
+    });
+
+  it("shows an exchanged token's binding, issuer and subject under its name", async () => {
+    tokens = [
+      token({ createdBy: "" }),
+      token({
+        id: "66666666-6666-4666-8666-666666666666",
+        name: "made by ci",
+        prefix: "coffer_cd34",
+        createdBy: "11111111-1111-4111-8111-111111111111",
+      }),
+      exchanged({
+        id: "77777777-7777-4777-8777-777777777777",
+        expiresAt: timestampFromDate(new Date(Date.now() + 600_000)),
+      }),
+    ];
+    renderPanel();
+    const table = await screen.findByRole("table", { name: "Tokens" });
+    const row = (name: string) =>
+      within(table)
+        .getByRole("rowheader", { name: new RegExp(`^${name}`) })
+        .closest("tr");
+    const ex = row("deploy: ") as HTMLElement;
+    await waitFor(() => expect(ex.textContent).toContain("Bindingdeploy"));
+    expect(within(ex).getByText("Exchanged").className).toContain("badge-info");
+    expect(ex.textContent).toContain("Subjectrepo:acme/payments:ref:refs/heads/main");
+    expect(ex.textContent).toContain(`Issuer${ISSUER}`);
+    expect(ex.textContent).toContain("Active");
+    expect(row("ci")?.textContent).not.toContain("Exchanged");
+    expect(row("made by ci")?.textContent).not.toContain("Exchanged");
+  });
+
+  it("lists an expired exchanged token only with the revoked and expired ones", async () => {
+    tokens = [
+      token({}),
+      exchanged({
+        id: "77777777-7777-4777-8777-777777777777",
+        expiresAt: timestampFromDate(new Date(Date.now() - 60_000)),
+      }),
+    ];
+    renderPanel();
+    await screen.findByRole("table", { name: "Tokens" });
+    expect(screen.queryByRole("rowheader", { name: /^deploy: / })).toBeNull();
+    fireEvent.click(screen.getByLabelText("Show revoked and expired tokens"));
+    const name = await screen.findByRole("rowheader", { name: /^deploy: / });
+    const row = name.closest("tr") as HTMLElement;
+    expect(row.textContent).toContain("Expired");
+    expect(row.textContent).toContain("Exchanged");
+  });
+
+  it("names a binding it cannot list by the start of its id", async () => {
+    tokens = [exchanged({ bindingId: "88888888-8888-4888-8888-888888888888" })];
+    renderPanel();
+    const name = await screen.findByRole("rowheader", { name: /^deploy: / });
+    const row = name.closest("tr") as HTMLElement;
+    await waitFor(() => expect(row.textContent).toContain("Binding88888888…"));
   });
 });
 

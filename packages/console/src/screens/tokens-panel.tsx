@@ -8,6 +8,7 @@ import { ConfirmDialog } from "../ui/dialog.tsx";
 import { Pager } from "../ui/pager.tsx";
 import { ProblemMessage, QueryState } from "../ui/problem.tsx";
 import { Time } from "../ui/time.tsx";
+import { bindingLabel, IdentityFacts, useBindingNames } from "./identity.tsx";
 import { CreateToken } from "./token-create.tsx";
 import { grantLabel } from "./token-roles.ts";
 
@@ -71,6 +72,7 @@ export function TokensPanel({
     },
   });
   const tokens = list.data?.tokens ?? [];
+  const bindingNames = useBindingNames(tokens.some((t) => t.bindingId !== ""));
   const total = Number(list.data?.totalCount ?? 0);
 
   return (
@@ -113,6 +115,7 @@ export function TokensPanel({
         {tokens.length > 0 && (
           <DataTable
             caption="Tokens"
+            className="tokens-table"
             columns={[
               "Name",
               "Prefix",
@@ -130,6 +133,7 @@ export function TokensPanel({
                   <th scope="row">
                     {t.name}
                     {t.id === callerTokenId && <span className="badge badge-info">You</span>}
+                    {t.bindingId !== "" && <Exchanged token={t} bindingNames={bindingNames} />}
                   </th>
                   {/* A Scaleway-style key's prefix is its whole access key id. */}
                   <td className="mono">{t.accessKey !== "" ? t.accessKey : `${t.prefix}…`}</td>
@@ -193,5 +197,30 @@ export function TokensPanel({
         </ConfirmDialog>
       )}
     </>
+  );
+}
+
+/**
+ * A token from ExchangeToken has no creator: instead, the binding that
+ * granted it, and the subject and issuer of the JWT it was exchanged for.
+ */
+function Exchanged({
+  token: t,
+  bindingNames,
+}: {
+  token: Token;
+  bindingNames: ReadonlyMap<string, string>;
+}) {
+  return (
+    <div className="token-origin">
+      <span className="badge badge-info">Exchanged</span>
+      <IdentityFacts
+        facts={[
+          ["Binding", bindingLabel(t.bindingId, bindingNames)],
+          ...(t.subject !== "" ? [["Subject", t.subject, true] as const] : []),
+          ["Issuer", t.issuer, true],
+        ]}
+      />
+    </div>
   );
 }

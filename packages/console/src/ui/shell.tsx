@@ -36,6 +36,7 @@ const NAV = [
 const ADMIN_NAV = [
   ["/p/$projectId/$region/audit", "Audit"],
   ["/p/$projectId/$region/tokens", "Tokens"],
+  ["/p/$projectId/$region/identities", "Identities"],
 ] as const;
 
 function Header() {
