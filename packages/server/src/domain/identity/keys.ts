@@ -85,6 +85,17 @@ export class KeyCache {
     this.onFetchFailed = options.onFetchFailed ?? (() => {});
   }
 
+  /**
+   * Drops what this replica holds for an issuer (it was updated): its next
+   * exchange builds its static set again or fetches its keys, the floor
+   * notwithstanding. Other replicas see the change by the row's key source
+   * (the fingerprints below), at their next exchange.
+   */
+  forget(issuerId: string): void {
+    this.entries.delete(issuerId);
+    this.statics.delete(issuerId);
+  }
+
   /** The key lookup jose's jwtVerify calls for a JWT of this issuer. */
   keysOf(issuer: TrustedIssuerRow): GetKey {
     if (issuer.keySource === "static") {
