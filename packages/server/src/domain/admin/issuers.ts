@@ -274,9 +274,6 @@ export async function updateTrustedIssuer(
   const audiences =
     input.audiences === undefined ? undefined : validateAudiences(input.audiences, "audiences");
   const source = input.keys === undefined ? undefined : validateKeySource(input.keys, "");
-  if (name === undefined && audiences === undefined && source === undefined) {
-    throw invalid("update", "changes nothing: set name, audiences or a key source");
-  }
   let row: TrustedIssuerRow;
   try {
     row = await inTransaction(region.db, async (tx) => {
@@ -293,11 +290,13 @@ export async function updateTrustedIssuer(
           );
         }
       }
-      const updated = await updateIssuerRow(tx, id, {
+      const set = {
         ...(name !== undefined && { name }),
         ...(audiences !== undefined && { audiences }),
         ...source,
-      });
+      };
+      // Nothing set: the issuer as it is (the call audited all the same).
+      const updated = Object.keys(set).length === 0 ? issuer : await updateIssuerRow(tx, id, set);
       if (updated === undefined) throw issuerNotFound(id);
       await recordInTransaction(tx, caller.audit, {});
       return updated;
@@ -308,7 +307,9 @@ export async function updateTrustedIssuer(
     }
     throw err;
   }
-  onChanged(row.id);
+  // Audiences are not cached (each exchange reads them from the row): only
+  // a key source set calls for the keys to be dropped.
+  if (source !== undefined) onChanged(row.id);
   return row;
 }
 
