@@ -344,6 +344,27 @@ describe("fuzzed requests to every RPC", () => {
 
   /** A request generator for each method: [service, method, weight, arbitrary]. */
   function methods(): [Service, string, number, fc.Arbitrary<Request>][] {
+    const issuerKeys = fc.oneof(
+      fc.constant({ case: undefined }),
+      fc.boolean().map((value) => ({ case: "discovery" as const, value })),
+      fc
+        .oneof(fc.constantFrom("https://k.example.com/jwks", "http://10.0.0.1/jwks"), anyText)
+        .map((value) => ({ case: "jwksUrl" as const, value })),
+      fc
+        .oneof(
+          fc.constantFrom(
+            "",
+            "{}",
+            '{"keys":[]}',
+            '{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}',
+            '{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}',
+            '{"keys":[{"kty":"EC","kid":"a\\u0000"}]}',
+          ),
+          anyText,
+          fc.json(),
+        )
+        .map((value) => ({ case: "staticJwks" as const, value })),
+    );
     const byRevision = (extra: Record<string, fc.Arbitrary<unknown>> = {}) =>
       fc.record({
         region,
@@ -689,30 +710,7 @@ describe("fuzzed requests to every RPC", () => {
               anyText,
             ),
             audiences: fc.array(label, { maxLength: 22 }),
-            keys: fc.oneof(
-              fc.constant({ case: undefined }),
-              fc.boolean().map((value) => ({ case: "discovery" as const, value })),
-              fc
-                .oneof(
-                  fc.constantFrom("https://k.example.com/jwks", "http://10.0.0.1/jwks"),
-                  anyText,
-                )
-                .map((value) => ({ case: "jwksUrl" as const, value })),
-              fc
-                .oneof(
-                  fc.constantFrom(
-                    "",
-                    "{}",
-                    '{"keys":[]}',
-                    '{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}',
-                    '{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}',
-                    '{"keys":[{"kty":"EC","kid":"a\\u0000"}]}',
-                  ),
-                  anyText,
-                  fc.json(),
-                )
-                .map((value) => ({ case: "staticJwks" as const, value })),
-            ),
+            keys: issuerKeys,
           }),
         }),
       ],
@@ -721,6 +719,17 @@ describe("fuzzed requests to every RPC", () => {
         "listTrustedIssuers",
         1,
         fc.record({ page: anyPage, pageSize: anyPageSize, pageToken: anyPageToken }),
+      ],
+      [
+        "admin",
+        "updateTrustedIssuer",
+        1,
+        fc.record({
+          issuerId: fc.oneof(validUuid, badUuid),
+          name: opt(label),
+          audiences: opt(fc.record({ audiences: fc.array(label, { maxLength: 22 }) })),
+          keys: issuerKeys,
+        }),
       ],
       ["admin", "deleteTrustedIssuer", 1, fc.record({ issuerId: fc.oneof(validUuid, badUuid) })],
       [

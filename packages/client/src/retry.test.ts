@@ -78,6 +78,7 @@ const RETRIED: Record<string, Record<string, boolean>> = {
     ListTrustedIssuers: true,
     ListIdentityBindings: true,
     CreateTrustedIssuer: false,
+    UpdateTrustedIssuer: false,
     DeleteTrustedIssuer: false,
     CreateIdentityBinding: false,
     DeleteIdentityBinding: false,

@@ -157,6 +157,68 @@ describe("coffer issuer", () => {
     expect(missing.code).toBe(3);
     expect(missing.stderr).toContain('no trusted issuer named "gitlab"');
   });
+
+  it("update sends only what is given, naming the issuer by name, URL or id", async () => {
+    fake.on("ListTrustedIssuers", () => ({ issuers: [ISSUER], totalCount: "1" }));
+    fake.on("UpdateTrustedIssuer", (m) => ({
+      issuer: { ...ISSUER, ...(m.name !== undefined && { name: m.name }) },
+    }));
+    const jwks = JSON.stringify({ keys: [{ kty: "EC", crv: "P-256", x: "x", y: "y", kid: "2" }] });
+    const file = path.join(dir, "rotated.json");
+    await writeFile(file, jwks);
+    const rotated = await admin("issuer", "update", "github", "--static-jwks-file", file);
+    expect(rotated.code, rotated.stderr).toBe(0);
+    expect(fake.calls.map((c) => c.method)).toEqual(["ListTrustedIssuers", "UpdateTrustedIssuer"]);
+    expect(fake.calls[1]?.message).toEqual({ issuerId: ISSUER_ID, staticJwks: jwks });
+    expect(rotated.stdout).toContain(`Updated trusted issuer github (id ${ISSUER_ID}).`);
+
+    fake.calls.length = 0;
+    const byUrl = await admin(
+      "issuer",
+      "update",
+      ISSUER.issuerUrl,
+      "--name",
+      "gh",
+      "--audience",
+      "a",
+      "--audience",
+      "b",
+      "--discovery",
+      "-o",
+      "json",
+    );
+    expect(byUrl.code, byUrl.stderr).toBe(0);
+    expect(fake.calls[1]?.message).toEqual({
+      issuerId: ISSUER_ID,
+      name: "gh",
+      audiences: { audiences: ["a", "b"] },
+      discovery: true,
+    });
+    expect(JSON.parse(byUrl.stdout).issuer).toMatchObject({ id: ISSUER_ID, name: "gh" });
+
+    fake.calls.length = 0;
+    const byId = await admin("issuer", "update", ISSUER_ID, "--jwks-url", "https://k/jwks");
+    expect(byId.code, byId.stderr).toBe(0);
+    // An id needs no lookup.
+    expect(fake.calls.map((c) => c.message)).toEqual([
+      { issuerId: ISSUER_ID, jwksUrl: "https://k/jwks" },
+    ]);
+  });
+
+  it("update refuses nothing to change, two key sources, and a file that is not a JWKS", async () => {
+    const none = await admin("issuer", "update", "github");
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain("nothing to change");
+    const two = await admin("issuer", "update", "github", "--discovery", "--jwks-url", "https://x");
+    expect(two.code).toBe(2);
+    expect(two.stderr).toContain("give --discovery or --jwks-url, not both");
+    const file = path.join(dir, "not-jwks.json");
+    await writeFile(file, "[]");
+    const bad = await admin("issuer", "update", "github", "--static-jwks-file", file);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain(`--static-jwks-file ${file} is not a JWKS document`);
+    expect(fake.calls).toEqual([]);
+  });
 });
 
 describe("coffer binding", () => {

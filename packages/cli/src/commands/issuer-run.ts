@@ -5,6 +5,7 @@ import {
   DeleteTrustedIssuerResponseSchema,
   ListTrustedIssuersResponseSchema,
   type TrustedIssuer,
+  UpdateTrustedIssuerResponseSchema,
 } from "@coffer/api";
 import type { Runs } from "../args.ts";
 import { type Connection, connect } from "../connection.ts";
@@ -60,6 +61,53 @@ export async function issuerIdFor(conn: Connection, text: string): Promise<strin
   );
 }
 
+/** A static JWKS file's text, checked enough to spare a round trip (the server checks it all). */
+async function readStaticJwks(file: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (err) {
+    throw new UsageError(
+      `cannot read --static-jwks-file ${file} (${(err as NodeJS.ErrnoException).code ?? "error"})`,
+    );
+  }
+  try {
+    const doc = JSON.parse(text) as { keys?: unknown };
+    if (!Array.isArray(doc.keys)) throw new Error("no keys");
+  } catch {
+    throw new UsageError(
+      `--static-jwks-file ${file} is not a JWKS document: JSON with a "keys" list`,
+      "in Kubernetes: kubectl get --raw /openid/v1/jwks > jwks.json",
+    );
+  }
+  return text;
+}
+
+/**
+ * The key source that --discovery, --jwks-url and --static-jwks-file name
+ * (at most one), or undefined when none is given.
+ */
+async function keysFrom(values: {
+  discovery?: boolean;
+  "jwks-url"?: string;
+  "static-jwks-file"?: string;
+}): Promise<TrustedIssuer["keys"] | undefined> {
+  const given = (["discovery", "jwks-url", "static-jwks-file"] as const).filter(
+    (k) => values[k] !== undefined && values[k] !== false,
+  );
+  if (given.length > 1) {
+    throw new UsageError(
+      `give ${given.map((k) => `--${k}`).join(" or ")}, not ${given.length === 2 ? "both" : "all three"}`,
+    );
+  }
+  if (values.discovery === true) return { case: "discovery", value: true };
+  const jwksUrl = values["jwks-url"];
+  if (jwksUrl !== undefined) return { case: "jwksUrl", value: jwksUrl };
+  const file = values["static-jwks-file"];
+  if (file !== undefined) return { case: "staticJwks", value: await readStaticJwks(file) };
+  return undefined;
+}
+
 /** What the commands of `coffer issuer` (issuer.ts) do. */
 export const run: Runs<typeof ISSUER> = {
   async create(ctx, { values }) {
@@ -79,33 +127,7 @@ export const run: Runs<typeof ISSUER> = {
         'an issuer needs at least one --audience: an "aud" value its tokens carry for Coffer',
       );
     }
-    const jwksUrl = values["jwks-url"];
-    const staticFile = values["static-jwks-file"];
-    if (jwksUrl !== undefined && staticFile !== undefined) {
-      throw new UsageError("give --jwks-url or --static-jwks-file, not both");
-    }
-    let keys: TrustedIssuer["keys"] = { case: "discovery", value: true };
-    if (jwksUrl !== undefined) keys = { case: "jwksUrl", value: jwksUrl };
-    if (staticFile !== undefined) {
-      let text: string;
-      try {
-        text = await readFile(staticFile, "utf8");
-      } catch (err) {
-        throw new UsageError(
-          `cannot read --static-jwks-file ${staticFile} (${(err as NodeJS.ErrnoException).code ?? "error"})`,
-        );
-      }
-      try {
-        const doc = JSON.parse(text) as { keys?: unknown };
-        if (!Array.isArray(doc.keys)) throw new Error("no keys");
-      } catch {
-        throw new UsageError(
-          `--static-jwks-file ${staticFile} is not a JWKS document: JSON with a "keys" list`,
-          "in Kubernetes: kubectl get --raw /openid/v1/jwks > jwks.json",
-        );
-      }
-      keys = { case: "staticJwks", value: text };
-    }
+    const keys = (await keysFrom(values)) ?? { case: "discovery", value: true };
     const conn = await connect(ctx, values);
     const res = await conn.admin.createTrustedIssuer({
       issuer: { name, issuerUrl, audiences, keys },
@@ -152,6 +174,34 @@ export const run: Runs<typeof ISSUER> = {
       ],
       noun: "trusted issuers",
     });
+  },
+
+  async update(ctx, { values, args }) {
+    const format = parseOutputFormat(values.output);
+    const keys = await keysFrom(values);
+    const audiences = values.audience;
+    if (values.name === undefined && audiences === undefined && keys === undefined) {
+      throw new UsageError(
+        "nothing to change: give --name, --audience, or one of --discovery, --jwks-url, --static-jwks-file",
+      );
+    }
+    const conn = await connect(ctx, values);
+    const id = await issuerIdFor(conn, args[0] as string);
+    const res = await conn.admin.updateTrustedIssuer({
+      issuerId: id,
+      ...(values.name !== undefined && { name: values.name }),
+      ...(audiences !== undefined && { audiences: { audiences } }),
+      ...(keys !== undefined && { keys }),
+    });
+    if (format === "json") {
+      await ctx.io.stdout.write(jsonText(UpdateTrustedIssuerResponseSchema, res));
+      return undefined;
+    }
+    const i = res.issuer;
+    await ctx.io.stdout.write(
+      `Updated trusted issuer ${i?.name ?? id} (id ${id}).\n${i ? issuerDetails(i) : ""}`,
+    );
+    return undefined;
   },
 
   async delete(ctx, { values, args }) {

@@ -43,6 +43,41 @@ cannot reach, such as a private cluster's: kubectl get --raw /openid/v1/jwks).`,
     description: "Any admin (global or of a project) may list them.",
     options: { ...PAGE_OPTIONS, ...OUTPUT_OPTION, ...CONNECTION_OPTIONS },
   },
+  update: {
+    summary: "change a trusted issuer in place: its name, audiences or keys",
+    description: `What is given replaces what the issuer has; the rest stays. --audience
+(repeated) replaces every audience; --discovery, --jwks-url or
+--static-jwks-file replaces where its keys come from. Its issuer URL never
+changes (another URL is another issuer). Needs a global admin token.
+
+Its bindings, and the tokens already exchanged, stay: a token exchanged for
+a JWT signed by a key now removed, or naming an audience now removed, lives
+out its life (at most 1 hour); "coffer token revoke" or "coffer binding
+delete" end them sooner. The change applies from the next exchange on.`,
+    args: [{ name: "ISSUER", help: "the issuer's id, name or issuer URL" }],
+    options: {
+      name: { type: "string", value: "NAME", help: "a new name, 1-255 characters" },
+      audience: {
+        type: "string",
+        multiple: true,
+        value: "AUD",
+        help: 'an "aud" value accepted; the ones given replace them all',
+      },
+      discovery: { type: "boolean", help: "take its keys from OIDC discovery" },
+      "jwks-url": { type: "string", value: "URL", help: "fetch its keys here" },
+      "static-jwks-file": {
+        type: "string",
+        value: "FILE",
+        help: "its public keys, a JWKS document (never fetched)",
+      },
+      ...OUTPUT_OPTION,
+      ...CONNECTION_OPTIONS,
+    },
+    examples: [
+      "kubectl get --raw /openid/v1/jwks > jwks.json && coffer issuer update prod-cluster --static-jwks-file jwks.json",
+      "coffer issuer update github --audience coffer --audience coffer-staging",
+    ],
+  },
   delete: {
     summary: "stop trusting an issuer: its bindings go, their tokens are revoked",
     args: [{ name: "ISSUER", help: 'the issuer\'s id (from "coffer issuer list") or name' }],

@@ -75,6 +75,25 @@ export async function listIssuers(
   );
 }
 
+/**
+ * Sets an issuer's columns (never its id or issuer URL); undefined when there
+ * is none. A name in use fails with 23505.
+ */
+export async function updateIssuerRow(
+  ex: Executor,
+  id: string,
+  set: Partial<
+    Pick<TrustedIssuerRow, "name" | "audiences" | "keySource" | "jwksUrl" | "staticJwks">
+  >,
+): Promise<TrustedIssuerRow | undefined> {
+  const [row] = await ex
+    .update(trustedIssuers)
+    .set(set)
+    .where(eq(trustedIssuers.id, id))
+    .returning();
+  return row;
+}
+
 /** Deletes an issuer (its bindings go with it, by cascade); undefined when there was none. */
 export async function deleteIssuerRow(
   ex: Executor,

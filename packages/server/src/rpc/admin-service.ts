@@ -10,6 +10,7 @@ import {
   createTrustedIssuer,
   deleteTrustedIssuer,
   listTrustedIssuers,
+  updateTrustedIssuer,
 } from "../domain/admin/issuers.ts";
 import {
   createProject,
@@ -30,6 +31,7 @@ import {
   grantsFromProto,
   issuerFromProto,
   issuerToProto,
+  issuerUpdateFromProto,
   projectToProto,
   tokenFormatFromProto,
   tokenToProto,
@@ -48,6 +50,8 @@ export interface AdminServiceDeps {
   tokensChanged?(tokenIds: readonly string[]): void;
   /** Called after a token is created, so that this replica stops refusing its value at once. */
   tokenCreated?(value: string): void;
+  /** Called after an issuer's update commits: this replica drops the keys it cached for it. */
+  issuerChanged?(issuerId: string): void;
   /** The running key ring, for RotateMasterKey; without it a rotation only rewraps. */
   keys?: RingSource;
 }
@@ -123,6 +127,15 @@ export function adminService(
       issuers: r.issuers.map(issuerToProto),
       ...pageToProto(r),
     })),
+    async updateTrustedIssuer(req, ctx) {
+      const issuer = await updateTrustedIssuer(
+        domain,
+        callerOf(ctx),
+        issuerUpdateFromProto(req),
+        (id) => deps.issuerChanged?.(id),
+      );
+      return { issuer: issuerToProto(issuer) };
+    },
     async deleteTrustedIssuer(req, ctx) {
       const r = await deleteTrustedIssuer(domain, callerOf(ctx), req, (ids) =>
         deps.tokensRevoked(ids),

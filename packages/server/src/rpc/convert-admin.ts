@@ -13,6 +13,7 @@ import {
   type TokenSchema,
   type TrustedIssuer,
   type TrustedIssuerSchema,
+  type UpdateTrustedIssuerRequest,
 } from "@coffer/api";
 import type {
   AuditRow,
@@ -23,7 +24,11 @@ import type {
   TrustedIssuerRow,
 } from "../db/schema.ts";
 import type { CreateBindingInput } from "../domain/admin/bindings.ts";
-import type { CreateIssuerInput } from "../domain/admin/issuers.ts";
+import type {
+  CreateIssuerInput,
+  IssuerKeysInput,
+  UpdateIssuerInput,
+} from "../domain/admin/issuers.ts";
 import type {
   TokenFormat as DomainTokenFormat,
   GrantInput,
@@ -111,19 +116,31 @@ export function auditEventToProto(
 
 /** A CreateTrustedIssuer request's issuer, as the domain takes it (id, created_at, created_by ignored). */
 export function issuerFromProto(i: TrustedIssuer | undefined): CreateIssuerInput {
-  const keys = i?.keys;
   return {
     name: i?.name ?? "",
     issuerUrl: i?.issuerUrl ?? "",
     audiences: i?.audiences ?? [],
-    keys:
-      keys?.case === "discovery"
-        ? { discovery: keys.value }
-        : keys?.case === "jwksUrl"
-          ? { jwksUrl: keys.value }
-          : keys?.case === "staticJwks"
-            ? { staticJwks: keys.value }
-            : undefined,
+    keys: keysFromProto(i?.keys),
+  };
+}
+
+function keysFromProto(keys: TrustedIssuer["keys"] | undefined): IssuerKeysInput {
+  return keys?.case === "discovery"
+    ? { discovery: keys.value }
+    : keys?.case === "jwksUrl"
+      ? { jwksUrl: keys.value }
+      : keys?.case === "staticJwks"
+        ? { staticJwks: keys.value }
+        : undefined;
+}
+
+/** An UpdateTrustedIssuer request, as the domain takes it: what is unset stays. */
+export function issuerUpdateFromProto(r: UpdateTrustedIssuerRequest): UpdateIssuerInput {
+  return {
+    issuerId: r.issuerId,
+    name: r.name,
+    audiences: r.audiences?.audiences,
+    keys: keysFromProto(r.keys),
   };
 }
 

@@ -93,17 +93,18 @@ export function buildServices(deps: ServicesDeps): Services {
     ...(deps.observe && { observe: deps.observe }),
   };
   const secret = withCallChain(SecretService, secretService(domain, feeds), chain);
+  const keys = deps.jwks instanceof KeyCache ? deps.jwks : new KeyCache(deps.jwks ?? {});
   const admin = withCallChain(
     AdminService,
     adminService(domain, {
       tokensRevoked: (ids) => feeds.tokens.revoked(ids),
       tokensChanged: (ids) => authenticator.forget(ids),
       tokenCreated: (value) => authenticator.learnCreated(value),
+      issuerChanged: (id) => keys.forget(id),
       keys: deps.keys,
     }),
     chain,
   );
-  const keys = deps.jwks instanceof KeyCache ? deps.jwks : new KeyCache(deps.jwks ?? {});
   const auth = withCallChain(
     AuthService,
     authService(domain, {

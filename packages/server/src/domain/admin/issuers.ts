@@ -8,6 +8,7 @@ import {
   lockBindingsOfIssuer,
   lockIssuer,
   listIssuers as queryIssuers,
+  updateIssuerRow,
 } from "../../db/identity.ts";
 import type { TrustedIssuerRow } from "../../db/schema.ts";
 import { inTransaction } from "../../db/tx.ts";
@@ -72,8 +73,7 @@ function validateIssuerUrl(value: string, fetched: boolean): string {
   return value;
 }
 
-function validateAudiences(values: readonly string[]): string[] {
-  const field = "issuer.audiences";
+function validateAudiences(values: readonly string[], field: string): string[] {
   if (values.length === 0) {
     throw invalid(
       field,
@@ -107,8 +107,7 @@ function unstorable(value: unknown): string | undefined {
 }
 
 /** Parses and checks a static JWKS: JSON, public keys only, each of a type JWTs are verified with. */
-function validateStaticJwks(text: string): { keys: Record<string, unknown>[] } {
-  const field = "issuer.static_jwks";
+function validateStaticJwks(text: string, field: string): { keys: Record<string, unknown>[] } {
   const shape = 'must be a JWKS document: JSON {"keys": [public keys...]}';
   let doc: unknown;
   try {
@@ -146,6 +145,40 @@ function validateStaticJwks(text: string): { keys: Record<string, unknown>[] } {
   return { keys: keys as Record<string, unknown>[] };
 }
 
+type KeySourceColumns = Pick<TrustedIssuerRow, "keySource" | "jwksUrl" | "staticJwks">;
+
+/**
+ * A key source as stored, checked by the rules shared by create and update;
+ * `at` prefixes the field names ("issuer." in a create, nothing in an
+ * update). Discovery's rule on the issuer URL is the caller's.
+ */
+function validateKeySource(keys: NonNullable<IssuerKeysInput>, at: string): KeySourceColumns {
+  if ("discovery" in keys) {
+    if (!keys.discovery) {
+      throw invalid(`${at}discovery`, "must be true when set (or set jwks_url or static_jwks)");
+    }
+    return { keySource: "discovery", jwksUrl: null, staticJwks: null };
+  }
+  if ("jwksUrl" in keys) {
+    const field = `${at}jwks_url`;
+    validateText(keys.jwksUrl, field);
+    const problem =
+      keys.jwksUrl === ""
+        ? "is required when chosen: the URL of the issuer's JWKS"
+        : fetchableUrlProblem(keys.jwksUrl);
+    if (problem !== undefined) throw invalid(field, problem);
+    if (keys.jwksUrl.length > MAX_URL_LENGTH) {
+      throw invalid(field, `must be at most ${MAX_URL_LENGTH} characters`);
+    }
+    return { keySource: "jwks_url", jwksUrl: keys.jwksUrl, staticJwks: null };
+  }
+  return {
+    keySource: "static",
+    jwksUrl: null,
+    staticJwks: validateStaticJwks(keys.staticJwks, `${at}static_jwks`),
+  };
+}
+
 /**
  * Trusts a JWT issuer for AuthService.ExchangeToken (global admins only).
  * Its name and issuer URL are unique (ALREADY_EXISTS). Discovery needs an
@@ -161,36 +194,12 @@ export async function createTrustedIssuer(
   const principal = requirePrincipal(caller.principal);
   requireGlobalAdmin(principal);
   const name = validateLabel(input.name, "issuer.name");
-  const keys = input.keys;
-  if (keys === undefined) {
+  if (input.keys === undefined) {
     throw invalid("issuer.keys", "is required: one of discovery, jwks_url or static_jwks");
   }
-  let source: Pick<TrustedIssuerRow, "keySource" | "jwksUrl" | "staticJwks">;
-  if ("discovery" in keys) {
-    if (!keys.discovery) {
-      throw invalid("issuer.discovery", "must be true when set (or set jwks_url or static_jwks)");
-    }
-    source = { keySource: "discovery", jwksUrl: null, staticJwks: null };
-  } else if ("jwksUrl" in keys) {
-    validateText(keys.jwksUrl, "issuer.jwks_url");
-    const problem =
-      keys.jwksUrl === ""
-        ? "is required when chosen: the URL of the issuer's JWKS"
-        : fetchableUrlProblem(keys.jwksUrl);
-    if (problem !== undefined) throw invalid("issuer.jwks_url", problem);
-    if (keys.jwksUrl.length > MAX_URL_LENGTH) {
-      throw invalid("issuer.jwks_url", `must be at most ${MAX_URL_LENGTH} characters`);
-    }
-    source = { keySource: "jwks_url", jwksUrl: keys.jwksUrl, staticJwks: null };
-  } else {
-    source = {
-      keySource: "static",
-      jwksUrl: null,
-      staticJwks: validateStaticJwks(keys.staticJwks),
-    };
-  }
+  const source = validateKeySource(input.keys, "issuer.");
   const issuerUrl = validateIssuerUrl(input.issuerUrl, source.keySource === "discovery");
-  const audiences = validateAudiences(input.audiences);
+  const audiences = validateAudiences(input.audiences, "issuer.audiences");
   const id = randomUUID();
   try {
     return await inTransaction(region.db, async (tx) => {
@@ -226,6 +235,82 @@ export async function listTrustedIssuers(
   const page = openPage(input, "trusted_issuers", {}, ["text", "uuid"]);
   const found = await queryIssuers(region.db, page);
   return { issuers: found.rows, ...page.listPage(found) };
+}
+
+export interface UpdateIssuerInput {
+  issuerId: string;
+  /** Unset: unchanged. */
+  name?: string | undefined;
+  /** Unset: unchanged; set: replaces them (at least one). */
+  audiences?: readonly string[] | undefined;
+  /** Unset: unchanged; set: replaces the key source. */
+  keys?: IssuerKeysInput;
+}
+
+/**
+ * Changes an issuer in place (global admins only): its name, audiences or
+ * key source, validated as by createTrustedIssuer. The issuer URL never
+ * changes: it is the identity of the tokens (another URL is another issuer).
+ *
+ * Bindings and the tokens exchanged through them stay: a token whose JWT was
+ * signed by a key now removed, or named an audience now removed, lives out
+ * its life (at most 1 hour); revoking them is the admin's call. The next
+ * exchange on any replica sees the change, since every exchange reads the
+ * issuer's row and the key cache keys its sets by the row's key source
+ * (KeyCache); `onChanged` is called after commit so that this replica also
+ * drops what it cached (a fetched set refetched even when the source is the
+ * same URL).
+ */
+export async function updateTrustedIssuer(
+  domain: DomainDeps,
+  caller: Caller,
+  input: UpdateIssuerInput,
+  onChanged: (issuerId: string) => void,
+): Promise<TrustedIssuerRow> {
+  const region = resolveAndNoteHome(domain, caller);
+  requireGlobalAdmin(requirePrincipal(caller.principal));
+  const id = validateUuid(input.issuerId, "issuer_id");
+  const name = input.name === undefined ? undefined : validateLabel(input.name, "name");
+  const audiences =
+    input.audiences === undefined ? undefined : validateAudiences(input.audiences, "audiences");
+  const source = input.keys === undefined ? undefined : validateKeySource(input.keys, "");
+  let row: TrustedIssuerRow;
+  try {
+    row = await inTransaction(region.db, async (tx) => {
+      // FOR UPDATE: a concurrent delete or update waits for this one.
+      const issuer = await lockIssuer(tx, id, "update");
+      if (issuer === undefined) throw issuerNotFound(id);
+      noteFacts(caller.audit, { issuer: issuer.issuerUrl });
+      if (source?.keySource === "discovery") {
+        const problem = fetchableUrlProblem(issuer.issuerUrl);
+        if (problem !== undefined) {
+          throw invalid(
+            "discovery",
+            `cannot be chosen: it fetches <issuer_url>/.well-known/openid-configuration, and the issuer_url ${problem}`,
+          );
+        }
+      }
+      const set = {
+        ...(name !== undefined && { name }),
+        ...(audiences !== undefined && { audiences }),
+        ...source,
+      };
+      // Nothing set: the issuer as it is (the call audited all the same).
+      const updated = Object.keys(set).length === 0 ? issuer : await updateIssuerRow(tx, id, set);
+      if (updated === undefined) throw issuerNotFound(id);
+      await recordInTransaction(tx, caller.audit, {});
+      return updated;
+    });
+  } catch (err) {
+    if (pgErrorCode(err) === "23505") {
+      throw alreadyExists(`a trusted issuer named ${JSON.stringify(name)} already exists`);
+    }
+    throw err;
+  }
+  // Audiences are not cached (each exchange reads them from the row): only
+  // a key source set calls for the keys to be dropped.
+  if (source !== undefined) onChanged(row.id);
+  return row;
 }
 
 /**

@@ -66,6 +66,37 @@ describe("the trusted issuers' key cache", () => {
     expect(await verify(await issuer.sign({ kid: issuer.keyIds[0] }))).toBe("accepted");
   });
 
+  it("uses an updated issuer's keys at once, on a replica never told of the update", async () => {
+    // Every exchange reads the issuer's row: a cache keyed by what the row
+    // says (not only its id) sees an update without a message or a wait.
+    const c = clock();
+    const keys = new KeyCache({ maxAgeMs: 600_000, refreshFloorMs: 30_000, now: c.now });
+    const other = await startOidcIssuer();
+    try {
+      const old = issuer.keyIds[0] ?? "";
+      let iss: TrustedIssuerRow = {
+        ...row(issuer),
+        keySource: "static",
+        staticJwks: issuer.publicJwks() as TrustedIssuerRow["staticJwks"],
+      };
+      const verify = async (jwt: string) => reasonOf(verifyJwt(jwt, async () => iss, keys, c.now));
+      expect(await verify(await issuer.sign({ kid: old }))).toBe("accepted");
+      // Static keys replaced: the new set only.
+      iss = { ...iss, staticJwks: other.publicJwks() as TrustedIssuerRow["staticJwks"] };
+      const byOther = () => other.sign({ claims: { iss: issuer.url, aud: issuer.audience } });
+      expect(await verify(await byOther())).toBe("accepted");
+      expect(await verify(await issuer.sign({ kid: old }))).toBe("unknown key id");
+      // Static keys to a JWKS URL, then to another: fetched from the URL now named.
+      iss = { ...iss, keySource: "jwks_url", jwksUrl: issuer.jwksUrl, staticJwks: null };
+      expect(await verify(await issuer.sign({ kid: old }))).toBe("accepted");
+      iss = { ...iss, jwksUrl: other.jwksUrl };
+      expect(await verify(await byOther())).toBe("accepted");
+      expect(await verify(await issuer.sign({ kid: old }))).toBe("unknown key id");
+    } finally {
+      await other.close();
+    }
+  });
+
   it("stops accepting a key removed at the issuer once the max age has passed", async () => {
     const c = clock();
     const keys = new KeyCache({ maxAgeMs: 2_000, refreshFloorMs: 30_000, now: c.now });

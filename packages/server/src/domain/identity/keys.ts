@@ -22,6 +22,12 @@ import { FetchFailed, fetchJson } from "./fetch.ts";
  *   key ids costs the issuer one fetch per floor, whatever their number. A
  *   failed fetch is retried no sooner either. Concurrent refreshes of one
  *   issuer share one fetch.
+ * - An issuer updated in place (UpdateTrustedIssuer): each entry remembers
+ *   what it was built from (the static keys, or the key source and URLs),
+ *   and every exchange reads the issuer's row, so a changed key source
+ *   starts over at the next exchange on every replica, with no message and
+ *   no wait. The replica that served the update also forgets the issuer
+ *   (forget), so that even the same URL set again is fetched at once there.
  */
 
 /** Defaults of COFFER_JWKS_MAX_AGE and COFFER_JWKS_REFRESH_FLOOR. */
@@ -83,6 +89,17 @@ export class KeyCache {
     this.floorMs = options.refreshFloorMs ?? DEFAULT_JWKS_REFRESH_FLOOR_MS;
     this.now = options.now ?? Date.now;
     this.onFetchFailed = options.onFetchFailed ?? (() => {});
+  }
+
+  /**
+   * Drops what this replica holds for an issuer (it was updated): its next
+   * exchange builds its static set again or fetches its keys, the floor
+   * notwithstanding. Other replicas see the change by the row's key source
+   * (the fingerprints below), at their next exchange.
+   */
+  forget(issuerId: string): void {
+    this.entries.delete(issuerId);
+    this.statics.delete(issuerId);
   }
 
   /** The key lookup jose's jwtVerify calls for a JWT of this issuer. */
