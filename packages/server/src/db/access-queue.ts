@@ -27,9 +27,12 @@ interface Pending {
  * setImmediate, once the calls that arrived with the current turn of the
  * event loop have joined (a microtask would flush before the I/O callbacks
  * that bring the others, and on PGlite, whose WebAssembly runs
- * synchronously, never batch at all). One batch per database is served at
- * a time, and the next one forms meanwhile; there is no timer, so a lone
- * caller is served at once.
+ * synchronously, never batch at all). There is no timer. On Postgres a
+ * call that finds nothing in flight is served at once (a lone caller waits
+ * for nothing), and up to two batches are in flight, each on its own pool
+ * connection, while the next forms. On PGlite (one connection, synchronous
+ * WebAssembly) one batch is served at a time, and even the first call waits
+ * for its turn of the event loop, so that the calls of that turn join it.
  */
 export class AccessQueues {
   private readonly queues = new WeakMap<Db, AccessQueue>();
@@ -37,39 +40,77 @@ export class AccessQueues {
   constructor(private readonly batching: AccessBatching) {}
 
   /** Serves one access through its region's queue; undefined when the secret does not exist. */
-  access(region: { name: string; db: Db }, params: AccessParams): Promise<AccessRow | undefined> {
+  access(
+    region: { name: string; db: Db; driver?: "postgres" | "pglite" | undefined },
+    params: AccessParams,
+  ): Promise<AccessRow | undefined> {
     let queue = this.queues.get(region.db);
     if (queue === undefined) {
-      queue = new AccessQueue(region.name, region.db, this.batching);
+      queue = new AccessQueue(region.name, region.db, this.batching, region.driver === "postgres");
       this.queues.set(region.db, queue);
     }
     return queue.enqueue(params);
   }
 }
 
+/**
+ * Batches served at once on Postgres: while one waits on the database, the
+ * next forms and goes out on another pool connection. PGlite has one
+ * connection and runs synchronously: one at a time.
+ */
+const POSTGRES_IN_FLIGHT = 2;
+
 class AccessQueue {
   private waiting: Pending[] = [];
-  /** A flush is scheduled or a batch is being served: a new call just joins the queue. */
-  private busy = false;
+  /** Batches being served. */
+  private inFlight = 0;
+  /** A flush is scheduled for the next turn of the event loop. */
+  private scheduled = false;
+  private readonly maxInFlight: number;
 
   constructor(
     private readonly region: string,
     private readonly db: Db,
     private readonly batching: AccessBatching,
-  ) {}
+    /**
+     * Postgres: a call that finds nothing in flight is served at once, and
+     * two batches may be in flight. (On PGlite a call served at once would
+     * run its WebAssembly before the calls of the same turn could join.)
+     */
+    private readonly postgres: boolean,
+  ) {
+    this.maxInFlight = postgres ? POSTGRES_IN_FLIGHT : 1;
+  }
 
   enqueue(params: AccessParams): Promise<AccessRow | undefined> {
     return new Promise((resolve, reject) => {
       this.waiting.push({ params, queuedAt: performance.now(), resolve, reject });
-      if (!this.busy) {
-        this.busy = true;
-        setImmediate(() => void this.flush());
-      }
+      if (this.postgres && this.inFlight === 0 && !this.scheduled) this.flush();
+      else this.schedule();
     });
   }
 
-  private async flush(): Promise<void> {
+  private schedule(): void {
+    if (this.scheduled || this.inFlight >= this.maxInFlight || this.waiting.length === 0) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
     const batch = this.take();
+    if (batch.length === 0) return;
+    this.inFlight++;
+    void this.serve(batch).finally(() => {
+      this.inFlight--;
+      this.schedule();
+    });
+    this.schedule();
+  }
+
+  private async serve(batch: Pending[]): Promise<void> {
     const now = performance.now();
     try {
       this.batching.onBatch?.(
@@ -81,9 +122,6 @@ class AccessQueue {
     } catch (err) {
       // serveBatch settles every call itself: only the observer can throw here.
       for (const p of batch) p.reject(err);
-    } finally {
-      if (this.waiting.length > 0) setImmediate(() => void this.flush());
-      else this.busy = false;
     }
   }
 

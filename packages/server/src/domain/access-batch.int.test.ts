@@ -231,11 +231,12 @@ describe.each(backends)("group commit against one call at a time on $name", (bac
       );
       const batchedCallers = calls.map((c) => callerFor(c.principal));
       sizes.length = 0;
-      // Started in one turn of the event loop: one batch.
+      // Started in one turn of the event loop: one batch (on Postgres, the
+      // first call finds the queue idle and is served at once, alone).
       const batchedOutcomes = await Promise.allSettled(
         calls.map((c, i) => run(batched, batchedWorld, c, batchedCallers[i] as Caller)),
       );
-      expect(sizes).toEqual([calls.length]);
+      expect(sizes).toEqual(backend.name === "postgres" ? [1, calls.length - 1] : [calls.length]);
       const aloneOutcomes: PromiseSettledResult<Awaited<ReturnType<typeof run>>>[] = [];
       for (const c of calls) {
         const [outcome] = await Promise.allSettled([

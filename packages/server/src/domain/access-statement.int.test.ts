@@ -201,9 +201,12 @@ describe.each(backends)("access in one statement on $name", (backend) => {
         ),
       ),
     );
-    // 100 calls made in one turn of the event loop: a batch of 64 (the cap), then the other 36.
-    expect(batches).toEqual([64, 36]);
-    expect(n).toBe(2);
+    // 100 calls made in one turn of the event loop: a batch of 64 (the cap),
+    // then the others. On Postgres the first call finds the queue idle and is
+    // served at once, alone.
+    const expected = backend.name === "postgres" ? [1, 64, 35] : [64, 36];
+    expect(batches).toEqual(expected);
+    expect(n).toBe(expected.length);
     expect(result.map((r) => textOf(r.data))).toEqual(secrets.map((_, i) => `payload ${i}`));
     for (const [i, c] of callers.entries()) {
       expect(c.audit?.written).toBe(true);
@@ -375,7 +378,8 @@ describe.each(backends)("access in one statement on $name", (backend) => {
       accessVersion(stranger, audited(), input(plain.id)),
       accessVersion(domain, audited(), input(plain.id)),
     ]);
-    expect(batches).toEqual([2, 2]);
+    // On Postgres the first call finds the queue idle and is served at once, alone.
+    expect(batches).toEqual(backend.name === "postgres" ? [1, 2, 1] : [2, 2]);
     expect(outcomes.map((o) => o.status)).toEqual([
       "rejected",
       "fulfilled",

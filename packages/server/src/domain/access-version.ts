@@ -9,7 +9,7 @@ import { resolveAddress } from "./addressing.ts";
 import { auditParams, markRecorded, noteFacts, retractRecorded, secretFacts } from "./audit.ts";
 import { authorizeSecret, scopesFor, secretNotFound } from "./authz.ts";
 import type { Caller, Principal } from "./caller.ts";
-import type { DomainDeps } from "./context.ts";
+import type { DomainDeps, RegionDb } from "./context.ts";
 import { failedPrecondition, notFound } from "./errors.ts";
 import type { SecretKind } from "./payload-types.ts";
 import { versionNotFound } from "./read-versions.ts";
@@ -121,7 +121,7 @@ const REVISION_RANGE = { lo: 1, hi: 2_147_483_647 };
 async function serve(
   domain: DomainDeps,
   caller: Caller,
-  region: { name: string; db: Db },
+  region: RegionDb,
   lookup: SecretLookup,
   ref: RevisionSelector,
   { revision: asked, noConsume = false }: { revision: string } & AccessOptions,
@@ -233,7 +233,7 @@ async function noteAimedAt(
 async function undoServe(
   domain: DomainDeps,
   caller: Caller,
-  region: { name: string; db: Db },
+  region: RegionDb,
   secretId: string,
   sealed: SealedRow,
   consumedAt: string | null,

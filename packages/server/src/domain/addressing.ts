@@ -1,6 +1,6 @@
 import type { Db } from "../db/client.ts";
 import type { Caller } from "./caller.ts";
-import type { DomainDeps } from "./context.ts";
+import type { DomainDeps, RegionDb } from "./context.ts";
 import { validateUuid } from "./validation.ts";
 
 /**
@@ -16,7 +16,7 @@ export function resolveAndNoteRegion(
   domain: Pick<DomainDeps, "regions">,
   caller: Caller,
   name: string,
-): { name: string; db: Db } {
+): RegionDb {
   const region = domain.regions.resolve(name);
   if (caller.audit) caller.audit.region = region.name;
   return region;
@@ -26,10 +26,7 @@ export function resolveAndNoteRegion(
  * The home region: projects, tokens and the audit events of admin calls live
  * in the default region's database. Points the call's audit event there.
  */
-export function resolveAndNoteHome(
-  domain: Pick<DomainDeps, "regions">,
-  caller: Caller,
-): { name: string; db: Db } {
+export function resolveAndNoteHome(domain: Pick<DomainDeps, "regions">, caller: Caller): RegionDb {
   return resolveAndNoteRegion(domain, caller, "");
 }
 

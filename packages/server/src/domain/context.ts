@@ -37,6 +37,14 @@ export interface DomainLimits {
   versionsPerSecret: number;
 }
 
+/** A region as resolved: its name, its database, and the database's driver. */
+export interface RegionDb {
+  name: string;
+  db: Db;
+  /** Unset where a region is made by hand (tests): treated as PGlite's one-at-a-time. */
+  driver?: Database["driver"];
+}
+
 /** The regions this server serves; each region is its own database. */
 export class Regions {
   readonly names: string[];
@@ -50,7 +58,7 @@ export class Regions {
   }
 
   /** The region a request names (empty: the default region), with its database. */
-  resolve(name: string): { name: string; db: Db } {
+  resolve(name: string): Required<RegionDb> {
     const region = name === "" ? this.defaultRegion : name;
     const database = this.databases.get(region);
     if (database === undefined) {
@@ -59,7 +67,7 @@ export class Regions {
         `unknown region ${quoteRegion(region)}; this server has: ${this.names.join(", ")}`,
       );
     }
-    return { name: region, db: database.db };
+    return { name: region, db: database.db, driver: database.driver };
   }
 
   all(): { name: string; database: Database }[] {
