@@ -3,6 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Connection } from "./connection.ts";
 import { mergeVariables, type ReadSecret, type Variable, variablesOf } from "./env-names.ts";
 import { CliError, ExitCode, UsageError } from "./errors.ts";
+import { secretsInFolder } from "./folder-secrets.ts";
 import { fullPath } from "./output.ts";
 import { isUuid, parseFolder, parseSecretRef } from "./refs.ts";
 
@@ -110,7 +111,7 @@ export async function loadVariables(
       } catch (err) {
         if (err instanceof SingleAccessError) {
           if (!singleAccess.has(err.secretId)) singleAccess.set(err.secretId, t);
-        } else if (!t.explicit && isUnreadable(err)) skipped.push(`${t.label}: ${reason(err)}`);
+        } else if (!t.explicit && isUnreadable(err)) skipped.push(`${t.label}: ${err.rawMessage}`);
         else throw named(err, t);
       }
     });
@@ -167,25 +168,14 @@ async function targetsOf(
 ): Promise<Target[]> {
   const targets: Target[] = [];
   if (selection.folder !== undefined) {
-    let pageToken = "";
-    do {
-      const page = await conn.secrets.listSecrets({
-        region: conn.settings.region,
-        projectId,
-        path: selection.folder,
-        pageSize: 1000,
-        pageToken,
+    for (const s of await secretsInFolder(conn, projectId, selection.folder)) {
+      targets.push({
+        label: fullPath(s.path, s.name),
+        name: s.name,
+        ref: { secretId: s.id },
+        explicit: false,
       });
-      for (const s of page.secrets) {
-        targets.push({
-          label: fullPath(s.path, s.name),
-          name: s.name,
-          ref: { secretId: s.id },
-          explicit: false,
-        });
-      }
-      pageToken = page.nextPageToken;
-    } while (pageToken !== "");
+    }
   }
   for (const n of selection.named) {
     targets.push(
@@ -210,10 +200,6 @@ function isUnreadable(err: unknown): err is ConnectError {
     err instanceof ConnectError &&
     (err.code === Code.NotFound || err.code === Code.FailedPrecondition)
   );
-}
-
-function reason(err: ConnectError): string {
-  return err.rawMessage;
 }
 
 /** A server's refusal, prefixed with the secret it was about. */

@@ -6,11 +6,11 @@ import type { Run } from "../args.ts";
 import { connect, requireProject } from "../connection.ts";
 import type { Context } from "../context.ts";
 import { CliError, ExitCode, UsageError } from "../errors.ts";
+import { secretsInFolder } from "../folder-secrets.ts";
 import { fullPath } from "../output.ts";
 import { parseFolder } from "../refs.ts";
 import { type ExportedSecret, formatExport, unexportableNames } from "./export-format.ts";
 import { formatName, parseFileFormat } from "./file-format.ts";
-import { secretsInFolder } from "./folder-secrets.ts";
 import type { TRANSFER } from "./transfer.ts";
 
 /**

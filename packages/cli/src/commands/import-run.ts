@@ -18,12 +18,12 @@ import type { Run } from "../args.ts";
 import { type Connection, connect, requireProject } from "../connection.ts";
 import type { Context } from "../context.ts";
 import { CliError, ExitCode, UsageError } from "../errors.ts";
+import { secretsInFolder } from "../folder-secrets.ts";
 import { parseOutputFormat } from "../output.ts";
 import { readFromFile } from "../payload.ts";
 import { parseFolder } from "../refs.ts";
 import { CONNECT_CODES } from "../rpc-errors.ts";
 import { formatName, parseFileFormat } from "./file-format.ts";
-import { secretsInFolder } from "./folder-secrets.ts";
 import {
   type Comparison,
   type ImportRow,

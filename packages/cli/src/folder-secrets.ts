@@ -1,10 +1,10 @@
 import type { Secret } from "@coffer/api";
-import type { Connection } from "../connection.ts";
+import type { Connection } from "./connection.ts";
 
 /**
  * Every live secret directly in `folder` (not below it), in name order, read
  * through every page: what `coffer import` matches names against and what
- * `coffer export` writes.
+ * `coffer export` writes, and what `coffer run --path` reads.
  */
 export async function secretsInFolder(
   conn: Connection,
