@@ -156,8 +156,8 @@ export function AuditPanel({
       )}
       {everyProject && (
         <div className="notice notice-info audit-scope">
-          Events of every project in region <strong>{region}</strong>, and of calls filed under
-          none, such as sign-ins no binding vouched for.{" "}
+          Events of every project in region <strong>{region}</strong>, and of calls that belong to
+          no project, such as refused sign-ins.{" "}
           <button type="button" className="btn-link" onClick={() => onSearch({ all: undefined })}>
             Show this project's events only
           </button>
@@ -165,8 +165,7 @@ export function AuditPanel({
       )}
       {search.method === EXCHANGE_TOKEN && !globalAdmin && (
         <p className="notice notice-info">
-          A refused sign-in belongs to no project, since no binding vouched for it: only a global
-          admin sees those.
+          Refused sign-ins belong to no project: only a global admin sees those.
         </p>
       )}
       <Filters
