@@ -1,7 +1,8 @@
 import { sql } from "drizzle-orm";
 import { type AccessParams, type AccessRow, type RawAccessRow, toAccessRow } from "./access.ts";
 import type { Db } from "./client.ts";
-import { render, rowsOf, sessionOf } from "./raw-sql.ts";
+import type { NamedStatement } from "./pglite-statements.ts";
+import { prepareStatement, render, rowsOf } from "./raw-sql.ts";
 import { ephemeralActionSet, servableIn } from "./version-rules.ts";
 
 const servableSv = servableIn("sv");
@@ -142,24 +143,20 @@ from c left join s on s.i = c.i left join v on v.i = c.i
   left join ok on ok.i = c.i left join mine m on m.i = c.i
 order by c.i`;
 
-interface Prepared {
-  execute(values: Record<string, unknown>): Promise<unknown>;
-}
-
 /**
  * The statement, rendered to SQL text once and prepared once per database
- * (postgres-js then keeps a named server-side statement per connection, so
- * Postgres parses and plans it once). drizzle's `db.execute` would render the
- * template on every call and send an unnamed statement that Postgres parses
- * every time.
+ * (prepareStatement: postgres-js keeps a named server-side statement per
+ * connection, pgliteStatement one per embedded database, so Postgres parses
+ * it once). drizzle's `db.execute` would render the template on every call
+ * and send an unnamed statement that Postgres parses every time.
  */
 const rendered = render(batchStatement);
-const prepared = new WeakMap<Db, Prepared>();
+const prepared = new WeakMap<Db, NamedStatement>();
 
-function statementFor(db: Db): Prepared {
+function statementFor(db: Db): NamedStatement {
   let found = prepared.get(db);
   if (found === undefined) {
-    found = sessionOf(db).prepareQuery(rendered, undefined, "coffer_access_batch", false);
+    found = prepareStatement(db, rendered, "coffer_access_batch");
     prepared.set(db, found);
   }
   return found;

@@ -1,7 +1,8 @@
 import { type SQL, sql } from "drizzle-orm";
 import { okEventInsert, type StatementAudit, statementAuditValues } from "./audit.ts";
 import type { Db } from "./client.ts";
-import { render, rowsOf, sessionOf } from "./raw-sql.ts";
+import type { NamedStatement } from "./pglite-statements.ts";
+import { prepareStatement, render, rowsOf } from "./raw-sql.ts";
 import { retryingConflicts } from "./tx.ts";
 import { ephemeralActionSet, servableIn } from "./version-rules.ts";
 
@@ -147,27 +148,23 @@ const byPath = accessStatement(
     and deletion_requested_at is null`,
 );
 
-interface Prepared {
-  execute(values: Record<string, unknown>): Promise<unknown>;
-}
-
 /**
  * The statements, rendered to SQL text once and prepared once per database
- * (postgres-js then keeps a named server-side statement per connection, so
- * Postgres parses and plans it once). drizzle's `db.execute` would render the
+ * (prepareStatement: postgres-js keeps a named server-side statement per
+ * connection, pgliteStatement one per embedded database, so Postgres parses
+ * it once). drizzle's `db.execute` would render the
  * template on every call and send an unnamed statement that Postgres parses
  * every time.
  */
 const rendered = { id: render(byId), path: render(byPath) };
-const prepared = new WeakMap<Db, { id: Prepared; path: Prepared }>();
+const prepared = new WeakMap<Db, { id: NamedStatement; path: NamedStatement }>();
 
-function statementsFor(db: Db): { id: Prepared; path: Prepared } {
+function statementsFor(db: Db): { id: NamedStatement; path: NamedStatement } {
   let found = prepared.get(db);
   if (found === undefined) {
-    const session = sessionOf(db);
     found = {
-      id: session.prepareQuery(rendered.id, undefined, "coffer_access_by_id", false),
-      path: session.prepareQuery(rendered.path, undefined, "coffer_access_by_path", false),
+      id: prepareStatement(db, rendered.id, "coffer_access_by_id"),
+      path: prepareStatement(db, rendered.path, "coffer_access_by_path"),
     };
     prepared.set(db, found);
   }

@@ -10,6 +10,7 @@ import type { PgDatabase, PgQueryResultHKT, PgTransaction } from "drizzle-orm/pg
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import postgres from "#postgres";
 import { type DataDirLock, lockDataDir } from "./data-dir-lock.ts";
+import { byteaFromHex } from "./pglite-statements.ts";
 import * as schema from "./schema.ts";
 
 export type Schema = typeof schema;
@@ -140,6 +141,7 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
     const template = target.template;
     client = await pglite.PGlite.create(target.dataDir ?? "memory://", {
       startParams: [...pglite.PGlite.defaultStartParams, ...PGLITE_SETTINGS],
+      parsers: { [pglite.types.BYTEA]: byteaFromHex },
       ...(template !== undefined && {
         loadDataDir: template.dataDir,
         pgliteWasmModule: template.wasmModule,

@@ -1,6 +1,8 @@
-import type { Query, SQL } from "drizzle-orm";
+import type { PGlite } from "@electric-sql/pglite";
+import type { Logger, Query, SQL } from "drizzle-orm";
 import { PgDialect, type PgSession, type SelectedFieldsOrdered } from "drizzle-orm/pg-core";
-import type { Executor } from "./client.ts";
+import type { Db, Executor } from "./client.ts";
+import { type NamedStatement, pgliteStatement } from "./pglite-statements.ts";
 
 /**
  * SQL run outside drizzle's query builders: statements rendered to text once
@@ -37,6 +39,21 @@ export function executeRendered(
   fields?: SelectedFieldsOrdered,
 ): Promise<unknown> {
   return sessionOf(ex).prepareQuery(query, fields, name, false).execute(values);
+}
+
+/**
+ * A statement rendered once, prepared by name on a database (not inside a
+ * transaction): postgres-js keeps it per pool connection; on PGlite it is
+ * parsed once by pgliteStatement, where drizzle's session would send it
+ * unnamed, parsed and planned on every call.
+ */
+export function prepareStatement(db: Db, query: Query, name: string): NamedStatement {
+  const client = (db as unknown as { $client?: Partial<PGlite> }).$client;
+  if (typeof client?.execProtocolStream === "function") {
+    const { logger } = sessionOf(db) as unknown as { logger: Logger };
+    return pgliteStatement(client as PGlite, query, name, logger);
+  }
+  return sessionOf(db).prepareQuery(query, undefined, name, false);
 }
 
 /** `execute` returns an array on postgres-js and `{ rows }` on PGlite. */
