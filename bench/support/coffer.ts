@@ -8,8 +8,15 @@ import postgres from "postgres";
 import { onCleanup } from "./cleanup.ts";
 import { Child, freePort, REPO_ROOT, sleep, TSX_LOADER } from "./processes.ts";
 
-/** The server's entry point, as `npm start` runs it. */
-const SERVER_MAIN = path.join(REPO_ROOT, "packages/server/src/main.ts");
+/**
+ * The server's command, as `npm start` and an installed `coffer-server` run
+ * it: its build (dist/, compiled by tsc), in plain Node. Its sources under
+ * tsx are what a probe preloaded into the server needs (bench/watch.ts):
+ * tsx's transform wraps every function it creates in a naming helper, a
+ * per-call cost the shipped server does not pay.
+ */
+const SERVER_BIN = "packages/server/bin/coffer-server.js";
+const SERVER_SOURCE = "packages/server/src/main.ts";
 
 /** A fresh database `coffer_bench_<hex>` on the Postgres of `adminUrl`, dropped at cleanup. */
 export async function createDatabase(adminUrl: string): Promise<string> {
@@ -65,9 +72,11 @@ export interface CofferProcess {
 }
 
 /**
- * Starts a server process as `npm start` would (`node --import tsx
- * packages/server/src/main.ts`), with `nodeFlags` before it, on free ports,
- * and waits until it answers an admin call.
+ * Starts a server process as `npm start` would (`node
+ * packages/server/bin/coffer-server.js`, the build: run `npm run build`
+ * first), with `nodeFlags` before it, on free ports, and waits until it
+ * answers an admin call. With `preload`, the server runs from its sources
+ * under tsx instead, so that the preloaded TypeScript probes load.
  */
 export async function startCoffer(
   name: string,
@@ -109,16 +118,19 @@ export async function startCoffer(
   });
   if (options.embedded) delete env.COFFER_DATABASE_URL;
   const root = options.serverRoot ?? REPO_ROOT;
+  const preload = options.preload ?? [];
   const child = new Child(
     name,
     [
       ...(options.nodeFlags ?? []),
-      "--import",
-      TSX_LOADER,
-      ...(options.preload ?? []).flatMap((m) => ["--import", m]),
-      options.serverRoot === undefined
-        ? SERVER_MAIN
-        : path.join(root, "packages/server/src/main.ts"),
+      ...(preload.length === 0
+        ? [path.join(root, SERVER_BIN)]
+        : [
+            "--import",
+            TSX_LOADER,
+            ...preload.flatMap((m) => ["--import", m]),
+            path.join(root, SERVER_SOURCE),
+          ]),
     ],
     { env, cwd: path.join(root, "packages/server"), logFile: options.logFile },
   );
