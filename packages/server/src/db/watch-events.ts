@@ -1,6 +1,6 @@
 import { type SQL, sql } from "drizzle-orm";
 import type { Executor } from "./client.ts";
-import { rowsOf } from "./raw-sql.ts";
+import { executeRendered, render, rowsOf } from "./raw-sql.ts";
 
 /** A place in a region's watch outbox: (transaction id, sequence), compared in that order. */
 export interface Position {
@@ -98,6 +98,16 @@ function querySql(q: EventQuery): SQL {
  * stream resuming from an old cursor reads its own events, not the whole
  * region's outbox.
  */
+const EVENT_COLUMNS = sql`e.tx::text as tx, e.seq, e.occurred_at, e.kind, e.project_id, e.secret_id,
+  e.path, e.name, e.previous_path, e.previous_name, e.revision, e.version_status, e.single_access,
+  e.tx >= pg_snapshot_xmin(pg_current_snapshot()) as held`;
+
+const FEED_READ = render(sql`select ${EVENT_COLUMNS}
+  from watch_events e
+  where (e.tx, e.seq) > (${sql.placeholder("tx")}::xid8, ${sql.placeholder("seq")}::bigint)
+  order by e.tx, e.seq
+  limit ${sql.placeholder("limit")}::int`);
+
 export async function readEvents(
   ex: Executor,
   after: Position,
@@ -105,20 +115,24 @@ export async function readEvents(
   upTo?: Position,
   query?: EventQuery,
 ): Promise<{ events: OutboxEvent[]; held: boolean }> {
-  const bound =
-    upTo === undefined
-      ? sql``
-      : sql`and (e.tx, e.seq) <= (${upTo.tx.toString()}::xid8, ${upTo.seq})`;
-  const only = query === undefined ? sql`` : querySql(query);
   const rows = rowsOf<Row>(
-    await ex.execute(sql`
-      select e.tx::text as tx, e.seq, e.occurred_at, e.kind, e.project_id, e.secret_id, e.path,
-             e.name, e.previous_path, e.previous_name, e.revision, e.version_status,
-             e.single_access, e.tx >= pg_snapshot_xmin(pg_current_snapshot()) as held
-      from watch_events e
-      where (e.tx, e.seq) > (${after.tx.toString()}::xid8, ${after.seq}) ${bound} ${only}
-      order by e.tx, e.seq
-      limit ${limit}`),
+    upTo === undefined && query === undefined
+      ? // The feed's read, on every write: prepared by name, parsed once.
+        await executeRendered(ex, FEED_READ, "coffer_watch_feed_read", {
+          tx: after.tx.toString(),
+          seq: after.seq,
+          limit,
+        })
+      : await ex.execute(sql`
+          select ${EVENT_COLUMNS}
+          from watch_events e
+          where (e.tx, e.seq) > (${after.tx.toString()}::xid8, ${after.seq}) ${
+            upTo === undefined
+              ? sql``
+              : sql`and (e.tx, e.seq) <= (${upTo.tx.toString()}::xid8, ${upTo.seq})`
+          } ${query === undefined ? sql`` : querySql(query)}
+          order by e.tx, e.seq
+          limit ${limit}`),
   );
   const events: OutboxEvent[] = [];
   for (const r of rows) {

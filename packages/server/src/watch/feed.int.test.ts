@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Database } from "../db/client.ts";
+import { sessionOf } from "../db/raw-sql.ts";
 import type { OutboxEvent } from "../db/watch-events.ts";
 import {
   type Backend,
@@ -56,6 +57,36 @@ describe.each(backends)("watch feed on $name", (backend) => {
       expect(seen.events.map((e) => e.kind)).toEqual(["secret_created", "version_created"]);
       expect(there.head).toEqual(seen.events[1]?.position);
     } finally {
+      await Promise.all([here.close(), there.close()]);
+    }
+  });
+
+  it("reads the outbox once for its own write: its own NOTIFY, coming back, is not read again", async () => {
+    const here = await RegionFeed.start("r", database, silentLogger, HOUR);
+    const there = await RegionFeed.start("r", database, silentLogger, HOUR);
+    // Every read of the outbox by either feed, from now on.
+    const session = sessionOf(database.db) as unknown as {
+      prepareQuery: (q: { sql: string }, ...rest: unknown[]) => unknown;
+    };
+    const prepare = session.prepareQuery;
+    let reads = 0;
+    try {
+      await new Promise((r) => setTimeout(r, 100)); // the reads each start makes
+      session.prepareQuery = function (this: unknown, q, ...rest) {
+        if (q.sql.includes("from watch_events e")) reads++;
+        return prepare.call(this, q, ...rest);
+      };
+      const seen = collector();
+      there.subscribe(seen);
+      const domain = { ...testDomain({ r: database }), announce: () => here.announce() };
+      await newSecret(domain, { name: "read-once" });
+      await until(() => seen.events.length === 2);
+      await new Promise((r) => setTimeout(r, 200));
+      // `here` read once, woken by its own announce; `there` once, by the NOTIFY.
+      expect(reads).toBe(2);
+      expect(here.head).toEqual(there.head);
+    } finally {
+      session.prepareQuery = prepare;
       await Promise.all([here.close(), there.close()]);
     }
   });

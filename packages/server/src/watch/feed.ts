@@ -1,6 +1,8 @@
+import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import type { Logger } from "pino";
 import type { Database, Db } from "../db/client.ts";
+import { executeRendered, render } from "../db/raw-sql.ts";
 import {
   comparePositions,
   finalHead,
@@ -16,6 +18,9 @@ export const WATCH_CHANNEL = "coffer_watch";
 
 /** Events read per query, by the feed and by streams catching up. */
 export const PAGE = 1000;
+
+/** Prepared by name: it runs after every committed write. */
+const NOTIFY = render(sql`select pg_notify(${WATCH_CHANNEL}, ${sql.placeholder("payload")}::text)`);
 
 /** A safety net under LISTEN: read anyway this often, in case a notification was lost. */
 export const SAFETY_POLL_MS = 5_000;
@@ -61,6 +66,8 @@ export class RegionFeed {
   private closed = false;
   private notifying = false;
   private notifyAgain = false;
+  /** This feed's NOTIFY payload, so that it does not read the outbox again for its own. */
+  private readonly self = randomUUID();
 
   private constructor(
     readonly region: string,
@@ -98,7 +105,10 @@ export class RegionFeed {
     );
     feed.unlisten = await database.listen(
       WATCH_CHANNEL,
-      () => feed.wake(),
+      // Its own NOTIFY comes back too: announce already woke it.
+      (payload) => {
+        if (payload !== feed.self) feed.wake();
+      },
       () => feed.wake(),
     );
     return feed;
@@ -139,8 +149,7 @@ export class RegionFeed {
       return;
     }
     this.notifying = true;
-    void this.db
-      .execute(sql`select pg_notify(${WATCH_CHANNEL}, '')`)
+    void executeRendered(this.db, NOTIFY, "coffer_watch_notify", { payload: this.self })
       .catch((err: unknown) =>
         this.logger.warn({ err }, "could not NOTIFY other replicas; their safety poll will"),
       )
