@@ -1,34 +1,16 @@
-import { asc, inArray, type SQL, sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import type { StatementAudit } from "./audit.ts";
 import type { Executor } from "./client.ts";
 import { executeRendered, render, rowsOf } from "./raw-sql.ts";
-import { type SecretRow, secrets } from "./schema.ts";
 import { expiresIn, servableIn } from "./version-rules.ts";
 import type { InsertedRow, NewVersion } from "./versions.ts";
 
 /**
  * Several creates of versions in one transaction (domain/create-batch.ts):
- * the secrets are locked together, then every version is written by one
+ * the secrets are locked together (lockFreeSecrets, db/secrets.ts), then every version is written by one
  * statement, so that a batch pays one BEGIN, one lock, one write and one
  * COMMIT, however many callers it serves.
  */
-
-/**
- * Locks, for the rest of the transaction, those of the secrets with these ids
- * that no other transaction holds, and returns them by id. A secret another
- * transaction holds is skipped, not waited for: one busy secret must not hold
- * up every create of a batch (its create runs on its own). The caller checks
- * the region.
- */
-export async function lockSecrets(ex: Executor, ids: string[]): Promise<Map<string, SecretRow>> {
-  const rows = await ex
-    .select()
-    .from(secrets)
-    .where(inArray(secrets.id, ids))
-    .orderBy(asc(secrets.id))
-    .for("update", { skipLocked: true });
-  return new Map(rows.map((r) => [r.id, r]));
-}
 
 /** One version of a batch, and how its call is written. */
 export interface BatchedVersion {
@@ -39,7 +21,7 @@ export interface BatchedVersion {
 
 /**
  * Writes a batch of versions, each of a different secret whose row the
- * transaction holds (lockSecrets), in one statement: for each, what
+ * transaction holds (lockFreeSecrets), in one statement: for each, what
  * insertVersionWithEvent does for one (disable the latest enabled version
  * when asked, insert, move the secret's last revision and etag, and write
  * the call's audit event). Returns the inserted rows,

@@ -1,12 +1,9 @@
 import { performance } from "node:perf_hooks";
 import type { Db } from "../db/client.ts";
+import { lockFreeSecrets } from "../db/secrets.ts";
 import { inTransaction } from "../db/tx.ts";
 import { insertedVersion, type NewVersion } from "../db/versions.ts";
-import {
-  type BatchedVersion,
-  insertVersionsWithEvents,
-  lockSecrets,
-} from "../db/versions-batch.ts";
+import { type BatchedVersion, insertVersionsWithEvents } from "../db/versions-batch.ts";
 import { auditParams, markRecorded } from "./audit.ts";
 import type { DomainDeps } from "./context.ts";
 import {
@@ -155,7 +152,7 @@ async function flush(db: Db, batch: Job[]): Promise<void> {
   let rows: Map<string, CreatedVersion>;
   try {
     ({ outcomes, rows } = await inTransaction(db, async (tx) => {
-      const locked = await lockSecrets(
+      const locked = await lockFreeSecrets(
         tx,
         batch.map((j) => j.request.secretId),
       );
