@@ -1,4 +1,4 @@
-import { type SQL, sql } from "drizzle-orm";
+import { sql } from "drizzle-orm";
 import type { StatementAudit } from "./audit.ts";
 import type { Executor } from "./client.ts";
 import { executeRendered, render, rowsOf } from "./raw-sql.ts";
@@ -27,25 +27,65 @@ export interface BatchedVersion {
  * the call's audit event). Returns the inserted rows,
  * in no particular order.
  *
- * The statement's text depends only on the batch's size: it runs as a named
- * statement, which postgres-js prepares once per text and connection, so
- * Postgres parses and plans it once per batch size.
+ * The batch arrives as one array per column (unnest), so the statement's
+ * text is the same for every batch: rendered once and prepared once per
+ * connection, where a VALUES list of the batch's rows had to be rendered by
+ * drizzle for every batch, and prepared once per size.
  */
 export async function insertVersionsWithEvents(
   ex: Executor,
   batch: BatchedVersion[],
 ): Promise<InsertedRow[]> {
-  const rows = batch.map(({ version: v, disablePrevious, audit }): SQL => {
-    return sql`(${v.secretId}::uuid, ${v.revision}::int, ${v.status}::text, ${v.description}::text,
-      ${v.dataCrc32}::bigint, ${v.keyId}::text, ${v.wrappedKey}::bytea, ${v.ciphertext}::bytea,
-      ${v.ttlMs}::bigint, ${v.expiresOnceAccessed}::boolean, ${v.ephemeralAction}::text,
-      ${disablePrevious}::boolean, ${audit?.id ?? null}::uuid, ${audit?.tokenId ?? null}::uuid,
-      ${audit?.method ?? null}::text, ${audit?.requestId ?? null}::text, ${audit?.peer ?? null}::text)`;
-  });
-  const statement = sql`with input (secret_id, revision, status, description,
-    data_crc32, key_id, wrapped_key, ciphertext, ttl_ms, once, action, disable_previous,
-    audit_id, token_id, method, request_id, peer) as (
-  values ${sql.join(rows, sql`, `)}
+  const column = <T>(get: (b: BatchedVersion) => T) => batch.map(get);
+  const values = {
+    secretIds: column((b) => b.version.secretId),
+    revisions: column((b) => b.version.revision),
+    statuses: column((b) => b.version.status),
+    descriptions: column((b) => b.version.description),
+    crcs: column((b) => b.version.dataCrc32),
+    keyIds: column((b) => b.version.keyId),
+    wrappedKeys: column((b) => byteaText(b.version.wrappedKey)),
+    ciphertexts: column((b) => byteaText(b.version.ciphertext)),
+    ttls: column((b) => b.version.ttlMs),
+    once: column((b) => flag(b.version.expiresOnceAccessed)),
+    actions: column((b) => b.version.ephemeralAction),
+    disablePrevious: column((b) => flag(b.disablePrevious)),
+    auditIds: column((b) => b.audit?.id ?? null),
+    tokenIds: column((b) => b.audit?.tokenId ?? null),
+    methods: column((b) => b.audit?.method ?? null),
+    requestIds: column((b) => b.audit?.requestId ?? null),
+    peers: column((b) => b.audit?.peer ?? null),
+  };
+  return rowsOf<InsertedRow>(
+    await executeRendered(ex, insertStatement, "coffer_create_versions", values),
+  );
+}
+
+/**
+ * A boolean (or null) as an element of a text array cast to boolean[]:
+ * postgres-js would send an array of JS booleans typed as one boolean.
+ */
+const flag = (b: boolean | null) => (b === null ? null : b ? "t" : "f");
+
+/**
+ * bytea as the text Postgres reads it (`\x` and hex), in a text array cast to
+ * bytea[]: postgres-js types an array of byte arrays as one bytea.
+ */
+const byteaText = (bytes: Uint8Array) =>
+  `\\x${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex")}`;
+
+const p = (name: string) => sql.placeholder(name);
+
+const insertStatement = render(sql`with input as (
+  select * from unnest(
+    ${p("secretIds")}::uuid[], ${p("revisions")}::int[], ${p("statuses")}::text[],
+    ${p("descriptions")}::text[], ${p("crcs")}::bigint[], ${p("keyIds")}::text[],
+    ${p("wrappedKeys")}::text[]::bytea[], ${p("ciphertexts")}::text[]::bytea[], ${p("ttls")}::bigint[],
+    ${p("once")}::text[]::boolean[], ${p("actions")}::text[],
+    ${p("disablePrevious")}::text[]::boolean[], ${p("auditIds")}::uuid[], ${p("tokenIds")}::uuid[],
+    ${p("methods")}::text[], ${p("requestIds")}::text[], ${p("peers")}::text[]
+  ) as i(secret_id, revision, status, description, data_crc32, key_id, wrapped_key, ciphertext,
+    ttl_ms, once, action, disable_previous, audit_id, token_id, method, request_id, peer)
 ),
 prev as (
   update secret_versions v set status = 'disabled', updated_at = now()
@@ -80,7 +120,4 @@ a as (
   where i.audit_id is not null
   returning 1
 )
-select ins.* from ins`;
-  const name = `coffer_create_versions_${batch.length}`;
-  return rowsOf<InsertedRow>(await executeRendered(ex, render(statement), name, {}));
-}
+select ins.* from ins`);
