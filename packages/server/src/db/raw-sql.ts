@@ -1,6 +1,7 @@
 import type { PGlite } from "@electric-sql/pglite";
 import type { Logger, Query, SQL } from "drizzle-orm";
 import { PgDialect, type PgSession, type SelectedFieldsOrdered } from "drizzle-orm/pg-core";
+import type { Sql } from "#postgres";
 import type { Db, Executor } from "./client.ts";
 import { type NamedStatement, pgliteStatement } from "./pglite-statements.ts";
 
@@ -54,6 +55,12 @@ export function prepareStatement(db: Db, query: Query, name: string): NamedState
     return pgliteStatement(client as PGlite, query, name, logger);
   }
   return sessionOf(db).prepareQuery(query, undefined, name, false);
+}
+
+/** The postgres-js client of a database on Postgres; undefined on PGlite. */
+export function postgresClientOf(db: Db): Sql | undefined {
+  const client = (db as unknown as { $client?: Partial<Sql> }).$client;
+  return typeof client?.reserve === "function" ? (client as Sql) : undefined;
 }
 
 /** `execute` returns an array on postgres-js and `{ rows }` on PGlite. */

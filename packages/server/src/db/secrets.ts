@@ -124,6 +124,26 @@ const lockFreeStatement = render(
   )} from ${secrets} where ${secrets.id} = any(${sql.placeholder("ids")}::uuid[]) order by ${secrets.id} for update skip locked`,
 );
 
+/**
+ * lockFreeSecrets' statement and its rows, for a driver's connection used
+ * directly (db/versions-batch.ts): rows as arrays, in lockFields' order,
+ * mapped as drizzle maps them.
+ */
+export const lockFree = {
+  statement: lockFreeStatement,
+  rows(values: unknown[][]): SecretRow[] {
+    return values.map((row) => {
+      const out: Record<string, unknown> = {};
+      lockFields.forEach((f, i) => {
+        const v = row[i];
+        out[f.path[0] as string] =
+          v === null || v === undefined ? null : f.field.mapFromDriverValue(v);
+      });
+      return out as SecretRow;
+    });
+  },
+};
+
 /** Applies a change to a secret and bumps its generation (its etag). */
 export async function updateSecret(
   ex: Executor,

@@ -1,7 +1,9 @@
-import { sql } from "drizzle-orm";
+import { fillPlaceholders, sql } from "drizzle-orm";
 import type { StatementAudit } from "./audit.ts";
-import type { Executor } from "./client.ts";
-import { executeRendered, render, rowsOf } from "./raw-sql.ts";
+import type { Db, Executor } from "./client.ts";
+import { executeRendered, postgresClientOf, render, rowsOf } from "./raw-sql.ts";
+import type { SecretRow } from "./schema.ts";
+import { lockFree, lockFreeSecrets } from "./secrets.ts";
 import { expiresIn, servableIn } from "./version-rules.ts";
 import type { InsertedRow, NewVersion } from "./versions.ts";
 
@@ -11,6 +13,69 @@ import type { InsertedRow, NewVersion } from "./versions.ts";
  * statement, so that a batch pays one BEGIN, one lock, one write and one
  * COMMIT, however many callers it serves.
  */
+
+/**
+ * A batch's transaction: locks the secrets no other transaction holds
+ * (lockFreeSecrets), asks `decide` what to write given them, writes it
+ * (insertVersionsWithEvents) and commits. On Postgres it runs on one pool
+ * connection in two round trips: BEGIN goes out with the lock, and COMMIT
+ * with the insert (postgres-js writes what is sent in one tick together, and
+ * Postgres answers a COMMIT after a failed statement with a rollback), where
+ * drizzle's `transaction` awaits BEGIN, each statement and COMMIT in turn:
+ * four. On PGlite, which has no round trips, it is drizzle's transaction.
+ * A conflict (deadlock, serialization) is the caller's to retry.
+ */
+export async function writeVersionBatch(
+  db: Db,
+  ids: string[],
+  decide: (locked: Map<string, SecretRow>) => BatchedVersion[],
+): Promise<InsertedRow[]> {
+  const client = postgresClientOf(db);
+  if (client === undefined) {
+    return db.transaction(async (tx) => {
+      const writes = decide(await lockFreeSecrets(tx, ids));
+      return writes.length === 0 ? [] : insertVersionsWithEvents(tx, writes);
+    });
+  }
+  const conn = await client.reserve();
+  let open = false;
+  try {
+    const begin = conn.unsafe("begin");
+    const lock = conn.unsafe(lockFree.statement.sql, [ids], { prepare: true }).values();
+    begin.execute();
+    lock.execute();
+    open = true;
+    await begin;
+    const locked = lockFree.rows(await lock);
+    const writes = decide(new Map(locked.map((r) => [r.id, r])));
+    if (writes.length === 0) {
+      await conn.unsafe("commit");
+      open = false;
+      return [];
+    }
+    const insert = conn.unsafe(
+      insertStatement.sql,
+      fillPlaceholders(insertStatement.params, insertValues(writes)) as never[],
+      { prepare: true },
+    );
+    const commit = conn.unsafe("commit");
+    insert.execute();
+    commit.execute();
+    // Sent together: after a failed insert the COMMIT only ends the transaction (ROLLBACK).
+    const [inserted] = await Promise.allSettled([insert, commit]).then(([i, c]) => {
+      open = c.status === "rejected";
+      if (i.status === "rejected") throw i.reason;
+      if (c.status === "rejected") throw c.reason;
+      return [i.value];
+    });
+    return rowsOf<InsertedRow>(inserted);
+  } catch (err) {
+    if (open) await conn.unsafe("rollback").catch(() => {});
+    throw err;
+  } finally {
+    conn.release();
+  }
+}
 
 /** One version of a batch, and how its call is written. */
 export interface BatchedVersion {
@@ -36,8 +101,15 @@ export async function insertVersionsWithEvents(
   ex: Executor,
   batch: BatchedVersion[],
 ): Promise<InsertedRow[]> {
+  return rowsOf<InsertedRow>(
+    await executeRendered(ex, insertStatement, "coffer_create_versions", insertValues(batch)),
+  );
+}
+
+/** The insert's parameters: one array per column, one element per version. */
+function insertValues(batch: BatchedVersion[]): Record<string, unknown> {
   const column = <T>(get: (b: BatchedVersion) => T) => batch.map(get);
-  const values = {
+  return {
     secretIds: column((b) => b.version.secretId),
     revisions: column((b) => b.version.revision),
     statuses: column((b) => b.version.status),
@@ -56,9 +128,6 @@ export async function insertVersionsWithEvents(
     requestIds: column((b) => b.audit?.requestId ?? null),
     peers: column((b) => b.audit?.peer ?? null),
   };
-  return rowsOf<InsertedRow>(
-    await executeRendered(ex, insertStatement, "coffer_create_versions", values),
-  );
 }
 
 /**

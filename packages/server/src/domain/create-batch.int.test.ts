@@ -234,6 +234,45 @@ describe.each(backends)("batched creates on $name", (backend) => {
     for (const r of rows) expect(r).toMatchObject({ kept_versions: 21, last_revision: 21, n: 21 });
   });
 
+  it("rolls a failed batch back whole, then answers each create alone: none half-written", async () => {
+    const wide = testDomain(
+      { "test-region": dbs.database() },
+      { limits: { versionsPerSecret: 1_000 } },
+    );
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) ids.push(await plain(wide));
+    // One caller's audit event id is taken: the batch's insert fails (unique
+    // violation), so its transaction must end without any of its rows.
+    const clash = audited();
+    const taken = audited();
+    await create(wide, ids[0] as string, {}, taken);
+    if (clash.audit !== undefined && taken.audit !== undefined) clash.audit.id = taken.audit.id;
+    const outcomes = await Promise.allSettled(
+      ids.map((id, i) =>
+        create(wide, id, { description: `after ${i}` }, i === 3 ? clash : audited()),
+      ),
+    );
+    expect(outcomes.map((o) => o.status)).toEqual([
+      "fulfilled",
+      "fulfilled",
+      "fulfilled",
+      "rejected",
+      "fulfilled",
+      "fulfilled",
+    ]);
+    const written = await query<{ secret_id: string; n: number; at: number }>(
+      dbs.db(),
+      sql`select secret_id::text, count(*)::int as n, count(distinct created_at)::int as at
+        from secret_versions where secret_id in ${ids} and description like 'after %' group by 1`,
+    );
+    // Five versions, each written once, by creates run alone (not by the failed batch).
+    expect(written.map((w) => w.n)).toEqual([1, 1, 1, 1, 1]);
+    expect(written.some((w) => w.secret_id === ids[3])).toBe(false);
+    // Nothing was left open: every pool connection still writes.
+    const again = await Promise.all(ids.map((id) => create(wide, id)));
+    expect(again.every((v) => v.revision >= 2)).toBe(true);
+  });
+
   it.runIf(backend.name === "postgres")(
     "does not hold a batch up behind a secret another transaction has locked",
     async () => {

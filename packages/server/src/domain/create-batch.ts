@@ -1,9 +1,9 @@
 import { performance } from "node:perf_hooks";
 import type { Db } from "../db/client.ts";
-import { lockFreeSecrets } from "../db/secrets.ts";
-import { inTransaction } from "../db/tx.ts";
+import type { SecretRow } from "../db/schema.ts";
+import { retryingConflicts } from "../db/tx.ts";
 import { insertedVersion, type NewVersion } from "../db/versions.ts";
-import { type BatchedVersion, insertVersionsWithEvents } from "../db/versions-batch.ts";
+import { type BatchedVersion, writeVersionBatch } from "../db/versions-batch.ts";
 import { auditParams, markRecorded } from "./audit.ts";
 import type { DomainDeps } from "./context.ts";
 import {
@@ -16,9 +16,9 @@ import {
 /**
  * Group commit for CreateSecretVersion: the creates waiting on a database
  * are written by one transaction (lock their secrets, one statement for all
- * the versions, their secrets' bumps and their audit events, one COMMIT),
- * so that BEGIN, the round trips and COMMIT are paid once per batch instead
- * of once per call. Each caller still gets exactly what it would alone: its
+ * the versions, their secrets' bumps and their audit events, one COMMIT:
+ * two round trips on Postgres, see writeVersionBatch), so that BEGIN, the
+ * round trips and COMMIT are paid once per batch instead of once per call. Each caller still gets exactly what it would alone: its
  * checks run on its own locked secret row, and a refused create (etag,
  * permission, quota, payload) fails alone while the others are written. A
  * create whose secret another transaction holds is not waited for: it runs
@@ -148,15 +148,12 @@ async function flush(db: Db, batch: Job[]): Promise<void> {
     await alone(db, job);
     return;
   }
-  let outcomes: Outcome[];
+  let outcomes: Outcome[] = [];
   let rows: Map<string, CreatedVersion>;
   try {
-    ({ outcomes, rows } = await inTransaction(db, async (tx) => {
-      const locked = await lockFreeSecrets(
-        tx,
-        batch.map((j) => j.request.secretId),
-      );
-      const outcomes = batch.map((job): Outcome => {
+    // What to write, given the secrets the batch locked: decided anew if the batch is retried.
+    const decide = (locked: Map<string, SecretRow>): BatchedVersion[] => {
+      outcomes = batch.map((job): Outcome => {
         const { request } = job;
         const row = locked.get(request.secretId);
         if (row === undefined) return { job, alone: true };
@@ -167,7 +164,7 @@ async function flush(db: Db, batch: Job[]): Promise<void> {
           return { job, error };
         }
       });
-      const writes = outcomes.flatMap((o): BatchedVersion[] =>
+      return outcomes.flatMap((o): BatchedVersion[] =>
         "version" in o
           ? [
               {
@@ -178,10 +175,10 @@ async function flush(db: Db, batch: Job[]): Promise<void> {
             ]
           : [],
       );
-      const inserted = writes.length === 0 ? [] : await insertVersionsWithEvents(tx, writes);
-      const rows = new Map(inserted.map((r) => [r.secret_id, insertedVersion(r)]));
-      return { outcomes, rows };
-    }));
+    };
+    const ids = batch.map((j) => j.request.secretId);
+    const inserted = await retryingConflicts(() => writeVersionBatch(db, ids, decide));
+    rows = new Map(inserted.map((r) => [r.secret_id, insertedVersion(r)]));
   } catch {
     // The batch failed as a whole (after retryingConflicts' attempts): each
     // create alone, so that each gets its own answer.
