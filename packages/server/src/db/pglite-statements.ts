@@ -15,7 +15,11 @@ type BackendMessage = Awaited<ReturnType<PGlite["execProtocolStream"]>>[number];
  * back as drizzle's raw `execute` gives them (date and time types as text).
  */
 
-/** What `execute` answers: PGlite's Results, whose rows `rowsOf` reads. */
+/**
+ * A statement prepared by name (prepareStatement, db/raw-sql.ts): `execute`
+ * answers as drizzle's prepared query does (rows on postgres-js, PGlite's
+ * Results here), which `rowsOf` reads.
+ */
 export interface NamedStatement {
   execute(values: Record<string, unknown>): Promise<unknown>;
 }

@@ -9,9 +9,9 @@ import type { InsertedRow, NewVersion } from "./versions.ts";
 
 /**
  * Several creates of versions in one transaction (domain/create-batch.ts):
- * the secrets are locked together (lockFreeSecrets, db/secrets.ts), then every version is written by one
- * statement, so that a batch pays one BEGIN, one lock, one write and one
- * COMMIT, however many callers it serves.
+ * the secrets are locked together (lockFreeSecrets, db/secrets.ts), then
+ * every version is written by one statement, so that a batch pays one BEGIN,
+ * one lock, one write and one COMMIT, however many callers it serves.
  */
 
 /**
@@ -55,20 +55,20 @@ export async function writeVersionBatch(
     }
     const insert = conn.unsafe(
       insertStatement.sql,
+      // postgres-js types parameters by its own serializers; these are the driver's values.
       fillPlaceholders(insertStatement.params, insertValues(writes)) as never[],
       { prepare: true },
     );
     const commit = conn.unsafe("commit");
     insert.execute();
     commit.execute();
-    // Sent together: after a failed insert the COMMIT only ends the transaction (ROLLBACK).
-    const [inserted] = await Promise.allSettled([insert, commit]).then(([i, c]) => {
-      open = c.status === "rejected";
-      if (i.status === "rejected") throw i.reason;
-      if (c.status === "rejected") throw c.reason;
-      return [i.value];
-    });
-    return rowsOf<InsertedRow>(inserted);
+    // Sent together: after a failed insert the COMMIT ends the transaction
+    // as a ROLLBACK, and a failed COMMIT ends it too.
+    open = false;
+    const [inserted, committed] = await Promise.allSettled([insert, commit]);
+    if (inserted.status === "rejected") throw inserted.reason;
+    if (committed.status === "rejected") throw committed.reason;
+    return rowsOf<InsertedRow>(inserted.value);
   } catch (err) {
     if (open) await conn.unsafe("rollback").catch(() => {});
     throw err;
