@@ -163,6 +163,10 @@ describe.each(backends)("batched creates on $name", (backend) => {
   });
   afterAll(() => dbs.close());
 
+  /** A domain whose secrets take many versions, for tests that write many. */
+  const roomy = () =>
+    testDomain({ "test-region": dbs.database() }, { limits: { versionsPerSecret: 1_000 } });
+
   it("answers each create of a batch as it answers it alone, with its own audit event", async () => {
     const alone = [];
     for (const c of CASES) {
@@ -204,10 +208,7 @@ describe.each(backends)("batched creates on $name", (backend) => {
   });
 
   it("numbers revisions contiguously and keeps counters exact with many writers on many secrets", async () => {
-    const wide = testDomain(
-      { "test-region": dbs.database() },
-      { limits: { versionsPerSecret: 1_000 } },
-    );
+    const wide = roomy();
     const ids: string[] = [];
     for (let i = 0; i < 6; i++) ids.push(await plain(wide));
     const results = await Promise.all(
@@ -235,10 +236,7 @@ describe.each(backends)("batched creates on $name", (backend) => {
   });
 
   it("rolls a failed batch back whole, then answers each create alone: none half-written", async () => {
-    const wide = testDomain(
-      { "test-region": dbs.database() },
-      { limits: { versionsPerSecret: 1_000 } },
-    );
+    const wide = roomy();
     const ids: string[] = [];
     for (let i = 0; i < 6; i++) ids.push(await plain(wide));
     // One caller's audit event id is taken: the batch's insert fails (unique
