@@ -49,12 +49,11 @@ export function executeRendered(
  * unnamed, parsed and planned on every call.
  */
 export function prepareStatement(db: Db, query: Query, name: string): NamedStatement {
-  const client = (db as unknown as { $client?: Partial<PGlite> }).$client;
-  if (typeof client?.execProtocolStream === "function") {
-    const { logger } = sessionOf(db) as unknown as { logger: Logger };
-    return pgliteStatement(client as PGlite, query, name, logger);
+  if (postgresClientOf(db) !== undefined) {
+    return sessionOf(db).prepareQuery(query, undefined, name, false);
   }
-  return sessionOf(db).prepareQuery(query, undefined, name, false);
+  const { logger } = sessionOf(db) as unknown as { logger: Logger };
+  return pgliteStatement((db as unknown as { $client: PGlite }).$client, query, name, logger);
 }
 
 /** The postgres-js client of a database on Postgres; undefined on PGlite. */
