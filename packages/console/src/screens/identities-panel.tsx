@@ -66,9 +66,10 @@ export function IdentitiesPanel({
   return (
     <>
       <div className="notice notice-info">
-        This list is read only. Trust an issuer with <code>coffer issuer create</code> (a global
-        admin), bind its identities to grants with <code>coffer binding create</code>, and remove
-        one with <code>coffer binding delete &lt;id&gt;</code>, which revokes its tokens.
+        This list is read only. Trust an issuer with <code>coffer issuer create</code> and change it
+        with <code>coffer issuer update</code> (a global admin), bind its identities to grants with{" "}
+        <code>coffer binding create</code>, and remove one with{" "}
+        <code>coffer binding delete &lt;id&gt;</code>, which revokes its tokens.
       </div>
 
       <section className="card" aria-labelledby="issuers-heading">
