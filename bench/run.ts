@@ -899,8 +899,13 @@ async function main(): Promise<void> {
   const databaseUrl = await createDatabase(args["database-url"]);
   log(`database ${new URL(databaseUrl).pathname.slice(1)}`);
   const profDir = (name: string) => path.join(dir, "prof", name);
-  const nodeFlags = (name: string) =>
-    args.profile ? ["--cpu-prof", `--cpu-prof-dir=${profDir(name)}`] : [];
+  // BENCH_SERVER_NODE_FLAGS: more node flags for every Coffer server (`--trace-gc`, an
+  // `--import` of a plain JavaScript probe), split on spaces.
+  const extraFlags = (process.env.BENCH_SERVER_NODE_FLAGS ?? "").split(" ").filter(Boolean);
+  const nodeFlags = (name: string) => [
+    ...extraFlags,
+    ...(args.profile ? ["--cpu-prof", `--cpu-prof-dir=${profDir(name)}`] : []),
+  ];
   const env = { COFFER_MAX_VERSIONS_PER_SECRET: "1000000" };
   const pgSettings = serverSettings(databaseUrl, path.join(dir, "data-pg"));
 
@@ -1092,6 +1097,31 @@ async function main(): Promise<void> {
             GRPC_HEADERS,
             grpcjs.child,
             false,
+          ),
+          p,
+        ),
+    );
+    // The half-rate p99's own baseline: the same schedule against the echo, so
+    // that what h2load's rate mode and this machine add to a tail shows apart.
+    add(
+      {
+        key: "echo-grpcjs-half",
+        bench: "access",
+        label: "(a) bare @grpc/grpc-js echo, at the rate of Coffer's half-rate line",
+        check: sampled,
+      },
+      (p) =>
+        h2Measurement(
+          dir,
+          h2t(
+            "echo-grpcjs-half",
+            grpcjs.url + methodPath("AccessSecretVersion"),
+            grpcBody,
+            GRPC_HEADERS,
+            grpcjs.child,
+            false,
+            undefined,
+            { rate: () => (saturated.samples.at(-1)?.rps ?? Number.NaN) / 2 },
           ),
           p,
         ),
