@@ -43,6 +43,9 @@ export async function listenGrpc(
   const limits = new GrpcLimits(options.limits, options.budget, options.readMaxBytes);
   const server = new grpc.Server({
     "grpc.max_receive_message_length": options.readMaxBytes,
+    // Coffer serves no channelz service, so nothing reads what grpc-js would
+    // track per call and per connection (closures and counters on every call).
+    "grpc.enable_channelz": 0,
     ...limits.serverOptions(),
   });
   for (const { desc, impl } of services.served) {
