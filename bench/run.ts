@@ -32,9 +32,14 @@
  * its own, measured as a lone caller beside this one's (issue 16: "one
  * access with no other load, no slower than today").
  *
+ * `BENCH_SERVER_NODE_FLAGS="--trace-gc --import /abs/probe.mjs"` adds node
+ * flags to every Coffer server (split on spaces; a probe must be plain
+ * JavaScript, since the servers run their build).
+ *
  * Issue 16's figures: besides the saturating load (64 in flight), the gRPC
  * access is driven at half the rate it saturated at in the same run
- * (h2load `--rps`; p99 target < 10 ms) and by a lone caller (one
+ * (h2load `--rps`; p99 target < 10 ms, beside the grpc-js echo driven on
+ * the same schedule) and by a lone caller (one
  * connection, one stream in flight); the PGlite access is set against a
  * bare PGlite loop making one call at a time (the 64-worker loop stays,
  * without a target); single access races on one and on two server
