@@ -270,9 +270,12 @@ describe("the console's refusals and reveals, on PGlite", runOn("pglite"), () =>
     await s.page.getByText(payload).first().waitFor();
     // From here the page's time moves only when the test says (an installed
     // clock otherwise follows real time, which a loaded machine stretches).
-    await s.page.clock.pauseAt((await s.page.evaluate("Date.now()")) as number);
-    // Shown for 30 s, then hidden again (the margin covers the real time
-    // between the reveal and the pause).
+    // Paused a second ahead of the page's clock: pausing at the time just
+    // read fails ("Cannot fast-forward to the past") when the page's clock
+    // moved on before pauseAt reached it.
+    await s.page.clock.pauseAt(((await s.page.evaluate("Date.now()")) as number) + 1_000);
+    // Shown for 30 s, then hidden again (the margin covers the second ahead
+    // and the real time between the reveal and the pause).
     await s.page.clock.runFor(25_000);
     expect(await s.page.getByText(payload).count(), "still shown at 25 s").toBeGreaterThan(0);
     await s.page.clock.runFor(6_000);
