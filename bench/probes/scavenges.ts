@@ -1,0 +1,112 @@
+/**
+ * How much of what a Coffer server allocates outlives its young generation:
+ * one server (its build, on a fresh Postgres database), one secret, then
+ * AccessSecretVersion at a fixed rate from h2load (4 connections × 16
+ * streams), with `--trace-gc-nvp`; prints the medians of V8's scavenge
+ * figures over the measured window.
+ *
+ *   node --import tsx bench/probes/scavenges.ts
+ *
+ * Environment: RPS (per connection, default 650: 2,600 calls/s), DURATION (seconds;
+ * default 6), MODE=connect (Connect unary POSTs on the HTTP port instead of
+ * gRPC), NOAUTH=1 (no token: every call refused at admission), FLAGS (more
+ * node flags for the server, split on spaces). The grpc-js echo
+ * (bench/baselines/grpc-js-echo.ts) run the same way with `--trace-gc-nvp`
+ * is the comparison: see bench/RESULTS.md, the access reading of
+ * 2026-12-06 (second session).
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { AccessSecretVersionRequestSchema, SecretService } from "@coffer/api";
+import { createCofferTransport } from "@coffer/client";
+import { createClient } from "@connectrpc/connect";
+import { cleanup } from "../support/cleanup.ts";
+import { createDatabase, createProject, serverSettings, startCoffer } from "../support/coffer.ts";
+import { grpcFrame } from "../support/grpc-frames.ts";
+
+const rps = Number(process.env.RPS ?? 650);
+const seconds = Number(process.env.DURATION ?? 6);
+const connect = process.env.MODE === "connect";
+const dir = await mkdtemp(path.join(os.tmpdir(), "coffer-scavenges-"));
+const settings = serverSettings(
+  await createDatabase("postgres://postgres@127.0.0.1:5432/test"),
+  path.join(dir, "data"),
+);
+const logFile = path.join(dir, "server.log");
+// --trace-gc-nvp stamps each line with milliseconds since the process began.
+const born = Date.now();
+const server = await startCoffer("coffer", settings, {
+  nodeFlags: ["--trace-gc-nvp", ...(process.env.FLAGS ?? "").split(" ").filter(Boolean)],
+  logFile,
+});
+try {
+  const { projectId, accessToken } = await createProject(server.url, settings.adminToken, "gc");
+  const admin = createClient(
+    SecretService,
+    createCofferTransport({ url: server.url, token: settings.adminToken }),
+  );
+  const { secret } = await admin.createSecret({
+    projectId,
+    name: "gc",
+    firstVersion: { data: new Uint8Array(1024).fill(7) },
+  });
+  const request = Buffer.from(
+    toBinary(
+      AccessSecretVersionRequestSchema,
+      create(AccessSecretVersionRequestSchema, { secretId: secret?.id ?? "", revision: "1" }),
+    ),
+  );
+  const bodyFile = path.join(dir, "body.bin");
+  await writeFile(bodyFile, connect ? request : grpcFrame(request));
+  const headers = [
+    ...(connect
+      ? ["content-type: application/proto", "connect-protocol-version: 1"]
+      : ["content-type: application/grpc", "te: trailers"]),
+    ...(process.env.NOAUTH ? [] : [`authorization: Bearer ${accessToken}`]),
+  ];
+  const url = `${connect ? server.url : server.grpcUrl}/${SecretService.typeName}/AccessSecretVersion`;
+  const h2load = (requests: number) =>
+    execFileSync(
+      "h2load",
+      [
+        ...["-c", "4", "-m", "16", "-n", String(requests), "--rps", String(rps), "-d", bodyFile],
+        ...headers.flatMap((h) => ["-H", h]),
+        url,
+      ],
+      { encoding: "utf8" },
+    );
+  h2load(rps * 4 * 2); // warm-up
+  const from = Date.now() - born;
+  const out = h2load(rps * 4 * seconds);
+  const to = Date.now() - born;
+  await cleanup();
+  const lines = (await readFile(logFile, "utf8")).split("\n").filter((line) => {
+    const ms = Number(line.match(/\s(\d+) ms: /)?.[1]);
+    return ms >= from && ms <= to;
+  });
+  const scavenges = lines
+    .filter((l) => l.includes(" gc=s "))
+    .map(
+      (l) =>
+        new Map(
+          l.split(" ").flatMap((kv): [string, string][] => {
+            const [key, value] = kv.split("=");
+            return value === undefined ? [] : [[key ?? "", value]];
+          }),
+        ),
+    );
+  const median = (key: string) => {
+    const values = scavenges.map((s) => Number(s.get(key))).sort((a, b) => a - b);
+    return values[Math.floor(values.length / 2)] ?? Number.NaN;
+  };
+  const mb = (key: string) => (median(key) / 1e6).toFixed(2);
+  console.log(out.match(/finished in .*/)?.[0], "|", out.match(/status codes: .*/)?.[0]);
+  console.log(
+    `${scavenges.length} scavenges, medians: every ${median("mutator")} ms, pause ${median("pause")} ms, allocated ${mb("allocated")} MB, survived ${mb("new_space_survived")} MB, promoted ${mb("promoted")} MB; mark-compacts: ${lines.filter((l) => / gc=(mc|ms) /.test(l)).length}`,
+  );
+} finally {
+  await cleanup();
+}
