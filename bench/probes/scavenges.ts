@@ -16,14 +16,19 @@
  * 2026-12-06 (second session).
  */
 import { execFileSync } from "node:child_process";
-import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { create, toBinary } from "@bufbuild/protobuf";
-import { AccessSecretVersionRequestSchema, SecretService } from "@coffer/api";
+import { SecretService } from "@coffer/api";
 import { createCofferTransport } from "@coffer/client";
 import { createClient } from "@connectrpc/connect";
-import { cleanup } from "../support/cleanup.ts";
+import {
+  accessBody,
+  CONNECT_HEADERS,
+  GRPC_HEADERS,
+  methodPath,
+} from "../support/access-requests.ts";
+import { cleanup, onCleanup } from "../support/cleanup.ts";
 import { createDatabase, createProject, serverSettings, startCoffer } from "../support/coffer.ts";
 import { grpcFrame } from "../support/grpc-frames.ts";
 
@@ -31,6 +36,7 @@ const rps = Number(process.env.RPS ?? 650);
 const seconds = Number(process.env.DURATION ?? 6);
 const connect = process.env.MODE === "connect";
 const dir = await mkdtemp(path.join(os.tmpdir(), "coffer-scavenges-"));
+onCleanup(`remove ${dir}`, () => rm(dir, { recursive: true, force: true }));
 const settings = serverSettings(
   await createDatabase("postgres://postgres@127.0.0.1:5432/test"),
   path.join(dir, "data"),
@@ -53,21 +59,14 @@ try {
     name: "gc",
     firstVersion: { data: new Uint8Array(1024).fill(7) },
   });
-  const request = Buffer.from(
-    toBinary(
-      AccessSecretVersionRequestSchema,
-      create(AccessSecretVersionRequestSchema, { secretId: secret?.id ?? "", revision: "1" }),
-    ),
-  );
+  const request = accessBody(secret?.id ?? "");
   const bodyFile = path.join(dir, "body.bin");
   await writeFile(bodyFile, connect ? request : grpcFrame(request));
   const headers = [
-    ...(connect
-      ? ["content-type: application/proto", "connect-protocol-version: 1"]
-      : ["content-type: application/grpc", "te: trailers"]),
+    ...(connect ? CONNECT_HEADERS : GRPC_HEADERS),
     ...(process.env.NOAUTH ? [] : [`authorization: Bearer ${accessToken}`]),
   ];
-  const url = `${connect ? server.url : server.grpcUrl}/${SecretService.typeName}/AccessSecretVersion`;
+  const url = (connect ? server.url : server.grpcUrl) + methodPath("AccessSecretVersion");
   const h2load = (requests: number) =>
     execFileSync(
       "h2load",
@@ -82,7 +81,8 @@ try {
   const from = Date.now() - born;
   const out = h2load(rps * 4 * seconds);
   const to = Date.now() - born;
-  await cleanup();
+  // Its log is whole once it has exited.
+  await server.stop();
   const lines = (await readFile(logFile, "utf8")).split("\n").filter((line) => {
     const ms = Number(line.match(/\s(\d+) ms: /)?.[1]);
     return ms >= from && ms <= to;
