@@ -31,11 +31,10 @@ const events = readFileSync(pausesFile, "utf8")
   .map((line) => line.split(" "))
   .filter((e) => +e[1] >= t0 - 100 && +e[1] <= t1 + 100)
   .map((e) => [+e[1] - t0, `${e[0]} ${e[2]} ms ${e[3] ?? ""}`]);
+const limit = Number(threshold);
+const slowCalls = calls.filter(([, , micros]) => micros > limit);
 const slots = new Map();
-let slow = 0;
-for (const [start, , micros] of calls) {
-  if (micros <= +threshold) continue;
-  slow++;
+for (const [start] of slowCalls) {
   const slot = Math.floor((start / 1000 - t0) / 20) * 20;
   slots.set(slot, (slots.get(slot) ?? 0) + 1);
 }
@@ -43,18 +42,16 @@ const rows = [
   ...events,
   ...[...slots].map(([slot, n]) => [
     slot,
-    `    ${n} calls > ${+threshold / 1000} ms started in [${slot}, ${slot + 20}) ms`,
+    `    ${n} calls > ${limit / 1000} ms started in [${slot}, ${slot + 20}) ms`,
   ]),
 ].sort((a, b) => a[0] - b[0]);
 for (const [t, text] of rows) console.log(`+${t.toFixed(0).padStart(6)} ms  ${text}`);
 // A call "meets" a pause when the pause began while the call was in flight.
-const pauses = events.map(([t, text]) => [t, Number(text.split(" ")[1])]);
 const meets = ([start, , micros]) => {
   const from = start / 1000 - t0;
-  return pauses.some(([t]) => t >= from && t <= from + micros / 1000);
+  return events.some(([t]) => t >= from && t <= from + micros / 1000);
 };
-const met = (list) => list.filter(meets).length;
-const slowCalls = calls.filter((c) => c[2] > +threshold);
+const share = (list) => (100 * list.filter(meets).length) / Math.max(1, list.length);
 console.log(
-  `${slow} of ${calls.length} calls slower than ${+threshold / 1000} ms; ${met(slowCalls)} of them (${((100 * met(slowCalls)) / Math.max(1, slow)).toFixed(0)} %) had a pause or stall begin while in flight, against ${((100 * met(calls)) / calls.length).toFixed(0)} % of all calls`,
+  `${slowCalls.length} of ${calls.length} calls slower than ${limit / 1000} ms; ${slowCalls.filter(meets).length} of them (${share(slowCalls).toFixed(0)} %) had a pause or stall begin while in flight, against ${share(calls).toFixed(0)} % of all calls`,
 );
