@@ -1,6 +1,7 @@
 import http from "node:http";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
+import type { DescMethod } from "@bufbuild/protobuf";
 import { SecretService } from "@coffer/api";
 import { Code, ConnectError, createContextKey, createContextValues } from "@connectrpc/connect";
 import {
@@ -14,36 +15,41 @@ import { connectAdapter } from "./connect-adapter.ts";
 const pathKey = createContextKey<string>("", { description: "path" });
 
 /**
- * A server whose one route is a bare universal handler that keeps the
- * request it was given and answers once told to; ListTags is a real
- * Connect method, served by connect's own handler.
+ * A server whose routes are two bare universal handlers that keep the
+ * request they were given and answer once told to: `/bare` for a server
+ * stream (WatchSecrets), `/bare-unary` for a unary method; ListTags is a
+ * real Connect method, served by connect's own handler.
  */
 function start(server: http.Server | http2.Http2Server) {
   const seen: UniversalServerRequest[] = [];
   const answers: (() => void)[] = [];
-  const bare = Object.assign(
-    async (req: UniversalServerRequest) => {
-      const answered = new Promise<void>((resolve) => answers.push(resolve));
-      seen.push(req);
-      const chunks: Uint8Array[] = [];
-      for await (const chunk of req.body as AsyncIterable<Uint8Array>) chunks.push(chunk);
-      await answered;
-      return { status: 200, body: createAsyncIterable([Buffer.concat(chunks)]) };
-    },
-    { requestPath: "/bare", method: SecretService.method.listTags, service: SecretService },
-  ) as unknown as UniversalHandler;
+  const shutdown = new AbortController();
+  const bare = (requestPath: string, method: DescMethod) =>
+    Object.assign(
+      async (req: UniversalServerRequest) => {
+        const answered = new Promise<void>((resolve) => answers.push(resolve));
+        seen.push(req);
+        const chunks: Uint8Array[] = [];
+        for await (const chunk of req.body as AsyncIterable<Uint8Array>) chunks.push(chunk);
+        await answered;
+        return { status: 200, body: createAsyncIterable([Buffer.concat(chunks)]) };
+      },
+      { requestPath, method, service: SecretService },
+    ) as unknown as UniversalHandler;
   const adapter = connectAdapter({
     routes: (router) => {
       router.service(SecretService, {
         listTags: (_req, ctx) => ({ tags: [ctx.values.get(pathKey), ctx.url] }),
       });
-      router.handlers.push(bare);
+      router.handlers.push(bare("/bare", SecretService.method.watchSecrets));
+      router.handlers.push(bare("/bare-unary", SecretService.method.listTags));
     },
     contextValues: (req) => createContextValues().set(pathKey, req.url ?? ""),
+    shutdownSignal: shutdown.signal,
   });
   server.on("request", adapter);
   /** Lets the latest request's handler answer. */
-  return { seen, answer: () => answers.at(-1)?.() };
+  return { seen, answer: () => answers.at(-1)?.(), shutdown };
 }
 
 function listen(server: http.Server | http2.Http2Server): Promise<number> {
@@ -141,6 +147,48 @@ describe("connectAdapter over HTTP/2", () => {
     expect((reason as ConnectError).code).toBe(Code.Canceled);
     expect((reason as ConnectError).rawMessage).not.toBe("the response was sent");
     state.answer();
+  });
+
+  it("gives a unary request the shutdown signal: a client reset does not abort it", async () => {
+    const before = state.seen.length;
+    const { stream, answer } = request("/bare-unary", "x");
+    answer.catch(() => undefined);
+    while (state.seen.length === before) await new Promise((r) => setTimeout(r, 5));
+    const req = state.seen[before] as UniversalServerRequest;
+    expect(req.signal).toBe(state.shutdown.signal);
+    stream.close(http2.constants.NGHTTP2_CANCEL);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(req.signal.aborted).toBe(false);
+    state.answer();
+  });
+});
+
+describe("connectAdapter at shutdown", () => {
+  const server = http2.createServer();
+  const state = start(server);
+  let session: http2.ClientHttp2Session;
+
+  beforeAll(async () => {
+    const port = await listen(server);
+    session = http2.connect(`http://127.0.0.1:${port}`);
+  });
+  afterAll(() => {
+    session.destroy();
+    server.close();
+  });
+
+  it("aborts a server stream's request and a unary one with the shutdown's reason", async () => {
+    const before = state.seen.length;
+    for (const path of ["/bare", "/bare-unary"]) {
+      const stream = session.request({ ":method": "POST", ":path": path });
+      stream.on("error", () => undefined);
+      stream.end("x");
+    }
+    while (state.seen.length < before + 2) await new Promise((r) => setTimeout(r, 5));
+    const requests = state.seen.slice(before);
+    const reason = new ConnectError("the server is shutting down", Code.Unavailable);
+    state.shutdown.abort(reason);
+    for (const req of requests) expect(await settled(req.signal)).toBe(reason);
   });
 });
 
