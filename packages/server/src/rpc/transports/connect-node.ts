@@ -254,7 +254,7 @@ function headerOverflowAnswer(): string {
 }
 
 /**
- * Tracks an HTTP/2 server's sessions: each session's first stream ends its
+ * Tracks an HTTP/2 server's sessions: a session's first stream ends its
  * connection's first-request deadline, and a session with no open stream for
  * `idleTimeoutMs` is closed (GOAWAY). A session with an open stream is not
  * idle, however quiet: a health Watch may send nothing for hours, and a
@@ -276,16 +276,20 @@ function trackSessions(
   return sessions;
 }
 
-/** Closes `session` once it has had no open stream for `idleMs`; calls `onStream` for each stream. */
+/** Closes `session` once it has had no open stream for `idleMs`; calls `onFirstStream` once. */
 export function closeIdleSessions(
   session: http2.ServerHttp2Session,
   idleMs: number,
-  onStream: () => void,
+  onFirstStream: () => void,
 ): void {
   let open = 0;
+  let first = true;
   let idle: NodeJS.Timeout | undefined = setTimeout(() => session.close(), idleMs);
   session.on("stream", (stream) => {
-    onStream();
+    if (first) {
+      first = false;
+      onFirstStream();
+    }
     open++;
     clearTimeout(idle);
     idle = undefined;
