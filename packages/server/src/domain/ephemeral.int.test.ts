@@ -319,7 +319,7 @@ describe.each(backends)("ephemeral secrets on $name", (backend) => {
     "serves a single-access version once across two replicas of the server",
     runUnless(
       backend.freshUrl === undefined
-        ? "needs TEST_DATABASE_URL (two replicas on one Postgres)"
+        ? "two replicas share one Postgres database; the embedded PGlite serves one process"
         : undefined,
     ),
     async () => {
