@@ -20,10 +20,12 @@ const pathKey = createContextKey<string>("", { description: "path" });
  * stream (WatchSecrets), `/bare-unary` for a unary method; ListTags is a
  * real Connect method, served by connect's own handler.
  */
-function start(server: http.Server | http2.Http2Server) {
+function start(server: http.Server | http2.Http2Server, withShutdown = true) {
   const seen: UniversalServerRequest[] = [];
   const answers: (() => void)[] = [];
   const shutdown = new AbortController();
+  /** While set, ListTags waits for release() before it answers. */
+  const hold = { on: false, waiting: [] as (() => void)[] };
   const bare = (requestPath: string, method: DescMethod) =>
     Object.assign(
       async (req: UniversalServerRequest) => {
@@ -39,17 +41,20 @@ function start(server: http.Server | http2.Http2Server) {
   const adapter = connectAdapter({
     routes: (router) => {
       router.service(SecretService, {
-        listTags: (_req, ctx) => ({ tags: [ctx.values.get(pathKey), ctx.url] }),
+        listTags: async (_req, ctx) => {
+          if (hold.on) await new Promise<void>((resolve) => hold.waiting.push(resolve));
+          return { tags: [ctx.values.get(pathKey), ctx.url] };
+        },
       });
       router.handlers.push(bare("/bare", SecretService.method.watchSecrets));
       router.handlers.push(bare("/bare-unary", SecretService.method.listTags));
     },
     contextValues: (req) => createContextValues().set(pathKey, req.url ?? ""),
-    shutdownSignal: shutdown.signal,
+    ...(withShutdown && { shutdownSignal: shutdown.signal }),
   });
   server.on("request", adapter);
   /** Lets the latest request's handler answer. */
-  return { seen, answer: () => answers.at(-1)?.(), shutdown };
+  return { seen, answer: () => answers.at(-1)?.(), shutdown, hold };
 }
 
 function listen(server: http.Server | http2.Http2Server): Promise<number> {
@@ -189,6 +194,52 @@ describe("connectAdapter at shutdown", () => {
     const reason = new ConnectError("the server is shutting down", Code.Unavailable);
     state.shutdown.abort(reason);
     for (const req of requests) expect(await settled(req.signal)).toBe(reason);
+  });
+});
+
+describe("connectAdapter without a shutdown signal", () => {
+  const server = http2.createServer();
+  const state = start(server, false);
+  let session: http2.ClientHttp2Session;
+
+  beforeAll(async () => {
+    const port = await listen(server);
+    session = http2.connect(`http://127.0.0.1:${port}`);
+  });
+  afterAll(() => {
+    session.destroy();
+    server.close();
+  });
+
+  it("serves many unary calls at once on its never-aborted signal, without a listener warning", async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on("warning", onWarning);
+    state.hold.on = true;
+    try {
+      const calls = Array.from({ length: 20 }, () => {
+        const stream = session.request({
+          ":method": "POST",
+          ":path": "/coffer.secretmanager.v1.SecretService/ListTags",
+          "content-type": "application/json",
+        });
+        stream.end("{}");
+        return new Promise<number>((resolve, reject) => {
+          stream.on("response", (h) => resolve(Number(h[":status"])));
+          stream.on("error", reject);
+          stream.resume();
+        });
+      });
+      // All 20 in connect's handler at once, each listening on the signal.
+      while (state.hold.waiting.length < 20) await new Promise((r) => setTimeout(r, 5));
+      state.hold.on = false;
+      for (const release of state.hold.waiting.splice(0)) release();
+      expect(await Promise.all(calls)).toEqual(Array(20).fill(200));
+      await new Promise((r) => setImmediate(r));
+      expect(warnings.map((w) => w.name)).not.toContain("MaxListenersExceededWarning");
+    } finally {
+      process.off("warning", onWarning);
+    }
   });
 });
 

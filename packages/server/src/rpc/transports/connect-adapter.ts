@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import type http from "node:http";
 import http2 from "node:http2";
 import { Code, ConnectError, createConnectRouter } from "@connectrpc/connect";
@@ -97,8 +98,14 @@ function notFound(_req: unknown, res: NodeResponse): void {
  */
 const RESPONSE_SENT = new ConnectError("the response was sent", Code.Canceled);
 
-/** The signal of unary requests when the server has no shutdown signal: never aborted. */
+/**
+ * The signal of unary requests when the server has no shutdown signal:
+ * never aborted. Connect listens on it for the length of each call, so it
+ * has as many listeners as calls in flight, as the server's shutdown signal
+ * does (server.ts).
+ */
 const NEVER = new AbortController().signal;
+setMaxListeners(0, NEVER);
 
 /** An authority a URL holds as it is: a host name or IPv4 or bracketed IPv6 address, and a port. */
 const PLAIN_AUTHORITY = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
