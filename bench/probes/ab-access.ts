@@ -22,9 +22,6 @@ import { execFileSync } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { SecretService } from "@coffer/api";
-import { createCofferTransport } from "@coffer/client";
-import { createClient } from "@connectrpc/connect";
 import {
   accessBody,
   CONNECT_HEADERS,
@@ -32,7 +29,12 @@ import {
   methodPath,
 } from "../support/access-requests.ts";
 import { cleanup, onCleanup } from "../support/cleanup.ts";
-import { createDatabase, createProject, serverSettings, startCoffer } from "../support/coffer.ts";
+import {
+  createAccessTarget,
+  createDatabase,
+  serverSettings,
+  startCoffer,
+} from "../support/coffer.ts";
 import { grpcFrame } from "../support/grpc-frames.ts";
 import { cpuTicksOf } from "../support/processes.ts";
 import { summarize } from "../support/stats.ts";
@@ -64,17 +66,12 @@ try {
       logFile: path.join(dir, "server.log"),
       serverRoot: root,
     });
-    const { projectId, accessToken } = await createProject(server.url, settings.adminToken, "ab");
-    const admin = createClient(
-      SecretService,
-      createCofferTransport({ url: server.url, token: settings.adminToken }),
+    const { secretId, accessToken } = await createAccessTarget(
+      server.url,
+      settings.adminToken,
+      "ab",
     );
-    const { secret } = await admin.createSecret({
-      projectId,
-      name: "ab",
-      firstVersion: { data: new Uint8Array(1024).fill(7) },
-    });
-    const request = accessBody(secret?.id ?? "");
+    const request = accessBody(secretId);
     const body = path.join(dir, "body.bin");
     await writeFile(body, grpc ? grpcFrame(request) : request);
     const headers = [

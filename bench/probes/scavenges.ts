@@ -19,9 +19,6 @@ import { execFileSync } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { SecretService } from "@coffer/api";
-import { createCofferTransport } from "@coffer/client";
-import { createClient } from "@connectrpc/connect";
 import {
   accessBody,
   CONNECT_HEADERS,
@@ -29,7 +26,12 @@ import {
   methodPath,
 } from "../support/access-requests.ts";
 import { cleanup, onCleanup } from "../support/cleanup.ts";
-import { createDatabase, createProject, serverSettings, startCoffer } from "../support/coffer.ts";
+import {
+  createAccessTarget,
+  createDatabase,
+  serverSettings,
+  startCoffer,
+} from "../support/coffer.ts";
 import { grpcFrame } from "../support/grpc-frames.ts";
 
 const rps = Number(process.env.RPS ?? 650);
@@ -49,17 +51,8 @@ const server = await startCoffer("coffer", settings, {
   logFile,
 });
 try {
-  const { projectId, accessToken } = await createProject(server.url, settings.adminToken, "gc");
-  const admin = createClient(
-    SecretService,
-    createCofferTransport({ url: server.url, token: settings.adminToken }),
-  );
-  const { secret } = await admin.createSecret({
-    projectId,
-    name: "gc",
-    firstVersion: { data: new Uint8Array(1024).fill(7) },
-  });
-  const request = accessBody(secret?.id ?? "");
+  const { secretId, accessToken } = await createAccessTarget(server.url, settings.adminToken, "gc");
+  const request = accessBody(secretId);
   const bodyFile = path.join(dir, "body.bin");
   await writeFile(bodyFile, connect ? request : grpcFrame(request));
   const headers = [

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import path from "node:path";
-import { AdminService, Role } from "@coffer/api";
+import { AdminService, Role, SecretService } from "@coffer/api";
 import { createCofferTransport } from "@coffer/client";
 import { generateToken } from "@coffer/server";
 import { createClient } from "@connectrpc/connect";
@@ -184,4 +184,23 @@ export async function createProject(
     grants: [{ projectId, role: Role.SECRET_ACCESS, pathPrefix: "/" }],
   });
   return { projectId, accessToken: value };
+}
+
+/**
+ * What the access probes read: a project with a `secret_access` token
+ * (createProject) and one secret whose first version is 1 KiB.
+ */
+export async function createAccessTarget(
+  url: string,
+  adminToken: string,
+  name: string,
+): Promise<{ secretId: string; accessToken: string }> {
+  const { projectId, accessToken } = await createProject(url, adminToken, name);
+  const admin = createClient(SecretService, createCofferTransport({ url, token: adminToken }));
+  const { secret } = await admin.createSecret({
+    projectId,
+    name,
+    firstVersion: { data: new Uint8Array(1024).fill(7) },
+  });
+  return { secretId: secret?.id as string, accessToken };
 }

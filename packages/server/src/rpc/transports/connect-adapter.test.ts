@@ -68,22 +68,27 @@ async function settled(signal: AbortSignal): Promise<unknown> {
   return signal.reason;
 }
 
-describe("connectAdapter over HTTP/2", () => {
+/** An HTTP/2 server with the adapter (see start) and a client session, for one describe block. */
+function overHttp2(withShutdown = true) {
   const server = http2.createServer();
-  const state = start(server);
-  let session: http2.ClientHttp2Session;
-
+  const state = start(server, withShutdown);
+  const client = { session: undefined as unknown as http2.ClientHttp2Session };
   beforeAll(async () => {
     const port = await listen(server);
-    session = http2.connect(`http://127.0.0.1:${port}`);
+    client.session = http2.connect(`http://127.0.0.1:${port}`);
   });
   afterAll(() => {
-    session.close();
+    client.session.destroy();
     server.close();
   });
+  return { state, client };
+}
+
+describe("connectAdapter over HTTP/2", () => {
+  const { state, client } = overHttp2();
 
   function request(path: string, body: string, headers: http2.OutgoingHttpHeaders = {}) {
-    const stream = session.request({ ":method": "POST", ":path": path, ...headers });
+    const stream = client.session.request({ ":method": "POST", ":path": path, ...headers });
     stream.end(body);
     const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
       let status = 0;
@@ -169,23 +174,12 @@ describe("connectAdapter over HTTP/2", () => {
 });
 
 describe("connectAdapter at shutdown", () => {
-  const server = http2.createServer();
-  const state = start(server);
-  let session: http2.ClientHttp2Session;
-
-  beforeAll(async () => {
-    const port = await listen(server);
-    session = http2.connect(`http://127.0.0.1:${port}`);
-  });
-  afterAll(() => {
-    session.destroy();
-    server.close();
-  });
+  const { state, client } = overHttp2();
 
   it("aborts a server stream's request and a unary one with the shutdown's reason", async () => {
     const before = state.seen.length;
     for (const path of ["/bare", "/bare-unary"]) {
-      const stream = session.request({ ":method": "POST", ":path": path });
+      const stream = client.session.request({ ":method": "POST", ":path": path });
       stream.on("error", () => undefined);
       stream.end("x");
     }
@@ -198,18 +192,7 @@ describe("connectAdapter at shutdown", () => {
 });
 
 describe("connectAdapter without a shutdown signal", () => {
-  const server = http2.createServer();
-  const state = start(server, false);
-  let session: http2.ClientHttp2Session;
-
-  beforeAll(async () => {
-    const port = await listen(server);
-    session = http2.connect(`http://127.0.0.1:${port}`);
-  });
-  afterAll(() => {
-    session.destroy();
-    server.close();
-  });
+  const { state, client } = overHttp2(false);
 
   it("serves many unary calls at once on its never-aborted signal, without a listener warning", async () => {
     const warnings: Error[] = [];
@@ -218,7 +201,7 @@ describe("connectAdapter without a shutdown signal", () => {
     state.hold.on = true;
     try {
       const calls = Array.from({ length: 20 }, () => {
-        const stream = session.request({
+        const stream = client.session.request({
           ":method": "POST",
           ":path": "/coffer.secretmanager.v1.SecretService/ListTags",
           "content-type": "application/json",
