@@ -10,6 +10,7 @@ import {
 import {
   Code,
   ConnectError,
+  type ContextValues,
   createContextValues,
   createServiceImplSpec,
   type HandlerContext,
@@ -169,7 +170,7 @@ interface MethodInfo {
 
 function serveUnary(spec: UnarySpec, info: MethodInfo): grpc.handleUnaryCall<Buffer, Buffer> {
   return (call, callback) => {
-    const context = createCallContext(call, spec, info);
+    const context = new GrpcCallContext(call, spec, info);
     void (async () => {
       try {
         const request = decode(spec.method.input, call.request);
@@ -195,7 +196,7 @@ function serveServerStreaming(
   info: MethodInfo,
 ): grpc.handleServerStreamingCall<Buffer, Buffer> {
   return (call) => {
-    const context = createCallContext(call, spec, info);
+    const context = new GrpcCallContext(call, spec, info);
     void (async () => {
       try {
         const request = decode(spec.method.input, call.request);
@@ -240,65 +241,95 @@ function serveServerStreaming(
  * read it. Whoever reads it sees what an eager one would show: aborted with
  * the reason of the first of the client's cancel, the deadline, shutdown, or
  * `abort` once the call is over, even when that came before the read.
+ *
+ * A class, so that the signal's getter is one function on the prototype
+ * and the context keeps fast properties: an object literal with a getter
+ * closing over the call is a dictionary-mode object, one per call. Served
+ * through this adapter, a grpc-js echo kept promoting about 2.4 MB of every
+ * scavenge's 12 in 7 runs of 7 with the literal, in 3 of 5 with the class
+ * (bench/RESULTS.md, access reading of 2026-12-06, third session).
  */
-function createCallContext(call: Call, spec: MethodImplSpec, info: MethodInfo): CallContext {
-  const deadline = call.getDeadline();
-  const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
-  const { shutdownSignal } = info;
-  let controller: AbortController | undefined;
+class GrpcCallContext implements CallContext {
+  readonly protocolName = "grpc";
+  readonly requestMethod = "POST";
+  readonly service: DescService;
+  readonly method: MethodImplSpec["method"];
+  /**
+   * grpc-js does not expose the scheme or the :path pseudo-header; the
+   * method path is what a gRPC server receives as the request target.
+   */
+  readonly url: string;
+  readonly requestHeader: Headers;
+  readonly responseHeader = new Headers();
+  readonly responseTrailer = new Headers();
+  readonly values: ContextValues;
+  readonly #call: Call;
+  readonly #deadlineMs: number;
+  readonly #shutdownSignal: AbortSignal | undefined;
+  #controller: AbortController | undefined;
   /** Why the call ended before anyone read the signal. */
-  let ended: { reason: unknown } | undefined;
-  const end = (reason: unknown) => {
-    if (controller === undefined) ended ??= { reason };
-    else if (!controller.signal.aborted) controller.abort(reason);
-  };
-  // grpc-js emits "cancelled" when the client cancels, when the deadline
-  // passes (after it has sent DEADLINE_EXCEEDED itself), and also after any
-  // call completes; by then the context has already ended, so that last case
-  // changes nothing. It does not say which: near the deadline, count it as
-  // the deadline, since the client's own deadline timer resets the stream at
-  // about the moment the server's fires, in either order. Told now, not at
-  // the read, so that the clock is read when it happens.
-  const onCancelled = () => {
-    if (ended !== undefined || controller?.signal.aborted) return;
-    end(
-      Date.now() >= deadlineMs - deadlineSlackMs
+  #ended: { reason: unknown } | undefined;
+
+  constructor(call: Call, spec: MethodImplSpec, info: MethodInfo) {
+    const deadline = call.getDeadline();
+    this.#call = call;
+    this.#deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
+    this.#shutdownSignal = info.shutdownSignal;
+    this.service = info.service;
+    this.method = spec.method;
+    this.url = info.path;
+    this.requestHeader = toHeaders(call.metadata);
+    this.values = createContextValues().set(peerKey, peerOf(call));
+    if (call.cancelled) this.#onCancelled();
+    else call.once("cancelled", this.#onCancelled);
+  }
+
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#ended !== undefined) this.#controller.abort(this.#ended.reason);
+      else if (this.#shutdownSignal?.aborted) this.#onShutdown();
+      else this.#shutdownSignal?.addEventListener("abort", this.#onShutdown);
+    }
+    return this.#controller.signal;
+  }
+
+  timeoutMs(): number | undefined {
+    return Number.isFinite(this.#deadlineMs) ? this.#deadlineMs - Date.now() : undefined;
+  }
+
+  abort(reason: unknown): void {
+    this.#call.off("cancelled", this.#onCancelled);
+    if (this.#controller !== undefined) {
+      this.#shutdownSignal?.removeEventListener("abort", this.#onShutdown);
+    }
+    this.#end(reason);
+  }
+
+  #end(reason: unknown): void {
+    if (this.#controller === undefined) this.#ended ??= { reason };
+    else if (!this.#controller.signal.aborted) this.#controller.abort(reason);
+  }
+
+  /**
+   * grpc-js emits "cancelled" when the client cancels, when the deadline
+   * passes (after it has sent DEADLINE_EXCEEDED itself), and also after any
+   * call completes; by then the context has already ended, so that last case
+   * changes nothing. It does not say which: near the deadline, count it as
+   * the deadline, since the client's own deadline timer resets the stream at
+   * about the moment the server's fires, in either order. Told now, not at
+   * the read, so that the clock is read when it happens.
+   */
+  readonly #onCancelled = () => {
+    if (this.#ended !== undefined || this.#controller?.signal.aborted) return;
+    this.#end(
+      Date.now() >= this.#deadlineMs - deadlineSlackMs
         ? new ConnectError("the deadline was exceeded", Code.DeadlineExceeded)
         : new ConnectError("the client canceled the call", Code.Canceled),
     );
   };
-  const onShutdown = () => end(shutdownSignal?.reason);
-  const context: CallContext = {
-    service: info.service,
-    method: spec.method,
-    protocolName: "grpc",
-    requestMethod: "POST",
-    // grpc-js does not expose the scheme or the :path pseudo-header; the
-    // method path is what a gRPC server receives as the request target.
-    url: info.path,
-    get signal(): AbortSignal {
-      if (controller === undefined) {
-        controller = new AbortController();
-        if (ended !== undefined) controller.abort(ended.reason);
-        else if (shutdownSignal?.aborted) onShutdown();
-        else shutdownSignal?.addEventListener("abort", onShutdown);
-      }
-      return controller.signal;
-    },
-    timeoutMs: Number.isFinite(deadlineMs) ? () => deadlineMs - Date.now() : () => undefined,
-    requestHeader: toHeaders(call.metadata),
-    responseHeader: new Headers(),
-    responseTrailer: new Headers(),
-    values: createContextValues().set(peerKey, peerOf(call)),
-    abort(reason) {
-      call.off("cancelled", onCancelled);
-      if (controller !== undefined) shutdownSignal?.removeEventListener("abort", onShutdown);
-      end(reason);
-    },
-  };
-  if (call.cancelled) onCancelled();
-  else call.once("cancelled", onCancelled);
-  return context;
+
+  readonly #onShutdown = () => this.#end(this.#shutdownSignal?.reason);
 }
 
 function peerOf(call: Call): string | undefined {
