@@ -10,12 +10,14 @@
  * Environment: RPS (per connection, default 650: 2,600 calls/s), DURATION (seconds;
  * default 6), MODE=connect (Connect unary POSTs on the HTTP port instead of
  * gRPC), NOAUTH=1 (no token: every call refused at admission), FLAGS (more
- * node flags for the server, split on spaces). The grpc-js echo
- * (bench/baselines/grpc-js-echo.ts) run the same way with `--trace-gc-nvp`
- * is the comparison: see bench/RESULTS.md, the access reading of
- * 2026-12-06 (second session).
+ * node flags for the server, split on spaces), TARGET (default `coffer`;
+ * `grpc-js-echo` or `grpc-js-adapter-echo` measures that server of
+ * bench/baselines/ instead, over gRPC: the bare grpc-js echo, and the same
+ * echo served through Coffer's grpc-js adapter). See bench/RESULTS.md, the
+ * access readings of 2026-12-06 (second and third sessions).
  */
 import { execFileSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -33,31 +35,28 @@ import {
   startCoffer,
 } from "../support/coffer.ts";
 import { grpcFrame } from "../support/grpc-frames.ts";
+import { Child, freePort, REPO_ROOT, TSX_LOADER } from "../support/processes.ts";
 
 const rps = Number(process.env.RPS ?? 650);
 const seconds = Number(process.env.DURATION ?? 6);
-const connect = process.env.MODE === "connect";
+const target = process.env.TARGET ?? "coffer";
+const connect = process.env.MODE === "connect" && target === "coffer";
 const dir = await mkdtemp(path.join(os.tmpdir(), "coffer-scavenges-"));
 onCleanup(`remove ${dir}`, () => rm(dir, { recursive: true, force: true }));
-const settings = serverSettings(
-  await createDatabase("postgres://postgres@127.0.0.1:5432/test"),
-  path.join(dir, "data"),
-);
 const logFile = path.join(dir, "server.log");
+const nodeFlags = ["--trace-gc-nvp", ...(process.env.FLAGS ?? "").split(" ").filter(Boolean)];
 // --trace-gc-nvp stamps each line with milliseconds since the process began.
 const born = Date.now();
-const server = await startCoffer("coffer", settings, {
-  nodeFlags: ["--trace-gc-nvp", ...(process.env.FLAGS ?? "").split(" ").filter(Boolean)],
-  logFile,
-});
+const server = target === "coffer" ? await startServer() : await startEcho(target);
 try {
-  const { secretId, accessToken } = await createAccessTarget(server.url, settings.adminToken, "gc");
-  const request = accessBody(secretId);
+  const request = accessBody(server.secretId);
   const bodyFile = path.join(dir, "body.bin");
   await writeFile(bodyFile, connect ? request : grpcFrame(request));
   const headers = [
     ...(connect ? CONNECT_HEADERS : GRPC_HEADERS),
-    ...(process.env.NOAUTH ? [] : [`authorization: Bearer ${accessToken}`]),
+    ...(process.env.NOAUTH || server.accessToken === undefined
+      ? []
+      : [`authorization: Bearer ${server.accessToken}`]),
   ];
   const url = (connect ? server.url : server.grpcUrl) + methodPath("AccessSecretVersion");
   const h2load = (requests: number) =>
@@ -102,4 +101,50 @@ try {
   );
 } finally {
   await cleanup();
+}
+
+interface Target {
+  url: string;
+  grpcUrl: string;
+  secretId: string;
+  accessToken: string | undefined;
+  stop(): Promise<unknown>;
+}
+
+/** A Coffer server from its build, on a fresh Postgres database, with one secret to read. */
+async function startServer(): Promise<Target> {
+  const settings = serverSettings(
+    await createDatabase("postgres://postgres@127.0.0.1:5432/test"),
+    path.join(dir, "data"),
+  );
+  const coffer = await startCoffer("coffer", settings, { nodeFlags, logFile });
+  const { secretId, accessToken } = await createAccessTarget(coffer.url, settings.adminToken, "gc");
+  return { url: coffer.url, grpcUrl: coffer.grpcUrl, secretId, accessToken, stop: coffer.stop };
+}
+
+/** An echo of bench/baselines/ (`<name>.ts`), which reads nothing: any secret id does. */
+async function startEcho(name: string): Promise<Target> {
+  const port = await freePort();
+  const child = new Child(
+    name,
+    [
+      ...nodeFlags,
+      // grpc-js-adapter-echo takes Coffer's adapter from @coffer/server/testing, sources only.
+      "--conditions=@coffer/source",
+      "--import",
+      TSX_LOADER,
+      path.join(REPO_ROOT, "bench", "baselines", `${name}.ts`),
+    ],
+    { env: { ...process.env, BENCH_PORT: String(port) }, logFile },
+  );
+  onCleanup(`stop ${name}`, () => child.stop());
+  await child.waitForLine((l) => l.startsWith('{"port"'), 30_000);
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    url,
+    grpcUrl: url,
+    secretId: randomUUID(),
+    accessToken: undefined,
+    stop: () => child.stop(),
+  };
 }

@@ -9,6 +9,9 @@
 // For bench/test-databases.ts: what opening a test database costs, with and
 // without the templates.
 export { type Database, openDatabase } from "../db/client.ts";
+// For bench/baselines/grpc-js-adapter-echo.ts: the grpc-js echo served
+// through Coffer's grpc-js adapter, to tell the adapter's cost from grpc-js's.
+export { addService } from "../rpc/transports/grpc-js.ts";
 export {
   dropPostgresDatabase,
   postgresBackend,
