@@ -245,8 +245,8 @@ function serveServerStreaming(
  * A class, so that the signal's getter is one function on the prototype
  * and the context keeps fast properties: an object literal with a getter
  * closing over the call is a dictionary-mode object, one per call. Served
- * through this adapter, a grpc-js echo kept promoting about 2.4 MB of every
- * scavenge's 12 in 7 runs of 7 with the literal, in 3 of 7 with the class
+ * through this adapter, a grpc-js echo kept promoting about 2.5 MB of every
+ * scavenge's 12 in 12 runs of 12 with the literal, in 4 of 17 with the class
  * (bench/RESULTS.md, access reading of 2026-12-06, third session).
  */
 class GrpcCallContext implements CallContext {
