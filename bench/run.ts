@@ -109,6 +109,7 @@ import { ensureH2load, runH2loadLanes } from "./support/h2load.ts";
 import type { LoopResult, LoopSettings } from "./support/loop.ts";
 import {
   Child,
+  CLK_TCK,
   cpuTicksOf,
   freePort,
   machineTicks,
@@ -122,7 +123,6 @@ import { ms } from "./support/stats.ts";
 const BENCH_DIR = path.join(REPO_ROOT, "bench");
 const RESULTS = path.join(BENCH_DIR, "RESULTS.md");
 /** Clock ticks per second of /proc/<pid>/stat (100 on Linux). */
-const CLK_TCK = 100;
 const BENCHMARKS = ["access", "writes", "single-access"] as const;
 type BenchKey = (typeof BENCHMARKS)[number];
 

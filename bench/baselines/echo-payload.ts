@@ -5,6 +5,7 @@ import {
   AccessSecretVersionResponseSchema,
   SecretType,
 } from "@coffer/api";
+import * as grpc from "@grpc/grpc-js";
 
 /** The payload size every access benchmark serves. */
 export const PAYLOAD_BYTES = 1024;
@@ -45,5 +46,17 @@ export function echoJson(secretId: string, revision: number): Buffer {
       data_crc32: 0x1234_5678,
       type: "opaque",
     }),
+  );
+}
+
+/** Listens on 127.0.0.1:`BENCH_PORT` in cleartext, then announces the port. */
+export function listenGrpc(server: grpc.Server): void {
+  server.bindAsync(
+    `127.0.0.1:${process.env.BENCH_PORT ?? 0}`,
+    grpc.ServerCredentials.createInsecure(),
+    (err, port) => {
+      if (err !== null) throw err;
+      announce(port, () => server.forceShutdown());
+    },
   );
 }

@@ -15,7 +15,7 @@
 import { SecretService } from "@coffer/api";
 import { addService } from "@coffer/server/testing";
 import * as grpc from "@grpc/grpc-js";
-import { announce, echoResponse } from "./echo-payload.ts";
+import { echoResponse, listenGrpc } from "./echo-payload.ts";
 
 const delayMs = Number(process.env.DELAY_MS ?? 0);
 const server = new grpc.Server();
@@ -25,11 +25,4 @@ addService(server, SecretService, {
     return echoResponse(request);
   },
 });
-server.bindAsync(
-  `127.0.0.1:${process.env.BENCH_PORT ?? 0}`,
-  grpc.ServerCredentials.createInsecure(),
-  (err, port) => {
-    if (err !== null) throw err;
-    announce(port, () => server.forceShutdown());
-  },
-);
+listenGrpc(server);

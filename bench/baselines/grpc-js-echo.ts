@@ -15,7 +15,7 @@ import {
   SecretService,
 } from "@coffer/api";
 import * as grpc from "@grpc/grpc-js";
-import { announce, echoResponse } from "./echo-payload.ts";
+import { echoResponse, listenGrpc } from "./echo-payload.ts";
 
 const server = new grpc.Server();
 const definition: grpc.ServiceDefinition = {
@@ -37,11 +37,4 @@ server.addService(definition, {
     callback: grpc.sendUnaryData<AccessSecretVersionResponse>,
   ) => callback(null, echoResponse(call.request)),
 });
-server.bindAsync(
-  `127.0.0.1:${process.env.BENCH_PORT ?? 0}`,
-  grpc.ServerCredentials.createInsecure(),
-  (err, port) => {
-    if (err !== null) throw err;
-    announce(port, () => server.forceShutdown());
-  },
-);
+listenGrpc(server);

@@ -11,23 +11,18 @@
  * Each root is a checkout, installed and built (`npm ci`, `npx turbo run
  * build`), started from its build as `npm start` does. Environment: MODE=grpc
  * (the gRPC port; default Connect unary POSTs on the HTTP port), ROUNDS
- * (default 6), SECONDS per run (default 4), WARM seconds of warm-up per
- * server (default 8).
+ * (default 6), SECONDS per run (default 4; each run is that many seconds
+ * of calls at the rate the warm-up found), WARM seconds of warm-up per
+ * server (default 8). Every call must be answered 2xx.
  *
  * For a change of a few percent on this 2-core machine, whose single runs
  * vary by ±10 %: `npm run bench` measures against baselines, this answers
  * "did the change help" between two commits. Not run by CI.
  */
-import { execFileSync } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import {
-  accessBody,
-  CONNECT_HEADERS,
-  GRPC_HEADERS,
-  methodPath,
-} from "../support/access-requests.ts";
+import { accessLoad } from "../support/access-requests.ts";
 import { cleanup, onCleanup } from "../support/cleanup.ts";
 import {
   createAccessTarget,
@@ -35,11 +30,11 @@ import {
   serverSettings,
   startCoffer,
 } from "../support/coffer.ts";
-import { grpcFrame } from "../support/grpc-frames.ts";
-import { cpuTicksOf } from "../support/processes.ts";
+import { type H2loadOptions, runH2loadLanes } from "../support/h2load.ts";
+import { CLK_TCK, cpuTicksOf } from "../support/processes.ts";
 import { summarize } from "../support/stats.ts";
 
-const grpc = process.env.MODE === "grpc";
+const connect = process.env.MODE !== "grpc";
 const roots = (process.env.ROOTS ?? "").split(",").filter(Boolean);
 const rounds = Number(process.env.ROUNDS ?? 6);
 const seconds = Number(process.env.SECONDS ?? 4);
@@ -49,8 +44,23 @@ if (roots.length < 2) throw new Error("ROOTS: give two checkouts, comma-separate
 interface Target {
   root: string;
   pid: number;
-  args: string[];
+  load: Omit<H2loadOptions, "requests" | "timeoutMs">;
+  /** Calls per second, as the warm-up found: sizes each run to about `seconds`. */
+  rate: number;
   runs: { rate: number; cpuUs: number }[];
+}
+
+/**
+ * One h2load run of `requests` calls; measured ones must all be answered
+ * 2xx. (Warm-up calls need not: before a server has verified the token, its
+ * per-address limit answers some of a cold burst 429, COFFER_PEER_RATE_LIMIT_RPS.)
+ */
+async function drive(t: Target, requests: number, measured = true) {
+  const r = await runH2loadLanes([{ ...t.load, requests, timeoutMs: 120_000 }]);
+  if (measured && r.status2xx !== requests) {
+    throw new Error(`${t.root}: ${requests - r.status2xx} of ${requests} calls not answered 2xx`);
+  }
+  return r;
 }
 
 try {
@@ -71,38 +81,32 @@ try {
       settings.adminToken,
       "ab",
     );
-    const request = accessBody(secretId);
-    const body = path.join(dir, "body.bin");
-    await writeFile(body, grpc ? grpcFrame(request) : request);
-    const headers = [
-      ...(grpc ? GRPC_HEADERS : CONNECT_HEADERS),
-      `authorization: Bearer ${accessToken}`,
-    ];
     targets.push({
       root,
       pid: server.child.pid,
-      args: [
-        ...["-c", "4", "-m", "16", "-d", body],
-        ...headers.flatMap((h) => ["-H", h]),
-        (grpc ? server.grpcUrl : server.url) + methodPath("AccessSecretVersion"),
-      ],
+      load: {
+        ...(await accessLoad(dir, server, { connect, secretId, token: accessToken })),
+        clients: 4,
+        streams: 16,
+        logFile: path.join(dir, "h2load.log"),
+      },
+      rate: 0,
       runs: [],
     });
   }
-  const h2load = (t: Target, secs: number) =>
-    execFileSync("h2load", ["-D", String(secs), ...t.args], { encoding: "utf8" });
-  for (const t of targets) h2load(t, warm);
+  for (const t of targets) {
+    // Warm-up: a first guess of 1,000 calls/s, then at the rate found.
+    t.rate = (await drive(t, 1_000, false)).rps;
+    t.rate = (await drive(t, Math.ceil(t.rate * warm), false)).rps;
+  }
   for (let r = 0; r < rounds; r++) {
     for (const t of r % 2 === 0 ? targets : [...targets].reverse()) {
+      const requests = Math.ceil(t.rate * seconds);
       const before = cpuTicksOf(t.pid);
-      const out = h2load(t, seconds);
-      const ticks = cpuTicksOf(t.pid) - before;
-      const calls = Number(out.match(/(\d+) succeeded/)?.[1]);
-      const rate = Number(out.match(/finished in [\d.]+s, ([\d.]+) req\/s/)?.[1]);
-      // A clock tick is 10 ms.
-      const cpuUs = (ticks * 10_000) / calls;
-      t.runs.push({ rate, cpuUs });
-      console.log(`${t.root}: ${rate.toFixed(0)} calls/s, ${cpuUs.toFixed(0)} µs CPU/call`);
+      const result = await drive(t, requests);
+      const cpuUs = ((cpuTicksOf(t.pid) - before) * (1e6 / CLK_TCK)) / requests;
+      t.runs.push({ rate: result.rps, cpuUs });
+      console.log(`${t.root}: ${result.rps.toFixed(0)} calls/s, ${cpuUs.toFixed(0)} µs CPU/call`);
     }
   }
   for (const t of targets) {

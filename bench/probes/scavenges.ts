@@ -16,17 +16,11 @@
  * echo served through Coffer's grpc-js adapter). See bench/RESULTS.md, the
  * access readings of 2026-12-06 (second and third sessions).
  */
-import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import {
-  accessBody,
-  CONNECT_HEADERS,
-  GRPC_HEADERS,
-  methodPath,
-} from "../support/access-requests.ts";
+import { accessLoad } from "../support/access-requests.ts";
 import { cleanup, onCleanup } from "../support/cleanup.ts";
 import {
   createAccessTarget,
@@ -34,7 +28,7 @@ import {
   serverSettings,
   startCoffer,
 } from "../support/coffer.ts";
-import { grpcFrame } from "../support/grpc-frames.ts";
+import { runH2loadLanes } from "../support/h2load.ts";
 import { Child, freePort, REPO_ROOT, TSX_LOADER } from "../support/processes.ts";
 
 const rps = Number(process.env.RPS ?? 650);
@@ -49,29 +43,21 @@ const nodeFlags = ["--trace-gc-nvp", ...(process.env.FLAGS ?? "").split(" ").fil
 const born = Date.now();
 const server = target === "coffer" ? await startServer() : await startEcho(target);
 try {
-  const request = accessBody(server.secretId);
-  const bodyFile = path.join(dir, "body.bin");
-  await writeFile(bodyFile, connect ? request : grpcFrame(request));
-  const headers = [
-    ...(connect ? CONNECT_HEADERS : GRPC_HEADERS),
-    ...(process.env.NOAUTH || server.accessToken === undefined
-      ? []
-      : [`authorization: Bearer ${server.accessToken}`]),
-  ];
-  const url = (connect ? server.url : server.grpcUrl) + methodPath("AccessSecretVersion");
-  const h2load = (requests: number) =>
-    execFileSync(
-      "h2load",
-      [
-        ...["-c", "4", "-m", "16", "-n", String(requests), "--rps", String(rps), "-d", bodyFile],
-        ...headers.flatMap((h) => ["-H", h]),
-        url,
-      ],
-      { encoding: "utf8" },
-    );
-  h2load(rps * 4 * 2); // warm-up
+  const load = {
+    ...(await accessLoad(dir, server, {
+      connect,
+      secretId: server.secretId,
+      token: process.env.NOAUTH ? undefined : server.accessToken,
+    })),
+    clients: 4,
+    streams: 16,
+    rps,
+    logFile: path.join(dir, "h2load.log"),
+    timeoutMs: (seconds + 60) * 1000,
+  };
+  await runH2loadLanes([{ ...load, requests: rps * 4 * 2 }]); // warm-up
   const from = Date.now() - born;
-  const out = h2load(rps * 4 * seconds);
+  const out = await runH2loadLanes([{ ...load, requests: rps * 4 * seconds }]);
   const to = Date.now() - born;
   // Its log is whole once it has exited.
   await server.stop();
@@ -95,7 +81,7 @@ try {
     return values[Math.floor(values.length / 2)] ?? Number.NaN;
   };
   const mb = (key: string) => (median(key) / 1e6).toFixed(2);
-  console.log(out.match(/finished in .*/)?.[0], "|", out.match(/status codes: .*/)?.[0]);
+  console.log(`${out.rps.toFixed(0)} calls/s; HTTP 2xx ${out.status2xx}, other ${out.statusOther}`);
   console.log(
     `${scavenges.length} scavenges, medians: every ${median("mutator")} ms, pause ${median("pause")} ms, allocated ${mb("allocated")} MB, survived ${mb("new_space_survived")} MB, promoted ${mb("promoted")} MB; mark-compacts: ${lines.filter((l) => / gc=(mc|ms) /.test(l)).length}`,
   );

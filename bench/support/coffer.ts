@@ -5,6 +5,7 @@ import { createCofferTransport } from "@coffer/client";
 import { generateToken } from "@coffer/server";
 import { createClient } from "@connectrpc/connect";
 import postgres from "postgres";
+import { ECHO_DATA } from "../baselines/echo-payload.ts";
 import { onCleanup } from "./cleanup.ts";
 import { Child, freePort, REPO_ROOT, sleep, TSX_LOADER } from "./processes.ts";
 
@@ -188,7 +189,8 @@ export async function createProject(
 
 /**
  * What the access probes read: a project with a `secret_access` token
- * (createProject) and one secret whose first version is 1 KiB.
+ * (createProject) and one secret whose first version is the 1 KiB the
+ * benchmarks serve.
  */
 export async function createAccessTarget(
   url: string,
@@ -200,7 +202,7 @@ export async function createAccessTarget(
   const { secret } = await admin.createSecret({
     projectId,
     name,
-    firstVersion: { data: new Uint8Array(1024).fill(7) },
+    firstVersion: { data: ECHO_DATA },
   });
   return { secretId: secret?.id as string, accessToken };
 }

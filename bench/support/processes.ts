@@ -158,6 +158,9 @@ export function rssOf(pid: number): number {
 }
 
 /** CPU time (user + system) of a process so far, in clock ticks; 0 once it is gone. */
+/** Clock ticks per second of /proc/<pid>/stat's utime and stime. */
+export const CLK_TCK = 100;
+
 export function cpuTicksOf(pid: number): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
