@@ -105,7 +105,7 @@ import {
 import { type ProfileSummary, profilesIn, summarizeProfile } from "./support/cpu-profile.ts";
 import { grpcFrame } from "./support/grpc-frames.ts";
 import { h2cGet } from "./support/h2c-get.ts";
-import { ensureH2load, runH2loadLanes } from "./support/h2load.ts";
+import { ensureH2load, type H2loadResult, runH2loadLanes } from "./support/h2load.ts";
 import type { LoopResult, LoopSettings } from "./support/loop.ts";
 import {
   Child,
@@ -393,6 +393,15 @@ interface H2Target {
   pg: boolean;
   /** Requests of the first warm-up (later ones are a second of the last rate). */
   warmup: number;
+  /**
+   * After the first round's fixed warm-up, this many more seconds at the
+   * rate it reached, before the first measured run: a process just started
+   * runs its first few thousand calls cold (unoptimized code, a young
+   * generation still growing), and a fixed count at saturation measured a
+   * cold first run (Coffer's gRPC access 317 µs of CPU per call in it, 175
+   * in the next two; 2026-12-06, fourth session). Absent: none.
+   */
+  settleSeconds?: number;
   /** Checks after the measured requests that all `sent` (warm-up included) succeeded. */
   count?: () => Promise<number>;
   /**
@@ -450,7 +459,21 @@ function h2Measurement(dir: string, t: H2Target, problems: string[]): () => Prom
             ? Math.max(inFlight, Math.round(lastRate))
             : t.warmup) / lanes.length,
       );
-    const w = await run(warmup, "-warmup", 120_000);
+    const runs: [string, H2loadResult, number][] = [];
+    let w = await run(warmup, "-warmup", 120_000);
+    runs.push(["warm-up", w, warmup]);
+    let settle = 0;
+    if (rate === undefined && lastRate === 0 && t.settleSeconds !== undefined) {
+      // In two halves, each sized by the rate the last run reached: the
+      // fixed count's rate, being cold, is too low a guess for the whole.
+      for (const half of [1, 2]) {
+        const n =
+          lanes.length * Math.ceil(Math.round((w.rps * t.settleSeconds) / 2) / lanes.length);
+        w = await run(n, `-settle${half}`, t.settleSeconds * 10_000 + 60_000);
+        runs.push([`settling warm-up ${half}`, w, n]);
+        settle += n;
+      }
+    }
     const requests =
       lanes.length *
       Math.ceil(
@@ -473,11 +496,8 @@ function h2Measurement(dir: string, t: H2Target, problems: string[]): () => Prom
     };
     const batches = batchDelta(metricsBefore, await scrapeBatchMetrics(t.metricsUrl));
     lastRate = h.rps;
-    const sent = warmup + requests;
-    for (const [what, r, n] of [
-      ["warm-up", w, warmup],
-      ["measured", h, requests],
-    ] as const) {
+    const sent = warmup + settle + requests;
+    for (const [what, r, n] of [...runs, ["measured", h, requests] as const]) {
       if (r.done !== n || r.status2xx !== n || r.logNon2xx !== 0) {
         problems.push(
           `${t.name} run ${round} ${what}: h2load ${r.done}/${n} done, ${r.status2xx} HTTP 2xx, ${r.errored} errored, ${r.timeout} timed out`,
@@ -982,6 +1002,7 @@ async function main(): Promise<void> {
       pg,
       ...ACCESS,
       warmup: 1000,
+      settleSeconds: SECONDS,
       ...(count !== undefined && { count }),
       ...more,
     });
@@ -1521,7 +1542,7 @@ async function main(): Promise<void> {
       "",
       how,
       "",
-      "Latency is h2load's per request (its `--log-file`: time to the end of the response; its summary has no percentiles), or the loop's own timing. CPU µs per call: the process under test's utime + stime (/proc/<pid>/stat) over the measured requests, divided by them; Postgres: every postgres process on the machine (other databases included), so only an upper bound. Each measurement has a warm-up (the first run: a fixed count; later runs: one second at the last rate) that is not counted.",
+      "Latency is h2load's per request (its `--log-file`: time to the end of the response; its summary has no percentiles), or the loop's own timing. CPU µs per call: the process under test's utime + stime (/proc/<pid>/stat) over the measured requests, divided by them; Postgres: every postgres process on the machine (other databases included), so only an upper bound. Each measurement has a warm-up that is not counted: in later runs one second at the last rate; in the first, a fixed count, then (the access measurements, since 2026-12-06) as many seconds as a measured run at the rate that count reached.",
       "",
       ...table(ms_),
       "",

@@ -13,7 +13,9 @@
  * (the gRPC port; default Connect unary POSTs on the HTTP port), ROUNDS
  * (default 6), SECONDS per run (default 4; each run is that many seconds
  * of calls at the rate the warm-up found), WARM seconds of warm-up per
- * server (default 8). Every call must be answered 2xx.
+ * server (default 8), FLAGS_0 and FLAGS_1 (node flags for the first and
+ * second root's server, split on spaces; the same root twice with
+ * different flags compares the flags). Every call must be answered 2xx.
  *
  * For a change of a few percent on this 2-core machine, whose single runs
  * vary by ±10 %: `npm run bench` measures against baselines, this answers
@@ -31,7 +33,7 @@ import {
   startCoffer,
 } from "../support/coffer.ts";
 import { type H2loadOptions, runH2loadLanes } from "../support/h2load.ts";
-import { CLK_TCK, cpuTicksOf } from "../support/processes.ts";
+import { CLK_TCK, cpuTicksOf, postgresTicks } from "../support/processes.ts";
 import { summarize } from "../support/stats.ts";
 
 const connect = process.env.MODE !== "grpc";
@@ -75,6 +77,7 @@ try {
     const server = await startCoffer(`ab-${i}`, settings, {
       logFile: path.join(dir, "server.log"),
       serverRoot: root,
+      nodeFlags: (process.env[`FLAGS_${i}`] ?? "").split(" ").filter(Boolean),
     });
     const { secretId, accessToken } = await createAccessTarget(
       server.url,
@@ -103,10 +106,15 @@ try {
     for (const t of r % 2 === 0 ? targets : [...targets].reverse()) {
       const requests = Math.ceil(t.rate * seconds);
       const before = cpuTicksOf(t.pid);
+      const pgBefore = postgresTicks();
       const result = await drive(t, requests);
-      const cpuUs = ((cpuTicksOf(t.pid) - before) * (1e6 / CLK_TCK)) / requests;
+      const perCall = (ticks: number) => (ticks * (1e6 / CLK_TCK)) / requests;
+      const cpuUs = perCall(cpuTicksOf(t.pid) - before);
+      const pgUs = perCall(postgresTicks() - pgBefore);
       t.runs.push({ rate: result.rps, cpuUs });
-      console.log(`${t.root}: ${result.rps.toFixed(0)} calls/s, ${cpuUs.toFixed(0)} µs CPU/call`);
+      console.log(
+        `${t.root}: ${result.rps.toFixed(0)} calls/s, ${cpuUs.toFixed(0)} µs CPU/call (+ Postgres ${pgUs.toFixed(0)})`,
+      );
     }
   }
   for (const t of targets) {
