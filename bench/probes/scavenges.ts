@@ -11,10 +11,15 @@
  * default 6), MODE=connect (Connect unary POSTs on the HTTP port instead of
  * gRPC), NOAUTH=1 (no token: every call refused at admission), FLAGS (more
  * node flags for the server, split on spaces), TARGET (default `coffer`;
- * `grpc-js-echo` or `grpc-js-adapter-echo` measures that server of
- * bench/baselines/ instead, over gRPC: the bare grpc-js echo, and the same
- * echo served through Coffer's grpc-js adapter). See bench/RESULTS.md, the
- * access readings of 2026-12-06 (second and third sessions).
+ * `grpc-js-echo`, `grpc-js-adapter-echo` or `http2-echo` measures that
+ * server of bench/baselines/ instead, over gRPC: the bare grpc-js echo, the
+ * same echo served through Coffer's grpc-js adapter, and a bare node:http2
+ * handler), FULL_GC_AT (milliseconds after the server starts: it then runs
+ * one full garbage collection, `gc()`; for the state a full collection
+ * leaves the young generation in). Also prints what each scavenge of the
+ * window promoted, in order, with `|MC|` for each mark-compact. See
+ * bench/RESULTS.md, the access readings of 2026-12-06 (second to fourth
+ * sessions).
  */
 import { randomUUID } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -29,7 +34,14 @@ import {
   startCoffer,
 } from "../support/coffer.ts";
 import { runH2loadLanes } from "../support/h2load.ts";
-import { Child, freePort, REPO_ROOT, TSX_LOADER } from "../support/processes.ts";
+import {
+  Child,
+  CLK_TCK,
+  cpuTicksOf,
+  freePort,
+  REPO_ROOT,
+  TSX_LOADER,
+} from "../support/processes.ts";
 
 const rps = Number(process.env.RPS ?? 650);
 const seconds = Number(process.env.DURATION ?? 6);
@@ -38,7 +50,18 @@ const connect = process.env.MODE === "connect" && target === "coffer";
 const dir = await mkdtemp(path.join(os.tmpdir(), "coffer-scavenges-"));
 onCleanup(`remove ${dir}`, () => rm(dir, { recursive: true, force: true }));
 const logFile = path.join(dir, "server.log");
-const nodeFlags = ["--trace-gc-nvp", ...(process.env.FLAGS ?? "").split(" ").filter(Boolean)];
+const fullGcAt = process.env.FULL_GC_AT;
+const nodeFlags = [
+  "--trace-gc-nvp",
+  ...(fullGcAt === undefined
+    ? []
+    : [
+        "--expose-gc",
+        "--import",
+        `data:text/javascript,setTimeout(() => globalThis.gc(), ${Number(fullGcAt)}).unref();`,
+      ]),
+  ...(process.env.FLAGS ?? "").split(" ").filter(Boolean),
+];
 // --trace-gc-nvp stamps each line with milliseconds since the process began.
 const born = Date.now();
 const server = target === "coffer" ? await startServer() : await startEcho(target);
@@ -57,7 +80,9 @@ try {
   };
   await runH2loadLanes([{ ...load, requests: rps * 4 * 2 }]); // warm-up
   const from = Date.now() - born;
+  const ticks = cpuTicksOf(server.pid);
   const out = await runH2loadLanes([{ ...load, requests: rps * 4 * seconds }]);
+  const cpuUs = ((cpuTicksOf(server.pid) - ticks) * (1e6 / CLK_TCK)) / (rps * 4 * seconds);
   const to = Date.now() - born;
   // Its log is whole once it has exited.
   await server.stop();
@@ -65,7 +90,8 @@ try {
     const ms = Number(line.match(/\s(\d+) ms: /)?.[1]);
     return ms >= from && ms <= to;
   });
-  const scavenges = lines
+  const collections = lines.filter((l) => / gc=(s|mc|ms) /.test(l));
+  const scavenges = collections
     .filter((l) => l.includes(" gc=s "))
     .map(
       (l) =>
@@ -81,7 +107,17 @@ try {
     return values[Math.floor(values.length / 2)] ?? Number.NaN;
   };
   const mb = (key: string) => (median(key) / 1e6).toFixed(2);
-  console.log(`${out.rps.toFixed(0)} calls/s; HTTP 2xx ${out.status2xx}, other ${out.statusOther}`);
+  console.log(
+    `${out.rps.toFixed(0)} calls/s, ${cpuUs.toFixed(0)} µs of server CPU per call; HTTP 2xx ${out.status2xx}, other ${out.statusOther}`,
+  );
+  console.log(
+    `promoted per scavenge, MB, in order: ${collections
+      .map((l) => {
+        const promoted = l.match(/ promoted=(\d+)/)?.[1];
+        return l.includes(" gc=s ") ? (Number(promoted) / 1e6).toFixed(2) : "|MC|";
+      })
+      .join(" ")}`,
+  );
   console.log(
     `${scavenges.length} scavenges, medians: every ${median("mutator")} ms, pause ${median("pause")} ms, allocated ${mb("allocated")} MB, survived ${mb("new_space_survived")} MB, promoted ${mb("promoted")} MB; mark-compacts: ${lines.filter((l) => / gc=(mc|ms) /.test(l)).length}`,
   );
@@ -94,6 +130,7 @@ interface Target {
   grpcUrl: string;
   secretId: string;
   accessToken: string | undefined;
+  pid: number;
   stop(): Promise<unknown>;
 }
 
@@ -105,7 +142,14 @@ async function startServer(): Promise<Target> {
   );
   const coffer = await startCoffer("coffer", settings, { nodeFlags, logFile });
   const { secretId, accessToken } = await createAccessTarget(coffer.url, settings.adminToken, "gc");
-  return { url: coffer.url, grpcUrl: coffer.grpcUrl, secretId, accessToken, stop: coffer.stop };
+  return {
+    url: coffer.url,
+    grpcUrl: coffer.grpcUrl,
+    secretId,
+    accessToken,
+    pid: coffer.child.pid,
+    stop: coffer.stop,
+  };
 }
 
 /** An echo of bench/baselines/ (`<name>.ts`), which reads nothing: any secret id does. */
@@ -131,6 +175,7 @@ async function startEcho(name: string): Promise<Target> {
     grpcUrl: url,
     secretId: randomUUID(),
     accessToken: undefined,
+    pid: child.pid,
     stop: () => child.stop(),
   };
 }

@@ -16,6 +16,7 @@ import {
   sniffProtocol,
 } from "./limits.ts";
 import { peerFromNodeRequest, peerKey } from "./peer.ts";
+import { noteSessionStream } from "./stream-tables.ts";
 import type { ServerTls } from "./tls.ts";
 import { refuseUndecodable } from "./undecodable.ts";
 
@@ -271,6 +272,7 @@ function trackSessions(
     closeIdleSessions(session, limits.idleTimeoutMs, () =>
       listener.guardOf(session.socket?.remoteAddress, session.socket?.remotePort)?.started(),
     );
+    session.on("stream", () => noteSessionStream(session));
     session.once("close", () => sessions.delete(session));
   });
   return sessions;

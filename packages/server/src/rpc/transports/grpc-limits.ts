@@ -8,6 +8,7 @@ import {
   listenGuarded,
   type RequestBudget,
 } from "./limits.ts";
+import { noteSessionStream } from "./stream-tables.ts";
 
 /**
  * HTTP/2 session memory of each gRPC connection, in MB, as node counts it
@@ -74,6 +75,7 @@ export class GrpcLimits {
     this.#listener?.guardOf(connection.remoteAddress, connection.remotePort)?.started();
     const { budget, limits } = this;
     const stream = streamOf(call);
+    if (stream !== undefined) noteSessionStream(stream.session);
     let timer: NodeJS.Timeout | undefined;
     let over = false;
     const end = () => {

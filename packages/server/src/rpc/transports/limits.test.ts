@@ -8,6 +8,7 @@ import { createTestToken, startTestServer } from "../../testing/backends.ts";
 import { createTestCertificates, type TestCertificates } from "../../testing/certs.ts";
 import { secretClient } from "../../testing/clients.ts";
 import { type BudgetHolder, HTTP2_PREFACE, RequestBudget, sniffProtocol } from "./limits.ts";
+import { RENEW_EVERY } from "./stream-tables.ts";
 
 describe("RequestBudget", () => {
   const holder = (evicted: string[], name: string): BudgetHolder & { name: string } => ({
@@ -51,6 +52,30 @@ describe("RequestBudget", () => {
     expect(budget.charge(huge, 51)).toBe(false);
     expect(evicted).toEqual(["bigger"]);
     expect(budget.used).toBe(50);
+  });
+
+  it("keeps its holders and their bytes across the renewals of its table (every RENEW_EVERY releases)", () => {
+    const budget = new RequestBudget(500);
+    const evicted: string[] = [];
+    // Two stalled bodies held through several renewals, while calls come and go.
+    const stalledSmall = holder(evicted, "stalled-small");
+    const stalledBig = holder(evicted, "stalled-big");
+    expect(budget.charge(stalledSmall, 100)).toBe(true);
+    expect(budget.charge(stalledBig, 300)).toBe(true);
+    for (let i = 0; i < 3 * RENEW_EVERY + 1; i++) {
+      const call = holder(evicted, `call-${i}`);
+      expect(budget.charge(call, 10)).toBe(true);
+      budget.received(call);
+      budget.release(call);
+    }
+    expect(budget.used).toBe(400);
+    // The renewed table still knows both, their bytes and that they are
+    // receiving: room for 150 more evicts the bigger one.
+    expect(budget.charge(holder(evicted, "asker"), 150)).toBe(true);
+    expect(evicted).toEqual(["stalled-big"]);
+    expect(budget.used).toBe(250);
+    budget.release(stalledSmall);
+    expect(budget.used).toBe(150);
   });
 });
 

@@ -1,5 +1,6 @@
 import net, { type AddressInfo } from "node:net";
 import type { ConnectionLimits } from "../../config.ts";
+import { freshMap, RENEW_EVERY } from "./stream-tables.ts";
 import type { ServerTls } from "./tls.ts";
 
 export type { ConnectionLimits };
@@ -51,7 +52,9 @@ export interface BudgetHolder {
  */
 export class RequestBudget {
   #used = 0;
-  readonly #held = new Map<BudgetHolder, { bytes: number; receiving: boolean }>();
+  /** Renewed every RENEW_EVERY releases: it gains and loses an entry per call (stream-tables.ts). */
+  #held = new Map<BudgetHolder, { bytes: number; receiving: boolean }>();
+  #released = 0;
 
   constructor(readonly capacity: number) {}
 
@@ -103,6 +106,7 @@ export class RequestBudget {
     if (entry === undefined) return;
     this.#held.delete(holder);
     this.#used -= entry.bytes;
+    if (++this.#released % RENEW_EVERY === 0) this.#held = freshMap(this.#held);
   }
 }
 
