@@ -671,6 +671,27 @@ async function singleAccessRun(
   };
 }
 
+/**
+ * Has Postgres write out what earlier measurements left dirty, before the
+ * next one starts: each `writes` run leaves tens of thousands of rows' pages
+ * dirty, and the checkpointer writing them during the access runs that
+ * followed made Postgres's CPU per access call rise run by run (57, 125 and
+ * 226 µs in the three runs at `a9639f0`; 77, 66 and 68 in a run of the access
+ * measurements alone).
+ */
+function checkpoint(databaseUrl: string): void {
+  try {
+    execFileSync("psql", [databaseUrl, "-Atqc", "CHECKPOINT"], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+  } catch (e) {
+    const stderr = String((e as { stderr?: unknown }).stderr ?? "").trim();
+    throw new Error(
+      `CHECKPOINT on ${databaseUrl} failed (${stderr || e}): the bench's role must be a superuser or have pg_checkpoint`,
+    );
+  }
+}
+
 // ---------------------------------------------------------------- report
 
 function sh(cmd: string, argv: string[], cwd = REPO_ROOT): string {
@@ -1460,6 +1481,7 @@ async function main(): Promise<void> {
   for (let run = 1; run <= RUNS; run++) {
     for (const m of measurements) {
       log(`[${m.bench}] run ${run}/${RUNS} ${m.key}...`);
+      checkpoint(args["database-url"]);
       const s = await m.run();
       m.samples.push(s);
       log(
@@ -1542,7 +1564,7 @@ async function main(): Promise<void> {
       "",
       how,
       "",
-      "Latency is h2load's per request (its `--log-file`: time to the end of the response; its summary has no percentiles), or the loop's own timing. CPU µs per call: the process under test's utime + stime (/proc/<pid>/stat) over the measured requests, divided by them; Postgres: every postgres process on the machine (other databases included), so only an upper bound. Each measurement has a warm-up that is not counted: in later runs one second at the last rate; in the first, a fixed count, then (the access measurements, since 2026-12-06) as many seconds as a measured run at the rate that count reached.",
+      "Latency is h2load's per request (its `--log-file`: time to the end of the response; its summary has no percentiles), or the loop's own timing. CPU µs per call: the process under test's utime + stime (/proc/<pid>/stat) over the measured requests, divided by them; Postgres: every postgres process on the machine (other databases included), so only an upper bound. Each measurement has a warm-up that is not counted: in later runs one second at the last rate; in the first, a fixed count, then (the access measurements, since 2026-12-06) as many seconds as a measured run at the rate that count reached. Before each measurement Postgres runs a CHECKPOINT (since 2026-12-06), so that no measurement pays for flushing what an earlier one wrote.",
       "",
       ...table(ms_),
       "",

@@ -46,7 +46,8 @@ import {
 const rps = Number(process.env.RPS ?? 650);
 const seconds = Number(process.env.DURATION ?? 6);
 const target = process.env.TARGET ?? "coffer";
-const connect = process.env.MODE === "connect" && target === "coffer";
+const connect =
+  process.env.MODE === "connect" && (target === "coffer" || target === "connect-echo");
 const dir = await mkdtemp(path.join(os.tmpdir(), "coffer-scavenges-"));
 onCleanup(`remove ${dir}`, () => rm(dir, { recursive: true, force: true }));
 const logFile = path.join(dir, "server.log");

@@ -12,6 +12,8 @@ export { type Database, openDatabase } from "../db/client.ts";
 // For bench/baselines/grpc-js-adapter-echo.ts: the grpc-js echo served
 // through Coffer's grpc-js adapter, to tell the adapter's cost from grpc-js's.
 export { addService } from "../rpc/transports/grpc-js.ts";
+// For bench/probes/retention.ts: the renewal the server gives its churned Maps.
+export { freshMap } from "../rpc/transports/stream-tables.ts";
 export {
   dropPostgresDatabase,
   postgresBackend,
