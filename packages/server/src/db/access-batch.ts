@@ -35,7 +35,22 @@ const secretColumns = sql`c.i, x.id, x.project_id, x.path, x.name, x.type,
  * in one fixed order (versions by secret and revision, then their secrets by
  * id), taken in full before any row is changed (the aggregates over `lk` and
  * `sl` must read every lock first): batches that lock in arrival order
- * deadlock each other. The consuming UPDATE re-checks `consumed_at is null`
+ * deadlock each other.
+ *
+ * Plans. A connection runs this prepared statement with the generic plan it
+ * makes after five runs, for the table sizes of that moment (small tables
+ * favour sequential scans), until the next ANALYZE, which may never come:
+ * the shape must not let a scan of a whole table into the common path.
+ * Postgres's CPU per access call grew with the versions in the database
+ * (60, 117 and 309 µs over three bench runs that each added ~30,000) while
+ * the consuming UPDATE scanned the versions for single-access candidates on
+ * every batch. So the single-access steps (`lk`, `consumed`, `sl`) are gated
+ * on having something to do (`exists`: a one-time filter, checked before
+ * any scan), and secrets are found by id one caller at a time (the lateral
+ * `offset 0` keeps Postgres from turning it into a hash join over every
+ * secret), as versions are in `v`.
+ *
+ * The consuming UPDATE re-checks `consumed_at is null`
  * and servability on the row it changes (Postgres re-evaluates the WHERE
  * clause on the newest row version after a concurrent commit), so of any
  * number of concurrent consumers, in any number of batches on any number of
@@ -61,7 +76,9 @@ g as (
     as g(i, project, prefix)
 ),
 s as (
-  select ${secretColumns} from c join secrets x on x.id = c.secret_id and x.region = c.region
+  select ${secretColumns} from c cross join lateral (
+    select * from secrets x where x.id = c.secret_id and x.region = c.region offset 0
+  ) x
   union all
   select ${secretColumns} from c join secrets x
     on c.secret_id is null and x.project_id = c.project_id and x.region = c.region
@@ -88,7 +105,8 @@ want as (
 ),
 lk as (
   select t.secret_id, t.revision from secret_versions t
-  where (t.secret_id, t.revision) in (select secret_id, revision from want)
+  where exists (select 1 from want)
+    and (t.secret_id, t.revision) in (select secret_id, revision from want)
   order by t.secret_id, t.revision
   for no key update of t
 ),
@@ -99,7 +117,7 @@ consumed as (
     updated_at = now()
   from (select array_agg(secret_id) as ids, array_agg(revision) as revs from lk) l,
     unnest(l.ids, l.revs) as k(secret_id, revision)
-  where t.secret_id = k.secret_id and t.revision = k.revision
+  where exists (select 1 from lk) and t.secret_id = k.secret_id and t.revision = k.revision
     and t.expires_once_accessed = true and ${servableIn("t")}
   returning t.secret_id, t.revision, t.consumed_at
 ),
@@ -107,7 +125,8 @@ mine as (
   select w.i, consumed.consumed_at from consumed join want w using (secret_id, revision)
 ),
 sl as (
-  select x.id from secrets x where x.id in (select secret_id from consumed)
+  select x.id from secrets x
+  where exists (select 1 from consumed) and x.id in (select secret_id from consumed)
   order by x.id
   for no key update of x
 ),

@@ -381,3 +381,58 @@ describe.runIf(postgresBackend)("batches of two replicas on one Postgres", () =>
     await dropPostgresDatabase(url);
   }, 120_000);
 });
+
+describe.runIf(postgresBackend)("what an access batch reads on Postgres", () => {
+  it("reads only its callers' secrets and versions, whatever plan Postgres caches: no scan of every row per batch", async () => {
+    const url = (await postgresBackend?.freshUrl?.()) ?? "";
+    const admin = await openDatabase({ driver: "postgres", url, poolSize: 1 });
+    // The plan a long-lived connection ends up with: prepared statements
+    // switch to a generic plan after five runs, made for the table sizes of
+    // that moment (small ones prefer sequential scans) and kept until the
+    // next ANALYZE, which autovacuum may never run. Every session of this
+    // database gets its generic plan at once.
+    await admin.db.execute(
+      sql.raw(
+        `alter database "${new URL(url).pathname.slice(1)}" set plan_cache_mode = force_generic_plan`,
+      ),
+    );
+    const keyRing = testKeyRing();
+    /** Rows read by sequential scans of the versions and of the secrets. */
+    const seqRead = async () => {
+      const rows = await query<{ relname: string; n: string }>(
+        admin.db,
+        sql`select relname, coalesce(seq_tup_read, 0)::text as n from pg_stat_user_tables
+          where relname in ('secret_versions', 'secrets') order by relname`,
+      );
+      return Object.fromEntries(rows.map((r) => [r.relname, Number(r.n)]));
+    };
+    // Backends report their statistics when they end: each phase has its own pool, closed after.
+    const setupDb = await openDatabase({ driver: "postgres", url, poolSize: 2 });
+    const setup = testDomain({ main: setupDb }, { keyRing });
+    const { secret } = await newSecret(setup, {}, "read me");
+    for (let i = 0; i < 40; i++) {
+      const other = await newSecret(setup, {}, `other ${i}`);
+      for (let v = 0; v < 4; v++) await addVersion(setup, other.secret.id, `other ${i} ${v}`);
+    }
+    await setupDb.close();
+    await new Promise((r) => setTimeout(r, 300));
+    const before = await seqRead();
+
+    const accessDb = await openDatabase({ driver: "postgres", url, poolSize: 2 });
+    const domain = testDomain({ main: accessDb }, { keyRing, accessBatching: { max: 64 } });
+    for (let round = 0; round < 10; round++) {
+      const answers = await Promise.all(
+        Array.from({ length: 20 }, () =>
+          accessVersion(domain, caller, { region: "", secretId: secret.id, revision: "latest" }),
+        ),
+      );
+      expect(answers.every((a) => textOf(a.data) === "read me")).toBe(true);
+    }
+    await accessDb.close();
+    await new Promise((r) => setTimeout(r, 300));
+    // 201 versions and 41 secrets: a scan of either per batch would read them all each time.
+    expect(await seqRead()).toEqual(before);
+    await admin.close();
+    await dropPostgresDatabase(url);
+  }, 120_000);
+});
