@@ -674,10 +674,11 @@ async function singleAccessRun(
 /**
  * Has Postgres write out what earlier measurements left dirty, before the
  * next one starts: each `writes` run leaves tens of thousands of rows' pages
- * dirty, and the checkpointer writing them during the access runs that
- * followed made Postgres's CPU per access call rise run by run (57, 125 and
- * 226 µs in the three runs at `a9639f0`; 77, 66 and 68 in a run of the access
- * measurements alone).
+ * dirty, which the checkpointer would otherwise write during whichever
+ * measurements follow. Added while looking for why Postgres's CPU per access
+ * call rose run by run (57, 125 and 226 µs at `a9639f0`); that turned out to
+ * be a scan of every version per batch (db/access-batch.ts, fixed), not the
+ * checkpoints, and the rise stayed with this in place until that fix.
  */
 function checkpoint(databaseUrl: string): void {
   try {
