@@ -122,7 +122,6 @@ import { ms } from "./support/stats.ts";
 
 const BENCH_DIR = path.join(REPO_ROOT, "bench");
 const RESULTS = path.join(BENCH_DIR, "RESULTS.md");
-/** Clock ticks per second of /proc/<pid>/stat (100 on Linux). */
 const BENCHMARKS = ["access", "writes", "single-access"] as const;
 type BenchKey = (typeof BENCHMARKS)[number];
 
@@ -449,36 +448,32 @@ function h2Measurement(dir: string, t: H2Target, problems: string[]): () => Prom
         })),
       );
     const inFlight = t.clients * t.streams * lanes.length;
+    /** `n` requests rounded up to whole lanes (each lane sends its share). */
+    const wholeLanes = (n: number) => lanes.length * Math.ceil(n / lanes.length);
     // At a fixed rate: one second of it, then SECONDS of it.
-    const warmup =
-      lanes.length *
-      Math.ceil(
-        (rate !== undefined
-          ? Math.max(inFlight, Math.round(rate))
-          : lastRate > 0
-            ? Math.max(inFlight, Math.round(lastRate))
-            : t.warmup) / lanes.length,
-      );
+    const warmup = wholeLanes(
+      rate !== undefined
+        ? Math.max(inFlight, Math.round(rate))
+        : lastRate > 0
+          ? Math.max(inFlight, Math.round(lastRate))
+          : t.warmup,
+    );
+    /** The unmeasured runs: what each was, its result, the requests it sent. */
     const runs: [string, H2loadResult, number][] = [];
     let w = await run(warmup, "-warmup", 120_000);
     runs.push(["warm-up", w, warmup]);
-    let settle = 0;
     if (rate === undefined && lastRate === 0 && t.settleSeconds !== undefined) {
       // In two halves, each sized by the rate the last run reached: the
       // fixed count's rate, being cold, is too low a guess for the whole.
       for (const half of [1, 2]) {
-        const n =
-          lanes.length * Math.ceil(Math.round((w.rps * t.settleSeconds) / 2) / lanes.length);
+        const n = wholeLanes(Math.round((w.rps * t.settleSeconds) / 2));
         w = await run(n, `-settle${half}`, t.settleSeconds * 10_000 + 60_000);
         runs.push([`settling warm-up ${half}`, w, n]);
-        settle += n;
       }
     }
-    const requests =
-      lanes.length *
-      Math.ceil(
-        Math.max(200, Math.round((rate ?? Math.max(lastRate, w.rps)) * SECONDS)) / lanes.length,
-      );
+    const requests = wholeLanes(
+      Math.max(200, Math.round((rate ?? Math.max(lastRate, w.rps)) * SECONDS)),
+    );
     // Read outside the CPU window: a scrape costs the server a little.
     const metricsBefore = await scrapeBatchMetrics(t.metricsUrl);
     const a = {
@@ -496,7 +491,7 @@ function h2Measurement(dir: string, t: H2Target, problems: string[]): () => Prom
     };
     const batches = batchDelta(metricsBefore, await scrapeBatchMetrics(t.metricsUrl));
     lastRate = h.rps;
-    const sent = warmup + settle + requests;
+    const sent = runs.reduce((n, [, , requested]) => n + requested, requests);
     for (const [what, r, n] of [...runs, ["measured", h, requests] as const]) {
       if (r.done !== n || r.status2xx !== n || r.logNon2xx !== 0) {
         problems.push(

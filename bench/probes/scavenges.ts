@@ -33,6 +33,7 @@ import {
   serverSettings,
   startCoffer,
 } from "../support/coffer.ts";
+import { isCollection, isFullCollection, isScavenge, promotedMb } from "../support/gc-trace.ts";
 import { runH2loadLanes } from "../support/h2load.ts";
 import {
   Child,
@@ -91,18 +92,16 @@ try {
     const ms = Number(line.match(/\s(\d+) ms: /)?.[1]);
     return ms >= from && ms <= to;
   });
-  const collections = lines.filter((l) => / gc=(s|mc|ms) /.test(l));
-  const scavenges = collections
-    .filter((l) => l.includes(" gc=s "))
-    .map(
-      (l) =>
-        new Map(
-          l.split(" ").flatMap((kv): [string, string][] => {
-            const [key, value] = kv.split("=");
-            return value === undefined ? [] : [[key ?? "", value]];
-          }),
-        ),
-    );
+  const collections = lines.filter(isCollection);
+  const scavenges = collections.filter(isScavenge).map(
+    (l) =>
+      new Map(
+        l.split(" ").flatMap((kv): [string, string][] => {
+          const [key, value] = kv.split("=");
+          return value === undefined ? [] : [[key ?? "", value]];
+        }),
+      ),
+  );
   const median = (key: string) => {
     const values = scavenges.map((s) => Number(s.get(key))).sort((a, b) => a - b);
     return values[Math.floor(values.length / 2)] ?? Number.NaN;
@@ -113,14 +112,11 @@ try {
   );
   console.log(
     `promoted per scavenge, MB, in order: ${collections
-      .map((l) => {
-        const promoted = l.match(/ promoted=(\d+)/)?.[1];
-        return l.includes(" gc=s ") ? (Number(promoted) / 1e6).toFixed(2) : "|MC|";
-      })
+      .map((l) => (isScavenge(l) ? promotedMb(l).toFixed(2) : "|MC|"))
       .join(" ")}`,
   );
   console.log(
-    `${scavenges.length} scavenges, medians: every ${median("mutator")} ms, pause ${median("pause")} ms, allocated ${mb("allocated")} MB, survived ${mb("new_space_survived")} MB, promoted ${mb("promoted")} MB; mark-compacts: ${lines.filter((l) => / gc=(mc|ms) /.test(l)).length}`,
+    `${scavenges.length} scavenges, medians: every ${median("mutator")} ms, pause ${median("pause")} ms, allocated ${mb("allocated")} MB, survived ${mb("new_space_survived")} MB, promoted ${mb("promoted")} MB; mark-compacts: ${lines.filter(isFullCollection).length}`,
   );
 } finally {
   await cleanup();
