@@ -105,7 +105,7 @@ import {
 import { type ProfileSummary, profilesIn, summarizeProfile } from "./support/cpu-profile.ts";
 import { grpcFrame } from "./support/grpc-frames.ts";
 import { h2cGet } from "./support/h2c-get.ts";
-import { ensureH2load, type H2loadResult, runH2loadLanes } from "./support/h2load.ts";
+import { ensureH2load, type H2loadResult, RPS_TICK_MS, runH2loadLanes } from "./support/h2load.ts";
 import type { LoopResult, LoopSettings } from "./support/loop.ts";
 import {
   Child,
@@ -406,6 +406,8 @@ interface H2Target {
   /**
    * A fixed rate, calls/s over all connections, read at the start of each
    * round (h2load `--rps`, split evenly); absent: as fast as the streams go.
+   * Lanes then start a tick's share apart (RPS_TICK_MS / lanes), so that
+   * their bursts interleave.
    */
   rate?: () => number;
   /** The Coffer server's `GET /metrics`, read around the measured requests. */
@@ -446,6 +448,7 @@ function h2Measurement(dir: string, t: H2Target, problems: string[]): () => Prom
           logFile: path.join(dir, "logs", `${t.name}-${round}${log}-${lane}.h2load`),
           timeoutMs,
         })),
+        rate === undefined ? 0 : RPS_TICK_MS / lanes.length,
       );
     const inFlight = t.clients * t.streams * lanes.length;
     /** `n` requests rounded up to whole lanes (each lane sends its share). */
@@ -1050,7 +1053,20 @@ async function main(): Promise<void> {
     );
     const saturated = measurements.find((m) => m.key === "access-grpc") as Measurement;
     /** Half the rate the saturating line reached in its last run (Coffer's half-rate line and its echo). */
-    const halfRate = { rate: () => (saturated.samples.at(-1)?.rps ?? Number.NaN) / 2 };
+    /**
+     * Half the rate the saturating line reached in its last run (Coffer's
+     * half-rate line and its echo), from the same 64 streams as one h2load
+     * per connection, started a quarter tick apart: from one h2load, the
+     * four connections sent their due calls together every 10 ms (RPS_TICK_MS),
+     * bursts of about 34 calls that kept the echo's p50 at 3.2 ms and its
+     * p99 at 16.8 ms at 3,400 calls/s, where these lanes gave 1.7 and
+     * 7.1 ms (2026-12-06, fifth session).
+     */
+    const halfRate = {
+      rate: () => (saturated.samples.at(-1)?.rps ?? Number.NaN) / 2,
+      clients: 1,
+      lanes: ACCESS.clients,
+    };
     add(
       {
         key: "access-grpc-half",
@@ -1551,7 +1567,7 @@ async function main(): Promise<void> {
         : `## CreateSecretVersion (1 KiB) against a bare INSERT loop${args.profile ? " (profiled run)" : ""}`;
     const how =
       bench === "access"
-        ? `Load: h2load (one thread) with a pre-encoded request, ${ACCESS.clients} connections × ${ACCESS.streams} streams = ${ACCESS.clients * ACCESS.streams} in flight; gRPC requests framed, Connect ones as unary \`application/proto\` POSTs, REST ones as GETs of \`/secret-manager/v1beta1/regions/local/secrets/{id}/versions/1/access\` with an \`X-Auth-Token\` header, all over cleartext HTTP/2 (REST on the same transport as Connect, so that only the protocol layer differs). Coffer: its build, as \`npm start\` runs it (\`node packages/server/bin/coffer-server.js\`; before 2026-12-06 these runs started its sources under tsx); revision "1" of a secret with a 1 KiB payload, a \`secret_access\` token, each call authenticated, decrypted and audited. The echo baselines decode the request and encode a 1 KiB AccessSecretVersionResponse (protobuf-es), nothing else; the REST echo (node:http2's request/response API, no RPC library) reads the secret and revision from the path and answers the JSON of Coffer's answer, the payload in base64${restBytes === undefined ? "" : ` (${restBytes.echo} bytes; Coffer's: ${restBytes.coffer})`}, nothing else. The loops run in their own process with ${64} concurrent workers (Postgres: the \`postgres\` driver, pool of 10 as Coffer's default; PGlite: in-process, with a data folder), each call a primary-key select of a version row with a 1 KiB ciphertext, an AES-256-GCM unwrap of its data key and a decrypt; the PGlite loop also runs with one worker (one call at a time), the baseline issue 16 names. The gRPC access is also driven at half the rate it reached in the same run (h2load \`--rps\`, split over the same ${ACCESS.clients} connections × ${ACCESS.streams} streams; latency is timed from each request's start, so a stall that delays the next sends is not counted against them), and by a lone caller (${LONE.clients} connection, ${LONE.streams} call in flight, nothing else running)${BEFORE_ROOT === undefined ? "" : `, on this checkout's server and on the "before" checkout's (\`BENCH_BEFORE_ROOT=${BEFORE_ROOT}\`, its own database, same settings)`}. Every Coffer server serves \`GET /metrics\`; the batches column is what its group-commit histograms (\`coffer_*_batch_size\`, \`coffer_*_queue_wait_seconds\`) gained over the measured window, with bucket upper bounds for the percentiles.`
+        ? `Load: h2load (one thread) with a pre-encoded request, ${ACCESS.clients} connections × ${ACCESS.streams} streams = ${ACCESS.clients * ACCESS.streams} in flight; gRPC requests framed, Connect ones as unary \`application/proto\` POSTs, REST ones as GETs of \`/secret-manager/v1beta1/regions/local/secrets/{id}/versions/1/access\` with an \`X-Auth-Token\` header, all over cleartext HTTP/2 (REST on the same transport as Connect, so that only the protocol layer differs). Coffer: its build, as \`npm start\` runs it (\`node packages/server/bin/coffer-server.js\`; before 2026-12-06 these runs started its sources under tsx); revision "1" of a secret with a 1 KiB payload, a \`secret_access\` token, each call authenticated, decrypted and audited. The echo baselines decode the request and encode a 1 KiB AccessSecretVersionResponse (protobuf-es), nothing else; the REST echo (node:http2's request/response API, no RPC library) reads the secret and revision from the path and answers the JSON of Coffer's answer, the payload in base64${restBytes === undefined ? "" : ` (${restBytes.echo} bytes; Coffer's: ${restBytes.coffer})`}, nothing else. The loops run in their own process with ${64} concurrent workers (Postgres: the \`postgres\` driver, pool of 10 as Coffer's default; PGlite: in-process, with a data folder), each call a primary-key select of a version row with a 1 KiB ciphertext, an AES-256-GCM unwrap of its data key and a decrypt; the PGlite loop also runs with one worker (one call at a time), the baseline issue 16 names. The gRPC access is also driven at half the rate it reached in the same run (h2load \`--rps\`, over the same ${ACCESS.clients * ACCESS.streams} streams as ${ACCESS.clients} h2load processes of 1 connection × ${ACCESS.streams} streams, started ${RPS_TICK_MS / ACCESS.clients} ms apart, so that the calls each sends at once every ${RPS_TICK_MS} ms interleave; until 2026-12-06 (fifth session) one h2load, whose ${ACCESS.clients} connections sent theirs together; latency is timed from each request's start, so a stall that delays the next sends is not counted against them), and by a lone caller (${LONE.clients} connection, ${LONE.streams} call in flight, nothing else running)${BEFORE_ROOT === undefined ? "" : `, on this checkout's server and on the "before" checkout's (\`BENCH_BEFORE_ROOT=${BEFORE_ROOT}\`, its own database, same settings)`}. Every Coffer server serves \`GET /metrics\`; the batches column is what its group-commit histograms (\`coffer_*_batch_size\`, \`coffer_*_queue_wait_seconds\`) gained over the measured window, with bucket upper bounds for the percentiles.`
         : `Load: ${WRITES.lanes} h2load processes of ${WRITES.clients} connection × ${WRITES.streams} stream, each with a pre-encoded CreateSecretVersion request for its own secret (fresh secrets each round), so ${WRITES.lanes * WRITES.clients * WRITES.streams} writes are in flight on ${WRITES.lanes} secrets, as the loop's 16 workers write independent rows (the versions of one secret are numbered under its row lock, so writes to one secret are serialized by design), with a \`secret_write\` token; each call validates, encrypts under a fresh data key, and writes the version, its audit event and its watch event in one transaction. The loop: its own process, 16 workers, the \`postgres\` driver (pool of 10), per call a fresh data key, its wrap, the payload's encryption and one INSERT of a row of the same shape (no transaction block, no audit, no outbox). The Coffer server runs from its build, as \`npm start\` runs it (before 2026-12-06, from its sources under tsx).`;
     const lines = [
       title,

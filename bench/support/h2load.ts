@@ -105,12 +105,25 @@ function finishedIn(out: string): number {
 }
 
 /**
- * Runs one h2load per lane at once (each lane its own body, e.g. its own
- * secret) and adds them up: counts summed, the rate over the slowest lane's
- * time, percentiles over every lane's requests.
+ * h2load's `--rps` timer fires at most every 10 ms (`max(0.01, 1 / rps)`,
+ * h2load.cc), and sends what is due at each tick at once: the connections
+ * of one h2load, which connect together, send their bursts together.
  */
-export async function runH2loadLanes(lanes: H2loadOptions[]): Promise<H2loadResult> {
-  const runs = await Promise.all(lanes.map((o) => h2load(o)));
+export const RPS_TICK_MS = 10;
+
+/**
+ * Runs one h2load per lane (each lane its own body, e.g. its own secret),
+ * lane i started `staggerMs` × i after the first (default: all at once),
+ * and adds them up: counts summed, the rate over the slowest lane's time,
+ * percentiles over every lane's requests.
+ */
+export async function runH2loadLanes(lanes: H2loadOptions[], staggerMs = 0): Promise<H2loadResult> {
+  const runs = await Promise.all(
+    lanes.map(async (o, i) => {
+      if (staggerMs > 0 && i > 0) await new Promise((r) => setTimeout(r, staggerMs * i));
+      return h2load(o);
+    }),
+  );
   const sum = (f: (r: H2loadResult) => number) => runs.reduce((n, r) => n + f(r.result), 0);
   const latencies = runs.flatMap((r) => r.latencies).sort((a, b) => a - b);
   const seconds = Math.max(...runs.map((r) => r.result.seconds));
