@@ -103,6 +103,7 @@ import {
   startCoffer,
 } from "./support/coffer.ts";
 import { type ProfileSummary, profilesIn, summarizeProfile } from "./support/cpu-profile.ts";
+import { GcTrace, type GcWindow } from "./support/gc-trace.ts";
 import { grpcFrame } from "./support/grpc-frames.ts";
 import { h2cGet } from "./support/h2c-get.ts";
 import { ensureH2load, type H2loadResult, RPS_TICK_MS, runH2loadLanes } from "./support/h2load.ts";
@@ -192,6 +193,8 @@ interface Sample {
   window: { from: number; to: number };
   /** What the Coffer server's batch histograms gained over the window; undefined: none exposed. */
   batches?: BatchWindow[];
+  /** The Coffer server's garbage collections over the window (its `--trace-gc-nvp`). */
+  gc?: GcWindow;
 }
 
 interface Measurement {
@@ -412,6 +415,8 @@ interface H2Target {
   rate?: () => number;
   /** The Coffer server's `GET /metrics`, read around the measured requests. */
   metricsUrl?: string;
+  /** The Coffer server's garbage collections, read over the measured requests. */
+  gc?: GcTrace;
 }
 
 /** A warm-up and a measured h2load run of about SECONDS, with the server's CPU over the latter. */
@@ -493,6 +498,7 @@ function h2Measurement(dir: string, t: H2Target, problems: string[]): () => Prom
       at: monotonicUs(),
     };
     const batches = batchDelta(metricsBefore, await scrapeBatchMetrics(t.metricsUrl));
+    const gc = t.gc?.between(a.at, b.at);
     lastRate = h.rps;
     const sent = runs.reduce((n, [, , requested]) => n + requested, requests);
     for (const [what, r, n] of [...runs, ["measured", h, requests] as const]) {
@@ -518,12 +524,35 @@ function h2Measurement(dir: string, t: H2Target, problems: string[]): () => Prom
       machineBusy: (100 * (b.m.busy - a.m.busy)) / Math.max(1, b.m.total - a.m.total),
       window: { from: a.at, to: b.at },
       ...(batches !== undefined && { batches }),
+      ...(gc !== undefined && { gc }),
     };
   };
 }
 
 /** What h2Measurement reads of a Coffer server: its pid (CPU) and its metrics (batches). */
-const served = (c: CofferProcess) => ({ pid: c.child.pid, metricsUrl: c.metricsUrl });
+const served = (c: CofferProcess) => ({
+  pid: c.child.pid,
+  metricsUrl: c.metricsUrl,
+  gc: gcTraceOf(c.child),
+});
+
+const gcTraces = new WeakMap<Child, GcTrace>();
+/**
+ * The garbage collections of a Coffer server (run with `--trace-gc-nvp`, see
+ * nodeFlags), from the first call on: what promotion state a measurement met
+ * shows beside its figures (bench/RESULTS.md, access reading of 2026-12-06,
+ * fifth session).
+ */
+function gcTraceOf(child: Child): GcTrace {
+  let trace = gcTraces.get(child);
+  if (trace === undefined) {
+    const t = new GcTrace(monotonicUs);
+    child.onLine((line) => t.line(line));
+    gcTraces.set(child, t);
+    trace = t;
+  }
+  return trace;
+}
 /** Revision 1 of a secret, as the Scaleway-compatible REST API reads it (region: the server's default). */
 const restAccessPath = (secretId: string) =>
   `/secret-manager/v1beta1/regions/local/secrets/${secretId}/versions/1/access`;
@@ -762,10 +791,22 @@ function batchCell(m: Measurement): string {
   return `run of median rate: ${formatBatches(mid.batches)}; mean batch per run: ${means.join(" / ")}`;
 }
 
+/** A Coffer server's collections in each run's window; "-" for a baseline. */
+function gcCell(m: Measurement): string {
+  if (m.coffer === undefined || m.samples.every((x) => x.gc === undefined)) return "-";
+  return m.samples
+    .map((x) =>
+      x.gc === undefined
+        ? "-"
+        : `${x.gc.promotedMb.toFixed(2)} × ${x.gc.scavenges}, ${x.gc.fullCollections} MC, ${x.gc.maxPauseMs.toFixed(1)} ms`,
+    )
+    .join(" / ");
+}
+
 function table(ms_: Measurement[]): string[] {
   const out = [
-    "| measurement | req/s | p50 ms | p99 ms | CPU µs per call: process under test | CPU µs per call: Postgres (all backends) | machine busy | batches (group commit, over the measured window) | calls verified by |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    "| measurement | req/s | p50 ms | p99 ms | CPU µs per call: process under test | CPU µs per call: Postgres (all backends) | machine busy | batches (group commit, over the measured window) | garbage collection per run: MB promoted per scavenge (median) × scavenges, mark-compacts, longest pause | calls verified by |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
   ];
   for (const m of ms_) {
     const s = m.samples;
@@ -783,7 +824,7 @@ function table(ms_: Measurement[]): string[] {
       )} | ${mmm(
         s.map((x) => x.cpuUsPerCall),
         int,
-      )} | ${pg.length > 0 ? mmm(pg, int) : "-"} | ${int(median(s.map((x) => x.machineBusy)))} % | ${batchCell(m)} | ${m.check} |`,
+      )} | ${pg.length > 0 ? mmm(pg, int) : "-"} | ${int(median(s.map((x) => x.machineBusy)))} % | ${batchCell(m)} | ${gcCell(m)} | ${m.check} |`,
     );
   }
   return out;
@@ -952,6 +993,8 @@ async function main(): Promise<void> {
   // `--import` of a plain JavaScript probe), split on spaces.
   const extraFlags = (process.env.BENCH_SERVER_NODE_FLAGS ?? "").split(" ").filter(Boolean);
   const nodeFlags = (name: string) => [
+    // One line per collection on the server's stdout (its log), read by gcTraceOf.
+    "--trace-gc-nvp",
     ...extraFlags,
     ...(args.profile ? ["--cpu-prof", `--cpu-prof-dir=${profDir(name)}`] : []),
   ];
@@ -1008,7 +1051,7 @@ async function main(): Promise<void> {
       url: string,
       body: Buffer | undefined,
       headers: string[],
-      proc: { pid: number; metricsUrl?: string },
+      proc: { pid: number; metricsUrl?: string; gc?: GcTrace },
       pg: boolean,
       count?: () => Promise<number>,
       more: Partial<H2Target> = {},
@@ -1019,6 +1062,7 @@ async function main(): Promise<void> {
       headers,
       pid: proc.pid,
       metricsUrl: proc.metricsUrl,
+      gc: proc.gc,
       pg,
       ...ACCESS,
       warmup: 1000,
@@ -1576,7 +1620,7 @@ async function main(): Promise<void> {
       "",
       how,
       "",
-      "Latency is h2load's per request (its `--log-file`: time to the end of the response; its summary has no percentiles), or the loop's own timing. CPU µs per call: the process under test's utime + stime (/proc/<pid>/stat) over the measured requests, divided by them; Postgres: every postgres process on the machine (other databases included), so only an upper bound. Each measurement has a warm-up that is not counted: in later runs one second at the last rate; in the first, a fixed count, then (the access measurements, since 2026-12-06) as many seconds as a measured run at the rate that count reached. Before each measurement Postgres runs a CHECKPOINT (since 2026-12-06), so that no measurement pays for flushing what an earlier one wrote.",
+      "Latency is h2load's per request (its `--log-file`: time to the end of the response; its summary has no percentiles), or the loop's own timing. CPU µs per call: the process under test's utime + stime (/proc/<pid>/stat) over the measured requests, divided by them; Postgres: every postgres process on the machine (other databases included), so only an upper bound. Each measurement has a warm-up that is not counted: in later runs one second at the last rate; in the first, a fixed count, then (the access measurements, since 2026-12-06) as many seconds as a measured run at the rate that count reached. Before each measurement Postgres runs a CHECKPOINT (since 2026-12-06), so that no measurement pays for flushing what an earlier one wrote. Every Coffer server runs with node's `--trace-gc-nvp` (since 2026-12-06, fifth session); the garbage-collection column gives, for each run's measured window, the median of what its scavenges promoted to the old generation, how many scavenges and mark-compacts there were, and the longest pause: a server that keeps promoting per-call objects pays for it in CPU and in mark-compact pauses (the access reading).",
       "",
       ...table(ms_),
       "",

@@ -15,3 +15,46 @@ export const isCollection = (line: string): boolean => isScavenge(line) || isFul
 /** What a scavenge promoted to the old generation, in MB. */
 export const promotedMb = (line: string): number =>
   Number(line.match(/ promoted=(\d+)/)?.[1]) / 1e6;
+
+/** What a process's collections did over a window (GcTrace.between). */
+export interface GcWindow {
+  scavenges: number;
+  /** Median of what each scavenge promoted, MB (NaN without scavenges). */
+  promotedMb: number;
+  /** Mark-compacts (and mark-sweeps). */
+  fullCollections: number;
+  /** The longest pause of any collection, ms (0 without collections). */
+  maxPauseMs: number;
+}
+
+/**
+ * The `--trace-gc-nvp` lines of a running process, each stamped with the
+ * time it reached this one (`now`, µs), so that a measurement can read what
+ * collections its window saw. Feed it the process's output lines.
+ */
+export class GcTrace {
+  readonly #events: { at: number; line: string }[] = [];
+
+  constructor(private readonly now: () => number) {}
+
+  /** Takes one output line of the process; lines that are no collection are dropped. */
+  line(line: string): void {
+    if (isCollection(line)) this.#events.push({ at: this.now(), line });
+  }
+
+  /** The collections whose lines arrived between `from` and `to` (µs, as `now`). */
+  between(from: number, to: number): GcWindow {
+    const lines = this.#events.filter((e) => e.at >= from && e.at <= to).map((e) => e.line);
+    const promoted = lines
+      .filter(isScavenge)
+      .map(promotedMb)
+      .sort((a, b) => a - b);
+    const pauses = lines.map((l) => Number(l.match(/ pause=([\d.]+)/)?.[1] ?? 0));
+    return {
+      scavenges: promoted.length,
+      promotedMb: promoted[Math.floor((promoted.length - 1) / 2)] ?? Number.NaN,
+      fullCollections: lines.filter(isFullCollection).length,
+      maxPauseMs: Math.max(0, ...pauses),
+    };
+  }
+}

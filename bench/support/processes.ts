@@ -92,6 +92,11 @@ export class Child {
     return this.#tail.join("\n");
   }
 
+  /** Calls `listener` with every output line from now on. */
+  onLine(listener: (line: string) => void): void {
+    this.#listeners.add(listener);
+  }
+
   /** Resolves with the first output line (from now on) that `match` accepts. */
   waitForLine(match: (line: string) => boolean, timeoutMs: number): Promise<string> {
     return new Promise((resolve, reject) => {
