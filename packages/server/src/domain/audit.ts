@@ -1,7 +1,7 @@
-import { randomUUID } from "node:crypto";
 import { eq } from "drizzle-orm";
 import { insertAuditEvents, type NewAuditEvent, type StatementAudit } from "../db/audit.ts";
 import type { Executor } from "../db/client.ts";
+import { timeOrderedUuid } from "../db/ids.ts";
 import { auditEvents, type SecretRow } from "../db/schema.ts";
 import type { DomainDeps } from "./context.ts";
 
@@ -44,7 +44,7 @@ export interface CallAudit {
 
 export function newCallAudit(method: string, requestId: string, peer?: string): CallAudit {
   return {
-    id: randomUUID(),
+    id: timeOrderedUuid(),
     method,
     requestId,
     ...(peer && { peer }),

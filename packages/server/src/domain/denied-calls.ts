@@ -1,7 +1,7 @@
-import { randomUUID } from "node:crypto";
 import { eq, sql } from "drizzle-orm";
 import type { Logger } from "pino";
 import { insertAuditEvents } from "../db/audit.ts";
+import { timeOrderedUuid } from "../db/ids.ts";
 import { auditEvents } from "../db/schema.ts";
 import type { AuditEventLine, AuditLog } from "./audit-log.ts";
 import type { DomainDeps } from "./context.ts";
@@ -126,7 +126,7 @@ export class DeniedCalls {
     if (this.windows.size >= this.maxWindows) void this.flush(true);
     this.opened.set(perAddress, opened + 1);
     const window: Window = {
-      id: randomUUID(),
+      id: timeOrderedUuid(),
       minute,
       call,
       time: new Date(now),

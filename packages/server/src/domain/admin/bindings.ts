@@ -9,6 +9,7 @@ import {
   listBindings as queryBindings,
   revokeTokensOfBindings,
 } from "../../db/identity.ts";
+import { timeOrderedUuid } from "../../db/ids.ts";
 import { existingProjects } from "../../db/projects.ts";
 import type { IdentityBindingRow, StoredCondition } from "../../db/schema.ts";
 import { revokeDescendants } from "../../db/tokens.ts";
@@ -163,7 +164,7 @@ export async function revokeBindingTokens(
       tx,
       revoked.map((t) => ({
         ...event,
-        id: randomUUID(),
+        id: timeOrderedUuid(),
         projectId: auditProject(t.grants) ?? null,
         targetTokenId: t.id,
       })),

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { ACCESS_KEY_PREFIX, generateScalewayKey, generateToken } from "../../crypto/tokens.ts";
 import { insertAuditEvents } from "../../db/audit.ts";
+import { timeOrderedUuid } from "../../db/ids.ts";
 import { existingProjects, findProjects } from "../../db/projects.ts";
 import type { ProjectRow, StoredGrant, TokenRow } from "../../db/schema.ts";
 import {
@@ -347,7 +348,7 @@ export async function revokeToken(
           const project = auditProject(d.grants);
           return {
             ...event,
-            id: randomUUID(),
+            id: timeOrderedUuid(),
             projectId: project ?? null,
             targetTokenId: d.id,
           };
