@@ -1475,8 +1475,7 @@ async function main(): Promise<void> {
             body,
             headers: [...GRPC_HEADERS, `authorization: Bearer ${s.writeToken}`],
             ...WRITES,
-            pid: s.server.child.pid,
-            metricsUrl: s.server.metricsUrl,
+            ...served(s.server),
             pg: true,
             warmup: 320,
             count: async () => {
