@@ -529,7 +529,7 @@ function h2Measurement(dir: string, t: H2Target, problems: string[]): () => Prom
   };
 }
 
-/** What h2Measurement reads of a Coffer server: its pid (CPU) and its metrics (batches). */
+/** What h2Measurement reads of a Coffer server: its pid (CPU), its metrics (batches) and its collections (gc). */
 const served = (c: CofferProcess) => ({
   pid: c.child.pid,
   metricsUrl: c.metricsUrl,
