@@ -30,6 +30,7 @@ import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { isCollection, isFullCollection, isScavenge, promotedMb } from "../support/gc-trace.ts";
 import { TSX_LOADER } from "../support/processes.ts";
+import { percentile } from "../support/stats.ts";
 
 const CASES = [
   "map",
@@ -116,7 +117,7 @@ function measure(which: Case): { promotedMb: number; scavenges: number } {
     .map(promotedMb)
     .sort((a, b) => a - b);
   return {
-    promotedMb: promoted[Math.floor(promoted.length / 2)] ?? Number.NaN,
+    promotedMb: percentile(promoted, 50),
     scavenges: promoted.length,
   };
 }

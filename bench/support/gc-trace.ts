@@ -1,3 +1,5 @@
+import { percentile } from "./stats.ts";
+
 /**
  * Lines of node's `--trace-gc-nvp` (one per collection, `key=value` pairs),
  * as the probes read them.
@@ -52,7 +54,7 @@ export class GcTrace {
     const pauses = lines.map((l) => Number(l.match(/ pause=([\d.]+)/)?.[1] ?? 0));
     return {
       scavenges: promoted.length,
-      promotedMb: promoted[Math.floor((promoted.length - 1) / 2)] ?? Number.NaN,
+      promotedMb: percentile(promoted, 50),
       fullCollections: lines.filter(isFullCollection).length,
       maxPauseMs: Math.max(0, ...pauses),
     };

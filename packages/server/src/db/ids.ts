@@ -19,7 +19,10 @@ export function timeOrderedUuid(now: number = Date.now()): string {
   const r = pool.subarray(offset, offset + RANDOM_BYTES);
   offset += RANDOM_BYTES;
   const ms = now.toString(16).padStart(12, "0");
-  return `${ms.slice(0, 8)}-${ms.slice(8, 12)}-7${HEX[(r[0] as number) & 0x0f]?.[1]}${HEX[r[1] as number]}-${HEX[((r[2] as number) & 0x3f) | 0x80]}${HEX[r[3] as number]}-${hex(r, 4, 10)}`;
+  // The version (7) over the first byte's high bits, RFC 9562's variant (0b10) over the third's.
+  const version = ((r[0] as number) & 0x0f) | 0x70;
+  const variant = ((r[2] as number) & 0x3f) | 0x80;
+  return `${ms.slice(0, 8)}-${ms.slice(8, 12)}-${HEX[version]}${HEX[r[1] as number]}-${HEX[variant]}${HEX[r[3] as number]}-${hex(r, 4, 10)}`;
 }
 
 /** Random bytes one id takes (74 bits used). */
