@@ -1096,7 +1096,6 @@ async function main(): Promise<void> {
         ),
     );
     const saturated = measurements.find((m) => m.key === "access-grpc") as Measurement;
-    /** Half the rate the saturating line reached in its last run (Coffer's half-rate line and its echo). */
     /**
      * Half the rate the saturating line reached in its last run (Coffer's
      * half-rate line and its echo), from the same 64 streams as one h2load
@@ -1161,37 +1160,46 @@ async function main(): Promise<void> {
             p,
           ),
       );
-    lone(
-      "access-grpc-lone",
-      "Coffer AccessSecretVersion, gRPC, Postgres, one caller (1 connection, 1 call in flight)",
-      s,
-      grpcSecret,
-    );
-    if (BEFORE_ROOT !== undefined) {
-      log(`starting the "before" Coffer (${BEFORE_ROOT}) on a database of its own`);
-      const beforeSettings = serverSettings(
-        await createDatabase(args["database-url"]),
-        path.join(dir, "data-before"),
+    /**
+     * A lone caller's server of its own, on a database of its own (same
+     * settings as the others), for this checkout and for "before": the
+     * bench's main database holds the audit events of every saturating
+     * measurement by then (millions of rows, their indexes), "before"'s only
+     * its own lone calls, so on the main one this checkout's lone call paid
+     * for a bigger audit table than "before"'s did (since 2026-12-06, sixth
+     * session; until then it ran on the main server and database).
+     */
+    const loneServer = async (key: string, label: string, serverRoot?: string) => {
+      const name = `coffer-${key}`;
+      log(
+        `starting ${name}${serverRoot === undefined ? "" : ` (${serverRoot})`} on a database of its own`,
       );
-      const beforeServer = await startCoffer("coffer-before", beforeSettings, {
-        logFile: path.join(dir, "logs", "coffer-before.log"),
-        nodeFlags: nodeFlags("coffer-before"),
+      const settings = serverSettings(
+        await createDatabase(args["database-url"]),
+        path.join(dir, `data-${name}`),
+      );
+      const server = await startCoffer(name, settings, {
+        logFile: path.join(dir, "logs", `${name}.log`),
+        nodeFlags: nodeFlags(name),
         env,
         metrics: true,
-        serverRoot: BEFORE_ROOT,
+        ...(serverRoot !== undefined && { serverRoot }),
       });
-      const before = await setupCoffer(beforeServer, beforeSettings, "bench-before");
-      const beforeSecret = await createSecret(before, "access-grpc-lone", payload);
-      await sampleAccess(
-        grpcTransport(beforeServer.grpcUrl, before.accessToken),
-        beforeSecret,
-        payload,
-      );
-      lone(
-        "access-grpc-lone-before",
+      const c = await setupCoffer(server, settings, `bench-${key}`);
+      const secret = await createSecret(c, "access-grpc-lone", payload);
+      await sampleAccess(grpcTransport(server.grpcUrl, c.accessToken), secret, payload);
+      lone(`access-grpc-${key}`, label, c, secret);
+    };
+    await loneServer(
+      "lone",
+      "Coffer AccessSecretVersion, gRPC, Postgres, one caller (1 connection, 1 call in flight)",
+      SERVER_ROOT,
+    );
+    if (BEFORE_ROOT !== undefined) {
+      await loneServer(
+        "lone-before",
         `"before" Coffer (${path.basename(BEFORE_ROOT)} at \`${sh("git", ["rev-parse", "--short", "HEAD"], BEFORE_ROOT)}\`) AccessSecretVersion, gRPC, Postgres, one caller`,
-        before,
-        beforeSecret,
+        BEFORE_ROOT,
       );
     }
     add(
@@ -1610,7 +1618,7 @@ async function main(): Promise<void> {
         : `## CreateSecretVersion (1 KiB) against a bare INSERT loop${args.profile ? " (profiled run)" : ""}`;
     const how =
       bench === "access"
-        ? `Load: h2load (one thread) with a pre-encoded request, ${ACCESS.clients} connections × ${ACCESS.streams} streams = ${ACCESS.clients * ACCESS.streams} in flight; gRPC requests framed, Connect ones as unary \`application/proto\` POSTs, REST ones as GETs of \`/secret-manager/v1beta1/regions/local/secrets/{id}/versions/1/access\` with an \`X-Auth-Token\` header, all over cleartext HTTP/2 (REST on the same transport as Connect, so that only the protocol layer differs). Coffer: its build, as \`npm start\` runs it (\`node packages/server/bin/coffer-server.js\`; before 2026-12-06 these runs started its sources under tsx); revision "1" of a secret with a 1 KiB payload, a \`secret_access\` token, each call authenticated, decrypted and audited. The echo baselines decode the request and encode a 1 KiB AccessSecretVersionResponse (protobuf-es), nothing else; the REST echo (node:http2's request/response API, no RPC library) reads the secret and revision from the path and answers the JSON of Coffer's answer, the payload in base64${restBytes === undefined ? "" : ` (${restBytes.echo} bytes; Coffer's: ${restBytes.coffer})`}, nothing else. The loops run in their own process with ${64} concurrent workers (Postgres: the \`postgres\` driver, pool of 10 as Coffer's default; PGlite: in-process, with a data folder), each call a primary-key select of a version row with a 1 KiB ciphertext, an AES-256-GCM unwrap of its data key and a decrypt; the PGlite loop also runs with one worker (one call at a time), the baseline issue 16 names. The gRPC access is also driven at half the rate it reached in the same run (h2load \`--rps\`, over the same ${ACCESS.clients * ACCESS.streams} streams as ${ACCESS.clients} h2load processes of 1 connection × ${ACCESS.streams} streams, started ${RPS_TICK_MS / ACCESS.clients} ms apart, so that the calls each sends at once every ${RPS_TICK_MS} ms interleave; until 2026-12-06 (fifth session) one h2load, whose ${ACCESS.clients} connections sent theirs together; latency is timed from each request's start, so a stall that delays the next sends is not counted against them), and by a lone caller (${LONE.clients} connection, ${LONE.streams} call in flight, nothing else running)${BEFORE_ROOT === undefined ? "" : `, on this checkout's server and on the "before" checkout's (\`BENCH_BEFORE_ROOT=${BEFORE_ROOT}\`, its own database, same settings)`}. Every Coffer server serves \`GET /metrics\`; the batches column is what its group-commit histograms (\`coffer_*_batch_size\`, \`coffer_*_queue_wait_seconds\`) gained over the measured window, with bucket upper bounds for the percentiles.`
+        ? `Load: h2load (one thread) with a pre-encoded request, ${ACCESS.clients} connections × ${ACCESS.streams} streams = ${ACCESS.clients * ACCESS.streams} in flight; gRPC requests framed, Connect ones as unary \`application/proto\` POSTs, REST ones as GETs of \`/secret-manager/v1beta1/regions/local/secrets/{id}/versions/1/access\` with an \`X-Auth-Token\` header, all over cleartext HTTP/2 (REST on the same transport as Connect, so that only the protocol layer differs). Coffer: its build, as \`npm start\` runs it (\`node packages/server/bin/coffer-server.js\`; before 2026-12-06 these runs started its sources under tsx); revision "1" of a secret with a 1 KiB payload, a \`secret_access\` token, each call authenticated, decrypted and audited. The echo baselines decode the request and encode a 1 KiB AccessSecretVersionResponse (protobuf-es), nothing else; the REST echo (node:http2's request/response API, no RPC library) reads the secret and revision from the path and answers the JSON of Coffer's answer, the payload in base64${restBytes === undefined ? "" : ` (${restBytes.echo} bytes; Coffer's: ${restBytes.coffer})`}, nothing else. The loops run in their own process with ${64} concurrent workers (Postgres: the \`postgres\` driver, pool of 10 as Coffer's default; PGlite: in-process, with a data folder), each call a primary-key select of a version row with a 1 KiB ciphertext, an AES-256-GCM unwrap of its data key and a decrypt; the PGlite loop also runs with one worker (one call at a time), the baseline issue 16 names. The gRPC access is also driven at half the rate it reached in the same run (h2load \`--rps\`, over the same ${ACCESS.clients * ACCESS.streams} streams as ${ACCESS.clients} h2load processes of 1 connection × ${ACCESS.streams} streams, started ${RPS_TICK_MS / ACCESS.clients} ms apart, so that the calls each sends at once every ${RPS_TICK_MS} ms interleave; until 2026-12-06 (fifth session) one h2load, whose ${ACCESS.clients} connections sent theirs together; latency is timed from each request's start, so a stall that delays the next sends is not counted against them), and by a lone caller (${LONE.clients} connection, ${LONE.streams} call in flight, nothing else running) on a server and a database of its own, same settings${BEFORE_ROOT === undefined ? "" : `, for this checkout and for the "before" checkout (\`BENCH_BEFORE_ROOT=${BEFORE_ROOT}\`)`} (since 2026-12-06, sixth session; this checkout's lone caller ran on the main server and database until then, whose audit table held every saturating measurement's events). Every Coffer server serves \`GET /metrics\`; the batches column is what its group-commit histograms (\`coffer_*_batch_size\`, \`coffer_*_queue_wait_seconds\`) gained over the measured window, with bucket upper bounds for the percentiles.`
         : `Load: ${WRITES.lanes} h2load processes of ${WRITES.clients} connection × ${WRITES.streams} stream, each with a pre-encoded CreateSecretVersion request for its own secret (fresh secrets each round), so ${WRITES.lanes * WRITES.clients * WRITES.streams} writes are in flight on ${WRITES.lanes} secrets, as the loop's 16 workers write independent rows (the versions of one secret are numbered under its row lock, so writes to one secret are serialized by design), with a \`secret_write\` token; each call validates, encrypts under a fresh data key, and writes the version, its audit event and its watch event in one transaction. The loop: its own process, 16 workers, the \`postgres\` driver (pool of 10), per call a fresh data key, its wrap, the payload's encryption and one INSERT of a row of the same shape (no transaction block, no audit, no outbox). The Coffer server runs from its build, as \`npm start\` runs it (before 2026-12-06, from its sources under tsx).`;
     const lines = [
       title,
