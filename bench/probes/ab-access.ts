@@ -15,7 +15,9 @@
  * of calls at the rate the warm-up found), WARM seconds of warm-up per
  * server (default 8), FLAGS_0 and FLAGS_1 (node flags for the first and
  * second root's server, split on spaces; the same root twice with
- * different flags compares the flags). Every call must be answered 2xx.
+ * different flags compares the flags), ENV_0 and ENV_1 (more environment
+ * for each, `NAME=value` split on spaces: an allocator's `LD_PRELOAD`, a
+ * `GLIBC_TUNABLES`). Every call must be answered 2xx.
  *
  * For a change of a few percent on this 2-core machine, whose single runs
  * vary by ±10 %: `npm run bench` measures against baselines, this answers
@@ -78,6 +80,12 @@ try {
       logFile: path.join(dir, "server.log"),
       serverRoot: root,
       nodeFlags: (process.env[`FLAGS_${i}`] ?? "").split(" ").filter(Boolean),
+      env: Object.fromEntries(
+        (process.env[`ENV_${i}`] ?? "")
+          .split(" ")
+          .filter(Boolean)
+          .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+      ),
     });
     const { secretId, accessToken } = await createAccessTarget(
       server.url,

@@ -156,6 +156,34 @@ describe("envelope", () => {
     );
   });
 
+  it("refuses, once a version has been opened, what it refused before: its data key stays unwrapped only for the same key and bytes", () => {
+    const twin = ring("k1", { k1, k2: k1 });
+    const sealed = seal(plaintext, aad, twin);
+    expect(Buffer.from(open(sealed, aad, twin)).toString()).toBe("postgres://app:hunter2@db/prod");
+    // The data key is now cached under k1 and these wrapped bytes.
+    expect(() => open({ ...sealed, keyId: "k2" }, aad, twin)).toThrowError(
+      "wrapped key failed authentication",
+    );
+    expect(() =>
+      open({ ...sealed, wrappedKey: flipped(sealed.wrappedKey, 20) }, aad, twin),
+    ).toThrowError("wrapped key failed authentication");
+    expect(() => open(sealed, versionAad("sec_123", 2), twin)).toThrowError(
+      "payload failed authentication",
+    );
+    // A ring without the key, or with other bytes under its id (another key object).
+    expect(() => open(sealed, aad, ring("k3", { k3: generateKey() }))).toThrowError(
+      'unknown master key id "k1"',
+    );
+    expect(() => open(sealed, aad, ring("k1", { k1: generateKey() }))).toThrowError(
+      "wrapped key failed authentication",
+    );
+    // The same bytes under a reloaded ring (a copy of the key) still open it.
+    const reloaded = ring("k1", { k1: Buffer.from(k1) });
+    expect(Buffer.from(open(sealed, aad, reloaded)).toString()).toBe(
+      "postgres://app:hunter2@db/prod",
+    );
+  });
+
   it("names an unknown key id and nothing secret", () => {
     const sealed = seal(plaintext, aad, ring1);
     const other = ring("k3", { k3: generateKey() });

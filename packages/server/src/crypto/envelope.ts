@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { DataKeyCache } from "./data-key-cache.ts";
 import type { KeyRing } from "./key-ring.ts";
 
 const ALGORITHM = "aes-256-gcm";
@@ -9,6 +10,13 @@ const TAG_BYTES = 16;
 const WRAPPED_KEY_BYTES = NONCE_BYTES + KEY_BYTES + TAG_BYTES;
 
 const encoder = new TextEncoder();
+
+/**
+ * The data keys {@link open} unwrapped, for its next reads of the same
+ * versions: up to 4,096 per master key, each for up to 5 minutes
+ * (data-key-cache.ts says what finds an entry and what zeroes it).
+ */
+const dataKeys = new DataKeyCache(4096, 5 * 60_000);
 
 /**
  * Encryption or decryption failed. Messages name what failed (the payload,
@@ -65,12 +73,11 @@ export function seal(plaintext: Uint8Array, aad: Uint8Array, ring: KeyRing): Sea
  * or payload were altered, truncated, or bound to other associated data.
  */
 export function open(sealed: Sealed, aad: Uint8Array, ring: KeyRing): Uint8Array {
-  const dataKey = unwrap(sealed, ring);
-  try {
-    return decrypt(dataKey, sealed.ciphertext, aad, "payload");
-  } finally {
-    dataKey.fill(0);
-  }
+  const masterKey = ringKey(ring, sealed.keyId);
+  const dataKey = dataKeys.get(masterKey, sealed.keyId, sealed.wrappedKey, () =>
+    unwrapWith(masterKey, sealed),
+  );
+  return decrypt(dataKey, sealed.ciphertext, aad, "payload");
 }
 
 /**
@@ -113,7 +120,10 @@ export function versionAad(secretId: string, revision: number): Uint8Array {
 }
 
 function unwrap(sealed: WrappedKey, ring: KeyRing): Buffer {
-  const masterKey = ringKey(ring, sealed.keyId);
+  return unwrapWith(ringKey(ring, sealed.keyId), sealed);
+}
+
+function unwrapWith(masterKey: Buffer, sealed: WrappedKey): Buffer {
   if (sealed.wrappedKey.length !== WRAPPED_KEY_BYTES) {
     throw new CryptoError(
       `wrapped key must be ${WRAPPED_KEY_BYTES} bytes (got ${sealed.wrappedKey.length})`,
