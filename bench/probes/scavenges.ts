@@ -16,13 +16,15 @@
  * same echo served through Coffer's grpc-js adapter, and a bare node:http2
  * handler), FULL_GC_AT (milliseconds after the server starts: it then runs
  * one full garbage collection, `gc()`; for the state a full collection
- * leaves the young generation in). Also prints what each scavenge of the
+ * leaves the young generation in), KEEP_LOG (a path: the server's log, with
+ * its whole trace, is copied there, for flags such as
+ * `--trace-incremental-marking` or `--log-maps`). Also prints what each scavenge of the
  * window promoted, in order, with `|MC|` for each mark-compact. See
  * bench/RESULTS.md, the access readings of 2026-12-06 (second to fourth
  * sessions).
  */
 import { randomUUID } from "node:crypto";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { copyFile, mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { accessLoad } from "../support/access-requests.ts";
@@ -88,6 +90,7 @@ try {
   const to = Date.now() - born;
   // Its log is whole once it has exited.
   await server.stop();
+  if (process.env.KEEP_LOG) await copyFile(logFile, process.env.KEEP_LOG);
   const lines = (await readFile(logFile, "utf8")).split("\n").filter((line) => {
     const ms = Number(line.match(/\s(\d+) ms: /)?.[1]);
     return ms >= from && ms <= to;
