@@ -754,7 +754,9 @@ function header(command: string): string[] {
   })();
   const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? "?";
   const head = sh("git", ["rev-parse", "--short", "HEAD"]);
-  const dirty = sh("git", ["status", "--porcelain", "--", "packages"]);
+  // Untracked files are not code the server runs unless a tracked file
+  // imports them, which makes that file modified.
+  const dirty = sh("git", ["status", "--porcelain", "--untracked-files=no", "--", "packages"]);
   const out = [
     `Run ${new Date().toISOString().replace(/\.\d+Z$/, "Z")} at commit \`${head}\`${dirty === "" || dirty === "?" ? "" : " (with uncommitted changes under packages/)"}, by \`${command}\`; ${RUNS} interleaved runs of ${SECONDS} s per measurement; figures are min / **median** / max over the runs.`,
     "",
