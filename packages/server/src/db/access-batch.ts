@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import { type AccessParams, type AccessRow, type RawAccessRow, toAccessRow } from "./access.ts";
 import type { Db } from "./client.ts";
 import type { NamedStatement } from "./pglite-statements.ts";
-import { prepareStatement, render, rowsOf } from "./raw-sql.ts";
+import { prepareStatement, render, takeRows } from "./raw-sql.ts";
 import { ephemeralActionSet, servableIn } from "./version-rules.ts";
 
 const servableSv = servableIn("sv");
@@ -240,11 +240,11 @@ export async function accessBatch(
   db: Db,
   calls: readonly AccessParams[],
 ): Promise<(AccessRow | undefined)[]> {
-  const rows = rowsOf<RawBatchRow>(await statementFor(db).execute(batchValues(calls)));
+  const rows = takeRows(await statementFor(db).execute(batchValues(calls)), (r: RawBatchRow) =>
+    r.secret_id === null ? undefined : toAccessRow({ ...r, secret_id: r.secret_id }),
+  );
   if (rows.length !== calls.length) {
     throw new Error(`the access statement answered ${rows.length} rows for ${calls.length} calls`);
   }
-  return rows.map((r) =>
-    r.secret_id === null ? undefined : toAccessRow({ ...r, secret_id: r.secret_id }),
-  );
+  return rows;
 }

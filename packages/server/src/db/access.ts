@@ -2,7 +2,7 @@ import { type SQL, sql } from "drizzle-orm";
 import { okEventInsert, type StatementAudit, statementAuditValues } from "./audit.ts";
 import type { Db } from "./client.ts";
 import type { NamedStatement } from "./pglite-statements.ts";
-import { prepareStatement, render, rowsOf } from "./raw-sql.ts";
+import { prepareStatement, render, takeRows } from "./raw-sql.ts";
 import { retryingConflicts } from "./tx.ts";
 import { ephemeralActionSet, servableIn } from "./version-rules.ts";
 
@@ -221,8 +221,8 @@ export async function accessInOneStatement(
     ...statementAuditValues(audit),
   };
   const statement = lookup.by === "id" ? statements.id : statements.path;
-  const [row] = rowsOf<RawAccessRow>(await retryingConflicts(() => statement.execute(values)));
-  return row === undefined ? undefined : toAccessRow(row);
+  const [row] = takeRows(await retryingConflicts(() => statement.execute(values)), toAccessRow);
+  return row;
 }
 
 export function toAccessRow(r: RawAccessRow): AccessRow {
