@@ -59,6 +59,17 @@ interface Target {
  * 2xx. (Warm-up calls need not: before a server has verified the token, its
  * per-address limit answers some of a cold burst 429, COFFER_PEER_RATE_LIMIT_RPS.)
  */
+/** `NAME=value` pairs of the variable `name`, split on spaces. */
+function envOf(name: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const pair of (process.env[name] ?? "").split(" ").filter(Boolean)) {
+    const at = pair.indexOf("=");
+    if (at < 1) throw new Error(`${name}: "${pair}" is not NAME=value`);
+    env[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return env;
+}
+
 async function drive(t: Target, requests: number, measured = true) {
   const r = await runH2loadLanes([{ ...t.load, requests, timeoutMs: 120_000 }]);
   if (measured && r.status2xx !== requests) {
@@ -80,12 +91,7 @@ try {
       logFile: path.join(dir, "server.log"),
       serverRoot: root,
       nodeFlags: (process.env[`FLAGS_${i}`] ?? "").split(" ").filter(Boolean),
-      env: Object.fromEntries(
-        (process.env[`ENV_${i}`] ?? "")
-          .split(" ")
-          .filter(Boolean)
-          .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
-      ),
+      env: envOf(`ENV_${i}`),
     });
     const { secretId, accessToken } = await createAccessTarget(
       server.url,

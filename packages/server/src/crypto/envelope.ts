@@ -68,6 +68,8 @@ export function seal(plaintext: Uint8Array, aad: Uint8Array, ring: KeyRing): Sea
 /**
  * Decrypts a sealed payload. Fails unless `aad` is the value it was sealed
  * with, so a row copied onto another secret or revision does not decrypt.
+ * The data key it unwraps is kept for the next reads (dataKeys), not zeroed
+ * here: the cache zeroes it when it drops it.
  *
  * @throws CryptoError when the key id is not in the ring, or the wrapped key
  * or payload were altered, truncated, or bound to other associated data.
