@@ -16,15 +16,17 @@
  * same echo served through Coffer's grpc-js adapter, and a bare node:http2
  * handler), FULL_GC_AT (milliseconds after the server starts: it then runs
  * one full garbage collection, `gc()`; for the state a full collection
- * leaves the young generation in), KEEP_LOG (a path: the server's log, with
- * its whole trace, is copied there, for flags such as
+ * leaves the young generation in), LANES=4 (the bench's half-rate schedule: four h2load
+ * processes of one connection, started 2.5 ms apart, instead of one h2load
+ * of four connections; the latencies printed are over all four), KEEP_LOG (a path: the server's log, with
+ * its whole trace, is copied there, and h2load's per-request logs beside it, for flags such as
  * `--trace-incremental-marking` or `--log-maps`). Also prints what each scavenge of the
  * window promoted, in order, with `|MC|` for each mark-compact. See
  * bench/RESULTS.md, the access readings of 2026-12-06 (second to fourth
  * sessions).
  */
 import { randomUUID } from "node:crypto";
-import { copyFile, mkdtemp, readFile, rm } from "node:fs/promises";
+import { copyFile, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { accessLoad } from "../support/access-requests.ts";
@@ -36,7 +38,7 @@ import {
   startCoffer,
 } from "../support/coffer.ts";
 import { isCollection, isFullCollection, isScavenge, promotedMb } from "../support/gc-trace.ts";
-import { runH2loadLanes } from "../support/h2load.ts";
+import { RPS_TICK_MS, runH2loadLanes } from "../support/h2load.ts";
 import {
   Child,
   CLK_TCK,
@@ -82,15 +84,43 @@ try {
     logFile: path.join(dir, "h2load.log"),
     timeoutMs: (seconds + 60) * 1000,
   };
-  await runH2loadLanes([{ ...load, requests: rps * 4 * 2 }]); // warm-up
+  // LANES=4: the bench's half-rate schedule, four h2load processes of one
+  // connection each, started RPS_TICK_MS / 4 apart; default one h2load.
+  const lanes = (requests: number, log = load.logFile, rate: number | undefined = rps) =>
+    process.env.LANES === "4"
+      ? runH2loadLanes(
+          [0, 1, 2, 3].map((i) => ({
+            ...load,
+            clients: 1,
+            rps: rate,
+            requests: requests / 4,
+            logFile: `${log}.${i}`,
+          })),
+          RPS_TICK_MS / 4,
+        )
+      : runH2loadLanes([{ ...load, rps: rate, requests, logFile: log }]);
+  // WARM_SECONDS of warm-up (default 2) at the measured rate, or as fast as
+  // 64 streams go with WARM_RPS=max (the state a bench server is in after
+  // its saturating measurements).
+  const warm = Number(process.env.WARM_SECONDS ?? 2);
+  const warmMax = process.env.WARM_RPS === "max";
+  await lanes(
+    (warmMax ? 2_000 : rps) * 4 * warm,
+    `${load.logFile}.warm-up`,
+    warmMax ? undefined : rps,
+  );
   const from = Date.now() - born;
   const ticks = cpuTicksOf(server.pid);
-  const out = await runH2loadLanes([{ ...load, requests: rps * 4 * seconds }]);
+  const out = await lanes(rps * 4 * seconds);
   const cpuUs = ((cpuTicksOf(server.pid) - ticks) * (1e6 / CLK_TCK)) / (rps * 4 * seconds);
   const to = Date.now() - born;
   // Its log is whole once it has exited.
   await server.stop();
-  if (process.env.KEEP_LOG) await copyFile(logFile, process.env.KEEP_LOG);
+  if (process.env.KEEP_LOG) {
+    await copyFile(logFile, process.env.KEEP_LOG);
+    const logs = (await readdir(dir)).filter((f) => f.startsWith("h2load.log"));
+    for (const f of logs) await copyFile(path.join(dir, f), `${process.env.KEEP_LOG}.${f}`);
+  }
   const lines = (await readFile(logFile, "utf8")).split("\n").filter((line) => {
     const ms = Number(line.match(/\s(\d+) ms: /)?.[1]);
     return ms >= from && ms <= to;
@@ -111,7 +141,7 @@ try {
   };
   const mb = (key: string) => (median(key) / 1e6).toFixed(2);
   console.log(
-    `${out.rps.toFixed(0)} calls/s, ${cpuUs.toFixed(0)} µs of server CPU per call; HTTP 2xx ${out.status2xx}, other ${out.statusOther}`,
+    `${out.rps.toFixed(0)} calls/s, p50 ${out.p50Ms.toFixed(2)} ms, p99 ${out.p99Ms.toFixed(2)} ms, max ${out.maxMs.toFixed(1)} ms, ${cpuUs.toFixed(0)} µs of server CPU per call; HTTP 2xx ${out.status2xx}, other ${out.statusOther}`,
   );
   console.log(
     `promoted per scavenge, MB, in order: ${collections

@@ -363,37 +363,60 @@ function guardRequest(
   else res.once("finish", over);
   res.once("close", over);
   const read = req[Symbol.asyncIterator].bind(req);
+  const guard: BodyGuard = { read, close, holder, req, res, limits, budget };
   Object.defineProperty(req, Symbol.asyncIterator, {
     configurable: true,
-    value: async function* guardedBody(): AsyncGenerator<Buffer> {
-      const chunks = read();
-      try {
-        for (;;) {
-          let timer: NodeJS.Timeout | undefined;
-          const stalled = new Promise<never>((_, reject) => {
-            timer = setTimeout(() => {
-              close();
-              reject(bodyTimeout(limits.bodyTimeoutMs));
-            }, limits.bodyTimeoutMs);
-          });
-          let next: IteratorResult<Buffer>;
-          try {
-            next = await Promise.race([chunks.next(), stalled]);
-          } finally {
-            clearTimeout(timer);
-          }
-          if (next.done) return;
-          if (!budget.charge(holder, next.value.length)) {
-            if (!("stream" in req)) (res as http.ServerResponse).shouldKeepAlive = false;
-            throw budgetSpent(budget.capacity);
-          }
-          yield next.value;
-        }
-      } finally {
-        budget.received(holder);
-      }
-    },
+    value: () => guardedBody(guard),
   });
+}
+
+/** What guardedBody needs of one request (guardRequest). */
+interface BodyGuard {
+  /** The request's own async iterator. */
+  read: () => AsyncIterator<Buffer>;
+  close: () => void;
+  holder: BudgetHolder;
+  req: http.IncomingMessage | http2.Http2ServerRequest;
+  res: http.ServerResponse | http2.Http2ServerResponse;
+  limits: ConnectionLimits;
+  budget: RequestBudget;
+}
+
+/**
+ * The body of a guarded request (guardRequest), chunk by chunk. A module
+ * function, not a generator declared per request: V8 gives the generator
+ * objects of each new generator function a hidden class of their own, kept in
+ * the old generation (bench/RESULTS.md, access reading of 2026-12-06,
+ * seventh session).
+ */
+async function* guardedBody(g: BodyGuard): AsyncGenerator<Buffer> {
+  const { close, holder, req, res, limits, budget } = g;
+  const chunks = g.read();
+  try {
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      const stalled = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          close();
+          reject(bodyTimeout(limits.bodyTimeoutMs));
+        }, limits.bodyTimeoutMs);
+      });
+      let next: IteratorResult<Buffer>;
+      try {
+        next = await Promise.race([chunks.next(), stalled]);
+      } finally {
+        clearTimeout(timer);
+      }
+      if (next.done) return;
+      if (!budget.charge(holder, next.value.length)) {
+        if (!("stream" in req)) (res as http.ServerResponse).shouldKeepAlive = false;
+        throw budgetSpent(budget.capacity);
+      }
+      yield next.value;
+    }
+  } finally {
+    budget.received(holder);
+  }
 }
 
 function bodyTimeout(ms: number): ConnectError {
