@@ -23,6 +23,7 @@ import { addReflection } from "../reflection.ts";
 import type { Services } from "../services.ts";
 import { GrpcLimits } from "./grpc-limits.ts";
 import type { Listening, ListenOptions } from "./limits.ts";
+import { MetadataHeaders } from "./metadata-headers.ts";
 import { peerKey } from "./peer.ts";
 import { grpcServerCredentials } from "./tls.ts";
 
@@ -278,7 +279,7 @@ class GrpcCallContext implements CallContext {
     this.service = info.service;
     this.method = spec.method;
     this.url = info.path;
-    this.requestHeader = toHeaders(call.metadata);
+    this.requestHeader = new MetadataHeaders(call.metadata);
     this.values = createContextValues().set(peerKey, peerOf(call));
     if (call.cancelled) this.#onCancelled();
     else call.once("cancelled", this.#onCancelled);
@@ -415,18 +416,6 @@ function sendHeaders(call: Call, context: CallContext): void {
   // never empty (the chain sets x-request-id on every call).
   const metadata = toMetadata(context.responseHeader);
   if (metadata !== undefined) call.sendMetadata(metadata);
-}
-
-function toHeaders(metadata: grpc.Metadata): Headers {
-  const headers = new Headers();
-  for (const [key, values] of Object.entries(metadata.toJSON())) {
-    for (const value of values) {
-      // connect-node sees a binary header as its base64 text on the wire;
-      // the shared chain gets the same here.
-      headers.append(key, typeof value === "string" ? value : value.toString("base64"));
-    }
-  }
-  return headers;
 }
 
 /**
