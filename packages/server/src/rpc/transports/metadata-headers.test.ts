@@ -70,7 +70,9 @@ describe("MetadataHeaders", () => {
       ...it_(eager(sample())).values(),
     ]);
     const seen: string[] = [];
-    new MetadataHeaders(sample()).forEach((value, key) => seen.push(`${key}=${value}`));
+    new MetadataHeaders(sample()).forEach((value, key) => {
+      seen.push(`${key}=${value}`);
+    });
     expect(seen).toEqual([...it_(eager(sample()))].map(([k, v]) => `${k}=${v}`));
 
     const changed = new MetadataHeaders(sample());
