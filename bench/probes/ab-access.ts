@@ -54,11 +54,6 @@ interface Target {
   runs: { rate: number; cpuUs: number }[];
 }
 
-/**
- * One h2load run of `requests` calls; measured ones must all be answered
- * 2xx. (Warm-up calls need not: before a server has verified the token, its
- * per-address limit answers some of a cold burst 429, COFFER_PEER_RATE_LIMIT_RPS.)
- */
 /** `NAME=value` pairs of the variable `name`, split on spaces. */
 function envOf(name: string): Record<string, string> {
   const env: Record<string, string> = {};
@@ -70,6 +65,11 @@ function envOf(name: string): Record<string, string> {
   return env;
 }
 
+/**
+ * One h2load run of `requests` calls; measured ones must all be answered
+ * 2xx. (Warm-up calls need not: before a server has verified the token, its
+ * per-address limit answers some of a cold burst 429, COFFER_PEER_RATE_LIMIT_RPS.)
+ */
 async function drive(t: Target, requests: number, measured = true) {
   const r = await runH2loadLanes([{ ...t.load, requests, timeoutMs: 120_000 }]);
   if (measured && r.status2xx !== requests) {

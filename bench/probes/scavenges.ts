@@ -1,29 +1,34 @@
 /**
- * How much of what a Coffer server allocates outlives its young generation:
- * one server (its build, on a fresh Postgres database), one secret, then
- * AccessSecretVersion at a fixed rate from h2load (4 connections × 16
- * streams), with `--trace-gc-nvp`; prints the medians of V8's scavenge
- * figures over the measured window.
+ * How much of what a Coffer server allocates outlives its young generation,
+ * and the latency at that rate: one server (its build, on a fresh Postgres
+ * database), one secret, then AccessSecretVersion at a fixed rate from
+ * h2load (4 connections × 16 streams), with `--trace-gc-nvp`; prints the
+ * latencies and the medians of V8's scavenge figures over the measured
+ * window.
  *
  *   node --import tsx bench/probes/scavenges.ts
  *
- * Environment: RPS (per connection, default 650: 2,600 calls/s), DURATION (seconds;
- * default 6), MODE=connect (Connect unary POSTs on the HTTP port instead of
- * gRPC), NOAUTH=1 (no token: every call refused at admission), FLAGS (more
- * node flags for the server, split on spaces), TARGET (default `coffer`;
- * `grpc-js-echo`, `grpc-js-adapter-echo` or `http2-echo` measures that
- * server of bench/baselines/ instead, over gRPC: the bare grpc-js echo, the
- * same echo served through Coffer's grpc-js adapter, and a bare node:http2
- * handler), FULL_GC_AT (milliseconds after the server starts: it then runs
- * one full garbage collection, `gc()`; for the state a full collection
- * leaves the young generation in), LANES=4 (the bench's half-rate schedule: four h2load
- * processes of one connection, started 2.5 ms apart, instead of one h2load
- * of four connections; the latencies printed are over all four), KEEP_LOG (a path: the server's log, with
- * its whole trace, is copied there, and h2load's per-request logs beside it, for flags such as
- * `--trace-incremental-marking` or `--log-maps`). Also prints what each scavenge of the
- * window promoted, in order, with `|MC|` for each mark-compact. See
- * bench/RESULTS.md, the access readings of 2026-12-06 (second to fourth
- * sessions).
+ * Environment: RPS (per connection, default 650: 2,600 calls/s), DURATION
+ * (seconds; default 6), MODE=connect (Connect unary POSTs on the HTTP port
+ * instead of gRPC), NOAUTH=1 (no token: every call refused at admission),
+ * FLAGS (more node flags for the server, split on spaces), TARGET (default
+ * `coffer`; `grpc-js-echo`, `grpc-js-adapter-echo` or `http2-echo` measures
+ * that server of bench/baselines/ instead, over gRPC: the bare grpc-js echo,
+ * the same echo served through Coffer's grpc-js adapter, and a bare
+ * node:http2 handler), FULL_GC_AT (milliseconds after the server starts: it
+ * then runs one full garbage collection, `gc()`; for the state a full
+ * collection leaves the young generation in), LANES=4 (the bench's
+ * half-rate schedule: four h2load processes of one connection, started
+ * 2.5 ms apart, instead of one h2load of four connections), WARM_SECONDS
+ * (warm-up, default 2 s at the measured rate) and WARM_RPS=max (the warm-up
+ * as fast as the 64 streams go, 2,000 calls per connection per warm-up
+ * second: the state the bench's half-rate line starts in, after its
+ * saturating line), KEEP_LOG (a path: the server's log, with its whole
+ * trace, is copied there, and h2load's per-request logs beside it; for
+ * flags such as `--trace-incremental-marking` or `--log-maps`). Also prints
+ * what each scavenge of the window promoted, in order, with `|MC|` for each
+ * mark-compact. See bench/RESULTS.md, the access readings of 2026-12-06
+ * (second to fourth, and seventh, sessions).
  */
 import { randomUUID } from "node:crypto";
 import { copyFile, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
@@ -99,9 +104,9 @@ try {
           RPS_TICK_MS / 4,
         )
       : runH2loadLanes([{ ...load, rps: rate, requests, logFile: log }]);
-  // WARM_SECONDS of warm-up (default 2) at the measured rate, or as fast as
-  // 64 streams go with WARM_RPS=max (the state a bench server is in after
-  // its saturating measurements).
+  // WARM_SECONDS of warm-up at the measured rate, or with WARM_RPS=max as
+  // fast as the streams go, sized as 2,000 calls per connection per second
+  // (about the seconds asked, at the rates this machine reaches).
   const warm = Number(process.env.WARM_SECONDS ?? 2);
   const warmMax = process.env.WARM_RPS === "max";
   await lanes(
