@@ -1488,6 +1488,10 @@ async function main(): Promise<void> {
             ...served(s.server),
             pg: true,
             warmup: 320,
+            // As the access measurements: 320 creates leave the server cold
+            // (TurboFan still compiling 11-14 % of its CPU five seconds into
+            // the first measured run, 2026-12-06, eighth session).
+            settleSeconds: SECONDS,
             count: async () => {
               let n = 0;
               for (const id of secretIds) n += await okEvents(s.audit, "CreateSecretVersion", id);
@@ -1629,7 +1633,7 @@ async function main(): Promise<void> {
       "",
       how,
       "",
-      "Latency is h2load's per request (its `--log-file`: time to the end of the response; its summary has no percentiles), or the loop's own timing. CPU µs per call: the process under test's utime + stime (/proc/<pid>/stat) over the measured requests, divided by them; Postgres: every postgres process on the machine (other databases included), so only an upper bound. Each measurement has a warm-up that is not counted: in later runs one second at the last rate; in the first, a fixed count, then (the access measurements, since 2026-12-06) as many seconds as a measured run at the rate that count reached. Before each measurement Postgres runs a CHECKPOINT (since 2026-12-06), so that no measurement pays for flushing what an earlier one wrote. Every Coffer server runs with node's `--trace-gc-nvp` (since 2026-12-06, fifth session); the garbage-collection column gives, for each run's measured window, the median of what its scavenges promoted to the old generation, how many scavenges and mark-compacts there were, and the longest pause: a server that keeps promoting per-call objects pays for it in CPU and in mark-compact pauses (the access reading).",
+      "Latency is h2load's per request (its `--log-file`: time to the end of the response; its summary has no percentiles), or the loop's own timing. CPU µs per call: the process under test's utime + stime (/proc/<pid>/stat) over the measured requests, divided by them; Postgres: every postgres process on the machine (other databases included), so only an upper bound. Each measurement has a warm-up that is not counted: in later runs one second at the last rate; in the first, a fixed count, then (the access measurements since 2026-12-06, the writes since its eighth session) as many seconds as a measured run at the rate that count reached. Before each measurement Postgres runs a CHECKPOINT (since 2026-12-06), so that no measurement pays for flushing what an earlier one wrote. Every Coffer server runs with node's `--trace-gc-nvp` (since 2026-12-06, fifth session); the garbage-collection column gives, for each run's measured window, the median of what its scavenges promoted to the old generation, how many scavenges and mark-compacts there were, and the longest pause: a server that keeps promoting per-call objects pays for it in CPU and in mark-compact pauses (the access reading).",
       "",
       ...table(ms_),
       "",
