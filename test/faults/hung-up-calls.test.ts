@@ -1,0 +1,175 @@
+import { randomUUID } from "node:crypto";
+import http from "node:http";
+import http2 from "node:http2";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { AccessSecretVersionRequestSchema } from "@coffer/api";
+import { createCofferTransport, SecretService } from "@coffer/client";
+import { createClient } from "@connectrpc/connect";
+import postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { newToken, type ServerProcess, startServer } from "../support/server-process.ts";
+import { runUnless } from "../support/skip.ts";
+import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
+import { type FreshDatabase, freshDatabase, postgresMissing } from "./support/postgres.ts";
+import { sleep, until } from "./support/wait.ts";
+
+/**
+ * README, "Decisions": a unary call, once its request is in, runs to its
+ * end (its answer and its audit event) even if its client hangs up, on
+ * every port. Shown on Postgres, where a call can be held where it matters:
+ * another transaction locks `audit_events`, so the call's statement (the
+ * access and its audit row, one statement) waits; the client then resets
+ * its stream and closes its connection; the lock is released. The access
+ * must still commit with its OK audit event: an access nobody received is
+ * still an access, and the audit trail is what says so.
+ */
+
+const SERVICE = "coffer.secretmanager.v1.SecretService";
+
+/** One way of calling AccessSecretVersion, by a client that can hang up at will. */
+interface Port {
+  name: string;
+  /** Sends the call with `requestId`; the returned function hangs up. */
+  send(server: ServerProcess, secretId: string, requestId: string): () => void;
+}
+
+const request = (secretId: string) =>
+  toBinary(
+    AccessSecretVersionRequestSchema,
+    create(AccessSecretVersionRequestSchema, { secretId, revision: "1" }),
+  );
+
+/** An HTTP/2 POST of `body`; hanging up resets the stream (CANCEL) and closes the connection. */
+function h2Call(url: string, headers: http2.OutgoingHttpHeaders, body: Uint8Array): () => void {
+  const session = http2.connect(url);
+  session.on("error", () => {});
+  const stream = session.request({ ":method": "POST", ...headers });
+  stream.on("error", () => {});
+  stream.resume();
+  stream.end(body);
+  return () => {
+    stream.close(http2.constants.NGHTTP2_CANCEL);
+    session.destroy();
+  };
+}
+
+const ports: Port[] = [
+  {
+    name: "gRPC (grpc-js)",
+    send: (server, secretId, requestId) => {
+      const message = request(secretId);
+      const frame = Buffer.alloc(5 + message.length);
+      frame.writeUInt32BE(message.length, 1);
+      frame.set(message, 5);
+      return h2Call(
+        server.grpcUrl,
+        {
+          ":path": `/${SERVICE}/AccessSecretVersion`,
+          "content-type": "application/grpc",
+          te: "trailers",
+          authorization: `Bearer ${server.token}`,
+          "x-request-id": requestId,
+        },
+        frame,
+      );
+    },
+  },
+  {
+    name: "Connect (HTTP/2)",
+    send: (server, secretId, requestId) =>
+      h2Call(
+        server.httpUrl,
+        {
+          ":path": `/${SERVICE}/AccessSecretVersion`,
+          "content-type": "application/proto",
+          "connect-protocol-version": "1",
+          authorization: `Bearer ${server.token}`,
+          "x-request-id": requestId,
+        },
+        request(secretId),
+      ),
+  },
+  {
+    name: "REST (HTTP/1.1)",
+    send: (server, secretId, requestId) => {
+      const req = http.get(
+        `${server.httpUrl}/secret-manager/v1beta1/regions/local/secrets/${secretId}/versions/1/access`,
+        { headers: { "x-auth-token": server.token, "x-request-id": requestId } },
+      );
+      req.on("error", () => {});
+      return () => req.destroy();
+    },
+  },
+];
+
+describe("a unary call whose client hangs up", runUnless(postgresMissing), () => {
+  let db: FreshDatabase | undefined;
+  let dir: string | undefined;
+  let server: ServerProcess | undefined;
+  let sql: postgres.Sql | undefined;
+  let secretId = "";
+
+  beforeAll(async () => {
+    dir = await makeTempDir("faults-hung-up");
+    db = await freshDatabase("hungup");
+    server = await startServer({
+      env: { ...db.env, COFFER_BOOTSTRAP_TOKEN: newToken(), COFFER_DATA_DIR: dir },
+    });
+    const projectId = await server.createProject();
+    const client = createClient(
+      SecretService,
+      createCofferTransport({ url: server.grpcUrl, protocol: "grpc", token: server.token }),
+    );
+    const { secret } = await client.createSecret({
+      projectId,
+      name: "hung-up",
+      firstVersion: { data: Buffer.from("payload") },
+    });
+    secretId = secret?.id ?? "";
+    sql = postgres(db.env.COFFER_DATABASE_URL ?? "", { max: 4, onnotice: () => {} });
+  }, 60_000);
+
+  afterAll(async () => {
+    await sql?.end();
+    server?.kill();
+    await server?.exited;
+    await db?.drop();
+    await removeTempDir(dir);
+  });
+
+  for (const port of ports) {
+    it(`still writes its access and audit event: ${port.name}`, async () => {
+      const live = sql as postgres.Sql;
+      const requestId = `hung-up-${randomUUID()}`;
+      const holder = await live.reserve();
+      let hangUp: (() => void) | undefined;
+      try {
+        await holder`begin`;
+        await holder`lock table audit_events in exclusive mode`;
+        hangUp = port.send(server as ServerProcess, secretId, requestId);
+        // The call is in: its statement waits for the lock.
+        await until("the call's statement waits on audit_events", async () => {
+          const [row] = await live<{ n: number }[]>`
+            select count(*)::int as n from pg_locks
+            where not granted and relation = 'audit_events'::regclass`;
+          return (row?.n ?? 0) > 0;
+        });
+        hangUp();
+        // Time for the server to see the reset and the closed connection.
+        await sleep(300);
+      } finally {
+        await holder`commit`;
+        holder.release();
+      }
+      await until(`the audit event of ${requestId} is written`, async () => {
+        const rows = await live`select 1 from audit_events where request_id = ${requestId}`;
+        return rows.length > 0;
+      });
+      const rows = await live<{ method: string; outcome: string; revision: number }[]>`
+        select method, outcome, revision from audit_events where request_id = ${requestId}`;
+      expect(rows).toEqual([
+        { method: `${SERVICE}/AccessSecretVersion`, outcome: "OK", revision: 1 },
+      ]);
+    }, 60_000);
+  }
+});
