@@ -3,8 +3,8 @@ import http from "node:http";
 import http2 from "node:http2";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { AccessSecretVersionRequestSchema } from "@coffer/api";
-import { createCofferTransport, SecretService } from "@coffer/client";
-import { createClient } from "@connectrpc/connect";
+import { createCofferTransport, EphemeralAction, SecretService } from "@coffer/client";
+import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newToken, type ServerProcess, startServer } from "../support/server-process.ts";
@@ -106,8 +106,9 @@ describe("a unary call whose client hangs up", runUnless(postgresMissing), () =>
   let db: FreshDatabase | undefined;
   let dir: string | undefined;
   let server: ServerProcess | undefined;
+  let client: Client<typeof SecretService> | undefined;
   let sql: postgres.Sql | undefined;
-  let secretId = "";
+  let projectId = "";
 
   beforeAll(async () => {
     dir = await makeTempDir("faults-hung-up");
@@ -115,17 +116,11 @@ describe("a unary call whose client hangs up", runUnless(postgresMissing), () =>
     server = await startServer({
       env: { ...db.env, COFFER_BOOTSTRAP_TOKEN: newToken(), COFFER_DATA_DIR: dir },
     });
-    const projectId = await server.createProject();
-    const client = createClient(
+    projectId = await server.createProject();
+    client = createClient(
       SecretService,
       createCofferTransport({ url: server.grpcUrl, protocol: "grpc", token: server.token }),
     );
-    const { secret } = await client.createSecret({
-      projectId,
-      name: "hung-up",
-      firstVersion: { data: Buffer.from("payload") },
-    });
-    secretId = secret?.id ?? "";
     sql = postgres(db.env.COFFER_DATABASE_URL ?? "", { max: 4, onnotice: () => {} });
   }, 60_000);
 
@@ -137,39 +132,71 @@ describe("a unary call whose client hangs up", runUnless(postgresMissing), () =>
     await removeTempDir(dir);
   });
 
+  /** A secret whose revision 1 holds "payload". */
+  async function newSecret(expiresOnceAccessed = false): Promise<string> {
+    const { secret } = await (client as Client<typeof SecretService>).createSecret({
+      projectId,
+      name: `hung-up-${randomUUID()}`,
+      firstVersion: { data: Buffer.from("payload") },
+      ...(expiresOnceAccessed && {
+        ephemeralPolicy: { expiresOnceAccessed, action: EphemeralAction.DISABLE },
+      }),
+    });
+    return secret?.id ?? "";
+  }
+
+  /**
+   * Sends the call on `port` while audit_events is locked, hangs up once
+   * its statement waits for the lock, releases the lock; returns the audit
+   * events of the call once there is one.
+   */
+  async function hangUpOnHeldCall(port: Port, secretId: string) {
+    const live = sql as postgres.Sql;
+    const requestId = `hung-up-${randomUUID()}`;
+    const holder = await live.reserve();
+    try {
+      await holder`begin`;
+      await holder`lock table audit_events in exclusive mode`;
+      const hangUp = port.send(server as ServerProcess, secretId, requestId);
+      // The call is in: its statement waits for the lock.
+      await until("the call's statement waits on audit_events", async () => {
+        const [row] = await live<{ n: number }[]>`
+          select count(*)::int as n from pg_locks
+          where not granted and relation = 'audit_events'::regclass`;
+        return (row?.n ?? 0) > 0;
+      });
+      hangUp();
+      // Time for the server to see the reset and the closed connection.
+      await sleep(300);
+    } finally {
+      await holder`commit`;
+      holder.release();
+    }
+    const events = () => live<{ method: string; outcome: string; revision: number }[]>`
+      select method, outcome, revision from audit_events where request_id = ${requestId}`;
+    await until(
+      `the audit event of ${requestId} is written`,
+      async () => (await events()).length > 0,
+    );
+    return events();
+  }
+
+  const accessed = { method: `${SERVICE}/AccessSecretVersion`, outcome: "OK", revision: 1 };
+
   for (const port of ports) {
     it(`still writes its access and audit event: ${port.name}`, async () => {
-      const live = sql as postgres.Sql;
-      const requestId = `hung-up-${randomUUID()}`;
-      const holder = await live.reserve();
-      let hangUp: (() => void) | undefined;
-      try {
-        await holder`begin`;
-        await holder`lock table audit_events in exclusive mode`;
-        hangUp = port.send(server as ServerProcess, secretId, requestId);
-        // The call is in: its statement waits for the lock.
-        await until("the call's statement waits on audit_events", async () => {
-          const [row] = await live<{ n: number }[]>`
-            select count(*)::int as n from pg_locks
-            where not granted and relation = 'audit_events'::regclass`;
-          return (row?.n ?? 0) > 0;
-        });
-        hangUp();
-        // Time for the server to see the reset and the closed connection.
-        await sleep(300);
-      } finally {
-        await holder`commit`;
-        holder.release();
-      }
-      await until(`the audit event of ${requestId} is written`, async () => {
-        const rows = await live`select 1 from audit_events where request_id = ${requestId}`;
-        return rows.length > 0;
-      });
-      const rows = await live<{ method: string; outcome: string; revision: number }[]>`
-        select method, outcome, revision from audit_events where request_id = ${requestId}`;
-      expect(rows).toEqual([
-        { method: `${SERVICE}/AccessSecretVersion`, outcome: "OK", revision: 1 },
-      ]);
+      expect(await hangUpOnHeldCall(port, await newSecret())).toEqual([accessed]);
     }, 60_000);
   }
+
+  it("consumes a single-access version, and its audit event says so", async () => {
+    const secretId = await newSecret(true);
+    expect(await hangUpOnHeldCall(ports[0] as Port, secretId)).toEqual([accessed]);
+    const again = await (client as Client<typeof SecretService>)
+      .accessSecretVersion({ secretId, revision: "1" })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect(again).toBeInstanceOf(ConnectError);
+    expect((again as ConnectError).code).toBe(Code.FailedPrecondition);
+    expect((again as ConnectError).rawMessage).toContain("was already accessed");
+  }, 60_000);
 });
