@@ -17,7 +17,9 @@
  * second root's server, split on spaces; the same root twice with
  * different flags compares the flags), ENV_0 and ENV_1 (more environment
  * for each, `NAME=value` split on spaces: an allocator's `LD_PRELOAD`, a
- * `GLIBC_TUNABLES`). Every call must be answered 2xx.
+ * `GLIBC_TUNABLES`), CLIENTS and STREAMS (h2load's connections and streams
+ * per connection, default 4 and 16; 1 and 1 is the bench's lone caller,
+ * whose p50 is then the figure to compare). Every call must be answered 2xx.
  *
  * For a change of a few percent on this 2-core machine, whose single runs
  * vary by ±10 %: `npm run bench` measures against baselines, this answers
@@ -43,6 +45,8 @@ const roots = (process.env.ROOTS ?? "").split(",").filter(Boolean);
 const rounds = Number(process.env.ROUNDS ?? 6);
 const seconds = Number(process.env.SECONDS ?? 4);
 const warm = Number(process.env.WARM ?? 8);
+const clients = Number(process.env.CLIENTS ?? 4);
+const streams = Number(process.env.STREAMS ?? 16);
 if (roots.length < 2) throw new Error("ROOTS: give two checkouts, comma-separated");
 
 interface Target {
@@ -51,7 +55,7 @@ interface Target {
   load: Omit<H2loadOptions, "requests" | "timeoutMs">;
   /** Calls per second, as the warm-up found: sizes each run to about `seconds`. */
   rate: number;
-  runs: { rate: number; cpuUs: number }[];
+  runs: { rate: number; cpuUs: number; p50Ms: number }[];
 }
 
 /** `NAME=value` pairs of the variable `name`, split on spaces. */
@@ -103,8 +107,8 @@ try {
       pid: server.child.pid,
       load: {
         ...(await accessLoad(dir, server, { connect, secretId, token: accessToken })),
-        clients: 4,
-        streams: 16,
+        clients,
+        streams,
         logFile: path.join(dir, "h2load.log"),
       },
       rate: 0,
@@ -125,17 +129,18 @@ try {
       const perCall = (ticks: number) => (ticks * (1e6 / CLK_TCK)) / requests;
       const cpuUs = perCall(cpuTicksOf(t.pid) - before);
       const pgUs = perCall(postgresTicks() - pgBefore);
-      t.runs.push({ rate: result.rps, cpuUs });
+      t.runs.push({ rate: result.rps, cpuUs, p50Ms: result.p50Ms });
       console.log(
-        `${t.root}: ${result.rps.toFixed(0)} calls/s, ${cpuUs.toFixed(0)} µs CPU/call (+ Postgres ${pgUs.toFixed(0)})`,
+        `${t.root}: ${result.rps.toFixed(0)} calls/s, p50 ${result.p50Ms.toFixed(2)} ms, ${cpuUs.toFixed(0)} µs CPU/call (+ Postgres ${pgUs.toFixed(0)})`,
       );
     }
   }
   for (const t of targets) {
     const rate = summarize(t.runs.map((x) => x.rate));
     const cpu = summarize(t.runs.map((x) => x.cpuUs));
+    const p50 = summarize(t.runs.map((x) => x.p50Ms));
     console.log(
-      `median ${t.root}: ${rate.p50.toFixed(0)} calls/s, ${cpu.p50.toFixed(0)} µs CPU/call (${t.runs.length} runs)`,
+      `median ${t.root}: ${rate.p50.toFixed(0)} calls/s, p50 ${p50.p50.toFixed(2)} ms, ${cpu.p50.toFixed(0)} µs CPU/call (${t.runs.length} runs)`,
     );
   }
 } finally {
