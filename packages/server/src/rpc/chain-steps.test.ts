@@ -1,11 +1,11 @@
 import { SecretService } from "@coffer/api";
 import { Code, ConnectError, createContextValues, createHandlerContext } from "@connectrpc/connect";
-import pino from "pino";
 import { describe, expect, it } from "vitest";
 import type { AuditEventLine } from "../domain/audit-log.ts";
 import type { Principal } from "../domain/caller.ts";
 import type { DomainDeps } from "../domain/context.ts";
 import type { DeniedCall } from "../domain/denied-calls.ts";
+import { createLogger } from "../logger.ts";
 import {
   aggregateRefusal,
   assignRequestId,
@@ -47,9 +47,10 @@ function callWith(headers: Record<string, string> = {}, peer?: string): ChainCal
   return call;
 }
 
+/** The server's logger (its redaction included), writing to `lines`. */
 function capture() {
   const lines: Record<string, unknown>[] = [];
-  const logger = pino({ level: "info" }, { write: (s: string) => lines.push(JSON.parse(s)) });
+  const logger = createLogger("info", { write: (s: string) => lines.push(JSON.parse(s)) });
   return { logger, lines };
 }
 
@@ -222,16 +223,19 @@ describe("logCall", () => {
     call.failure = new ConnectError("x", Code.Internal);
     logCall({ logger })(call);
     expect(lines).toEqual([
-      expect.objectContaining({
+      {
         level: 30,
+        time: expect.any(String),
+        service: "coffer-server",
         msg: "call",
         method: METHOD,
         protocol: "grpc",
         code: "OK",
+        duration_ms: expect.any(Number),
         request_id: "r3",
         peer: "1.1.1.1:1",
         token_id: "tok-1",
-      }),
+      },
       expect.objectContaining({ level: 50, msg: "call failed", code: "INTERNAL" }),
     ]);
   });

@@ -12,6 +12,7 @@ import { type Authenticator, presentedPrefix } from "../domain/authenticate.ts";
 import type { Caller, Principal } from "../domain/caller.ts";
 import type { DomainDeps } from "../domain/context.ts";
 import type { DeniedCalls } from "../domain/denied-calls.ts";
+import { unredacted } from "../logger.ts";
 import { toConnectError } from "./errors.ts";
 import { type PeerLimiter, peerAddress } from "./peer-limit.ts";
 import type { RateLimiter } from "./rate-limit.ts";
@@ -263,8 +264,12 @@ export function observeCall(deps: Pick<StepDeps, "observe">): Step {
 /**
  * One JSON line per call: method, protocol, code (what the caller got),
  * duration, request id, peer and token id, never a request or response body.
+ * Every field is the chain's own (the request id is a client's only when it
+ * passes saneRequestId), so the line skips the redaction pass (unredacted):
+ * keep it so when adding one.
  */
 export function logCall(deps: Pick<StepDeps, "logger">): Step {
+  const logger = unredacted(deps.logger);
   return (call) => {
     const line = {
       method: call.method,
@@ -275,8 +280,8 @@ export function logCall(deps: Pick<StepDeps, "logger">): Step {
       peer: call.peer,
       token_id: call.audit.tokenId,
     };
-    if (call.failure?.code === Code.Internal) deps.logger.error(line, "call failed");
-    else deps.logger.info(line, "call");
+    if (call.failure?.code === Code.Internal) logger.error(line, "call failed");
+    else logger.info(line, "call");
   };
 }
 
