@@ -106,7 +106,8 @@ describe("a unary call whose client hangs up", runUnless(postgresMissing), () =>
   let db: FreshDatabase | undefined;
   let dir: string | undefined;
   let server: ServerProcess | undefined;
-  let client: Client<typeof SecretService> | undefined;
+  /** The bootstrap token's client, over gRPC; set by beforeAll. */
+  let client: Client<typeof SecretService>;
   let sql: postgres.Sql | undefined;
   let projectId = "";
 
@@ -134,7 +135,7 @@ describe("a unary call whose client hangs up", runUnless(postgresMissing), () =>
 
   /** A secret whose revision 1 holds "payload". */
   async function newSecret(expiresOnceAccessed = false): Promise<string> {
-    const { secret } = await (client as Client<typeof SecretService>).createSecret({
+    const { secret } = await client.createSecret({
       projectId,
       name: `hung-up-${randomUUID()}`,
       firstVersion: { data: Buffer.from("payload") },
@@ -192,7 +193,7 @@ describe("a unary call whose client hangs up", runUnless(postgresMissing), () =>
   it("consumes a single-access version, and its audit event says so", async () => {
     const secretId = await newSecret(true);
     expect(await hangUpOnHeldCall(ports[0] as Port, secretId)).toEqual([accessed]);
-    const again = await (client as Client<typeof SecretService>)
+    const again = await client
       .accessSecretVersion({ secretId, revision: "1" })
       .catch((e: unknown) => ConnectError.from(e));
     expect(again).toBeInstanceOf(ConnectError);
