@@ -26,6 +26,8 @@ function start(server: http.Server | http2.Http2Server, withShutdown = true) {
   const shutdown = new AbortController();
   /** While set, ListTags waits for release() before it answers. */
   const hold = { on: false, waiting: [] as (() => void)[] };
+  /** The context signal of every ListTags call, in arrival order. */
+  const signals: AbortSignal[] = [];
   const bare = (requestPath: string, method: DescMethod) =>
     Object.assign(
       async (req: UniversalServerRequest) => {
@@ -42,6 +44,7 @@ function start(server: http.Server | http2.Http2Server, withShutdown = true) {
     routes: (router) => {
       router.service(SecretService, {
         listTags: async (_req, ctx) => {
+          signals.push(ctx.signal);
           if (hold.on) await new Promise<void>((resolve) => hold.waiting.push(resolve));
           return { tags: [ctx.values.get(pathKey), ctx.url] };
         },
@@ -54,7 +57,7 @@ function start(server: http.Server | http2.Http2Server, withShutdown = true) {
   });
   server.on("request", adapter);
   /** Lets the latest request's handler answer. */
-  return { seen, answer: () => answers.at(-1)?.(), shutdown, hold };
+  return { seen, answer: () => answers.at(-1)?.(), shutdown, hold, signals };
 }
 
 function listen(server: http.Server | http2.Http2Server): Promise<number> {
@@ -117,6 +120,41 @@ describe("connectAdapter over HTTP/2", () => {
     expect(tags[1]).toMatch(
       /^http:\/\/127\.0\.0\.1:\d+\/coffer\.secretmanager\.v1\.SecretService\/ListTags\?x=1$/,
     );
+  });
+
+  it("ends each call's context with one AbortError shared by all calls (patches/@connectrpc+connect)", async () => {
+    const before = state.signals.length;
+    for (let i = 0; i < 2; i++) {
+      const { status } = await request("/coffer.secretmanager.v1.SecretService/ListTags", "{}", {
+        "content-type": "application/json",
+      }).answer;
+      expect(status).toBe(200);
+    }
+    const [first, second] = state.signals.slice(before) as [AbortSignal, AbortSignal];
+    expect(first.aborted && second.aborted).toBe(true);
+    expect(first.reason).toBeInstanceOf(DOMException);
+    expect((first.reason as DOMException).name).toBe("AbortError");
+    // Made once, not per call: node's default reason is a new DOMException, stack and all.
+    expect(second.reason).toBe(first.reason);
+  });
+
+  it("still aborts a call's context when its timeout passes", async () => {
+    const before = state.signals.length;
+    state.hold.on = true;
+    const { answer } = request("/coffer.secretmanager.v1.SecretService/ListTags", "{}", {
+      "content-type": "application/json",
+      "connect-timeout-ms": "50",
+    });
+    try {
+      while (state.signals.length === before) await new Promise((r) => setTimeout(r, 5));
+      const reason = await settled(state.signals[before] as AbortSignal);
+      expect(reason).toBeInstanceOf(ConnectError);
+      expect((reason as ConnectError).code).toBe(Code.DeadlineExceeded);
+    } finally {
+      state.hold.on = false;
+      for (const release of state.hold.waiting.splice(0)) release();
+    }
+    await answer;
   });
 
   it("answers an unknown path with connect's empty 404", async () => {

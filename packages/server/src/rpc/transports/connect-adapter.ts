@@ -49,10 +49,12 @@ type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
  * empty 404 by default), the response writer, and a failed handler logged
  * unless the call was aborted.
  *
- * Not avoidable from here: connect's own handlers end each call with
- * `context.abort()` without a reason (protocol-connect/handler-factory.js:147
- * for unary calls, through createHandlerContext's abort, implementation.js:37),
- * which builds a second DOMException per call inside @connectrpc/connect.
+ * Not avoidable from here, so patched (patches/@connectrpc+connect+2.1.2.patch):
+ * connect's own handlers end each call with `context.abort()` without a
+ * reason (protocol-connect/handler-factory.js:147 for unary calls, through
+ * createHandlerContext's abort, implementation.js:37), which built a second
+ * DOMException per call, and every handler context made a deadline
+ * AbortController even without a timeout.
  */
 export function connectAdapter(
   options: ConnectNodeAdapterOptions,
