@@ -1,6 +1,7 @@
 import { SecretService } from "@coffer/api";
 import { Code, ConnectError, createContextValues, createHandlerContext } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
+import { generateToken } from "../crypto/tokens.ts";
 import type { AuditEventLine } from "../domain/audit-log.ts";
 import type { Principal } from "../domain/caller.ts";
 import type { DomainDeps } from "../domain/context.ts";
@@ -21,6 +22,7 @@ import {
   notePeer,
   observeCall,
   rateLimit,
+  saneRequestId,
   stopClock,
   writeAudit,
 } from "./chain-steps.ts";
@@ -84,6 +86,18 @@ describe("assignRequestId", () => {
     const call = callWith({ "x-request-id": "bad id\n" });
     expect(call.requestId).toMatch(/^[0-9a-f-]{36}$/);
     expect(call.ctx.responseHeader.get("x-request-id")).toBe(call.requestId);
+  });
+
+  it("replaces a Coffer token sent as the request id, so it is not echoed, logged or audited", () => {
+    const token = generateToken().value;
+    const call = callWith({ "x-request-id": token });
+    expect(call.requestId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(call.ctx.responseHeader.get("x-request-id")).toBe(call.requestId);
+    expect(saneRequestId(token)).toBeUndefined();
+    // Only a real token is refused: one character off breaks its checksum.
+    const last = token.at(-1) === "a" ? "b" : "a";
+    expect(saneRequestId(token.slice(0, -1) + last)).toBe(token.slice(0, -1) + last);
+    expect(saneRequestId("coffer_job_42")).toBe("coffer_job_42");
   });
 });
 

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, createContextKey, type HandlerContext } from "@connectrpc/connect";
 import type { Logger } from "pino";
+import { isWellFormedToken } from "../crypto/tokens.ts";
 import {
   type CallAudit,
   ensureFailureEvent,
@@ -104,9 +105,16 @@ export type Step = (call: ChainCall) => void | Promise<void>;
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
-/** A client's request id when it is sane (1–64 of A-Z a-z 0-9 . _ -); undefined otherwise. */
+/**
+ * A client's request id when it is sane (1–64 of A-Z a-z 0-9 . _ -) and not
+ * a Coffer token; undefined otherwise. A token fits the pattern, and a request
+ * id is logged, echoed and kept in the audit table: a client that put its
+ * token there by mistake (a header swapped in a config) would see it written
+ * where every admin can read it. A token-shaped id with a valid checksum is
+ * replaced; an id that merely starts like one (`coffer_job_42`) is kept.
+ */
 export function saneRequestId(asked: string | null | undefined): string | undefined {
-  return asked != null && REQUEST_ID.test(asked) ? asked : undefined;
+  return asked != null && REQUEST_ID.test(asked) && !isWellFormedToken(asked) ? asked : undefined;
 }
 
 /** The client's `x-request-id` when sane, else a new one; echoed in the response headers. */
