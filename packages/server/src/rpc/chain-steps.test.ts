@@ -99,6 +99,19 @@ describe("assignRequestId", () => {
     expect(saneRequestId(token.slice(0, -1) + last)).toBe(token.slice(0, -1) + last);
     expect(saneRequestId("coffer_job_42")).toBe("coffer_job_42");
   });
+
+  it("replaces a request id that is the call's own credential, whatever its form or case", () => {
+    const key = "0b4f5e7a-8c1d-4e2f-9a3b-5c6d7e8f9a0b";
+    const call = callWith({ "x-request-id": key.toUpperCase(), authorization: `Bearer ${key}` });
+    expect(call.requestId).not.toBe(key.toUpperCase());
+    expect(call.requestId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(saneRequestId(key, key)).toBeUndefined();
+    // Another UUID is a request id like any other.
+    expect(callWith({ "x-request-id": "r-7", authorization: `Bearer ${key}` }).requestId).toBe(
+      "r-7",
+    );
+    expect(saneRequestId(key, "1b4f5e7a-8c1d-4e2f-9a3b-5c6d7e8f9a0b")).toBe(key);
+  });
 });
 
 describe("notePeer", () => {

@@ -9,7 +9,7 @@ import {
   writeAuditEvent,
 } from "../domain/audit.ts";
 import type { AuditEventLine, AuditLog } from "../domain/audit-log.ts";
-import { type Authenticator, presentedPrefix } from "../domain/authenticate.ts";
+import { type Authenticator, bearer, presentedPrefix } from "../domain/authenticate.ts";
 import type { Caller, Principal } from "../domain/caller.ts";
 import type { DomainDeps } from "../domain/context.ts";
 import type { DeniedCalls } from "../domain/denied-calls.ts";
@@ -107,20 +107,30 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /**
  * A client's request id when it is sane (1–64 of A-Z a-z 0-9 . _ -) and not
- * a Coffer token; undefined otherwise. A token fits the pattern, and a request
- * id is logged, echoed and kept in the audit table: a client that put its
+ * a credential; undefined otherwise. A request id is logged, echoed and kept
+ * in the audit table, and a token fits the pattern: a client that put its
  * token there by mistake (a header swapped in a config) would see it written
- * where every admin can read it. A token-shaped id with a valid checksum is
- * replaced; an id that merely starts like one (`coffer_job_42`) is kept.
+ * where every admin can read it. Refused: any Coffer token (checksum valid;
+ * `coffer_job_42` is kept), and the credential the call itself presents
+ * (`presented`, compared without case), which covers Scaleway-style secret
+ * keys, UUIDs like many request ids.
  */
-export function saneRequestId(asked: string | null | undefined): string | undefined {
-  return asked != null && REQUEST_ID.test(asked) && !isWellFormedToken(asked) ? asked : undefined;
+export function saneRequestId(
+  asked: string | null | undefined,
+  presented?: string,
+): string | undefined {
+  if (asked == null || !REQUEST_ID.test(asked) || isWellFormedToken(asked)) return undefined;
+  if (presented !== undefined && asked.toLowerCase() === presented.toLowerCase()) return undefined;
+  return asked;
 }
 
 /** The client's `x-request-id` when sane, else a new one; echoed in the response headers. */
 export const assignRequestId: Step = (call) => {
-  const asked = call.ctx.requestHeader.get("x-request-id");
-  call.requestId = saneRequestId(asked) ?? randomUUID();
+  const headers = call.ctx.requestHeader;
+  const asked = headers.get("x-request-id");
+  call.requestId =
+    (asked === null ? undefined : saneRequestId(asked, bearer(headers.get("authorization")))) ??
+    randomUUID();
   call.ctx.responseHeader.set("x-request-id", call.requestId);
 };
 

@@ -165,6 +165,33 @@ describe.each(serverBackends)("REST calls in the audit trail on $name", (backend
     }
   });
 
+  it("never takes the caller's own token as its request id, over REST or gRPC", async () => {
+    const res = await rest("GET", "/secret-types", {
+      query: { project_id: PROJECT },
+      headers: { "x-request-id": token },
+    });
+    expect(res.status).toBe(200);
+    const given = res.headers.get("x-request-id") ?? "";
+    expect(given).toMatch(/^[0-9a-f-]{36}$/);
+    expect((await eventsOf(given)).map((e) => e.method)).toEqual([method("ListSecretTypes")]);
+    const echoed = { id: "" };
+    await running.client("grpc", token).listSecretTypes(
+      { projectId: PROJECT },
+      {
+        headers: { "x-request-id": token },
+        onHeader: (h) => {
+          echoed.id = h.get("x-request-id") ?? "";
+        },
+      },
+    );
+    expect(echoed.id).toMatch(/^[0-9a-f-]{36}$/);
+    // Both calls' events are written (found under the ids the server made); none under the token.
+    expect((await eventsOf(echoed.id)).map((e) => e.method)).toEqual([
+      method("ListSecretTypes"),
+    ]);
+    expect(await eventsOf(token, 0)).toEqual([]);
+  });
+
   it("carries a request id on every answer, refusals and bare 204s included", async () => {
     const created = await rest("POST", "/secrets", {
       body: { project_id: PROJECT, name: `ids-${Date.now()}` },

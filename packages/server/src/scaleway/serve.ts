@@ -70,8 +70,8 @@ export function scalewayHandler(
     // The path as sent, not as URL normalizes it: dot segments resolved
     // ("regions/../x", "%2e%2e") would serve a path outside the prefix.
     const pathname = (req.url ?? "/").split("?", 1)[0] ?? "/";
-    const requestId = saneRequestId(header(req, "x-request-id")) ?? randomUUID();
     const token = header(req, "x-auth-token") ?? bearer(header(req, "authorization"));
+    const requestId = saneRequestId(header(req, "x-request-id"), token) ?? randomUUID();
     const context: RestErrorContext = {
       resource: "secret",
       resourceId: "",
