@@ -186,9 +186,7 @@ describe.each(serverBackends)("REST calls in the audit trail on $name", (backend
     );
     expect(echoed.id).toMatch(/^[0-9a-f-]{36}$/);
     // Both calls' events are written (found under the ids the server made); none under the token.
-    expect((await eventsOf(echoed.id)).map((e) => e.method)).toEqual([
-      method("ListSecretTypes"),
-    ]);
+    expect((await eventsOf(echoed.id)).map((e) => e.method)).toEqual([method("ListSecretTypes")]);
     expect(await eventsOf(token, 0)).toEqual([]);
   });
 
