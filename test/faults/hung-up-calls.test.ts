@@ -179,20 +179,48 @@ describe("a unary call whose client hangs up", runUnless(postgresMissing), () =>
       `the audit event of ${requestId} is written`,
       async () => (await events()).length > 0,
     );
-    return events();
+    return { events: await events(), logLine: await callLine(requestId) };
+  }
+
+  /** The server's log line for the call with this request id, once written. */
+  async function callLine(requestId: string): Promise<Record<string, unknown>> {
+    const find = () =>
+      (server as ServerProcess).stdout
+        .split("\n")
+        .filter((text) => text.includes(`"request_id":"${requestId}"`))
+        .map((text) => JSON.parse(text) as Record<string, unknown>)
+        .find((line) => line.msg === "call");
+    await until(`the log line of ${requestId} is written`, async () => find() !== undefined);
+    return find() as Record<string, unknown>;
   }
 
   const accessed = { method: `${SERVICE}/AccessSecretVersion`, outcome: "OK", revision: 1 };
 
   for (const port of ports) {
-    it(`still writes its access and audit event: ${port.name}`, async () => {
-      expect(await hangUpOnHeldCall(port, await newSecret())).toEqual([accessed]);
+    it(`still writes its access and audit event, and logs that its client was gone: ${port.name}`, async () => {
+      const { events, logLine } = await hangUpOnHeldCall(port, await newSecret());
+      expect(events).toEqual([accessed]);
+      expect(logLine).toMatchObject({ code: "OK", client_gone: true });
+    }, 60_000);
+  }
+
+  for (const port of ports) {
+    it(`logs no client_gone for a call whose client stayed: ${port.name}`, async () => {
+      const requestId = `stayed-${randomUUID()}`;
+      const hangUp = port.send(server as ServerProcess, await newSecret(), requestId);
+      try {
+        const line = await callLine(requestId);
+        expect(line).toMatchObject({ code: "OK" });
+        expect(line).not.toHaveProperty("client_gone");
+      } finally {
+        hangUp();
+      }
     }, 60_000);
   }
 
   it("consumes a single-access version, and its audit event says so", async () => {
     const secretId = await newSecret(true);
-    expect(await hangUpOnHeldCall(ports[0] as Port, secretId)).toEqual([accessed]);
+    expect((await hangUpOnHeldCall(ports[0] as Port, secretId)).events).toEqual([accessed]);
     const again = await client
       .accessSecretVersion({ secretId, revision: "1" })
       .catch((e: unknown) => ConnectError.from(e));

@@ -28,7 +28,7 @@ import {
 } from "./chain-steps.ts";
 import { PeerLimiter } from "./peer-limit.ts";
 import { RateLimiter } from "./rate-limit.ts";
-import { peerKey } from "./transports/peer.ts";
+import { clientGoneKey, peerKey } from "./transports/peer.ts";
 
 const METHOD = "coffer.secretmanager.v1.SecretService/GetSecret";
 const PRINCIPAL: Principal = { tokenId: "tok-1", grants: [] };
@@ -265,6 +265,18 @@ describe("logCall", () => {
       },
       expect.objectContaining({ level: 50, msg: "call failed", code: "INTERNAL" }),
     ]);
+  });
+
+  it("says client_gone when the transport says the client left before the answer", () => {
+    const { logger, lines } = capture();
+    const call = callWith({ "x-request-id": "r4" }, "1.1.1.1:1");
+    let gone = false;
+    call.ctx.values.set(clientGoneKey, () => gone);
+    logCall({ logger })(call);
+    gone = true;
+    logCall({ logger })(call);
+    expect(lines.map((l) => l.client_gone)).toEqual([undefined, true]);
+    expect(lines[1]).toMatchObject({ msg: "call", code: "OK", request_id: "r4" });
   });
 });
 

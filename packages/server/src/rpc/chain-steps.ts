@@ -17,7 +17,7 @@ import { unredacted } from "../logger.ts";
 import { toConnectError } from "./errors.ts";
 import { type PeerLimiter, peerAddress } from "./peer-limit.ts";
 import type { RateLimiter } from "./rate-limit.ts";
-import { peerKey } from "./transports/peer.ts";
+import { clientGoneKey, peerKey } from "./transports/peer.ts";
 
 /**
  * The steps of the call chain (see withCallChain in chain.ts), each one job,
@@ -281,15 +281,17 @@ export function observeCall(deps: Pick<StepDeps, "observe">): Step {
 
 /**
  * One JSON line per call: method, protocol, code (what the caller got),
- * duration, request id, peer and token id, never a request or response body.
- * Every field is the chain's own (the request id is a client's only when it
- * passes saneRequestId), so the line skips the redaction pass (unredacted):
- * keep it so when adding one.
+ * duration, request id, peer and token id, never a request or response body;
+ * and `client_gone: true` when the client left before the answer was ready
+ * (the code is then what it would have got: the call ran to its end, audit
+ * event included). Every field is the chain's own (the request id is a
+ * client's only when it passes saneRequestId), so the line skips the
+ * redaction pass (unredacted): keep it so when adding one.
  */
 export function logCall(deps: Pick<StepDeps, "logger">): Step {
   const logger = unredacted(deps.logger);
   return (call) => {
-    const line = {
+    const line: CallLine = {
       method: call.method,
       protocol: call.ctx.protocolName,
       code: codeName(call.failure?.code ?? 0),
@@ -298,9 +300,22 @@ export function logCall(deps: Pick<StepDeps, "logger">): Step {
       peer: call.peer,
       token_id: call.audit.tokenId,
     };
+    if (call.ctx.values.get(clientGoneKey)()) line.client_gone = true;
     if (call.failure?.code === Code.Internal) logger.error(line, "call failed");
     else logger.info(line, "call");
   };
+}
+
+/** The fields of a call's log line (logCall). */
+interface CallLine {
+  method: string;
+  protocol: string;
+  code: string;
+  duration_ms: number;
+  request_id: string;
+  peer: string | undefined;
+  token_id: string | undefined;
+  client_gone?: true;
 }
 
 // ---- refusal before any handler ----

@@ -13,7 +13,12 @@ import { bearer } from "../domain/authenticate.ts";
 import { invalid } from "../domain/errors.ts";
 import { saneRequestId } from "../rpc/chain-steps.ts";
 import { toConnectError } from "../rpc/errors.ts";
-import { peerFromNodeRequest, peerKey } from "../rpc/transports/peer.ts";
+import {
+  clientGoneFromNodeRequest,
+  clientGoneKey,
+  peerFromNodeRequest,
+  peerKey,
+} from "../rpc/transports/peer.ts";
 import { BodyFields, QueryFields } from "./decode.ts";
 import { type RestErrorContext, restError } from "./errors.ts";
 import { ADD_OWNER, ROUTES, type Route } from "./routes.ts";
@@ -117,7 +122,9 @@ export function scalewayHandler(
           "x-request-id": requestId,
           ...(token !== undefined && { authorization: `Bearer ${token}` }),
         },
-        contextValues: createContextValues().set(peerKey, peerFromNodeRequest(req)),
+        contextValues: createContextValues()
+          .set(peerKey, peerFromNodeRequest(req))
+          .set(clientGoneKey, clientGoneFromNodeRequest(req)),
       });
       // The message as any transport would hand it over: every field set or defaulted.
       const answer = await methods[route.rpc]?.(create(desc.input, init as never), ctx);

@@ -15,7 +15,7 @@ import {
   type RequestBudget,
   sniffProtocol,
 } from "./limits.ts";
-import { peerFromNodeRequest, peerKey } from "./peer.ts";
+import { clientGoneFromNodeRequest, clientGoneKey, peerFromNodeRequest, peerKey } from "./peer.ts";
 import { noteSessionStream } from "./stream-tables.ts";
 import type { ServerTls } from "./tls.ts";
 import { refuseUndecodable } from "./undecodable.ts";
@@ -59,7 +59,10 @@ export async function listenConnect(
     },
     readMaxBytes: options.readMaxBytes,
     shutdownSignal: options.shutdownSignal,
-    contextValues: (req) => createContextValues().set(peerKey, peerFromNodeRequest(req)),
+    contextValues: (req) =>
+      createContextValues()
+        .set(peerKey, peerFromNodeRequest(req))
+        .set(clientGoneKey, clientGoneFromNodeRequest(req)),
     ...(fallback !== undefined && { fallback }),
   });
   // Set once the listener is up; no request arrives before.

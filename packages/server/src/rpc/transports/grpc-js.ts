@@ -24,7 +24,7 @@ import type { Services } from "../services.ts";
 import { GrpcLimits } from "./grpc-limits.ts";
 import type { Listening, ListenOptions } from "./limits.ts";
 import { MetadataHeaders } from "./metadata-headers.ts";
-import { peerKey } from "./peer.ts";
+import { clientGoneKey, peerKey } from "./peer.ts";
 import { grpcServerCredentials } from "./tls.ts";
 
 export interface GrpcServer extends Listening {
@@ -280,7 +280,9 @@ class GrpcCallContext implements CallContext {
     this.method = spec.method;
     this.url = info.path;
     this.requestHeader = new MetadataHeaders(call.metadata);
-    this.values = createContextValues().set(peerKey, peerOf(call));
+    this.values = createContextValues()
+      .set(peerKey, peerOf(call))
+      .set(clientGoneKey, () => call.cancelled);
     if (call.cancelled) this.#onCancelled();
     else call.once("cancelled", this.#onCancelled);
   }
