@@ -291,7 +291,7 @@ export function observeCall(deps: Pick<StepDeps, "observe">): Step {
 export function logCall(deps: Pick<StepDeps, "logger">): Step {
   const logger = unredacted(deps.logger);
   return (call) => {
-    const line: CallLine = {
+    const line = {
       method: call.method,
       protocol: call.ctx.protocolName,
       code: codeName(call.failure?.code ?? 0),
@@ -299,23 +299,12 @@ export function logCall(deps: Pick<StepDeps, "logger">): Step {
       request_id: call.requestId,
       peer: call.peer,
       token_id: call.audit.tokenId,
+      // Left out of the JSON when undefined, so a delivered answer's line is unchanged.
+      client_gone: call.ctx.values.get(clientGoneKey)() || undefined,
     };
-    if (call.ctx.values.get(clientGoneKey)()) line.client_gone = true;
     if (call.failure?.code === Code.Internal) logger.error(line, "call failed");
     else logger.info(line, "call");
   };
-}
-
-/** The fields of a call's log line (logCall). */
-interface CallLine {
-  method: string;
-  protocol: string;
-  code: string;
-  duration_ms: number;
-  request_id: string;
-  peer: string | undefined;
-  token_id: string | undefined;
-  client_gone?: true;
 }
 
 // ---- refusal before any handler ----
