@@ -231,6 +231,19 @@ describe("access control on a fresh installation", () => {
         expect(err.rawMessage).not.toContain(payload.toString());
       }
     }
+
+    // A client with its headers swapped sends its token as the request id too:
+    // the call is served under a request id of the server's own (the output
+    // scan at the end finds the token nowhere).
+    let echoed: string | null = null;
+    await reader.accessSecretVersionByPath(
+      { projectId, path: "/prod", name: "db", revision: "1" },
+      {
+        headers: { "x-request-id": readerToken },
+        onHeader: (h) => (echoed = h.get("x-request-id")),
+      },
+    );
+    expect(echoed).toMatch(/^[0-9a-f-]{36}$/);
   });
 
   it("refuses a revoked token with UNAUTHENTICATED right after revocation", async () => {
