@@ -119,7 +119,7 @@ import {
   TSX_LOADER,
 } from "./support/processes.ts";
 import { writeSection } from "./support/results.ts";
-import { ms } from "./support/stats.ts";
+import { ms, percentile } from "./support/stats.ts";
 
 const BENCH_DIR = path.join(REPO_ROOT, "bench");
 const RESULTS = path.join(BENCH_DIR, "RESULTS.md");
@@ -166,6 +166,8 @@ const BEFORE_ROOT = process.env.BENCH_BEFORE_ROOT
 const ACCESS = { clients: 4, streams: 16 };
 /** A lone caller: one connection, one request in flight. */
 const LONE = { clients: 1, streams: 1 };
+/** Segments per run of the lone callers, this checkout's and "before"'s alternating (h2Alternating). */
+const LONE_SEGMENTS = 5;
 /** 16 h2load lanes of one connection and one stream, each writing its own secret. */
 const WRITES = { clients: 1, streams: 1, lanes: 16 };
 const SINGLE_ACCESS_VERSIONS = 1000;
@@ -419,114 +421,245 @@ interface H2Target {
   gc?: GcTrace;
 }
 
-/** A warm-up and a measured h2load run of about SECONDS, with the server's CPU over the latter. */
-function h2Measurement(dir: string, t: H2Target, problems: string[]): () => Promise<Sample> {
-  const lanes = Array.from({ length: t.lanes ?? 1 }, (_, i) => i);
-  const bodyFile = (lane: number) => path.join(dir, `${t.name}-${lane}.body`);
-  let lastRate = 0;
-  let round = 0;
-  return async () => {
-    round += 1;
-    for (const lane of lanes) {
+/** The counters read around a measured h2load run. */
+interface Counters {
+  ticks: number;
+  pg: number;
+  m: { busy: number; total: number };
+  at: number;
+}
+
+/** One measured h2load run: what h2load said, the requests it sent, the counters around it. */
+interface H2Window {
+  h: H2loadResult;
+  requests: number;
+  a: Counters;
+  b: Counters;
+}
+
+/**
+ * One target's rounds (a round is one run of the bench's interleaved runs):
+ * `begin` writes the bodies and warms the target up, `measure` makes a
+ * measured run, `end` checks what the round sent and makes its Sample of
+ * the measured runs. A round has one measured run (h2Measurement), or
+ * several short ones alternating with another target's (h2Alternating).
+ */
+class H2Rounds {
+  private readonly lanes: number[];
+  private lastRate = 0;
+  private round = 0;
+  private rate: number | undefined;
+  private countBefore = 0;
+  /** The unmeasured runs of the round: what each was, its result, the requests it sent. */
+  private warmups: [string, H2loadResult, number][] = [];
+  private warmRate = 0;
+  private metricsBefore: Awaited<ReturnType<typeof scrapeBatchMetrics>>;
+
+  constructor(
+    private readonly dir: string,
+    readonly t: H2Target,
+    private readonly problems: string[],
+  ) {
+    this.lanes = Array.from({ length: t.lanes ?? 1 }, (_, i) => i);
+  }
+
+  private bodyFile(lane: number): string {
+    return path.join(this.dir, `${this.t.name}-${lane}.body`);
+  }
+
+  /** `n` requests rounded up to whole lanes (each lane sends its share). */
+  private wholeLanes(n: number): number {
+    return this.lanes.length * Math.ceil(n / this.lanes.length);
+  }
+
+  // Each lane sends its share of `requests` (rounded up to whole lanes).
+  private run(requests: number, log: string, timeoutMs: number): Promise<H2loadResult> {
+    const { t, rate } = this;
+    const connections = t.clients * this.lanes.length;
+    return runH2loadLanes(
+      this.lanes.map((lane) => ({
+        url: t.url,
+        ...(t.body !== undefined && { bodyFile: this.bodyFile(lane) }),
+        headers: t.headers,
+        clients: t.clients,
+        streams: t.streams,
+        requests: Math.ceil(requests / this.lanes.length),
+        ...(rate !== undefined && { rps: rate / connections }),
+        logFile: path.join(this.dir, "logs", `${t.name}-${this.round}${log}-${lane}.h2load`),
+        timeoutMs,
+      })),
+      rate === undefined ? 0 : RPS_TICK_MS / this.lanes.length,
+    );
+  }
+
+  /** The round's bodies, the audit count before it, its warm-up, the batch metrics after that. */
+  async begin(): Promise<void> {
+    const { t } = this;
+    this.round += 1;
+    for (const lane of this.lanes) {
       if (t.body === undefined) continue;
-      await writeFile(bodyFile(lane), typeof t.body === "function" ? await t.body(lane) : t.body, {
-        mode: 0o600,
-      });
-    }
-    const before = t.count === undefined ? 0 : await t.count();
-    const rate = t.rate?.();
-    if (rate !== undefined && !(rate > 0)) {
-      throw new Error(`${t.name}: no rate to drive it at (${rate})`);
-    }
-    const connections = t.clients * lanes.length;
-    // Each lane sends its share of `requests` (rounded up to whole lanes).
-    const run = (requests: number, log: string, timeoutMs: number) =>
-      runH2loadLanes(
-        lanes.map((lane) => ({
-          url: t.url,
-          ...(t.body !== undefined && { bodyFile: bodyFile(lane) }),
-          headers: t.headers,
-          clients: t.clients,
-          streams: t.streams,
-          requests: Math.ceil(requests / lanes.length),
-          ...(rate !== undefined && { rps: rate / connections }),
-          logFile: path.join(dir, "logs", `${t.name}-${round}${log}-${lane}.h2load`),
-          timeoutMs,
-        })),
-        rate === undefined ? 0 : RPS_TICK_MS / lanes.length,
+      await writeFile(
+        this.bodyFile(lane),
+        typeof t.body === "function" ? await t.body(lane) : t.body,
+        { mode: 0o600 },
       );
-    const inFlight = t.clients * t.streams * lanes.length;
-    /** `n` requests rounded up to whole lanes (each lane sends its share). */
-    const wholeLanes = (n: number) => lanes.length * Math.ceil(n / lanes.length);
+    }
+    this.countBefore = t.count === undefined ? 0 : await t.count();
+    this.rate = t.rate?.();
+    if (this.rate !== undefined && !(this.rate > 0)) {
+      throw new Error(`${t.name}: no rate to drive it at (${this.rate})`);
+    }
+    const inFlight = t.clients * t.streams * this.lanes.length;
     // At a fixed rate: one second of it, then SECONDS of it.
-    const warmup = wholeLanes(
-      rate !== undefined
-        ? Math.max(inFlight, Math.round(rate))
-        : lastRate > 0
-          ? Math.max(inFlight, Math.round(lastRate))
+    const warmup = this.wholeLanes(
+      this.rate !== undefined
+        ? Math.max(inFlight, Math.round(this.rate))
+        : this.lastRate > 0
+          ? Math.max(inFlight, Math.round(this.lastRate))
           : t.warmup,
     );
-    /** The unmeasured runs: what each was, its result, the requests it sent. */
-    const runs: [string, H2loadResult, number][] = [];
-    let w = await run(warmup, "-warmup", 120_000);
-    runs.push(["warm-up", w, warmup]);
-    if (rate === undefined && lastRate === 0 && t.settleSeconds !== undefined) {
+    this.warmups = [];
+    let w = await this.run(warmup, "-warmup", 120_000);
+    this.warmups.push(["warm-up", w, warmup]);
+    if (this.rate === undefined && this.lastRate === 0 && t.settleSeconds !== undefined) {
       // In two halves, each sized by the rate the last run reached: the
       // fixed count's rate, being cold, is too low a guess for the whole.
       for (const half of [1, 2]) {
-        const n = wholeLanes(Math.round((w.rps * t.settleSeconds) / 2));
-        w = await run(n, `-settle${half}`, t.settleSeconds * 10_000 + 60_000);
-        runs.push([`settling warm-up ${half}`, w, n]);
+        const n = this.wholeLanes(Math.round((w.rps * t.settleSeconds) / 2));
+        w = await this.run(n, `-settle${half}`, t.settleSeconds * 10_000 + 60_000);
+        this.warmups.push([`settling warm-up ${half}`, w, n]);
       }
     }
-    const requests = wholeLanes(
-      Math.max(200, Math.round((rate ?? Math.max(lastRate, w.rps)) * SECONDS)),
-    );
+    this.warmRate = w.rps;
     // Read outside the CPU window: a scrape costs the server a little.
-    const metricsBefore = await scrapeBatchMetrics(t.metricsUrl);
-    const a = {
-      ticks: cpuTicksOf(t.pid),
-      pg: t.pg ? postgresTicks() : 0,
+    this.metricsBefore = await scrapeBatchMetrics(t.metricsUrl);
+  }
+
+  /** One measured run of about `seconds` at the round's rate (or the last one reached). */
+  async measure(seconds: number, log = ""): Promise<H2Window> {
+    const requests = this.wholeLanes(
+      Math.max(200, Math.round((this.rate ?? Math.max(this.lastRate, this.warmRate)) * seconds)),
+    );
+    const counters = (): Counters => ({
+      ticks: cpuTicksOf(this.t.pid),
+      pg: this.t.pg ? postgresTicks() : 0,
       m: machineTicks(),
       at: monotonicUs(),
-    };
-    const h = await run(requests, "", SECONDS * 10_000 + 60_000);
-    const b = {
-      ticks: cpuTicksOf(t.pid),
-      pg: t.pg ? postgresTicks() : 0,
-      m: machineTicks(),
-      at: monotonicUs(),
-    };
-    const batches = batchDelta(metricsBefore, await scrapeBatchMetrics(t.metricsUrl));
-    const gc = t.gc?.between(a.at, b.at);
-    lastRate = h.rps;
-    const sent = runs.reduce((n, [, , requested]) => n + requested, requests);
-    for (const [what, r, n] of [...runs, ["measured", h, requests] as const]) {
+    });
+    const a = counters();
+    const h = await this.run(requests, log, seconds * 10_000 + 60_000);
+    return { h, requests, a, b: counters() };
+  }
+
+  /** The round's checks, and its Sample of its measured runs (their latencies pooled). */
+  async end(measured: H2Window[]): Promise<Sample> {
+    const { t } = this;
+    const first = measured[0];
+    const last = measured.at(-1);
+    if (first === undefined || last === undefined) throw new Error(`${t.name}: no measured run`);
+    const batches = batchDelta(this.metricsBefore, await scrapeBatchMetrics(t.metricsUrl));
+    const gc = t.gc?.between(first.a.at, last.b.at);
+    const sum = (f: (w: H2Window) => number) => measured.reduce((n, w) => n + f(w), 0);
+    const calls = sum((w) => w.requests);
+    const latencies = measured.flatMap((w) => w.h.latencies).sort((x, y) => x - y);
+    const rps =
+      measured.length === 1 ? first.h.rps : sum((w) => w.h.done) / sum((w) => w.h.seconds);
+    this.lastRate = rps;
+    const sent = this.warmups.reduce((n, [, , requested]) => n + requested, calls);
+    const runs = [
+      ...this.warmups,
+      ...measured.map(
+        (w, i) =>
+          [measured.length === 1 ? "measured" : `measured ${i + 1}`, w.h, w.requests] as const,
+      ),
+    ];
+    for (const [what, r, n] of runs) {
       if (r.done !== n || r.status2xx !== n || r.logNon2xx !== 0) {
-        problems.push(
-          `${t.name} run ${round} ${what}: h2load ${r.done}/${n} done, ${r.status2xx} HTTP 2xx, ${r.errored} errored, ${r.timeout} timed out`,
+        this.problems.push(
+          `${t.name} run ${this.round} ${what}: h2load ${r.done}/${n} done, ${r.status2xx} HTTP 2xx, ${r.errored} errored, ${r.timeout} timed out`,
         );
       }
     }
     if (t.count !== undefined) {
-      const ok = (await t.count()) - before;
+      const ok = (await t.count()) - this.countBefore;
       if (ok !== sent) {
-        problems.push(`${t.name} run ${round}: ${ok} OK audit events for ${sent} requests sent`);
+        this.problems.push(
+          `${t.name} run ${this.round}: ${ok} OK audit events for ${sent} requests sent`,
+        );
       }
     }
     return {
-      rps: h.rps,
-      p50Ms: h.p50Ms,
-      p99Ms: h.p99Ms,
-      cpuUsPerCall: ((b.ticks - a.ticks) * (1e6 / CLK_TCK)) / requests,
-      ...(t.pg && { pgUsPerCall: ((b.pg - a.pg) * (1e6 / CLK_TCK)) / requests }),
-      calls: requests,
-      machineBusy: (100 * (b.m.busy - a.m.busy)) / Math.max(1, b.m.total - a.m.total),
-      window: { from: a.at, to: b.at },
+      rps,
+      p50Ms: percentile(latencies, 50),
+      p99Ms: percentile(latencies, 99),
+      cpuUsPerCall: (sum((w) => w.b.ticks - w.a.ticks) * (1e6 / CLK_TCK)) / calls,
+      ...(t.pg && { pgUsPerCall: (sum((w) => w.b.pg - w.a.pg) * (1e6 / CLK_TCK)) / calls }),
+      calls,
+      machineBusy:
+        (100 * sum((w) => w.b.m.busy - w.a.m.busy)) /
+        Math.max(
+          1,
+          sum((w) => w.b.m.total - w.a.m.total),
+        ),
+      window: { from: first.a.at, to: last.b.at },
       ...(batches !== undefined && { batches }),
       ...(gc !== undefined && { gc }),
     };
+  }
+}
+
+/** A warm-up and a measured h2load run of about SECONDS, with the server's CPU over the latter. */
+function h2Measurement(dir: string, t: H2Target, problems: string[]): () => Promise<Sample> {
+  const rounds = new H2Rounds(dir, t, problems);
+  return async () => {
+    await rounds.begin();
+    return rounds.end([await rounds.measure(SECONDS)]);
   };
+}
+
+/**
+ * Two targets measured in the same round in alternating segments (A B, B A,
+ * A B, …: `segments` of SECONDS / segments each, per target, after both
+ * warm-ups), each Sample pooling its own segments: a drift of the machine
+ * over the round falls on both alike, where two runs of SECONDS one after
+ * the other each met their own stretch of it. Returns the two measurements'
+ * run functions; a round is measured when the first of them is called, and
+ * both must be called once per round.
+ */
+function h2Alternating(
+  dir: string,
+  targets: [[H2Target, string[]], [H2Target, string[]]],
+  segments: number,
+): [() => Promise<Sample>, () => Promise<Sample>] {
+  const rounds = targets.map(([t, problems]) => new H2Rounds(dir, t, problems));
+  let pending: Promise<Sample[]> | undefined;
+  let taken = 0;
+  const measureRound = async (): Promise<Sample[]> => {
+    for (const r of rounds) await r.begin();
+    const windows: H2Window[][] = rounds.map(() => []);
+    for (let s = 0; s < segments; s++) {
+      const order = s % 2 === 0 ? [0, 1] : [1, 0];
+      for (const i of order) {
+        windows[i]?.push(
+          await (rounds[i] as H2Rounds).measure(SECONDS / segments, `-segment${s + 1}`),
+        );
+      }
+    }
+    const samples: Sample[] = [];
+    for (const [i, r] of rounds.entries()) samples.push(await r.end(windows[i] ?? []));
+    return samples;
+  };
+  const runner = (i: number) => async (): Promise<Sample> => {
+    pending ??= measureRound();
+    const samples = await pending;
+    taken += 1;
+    if (taken === rounds.length) {
+      pending = undefined;
+      taken = 0;
+    }
+    return samples[i] as Sample;
+  };
+  return [runner(0), runner(1)];
 }
 
 /** What h2Measurement reads of a Coffer server: its pid (CPU), its metrics (batches) and its collections (gc). */
@@ -1007,8 +1140,8 @@ async function main(): Promise<void> {
   const add = (
     m: Omit<Measurement, "samples" | "problems" | "run">,
     run: (problems: string[]) => () => Promise<Sample>,
+    problems: string[] = [],
   ) => {
-    const problems: string[] = [];
     measurements.push({ ...m, samples: [], problems, run: run(problems) });
   };
   let pgCoffer: CofferSetup | undefined;
@@ -1137,31 +1270,26 @@ async function main(): Promise<void> {
           p,
         ),
     );
-    const lone = (key: string, label: string, c: CofferSetup, secretId: string) =>
-      add(
-        {
-          key,
-          bench: "access",
-          label,
-          check: "HTTP 200 from h2load, and an OK audit event per request (ListAuditEvents)",
-          coffer: c.server,
-        },
-        (p) =>
-          h2Measurement(
-            dir,
-            h2t(
-              key,
-              c.server.grpcUrl + methodPath("AccessSecretVersion"),
-              grpcFrame(accessBody(secretId)),
-              [...GRPC_HEADERS, `authorization: Bearer ${c.accessToken}`],
-              served(c.server),
-              true,
-              () => okEvents(c.audit, "AccessSecretVersion", secretId),
-              { ...LONE, warmup: 500 },
-            ),
-            p,
-          ),
-      );
+    /** A lone caller's measurement and its h2load target. */
+    const lone = (key: string, label: string, c: CofferSetup, secretId: string) => ({
+      m: {
+        key,
+        bench: "access" as const,
+        label,
+        check: "HTTP 200 from h2load, and an OK audit event per request (ListAuditEvents)",
+        coffer: c.server,
+      },
+      target: h2t(
+        key,
+        c.server.grpcUrl + methodPath("AccessSecretVersion"),
+        grpcFrame(accessBody(secretId)),
+        [...GRPC_HEADERS, `authorization: Bearer ${c.accessToken}`],
+        served(c.server),
+        true,
+        () => okEvents(c.audit, "AccessSecretVersion", secretId),
+        { ...LONE, warmup: 500 },
+      ),
+    });
     /**
      * A lone caller's server of its own, on a database of its own (same
      * settings as the others), for this checkout and for "before": the
@@ -1190,19 +1318,35 @@ async function main(): Promise<void> {
       const c = await setupCoffer(server, settings, `bench-${key}`);
       const secret = await createSecret(c, "access-grpc-lone", payload);
       await sampleAccess(grpcTransport(server.grpcUrl, c.accessToken), secret, payload);
-      lone(`access-grpc-${key}`, label, c, secret);
+      return lone(`access-grpc-${key}`, label, c, secret);
     };
-    await loneServer(
+    const here = await loneServer(
       "lone",
       "Coffer AccessSecretVersion, gRPC, Postgres, one caller (1 connection, 1 call in flight)",
       SERVER_ROOT,
     );
-    if (BEFORE_ROOT !== undefined) {
-      await loneServer(
+    if (BEFORE_ROOT === undefined) {
+      add(here.m, (p) => h2Measurement(dir, here.target, p));
+    } else {
+      const before = await loneServer(
         "lone-before",
         `"before" Coffer (${path.basename(BEFORE_ROOT)} at \`${sh("git", ["rev-parse", "--short", "HEAD"], BEFORE_ROOT)}\`) AccessSecretVersion, gRPC, Postgres, one caller`,
         BEFORE_ROOT,
       );
+      // The two in alternating segments: their ratio is the target, and two
+      // runs of SECONDS one after the other differed by up to ±10 % on an
+      // idle machine (bench/RESULTS.md, access readings of 2026-12-06/07).
+      const problems: [string[], string[]] = [[], []];
+      const [runHere, runBefore] = h2Alternating(
+        dir,
+        [
+          [here.target, problems[0]],
+          [before.target, problems[1]],
+        ],
+        LONE_SEGMENTS,
+      );
+      add(here.m, () => runHere, problems[0]);
+      add(before.m, () => runBefore, problems[1]);
     }
     add(
       { key: "echo-grpcjs", bench: "access", label: "(a) bare @grpc/grpc-js echo", check: sampled },
@@ -1624,7 +1768,7 @@ async function main(): Promise<void> {
         : `## CreateSecretVersion (1 KiB) against a bare INSERT loop${args.profile ? " (profiled run)" : ""}`;
     const how =
       bench === "access"
-        ? `Load: h2load (one thread) with a pre-encoded request, ${ACCESS.clients} connections × ${ACCESS.streams} streams = ${ACCESS.clients * ACCESS.streams} in flight; gRPC requests framed, Connect ones as unary \`application/proto\` POSTs, REST ones as GETs of \`/secret-manager/v1beta1/regions/local/secrets/{id}/versions/1/access\` with an \`X-Auth-Token\` header, all over cleartext HTTP/2 (REST on the same transport as Connect, so that only the protocol layer differs). Coffer: its build, as \`npm start\` runs it (\`node packages/server/bin/coffer-server.js\`; before 2026-12-06 these runs started its sources under tsx); revision "1" of a secret with a 1 KiB payload, a \`secret_access\` token, each call authenticated, decrypted and audited. The echo baselines decode the request and encode a 1 KiB AccessSecretVersionResponse (protobuf-es), nothing else; the REST echo (node:http2's request/response API, no RPC library) reads the secret and revision from the path and answers the JSON of Coffer's answer, the payload in base64${restBytes === undefined ? "" : ` (${restBytes.echo} bytes; Coffer's: ${restBytes.coffer})`}, nothing else. The loops run in their own process with ${64} concurrent workers (Postgres: the \`postgres\` driver, pool of 10 as Coffer's default; PGlite: in-process, with a data folder), each call a primary-key select of a version row with a 1 KiB ciphertext, an AES-256-GCM unwrap of its data key and a decrypt; the PGlite loop also runs with one worker (one call at a time), the baseline issue 16 names. The gRPC access is also driven at half the rate it reached in the same run (h2load \`--rps\`, over the same ${ACCESS.clients * ACCESS.streams} streams as ${ACCESS.clients} h2load processes of 1 connection × ${ACCESS.streams} streams, started ${RPS_TICK_MS / ACCESS.clients} ms apart, so that the calls each sends at once every ${RPS_TICK_MS} ms interleave; until 2026-12-06 (fifth session) one h2load, whose ${ACCESS.clients} connections sent theirs together; latency is timed from each request's start, so a stall that delays the next sends is not counted against them), and by a lone caller (${LONE.clients} connection, ${LONE.streams} call in flight, nothing else running) on a server and a database of its own, same settings${BEFORE_ROOT === undefined ? "" : `, for this checkout and for the "before" checkout (\`BENCH_BEFORE_ROOT=${BEFORE_ROOT}\`)`} (since 2026-12-06, sixth session; this checkout's lone caller ran on the main server and database until then, whose audit table held every saturating measurement's events). Every Coffer server serves \`GET /metrics\`; the batches column is what its group-commit histograms (\`coffer_*_batch_size\`, \`coffer_*_queue_wait_seconds\`) gained over the measured window, with bucket upper bounds for the percentiles.`
+        ? `Load: h2load (one thread) with a pre-encoded request, ${ACCESS.clients} connections × ${ACCESS.streams} streams = ${ACCESS.clients * ACCESS.streams} in flight; gRPC requests framed, Connect ones as unary \`application/proto\` POSTs, REST ones as GETs of \`/secret-manager/v1beta1/regions/local/secrets/{id}/versions/1/access\` with an \`X-Auth-Token\` header, all over cleartext HTTP/2 (REST on the same transport as Connect, so that only the protocol layer differs). Coffer: its build, as \`npm start\` runs it (\`node packages/server/bin/coffer-server.js\`; before 2026-12-06 these runs started its sources under tsx); revision "1" of a secret with a 1 KiB payload, a \`secret_access\` token, each call authenticated, decrypted and audited. The echo baselines decode the request and encode a 1 KiB AccessSecretVersionResponse (protobuf-es), nothing else; the REST echo (node:http2's request/response API, no RPC library) reads the secret and revision from the path and answers the JSON of Coffer's answer, the payload in base64${restBytes === undefined ? "" : ` (${restBytes.echo} bytes; Coffer's: ${restBytes.coffer})`}, nothing else. The loops run in their own process with ${64} concurrent workers (Postgres: the \`postgres\` driver, pool of 10 as Coffer's default; PGlite: in-process, with a data folder), each call a primary-key select of a version row with a 1 KiB ciphertext, an AES-256-GCM unwrap of its data key and a decrypt; the PGlite loop also runs with one worker (one call at a time), the baseline issue 16 names. The gRPC access is also driven at half the rate it reached in the same run (h2load \`--rps\`, over the same ${ACCESS.clients * ACCESS.streams} streams as ${ACCESS.clients} h2load processes of 1 connection × ${ACCESS.streams} streams, started ${RPS_TICK_MS / ACCESS.clients} ms apart, so that the calls each sends at once every ${RPS_TICK_MS} ms interleave; until 2026-12-06 (fifth session) one h2load, whose ${ACCESS.clients} connections sent theirs together; latency is timed from each request's start, so a stall that delays the next sends is not counted against them), and by a lone caller (${LONE.clients} connection, ${LONE.streams} call in flight, nothing else running) on a server and a database of its own, same settings${BEFORE_ROOT === undefined ? "" : `, for this checkout and for the "before" checkout (\`BENCH_BEFORE_ROOT=${BEFORE_ROOT}\`), the two in alternating segments of ${SECONDS / LONE_SEGMENTS} s (${LONE_SEGMENTS} each per run, in the order A B, B A, A B, …), each figure pooling its own segments (since 2026-12-07, tenth session: two runs of ${SECONDS} s one after the other had differed by up to ±10 % on an idle machine)`} (since 2026-12-06, sixth session; this checkout's lone caller ran on the main server and database until then, whose audit table held every saturating measurement's events). Every Coffer server serves \`GET /metrics\`; the batches column is what its group-commit histograms (\`coffer_*_batch_size\`, \`coffer_*_queue_wait_seconds\`) gained over the measured window, with bucket upper bounds for the percentiles.`
         : `Load: ${WRITES.lanes} h2load processes of ${WRITES.clients} connection × ${WRITES.streams} stream, each with a pre-encoded CreateSecretVersion request for its own secret (fresh secrets each round), so ${WRITES.lanes * WRITES.clients * WRITES.streams} writes are in flight on ${WRITES.lanes} secrets, as the loop's 16 workers write independent rows (the versions of one secret are numbered under its row lock, so writes to one secret are serialized by design), with a \`secret_write\` token; each call validates, encrypts under a fresh data key, and writes the version, its audit event and its watch event in one transaction. The loop: its own process, 16 workers, the \`postgres\` driver (pool of 10), per call a fresh data key, its wrap, the payload's encryption and one INSERT of a row of the same shape (no transaction block, no audit, no outbox). The Coffer server runs from its build, as \`npm start\` runs it (before 2026-12-06, from its sources under tsx).`;
     const lines = [
       title,

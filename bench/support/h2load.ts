@@ -86,6 +86,8 @@ export interface H2loadResult {
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
+  /** Every request's latency from the log, ms, sorted: to pool several runs' percentiles. */
+  latencies: number[];
   /** Requests in the log with a non-2xx status. */
   logNon2xx: number;
 }
@@ -124,9 +126,9 @@ export async function runH2loadLanes(lanes: H2loadOptions[], staggerMs = 0): Pro
       return h2load(o);
     }),
   );
-  const sum = (f: (r: H2loadResult) => number) => runs.reduce((n, r) => n + f(r.result), 0);
+  const sum = (f: (r: H2loadResult) => number) => runs.reduce((n, r) => n + f(r), 0);
   const latencies = runs.flatMap((r) => r.latencies).sort((a, b) => a - b);
-  const seconds = Math.max(...runs.map((r) => r.result.seconds));
+  const seconds = Math.max(...runs.map((r) => r.seconds));
   return {
     done: sum((r) => r.done),
     succeeded: sum((r) => r.succeeded),
@@ -140,12 +142,13 @@ export async function runH2loadLanes(lanes: H2loadOptions[], staggerMs = 0): Pro
     p50Ms: percentile(latencies, 50),
     p99Ms: percentile(latencies, 99),
     maxMs: latencies.at(-1) ?? Number.NaN,
+    latencies,
     logNon2xx: sum((r) => r.logNon2xx),
   };
 }
 
 /** Runs h2load (one thread) and parses its summary and per-request log. */
-async function h2load(o: H2loadOptions): Promise<{ result: H2loadResult; latencies: number[] }> {
+async function h2load(o: H2loadOptions): Promise<H2loadResult> {
   const args = [
     "-t",
     "1",
@@ -186,7 +189,7 @@ async function h2load(o: H2loadOptions): Promise<{ result: H2loadResult; latenci
     latencies.push(Number(cols[2]) / 1000);
   }
   latencies.sort((a, b) => a - b);
-  const result = {
+  return {
     done: num(out, /requests: \d+ total, \d+ started, (\d+) done/),
     succeeded: num(out, /(\d+) succeeded/),
     failed: num(out, /(\d+) failed/),
@@ -199,7 +202,7 @@ async function h2load(o: H2loadOptions): Promise<{ result: H2loadResult; latenci
     p50Ms: percentile(latencies, 50),
     p99Ms: percentile(latencies, 99),
     maxMs: latencies.at(-1) ?? Number.NaN,
+    latencies,
     logNon2xx,
   };
-  return { result, latencies };
 }
