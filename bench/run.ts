@@ -457,7 +457,7 @@ class H2Rounds {
 
   constructor(
     private readonly dir: string,
-    readonly t: H2Target,
+    private readonly t: H2Target,
     private readonly problems: string[],
   ) {
     this.lanes = Array.from({ length: t.lanes ?? 1 }, (_, i) => i);
@@ -562,8 +562,7 @@ class H2Rounds {
     const sum = (f: (w: H2Window) => number) => measured.reduce((n, w) => n + f(w), 0);
     const calls = sum((w) => w.requests);
     const latencies = measured.flatMap((w) => w.h.latencies).sort((x, y) => x - y);
-    const rps =
-      measured.length === 1 ? first.h.rps : sum((w) => w.h.done) / sum((w) => w.h.seconds);
+    const rps = sum((w) => w.h.done) / sum((w) => w.h.seconds);
     this.lastRate = rps;
     const sent = this.warmups.reduce((n, [, , requested]) => n + requested, calls);
     const runs = [

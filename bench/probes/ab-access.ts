@@ -25,17 +25,11 @@
  * vary by ±10 %: `npm run bench` measures against baselines, this answers
  * "did the change help" between two commits. Not run by CI.
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import os from "node:os";
 import path from "node:path";
+import { startAbServer } from "../support/ab.ts";
 import { accessLoad } from "../support/access-requests.ts";
-import { cleanup, onCleanup } from "../support/cleanup.ts";
-import {
-  createAccessTarget,
-  createDatabase,
-  serverSettings,
-  startCoffer,
-} from "../support/coffer.ts";
+import { cleanup } from "../support/cleanup.ts";
+import { createAccessTarget } from "../support/coffer.ts";
 import { type H2loadOptions, runH2loadLanes } from "../support/h2load.ts";
 import { CLK_TCK, cpuTicksOf, postgresTicks } from "../support/processes.ts";
 import { summarize } from "../support/stats.ts";
@@ -58,17 +52,6 @@ interface Target {
   runs: { rate: number; cpuUs: number; p50Ms: number }[];
 }
 
-/** `NAME=value` pairs of the variable `name`, split on spaces. */
-function envOf(name: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const pair of (process.env[name] ?? "").split(" ").filter(Boolean)) {
-    const at = pair.indexOf("=");
-    if (at < 1) throw new Error(`${name}: "${pair}" is not NAME=value`);
-    env[pair.slice(0, at)] = pair.slice(at + 1);
-  }
-  return env;
-}
-
 /**
  * One h2load run of `requests` calls; measured ones must all be answered
  * 2xx. (Warm-up calls need not: before a server has verified the token, its
@@ -85,18 +68,7 @@ async function drive(t: Target, requests: number, measured = true) {
 try {
   const targets: Target[] = [];
   for (const [i, root] of roots.entries()) {
-    const dir = await mkdtemp(path.join(os.tmpdir(), "coffer-ab-"));
-    onCleanup(`remove ${dir}`, () => rm(dir, { recursive: true, force: true }));
-    const settings = serverSettings(
-      await createDatabase("postgres://postgres@127.0.0.1:5432/test"),
-      path.join(dir, "data"),
-    );
-    const server = await startCoffer(`ab-${i}`, settings, {
-      logFile: path.join(dir, "server.log"),
-      serverRoot: root,
-      nodeFlags: (process.env[`FLAGS_${i}`] ?? "").split(" ").filter(Boolean),
-      env: envOf(`ENV_${i}`),
-    });
+    const { dir, server, settings } = await startAbServer(i, root);
     const { secretId, accessToken } = await createAccessTarget(
       server.url,
       settings.adminToken,

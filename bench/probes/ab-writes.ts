@@ -21,17 +21,17 @@
  * tenth session): a change to the create path is judged here, not by two
  * runs of `npm run bench`. Not run by CI.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import os from "node:os";
+import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { AdminService, CreateSecretVersionRequestSchema, Role, SecretService } from "@coffer/api";
 import { createCofferTransport } from "@coffer/client";
 import { createClient } from "@connectrpc/connect";
 import { ECHO_DATA } from "../baselines/echo-payload.ts";
+import { startAbServer } from "../support/ab.ts";
 import { GRPC_HEADERS, methodPath } from "../support/access-requests.ts";
-import { cleanup, onCleanup } from "../support/cleanup.ts";
-import { createDatabase, createProject, serverSettings, startCoffer } from "../support/coffer.ts";
+import { cleanup } from "../support/cleanup.ts";
+import { createProject } from "../support/coffer.ts";
 import { grpcFrame } from "../support/grpc-frames.ts";
 import { type H2loadOptions, runH2loadLanes } from "../support/h2load.ts";
 import { CLK_TCK, cpuTicksOf, postgresTicks } from "../support/processes.ts";
@@ -57,17 +57,6 @@ interface Target {
   runs: { rate: number; cpuUs: number; pgUs: number; p50Ms: number }[];
 }
 
-/** `NAME=value` pairs of the variable `name`, split on spaces. */
-function envOf(name: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const pair of (process.env[name] ?? "").split(" ").filter(Boolean)) {
-    const at = pair.indexOf("=");
-    if (at < 1) throw new Error(`${name}: "${pair}" is not NAME=value`);
-    env[pair.slice(0, at)] = pair.slice(at + 1);
-  }
-  return env;
-}
-
 const bodyFile = (t: Target, lane: number) => path.join(t.dir, `lane-${lane}.body`);
 
 /** `requests` creates over the lanes (on the secrets freshSecrets made); measured ones must all be answered 2xx. */
@@ -91,17 +80,8 @@ async function drive(t: Target, requests: number, measured = true) {
 try {
   const targets: Target[] = [];
   for (const [i, root] of roots.entries()) {
-    const dir = await mkdtemp(path.join(os.tmpdir(), "coffer-ab-"));
-    onCleanup(`remove ${dir}`, () => rm(dir, { recursive: true, force: true }));
-    const settings = serverSettings(
-      await createDatabase("postgres://postgres@127.0.0.1:5432/test"),
-      path.join(dir, "data"),
-    );
-    const server = await startCoffer(`ab-${i}`, settings, {
-      logFile: path.join(dir, "server.log"),
-      serverRoot: root,
-      nodeFlags: (process.env[`FLAGS_${i}`] ?? "").split(" ").filter(Boolean),
-      env: { COFFER_MAX_VERSIONS_PER_SECRET: "1000000", ...envOf(`ENV_${i}`) },
+    const { dir, server, settings } = await startAbServer(i, root, {
+      COFFER_MAX_VERSIONS_PER_SECRET: "1000000",
     });
     const transport = createCofferTransport({ url: server.url, token: settings.adminToken });
     const { projectId } = await createProject(server.url, settings.adminToken, "ab");
