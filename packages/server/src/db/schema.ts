@@ -50,7 +50,9 @@ export const secrets = pgTable(
      * How many of its versions keep their payload (status other than
      * `deleted`): what the version quota counts, read from the locked row
      * instead of counted. Kept by triggers on secret_versions (migration
-     * 0010), so no insert, status change or delete can forget it.
+     * 0010), so no insert, status change or delete can forget it; the create
+     * statement (db/versions-batch.ts) counts its own versions, in the row
+     * update it makes anyway, and tells the insert trigger so (0013).
      */
     keptVersions: integer("kept_versions").notNull().default(0),
     /** Bumped by every mutation of the secret or its versions; the etag. */

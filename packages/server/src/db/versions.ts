@@ -1,11 +1,9 @@
 import { and, desc, eq, getTableColumns, inArray, type SQL, sql } from "drizzle-orm";
 import type { PgInsertValue, PgUpdateSetSource } from "drizzle-orm/pg-core";
-import { okEventInsert, type StatementAudit, statementAuditValues } from "./audit.ts";
 import type { Executor } from "./client.ts";
 import { type KeyValue, type PageWindow, readPage } from "./keyset.ts";
-import { executeRendered, render, rowsOf } from "./raw-sql.ts";
 import { secrets, secretVersions, type VersionRow } from "./schema.ts";
-import { expiresIn, servableIn } from "./version-rules.ts";
+import { servableIn } from "./version-rules.ts";
 
 /**
  * Version metadata: everything but the key material, the ciphertext and the
@@ -184,48 +182,7 @@ export interface NewVersion {
   ephemeralAction: string | null;
 }
 
-/**
- * Adds a version in one statement, under the secret's row lock (taken by an
- * earlier statement of the transaction, so this one's snapshot sees every
- * version committed before the lock was granted, and the quota was checked
- * against the locked row's `kept_versions`): disables the latest enabled
- * version when asked (before the insert, so watchers see "disabled" then
- * "created", as before), inserts the version (a trigger counts it in the
- * secret's kept_versions), moves the secret's last revision and etag, and
- * writes the call's audit event.
- */
-const insertStatement = render(sql`with prev as (
-  update secret_versions set status = 'disabled', updated_at = now()
-  where secret_id = ${sql.placeholder("secretId")}::uuid and ${sql.placeholder("disablePrevious")}::boolean
-    and revision = (
-      select revision from secret_versions
-      where secret_id = ${sql.placeholder("secretId")}::uuid and ${servableIn("secret_versions")}
-      order by revision desc limit 1)
-  returning revision
-),
-ins as (
-  insert into secret_versions (secret_id, revision, status, description, data_crc32, key_id,
-    wrapped_key, ciphertext, expires_at, expires_once_accessed, ephemeral_action)
-  select ${sql.placeholder("secretId")}::uuid, ${sql.placeholder("revision")}::int, ${sql.placeholder("status")}::text,
-    ${sql.placeholder("description")}::text, ${sql.placeholder("dataCrc32")}::bigint, ${sql.placeholder("keyId")}::text,
-    ${sql.placeholder("wrappedKey")}::bytea, ${sql.placeholder("ciphertext")}::bytea,
-    ${expiresIn(sql.placeholder("ttlMs"))},
-    ${sql.placeholder("once")}::boolean, ${sql.placeholder("action")}::text
-  from (select count(*) from prev) as disabled_first
-  returning secret_id, revision, status, description, expires_at::text, expires_once_accessed,
-    ephemeral_action, created_at::text, updated_at::text
-),
-up as (
-  update secrets set last_revision = ${sql.placeholder("revision")}::int, generation = generation + 1, updated_at = now()
-  where id = (select secret_id from ins)
-  returning 1
-),
-a as (
-  ${okEventInsert("s", sql`ins.revision`, sql`ins join secrets s on s.id = ins.secret_id`, sql`true`)}
-)
-select ins.* from ins`);
-
-/** A version as the create statements return it. */
+/** A version as the create statement returns it (db/versions-batch.ts). */
 export interface InsertedRow {
   secret_id: string;
   revision: number;
@@ -236,37 +193,6 @@ export interface InsertedRow {
   ephemeral_action: string | null;
   created_at: string;
   updated_at: string;
-}
-
-/**
- * Runs the statement above. The audit event, when `audit` is given, names the
- * secret as the secrets row says.
- */
-export async function insertVersionWithEvent(
-  tx: Executor,
-  v: NewVersion,
-  disablePrevious: boolean,
-  audit: StatementAudit | undefined,
-): Promise<VersionMeta & { latest: boolean }> {
-  const [row] = rowsOf<InsertedRow>(
-    await executeRendered(tx, insertStatement, "coffer_create_version", {
-      secretId: v.secretId,
-      disablePrevious,
-      revision: v.revision,
-      status: v.status,
-      description: v.description,
-      dataCrc32: v.dataCrc32,
-      keyId: v.keyId,
-      wrappedKey: v.wrappedKey,
-      ciphertext: v.ciphertext,
-      ttlMs: v.ttlMs,
-      once: v.expiresOnceAccessed,
-      action: v.ephemeralAction,
-      ...statementAuditValues(audit),
-    }),
-  );
-  if (row === undefined) throw new Error("the create-version statement returned no row");
-  return insertedVersion(row);
 }
 
 /** The metadata of a version just created, from the row its statement returned. */

@@ -1,7 +1,15 @@
 import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ADMIN_PRINCIPAL, backends, PROJECT, testDomain } from "../testing/backends.ts";
+import { type Db, openDatabase } from "../db/client.ts";
+import {
+  ADMIN_PRINCIPAL,
+  backends,
+  dropPostgresDatabase,
+  PROJECT,
+  testDomain,
+} from "../testing/backends.ts";
+import { countingDatabase } from "../testing/counting-database.ts";
 import {
   addVersion,
   caller,
@@ -133,6 +141,16 @@ const CASES: Case[] = [
   },
 ];
 
+/** A secret's counters, as its row holds them. */
+async function secretRow(db: Db, id: string) {
+  const [row] = await query<{ generation: number; kept_versions: number; last_revision: number }>(
+    db,
+    sql`select generation::int, kept_versions, last_revision from secrets where id = ${id}`,
+  );
+  if (row === undefined) throw new Error(`no secret ${id}`);
+  return row;
+}
+
 /** What a caller observes, with the secret's id taken out of messages. */
 async function observe(call: Promise<unknown>, secretId: string) {
   try {
@@ -154,6 +172,30 @@ async function observe(call: Promise<unknown>, secretId: string) {
 
 describe.each(backends)("batched creates on $name", (backend) => {
   const dbs = databasesFor(backend);
+
+  /**
+   * What the creates on these secrets left besides their versions, secret
+   * by secret: their watch events (but the secret's creation) and counters.
+   */
+  async function effects(ids: string[]) {
+    const db = dbs.db();
+    const events = await query<{ secret_id: string; e: string }>(
+      db,
+      sql`select e.secret_id::text, concat_ws(' ', e.kind, e.project_id = s.project_id,
+          e.path = s.path, e.name = s.name, e.revision, e.version_status, e.single_access) as e
+        from watch_events e join secrets s on s.id = e.secret_id
+        where e.secret_id in ${ids} and e.kind <> 'secret_created' order by e.tx, e.seq`,
+    );
+    const counters = await query<{ id: string; c: string }>(
+      db,
+      sql`select id::text, concat_ws(' ', kept_versions, last_revision, generation) as c
+        from secrets where id in ${ids}`,
+    );
+    return ids.map((id) => ({
+      events: events.filter((r) => r.secret_id === id).map((r) => r.e),
+      counters: counters.find((r) => r.id === id)?.c,
+    }));
+  }
   let domain: DomainDeps;
   beforeAll(async () => {
     await dbs.open();
@@ -170,8 +212,10 @@ describe.each(backends)("batched creates on $name", (backend) => {
 
   it("answers each create of a batch as it answers it alone, with its own audit event", async () => {
     const alone = [];
+    const aloneIds: string[] = [];
     for (const c of CASES) {
       const id = await c.setup(domain);
+      aloneIds.push(id);
       alone.push(await observe(c.call(domain, id), id));
     }
     const ids: string[] = [];
@@ -206,6 +250,9 @@ describe.each(backends)("batched creates on $name", (backend) => {
       sql`select status from secret_versions where secret_id = ${ids[1]} and revision = 1`,
     );
     expect(disabled?.status).toBe("disabled");
+    // The batch writes its versions' watch events and counts them itself
+    // (migration 0013): the same events and counters as the creates alone.
+    expect(await effects(ids)).toEqual(await effects(aloneIds));
   });
 
   it("numbers revisions contiguously and keeps counters exact with many writers on many secrets", async () => {
@@ -306,6 +353,109 @@ describe.each(backends)("batched creates on $name", (backend) => {
       release();
       await held;
       expect((await waiting).revision).toBe(2);
+    },
+  );
+
+  it("writes a create on a secret it wrote last in one statement, and decides again under the lock when the secret changed", async () => {
+    const counting = await countingDatabase(backend);
+    try {
+      const d = testDomain(
+        { "test-region": counting.database },
+        { limits: { versionsPerSecret: 10 } },
+      );
+      const count = async (call: () => Promise<unknown>) => {
+        const before = counting.statements();
+        await call();
+        return counting.statements() - before;
+      };
+      const id = await plain(d);
+      // Not yet known: its own transaction (BEGIN, the lock, the write, COMMIT).
+      expect(await count(() => create(d, id))).toBe(4);
+      // Known: one statement, no transaction around it.
+      expect(await count(() => create(d, id))).toBe(1);
+      expect(await count(() => create(d, id, { disablePrevious: true }))).toBe(1);
+      // Changed behind this process's back (as another replica changes it):
+      // the statement that checks the known row writes nothing, and the
+      // create is decided again on the locked row.
+      const elsewhere = () =>
+        counting.database.db.execute(
+          sql`update secrets set description = 'elsewhere', generation = generation + 1 where id = ${id}`,
+        );
+      await elsewhere();
+      expect(await count(() => create(d, id))).toBe(1 + 4);
+      // An etag the known row does not have is checked against the locked row:
+      // refused when stale, written when current.
+      const stale = etagOf({ generation: (await secretRow(counting.database.db, id)).generation });
+      await elsewhere();
+      const current = etagOf({
+        generation: (await secretRow(counting.database.db, id)).generation,
+      });
+      await expect(create(d, id, { etag: stale })).rejects.toMatchObject({ kind: "aborted" });
+      expect(await count(() => create(d, id, { etag: current }))).toBe(4);
+      const versions = await query<{ revision: number; status: string }>(
+        counting.database.db,
+        sql`select revision, status from secret_versions where secret_id = ${id} order by revision`,
+      );
+      expect(versions.map((v) => `${v.revision} ${v.status}`)).toEqual([
+        "1 enabled",
+        "2 enabled",
+        "3 disabled",
+        "4 enabled",
+        "5 enabled",
+        "6 enabled",
+      ]);
+      expect(await secretRow(counting.database.db, id)).toMatchObject({
+        kept_versions: 6,
+        last_revision: 6,
+      });
+    } finally {
+      await counting.database.close();
+    }
+  });
+
+  it(
+    "numbers revisions contiguously and keeps the version quota exact across replicas writing one secret",
+    runUnless(
+      backend.freshUrl === undefined
+        ? "two replicas need two connections to one Postgres"
+        : undefined,
+    ),
+    async () => {
+      const url = await (backend.freshUrl as () => Promise<string>)();
+      const replicas = [
+        await openDatabase({ driver: "postgres", url, poolSize: 4 }),
+        await openDatabase({ driver: "postgres", url, poolSize: 4 }),
+      ];
+      try {
+        const limit = 40;
+        const domains = replicas.map((r) =>
+          testDomain({ "test-region": r }, { limits: { versionsPerSecret: limit } }),
+        );
+        const [a, b] = domains as [DomainDeps, DomainDeps];
+        const id = await plain(a);
+        // Each replica knows the secret's row as it last wrote it.
+        await create(a, id);
+        await create(b, id);
+        const outcomes = await Promise.allSettled(
+          Array.from({ length: 60 }, (_, i) => create(i % 2 === 0 ? a : b, id)),
+        );
+        const created = outcomes.flatMap((o) =>
+          o.status === "fulfilled" ? [o.value.revision] : [],
+        );
+        const refused = outcomes.flatMap((o) => (o.status === "rejected" ? [o.reason] : []));
+        expect(created.sort((x, y) => x - y)).toEqual(
+          Array.from({ length: limit - 3 }, (_, i) => i + 4),
+        );
+        expect(refused.length).toBe(60 - (limit - 3));
+        for (const err of refused) expect(err).toMatchObject({ kind: "resource_exhausted" });
+        expect(await secretRow(replicas[0]?.db as Db, id)).toMatchObject({
+          kept_versions: limit,
+          last_revision: limit,
+        });
+      } finally {
+        await Promise.all(replicas.map((r) => r.close()));
+        await dropPostgresDatabase(url);
+      }
     },
   );
 });

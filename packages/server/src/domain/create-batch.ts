@@ -2,32 +2,47 @@ import { performance } from "node:perf_hooks";
 import type { Db } from "../db/client.ts";
 import type { SecretRow } from "../db/schema.ts";
 import { retryingConflicts } from "../db/tx.ts";
-import { insertedVersion, type NewVersion } from "../db/versions.ts";
-import { type BatchedVersion, writeVersionBatch } from "../db/versions-batch.ts";
-import { auditParams, markRecorded } from "./audit.ts";
+import { type InsertedRow, insertedVersion } from "../db/versions.ts";
+import {
+  type BatchedVersion,
+  writeVersionBatch,
+  writeVersionsIfUnchanged,
+} from "../db/versions-batch.ts";
+import { markRecorded } from "./audit.ts";
 import type { DomainDeps } from "./context.ts";
 import {
   type CreatedVersion,
   createAlone,
+  rowAfter,
   type VersionRequest,
-  versionToInsert,
+  versionToWrite,
 } from "./new-version.ts";
 
 /**
  * Group commit for CreateSecretVersion: the creates waiting on a database
- * are written by one transaction (lock their secrets, one statement for all
- * the versions, their secrets' bumps and their audit events, one COMMIT:
- * two round trips on Postgres, see writeVersionBatch), so that BEGIN, the
- * round trips and COMMIT are paid once per batch instead of once per call. Each caller still gets exactly what it would alone: its
- * checks run on its own locked secret row, and a refused create (etag,
- * permission, quota, payload) fails alone while the others are written. A
- * create whose secret another transaction holds is not waited for: it runs
- * on its own (createAlone), so one busy secret never stalls the batch.
+ * are written together, so that BEGIN, the round trips and COMMIT are paid
+ * once per batch instead of once per call. Each caller still gets exactly
+ * what it would alone: its checks run on its own secret's row, and a
+ * refused create (etag, permission, quota, payload) fails alone while the
+ * others are written.
+ *
+ * A batch is written in up to two steps:
+ * - Creates on secrets this process wrote last are decided on the rows as
+ *   it left them (`known`) and written by one statement, in a transaction of
+ *   its own, that writes each only while its secret's row is unchanged and
+ *   free (writeVersionsIfUnchanged): one round trip on Postgres.
+ * - The rest (secrets not known, changed since, held by another transaction,
+ *   or refused on the known row: a refusal is told only from the locked
+ *   row) are written by one transaction that locks their secrets, decides on
+ *   the locked rows and writes (writeVersionBatch: two round trips). A
+ *   create whose secret another transaction holds is not waited for: it
+ *   runs on its own (createAlone), so one busy secret never stalls the
+ *   batch. A single create takes createAlone's path.
  *
  * No timer: a batch is whatever queued while the previous one ran (the
  * flush is scheduled with setImmediate, after the I/O callbacks that queue
- * calls), so a create alone waits no longer than before, and takes the
- * one-create path (createAlone).
+ * calls), so a create alone waits no longer than before. A create waits
+ * while a batch in flight holds another create on its secret.
  */
 
 /** The most creates one transaction writes. */
@@ -37,6 +52,8 @@ const MAX_BATCH = 64;
  * next is formed and sent on another pool connection.
  */
 const MAX_FLUSHES = 2;
+/** The most secrets' rows a queue remembers (a few MB at most); the oldest is forgotten first. */
+const MAX_KNOWN = 10_000;
 
 interface Job {
   /** The caller's domain: the one database may serve domains with other limits (tests do). */
@@ -52,12 +69,36 @@ class CreateQueue {
   private readonly waiting: Job[] = [];
   private flushing = 0;
   private scheduled = false;
+  /** Secrets with a create in a batch in flight. */
+  private readonly busy = new Set<string>();
+  /** Secrets' rows as this process's creates left them, by id. */
+  private readonly known = new Map<string, SecretRow>();
 
-  constructor(private readonly db: Db) {}
+  constructor(readonly db: Db) {}
 
   push(job: Job): void {
     this.waiting.push(job);
     this.schedule();
+  }
+
+  /** The secret's row as this process's last create on it left it, if it is remembered. */
+  knownRow(id: string): SecretRow | undefined {
+    return this.known.get(id);
+  }
+
+  remember(row: SecretRow): void {
+    this.known.delete(row.id);
+    this.known.set(row.id, row);
+    if (this.known.size > MAX_KNOWN) {
+      for (const id of this.known.keys()) {
+        this.known.delete(id);
+        break;
+      }
+    }
+  }
+
+  forget(id: string): void {
+    this.known.delete(id);
   }
 
   private schedule(): void {
@@ -66,15 +107,19 @@ class CreateQueue {
     setImmediate(() => {
       this.scheduled = false;
       const batch = this.take();
+      // Every waiting create is on a secret a batch in flight holds: its end schedules again.
+      if (batch.length === 0) return;
       observe(batch);
       this.flushing++;
-      void flush(this.db, batch)
+      for (const job of batch) this.busy.add(job.request.secretId);
+      void flush(this, batch)
         // A bug past the transaction must not leave callers waiting forever
         // (rejecting a settled promise does nothing).
         .catch((err: unknown) => {
           for (const job of batch) job.reject(err);
         })
         .finally(() => {
+          for (const job of batch) this.busy.delete(job.request.secretId);
           this.flushing--;
           this.schedule();
         });
@@ -82,17 +127,21 @@ class CreateQueue {
     });
   }
 
-  /** Up to MAX_BATCH waiting creates, in arrival order, at most one per secret. */
+  /**
+   * Up to MAX_BATCH waiting creates, in arrival order, at most one per
+   * secret, none on a secret a batch in flight holds.
+   */
   private take(): Job[] {
     const batch: Job[] = [];
     const secrets = new Set<string>();
     for (let i = 0; i < this.waiting.length && batch.length < MAX_BATCH; ) {
       const job = this.waiting[i] as Job;
-      if (secrets.has(job.request.secretId)) {
+      const id = job.request.secretId;
+      if (secrets.has(id) || this.busy.has(id)) {
         i++;
         continue;
       }
-      secrets.add(job.request.secretId);
+      secrets.add(id);
       batch.push(job);
       this.waiting.splice(i, 1);
     }
@@ -132,86 +181,147 @@ function observe(batch: Job[]): void {
 }
 
 /**
- * What the batch's transaction decided for a create: its version, its
- * refusal, or `alone` when its secret's row was not locked by the batch
- * (held by another transaction, or not found: createAlone waits for the
- * lock, or says why there is none, without holding the batch up).
+ * What a batch decided for a create: its version, its refusal, or `alone`
+ * when its secret's row was not locked by the batch (held by another
+ * transaction, or not found: createAlone waits for the lock, or says why
+ * there is none, without holding the batch up).
  */
 type Outcome =
-  | { job: Job; version: NewVersion }
+  | { job: Job; write: BatchedVersion }
   | { job: Job; error: unknown }
   | { job: Job; alone: true };
 
-async function flush(db: Db, batch: Job[]): Promise<void> {
-  if (batch.length === 1) {
-    const [job] = batch as [Job];
-    await alone(db, job);
+async function flush(queue: CreateQueue, batch: Job[]): Promise<void> {
+  const rest = await writeKnown(queue, batch);
+  if (rest.length === 0) return;
+  if (rest.length === 1) {
+    await alone(queue, rest[0] as Job);
     return;
   }
+  await writeLocked(queue, rest);
+}
+
+/**
+ * Writes the creates on secrets whose rows this process knows, decided on
+ * those rows, by one statement (writeVersionsIfUnchanged). Returns the
+ * creates it did not write, to be decided again on their locked rows.
+ */
+async function writeKnown(queue: CreateQueue, batch: Job[]): Promise<Job[]> {
+  const rest: Job[] = [];
+  const decided: { job: Job; write: BatchedVersion }[] = [];
+  for (const job of batch) {
+    const row = queue.knownRow(job.request.secretId);
+    const outcome = row === undefined ? undefined : decide(job, row);
+    if (outcome !== undefined && "write" in outcome) decided.push(outcome);
+    else rest.push(job);
+  }
+  if (decided.length === 0) return rest;
+  let inserted: InsertedRow[];
+  try {
+    inserted = await writeVersionsIfUnchanged(
+      queue.db,
+      decided.map((d) => d.write),
+    );
+  } catch {
+    // Nothing of the statement was written: each is decided again under its lock.
+    return batch;
+  }
+  const rows = new Map(inserted.map((r) => [r.secret_id, r]));
+  const written: { job: Job; write: BatchedVersion; row: InsertedRow }[] = [];
+  for (const { job, write } of decided) {
+    const row = rows.get(job.request.secretId);
+    if (row === undefined) {
+      queue.forget(job.request.secretId);
+      rest.push(job);
+    } else {
+      written.push({ job, write, row });
+    }
+  }
+  answer(queue, written);
+  return rest;
+}
+
+/**
+ * Writes creates by one transaction that locks their secrets
+ * (writeVersionBatch) and decides each on its locked row.
+ */
+async function writeLocked(queue: CreateQueue, batch: Job[]): Promise<void> {
   let outcomes: Outcome[] = [];
-  let rows: Map<string, CreatedVersion>;
+  let rows: Map<string, InsertedRow>;
   try {
     // What to write, given the secrets the batch locked: decided anew if the batch is retried.
-    const decide = (locked: Map<string, SecretRow>): BatchedVersion[] => {
+    const decideLocked = (locked: Map<string, SecretRow>): BatchedVersion[] => {
       outcomes = batch.map((job): Outcome => {
-        const { request } = job;
-        const row = locked.get(request.secretId);
-        if (row === undefined) return { job, alone: true };
-        try {
-          const inRegion = row.region === request.region ? row : undefined;
-          return { job, version: versionToInsert(job.domain, request, inRegion) };
-        } catch (error) {
-          return { job, error };
-        }
+        const row = locked.get(job.request.secretId);
+        return row === undefined ? { job, alone: true } : decide(job, row);
       });
-      return outcomes.flatMap((o): BatchedVersion[] =>
-        "version" in o
-          ? [
-              {
-                version: o.version,
-                disablePrevious: o.job.request.input.disablePrevious,
-                audit: auditParams(o.job.request.caller.audit),
-              },
-            ]
-          : [],
-      );
+      return outcomes.flatMap((o) => ("write" in o ? [o.write] : []));
     };
     const ids = batch.map((j) => j.request.secretId);
-    const inserted = await retryingConflicts(() => writeVersionBatch(db, ids, decide));
-    rows = new Map(inserted.map((r) => [r.secret_id, insertedVersion(r)]));
+    const inserted = await retryingConflicts(() => writeVersionBatch(queue.db, ids, decideLocked));
+    rows = new Map(inserted.map((r) => [r.secret_id, r]));
   } catch {
     // The batch failed as a whole (after retryingConflicts' attempts): each
     // create alone, so that each gets its own answer.
-    await Promise.all(batch.map((job) => alone(db, job)));
+    await Promise.all(batch.map((job) => alone(queue, job)));
     return;
   }
-  const changed = new Map<string, DomainDeps>();
+  const written: { job: Job; write: BatchedVersion; row: InsertedRow }[] = [];
   for (const outcome of outcomes) {
     const { job } = outcome;
     if ("alone" in outcome) {
-      void alone(db, job);
-      continue;
-    }
-    if ("error" in outcome) {
+      void alone(queue, job);
+    } else if ("error" in outcome) {
       job.reject(outcome.error);
-      continue;
+    } else {
+      const row = rows.get(job.request.secretId);
+      if (row === undefined) {
+        job.reject(new Error("the batched create statement returned no row for a version"));
+      } else {
+        written.push({ job, write: outcome.write, row });
+      }
     }
-    const row = rows.get(job.request.secretId);
-    if (row === undefined) {
-      job.reject(new Error("the batched create statement returned no row for a version"));
-      continue;
-    }
+  }
+  answer(queue, written);
+}
+
+/** A create decided on its secret's row: the version to write, or its refusal. */
+function decide(job: Job, row: SecretRow): Outcome {
+  const { request } = job;
+  try {
+    const inRegion = row.region === request.region ? row : undefined;
+    return { job, write: versionToWrite(job.domain, request, inRegion) };
+  } catch (error) {
+    return { job, error };
+  }
+}
+
+/** Answers the written creates, remembers their secrets' rows and tells the watch. */
+function answer(
+  queue: CreateQueue,
+  written: { job: Job; write: BatchedVersion; row: InsertedRow }[],
+): void {
+  const changed = new Map<string, DomainDeps>();
+  for (const { job, write, row } of written) {
+    queue.remember(rowAfter(write));
     markRecorded(job.request.caller.audit, { revision: row.revision });
     changed.set(job.request.region, job.domain);
-    job.resolve(row);
+    job.resolve(insertedVersion(row));
   }
   for (const [region, domain] of changed) domain.announce(region);
 }
 
 /** A create in its own transaction (createAlone), answered. */
-async function alone(db: Db, job: Job): Promise<void> {
+async function alone(queue: CreateQueue, job: Job): Promise<void> {
   try {
-    job.resolve(await createAlone(job.domain, { name: job.request.region, db }, job.request));
+    job.resolve(
+      await createAlone(
+        job.domain,
+        { name: job.request.region, db: queue.db },
+        job.request,
+        (row) => queue.remember(row),
+      ),
+    );
   } catch (err) {
     job.reject(err);
   }

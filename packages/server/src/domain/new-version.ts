@@ -3,7 +3,8 @@ import type { Db } from "../db/client.ts";
 import type { SecretRow } from "../db/schema.ts";
 import { lockSecret } from "../db/secrets.ts";
 import { inTransactionThenAnnounce } from "../db/tx.ts";
-import { insertVersionWithEvent, type NewVersion, type VersionMeta } from "../db/versions.ts";
+import { insertedVersion, type NewVersion, type VersionMeta } from "../db/versions.ts";
+import { type BatchedVersion, insertVersionsWithEvents } from "../db/versions-batch.ts";
 import { auditParams, markRecorded } from "./audit.ts";
 import type { Caller } from "./caller.ts";
 import type { DomainDeps } from "./context.ts";
@@ -37,44 +38,51 @@ export type CreatedVersion = VersionMeta & { latest: boolean };
  * statement's snapshot sees every version committed before the lock was
  * granted; the locked row also carries the count the version quota checks),
  * one statement for `disable_previous`, the insert, the secret's bump and the
- * audit event (insertVersionWithEvent), and COMMIT.
+ * audit event (insertVersionsWithEvents, the batch's statement with one
+ * version), and COMMIT. `remember` is given the secret's row as the create
+ * left it, once committed.
  */
-export function createAlone(
+export async function createAlone(
   domain: DomainDeps,
   region: { name: string; db: Db },
   request: VersionRequest,
+  remember: (row: SecretRow) => void = () => {},
 ): Promise<CreatedVersion> {
-  return inTransactionThenAnnounce(domain, region, async (tx) => {
-    const secret = await lockSecret(tx, region.name, request.secretId);
-    const version = versionToInsert(domain, request, secret);
-    const row = await insertVersionWithEvent(
-      tx,
-      version,
-      request.input.disablePrevious,
-      auditParams(request.caller.audit),
+  let after: SecretRow | undefined;
+  const created = await inTransactionThenAnnounce(domain, region, async (tx) => {
+    const write = versionToWrite(
+      domain,
+      request,
+      await lockSecret(tx, region.name, request.secretId),
     );
-    markRecorded(request.caller.audit, { revision: version.revision });
-    return row;
+    const [row] = await insertVersionsWithEvents(tx, [write]);
+    if (row === undefined) throw new Error("the create-version statement returned no row");
+    markRecorded(request.caller.audit, { revision: write.version.revision });
+    after = rowAfter(write);
+    return insertedVersion(row);
   });
+  if (after !== undefined) remember(after);
+  return created;
 }
 
 /**
- * Checks a create against its secret's locked row (undefined when the secret
- * is not in the region) and seals its payload: the version to insert, or the
- * error the caller is told.
+ * Checks a create against its secret's row (undefined when the secret is not
+ * in the region) and seals its payload: the version to write, or the error
+ * the caller is told. The row is the locked one, or one this process wrote
+ * (create-batch.ts), which the write then checks is unchanged.
  */
-export function versionToInsert(
+export function versionToWrite(
   domain: DomainDeps,
   request: VersionRequest,
-  locked: SecretRow | undefined,
-): NewVersion {
+  row: SecretRow | undefined,
+): BatchedVersion {
   const { caller, secretId: id, input } = request;
-  const secret = allowChange(caller, id, input.etag, locked);
+  const secret = allowChange(caller, id, input.etag, row);
   validatePayload(secret.type as SecretKind, input.data);
   checkVersionQuota(domain, secret);
   const revision = secret.lastRevision + 1;
   const policy = propertiesFromPolicy(secret, input.enabled);
-  return {
+  const version: NewVersion = {
     secretId: id,
     revision,
     status: input.enabled ? "enabled" : "disabled",
@@ -85,5 +93,22 @@ export function versionToInsert(
     ttlMs: policy.expiresAt === null ? null : secret.ttlMs,
     expiresOnceAccessed: policy.expiresOnceAccessed,
     ephemeralAction: policy.ephemeralAction,
+  };
+  return {
+    version,
+    disablePrevious: input.disablePrevious,
+    audit: auditParams(caller.audit),
+    decidedOn: secret,
+  };
+}
+
+/** The secret's row once `write` is committed: what the create statement's update leaves. */
+export function rowAfter(write: BatchedVersion): SecretRow {
+  const secret = write.decidedOn;
+  return {
+    ...secret,
+    lastRevision: write.version.revision,
+    generation: secret.generation + 1,
+    keptVersions: secret.keptVersions + 1,
   };
 }
