@@ -13,8 +13,8 @@
  * `npm start` does. Environment: ROUNDS (default 6), SECONDS per run
  * (default 5), WARM seconds of warm-up per server (default 10), FLAGS_0 and
  * FLAGS_1, ENV_0 and ENV_1 (as in ab-access.ts: the same root twice with
- * different environments compares a setting). Every measured create must be
- * answered 2xx.
+ * different environments compares a setting), LANES (writers, default 16).
+ * Every measured create must be answered 2xx.
  *
  * Single runs of the bench's writes measurement spread by a third within an
  * hour on a 2-core machine (bench/RESULTS.md, writes reading of 2026-12-07,
@@ -41,8 +41,8 @@ const roots = (process.env.ROOTS ?? "").split(",").filter(Boolean);
 const rounds = Number(process.env.ROUNDS ?? 6);
 const seconds = Number(process.env.SECONDS ?? 5);
 const warm = Number(process.env.WARM ?? 10);
-/** As the bench's writes measurement: one h2load process per secret. */
-const LANES = 16;
+/** One h2load process per secret: 16 as the bench's writes measurement (LANES). */
+const LANES = Number(process.env.LANES ?? 16);
 if (roots.length < 2) throw new Error("ROOTS: give two checkouts, comma-separated");
 
 interface Target {
