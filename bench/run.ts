@@ -220,6 +220,10 @@ interface SingleAccessRun {
   doubleReads: number;
   neverServed: number;
   otherErrors: number;
+  /** The other errors by code and message (ids and revisions, never a payload), most frequent first. */
+  otherErrorKinds: string[];
+  /** Revisions the race found missing: numbered 1 to SINGLE_ACCESS_VERSIONS, none may be. */
+  missingRevisions: number[];
   /** Versions the database shows consumed (consumed_at set). */
   consumedInDb: number;
   /** Every server process's CPU over the race, per call. */
@@ -764,10 +768,20 @@ async function singleAccessRun(
   const readers = servers.map((server) =>
     createClient(SecretService, connectTransport(server.url, s.accessToken)),
   );
+  // Each server verifies the readers' token before the race, as a running
+  // client's would be: 64 first calls at once with a token a server has not
+  // verified yet each take from the address's bucket for unverified calls
+  // (COFFER_PEER_RATE_LIMIT_RPS), and those past its burst are refused.
+  await Promise.all(
+    readers.map((reader) =>
+      reader.accessSecretVersion({ secretId, revision: "latest", noConsume: true }),
+    ),
+  );
   const served = new Array<number>(SINGLE_ACCESS_VERSIONS + 1).fill(0);
   const perReader = new Array<number>(SINGLE_ACCESS_READERS).fill(0);
   let cursor = 0;
   let otherErrors = 0;
+  const otherKinds = new Map<string, number>();
   let calls = 0;
   const total = SINGLE_ACCESS_VERSIONS * ATTEMPTS;
   const cpuOfServers = () => servers.reduce((n, x) => n + cpuTicksOf(x.child.pid), 0);
@@ -792,7 +806,12 @@ async function singleAccessRun(
           served[revision] = (served[revision] ?? 0) + 1;
           perReader[r] = (perReader[r] ?? 0) + 1;
         } catch (err) {
-          if (ConnectError.from(err).code !== Code.FailedPrecondition) otherErrors += 1;
+          const e = ConnectError.from(err);
+          if (e.code !== Code.FailedPrecondition) {
+            otherErrors += 1;
+            const kind = `${Code[e.code]}: ${e.rawMessage.replaceAll(secretId, "<secret>")}`;
+            otherKinds.set(kind, (otherKinds.get(kind) ?? 0) + 1);
+          }
         }
       }
     }),
@@ -802,10 +821,16 @@ async function singleAccessRun(
   const batches = batchDelta(metricsBefore, addScrapes(await scrape()));
   const sql = postgres(pgUrl, { max: 1, onnotice: () => {} });
   let consumedInDb = -1;
+  let missingRevisions: number[] = [];
   try {
     const [row] = await sql<{ n: string }[]>`
       select count(*)::text as n from secret_versions where secret_id = ${secretId} and consumed_at is not null`;
     consumedInDb = Number(row?.n ?? -1);
+    missingRevisions = (
+      await sql<{ r: number }[]>`
+        select r from generate_series(1, ${SINGLE_ACCESS_VERSIONS}::int) r
+        where not exists (select 1 from secret_versions where secret_id = ${secretId} and revision = r)`
+    ).map((m) => m.r);
   } finally {
     await sql.end();
   }
@@ -819,6 +844,10 @@ async function singleAccessRun(
     doubleReads: counts.filter((n) => n > 1).length,
     neverServed: counts.filter((n) => n === 0).length,
     otherErrors,
+    otherErrorKinds: [...otherKinds]
+      .sort((a, b) => b[1] - a[1])
+      .map(([kind, n]) => `${n} × ${kind}`),
+    missingRevisions,
     consumedInDb,
     cpuUsPerCall: (cpu * (1e6 / CLK_TCK)) / Math.max(1, calls),
     perReader: {
@@ -1710,7 +1739,7 @@ async function main(): Promise<void> {
           const r = await singleAccessRun(pgCoffer, [pgCoffer.server, ...others], run, databaseUrl);
           single.push(r);
           log(
-            `[single-access] run ${run}/${RUNS}, ${processes} process(es): ${r.seconds.toFixed(2)} s, ${r.served} served, ${r.doubleReads} double reads, ${r.neverServed} never served, ${r.otherErrors} other errors, ${r.consumedInDb} consumed in the database; ${formatBatches(r.batches)}`,
+            `[single-access] run ${run}/${RUNS}, ${processes} process(es): ${r.seconds.toFixed(2)} s, ${r.served} served, ${r.doubleReads} double reads, ${r.neverServed} never served, ${r.otherErrors} other errors${r.otherErrorKinds.length > 0 ? ` (${r.otherErrorKinds.slice(0, 3).join("; ")})` : ""}, ${r.consumedInDb} consumed in the database${r.missingRevisions.length > 0 ? `, revisions missing: ${r.missingRevisions.slice(0, 10).join(", ")}` : ""}; ${formatBatches(r.batches)}`,
           );
         } finally {
           for (const o of others) await o.stop();

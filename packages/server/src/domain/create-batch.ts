@@ -47,8 +47,12 @@ import {
 
 /** The most creates one transaction writes. */
 const MAX_BATCH = 64;
-/** The most secrets' rows a queue remembers (a few MB at most); the oldest is forgotten first. */
-const MAX_KNOWN = 10_000;
+/**
+ * The most secrets' rows a queue remembers (metadata, never a payload or a
+ * key: well under a kilobyte each for most secrets); the one written
+ * longest ago is forgotten first.
+ */
+const MAX_KNOWN = 4_096;
 
 interface Job {
   /** The caller's domain: the one database may serve domains with other limits (tests do). */
