@@ -66,7 +66,6 @@ interface Job {
 
 class CreateQueue {
   private readonly waiting: Job[] = [];
-  private flushing = 0;
   private scheduled = false;
   /** Secrets with a create in a batch in flight. */
   private readonly busy = new Set<string>();
@@ -101,42 +100,56 @@ class CreateQueue {
   }
 
   /**
-   * Whether another batch may go out now. One batch is in flight at a time,
-   * and a second only while the first carries a single create: under light
-   * load the new create would otherwise wait a round trip for nothing, and
-   * under load the creates that wait go out together, which costs less per
-   * create. Measured with bench/probes/ab-writes.ts against two batches in
-   * flight at all times (bench/RESULTS.md, writes, 2026-12-07, eleventh
-   * session): 16 writers +12 % creates/s, 2 writers even.
+   * Whether another batch may go out now: while at most one create is in
+   * flight. So one batch is in flight at a time, and a second only while the
+   * first carries a single create: under light load the new create would
+   * otherwise wait a round trip for nothing, and under load the creates that
+   * wait go out together, which costs less per create. Measured with
+   * bench/probes/ab-writes.ts against two batches in flight at all times
+   * (bench/RESULTS.md, writes, 2026-12-07, eleventh session): 16 writers
+   * +12 % creates/s, 2 writers even.
    */
-  private mayFlush(): boolean {
-    return this.flushing === 0 || (this.flushing === 1 && this.busy.size === 1);
+  private mayLaunch(): boolean {
+    return this.busy.size <= 1;
   }
 
+  /** Launches a batch once the I/O callbacks that queue creates have run. */
   private schedule(): void {
-    if (this.scheduled || !this.mayFlush() || this.waiting.length === 0) return;
+    if (this.scheduled || !this.mayLaunch() || this.waiting.length === 0) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      const batch = this.take();
-      // Every waiting create is on a secret a batch in flight holds: its end schedules again.
-      if (batch.length === 0) return;
-      observe(batch);
-      this.flushing++;
-      for (const job of batch) this.busy.add(job.request.secretId);
-      void flush(this, batch)
-        // A bug past the transaction must not leave callers waiting forever
-        // (rejecting a settled promise does nothing).
-        .catch((err: unknown) => {
-          for (const job of batch) job.reject(err);
-        })
-        .finally(() => {
-          for (const job of batch) this.busy.delete(job.request.secretId);
-          this.flushing--;
-          this.schedule();
-        });
-      this.schedule();
+      this.launch();
     });
+  }
+
+  /** Sends the waiting creates that may go to the database, as one batch. */
+  private launch(): void {
+    if (!this.mayLaunch()) return;
+    const batch = this.take();
+    // Every waiting create is on a secret a batch in flight holds: its release launches again.
+    if (batch.length === 0) return;
+    observe(batch);
+    for (const job of batch) this.busy.add(job.request.secretId);
+    void flush(this, batch)
+      // A bug past the transaction must not leave callers waiting forever
+      // (rejecting a settled promise does nothing).
+      .catch((err: unknown) => {
+        for (const job of batch) job.reject(err);
+      })
+      .finally(() => this.release(batch));
+    this.schedule();
+  }
+
+  /**
+   * Frees the secrets of creates that are written (or failed) for the next
+   * batch, and launches it at once: called before their callers are
+   * answered, so that the database writes the next batch while this process
+   * sends those answers (answer()).
+   */
+  release(jobs: Job[]): void {
+    for (const job of jobs) this.busy.delete(job.request.secretId);
+    this.launch();
   }
 
   /**
@@ -308,14 +321,18 @@ function decide(job: Job, row: SecretRow): Outcome {
   }
 }
 
-/** Answers the written creates, remembers their secrets' rows and tells the watch. */
+/**
+ * Answers the written creates: remembers their secrets' rows, lets the next
+ * batch go (release), then resolves their callers and tells the watch.
+ */
 function answer(
   queue: CreateQueue,
   written: { job: Job; write: BatchedVersion; row: InsertedRow }[],
 ): void {
+  for (const { write } of written) queue.remember(rowAfter(write));
+  queue.release(written.map((w) => w.job));
   const changed = new Map<string, DomainDeps>();
-  for (const { job, write, row } of written) {
-    queue.remember(rowAfter(write));
+  for (const { job, row } of written) {
     markRecorded(job.request.caller.audit, { revision: row.revision });
     changed.set(job.request.region, job.domain);
     job.resolve(insertedVersion(row));
