@@ -159,8 +159,8 @@ function insertValues(batch: BatchedVersion[]): Record<string, unknown> {
     descriptions: column((b) => b.version.description),
     crcs: column((b) => b.version.dataCrc32),
     keyIds: column((b) => b.version.keyId),
-    wrappedKeys: column((b) => byteaText(b.version.wrappedKey)),
-    ciphertexts: column((b) => byteaText(b.version.ciphertext)),
+    ...packed("wrappedKeys", column((b) => b.version.wrappedKey)),
+    ...packed("ciphertexts", column((b) => b.version.ciphertext)),
     ttls: column((b) => b.version.ttlMs),
     once: column((b) => flag(b.version.expiresOnceAccessed)),
     actions: column((b) => b.version.ephemeralAction),
@@ -182,26 +182,45 @@ function insertValues(batch: BatchedVersion[]): Record<string, unknown> {
 const flag = (b: boolean | null) => (b === null ? null : b ? "t" : "f");
 
 /**
- * bytea as the text Postgres reads it (`\x` and hex), in a text array cast to
- * bytea[]: postgres-js types an array of byte arrays as one bytea.
+ * Byte strings of a batch as one bytea parameter (`name`), with each one's
+ * place in it (`nameAt`, 1-based, and `nameLength`), which the statement cuts
+ * out with substring. An array parameter would be a text array of hex
+ * strings (postgres-js types an array of byte arrays as one bytea), which
+ * Postgres parses character by character: 17 % of its CPU per create, where
+ * one bytea is decoded in one pass.
  */
-const byteaText = (bytes: Uint8Array) =>
-  `\\x${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex")}`;
+function packed(name: string, parts: Uint8Array[]): Record<string, unknown> {
+  const at: number[] = [];
+  const length: number[] = [];
+  let offset = 1;
+  for (const part of parts) {
+    at.push(offset);
+    length.push(part.byteLength);
+    offset += part.byteLength;
+  }
+  return { [name]: Buffer.concat(parts), [`${name}At`]: at, [`${name}Length`]: length };
+}
 
 const p = (name: string) => sql.placeholder(name);
 
 const insertStatement = render(sql`with input as (
-  select * from unnest(
+  select i.secret_id, i.revision, i.status, i.description, i.data_crc32, i.key_id,
+    substring(${p("wrappedKeys")}::bytea from i.key_at for i.key_length) as wrapped_key,
+    substring(${p("ciphertexts")}::bytea from i.data_at for i.data_length) as ciphertext,
+    i.ttl_ms, i.once, i.action, i.disable_previous, i.generation, i.kept, i.audit_id,
+    i.token_id, i.method, i.request_id, i.peer
+  from unnest(
     ${p("secretIds")}::uuid[], ${p("revisions")}::int[], ${p("statuses")}::text[],
     ${p("descriptions")}::text[], ${p("crcs")}::bigint[], ${p("keyIds")}::text[],
-    ${p("wrappedKeys")}::text[]::bytea[], ${p("ciphertexts")}::text[]::bytea[], ${p("ttls")}::bigint[],
+    ${p("wrappedKeysAt")}::int[], ${p("wrappedKeysLength")}::int[],
+    ${p("ciphertextsAt")}::int[], ${p("ciphertextsLength")}::int[], ${p("ttls")}::bigint[],
     ${p("once")}::text[]::boolean[], ${p("actions")}::text[],
     ${p("disablePrevious")}::text[]::boolean[], ${p("generations")}::bigint[], ${p("kept")}::int[],
     ${p("auditIds")}::uuid[], ${p("tokenIds")}::uuid[],
     ${p("methods")}::text[], ${p("requestIds")}::text[], ${p("peers")}::text[]
-  ) as i(secret_id, revision, status, description, data_crc32, key_id, wrapped_key, ciphertext,
-    ttl_ms, once, action, disable_previous, generation, kept, audit_id, token_id, method,
-    request_id, peer)
+  ) as i(secret_id, revision, status, description, data_crc32, key_id, key_at, key_length,
+    data_at, data_length, ttl_ms, once, action, disable_previous, generation, kept, audit_id,
+    token_id, method, request_id, peer)
 ),
 -- The versions whose secret's row is as they were decided on, locked (a lock
 -- this transaction already holds is granted at once; a row another holds is
