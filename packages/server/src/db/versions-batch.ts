@@ -159,8 +159,14 @@ function insertValues(batch: BatchedVersion[]): Record<string, unknown> {
     descriptions: column((b) => b.version.description),
     crcs: column((b) => b.version.dataCrc32),
     keyIds: column((b) => b.version.keyId),
-    ...packed("wrappedKeys", column((b) => b.version.wrappedKey)),
-    ...packed("ciphertexts", column((b) => b.version.ciphertext)),
+    ...packed(
+      "wrappedKeys",
+      column((b) => b.version.wrappedKey),
+    ),
+    ...packed(
+      "ciphertexts",
+      column((b) => b.version.ciphertext),
+    ),
     ttls: column((b) => b.version.ttlMs),
     once: column((b) => flag(b.version.expiresOnceAccessed)),
     actions: column((b) => b.version.ephemeralAction),
