@@ -37,6 +37,24 @@ describe.each(backends)("authenticator's caches on $name", (backend) => {
     expect(authenticator.lookups).toBe(2);
   });
 
+  it("counts a token whose lookup is in flight as known, until it is refused", async () => {
+    const authenticator = new Authenticator(() => dbs.db());
+    const { value } = await globalAdmin();
+    const unknown = generateToken().value;
+    expect(authenticator.known(bearer(value))).toBe(false);
+    const lookup = authenticator.authenticate(bearer(value));
+    const refusal = authenticator.authenticate(bearer(unknown));
+    // Calls made meanwhile join these lookups: they cost none of their own.
+    expect(authenticator.known(bearer(value))).toBe(true);
+    expect(authenticator.known(bearer(unknown))).toBe(true);
+    expect(authenticator.known(bearer(generateToken().value))).toBe(false);
+    await lookup;
+    await expectDomainError(refusal, "unauthenticated");
+    expect(authenticator.known(bearer(value))).toBe(true);
+    expect(authenticator.known(bearer(unknown))).toBe(false);
+    expect(authenticator.lookups).toBe(2);
+  });
+
   it("takes a Scaleway-style secret key in any case, as one token", async () => {
     const authenticator = new Authenticator(() => dbs.db());
     const grants = [{ projectId: "", role: "admin" as const, pathPrefix: "/" }];

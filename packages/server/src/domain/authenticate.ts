@@ -114,15 +114,22 @@ export class Authenticator {
   }
 
   /**
-   * Whether this replica has verified the header's token before, even if
-   * that answer has lapsed and needs a fresh lookup, and it has not been
-   * refused or revoked since: such a caller is not charged to its address's
-   * pre-auth limit, so a flood from a shared address (NAT) does not starve
-   * the valid clients behind it. A token refused once loses this at once.
+   * Whether a call with this header costs no lookup of its own, and so is
+   * not charged to its address's pre-auth limit: this replica has verified
+   * its token before, even if that answer has lapsed and needs a fresh
+   * lookup, and has not refused or revoked it since (so a flood from a
+   * shared address, NAT, does not starve the valid clients behind it); or
+   * the token's lookup is in flight, which the call joins (so a client's
+   * first calls with a new token, made at once, are not refused past the
+   * burst while the first of them is being verified: each joiner costs what
+   * a refusal would, and is refused with the rest if the token is). A token
+   * refused once loses this at once.
    */
   known(header: string | null): boolean {
     const value = presented(header);
-    return value !== undefined && this.verified.has(keyOf(hashToken(value)));
+    if (value === undefined) return false;
+    const key = keyOf(hashToken(value));
+    return this.verified.has(key) || this.pending.has(key);
   }
 
   async authenticate(header: string | null): Promise<Principal> {

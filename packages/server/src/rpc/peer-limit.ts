@@ -22,7 +22,10 @@ export const MAX_TRACKED_PEERS = 50_000;
  * valid token never use up the bucket, and a token this replica has
  * verified before (and not refused since) is not limited here at all, so
  * valid clients behind an address shared with a flood keep being served;
- * a new valid token from that address waits for the bucket to refill.
+ * a new valid token from that address waits for the bucket to refill. A
+ * call whose token is being looked up already joins that lookup without
+ * being charged (Authenticator.known): a client's first calls with a new
+ * token, made at once, all wait for the first one's answer.
  */
 export class PeerLimiter {
   private readonly buckets: RateLimiter;

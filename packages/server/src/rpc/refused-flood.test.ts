@@ -25,12 +25,17 @@ const N = 150;
 const SERVICE = "coffer.secretmanager.v1.SecretService";
 
 /** A SecretService client whose connections leave from `localAddress` (any 127/8 address is this host). */
-function clientFrom(server: TestServer, localAddress: string, token?: string) {
+function clientFrom(
+  server: TestServer,
+  localAddress: string,
+  token?: string,
+  httpVersion: "1.1" | "2" = "1.1",
+) {
   return createClient(
     SecretService,
     createConnectTransport({
       baseUrl: `http://127.0.0.1:${server.server.httpPort}`,
-      httpVersion: "1.1",
+      httpVersion,
       nodeOptions: { localAddress },
       ...(token !== undefined && {
         interceptors: [
@@ -63,6 +68,23 @@ describe.each(serverBackends)("a flood of refused calls on $name", (backend) => 
     running = await backend.start({ peerRateLimitRps: RPS }, pino({ level: "info" }, sink));
   }, 120_000);
   afterAll(() => running?.stop());
+
+  it("serves a client's first calls with a new token, made at once, past the address's burst: they join one lookup", async () => {
+    const { domain, authenticator } = running.server;
+    const token = await createTestToken(domain, [
+      { projectId: "", role: "admin", pathPrefix: "/" },
+    ]);
+    // One HTTP/2 connection: the calls arrive together, while the first is looked up.
+    const client = clientFrom(running, "127.0.0.3", token.value, "2");
+    const lookupsBefore = authenticator.lookups;
+    const results = await Promise.all(
+      Array.from({ length: 4 * BURST }, () =>
+        codeOf(client.listSecrets({ projectId: randomUUID() })),
+      ),
+    );
+    expect(results.filter((r) => r !== "OK")).toEqual([]);
+    expect(authenticator.lookups - lookupsBefore).toBe(1);
+  });
 
   it("is refused before token lookups past the per-address limit, audited and logged in aggregate, while valid callers are served", {
     timeout: 120_000,
