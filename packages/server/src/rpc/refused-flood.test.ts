@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
+import { connect } from "node:net";
 import { Writable } from "node:stream";
 import { SecretService } from "@coffer/api";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { and, inArray, like } from "drizzle-orm";
 import pino from "pino";
@@ -24,28 +25,38 @@ const BURST = 2 * RPS;
 const N = 150;
 const SERVICE = "coffer.secretmanager.v1.SecretService";
 
-/** A SecretService client whose connections leave from `localAddress` (any 127/8 address is this host). */
+/**
+ * A SecretService client whose connections leave from `localAddress` (any
+ * 127/8 address is this host), over HTTP/1.1, or over one HTTP/2 connection.
+ */
 function clientFrom(
   server: TestServer,
   localAddress: string,
   token?: string,
   httpVersion: "1.1" | "2" = "1.1",
 ) {
+  const baseUrl = `http://127.0.0.1:${server.server.httpPort}`;
+  const auth = token !== undefined && {
+    interceptors: [
+      ((next) => (req) => {
+        req.header.set("authorization", `Bearer ${token}`);
+        return next(req);
+      }) satisfies Interceptor,
+    ],
+  };
   return createClient(
     SecretService,
-    createConnectTransport({
-      baseUrl: `http://127.0.0.1:${server.server.httpPort}`,
-      httpVersion,
-      nodeOptions: { localAddress },
-      ...(token !== undefined && {
-        interceptors: [
-          (next) => (req) => {
-            req.header.set("authorization", `Bearer ${token}`);
-            return next(req);
+    httpVersion === "2"
+      ? createConnectTransport({
+          baseUrl,
+          httpVersion,
+          nodeOptions: {
+            createConnection: () =>
+              connect({ host: "127.0.0.1", port: server.server.httpPort, localAddress }),
           },
-        ],
-      }),
-    }),
+          ...auth,
+        })
+      : createConnectTransport({ baseUrl, httpVersion, nodeOptions: { localAddress }, ...auth }),
   );
 }
 
