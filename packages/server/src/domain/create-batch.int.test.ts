@@ -361,7 +361,7 @@ describe.each(backends)("batched creates on $name", (backend) => {
     try {
       const d = testDomain(
         { "test-region": counting.database },
-        { limits: { versionsPerSecret: 10 } },
+        { limits: { versionsPerSecret: 20 } },
       );
       const count = async (call: () => Promise<unknown>) => {
         const before = counting.statements();
@@ -408,6 +408,14 @@ describe.each(backends)("batched creates on $name", (backend) => {
         kept_versions: 6,
         last_revision: 6,
       });
+      // Creates on one secret made at once go one batch after another (a
+      // batch holds its secrets until its end), each decided on the row the
+      // last one left: one statement each, none sent back to the lock.
+      const together = await count(() =>
+        Promise.all(Array.from({ length: 10 }, () => create(d, id))),
+      );
+      expect(together).toBe(10);
+      expect(await secretRow(counting.database.db, id)).toMatchObject({ last_revision: 16 });
     } finally {
       await counting.database.close();
     }

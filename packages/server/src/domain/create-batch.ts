@@ -67,8 +67,8 @@ interface Job {
 class CreateQueue {
   private readonly waiting: Job[] = [];
   private scheduled = false;
-  /** Secrets with a create in a batch in flight. */
-  private readonly busy = new Set<string>();
+  /** Secrets with a create in a batch in flight, and that create. */
+  private readonly busy = new Map<string, Job>();
   /** Secrets' rows as this process's creates left them, by id. */
   private readonly known = new Map<string, SecretRow>();
 
@@ -130,7 +130,7 @@ class CreateQueue {
     // Every waiting create is on a secret a batch in flight holds: its release launches again.
     if (batch.length === 0) return;
     observe(batch);
-    for (const job of batch) this.busy.add(job.request.secretId);
+    for (const job of batch) this.busy.set(job.request.secretId, job);
     void flush(this, batch)
       // A bug past the transaction must not leave callers waiting forever
       // (rejecting a settled promise does nothing).
@@ -145,10 +145,13 @@ class CreateQueue {
    * Frees the secrets of creates that are written (or failed) for the next
    * batch, and launches it at once: called before their callers are
    * answered, so that the database writes the next batch while this process
-   * sends those answers (answer()).
+   * sends those answers (answer()), and again when the batch ends, when a
+   * later batch may hold the same secrets for creates of their own.
    */
   release(jobs: Job[]): void {
-    for (const job of jobs) this.busy.delete(job.request.secretId);
+    for (const job of jobs) {
+      if (this.busy.get(job.request.secretId) === job) this.busy.delete(job.request.secretId);
+    }
     this.launch();
   }
 
