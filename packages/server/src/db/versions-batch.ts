@@ -263,7 +263,7 @@ up as (
   update secrets s set last_revision = i.revision, generation = s.generation + 1,
     kept_versions = s.kept_versions + (i.status <> 'deleted')::int, updated_at = now()
   from target i where s.id = i.secret_id
-  returning 1
+  returning s.id, s.generation, s.kept_versions
 ),
 a as (
   insert into audit_events
@@ -298,4 +298,6 @@ events as (
   order by e.phase, e.secret_id
   returning 1
 )
-select ins.* from ins`);
+-- With the secret's row as the update left it, which the caller remembers.
+select ins.*, up.generation::text as secret_generation, up.kept_versions as secret_kept_versions
+from ins join up on up.id = ins.secret_id`);

@@ -193,6 +193,9 @@ export interface InsertedRow {
   ephemeral_action: string | null;
   created_at: string;
   updated_at: string;
+  /** The secret's generation and kept-version count once the version is written. */
+  secret_generation: string;
+  secret_kept_versions: number;
 }
 
 /** The metadata of a version just created, from the row its statement returned. */

@@ -16,9 +16,11 @@ import {
   databasesFor,
   newSecret,
   query,
+  textOf,
   utf8,
 } from "../testing/domain-helpers.ts";
 import { runUnless } from "../testing/skip.ts";
+import { accessVersion } from "./access-version.ts";
 import { newCallAudit } from "./audit.ts";
 import type { Caller } from "./caller.ts";
 import type { DomainDeps } from "./context.ts";
@@ -416,6 +418,27 @@ describe.each(backends)("batched creates on $name", (backend) => {
       );
       expect(together).toBe(10);
       expect(await secretRow(counting.database.db, id)).toMatchObject({ last_revision: 16 });
+      // Each version, however written, was sealed for its own secret and
+      // revision (the associated data: it decrypts only there), and has its
+      // one OK audit event.
+      for (let revision = 1; revision <= 16; revision++) {
+        if (revision === 3) continue; // disabled by disable_previous
+        const { data } = await accessVersion(d, caller, {
+          region: "",
+          secretId: id,
+          revision: String(revision),
+        });
+        expect(textOf(data)).toBe(revision === 1 ? "v1" : "payload");
+      }
+      const audited = await query<{ revision: number; n: number }>(
+        counting.database.db,
+        sql`select revision, count(*)::int as n from audit_events
+          where secret_id = ${id} and method = 'CreateSecretVersion' and outcome = 'OK'
+          group by revision order by revision`,
+      );
+      expect(audited.map((a) => `${a.revision}:${a.n}`)).toEqual(
+        Array.from({ length: 15 }, (_, i) => `${i + 2}:1`),
+      );
     } finally {
       await counting.database.close();
     }

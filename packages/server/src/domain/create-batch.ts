@@ -332,7 +332,7 @@ function answer(
   queue: CreateQueue,
   written: { job: Job; write: BatchedVersion; row: InsertedRow }[],
 ): void {
-  for (const { write } of written) queue.remember(rowAfter(write));
+  for (const { write, row } of written) queue.remember(rowAfter(write, row));
   queue.release(written.map((w) => w.job));
   const changed = new Map<string, DomainDeps>();
   for (const { job, row } of written) {

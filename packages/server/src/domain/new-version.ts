@@ -3,7 +3,12 @@ import type { Db } from "../db/client.ts";
 import type { SecretRow } from "../db/schema.ts";
 import { lockSecret } from "../db/secrets.ts";
 import { inTransactionThenAnnounce } from "../db/tx.ts";
-import { insertedVersion, type NewVersion, type VersionMeta } from "../db/versions.ts";
+import {
+  type InsertedRow,
+  insertedVersion,
+  type NewVersion,
+  type VersionMeta,
+} from "../db/versions.ts";
 import { type BatchedVersion, insertVersionsWithEvents } from "../db/versions-batch.ts";
 import { auditParams, markRecorded } from "./audit.ts";
 import type { Caller } from "./caller.ts";
@@ -58,7 +63,7 @@ export async function createAlone(
     const [row] = await insertVersionsWithEvents(tx, [write]);
     if (row === undefined) throw new Error("the create-version statement returned no row");
     markRecorded(request.caller.audit, { revision: write.version.revision });
-    after = rowAfter(write);
+    after = rowAfter(write, row);
     return insertedVersion(row);
   });
   if (after !== undefined) remember(after);
@@ -102,13 +107,12 @@ export function versionToWrite(
   };
 }
 
-/** The secret's row once `write` is committed: what the create statement's update leaves. */
-export function rowAfter(write: BatchedVersion): SecretRow {
-  const secret = write.decidedOn;
+/** The secret's row once `write` is committed, as its statement returned it (`row`). */
+export function rowAfter(write: BatchedVersion, row: InsertedRow): SecretRow {
   return {
-    ...secret,
-    lastRevision: write.version.revision,
-    generation: secret.generation + 1,
-    keptVersions: secret.keptVersions + 1,
+    ...write.decidedOn,
+    lastRevision: row.revision,
+    generation: Number(row.secret_generation),
+    keptVersions: row.secret_kept_versions,
   };
 }
