@@ -3,17 +3,15 @@ import { beforeEach, describe, expect, it, vi } from "vitest";
 import { CryptoError, open, rewrap, type Sealed, seal, versionAad } from "./envelope.ts";
 import { generateKey, type KeyRing } from "./key-ring.ts";
 
-// randomBytes is wrapped, not replaced, so that the test can see the data
+// fillRandom is wrapped, not replaced, so that the test can see the data
 // keys seal() draws and check that they were zeroed afterwards.
-const drawn = vi.hoisted(() => ({ buffers: [] as Buffer[] }));
-vi.mock("node:crypto", async (importOriginal) => {
-  const actual = await importOriginal<typeof import("node:crypto")>();
+const drawn = vi.hoisted(() => ({ buffers: [] as Uint8Array[] }));
+vi.mock("./random-pool.ts", async (importOriginal) => {
+  const actual = await importOriginal<typeof import("./random-pool.ts")>();
   return {
-    ...actual,
-    randomBytes: (size: number) => {
-      const buffer = actual.randomBytes(size);
-      drawn.buffers.push(buffer);
-      return buffer;
+    fillRandom: <T extends Uint8Array>(target: T): T => {
+      drawn.buffers.push(actual.fillRandom(target));
+      return target;
     },
   };
 });

@@ -1,6 +1,7 @@
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv } from "node:crypto";
 import { DataKeyCache } from "./data-key-cache.ts";
 import type { KeyRing } from "./key-ring.ts";
+import { fillRandom } from "./random-pool.ts";
 
 const ALGORITHM = "aes-256-gcm";
 const KEY_BYTES = 32;
@@ -53,7 +54,7 @@ export function seal(plaintext: Uint8Array, aad: Uint8Array, ring: KeyRing): Sea
   const masterKey = ringKey(ring, ring.activeId);
   // A fresh data key per version means a random 96-bit nonce is used only
   // once per key, far inside GCM's limits whatever the number of versions.
-  const dataKey = randomBytes(KEY_BYTES);
+  const dataKey = fillRandom(Buffer.alloc(KEY_BYTES));
   try {
     return {
       keyId: ring.activeId,
@@ -156,7 +157,7 @@ function ringKey(ring: KeyRing, id: string): Buffer {
 
 /** Returns nonce || ciphertext || tag. */
 function encrypt(key: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Buffer {
-  const nonce = randomBytes(NONCE_BYTES);
+  const nonce = fillRandom(Buffer.allocUnsafe(NONCE_BYTES));
   const cipher = createCipheriv(ALGORITHM, key, nonce, { authTagLength: TAG_BYTES });
   cipher.setAAD(aad);
   const body = cipher.update(plaintext);

@@ -1,4 +1,4 @@
-import { randomFillSync } from "node:crypto";
+import { fillRandom } from "../crypto/random-pool.ts";
 
 /**
  * Row ids that sort by creation time (UUID version 7, RFC 9562 section 5.7:
@@ -12,12 +12,7 @@ import { randomFillSync } from "node:crypto";
  * event's own, which the row holds anyway.
  */
 export function timeOrderedUuid(now: number = Date.now()): string {
-  if (offset + RANDOM_BYTES > pool.length) {
-    randomFillSync(pool);
-    offset = 0;
-  }
-  const r = pool.subarray(offset, offset + RANDOM_BYTES);
-  offset += RANDOM_BYTES;
+  const r = fillRandom(scratch);
   const ms = now.toString(16).padStart(12, "0");
   // The version (7) over the first byte's high bits, RFC 9562's variant (0b10) over the third's.
   const version = ((r[0] as number) & 0x0f) | 0x70;
@@ -27,9 +22,8 @@ export function timeOrderedUuid(now: number = Date.now()): string {
 
 /** Random bytes one id takes (74 bits used). */
 const RANDOM_BYTES = 10;
-/** Entropy for 256 ids at a time, as node's randomUUID batches its own. */
-const pool = Buffer.alloc(RANDOM_BYTES * 256);
-let offset = pool.length;
+/** Each id's random bytes, read before the next id is made. */
+const scratch = Buffer.alloc(RANDOM_BYTES);
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 const hex = (bytes: Uint8Array, from: number, to: number) => {
   let out = "";
