@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type Db, openDatabase } from "../db/client.ts";
 import {
   ADMIN_PRINCIPAL,
@@ -28,6 +28,20 @@ import { createVersion } from "./create-version.ts";
 import { deleteSecret } from "./delete-secret.ts";
 import { DomainError } from "./errors.ts";
 import { etagOf } from "./etag.ts";
+
+// seal is wrapped, not replaced, so that tests can count the versions
+// sealed: a create decided twice is sealed twice.
+const sealed = vi.hoisted(() => ({ count: 0 }));
+vi.mock("../crypto/envelope.ts", async (importOriginal) => {
+  const actual = await importOriginal<typeof import("../crypto/envelope.ts")>();
+  return {
+    ...actual,
+    seal: (...args: Parameters<typeof actual.seal>) => {
+      sealed.count++;
+      return actual.seal(...args);
+    },
+  };
+});
 
 /**
  * Group commit of creates (create-batch.ts): creates started together are
@@ -413,10 +427,22 @@ describe.each(backends)("batched creates on $name", (backend) => {
       // Creates on one secret made at once go one batch after another (a
       // batch holds its secrets until its end), each decided on the row the
       // last one left: one statement each, none sent back to the lock.
+      // Only the first is decided as it joins the queue (CreateQueue.push):
+      // each of the others on the row the one before it left, when its batch
+      // goes out. None is sealed twice.
+      const sealsBefore = sealed.count;
       const together = await count(() =>
         Promise.all(Array.from({ length: 10 }, () => create(d, id))),
       );
       expect(together).toBe(10);
+      expect(sealed.count - sealsBefore).toBe(10);
+      // Creates on several remembered secrets made at once: each decided and
+      // sealed as it joins the queue, and written as decided, together.
+      const others = await Promise.all(Array.from({ length: 5 }, () => plain(d)));
+      for (const other of others) await create(d, other);
+      const sealsThen = sealed.count;
+      expect(await count(() => Promise.all(others.map((other) => create(d, other))))).toBe(1);
+      expect(sealed.count - sealsThen).toBe(5);
       expect(await secretRow(counting.database.db, id)).toMatchObject({ last_revision: 16 });
       // Each version, however written, was sealed for its own secret and
       // revision (the associated data: it decrypts only there), and has its

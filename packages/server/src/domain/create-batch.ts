@@ -62,6 +62,12 @@ interface Job {
   queuedAt: number;
   resolve: (created: CreatedVersion) => void;
   reject: (err: unknown) => void;
+  /**
+   * The version decided (and sealed) when the create joined the queue, on
+   * its secret's remembered row; used only if that row is still the one
+   * remembered when the batch goes out (see CreateQueue.push).
+   */
+  early?: { row: SecretRow; write: BatchedVersion };
 }
 
 class CreateQueue {
@@ -71,10 +77,31 @@ class CreateQueue {
   private readonly busy = new Map<string, Job>();
   /** Secrets' rows as this process's creates left them, by id. */
   private readonly known = new Map<string, SecretRow>();
+  /**
+   * Remembered rows a waiting create was decided on early: a second create
+   * on the same row will be decided again anyway (the first moves the row).
+   */
+  private readonly decidedOn = new WeakSet<SecretRow>();
 
   constructor(readonly db: Db) {}
 
+  /**
+   * Queues a create. One on a remembered secret that no batch holds is
+   * decided and sealed now, while the batch in flight runs on Postgres,
+   * rather than when its own batch goes out: then the database waits for
+   * nothing but the statement to be built. Its decision is used only if
+   * its secret's row is still the one it was decided on (a batch in flight
+   * that writes the secret remembers a new row), so only the first create
+   * waiting on a row is decided early.
+   */
   push(job: Job): void {
+    const id = job.request.secretId;
+    const row = this.busy.has(id) ? undefined : this.known.get(id);
+    if (row !== undefined && !this.decidedOn.has(row)) {
+      this.decidedOn.add(row);
+      const outcome = decide(job, row);
+      if ("write" in outcome) job.early = { row, write: outcome.write };
+    }
     this.waiting.push(job);
     this.schedule();
   }
@@ -239,7 +266,12 @@ async function writeKnown(queue: CreateQueue, batch: Job[]): Promise<Job[]> {
   const decided: { job: Job; write: BatchedVersion }[] = [];
   for (const job of batch) {
     const row = queue.knownRow(job.request.secretId);
-    const outcome = row === undefined ? undefined : decide(job, row);
+    const outcome =
+      row === undefined
+        ? undefined
+        : job.early?.row === row
+          ? { job, write: job.early.write }
+          : decide(job, row);
     if (outcome !== undefined && "write" in outcome) decided.push(outcome);
     else rest.push(job);
   }
