@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Database } from "../db/client.ts";
-import { comparePositions, type OutboxEvent } from "../db/watch-events.ts";
+import { comparePositions, finalHead, type OutboxEvent } from "../db/watch-events.ts";
 import {
   type Backend,
   backends,
@@ -60,6 +60,41 @@ describe.each(backends)("watch feed on $name", (backend) => {
     }
   });
 
+  it("reads nothing while no stream is live, and moves to the final head for the first one", async () => {
+    const feed = await RegionFeed.start("r", database, silentLogger, HOUR);
+    const domain = { ...testDomain({ r: database }), announce: () => feed.announce() };
+    try {
+      const start = feed.head;
+      await newSecret(domain, { name: "unwatched" });
+      await new Promise((r) => setTimeout(r, 200));
+      expect(feed.head).toEqual(start);
+      // What a stream calls before it subscribes: the events skipped are
+      // nobody's (the stream reads its own catch-up from the database).
+      await feed.catchUp();
+      const head = await finalHead(database.db);
+      expect(comparePositions(head, start)).toBeGreaterThan(0);
+      expect(feed.head).toEqual(head);
+      const seen = collector();
+      feed.subscribe(seen);
+      await newSecret(domain, { name: "watched" });
+      await until(() => seen.events.length === 2);
+      expect(seen.events.map((e) => `${e.kind} ${e.name}`)).toEqual([
+        "secret_created watched",
+        "version_created watched",
+      ]);
+      // Quiet again, then subscribed without catching up: the subscription
+      // itself wakes the feed, which hands out what it skipped.
+      feed.unsubscribe(seen);
+      await newSecret(domain, { name: "skipped" });
+      const late = collector();
+      feed.subscribe(late);
+      await until(() => late.events.length === 2);
+      expect(late.events.map((e) => e.name)).toEqual(["skipped", "skipped"]);
+    } finally {
+      await feed.close();
+    }
+  });
+
   it("is not woken by its own NOTIFY coming back: announce already woke it", async () => {
     // Counted as wakes from notifications, not as reads of the outbox: a
     // read finding an event held back behind a running transaction (any
@@ -96,6 +131,8 @@ describe.each(backends)("watch feed on $name", (backend) => {
     try {
       const seen = collector();
       there.subscribe(seen);
+      // A feed with no stream reads nothing (the next test): `here` needs one too.
+      here.subscribe(collector());
       const domain = { ...testDomain({ r: database }), announce: () => here.announce() };
       await newSecret(domain, { name: "read-once" });
       await until(() => seen.events.length === 2);

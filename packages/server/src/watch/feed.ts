@@ -53,6 +53,16 @@ export const HEARTBEAT_TICK_MS = 250;
  * subscriber that was live when it was read. A stream catches up from the
  * database to `head`, then subscribes in the same tick, so it misses nothing
  * and sees nothing twice.
+ *
+ * A feed with no live stream reads nothing: a replica that nobody watches
+ * would otherwise read back every write it makes (a query per group-committed
+ * batch of creates, 9 % of a create's server CPU: bench/RESULTS.md, writes
+ * reading of 2026-12-07, twelfth session). It only notes that it is
+ * `stale`. A stream about to subscribe first moves the head of a stale feed
+ * that still has no stream to the database's final head (catchUp): no live
+ * stream is owed the events it skips, and the stream reads what it needs
+ * up to there itself. Its subscription then wakes the feed, which reads
+ * from there.
  */
 export class RegionFeed {
   private readonly subscribers = new Set<Subscriber>();
@@ -66,6 +76,8 @@ export class RegionFeed {
   private closed = false;
   private notifying = false;
   private notifyAgain = false;
+  /** Woken with no stream to hand events to: there may be events after `position` that were not read. */
+  private stale = false;
   /** This feed's NOTIFY payload, so that it does not read the outbox again for its own. */
   private readonly self = randomUUID();
 
@@ -124,8 +136,28 @@ export class RegionFeed {
   }
 
   subscribe(s: Subscriber): void {
-    if (this.closed) s.close();
-    else this.subscribers.add(s);
+    if (this.closed) {
+      s.close();
+      return;
+    }
+    this.subscribers.add(s);
+    if (this.stale) this.wake();
+  }
+
+  /**
+   * Called by a stream before it compares its position with `head` to
+   * subscribe: a stale feed with no stream moves its head to the database's
+   * final head, so that the first stream after a quiet spell does not make
+   * the feed read every event written since.
+   */
+  async catchUp(): Promise<void> {
+    if (!this.stale || this.subscribers.size > 0 || this.closed) return;
+    const head = await finalHead(this.db);
+    // A stream that subscribed meanwhile is owed what follows `position`,
+    // and a read in progress moves it itself.
+    if (this.subscribers.size === 0 && !this.polling && comparePositions(head, this.position) > 0) {
+      this.position = head;
+    }
   }
 
   unsubscribe(s: Subscriber): void {
@@ -162,14 +194,19 @@ export class RegionFeed {
       });
   }
 
-  /** Reads what is new, now or right after the read in progress. */
+  /** Reads what is new, now or right after the read in progress; with no stream, marks the feed stale. */
   wake(): void {
     if (this.closed) return;
+    if (this.subscribers.size === 0) {
+      this.stale = true;
+      return;
+    }
     if (this.polling) {
       this.again = true;
       return;
     }
     this.polling = true;
+    this.stale = false;
     void this.poll().finally(() => {
       this.polling = false;
       if (this.again) {

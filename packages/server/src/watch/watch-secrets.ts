@@ -166,7 +166,9 @@ class WatchStream<T> implements AsyncIterableIterator<T>, Subscriber, TokenBound
         if (!this.subscribed) {
           // Catch up from the outbox to the feed's head (the feed only hands
           // out final events), then subscribe in the same tick as the check,
-          // so that nothing falls between.
+          // so that nothing falls between. A feed nobody watched moves its
+          // head first (RegionFeed.catchUp).
+          await this.feed.catchUp();
           if (this.feed.isBehind(this.position)) {
             await this.readPage();
             continue;
