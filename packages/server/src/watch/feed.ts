@@ -152,7 +152,14 @@ export class RegionFeed {
    */
   async catchUp(): Promise<void> {
     if (!this.stale || this.subscribers.size > 0 || this.closed) return;
-    const head = await finalHead(this.db);
+    let head: Position;
+    try {
+      head = await finalHead(this.db);
+    } catch {
+      // The database is away: the stream catches up from the older head,
+      // as it did before the feed skipped reads (and its own read tells it).
+      return;
+    }
     // A stream that subscribed meanwhile is owed what follows `position`,
     // and a read in progress moves it itself.
     if (this.subscribers.size === 0 && !this.polling && comparePositions(head, this.position) > 0) {
