@@ -21,6 +21,7 @@ import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import * as grpc from "@grpc/grpc-js";
 import { addReflection } from "../reflection.ts";
 import type { Services } from "../services.ts";
+import { handEncoders } from "./access-response.ts";
 import { GrpcLimits } from "./grpc-limits.ts";
 import type { Listening, ListenOptions } from "./limits.ts";
 import { MetadataHeaders } from "./metadata-headers.ts";
@@ -352,6 +353,8 @@ function decode<I extends DescMessage>(schema: I, bytes: Buffer): MessageShape<I
 }
 
 function encode<O extends DescMessage>(schema: O, init: MessageInitShape<O>): Buffer {
+  const byHand = handEncoders.get(schema)?.(init as never);
+  if (byHand !== undefined) return byHand;
   // Handlers may return an init object rather than a message; create()
   // returns a message as is.
   const bytes = toBinary(schema, create(schema, init));
