@@ -26,6 +26,7 @@ import type { Caller } from "./caller.ts";
 import type { DomainDeps } from "./context.ts";
 import { createVersion } from "./create-version.ts";
 import { deleteSecret } from "./delete-secret.ts";
+import type { EphemeralPolicyInput } from "./ephemeral-policy.ts";
 import { DomainError } from "./errors.ts";
 import { etagOf } from "./etag.ts";
 
@@ -269,6 +270,73 @@ describe.each(backends)("batched creates on $name", (backend) => {
     // The batch writes its versions' watch events and counts them itself
     // (migration 0013): the same events and counters as the creates alone.
     expect(await effects(ids)).toEqual(await effects(aloneIds));
+  });
+
+  it("writes the watch events and counters the version triggers write for the same change", async () => {
+    // The create statement writes its own events and counts its versions,
+    // and turns the triggers off for its transaction (migration 0013); the
+    // twin of each secret gets the same version by plain SQL, with the
+    // triggers on. A time to live of 0 is no policy's (the API refuses it):
+    // set in SQL, it makes a version expired from its start, which the
+    // events report by its effective status.
+    const shapes: {
+      name: string;
+      policy?: EphemeralPolicyInput;
+      zeroTtl?: boolean;
+      input?: Partial<Parameters<typeof createVersion>[2]>;
+    }[] = [
+      { name: "plain" },
+      { name: "disabled", input: { enabled: false } },
+      { name: "disable_previous", input: { disablePrevious: true } },
+      { name: "single access", policy: { expiresOnceAccessed: true } },
+      { name: "time to live", policy: { ttlMs: 3_600_000, expiresOnceAccessed: false } },
+      {
+        name: "expired from its start",
+        policy: { ttlMs: 3_600_000, expiresOnceAccessed: false },
+        zeroTtl: true,
+      },
+      {
+        name: "expired from its start, delete",
+        policy: { ttlMs: 3_600_000, expiresOnceAccessed: true, action: "delete" },
+        zeroTtl: true,
+      },
+    ];
+    const db = dbs.db();
+    for (const shape of shapes) {
+      const [a, b] = await Promise.all(
+        [0, 1].map(
+          async () =>
+            (
+              await newSecret(
+                domain,
+                shape.policy === undefined ? {} : { ephemeralPolicy: shape.policy },
+                "v1",
+              )
+            ).secret.id,
+        ),
+      );
+      if (shape.zeroTtl) {
+        await db.execute(sql`update secrets set ephemeral_ttl_ms = 0 where id in (${a}, ${b})`);
+      }
+      await create(domain, a as string, shape.input);
+      await db.transaction(async (tx) => {
+        if (shape.input?.disablePrevious) {
+          await tx.execute(sql`update secret_versions set status = 'disabled', updated_at = now()
+            where secret_id = ${b} and revision = 1`);
+        }
+        await tx.execute(sql`insert into secret_versions (secret_id, revision, status,
+            description, data_crc32, key_id, wrapped_key, ciphertext, expires_at,
+            expires_once_accessed, ephemeral_action)
+          select ${b}, revision, status, description, data_crc32, key_id, wrapped_key,
+            ciphertext, expires_at, expires_once_accessed, ephemeral_action
+          from secret_versions where secret_id = ${a} and revision = 2`);
+        await tx.execute(sql`update secrets set last_revision = 2,
+          generation = generation + 1, updated_at = now() where id = ${b}`);
+      });
+      const [byStatement, byTriggers] = await effects([a as string, b as string]);
+      expect(byStatement, shape.name).toEqual(byTriggers);
+      expect(byStatement?.events.length, shape.name).toBeGreaterThan(0);
+    }
   });
 
   it("numbers revisions contiguously and keeps counters exact with many writers on many secrets", async () => {

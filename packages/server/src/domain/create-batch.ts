@@ -64,10 +64,10 @@ interface Job {
   reject: (err: unknown) => void;
   /**
    * The version decided (and sealed) when the create joined the queue, on
-   * its secret's remembered row; used only if that row is still the one
-   * remembered when the batch goes out (see CreateQueue.push).
+   * its secret's remembered row (its `decidedOn`); used only if that row is
+   * still the one remembered when the batch goes out (see CreateQueue.push).
    */
-  early?: { row: SecretRow; write: BatchedVersion };
+  early?: BatchedVersion;
 }
 
 class CreateQueue {
@@ -81,7 +81,7 @@ class CreateQueue {
    * Remembered rows a waiting create was decided on early: a second create
    * on the same row will be decided again anyway (the first moves the row).
    */
-  private readonly decidedOn = new WeakSet<SecretRow>();
+  private readonly decidedEarly = new WeakSet<SecretRow>();
 
   constructor(readonly db: Db) {}
 
@@ -97,10 +97,10 @@ class CreateQueue {
   push(job: Job): void {
     const id = job.request.secretId;
     const row = this.busy.has(id) ? undefined : this.known.get(id);
-    if (row !== undefined && !this.decidedOn.has(row)) {
-      this.decidedOn.add(row);
+    if (row !== undefined && !this.decidedEarly.has(row)) {
+      this.decidedEarly.add(row);
       const outcome = decide(job, row);
-      if ("write" in outcome) job.early = { row, write: outcome.write };
+      if ("write" in outcome) job.early = outcome.write;
     }
     this.waiting.push(job);
     this.schedule();
@@ -269,8 +269,8 @@ async function writeKnown(queue: CreateQueue, batch: Job[]): Promise<Job[]> {
     const outcome =
       row === undefined
         ? undefined
-        : job.early?.row === row
-          ? { job, write: job.early.write }
+        : job.early?.decidedOn === row
+          ? { job, write: job.early }
           : decide(job, row);
     if (outcome !== undefined && "write" in outcome) decided.push(outcome);
     else rest.push(job);

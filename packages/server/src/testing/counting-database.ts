@@ -28,26 +28,14 @@ export async function countingDatabase(backend: Backend): Promise<{
     url = fresh;
     const client = postgres(fresh, { max: 10, onnotice: () => {} });
     const db = drizzlePostgres({ client, schema, logger }) as unknown as Db;
-    database = {
-      db,
-      driver: "postgres",
-      ping: async () => true,
-      listen: async () => async () => {},
-      close: async () => {
-        await client.end({ timeout: 5 });
-        await dropPostgresDatabase(fresh);
-      },
-    };
+    database = quiet(db, "postgres", async () => {
+      await client.end({ timeout: 5 });
+      await dropPostgresDatabase(fresh);
+    });
   } else {
     const client = await PGlite.create("memory://");
     const db = drizzlePglite({ client, schema, logger }) as unknown as Db;
-    database = {
-      db,
-      driver: "pglite",
-      ping: async () => true,
-      listen: async () => async () => {},
-      close: () => client.close(),
-    };
+    database = quiet(db, "pglite", () => client.close());
   }
   await migrate(database.db);
   await seedProjects(database.db);
@@ -57,4 +45,9 @@ export async function countingDatabase(backend: Backend): Promise<{
     return transaction(...args);
   }) as typeof transaction;
   return { database, statements: () => count, ...(url !== undefined && { url }) };
+}
+
+/** A Database with no health check and no notifications: the tests count statements only. */
+function quiet(db: Db, driver: Database["driver"], close: () => Promise<void>): Database {
+  return { db, driver, ping: async () => true, listen: async () => async () => {}, close };
 }
