@@ -55,7 +55,7 @@ export class Metrics {
     });
     new Gauge({
       name: "coffer_watch_streams",
-      help: "Open WatchSecrets streams on this replica.",
+      help: "Open WatchSecrets streams on this replica, catching up or live.",
       registers,
       collect() {
         this.set(sources.watchStreams());

@@ -131,10 +131,6 @@ export class RegionFeed {
     return this.position;
   }
 
-  get streams(): number {
-    return this.subscribers.size;
-  }
-
   subscribe(s: Subscriber): void {
     if (this.closed) {
       s.close();
@@ -304,11 +300,13 @@ export class WatchFeeds {
     return feed;
   }
 
-  /** Open watch streams, across regions. */
+  /**
+   * Open watch streams, across regions, from when they open until they end:
+   * a stream still catching up from the outbox counts, though it is not yet
+   * one of its feed's subscribers.
+   */
   get streams(): number {
-    let n = 0;
-    for (const f of this.feeds.values()) n += f.streams;
-    return n;
+    return this.tokens.total;
   }
 
   async close(): Promise<void> {

@@ -64,6 +64,8 @@ export interface TokenStreamsOptions {
  */
 export class TokenStreams {
   private readonly byToken = new Map<string, Set<TokenBound>>();
+  /** Every registered stream, until released (a revoked token's too, until it ends). */
+  private readonly open = new Set<TokenBound>();
   private readonly recent = new Map<string, number>();
   private unlisten: (() => Promise<void>) | undefined;
   private readonly sweepTimer: NodeJS.Timeout;
@@ -101,6 +103,11 @@ export class TokenStreams {
     return this.byToken.get(tokenId)?.size ?? 0;
   }
 
+  /** Open streams on this replica, catching up or live. */
+  get total(): number {
+    return this.open.size;
+  }
+
   /**
    * Registers a stream about to open: RESOURCE_EXHAUSTED past the cap,
    * UNAUTHENTICATED when its token was revoked after its call was
@@ -120,9 +127,11 @@ export class TokenStreams {
       this.byToken.set(tokenId, set);
     }
     set.add(stream);
+    this.open.add(stream);
   }
 
   release(tokenId: string, stream: TokenBound): void {
+    this.open.delete(stream);
     const set = this.byToken.get(tokenId);
     if (set === undefined) return;
     set.delete(stream);
