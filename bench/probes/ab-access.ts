@@ -24,6 +24,12 @@
  * For a change of a few percent on this 2-core machine, whose single runs
  * vary by ±10 %: `npm run bench` measures against baselines, this answers
  * "did the change help" between two commits. Not run by CI.
+ *
+ * The first root has had an edge of its own: with one build as both roots
+ * (2026-12-07, 2 × AMD EPYC), the first was 6 % faster in calls/s, and a
+ * change measured in both orders read +10 % first and −7 % second. Run a
+ * change both ways (ROOTS=a,b then ROOTS=b,a, or FLAGS_/ENV_ on either side)
+ * and take the mean of the two.
  */
 import path from "node:path";
 import { startAbServer } from "../support/ab.ts";
