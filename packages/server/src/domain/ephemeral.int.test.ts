@@ -6,6 +6,7 @@ import { type Database, openDatabase } from "../db/client.ts";
 import { migrate } from "../db/migrate.ts";
 import {
   backends,
+  dropPostgresDatabase,
   ensureProjects,
   seedProjects,
   testDomain,
@@ -360,6 +361,7 @@ describe.each(backends)("ephemeral secrets on $name", (backend) => {
         }
       } finally {
         await Promise.all(replicas.map((r) => r.close()));
+        await dropPostgresDatabase(url);
       }
     },
   );
