@@ -25,11 +25,11 @@
  * vary by ±10 %: `npm run bench` measures against baselines, this answers
  * "did the change help" between two commits. Not run by CI.
  *
- * The first root has had an edge of its own: with one build as both roots
- * (2026-12-07, 2 × AMD EPYC), the first was 6 % faster in calls/s, and a
- * change measured in both orders read +10 % first and −7 % second. Run a
- * change both ways (ROOTS=a,b then ROOTS=b,a, or FLAGS_/ENV_ on either side)
- * and take the mean of the two.
+ * Its medians spread more than that: one build as both roots (2026-12-07,
+ * 2 × AMD EPYC, 6 rounds each) read +6, 0, +5, −8 and +12 % for the first
+ * root in calls/s, and a change measured in both orders +10 % first and −7 %
+ * second. Run a change both ways (ROOTS=a,b then ROOTS=b,a, or FLAGS_/ENV_ on
+ * either side), more than once, and trust only what every run agrees on.
  */
 import path from "node:path";
 import { startAbServer } from "../support/ab.ts";
