@@ -64,8 +64,8 @@ export interface TokenStreamsOptions {
  */
 export class TokenStreams {
   private readonly byToken = new Map<string, Set<TokenBound>>();
-  /** Every registered stream, until released (a revoked token's too, until it ends). */
-  private readonly open = new Set<TokenBound>();
+  /** Streams registered and not yet released (a revoked token's too, until they end). */
+  private open = 0;
   private readonly recent = new Map<string, number>();
   private unlisten: (() => Promise<void>) | undefined;
   private readonly sweepTimer: NodeJS.Timeout;
@@ -105,7 +105,7 @@ export class TokenStreams {
 
   /** Open streams on this replica, catching up or live. */
   get total(): number {
-    return this.open.size;
+    return this.open;
   }
 
   /**
@@ -127,11 +127,12 @@ export class TokenStreams {
       this.byToken.set(tokenId, set);
     }
     set.add(stream);
-    this.open.add(stream);
+    this.open += 1;
   }
 
+  /** Once per registered stream, when it ends. */
   release(tokenId: string, stream: TokenBound): void {
-    this.open.delete(stream);
+    this.open -= 1;
     const set = this.byToken.get(tokenId);
     if (set === undefined) return;
     set.delete(stream);

@@ -39,37 +39,29 @@ export function encodeAccessResponse(init: Init): Buffer | undefined {
   if (singleAccess) size += 2;
   const out = Buffer.allocUnsafe(size);
   let at = 0;
-  const varint = (value: number) => {
-    let v = value;
-    while (v > 0x7f) {
-      out[at++] = (v & 0x7f) | 0x80;
-      v >>>= 7;
-    }
-    out[at++] = v;
-  };
   // Each tag is (field number << 3) | wire type: 2 for length-delimited, 0 for varint.
   if (idBytes > 0) {
     out[at++] = (1 << 3) | 2;
-    varint(idBytes);
+    at = writeVarint(out, at, idBytes);
     at += out.write(secretId, at, "utf8");
   }
   if (revision !== 0) {
     out[at++] = 2 << 3;
-    varint(revision);
+    at = writeVarint(out, at, revision);
   }
   if (data.length > 0) {
     out[at++] = (3 << 3) | 2;
-    varint(data.length);
+    at = writeVarint(out, at, data.length);
     out.set(data, at);
     at += data.length;
   }
   if (crc !== 0) {
     out[at++] = 4 << 3;
-    varint(crc);
+    at = writeVarint(out, at, crc);
   }
   if (type !== 0) {
     out[at++] = 5 << 3;
-    varint(type);
+    at = writeVarint(out, at, type);
   }
   if (singleAccess) {
     out[at++] = 6 << 3;
@@ -82,6 +74,18 @@ const EMPTY = new Uint8Array(0);
 
 function isUint32(v: number): boolean {
   return Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
+}
+
+/** Writes `value` (a uint32) as a varint at `at`; returns the position after it. */
+function writeVarint(out: Buffer, at: number, value: number): number {
+  let v = value;
+  let i = at;
+  while (v > 0x7f) {
+    out[i++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  out[i++] = v;
+  return i;
 }
 
 function varintSize(v: number): number {
