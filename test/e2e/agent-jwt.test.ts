@@ -192,6 +192,10 @@ describe("coffer-agent signing in with a JWT file (server.auth.jwt_file)", () =>
 
     expect(missing).toBe(0);
     expect(Math.max(...latencies)).toBeLessThan(1_000);
+    // The agent logs a file after renaming it into place, and its output
+    // crosses a pipe: the last change's line may trail the file itself.
+    const last = revision;
+    await agent.waitForLog((l) => l.msg === "file written" && l.revision === last);
     const logs = agent.logs();
     // The server never ended a stream under the agent: each move came first.
     expect(logs.filter((l) => String(l.msg).includes("reconnecting"))).toEqual([]);
