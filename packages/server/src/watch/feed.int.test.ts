@@ -95,6 +95,30 @@ describe.each(backends)("watch feed on $name", (backend) => {
     }
   });
 
+  it("catches up to the final head a stream read itself, without reading it again", async () => {
+    const feed = await RegionFeed.start("r", database, silentLogger, HOUR);
+    const domain = { ...testDomain({ r: database }), announce: () => feed.announce() };
+    try {
+      await newSecret(domain, { name: "before-start" });
+      // Where a stream started; then more is written before it subscribes.
+      const started = await finalHead(database.db);
+      await newSecret(domain, { name: "after-start" });
+      await new Promise((r) => setTimeout(r, 100));
+      await feed.catchUp(started);
+      expect(feed.head).toEqual(started);
+      // What followed the stream's start is still handed out once it subscribes.
+      const seen = collector();
+      feed.subscribe(seen);
+      await until(() => seen.events.length === 2);
+      expect(seen.events.map((e) => `${e.kind} ${e.name}`)).toEqual([
+        "secret_created after-start",
+        "version_created after-start",
+      ]);
+    } finally {
+      await feed.close();
+    }
+  });
+
   it("is not woken by its own NOTIFY coming back: announce already woke it", async () => {
     // Counted as wakes from notifications, not as reads of the outbox: a
     // read finding an event held back behind a running transaction (any

@@ -144,13 +144,15 @@ export class RegionFeed {
    * Called by a stream before it compares its position with `head` to
    * subscribe: a stale feed with no stream moves its head to the database's
    * final head, so that the first stream after a quiet spell does not make
-   * the feed read every event written since.
+   * the feed read every event written since. `known` is a final head the
+   * stream has just read itself (where it started), which spares the query;
+   * an older final head is as good, since the stream reads after it.
    */
-  async catchUp(): Promise<void> {
+  async catchUp(known?: Position): Promise<void> {
     if (!this.stale || this.subscribers.size > 0 || this.closed) return;
     let head: Position;
     try {
-      head = await finalHead(this.db);
+      head = known ?? (await finalHead(this.db));
     } catch {
       // The database is away: the stream catches up from the older head,
       // as it did before the feed skipped reads (and its own read tells it).

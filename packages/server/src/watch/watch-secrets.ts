@@ -123,6 +123,8 @@ class WatchStream<T> implements AsyncIterableIterator<T>, Subscriber, TokenBound
   private queue: { position: Position; event: Visible }[] = [];
   /** Live positions at or before this were seen (handed over), visible or not. */
   private after: Position = ORIGIN;
+  /** The database's final head as `start` read it, until the first catch-up takes it. */
+  private startedAtFinal: Position | undefined;
   private subscribed = false;
   private overflowed = false;
   private closed = false;
@@ -168,7 +170,8 @@ class WatchStream<T> implements AsyncIterableIterator<T>, Subscriber, TokenBound
           // out final events), then subscribe in the same tick as the check,
           // so that nothing falls between. A feed nobody watched moves its
           // head first (RegionFeed.catchUp).
-          await this.feed.catchUp();
+          await this.feed.catchUp(this.startedAtFinal);
+          this.startedAtFinal = undefined;
           if (this.feed.isBehind(this.position)) {
             await this.readPage();
             continue;
@@ -282,6 +285,7 @@ class WatchStream<T> implements AsyncIterableIterator<T>, Subscriber, TokenBound
       position = resync ? await finalHead(feed.db) : since.position;
     }
     this.position = position;
+    if (since === undefined || resync) this.startedAtFinal = position;
     return {
       kind: resync ? "resync" : "heartbeat",
       cursor: this.cursor(position),
