@@ -1,4 +1,4 @@
-import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
 import { AccessSecretVersionResponseSchema } from "@coffer/api";
 
 type Init = MessageInitShape<typeof AccessSecretVersionResponseSchema>;
@@ -92,7 +92,12 @@ function varintSize(v: number): number {
   return v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : v < 0x10000000 ? 4 : 5;
 }
 
-/** The encoders written by hand, by the message they encode. */
-export const handEncoders: ReadonlyMap<unknown, (init: never) => Buffer | undefined> = new Map([
-  [AccessSecretVersionResponseSchema, encodeAccessResponse],
-]);
+/**
+ * `init` encoded by hand when `schema` is one written here (the access
+ * response alone); undefined for `toBinary` to encode.
+ */
+export function encodeByHand(schema: DescMessage, init: unknown): Buffer | undefined {
+  return schema === AccessSecretVersionResponseSchema
+    ? encodeAccessResponse(init as Init)
+    : undefined;
+}

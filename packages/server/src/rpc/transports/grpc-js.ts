@@ -21,7 +21,7 @@ import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import * as grpc from "@grpc/grpc-js";
 import { addReflection } from "../reflection.ts";
 import type { Services } from "../services.ts";
-import { handEncoders } from "./access-response.ts";
+import { encodeByHand } from "./access-response.ts";
 import { GrpcLimits } from "./grpc-limits.ts";
 import type { Listening, ListenOptions } from "./limits.ts";
 import { MetadataHeaders } from "./metadata-headers.ts";
@@ -353,7 +353,7 @@ function decode<I extends DescMessage>(schema: I, bytes: Buffer): MessageShape<I
 }
 
 function encode<O extends DescMessage>(schema: O, init: MessageInitShape<O>): Buffer {
-  const byHand = handEncoders.get(schema)?.(init as never);
+  const byHand = encodeByHand(schema, init);
   if (byHand !== undefined) return byHand;
   // Handlers may return an init object rather than a message; create()
   // returns a message as is.
