@@ -1010,7 +1010,7 @@ function ratioTarget(
   return {
     what,
     ok,
-    text: `${what}: ${pct(ratio)} of ${base.label} (per run ${perRun.map(pct).join(", ")}); ${target === undefined ? "no target set" : `target ≥ ${pct(target)}: **${ok ? "met" : `missed by ${(100 * (target - ratio)).toFixed(0)} points`}**`}. CPU per call: ${int(cpuC)} µs against ${int(cpuB)} µs (${(cpuC / cpuB).toFixed(1)}×, ${int(Math.abs(cpuC - cpuB))} µs ${cpuC < cpuB ? "less" : "more"}).`,
+    text: `${what}: ${pct(ratio)} of ${base.label} (per run ${perRun.map(pct).join(", ")}); ${target === undefined ? "no target set" : `target ≥ ${pct(target)}: **${ok ? "met" : `missed by ${(100 * (target - ratio)).toFixed(1)} points`}**`}. CPU per call: ${int(cpuC)} µs against ${int(cpuB)} µs (${(cpuC / cpuB).toFixed(1)}×, ${int(Math.abs(cpuC - cpuB))} µs ${cpuC < cpuB ? "less" : "more"}).`,
   };
 }
 
