@@ -1,5 +1,6 @@
-import { type SQL, sql } from "drizzle-orm";
+import { getTableColumns, type SQL, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { secrets } from "../db/schema.ts";
 import type { DomainDeps } from "../domain/context.ts";
 import { backends } from "../testing/backends.ts";
 import { databasesFor, newSecret, query } from "../testing/domain-helpers.ts";
@@ -11,22 +12,30 @@ import { databasesFor, newSecret, query } from "../testing/domain-helpers.ts";
  * compares is changed alone here, and so is each bookkeeping column.
  */
 
-/** Changes to one column of a secret, and the event each must write ("" for none). */
+/** Changes to one column of a secret, by its name, and the event each must write ("" for none). */
 const CHANGES: [string, SQL, string][] = [
   ["path", sql`path = '/moved'`, "secret_updated /moved (from /)"],
   ["name", sql`name = name || '-renamed'`, "secret_updated / (from /)"],
   ["description", sql`description = 'described'`, "secret_updated /"],
   ["tags", sql`tags = '{a}'`, "secret_updated /"],
   ["protected", sql`protected = true`, "secret_updated /"],
-  ["time to live", sql`ephemeral_ttl_ms = 60000`, "secret_updated /"],
-  ["once", sql`ephemeral_once = true`, "secret_updated /"],
-  ["action", sql`ephemeral_action = 'disable'`, "secret_updated /"],
-  ["deletion requested", sql`deletion_requested_at = now()`, "secret_deleted /"],
+  ["ephemeral_ttl_ms", sql`ephemeral_ttl_ms = 60000`, "secret_updated /"],
+  ["ephemeral_once", sql`ephemeral_once = true`, "secret_updated /"],
+  ["ephemeral_action", sql`ephemeral_action = 'disable'`, "secret_updated /"],
+  ["deletion_requested_at", sql`deletion_requested_at = now()`, "secret_deleted /"],
   ["generation", sql`generation = generation + 1`, ""],
-  ["last revision", sql`last_revision = last_revision + 1`, ""],
-  ["kept versions", sql`kept_versions = kept_versions + 1`, ""],
-  ["updated at", sql`updated_at = now()`, ""],
+  ["last_revision", sql`last_revision = last_revision + 1`, ""],
+  ["kept_versions", sql`kept_versions = kept_versions + 1`, ""],
+  ["updated_at", sql`updated_at = now()`, ""],
 ];
+
+/** The columns no statement changes once the secret exists. */
+const FIXED = ["id", "project_id", "region", "type", "created_at"];
+
+it("changes every column of a secret that can change (a new column must be added here)", () => {
+  const columns = Object.values(getTableColumns(secrets)).map((c) => c.name);
+  expect([...CHANGES.map(([column]) => column), ...FIXED].sort()).toEqual(columns.sort());
+});
 
 describe.each(backends)("watch events of secret updates on $name", (backend) => {
   const dbs = databasesFor(backend);
