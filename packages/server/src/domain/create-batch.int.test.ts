@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
-import { sql } from "drizzle-orm";
+import { getTableColumns, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type Db, openDatabase } from "../db/client.ts";
+import { secretVersions } from "../db/schema.ts";
 import {
   ADMIN_PRINCIPAL,
   backends,
@@ -301,6 +302,14 @@ describe.each(backends)("batched creates on $name", (backend) => {
         zeroTtl: true,
       },
     ];
+    // Every column of the version but its secret and its timestamps, from
+    // the schema, so that a new column is copied too.
+    const copied = sql.raw(
+      Object.values(getTableColumns(secretVersions))
+        .map((c) => c.name)
+        .filter((name) => !["secret_id", "created_at", "updated_at"].includes(name))
+        .join(", "),
+    );
     const db = dbs.db();
     for (const shape of shapes) {
       const [a, b] = await Promise.all(
@@ -324,12 +333,8 @@ describe.each(backends)("batched creates on $name", (backend) => {
           await tx.execute(sql`update secret_versions set status = 'disabled', updated_at = now()
             where secret_id = ${b} and revision = 1`);
         }
-        await tx.execute(sql`insert into secret_versions (secret_id, revision, status,
-            description, data_crc32, key_id, wrapped_key, ciphertext, expires_at,
-            expires_once_accessed, ephemeral_action)
-          select ${b}, revision, status, description, data_crc32, key_id, wrapped_key,
-            ciphertext, expires_at, expires_once_accessed, ephemeral_action
-          from secret_versions where secret_id = ${a} and revision = 2`);
+        await tx.execute(sql`insert into secret_versions (secret_id, ${copied})
+          select ${b}, ${copied} from secret_versions where secret_id = ${a} and revision = 2`);
         await tx.execute(sql`update secrets set last_revision = 2,
           generation = generation + 1, updated_at = now() where id = ${b}`);
       });
