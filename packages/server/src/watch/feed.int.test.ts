@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Database } from "../db/client.ts";
 import { comparePositions, finalHead, type OutboxEvent } from "../db/watch-events.ts";
 import {
+  ADMIN_CALLER,
   type Backend,
   backends,
   PROJECT,
@@ -13,7 +14,9 @@ import {
 } from "../testing/backends.ts";
 import { newSecret } from "../testing/domain-helpers.ts";
 import { runUnless } from "../testing/skip.ts";
-import { RegionFeed } from "./feed.ts";
+import { RegionFeed, WatchFeeds } from "./feed.ts";
+import { TokenStreams } from "./token-streams.ts";
+import { watchSecrets } from "./watch-secrets.ts";
 
 const HOUR = 3_600_000;
 
@@ -116,6 +119,47 @@ describe.each(backends)("watch feed on $name", (backend) => {
       ]);
     } finally {
       await feed.close();
+    }
+  });
+
+  it("gives the first stream on an idle feed what follows its start, and nothing before", async () => {
+    // The stream's own path through catchUp (SPEC section 5: a watch misses
+    // nothing, and one started after a commit does not report it), with a
+    // write between its first message and its subscription.
+    const tokens = await TokenStreams.start(database, {
+      maxPerToken: 10,
+      cache: { forget: () => {}, forgetAll: () => {} },
+      logger: silentLogger,
+    });
+    const feeds = await WatchFeeds.start([{ name: "r", database }], silentLogger, tokens);
+    const domain = { ...testDomain({ r: database }), announce: () => feeds.announce("r") };
+    const abort = new AbortController();
+    try {
+      await newSecret(domain, { name: "before-watch" });
+      const stream = watchSecrets(
+        domain,
+        feeds,
+        ADMIN_CALLER,
+        { region: "", projectId: PROJECT, selectors: [], sinceCursor: "", heartbeatMs: undefined },
+        abort.signal,
+        (m) => m,
+      );
+      expect((await stream.next()).value).toMatchObject({ kind: "heartbeat" });
+      await newSecret(domain, { name: "watched-after-start" });
+      const seen: string[] = [];
+      while (seen.length < 2) {
+        const { value } = await stream.next();
+        if (value !== undefined && value.kind !== "heartbeat")
+          seen.push(`${value.kind} ${"name" in value ? value.name : ""}`);
+      }
+      expect(seen).toEqual([
+        "secret_created watched-after-start",
+        "version_created watched-after-start",
+      ]);
+      await stream.return?.();
+    } finally {
+      abort.abort();
+      await feeds.close();
     }
   });
 
