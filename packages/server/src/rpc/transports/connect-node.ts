@@ -391,25 +391,35 @@ interface BodyGuard {
  * objects of each new generator function a hidden class of their own, kept in
  * the old generation (bench/RESULTS.md, access reading of 2026-12-06,
  * seventh session).
+ *
+ * One timer per request bounds each wait for the next bytes: re-armed before
+ * each wait, ignored if it fires while the reader holds a chunk. When it
+ * fires during a wait it closes the request, which ends the wait, however
+ * node reports it; the read then fails with the timeout.
  */
 async function* guardedBody(g: BodyGuard): AsyncGenerator<Buffer> {
   const { close, holder, req, res, limits, budget } = g;
   const chunks = g.read();
+  const wait = { pending: false, stalled: false };
+  const timer = setTimeout(() => {
+    if (!wait.pending) return;
+    wait.stalled = true;
+    close();
+  }, limits.bodyTimeoutMs);
   try {
     for (;;) {
-      let timer: NodeJS.Timeout | undefined;
-      const stalled = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          close();
-          reject(bodyTimeout(limits.bodyTimeoutMs));
-        }, limits.bodyTimeoutMs);
-      });
+      // Re-arms it, fired or not.
+      timer.refresh();
+      wait.pending = true;
       let next: IteratorResult<Buffer>;
       try {
-        next = await Promise.race([chunks.next(), stalled]);
+        next = await chunks.next();
+      } catch (err) {
+        throw wait.stalled ? bodyTimeout(limits.bodyTimeoutMs) : err;
       } finally {
-        clearTimeout(timer);
+        wait.pending = false;
       }
+      if (wait.stalled) throw bodyTimeout(limits.bodyTimeoutMs);
       if (next.done) return;
       if (!budget.charge(holder, next.value.length)) {
         if (!("stream" in req)) (res as http.ServerResponse).shouldKeepAlive = false;
@@ -418,6 +428,7 @@ async function* guardedBody(g: BodyGuard): AsyncGenerator<Buffer> {
       yield next.value;
     }
   } finally {
+    clearTimeout(timer);
     budget.received(holder);
   }
 }
