@@ -13,7 +13,6 @@ import {
   compressionGzip,
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
-import { NodeHeaders } from "./lazy-headers.ts";
 
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -43,9 +42,7 @@ type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
  *   context makes its signal only when read (grpc-js.ts);
  * - it parses the request's URL to build its string; here the router has
  *   already matched its path, so the string is put together, and connect
- *   parses it once, for the query;
- * - it copies every request header into a `Headers`; here the `Headers`
- *   reads node's own until anything but `get` is asked of it (NodeHeaders).
+ *   parses it once, for the query.
  *
  * The rest is connect-node's: the router (gzip and brotli unless the options
  * say otherwise), routing by path without the query, the fallback (connect's
@@ -117,7 +114,7 @@ const PLAIN_AUTHORITY = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 
 /**
  * The request as connect's handlers take it (connect-node's, but for the
- * signal, the body, the URL and the headers; see connectAdapter).
+ * signal, the body and the URL; see connectAdapter).
  */
 function universalRequest(
   req: NodeRequest,
@@ -140,7 +137,7 @@ function universalRequest(
     // The router matched the path of req.url, so it is a method's path and
     // its query.
     url: PLAIN_AUTHORITY.test(authority) ? base + req.url : new URL(req.url ?? "", base).toString(),
-    header: new NodeHeaders(req.headers),
+    header: webHeaders(req.headers),
     body: req as AsyncIterable<Uint8Array>,
     signal: stream
       ? requestSignal(req, res, options.shutdownSignal)
@@ -198,6 +195,17 @@ function requestSignal(
     res.once("close", onClose);
   }
   return controller.signal;
+}
+
+/** The request's headers without HTTP/2's pseudo-headers, as connect-node reads them. */
+function webHeaders(headers: http.IncomingHttpHeaders): Headers {
+  const web = new Headers();
+  for (const [key, value] of Object.entries(headers)) {
+    if (key.startsWith(":") || value === undefined) continue;
+    if (typeof value === "string") web.append(key, value);
+    else for (const v of value) web.append(key, v);
+  }
+  return web;
 }
 
 /**

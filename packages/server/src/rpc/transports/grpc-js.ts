@@ -23,8 +23,8 @@ import { addReflection } from "../reflection.ts";
 import type { Services } from "../services.ts";
 import { encodeByHand } from "./access-response.ts";
 import { GrpcLimits } from "./grpc-limits.ts";
-import { MetadataHeaders } from "./lazy-headers.ts";
 import type { Listening, ListenOptions } from "./limits.ts";
+import { MetadataHeaders } from "./metadata-headers.ts";
 import { clientGoneKey, peerKey } from "./peer.ts";
 import { grpcServerCredentials } from "./tls.ts";
 
