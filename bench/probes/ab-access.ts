@@ -19,7 +19,11 @@
  * for each, `NAME=value` split on spaces: an allocator's `LD_PRELOAD`, a
  * `GLIBC_TUNABLES`), CLIENTS and STREAMS (h2load's connections and streams
  * per connection, default 4 and 16; 1 and 1 is the bench's lone caller,
- * whose p50 is then the figure to compare). Every call must be answered 2xx.
+ * whose p50 is then the figure to compare), HALF=1 (each round drives each
+ * server at half the rate its warm-up found, as the bench's half-rate line
+ * does: 4 lanes of 1 connection × 16 streams, each on a secret of its own,
+ * started a quarter of h2load's 10 ms tick apart; the p99 is then the figure
+ * to compare). Every call must be answered 2xx.
  *
  * For a change of a few percent on this 2-core machine, whose single runs
  * vary by ±10 %: `npm run bench` measures against baselines, this answers
@@ -31,12 +35,13 @@
  * second. Run a change both ways (ROOTS=a,b then ROOTS=b,a, or FLAGS_/ENV_ on
  * either side), more than once, and trust only what every run agrees on.
  */
+import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { startAbServer } from "../support/ab.ts";
 import { accessLoad } from "../support/access-requests.ts";
 import { cleanup } from "../support/cleanup.ts";
 import { createAccessTarget } from "../support/coffer.ts";
-import { type H2loadOptions, runH2loadLanes } from "../support/h2load.ts";
+import { type H2loadOptions, RPS_TICK_MS, runH2loadLanes } from "../support/h2load.ts";
 import { CLK_TCK, cpuTicksOf, postgresTicks } from "../support/processes.ts";
 import { summarize } from "../support/stats.ts";
 
@@ -47,15 +52,20 @@ const seconds = Number(process.env.SECONDS ?? 4);
 const warm = Number(process.env.WARM ?? 8);
 const clients = Number(process.env.CLIENTS ?? 4);
 const streams = Number(process.env.STREAMS ?? 16);
+const half = process.env.HALF === "1";
+/** The bench's half-rate lanes (bench/run.ts): 4 of 1 connection × 16 streams. */
+const HALF_LANES = 4;
 if (roots.length < 2) throw new Error("ROOTS: give two checkouts, comma-separated");
 
 interface Target {
   root: string;
   pid: number;
   load: Omit<H2loadOptions, "requests" | "timeoutMs">;
+  /** With HALF=1: one load per lane, each on a secret of its own. */
+  lanes: Omit<H2loadOptions, "requests" | "timeoutMs">[];
   /** Calls per second, as the warm-up found: sizes each run to about `seconds`. */
   rate: number;
-  runs: { rate: number; cpuUs: number; p50Ms: number }[];
+  runs: { rate: number; cpuUs: number; p50Ms: number; p99Ms: number }[];
 }
 
 /**
@@ -71,6 +81,28 @@ async function drive(t: Target, requests: number, measured = true) {
   return r;
 }
 
+/**
+ * HALF=1: `requests` calls (a multiple of the lanes) over the target's
+ * lanes at half its warm-up's rate, the lanes started a quarter tick apart;
+ * all must be answered 2xx.
+ */
+async function driveHalf(t: Target, requests: number) {
+  const perLane = requests / t.lanes.length;
+  const r = await runH2loadLanes(
+    t.lanes.map((lane) => ({
+      ...lane,
+      rps: t.rate / 2 / t.lanes.length,
+      requests: perLane,
+      timeoutMs: 120_000,
+    })),
+    RPS_TICK_MS / t.lanes.length,
+  );
+  if (r.status2xx !== requests) {
+    throw new Error(`${t.root}: ${requests - r.status2xx} of ${requests} calls not answered 2xx`);
+  }
+  return r;
+}
+
 try {
   const targets: Target[] = [];
   for (const [i, root] of roots.entries()) {
@@ -80,6 +112,22 @@ try {
       settings.adminToken,
       "ab",
     );
+    const lanes: Target["lanes"] = [];
+    for (let lane = 0; half && lane < HALF_LANES; lane++) {
+      const laneDir = path.join(dir, `lane-${lane}`);
+      await mkdir(laneDir);
+      const own = await createAccessTarget(server.url, settings.adminToken, `ab-lane-${lane}`);
+      lanes.push({
+        ...(await accessLoad(laneDir, server, {
+          connect,
+          secretId: own.secretId,
+          token: own.accessToken,
+        })),
+        clients: 1,
+        streams: 16,
+        logFile: path.join(laneDir, "h2load.log"),
+      });
+    }
     targets.push({
       root,
       pid: server.child.pid,
@@ -89,6 +137,7 @@ try {
         streams,
         logFile: path.join(dir, "h2load.log"),
       },
+      lanes,
       rate: 0,
       runs: [],
     });
@@ -100,16 +149,18 @@ try {
   }
   for (let r = 0; r < rounds; r++) {
     for (const t of r % 2 === 0 ? targets : [...targets].reverse()) {
-      const requests = Math.ceil(t.rate * seconds);
+      const requests = half
+        ? Math.ceil((t.rate / 2) * (seconds / HALF_LANES)) * HALF_LANES
+        : Math.ceil(t.rate * seconds);
       const before = cpuTicksOf(t.pid);
       const pgBefore = postgresTicks();
-      const result = await drive(t, requests);
+      const result = half ? await driveHalf(t, requests) : await drive(t, requests);
       const perCall = (ticks: number) => (ticks * (1e6 / CLK_TCK)) / requests;
       const cpuUs = perCall(cpuTicksOf(t.pid) - before);
       const pgUs = perCall(postgresTicks() - pgBefore);
-      t.runs.push({ rate: result.rps, cpuUs, p50Ms: result.p50Ms });
+      t.runs.push({ rate: result.rps, cpuUs, p50Ms: result.p50Ms, p99Ms: result.p99Ms });
       console.log(
-        `${t.root}: ${result.rps.toFixed(0)} calls/s, p50 ${result.p50Ms.toFixed(2)} ms, ${cpuUs.toFixed(0)} µs CPU/call (+ Postgres ${pgUs.toFixed(0)})`,
+        `${t.root}: ${result.rps.toFixed(0)} calls/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms, ${cpuUs.toFixed(0)} µs CPU/call (+ Postgres ${pgUs.toFixed(0)})`,
       );
     }
   }
@@ -117,8 +168,9 @@ try {
     const rate = summarize(t.runs.map((x) => x.rate));
     const cpu = summarize(t.runs.map((x) => x.cpuUs));
     const p50 = summarize(t.runs.map((x) => x.p50Ms));
+    const p99 = summarize(t.runs.map((x) => x.p99Ms));
     console.log(
-      `median ${t.root}: ${rate.p50.toFixed(0)} calls/s, p50 ${p50.p50.toFixed(2)} ms, ${cpu.p50.toFixed(0)} µs CPU/call (${t.runs.length} runs)`,
+      `median ${t.root}: ${rate.p50.toFixed(0)} calls/s, p50 ${p50.p50.toFixed(2)} ms, p99 ${p99.p50.toFixed(2)} ms, ${cpu.p50.toFixed(0)} µs CPU/call (${t.runs.length} runs)`,
     );
   }
 } finally {

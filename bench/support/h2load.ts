@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { percentile } from "./stats.ts";
 
 /** The h2load binary on PATH, or undefined. */
@@ -59,7 +59,12 @@ export interface H2loadOptions {
    * not from when the schedule meant to send it.
    */
   rps?: number;
-  /** Per-request log (`--log-file`), read for the latency percentiles. */
+  /**
+   * Per-request log (`--log-file`), read for the latency percentiles.
+   * Removed before each run: h2load appends to it, so a log used twice
+   * would pool the earlier run's requests (warm-ups included) into this
+   * one's percentiles.
+   */
   logFile: string;
   /** The run is killed after this long (a hung server must not hang the bench). */
   timeoutMs: number;
@@ -165,6 +170,7 @@ async function h2load(o: H2loadOptions): Promise<H2loadResult> {
     ...o.headers.flatMap((h) => ["-H", h]),
     o.url,
   ];
+  await rm(o.logFile, { force: true });
   const proc = spawn("h2load", args, { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   proc.stdout.setEncoding("utf8").on("data", (d: string) => {
