@@ -19,9 +19,9 @@
  * for each, `NAME=value` split on spaces: an allocator's `LD_PRELOAD`, a
  * `GLIBC_TUNABLES`), CLIENTS and STREAMS (h2load's connections and streams
  * per connection, default 4 and 16; 1 and 1 is the bench's lone caller,
- * whose p50 is then the figure to compare), HALF=1 (each round drives each
- * server at half the rate its warm-up found, as the bench's half-rate line
- * does: 4 lanes of 1 connection × 16 streams, each on a secret of its own,
+ * whose p50 is then the figure to compare), HALF=1 (each round drives both
+ * servers at one rate, half the lower of their warm-ups' rates, as the
+ * bench's half-rate line does for one server: 4 lanes of 1 connection × 16 streams, each on a secret of its own,
  * started a quarter of h2load's 10 ms tick apart; the p99 is then the figure
  * to compare). Every call must be answered 2xx.
  *
@@ -83,15 +83,15 @@ async function drive(t: Target, requests: number, measured = true) {
 
 /**
  * HALF=1: `requests` calls (a multiple of the lanes) over the target's
- * lanes at half its warm-up's rate, the lanes started a quarter tick apart;
+ * lanes at `rate` calls/s in all, the lanes started a quarter tick apart;
  * all must be answered 2xx.
  */
-async function driveHalf(t: Target, requests: number) {
+async function driveHalf(t: Target, rate: number, requests: number) {
   const perLane = requests / t.lanes.length;
   const r = await runH2loadLanes(
     t.lanes.map((lane) => ({
       ...lane,
-      rps: t.rate / 2 / t.lanes.length,
+      rps: rate / t.lanes.length,
       requests: perLane,
       timeoutMs: 120_000,
     })),
@@ -147,14 +147,16 @@ try {
     t.rate = (await drive(t, 1_000, false)).rps;
     t.rate = (await drive(t, Math.ceil(t.rate * warm), false)).rps;
   }
+  // HALF=1: one rate for both, so that their tails are compared at the same load.
+  const halfRate = Math.min(...targets.map((t) => t.rate)) / 2;
   for (let r = 0; r < rounds; r++) {
     for (const t of r % 2 === 0 ? targets : [...targets].reverse()) {
       const requests = half
-        ? Math.ceil((t.rate / 2) * (seconds / HALF_LANES)) * HALF_LANES
+        ? Math.ceil(halfRate * (seconds / HALF_LANES)) * HALF_LANES
         : Math.ceil(t.rate * seconds);
       const before = cpuTicksOf(t.pid);
       const pgBefore = postgresTicks();
-      const result = half ? await driveHalf(t, requests) : await drive(t, requests);
+      const result = half ? await driveHalf(t, halfRate, requests) : await drive(t, requests);
       const perCall = (ticks: number) => (ticks * (1e6 / CLK_TCK)) / requests;
       const cpuUs = perCall(cpuTicksOf(t.pid) - before);
       const pgUs = perCall(postgresTicks() - pgBefore);
