@@ -21,9 +21,10 @@
  * per connection, default 4 and 16; 1 and 1 is the bench's lone caller,
  * whose p50 is then the figure to compare), HALF=1 (each round drives both
  * servers at one rate, half the lower of their warm-ups' rates, as the
- * bench's half-rate line does for one server: 4 lanes of 1 connection × 16 streams, each on a secret of its own,
- * started a quarter of h2load's 10 ms tick apart; the p99 is then the figure
- * to compare). Every call must be answered 2xx.
+ * bench's half-rate line does for one server: 4 lanes of 1 connection × 16
+ * streams, each on a secret of its own, started a quarter of h2load's 10 ms
+ * tick apart; the p99 is then the figure to compare). Every call must be
+ * answered 2xx.
  *
  * For a change of a few percent on this 2-core machine, whose single runs
  * vary by ±10 %: `npm run bench` measures against baselines, this answers
@@ -72,32 +73,24 @@ interface Target {
  * One h2load run of `requests` calls; measured ones must all be answered
  * 2xx. (Warm-up calls need not: before a server has verified the token, its
  * per-address limit answers some of a cold burst 429, COFFER_PEER_RATE_LIMIT_RPS.)
+ * With `rate` (HALF=1), the calls (a multiple of the lanes) go over the
+ * target's lanes at that many calls/s in all, the lanes started a quarter
+ * tick apart.
  */
-async function drive(t: Target, requests: number, measured = true) {
-  const r = await runH2loadLanes([{ ...t.load, requests, timeoutMs: 120_000 }]);
+async function drive(t: Target, requests: number, measured = true, rate?: number) {
+  const r =
+    rate === undefined
+      ? await runH2loadLanes([{ ...t.load, requests, timeoutMs: 120_000 }])
+      : await runH2loadLanes(
+          t.lanes.map((lane) => ({
+            ...lane,
+            rps: rate / t.lanes.length,
+            requests: requests / t.lanes.length,
+            timeoutMs: 120_000,
+          })),
+          RPS_TICK_MS / t.lanes.length,
+        );
   if (measured && r.status2xx !== requests) {
-    throw new Error(`${t.root}: ${requests - r.status2xx} of ${requests} calls not answered 2xx`);
-  }
-  return r;
-}
-
-/**
- * HALF=1: `requests` calls (a multiple of the lanes) over the target's
- * lanes at `rate` calls/s in all, the lanes started a quarter tick apart;
- * all must be answered 2xx.
- */
-async function driveHalf(t: Target, rate: number, requests: number) {
-  const perLane = requests / t.lanes.length;
-  const r = await runH2loadLanes(
-    t.lanes.map((lane) => ({
-      ...lane,
-      rps: rate / t.lanes.length,
-      requests: perLane,
-      timeoutMs: 120_000,
-    })),
-    RPS_TICK_MS / t.lanes.length,
-  );
-  if (r.status2xx !== requests) {
     throw new Error(`${t.root}: ${requests - r.status2xx} of ${requests} calls not answered 2xx`);
   }
   return r;
@@ -156,7 +149,7 @@ try {
         : Math.ceil(t.rate * seconds);
       const before = cpuTicksOf(t.pid);
       const pgBefore = postgresTicks();
-      const result = half ? await driveHalf(t, halfRate, requests) : await drive(t, requests);
+      const result = await drive(t, requests, true, half ? halfRate : undefined);
       const perCall = (ticks: number) => (ticks * (1e6 / CLK_TCK)) / requests;
       const cpuUs = perCall(cpuTicksOf(t.pid) - before);
       const pgUs = perCall(postgresTicks() - pgBefore);

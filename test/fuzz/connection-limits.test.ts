@@ -4,6 +4,7 @@ import { readdir } from "node:fs/promises";
 import http2 from "node:http2";
 import net from "node:net";
 import { createCofferClient } from "@coffer/client";
+import { h2Frame } from "@coffer/server/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ServerProcess, startServer } from "../support/server-process.ts";
 import { makeTempDir, removeTempDir } from "../support/temp-dir.ts";
@@ -152,16 +153,6 @@ function closedAfter(socket: net.Socket, withinMs: number): Promise<number> {
   });
 }
 
-/** An HTTP/2 frame. */
-function frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
-  const header = Buffer.alloc(9);
-  header.writeUIntBE(payload.length, 0, 3);
-  header.writeUInt8(type, 3);
-  header.writeUInt8(flags, 4);
-  header.writeUInt32BE(streamId, 5);
-  return Buffer.concat([header, payload]);
-}
-
 /** A gRPC message prefix declaring `length` bytes. */
 function grpcPrefix(length: number): Buffer {
   const prefix = Buffer.alloc(5);
@@ -209,7 +200,7 @@ describe("connection limits", () => {
     for (const s of h2) {
       s.on("data", () => undefined);
       s.write(
-        Buffer.concat([PREFACE, SETTINGS, frame(0x1, 0x4, 1, Buffer.alloc(100)).subarray(0, 19)]),
+        Buffer.concat([PREFACE, SETTINGS, h2Frame(0x1, 0x4, 1, Buffer.alloc(100)).subarray(0, 19)]),
       );
     }
     const { result: closed } = await validCallsDuring(

@@ -6,6 +6,7 @@ import { DEFAULT_CONNECTION_LIMITS } from "../config.ts";
 import type { RunningServer } from "../server.ts";
 import { createTestToken, PROJECT, startTestServer } from "../testing/backends.ts";
 import { secretClient } from "../testing/clients.ts";
+import { h2Frame as frame, hpackLiterals } from "../testing/h2-frames.ts";
 
 /**
  * How a request's body has to arrive on the HTTP port to be served: each
@@ -40,36 +41,6 @@ afterAll(() => server?.stop());
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** One HTTP/2 frame (RFC 9113, section 4.1) on stream `id`. */
-function frame(type: number, flags: number, id: number, payload: Buffer): Buffer {
-  const head = Buffer.alloc(9);
-  head.writeUIntBE(payload.length, 0, 3);
-  head.writeUInt8(type, 3);
-  head.writeUInt8(flags, 4);
-  head.writeUInt32BE(id, 5);
-  return Buffer.concat([head, payload]);
-}
-
-/** An HPACK integer with an `n`-bit prefix (RFC 7541, section 5.1), prefix bits zero. */
-function hpackInt(value: number, n: number): number[] {
-  const max = (1 << n) - 1;
-  if (value < max) return [value];
-  const out = [max];
-  for (value -= max; value >= 128; value = Math.floor(value / 128)) out.push((value % 128) + 128);
-  out.push(value);
-  return out;
-}
-
-/** Header fields as literals without indexing, names and values as plain text. */
-function hpack(fields: [string, string][]): Buffer {
-  const out: number[] = [];
-  for (const [name, value] of fields) {
-    out.push(0x00, ...hpackInt(name.length, 7), ...Buffer.from(name, "latin1"));
-    out.push(...hpackInt(value.length, 7), ...Buffer.from(value, "latin1"));
-  }
-  return Buffer.from(out);
-}
-
 const DATA = 0x0;
 const HEADERS = 0x1;
 const RST_STREAM = 0x3;
@@ -95,7 +66,7 @@ async function sendOverH2(
   ending: Ending,
 ): Promise<void> {
   const socket = await connected();
-  const headers = hpack([
+  const headers = hpackLiterals([
     [":method", "POST"],
     [":scheme", "http"],
     [":authority", `127.0.0.1:${server.httpPort}`],

@@ -31,6 +31,7 @@ export {
   testTransport,
 } from "./clients.ts";
 export { makePostgresTemplate, pgliteTemplateTar } from "./global-setup.ts";
+export { h2Frame, hpackLiterals } from "./h2-frames.ts";
 export {
   startOidcIssuer,
   type TestKeyAlg,
