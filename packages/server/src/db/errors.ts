@@ -26,16 +26,28 @@ const CONNECTION_CODES = new Set([
 ]);
 
 /**
+ * Whether an error means the connection it came from is gone (refused,
+ * dropped, timed out), and with it any transaction it held.
+ */
+export function isConnectionLost(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && CONNECTION_CODES.has(code)) return true;
+  }
+  return false;
+}
+
+/**
  * Whether an error means the database cannot be reached right now (the
  * client may retry): refused or dropped connections, and the SQLSTATE
  * classes for connection failures (08), insufficient resources (53),
  * operator intervention such as a shutdown (57P01-57P03).
  */
 export function isDatabaseUnavailable(err: unknown): boolean {
+  if (isConnectionLost(err)) return true;
   for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
     const code = (e as { code?: unknown }).code;
     if (typeof code !== "string") continue;
-    if (CONNECTION_CODES.has(code)) return true;
     if (code.startsWith("08") || code.startsWith("53")) return true;
     if (code === "57P01" || code === "57P02" || code === "57P03") return true;
   }

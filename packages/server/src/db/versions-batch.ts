@@ -1,6 +1,7 @@
 import { fillPlaceholders, sql } from "drizzle-orm";
 import type { StatementAudit } from "./audit.ts";
 import type { Db, Executor } from "./client.ts";
+import { isConnectionLost } from "./errors.ts";
 import type { NamedStatement } from "./pglite-statements.ts";
 import { executeRendered, postgresClientOf, prepareStatement, render, rowsOf } from "./raw-sql.ts";
 import type { SecretRow } from "./schema.ts";
@@ -46,8 +47,12 @@ export async function writeVersionBatch(
     begin.execute();
     lock.execute();
     open = true;
-    await begin;
-    const locked = lockFree.rows(await lock);
+    // Both settle before either is read: when the connection is lost, both
+    // fail, and a rejection left unread would end the process.
+    const [begun, lockedRows] = await Promise.allSettled([begin, lock]);
+    if (begun.status === "rejected") throw begun.reason;
+    if (lockedRows.status === "rejected") throw lockedRows.reason;
+    const locked = lockFree.rows(lockedRows.value);
     const writes = decide(new Map(locked.map((r) => [r.id, r])));
     if (writes.length === 0) {
       await conn.unsafe("commit");
@@ -71,7 +76,9 @@ export async function writeVersionBatch(
     if (committed.status === "rejected") throw committed.reason;
     return rowsOf<InsertedRow>(inserted.value);
   } catch (err) {
-    if (open) await conn.unsafe("rollback").catch(() => {});
+    // A lost connection took its transaction with it: a ROLLBACK would only
+    // wait to reconnect.
+    if (open && !isConnectionLost(err)) await conn.unsafe("rollback").catch(() => {});
     throw err;
   } finally {
     conn.release();

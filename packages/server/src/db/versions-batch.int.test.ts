@@ -1,0 +1,106 @@
+import { randomUUID } from "node:crypto";
+import { connect, createServer, type Server, type Socket } from "node:net";
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { backends, dropPostgresDatabase } from "../testing/backends.ts";
+import { runUnless } from "../testing/skip.ts";
+import { type Database, openDatabase } from "./client.ts";
+import { writeVersionBatch } from "./versions-batch.ts";
+
+/**
+ * writeVersionBatch pipelines its statements on a reserved Postgres
+ * connection (BEGIN with the lock, the insert with COMMIT). When the
+ * connection is lost with them in flight, every one of them fails: the
+ * batch must reject with the driver's error and leave none of them
+ * unhandled, which would end the server (seen in CI, Postgres stopped under
+ * load: test/faults/postgres-restart.test.ts).
+ */
+
+const freshUrl = backends.find((b) => b.freshUrl !== undefined)?.freshUrl;
+
+/**
+ * A TCP proxy in front of Postgres that, once cut() is called, closes both
+ * sides as soon as the client sends anything, forwarding none of it.
+ */
+async function cuttingProxy(target: URL): Promise<{ url: string; cut(): void; close(): void }> {
+  let cutting = false;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const upstream = connect(Number(target.port || 5432), target.hostname);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("close", () => sockets.delete(s));
+      s.on("error", () => {});
+    }
+    client.on("data", (chunk) => {
+      if (!cutting) {
+        upstream.write(chunk);
+        return;
+      }
+      client.destroy();
+      upstream.destroy();
+    });
+    upstream.on("data", (chunk) => client.write(chunk));
+    upstream.on("close", () => client.destroy());
+    client.on("close", () => upstream.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  if (address === null || typeof address === "string") throw new Error("proxy has no port");
+  const url = new URL(target);
+  url.hostname = "127.0.0.1";
+  url.port = String(address.port);
+  return {
+    url: url.toString(),
+    cut: () => {
+      cutting = true;
+    },
+    close: () => {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
+}
+
+describe(
+  "writeVersionBatch when its connection is lost with statements in flight",
+  runUnless(freshUrl === undefined ? "needs Postgres (TEST_DATABASE_URL)" : undefined),
+  () => {
+    let url: string;
+    let proxy: Awaited<ReturnType<typeof cuttingProxy>>;
+    let database: Database;
+
+    beforeAll(async () => {
+      url = await (freshUrl as () => Promise<string>)();
+      proxy = await cuttingProxy(new URL(url));
+      database = await openDatabase({ driver: "postgres", url: proxy.url, poolSize: 1 });
+    });
+
+    afterAll(async () => {
+      await database?.close();
+      proxy?.close();
+      if (url !== undefined) await dropPostgresDatabase(url);
+    });
+
+    it("rejects with the driver's error and leaves no statement's rejection unhandled", async () => {
+      // The pool's one connection is open and idle: the batch reserves it.
+      await database.db.execute(sql`select 1`);
+      const unhandled: unknown[] = [];
+      const onUnhandled = (reason: unknown) => unhandled.push(reason);
+      process.on("unhandledRejection", onUnhandled);
+      try {
+        proxy.cut();
+        await expect(
+          writeVersionBatch(database.db, [randomUUID()], () => []),
+        ).rejects.toMatchObject({
+          code: "CONNECTION_CLOSED",
+        });
+        // Unhandled rejections are reported after the microtask queue drains.
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        expect(unhandled).toEqual([]);
+      } finally {
+        process.off("unhandledRejection", onUnhandled);
+      }
+    });
+  },
+);
