@@ -2,6 +2,7 @@ import { ConfigError, loadConfig } from "./config.ts";
 import { KeyRingError } from "./crypto/key-ring.ts";
 import { DataDirLockedError } from "./db/data-dir-lock.ts";
 import { createLogger } from "./logger.ts";
+import { exitOnCrash } from "./ops/crash.ts";
 import { startServer } from "./server.ts";
 
 /**
@@ -21,6 +22,7 @@ export async function serve(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel);
+  exitOnCrash(logger);
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
     server = await startServer(config, logger);
