@@ -1,7 +1,7 @@
 import { execFile, execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync } from "node:fs";
-import { chown, mkdir, rm, writeFile } from "node:fs/promises";
+import { chown, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import postgres from "postgres";
@@ -185,18 +185,22 @@ export class PrivatePostgres {
     }
   }
 
-  /** Starts the cluster and waits until it accepts connections. */
+  /**
+   * Starts the cluster and waits until it accepts connections. When it does
+   * not start, the error ends with the end of Postgres's own log (the
+   * folder, and the log with it, is removed when the test ends).
+   */
   async start(): Promise<void> {
-    await asPostgres("pg_ctl", [
-      "-D",
-      this.#data,
-      "-l",
-      path.join(this.dir, "postgres.log"),
-      "-w",
-      "-t",
-      "60",
-      "start",
-    ]);
+    const log = path.join(this.dir, "postgres.log");
+    try {
+      await asPostgres("pg_ctl", ["-D", this.#data, "-l", log, "-w", "-t", "60", "start"]);
+    } catch (err) {
+      const tail = await readFile(log, "utf8").then(
+        (text) => text.trim().split("\n").slice(-10).join("\n"),
+        () => "(no log)",
+      );
+      throw new Error(`${(err as Error).message}\npostgres.log ends:\n${tail}`);
+    }
   }
 
   /** Stops the cluster: `fast` ends sessions cleanly, `immediate` aborts like a crash. */
