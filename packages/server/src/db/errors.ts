@@ -4,11 +4,16 @@ import { DrizzleQueryError } from "drizzle-orm";
  * however deeply drizzle wrapped it (DrizzleQueryError keeps it in `cause`).
  */
 export function pgErrorCode(err: unknown): string | undefined {
+  for (const code of codesOf(err)) if (/^[0-9A-Z]{5}$/.test(code)) return code;
+  return undefined;
+}
+
+/** The string `code` of an error and of each of its causes, five deep at most. */
+function* codesOf(err: unknown): Generator<string> {
   for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
     const code = (e as { code?: unknown }).code;
-    if (typeof code === "string" && /^[0-9A-Z]{5}$/.test(code)) return code;
+    if (typeof code === "string") yield code;
   }
-  return undefined;
 }
 
 /** Node socket errors and postgres-js connection errors: the database is unreachable. */
@@ -30,10 +35,7 @@ const CONNECTION_CODES = new Set([
  * dropped, timed out), and with it any transaction it held.
  */
 export function isConnectionLost(err: unknown): boolean {
-  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === "string" && CONNECTION_CODES.has(code)) return true;
-  }
+  for (const code of codesOf(err)) if (CONNECTION_CODES.has(code)) return true;
   return false;
 }
 
@@ -44,10 +46,8 @@ export function isConnectionLost(err: unknown): boolean {
  * operator intervention such as a shutdown (57P01-57P03).
  */
 export function isDatabaseUnavailable(err: unknown): boolean {
-  if (isConnectionLost(err)) return true;
-  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code !== "string") continue;
+  for (const code of codesOf(err)) {
+    if (CONNECTION_CODES.has(code)) return true;
     if (code.startsWith("08") || code.startsWith("53")) return true;
     if (code === "57P01" || code === "57P02" || code === "57P03") return true;
   }

@@ -47,12 +47,8 @@ export async function writeVersionBatch(
     begin.execute();
     lock.execute();
     open = true;
-    // Both settle before either is read: when the connection is lost, both
-    // fail, and a rejection left unread would end the process.
-    const [begun, lockedRows] = await Promise.allSettled([begin, lock]);
-    if (begun.status === "rejected") throw begun.reason;
-    if (lockedRows.status === "rejected") throw lockedRows.reason;
-    const locked = lockFree.rows(lockedRows.value);
+    const [, lockedRows] = await bothSent(begin, lock);
+    const locked = lockFree.rows(lockedRows);
     const writes = decide(new Map(locked.map((r) => [r.id, r])));
     if (writes.length === 0) {
       await conn.unsafe("commit");
@@ -71,10 +67,8 @@ export async function writeVersionBatch(
     // Sent together: after a failed insert the COMMIT ends the transaction
     // as a ROLLBACK, and a failed COMMIT ends it too.
     open = false;
-    const [inserted, committed] = await Promise.allSettled([insert, commit]);
-    if (inserted.status === "rejected") throw inserted.reason;
-    if (committed.status === "rejected") throw committed.reason;
-    return rowsOf<InsertedRow>(inserted.value);
+    const [inserted] = await bothSent(insert, commit);
+    return rowsOf<InsertedRow>(inserted);
   } catch (err) {
     // A lost connection took its transaction with it: a ROLLBACK would only
     // wait to reconnect.
@@ -83,6 +77,18 @@ export async function writeVersionBatch(
   } finally {
     conn.release();
   }
+}
+
+/**
+ * The results of two statements sent together, once both have settled; the
+ * first one's error, if any, else the second's. When the connection is lost
+ * both fail, and a rejection left unread would end the process.
+ */
+async function bothSent<A, B>(first: PromiseLike<A>, second: PromiseLike<B>): Promise<[A, B]> {
+  const [a, b] = await Promise.allSettled([first, second]);
+  if (a.status === "rejected") throw a.reason;
+  if (b.status === "rejected") throw b.reason;
+  return [a.value, b.value];
 }
 
 /** One version of a batch, and how its call is written. */

@@ -12,9 +12,9 @@ import { withoutQueryParameters } from "../db/errors.ts";
  */
 export function exitOnCrash(logger: Logger): void {
   const crash = (what: string) => (err: unknown) => {
-    const safe = withoutQueryParameters(err);
-    logger.fatal({ err: safe }, `${what}: exiting`);
-    process.stderr.write(`coffer-server: ${what}: ${describe(safe)}\n`);
+    // The logger's `err` serializer leaves the parameters out itself.
+    logger.fatal({ err }, `${what}: exiting`);
+    process.stderr.write(`coffer-server: ${what}: ${describe(withoutQueryParameters(err))}\n`);
     process.exit(1);
   };
   process.on("uncaughtException", crash("uncaught exception"));
