@@ -1,9 +1,16 @@
+import { getEventListeners } from "node:events";
 import http from "node:http";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { SecretService } from "@coffer/api";
-import { Code, ConnectError, createContextKey, createContextValues } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  createContextKey,
+  createContextValues,
+  type HandlerContext,
+} from "@connectrpc/connect";
 import {
   createAsyncIterable,
   type UniversalHandler,
@@ -18,7 +25,9 @@ const pathKey = createContextKey<string>("", { description: "path" });
  * A server whose routes are two bare universal handlers that keep the
  * request they were given and answer once told to: `/bare` for a server
  * stream (WatchSecrets), `/bare-unary` for a unary method; ListTags is a
- * real Connect method, served by connect's own handler.
+ * real Connect method, served by connect's own handler, which keeps its
+ * context and reads its signal on entry only when the request has an
+ * `x-read-signal` header.
  */
 function start(server: http.Server | http2.Http2Server, withShutdown = true) {
   const seen: UniversalServerRequest[] = [];
@@ -26,8 +35,8 @@ function start(server: http.Server | http2.Http2Server, withShutdown = true) {
   const shutdown = new AbortController();
   /** While set, ListTags waits for release() before it answers. */
   const hold = { on: false, waiting: [] as (() => void)[] };
-  /** The context signal of every ListTags call, in arrival order. */
-  const signals: AbortSignal[] = [];
+  /** The context of every ListTags call, in arrival order. */
+  const contexts: HandlerContext[] = [];
   const bare = (requestPath: string, method: DescMethod) =>
     Object.assign(
       async (req: UniversalServerRequest) => {
@@ -44,7 +53,8 @@ function start(server: http.Server | http2.Http2Server, withShutdown = true) {
     routes: (router) => {
       router.service(SecretService, {
         listTags: async (_req, ctx) => {
-          signals.push(ctx.signal);
+          contexts.push(ctx);
+          if (ctx.requestHeader.has("x-read-signal")) void ctx.signal;
           if (hold.on) await new Promise<void>((resolve) => hold.waiting.push(resolve));
           return { tags: [ctx.values.get(pathKey), ctx.url] };
         },
@@ -57,7 +67,7 @@ function start(server: http.Server | http2.Http2Server, withShutdown = true) {
   });
   server.on("request", adapter);
   /** Lets the latest request's handler answer. */
-  return { seen, answer: () => answers.at(-1)?.(), shutdown, hold, signals };
+  return { seen, answer: () => answers.at(-1)?.(), shutdown, hold, contexts };
 }
 
 function listen(server: http.Server | http2.Http2Server): Promise<number> {
@@ -123,14 +133,19 @@ describe("connectAdapter over HTTP/2", () => {
   });
 
   it("ends each call's context with one AbortError shared by all calls (patches/@connectrpc+connect)", async () => {
-    const before = state.signals.length;
-    for (let i = 0; i < 2; i++) {
+    const before = state.contexts.length;
+    // The first call reads its signal on entry; the second's is made when read, after its end.
+    for (const read of [true, false]) {
       const { status } = await request("/coffer.secretmanager.v1.SecretService/ListTags", "{}", {
         "content-type": "application/json",
+        ...(read && { "x-read-signal": "1" }),
       }).answer;
       expect(status).toBe(200);
     }
-    const [first, second] = state.signals.slice(before) as [AbortSignal, AbortSignal];
+    const [first, second] = state.contexts.slice(before).map((ctx) => ctx.signal) as [
+      AbortSignal,
+      AbortSignal,
+    ];
     expect(first.aborted && second.aborted).toBe(true);
     expect(first.reason).toBeInstanceOf(DOMException);
     expect((first.reason as DOMException).name).toBe("AbortError");
@@ -138,23 +153,32 @@ describe("connectAdapter over HTTP/2", () => {
     expect(second.reason).toBe(first.reason);
   });
 
-  it("still aborts a call's context when its timeout passes", async () => {
-    const before = state.signals.length;
+  it("still aborts a call's context when its timeout passes, read before or after it passed", async () => {
+    const before = state.contexts.length;
     state.hold.on = true;
-    const { answer } = request("/coffer.secretmanager.v1.SecretService/ListTags", "{}", {
-      "content-type": "application/json",
-      "connect-timeout-ms": "50",
-    });
+    const calls = [0, 1].map(
+      () =>
+        request("/coffer.secretmanager.v1.SecretService/ListTags", "{}", {
+          "content-type": "application/json",
+          "connect-timeout-ms": "50",
+        }).answer,
+    );
     try {
-      while (state.signals.length === before) await new Promise((r) => setTimeout(r, 5));
-      const reason = await settled(state.signals[before] as AbortSignal);
+      while (state.contexts.length < before + 2) await new Promise((r) => setTimeout(r, 5));
+      const [early, late] = state.contexts.slice(before) as [HandlerContext, HandlerContext];
+      // Read while the call waits, before its deadline: the signal aborts when it passes.
+      const reason = await settled(early.signal);
       expect(reason).toBeInstanceOf(ConnectError);
       expect((reason as ConnectError).code).toBe(Code.DeadlineExceeded);
+      // First read once the deadline has passed: aborted already, with the deadline's reason.
+      await new Promise((r) => setTimeout(r, 60));
+      expect(late.signal.aborted).toBe(true);
+      expect((late.signal.reason as ConnectError).code).toBe(Code.DeadlineExceeded);
     } finally {
       state.hold.on = false;
       for (const release of state.hold.waiting.splice(0)) release();
     }
-    await answer;
+    await Promise.all(calls);
   });
 
   it("answers an unknown path with connect's empty 404", async () => {
@@ -211,6 +235,42 @@ describe("connectAdapter over HTTP/2", () => {
   });
 });
 
+describe("connect's unary context at shutdown (patches/@connectrpc+connect)", () => {
+  const { state, client } = overHttp2();
+
+  it("links a unary call's context to the shutdown only once its signal is read, with the same reason either way", async () => {
+    const before = state.contexts.length;
+    state.hold.on = true;
+    const calls = [0, 1].map(() => {
+      const stream = client.session.request({
+        ":method": "POST",
+        ":path": "/coffer.secretmanager.v1.SecretService/ListTags",
+        "content-type": "application/json",
+      });
+      stream.end("{}");
+      return new Promise<void>((resolve) => {
+        stream.on("close", resolve);
+        stream.on("error", () => undefined);
+        stream.resume();
+      });
+    });
+    while (state.hold.waiting.length < 2) await new Promise((r) => setTimeout(r, 5));
+    const [read, unread] = state.contexts.slice(before) as [HandlerContext, HandlerContext];
+    // Two calls in connect's handler, neither signal read: nothing listens on the shutdown.
+    expect(getEventListeners(state.shutdown.signal, "abort")).toHaveLength(0);
+    const signal = read.signal;
+    expect(getEventListeners(state.shutdown.signal, "abort")).toHaveLength(1);
+    const reason = new ConnectError("the server is shutting down", Code.Unavailable);
+    state.shutdown.abort(reason);
+    expect(await settled(signal)).toBe(reason);
+    state.hold.on = false;
+    for (const release of state.hold.waiting.splice(0)) release();
+    await Promise.all(calls);
+    // Read only after its call ended: the shutdown came first, so its reason, as an eager signal would have.
+    expect(unread.signal.reason).toBe(reason);
+  });
+});
+
 describe("connectAdapter at shutdown", () => {
   const { state, client } = overHttp2();
 
@@ -243,6 +303,7 @@ describe("connectAdapter without a shutdown signal", () => {
           ":method": "POST",
           ":path": "/coffer.secretmanager.v1.SecretService/ListTags",
           "content-type": "application/json",
+          "x-read-signal": "1",
         });
         stream.end("{}");
         return new Promise<number>((resolve, reject) => {

@@ -38,8 +38,9 @@ type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
  *   runs to its answer and its audit event even if the client hangs up
  *   (its database work could not be taken back halfway anyway), and the
  *   controller, its listeners and its abort event cost a Connect call about
- *   3 % of its CPU. The handlers of unary calls read no signal; gRPC's
- *   context makes its signal only when read (grpc-js.ts);
+ *   3 % of its CPU. The handlers of unary calls read no signal; their
+ *   context makes its signal only when read, here (patched, below) as on
+ *   the gRPC port (grpc-js.ts);
  * - it parses the request's URL to build its string; here the router has
  *   already matched its path, so the string is put together, and connect
  *   parses it once, for the query.
@@ -53,8 +54,10 @@ type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
  * connect's own handlers end each call with `context.abort()` without a
  * reason (protocol-connect/handler-factory.js:147 for unary calls, through
  * createHandlerContext's abort, implementation.js:37), which built a second
- * DOMException per call, and every handler context made a deadline
- * AbortController even without a timeout.
+ * DOMException per call; every handler context made a deadline
+ * AbortController even without a timeout; and every handler context made
+ * its signal, linked to the request's, whether or not anything read it
+ * (now made when first read, aborted as it would have been).
  */
 export function connectAdapter(
   options: ConnectNodeAdapterOptions,
