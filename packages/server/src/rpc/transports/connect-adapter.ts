@@ -5,6 +5,7 @@ import { Code, ConnectError, createConnectRouter } from "@connectrpc/connect";
 import {
   type UniversalHandler,
   type UniversalServerRequest,
+  type UniversalServerResponse,
   uResponseNotFound,
 } from "@connectrpc/connect/protocol";
 import {
@@ -41,6 +42,8 @@ type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
  *   3 % of its CPU. The handlers of unary calls read no signal; their
  *   context makes its signal only when read, here (patched, below) as on
  *   the gRPC port (grpc-js.ts);
+ * - it writes a unary call's one-message body through a promise per chunk;
+ *   here in one `end()` (writeUnary);
  * - it parses the request's URL to build its string; here the router has
  *   already matched its path, so the string is put together, and connect
  *   parses it once, for the query.
@@ -80,8 +83,13 @@ export function connectAdapter(
       fallback(req as http.IncomingMessage, res as http.ServerResponse);
       return;
     }
-    handler(universalRequest(req, res, options, handler.method.methodKind !== "unary"))
-      .then((uRes) => universalResponseToNodeResponse(uRes, res as http.ServerResponse))
+    const stream = handler.method.methodKind !== "unary";
+    handler(universalRequest(req, res, options, stream))
+      .then((uRes) =>
+        stream
+          ? universalResponseToNodeResponse(uRes, res as http.ServerResponse)
+          : writeUnary(uRes, res),
+      )
       .catch((reason: unknown) => {
         if (ConnectError.from(reason).code === Code.Aborted) return;
         console.error(
@@ -90,6 +98,41 @@ export function connectAdapter(
         );
       });
   };
+}
+
+/**
+ * A unary call's response, written as connect-node writes it but in one
+ * `end()`: its body (one message, or a gRPC one's envelope) gathered, then
+ * the head, any trailers and the body. connect-node writes each chunk
+ * through a promise that waits for the write's callback, with an `error`
+ * and a `drain` listener, then ends. A bare echo behind this adapter (no
+ * database) cost 96 µs of CPU per call this way against 105 with
+ * connect-node's writer (8 interleaved rounds, 2026-12-08). Server streams
+ * keep connect-node's writer, which waits for each message to be written.
+ */
+async function writeUnary(uRes: UniversalServerResponse, res: NodeResponse): Promise<void> {
+  try {
+    const chunks: Uint8Array[] = [];
+    if (uRes.body !== undefined) for await (const chunk of uRes.body) chunks.push(chunk);
+    (res as http.ServerResponse).writeHead(uRes.status, nodeHeaders(uRes.header));
+    if (uRes.trailer !== undefined) res.addTrailers(nodeHeaders(uRes.trailer));
+    if (chunks.length === 0) res.end();
+    else res.end(chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks));
+  } catch (e) {
+    throw e instanceof Error ? nodeErrorReason(e) : e;
+  }
+}
+
+/** Headers as node writes them: one value, or a list for a repeated name. */
+function nodeHeaders(init: HeadersInit | undefined): http.OutgoingHttpHeaders {
+  const out: http.OutgoingHttpHeaders = {};
+  if (init === undefined) return out;
+  (init instanceof Headers ? init : new Headers(init)).forEach((value, key) => {
+    const seen = out[key];
+    out[key] =
+      seen === undefined ? value : [...(Array.isArray(seen) ? seen : [String(seen)]), value];
+  });
+  return out;
 }
 
 function notFound(_req: unknown, res: NodeResponse): void {
