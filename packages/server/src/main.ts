@@ -17,6 +17,9 @@ database in ./.coffer. The settings are listed in the README's Configuration.
 
 const [command, ...rest] = process.argv.slice(2);
 if (command === "rotate-keys") {
+  // It runs queries with ciphertexts and wrapped keys too: a crash must not print them.
+  const { exitOnCrash } = await import("./ops/crash.ts");
+  exitOnCrash();
   const { rotateKeysCommand } = await import("./commands/rotate-keys.ts");
   process.exitCode = await rotateKeysCommand(rest);
 } else if (command === "--version" || command === "-v") {

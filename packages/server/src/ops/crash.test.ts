@@ -13,12 +13,15 @@ import { describe, expect, it } from "vitest";
 const here = path.dirname(fileURLToPath(import.meta.url));
 const MARKER = "not-for-logs-4f1c";
 
-function crashWith(throwing: string): Promise<{ code: number; stdout: string; stderr: string }> {
+function crashWith(
+  throwing: string,
+  install = 'exitOnCrash(createLogger("info"));',
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const script = `
     const { DrizzleQueryError } = await import("drizzle-orm");
     const { createLogger } = await import(${JSON.stringify(path.join(here, "../logger.ts"))});
     const { exitOnCrash } = await import(${JSON.stringify(path.join(here, "crash.ts"))});
-    exitOnCrash(createLogger("info"));
+    ${install}
     const queryError = new DrizzleQueryError(
       "insert into t values ($1, $2)",
       ["${MARKER}", Buffer.from("${MARKER}")],
@@ -60,5 +63,16 @@ describe("exitOnCrash", () => {
     expect(run.stdout + run.stderr).toContain("connection closed");
     expect(run.stdout + run.stderr).not.toContain(MARKER);
     expect(run.stdout + run.stderr).not.toContain(Buffer.from(MARKER).join(","));
+  });
+
+  it("without a logger (rotate-keys), exits 1 with the message on stderr only, without the parameters", async () => {
+    const run = await crashWith("void Promise.reject(queryError);", "exitOnCrash();");
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(
+      "coffer-server: unhandled rejection: Error: failed query: insert into t",
+    );
+    expect(run.stdout).toBe("");
+    expect(run.stderr).not.toContain(MARKER);
+    expect(run.stderr).not.toContain(Buffer.from(MARKER).join(","));
   });
 });

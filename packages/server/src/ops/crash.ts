@@ -9,11 +9,12 @@ import { withoutQueryParameters } from "../db/errors.ts";
  * token hashes). Here the error goes through the logger's error serializer
  * (withoutQueryParameters) as a fatal line on stdout, and its message and
  * stack, without the parameters, to stderr for whoever reads a crash there.
+ * A command without a logger (rotate-keys) gets the stderr part only.
  */
-export function exitOnCrash(logger: Logger): void {
+export function exitOnCrash(logger?: Logger): void {
   const crash = (what: string) => (err: unknown) => {
     // The logger's `err` serializer leaves the parameters out itself.
-    logger.fatal({ err }, `${what}: exiting`);
+    logger?.fatal({ err }, `${what}: exiting`);
     process.stderr.write(`coffer-server: ${what}: ${describe(withoutQueryParameters(err))}\n`);
     process.exit(1);
   };
