@@ -1,8 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { connect, createServer, type Server, type Socket } from "node:net";
+import { Code } from "@connectrpc/connect";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { backends, dropPostgresDatabase } from "../testing/backends.ts";
+import type { DomainDeps } from "../domain/context.ts";
+import { toConnectError } from "../rpc/errors.ts";
+import { backends, dropPostgresDatabase, testDomain } from "../testing/backends.ts";
+import { addVersion, newSecret, query } from "../testing/domain-helpers.ts";
 import { runUnless } from "../testing/skip.ts";
 import { type Database, openDatabase } from "./client.ts";
 import { writeVersionBatch } from "./versions-batch.ts";
@@ -20,10 +24,16 @@ const freshUrl = backends.find((b) => b.freshUrl !== undefined)?.freshUrl;
 
 /**
  * A TCP proxy in front of Postgres that, once cut() is called, closes both
- * sides as soon as the client sends anything, forwarding none of it.
+ * sides as soon as the client sends anything (or anything `when` matches),
+ * forwarding none of it; restore() lets new connections through again.
  */
-async function cuttingProxy(target: URL): Promise<{ url: string; cut(): void; close(): void }> {
-  let cutting = false;
+async function cuttingProxy(target: URL): Promise<{
+  url: string;
+  cut(when?: (chunk: Buffer) => boolean): void;
+  restore(): void;
+  close(): void;
+}> {
+  let cutting: ((chunk: Buffer) => boolean) | undefined;
   const sockets = new Set<Socket>();
   const server: Server = createServer((client) => {
     const upstream = connect(Number(target.port || 5432), target.hostname);
@@ -32,8 +42,8 @@ async function cuttingProxy(target: URL): Promise<{ url: string; cut(): void; cl
       s.on("close", () => sockets.delete(s));
       s.on("error", () => {});
     }
-    client.on("data", (chunk) => {
-      if (!cutting) {
+    client.on("data", (chunk: Buffer) => {
+      if (cutting === undefined || !cutting(chunk)) {
         upstream.write(chunk);
         return;
       }
@@ -52,8 +62,11 @@ async function cuttingProxy(target: URL): Promise<{ url: string; cut(): void; cl
   url.port = String(address.port);
   return {
     url: url.toString(),
-    cut: () => {
-      cutting = true;
+    cut: (when = () => true) => {
+      cutting = when;
+    },
+    restore: () => {
+      cutting = undefined;
     },
     close: () => {
       for (const s of sockets) s.destroy();
@@ -101,6 +114,54 @@ describe(
       } finally {
         process.off("unhandledRejection", onUnhandled);
       }
+    });
+  },
+);
+
+describe(
+  "a create whose batch loses its connection",
+  runUnless(freshUrl === undefined ? "needs Postgres (TEST_DATABASE_URL)" : undefined),
+  () => {
+    let url: string;
+    let proxy: Awaited<ReturnType<typeof cuttingProxy>>;
+    let database: Database;
+    let domain: DomainDeps;
+
+    beforeAll(async () => {
+      url = await (freshUrl as () => Promise<string>)();
+      proxy = await cuttingProxy(new URL(url));
+      database = await openDatabase({ driver: "postgres", url: proxy.url, poolSize: 1 });
+      domain = testDomain({ "test-region": database });
+    });
+
+    afterAll(async () => {
+      await database?.close();
+      proxy?.close();
+      if (url !== undefined) await dropPostgresDatabase(url);
+    });
+
+    it("is answered UNAVAILABLE, writes nothing, and the next create succeeds once Postgres is back", async () => {
+      const { secret } = await newSecret(domain, {}, "v1");
+      // Cut at the batch's BEGIN (sent with its lock): what a Postgres restart under
+      // create load does (test/faults/postgres-restart.test.ts), at a chosen moment.
+      proxy.cut((chunk) => chunk.includes("begin"));
+      const lost = await addVersion(domain, secret.id, "lost").then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      const internal: unknown[] = [];
+      const answer = toConnectError(lost, "req-lost", (cause) => internal.push(cause));
+      expect(answer.code).toBe(Code.Unavailable);
+      expect(internal).toEqual([]);
+      proxy.restore();
+      const next = await addVersion(domain, secret.id, "after");
+      // Revisions stay contiguous: the lost create wrote no row.
+      expect(next.revision).toBe(2);
+      const rows = await query<{ revision: number }>(
+        database.db,
+        sql`select revision from secret_versions where secret_id = ${secret.id} order by revision`,
+      );
+      expect(rows.map((r) => Number(r.revision))).toEqual([1, 2]);
     });
   },
 );
