@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { getEventListeners } from "node:events";
 import http from "node:http";
 import http2 from "node:http2";
@@ -323,6 +324,30 @@ describe("connect's unary context at shutdown (patches/@connectrpc+connect)", ()
     await Promise.all(calls);
     // Read only after its call ended: the shutdown came first, so its reason, as an eager signal would have.
     expect(unread.signal.reason).toBe(reason);
+  });
+});
+
+describe("connect's handler contexts (patches/@connectrpc+connect)", () => {
+  it("share one hidden class, their signal made on first read", () => {
+    // A getter of each context's own would give each its own hidden class (V8 map): a new
+    // map per call, and every property read of a context megamorphic.
+    const script = `
+      import { createHandlerContext } from "@connectrpc/connect";
+      const make = () => createHandlerContext({
+        service: {}, method: {}, protocolName: "connect", requestMethod: "POST", url: "/",
+        requestHeader: {}, requestSignal: new AbortController().signal,
+      });
+      const [a, b] = [make(), make()];
+      const before = %HaveSameMap(a, b);
+      a.signal; b.abort();
+      console.log(JSON.stringify({ before, fast: %HasFastProperties(a), ended: b.signal.aborted }));
+    `;
+    const out = execFileSync(
+      process.execPath,
+      ["--allow-natives-syntax", "--input-type=module", "-e", script],
+      { encoding: "utf8" },
+    );
+    expect(JSON.parse(out)).toEqual({ before: true, fast: true, ended: true });
   });
 });
 
