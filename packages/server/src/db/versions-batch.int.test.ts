@@ -3,7 +3,6 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 import { Code } from "@connectrpc/connect";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { DomainDeps } from "../domain/context.ts";
 import { toConnectError } from "../rpc/errors.ts";
 import { backends, dropPostgresDatabase, testDomain } from "../testing/backends.ts";
 import { addVersion, newSecret, query } from "../testing/domain-helpers.ts";
@@ -75,27 +74,45 @@ async function cuttingProxy(target: URL): Promise<{
   };
 }
 
+const needsPostgres = runUnless(
+  freshUrl === undefined ? "needs Postgres (TEST_DATABASE_URL)" : undefined,
+);
+
+/**
+ * A fresh database behind a cutting proxy, opened with a pool of one
+ * connection, for one describe block: made in beforeAll, gone in afterAll.
+ */
+function proxiedDatabase() {
+  const fixture = {} as {
+    url: string;
+    proxy: Awaited<ReturnType<typeof cuttingProxy>>;
+    database: Database;
+  };
+  beforeAll(async () => {
+    fixture.url = await (freshUrl as () => Promise<string>)();
+    fixture.proxy = await cuttingProxy(new URL(fixture.url));
+    fixture.database = await openDatabase({
+      driver: "postgres",
+      url: fixture.proxy.url,
+      poolSize: 1,
+    });
+  });
+  afterAll(async () => {
+    await fixture.database?.close();
+    fixture.proxy?.close();
+    if (fixture.url !== undefined) await dropPostgresDatabase(fixture.url);
+  });
+  return fixture;
+}
+
 describe(
   "writeVersionBatch when its connection is lost with statements in flight",
-  runUnless(freshUrl === undefined ? "needs Postgres (TEST_DATABASE_URL)" : undefined),
+  needsPostgres,
   () => {
-    let url: string;
-    let proxy: Awaited<ReturnType<typeof cuttingProxy>>;
-    let database: Database;
-
-    beforeAll(async () => {
-      url = await (freshUrl as () => Promise<string>)();
-      proxy = await cuttingProxy(new URL(url));
-      database = await openDatabase({ driver: "postgres", url: proxy.url, poolSize: 1 });
-    });
-
-    afterAll(async () => {
-      await database?.close();
-      proxy?.close();
-      if (url !== undefined) await dropPostgresDatabase(url);
-    });
+    const fixture = proxiedDatabase();
 
     it("rejects with the driver's error and leaves no statement's rejection unhandled", async () => {
+      const { database, proxy } = fixture;
       // The pool's one connection is open and idle: the batch reserves it.
       await database.db.execute(sql`select 1`);
       const unhandled: unknown[] = [];
@@ -118,50 +135,32 @@ describe(
   },
 );
 
-describe(
-  "a create whose batch loses its connection",
-  runUnless(freshUrl === undefined ? "needs Postgres (TEST_DATABASE_URL)" : undefined),
-  () => {
-    let url: string;
-    let proxy: Awaited<ReturnType<typeof cuttingProxy>>;
-    let database: Database;
-    let domain: DomainDeps;
+describe("a create whose batch loses its connection", needsPostgres, () => {
+  const fixture = proxiedDatabase();
 
-    beforeAll(async () => {
-      url = await (freshUrl as () => Promise<string>)();
-      proxy = await cuttingProxy(new URL(url));
-      database = await openDatabase({ driver: "postgres", url: proxy.url, poolSize: 1 });
-      domain = testDomain({ "test-region": database });
-    });
-
-    afterAll(async () => {
-      await database?.close();
-      proxy?.close();
-      if (url !== undefined) await dropPostgresDatabase(url);
-    });
-
-    it("is answered UNAVAILABLE, writes nothing, and the next create succeeds once Postgres is back", async () => {
-      const { secret } = await newSecret(domain, {}, "v1");
-      // Cut at the batch's BEGIN (sent with its lock): what a Postgres restart under
-      // create load does (test/faults/postgres-restart.test.ts), at a chosen moment.
-      proxy.cut((chunk) => chunk.includes("begin"));
-      const lost = await addVersion(domain, secret.id, "lost").then(
-        () => undefined,
-        (err: unknown) => err,
-      );
-      const internal: unknown[] = [];
-      const answer = toConnectError(lost, "req-lost", (cause) => internal.push(cause));
-      expect(answer.code).toBe(Code.Unavailable);
-      expect(internal).toEqual([]);
-      proxy.restore();
-      const next = await addVersion(domain, secret.id, "after");
-      // Revisions stay contiguous: the lost create wrote no row.
-      expect(next.revision).toBe(2);
-      const rows = await query<{ revision: number }>(
-        database.db,
-        sql`select revision from secret_versions where secret_id = ${secret.id} order by revision`,
-      );
-      expect(rows.map((r) => Number(r.revision))).toEqual([1, 2]);
-    });
-  },
-);
+  it("is answered UNAVAILABLE, writes nothing, and the next create succeeds once Postgres is back", async () => {
+    const { database, proxy } = fixture;
+    const domain = testDomain({ "test-region": database });
+    const { secret } = await newSecret(domain, {}, "v1");
+    // Cut at the batch's BEGIN (sent with its lock): what a Postgres restart under
+    // create load does (test/faults/postgres-restart.test.ts), at a chosen moment.
+    proxy.cut((chunk) => chunk.includes("begin"));
+    const lost = await addVersion(domain, secret.id, "lost").then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    const internal: unknown[] = [];
+    const answer = toConnectError(lost, "req-lost", (cause) => internal.push(cause));
+    expect(answer.code).toBe(Code.Unavailable);
+    expect(internal).toEqual([]);
+    proxy.restore();
+    const next = await addVersion(domain, secret.id, "after");
+    // Revisions stay contiguous: the lost create wrote no row.
+    expect(next.revision).toBe(2);
+    const rows = await query<{ revision: number }>(
+      database.db,
+      sql`select revision from secret_versions where secret_id = ${secret.id} order by revision`,
+    );
+    expect(rows.map((r) => Number(r.revision))).toEqual([1, 2]);
+  });
+});

@@ -182,59 +182,49 @@ describe("connectAdapter over HTTP/2", () => {
     await Promise.all(calls);
   });
 
-  it("answers a gRPC unary call with its message and its status in trailers", async () => {
+  /** A gRPC ListTags call with `body` (enveloped): its headers and trailers together, and its body. */
+  async function grpcCall(body: Buffer) {
     const stream = client.session.request({
       ":method": "POST",
       ":path": "/coffer.secretmanager.v1.SecretService/ListTags",
       "content-type": "application/grpc+proto",
       te: "trailers",
     });
-    stream.end(Buffer.from([0, 0, 0, 0, 0]));
+    stream.end(body);
     const chunks: Buffer[] = [];
-    const [headers, trailers] = await new Promise<
-      [http2.IncomingHttpHeaders, http2.IncomingHttpHeaders]
-    >((resolve, reject) => {
-      let head: http2.IncomingHttpHeaders = {};
+    const fields = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+      // A trailers-only answer has its status in its headers.
+      let fields: http2.IncomingHttpHeaders = {};
       stream.on("response", (h) => {
-        head = h;
+        fields = { ...h };
+      });
+      stream.on("trailers", (t) => {
+        fields = { ...fields, ...t };
       });
       stream.on("data", (d: Buffer) => chunks.push(d));
-      stream.on("trailers", (t) => resolve([head, t]));
+      stream.on("end", () => resolve(fields));
       stream.on("error", reject);
     });
-    expect(headers[":status"]).toBe(200);
-    expect(headers["content-type"]).toBe("application/grpc+proto");
-    expect(trailers["grpc-status"]).toBe("0");
-    const body = Buffer.concat(chunks);
+    return { fields, body: Buffer.concat(chunks) };
+  }
+
+  it("answers a gRPC unary call with its message and its status in trailers", async () => {
+    const { fields, body } = await grpcCall(Buffer.from([0, 0, 0, 0, 0]));
+    expect(fields[":status"]).toBe(200);
+    expect(fields["content-type"]).toBe("application/grpc+proto");
+    expect(fields["grpc-status"]).toBe("0");
     // One uncompressed message, its length as the envelope says.
     expect(body[0]).toBe(0);
     expect(body.readUInt32BE(1)).toBe(body.length - 5);
   });
 
   it("answers a gRPC unary call that fails with its status in trailers and no message", async () => {
-    const stream = client.session.request({
-      ":method": "POST",
-      ":path": "/coffer.secretmanager.v1.SecretService/ListTags",
-      "content-type": "application/grpc+proto",
-      te: "trailers",
-    });
     // A message that does not parse: field 1 as a length-delimited field longer than the message.
-    stream.end(Buffer.from([0, 0, 0, 0, 2, 0x0a, 0x7f]));
-    const chunks: Buffer[] = [];
-    const fields = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
-      let head: http2.IncomingHttpHeaders = {};
-      stream.on("response", (h) => {
-        head = h;
-      });
-      stream.on("data", (d: Buffer) => chunks.push(d));
-      stream.on("trailers", (t) => resolve({ ...head, ...t }));
-      stream.on("end", () => resolve(head));
-      stream.on("error", reject);
-    });
+    const { fields, body } = await grpcCall(Buffer.from([0, 0, 0, 0, 2, 0x0a, 0x7f]));
     // connect's own status for a message it cannot parse (Coffer's server answers
     // INVALID_ARGUMENT before connect reads it: undecodable.ts); here, only a failure.
     expect(fields["grpc-status"]).toBe(String(Code.Internal));
-    expect(Buffer.concat(chunks)).toHaveLength(0);
+    expect(body).toHaveLength(0);
   });
 
   it("answers an unknown path with connect's empty 404", async () => {

@@ -129,8 +129,8 @@ function nodeHeaders(init: HeadersInit | undefined): http.OutgoingHttpHeaders {
   if (init === undefined) return out;
   (init instanceof Headers ? init : new Headers(init)).forEach((value, key) => {
     const seen = out[key];
-    out[key] =
-      seen === undefined ? value : [...(Array.isArray(seen) ? seen : [String(seen)]), value];
+    if (Array.isArray(seen)) seen.push(value);
+    else out[key] = seen === undefined ? value : [String(seen), value];
   });
   return out;
 }
